@@ -1,0 +1,312 @@
+"""Typed configuration: the one place where defaults live.
+
+Every section is a dataclass with a docstring per field (CleanRL style). Sections are built
+from plain dicts (a JSON config file, CLI overrides) by :func:`section_from_dict`, which rejects
+unknown keys with a did-you-mean and wrong types with a message that names the key, the value and
+what is expected. ``validate()`` checks ranges and consistency and raises :class:`ConfigError`
+with a message that says how to fix the problem. Nothing here starts a process or touches a file.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import math
+import types
+import typing
+from dataclasses import dataclass
+from typing import Any, Literal, TypeVar
+
+__all__ = [
+    "ConfigError",
+    "BodySpaceConfig",
+    "EnvConfig",
+    "ModelConfig",
+    "PPOConfig",
+    "SCENES",
+    "GOAL_SAMPLINGS",
+    "section_from_dict",
+    "section_to_dict",
+]
+
+SCENES = ("open", "obstacles")
+GOAL_SAMPLINGS = ("workspace", "reachable")
+
+
+class ConfigError(ValueError):
+    """A configuration value is wrong; the message says which and how to fix it."""
+
+
+@dataclass(frozen=True)
+class BodySpaceConfig:
+    """The space of planar serial arms that bodies are drawn from."""
+
+    min_links: int = 3
+    """Fewest links (= hinge joints) a body may have."""
+    max_links: int = 6
+    """Most links a body may have; observations and actions are padded to this many joints."""
+    min_link_length: float = 0.1
+    """Shortest allowed link, metres."""
+    max_link_length: float = 0.25
+    """Longest allowed link, metres."""
+
+    #: Hard ceiling on ``max_links``: beyond this a planar chain is a rope, not an arm.
+    LINKS_CEILING: typing.ClassVar[int] = 12
+
+    @property
+    def max_reach(self) -> float:
+        """Reach of the longest arm of the space, metres: ``max_links * max_link_length``."""
+        return self.max_links * self.max_link_length
+
+    def validate(self) -> "BodySpaceConfig":
+        """Raise ConfigError if the space is empty or nonsensical; return self."""
+        _check_int_range("body_space.min_links", self.min_links, 1, self.LINKS_CEILING)
+        _check_int_range("body_space.max_links", self.max_links, 1, self.LINKS_CEILING)
+        if self.min_links > self.max_links:
+            raise ConfigError(
+                f"body_space.min_links ({self.min_links}) is larger than body_space.max_links "
+                f"({self.max_links}); set min_links <= max_links."
+            )
+        _check_float_range("body_space.min_link_length", self.min_link_length, 1e-3, 10.0)
+        _check_float_range("body_space.max_link_length", self.max_link_length, 1e-3, 10.0)
+        if self.min_link_length > self.max_link_length:
+            raise ConfigError(
+                f"body_space.min_link_length ({self.min_link_length}) is larger than "
+                f"body_space.max_link_length ({self.max_link_length}); swap them."
+            )
+        return self
+
+
+@dataclass(frozen=True)
+class EnvConfig:
+    """The reaching task every body is scored on."""
+
+    scene: str = "open"
+    """Scene name: ``open`` (empty plane) or ``obstacles`` (walls the arm must work around)."""
+    max_episode_steps: int = 200
+    """Policy steps before an episode is truncated."""
+    success_radius_fraction: float = 0.05
+    """Success radius as a fraction of the longest arm's reach (``BodySpaceConfig.max_reach``)."""
+    goal_sampling: str = "workspace"
+    """``workspace``: goals from one disc shared by all bodies (radius = max reach of the space),
+    so a short arm cannot reach everything. ``reachable``: goals within the body's own reach."""
+    frame_skip: int = 4
+    """Physics steps per policy step (physics timestep 0.005 s, so 0.02 s per policy step)."""
+    control_cost: float = 0.01
+    """Weight of the squared-torque penalty in the reward."""
+    collision_penalty: float = 0.05
+    """Reward penalty per policy step in which the arm touches a wall."""
+
+    def validate(self) -> "EnvConfig":
+        """Raise ConfigError on an unknown scene or out-of-range value; return self."""
+        _check_choice("env.scene", self.scene, SCENES)
+        _check_choice("env.goal_sampling", self.goal_sampling, GOAL_SAMPLINGS)
+        _check_int_range("env.max_episode_steps", self.max_episode_steps, 1, 100_000)
+        _check_float_range("env.success_radius_fraction", self.success_radius_fraction, 1e-4, 0.05)
+        _check_int_range("env.frame_skip", self.frame_skip, 1, 100)
+        _check_float_range("env.control_cost", self.control_cost, 0.0, 100.0)
+        _check_float_range("env.collision_penalty", self.collision_penalty, 0.0, 100.0)
+        return self
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Actor-critic sizes. Dimensions follow from the body space; give them only to assert them."""
+
+    observation_dim: int | None = None
+    """Length of the (padded) observation; derived from the body space when None."""
+    action_dim: int | None = None
+    """Length of the (padded) action; derived from the body space when None."""
+    hidden_dim: int = 256
+    """Width of each of the two hidden layers of actor and critic."""
+    init_log_std: float = -0.5
+    """Initial log standard deviation of the Gaussian policy."""
+
+    def validate(self) -> "ModelConfig":
+        """Raise ConfigError on a bad size; return self."""
+        _check_int_range("model.hidden_dim", self.hidden_dim, 1, 65_536)
+        _check_float_range("model.init_log_std", self.init_log_std, -10.0, 2.0)
+        for name in ("observation_dim", "action_dim"):
+            value = getattr(self, name)
+            if value is not None:
+                _check_int_range(f"model.{name}", value, 1, 1_000_000)
+        return self
+
+    def resolved(self, observation_dim: int, action_dim: int) -> "ModelConfig":
+        """Fill in the derived dimensions; a user-given value that disagrees is an error."""
+        for name, derived in (("observation_dim", observation_dim), ("action_dim", action_dim)):
+            given = getattr(self, name)
+            if given is not None and given != derived:
+                raise ConfigError(
+                    f"model.{name} is {given}, but the body space gives {derived} (observations and "
+                    f"actions are padded to body_space.max_links). Remove model.{name} from the "
+                    f"config, or change body_space.max_links."
+                )
+        return dataclasses.replace(self, observation_dim=observation_dim, action_dim=action_dim)
+
+
+@dataclass(frozen=True)
+class PPOConfig:
+    """PPO hyper-parameters (CleanRL ``ppo_continuous_action`` defaults where they fit)."""
+
+    learning_rate: float = 3e-4
+    """Adam step size at the start of training."""
+    anneal_lr: bool = True
+    """Decay the learning rate linearly to 0 over the run."""
+    gamma: float = 0.99
+    """Discount factor."""
+    gae_lambda: float = 0.95
+    """GAE lambda."""
+    num_envs: int = 16
+    """Environments stepped together (one batched policy forward serves all)."""
+    num_steps: int = 128
+    """Steps per environment per rollout; batch size = num_envs * num_steps."""
+    num_minibatches: int = 8
+    """Minibatches per epoch."""
+    update_epochs: int = 10
+    """Passes over each batch."""
+    clip_coef: float = 0.2
+    """PPO ratio clip."""
+    clip_vloss: bool = True
+    """Clip the value loss like the policy ratio."""
+    ent_coef: float = 0.0
+    """Entropy bonus weight."""
+    vf_coef: float = 0.5
+    """Value loss weight."""
+    max_grad_norm: float = 0.5
+    """Global gradient-norm clip."""
+    target_kl: float | None = None
+    """Stop the epoch loop early when the approximate KL exceeds this (None: never)."""
+    norm_adv: bool = True
+    """Normalise advantages per minibatch."""
+    normalize_obs: bool = True
+    """Keep running mean/std of observations and feed the network standardised inputs."""
+    normalize_reward: bool = True
+    """Scale rewards by the running std of the discounted return."""
+    torch_threads: int = 1
+    """Torch intra-op threads in this process (1 keeps processes from fighting over cores)."""
+
+    @property
+    def batch_size(self) -> int:
+        """Transitions per update: ``num_envs * num_steps``."""
+        return self.num_envs * self.num_steps
+
+    @property
+    def minibatch_size(self) -> int:
+        """Transitions per gradient step."""
+        return self.batch_size // self.num_minibatches
+
+    def validate(self) -> "PPOConfig":
+        """Raise ConfigError on an out-of-range value; return self."""
+        _check_float_range("ppo.learning_rate", self.learning_rate, 1e-8, 1.0)
+        _check_float_range("ppo.gamma", self.gamma, 0.0, 1.0)
+        _check_float_range("ppo.gae_lambda", self.gae_lambda, 0.0, 1.0)
+        _check_int_range("ppo.num_envs", self.num_envs, 1, 4096)
+        _check_int_range("ppo.num_steps", self.num_steps, 1, 100_000)
+        _check_int_range("ppo.num_minibatches", self.num_minibatches, 1, 100_000)
+        _check_int_range("ppo.update_epochs", self.update_epochs, 1, 1000)
+        _check_float_range("ppo.clip_coef", self.clip_coef, 0.0, 10.0)
+        _check_float_range("ppo.ent_coef", self.ent_coef, 0.0, 10.0)
+        _check_float_range("ppo.vf_coef", self.vf_coef, 0.0, 100.0)
+        _check_float_range("ppo.max_grad_norm", self.max_grad_norm, 1e-6, 1e6)
+        if self.target_kl is not None:
+            _check_float_range("ppo.target_kl", self.target_kl, 1e-8, 10.0)
+        _check_int_range("ppo.torch_threads", self.torch_threads, 1, 1024)
+        if self.num_minibatches > self.batch_size:
+            raise ConfigError(
+                f"ppo.num_minibatches ({self.num_minibatches}) exceeds the batch size "
+                f"num_envs*num_steps = {self.batch_size}; lower num_minibatches or raise num_steps."
+            )
+        return self
+
+
+# --------------------------------------------------------------------------- parsing helpers
+
+Section = TypeVar("Section")
+
+
+def section_from_dict(cls: type[Section], data: dict[str, Any] | None, where: str) -> Section:
+    """Build dataclass ``cls`` from ``data``, checking keys and types.
+
+    ``where`` names the section in messages (e.g. ``"ppo"``). Unknown keys get a did-you-mean;
+    a value of the wrong type names the key, the value and the expected type.
+    """
+    if data is None:
+        return cls()
+    if not isinstance(data, dict):
+        raise ConfigError(f"{where} must be a mapping of option names to values, got {data!r}.")
+    fields = {f.name: f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    hints = typing.get_type_hints(cls)
+    kwargs: dict[str, Any] = {}
+    for key, value in data.items():
+        if key not in fields:
+            close = difflib.get_close_matches(str(key), list(fields), n=1)
+            hint = f" Did you mean '{close[0]}'?" if close else ""
+            raise ConfigError(
+                f"Unknown option '{where}.{key}'.{hint} Known options of {where}: "
+                f"{', '.join(sorted(fields))}."
+            )
+        kwargs[key] = _coerce(f"{where}.{key}", value, hints[key])
+    return cls(**kwargs)
+
+
+def section_to_dict(section: Any) -> dict[str, Any]:
+    """Plain-dict view of a config section, for config.json."""
+    return dataclasses.asdict(section)
+
+
+def _coerce(name: str, value: Any, hint: Any) -> Any:
+    """Check ``value`` against type ``hint``; ints are accepted where floats are expected."""
+    origin = typing.get_origin(hint)
+    if origin in (typing.Union, types.UnionType):
+        options = typing.get_args(hint)
+        if value is None and type(None) in options:
+            return None
+        inner = [o for o in options if o is not type(None)]
+        return _coerce(name, value, inner[0])
+    if origin is Literal:
+        return _check_choice(name, value, typing.get_args(hint))
+    if hint is bool:
+        if isinstance(value, bool):
+            return value
+    elif hint is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+    elif hint is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+    elif hint is str:
+        if isinstance(value, str):
+            return value
+    else:
+        return value
+    raise ConfigError(
+        f"{name} must be of type {hint.__name__}, got {value!r} ({type(value).__name__})."
+    )
+
+
+def _check_int_range(name: str, value: Any, low: int, high: int) -> int:
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise ConfigError(f"{name} must be a whole number in [{low}, {high}], got {value!r}.")
+    if not low <= value <= high:
+        raise ConfigError(f"{name} is {value}, outside the allowed range [{low}, {high}].")
+    return value
+
+
+def _check_float_range(name: str, value: Any, low: float, high: float) -> float:
+    if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value):
+        raise ConfigError(f"{name} must be a finite number in [{low}, {high}], got {value!r}.")
+    if not low <= value <= high:
+        raise ConfigError(f"{name} is {value}, outside the allowed range [{low}, {high}].")
+    return float(value)
+
+
+def _check_choice(name: str, value: Any, choices: tuple[Any, ...]) -> Any:
+    if value not in choices:
+        close = difflib.get_close_matches(str(value), [str(c) for c in choices], n=1)
+        hint = f" Did you mean '{close[0]}'?" if close else ""
+        raise ConfigError(
+            f"{name} is {value!r}, which is not one of {', '.join(map(repr, choices))}.{hint}"
+        )
+    return value
+

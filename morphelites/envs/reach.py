@@ -1,0 +1,273 @@
+"""ReachEnv: a planar arm must bring its fingertip to a goal (a gymnasium.Env on MuJoCo).
+
+Spaces are padded to the body space's maximum joint count J, so every body has the same
+observation and action spaces and one policy can control them all.
+
+Observation (float32, shape ``(7 * J + 6,)``), see :class:`ObservationLayout`:
+    per joint j < J, 7 features: cos q_j, sin q_j, dq_j (rad/s), link length (m), mask (1 if the
+    joint exists), x_j, y_j (world position of the joint, m); padded joints are all zeros;
+    then fingertip (x, y), goal (x, y), goal - fingertip (x, y), metres.
+Action (float32, shape ``(J,)``, in [-1, 1]): normalised torque of each motor; entries of padded
+    joints are ignored.
+Reward per policy step:
+    ``-d / R - control_cost * sum(a_j^2 over real joints) - collision_penalty * [arm touches a wall]
+    + 1 * [success]``, where d is the fingertip-goal distance and R the max reach of the space.
+Termination: success (d <= success radius = success_radius_fraction * R). Truncation: after
+    ``max_episode_steps`` policy steps.
+Info: ``distance`` (m), ``success`` (bool), ``collisions`` (policy steps in contact with a wall so
+    far this episode), ``path_length`` (fingertip path so far, m), ``initial_distance`` (m).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+
+from morphelites.config import BodySpaceConfig, EnvConfig
+from morphelites.envs.scenes import Scene, make_scene
+from morphelites.morphology import BodySpace, Morphology, compile_arm
+
+__all__ = ["ReachEnv", "ObservationLayout", "FEATURES_PER_JOINT", "GLOBAL_FEATURES"]
+
+FEATURES_PER_JOINT = 7
+GLOBAL_FEATURES = 6
+_MASK_FEATURE = 4
+_SUCCESS_BONUS = 1.0
+#: Reset noise on joint angles, radians (uniform in ±this).
+_RESET_ANGLE_NOISE = 0.1
+
+
+@dataclass(frozen=True)
+class ObservationLayout:
+    """Where things are in the padded observation vector for a space of ``max_joints`` joints."""
+
+    max_joints: int
+
+    @property
+    def observation_dim(self) -> int:
+        return FEATURES_PER_JOINT * self.max_joints + GLOBAL_FEATURES
+
+    @property
+    def action_dim(self) -> int:
+        return self.max_joints
+
+    @property
+    def mask_indices(self) -> np.ndarray:
+        """Indices (shape (J,), int64) of the joint-mask entries in the observation."""
+        return np.arange(self.max_joints, dtype=np.int64) * FEATURES_PER_JOINT + _MASK_FEATURE
+
+
+class ReachEnv(gym.Env):
+    """Reach a goal in the plane with the fingertip of ``morphology``.
+
+    Args:
+        morphology: the body; must lie in ``body_space``.
+        scene: scene name (overrides ``env_config.scene`` when given).
+        seed: seeds the goal and reset-noise generator (as ``reset(seed=...)`` would).
+        body_space: bounds of the body space; fixes padding and the goal workspace.
+        env_config: task settings.
+        render_mode: ``None`` or ``"rgb_array"`` (headless, through EGL when no display).
+        render_size: (width, height) of rendered frames, pixels.
+    """
+
+    metadata = {"render_modes": ["rgb_array"], "render_fps": 50}
+
+    def __init__(
+        self,
+        morphology: Morphology,
+        scene: str | None = None,
+        seed: int | None = None,
+        body_space: BodySpaceConfig | None = None,
+        env_config: EnvConfig | None = None,
+        render_mode: str | None = None,
+        render_size: tuple[int, int] = (480, 480),
+    ) -> None:
+        super().__init__()
+        import dataclasses
+
+        cfg = env_config or EnvConfig()
+        if scene is not None:
+            cfg = dataclasses.replace(cfg, scene=scene)
+        self.config = cfg.validate()
+        self.space = BodySpace(body_space)
+        if not isinstance(morphology, Morphology):
+            raise TypeError(f"morphology must be a Morphology, got {type(morphology).__name__}.")
+        self.morphology = self.space.check(morphology)
+        if render_mode not in (None, "rgb_array"):
+            raise ValueError(f"render_mode must be None or 'rgb_array', got {render_mode!r}.")
+        self.render_mode = render_mode
+        self.render_size = render_size
+
+        self.layout = ObservationLayout(self.space.max_links)
+        self.max_reach = self.space.max_reach
+        self.success_radius = self.config.success_radius_fraction * self.max_reach
+        self.scene: Scene = make_scene(self.config.scene, self.max_reach)
+
+        import mujoco
+
+        self._mujoco = mujoco
+        self.model = compile_arm(self.morphology, self.scene.mjcf(), view_radius=self.max_reach)
+        self.data = mujoco.MjData(self.model)
+        self._n = self.morphology.num_links
+        self._tip_site = mujoco.mj_name2id(self.model, mujoco.mjtObj.mjOBJ_SITE, "fingertip")
+        self._link_body_ids = np.array(
+            [mujoco.mj_name2id(self.model, mujoco.mjtObj.mjOBJ_BODY, f"link{i}") for i in range(self._n)]
+        )
+        self._wall_geoms = {
+            mujoco.mj_name2id(self.model, mujoco.mjtObj.mjOBJ_GEOM, f"wall{i}")
+            for i in range(len(self.scene.walls))
+        }
+        self._lengths = np.array(self.morphology.link_lengths, dtype=np.float64)
+
+        self.observation_space = gym.spaces.Box(
+            -np.inf, np.inf, shape=(self.layout.observation_dim,), dtype=np.float32
+        )
+        self.action_space = gym.spaces.Box(-1.0, 1.0, shape=(self.layout.action_dim,), dtype=np.float32)
+
+        self._goal = np.zeros(2)
+        self._steps = 0
+        self._collisions = 0
+        self._path_length = 0.0
+        self._initial_distance = 0.0
+        self._renderer: Any = None
+        if seed is not None:
+            self.np_random, _ = gym.utils.seeding.np_random(seed)
+
+    # ------------------------------------------------------------------ gymnasium API
+
+    def reset(
+        self, *, seed: int | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[np.ndarray, dict[str, Any]]:
+        """Start an episode. ``options={"goal": (x, y)}`` fixes the goal instead of sampling it."""
+        super().reset(seed=seed)
+        mujoco = self._mujoco
+        mujoco.mj_resetData(self.model, self.data)
+        self.data.qpos[:] = self.np_random.uniform(-_RESET_ANGLE_NOISE, _RESET_ANGLE_NOISE, self._n)
+        if options and "goal" in options:
+            goal = np.asarray(options["goal"], dtype=np.float64)
+            if goal.shape != (2,) or not np.all(np.isfinite(goal)):
+                raise ValueError(f"options['goal'] must be a finite (x, y) pair, got {options['goal']!r}.")
+            self._goal = goal
+        else:
+            self._goal = self.sample_goal(self.np_random)
+        self.data.mocap_pos[0, :2] = self._goal
+        mujoco.mj_forward(self.model, self.data)
+        self._steps = 0
+        self._collisions = 0
+        self._path_length = 0.0
+        self._initial_distance = self._distance()
+        return self._observation(), self._info(success=False)
+
+    def step(self, action: np.ndarray) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
+        """Apply normalised torques ``action`` (shape (J,)); padded entries are ignored."""
+        a = np.asarray(action, dtype=np.float64).reshape(-1)
+        if a.shape[0] != self.layout.action_dim:
+            raise ValueError(f"action has {a.shape[0]} entries, expected {self.layout.action_dim}.")
+        torque = np.clip(a[: self._n], -1.0, 1.0)
+        torque = np.where(np.isfinite(torque), torque, 0.0)
+        self.data.ctrl[:] = torque
+        tip_before = self.data.site_xpos[self._tip_site, :2].copy()
+        touched = False
+        for _ in range(self.config.frame_skip):
+            self._mujoco.mj_step(self.model, self.data)
+            touched = touched or self._touches_wall()
+        self._steps += 1
+        self._collisions += int(touched)
+        self._path_length += float(np.linalg.norm(self.data.site_xpos[self._tip_site, :2] - tip_before))
+        distance = self._distance()
+        success = distance <= self.success_radius
+        reward = (
+            -distance / self.max_reach
+            - self.config.control_cost * float(np.dot(torque, torque))
+            - self.config.collision_penalty * float(touched)
+            + _SUCCESS_BONUS * float(success)
+        )
+        truncated = (not success) and self._steps >= self.config.max_episode_steps
+        return self._observation(), reward, bool(success), bool(truncated), self._info(success)
+
+    def render(self) -> np.ndarray | None:
+        """RGB frame (height, width, 3) uint8 from the top camera, or None without render_mode."""
+        if self.render_mode != "rgb_array":
+            return None
+        if self._renderer is None:
+            os.environ.setdefault("MUJOCO_GL", "egl")
+            width, height = self.render_size
+            self._renderer = self._mujoco.Renderer(self.model, height=height, width=width)
+        self._renderer.update_scene(self.data, camera="top")
+        return self._renderer.render().copy()
+
+    def close(self) -> None:
+        """Free the renderer; safe to call twice."""
+        if self._renderer is not None:
+            self._renderer.close()
+            self._renderer = None
+
+    # ------------------------------------------------------------------ task geometry
+
+    def sample_goal(self, rng: np.random.Generator) -> np.ndarray:
+        """Draw a goal (x, y) for this body under ``goal_sampling``, clear of walls.
+
+        ``workspace``: distance uniform in [0, R] (R = max reach of the space), so every distance
+        band weighs the same and a short arm cannot reach the outer ones. ``reachable``: distance
+        uniform in [0.2, 0.95] x this body's reach. Direction uniform. Goals within 1.5 success
+        radii of a wall are redrawn.
+        """
+        if self.config.goal_sampling == "workspace":
+            low, high = 0.0, self.max_reach
+        else:
+            low, high = 0.2 * self.morphology.total_length, 0.95 * self.morphology.total_length
+        for _ in range(1000):
+            radius = rng.uniform(low, high)
+            angle = rng.uniform(-math.pi, math.pi)
+            goal = np.array([radius * math.cos(angle), radius * math.sin(angle)])
+            if self.scene.goal_is_free(goal, margin=1.5 * self.success_radius):
+                return goal
+        raise RuntimeError("could not place a goal clear of the walls in 1000 draws")
+
+    @property
+    def goal(self) -> np.ndarray:
+        return self._goal.copy()
+
+    def fingertip(self) -> np.ndarray:
+        """Fingertip position (x, y), metres."""
+        return self.data.site_xpos[self._tip_site, :2].copy()
+
+    def _distance(self) -> float:
+        return float(np.linalg.norm(self.data.site_xpos[self._tip_site, :2] - self._goal))
+
+    def _touches_wall(self) -> bool:
+        if not self._wall_geoms or self.data.ncon == 0:
+            return False
+        contact = self.data.contact
+        for g1, g2 in zip(contact.geom1[: self.data.ncon], contact.geom2[: self.data.ncon]):
+            if g1 in self._wall_geoms or g2 in self._wall_geoms:
+                return True
+        return False
+
+    def _observation(self) -> np.ndarray:
+        n, J = self._n, self.layout.max_joints
+        per_joint = np.zeros((J, FEATURES_PER_JOINT), dtype=np.float64)
+        q = self.data.qpos[:n]
+        per_joint[:n, 0] = np.cos(q)
+        per_joint[:n, 1] = np.sin(q)
+        per_joint[:n, 2] = self.data.qvel[:n]
+        per_joint[:n, 3] = self._lengths
+        per_joint[:n, 4] = 1.0
+        per_joint[:n, 5:7] = self.data.xpos[self._link_body_ids, :2]
+        tip = self.data.site_xpos[self._tip_site, :2]
+        glob = np.concatenate([tip, self._goal, self._goal - tip])
+        return np.concatenate([per_joint.reshape(-1), glob]).astype(np.float32)
+
+    def _info(self, success: bool) -> dict[str, Any]:
+        return {
+            "distance": self._distance(),
+            "success": bool(success),
+            "collisions": self._collisions,
+            "path_length": self._path_length,
+            "initial_distance": self._initial_distance,
+        }

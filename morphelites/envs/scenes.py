@@ -1,0 +1,85 @@
+"""Scenes: what surrounds the arm, scaled to the body space's maximum reach.
+
+A scene is a list of axis-aligned wall boxes in the plane (plus the goal marker every scene has).
+Walls are MuJoCo geoms with contype 2 / conaffinity 1, so arm links collide with them through
+ordinary MuJoCo contacts, and links never collide with each other.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from morphelites.config import SCENES
+
+__all__ = ["Wall", "Scene", "make_scene", "SCENES"]
+
+
+@dataclass(frozen=True)
+class Wall:
+    """A box wall: centre (x, y), half-sizes (hx, hy) in metres, rotated ``angle`` rad about z."""
+
+    x: float
+    y: float
+    hx: float
+    hy: float
+    angle: float = 0.0
+
+    def contains(self, point: np.ndarray, margin: float = 0.0) -> bool:
+        """Whether ``point`` (x, y) lies inside the wall grown by ``margin`` metres."""
+        dx, dy = point[0] - self.x, point[1] - self.y
+        c, s = math.cos(self.angle), math.sin(self.angle)
+        local_x, local_y = c * dx + s * dy, -s * dx + c * dy
+        return abs(local_x) <= self.hx + margin and abs(local_y) <= self.hy + margin
+
+
+@dataclass(frozen=True)
+class Scene:
+    """A named scene: its walls and the MJCF text they compile to."""
+
+    name: str
+    walls: tuple[Wall, ...]
+
+    def mjcf(self) -> str:
+        """World-body MJCF: floor-free walls, and the mocap goal marker (no collisions)."""
+        walls = "".join(
+            f'<geom name="wall{i}" type="box" pos="{w.x:.5f} {w.y:.5f} 0" '
+            f'euler="0 0 {math.degrees(w.angle):.4f}" size="{w.hx:.5f} {w.hy:.5f} 0.06" '
+            f'contype="2" conaffinity="1" rgba="0.45 0.45 0.45 1"/>'
+            for i, w in enumerate(self.walls)
+        )
+        goal = (
+            '<body name="goal" mocap="true" pos="0 0 0">'
+            '<site name="goal" type="sphere" size="0.03" rgba="0.1 0.9 0.2 0.8"/></body>'
+        )
+        return walls + goal
+
+    def goal_is_free(self, goal: np.ndarray, margin: float) -> bool:
+        """Whether a goal at ``goal`` (x, y) keeps ``margin`` metres clear of every wall."""
+        return not any(w.contains(goal, margin) for w in self.walls)
+
+
+def make_scene(name: str, max_reach: float) -> Scene:
+    """Build scene ``name`` for a body space whose longest arm reaches ``max_reach`` metres.
+
+    ``obstacles``: three tangential walls at 55% of the max reach, at 30°, 150° and 270°, each
+    30% of the max reach long, so goals behind them can only be reached by bending around.
+    """
+    if name == "open":
+        return Scene("open", ())
+    if name == "obstacles":
+        radius, half_length, half_thickness = 0.55 * max_reach, 0.15 * max_reach, 0.015 * max_reach
+        walls = tuple(
+            Wall(
+                x=radius * math.cos(math.radians(deg)),
+                y=radius * math.sin(math.radians(deg)),
+                hx=half_thickness,
+                hy=half_length,
+                angle=math.radians(deg),
+            )
+            for deg in (30.0, 150.0, 270.0)
+        )
+        return Scene("obstacles", walls)
+    raise ValueError(f"Unknown scene {name!r}; choose one of {', '.join(SCENES)}.")
