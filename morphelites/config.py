@@ -27,6 +27,8 @@ __all__ = [
     "GOAL_SAMPLINGS",
     "section_from_dict",
     "section_to_dict",
+    "Settings",
+    "load_config_file",
 ]
 
 SCENES = ("open", "obstacles")
@@ -310,3 +312,54 @@ def _check_choice(name: str, value: Any, choices: tuple[Any, ...]) -> Any:
         )
     return value
 
+
+
+@dataclass(frozen=True)
+class Settings:
+    """All configuration sections of a run; what ``--config FILE`` holds and config.json records."""
+
+    body_space: BodySpaceConfig = BodySpaceConfig()
+    env: EnvConfig = EnvConfig()
+    model: ModelConfig = ModelConfig()
+    ppo: PPOConfig = PPOConfig()
+
+    def validate(self) -> "Settings":
+        """Validate every section; raises ConfigError with a fix-it message."""
+        self.body_space.validate()
+        self.env.validate()
+        self.model.validate()
+        self.ppo.validate()
+        return self
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any] | None) -> "Settings":
+        """Build from ``{"body_space": {...}, "ppo": {...}, ...}``; unknown sections are errors."""
+        data = data or {}
+        if not isinstance(data, dict):
+            raise ConfigError(f"A config must be a JSON object of sections, got {type(data).__name__}.")
+        sections = {f.name: f.type for f in dataclasses.fields(cls)}
+        hints = typing.get_type_hints(cls)
+        for key in data:
+            if key not in sections:
+                close = difflib.get_close_matches(str(key), list(sections), n=1)
+                hint = f" Did you mean '{close[0]}'?" if close else ""
+                raise ConfigError(f"Unknown config section '{key}'.{hint} Known sections: {', '.join(sections)}.")
+        return cls(**{name: section_from_dict(hints[name], data.get(name), name) for name in sections})
+
+    def to_dict(self) -> dict[str, Any]:
+        return {f.name: section_to_dict(getattr(self, f.name)) for f in dataclasses.fields(self)}
+
+
+def load_config_file(path: str) -> dict[str, Any]:
+    """Read a JSON config file; raises ConfigError naming the file on a missing file or bad JSON."""
+    import json
+
+    try:
+        with open(path, encoding="utf-8") as handle:
+            return json.load(handle)
+    except FileNotFoundError:
+        raise ConfigError(f"Config file {path} does not exist; check the --config path.") from None
+    except json.JSONDecodeError as error:
+        raise ConfigError(f"Config file {path} is not valid JSON: {error}.") from None
+    except OSError as error:
+        raise ConfigError(f"Cannot read config file {path}: {error.strerror}.") from None

@@ -1,0 +1,29 @@
+# Two commands set up a fresh clone: `make demo` and `make test` (see README).
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: install demo test test-all benchmarks clean
+
+install: $(STAMP)
+
+# torch first, pinned: a bare `torch` would make pip fetch a multi-GB CUDA build.
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet torch==2.13.0
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+demo: install
+	$(PY) -m morphelites ppo --steps 300000 --output demo_results/ppo-$$(date +%Y%m%d-%H%M%S)
+
+test: install
+	$(PY) -m pytest -q -m "not slow"
+
+test-all: install
+	$(PY) -m pytest -q
+
+clean:
+	rm -rf $(VENV) demo_results .pytest_cache

@@ -1,0 +1,134 @@
+"""Command line: argv -> validated config -> run. The only reader of argv.
+
+Every input problem (bad option, bad config file, bad body, unusable output directory) is reported
+as ``morphelites: error: ...`` with exit code 2 before any environment, process or file is made.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import sys
+from typing import Any, Sequence
+
+from morphelites.config import ConfigError, Settings, load_config_file
+from morphelites.morphology import BodySpace, Morphology
+
+__all__ = ["main", "build_parser"]
+
+EXIT_BAD_INPUT = 2
+EXIT_INTERRUPTED = 130
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # argparse prints usage; keep it, exit 2
+        self.print_usage(sys.stderr)
+        self.exit(EXIT_BAD_INPUT, f"morphelites: error: {message}\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="morphelites", description="MAP-Elites over robot bodies scored by a shared PPO policy.")
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    ppo = commands.add_parser("ppo", help="train one policy on bodies of ours, or on a Gymnasium Box task (--env)")
+    ppo.add_argument("--output", default="ppo_results", help="run directory (default: ppo_results)")
+    ppo.add_argument("--body", action="append", default=[], metavar="LENGTHS",
+                     help="a body as comma-separated link lengths in metres (e.g. 0.2,0.2,0.15) or as JSON "
+                          '{"link_lengths": [...]}; repeat for several bodies (one policy for all)')
+    ppo.add_argument("--mixed", type=int, metavar="N", help="train on N random bodies whose joint counts cycle over the space")
+    ppo.add_argument("--env", dest="env_id", metavar="ID", help="a Gymnasium task with Box spaces, e.g. Reacher-v5")
+    ppo.add_argument("--steps", type=int, default=300_000, help="total env steps (default 300000)")
+    ppo.add_argument("--seed", type=int, default=0)
+    ppo.add_argument("--scene", help="scene of the reaching task: open or obstacles")
+    ppo.add_argument("--goals", choices=["workspace", "reachable"],
+                     help="goal sampling: one workspace for all bodies (default) or within each body's reach")
+    ppo.add_argument("--num-envs", type=int, help="environments stepped together")
+    ppo.add_argument("--hidden-dim", type=int, help="hidden layer width (default 256)")
+    ppo.add_argument("--eval-episodes", type=int, default=50, help="evaluation episodes per body / task")
+    ppo.add_argument("--config", metavar="FILE", help="JSON config file with sections body_space, env, model, ppo")
+    ppo.add_argument("--quiet", action="store_true", help="no progress output on the terminal")
+    return parser
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    data: dict[str, Any] = load_config_file(args.config) if args.config else {}
+    settings = Settings.from_dict(data)
+    env = settings.env
+    if getattr(args, "scene", None):
+        env = dataclasses.replace(env, scene=args.scene)
+    if getattr(args, "goals", None):
+        env = dataclasses.replace(env, goal_sampling=args.goals)
+    ppo = settings.ppo
+    if getattr(args, "num_envs", None) is not None:
+        ppo = dataclasses.replace(ppo, num_envs=args.num_envs)
+    model = settings.model
+    if getattr(args, "hidden_dim", None) is not None:
+        model = dataclasses.replace(model, hidden_dim=args.hidden_dim)
+    return dataclasses.replace(settings, env=env, ppo=ppo, model=model).validate()
+
+
+def parse_body(text: str) -> Morphology:
+    """A body from ``0.2,0.2,0.15`` or ``{"link_lengths": [...]}``; ValueError if malformed."""
+    text = text.strip()
+    if text.startswith("{"):
+        try:
+            return Morphology.from_dict(json.loads(text))
+        except json.JSONDecodeError as error:
+            raise ValueError(f"--body {text!r} is not valid JSON: {error}") from None
+    try:
+        lengths = [float(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise ValueError(f"--body {text!r}: give comma-separated link lengths in metres, e.g. 0.2,0.2,0.15") from None
+    return Morphology(len(lengths), lengths)
+
+
+def _ppo_request(args: argparse.Namespace) -> Any:
+    from morphelites.ppo_run import PPORunRequest, check_gym_env, mixed_bodies
+
+    settings = _settings(args)
+    _check_positive("--steps", args.steps)
+    _check_positive("--eval-episodes", args.eval_episodes)
+    space = BodySpace(settings.body_space)
+    bodies: tuple[Morphology, ...] = ()
+    if args.env_id:
+        if args.body or args.mixed:
+            raise ConfigError("--env trains on a Gymnasium task; it cannot be combined with --body or --mixed.")
+        check_gym_env(args.env_id)
+    elif args.mixed is not None:
+        if args.body:
+            raise ConfigError("Give either --body or --mixed, not both.")
+        _check_positive("--mixed", args.mixed)
+        bodies = mixed_bodies(space, args.mixed, args.seed)
+    else:
+        texts = args.body or [",".join(["0.175"] * space.min_links)]
+        bodies = tuple(space.check(parse_body(t)) for t in texts)
+    return PPORunRequest(settings=settings, output=args.output, total_steps=args.steps, seed=args.seed, bodies=bodies,
+                         env_id=args.env_id, eval_episodes=args.eval_episodes, quiet=args.quiet)  # fmt: skip
+
+
+def _check_positive(option: str, value: int) -> None:
+    if value < 1:
+        raise ConfigError(f"{option} must be at least 1, got {value}.")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``morphelites`` console script; returns the exit code."""
+    args = build_parser().parse_args(argv)
+    from morphelites.runs import RunDirectory, RunDirectoryError
+
+    try:
+        if args.command == "ppo":
+            request = _ppo_request(args)
+            RunDirectory(request.output).check(resume=False)  # refuse before anything starts
+            from morphelites.ppo_run import run_ppo
+
+            run_ppo(request)
+            return 0
+    except (ConfigError, RunDirectoryError, ValueError) as error:
+        print(f"morphelites: error: {error}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except KeyboardInterrupt:
+        print("morphelites: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    return EXIT_BAD_INPUT

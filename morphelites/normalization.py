@@ -1,0 +1,73 @@
+"""Running statistics for observation and reward normalisation (numpy only, no torch)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+__all__ = ["RunningMeanStd", "RewardScaler"]
+
+
+class RunningMeanStd:
+    """Running mean and variance of vectors of shape ``shape`` (parallel Welford / Chan update).
+
+    ``count`` starts at a tiny epsilon so that the first update dominates, as in SB3.
+    """
+
+    def __init__(self, shape: tuple[int, ...], epsilon: float = 1e-4) -> None:
+        self.mean = np.zeros(shape, dtype=np.float64)
+        self.var = np.ones(shape, dtype=np.float64)
+        self.count = float(epsilon)
+
+    def update(self, batch: np.ndarray) -> None:
+        """Fold in ``batch`` of shape (N, *shape); non-finite rows are skipped."""
+        batch = np.asarray(batch, dtype=np.float64).reshape(-1, *self.mean.shape)
+        finite = np.all(np.isfinite(batch.reshape(len(batch), -1)), axis=1)
+        batch = batch[finite]
+        if len(batch) == 0:
+            return
+        batch_mean, batch_var, batch_count = batch.mean(axis=0), batch.var(axis=0), len(batch)
+        delta = batch_mean - self.mean
+        total = self.count + batch_count
+        self.mean = self.mean + delta * batch_count / total
+        m2 = self.var * self.count + batch_var * batch_count + delta**2 * self.count * batch_count / total
+        self.var = m2 / total
+        self.count = total
+
+    def state_dict(self) -> dict[str, np.ndarray | float]:
+        return {"mean": self.mean.copy(), "var": self.var.copy(), "count": self.count}
+
+    def load_state_dict(self, state: dict[str, np.ndarray | float]) -> None:
+        mean = np.asarray(state["mean"], dtype=np.float64)
+        if mean.shape != self.mean.shape:
+            raise ValueError(f"normaliser state has shape {mean.shape}, expected {self.mean.shape}")
+        self.mean = mean.copy()
+        self.var = np.asarray(state["var"], dtype=np.float64).copy()
+        self.count = float(state["count"])  # type: ignore[arg-type]
+
+
+class RewardScaler:
+    """Divide rewards by the running std of each env's discounted return (SB3 VecNormalize style).
+
+    Args:
+        num_envs: parallel environments, each with its own running return.
+        gamma: discount of the return whose spread is tracked.
+    """
+
+    def __init__(self, num_envs: int, gamma: float, clip: float = 10.0) -> None:
+        self.returns = np.zeros(num_envs, dtype=np.float64)
+        self.stats = RunningMeanStd(())
+        self.gamma = gamma
+        self.clip = clip
+
+    def __call__(self, rewards: np.ndarray, dones: np.ndarray) -> np.ndarray:
+        """Scale ``rewards`` (shape (num_envs,)); ``dones`` ends the running return of an env."""
+        self.returns = self.returns * self.gamma + rewards
+        self.stats.update(self.returns)
+        scaled = rewards / np.sqrt(self.stats.var + 1e-8)
+        self.returns[np.asarray(dones, dtype=bool)] = 0.0
+        return np.clip(scaled, -self.clip, self.clip)
+
+    @property
+    def scale(self) -> float:
+        """Current divisor applied to rewards."""
+        return float(np.sqrt(self.stats.var + 1e-8))

@@ -1,0 +1,188 @@
+"""PPO maths: batches, GAE, the clipped loss and one update. No processes, no files.
+
+Shapes: a rollout is T steps of N environments; ``(T, N)`` arrays are time-major. ``dones[t, n]``
+means the episode of env n ended with step t (so ``obs[t + 1, n]`` starts a new one); for a
+time-limit truncation the collector has already added ``gamma * V(final obs)`` to ``rewards[t, n]``
+so that a truncation is not mistaken for a terminal state.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import NamedTuple
+
+import numpy as np
+import torch
+from torch import nn
+
+from morphelites.config import PPOConfig
+
+__all__ = ["Batch", "compute_gae", "ppo_loss", "PPOUpdater", "linear_schedule"]
+
+
+class Batch(NamedTuple):
+    """Flat training batch; every array has leading dimension B = T * N."""
+
+    obs: np.ndarray  # (B, obs_dim) float32, raw observations
+    actions: np.ndarray  # (B, act_dim) float32
+    logprobs: np.ndarray  # (B,) float32, behaviour-policy log-probs
+    advantages: np.ndarray  # (B,) float32
+    returns: np.ndarray  # (B,) float32, advantage + value: the critic's target
+    values: np.ndarray  # (B,) float32, behaviour-policy values
+
+
+def compute_gae(
+    rewards: np.ndarray,
+    values: np.ndarray,
+    dones: np.ndarray,
+    last_values: np.ndarray,
+    gamma: float,
+    gae_lambda: float,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Generalised advantage estimation.
+
+    Args:
+        rewards, values, dones: shape (T, N); dones as 0/1 or bool.
+        last_values: V(obs after the last step), shape (N,).
+    Returns:
+        (advantages, returns), each (T, N) float32, returns = advantages + values.
+    """
+    rewards = np.asarray(rewards, dtype=np.float64)
+    values = np.asarray(values, dtype=np.float64)
+    not_done = 1.0 - np.asarray(dones, dtype=np.float64)
+    T = rewards.shape[0]
+    advantages = np.zeros_like(rewards)
+    next_values = np.asarray(last_values, dtype=np.float64)
+    running = np.zeros(rewards.shape[1:], dtype=np.float64)
+    for t in reversed(range(T)):
+        delta = rewards[t] + gamma * next_values * not_done[t] - values[t]
+        running = delta + gamma * gae_lambda * not_done[t] * running
+        advantages[t] = running
+        next_values = values[t]
+    return advantages.astype(np.float32), (advantages + values).astype(np.float32)
+
+
+def linear_schedule(initial: float, progress: float) -> float:
+    """Learning rate after ``progress`` in [0, 1] of training: linear decay to 0."""
+    return initial * max(0.0, 1.0 - progress)
+
+
+def ppo_loss(
+    model: nn.Module,
+    obs: torch.Tensor,
+    actions: torch.Tensor,
+    old_logprobs: torch.Tensor,
+    advantages: torch.Tensor,
+    returns: torch.Tensor,
+    old_values: torch.Tensor,
+    config: PPOConfig,
+) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """Clipped-surrogate PPO loss on one minibatch; ``model`` is an ActorCritic.
+
+    Returns the scalar loss and detached diagnostics (policy/value loss, entropy, approx KL, clip
+    fraction). The ratio uses the behaviour log-probs, so slightly off-policy data is handled.
+    """
+    new_logprobs, entropy, new_values = model.evaluate_actions(obs, actions)
+    log_ratio = new_logprobs - old_logprobs
+    ratio = log_ratio.exp()
+    if config.norm_adv and advantages.numel() > 1:
+        advantages = (advantages - advantages.mean()) / (advantages.std() + 1e-8)
+    policy_loss = torch.max(
+        -advantages * ratio, -advantages * torch.clamp(ratio, 1 - config.clip_coef, 1 + config.clip_coef)
+    ).mean()
+    if config.clip_vloss:
+        clipped = old_values + torch.clamp(new_values - old_values, -config.clip_coef, config.clip_coef)
+        value_loss = 0.5 * torch.max((new_values - returns).pow(2), (clipped - returns).pow(2)).mean()
+    else:
+        value_loss = 0.5 * (new_values - returns).pow(2).mean()
+    entropy_mean = entropy.mean()
+    loss = policy_loss - config.ent_coef * entropy_mean + config.vf_coef * value_loss
+    with torch.no_grad():
+        stats = {
+            "policy_loss": policy_loss.detach(),
+            "value_loss": value_loss.detach(),
+            "entropy": entropy_mean.detach(),
+            "approx_kl": ((ratio - 1) - log_ratio).mean(),
+            "clip_fraction": ((ratio - 1.0).abs() > config.clip_coef).float().mean(),
+        }
+    return loss, stats
+
+
+class PPOUpdater:
+    """Owns the optimiser and runs PPO epochs over a :class:`Batch`.
+
+    Args:
+        model: the ActorCritic to train.
+        config: PPO hyper-parameters.
+        seed: seeds minibatch shuffling.
+    """
+
+    def __init__(self, model: nn.Module, config: PPOConfig, seed: int = 0) -> None:
+        self.model = model
+        self.config = config
+        self.optimizer = torch.optim.Adam(model.parameters(), lr=config.learning_rate, eps=1e-5)
+        self.rng = np.random.default_rng(seed)
+        self.skipped_steps = 0  # minibatch steps skipped for a non-finite loss or gradient
+
+    def set_progress(self, progress: float) -> float:
+        """Anneal the learning rate for ``progress`` in [0, 1] of the run; returns the new rate."""
+        lr = linear_schedule(self.config.learning_rate, progress) if self.config.anneal_lr else self.config.learning_rate
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+        return lr
+
+    def update(self, batch: Batch) -> dict[str, float]:
+        """Run ``update_epochs`` epochs of minibatch PPO; returns mean diagnostics.
+
+        A minibatch whose loss or gradient is not finite is skipped (counted in
+        ``skipped_steps``), so the weights never become NaN.
+        """
+        cfg = self.config
+        tensors = [torch.as_tensor(np.asarray(a), dtype=torch.float32) for a in batch]
+        obs, actions, logprobs, advantages, returns, values = tensors
+        size = obs.shape[0]
+        minibatch = max(1, size // cfg.num_minibatches)
+        totals: dict[str, float] = {}
+        steps = 0
+        grad_norm_sum = 0.0
+        stop = False
+        for _ in range(cfg.update_epochs):
+            order = torch.from_numpy(self.rng.permutation(size))
+            for start in range(0, size - minibatch + 1, minibatch):
+                idx = order[start : start + minibatch]
+                loss, stats = ppo_loss(
+                    self.model, obs[idx], actions[idx], logprobs[idx], advantages[idx], returns[idx], values[idx], cfg
+                )
+                if not torch.isfinite(loss):
+                    self.skipped_steps += 1
+                    continue
+                self.optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                grad_norm = nn.utils.clip_grad_norm_(self.model.parameters(), cfg.max_grad_norm)
+                if not torch.isfinite(grad_norm):
+                    self.skipped_steps += 1
+                    self.optimizer.zero_grad(set_to_none=True)
+                    continue
+                self.optimizer.step()
+                steps += 1
+                grad_norm_sum += float(grad_norm)
+                for key, value in stats.items():
+                    totals[key] = totals.get(key, 0.0) + float(value)
+                if cfg.target_kl is not None and float(stats["approx_kl"]) > cfg.target_kl:
+                    stop = True
+                    break
+            if stop:
+                break
+        result = {key: value / max(steps, 1) for key, value in totals.items()}
+        result["grad_norm"] = grad_norm_sum / max(steps, 1)
+        result["gradient_steps"] = float(steps)
+        result["skipped_steps"] = float(self.skipped_steps)
+        result["explained_variance"] = explained_variance(batch.values, batch.returns)
+        result["learning_rate"] = float(self.optimizer.param_groups[0]["lr"])
+        return result
+
+
+def explained_variance(predicted: np.ndarray, target: np.ndarray) -> float:
+    """1 - Var(target - predicted) / Var(target); NaN when the target is constant."""
+    var = float(np.var(target))
+    return math.nan if var == 0 else 1.0 - float(np.var(np.asarray(target) - np.asarray(predicted))) / var

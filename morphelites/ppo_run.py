@@ -1,0 +1,185 @@
+"""``morphelites ppo``: train one policy on one or more bodies, or on a Gymnasium Box task.
+
+Wires the pieces (envs, ActorCritic, :func:`train_policy`, evaluation) to a run directory:
+``config.json``, ``training.log``, ``metrics.csv``, ``tensorboard/``, ``policy.pt``,
+``checkpoints/policy-*.pt`` and ``summary.json`` (final evaluation figures).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+import time
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import gymnasium as gym
+import numpy as np
+import torch
+
+from morphelites.config import ConfigError, Settings
+from morphelites.envs.reach import ReachEnv
+from morphelites.morphology import BodySpace, Morphology
+from morphelites.policy import ActorCritic, reach_policy_spec
+from morphelites.policy_numpy import PolicySpec
+from morphelites.rollout import EvalResult, evaluate, run_episodes
+from morphelites.runs import MetricsWriter, RunDirectory, atomic_write_bytes, open_training_log
+from morphelites.runs.checkpoints import save_checkpoint
+from morphelites.train_ppo import train_policy
+
+__all__ = ["PPORunRequest", "check_gym_env", "run_ppo", "mixed_bodies", "METRIC_COLUMNS"]
+
+METRIC_COLUMNS = (
+    "env_steps", "update", "wall_s", "steps_per_s", "episode_return", "success_rate", "episode_length",
+    "policy_loss", "value_loss", "entropy", "approx_kl", "clip_fraction", "explained_variance", "grad_norm",
+    "learning_rate", "skipped_steps",
+)  # fmt: skip
+
+#: Save a policy checkpoint every this many updates.
+CHECKPOINT_EVERY_UPDATES = 25
+
+
+@dataclass
+class PPORunRequest:
+    """A validated ``morphelites ppo`` request: either ``bodies`` or ``env_id`` is set."""
+
+    settings: Settings
+    output: str
+    total_steps: int
+    seed: int = 0
+    bodies: tuple[Morphology, ...] = ()
+    env_id: str | None = None
+    eval_episodes: int = 50
+    eval_seed: int = 10_000
+    quiet: bool = False
+
+
+def mixed_bodies(space: BodySpace, count: int, seed: int) -> tuple[Morphology, ...]:
+    """``count`` random bodies whose joint counts cycle through the space's range."""
+    rng = np.random.default_rng(seed)
+    counts = [space.min_links + i % space.num_link_choices for i in range(count)]
+    return tuple(space.random_body(rng, num_links=n) for n in counts)
+
+
+def check_gym_env(env_id: str) -> None:
+    """Raise ConfigError unless ``env_id`` names a Gymnasium task with Box observations and actions."""
+    try:
+        env = gym.make(env_id)
+    except gym.error.Error as error:
+        raise ConfigError(f"--env {env_id!r}: {error}. Use a registered Gymnasium ID such as Reacher-v5.") from None
+    except ImportError as error:
+        raise ConfigError(f"--env {env_id!r} needs a package that is not installed: {error}.") from None
+    try:
+        for name, space in (("observation", env.observation_space), ("action", env.action_space)):
+            if not isinstance(space, gym.spaces.Box) or len(space.shape) != 1:
+                raise ConfigError(f"--env {env_id!r} has a {type(space).__name__} {name} space; only flat Box spaces are supported.")
+    finally:
+        env.close()
+
+
+def _make_gym_env(env_id: str) -> gym.Env:
+    return gym.wrappers.ClipAction(gym.make(env_id))
+
+
+def run_ppo(request: PPORunRequest, should_stop: Callable[[], bool] | None = None) -> dict[str, Any]:
+    """Train and evaluate as ``request`` says; returns the summary written to summary.json."""
+    settings = request.settings.validate()
+    run = RunDirectory(request.output).prepare(resume=False)
+    log = open_training_log(run.training_log, quiet=request.quiet, name="morphelites.ppo")
+    torch.set_num_threads(settings.ppo.torch_threads)
+    if request.env_id is not None:
+        envs = [_make_gym_env(request.env_id) for _ in range(settings.ppo.num_envs)]
+        obs_dim, act_dim = envs[0].observation_space.shape[0], envs[0].action_space.shape[0]
+        spec = PolicySpec(obs_dim, act_dim, settings.model.hidden_dim, init_log_std=settings.model.init_log_std)
+        settings = dataclasses.replace(settings, model=settings.model.resolved(obs_dim, act_dim))
+        target = request.env_id
+    else:
+        spec = reach_policy_spec(settings.body_space.max_links, settings.model.hidden_dim, settings.model.init_log_std)
+        settings = dataclasses.replace(settings, model=settings.model.resolved(spec.obs_dim, spec.action_dim))
+        bodies = request.bodies
+        envs = [
+            ReachEnv(bodies[i % len(bodies)], body_space=settings.body_space, env_config=settings.env)
+            for i in range(settings.ppo.num_envs)
+        ]
+        target = f"{len(bodies)} bod{'y' if len(bodies) == 1 else 'ies'} with {sorted({b.num_links for b in bodies})} joints"
+    run.write_config(
+        {
+            "command": "ppo",
+            "settings": settings.to_dict(),
+            "total_steps": request.total_steps,
+            "seed": request.seed,
+            "env_id": request.env_id,
+            "bodies": [b.to_dict() for b in request.bodies],
+            "eval_episodes": request.eval_episodes,
+            "eval_seed": request.eval_seed,
+        }
+    )
+    model = ActorCritic(spec)
+    metrics = MetricsWriter(run.metrics, METRIC_COLUMNS, tensorboard_dir=run.tensorboard)
+    log.info("PPO on %s for %d env steps, seed %d, %d envs, output %s", target, request.total_steps, request.seed, len(envs), run.path)
+    last_print = [0.0]
+
+    def on_update(record: dict[str, float]) -> None:
+        metrics.write(record)
+        update = int(record["update"])
+        if update % CHECKPOINT_EVERY_UPDATES == 0:
+            save_checkpoint(run.checkpoints, "policy", int(record["env_steps"]), _policy_file(model, record))
+        if time.monotonic() - last_print[0] > 5.0:
+            last_print[0] = time.monotonic()
+            log.info(
+                "steps %d/%d  return %.2f  success %s  %.0f steps/s",
+                record["env_steps"], request.total_steps, record.get("episode_return", float("nan")),
+                f"{record['success_rate']:.2f}" if "success_rate" in record else "n/a", record["steps_per_s"],
+            )  # fmt: skip
+
+    status = "completed"
+    try:
+        result = train_policy(model, envs, settings.ppo, request.total_steps, request.seed, on_update, should_stop)
+    except KeyboardInterrupt:
+        status = "interrupted"
+        result = None
+        log.warning("Interrupted: saving the policy as it is.")
+    finally:
+        metrics.close()
+    env_steps = result.env_steps if result else 0
+    wall_s = result.wall_s if result else 0.0
+    atomic_write_bytes(run.path / "policy.pt", _serialise(_policy_file(model, {"env_steps": env_steps})))
+    summary: dict[str, Any] = {"mode": "ppo", "status": status, "target": target, "env_steps": env_steps,
+                               "updates": result.updates if result else 0, "wall_s": round(wall_s, 2), "seed": request.seed}  # fmt: skip
+    actor = model.numpy_twin()
+    if request.env_id is not None:
+        eval_envs = [gym.make(request.env_id) for _ in range(request.eval_episodes)]
+        records = run_episodes(actor, eval_envs, [request.eval_seed + i for i in range(request.eval_episodes)])
+        returns = [r.episode_return for r in records]
+        summary.update({"eval_mean_return": float(np.mean(returns)), "eval_std_return": float(np.std(returns)), "eval_episodes": len(records)})
+        log.info("Evaluation over %d episodes: mean return %.2f ± %.2f", len(records), np.mean(returns), np.std(returns))
+    else:
+        per_body = [
+            evaluate(actor, body, request.eval_episodes, request.eval_seed, body_space=settings.body_space, env_config=settings.env)
+            for body in dict.fromkeys(request.bodies)
+        ]
+        summary.update(_body_summary(list(dict.fromkeys(request.bodies)), per_body))
+        log.info("Evaluation: mean success %.3f, mean fitness %.3f over %d bodies", summary["eval_success_rate"], summary["eval_fitness"], len(per_body))
+    run.write_summary(summary)
+    log.info("Run directory: %s", run.path)
+    return summary
+
+
+def _body_summary(bodies: list[Morphology], results: list[EvalResult]) -> dict[str, Any]:
+    return {
+        "eval_success_rate": float(np.mean([r.success_rate for r in results])),
+        "eval_fitness": float(np.mean([r.fitness for r in results])),
+        "eval_final_distance": float(np.mean([r.final_distance for r in results])),
+        "per_body": [{"body": b.to_dict(), **r.to_dict()} for b, r in zip(bodies, results)],
+    }
+
+
+def _policy_file(model: ActorCritic, record: dict[str, float]) -> dict[str, Any]:
+    return {"format": "morphelites-policy-1", "policy": model.policy_state(), "env_steps": int(record.get("env_steps", 0))}
+
+
+def _serialise(state: dict[str, Any]) -> bytes:
+    buffer = io.BytesIO()
+    torch.save(state, buffer)
+    return buffer.getvalue()
+

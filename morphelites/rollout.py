@@ -1,0 +1,281 @@
+"""Acting in environments: collect training segments, and evaluate a policy on a body.
+
+Policies here are anything with the :class:`ActingPolicy` methods (the numpy actor-critic is one),
+so this module never imports torch and serves worker processes as well as the serial trainer.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any, Callable, Protocol, Sequence
+
+import gymnasium as gym
+import numpy as np
+
+from morphelites.config import BodySpaceConfig, EnvConfig
+from morphelites.morphology import Morphology
+from morphelites.normalization import RewardScaler
+
+__all__ = [
+    "ActingPolicy",
+    "Segment",
+    "EpisodeRecord",
+    "SegmentCollector",
+    "EvalResult",
+    "fitness_from_episodes",
+    "evaluation_goals",
+    "evaluate",
+    "run_episodes",
+]
+
+
+class ActingPolicy(Protocol):
+    def act(self, obs: np.ndarray, deterministic: bool = True, rng: np.random.Generator | None = None) -> np.ndarray: ...
+
+    def step(self, obs: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]: ...
+
+    def value(self, obs: np.ndarray) -> np.ndarray: ...
+
+
+@dataclass
+class Segment:
+    """T steps of N environments, time-major.
+
+    obs (T, N, obs_dim), actions (T, N, act_dim), logprobs/values/rewards/dones (T, N), and
+    ``last_obs`` (N, obs_dim): the observation after the last step, for bootstrapping. Rewards are
+    as used for training (scaled if a scaler was given; truncations already bootstrapped).
+    """
+
+    obs: np.ndarray
+    actions: np.ndarray
+    logprobs: np.ndarray
+    values: np.ndarray
+    rewards: np.ndarray
+    dones: np.ndarray
+    last_obs: np.ndarray
+
+    @property
+    def num_transitions(self) -> int:
+        return int(self.rewards.size)
+
+
+@dataclass
+class EpisodeRecord:
+    """One finished episode: undiscounted raw return, length, and the env's final info."""
+
+    episode_return: float
+    length: int
+    info: dict[str, Any] = field(default_factory=dict)
+
+
+class SegmentCollector:
+    """Steps a list of environments together and cuts their experience into segments.
+
+    Environments are reset automatically when an episode ends; the collector keeps the current
+    observation between calls, so consecutive segments continue the same episodes.
+
+    Args:
+        envs: environments with identical observation and action spaces.
+        seed: seeds the environments' first resets (env i gets ``seed + i``).
+        reward_scaler: optional running-return scaler applied to training rewards.
+        gamma: discount used to bootstrap truncated episodes.
+    """
+
+    def __init__(
+        self, envs: Sequence[gym.Env], seed: int, reward_scaler: RewardScaler | None = None, gamma: float = 0.99
+    ) -> None:
+        if not envs:
+            raise ValueError("SegmentCollector needs at least one environment")
+        self.envs = list(envs)
+        self.reward_scaler = reward_scaler
+        self.gamma = gamma
+        self.obs = np.stack([env.reset(seed=seed + i)[0] for i, env in enumerate(self.envs)]).astype(np.float32)
+        self._returns = np.zeros(len(self.envs))
+        self._lengths = np.zeros(len(self.envs), dtype=np.int64)
+        self.finished: list[EpisodeRecord] = []
+
+    @property
+    def num_envs(self) -> int:
+        return len(self.envs)
+
+    def collect(self, policy: ActingPolicy, num_steps: int, rng: np.random.Generator) -> Segment:
+        """Act for ``num_steps`` steps in every env; finished episodes go to :attr:`finished`."""
+        N = self.num_envs
+        obs_buf = np.zeros((num_steps, N, self.obs.shape[1]), dtype=np.float32)
+        act_dim = int(np.prod(self.envs[0].action_space.shape))
+        act_buf = np.zeros((num_steps, N, act_dim), dtype=np.float32)
+        logp_buf = np.zeros((num_steps, N), dtype=np.float32)
+        val_buf = np.zeros((num_steps, N), dtype=np.float32)
+        rew_buf = np.zeros((num_steps, N), dtype=np.float32)
+        done_buf = np.zeros((num_steps, N), dtype=np.float32)
+        for t in range(num_steps):
+            actions, logprobs, values = policy.step(self.obs, rng)
+            obs_buf[t], act_buf[t], logp_buf[t], val_buf[t] = self.obs, actions, logprobs, values
+            next_obs = np.empty_like(self.obs)
+            rewards = np.zeros(N)
+            dones = np.zeros(N, dtype=bool)
+            truncated_final: dict[int, np.ndarray] = {}
+            for i, env in enumerate(self.envs):
+                o, r, terminated, truncated, info = env.step(actions[i])
+                rewards[i] = r
+                self._returns[i] += r
+                self._lengths[i] += 1
+                if terminated or truncated:
+                    dones[i] = True
+                    if truncated and not terminated:
+                        truncated_final[i] = np.asarray(o, dtype=np.float32)
+                    self.finished.append(EpisodeRecord(float(self._returns[i]), int(self._lengths[i]), info))
+                    self._returns[i], self._lengths[i] = 0.0, 0
+                    o, _ = env.reset()
+                next_obs[i] = o
+            train_rewards = self.reward_scaler(rewards, dones) if self.reward_scaler else rewards
+            if truncated_final:
+                index = list(truncated_final)
+                bootstrap = policy.value(np.stack([truncated_final[i] for i in index]))
+                train_rewards = np.array(train_rewards, dtype=np.float64)
+                train_rewards[index] += self.gamma * bootstrap
+            rew_buf[t], done_buf[t] = train_rewards, dones
+            self.obs = next_obs
+        return Segment(obs_buf, act_buf, logp_buf, val_buf, rew_buf, done_buf, self.obs.copy())
+
+    def pop_finished(self) -> list[EpisodeRecord]:
+        """Episodes finished since the last call."""
+        done, self.finished = self.finished, []
+        return done
+
+    def close(self) -> None:
+        for env in self.envs:
+            env.close()
+
+
+# --------------------------------------------------------------------------- evaluation
+
+
+@dataclass(frozen=True)
+class EvalResult:
+    """How well a policy controls a body on the fixed evaluation goals.
+
+    fitness: in [0, 1], see :func:`fitness_from_episodes`. success_rate: fraction of goals reached.
+    mean_return: mean undiscounted episode return. final_distance: mean fingertip-goal distance at
+    episode end, metres. path_efficiency: mean of (distance closed / fingertip path length), in
+    [0, 1]. collisions: mean policy steps per episode in contact with a wall. episodes and
+    env_steps: evaluation effort. policy_version: version of the policy evaluated (-1 unknown).
+    """
+
+    fitness: float
+    success_rate: float
+    mean_return: float
+    final_distance: float
+    path_efficiency: float
+    collisions: float
+    episodes: int
+    env_steps: int
+    policy_version: int = -1
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+#: Partial credit for an unreached goal is this times the fraction of the distance closed.
+PARTIAL_CREDIT = 0.5
+
+
+def fitness_from_episodes(successes: np.ndarray, final_distances: np.ndarray, initial_distances: np.ndarray) -> float:
+    """THE fitness of a body: mean over evaluation goals of a per-goal score in [0, 1].
+
+    A reached goal scores 1. An unreached one scores ``PARTIAL_CREDIT * clip(1 - final/initial,
+    0, 1)`` (at most 0.5): credit for the distance closed, so search still has a gradient among
+    bodies that reach nothing, while 1.0 means every evaluation goal was reached.
+    """
+    successes = np.asarray(successes, dtype=bool)
+    closed = np.clip(1.0 - np.asarray(final_distances) / np.maximum(np.asarray(initial_distances), 1e-9), 0.0, 1.0)
+    scores = np.where(successes, 1.0, PARTIAL_CREDIT * closed)
+    return float(scores.mean())
+
+
+def evaluation_goals(env: Any, episodes: int, seed: int) -> np.ndarray:
+    """The fixed evaluation goals (episodes, 2) for ``env`` (a ReachEnv) under ``seed``.
+
+    In ``workspace`` goal sampling they are the same for every body of the space (same seed, same
+    draws), so fitness compares bodies on the same goals.
+    """
+    rng = np.random.default_rng(seed)
+    return np.stack([env.sample_goal(rng) for _ in range(episodes)])
+
+
+def run_episodes(
+    policy: ActingPolicy,
+    envs: Sequence[gym.Env],
+    reset_seeds: Sequence[int],
+    reset_options: Sequence[dict[str, Any] | None] | None = None,
+    max_steps: int = 100_000,
+) -> list[EpisodeRecord]:
+    """One deterministic episode in each env, stepped together (one policy forward per step)."""
+    options = reset_options or [None] * len(envs)
+    obs = [env.reset(seed=int(s), options=o)[0] for env, s, o in zip(envs, reset_seeds, options)]
+    records: list[EpisodeRecord | None] = [None] * len(envs)
+    returns = np.zeros(len(envs))
+    live = list(range(len(envs)))
+    for step in range(1, max_steps + 1):
+        actions = policy.act(np.stack([obs[i] for i in live]), deterministic=True)
+        still_live = []
+        for k, i in enumerate(live):
+            obs[i], reward, terminated, truncated, info = envs[i].step(actions[k])
+            returns[i] += reward
+            if terminated or truncated:
+                records[i] = EpisodeRecord(float(returns[i]), step, info)
+            else:
+                still_live.append(i)
+        live = still_live
+        if not live:
+            break
+    for i in live:  # cut by max_steps
+        records[i] = EpisodeRecord(float(returns[i]), max_steps, {})
+    return [r for r in records if r is not None]
+
+
+def evaluate(
+    policy: ActingPolicy,
+    morphology: Morphology,
+    episodes: int = 20,
+    seed: int = 0,
+    scene: str | None = None,
+    body_space: BodySpaceConfig | None = None,
+    env_config: EnvConfig | None = None,
+    policy_version: int = -1,
+    make_env: Callable[..., Any] | None = None,
+) -> EvalResult:
+    """Evaluate ``policy`` (deterministic actions) on ``morphology`` over ``episodes`` fixed goals.
+
+    The same policy, body and seed give the same EvalResult. Episodes run side by side, so one
+    policy forward serves them all.
+    """
+    from morphelites.envs.reach import ReachEnv
+
+    if episodes < 1:
+        raise ValueError(f"episodes must be >= 1, got {episodes}")
+    factory = make_env or ReachEnv
+    envs = [factory(morphology, scene=scene, body_space=body_space, env_config=env_config) for _ in range(episodes)]
+    goals = evaluation_goals(envs[0], episodes, seed)
+    records = run_episodes(policy, envs, [seed + i for i in range(episodes)], [{"goal": g} for g in goals])
+    for env in envs:
+        env.close()
+    infos = [r.info for r in records]
+    successes = np.array([i["success"] for i in infos])
+    final = np.array([i["distance"] for i in infos])
+    initial = np.array([i["initial_distance"] for i in infos])
+    paths = np.array([i["path_length"] for i in infos])
+    efficiency = np.where(paths > 1e-9, np.clip((initial - final) / np.maximum(paths, 1e-9), 0.0, 1.0), 0.0)
+    return EvalResult(
+        fitness=fitness_from_episodes(successes, final, initial),
+        success_rate=float(successes.mean()),
+        mean_return=float(np.mean([r.episode_return for r in records])),
+        final_distance=float(final.mean()),
+        path_efficiency=float(efficiency.mean()),
+        collisions=float(np.mean([i["collisions"] for i in infos])),
+        episodes=episodes,
+        env_steps=int(sum(r.length for r in records)),
+        policy_version=policy_version,
+    )
+

@@ -1,0 +1,66 @@
+"""Scalar metrics: one CSV row per record (``metrics.csv``) and, optionally, TensorBoard scalars."""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+from pathlib import Path
+from typing import Any, Sequence
+
+from morphelites.runs.files import append_line
+
+__all__ = ["MetricsWriter"]
+
+
+class MetricsWriter:
+    """Append records with a fixed set of ``columns`` to a CSV file (header written once).
+
+    Missing values are left empty; keys outside ``columns`` are ignored in the CSV but still sent
+    to TensorBoard. Each row is flushed and fsynced, so a crash loses at most the row being written.
+
+    Args:
+        path: the CSV file (appended to if it exists, e.g. on resume).
+        columns: CSV columns, in order.
+        tensorboard_dir: where to write TensorBoard events, or None for no TensorBoard.
+        step_key: the record key used as the TensorBoard step.
+    """
+
+    def __init__(
+        self, path: Path, columns: Sequence[str], tensorboard_dir: Path | None = None, step_key: str = "env_steps"
+    ) -> None:
+        self.path = Path(path)
+        self.columns = list(columns)
+        self.step_key = step_key
+        if not self.path.exists() or self.path.stat().st_size == 0:
+            append_line(self.path, ",".join(self.columns))
+        self._tb: Any = None
+        if tensorboard_dir is not None:
+            from torch.utils.tensorboard import SummaryWriter
+
+            self._tb = SummaryWriter(str(tensorboard_dir))
+
+    def write(self, record: dict[str, Any]) -> None:
+        buffer = io.StringIO()
+        csv.writer(buffer).writerow([_cell(record.get(c)) for c in self.columns])
+        append_line(self.path, buffer.getvalue())
+        if self._tb is not None:
+            step = int(record.get(self.step_key, 0) or 0)
+            for key, value in record.items():
+                if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
+                    self._tb.add_scalar(key, value, step)
+            self._tb.flush()
+
+    def close(self) -> None:
+        """Close TensorBoard; safe to call twice."""
+        if self._tb is not None:
+            self._tb.close()
+            self._tb = None
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        return "" if not math.isfinite(value) else f"{value:.6g}"
+    return str(value)

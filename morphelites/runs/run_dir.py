@@ -1,0 +1,100 @@
+"""The run directory: its fixed file names, and the checks made before anything starts."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from morphelites.runs.files import atomic_write_json
+
+__all__ = ["RunDirectory", "RunDirectoryError", "MIN_FREE_BYTES"]
+
+#: Refuse to start with less free space than this in the run directory's filesystem.
+MIN_FREE_BYTES = 50 * 1024 * 1024
+
+
+class RunDirectoryError(ValueError):
+    """The run directory cannot be used; the message says why and what to do."""
+
+
+class RunDirectory:
+    """Paths of a run's files (names are part of the user contract, see DESIGN.md).
+
+    Args:
+        path: the directory.
+    """
+
+    def __init__(self, path: Path | str) -> None:
+        self.path = Path(path)
+
+    config = property(lambda self: self.path / "config.json")
+    training_log = property(lambda self: self.path / "training.log")
+    results = property(lambda self: self.path / "results.jsonl")
+    archive_csv = property(lambda self: self.path / "archive.csv")
+    heatmap = property(lambda self: self.path / "heatmap.png")
+    metrics = property(lambda self: self.path / "metrics.csv")
+    summary = property(lambda self: self.path / "summary.json")
+    checkpoints = property(lambda self: self.path / "checkpoints")
+    tensorboard = property(lambda self: self.path / "tensorboard")
+
+    def check(self, resume: bool = False) -> "RunDirectory":
+        """Make sure the directory can be used, writing nothing.
+
+        Raises RunDirectoryError if the path is a file, is not writable, its disk is nearly full, it
+        is non-empty and ``resume`` is off, or ``resume`` is on and there is no run in it.
+        """
+        path = self.path
+        if path.exists() and not path.is_dir():
+            raise RunDirectoryError(f"Output path {path} is a file, not a directory. Choose another --output.")
+        non_empty = path.is_dir() and any(path.iterdir())
+        if resume and not (path / "config.json").is_file():
+            raise RunDirectoryError(
+                f"Cannot resume: {path} holds no run (no config.json). Check --output, or drop --resume to start a new run."
+            )
+        if non_empty and not resume:
+            raise RunDirectoryError(
+                f"Output directory {path} already holds files; it is never overwritten. Use --resume to continue "
+                f"that run, or --output to choose another directory."
+            )
+        existing = path
+        while not existing.exists():
+            existing = existing.parent
+        if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
+            raise RunDirectoryError(
+                f"Cannot write to {existing} (needed for output directory {path}). Fix its permissions or choose "
+                f"another --output."
+            )
+        free = shutil.disk_usage(existing).free
+        if free < MIN_FREE_BYTES:
+            raise RunDirectoryError(
+                f"Only {free / 2**20:.1f} MB free on the disk of {path}; a run needs at least "
+                f"{MIN_FREE_BYTES / 2**20:.0f} MB. Free some space or choose another --output."
+            )
+        return self
+
+    def prepare(self, resume: bool = False) -> "RunDirectory":
+        """:meth:`check`, then create the directory and ``checkpoints/``."""
+        self.check(resume)
+        try:
+            self.path.mkdir(parents=True, exist_ok=True)
+            self.checkpoints.mkdir(exist_ok=True)
+            with tempfile.TemporaryFile(dir=self.path):
+                pass
+        except OSError as error:
+            raise RunDirectoryError(
+                f"Cannot write to output directory {self.path}: {error.strerror or error}. Fix its permissions or "
+                f"choose another --output."
+            ) from None
+        return self
+
+    def write_config(self, config: dict[str, Any]) -> None:
+        atomic_write_json(self.config, config)
+
+    def write_summary(self, summary: dict[str, Any]) -> None:
+        atomic_write_json(self.summary, summary)
+
+    def __fspath__(self) -> str:
+        return os.fspath(self.path)

@@ -1,0 +1,35 @@
+"""``training.log``: human-readable progress, also echoed to the terminal unless quiet."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+
+__all__ = ["open_training_log"]
+
+
+class _FsyncFileHandler(logging.FileHandler):
+    def emit(self, record: logging.LogRecord) -> None:
+        super().emit(record)
+        self.flush()
+
+
+def open_training_log(path: Path | None, quiet: bool = False, name: str = "morphelites") -> logging.Logger:
+    """A logger writing timestamped lines to ``path`` and, unless ``quiet``, to stderr."""
+    logger = logging.getLogger(name)
+    for handler in list(logger.handlers):
+        handler.close()
+        logger.removeHandler(handler)
+    logger.setLevel(logging.INFO)
+    logger.propagate = False
+    formatter = logging.Formatter("%(asctime)s %(levelname)s %(message)s", "%Y-%m-%d %H:%M:%S")
+    if path is not None:
+        file_handler = _FsyncFileHandler(path, encoding="utf-8")
+        file_handler.setFormatter(formatter)
+        logger.addHandler(file_handler)
+    if not quiet:
+        console = logging.StreamHandler(sys.stderr)
+        console.setFormatter(logging.Formatter("%(asctime)s %(message)s", "%H:%M:%S"))
+        logger.addHandler(console)
+    return logger

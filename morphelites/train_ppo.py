@@ -1,0 +1,115 @@
+"""Serial PPO training of one policy on a batch of environments (the CleanRL-shaped loop).
+
+One process: the numpy twin of the current policy acts in all environments (the same acting
+path the shared-mode workers use), the torch model learns. Used by ``morphelites ppo``, by the
+independent evolution mode, and by the learning benchmarks. Writes no files: progress goes to the
+``on_update`` callback.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Callable, Sequence
+
+import gymnasium as gym
+import numpy as np
+import torch
+
+from morphelites.config import PPOConfig
+from morphelites.normalization import RewardScaler
+from morphelites.policy import ActorCritic
+from morphelites.ppo import Batch, PPOUpdater, compute_gae
+from morphelites.rollout import EpisodeRecord, Segment, SegmentCollector
+
+__all__ = ["TrainingResult", "train_policy", "segment_to_batch"]
+
+
+@dataclass
+class TrainingResult:
+    """What a training run did: env steps, updates, wall time (s) and per-update records."""
+
+    env_steps: int = 0
+    updates: int = 0
+    wall_s: float = 0.0
+    history: list[dict[str, float]] = field(default_factory=list)
+
+
+def segment_to_batch(segment: Segment, last_values: np.ndarray, gamma: float, gae_lambda: float) -> Batch:
+    """GAE over a segment (T, N) and flattening to a :class:`Batch` of T*N transitions."""
+    advantages, returns = compute_gae(segment.rewards, segment.values, segment.dones, last_values, gamma, gae_lambda)
+    obs_dim, act_dim = segment.obs.shape[-1], segment.actions.shape[-1]
+    return Batch(
+        obs=segment.obs.reshape(-1, obs_dim),
+        actions=segment.actions.reshape(-1, act_dim),
+        logprobs=segment.logprobs.reshape(-1),
+        advantages=advantages.reshape(-1),
+        returns=returns.reshape(-1),
+        values=segment.values.reshape(-1),
+    )
+
+
+def _episode_summary(episodes: list[EpisodeRecord]) -> dict[str, float]:
+    if not episodes:
+        return {}
+    summary = {
+        "episode_return": float(np.mean([e.episode_return for e in episodes])),
+        "episode_length": float(np.mean([e.length for e in episodes])),
+        "episodes": float(len(episodes)),
+    }
+    if "success" in episodes[0].info:
+        summary["success_rate"] = float(np.mean([bool(e.info.get("success")) for e in episodes]))
+    return summary
+
+
+def train_policy(
+    model: ActorCritic,
+    envs: Sequence[gym.Env],
+    config: PPOConfig,
+    total_steps: int,
+    seed: int = 0,
+    on_update: Callable[[dict[str, float]], None] | None = None,
+    should_stop: Callable[[], bool] | None = None,
+) -> TrainingResult:
+    """Train ``model`` with PPO on ``envs`` for at least ``total_steps`` env steps.
+
+    Each update: the numpy twin acts ``num_steps`` steps in every env; GAE; ``update_epochs``
+    epochs of minibatch PPO; then the observation normaliser folds in the segment (after the
+    update, so behaviour log-probs and the update see the same normalisation).
+
+    ``on_update`` receives a record per update: env_steps, update, wall_s, steps_per_s, the PPO
+    diagnostics and the mean return / success of the episodes finished during the rollout.
+    """
+    torch.set_num_threads(config.torch_threads)
+    torch.manual_seed(seed)
+    rng = np.random.default_rng(seed)
+    updater = PPOUpdater(model, config, seed=seed)
+    scaler = RewardScaler(len(envs), config.gamma) if config.normalize_reward else None
+    collector = SegmentCollector(envs, seed=seed, reward_scaler=scaler, gamma=config.gamma)
+    steps_per_update = config.num_steps * collector.num_envs
+    num_updates = max(1, math.ceil(total_steps / steps_per_update))
+    result = TrainingResult()
+    start = time.perf_counter()
+    for update in range(num_updates):
+        if should_stop is not None and should_stop():
+            break
+        updater.set_progress(update / num_updates)
+        actor = model.numpy_twin()
+        segment = collector.collect(actor, config.num_steps, rng)
+        batch = segment_to_batch(segment, actor.value(segment.last_obs), config.gamma, config.gae_lambda)
+        stats = updater.update(batch)
+        if config.normalize_obs:
+            model.update_normaliser(batch.obs)
+        result.env_steps += segment.num_transitions
+        result.updates += 1
+        result.wall_s = time.perf_counter() - start
+        record = {"env_steps": float(result.env_steps), "update": float(result.updates), "wall_s": result.wall_s,
+                  "steps_per_s": result.env_steps / max(result.wall_s, 1e-9)}
+        record.update(stats)
+        record.update(_episode_summary(collector.pop_finished()))
+        result.history.append(record)
+        if on_update is not None:
+            on_update(record)
+    collector.close()
+    return result
