@@ -15,27 +15,12 @@ import numpy as np
 import torch
 from torch import nn
 
-from morphelites.envs.reach import FEATURES_PER_JOINT, GLOBAL_FEATURES, ObservationLayout
 from morphelites.normalization import RunningMeanStd
-from morphelites.policy_numpy import PARAMETER_ORDER, NumpyActorCritic, PolicySpec
+from morphelites.policy_numpy import PARAMETER_ORDER, NumpyActorCritic, PolicySpec, reach_policy_spec
 
 __all__ = ["ActorCritic", "reach_policy_spec", "PolicySpec"]
 
 _LOG_2PI = math.log(2.0 * math.pi)
-
-
-def reach_policy_spec(max_joints: int, hidden_dim: int = 256, init_log_std: float = -0.5) -> PolicySpec:
-    """The spec for ReachEnv observations of a body space with ``max_joints`` joints."""
-    layout = ObservationLayout(max_joints)
-    gate = [j for j in range(max_joints) for _ in range(FEATURES_PER_JOINT)] + [-1] * GLOBAL_FEATURES
-    return PolicySpec(
-        obs_dim=layout.observation_dim,
-        action_dim=layout.action_dim,
-        hidden_dim=hidden_dim,
-        mask_indices=tuple(int(i) for i in layout.mask_indices),
-        gate_joint=tuple(gate),
-        init_log_std=init_log_std,
-    )
 
 
 def _layer(n_in: int, n_out: int, gain: float) -> nn.Linear:

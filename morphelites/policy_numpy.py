@@ -23,7 +23,9 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["PolicySpec", "NumpyActorCritic", "PARAMETER_ORDER"]
+from morphelites.envs.reach import FEATURES_PER_JOINT, GLOBAL_FEATURES, ObservationLayout
+
+__all__ = ["PolicySpec", "NumpyActorCritic", "PARAMETER_ORDER", "reach_policy_spec"]
 
 #: Names of the network tensors in the flat weight vector, in order.
 PARAMETER_ORDER = (
@@ -184,3 +186,17 @@ class NumpyActorCritic:
     def value(self, obs: np.ndarray) -> np.ndarray:
         """State values (B,)."""
         return self.forward(obs)[1]
+
+
+def reach_policy_spec(max_joints: int, hidden_dim: int = 256, init_log_std: float = -0.5) -> PolicySpec:
+    """The spec for ReachEnv observations of a body space with ``max_joints`` joints."""
+    layout = ObservationLayout(max_joints)
+    gate = [j for j in range(max_joints) for _ in range(FEATURES_PER_JOINT)] + [-1] * GLOBAL_FEATURES
+    return PolicySpec(
+        obs_dim=layout.observation_dim,
+        action_dim=layout.action_dim,
+        hidden_dim=hidden_dim,
+        mask_indices=tuple(int(i) for i in layout.mask_indices),
+        gate_joint=tuple(gate),
+        init_log_std=init_log_std,
+    )

@@ -195,9 +195,15 @@ class ReachEnv(gym.Env):
         if self.render_mode != "rgb_array":
             return None
         if self._renderer is None:
-            os.environ.setdefault("MUJOCO_GL", "egl")
             width, height = self.render_size
-            self._renderer = self._mujoco.Renderer(self.model, height=height, width=width)
+            try:
+                self._renderer = self._mujoco.Renderer(self.model, height=height, width=width)
+            except Exception as error:  # MuJoCo raises FatalError/ImportError/RuntimeError here
+                raise RuntimeError(
+                    f"MuJoCo could not open an OpenGL context ({error}). Without a display, set "
+                    f"MUJOCO_GL=egl (or osmesa) before mujoco is first imported; MUJOCO_GL is now "
+                    f"{os.environ.get('MUJOCO_GL')!r}."
+                ) from error
         self._renderer.update_scene(self.data, camera="top")
         return self._renderer.render().copy()
 

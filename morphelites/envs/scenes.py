@@ -47,7 +47,7 @@ class Scene:
         walls = "".join(
             f'<geom name="wall{i}" type="box" pos="{w.x:.5f} {w.y:.5f} 0" '
             f'euler="0 0 {math.degrees(w.angle):.4f}" size="{w.hx:.5f} {w.hy:.5f} 0.06" '
-            f'contype="2" conaffinity="1" rgba="0.45 0.45 0.45 1"/>'
+            f'contype="2" conaffinity="1" solimp="0.95 0.99 0.001" rgba="0.45 0.45 0.45 1"/>'
             for i, w in enumerate(self.walls)
         )
         goal = (
@@ -70,7 +70,7 @@ def make_scene(name: str, max_reach: float) -> Scene:
     if name == "open":
         return Scene("open", ())
     if name == "obstacles":
-        radius, half_length, half_thickness = 0.55 * max_reach, 0.15 * max_reach, 0.015 * max_reach
+        radius, half_length, half_thickness = 0.55 * max_reach, 0.15 * max_reach, 0.025 * max_reach
         walls = tuple(
             Wall(
                 x=radius * math.cos(math.radians(deg)),

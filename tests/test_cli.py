@@ -1,0 +1,78 @@
+"""The real entry point, end to end with tiny budgets, and its refusals of bad input."""
+
+import json
+
+import pytest
+
+from morphelites.cli import main
+
+
+def test_ppo_on_a_body_writes_a_complete_run_directory(run_cli, tmp_path):
+    out = tmp_path / "run"
+    result = run_cli("ppo", "--steps", "2048", "--num-envs", "4", "--eval-episodes", "3", "--output", str(out), "--quiet",
+                     "--body", "0.2,0.2,0.15", "--body", '{"link_lengths": [0.1, 0.1, 0.1, 0.1]}')  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    for name in ("config.json", "training.log", "metrics.csv", "summary.json", "policy.pt"):
+        assert (out / name).is_file(), name
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["env_steps"] == 2048 and summary["status"] == "completed"
+    assert len(summary["per_body"]) == 2 and 0 <= summary["eval_fitness"] <= 1
+    rows = (out / "metrics.csv").read_text().splitlines()
+    assert rows[0].startswith("env_steps,") and len(rows) == 1 + 4
+    config = json.loads((out / "config.json").read_text())
+    assert config["settings"]["model"]["observation_dim"] == 48
+
+
+def test_ppo_on_a_gymnasium_task(run_cli, tmp_path):
+    out = tmp_path / "gym"
+    result = run_cli("ppo", "--env", "InvertedPendulum-v5", "--steps", "1024", "--num-envs", "2", "--eval-episodes", "2",
+                     "--output", str(out), "--quiet")  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["target"] == "InvertedPendulum-v5" and summary["eval_mean_return"] > 0
+
+
+@pytest.mark.parametrize(
+    "args, words",
+    [
+        (["--body", "0.2,0.9,0.2"], "link_lengths[1] is 0.9 m, outside the allowed range"),
+        (["--body", "0.2,abc"], "comma-separated link lengths"),
+        (["--body", "0.2,0.2"], "num_links is 2, outside"),
+        (["--scene", "forest"], "env.scene is 'forest'"),
+        (["--steps", "0"], "--steps must be at least 1"),
+        (["--num-envs", "0"], "ppo.num_envs is 0"),
+        (["--env", "NoSuchEnv-v0"], "NoSuchEnv"),
+        (["--env", "CartPole-v1"], "Discrete action space"),
+        (["--config", "/nonexistent/config.json"], "does not exist"),
+        (["--mixed", "3", "--body", "0.2,0.2,0.2"], "either --body or --mixed"),
+        (["--steps", "many"], "invalid int value"),
+    ],
+)
+def test_bad_input_exits_2_with_a_message_and_writes_nothing(capsys, tmp_path, args, words):
+    out = tmp_path / "never"
+    assert _main_exit_code("ppo", "--output", str(out), *args) == 2
+    assert words in capsys.readouterr().err
+    assert not out.exists()
+
+
+def _main_exit_code(*argv: str) -> int:
+    """Exit code of the CLI's main() run in this process (argparse errors raise SystemExit)."""
+    try:
+        return main(list(argv))
+    except SystemExit as stop:
+        return int(stop.code)
+
+
+def test_a_non_empty_output_directory_is_never_overwritten(run_cli, tmp_path):
+    (tmp_path / "keep.txt").write_text("precious")
+    result = run_cli("ppo", "--output", str(tmp_path), "--steps", "10")
+    assert result.returncode == 2
+    assert "--resume" in result.stderr and "--output" in result.stderr
+    assert (tmp_path / "keep.txt").read_text() == "precious"
+
+
+def test_bad_json_config_file(run_cli, tmp_path):
+    bad = tmp_path / "config.json"
+    bad.write_text('{"ppo": {"learning_rat": 0.001}}')
+    result = run_cli("ppo", "--config", str(bad), "--output", str(tmp_path / "x"))
+    assert result.returncode == 2 and "Did you mean 'learning_rate'" in result.stderr

@@ -1,0 +1,59 @@
+"""Configuration: defaults, parsing, and fix-it messages for bad values."""
+
+import pytest
+
+from morphelites.config import (
+    BodySpaceConfig,
+    ConfigError,
+    EnvConfig,
+    ModelConfig,
+    PPOConfig,
+    Settings,
+)
+
+
+def test_defaults_validate_and_round_trip_through_dicts():
+    settings = Settings().validate()
+    assert Settings.from_dict(settings.to_dict()) == settings
+    assert settings.model.hidden_dim == 256
+    assert settings.env.max_episode_steps == 200
+    assert settings.body_space.max_reach == pytest.approx(1.5)
+
+
+@pytest.mark.parametrize(
+    "data, words",
+    [
+        ({"ppo": {"learning_rat": 0.1}}, "Did you mean 'learning_rate'"),
+        ({"ppi": {}}, "Did you mean 'ppo'"),
+        ({"ppo": {"num_envs": "four"}}, "ppo.num_envs must be of type int"),
+        ({"ppo": {"gamma": True}}, "ppo.gamma must be of type float"),
+        ({"env": {"scene": "obstacle"}}, "Did you mean 'obstacles'"),
+        ({"env": {"max_episode_steps": 0}}, "outside the allowed range [1, 100000]"),
+        ({"env": {"success_radius_fraction": 0.2}}, "env.success_radius_fraction is 0.2"),
+        ({"body_space": {"min_links": 5, "max_links": 4}}, "set min_links <= max_links"),
+        ({"body_space": {"max_links": 40}}, "body_space.max_links is 40"),
+        ({"body_space": {"min_link_length": 0.3, "max_link_length": 0.2}}, "swap them"),
+        ({"model": {"hidden_dim": 0}}, "model.hidden_dim is 0"),
+        ({"ppo": {"num_minibatches": 10_000}}, "lower num_minibatches"),
+        ({"ppo": {"learning_rate": float("nan")}}, "finite number"),
+        ([1, 2], "JSON object of sections"),
+    ],
+)
+def test_bad_configs_raise_clear_errors(data, words):
+    with pytest.raises(ConfigError) as info:
+        Settings.from_dict(data).validate()
+    assert words in str(info.value)
+
+
+def test_model_dimensions_are_derived_and_a_disagreeing_value_is_an_error():
+    assert ModelConfig().resolved(48, 6).observation_dim == 48
+    with pytest.raises(ConfigError, match="observation_dim is 14, but the body space gives 48"):
+        ModelConfig(observation_dim=14).resolved(48, 6)
+    with pytest.raises(ConfigError, match="action_dim is 3"):
+        ModelConfig(action_dim=3).resolved(48, 6)
+
+
+def test_sections_validate_alone():
+    assert BodySpaceConfig(max_links=8).validate().max_reach == pytest.approx(2.0)
+    assert EnvConfig(scene="obstacles").validate().scene == "obstacles"
+    assert PPOConfig().batch_size == 16 * 128

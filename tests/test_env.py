@@ -1,0 +1,138 @@
+"""ReachEnv: determinism, padding, termination, scenes and rendering."""
+
+import numpy as np
+import pytest
+from gymnasium.utils.env_checker import check_env
+
+from morphelites.config import EnvConfig
+from morphelites.envs import ReachEnv
+from morphelites.morphology import LINK_RADIUS, Morphology
+
+BODY = Morphology(3, [0.2, 0.2, 0.15])
+
+
+def _roll(env: ReachEnv, seed: int, steps: int = 60, padded_garbage: float = 0.0):
+    rng = np.random.default_rng(seed)
+    obs, _ = env.reset(seed=seed)
+    trace = [obs]
+    for _ in range(steps):
+        action = rng.uniform(-1, 1, 6)
+        action[BODY.num_links :] = padded_garbage * rng.normal(size=6 - BODY.num_links)
+        obs, reward, term, trunc, info = env.step(action)
+        trace.append(np.append(obs, [reward, info["distance"]]))
+        if term or trunc:
+            obs, _ = env.reset()
+    return trace
+
+
+def test_passes_gymnasium_env_checker():
+    check_env(ReachEnv(BODY), skip_render_check=True)
+
+
+def test_same_seed_same_trajectory_and_different_seed_differs():
+    a, b, c = _roll(ReachEnv(BODY), 3), _roll(ReachEnv(BODY), 3), _roll(ReachEnv(BODY), 4)
+    for x, y in zip(a, b):
+        np.testing.assert_array_equal(x, y)
+    assert not np.allclose(a[1], c[1])
+
+
+def test_padded_actions_have_no_effect():
+    clean, noisy = _roll(ReachEnv(BODY), 5), _roll(ReachEnv(BODY), 5, padded_garbage=1e3)
+    for x, y in zip(clean, noisy):
+        np.testing.assert_array_equal(x, y)
+
+
+def test_observation_is_padded_with_a_joint_mask():
+    env = ReachEnv(BODY)
+    obs, _ = env.reset(seed=0)
+    assert obs.shape == (7 * 6 + 6,) and env.action_space.shape == (6,)
+    np.testing.assert_array_equal(obs[env.layout.mask_indices], [1, 1, 1, 0, 0, 0])
+    assert np.all(obs[3 * 7 : 6 * 7] == 0)
+    np.testing.assert_allclose(obs[3:21:7], BODY.link_lengths, rtol=1e-6)
+    np.testing.assert_allclose(obs[-2:], obs[-4:-2] - obs[-6:-4], atol=1e-6)
+
+
+def test_goal_at_the_fingertip_terminates_with_success_bonus():
+    env = ReachEnv(BODY)
+    env.reset(seed=0)
+    tip = env.fingertip()
+    env.reset(seed=0, options={"goal": tip})
+    _, reward, terminated, truncated, info = env.step(np.zeros(6))
+    assert terminated and not truncated and info["success"]
+    assert reward > 0.9
+
+
+def test_unreachable_goal_truncates_at_the_time_limit():
+    env = ReachEnv(BODY, env_config=EnvConfig(max_episode_steps=25))
+    env.reset(seed=0, options={"goal": (1.4, 0.0)})  # the arm reaches 0.55 m
+    for step in range(25):
+        _, reward, terminated, truncated, info = env.step(np.zeros(6))
+        assert not terminated
+        assert reward < 0
+    assert truncated and not info["success"] and info["distance"] > 0.8
+
+
+def test_success_radius_is_five_percent_of_the_longest_reach():
+    env = ReachEnv(BODY)
+    assert env.success_radius == pytest.approx(0.05 * 6 * 0.25)
+
+
+def test_workspace_goals_are_shared_and_reachable_goals_follow_the_body():
+    short, long = Morphology(3, [0.1] * 3), Morphology(6, [0.25] * 6)
+    ws_short = [ReachEnv(short).sample_goal(np.random.default_rng(9)) for _ in range(1)]
+    ws_long = [ReachEnv(long).sample_goal(np.random.default_rng(9)) for _ in range(1)]
+    np.testing.assert_array_equal(ws_short, ws_long)
+    env = ReachEnv(short, env_config=EnvConfig(goal_sampling="reachable"))
+    rng = np.random.default_rng(0)
+    distances = [np.linalg.norm(env.sample_goal(rng)) for _ in range(200)]
+    assert max(distances) <= 0.95 * short.total_length + 1e-9
+    far = [np.linalg.norm(ReachEnv(short).sample_goal(rng)) for _ in range(200)]
+    assert max(far) > short.total_length, "the shared workspace holds goals a short arm cannot reach"
+
+
+def _turn_base(env: ReachEnv, steps: int = 150) -> tuple[dict, float]:
+    """Turn the straight arm counter-clockwise into the wall at 30°; (info, deepest penetration m)."""
+    env.reset(seed=0, options={"goal": (0.0, -1.4)})
+    action = np.zeros(6)
+    action[0] = 1.0
+    deepest = 0.0
+    for _ in range(steps):
+        _, _, _, _, info = env.step(action)
+        if env.data.ncon:
+            deepest = min(deepest, float(env.data.contact.dist[: env.data.ncon].min()))
+    return info, deepest
+
+
+def test_obstacle_walls_collide_with_the_arm_and_are_counted():
+    body = Morphology(6, [0.25] * 6)
+    walled, open_env = ReachEnv(body, scene="obstacles"), ReachEnv(body, scene="open")
+    assert len(walled.scene.walls) == 3
+    info, deepest = _turn_base(walled)
+    assert info["collisions"] > 0
+    assert deepest > -LINK_RADIUS, "contacts keep links out of the wall"
+    assert _turn_base(open_env)[0]["collisions"] == 0
+    assert np.abs(walled.data.qpos - open_env.data.qpos).max() > 0.3, "the wall changes the motion"
+    rng = np.random.default_rng(0)
+    for _ in range(200):  # goals are never placed inside walls
+        goal = walled.sample_goal(rng)
+        assert all(not w.contains(goal) for w in walled.scene.walls)
+
+
+def test_renders_rgb_frames_headless():
+    env = ReachEnv(BODY, render_mode="rgb_array", render_size=(96, 64))
+    env.reset(seed=0)
+    first = env.render()
+    for _ in range(20):
+        env.step(np.ones(6))
+    second = env.render()
+    assert first.shape == (64, 96, 3) and first.dtype == np.uint8
+    assert first.std() > 0 and not np.array_equal(first, second)
+    env.close()
+    env.close()
+
+
+def test_bad_scene_and_body_raise_clear_errors():
+    with pytest.raises(ValueError, match="env.scene is 'forest'"):
+        ReachEnv(BODY, scene="forest")
+    with pytest.raises(ValueError, match=r"num_links is 7, outside"):
+        ReachEnv(Morphology(7, [0.2] * 7))

@@ -1,0 +1,62 @@
+"""evaluate(): the fitness definition, determinism, and the figures it reports."""
+
+import numpy as np
+import pytest
+
+from morphelites.config import EnvConfig
+from morphelites.morphology import Morphology
+from morphelites.policy import ActorCritic, reach_policy_spec
+from morphelites.rollout import evaluate, fitness_from_episodes
+
+BODY = Morphology(3, [0.2, 0.2, 0.15])
+
+
+def test_fitness_formula_by_hand():
+    # reached, half the distance closed, moved away
+    assert fitness_from_episodes([True, False, False], [0.0, 0.5, 2.0], [1.0, 1.0, 1.0]) == pytest.approx((1 + 0.25 + 0) / 3)
+    assert fitness_from_episodes([True, True], [0.01, 0.02], [1.0, 0.3]) == 1.0
+    assert fitness_from_episodes([False], [0.0], [1.0]) == 0.5, "an unreached goal earns at most 0.5"
+
+
+class _JacobianTranspose:
+    """A hand-written controller, no network: torque = J^T (goal - tip), minus damping."""
+
+    def act(self, obs, deterministic=True, rng=None):
+        actions = np.zeros((len(obs), 6), dtype=np.float32)
+        for b, o in enumerate(obs):
+            tip, error = o[-6:-4], o[-2:]
+            lengths = o[3:42:7]
+            for j in range(3):
+                lever = tip - o[j * 7 + 5 : j * 7 + 7]
+                torque = lever[0] * error[1] - lever[1] * error[0]
+                gear = lengths[j:].sum()  # motors are geared by the arm length outboard
+                actions[b, j] = np.clip((20 * torque - 0.5 * o[j * 7 + 2]) / gear, -1, 1)
+        return actions
+
+
+def test_same_policy_body_and_seed_give_the_same_result():
+    policy = ActorCritic(reach_policy_spec(6, hidden_dim=32)).numpy_twin()
+    a = evaluate(policy, BODY, episodes=6, seed=7)
+    b = evaluate(policy, BODY, episodes=6, seed=7)
+    c = evaluate(policy, BODY, episodes=6, seed=8)
+    assert a == b
+    assert a != c
+    assert a.episodes == 6 and a.env_steps > 0 and 0.0 <= a.fitness <= 1.0
+
+
+def test_a_competent_controller_scores_high_on_reachable_goals_and_lower_on_the_workspace():
+    reachable = evaluate(_JacobianTranspose(), BODY, episodes=12, seed=0, env_config=EnvConfig(goal_sampling="reachable"))
+    workspace = evaluate(_JacobianTranspose(), BODY, episodes=12, seed=0)
+    assert reachable.success_rate >= 0.75 and reachable.fitness >= 0.75
+    assert 0.0 < reachable.path_efficiency <= 1.0
+    assert reachable.final_distance < workspace.final_distance
+    assert workspace.success_rate < reachable.success_rate, "a 0.55 m arm cannot reach the whole 1.5 m workspace"
+
+
+def test_evaluation_goals_do_not_depend_on_the_body_in_the_shared_workspace():
+    from morphelites.envs import ReachEnv
+    from morphelites.rollout import evaluation_goals
+
+    short = evaluation_goals(ReachEnv(Morphology(3, [0.1] * 3)), 5, seed=3)
+    long = evaluation_goals(ReachEnv(Morphology(6, [0.25] * 6)), 5, seed=3)
+    np.testing.assert_array_equal(short, long)

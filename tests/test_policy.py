@@ -1,0 +1,106 @@
+"""The actor-critic: masking of padded joints, and the numpy twin against torch."""
+
+import subprocess
+import sys
+
+import numpy as np
+import torch
+
+from morphelites.envs import ReachEnv
+from morphelites.morphology import Morphology
+from morphelites.policy import ActorCritic, reach_policy_spec
+from morphelites.policy_numpy import NumpyActorCritic
+
+
+def _reach_obs(num_links: int, n: int = 8, seed: int = 0) -> np.ndarray:
+    env = ReachEnv(Morphology(num_links, [0.15] * num_links))
+    rng = np.random.default_rng(seed)
+    obs = []
+    env.reset(seed=seed)
+    for _ in range(n):
+        o, *_ = env.step(rng.uniform(-1, 1, 6))
+        obs.append(o)
+    return np.stack(obs)
+
+
+def _trained_looking_model() -> ActorCritic:
+    """A model with non-trivial weights and normaliser, so agreement is not trivially zero."""
+    torch.manual_seed(0)
+    model = ActorCritic(reach_policy_spec(6, hidden_dim=32))
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(0.3 * torch.randn_like(p))
+    model.update_normaliser(np.concatenate([_reach_obs(3), _reach_obs(6, seed=1)]))
+    return model
+
+
+def test_log_prob_and_entropy_ignore_garbage_in_padded_slots():
+    model = _trained_looking_model()
+    obs = torch.as_tensor(_reach_obs(3))
+    actions = torch.randn(obs.shape[0], 6)
+    garbage_actions = actions.clone()
+    garbage_actions[:, 3:] = torch.randn(obs.shape[0], 3) * 100
+    garbage_obs = obs.clone()
+    for j in range(3, 6):  # every feature of padded joints except their mask
+        for f in (0, 1, 2, 3, 5, 6):
+            garbage_obs[:, j * 7 + f] = torch.randn(obs.shape[0]) * 50
+    lp, ent, val = model.evaluate_actions(obs, actions)
+    lp2, ent2, val2 = model.evaluate_actions(garbage_obs, garbage_actions)
+    torch.testing.assert_close(lp, lp2)
+    torch.testing.assert_close(ent, ent2)
+    torch.testing.assert_close(val, val2)
+    # and a real joint's action does matter
+    changed = actions.clone()
+    changed[:, 0] += 1.0
+    assert not torch.allclose(model.evaluate_actions(obs, changed)[0], lp)
+
+
+def test_entropy_counts_only_real_joints():
+    model = ActorCritic(reach_policy_spec(6, hidden_dim=16, init_log_std=0.0))
+    obs3, obs6 = torch.as_tensor(_reach_obs(3, 1)), torch.as_tensor(_reach_obs(6, 1))
+    per_joint = 0.5 + 0.5 * np.log(2 * np.pi)
+    with torch.no_grad():
+        assert abs(float(model.evaluate_actions(obs3, torch.zeros(1, 6))[1]) - 3 * per_joint) < 1e-5
+        assert abs(float(model.evaluate_actions(obs6, torch.zeros(1, 6))[1]) - 6 * per_joint) < 1e-5
+
+
+def test_numpy_twin_matches_torch_within_1e_5():
+    model = _trained_looking_model()
+    twin = model.numpy_twin()
+    obs = np.concatenate([_reach_obs(3, seed=2), _reach_obs(5, seed=3), _reach_obs(6, seed=4)])
+    rng = np.random.default_rng(0)
+    actions = rng.normal(size=(len(obs), 6)).astype(np.float32)
+    with torch.no_grad():
+        t_obs = torch.as_tensor(obs)
+        t_lp, _, t_val = model.evaluate_actions(t_obs, torch.as_tensor(actions))
+        t_mean = model.mean_action(t_obs)
+    np.testing.assert_allclose(twin.act(obs), t_mean.numpy(), atol=1e-5)
+    np.testing.assert_allclose(twin.value(obs), t_val.numpy(), atol=1e-5)
+    np.testing.assert_allclose(twin.log_prob(obs, actions), t_lp.numpy(), atol=1e-4, rtol=1e-5)
+    sampled, logp, values = twin.step(obs, np.random.default_rng(1))
+    with torch.no_grad():
+        t_lp2, _, _ = model.evaluate_actions(t_obs, torch.as_tensor(sampled))
+    np.testing.assert_allclose(logp, t_lp2.numpy(), atol=1e-4, rtol=1e-5)
+    assert np.all(sampled[: len(_reach_obs(3)), 3:] == 0), "padded joints get no action"
+
+
+def test_flat_weights_round_trip_between_models():
+    model = _trained_looking_model()
+    other = ActorCritic(model.spec)
+    other.load_flat_weights(model.flat_weights())
+    np.testing.assert_array_equal(other.flat_weights(), model.flat_weights())
+    restored = ActorCritic.from_policy_state(model.policy_state())
+    obs = _reach_obs(4)
+    np.testing.assert_allclose(restored.numpy_twin().act(obs), model.numpy_twin().act(obs), atol=1e-7)
+    assert NumpyActorCritic.from_flat(model.spec, model.flat_weights()).spec == model.spec
+
+
+def test_acting_path_does_not_import_torch():
+    code = (
+        "import sys, numpy as np\n"
+        "from morphelites.policy_numpy import NumpyActorCritic\n"
+        "from morphelites.rollout import evaluate, SegmentCollector\n"
+        "from morphelites.envs import ReachEnv\n"
+        "assert 'torch' not in sys.modules, 'torch was imported'\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)

@@ -1,0 +1,90 @@
+"""GAE and the PPO loss against answers computed by hand."""
+
+import numpy as np
+import pytest
+import torch
+
+from morphelites.config import PPOConfig
+from morphelites.policy import ActorCritic
+from morphelites.policy_numpy import PolicySpec
+from morphelites.ppo import Batch, PPOUpdater, compute_gae, linear_schedule, ppo_loss
+
+
+def test_gae_matches_hand_computation_across_an_episode_end():
+    # One env, 3 steps; the episode ends after step 1 (index 1), so step 2 starts a new one.
+    gamma, lam = 0.9, 0.8
+    rewards = np.array([[1.0], [2.0], [3.0]])
+    values = np.array([[0.5], [1.0], [1.5]])
+    dones = np.array([[0.0], [1.0], [0.0]])
+    last_value = np.array([2.0])
+    # deltas: d2 = 3 + .9*2 - 1.5 = 3.3 ; d1 = 2 + 0 - 1 = 1 ; d0 = 1 + .9*1 - .5 = 1.4
+    # advantages: A2 = 3.3 ; A1 = 1 (episode ended) ; A0 = 1.4 + .9*.8*1 = 2.12
+    adv, ret = compute_gae(rewards, values, dones, last_value, gamma, lam)
+    np.testing.assert_allclose(adv[:, 0], [2.12, 1.0, 3.3], rtol=1e-6)
+    np.testing.assert_allclose(ret[:, 0], [2.62, 2.0, 4.8], rtol=1e-6)
+
+
+def test_gae_with_lambda_one_is_discounted_return_minus_value():
+    rng = np.random.default_rng(0)
+    rewards = rng.normal(size=(6, 2))
+    values = rng.normal(size=(6, 2))
+    adv, _ = compute_gae(rewards, values, np.zeros((6, 2)), np.zeros(2), 0.95, 1.0)
+    discounted = np.array([[sum(0.95**k * rewards[t + k, n] for k in range(6 - t)) for n in range(2)] for t in range(6)])
+    np.testing.assert_allclose(adv, discounted - values, rtol=1e-5, atol=1e-5)
+
+
+def test_linear_schedule():
+    assert linear_schedule(1e-3, 0.0) == pytest.approx(1e-3)
+    assert linear_schedule(1e-3, 0.5) == pytest.approx(5e-4)
+    assert linear_schedule(1e-3, 1.5) == 0.0
+
+
+def _random_batch(spec: PolicySpec, model: ActorCritic, n: int = 64) -> Batch:
+    rng = np.random.default_rng(1)
+    obs = rng.normal(size=(n, spec.obs_dim)).astype(np.float32)
+    twin = model.numpy_twin()
+    actions, logprobs, values = twin.step(obs, rng)
+    advantages = rng.normal(size=n).astype(np.float32)
+    return Batch(obs, actions, logprobs, advantages, advantages + values, values)
+
+
+def test_loss_at_the_behaviour_policy_has_unit_ratio_and_zero_kl():
+    torch.manual_seed(0)
+    spec = PolicySpec(obs_dim=5, action_dim=2, hidden_dim=16)
+    model = ActorCritic(spec)
+    batch = _random_batch(spec, model)
+    t = [torch.as_tensor(a) for a in batch]
+    config = PPOConfig(norm_adv=False)
+    loss, stats = ppo_loss(model, t[0], t[1], t[2], t[3], t[4], t[5], config)
+    # ratio == 1 everywhere, so the clipped surrogate is -mean(advantages) and nothing is clipped
+    assert float(stats["policy_loss"]) == pytest.approx(-float(batch.advantages.mean()), abs=1e-5)
+    assert float(stats["approx_kl"]) == pytest.approx(0.0, abs=1e-6)
+    assert float(stats["clip_fraction"]) == 0.0
+    assert float(stats["value_loss"]) == pytest.approx(0.5 * float(np.mean(batch.advantages**2)), rel=1e-4)
+
+
+def test_update_moves_the_policy_towards_positive_advantages():
+    torch.manual_seed(0)
+    spec = PolicySpec(obs_dim=5, action_dim=2, hidden_dim=16)
+    model = ActorCritic(spec)
+    batch = _random_batch(spec, model, n=256)
+    updater = PPOUpdater(model, PPOConfig(num_envs=1, num_steps=256, num_minibatches=4, update_epochs=4), seed=0)
+    before = model.numpy_twin().log_prob(batch.obs, batch.actions)
+    stats = updater.update(batch)
+    after = model.numpy_twin().log_prob(batch.obs, batch.actions)
+    gain = np.mean((after - before) * np.sign(batch.advantages))
+    assert gain > 0, "log-probs of good actions should rise relative to bad ones"
+    assert stats["gradient_steps"] == 16
+    assert stats["skipped_steps"] == 0
+
+
+def test_non_finite_loss_is_skipped_and_weights_stay_finite():
+    spec = PolicySpec(obs_dim=5, action_dim=2, hidden_dim=16)
+    model = ActorCritic(spec)
+    batch = _random_batch(spec, model, n=64)
+    poisoned = batch._replace(advantages=np.full_like(batch.advantages, np.nan))
+    updater = PPOUpdater(model, PPOConfig(num_envs=1, num_steps=64, num_minibatches=2, update_epochs=1), seed=0)
+    before = model.flat_weights()
+    stats = updater.update(poisoned)
+    assert stats["skipped_steps"] == 2
+    np.testing.assert_array_equal(model.flat_weights(), before)
