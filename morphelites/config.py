@@ -91,7 +91,8 @@ class EnvConfig:
     """Success radius as a fraction of the longest arm's reach (``BodySpaceConfig.max_reach``)."""
     goal_sampling: str = "workspace"
     """``workspace``: goals from one disc shared by all bodies (radius = max reach of the space),
-    so a short arm cannot reach everything. ``reachable``: goals within the body's own reach."""
+    so a short arm cannot reach everything. ``reachable``: goals at fingertip positions of random
+    poses of the body itself (within its own reach by construction)."""
     frame_skip: int = 4
     """Physics steps per policy step (physics timestep 0.005 s, so 0.02 s per policy step)."""
     control_cost: float = 0.01

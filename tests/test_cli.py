@@ -20,7 +20,7 @@ def test_ppo_on_a_body_writes_a_complete_run_directory(run_cli, tmp_path):
     rows = (out / "metrics.csv").read_text().splitlines()
     assert rows[0].startswith("env_steps,") and len(rows) == 1 + 4
     config = json.loads((out / "config.json").read_text())
-    assert config["settings"]["model"]["observation_dim"] == 48
+    assert config["settings"]["model"]["observation_dim"] == 8 * 6 + 6
 
 
 def test_ppo_on_a_gymnasium_task(run_cli, tmp_path):

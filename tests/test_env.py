@@ -5,7 +5,9 @@ import pytest
 from gymnasium.utils.env_checker import check_env
 
 from morphelites.config import EnvConfig
-from morphelites.envs import ReachEnv
+import mujoco
+
+from morphelites.envs import FEATURES_PER_JOINT, ReachEnv
 from morphelites.morphology import LINK_RADIUS, Morphology
 
 BODY = Morphology(3, [0.2, 0.2, 0.15])
@@ -45,11 +47,28 @@ def test_padded_actions_have_no_effect():
 def test_observation_is_padded_with_a_joint_mask():
     env = ReachEnv(BODY)
     obs, _ = env.reset(seed=0)
-    assert obs.shape == (7 * 6 + 6,) and env.action_space.shape == (6,)
+    F = FEATURES_PER_JOINT
+    assert obs.shape == (F * 6 + 6,) and env.action_space.shape == (6,)
     np.testing.assert_array_equal(obs[env.layout.mask_indices], [1, 1, 1, 0, 0, 0])
-    assert np.all(obs[3 * 7 : 6 * 7] == 0)
-    np.testing.assert_allclose(obs[3:21:7], BODY.link_lengths, rtol=1e-6)
+    assert np.all(obs[3 * F : 6 * F] == 0)
+    np.testing.assert_allclose(obs[3 : 3 * F : F], BODY.link_lengths, rtol=1e-6)
     np.testing.assert_allclose(obs[-2:], obs[-4:-2] - obs[-6:-4], atol=1e-6)
+
+
+def test_reach_gradient_feature_is_the_derivative_of_the_distance():
+    env = ReachEnv(BODY)
+    obs, _ = env.reset(seed=1)
+    goal, F = env.goal, FEATURES_PER_JOINT
+    q = env.data.qpos.copy()
+    for j in range(BODY.num_links):
+        half_sq = []
+        for h in (-1e-5, 1e-5):
+            env.data.qpos[:] = q
+            env.data.qpos[j] += h
+            mujoco.mj_kinematics(env.model, env.data)
+            half_sq.append(0.5 * np.sum((goal - env.fingertip()) ** 2))
+        numeric = -(half_sq[1] - half_sq[0]) / 2e-5
+        assert obs[j * F + 7] == pytest.approx(numeric, rel=1e-3, abs=1e-6)
 
 
 def test_goal_at_the_fingertip_terminates_with_success_bonus():
@@ -85,7 +104,7 @@ def test_workspace_goals_are_shared_and_reachable_goals_follow_the_body():
     env = ReachEnv(short, env_config=EnvConfig(goal_sampling="reachable"))
     rng = np.random.default_rng(0)
     distances = [np.linalg.norm(env.sample_goal(rng)) for _ in range(200)]
-    assert max(distances) <= 0.95 * short.total_length + 1e-9
+    assert max(distances) <= short.total_length + 1e-9
     far = [np.linalg.norm(ReachEnv(short).sample_goal(rng)) for _ in range(200)]
     assert max(far) > short.total_length, "the shared workspace holds goals a short arm cannot reach"
 

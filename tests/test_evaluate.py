@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from morphelites.config import EnvConfig
+from morphelites.envs import FEATURES_PER_JOINT
 from morphelites.morphology import Morphology
 from morphelites.policy import ActorCritic, reach_policy_spec
 from morphelites.rollout import evaluate, fitness_from_episodes
@@ -22,15 +23,16 @@ class _JacobianTranspose:
     """A hand-written controller, no network: torque = J^T (goal - tip), minus damping."""
 
     def act(self, obs, deterministic=True, rng=None):
+        F = FEATURES_PER_JOINT
         actions = np.zeros((len(obs), 6), dtype=np.float32)
         for b, o in enumerate(obs):
             tip, error = o[-6:-4], o[-2:]
-            lengths = o[3:42:7]
+            lengths = o[3 : 6 * F : F]
             for j in range(3):
-                lever = tip - o[j * 7 + 5 : j * 7 + 7]
+                lever = tip - o[j * F + 5 : j * F + 7]
                 torque = lever[0] * error[1] - lever[1] * error[0]
                 gear = lengths[j:].sum()  # motors are geared by the arm length outboard
-                actions[b, j] = np.clip((20 * torque - 0.5 * o[j * 7 + 2]) / gear, -1, 1)
+                actions[b, j] = np.clip((20 * torque - 0.5 * o[j * F + 2]) / gear, -1, 1)
         return actions
 
 

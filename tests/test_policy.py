@@ -6,7 +6,7 @@ import sys
 import numpy as np
 import torch
 
-from morphelites.envs import ReachEnv
+from morphelites.envs import FEATURES_PER_JOINT, ReachEnv
 from morphelites.morphology import Morphology
 from morphelites.policy import ActorCritic, reach_policy_spec
 from morphelites.policy_numpy import NumpyActorCritic
@@ -42,8 +42,8 @@ def test_log_prob_and_entropy_ignore_garbage_in_padded_slots():
     garbage_actions[:, 3:] = torch.randn(obs.shape[0], 3) * 100
     garbage_obs = obs.clone()
     for j in range(3, 6):  # every feature of padded joints except their mask
-        for f in (0, 1, 2, 3, 5, 6):
-            garbage_obs[:, j * 7 + f] = torch.randn(obs.shape[0]) * 50
+        for f in set(range(FEATURES_PER_JOINT)) - {4}:
+            garbage_obs[:, j * FEATURES_PER_JOINT + f] = torch.randn(obs.shape[0]) * 50
     lp, ent, val = model.evaluate_actions(obs, actions)
     lp2, ent2, val2 = model.evaluate_actions(garbage_obs, garbage_actions)
     torch.testing.assert_close(lp, lp2)
@@ -100,7 +100,7 @@ def test_acting_path_does_not_import_torch():
         "import sys, numpy as np\n"
         "from morphelites.policy_numpy import NumpyActorCritic\n"
         "from morphelites.rollout import evaluate, SegmentCollector\n"
-        "from morphelites.envs import ReachEnv\n"
+        "from morphelites.envs import FEATURES_PER_JOINT, ReachEnv\n"
         "assert 'torch' not in sys.modules, 'torch was imported'\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True)

@@ -3,10 +3,12 @@
 Spaces are padded to the body space's maximum joint count J, so every body has the same
 observation and action spaces and one policy can control them all.
 
-Observation (float32, shape ``(7 * J + 6,)``), see :class:`ObservationLayout`:
-    per joint j < J, 7 features: cos q_j, sin q_j, dq_j (rad/s), link length (m), mask (1 if the
-    joint exists), x_j, y_j (world position of the joint, m); padded joints are all zeros;
-    then fingertip (x, y), goal (x, y), goal - fingertip (x, y), metres.
+Observation (float32, shape ``(8 * J + 6,)``), see :class:`ObservationLayout`:
+    per joint j < J, 8 features: cos q_j, sin q_j, dq_j (rad/s), link length (m), mask (1 if the
+    joint exists), x_j, y_j (world position of the joint, m), and the reach gradient
+    ``(tip - joint_j) x (goal - tip)`` (m^2): how fast turning joint j alone closes the distance
+    (d(-|goal - tip|^2 / 2) / dq_j), a geometric fact of the pose that every body shares; padded
+    joints are all zeros; then fingertip (x, y), goal (x, y), goal - fingertip (x, y), metres.
 Action (float32, shape ``(J,)``, in [-1, 1]): normalised torque of each motor; entries of padded
     joints are ignored.
 Reward per policy step:
@@ -30,11 +32,11 @@ import numpy as np
 
 from morphelites.config import BodySpaceConfig, EnvConfig
 from morphelites.envs.scenes import Scene, make_scene
-from morphelites.morphology import BodySpace, Morphology, compile_arm
+from morphelites.morphology import JOINT_RANGE_DEG, BodySpace, Morphology, compile_arm
 
 __all__ = ["ReachEnv", "ObservationLayout", "FEATURES_PER_JOINT", "GLOBAL_FEATURES"]
 
-FEATURES_PER_JOINT = 7
+FEATURES_PER_JOINT = 8
 GLOBAL_FEATURES = 6
 _MASK_FEATURE = 4
 _SUCCESS_BONUS = 1.0
@@ -218,19 +220,22 @@ class ReachEnv(gym.Env):
     def sample_goal(self, rng: np.random.Generator) -> np.ndarray:
         """Draw a goal (x, y) for this body under ``goal_sampling``, clear of walls.
 
-        ``workspace``: distance uniform in [0, R] (R = max reach of the space), so every distance
-        band weighs the same and a short arm cannot reach the outer ones. ``reachable``: distance
-        uniform in [0.2, 0.95] x this body's reach. Direction uniform. Goals within 1.5 success
-        radii of a wall are redrawn.
+        ``workspace``: distance uniform in [0, R] (R = max reach of the space), direction uniform,
+        so every distance band weighs the same and a short arm cannot reach the outer ones.
+        ``reachable``: the fingertip position of a random pose of this body (base angle uniform,
+        every other joint uniform within its limits), so the goal is reachable by construction.
+        Goals within 1.5 success radii of a wall are redrawn.
         """
-        if self.config.goal_sampling == "workspace":
-            low, high = 0.0, self.max_reach
-        else:
-            low, high = 0.2 * self.morphology.total_length, 0.95 * self.morphology.total_length
         for _ in range(1000):
-            radius = rng.uniform(low, high)
-            angle = rng.uniform(-math.pi, math.pi)
-            goal = np.array([radius * math.cos(angle), radius * math.sin(angle)])
+            if self.config.goal_sampling == "workspace":
+                radius = rng.uniform(0.0, self.max_reach)
+                angle = rng.uniform(-math.pi, math.pi)
+                goal = np.array([radius * math.cos(angle), radius * math.sin(angle)])
+            else:
+                limit = math.radians(JOINT_RANGE_DEG)
+                q = np.concatenate([rng.uniform(-math.pi, math.pi, 1), rng.uniform(-limit, limit, self._n - 1)])
+                heading = np.cumsum(q)
+                goal = np.array([np.dot(self._lengths, np.cos(heading)), np.dot(self._lengths, np.sin(heading))])
             if self.scene.goal_is_free(goal, margin=1.5 * self.success_radius):
                 return goal
         raise RuntimeError("could not place a goal clear of the walls in 1000 draws")
@@ -266,6 +271,8 @@ class ReachEnv(gym.Env):
         per_joint[:n, 4] = 1.0
         per_joint[:n, 5:7] = self.data.xpos[self._link_body_ids, :2]
         tip = self.data.site_xpos[self._tip_site, :2]
+        lever, error = tip - per_joint[:n, 5:7], self._goal - tip
+        per_joint[:n, 7] = lever[:, 0] * error[1] - lever[:, 1] * error[0]
         glob = np.concatenate([tip, self._goal, self._goal - tip])
         return np.concatenate([per_joint.reshape(-1), glob]).astype(np.float32)
 

@@ -1,0 +1,81 @@
+"""Our PPO on standard Gymnasium MuJoCo tasks, to check it against the field's published results.
+
+Trains the plain MLP actor-critic (no joint mask) with the project's default PPOConfig on
+``Reacher-v5`` and ``InvertedPendulum-v5`` for 200k env steps per seed, then evaluates the
+deterministic policy on 20 episodes. Published reference figures (with sources) are read from
+``benchmarks/gym_references.json`` and copied next to ours. Writes ``results/gym_ppo.json``.
+
+    python benchmarks/gym_ppo.py [--steps 200000] [--seeds 0 1 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from common import write_json
+
+TASKS = ("Reacher-v5", "InvertedPendulum-v5")
+REFERENCES = Path(__file__).resolve().parent / "gym_references.json"
+
+
+def run_one(env_id: str, seed: int, steps: int) -> dict[str, Any]:
+    import gymnasium as gym
+    import torch
+
+    from morphelites.config import PPOConfig
+    from morphelites.policy import ActorCritic
+    from morphelites.policy_numpy import PolicySpec
+    from morphelites.rollout import run_episodes
+    from morphelites.train_ppo import train_policy
+
+    config = PPOConfig()
+    envs = [gym.wrappers.ClipAction(gym.make(env_id)) for _ in range(config.num_envs)]
+    spec = PolicySpec(envs[0].observation_space.shape[0], envs[0].action_space.shape[0], 256)
+    torch.manual_seed(seed)
+    model = ActorCritic(spec)
+    start = time.perf_counter()
+    result = train_policy(model, envs, config, steps, seed=seed)
+    wall = time.perf_counter() - start
+    eval_envs = [gym.make(env_id) for _ in range(20)]
+    records = run_episodes(model.numpy_twin(), eval_envs, [10_000 + seed * 100 + i for i in range(20)])
+    returns = [r.episode_return for r in records]
+    curve = [{"env_steps": int(h["env_steps"]), "episode_return": h["episode_return"]}
+             for h in result.history if "episode_return" in h]  # fmt: skip
+    return {
+        "env_id": env_id, "seed": seed, "env_steps": result.env_steps, "wall_s": round(wall, 1),
+        "eval_mean_return": float(np.mean(returns)), "eval_std_return": float(np.std(returns)),
+        "train_return_last_10_updates": float(np.mean([c["episode_return"] for c in curve[-10:]])),
+        "curve": curve[:: max(1, len(curve) // 50)],
+    }  # fmt: skip
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--steps", type=int, default=200_000)
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--workers", type=int, default=2)
+    args = parser.parse_args()
+    jobs = [(task, seed, args.steps) for task in TASKS for seed in args.seeds]
+    start = time.perf_counter()
+    with ProcessPoolExecutor(max_workers=args.workers) as pool:
+        runs = list(pool.map(run_one, *zip(*jobs)))
+    summary = {}
+    for task in TASKS:
+        finals = [r["eval_mean_return"] for r in runs if r["env_id"] == task]
+        summary[task] = {"eval_mean_return_over_seeds": float(np.mean(finals)), "eval_std_over_seeds": float(np.std(finals)),
+                         "per_seed": finals}  # fmt: skip
+        print(f"{task}: {np.mean(finals):.2f} ± {np.std(finals):.2f} over seeds {args.seeds}")
+    references = json.loads(REFERENCES.read_text()) if REFERENCES.exists() else {}
+    write_json("gym_ppo", {"steps": args.steps, "parallel_runs": args.workers, "wall_s": round(time.perf_counter() - start, 1),
+                           "summary": summary, "references": references, "runs": runs})  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()
