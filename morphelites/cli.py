@@ -48,6 +48,26 @@ def build_parser() -> argparse.ArgumentParser:
     ppo.add_argument("--eval-episodes", type=int, default=50, help="evaluation episodes per body / task")
     ppo.add_argument("--config", metavar="FILE", help="JSON config file with sections body_space, env, model, ppo")
     ppo.add_argument("--quiet", action="store_true", help="no progress output on the terminal")
+
+    train = commands.add_parser("train", help="MAP-Elites over bodies, each scored by the policy PPO finds for it")
+    modes = train.add_mutually_exclusive_group()
+    modes.add_argument("--mode", choices=["shared", "independent"], help="shared (default): one policy trained by all "
+                       "workers; independent: a fresh PPO per individual")
+    modes.add_argument("--train-shared", dest="mode", action="store_const", const="shared", help="same as --mode shared")
+    modes.add_argument("--train", dest="mode", action="store_const", const="independent", help="same as --mode independent")
+    train.add_argument("--output", help="run directory (default map_elites_shared_ppo_results or map_elites_results)")
+    train.add_argument("--resume", action="store_true", help="continue the run in --output where it stopped")
+    train.add_argument("--workers", type=int, help="worker processes (default: 75%% of the cores)")
+    train.add_argument("--serial", action="store_true", help="evaluate in this process, no workers (debugging)")
+    train.add_argument("--initial-random", type=int, help="random individuals before variation (default 8)")
+    train.add_argument("--steps-per-individual", type=int, help="env steps of training per individual (default 1500)")
+    train.add_argument("--evaluations", type=int, help="evaluated individuals to stop at (default 64)")
+    train.add_argument("--max-env-steps", type=int, help="also stop at this many env steps")
+    train.add_argument("--max-wall-time", type=float, metavar="SECONDS", help="also stop after this long")
+    train.add_argument("--seed", type=int)
+    train.add_argument("--scene", help="open or obstacles")
+    train.add_argument("--config", metavar="FILE", help="JSON config file (sections as in config.json's settings)")
+    train.add_argument("--quiet", action="store_true", help="no progress output on the terminal")
     return parser
 
 
@@ -107,6 +127,62 @@ def _ppo_request(args: argparse.Namespace) -> Any:
                          env_id=args.env_id, eval_episodes=args.eval_episodes, quiet=args.quiet)  # fmt: skip
 
 
+#: Settings a resumed run may change; any other difference from the stored config is refused.
+RESUMABLE_CHANGES = {("evolution", "evaluations"), ("evolution", "max_env_steps"), ("evolution", "max_wall_s"),
+                     ("evolution", "max_workers"), ("evolution", "enable_multiprocess")}  # fmt: skip
+
+
+def _train_trainer(args: argparse.Namespace) -> Any:
+    from morphelites.evolution.trainer import MAPElitesEvolutionTrainer
+    from morphelites.runs import RunDirectory
+
+    mode = args.mode or "shared"
+    output = args.output or ("map_elites_shared_ppo_results" if mode == "shared" else "map_elites_results")
+    stored: dict[str, Any] | None = None
+    if args.resume:
+        RunDirectory(output).check(resume=True)
+        stored = json.loads((RunDirectory(output).config).read_text())
+        if args.mode is not None and stored.get("mode") != mode:
+            raise ConfigError(f"{output} holds a {stored.get('mode')} run; drop --mode or use a new --output.")
+        mode = stored.get("mode", mode)
+    data: dict[str, Any] = load_config_file(args.config) if args.config else (stored["settings"] if stored else {})
+    settings = Settings.from_dict(data)
+    evo_changes = {
+        "num_initial_random": args.initial_random, "training_steps_per_individual": args.steps_per_individual,
+        "evaluations": args.evaluations, "max_env_steps": args.max_env_steps, "max_wall_s": args.max_wall_time,
+        "max_workers": args.workers, "seed": args.seed, "enable_multiprocess": False if args.serial else None,
+        "use_shared_ppo": mode == "shared",
+    }  # fmt: skip
+    evo = dataclasses.replace(settings.evolution, **{k: v for k, v in evo_changes.items() if v is not None})
+    env = dataclasses.replace(settings.env, scene=args.scene) if args.scene else settings.env
+    settings = dataclasses.replace(settings, evolution=evo, env=env).validate()
+    if stored is not None:
+        _refuse_conflicts(Settings.from_dict(stored["settings"]), settings, output)
+    evo = settings.evolution
+    return MAPElitesEvolutionTrainer(
+        settings, num_initial_random=evo.num_initial_random, training_steps_per_individual=evo.training_steps_per_individual,
+        enable_multiprocess=evo.enable_multiprocess, max_workers=evo.max_workers, use_shared_ppo=evo.use_shared_ppo,
+        output_dir=output, resume=args.resume, quiet=args.quiet,
+    )  # fmt: skip
+
+
+def _refuse_conflicts(stored: Settings, new: Settings, output: str) -> None:
+    """Raise ConfigError naming every setting that differs from the stored run's (budgets may change)."""
+    old_d, new_d = stored.to_dict(), new.to_dict()
+    changed = [
+        f"{section}.{key}: stored {old_d[section][key]!r}, now {new_d[section][key]!r}"
+        for section in old_d for key in old_d[section]
+        if old_d[section][key] != new_d[section][key] and (section, key) not in RESUMABLE_CHANGES
+        and not (section == "model" and key in ("observation_dim", "action_dim"))
+    ]  # fmt: skip
+    if changed:
+        raise ConfigError(
+            f"--resume would continue {output} with a different configuration: {'; '.join(changed)}. Only the budgets "
+            f"(--evaluations, --max-env-steps, --max-wall-time) and --workers may change on resume; drop the other "
+            f"options, or start a new run with another --output."
+        )
+
+
 def _check_positive(option: str, value: int) -> None:
     if value < 1:
         raise ConfigError(f"{option} must be at least 1, got {value}.")
@@ -118,6 +194,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     from morphelites.runs import RunDirectory, RunDirectoryError
 
     try:
+        if args.command == "train":
+            trainer = _train_trainer(args)
+            from morphelites.evolution.trainer import EXIT_CODES
+
+            return EXIT_CODES[trainer.run()["status"]]
         if args.command == "ppo":
             request = _ppo_request(args)
             RunDirectory(request.output).check(resume=False)  # refuse before anything starts
@@ -125,6 +206,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             run_ppo(request)
             return 0
+    except NotImplementedError as error:
+        print(f"morphelites: error: {error}", file=sys.stderr)
+        return EXIT_BAD_INPUT
     except (ConfigError, RunDirectoryError, ValueError) as error:
         print(f"morphelites: error: {error}", file=sys.stderr)
         return EXIT_BAD_INPUT

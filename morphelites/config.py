@@ -28,6 +28,10 @@ __all__ = [
     "section_from_dict",
     "section_to_dict",
     "Settings",
+    "EvolutionConfig",
+    "TrainingConfig",
+    "MEASURES",
+    "EMITTERS",
     "load_config_file",
 ]
 
@@ -223,6 +227,113 @@ class PPOConfig:
         return self
 
 
+@dataclass(frozen=True)
+class TrainingConfig:
+    """Shared-mode experience flow (the ``training_config`` of MAPElitesEvolutionTrainer)."""
+
+    buffer_size: int = 20_000
+    """Most transitions the shared experience buffer holds across all workers."""
+    min_batch_size: int = 1_000
+    """The learner updates once at least this many transitions are waiting."""
+    update_interval: int = 100
+    """Workers refresh their copy of the policy every this many env steps (if it changed)."""
+
+    def validate(self) -> "TrainingConfig":
+        """Raise ConfigError on a bad size or an inconsistent pair; return self."""
+        _check_int_range("training.buffer_size", self.buffer_size, 1, 10**9)
+        _check_int_range("training.min_batch_size", self.min_batch_size, 1, 10**9)
+        _check_int_range("training.update_interval", self.update_interval, 1, 10**9)
+        if self.min_batch_size > self.buffer_size:
+            raise ConfigError(
+                f"training.min_batch_size ({self.min_batch_size}) is larger than training.buffer_size "
+                f"({self.buffer_size}), so the learner would wait forever; raise buffer_size or lower min_batch_size."
+            )
+        return self
+
+
+MEASURES = ("num_links", "total_length", "taper")
+EMITTERS = ("iso_line", "gaussian")
+
+
+@dataclass(frozen=True)
+class EvolutionConfig:
+    """The MAP-Elites loop: archive, variation, budgets, evaluation, bookkeeping."""
+
+    num_initial_random: int = 8
+    """Individuals drawn uniformly from the genome cube before variation starts."""
+    training_steps_per_individual: int = 1500
+    """Env steps of PPO training each individual gets before it is evaluated."""
+    evaluations: int = 64
+    """Stop after this many evaluated individuals."""
+    max_env_steps: int | None = None
+    """Also stop once this many env steps (training + evaluation) were simulated (None: no limit)."""
+    max_wall_s: float | None = None
+    """Also stop after this many seconds of wall time (None: no limit)."""
+    measures: tuple[str, ...] = ("num_links", "total_length")
+    """Archive axes, from ``num_links`` (one bin per joint count), ``total_length`` (m) and
+    ``taper`` ((first - last link length) / (first + last), in [-1, 1])."""
+    continuous_bins: int = 10
+    """Bins of each continuous measure (total_length, taper)."""
+    emitter: str = "iso_line"
+    """Variation operator from pyribs: ``iso_line`` (Iso+LineDD) or ``gaussian``."""
+    sigma: float = 0.1
+    """Gaussian mutation std in genome units (``gaussian``), or the iso std (``iso_line``)."""
+    line_sigma: float = 0.2
+    """Std of the step along the line between two elites (``iso_line`` only)."""
+    eval_episodes: int = 20
+    """Evaluation goals per individual (fixed, seeded, the same for every individual)."""
+    eval_seed: int = 12345
+    """Seed of the evaluation goals."""
+    max_workers: int | None = None
+    """Worker processes (None: 75% of the cores, at least 1)."""
+    enable_multiprocess: bool = True
+    """Evaluate in worker processes; False runs everything in this process (debugging)."""
+    use_shared_ppo: bool = True
+    """Shared mode (one policy trained by all workers) instead of one fresh PPO per individual."""
+    seed: int = 0
+    """Seeds variation, training and evaluation (one seed, everything derived from it)."""
+    checkpoint_every: int = 10
+    """Write a checkpoint every this many evaluations (and at the end and on Ctrl-C)."""
+    checkpoints_kept: int = 3
+    """How many checkpoints to keep."""
+    heatmap_every: int = 10
+    """Redraw heatmap.png every this many evaluations."""
+
+    def validate(self) -> "EvolutionConfig":
+        """Raise ConfigError on a bad budget, measure or operator; return self."""
+        _check_int_range("evolution.num_initial_random", self.num_initial_random, 1, 10_000_000)
+        _check_int_range("evolution.training_steps_per_individual", self.training_steps_per_individual, 1, 10**10)
+        _check_int_range("evolution.evaluations", self.evaluations, 1, 10**9)
+        if self.max_env_steps is not None:
+            _check_int_range("evolution.max_env_steps", self.max_env_steps, 1, 10**13)
+        if self.max_wall_s is not None:
+            _check_float_range("evolution.max_wall_s", self.max_wall_s, 1e-3, 1e9)
+        if not self.measures:
+            raise ConfigError("evolution.measures is empty; give one or two of " + ", ".join(MEASURES) + ".")
+        for name in self.measures:
+            _check_choice("evolution.measures entry", name, MEASURES)
+        if len(set(self.measures)) != len(self.measures):
+            raise ConfigError(f"evolution.measures lists a measure twice: {list(self.measures)}.")
+        _check_int_range("evolution.continuous_bins", self.continuous_bins, 1, 10_000)
+        _check_choice("evolution.emitter", self.emitter, EMITTERS)
+        _check_float_range("evolution.sigma", self.sigma, 1e-6, 10.0)
+        _check_float_range("evolution.line_sigma", self.line_sigma, 0.0, 10.0)
+        _check_int_range("evolution.eval_episodes", self.eval_episodes, 1, 100_000)
+        if self.max_workers is not None:
+            _check_int_range("evolution.max_workers", self.max_workers, 1, 1024)
+        _check_int_range("evolution.checkpoint_every", self.checkpoint_every, 1, 10**9)
+        _check_int_range("evolution.checkpoints_kept", self.checkpoints_kept, 1, 1000)
+        _check_int_range("evolution.heatmap_every", self.heatmap_every, 1, 10**9)
+        return self
+
+    @property
+    def workers(self) -> int:
+        """Worker processes to start: ``max_workers`` or 75% of the cores, at least 1."""
+        import os
+
+        return self.max_workers or max(1, (os.cpu_count() or 1) * 3 // 4)
+
+
 # --------------------------------------------------------------------------- parsing helpers
 
 Section = TypeVar("Section")
@@ -269,6 +380,11 @@ def _coerce(name: str, value: Any, hint: Any) -> Any:
         return _coerce(name, value, inner[0])
     if origin is Literal:
         return _check_choice(name, value, typing.get_args(hint))
+    if origin is tuple:
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"{name} must be a list, got {value!r}.")
+        item = typing.get_args(hint)[0]
+        return tuple(_coerce(f"{name}[{i}]", v, item) for i, v in enumerate(value))
     if hint is bool:
         if isinstance(value, bool):
             return value
@@ -323,9 +439,13 @@ class Settings:
     env: EnvConfig = EnvConfig()
     model: ModelConfig = ModelConfig()
     ppo: PPOConfig = PPOConfig()
+    evolution: EvolutionConfig = EvolutionConfig()
+    training: TrainingConfig = TrainingConfig()
 
     def validate(self) -> "Settings":
         """Validate every section; raises ConfigError with a fix-it message."""
+        self.evolution.validate()
+        self.training.validate()
         self.body_space.validate()
         self.env.validate()
         self.model.validate()

@@ -72,9 +72,10 @@ def train_policy(
     on_update: Callable[[dict[str, float]], None] | None = None,
     should_stop: Callable[[], bool] | None = None,
 ) -> TrainingResult:
-    """Train ``model`` with PPO on ``envs`` for at least ``total_steps`` env steps.
+    """Train ``model`` with PPO on ``envs`` for ``total_steps`` env steps (rounded up to a whole
+    step of every env).
 
-    Each update: the numpy twin acts ``num_steps`` steps in every env; GAE; ``update_epochs``
+    Each update: the numpy twin acts ``num_steps`` steps in every env (fewer in the last one); GAE; ``update_epochs``
     epochs of minibatch PPO; then the observation normaliser folds in the segment (after the
     update, so behaviour log-probs and the update see the same normalisation).
 
@@ -96,7 +97,10 @@ def train_policy(
             break
         updater.set_progress(update / num_updates)
         actor = model.numpy_twin()
-        segment = collector.collect(actor, config.num_steps, rng)
+        # the last rollout is shortened so that a small budget is spent, not overshot by a batch
+        remaining = total_steps - result.env_steps
+        num_steps = max(1, min(config.num_steps, math.ceil(remaining / collector.num_envs)))
+        segment = collector.collect(actor, num_steps, rng)
         batch = segment_to_batch(segment, actor.value(segment.last_obs), config.gamma, config.gae_lambda)
         stats = updater.update(batch)
         if config.normalize_obs:

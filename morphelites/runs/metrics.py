@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import math
+import time
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -36,19 +37,27 @@ class MetricsWriter:
             append_line(self.path, ",".join(self.columns))
         self._tb: Any = None
         if tensorboard_dir is not None:
-            from torch.utils.tensorboard import SummaryWriter
+            # tensorboard's own event writer: no torch import in processes that do not train
+            from tensorboard.summary.writer.event_file_writer import EventFileWriter
 
-            self._tb = SummaryWriter(str(tensorboard_dir))
+            Path(tensorboard_dir).mkdir(parents=True, exist_ok=True)
+            self._tb = EventFileWriter(str(tensorboard_dir))
 
     def write(self, record: dict[str, Any]) -> None:
         buffer = io.StringIO()
         csv.writer(buffer).writerow([_cell(record.get(c)) for c in self.columns])
         append_line(self.path, buffer.getvalue())
         if self._tb is not None:
+            from tensorboard.compat.proto.event_pb2 import Event
+            from tensorboard.compat.proto.summary_pb2 import Summary
+
+            values = [
+                Summary.Value(tag=key, simple_value=float(value))
+                for key, value in record.items()
+                if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+            ]
             step = int(record.get(self.step_key, 0) or 0)
-            for key, value in record.items():
-                if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
-                    self._tb.add_scalar(key, value, step)
+            self._tb.add_event(Event(wall_time=time.time(), step=step, summary=Summary(value=values)))
             self._tb.flush()
 
     def close(self) -> None:

@@ -1,0 +1,126 @@
+"""The elite archive: a pyribs GridArchive over body measures, with what rebuilds each elite.
+
+Extra fields keep, per elite, the individual's id and parent id, its body (joint count and
+padded link lengths) and its evaluation figures, so ``archive.csv`` alone says which body each
+cell holds and how well it did.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from ribs.archives import GridArchive
+
+from morphelites.evolution.measures import MeasureSpec
+from morphelites.morphology import BodySpace
+
+__all__ = ["BodyArchive", "STATUS_NAMES", "EVAL_FIELDS"]
+
+#: pyribs add() status codes -> names used in results.jsonl.
+STATUS_NAMES = {0: "not added", 1: "improved", 2: "new"}
+#: Evaluation figures stored with each elite.
+EVAL_FIELDS = ("success_rate", "mean_return", "final_distance", "path_efficiency", "collisions")
+
+
+class BodyArchive:
+    """A GridArchive of genomes (objective = fitness in [0, 1]) over ``specs``.
+
+    Args:
+        space: the body space (genome length, padding of link lengths).
+        specs: the measure axes.
+        seed: seeds the archive's own sampling (``sample_elites``).
+    """
+
+    def __init__(self, space: BodySpace, specs: list[MeasureSpec], seed: int = 0) -> None:
+        self.space = space
+        self.specs = specs
+        self.archive = GridArchive(
+            solution_dim=space.genome_dim,
+            dims=[s.bins for s in specs],
+            ranges=[(s.low, s.high) for s in specs],
+            seed=seed,
+            extra_fields={
+                "individual_id": ((), np.int64),
+                "parent_id": ((), np.int64),
+                "policy_version": ((), np.int64),
+                "num_links": ((), np.int64),
+                "link_lengths": ((space.max_links,), np.float64),
+                **{name: ((), np.float64) for name in EVAL_FIELDS},
+            },
+        )
+
+    def add(
+        self,
+        individual_id: int,
+        parent_id: int | None,
+        genome: np.ndarray,
+        fitness: float,
+        measures: np.ndarray,
+        evaluation: dict[str, Any],
+    ) -> str:
+        """Insert one evaluated individual; returns ``"new"``, ``"improved"`` or ``"not added"``.
+
+        A cell keeps the better of its elite and the newcomer (ties keep the elite).
+        """
+        body = self.space.decode(genome)
+        lengths = np.zeros(self.space.max_links)
+        lengths[: body.num_links] = body.link_lengths
+        info = self.archive.add(
+            np.asarray(genome, dtype=np.float64)[None],
+            np.array([fitness], dtype=np.float64),
+            np.asarray(measures, dtype=np.float64)[None],
+            individual_id=np.array([individual_id]),
+            parent_id=np.array([-1 if parent_id is None else parent_id]),
+            policy_version=np.array([int(evaluation.get("policy_version", -1))]),
+            num_links=np.array([body.num_links]),
+            link_lengths=lengths[None],
+            **{name: np.array([float(evaluation.get(name, np.nan))]) for name in EVAL_FIELDS},
+        )
+        return STATUS_NAMES[int(info["status"][0])]
+
+    def __len__(self) -> int:
+        return len(self.archive)
+
+    @property
+    def num_cells(self) -> int:
+        return int(self.archive.cells)
+
+    def stats(self) -> dict[str, float]:
+        """qd_score (sum of elite fitness), coverage (fraction of cells filled), best and mean fitness."""
+        stats = self.archive.stats
+        empty = len(self.archive) == 0
+        return {
+            "qd_score": float(stats.qd_score) if not empty else 0.0,
+            "coverage": float(stats.coverage),
+            "best_fitness": float(stats.obj_max) if not empty else float("nan"),
+            "mean_elite_fitness": float(stats.obj_mean) if not empty else float("nan"),
+            "elites": float(len(self.archive)),
+        }
+
+    def elites(self) -> list[dict[str, Any]]:
+        """One dict per elite (plain Python values): ids, body, measures, fitness, evaluation."""
+        data = self.archive.data()
+        rows = []
+        for i in range(len(data["index"])):
+            n = int(data["num_links"][i])
+            row = {
+                "cell": int(data["index"][i]),
+                "individual_id": int(data["individual_id"][i]),
+                "parent_id": int(data["parent_id"][i]),
+                "fitness": float(data["objective"][i]),
+                "measures": {s.name: float(v) for s, v in zip(self.specs, data["measures"][i])},
+                "num_links": n,
+                "link_lengths": [float(x) for x in data["link_lengths"][i][:n]],
+                "policy_version": int(data["policy_version"][i]),
+                "genome": [float(x) for x in data["solution"][i]],
+            }
+            row.update({name: float(data[name][i]) for name in EVAL_FIELDS})
+            rows.append(row)
+        rows.sort(key=lambda r: r["cell"])
+        return rows
+
+    def sample_parents(self, n: int) -> tuple[np.ndarray, np.ndarray]:
+        """``n`` elites drawn uniformly with replacement: (genomes (n, d), individual ids (n,))."""
+        sampled = self.archive.sample_elites(n)
+        return np.asarray(sampled["solution"]), np.asarray(sampled["individual_id"])

@@ -1,0 +1,389 @@
+"""MAPElitesEvolutionTrainer: steady-state MAP-Elites over bodies, evaluated by worker processes.
+
+Steady state, not generations: every worker gets its next individual as soon as it returns a
+result, with a parent drawn from the archive as it is at that moment, and every result is
+inserted with ``archive.add`` on arrival. A generational ask/tell over a batch would make each
+worker wait for the slowest body of the batch (training time differs with joint count and with
+how fast episodes end); here no worker idles while evaluations remain to be done.
+
+Crash safety: results.jsonl is the record of what was evaluated (one fsynced line each); a
+checkpoint adds what results.jsonl cannot say (variation RNG, id counter, individuals in flight).
+Resuming replays results.jsonl into a fresh archive, reissues the individuals that were in
+flight, and goes on to the requested total.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import signal
+import time
+from typing import Any
+
+from morphelites.config import ConfigError, ModelConfig, Settings, TrainingConfig, section_from_dict
+from morphelites.envs.reach import ObservationLayout
+from morphelites.evolution.archive import BodyArchive
+from morphelites.evolution.measures import compute_measures, measure_specs
+from morphelites.evolution.variation import Variation
+from morphelites.individual import Individual, IndividualResult
+from morphelites.morphology import BodySpace
+from morphelites.parallel.pool import SerialPool, WorkerPool, set_process_title
+from morphelites.runs.memory import ProcessTreeMemory
+from morphelites.runs.progress import Progress
+from morphelites.runs.recorder import EvolutionRecorder
+from morphelites.runs.run_dir import RunDirectory
+
+__all__ = ["MAPElitesEvolutionTrainer", "EXIT_CODES"]
+
+#: Exit codes by how a run ended.
+EXIT_CODES = {"completed": 0, "interrupted": 130, "terminated": 143}
+_CHECKPOINT_FORMAT = "morphelites-evolution-1"
+_INDEPENDENT_JOB = "morphelites.independent:train_and_evaluate"
+_SUMMARY_EVERY_S = 10.0
+
+
+class MAPElitesEvolutionTrainer:
+    """MAP-Elites over robot bodies, each scored by the policy PPO finds for it.
+
+    Args:
+        base_args: starting configuration: a :class:`Settings`, or a dict of config sections
+            (``{"ppo": {...}, "env": {...}}``); None for the defaults.
+        num_initial_random: random individuals before variation starts.
+        training_steps_per_individual: env steps of training per individual.
+        enable_multiprocess: evaluate in worker processes (False: all in this process).
+        max_workers: worker processes; None means 75% of the cores, at least 1.
+        use_shared_ppo: one policy trained by all workers (shared mode) instead of a fresh PPO
+            per individual (independent mode).
+        training_config: shared-mode keys ``buffer_size``, ``min_batch_size``, ``update_interval``.
+        model_config: ``hidden_dim``, and ``observation_dim`` / ``action_dim`` only to assert
+            them (they follow from the body space; a disagreeing value is an error).
+        output_dir: run directory (default ``map_elites_results`` or
+            ``map_elites_shared_ppo_results`` by mode).
+        evaluations: stop after this many evaluated individuals.
+        seed: run seed.
+        resume: continue the run in ``output_dir``.
+        quiet: no progress output on the terminal.
+    """
+
+    def __init__(
+        self,
+        base_args: Settings | dict[str, Any] | None = None,
+        num_initial_random: int = 8,
+        training_steps_per_individual: int = 1500,
+        enable_multiprocess: bool = True,
+        max_workers: int | None = None,
+        use_shared_ppo: bool = True,
+        training_config: dict[str, Any] | None = None,
+        model_config: dict[str, Any] | None = None,
+        *,
+        output_dir: str | None = None,
+        evaluations: int | None = None,
+        seed: int | None = None,
+        resume: bool = False,
+        quiet: bool = False,
+    ) -> None:
+        settings = base_args if isinstance(base_args, Settings) else Settings.from_dict(base_args)
+        evo = dataclasses.replace(
+            settings.evolution,
+            num_initial_random=num_initial_random,
+            training_steps_per_individual=training_steps_per_individual,
+            enable_multiprocess=enable_multiprocess,
+            max_workers=max_workers,
+            use_shared_ppo=use_shared_ppo,
+            **({"evaluations": evaluations} if evaluations is not None else {}),
+            **({"seed": seed} if seed is not None else {}),
+        )
+        training = section_from_dict(TrainingConfig, {**dataclasses.asdict(settings.training), **(training_config or {})}, "training")
+        model = section_from_dict(ModelConfig, {**dataclasses.asdict(settings.model), **(model_config or {})}, "model")
+        settings = dataclasses.replace(settings, evolution=evo, training=training, model=model).validate()
+        layout = ObservationLayout(settings.body_space.max_links)
+        settings = dataclasses.replace(settings, model=settings.model.resolved(layout.observation_dim, layout.action_dim))
+        if settings.evolution.use_shared_ppo:
+            raise NotImplementedError(
+                "Shared mode (use_shared_ppo=True, `morphelites train --mode shared`) is not built yet; "
+                "use independent mode: use_shared_ppo=False or `--mode independent`."
+            )
+        self.settings = settings
+        self.mode = "shared" if evo.use_shared_ppo else "independent"
+        default_dir = "map_elites_shared_ppo_results" if evo.use_shared_ppo else "map_elites_results"
+        self.run_dir = RunDirectory(output_dir or default_dir)
+        self.resume = resume
+        self.quiet = quiet
+        self.run_dir.check(resume=resume)  # refuse before any process starts
+
+        self.space = BodySpace(settings.body_space)
+        self.specs = measure_specs(self.space, evo.measures, evo.continuous_bins)
+        self.archive = BodyArchive(self.space, self.specs, seed=evo.seed)
+        self.variation = Variation(evo, self.archive, self.space.genome_dim, seed=evo.seed)
+        self.completed = 0
+        self.next_id = 0
+        self.env_steps = 0
+        self.training_env_steps = 0
+        self.wall_s_before = 0.0
+        self.pending: list[Individual] = []  # to (re)issue before new ones
+        self.in_flight: dict[int, Individual] = {}
+        self.failures: dict[int, int] = {}
+        self._stop_signal: int | None = None
+        self._stopping_reason: str | None = None
+
+    # ------------------------------------------------------------------ public API
+    def run(self) -> dict[str, Any]:
+        """Run to the end (or an interrupt); returns the summary, whose ``status`` says which."""
+        self.run_dir.prepare(resume=self.resume)
+        self.recorder = EvolutionRecorder(self.run_dir, quiet=self.quiet)
+        log = self.recorder.log
+        if self.resume:
+            self._restore()
+        else:
+            self.recorder.config({"command": "train", "mode": self.mode, "settings": self.settings.to_dict(),
+                                  "measures": [dataclasses.asdict(s) for s in self.specs]})  # fmt: skip
+        evo = self.settings.evolution
+        workers = evo.workers if evo.enable_multiprocess else 1
+        log.info("MAP-Elites (%s mode): %d evaluations, %d env steps of training each, %d worker(s), output %s",
+                 self.mode, evo.evaluations, evo.training_steps_per_individual, workers, self.run_dir.path)  # fmt: skip
+        set_process_title("map_elites main")
+        pool = WorkerPool(workers, _INDEPENDENT_JOB, "independent worker") if evo.enable_multiprocess else SerialPool(_INDEPENDENT_JOB)
+        self.memory = ProcessTreeMemory()
+        self._pool = pool
+        self.progress = Progress(evo.evaluations, quiet=self.quiet)
+        self._start = time.monotonic()
+        self._last_summary = 0.0
+        previous = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+        signal.signal(signal.SIGINT, self._on_signal)
+        signal.signal(signal.SIGTERM, self._on_signal)
+        status = "completed"
+        try:
+            pool.start()
+            status = self._loop(pool)
+        except KeyboardInterrupt:  # second Ctrl-C: stop at once
+            status = "interrupted"
+            log.warning("Second interrupt: stopping at once, without a final checkpoint.")
+            pool.close(graceful=False, timeout=0.0)
+        finally:
+            pool.close(graceful=status == "completed", timeout=5.0)
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+            self.progress.close()
+        summary = self._summary(status)
+        self._write_archive_files()
+        self.recorder.summary(summary)
+        log.info("%s: %d evaluations, QD-score %.3f, coverage %.1f%%, best fitness %.3f, %.0f s. Run directory: %s",
+                 status.capitalize(), self.completed, summary["qd_score"], 100 * summary["coverage"],
+                 summary["best_fitness"], summary["wall_s"], self.run_dir.path)  # fmt: skip
+        self.recorder.close()
+        return summary
+
+    # ------------------------------------------------------------------ main loop
+    def _loop(self, pool: WorkerPool | SerialPool) -> str:
+        evo = self.settings.evolution
+        log = self.recorder.log
+        while True:
+            if self._stop_signal is not None:
+                name = "interrupted" if self._stop_signal == signal.SIGINT else "terminated"
+                log.warning("Stopping (%s): writing a checkpoint; %d individual(s) in flight will be reissued on --resume.",
+                            "Ctrl-C" if name == "interrupted" else "SIGTERM", len(self.in_flight))  # fmt: skip
+                self._checkpoint()
+                pool.close(graceful=False, timeout=0.0)
+                return name
+            self._check_budgets()
+            self._issue(pool)
+            if not self.in_flight and (self._stopping_reason or self.completed >= evo.evaluations):
+                self._checkpoint()
+                return "completed"
+            for event in pool.poll(0.25):
+                self._handle(event)
+            self._periodic_summary(pool)
+
+    def _wanted(self) -> int:
+        if self._stopping_reason:
+            return 0
+        return self.settings.evolution.evaluations - self.completed - len(self.in_flight)
+
+    def _issue(self, pool: WorkerPool | SerialPool) -> None:
+        for worker in pool.idle:
+            if self._wanted() <= 0:
+                return
+            individual = self.pending.pop(0) if self.pending else self._new_individual()
+            self.in_flight[individual.id] = individual
+            pool.submit(worker, individual.id, (individual, self.settings))
+
+    def _new_individual(self) -> Individual:
+        offspring = self.variation.next()
+        body = self.space.decode(offspring.genome)
+        individual = Individual(self.next_id, tuple(float(g) for g in offspring.genome), body, offspring.parent_id)
+        self.next_id += 1
+        return individual
+
+    def _handle(self, event: Any) -> None:
+        log = self.recorder.log
+        if event.kind == "done":
+            individual = self.in_flight.pop(event.task_id)
+            result: IndividualResult = event.value
+            result.worker = event.worker
+            self._insert(individual, result, replay=False)
+        elif event.kind == "died":
+            individual = self.in_flight.pop(event.task_id, None) if event.task_id is not None else None
+            log.warning("Worker %d died (exit code %s); restarted it.%s", event.worker, event.value,
+                        f" Individual {individual.id} is issued again." if individual else "")  # fmt: skip
+            if individual is not None:
+                self.pending.insert(0, individual)
+        elif event.kind == "error":
+            individual = self.in_flight.pop(event.task_id)
+            self.failures[individual.id] = self.failures.get(individual.id, 0) + 1
+            log.error("Evaluating individual %d failed:\n%s", individual.id, event.value)
+            if self.failures[individual.id] >= 2:
+                raise RuntimeError(f"Individual {individual.id} failed twice; see training.log for the traceback.")
+            self.pending.insert(0, individual)
+
+    def _insert(self, individual: Individual, result: IndividualResult, replay: bool) -> dict[str, Any]:
+        """Insert one evaluated individual into the archive; unless replaying, record it."""
+        measures = compute_measures(individual.body, self.specs)
+        evaluation = result.evaluation
+        status = self.archive.add(individual.id, individual.parent_id, individual.genome_array(), evaluation["fitness"],
+                                  measures, evaluation)  # fmt: skip
+        self.completed += 1
+        self.env_steps += result.training_env_steps + result.eval_env_steps
+        self.training_env_steps += result.training_env_steps
+        self.next_id = max(self.next_id, individual.id + 1)
+        if replay:
+            return {}
+        line = {
+            **individual.to_dict(),
+            "measures": {s.name: float(v) for s, v in zip(self.specs, measures)},
+            **{k: evaluation[k] for k in ("fitness", "success_rate", "mean_return", "final_distance",
+                                           "path_efficiency", "collisions", "policy_version")},
+            "training_steps": result.training_env_steps,
+            "eval_env_steps": result.eval_env_steps,
+            "training_wall_s": round(result.training_wall_s, 3),
+            "eval_wall_s": round(result.eval_wall_s, 3),
+            "worker": result.worker,
+            "status": status,
+            "timestamp": time.time(),
+        }  # fmt: skip
+        self.recorder.result(line)
+        stats = self.archive.stats()
+        body = individual.body
+        self.recorder.log.info(
+            "eval %d/%d  id %d%s  %d joints %.2f m  fitness %.3f success %.2f -> %s  | QD %.2f coverage %.0f%%  (worker %d, %.1f s)",
+            self.completed, self.settings.evolution.evaluations, individual.id,
+            f" (parent {individual.parent_id})" if individual.parent_id is not None else " (random)",
+            body.num_links, body.total_length, evaluation["fitness"], evaluation["success_rate"], status,
+            stats["qd_score"], 100 * stats["coverage"], result.worker, result.training_wall_s + result.eval_wall_s,
+        )  # fmt: skip
+        self.memory.sample(self._pool.pids())
+        self.recorder.metrics(self._metrics_record(stats))
+        self.progress.update(self.completed, stats["qd_score"], stats["coverage"], _nan0(stats["best_fitness"]))
+        evo = self.settings.evolution
+        if self.completed % evo.heatmap_every == 0:
+            self._write_archive_files()
+        if self.completed % evo.checkpoint_every == 0:
+            self._checkpoint()
+        return line
+
+    # ------------------------------------------------------------------ budgets, signals
+    def _check_budgets(self) -> None:
+        evo = self.settings.evolution
+        if self._stopping_reason:
+            return
+        if evo.max_env_steps is not None and self.env_steps >= evo.max_env_steps:
+            self._stopping_reason = f"env-step budget of {evo.max_env_steps} reached"
+        elif evo.max_wall_s is not None and self._wall_s() >= evo.max_wall_s:
+            self._stopping_reason = f"wall-time limit of {evo.max_wall_s:.0f} s reached"
+        if self._stopping_reason:
+            self.recorder.log.info("Stopping: %s; waiting for %d individual(s) in flight.", self._stopping_reason, len(self.in_flight))
+
+    def _on_signal(self, signum: int, frame: Any) -> None:
+        if self._stop_signal is not None and signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        self._stop_signal = signum
+
+    def _wall_s(self) -> float:
+        return self.wall_s_before + (time.monotonic() - self._start)
+
+    # ------------------------------------------------------------------ outputs
+    def _metrics_record(self, stats: dict[str, float]) -> dict[str, Any]:
+        wall = self._wall_s()
+        return {"evaluations": self.completed, "env_steps": self.env_steps, "training_env_steps": self.training_env_steps,
+                "wall_s": round(wall, 2), **stats, "env_steps_per_s": self.env_steps / max(wall, 1e-9),
+                "evaluations_per_min": 60 * self.completed / max(wall, 1e-9), "in_flight": len(self.in_flight)}  # fmt: skip
+
+    def _periodic_summary(self, pool: WorkerPool | SerialPool) -> None:
+        now = time.monotonic()
+        if now - self._last_summary < _SUMMARY_EVERY_S:
+            return
+        self._last_summary = now
+        rss = self.memory.sample(pool.pids())
+        wall = self._wall_s()
+        self.recorder.log.info(
+            "progress: %d/%d evaluations, %.1f evaluations/min, %.0f env steps/s, %d in flight, RSS %.0f MB (%s)",
+            self.completed, self.settings.evolution.evaluations, 60 * self.completed / max(wall, 1e-9),
+            self.env_steps / max(wall, 1e-9), len(self.in_flight), rss["total_mb"],
+            ", ".join(f"{k} {v:.0f}" for k, v in rss["per_process_mb"].items()),
+        )  # fmt: skip
+
+    def _write_archive_files(self) -> None:
+        from morphelites.viz import heatmap_png
+
+        self.recorder.archive(self.archive.elites(), [s.name for s in self.specs])
+        if len(self.archive):
+            self.recorder.heatmap(heatmap_png(self.archive))
+
+    def _summary(self, status: str) -> dict[str, Any]:
+        stats = self.archive.stats()
+        evo = self.settings.evolution
+        return {
+            "mode": self.mode, "status": status, "evaluations": self.completed, "requested_evaluations": evo.evaluations,
+            "env_steps": self.env_steps, "training_env_steps": self.training_env_steps, "wall_s": round(self._wall_s(), 2),
+            "qd_score": stats["qd_score"], "coverage": stats["coverage"], "best_fitness": stats["best_fitness"],
+            "mean_elite_fitness": stats["mean_elite_fitness"], "elites": int(stats["elites"]), "cells": self.archive.num_cells,
+            "training_steps_per_individual": evo.training_steps_per_individual,
+            "workers": evo.workers if evo.enable_multiprocess else 1, "peak_memory_mb": self.memory.peak_mb,
+            "stopped_because": self._stopping_reason or ("requested evaluations done" if status == "completed" else status),
+        }  # fmt: skip
+
+    # ------------------------------------------------------------------ checkpoint / resume
+    def _checkpoint(self) -> None:
+        state = {
+            "format": _CHECKPOINT_FORMAT,
+            "completed": self.completed,
+            "next_id": self.next_id,
+            "pending": [i.to_dict() for i in self.pending + list(self.in_flight.values())],
+            "variation": self.variation.state_dict(),
+            "wall_s": self._wall_s(),
+            "settings": self.settings.to_dict(),
+        }
+        self.recorder.checkpoint(self.completed, state, keep=self.settings.evolution.checkpoints_kept)
+
+    def _restore(self) -> None:
+        """Rebuild the run from results.jsonl and the newest intact checkpoint."""
+        log = self.recorder.log
+        latest = self.recorder.latest_checkpoint()
+        results = self.recorder.read_results()
+        seen: set[int] = set()
+        for line in results:
+            if line["id"] in seen:
+                continue
+            seen.add(line["id"])
+            individual = Individual.from_dict(line)
+            evaluation = {k: line[k] for k in ("fitness", "success_rate", "mean_return", "final_distance",
+                                               "path_efficiency", "collisions", "policy_version")}  # fmt: skip
+            self._insert(individual, IndividualResult(individual.id, evaluation, line["training_steps"], line["eval_env_steps"], 0, 0), replay=True)
+        if latest is not None:
+            path, state = latest
+            if state.get("format") != _CHECKPOINT_FORMAT:
+                raise ConfigError(f"Checkpoint {path} has format {state.get('format')!r}, expected {_CHECKPOINT_FORMAT!r}.")
+            self.variation.load_state_dict(state["variation"])
+            self.next_id = max(self.next_id, int(state["next_id"]))
+            self.wall_s_before = float(state["wall_s"])
+            self.pending = [Individual.from_dict(d) for d in state["pending"] if int(d["id"]) not in seen]
+            log.info("Resumed from %s: %d evaluations in results.jsonl, %d individual(s) to reissue.", path.name, self.completed, len(self.pending))
+        else:  # fresh variation stream, so the random start does not redraw evaluated genomes
+            evo = self.settings.evolution
+            self.variation = Variation(evo, self.archive, self.space.genome_dim, seed=evo.seed + 7919 * (self.completed + 1))
+            self.variation.proposed = self.completed
+            log.info("Resumed without a checkpoint: %d evaluations replayed from results.jsonl.", self.completed)
+
+
+def _nan0(value: float) -> float:
+    return 0.0 if math.isnan(value) else value
+

@@ -1,0 +1,242 @@
+"""A pool of worker processes that each run one job at a time, with a pipe of their own.
+
+Why not ``concurrent.futures``: we need to know which worker holds which task (to reissue the
+task of a worker that died), a process title per worker, workers that ignore Ctrl-C (the
+supervisor owns shutdown) and exit when their parent dies, and a dead worker must not be able to
+wedge a queue lock shared with the others, hence one pipe per worker.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import importlib
+import multiprocessing as mp
+import os
+import signal
+import sys
+import time
+import traceback
+from dataclasses import dataclass
+from multiprocessing.connection import Connection, wait
+from typing import Any, Callable
+
+__all__ = ["WorkerPool", "SerialPool", "PoolEvent", "set_process_title", "die_with_parent"]
+
+_PR_SET_PDEATHSIG = 1
+
+
+def set_process_title(title: str) -> None:
+    """Set the title ``ps`` shows (``morphelites: <title>``), when setproctitle is available."""
+    try:
+        from setproctitle import setproctitle
+    except ImportError:  # pragma: no cover - it is a dependency; titles are a convenience
+        return
+    setproctitle(f"morphelites: {title}")
+
+
+def die_with_parent(sig: int = signal.SIGTERM) -> None:
+    """Ask Linux to send ``sig`` to this process when its parent dies (no-op elsewhere)."""
+    if sys.platform.startswith("linux"):
+        try:
+            ctypes.CDLL("libc.so.6", use_errno=True).prctl(_PR_SET_PDEATHSIG, int(sig), 0, 0, 0)
+        except OSError:
+            pass
+
+
+def _resolve(job: str) -> Callable[..., Any]:
+    module, _, name = job.partition(":")
+    return getattr(importlib.import_module(module), name)
+
+
+def _worker_main(index: int, role: str, job: str, conn: Connection, parent_pid: int) -> None:
+    """Loop of one worker: receive (task_id, args), run the job, send the outcome back."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C goes to the whole group; the parent decides
+    die_with_parent()
+    set_process_title(f"{role} {index}")
+    function = _resolve(job)
+    while True:
+        if os.getppid() != parent_pid:
+            return
+        if not conn.poll(1.0):
+            continue
+        try:
+            message = conn.recv()
+        except (EOFError, OSError):
+            return
+        if message is None:
+            return
+        task_id, args = message
+        try:
+            outcome = ("done", task_id, function(*args))
+        except Exception:  # report any failure of the job to the parent instead of dying
+            outcome = ("error", task_id, traceback.format_exc())
+        try:
+            conn.send(outcome)
+        except (BrokenPipeError, OSError):
+            return
+
+
+@dataclass
+class PoolEvent:
+    """Something a worker did: ``done`` (value = the job's result), ``error`` (value = traceback
+    text), or ``died`` (value = exit code; the worker was restarted, its task is lost)."""
+
+    kind: str
+    worker: int
+    task_id: Any
+    value: Any
+
+
+class WorkerPool:
+    """``size`` worker processes running ``job`` (``"module:function"``) on submitted args.
+
+    Args:
+        size: number of workers.
+        job: the function, as ``"package.module:function"``, imported in each worker.
+        role: process-title role, e.g. ``"independent worker"`` -> ``morphelites: independent worker 0``.
+        start_method: multiprocessing start method (``spawn``: no inherited torch/thread state).
+    """
+
+    def __init__(self, size: int, job: str, role: str, start_method: str = "spawn") -> None:
+        self.size = size
+        self.job = job
+        self.role = role
+        self._ctx = mp.get_context(start_method)
+        self._procs: list[Any] = [None] * size
+        self._conns: list[Connection | None] = [None] * size
+        self._tasks: list[Any] = [None] * size
+        self._closed = False
+        self.restarts = 0
+
+    def start(self) -> "WorkerPool":
+        for index in range(self.size):
+            self._spawn(index)
+        return self
+
+    def _spawn(self, index: int) -> None:
+        parent, child = self._ctx.Pipe(duplex=True)
+        proc = self._ctx.Process(
+            target=_worker_main, args=(index, self.role, self.job, child, os.getpid()),
+            name=f"{self.role} {index}", daemon=True,
+        )  # fmt: skip
+        proc.start()
+        child.close()
+        self._procs[index], self._conns[index], self._tasks[index] = proc, parent, None
+
+    @property
+    def idle(self) -> list[int]:
+        """Indices of workers without a task."""
+        return [i for i in range(self.size) if self._tasks[i] is None]
+
+    @property
+    def in_flight(self) -> dict[int, Any]:
+        """Worker index -> task id, for busy workers."""
+        return {i: t for i, t in enumerate(self._tasks) if t is not None}
+
+    def pids(self) -> list[int]:
+        return [p.pid for p in self._procs if p is not None]
+
+    def submit(self, worker: int, task_id: Any, args: tuple) -> None:
+        """Hand ``args`` to idle ``worker``; its outcome comes back from :meth:`poll`."""
+        if self._tasks[worker] is not None:
+            raise RuntimeError(f"worker {worker} is busy with task {self._tasks[worker]}")
+        self._tasks[worker] = task_id
+        conn = self._conns[worker]
+        assert conn is not None
+        try:
+            conn.send((task_id, args))
+        except (BrokenPipeError, OSError):
+            pass  # the worker is dead; poll() reports it and restarts it
+
+    def poll(self, timeout: float) -> list[PoolEvent]:
+        """Wait up to ``timeout`` s for outcomes; also reports (and replaces) dead workers."""
+        events: list[PoolEvent] = []
+        busy = [c for i, c in enumerate(self._conns) if c is not None and self._tasks[i] is not None]
+        ready = wait(busy, timeout) if busy else (time.sleep(timeout) or [])
+        for index, conn in enumerate(self._conns):
+            if conn is None or conn not in ready:
+                continue
+            try:
+                kind, task_id, value = conn.recv()
+            except (EOFError, OSError):
+                continue  # dead: handled below
+            self._tasks[index] = None
+            events.append(PoolEvent(kind, index, task_id, value))
+        for index, proc in enumerate(self._procs):
+            if proc is not None and not proc.is_alive() and not self._closed:
+                lost = self._tasks[index]
+                proc.join(timeout=0.1)
+                events.append(PoolEvent("died", index, lost, proc.exitcode))
+                self.restarts += 1
+                self._spawn(index)
+        return events
+
+    def close(self, graceful: bool = True, timeout: float = 5.0) -> None:
+        """Stop every worker (ask, then terminate, then kill); safe to call twice."""
+        if self._closed:
+            return
+        self._closed = True
+        if graceful:
+            for conn in self._conns:
+                try:
+                    if conn is not None:
+                        conn.send(None)
+                except (BrokenPipeError, OSError):
+                    pass
+        deadline = time.monotonic() + (timeout if graceful else 0.0)
+        for proc in self._procs:
+            if proc is not None:
+                proc.join(timeout=max(0.0, deadline - time.monotonic()))
+        for proc in self._procs:
+            if proc is not None and proc.is_alive():
+                proc.terminate()
+        for proc in self._procs:
+            if proc is not None:
+                proc.join(timeout=2.0)
+                if proc.is_alive():
+                    proc.kill()
+                    proc.join(timeout=2.0)
+        for conn in self._conns:
+            if conn is not None:
+                conn.close()
+
+
+class SerialPool:
+    """The same interface, one "worker" that runs each job in this process when polled."""
+
+    def __init__(self, job: str) -> None:
+        self.size = 1
+        self._function = _resolve(job)
+        self._task: tuple[Any, tuple] | None = None
+        self.restarts = 0
+
+    def start(self) -> "SerialPool":
+        return self
+
+    @property
+    def idle(self) -> list[int]:
+        return [] if self._task is not None else [0]
+
+    @property
+    def in_flight(self) -> dict[int, Any]:
+        return {0: self._task[0]} if self._task is not None else {}
+
+    def pids(self) -> list[int]:
+        return []
+
+    def submit(self, worker: int, task_id: Any, args: tuple) -> None:
+        self._task = (task_id, args)
+
+    def poll(self, timeout: float) -> list[PoolEvent]:
+        if self._task is None:
+            return []
+        task_id, args = self._task
+        try:
+            event = PoolEvent("done", 0, task_id, self._function(*args))
+        except Exception:
+            event = PoolEvent("error", 0, task_id, traceback.format_exc())
+        self._task = None
+        return [event]
+
+    def close(self, graceful: bool = True, timeout: float = 5.0) -> None:
+        self._task = None

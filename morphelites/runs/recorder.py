@@ -1,0 +1,124 @@
+"""Everything an evolution run writes, behind one object (the trainer itself writes no file).
+
+Files (names are the user contract): ``config.json``, ``training.log``, ``results.jsonl`` (one
+line per evaluated individual, appended and fsynced), ``archive.csv``, ``heatmap.png``,
+``metrics.csv`` (+ ``tensorboard/``), ``summary.json``, ``checkpoints/evolution-*.pkl``.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import logging
+import os
+from pathlib import Path
+from typing import Any, Sequence
+
+from morphelites.runs.checkpoints import CheckpointError, list_checkpoints, load_checkpoint, save_checkpoint
+from morphelites.runs.files import append_line, atomic_write_bytes, atomic_write_text, to_jsonable
+from morphelites.runs.metrics import MetricsWriter
+from morphelites.runs.run_dir import RunDirectory
+from morphelites.runs.training_log import open_training_log
+
+__all__ = ["EvolutionRecorder", "EVOLUTION_METRICS", "CHECKPOINT_NAME"]
+
+CHECKPOINT_NAME = "evolution"
+EVOLUTION_METRICS = (
+    "evaluations", "env_steps", "training_env_steps", "wall_s", "qd_score", "coverage", "best_fitness",
+    "mean_elite_fitness", "elites", "env_steps_per_s", "evaluations_per_min", "in_flight", "worker_restarts",
+)  # fmt: skip
+
+
+class EvolutionRecorder:
+    """Writes the files of an evolution run in ``run``.
+
+    Args:
+        run: a prepared RunDirectory.
+        quiet: no log lines on the terminal (training.log still gets them).
+        metric_columns: columns of metrics.csv.
+    """
+
+    def __init__(self, run: RunDirectory, quiet: bool = False, metric_columns: Sequence[str] = EVOLUTION_METRICS) -> None:
+        self.run = run
+        self.log: logging.Logger = open_training_log(run.training_log, quiet=quiet, name="morphelites.evolution")
+        self._metrics = MetricsWriter(run.metrics, metric_columns, tensorboard_dir=run.tensorboard, step_key="evaluations")
+
+    # ------------------------------------------------------------------ per evaluation
+    def result(self, line: dict[str, Any]) -> None:
+        """Append one evaluated individual to results.jsonl."""
+        append_line(self.run.results, json.dumps(to_jsonable(line), separators=(",", ":")))
+
+    def metrics(self, record: dict[str, Any]) -> None:
+        self._metrics.write(record)
+
+    def archive(self, elites: list[dict[str, Any]], measure_names: Sequence[str]) -> None:
+        """Rewrite archive.csv: one row per elite (lists joined with ';')."""
+        columns = ["cell", "individual_id", "parent_id", "fitness", *measure_names, "num_links", "link_lengths",
+                   "success_rate", "mean_return", "final_distance", "path_efficiency", "collisions",
+                   "policy_version", "genome"]  # fmt: skip
+        buffer = io.StringIO()
+        writer = csv.writer(buffer)
+        writer.writerow(columns)
+        for elite in elites:
+            row = {**elite, **elite["measures"]}
+            row["link_lengths"] = ";".join(f"{x:.6f}" for x in elite["link_lengths"])
+            row["genome"] = ";".join(f"{x:.6f}" for x in elite["genome"])
+            writer.writerow([row.get(c, "") for c in columns])
+        atomic_write_text(self.run.archive_csv, buffer.getvalue())
+
+    def heatmap(self, png: bytes) -> None:
+        atomic_write_bytes(self.run.heatmap, png)
+
+    # ------------------------------------------------------------------ run level
+    def config(self, config: dict[str, Any]) -> None:
+        self.run.write_config(config)
+
+    def summary(self, summary: dict[str, Any]) -> None:
+        self.run.write_summary(summary)
+
+    def checkpoint(self, counter: int, state: dict[str, Any], keep: int) -> Path | None:
+        """Write a checkpoint; on failure (disk full, ...) log it, keep the previous ones, return None."""
+        try:
+            return save_checkpoint(self.run.checkpoints, CHECKPOINT_NAME, counter, state, keep=keep)
+        except OSError as error:
+            self.log.error("Checkpoint %d could not be written (%s); the previous checkpoint is intact.", counter, error)
+            return None
+
+    def latest_checkpoint(self) -> tuple[Path, dict[str, Any]] | None:
+        """Newest readable checkpoint (corrupt ones are reported and skipped), or None."""
+        for path in reversed(list_checkpoints(self.run.checkpoints, CHECKPOINT_NAME)):
+            try:
+                return path, load_checkpoint(path)
+            except CheckpointError as error:
+                self.log.warning("%s Falling back to an older checkpoint.", error)
+        return None
+
+    def read_results(self) -> list[dict[str, Any]]:
+        """All complete lines of results.jsonl; a torn last line (crash mid-write) is cut off."""
+        path = self.run.results
+        if not path.exists():
+            return []
+        raw = path.read_bytes()
+        lines, good_bytes = [], 0
+        for chunk in raw.splitlines(keepends=True):
+            if not chunk.endswith(b"\n"):
+                break
+            try:
+                lines.append(json.loads(chunk))
+            except json.JSONDecodeError:
+                break
+            good_bytes += len(chunk)
+        if good_bytes < len(raw):
+            self.log.warning("results.jsonl ended in a partial line (%d bytes); removed it.", len(raw) - good_bytes)
+            with open(path, "r+b") as handle:
+                handle.truncate(good_bytes)
+                os.fsync(handle.fileno())
+        return lines
+
+    def close(self) -> None:
+        """Flush and close; safe to call twice."""
+        self._metrics.close()
+        for handler in list(self.log.handlers):
+            handler.close()
+            self.log.removeHandler(handler)

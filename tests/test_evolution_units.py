@@ -1,0 +1,85 @@
+"""The evolution pieces without processes: measures, archive insertion, variation, results reading."""
+
+import json
+
+import numpy as np
+import pytest
+
+from morphelites.config import EvolutionConfig
+from morphelites.evolution import BodyArchive, Variation, compute_measures, measure_specs
+from morphelites.morphology import BodySpace, Morphology
+from morphelites.runs import RunDirectory
+from morphelites.runs.recorder import EvolutionRecorder
+
+SPACE = BodySpace()
+
+
+def _archive() -> BodyArchive:
+    return BodyArchive(SPACE, measure_specs(SPACE, ("num_links", "total_length"), 10))
+
+
+def test_measure_specs_and_values():
+    specs = measure_specs(SPACE, ("num_links", "total_length", "taper"), 10)
+    assert [(s.name, s.bins) for s in specs] == [("num_links", 4), ("total_length", 10), ("taper", 10)]
+    assert (specs[0].low, specs[0].high) == (2.5, 6.5)
+    assert (specs[1].low, specs[1].high) == pytest.approx((0.3, 1.5))
+    body = Morphology(4, [0.2, 0.1, 0.1, 0.1])
+    np.testing.assert_allclose(compute_measures(body, specs), [4, 0.5, (0.2 - 0.1) / 0.3])
+
+
+def test_archive_keeps_the_better_elite_per_cell():
+    archive = _archive()
+    body = Morphology(4, [0.2, 0.2, 0.2, 0.2])
+    genome = SPACE.encode(body)
+    measures = compute_measures(body, archive.specs)
+    assert archive.add(0, None, genome, 0.5, measures, {"success_rate": 0.4}) == "new"
+    assert archive.add(1, 0, genome, 0.3, measures, {"success_rate": 0.2}) == "not added"
+    assert archive.add(2, 0, genome, 0.7, measures, {"success_rate": 0.6}) == "improved"
+    (elite,) = archive.elites()
+    assert elite["individual_id"] == 2 and elite["parent_id"] == 0 and elite["fitness"] == 0.7
+    assert elite["success_rate"] == 0.6 and elite["num_links"] == 4 and elite["link_lengths"] == [0.2] * 4
+    other = Morphology(3, [0.1, 0.1, 0.1])
+    assert archive.add(3, None, SPACE.encode(other), 0.1, compute_measures(other, archive.specs), {}) == "new"
+    stats = archive.stats()
+    assert stats["qd_score"] == pytest.approx(0.8) and stats["coverage"] == pytest.approx(2 / 40)
+    assert stats["best_fitness"] == 0.7 and stats["mean_elite_fitness"] == pytest.approx(0.4)
+
+
+@pytest.mark.parametrize("emitter", ["iso_line", "gaussian"])
+def test_variation_starts_random_then_mutates_archive_elites(emitter):
+    archive = _archive()
+    variation = Variation(EvolutionConfig(num_initial_random=3, emitter=emitter), archive, SPACE.genome_dim, seed=0)
+    first = [variation.next() for _ in range(3)]
+    assert all(o.parent_id is None for o in first)
+    for i, o in enumerate(first):
+        body = SPACE.decode(o.genome)
+        archive.add(10 + i, None, o.genome, 0.1 * i, compute_measures(body, archive.specs), {})
+    children = [variation.next() for _ in range(20)]
+    elite_ids = {e["individual_id"] for e in archive.elites()}
+    assert all(c.parent_id in elite_ids for c in children)
+    assert all(np.all((c.genome >= 0) & (c.genome <= 1)) for c in children)
+    parent_genomes = {e["individual_id"]: np.array(e["genome"]) for e in archive.elites()}
+    distances = [np.linalg.norm(c.genome - parent_genomes[c.parent_id]) for c in children]
+    assert 0 < np.median(distances) < 1.0, "children are near, not equal to, their parents"
+
+
+def test_variation_state_round_trip_reproduces_the_stream():
+    archive = _archive()
+    a = Variation(EvolutionConfig(num_initial_random=100), archive, SPACE.genome_dim, seed=5)
+    a.next()
+    state = a.state_dict()
+    expected = [a.next().genome for _ in range(3)]
+    b = Variation(EvolutionConfig(num_initial_random=100), archive, SPACE.genome_dim, seed=99)
+    b.load_state_dict(state)
+    for genome in expected:
+        np.testing.assert_array_equal(b.next().genome, genome)
+
+
+def test_torn_last_line_of_results_is_cut_off(tmp_path):
+    run = RunDirectory(tmp_path / "run").prepare()
+    run.results.write_text(json.dumps({"id": 0}) + "\n" + json.dumps({"id": 1}) + "\n" + '{"id": 2, "fitn')
+    recorder = EvolutionRecorder(run, quiet=True)
+    assert [line["id"] for line in recorder.read_results()] == [0, 1]
+    assert run.results.read_text().endswith('{"id": 1}\n')
+    recorder.close()
+    recorder.close()

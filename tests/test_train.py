@@ -1,0 +1,154 @@
+"""`morphelites train` end to end with real worker processes, signals and resume."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import psutil
+import pytest
+
+from morphelites.cli import main
+
+REPO = Path(__file__).resolve().parents[1]
+TINY = {
+    "evolution": {"eval_episodes": 3, "heatmap_every": 2, "checkpoint_every": 2, "num_initial_random": 3},
+    "ppo": {"num_envs": 4, "num_steps": 32},
+    "env": {"max_episode_steps": 40},
+}
+
+
+@pytest.fixture
+def tiny_config(tmp_path) -> Path:
+    path = tmp_path / "tiny.json"
+    path.write_text(json.dumps(TINY))
+    return path
+
+
+def _train(*args: str) -> subprocess.Popen:
+    env = dict(os.environ, PYTHONPATH=str(REPO))
+    return subprocess.Popen([sys.executable, "-m", "morphelites", "train", "--mode", "independent", "--quiet", *args],
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+
+
+def _results(out: Path) -> list[dict]:
+    return [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines()]
+
+
+def test_two_worker_run_writes_every_file_and_a_non_empty_archive(tmp_path, tiny_config):
+    out = tmp_path / "run"
+    proc = _train("--workers", "2", "--evaluations", "5", "--steps-per-individual", "128", "--config", str(tiny_config), "--output", str(out))
+    _, err = proc.communicate(timeout=240)
+    assert proc.returncode == 0, err
+    for name in ("config.json", "training.log", "results.jsonl", "archive.csv", "heatmap.png", "metrics.csv", "summary.json"):
+        assert (out / name).is_file() and (out / name).stat().st_size > 0, name
+    assert (out / "heatmap.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert list((out / "checkpoints").glob("evolution-*.pkl"))
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["mode"] == "independent" and summary["evaluations"] == 5 and summary["status"] == "completed"
+    for key in ("env_steps", "wall_s", "qd_score", "coverage", "best_fitness", "mean_elite_fitness", "peak_memory_mb"):
+        assert key in summary
+    assert summary["qd_score"] > 0 and summary["elites"] >= 1
+    results = _results(out)
+    assert sorted(r["id"] for r in results) == list(range(5))
+    assert {r["worker"] for r in results} == {0, 1}, "both workers evaluated individuals"
+    first = results[0]
+    for key in ("parent_id", "genome", "body", "measures", "fitness", "success_rate", "mean_return", "final_distance",
+                "path_efficiency", "training_steps", "training_wall_s", "worker", "status", "timestamp"):  # fmt: skip
+        assert key in first
+    assert first["training_steps"] >= 128 and first["status"] == "new"
+    archive_rows = (out / "archive.csv").read_text().splitlines()
+    assert archive_rows[0].startswith("cell,individual_id,parent_id,fitness,num_links,total_length")
+    assert len(archive_rows) == 1 + summary["elites"]
+    assert "eval 5/5" in (out / "training.log").read_text()
+
+
+def test_sigint_stops_with_a_checkpoint_and_resume_reaches_exactly_the_total(tmp_path, tiny_config):
+    out = tmp_path / "run"
+    args = ["--workers", "2", "--evaluations", "8", "--steps-per-individual", "128", "--config", str(tiny_config), "--output", str(out)]
+    proc = _train(*args)
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline:
+        if (out / "results.jsonl").exists() and len(_results(out)) >= 3:
+            break
+        time.sleep(0.2)
+    children = psutil.Process(proc.pid).children(recursive=True)
+    assert len(children) >= 2
+    proc.send_signal(signal.SIGINT)
+    start = time.monotonic()
+    proc.communicate(timeout=30)
+    assert time.monotonic() - start < 10, "Ctrl-C must stop the run within 10 s"
+    assert proc.returncode == 130
+    time.sleep(0.5)
+    assert not [c for c in children if c.is_running() and c.status() != psutil.STATUS_ZOMBIE], "no orphan workers"
+    done_before = len(_results(out))
+    assert 3 <= done_before < 8
+    assert json.loads((out / "summary.json").read_text())["status"] == "interrupted"
+
+    resumed = _train("--resume", "--output", str(out))
+    _, err = resumed.communicate(timeout=240)
+    assert resumed.returncode == 0, err
+    ids = [r["id"] for r in _results(out)]
+    assert len(ids) == 8 and len(set(ids)) == 8, "exactly the requested number of unique evaluations"
+    assert json.loads((out / "summary.json").read_text())["evaluations"] == 8
+    assert "Resumed from" in (out / "training.log").read_text()
+
+
+def test_resume_with_a_conflicting_config_is_refused(tmp_path, tiny_config, capsys):
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "config.json").write_text(json.dumps({"mode": "independent", "settings": json.loads(json.dumps(TINY))}))
+    code = main(["train", "--resume", "--output", str(out), "--steps-per-individual", "999", "--quiet"])
+    assert code == 2
+    assert "evolution.training_steps_per_individual: stored 1500, now 999" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "args, words",
+    [
+        (["--workers", "0"], "evolution.max_workers is 0"),
+        (["--evaluations", "0"], "evolution.evaluations is 0"),
+        (["--scene", "lava"], "env.scene is 'lava'"),
+        (["--steps-per-individual", "-5"], "training_steps_per_individual is -5"),
+        (["--resume"], "Cannot resume"),
+        (["--mode", "shared"], "Shared mode"),
+        (["--config", "/no/such.json"], "does not exist"),
+        (["--initial-random", "x"], "invalid int value"),
+    ],
+)
+def test_bad_options_exit_2_before_any_worker_starts(tmp_path, capsys, args, words):
+    out = tmp_path / "never"
+    argv = ["train", "--output", str(out), *args]
+    if "--mode" not in args:
+        argv.insert(1, "--train")
+    before = set(p.pid for p in psutil.Process().children(recursive=True))
+    try:
+        code = main(argv)
+    except SystemExit as stop:
+        code = stop.code
+    assert code == 2
+    assert words in capsys.readouterr().err
+    assert not out.exists()
+    assert set(p.pid for p in psutil.Process().children(recursive=True)) == before
+
+
+def test_existing_run_directory_is_refused_without_resume(tmp_path, capsys):
+    (tmp_path / "results.jsonl").write_text("{}\n")
+    assert main(["train", "--train", "--output", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert "--resume" in err and "--output" in err
+
+
+def test_serial_mode_through_the_python_api(tmp_path):
+    from morphelites.evolution.trainer import MAPElitesEvolutionTrainer
+
+    trainer = MAPElitesEvolutionTrainer(
+        TINY, num_initial_random=2, training_steps_per_individual=64, enable_multiprocess=False,
+        use_shared_ppo=False, output_dir=str(tmp_path / "serial"), evaluations=3, quiet=True,
+    )  # fmt: skip
+    summary = trainer.run()
+    assert summary["evaluations"] == 3 and summary["workers"] == 1 and summary["status"] == "completed"
+    assert len(_results(tmp_path / "serial")) == 3
