@@ -236,13 +236,21 @@ class TrainingConfig:
     min_batch_size: int = 1_000
     """The learner updates once at least this many transitions are waiting."""
     update_interval: int = 100
-    """Workers refresh their copy of the policy every this many env steps (if it changed)."""
+    """Workers refresh their copy of the policy every this many env steps (if it changed); it is
+    also the length of an experience segment (T steps x K envs)."""
+    max_policy_lag: int = 4
+    """Segments acted by a policy more than this many versions old are dropped (and counted)."""
+    sync: bool = False
+    """Sync mode: every update uses only data of the current policy version (lag 0); workers wait."""
+    reevaluate_elites: bool = True
+    """At the end of a shared run, evaluate every elite again with the final policy."""
 
     def validate(self) -> "TrainingConfig":
         """Raise ConfigError on a bad size or an inconsistent pair; return self."""
         _check_int_range("training.buffer_size", self.buffer_size, 1, 10**9)
         _check_int_range("training.min_batch_size", self.min_batch_size, 1, 10**9)
         _check_int_range("training.update_interval", self.update_interval, 1, 10**9)
+        _check_int_range("training.max_policy_lag", self.max_policy_lag, 0, 10**6)
         if self.min_batch_size > self.buffer_size:
             raise ConfigError(
                 f"training.min_batch_size ({self.min_batch_size}) is larger than training.buffer_size "

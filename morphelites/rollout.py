@@ -42,9 +42,11 @@ class ActingPolicy(Protocol):
 class Segment:
     """T steps of N environments, time-major.
 
-    obs (T, N, obs_dim), actions (T, N, act_dim), logprobs/values/rewards/dones (T, N), and
-    ``last_obs`` (N, obs_dim): the observation after the last step, for bootstrapping. Rewards are
-    as used for training (scaled if a scaler was given; truncations already bootstrapped).
+    obs (T, N, obs_dim), actions (T, N, act_dim), logprobs/values/rewards/dones (T, N),
+    ``bootstrap`` (T, N): V(final observation) where a step ended an episode by the time limit
+    (0 elsewhere; the learner adds ``gamma * bootstrap`` to the reward, so a truncation is not
+    taken for a terminal state), and ``last_obs`` (N, obs_dim): the observation after the last
+    step. Rewards are scaled if the collector has a reward scaler, raw otherwise.
     """
 
     obs: np.ndarray
@@ -53,6 +55,7 @@ class Segment:
     values: np.ndarray
     rewards: np.ndarray
     dones: np.ndarray
+    bootstrap: np.ndarray
     last_obs: np.ndarray
 
     @property
@@ -79,17 +82,13 @@ class SegmentCollector:
         envs: environments with identical observation and action spaces.
         seed: seeds the environments' first resets (env i gets ``seed + i``).
         reward_scaler: optional running-return scaler applied to training rewards.
-        gamma: discount used to bootstrap truncated episodes.
     """
 
-    def __init__(
-        self, envs: Sequence[gym.Env], seed: int, reward_scaler: RewardScaler | None = None, gamma: float = 0.99
-    ) -> None:
+    def __init__(self, envs: Sequence[gym.Env], seed: int, reward_scaler: RewardScaler | None = None) -> None:
         if not envs:
             raise ValueError("SegmentCollector needs at least one environment")
         self.envs = list(envs)
         self.reward_scaler = reward_scaler
-        self.gamma = gamma
         self.obs = np.stack([env.reset(seed=seed + i)[0] for i, env in enumerate(self.envs)]).astype(np.float32)
         self._returns = np.zeros(len(self.envs))
         self._lengths = np.zeros(len(self.envs), dtype=np.int64)
@@ -109,6 +108,7 @@ class SegmentCollector:
         val_buf = np.zeros((num_steps, N), dtype=np.float32)
         rew_buf = np.zeros((num_steps, N), dtype=np.float32)
         done_buf = np.zeros((num_steps, N), dtype=np.float32)
+        boot_buf = np.zeros((num_steps, N), dtype=np.float32)
         for t in range(num_steps):
             actions, logprobs, values = policy.step(self.obs, rng)
             obs_buf[t], act_buf[t], logp_buf[t], val_buf[t] = self.obs, actions, logprobs, values
@@ -129,15 +129,13 @@ class SegmentCollector:
                     self._returns[i], self._lengths[i] = 0.0, 0
                     o, _ = env.reset()
                 next_obs[i] = o
-            train_rewards = self.reward_scaler(rewards, dones) if self.reward_scaler else rewards
             if truncated_final:
                 index = list(truncated_final)
-                bootstrap = policy.value(np.stack([truncated_final[i] for i in index]))
-                train_rewards = np.array(train_rewards, dtype=np.float64)
-                train_rewards[index] += self.gamma * bootstrap
-            rew_buf[t], done_buf[t] = train_rewards, dones
+                boot_buf[t, index] = policy.value(np.stack([truncated_final[i] for i in index]))
+            rew_buf[t] = self.reward_scaler(rewards, dones) if self.reward_scaler else rewards
+            done_buf[t] = dones
             self.obs = next_obs
-        return Segment(obs_buf, act_buf, logp_buf, val_buf, rew_buf, done_buf, self.obs.copy())
+        return Segment(obs_buf, act_buf, logp_buf, val_buf, rew_buf, done_buf, boot_buf, self.obs.copy())
 
     def pop_finished(self) -> list[EpisodeRecord]:
         """Episodes finished since the last call."""

@@ -37,8 +37,12 @@ class TrainingResult:
 
 
 def segment_to_batch(segment: Segment, last_values: np.ndarray, gamma: float, gae_lambda: float) -> Batch:
-    """GAE over a segment (T, N) and flattening to a :class:`Batch` of T*N transitions."""
-    advantages, returns = compute_gae(segment.rewards, segment.values, segment.dones, last_values, gamma, gae_lambda)
+    """GAE over a segment (T, N) and flattening to a :class:`Batch` of T*N transitions.
+
+    Truncated episodes are bootstrapped: ``gamma * segment.bootstrap`` joins the reward.
+    """
+    rewards = segment.rewards + gamma * segment.bootstrap
+    advantages, returns = compute_gae(rewards, segment.values, segment.dones, last_values, gamma, gae_lambda)
     obs_dim, act_dim = segment.obs.shape[-1], segment.actions.shape[-1]
     return Batch(
         obs=segment.obs.reshape(-1, obs_dim),
@@ -87,7 +91,7 @@ def train_policy(
     rng = np.random.default_rng(seed)
     updater = PPOUpdater(model, config, seed=seed)
     scaler = RewardScaler(len(envs), config.gamma) if config.normalize_reward else None
-    collector = SegmentCollector(envs, seed=seed, reward_scaler=scaler, gamma=config.gamma)
+    collector = SegmentCollector(envs, seed=seed, reward_scaler=scaler)
     steps_per_update = config.num_steps * collector.num_envs
     num_updates = max(1, math.ceil(total_steps / steps_per_update))
     result = TrainingResult()

@@ -7,7 +7,7 @@ import io
 __all__ = ["heatmap_png"]
 
 
-def heatmap_png(archive: "object", title: str = "") -> bytes:
+def heatmap_png(archive: "object", title_prefix: str = "") -> bytes:
     """PNG of a BodyArchive's elite fitness over its measures (pyribs ``grid_archive_heatmap``).
 
     A 2-D archive is drawn as a grid (first measure on x); a 1-D archive as a strip.
@@ -26,7 +26,7 @@ def heatmap_png(archive: "object", title: str = "") -> bytes:
     if len(specs) > 1:
         ax.set_ylabel(_label(specs[1].name))
     stats = archive.stats()  # type: ignore[attr-defined]
-    ax.set_title(title or f"{int(stats['elites'])} elites, QD-score {stats['qd_score']:.2f}, coverage {stats['coverage']:.0%}")
+    ax.set_title(f"{title_prefix}{int(stats['elites'])} elites, QD-score {stats['qd_score']:.2f}, coverage {stats['coverage']:.0%}")
     fig.tight_layout()
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=100)

@@ -27,7 +27,8 @@ from morphelites.evolution.measures import compute_measures, measure_specs
 from morphelites.evolution.variation import Variation
 from morphelites.individual import Individual, IndividualResult
 from morphelites.morphology import BodySpace
-from morphelites.parallel.pool import SerialPool, WorkerPool, set_process_title
+from morphelites.parallel.pool import set_process_title
+from morphelites.parallel.supervisor import IndependentBackend, LearnerDied, SharedPPOSystem
 from morphelites.runs.memory import ProcessTreeMemory
 from morphelites.runs.progress import Progress
 from morphelites.runs.recorder import EvolutionRecorder
@@ -36,9 +37,8 @@ from morphelites.runs.run_dir import RunDirectory
 __all__ = ["MAPElitesEvolutionTrainer", "EXIT_CODES"]
 
 #: Exit codes by how a run ended.
-EXIT_CODES = {"completed": 0, "interrupted": 130, "terminated": 143}
+EXIT_CODES = {"completed": 0, "failed": 1, "interrupted": 130, "terminated": 143}
 _CHECKPOINT_FORMAT = "morphelites-evolution-1"
-_INDEPENDENT_JOB = "morphelites.independent:train_and_evaluate"
 _SUMMARY_EVERY_S = 10.0
 
 
@@ -98,11 +98,6 @@ class MAPElitesEvolutionTrainer:
         settings = dataclasses.replace(settings, evolution=evo, training=training, model=model).validate()
         layout = ObservationLayout(settings.body_space.max_links)
         settings = dataclasses.replace(settings, model=settings.model.resolved(layout.observation_dim, layout.action_dim))
-        if settings.evolution.use_shared_ppo:
-            raise NotImplementedError(
-                "Shared mode (use_shared_ppo=True, `morphelites train --mode shared`) is not built yet; "
-                "use independent mode: use_shared_ppo=False or `--mode independent`."
-            )
         self.settings = settings
         self.mode = "shared" if evo.use_shared_ppo else "independent"
         default_dir = "map_elites_shared_ppo_results" if evo.use_shared_ppo else "map_elites_results"
@@ -142,7 +137,14 @@ class MAPElitesEvolutionTrainer:
         log.info("MAP-Elites (%s mode): %d evaluations, %d env steps of training each, %d worker(s), output %s",
                  self.mode, evo.evaluations, evo.training_steps_per_individual, workers, self.run_dir.path)  # fmt: skip
         set_process_title("map_elites main")
-        pool = WorkerPool(workers, _INDEPENDENT_JOB, "independent worker") if evo.enable_multiprocess else SerialPool(_INDEPENDENT_JOB)
+        if evo.use_shared_ppo:
+            training = self.settings.training
+            pool: IndependentBackend | SharedPPOSystem = SharedPPOSystem(
+                self.settings, workers, self.run_dir.checkpoints, resume=self.resume, sync=training.sync,
+                max_policy_lag=training.max_policy_lag,
+            )  # fmt: skip
+        else:
+            pool = IndependentBackend(self.settings, workers, evo.enable_multiprocess)
         self.memory = ProcessTreeMemory()
         self._pool = pool
         self.progress = Progress(evo.evaluations, quiet=self.quiet)
@@ -152,15 +154,22 @@ class MAPElitesEvolutionTrainer:
         signal.signal(signal.SIGINT, self._on_signal)
         signal.signal(signal.SIGTERM, self._on_signal)
         status = "completed"
+        self.reevaluation: dict[str, Any] | None = None
         try:
             pool.start()
             status = self._loop(pool)
+            if status == "completed" and evo.use_shared_ppo and self.settings.training.reevaluate_elites:
+                self._reevaluate_elites(pool)
         except KeyboardInterrupt:  # second Ctrl-C: stop at once
             status = "interrupted"
             log.warning("Second interrupt: stopping at once, without a final checkpoint.")
-            pool.close(graceful=False, timeout=0.0)
+            pool.close(graceful=False)
+        except LearnerDied as error:
+            status = "failed"
+            log.error("%s", error)
+            self._checkpoint()
         finally:
-            pool.close(graceful=status == "completed", timeout=5.0)
+            pool.close(graceful=status == "completed")
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
             self.progress.close()
@@ -174,7 +183,7 @@ class MAPElitesEvolutionTrainer:
         return summary
 
     # ------------------------------------------------------------------ main loop
-    def _loop(self, pool: WorkerPool | SerialPool) -> str:
+    def _loop(self, pool: IndependentBackend | SharedPPOSystem) -> str:
         evo = self.settings.evolution
         log = self.recorder.log
         while True:
@@ -183,7 +192,7 @@ class MAPElitesEvolutionTrainer:
                 log.warning("Stopping (%s): writing a checkpoint; %d individual(s) in flight will be reissued on --resume.",
                             "Ctrl-C" if name == "interrupted" else "SIGTERM", len(self.in_flight))  # fmt: skip
                 self._checkpoint()
-                pool.close(graceful=False, timeout=0.0)
+                pool.close(graceful=False)
                 return name
             self._check_budgets()
             self._issue(pool)
@@ -199,13 +208,13 @@ class MAPElitesEvolutionTrainer:
             return 0
         return self.settings.evolution.evaluations - self.completed - len(self.in_flight)
 
-    def _issue(self, pool: WorkerPool | SerialPool) -> None:
+    def _issue(self, pool: IndependentBackend | SharedPPOSystem) -> None:
         for worker in pool.idle:
             if self._wanted() <= 0:
                 return
             individual = self.pending.pop(0) if self.pending else self._new_individual()
             self.in_flight[individual.id] = individual
-            pool.submit(worker, individual.id, (individual, self.settings))
+            pool.submit(worker, individual)
 
     def _new_individual(self) -> Individual:
         offspring = self.variation.next()
@@ -271,7 +280,7 @@ class MAPElitesEvolutionTrainer:
             stats["qd_score"], 100 * stats["coverage"], result.worker, result.training_wall_s + result.eval_wall_s,
         )  # fmt: skip
         self.memory.sample(self._pool.pids())
-        self.recorder.metrics(self._metrics_record(stats))
+        self.recorder.metrics({**self._metrics_record(stats), **self._pool.stats()})
         self.progress.update(self.completed, stats["qd_score"], stats["coverage"], _nan0(stats["best_fitness"]))
         evo = self.settings.evolution
         if self.completed % evo.heatmap_every == 0:
@@ -307,26 +316,87 @@ class MAPElitesEvolutionTrainer:
                 "wall_s": round(wall, 2), **stats, "env_steps_per_s": self.env_steps / max(wall, 1e-9),
                 "evaluations_per_min": 60 * self.completed / max(wall, 1e-9), "in_flight": len(self.in_flight)}  # fmt: skip
 
-    def _periodic_summary(self, pool: WorkerPool | SerialPool) -> None:
+    def _periodic_summary(self, pool: IndependentBackend | SharedPPOSystem) -> None:
         now = time.monotonic()
         if now - self._last_summary < _SUMMARY_EVERY_S:
             return
+        dt = now - self._last_summary if self._last_summary else now - self._start
         self._last_summary = now
         rss = self.memory.sample(pool.pids())
         wall = self._wall_s()
-        self.recorder.log.info(
-            "progress: %d/%d evaluations, %.1f evaluations/min, %.0f env steps/s, %d in flight, RSS %.0f MB (%s)",
-            self.completed, self.settings.evolution.evaluations, 60 * self.completed / max(wall, 1e-9),
-            self.env_steps / max(wall, 1e-9), len(self.in_flight), rss["total_mb"],
-            ", ".join(f"{k} {v:.0f}" for k, v in rss["per_process_mb"].items()),
-        )  # fmt: skip
+        memory_text = ", ".join(f"{k} {v:.0f}" for k, v in rss["per_process_mb"].items())
+        log = self.recorder.log
+        log.info("progress: %d/%d evaluations, %.1f evaluations/min, %.0f env steps/s, %d in flight, RSS %.0f MB (%s)",
+                 self.completed, self.settings.evolution.evaluations, 60 * self.completed / max(wall, 1e-9),
+                 self.env_steps / max(wall, 1e-9), len(self.in_flight), rss["total_mb"], memory_text)  # fmt: skip
+        stats = pool.stats()
+        if "policy_updates" in stats:
+            previous = getattr(self, "_previous_learner", {})
+            rate = lambda key: (stats.get(key, 0.0) - previous.get(key, 0.0)) / max(dt, 1e-9)  # noqa: E731
+            log.info(
+                "shared_ppo: experience %.0f steps/s | learner %.1f updates/min, %.0f samples/s, busy %.0f%% | buffer "
+                "%.0f/%.0f transitions (%.1f MB) | policy v%d, lag mean %.2f max %d | dropped %d segments | producer waits %d",
+                rate("transitions_written"), 60 * rate("policy_updates"), rate("samples_consumed"),
+                100 * stats.get("learner_utilisation", 0.0), stats.get("buffer_transitions", 0.0),
+                stats.get("buffer_capacity", 0.0), stats.get("buffer_mb", 0.0), stats.get("policy_version", 0),
+                stats.get("mean_policy_lag", 0.0), stats.get("max_policy_lag", 0), stats.get("segments_dropped_lag", 0),
+                stats.get("producer_waits", 0),
+            )  # fmt: skip
+            self._previous_learner = stats
+
+    def _reevaluate_elites(self, pool: SharedPPOSystem) -> None:
+        """Evaluate every elite again with the final shared policy; build and record that archive.
+
+        Fitness found early in a run came from a weaker policy, so the archive as found
+        understates what the final policy can do with those bodies.
+        """
+        log = self.recorder.log
+        elites = self.archive.elites()
+        log.info("Re-evaluating %d elites with the final policy.", len(elites))
+        queue = [Individual(e["individual_id"], tuple(e["genome"]), self.space.decode(e["genome"]), e["parent_id"])
+                 for e in elites]  # fmt: skip
+        by_id = {i.id: i for i in queue}
+        results: dict[int, IndividualResult] = {}
+        in_flight: set[int] = set()
+        while len(results) < len(queue):
+            if self._stop_signal is not None:
+                log.warning("Re-evaluation interrupted; the archive as found is complete.")
+                return
+            for worker in pool.idle:
+                todo = [i for i in queue if i.id not in results and i.id not in in_flight]
+                if not todo:
+                    break
+                in_flight.add(todo[0].id)
+                pool.submit(worker, todo[0], kind="evaluate")
+            for event in pool.poll(0.25):
+                in_flight.discard(event.task_id)
+                if event.kind == "done":
+                    results[event.task_id] = event.value
+                elif event.kind == "error":
+                    raise RuntimeError(f"Re-evaluating elite {event.task_id} failed:\n{event.value}")
+        again = BodyArchive(self.space, self.specs, seed=self.settings.evolution.seed)
+        for individual_id, result in results.items():
+            individual = by_id[individual_id]
+            again.add(individual.id, individual.parent_id, individual.genome_array(), result.evaluation["fitness"],
+                      compute_measures(individual.body, self.specs), result.evaluation)  # fmt: skip
+        self.reevaluation = {"archive": again, **{f"{k}_reevaluated": v for k, v in again.stats().items()},
+                             "reevaluation_env_steps": sum(r.eval_env_steps for r in results.values())}  # fmt: skip
+        self.env_steps += self.reevaluation["reevaluation_env_steps"]
+        log.info("Re-evaluated archive: QD-score %.3f (as found %.3f), mean elite fitness %.3f (as found %.3f).",
+                 self.reevaluation["qd_score_reevaluated"], self.archive.stats()["qd_score"],
+                 self.reevaluation["mean_elite_fitness_reevaluated"], self.archive.stats()["mean_elite_fitness"])  # fmt: skip
 
     def _write_archive_files(self) -> None:
         from morphelites.viz import heatmap_png
 
-        self.recorder.archive(self.archive.elites(), [s.name for s in self.specs])
+        names = [s.name for s in self.specs]
+        self.recorder.archive(self.archive.elites(), names)
         if len(self.archive):
             self.recorder.heatmap(heatmap_png(self.archive))
+        if getattr(self, "reevaluation", None):
+            again = self.reevaluation["archive"]
+            self.recorder.archive(again.elites(), names, suffix="_reevaluated")
+            self.recorder.heatmap(heatmap_png(again, title_prefix="re-evaluated with the final policy: "), suffix="_reevaluated")
 
     def _summary(self, status: str) -> dict[str, Any]:
         stats = self.archive.stats()
@@ -339,6 +409,8 @@ class MAPElitesEvolutionTrainer:
             "training_steps_per_individual": evo.training_steps_per_individual,
             "workers": evo.workers if evo.enable_multiprocess else 1, "peak_memory_mb": self.memory.peak_mb,
             "stopped_because": self._stopping_reason or ("requested evaluations done" if status == "completed" else status),
+            **self._pool.stats(),
+            **{k: v for k, v in (getattr(self, "reevaluation", None) or {}).items() if k != "archive"},
         }  # fmt: skip
 
     # ------------------------------------------------------------------ checkpoint / resume

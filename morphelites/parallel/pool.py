@@ -95,9 +95,12 @@ class WorkerPool:
         job: the function, as ``"package.module:function"``, imported in each worker.
         role: process-title role, e.g. ``"independent worker"`` -> ``morphelites: independent worker 0``.
         start_method: multiprocessing start method (``spawn``: no inherited torch/thread state).
+        on_died: called with a dead worker's index before its replacement starts (to clean up
+            what it shared, e.g. half-written buffer slots).
     """
 
-    def __init__(self, size: int, job: str, role: str, start_method: str = "spawn") -> None:
+    def __init__(self, size: int, job: str, role: str, start_method: str = "spawn",
+                 on_died: Callable[[int], Any] | None = None) -> None:  # fmt: skip
         self.size = size
         self.job = job
         self.role = role
@@ -107,6 +110,7 @@ class WorkerPool:
         self._tasks: list[Any] = [None] * size
         self._closed = False
         self.restarts = 0
+        self.on_died = on_died
 
     def start(self) -> "WorkerPool":
         for index in range(self.size):
@@ -168,6 +172,8 @@ class WorkerPool:
                 proc.join(timeout=0.1)
                 events.append(PoolEvent("died", index, lost, proc.exitcode))
                 self.restarts += 1
+                if self.on_died is not None:
+                    self.on_died(index)
                 self._spawn(index)
         return events
 

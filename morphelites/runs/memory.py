@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import os
-from typing import Iterable
-
 import psutil
 
 __all__ = ["ProcessTreeMemory"]
@@ -21,9 +19,10 @@ class ProcessTreeMemory:
         self.pss = pss
         self.peak_mb = 0.0
 
-    def sample(self, worker_pids: Iterable[int], extra: dict[str, int] | None = None) -> dict:
-        """{"total_mb": ..., "per_process_mb": {"main": ..., "worker 0": ...}}; updates the peak."""
-        named = {"main": os.getpid(), **{f"worker {i}": pid for i, pid in enumerate(worker_pids)}, **(extra or {})}
+    def sample(self, pids: dict[str, int]) -> dict:
+        """Memory of this process ("main") and the named ``pids``:
+        {"total_mb": ..., "per_process_mb": {"main": ..., "worker 0": ...}}; updates the peak."""
+        named = {"main": os.getpid(), **pids}
         per_process = {}
         for name, pid in named.items():
             try:

@@ -52,8 +52,8 @@ class EvolutionRecorder:
     def metrics(self, record: dict[str, Any]) -> None:
         self._metrics.write(record)
 
-    def archive(self, elites: list[dict[str, Any]], measure_names: Sequence[str]) -> None:
-        """Rewrite archive.csv: one row per elite (lists joined with ';')."""
+    def archive(self, elites: list[dict[str, Any]], measure_names: Sequence[str], suffix: str = "") -> None:
+        """Rewrite archive<suffix>.csv: one row per elite (lists joined with ';')."""
         columns = ["cell", "individual_id", "parent_id", "fitness", *measure_names, "num_links", "link_lengths",
                    "success_rate", "mean_return", "final_distance", "path_efficiency", "collisions",
                    "policy_version", "genome"]  # fmt: skip
@@ -65,10 +65,12 @@ class EvolutionRecorder:
             row["link_lengths"] = ";".join(f"{x:.6f}" for x in elite["link_lengths"])
             row["genome"] = ";".join(f"{x:.6f}" for x in elite["genome"])
             writer.writerow([row.get(c, "") for c in columns])
-        atomic_write_text(self.run.archive_csv, buffer.getvalue())
+        path = self.run.archive_csv
+        atomic_write_text(path.with_name(f"{path.stem}{suffix}{path.suffix}"), buffer.getvalue())
 
-    def heatmap(self, png: bytes) -> None:
-        atomic_write_bytes(self.run.heatmap, png)
+    def heatmap(self, png: bytes, suffix: str = "") -> None:
+        path = self.run.heatmap
+        atomic_write_bytes(path.with_name(f"{path.stem}{suffix}{path.suffix}"), png)
 
     # ------------------------------------------------------------------ run level
     def config(self, config: dict[str, Any]) -> None:

@@ -1,0 +1,257 @@
+"""SharedExperienceBuffer: a bounded shared-memory ring of experience segments.
+
+Every worker owns a ring of segment slots in one shared-memory block; the learner reads them.
+A slot is ``EMPTY``, ``WRITING`` (a worker fills it), or ``READY`` (whole, waiting for the
+learner). A worker that dies mid-write leaves ``WRITING`` behind, which the learner never reads
+and the supervisor clears before the replacement worker starts: the learner gets whole segments
+or nothing. Capacity is ``buffer_size`` transitions in all; when a worker's ring is full it waits
+(backpressure) and says so, and nothing is dropped except segments older than
+``max_policy_lag`` policy versions, which are counted.
+
+Why shared memory and not a ``multiprocessing.Queue``: no pickling of arrays, and a worker killed
+while writing cannot leave a lock held that would wedge the other workers (a Queue's writers
+share one pipe lock).
+
+Segment layout (T steps of K envs of one body, one policy version), see :class:`SegmentView`.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from multiprocessing import shared_memory
+from typing import Callable
+
+import numpy as np
+
+__all__ = ["SharedExperienceBuffer", "BufferLayout", "SegmentView", "EMPTY", "WRITING", "READY"]
+
+EMPTY, WRITING, READY = 0, 1, 2
+# header words of a slot: state, policy version, individual id, write sequence, worker
+_STATE, _VERSION, _INDIVIDUAL, _SEQUENCE, _WORKER = range(5)
+_HEADER_WORDS = 8
+# counters (int64) at the start of the block: one row per worker (written by that worker only)
+# and a last row for the learner, so no counter has two writers.
+_WRITTEN, _WAITS = 0, 1  # worker rows
+_READ, _DROPPED_LAG = 0, 1  # learner row
+_COUNTER_COLUMNS = 2
+
+
+@dataclass(frozen=True)
+class BufferLayout:
+    """Sizes of the ring: ``workers`` rings of ``slots_per_worker`` segments of T x K steps."""
+
+    workers: int
+    slots_per_worker: int
+    steps: int  # T
+    envs: int  # K
+    obs_dim: int
+    act_dim: int
+
+    @classmethod
+    def for_buffer_size(cls, buffer_size: int, workers: int, steps: int, envs: int, obs_dim: int, act_dim: int) -> "BufferLayout":
+        """As many slots per worker as fit in ``buffer_size`` transitions (at least 2 each)."""
+        per_segment = steps * envs
+        slots = max(2, buffer_size // (per_segment * workers))
+        return cls(workers, slots, steps, envs, obs_dim, act_dim)
+
+    @property
+    def transitions_per_segment(self) -> int:
+        return self.steps * self.envs
+
+    @property
+    def capacity(self) -> int:
+        """Transitions the whole buffer holds."""
+        return self.workers * self.slots_per_worker * self.transitions_per_segment
+
+    def _fields(self) -> list[tuple[str, tuple[int, ...], type]]:
+        T, K, D, A = self.steps, self.envs, self.obs_dim, self.act_dim
+        return [
+            ("header", (_HEADER_WORDS,), np.int64),
+            ("obs", (T, K, D), np.float32),
+            ("actions", (T, K, A), np.float32),
+            ("logprobs", (T, K), np.float32),
+            ("values", (T, K), np.float32),
+            ("rewards", (T, K), np.float32),
+            ("dones", (T, K), np.float32),
+            ("bootstrap", (T, K), np.float32),
+            ("last_obs", (K, D), np.float32),
+        ]
+
+    @property
+    def slot_bytes(self) -> int:
+        return sum(int(np.prod(shape)) * np.dtype(dtype).itemsize for _, shape, dtype in self._fields())
+
+    @property
+    def counter_bytes(self) -> int:
+        return 8 * (self.workers + 1) * _COUNTER_COLUMNS
+
+    @property
+    def total_bytes(self) -> int:
+        return self.counter_bytes + self.workers * self.slots_per_worker * self.slot_bytes
+
+
+class SegmentView:
+    """Numpy views of one slot. Arrays (time-major): obs (T, K, D) raw observations; actions
+    (T, K, A); logprobs, values (behaviour policy), rewards (raw), dones, bootstrap (T, K), where
+    ``bootstrap`` is V(final obs) for a time-limit truncation at that step, else 0; last_obs (K, D)."""
+
+    def __init__(self, layout: BufferLayout, buffer: memoryview, offset: int) -> None:
+        for name, shape, dtype in layout._fields():
+            array = np.ndarray(shape, dtype=dtype, buffer=buffer, offset=offset)
+            setattr(self, name, array)
+            offset += array.nbytes
+
+    header: np.ndarray
+    obs: np.ndarray
+    actions: np.ndarray
+    logprobs: np.ndarray
+    values: np.ndarray
+    rewards: np.ndarray
+    dones: np.ndarray
+    bootstrap: np.ndarray
+    last_obs: np.ndarray
+
+    @property
+    def version(self) -> int:
+        return int(self.header[_VERSION])
+
+    @property
+    def individual_id(self) -> int:
+        return int(self.header[_INDIVIDUAL])
+
+    @property
+    def worker(self) -> int:
+        return int(self.header[_WORKER])
+
+
+class SharedExperienceBuffer:
+    """The ring, shared by the supervisor (creates it), the workers (write) and the learner (read).
+
+    Args:
+        layout: sizes; see :meth:`BufferLayout.for_buffer_size`.
+        shm: the shared-memory block (use :meth:`create` / :meth:`attach`).
+        owner: whether this process created (and must unlink) the block.
+    """
+
+    def __init__(self, layout: BufferLayout, shm: shared_memory.SharedMemory, owner: bool) -> None:
+        self.layout = layout
+        self._shm = shm
+        self.owner = owner
+        self._counters = np.ndarray((layout.workers + 1, _COUNTER_COLUMNS), dtype=np.int64, buffer=shm.buf, offset=0)
+        self._slots = [
+            [SegmentView(layout, shm.buf, layout.counter_bytes + (w * layout.slots_per_worker + s) * layout.slot_bytes)
+             for s in range(layout.slots_per_worker)]
+            for w in range(layout.workers)
+        ]  # fmt: skip
+        self._sequence = 0
+
+    @classmethod
+    def create(cls, layout: BufferLayout) -> "SharedExperienceBuffer":
+        shm = shared_memory.SharedMemory(create=True, size=layout.total_bytes)
+        buffer = cls(layout, shm, owner=True)
+        buffer._counters[:] = 0
+        for ring in buffer._slots:
+            for slot in ring:
+                slot.header[:] = 0
+        return buffer
+
+    @classmethod
+    def attach(cls, name: str, layout: BufferLayout) -> "SharedExperienceBuffer":
+        return cls(layout, shared_memory.SharedMemory(name=name, create=False), owner=False)
+
+    @property
+    def name(self) -> str:
+        return self._shm.name
+
+    # ------------------------------------------------------------------ worker side
+    def acquire(
+        self, worker: int, timeout_s: float, on_wait: Callable[[float], None] | None = None,
+        should_stop: Callable[[], bool] | None = None,
+    ) -> SegmentView | None:
+        """A free slot of ``worker``'s ring, marked WRITING; waits while the ring is full.
+
+        ``on_wait(waited_s)`` is called every ``timeout_s`` seconds of waiting (to warn); returns
+        None if ``should_stop()`` turns true while waiting.
+        """
+        ring = self._slots[worker]
+        start = last_warning = time.monotonic()
+        counted = False
+        while True:
+            for slot in ring:
+                if slot.header[_STATE] == EMPTY:
+                    slot.header[_STATE] = WRITING
+                    return slot
+            if not counted:
+                self._counters[worker, _WAITS] += 1
+                counted = True
+            now = time.monotonic()
+            if on_wait is not None and now - last_warning >= timeout_s:
+                last_warning = now
+                on_wait(now - start)
+            if should_stop is not None and should_stop():
+                return None
+            time.sleep(0.002)
+
+    def commit(self, slot: SegmentView, version: int, individual_id: int, worker: int) -> None:
+        """Mark a filled slot READY (all arrays written before the state flips)."""
+        self._sequence += 1
+        slot.header[_VERSION] = version
+        slot.header[_INDIVIDUAL] = individual_id
+        slot.header[_SEQUENCE] = self._sequence
+        slot.header[_WORKER] = worker
+        self._counters[worker, _WRITTEN] += self.layout.transitions_per_segment
+        slot.header[_STATE] = READY
+
+    # ------------------------------------------------------------------ learner side
+    def ready_slots(self) -> list[SegmentView]:
+        """READY slots, oldest write first within each worker."""
+        ready = [slot for ring in self._slots for slot in ring if slot.header[_STATE] == READY]
+        return sorted(ready, key=lambda s: (int(s.header[_WORKER]), int(s.header[_SEQUENCE])))
+
+    def release(self, slot: SegmentView, dropped_for_lag: bool = False) -> None:
+        """Give a slot back to its worker after the learner copied (or dropped) it."""
+        learner = self.layout.workers
+        if dropped_for_lag:
+            self._counters[learner, _DROPPED_LAG] += 1
+        else:
+            self._counters[learner, _READ] += self.layout.transitions_per_segment
+        slot.header[_STATE] = EMPTY
+
+    # ------------------------------------------------------------------ supervisor side
+    def reset_worker(self, worker: int) -> int:
+        """Clear the half-written slots of a dead worker (READY ones are kept); returns how many."""
+        cleared = 0
+        for slot in self._slots[worker]:
+            if slot.header[_STATE] == WRITING:
+                slot.header[_STATE] = EMPTY
+                cleared += 1
+        return cleared
+
+    def occupancy(self) -> dict[str, float]:
+        """READY transitions and their MB, capacity, totals written / consumed, segments dropped for lag."""
+        ready = sum(1 for ring in self._slots for slot in ring if slot.header[_STATE] == READY)
+        transitions = ready * self.layout.transitions_per_segment
+        return {
+            "buffer_transitions": float(transitions),
+            "buffer_mb": ready * self.layout.slot_bytes / 2**20,
+            "buffer_capacity": float(self.layout.capacity),
+            "transitions_written": float(self._counters[:-1, _WRITTEN].sum()),
+            "transitions_consumed": float(self._counters[-1, _READ]),
+            "segments_dropped_lag": float(self._counters[-1, _DROPPED_LAG]),
+            "producer_waits": float(self._counters[:-1, _WAITS].sum()),
+        }
+
+    def close(self) -> None:
+        """Detach (and unlink, if owner); safe to call twice."""
+        if self._shm is None:
+            return
+        self._slots = []
+        del self._counters
+        self._shm.close()
+        if self.owner:
+            try:
+                self._shm.unlink()
+            except FileNotFoundError:
+                pass
+        self._shm = None  # type: ignore[assignment]

@@ -1,0 +1,267 @@
+"""SharedPPOTrainer: the learner process, owner of the only trainable policy.
+
+Loop: take every whole segment the workers have written (dropping, and counting, those whose
+policy lag exceeds ``max_policy_lag``); once at least ``min_batch_size`` transitions are waiting
+(in sync mode: once every working worker has delivered its segment), recompute values and GAE
+with the *current* critic, run the PPO update with the *behaviour* log-probs in the ratio,
+fold the batch into the observation normaliser, and publish the new weights as version k+1.
+
+Why GAE with the current critic and not V-trace: segments are short (T*K ~ update_interval
+steps) and the lag is a few versions at most, so the behaviour policy is close to the current
+one and the clipped ratio already corrects the policy term; the values, though, come from a
+critic that keeps improving, and stale values bias every advantage. Recomputing them costs one
+critic forward over the batch (a few ms). V-trace would also correct the targets for the
+policy change; it is the next thing to try if lags grow (more workers, slower learner).
+
+Reward scaling lives here, not in the workers, so that every worker's experience is scaled
+alike: a running std of the discounted return, tracked per (worker, env) stream.
+"""
+
+from __future__ import annotations
+
+import signal
+import time
+from dataclasses import dataclass
+from multiprocessing.connection import Connection
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from morphelites.config import Settings
+from morphelites.normalization import RunningMeanStd
+from morphelites.parallel.buffer import SharedExperienceBuffer
+from morphelites.parallel.pool import die_with_parent, set_process_title
+from morphelites.parallel.shared_worker import SharedHandles
+from morphelites.parallel.weights import SharedWeights
+
+__all__ = ["LearnerOptions", "SharedPPOTrainer", "learner_main", "LEARNER_CHECKPOINT"]
+
+LEARNER_CHECKPOINT = "learner"
+_FORMAT = "morphelites-learner-1"
+
+
+@dataclass(frozen=True)
+class LearnerOptions:
+    """What the learner process is started with."""
+
+    settings: Settings
+    handles: SharedHandles
+    checkpoint_dir: str
+    resume: bool
+    max_policy_lag: int
+    checkpoint_every_updates: int = 20
+    checkpoints_kept: int = 3
+    seed: int = 0
+
+
+class SharedPPOTrainer:
+    """The learner's state and one step of its loop (usable in-process for tests).
+
+    Args:
+        options: settings, shared-memory handles, checkpoint place.
+    """
+
+    def __init__(self, options: LearnerOptions) -> None:
+        import torch
+
+        from morphelites.policy import ActorCritic
+        from morphelites.policy_numpy import PolicySpec
+        from morphelites.ppo import PPOUpdater
+
+        self.options = options
+        settings = options.settings
+        torch.set_num_threads(settings.ppo.torch_threads)
+        torch.manual_seed(options.seed)
+        self.model = ActorCritic(PolicySpec.from_dict(options.handles.spec))
+        self.updater = PPOUpdater(self.model, settings.ppo, seed=options.seed)
+        self.weights = SharedWeights.attach(options.handles.weights_name, options.handles.weights_size)
+        self.buffer = SharedExperienceBuffer.attach(options.handles.buffer_name, options.handles.layout)
+        self.return_rms = RunningMeanStd(())
+        self.running_returns: dict[tuple[int, int], np.ndarray] = {}
+        self.version = 1
+        self.updates = 0
+        self.samples_consumed = 0
+        self.skipped_updates = 0
+        self.lag_sum, self.lag_count, self.max_lag_seen = 0, 0, 0
+        self.pending: list[dict[str, np.ndarray]] = []
+        self.busy_s = 0.0
+        self.started = time.monotonic()
+        self.restored_from: str | None = None
+        if options.resume:
+            self._restore()
+        self.weights.publish(self.model.flat_weights(), self.version)
+
+    # ------------------------------------------------------------------ loop body
+    def drain(self) -> int:
+        """Copy every READY segment out of the buffer (or drop it for lag); returns segments taken."""
+        taken = 0
+        for slot in self.buffer.ready_slots():
+            lag = self.version - slot.version
+            if lag > self.options.max_policy_lag:
+                self.buffer.release(slot, dropped_for_lag=True)
+                continue
+            self.pending.append({name: getattr(slot, name).copy() for name in
+                                 ("obs", "actions", "logprobs", "values", "rewards", "dones", "bootstrap", "last_obs")}
+                                | {"worker": slot.worker, "lag": lag})  # fmt: skip
+            self.lag_sum, self.lag_count = self.lag_sum + lag, self.lag_count + 1
+            self.max_lag_seen = max(self.max_lag_seen, lag)
+            self.buffer.release(slot)
+            taken += 1
+        return taken
+
+    @property
+    def pending_transitions(self) -> int:
+        return sum(seg["rewards"].size for seg in self.pending)
+
+    def ready_to_update(self, active_workers: int = 0) -> bool:
+        """Enough data: ``min_batch_size`` transitions, or in sync mode a segment from every busy
+        worker (they wait for the new version after each segment, so no more will come)."""
+        if not self.pending:
+            return False
+        if self.pending_transitions >= self.options.settings.training.min_batch_size:
+            return True
+        delivered = len({seg["worker"] for seg in self.pending})
+        return self.options.handles.sync and delivered >= max(active_workers, 1)
+
+    def update(self) -> dict[str, float]:
+        """One PPO update on the pending segments; publishes version+1. Returns diagnostics."""
+        import torch
+
+        from morphelites.ppo import Batch, compute_gae
+
+        start = time.perf_counter()
+        ppo = self.options.settings.ppo
+        segments, self.pending = self.pending, []
+        parts: list[tuple[np.ndarray, ...]] = []
+        with torch.no_grad():
+            for seg in segments:
+                rewards = self._scale_rewards(seg)
+                T, K = seg["rewards"].shape
+                obs_all = np.concatenate([seg["obs"].reshape(T * K, -1), seg["last_obs"]])
+                values_all = self.model.value(torch.as_tensor(obs_all)).numpy()
+                values, last_values = values_all[: T * K].reshape(T, K), values_all[T * K :]
+                rewards = rewards + ppo.gamma * seg["bootstrap"]
+                advantages, returns = compute_gae(rewards, values, seg["dones"], last_values, ppo.gamma, ppo.gae_lambda)
+                parts.append((seg["obs"].reshape(T * K, -1), seg["actions"].reshape(T * K, -1), seg["logprobs"].reshape(-1),
+                              advantages.reshape(-1), returns.reshape(-1), values.reshape(-1)))  # fmt: skip
+        batch = Batch(*(np.concatenate(column) for column in zip(*parts)))
+        finite = all(np.all(np.isfinite(a)) for a in batch)
+        before = self.updater.skipped_steps
+        stats = self.updater.update(batch) if finite else {"skipped_steps": float(self.updater.skipped_steps)}
+        if not finite or self.updater.skipped_steps > before:
+            self.skipped_updates += 1
+        if ppo.normalize_obs and finite:
+            self.model.update_normaliser(batch.obs)
+        flat = self.model.flat_weights()
+        if np.all(np.isfinite(flat)):
+            self.version += 1
+            self.weights.publish(flat, self.version)
+        self.updates += 1
+        self.samples_consumed += len(batch.obs)
+        self.busy_s += time.perf_counter() - start
+        lags = [seg["lag"] for seg in segments]
+        return {**stats, "batch_transitions": float(len(batch.obs)), "update_s": time.perf_counter() - start,
+                "batch_mean_lag": float(np.mean(lags)), "batch_max_lag": float(np.max(lags))}  # fmt: skip
+
+    def _scale_rewards(self, seg: dict[str, Any]) -> np.ndarray:
+        """Divide raw rewards by the running std of discounted returns, per (worker, env) stream."""
+        if not self.options.settings.ppo.normalize_reward:
+            return seg["rewards"]
+        gamma = self.options.settings.ppo.gamma
+        T, K = seg["rewards"].shape
+        key = (int(seg["worker"]), K)
+        running = self.running_returns.setdefault(key, np.zeros(K))
+        for t in range(T):
+            running = running * gamma + seg["rewards"][t]
+            self.return_rms.update(running)
+            running = np.where(seg["dones"][t] > 0, 0.0, running)
+        self.running_returns[key] = running
+        return np.clip(seg["rewards"] / np.sqrt(self.return_rms.var + 1e-8), -10.0, 10.0).astype(np.float32)
+
+    def stats(self) -> dict[str, float]:
+        """Counters for monitoring (sent to the supervisor)."""
+        elapsed = time.monotonic() - self.started
+        return {
+            "policy_version": float(self.version), "policy_updates": float(self.updates),
+            "samples_consumed": float(self.samples_consumed), "skipped_updates": float(self.skipped_updates),
+            "mean_policy_lag": self.lag_sum / max(self.lag_count, 1), "max_policy_lag": float(self.max_lag_seen),
+            "learner_utilisation": self.busy_s / max(elapsed, 1e-9), "pending_transitions": float(self.pending_transitions),
+            **self.buffer.occupancy(),
+        }  # fmt: skip
+
+    # ------------------------------------------------------------------ checkpoints
+    def checkpoint(self) -> Path | None:
+        from morphelites.runs.checkpoints import save_checkpoint
+
+        state = {"format": _FORMAT, "policy": self.model.policy_state(), "optimizer": self.updater.optimizer.state_dict(),
+                 "return_rms": self.return_rms.state_dict(), "version": self.version, "updates": self.updates,
+                 "samples_consumed": self.samples_consumed, "skipped_updates": self.skipped_updates}  # fmt: skip
+        try:
+            return save_checkpoint(Path(self.options.checkpoint_dir), LEARNER_CHECKPOINT, self.updates, state,
+                                   keep=self.options.checkpoints_kept)  # fmt: skip
+        except OSError as error:
+            print(f"morphelites: shared_ppo learner: checkpoint not written ({error}); the previous one is intact", flush=True)
+            return None
+
+    def _restore(self) -> None:
+        from morphelites.policy import ActorCritic
+        from morphelites.runs.checkpoints import CheckpointError, list_checkpoints, load_checkpoint
+
+        for path in reversed(list_checkpoints(Path(self.options.checkpoint_dir), LEARNER_CHECKPOINT)):
+            try:
+                state = load_checkpoint(path)
+            except CheckpointError as error:
+                print(f"morphelites: shared_ppo learner: {error} Trying an older one.", flush=True)
+                continue
+            if state.get("format") != _FORMAT:
+                continue
+            restored = ActorCritic.from_policy_state(state["policy"])
+            self.model.load_state_dict(restored.state_dict())
+            self.model.obs_rms = restored.obs_rms
+            self.model._sync_normaliser()
+            self.updater.optimizer.load_state_dict(state["optimizer"])
+            self.return_rms.load_state_dict(state["return_rms"])
+            self.version, self.updates = int(state["version"]), int(state["updates"])
+            self.samples_consumed, self.skipped_updates = int(state["samples_consumed"]), int(state["skipped_updates"])
+            self.restored_from = path.name
+            return
+
+    def close(self) -> None:
+        self.weights.close()
+        self.buffer.close()
+
+
+def learner_main(options: LearnerOptions, stats_conn: Connection, stop: Any, active: Any) -> None:
+    """Entry point of the learner process.
+
+    ``stop`` (an Event) ends the loop after a final checkpoint; ``active`` (a shared int) is the
+    number of busy workers, which sync mode waits for.
+    """
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    die_with_parent()
+    set_process_title("shared_ppo learner")
+    learner = SharedPPOTrainer(options)
+    if learner.restored_from:
+        stats_conn.send({"event": "restored", "checkpoint": learner.restored_from, "version": learner.version})
+    last_stats = 0.0
+    try:
+        while not stop.is_set():
+            learner.drain()
+            if learner.ready_to_update(active.value):
+                record = learner.update()
+                if learner.updates % options.checkpoint_every_updates == 0:
+                    learner.checkpoint()
+                stats_conn.send({"event": "update", **record, **learner.stats()})
+                last_stats = time.monotonic()
+            else:
+                time.sleep(0.002)
+                if time.monotonic() - last_stats > 1.0:
+                    stats_conn.send({"event": "idle", **learner.stats()})
+                    last_stats = time.monotonic()
+        learner.checkpoint()
+        stats_conn.send({"event": "stopped", **learner.stats()})
+    except (BrokenPipeError, EOFError):
+        pass
+    finally:
+        learner.close()

@@ -1,0 +1,144 @@
+"""MultiProcessPPOWorker: a shared-mode worker. Simulates its body, feeds the learner, evaluates.
+
+Runs inside a :class:`WorkerPool` process (``morphelites: shared_ppo worker N``) and imports
+neither torch nor ribs: it acts with the numpy twin of the policy, refreshed from shared memory.
+
+For a ``train`` task the worker runs K copies of the body side by side (one policy forward
+serves all K), cuts the experience into segments of T steps — T*K = ``update_interval`` env
+steps, one policy version per segment — and writes each into its ring of the
+SharedExperienceBuffer, refreshing its weights between segments when the version moved. After
+``training_steps_per_individual`` env steps it evaluates the current policy on the body. An
+``evaluate`` task only evaluates (used to re-evaluate elites with the final policy).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from morphelites.config import Settings
+from morphelites.envs.reach import ReachEnv
+from morphelites.individual import Individual, IndividualResult, individual_seed
+from morphelites.parallel.buffer import BufferLayout, SharedExperienceBuffer
+from morphelites.parallel.weights import SharedWeights
+from morphelites.policy_numpy import NumpyActorCritic, PolicySpec
+from morphelites.rollout import SegmentCollector, evaluate
+
+__all__ = ["SharedHandles", "MultiProcessPPOWorker", "run_task", "segment_shape"]
+
+#: Seconds a worker waits for a free buffer slot before it warns (and again every this long).
+BACKPRESSURE_WARN_S = 10.0
+
+
+@dataclass(frozen=True)
+class SharedHandles:
+    """Names and sizes a process needs to attach to the shared weights and buffer."""
+
+    weights_name: str
+    weights_size: int
+    buffer_name: str
+    layout: BufferLayout
+    spec: dict[str, Any]
+    sync: bool = False
+
+
+def segment_shape(update_interval: int, envs_per_worker: int) -> tuple[int, int]:
+    """(T, K): K envs per worker and T steps each, so that T*K is about ``update_interval``."""
+    return max(1, math.ceil(update_interval / envs_per_worker)), envs_per_worker
+
+
+class MultiProcessPPOWorker:
+    """The worker's state across tasks: its index, attachments and local policy copy."""
+
+    def __init__(self, index: int, handles: SharedHandles) -> None:
+        self.index = index
+        self.handles = handles
+        self.weights = SharedWeights.attach(handles.weights_name, handles.weights_size)
+        self.buffer = SharedExperienceBuffer.attach(handles.buffer_name, handles.layout)
+        self.policy = NumpyActorCritic(PolicySpec.from_dict(handles.spec))
+        self.version = 0
+        self.refreshes = 0
+        self.backpressure_s = 0.0
+
+    def refresh(self, wait: bool = True) -> int:
+        """Copy the published weights if their version moved; returns the version in use."""
+        while wait and self.weights.version == 0:  # the learner has not published yet
+            time.sleep(0.01)
+        if self.weights.version != self.version:
+            flat, version = self.weights.read()
+            self.policy.load_flat(flat)
+            self.version = version
+            self.refreshes += 1
+        return self.version
+
+    def train(self, individual: Individual, settings: Settings) -> IndividualResult:
+        """Collect ``training_steps_per_individual`` env steps of experience on the body, then evaluate."""
+        layout = self.handles.layout
+        seed = individual_seed(settings.evolution.seed, individual.id) % (2**31)
+        rng = np.random.default_rng(seed)
+        envs = [ReachEnv(individual.body, body_space=settings.body_space, env_config=settings.env) for _ in range(layout.envs)]
+        collector = SegmentCollector(envs, seed=seed)
+        budget = settings.evolution.training_steps_per_individual
+        steps, start = 0, time.perf_counter()
+        while steps < budget:
+            version = self.refresh()
+            segment = collector.collect(self.policy, layout.steps, rng)
+            waited = time.perf_counter()
+            slot = self.buffer.acquire(self.index, BACKPRESSURE_WARN_S, on_wait=self._warn_full)
+            self.backpressure_s += time.perf_counter() - waited
+            assert slot is not None
+            for name in ("obs", "actions", "logprobs", "values", "rewards", "dones", "bootstrap", "last_obs"):
+                getattr(slot, name)[:] = getattr(segment, name)
+            self.buffer.commit(slot, version, individual.id, self.index)
+            steps += segment.num_transitions
+            if self.handles.sync:
+                self._wait_for_new_version(version)
+        collector.close()
+        training_wall = time.perf_counter() - start
+        return self._evaluate(individual, settings, steps, training_wall, {"refreshes": self.refreshes,
+                              "backpressure_s": round(self.backpressure_s, 3)})  # fmt: skip
+
+    def _evaluate(self, individual: Individual, settings: Settings, training_steps: int, training_wall: float,
+                  extra: dict[str, Any]) -> IndividualResult:  # fmt: skip
+        version = self.refresh()
+        start = time.perf_counter()
+        evo = settings.evolution
+        result = evaluate(self.policy, individual.body, evo.eval_episodes, evo.eval_seed, body_space=settings.body_space,
+                          env_config=settings.env, policy_version=version)  # fmt: skip
+        return IndividualResult(individual.id, result.to_dict(), training_steps, result.env_steps, training_wall,
+                                time.perf_counter() - start, extra=extra)  # fmt: skip
+
+    def evaluate_only(self, individual: Individual, settings: Settings) -> IndividualResult:
+        return self._evaluate(individual, settings, 0, 0.0, {})
+
+    def _wait_for_new_version(self, version: int) -> None:
+        """Sync mode: produce nothing more until the learner has trained on what we gave it."""
+        while self.weights.version == version:
+            time.sleep(0.001)
+
+    def _warn_full(self, waited_s: float) -> None:
+        print(f"morphelites: shared_ppo worker {self.index}: experience buffer full for {waited_s:.0f} s, waiting for "
+              f"the learner (it is slower than the workers; see README troubleshooting)", flush=True)  # fmt: skip
+
+
+_WORKER: MultiProcessPPOWorker | None = None
+
+
+def run_task(worker_index: int, kind: str, individual: Individual, settings: Settings, handles: SharedHandles) -> IndividualResult:
+    """WorkerPool job: ``kind`` is ``train`` (collect experience, then evaluate) or ``evaluate``."""
+    global _WORKER
+    if _WORKER is None or _WORKER.index != worker_index:
+        _WORKER = MultiProcessPPOWorker(worker_index, handles)
+    if kind == "train":
+        result = _WORKER.train(individual, settings)
+    elif kind == "evaluate":
+        result = _WORKER.evaluate_only(individual, settings)
+    else:
+        raise ValueError(f"unknown task kind {kind!r}")
+    result.extra["pid"] = os.getpid()
+    return result

@@ -1,0 +1,179 @@
+"""Evaluation backends the evolution loop drives: independent workers, or the shared-PPO system.
+
+Both expose the same small interface (start, idle, submit, poll, pids, stats, close), so
+``MAPElitesEvolutionTrainer`` reads the same in both modes:
+
+- :class:`IndependentBackend`: a WorkerPool whose job trains a fresh PPO per individual.
+- :class:`SharedPPOSystem`: the supervisor of shared mode. It creates the shared weights and the
+  experience buffer, starts the learner process and the worker pool, watches them (a dead worker
+  has its half-written buffer slots cleared and is replaced by the pool; a dead learner stops the
+  run with a clear message), relays the learner's statistics, and shuts everything down.
+"""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+from pathlib import Path
+from typing import Any
+
+from morphelites.config import Settings
+from morphelites.envs.reach import ObservationLayout
+from morphelites.individual import Individual
+from morphelites.parallel.buffer import BufferLayout, SharedExperienceBuffer
+from morphelites.parallel.learner import LearnerOptions, learner_main
+from morphelites.parallel.pool import PoolEvent, SerialPool, WorkerPool
+from morphelites.parallel.shared_worker import SharedHandles, segment_shape
+from morphelites.parallel.weights import SharedWeights
+from morphelites.policy_numpy import reach_policy_spec
+
+__all__ = ["IndependentBackend", "SharedPPOSystem", "LearnerDied", "ENVS_PER_WORKER"]
+
+#: Copies of its body each shared-mode worker steps together (one policy forward for all).
+ENVS_PER_WORKER = 4
+
+
+class LearnerDied(RuntimeError):
+    """The learner process exited; its last checkpoint is intact."""
+
+
+class IndependentBackend:
+    """Independent mode: each worker trains a fresh PPO on its individual, then evaluates it."""
+
+    JOB = "morphelites.independent:train_and_evaluate"
+
+    def __init__(self, settings: Settings, workers: int, multiprocess: bool) -> None:
+        self.settings = settings
+        self.pool = WorkerPool(workers, self.JOB, "independent worker") if multiprocess else SerialPool(self.JOB)
+
+    def start(self) -> None:
+        self.pool.start()
+
+    @property
+    def idle(self) -> list[int]:
+        return self.pool.idle
+
+    def submit(self, worker: int, individual: Individual, kind: str = "train") -> None:
+        if kind != "train":
+            raise ValueError("independent mode has no shared policy to re-evaluate elites with")
+        self.pool.submit(worker, individual.id, (individual, self.settings))
+
+    def poll(self, timeout: float) -> list[PoolEvent]:
+        return self.pool.poll(timeout)
+
+    def pids(self) -> dict[str, int]:
+        return {f"worker {i}": pid for i, pid in enumerate(self.pool.pids())}
+
+    def stats(self) -> dict[str, float]:
+        return {"worker_restarts": float(self.pool.restarts)}
+
+    def close(self, graceful: bool = True) -> None:
+        self.pool.close(graceful=graceful)
+
+
+class SharedPPOSystem:
+    """Shared mode: one learner process, ``workers`` worker processes, shared weights and buffer.
+
+    Args:
+        settings: the run's settings (training section: buffer_size, min_batch_size, update_interval).
+        workers: worker processes.
+        checkpoint_dir: where the learner writes ``learner-*.pkl``.
+        resume: the learner restores its newest checkpoint.
+        sync: every update uses only data of the current policy version (lag 0).
+        max_policy_lag: segments older than this many versions are dropped (and counted).
+    """
+
+    WORKER_JOB = "morphelites.parallel.shared_worker:run_task"
+
+    def __init__(self, settings: Settings, workers: int, checkpoint_dir: Path, resume: bool,
+                 sync: bool = False, max_policy_lag: int = 4) -> None:  # fmt: skip
+        self.settings = settings
+        self.workers = workers
+        training = settings.training
+        layout_obs = ObservationLayout(settings.body_space.max_links)
+        spec = reach_policy_spec(settings.body_space.max_links, settings.model.hidden_dim, settings.model.init_log_std)
+        steps, envs = segment_shape(training.update_interval, ENVS_PER_WORKER)
+        layout = BufferLayout.for_buffer_size(training.buffer_size, workers, steps, envs, layout_obs.observation_dim,
+                                              layout_obs.action_dim)  # fmt: skip
+        self.weights = SharedWeights.create(spec.flat_size)
+        self.buffer = SharedExperienceBuffer.create(layout)
+        self.handles = SharedHandles(self.weights.name, spec.flat_size, self.buffer.name, layout, spec.to_dict(), sync)
+        ctx = mp.get_context("spawn")
+        self._stop = ctx.Event()
+        self._active = ctx.Value("i", 0, lock=False)
+        self._stats_recv, stats_send = ctx.Pipe(duplex=False)
+        options = LearnerOptions(settings, self.handles, str(checkpoint_dir), resume, 0 if sync else max_policy_lag,
+                                 seed=settings.evolution.seed)  # fmt: skip
+        self.learner = ctx.Process(target=learner_main, args=(options, stats_send, self._stop, self._active),
+                                   name="shared_ppo learner", daemon=True)  # fmt: skip
+        self._stats_send = stats_send
+        self.pool = WorkerPool(workers, self.WORKER_JOB, "shared_ppo worker", on_died=self.buffer.reset_worker)
+        self.learner_stats: dict[str, float] = {}
+        self.learner_events: list[dict[str, Any]] = []
+        self._closed = False
+
+    def start(self) -> None:
+        self.learner.start()
+        self._stats_send.close()
+        self.pool.start()
+
+    @property
+    def idle(self) -> list[int]:
+        return self.pool.idle
+
+    def submit(self, worker: int, individual: Individual, kind: str = "train") -> None:
+        self.pool.submit(worker, individual.id, (worker, kind, individual, self.settings, self.handles))
+        self._active.value = len(self.pool.in_flight)
+
+    def poll(self, timeout: float) -> list[PoolEvent]:
+        events = self.pool.poll(timeout)
+        self._active.value = len(self.pool.in_flight)
+        self._read_learner_stats()
+        if not self.learner.is_alive() and not self._closed:
+            self._read_learner_stats()
+            raise LearnerDied(
+                f"The shared PPO learner process exited (exit code {self.learner.exitcode}). The run stops here; its "
+                f"last checkpoint is intact and `morphelites train --resume` continues from it."
+            )
+        return events
+
+    def _read_learner_stats(self) -> None:
+        try:
+            while self._stats_recv.poll():
+                message = self._stats_recv.recv()
+                if message.get("event") in ("update", "idle", "stopped"):
+                    self.learner_stats = message
+                else:
+                    self.learner_events.append(message)
+        except (EOFError, OSError):
+            pass
+
+    def pids(self) -> dict[str, int]:
+        named = {f"worker {i}": pid for i, pid in enumerate(self.pool.pids())}
+        if self.learner.pid is not None:
+            named["learner"] = self.learner.pid
+        return named
+
+    def stats(self) -> dict[str, float]:
+        keys = ("policy_version", "policy_updates", "samples_consumed", "mean_policy_lag", "max_policy_lag",
+                "learner_utilisation", "buffer_transitions", "buffer_mb", "buffer_capacity", "transitions_written",
+                "transitions_consumed", "segments_dropped_lag", "producer_waits", "skipped_updates")  # fmt: skip
+        return {"worker_restarts": float(self.pool.restarts), **{k: float(self.learner_stats[k]) for k in keys if k in self.learner_stats}}
+
+    def close(self, graceful: bool = True) -> None:
+        """Stop workers, then the learner (it writes a final checkpoint), then free shared memory."""
+        if self._closed:
+            return
+        self._closed = True
+        self.pool.close(graceful=graceful, timeout=5.0 if graceful else 0.0)
+        self._stop.set()
+        self.learner.join(timeout=15.0 if graceful else 5.0)
+        if self.learner.is_alive():
+            self.learner.terminate()
+            self.learner.join(timeout=2.0)
+            if self.learner.is_alive():
+                self.learner.kill()
+                self.learner.join(timeout=2.0)
+        self._read_learner_stats()
+        self._stats_recv.close()
+        self.buffer.close()
+        self.weights.close()

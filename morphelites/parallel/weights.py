@@ -1,0 +1,94 @@
+"""Policy weights broadcast through shared memory with a version counter (a seqlock).
+
+One writer (the learner) and any number of readers (workers). The block holds a header of two
+int64 — ``sequence`` and ``version`` — then the flat float32 weight vector. The writer makes the
+sequence odd, copies the weights, writes the version, and makes the sequence even again; a reader
+copies the weights between two reads of an even, unchanged sequence, so it never keeps a torn
+mixture of two versions. Nothing is pickled, and readers copy only when the version moved.
+"""
+
+from __future__ import annotations
+
+import time
+from multiprocessing import shared_memory
+
+import numpy as np
+
+__all__ = ["SharedWeights"]
+
+_HEADER = 2  # int64 words: sequence, version
+
+
+class SharedWeights:
+    """A flat float32 weight vector of ``size`` entries plus its version, in shared memory.
+
+    Create it in the parent with ``SharedWeights.create(size)``; hand ``.name`` and ``.size`` to
+    children, which ``SharedWeights.attach(name, size)``. The creator must ``unlink()`` it at the
+    end (``close()`` in every process).
+    """
+
+    def __init__(self, shm: shared_memory.SharedMemory, size: int, owner: bool) -> None:
+        self._shm = shm
+        self.size = size
+        self.owner = owner
+        self._header = np.ndarray((_HEADER,), dtype=np.int64, buffer=shm.buf, offset=0)
+        self._weights = np.ndarray((size,), dtype=np.float32, buffer=shm.buf, offset=8 * _HEADER)
+
+    @classmethod
+    def create(cls, size: int) -> "SharedWeights":
+        shm = shared_memory.SharedMemory(create=True, size=8 * _HEADER + 4 * size)
+        weights = cls(shm, size, owner=True)
+        weights._header[:] = 0
+        return weights
+
+    @classmethod
+    def attach(cls, name: str, size: int) -> "SharedWeights":
+        return cls(shared_memory.SharedMemory(name=name, create=False), size, owner=False)
+
+    @property
+    def name(self) -> str:
+        return self._shm.name
+
+    @property
+    def version(self) -> int:
+        """Version of the weights now published (0: none yet)."""
+        return int(self._header[1])
+
+    def publish(self, flat: np.ndarray, version: int) -> None:
+        """Write ``flat`` as ``version`` (writer side; a single writer only)."""
+        flat = np.asarray(flat, dtype=np.float32)
+        if flat.shape != (self.size,):
+            raise ValueError(f"weights have shape {flat.shape}, expected ({self.size},)")
+        if not np.all(np.isfinite(flat)):
+            raise ValueError("refusing to publish non-finite weights")
+        self._header[0] += 1  # odd: writing
+        self._weights[:] = flat
+        self._header[1] = version
+        self._header[0] += 1  # even: stable
+
+    def read(self, timeout_s: float = 5.0) -> tuple[np.ndarray, int]:
+        """A consistent copy of (weights, version); retries while a write is in progress."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            before = int(self._header[0])
+            if before % 2 == 0:
+                weights = self._weights.copy()
+                version = int(self._header[1])
+                if int(self._header[0]) == before:
+                    return weights, version
+            if time.monotonic() > deadline:
+                raise TimeoutError("the weight writer has held the lock too long (learner stalled mid-write?)")
+            time.sleep(0.0005)
+
+    def close(self) -> None:
+        """Detach this process's view; safe to call twice."""
+        if self._shm is None:
+            return
+        del self._header, self._weights
+        self._shm.close()
+        if self.owner:
+            try:
+                self._shm.unlink()
+            except FileNotFoundError:
+                pass
+        self._shm = None  # type: ignore[assignment]
