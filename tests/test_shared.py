@@ -1,0 +1,244 @@
+"""Shared mode: weight broadcast, experience segments, the learner, and whole runs."""
+
+import json
+import multiprocessing as mp
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import psutil
+import pytest
+
+from morphelites.config import Settings
+from morphelites.individual import Individual
+from morphelites.morphology import Morphology
+from morphelites.parallel.buffer import BufferLayout, SharedExperienceBuffer
+from morphelites.parallel.weights import SharedWeights
+
+REPO = Path(__file__).resolve().parents[1]
+TINY = {
+    "evolution": {"eval_episodes": 3, "heatmap_every": 2, "checkpoint_every": 2, "num_initial_random": 3},
+    "training": {"buffer_size": 2000, "min_batch_size": 400, "update_interval": 100},
+    "ppo": {"num_minibatches": 4, "update_epochs": 4},
+    "env": {"max_episode_steps": 40},
+}
+
+
+def _read_weights(name: str, size: int, queue) -> None:
+    weights = SharedWeights.attach(name, size)
+    flat, version = weights.read()
+    queue.put((version, float(flat.sum()), flat[:3].tolist()))
+    weights.close()
+
+
+def test_a_worker_process_sees_exactly_the_published_version():
+    weights = SharedWeights.create(1000)
+    try:
+        assert weights.version == 0
+        for version in (1, 2, 7):
+            flat = np.full(1000, float(version), dtype=np.float32)
+            weights.publish(flat, version)
+            ctx = mp.get_context("spawn")
+            queue = ctx.Queue()
+            proc = ctx.Process(target=_read_weights, args=(weights.name, 1000, queue))
+            proc.start()
+            seen_version, total, head = queue.get(timeout=60)
+            proc.join(timeout=30)
+            assert seen_version == version and total == 1000.0 * version and head == [float(version)] * 3
+        with pytest.raises(ValueError, match="non-finite"):
+            weights.publish(np.full(1000, np.nan, dtype=np.float32), 8)
+        assert weights.read()[1] == 7, "a refused publish leaves the previous version"
+    finally:
+        weights.close()
+        weights.close()
+
+
+def _layout(workers: int = 2, slots: int = 2) -> BufferLayout:
+    return BufferLayout(workers=workers, slots_per_worker=slots, steps=5, envs=2, obs_dim=4, act_dim=3)
+
+
+def _write_segment(name: str, layout: BufferLayout, worker: int, version: int, fill: float) -> None:
+    buffer = SharedExperienceBuffer.attach(name, layout)
+    slot = buffer.acquire(worker, timeout_s=5.0)
+    slot.obs[:] = fill
+    slot.rewards[:] = fill
+    buffer.commit(slot, version=version, individual_id=42, worker=worker)
+    buffer.close()
+
+
+def test_segments_carry_their_version_and_the_buffer_is_bounded():
+    layout = _layout()
+    buffer = SharedExperienceBuffer.create(layout)
+    try:
+        ctx = mp.get_context("spawn")
+        for version, fill in ((3, 1.5), (5, 2.5)):
+            proc = ctx.Process(target=_write_segment, args=(buffer.name, layout, 1, version, fill))
+            proc.start()
+            proc.join(timeout=60)
+            assert proc.exitcode == 0
+        ready = buffer.ready_slots()
+        assert [(s.version, s.worker, s.individual_id) for s in ready] == [(3, 1, 42), (5, 1, 42)]
+        assert ready[0].obs.mean() == 1.5 and ready[1].rewards.mean() == 2.5
+        occupancy = buffer.occupancy()
+        assert occupancy["buffer_transitions"] == 20 and occupancy["buffer_capacity"] == 40
+        # worker 1's ring (2 slots) is full: a third write has to wait
+        assert buffer.acquire(1, timeout_s=0.05, should_stop=lambda: True) is None
+        assert buffer.occupancy()["producer_waits"] == 1
+        buffer.release(ready[0])
+        buffer.release(ready[1], dropped_for_lag=True)
+        occupancy = buffer.occupancy()
+        assert occupancy["transitions_consumed"] == 10 and occupancy["segments_dropped_lag"] == 1
+        assert occupancy["buffer_transitions"] == 0
+    finally:
+        buffer.close()
+
+
+def test_a_half_written_segment_is_never_read_and_is_cleared_for_the_replacement():
+    layout = _layout()
+    buffer = SharedExperienceBuffer.create(layout)
+    try:
+        slot = buffer.acquire(0, timeout_s=1.0)  # a worker that dies before commit()
+        slot.obs[:] = 9.0
+        assert buffer.ready_slots() == []
+        assert buffer.reset_worker(0) == 1
+        assert buffer.acquire(0, timeout_s=1.0) is not None
+    finally:
+        buffer.close()
+
+
+def _learner(tmp_path: Path, sync: bool = False, max_lag: int = 2):
+    from morphelites.parallel.learner import LearnerOptions, SharedPPOTrainer
+    from morphelites.parallel.shared_worker import SharedHandles
+    from morphelites.policy_numpy import reach_policy_spec
+
+    settings = Settings.from_dict(TINY)
+    spec = reach_policy_spec(6, hidden_dim=32)
+    layout = BufferLayout(workers=2, slots_per_worker=4, steps=25, envs=4, obs_dim=spec.obs_dim, act_dim=spec.action_dim)
+    weights, buffer = SharedWeights.create(spec.flat_size), SharedExperienceBuffer.create(layout)
+    handles = SharedHandles(weights.name, spec.flat_size, buffer.name, layout, spec.to_dict(), sync)
+    learner = SharedPPOTrainer(LearnerOptions(settings, handles, str(tmp_path), resume=False, max_policy_lag=max_lag))
+    return learner, weights, buffer, handles, settings
+
+
+def _collect(handles, settings, worker: int, body_links: int = 3):
+    from morphelites.parallel.shared_worker import MultiProcessPPOWorker
+
+    worker_obj = MultiProcessPPOWorker(worker, handles)
+    body = Morphology(body_links, [0.2] * body_links)
+    individual = Individual(worker, (0.5,) * 7, body)
+    small = Settings.from_dict({**TINY, "evolution": {**TINY["evolution"], "training_steps_per_individual": 200}})
+    return worker_obj, worker_obj.train(individual, small)
+
+
+def test_learner_trains_on_worker_segments_publishes_versions_and_drops_stale_ones(tmp_path):
+    learner, weights, buffer, handles, settings = _learner(tmp_path)
+    try:
+        assert weights.version == 1
+        worker, result = _collect(handles, settings, worker=0)
+        assert result.training_env_steps == 200 and result.evaluation["policy_version"] == 1
+        assert learner.drain() == 2 and learner.pending_transitions == 200
+        assert not learner.ready_to_update(active_workers=1), "min_batch_size is 400"
+        _collect(handles, settings, worker=1)
+        learner.drain()
+        before = weights.read()[0]
+        stats = learner.update()
+        assert weights.version == 2 and not np.array_equal(weights.read()[0], before)
+        assert stats["batch_transitions"] == 400 and stats["batch_mean_lag"] == 0
+        # new segments are acted by version 2; three more versions on, their lag 3 exceeds the max of 2
+        _collect(handles, settings, worker=0)
+        learner.version += 3
+        assert learner.drain() == 0
+        assert buffer.occupancy()["segments_dropped_lag"] == 2
+        assert learner.stats()["max_policy_lag"] == 0
+        assert learner.checkpoint() is not None
+        worker.weights.close(), worker.buffer.close()
+    finally:
+        learner.close()
+        buffer.close()
+        weights.close()
+
+
+def test_worker_acting_path_imports_neither_torch_nor_ribs():
+    code = (
+        "import sys\n"
+        "from morphelites.parallel.shared_worker import run_task, MultiProcessPPOWorker\n"
+        "from morphelites.parallel.pool import WorkerPool\n"
+        "bad = [m for m in ('torch', 'ribs') if m in sys.modules]\n"
+        "assert not bad, bad\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, env=dict(os.environ, PYTHONPATH=str(REPO)))
+
+
+# ---------------------------------------------------------------------------- whole runs
+
+
+@pytest.fixture
+def tiny_config(tmp_path) -> Path:
+    path = tmp_path / "tiny.json"
+    path.write_text(json.dumps(TINY))
+    return path
+
+
+def _train(*args: str) -> subprocess.Popen:
+    env = dict(os.environ, PYTHONPATH=str(REPO))
+    return subprocess.Popen([sys.executable, "-m", "morphelites", "train", "--quiet", *args], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+
+
+def _results(out: Path) -> list[dict]:
+    path = out / "results.jsonl"
+    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+
+
+def test_sync_mode_has_zero_policy_lag(tmp_path):
+    config = tmp_path / "sync.json"
+    config.write_text(json.dumps({**TINY, "training": {**TINY["training"], "sync": True}}))
+    out = tmp_path / "run"
+    proc = _train("--workers", "2", "--evaluations", "3", "--steps-per-individual", "400", "--config", str(config), "--output", str(out))
+    _, err = proc.communicate(timeout=300)
+    assert proc.returncode == 0, err
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["mode"] == "shared" and summary["policy_updates"] >= 2
+    assert summary["max_policy_lag"] == 0 and summary["mean_policy_lag"] == 0
+    assert {r["policy_version"] for r in _results(out)} - {0}, "evaluations record the policy version used"
+
+
+def test_killed_worker_is_replaced_and_ctrl_c_leaves_no_process(tmp_path, tiny_config):
+    out = tmp_path / "run"
+    proc = _train("--workers", "2", "--evaluations", "6", "--steps-per-individual", "400", "--config", str(tiny_config), "--output", str(out))
+    deadline = time.monotonic() + 240
+    victim = None
+    while time.monotonic() < deadline and victim is None:
+        titles = {c.pid: " ".join(c.cmdline()) for c in psutil.Process(proc.pid).children(recursive=True) if c.is_running()}
+        workers = [pid for pid, title in titles.items() if "shared_ppo worker" in title]
+        learners = [pid for pid, title in titles.items() if "shared_ppo learner" in title]
+        if len(_results(out)) >= 1 and workers and learners:
+            victim = workers[0]
+        time.sleep(0.2)
+    assert victim is not None, "process titles name the learner and the workers"
+    os.kill(victim, signal.SIGKILL)
+    while time.monotonic() < deadline and len(_results(out)) < 4:
+        time.sleep(0.2)
+    children = psutil.Process(proc.pid).children(recursive=True)
+    proc.send_signal(signal.SIGINT)
+    start = time.monotonic()
+    proc.communicate(timeout=60)
+    assert time.monotonic() - start < 10 and proc.returncode == 130
+    time.sleep(0.5)
+    assert not [c for c in children if c.is_running() and c.status() != psutil.STATUS_ZOMBIE], "no orphan processes"
+    log = (out / "training.log").read_text()
+    assert "died" in log and "issued again" in log
+    assert list((out / "checkpoints").glob("learner-*.pkl")), "the learner wrote its final checkpoint"
+
+    resumed = _train("--resume", "--output", str(out))
+    _, err = resumed.communicate(timeout=300)
+    assert resumed.returncode == 0, err
+    ids = [r["id"] for r in _results(out)]
+    assert len(ids) == 6 and len(set(ids)) == 6
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["evaluations"] == 6 and summary["worker_restarts"] >= 0
+    assert "qd_score_reevaluated" in summary and (out / "archive_reevaluated.csv").is_file()
