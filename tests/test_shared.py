@@ -242,3 +242,26 @@ def test_killed_worker_is_replaced_and_ctrl_c_leaves_no_process(tmp_path, tiny_c
     summary = json.loads((out / "summary.json").read_text())
     assert summary["evaluations"] == 6 and summary["worker_restarts"] >= 0
     assert "qd_score_reevaluated" in summary and (out / "archive_reevaluated.csv").is_file()
+
+
+def test_a_tiny_shared_run_learns(tmp_path):
+    """The shared policy improves over the run: the final policy scores the elites far above
+    what the first individuals (acted on by an early policy) scored."""
+    config = tmp_path / "learn.json"
+    config.write_text(json.dumps({
+        "evolution": {"eval_episodes": 8, "num_initial_random": 4},
+        "training": {"buffer_size": 4000, "min_batch_size": 800, "update_interval": 100},
+        "ppo": {"num_minibatches": 4, "update_epochs": 5},
+        "env": {"goal_sampling": "reachable"},
+    }))  # fmt: skip
+    out = tmp_path / "run"
+    proc = _train("--workers", "2", "--evaluations", "14", "--steps-per-individual", "3000", "--config", str(config), "--output", str(out))
+    _, err = proc.communicate(timeout=400)
+    assert proc.returncode == 0, err
+    results = _results(out)
+    summary = json.loads((out / "summary.json").read_text())
+    first = np.mean([r["fitness"] for r in results[:4]])
+    last = np.mean([r["fitness"] for r in results[-4:]])
+    assert summary["mean_elite_fitness_reevaluated"] > first + 0.08, (first, summary["mean_elite_fitness_reevaluated"])
+    assert last > first, (first, last)
+    assert results[-1]["policy_version"] > results[0]["policy_version"] + 10
