@@ -1,0 +1,203 @@
+"""Shared PPO vs one PPO per body: the same evolution run in both modes, measured side by side.
+
+Both modes get the same task, seed, workers, number of evaluated individuals and env steps per
+individual, at each budget of the preset. For every run: QD-score against env steps and wall
+time (from metrics.csv), final QD-score / coverage / mean elite fitness (and, in shared mode,
+the archive re-evaluated with the final policy), peak memory of the whole process tree as the sum
+of PSS (sampled every 0.5 s), env steps/s collected, learner samples/s and policy lag. Before the
+runs, the env-only rate is measured with the same number of processes stepping ReachEnv with
+random actions, so the bottleneck is visible. Then, per budget: the env steps and wall time the
+shared run needed to reach the independent run's final QD-score, and the ratios.
+
+Presets:
+  quick  open scene, 24 evaluations, budgets 1500 and 20000 steps per individual (< 10 min on 2 cores)
+  long   open and obstacles scenes, 64 evaluations, budgets 1500 and 50000
+
+    python benchmarks/shared_vs_independent.py --preset quick
+Writes results/shared_vs_independent_<preset>.json and results/shared_vs_independent_<preset>.png.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import multiprocessing as mp
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+from common import RESULTS, write_json
+
+PRESETS = {
+    "quick": {"scenes": ["open"], "evaluations": 24, "budgets": [1500, 20_000]},
+    "long": {"scenes": ["open", "obstacles"], "evaluations": 64, "budgets": [1500, 50_000]},
+}
+
+
+class PssSampler:
+    """Samples the sum of PSS over this process and all its descendants; keeps the peak (MB)."""
+
+    def __init__(self, interval_s: float = 0.5) -> None:
+        self.interval_s = interval_s
+        self.peak_mb = 0.0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> "PssSampler":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _run(self) -> None:
+        me = psutil.Process()
+        while not self._stop.is_set():
+            total = 0.0
+            for proc in [me, *me.children(recursive=True)]:
+                try:
+                    total += proc.memory_full_info().pss / 2**20
+                except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
+                    pass
+            self.peak_mb = max(self.peak_mb, total)
+            self._stop.wait(self.interval_s)
+
+
+def _random_steps(seconds: float, queue: Any) -> None:
+    import numpy as np
+
+    from morphelites.envs import ReachEnv
+    from morphelites.morphology import Morphology
+
+    env = ReachEnv(Morphology(4, [0.2] * 4), seed=0)
+    env.reset(seed=0)
+    rng = np.random.default_rng(0)
+    steps, start = 0, time.perf_counter()
+    while time.perf_counter() - start < seconds:
+        _, _, terminated, truncated, _ = env.step(rng.uniform(-1, 1, 6))
+        steps += 1
+        if terminated or truncated:
+            env.reset()
+    queue.put(steps / (time.perf_counter() - start))
+
+
+def env_only_rate(processes: int, seconds: float = 5.0) -> float:
+    """Total env steps/s of ``processes`` processes stepping ReachEnv with random actions."""
+    ctx = mp.get_context("spawn")
+    queue = ctx.Queue()
+    procs = [ctx.Process(target=_random_steps, args=(seconds, queue)) for _ in range(processes)]
+    for p in procs:
+        p.start()
+    rates = [queue.get(timeout=120) for _ in procs]
+    for p in procs:
+        p.join()
+    return float(sum(rates))
+
+
+def _metrics(path: Path) -> list[dict[str, float]]:
+    with open(path, newline="") as handle:
+        return [{k: float(v) for k, v in row.items() if v not in ("", None)} for row in csv.DictReader(handle)]
+
+
+def run_mode(mode: str, scene: str, budget: int, evaluations: int, workers: int, seed: int, tmp: Path) -> dict[str, Any]:
+    from morphelites.evolution.trainer import MAPElitesEvolutionTrainer
+
+    out = tmp / f"{mode}-{scene}-{budget}"
+    with PssSampler() as pss:
+        start = time.perf_counter()
+        summary = MAPElitesEvolutionTrainer(
+            {"env": {"scene": scene}}, training_steps_per_individual=budget, max_workers=workers,
+            use_shared_ppo=mode == "shared", output_dir=str(out), evaluations=evaluations, seed=seed, quiet=True,
+        ).run()  # fmt: skip
+        wall = time.perf_counter() - start
+    curve = [{k: row[k] for k in ("evaluations", "env_steps", "wall_s", "qd_score", "mean_elite_fitness") if k in row}
+             for row in _metrics(out / "metrics.csv")]  # fmt: skip
+    keep = ("evaluations", "env_steps", "training_env_steps", "qd_score", "coverage", "best_fitness", "mean_elite_fitness",
+            "elites", "policy_updates", "samples_consumed", "mean_policy_lag", "max_policy_lag", "learner_utilisation",
+            "segments_dropped_lag", "producer_waits", "qd_score_reevaluated", "mean_elite_fitness_reevaluated",
+            "coverage_reevaluated", "peak_memory_mb")  # fmt: skip
+    row = {"mode": mode, "scene": scene, "training_steps_per_individual": budget, "wall_s": round(wall, 1),
+           **{k: summary[k] for k in keep if k in summary}, "peak_pss_mb": round(pss.peak_mb, 1),
+           "env_steps_per_s": summary["env_steps"] / wall,
+           "training_env_steps_per_s": summary["training_env_steps"] / wall, "curve": curve}  # fmt: skip
+    if "samples_consumed" in summary:
+        row["learner_samples_per_s"] = summary["samples_consumed"] / wall
+    print(json.dumps({k: v for k, v in row.items() if k != "curve"}), flush=True)
+    return row
+
+
+def compare(independent: dict[str, Any], shared: dict[str, Any]) -> dict[str, Any]:
+    """Env steps and wall time shared needed to reach independent's final QD-score, and ratios."""
+    target = independent["qd_score"]
+    reached = next((p for p in shared["curve"] if p["qd_score"] >= target), None)
+    result: dict[str, Any] = {"independent_final_qd_score": target, "shared_final_qd_score": shared["qd_score"],
+                              "shared_reached_independent_final": reached is not None}  # fmt: skip
+    if reached:
+        result.update({
+            "shared_env_steps_to_reach": reached["env_steps"], "shared_wall_s_to_reach": reached["wall_s"],
+            "env_steps_ratio": independent["env_steps"] / max(reached["env_steps"], 1),
+            "wall_time_ratio": independent["curve"][-1]["wall_s"] / max(reached["wall_s"], 1e-9),
+        })  # fmt: skip
+    result["memory_ratio_pss"] = shared["peak_pss_mb"] / max(independent["peak_pss_mb"], 1e-9)
+    return result
+
+
+def plot(rows: list[dict[str, Any]], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    keys = sorted({(r["scene"], r["training_steps_per_individual"]) for r in rows})
+    fig, axes = plt.subplots(len(keys), 2, figsize=(11, 3.6 * len(keys)), squeeze=False)
+    for (scene, budget), (ax_steps, ax_wall) in zip(keys, axes):
+        for r in rows:
+            if (r["scene"], r["training_steps_per_individual"]) != (scene, budget):
+                continue
+            xs = [p["env_steps"] for p in r["curve"]]
+            ax_steps.plot(xs, [p["qd_score"] for p in r["curve"]], label=r["mode"])
+            ax_wall.plot([p["wall_s"] for p in r["curve"]], [p["qd_score"] for p in r["curve"]], label=r["mode"])
+        ax_steps.set(title=f"{scene}, {budget} steps/individual", xlabel="env steps", ylabel="QD-score")
+        ax_wall.set(title=f"{scene}, {budget} steps/individual", xlabel="wall time (s)", ylabel="QD-score")
+        ax_steps.legend()
+        ax_wall.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--preset", choices=sorted(PRESETS), default="quick")
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+    preset = PRESETS[args.preset]
+    started = time.perf_counter()
+    env_rate = env_only_rate(args.workers)
+    print(f"env-only rate with {args.workers} processes: {env_rate:.0f} steps/s", flush=True)
+    rows, comparisons = [], []
+    with tempfile.TemporaryDirectory() as tmp:
+        for scene in preset["scenes"]:
+            for budget in preset["budgets"]:
+                pair = {mode: run_mode(mode, scene, budget, preset["evaluations"], args.workers, args.seed, Path(tmp))
+                        for mode in ("independent", "shared")}  # fmt: skip
+                rows += pair.values()
+                comparisons.append({"scene": scene, "training_steps_per_individual": budget,
+                                    **compare(pair["independent"], pair["shared"])})  # fmt: skip
+                print(json.dumps(comparisons[-1]), flush=True)
+    plot(rows, RESULTS / f"shared_vs_independent_{args.preset}.png")
+    write_json(f"shared_vs_independent_{args.preset}", {
+        "preset": args.preset, **preset, "workers": args.workers, "seed": args.seed,
+        "env_only_steps_per_s": env_rate, "wall_s": round(time.perf_counter() - started, 1),
+        "comparisons": comparisons, "runs": rows,
+    })  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()
