@@ -31,7 +31,7 @@ from morphelites.parallel.pool import set_process_title
 from morphelites.parallel.supervisor import IndependentBackend, LearnerDied, SharedPPOSystem
 from morphelites.runs.memory import ProcessTreeMemory
 from morphelites.runs.progress import Progress
-from morphelites.runs.recorder import EvolutionRecorder
+from morphelites.runs.recorder import EVOLUTION_METRICS, SHARED_METRICS, EvolutionRecorder
 from morphelites.runs.run_dir import RunDirectory
 
 __all__ = ["MAPElitesEvolutionTrainer", "EXIT_CODES"]
@@ -125,7 +125,8 @@ class MAPElitesEvolutionTrainer:
     def run(self) -> dict[str, Any]:
         """Run to the end (or an interrupt); returns the summary, whose ``status`` says which."""
         self.run_dir.prepare(resume=self.resume)
-        self.recorder = EvolutionRecorder(self.run_dir, quiet=self.quiet)
+        columns = EVOLUTION_METRICS + (SHARED_METRICS if self.mode == "shared" else ())
+        self.recorder = EvolutionRecorder(self.run_dir, quiet=self.quiet, metric_columns=columns)
         log = self.recorder.log
         if self.resume:
             self._restore()

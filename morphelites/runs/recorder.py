@@ -21,12 +21,18 @@ from morphelites.runs.metrics import MetricsWriter
 from morphelites.runs.run_dir import RunDirectory
 from morphelites.runs.training_log import open_training_log
 
-__all__ = ["EvolutionRecorder", "EVOLUTION_METRICS", "CHECKPOINT_NAME"]
+__all__ = ["EvolutionRecorder", "EVOLUTION_METRICS", "SHARED_METRICS", "CHECKPOINT_NAME"]
 
 CHECKPOINT_NAME = "evolution"
 EVOLUTION_METRICS = (
     "evaluations", "env_steps", "training_env_steps", "wall_s", "qd_score", "coverage", "best_fitness",
     "mean_elite_fitness", "elites", "env_steps_per_s", "evaluations_per_min", "in_flight", "worker_restarts",
+)  # fmt: skip
+#: Extra metrics.csv columns in shared mode (from the learner's statistics).
+SHARED_METRICS = (
+    "policy_version", "policy_updates", "samples_consumed", "mean_policy_lag", "max_policy_lag", "learner_utilisation",
+    "buffer_transitions", "buffer_mb", "transitions_written", "transitions_consumed", "segments_dropped_lag",
+    "producer_waits", "skipped_updates",
 )  # fmt: skip
 
 
