@@ -198,7 +198,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             trainer = _train_trainer(args)
             from morphelites.evolution.trainer import EXIT_CODES
 
-            return EXIT_CODES[trainer.run()["status"]]
+            summary = trainer.run()
+            if "error" in summary:
+                print(f"morphelites: error: {summary['error']}", file=sys.stderr)
+            return EXIT_CODES[summary["status"]]
         if args.command == "ppo":
             request = _ppo_request(args)
             RunDirectory(request.output).check(resume=False)  # refuse before anything starts

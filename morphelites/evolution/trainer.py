@@ -167,6 +167,7 @@ class MAPElitesEvolutionTrainer:
             pool.close(graceful=False)
         except LearnerDied as error:
             status = "failed"
+            self.failure = str(error)
             log.error("%s", error)
             self._checkpoint()
         finally:
@@ -202,6 +203,11 @@ class MAPElitesEvolutionTrainer:
                 return "completed"
             for event in pool.poll(0.25):
                 self._handle(event)
+            for message in getattr(pool, "learner_events", []):
+                if message.get("event") == "restored":
+                    log.info("Learner restored from %s (policy version %d).", message["checkpoint"], message["version"])
+            if hasattr(pool, "learner_events"):
+                pool.learner_events.clear()
             self._periodic_summary(pool)
 
     def _wanted(self) -> int:
@@ -412,6 +418,7 @@ class MAPElitesEvolutionTrainer:
             "stopped_because": self._stopping_reason or ("requested evaluations done" if status == "completed" else status),
             **self._pool.stats(),
             **{k: v for k, v in (getattr(self, "reevaluation", None) or {}).items() if k != "archive"},
+            **({"error": self.failure} if getattr(self, "failure", None) else {}),
         }  # fmt: skip
 
     # ------------------------------------------------------------------ checkpoint / resume
