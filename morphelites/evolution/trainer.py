@@ -98,6 +98,11 @@ class MAPElitesEvolutionTrainer:
         settings = dataclasses.replace(settings, evolution=evo, training=training, model=model).validate()
         layout = ObservationLayout(settings.body_space.max_links)
         settings = dataclasses.replace(settings, model=settings.model.resolved(layout.observation_dim, layout.action_dim))
+        if evo.use_shared_ppo and not evo.enable_multiprocess:
+            raise ConfigError(
+                "enable_multiprocess=False (--serial) is available in independent mode only; shared mode always runs "
+                "a learner process and worker processes. Drop --serial, or use --mode independent."
+            )
         self.settings = settings
         self.mode = "shared" if evo.use_shared_ppo else "independent"
         default_dir = "map_elites_shared_ppo_results" if evo.use_shared_ppo else "map_elites_results"
