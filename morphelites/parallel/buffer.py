@@ -27,8 +27,8 @@ import numpy as np
 __all__ = ["SharedExperienceBuffer", "BufferLayout", "SegmentView", "EMPTY", "WRITING", "READY"]
 
 EMPTY, WRITING, READY = 0, 1, 2
-# header words of a slot: state, policy version, individual id, write sequence, worker
-_STATE, _VERSION, _INDIVIDUAL, _SEQUENCE, _WORKER = range(5)
+# header words of a slot: state, policy version, individual id, commit time (monotonic ns), worker
+_STATE, _VERSION, _INDIVIDUAL, _COMMITTED_NS, _WORKER = range(5)
 _HEADER_WORDS = 8
 # counters (int64) at the start of the block: one row per worker (written by that worker only)
 # and a last row for the learner, so no counter has two writers.
@@ -144,7 +144,6 @@ class SharedExperienceBuffer:
              for s in range(layout.slots_per_worker)]
             for w in range(layout.workers)
         ]  # fmt: skip
-        self._sequence = 0
 
     @classmethod
     def create(cls, layout: BufferLayout) -> "SharedExperienceBuffer":
@@ -195,19 +194,18 @@ class SharedExperienceBuffer:
 
     def commit(self, slot: SegmentView, version: int, individual_id: int, worker: int) -> None:
         """Mark a filled slot READY (all arrays written before the state flips)."""
-        self._sequence += 1
         slot.header[_VERSION] = version
         slot.header[_INDIVIDUAL] = individual_id
-        slot.header[_SEQUENCE] = self._sequence
+        slot.header[_COMMITTED_NS] = time.monotonic_ns()  # one system-wide clock on Linux
         slot.header[_WORKER] = worker
         self._counters[worker, _WRITTEN] += self.layout.transitions_per_segment
         slot.header[_STATE] = READY
 
     # ------------------------------------------------------------------ learner side
     def ready_slots(self) -> list[SegmentView]:
-        """READY slots, oldest write first within each worker."""
+        """READY slots, oldest commit first across all workers."""
         ready = [slot for ring in self._slots for slot in ring if slot.header[_STATE] == READY]
-        return sorted(ready, key=lambda s: (int(s.header[_WORKER]), int(s.header[_SEQUENCE])))
+        return sorted(ready, key=lambda s: int(s.header[_COMMITTED_NS]))
 
     def release(self, slot: SegmentView, dropped_for_lag: bool = False) -> None:
         """Give a slot back to its worker after the learner copied (or dropped) it."""

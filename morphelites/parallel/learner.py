@@ -94,13 +94,18 @@ class SharedPPOTrainer:
 
     # ------------------------------------------------------------------ loop body
     def drain(self) -> int:
-        """Copy every READY segment out of the buffer (or drop it for lag); returns segments taken."""
+        """Copy READY segments out of the buffer until a batch is full (dropping those past the
+        lag limit); returns segments taken. Leaving the rest in the ring keeps the total memory
+        bounded by ``buffer_size`` and makes producers wait when the learner is slower."""
         taken = 0
+        batch_size = self.options.settings.training.min_batch_size
         for slot in self.buffer.ready_slots():
             lag = self.version - slot.version
             if lag > self.options.max_policy_lag:
                 self.buffer.release(slot, dropped_for_lag=True)
                 continue
+            if self.pending_transitions >= batch_size:
+                break
             self.pending.append({name: getattr(slot, name).copy() for name in
                                  ("obs", "actions", "logprobs", "values", "rewards", "dones", "bootstrap", "last_obs")}
                                 | {"worker": slot.worker, "lag": lag})  # fmt: skip
