@@ -39,7 +39,7 @@ __all__ = ["MAPElitesEvolutionTrainer", "EXIT_CODES"]
 #: Exit codes by how a run ended.
 EXIT_CODES = {"completed": 0, "failed": 1, "interrupted": 130, "terminated": 143}
 _CHECKPOINT_FORMAT = "morphelites-evolution-1"
-_SUMMARY_EVERY_S = 10.0
+_SUMMARY_EVERY_S = 5.0
 
 
 class MAPElitesEvolutionTrainer:

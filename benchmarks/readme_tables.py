@@ -1,0 +1,148 @@
+"""Render the README's benchmark tables from ``results/*.json`` (between the BENCHMARKS markers).
+
+    python benchmarks/readme_tables.py          # rewrites the block in README.md
+    python benchmarks/readme_tables.py --print  # prints it instead
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+RESULTS = Path(__file__).resolve().parent / "results"
+README = Path(__file__).resolve().parents[1] / "README.md"
+START, END = "<!-- BENCHMARKS:START -->", "<!-- BENCHMARKS:END -->"
+
+
+def _load(name: str) -> dict[str, Any] | None:
+    path = RESULTS / f"{name}.json"
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+def _machine(data: dict[str, Any]) -> str:
+    m = data["machine"]
+    return f"{m['cpu']}, {m['cores']} cores, {m['memory_gb']} GB, Python {m['python']}; {m['date']}"
+
+
+def _env(data: dict[str, Any]) -> list[str]:
+    lines = [f"**Env throughput** (`benchmarks/env_throughput.py`; {_machine(data)}; one process, frame_skip {data['frame_skip']})", "",
+             "| joints | ReachEnv steps/s (random actions) | mj_step/s | mj_step rate / frame_skip | env overhead |",
+             "|---|---|---|---|---|"]  # fmt: skip
+    for r in data["rows"]:
+        lines.append(f"| {r['joints']} | {r['env_steps_per_s']:,} | {r['mj_step_per_s']:,} | "
+                     f"{r['mj_step_policy_equivalent_per_s']:,} | {r['env_overhead_fraction']:.0%} |")  # fmt: skip
+    return lines
+
+
+def _learning(data: dict[str, Any]) -> list[str]:
+    lines = [f"**Learning on the open scene** (`benchmarks/learning_reach.py`; {_machine(data)}; {data['parallel_runs']} runs "
+             f"in parallel, {data['wall_s']:.0f} s in all; goals within each body's reach; curves: "
+             "`benchmarks/results/learning_reach.png`)", "",
+             "| task | seed | env steps | final eval success | target | reached target at (env steps) | training wall time |",
+             "|---|---|---|---|---|---|---|"]  # fmt: skip
+    for r in data["runs"]:
+        task = "3-joint arm" if r["kind"] == "single" else f"one policy, {len(r['bodies'])} bodies of 3-6 joints"
+        reached = f"{r['steps_to_target']:,}" if r["steps_to_target"] else "missed"
+        lines.append(f"| {task} | {r['seed']} | {r['env_steps']:,} | {r['final_success_rate']:.2f} | ≥ {r['target']} | "
+                     f"{reached} | {r['wall_s_training']:.0f} s |")  # fmt: skip
+    return lines
+
+
+def _gym(data: dict[str, Any]) -> list[str]:
+    lines = [f"**PPO on Gymnasium tasks** (`benchmarks/gym_ppo.py`; {_machine(data)}; {data['steps']:,} env steps per seed, "
+             "deterministic evaluation over 20 episodes; references from `benchmarks/gym_references.json`)", "",
+             "| task | ours: mean return over seeds (per seed) | published references |", "|---|---|---|"]  # fmt: skip
+    refs = data.get("references", {})
+    for task, s in data["summary"].items():
+        family = task.split("-")[0]
+        picked = [r for r in refs.get(family, []) if r.get("env_steps") in (200_000, 1_000_000)][:3]
+        ref_text = "; ".join(
+            f"{r['implementation']} {r['version']}: {r['mean_return']}{' ± ' + str(r['std']) if r.get('std') is not None else ''} "
+            f"at {r['env_steps']:,} steps" for r in picked
+        ) or "see gym_references.json"  # fmt: skip
+        per_seed = ", ".join(f"{x:.1f}" for x in s["per_seed"])
+        lines.append(f"| {task} | {s['eval_mean_return_over_seeds']:.1f} ± {s['eval_std_over_seeds']:.1f} ({per_seed}) | {ref_text} |")
+    return lines
+
+
+def _transport(data: dict[str, Any]) -> list[str]:
+    shape = data["segment_shape"]
+    lines = [f"**Experience transport** (`benchmarks/experience_transport.py`; {_machine(data)}; segments of "
+             f"{shape['T']}×{shape['K']} steps, one producer process)", "", "| transport | segments/s | transitions/s |", "|---|---|---|"]  # fmt: skip
+    lines += [f"| {r['transport']} | {r['segments_per_s']:,} | {r['transitions_per_s']:,} |" for r in data["rows"]]
+    return lines
+
+
+def _independent(data: dict[str, Any]) -> list[str]:
+    lines = [f"**Independent mode** (`benchmarks/independent_mode.py`; {_machine(data)}; {data['workers']} workers, seed "
+             f"{data['seed']}, open scene, goals from the shared workspace)", "",
+             "| env steps per individual | evaluations | QD-score | coverage | mean elite fitness | best fitness | "
+             "mean success of all evaluated | env steps | wall time | peak memory (sum of RSS) |",
+             "|---|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
+    for r in data["rows"]:
+        lines.append(f"| {r['training_steps_per_individual']:,} | {r['evaluations']} | {r['qd_score']:.2f} | {r['coverage']:.0%} | "
+                     f"{r['mean_elite_fitness']:.3f} | {r['best_fitness']:.3f} | {r['mean_success_rate_of_all_evaluated']:.3f} | "
+                     f"{r['env_steps']:,} | {r['wall_s']:.0f} s | {r['peak_memory_mb']:.0f} MB |")  # fmt: skip
+    return lines
+
+
+def _shared(data: dict[str, Any]) -> list[str]:
+    lines = [f"**Shared vs independent, preset `{data['preset']}`** (`benchmarks/shared_vs_independent.py --preset "
+             f"{data['preset']}`; {_machine(data)}; {data['workers']} workers, seed {data['seed']}, {data['evaluations']} "
+             f"evaluations per run, {data['wall_s']:.0f} s in all; env-only rate of {data['workers']} processes with random "
+             f"actions: {data['env_only_steps_per_s']:,.0f} steps/s; plots: `benchmarks/results/shared_vs_independent_"
+             f"{data['preset']}.png`)", "",
+             "| scene | steps/individual | mode | QD-score | re-evaluated QD | coverage | mean elite fitness | env steps | "
+             "wall time | env steps/s | learner samples/s | lag mean/max | peak PSS |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
+    for r in data["runs"]:
+        reeval = f"{r['qd_score_reevaluated']:.2f}" if "qd_score_reevaluated" in r else "–"
+        lag = f"{r['mean_policy_lag']:.2f}/{r['max_policy_lag']:.0f}" if "mean_policy_lag" in r else "–"
+        samples = f"{r['learner_samples_per_s']:,.0f}" if "learner_samples_per_s" in r else "–"
+        lines.append(f"| {r['scene']} | {r['training_steps_per_individual']:,} | {r['mode']} | {r['qd_score']:.2f} | {reeval} | "
+                     f"{r['coverage']:.0%} | {r['mean_elite_fitness']:.3f} | {r['env_steps']:,} | {r['wall_s']:.0f} s | "
+                     f"{r['env_steps_per_s']:,.0f} | {samples} | {lag} | {r['peak_pss_mb']:.0f} MB |")  # fmt: skip
+    lines += ["", "| scene | steps/individual | shared reached independent's final QD-score | env steps ratio | wall time ratio | "
+              "memory ratio (PSS, shared/independent) |", "|---|---|---|---|---|---|"]  # fmt: skip
+    for c in data["comparisons"]:
+        reached = f"yes, after {c['shared_env_steps_to_reach']:,} env steps / {c['shared_wall_s_to_reach']:.0f} s" if c[
+            "shared_reached_independent_final"] else "no"
+        steps_ratio = f"{c['env_steps_ratio']:.1f}×" if "env_steps_ratio" in c else "–"
+        wall_ratio = f"{c['wall_time_ratio']:.1f}×" if "wall_time_ratio" in c else "–"
+        lines.append(f"| {c['scene']} | {c['training_steps_per_individual']:,} | {reached} | {steps_ratio} | {wall_ratio} | "
+                     f"{c['memory_ratio_pss']:.2f} |")  # fmt: skip
+    return lines
+
+
+def render() -> str:
+    blocks = []
+    for name, function in (("env_throughput", _env), ("learning_reach", _learning), ("gym_ppo", _gym),
+                           ("experience_transport", _transport), ("independent_mode", _independent),
+                           ("shared_vs_independent_quick", _shared), ("shared_vs_independent_long", _shared)):  # fmt: skip
+        data = _load(name)
+        if data is not None:
+            blocks.append("\n".join(function(data)))
+    return "\n\n".join(blocks)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--print", action="store_true", help="print instead of rewriting README.md")
+    args = parser.parse_args()
+    block = render()
+    if args.print:
+        print(block)
+        return
+    text = README.read_text()
+    if START not in text or END not in text:
+        raise SystemExit(f"README.md has no {START} ... {END} block")
+    head, rest = text.split(START, 1)
+    _, tail = rest.split(END, 1)
+    README.write_text(f"{head}{START}\n{block}\n{END}{tail}")
+    print("README.md benchmark block rewritten")
+
+
+if __name__ == "__main__":
+    main()
