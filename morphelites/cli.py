@@ -193,29 +193,27 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     from morphelites.runs import RunDirectory, RunDirectoryError
 
-    try:
+    try:  # everything that can be wrong with the input is found here, before any process starts
         if args.command == "train":
             trainer = _train_trainer(args)
+        else:
+            request = _ppo_request(args)
+            RunDirectory(request.output).check(resume=False)
+    except (ConfigError, RunDirectoryError, ValueError) as error:
+        print(f"morphelites: error: {error}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    try:
+        if args.command == "train":
             from morphelites.evolution.trainer import EXIT_CODES
 
             summary = trainer.run()
             if "error" in summary:
                 print(f"morphelites: error: {summary['error']}", file=sys.stderr)
             return EXIT_CODES[summary["status"]]
-        if args.command == "ppo":
-            request = _ppo_request(args)
-            RunDirectory(request.output).check(resume=False)  # refuse before anything starts
-            from morphelites.ppo_run import run_ppo
+        from morphelites.ppo_run import run_ppo
 
-            run_ppo(request)
-            return 0
-    except NotImplementedError as error:
-        print(f"morphelites: error: {error}", file=sys.stderr)
-        return EXIT_BAD_INPUT
-    except (ConfigError, RunDirectoryError, ValueError) as error:
-        print(f"morphelites: error: {error}", file=sys.stderr)
-        return EXIT_BAD_INPUT
+        run_ppo(request)
+        return 0
     except KeyboardInterrupt:
         print("morphelites: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
-    return EXIT_BAD_INPUT
