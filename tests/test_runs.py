@@ -1,0 +1,72 @@
+"""Run-directory helpers: atomic writes, metrics, progress output, checkpoints, memory sampling."""
+
+import io
+import json
+import os
+
+import pytest
+
+from morphelites.runs import MetricsWriter, RunDirectory, RunDirectoryError, atomic_write_json
+from morphelites.runs.checkpoints import CheckpointError, list_checkpoints, load_checkpoint, save_checkpoint
+from morphelites.runs.memory import ProcessTreeMemory
+from morphelites.runs.progress import Progress
+
+
+def test_atomic_write_replaces_whole_files_and_maps_non_finite_to_null(tmp_path):
+    path = tmp_path / "summary.json"
+    atomic_write_json(path, {"a": 1.0, "b": float("nan")})
+    atomic_write_json(path, {"a": 2.0, "b": float("inf")})
+    assert json.loads(path.read_text()) == {"a": 2.0, "b": None}
+    assert [p.name for p in tmp_path.iterdir()] == ["summary.json"], "no temp files left behind"
+
+
+def test_checkpoints_keep_the_newest_and_reject_foreign_files(tmp_path):
+    for counter in range(5):
+        save_checkpoint(tmp_path, "evolution", counter, {"format": "x", "n": counter}, keep=3)
+    assert [p.name for p in list_checkpoints(tmp_path, "evolution")] == [f"evolution-0000000{i}.pkl" for i in (2, 3, 4)]
+    assert load_checkpoint(list_checkpoints(tmp_path, "evolution")[-1])["n"] == 4
+    bad = tmp_path / "evolution-00000009.pkl"
+    bad.write_bytes(os.urandom(64))
+    with pytest.raises(CheckpointError, match="evolution-00000009.pkl"):
+        load_checkpoint(bad)
+
+
+def test_metrics_csv_keeps_its_columns_and_appends_on_reopen(tmp_path):
+    path = tmp_path / "metrics.csv"
+    writer = MetricsWriter(path, ["evaluations", "qd_score"])
+    writer.write({"evaluations": 1, "qd_score": 0.5, "ignored": 3})
+    writer.close()
+    MetricsWriter(path, ["evaluations", "qd_score"]).write({"evaluations": 2})
+    assert path.read_text().splitlines() == ["evaluations,qd_score", "1,0.5", "2,"]
+
+
+def test_progress_draws_a_bar_on_a_tty_plain_lines_otherwise_and_nothing_when_quiet():
+    class Tty(io.StringIO):
+        def isatty(self):
+            return True
+
+    tty, plain, quiet = Tty(), io.StringIO(), io.StringIO()
+    for stream, is_quiet in ((tty, False), (plain, False), (quiet, True)):
+        progress = Progress(4, quiet=is_quiet, stream=stream, interval_s=0.0)
+        for done in range(1, 5):
+            progress.update(done, qd_score=done * 0.1, coverage=0.25, best=0.5)
+        progress.close()
+    assert "\r[" in tty.getvalue() and "4/4 evaluations" in tty.getvalue()
+    assert plain.getvalue().count("\n") == 4 and "\r" not in plain.getvalue()
+    assert quiet.getvalue() == ""
+
+
+def test_run_directory_checks_write_nothing(tmp_path):
+    target = tmp_path / "a" / "b"
+    RunDirectory(target).check()
+    assert not (tmp_path / "a").exists()
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(RunDirectoryError, match="is a file"):
+        RunDirectory(tmp_path / "file").check()
+
+
+def test_memory_sampler_counts_this_process_and_tracks_the_peak():
+    memory = ProcessTreeMemory()
+    sample = memory.sample({"gone": 999_999_999})
+    assert sample["per_process_mb"]["main"] > 10 and "gone" not in sample["per_process_mb"]
+    assert memory.peak_mb == pytest.approx(sample["total_mb"])
