@@ -10,7 +10,7 @@ random actions, so the bottleneck is visible. Then, per budget: the env steps an
 shared run needed to reach the independent run's final QD-score, and the ratios.
 
 Presets:
-  quick  open scene, 24 evaluations, budgets 1500 and 20000 steps per individual (< 10 min on 2 cores)
+  quick  open scene, 24 evaluations, budgets 1500 and 10000 steps per individual (< 10 min on 2 cores)
   long   open and obstacles scenes, 64 evaluations, budgets 1500 and 50000
 
     python benchmarks/shared_vs_independent.py --preset quick
@@ -34,7 +34,7 @@ import psutil
 from common import RESULTS, write_json
 
 PRESETS = {
-    "quick": {"scenes": ["open"], "evaluations": 24, "budgets": [1500, 20_000]},
+    "quick": {"scenes": ["open"], "evaluations": 24, "budgets": [1500, 10_000]},
     "long": {"scenes": ["open", "obstacles"], "evaluations": 64, "budgets": [1500, 50_000]},
 }
 
