@@ -118,11 +118,23 @@ def _shared(data: dict[str, Any]) -> list[str]:
     return lines
 
 
+def _targets(data: dict[str, Any]) -> list[str]:
+    lines = [f"**Learner value targets** (`benchmarks/learner_targets.py`; {_machine(data)}; shared mode, {data['workers']} "
+             f"workers, {data['evaluations']} evaluations of {data['steps_per_individual']:,} steps, reachable goals)", "",
+             "| GAE values from | seed | elites re-evaluated with the final policy: mean fitness | last quarter of evaluations: "
+             "mean fitness | policy updates | mean lag |", "|---|---|---|---|---|---|"]  # fmt: skip
+    for r in data["rows"]:
+        lines.append(f"| {r['value_targets']} | {r['seed']} | {r['mean_elite_fitness_reevaluated']:.3f} | "
+                     f"{r['mean_fitness_last_quarter']:.3f} | {r['policy_updates']:.0f} | {r['mean_policy_lag']:.2f} |")  # fmt: skip
+    return lines
+
+
 def render() -> str:
     blocks = []
     for name, function in (("env_throughput", _env), ("learning_reach", _learning), ("gym_ppo", _gym),
                            ("experience_transport", _transport), ("independent_mode", _independent),
-                           ("shared_vs_independent_quick", _shared), ("shared_vs_independent_long", _shared)):  # fmt: skip
+                           ("shared_vs_independent_quick", _shared), ("shared_vs_independent_long", _shared),
+                           ("learner_targets", _targets)):  # fmt: skip
         data = _load(name)
         if data is not None:
             blocks.append("\n".join(function(data)))

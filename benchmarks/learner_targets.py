@@ -1,0 +1,62 @@
+"""Which values should the shared learner's GAE use: the current critic's, or the behaviour's?
+
+Runs the same small shared-mode evolution (reachable goals so that learning shows within
+minutes) with ``training.value_targets`` set to ``current_critic`` and to ``behaviour``, for a
+few seeds, and reports the mean fitness the final policy gives the elites (re-evaluated), the
+mean fitness of the last quarter of evaluations, policy updates and lag. Writes
+``results/learner_targets.json``.
+
+    python benchmarks/learner_targets.py [--seeds 0 1] [--evaluations 24] [--steps 4000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from common import write_json
+
+from morphelites.evolution.trainer import MAPElitesEvolutionTrainer
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
+    parser.add_argument("--evaluations", type=int, default=24)
+    parser.add_argument("--steps", type=int, default=4000, help="env steps per individual")
+    parser.add_argument("--workers", type=int, default=2)
+    args = parser.parse_args()
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for targets in ("current_critic", "behaviour"):
+            for seed in args.seeds:
+                out = Path(tmp) / f"{targets}-{seed}"
+                start = time.perf_counter()
+                summary = MAPElitesEvolutionTrainer(
+                    {"env": {"goal_sampling": "reachable"}, "evolution": {"eval_episodes": 10},
+                     "training": {"value_targets": targets}},
+                    training_steps_per_individual=args.steps, max_workers=args.workers, use_shared_ppo=True,
+                    output_dir=str(out), evaluations=args.evaluations, seed=seed, quiet=True,
+                ).run()  # fmt: skip
+                results = [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines()]
+                quarter = max(1, len(results) // 4)
+                rows.append({
+                    "value_targets": targets, "seed": seed, "wall_s": round(time.perf_counter() - start, 1),
+                    "mean_elite_fitness_reevaluated": summary.get("mean_elite_fitness_reevaluated"),
+                    "mean_fitness_last_quarter": float(np.mean([r["fitness"] for r in results[-quarter:]])),
+                    "policy_updates": summary.get("policy_updates"), "mean_policy_lag": summary.get("mean_policy_lag"),
+                })  # fmt: skip
+                print(json.dumps(rows[-1]), flush=True)
+    means = {t: float(np.mean([r["mean_elite_fitness_reevaluated"] for r in rows if r["value_targets"] == t]))
+             for t in ("current_critic", "behaviour")}  # fmt: skip
+    write_json("learner_targets", {"evaluations": args.evaluations, "steps_per_individual": args.steps,
+                                   "workers": args.workers, "seeds": args.seeds, "mean_by_targets": means, "rows": rows})  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()
