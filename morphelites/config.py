@@ -244,6 +244,9 @@ class TrainingConfig:
     """Sync mode: every update uses only data of the current policy version (lag 0); workers wait."""
     reevaluate_elites: bool = True
     """At the end of a shared run, evaluate every elite again with the final policy."""
+    value_targets: str = "current_critic"
+    """Values the learner's GAE uses: ``current_critic`` (recomputed with the critic being
+    trained) or ``behaviour`` (those the acting policy's critic gave; see benchmarks/learner_targets.py)."""
 
     def validate(self) -> "TrainingConfig":
         """Raise ConfigError on a bad size or an inconsistent pair; return self."""
@@ -251,6 +254,7 @@ class TrainingConfig:
         _check_int_range("training.min_batch_size", self.min_batch_size, 1, 10**9)
         _check_int_range("training.update_interval", self.update_interval, 1, 10**9)
         _check_int_range("training.max_policy_lag", self.max_policy_lag, 0, 10**6)
+        _check_choice("training.value_targets", self.value_targets, ("current_critic", "behaviour"))
         if self.min_batch_size > self.buffer_size:
             raise ConfigError(
                 f"training.min_batch_size ({self.min_batch_size}) is larger than training.buffer_size "

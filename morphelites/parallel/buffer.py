@@ -76,6 +76,7 @@ class BufferLayout:
             ("dones", (T, K), np.float32),
             ("bootstrap", (T, K), np.float32),
             ("last_obs", (K, D), np.float32),
+            ("last_values", (K,), np.float32),
         ]
 
     @property
@@ -94,7 +95,8 @@ class BufferLayout:
 class SegmentView:
     """Numpy views of one slot. Arrays (time-major): obs (T, K, D) raw observations; actions
     (T, K, A); logprobs, values (behaviour policy), rewards (raw), dones, bootstrap (T, K), where
-    ``bootstrap`` is V(final obs) for a time-limit truncation at that step, else 0; last_obs (K, D)."""
+    ``bootstrap`` is V(final obs) for a time-limit truncation at that step, else 0; last_obs (K, D)
+    and last_values (K,), the behaviour critic's value of last_obs."""
 
     def __init__(self, layout: BufferLayout, buffer: memoryview, offset: int) -> None:
         for name, shape, dtype in layout._fields():
@@ -111,6 +113,7 @@ class SegmentView:
     dones: np.ndarray
     bootstrap: np.ndarray
     last_obs: np.ndarray
+    last_values: np.ndarray
 
     @property
     def version(self) -> int:
@@ -164,11 +167,17 @@ class SharedExperienceBuffer:
         return self._shm.name
 
     # ------------------------------------------------------------------ worker side
+    def ready_transitions(self) -> int:
+        """Transitions in READY slots, over all workers."""
+        ready = sum(1 for ring in self._slots for slot in ring if slot.header[_STATE] == READY)
+        return ready * self.layout.transitions_per_segment
+
     def acquire(
         self, worker: int, timeout_s: float, on_wait: Callable[[float], None] | None = None,
-        should_stop: Callable[[], bool] | None = None,
+        should_stop: Callable[[], bool] | None = None, max_ready: int | None = None,
     ) -> SegmentView | None:
-        """A free slot of ``worker``'s ring, marked WRITING; waits while the ring is full.
+        """A free slot of ``worker``'s ring, marked WRITING; waits while the ring is full or, with
+        ``max_ready``, while at least that many transitions already wait for the learner.
 
         ``on_wait(waited_s)`` is called every ``timeout_s`` seconds of waiting (to warn); returns
         None if ``should_stop()`` turns true while waiting.
@@ -177,10 +186,11 @@ class SharedExperienceBuffer:
         start = last_warning = time.monotonic()
         counted = False
         while True:
-            for slot in ring:
-                if slot.header[_STATE] == EMPTY:
-                    slot.header[_STATE] = WRITING
-                    return slot
+            if max_ready is None or self.ready_transitions() < max_ready:
+                for slot in ring:
+                    if slot.header[_STATE] == EMPTY:
+                        slot.header[_STATE] = WRITING
+                        return slot
             if not counted:
                 self._counters[worker, _WAITS] += 1
                 counted = True
@@ -228,8 +238,8 @@ class SharedExperienceBuffer:
 
     def occupancy(self) -> dict[str, float]:
         """READY transitions and their MB, capacity, totals written / consumed, segments dropped for lag."""
-        ready = sum(1 for ring in self._slots for slot in ring if slot.header[_STATE] == READY)
-        transitions = ready * self.layout.transitions_per_segment
+        transitions = self.ready_transitions()
+        ready = transitions // self.layout.transitions_per_segment
         return {
             "buffer_transitions": float(transitions),
             "buffer_mb": ready * self.layout.slot_bytes / 2**20,

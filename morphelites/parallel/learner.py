@@ -107,7 +107,8 @@ class SharedPPOTrainer:
             if self.pending_transitions >= batch_size:
                 break
             self.pending.append({name: getattr(slot, name).copy() for name in
-                                 ("obs", "actions", "logprobs", "values", "rewards", "dones", "bootstrap", "last_obs")}
+                                 ("obs", "actions", "logprobs", "values", "rewards", "dones", "bootstrap", "last_obs",
+                                  "last_values")}
                                 | {"worker": slot.worker, "lag": lag})  # fmt: skip
             self.lag_sum, self.lag_count = self.lag_sum + lag, self.lag_count + 1
             self.max_lag_seen = max(self.max_lag_seen, lag)
@@ -143,9 +144,12 @@ class SharedPPOTrainer:
             for seg in segments:
                 rewards = self._scale_rewards(seg)
                 T, K = seg["rewards"].shape
-                obs_all = np.concatenate([seg["obs"].reshape(T * K, -1), seg["last_obs"]])
-                values_all = self.model.value(torch.as_tensor(obs_all)).numpy()
-                values, last_values = values_all[: T * K].reshape(T, K), values_all[T * K :]
+                if self.options.settings.training.value_targets == "current_critic":
+                    obs_all = np.concatenate([seg["obs"].reshape(T * K, -1), seg["last_obs"]])
+                    values_all = self.model.value(torch.as_tensor(obs_all)).numpy()
+                    values, last_values = values_all[: T * K].reshape(T, K), values_all[T * K :]
+                else:
+                    values, last_values = seg["values"], seg["last_values"]
                 rewards = rewards + ppo.gamma * seg["bootstrap"]
                 advantages, returns = compute_gae(rewards, values, seg["dones"], last_values, ppo.gamma, ppo.gae_lambda)
                 parts.append((seg["obs"].reshape(T * K, -1), seg["actions"].reshape(T * K, -1), seg["logprobs"].reshape(-1),

@@ -45,6 +45,7 @@ class SharedHandles:
     layout: BufferLayout
     spec: dict[str, Any]
     sync: bool = False
+    max_ready: int | None = None
 
 
 def segment_shape(update_interval: int, envs_per_worker: int) -> tuple[int, int]:
@@ -89,11 +90,12 @@ class MultiProcessPPOWorker:
             version = self.refresh()
             segment = collector.collect(self.policy, layout.steps, rng)
             waited = time.perf_counter()
-            slot = self.buffer.acquire(self.index, BACKPRESSURE_WARN_S, on_wait=self._warn_full)
+            slot = self.buffer.acquire(self.index, BACKPRESSURE_WARN_S, on_wait=self._warn_full, max_ready=self.handles.max_ready)
             self.backpressure_s += time.perf_counter() - waited
             assert slot is not None
             for name in ("obs", "actions", "logprobs", "values", "rewards", "dones", "bootstrap", "last_obs"):
                 getattr(slot, name)[:] = getattr(segment, name)
+            slot.last_values[:] = self.policy.value(segment.last_obs)
             self.buffer.commit(slot, version, individual.id, self.index)
             steps += segment.num_transitions
             if self.handles.sync:

@@ -96,7 +96,11 @@ class SharedPPOSystem:
                                               layout_obs.action_dim)  # fmt: skip
         self.weights = SharedWeights.create(spec.flat_size)
         self.buffer = SharedExperienceBuffer.create(layout)
-        self.handles = SharedHandles(self.weights.name, spec.flat_size, self.buffer.name, layout, spec.to_dict(), sync)
+        # Backpressure by lag: data waiting beyond what the learner takes in max_policy_lag updates
+        # would only be dropped for lag, so workers wait instead of producing it.
+        max_ready = None if sync else max(training.min_batch_size, (max_policy_lag - 1) * training.min_batch_size)
+        self.handles = SharedHandles(self.weights.name, spec.flat_size, self.buffer.name, layout, spec.to_dict(), sync,
+                                     max_ready)  # fmt: skip
         ctx = mp.get_context("spawn")
         self._stop = ctx.Event()
         self._active = ctx.Value("i", 0, lock=False)
