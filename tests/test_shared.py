@@ -13,6 +13,7 @@ import numpy as np
 import psutil
 import pytest
 
+from conftest import read_results, start_train, write_json
 from morphelites.config import Settings
 from morphelites.individual import Individual
 from morphelites.morphology import Morphology
@@ -178,20 +179,10 @@ def test_worker_acting_path_imports_neither_torch_nor_ribs():
 
 @pytest.fixture
 def tiny_config(tmp_path) -> Path:
-    path = tmp_path / "tiny.json"
-    path.write_text(json.dumps(TINY))
-    return path
+    return write_json(tmp_path / "tiny.json", TINY)
 
 
-def _train(*args: str) -> subprocess.Popen:
-    env = dict(os.environ, PYTHONPATH=str(REPO))
-    return subprocess.Popen([sys.executable, "-m", "morphelites", "train", "--quiet", *args], env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
-
-
-def _results(out: Path) -> list[dict]:
-    path = out / "results.jsonl"
-    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+_train, _results = start_train, read_results
 
 
 def test_sync_mode_has_zero_policy_lag(tmp_path):

@@ -1,19 +1,17 @@
 """`morphelites train` end to end with real worker processes, signals and resume."""
 
 import json
-import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import psutil
 import pytest
 
+from conftest import read_results, start_train, write_json
 from morphelites.cli import main
 
-REPO = Path(__file__).resolve().parents[1]
 TINY = {
     "evolution": {"eval_episodes": 3, "heatmap_every": 2, "checkpoint_every": 2, "num_initial_random": 3},
     "ppo": {"num_envs": 4, "num_steps": 32},
@@ -23,19 +21,14 @@ TINY = {
 
 @pytest.fixture
 def tiny_config(tmp_path) -> Path:
-    path = tmp_path / "tiny.json"
-    path.write_text(json.dumps(TINY))
-    return path
+    return write_json(tmp_path / "tiny.json", TINY)
 
 
 def _train(*args: str) -> subprocess.Popen:
-    env = dict(os.environ, PYTHONPATH=str(REPO))
-    return subprocess.Popen([sys.executable, "-m", "morphelites", "train", "--mode", "independent", "--quiet", *args],
-                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+    return start_train("--mode", "independent", *args)
 
 
-def _results(out: Path) -> list[dict]:
-    return [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines()]
+_results = read_results
 
 
 def test_two_worker_run_writes_every_file_and_a_non_empty_archive(tmp_path, tiny_config):
