@@ -6,7 +6,7 @@ few seeds, and reports the mean fitness the final policy gives the elites (re-ev
 mean fitness of the last quarter of evaluations, policy updates and lag. Writes
 ``results/learner_targets.json``.
 
-    python benchmarks/learner_targets.py [--seeds 0 1] [--evaluations 24] [--steps 4000]
+    python benchmarks/learner_targets.py [--seeds 0 1] [--evaluations 16] [--steps 3000]
 """
 
 from __future__ import annotations
@@ -27,8 +27,8 @@ from morphelites.evolution.trainer import MAPElitesEvolutionTrainer
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
-    parser.add_argument("--evaluations", type=int, default=24)
-    parser.add_argument("--steps", type=int, default=4000, help="env steps per individual")
+    parser.add_argument("--evaluations", type=int, default=16)
+    parser.add_argument("--steps", type=int, default=3000, help="env steps per individual")
     parser.add_argument("--workers", type=int, default=2)
     args = parser.parse_args()
     rows = []

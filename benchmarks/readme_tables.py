@@ -109,7 +109,7 @@ def _shared(data: dict[str, Any]) -> list[str]:
     lines += ["", "| scene | steps/individual | shared reached independent's final QD-score | env steps ratio | wall time ratio | "
               "memory ratio (PSS, shared/independent) |", "|---|---|---|---|---|---|"]  # fmt: skip
     for c in data["comparisons"]:
-        reached = f"yes, after {c['shared_env_steps_to_reach']:,} env steps / {c['shared_wall_s_to_reach']:.0f} s" if c[
+        reached = f"yes, after {int(c['shared_env_steps_to_reach']):,} env steps / {c['shared_wall_s_to_reach']:.0f} s" if c[
             "shared_reached_independent_final"] else "no"
         steps_ratio = f"{c['env_steps_ratio']:.1f}×" if "env_steps_ratio" in c else "–"
         wall_ratio = f"{c['wall_time_ratio']:.1f}×" if "wall_time_ratio" in c else "–"
