@@ -24,6 +24,8 @@ from typing import Callable
 
 import numpy as np
 
+from morphelites.parallel.shm import release_shared_memory
+
 __all__ = ["SharedExperienceBuffer", "BufferLayout", "SegmentView", "EMPTY", "WRITING", "READY"]
 
 EMPTY, WRITING, READY = 0, 1, 2
@@ -256,10 +258,5 @@ class SharedExperienceBuffer:
             return
         self._slots = []
         del self._counters
-        self._shm.close()
-        if self.owner:
-            try:
-                self._shm.unlink()
-            except FileNotFoundError:
-                pass
+        release_shared_memory(self._shm, self.owner)
         self._shm = None  # type: ignore[assignment]

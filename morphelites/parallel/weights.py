@@ -14,6 +14,8 @@ from multiprocessing import shared_memory
 
 import numpy as np
 
+from morphelites.parallel.shm import release_shared_memory
+
 __all__ = ["SharedWeights"]
 
 _HEADER = 2  # int64 words: sequence, version
@@ -85,10 +87,5 @@ class SharedWeights:
         if self._shm is None:
             return
         del self._header, self._weights
-        self._shm.close()
-        if self.owner:
-            try:
-                self._shm.unlink()
-            except FileNotFoundError:
-                pass
+        release_shared_memory(self._shm, self.owner)
         self._shm = None  # type: ignore[assignment]
