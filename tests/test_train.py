@@ -146,3 +146,21 @@ def test_serial_mode_through_the_python_api(tmp_path):
     summary = trainer.run()
     assert summary["evaluations"] == 3 and summary["workers"] == 1 and summary["status"] == "completed"
     assert len(_results(tmp_path / "serial")) == 3
+
+
+def test_a_second_ctrl_c_stops_at_once_without_orphans(tmp_path, tiny_config):
+    out = tmp_path / "run"
+    proc = _train("--workers", "2", "--evaluations", "50", "--steps-per-individual", "2000", "--config", str(tiny_config), "--output", str(out))
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline and not _results(out):
+        time.sleep(0.2)
+    children = psutil.Process(proc.pid).children(recursive=True)
+    proc.send_signal(signal.SIGINT)
+    time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    start = time.monotonic()
+    proc.communicate(timeout=30)
+    assert proc.returncode == 130 and time.monotonic() - start < 5
+    time.sleep(0.5)
+    assert not [c for c in children if c.is_running() and c.status() != psutil.STATUS_ZOMBIE]
+    assert len(_results(out)) >= 1, "what was written before stays"
