@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import io
 
+# The object-oriented Figure (no pyplot) renders to files without touching the user's backend.
+from matplotlib.figure import Figure
+from ribs.visualize import grid_archive_heatmap
+
 __all__ = ["heatmap_png"]
 
 
@@ -12,14 +16,9 @@ def heatmap_png(archive: "object", title_prefix: str = "") -> bytes:
 
     A 2-D archive is drawn as a grid (first measure on x); a 1-D archive as a strip.
     """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    from ribs.visualize import grid_archive_heatmap
-
     specs = archive.specs  # type: ignore[attr-defined]
-    fig, ax = plt.subplots(figsize=(7, 4.5))
+    fig = Figure(figsize=(7, 4.5))
+    ax = fig.subplots()
     grid_archive_heatmap(archive.archive, ax=ax, vmin=0.0, vmax=1.0, cmap="viridis",  # type: ignore[attr-defined]
                          cbar_kwargs={"label": "fitness"})  # fmt: skip
     ax.set_xlabel(_label(specs[0].name))
@@ -30,7 +29,6 @@ def heatmap_png(archive: "object", title_prefix: str = "") -> bytes:
     fig.tight_layout()
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=100)
-    plt.close(fig)
     return buffer.getvalue()
 
 

@@ -33,6 +33,7 @@ from morphelites.runs.memory import ProcessTreeMemory
 from morphelites.runs.progress import Progress
 from morphelites.runs.recorder import EVOLUTION_METRICS, SHARED_METRICS, EvolutionRecorder
 from morphelites.runs.run_dir import RunDirectory
+from morphelites.viz import heatmap_png
 
 __all__ = ["MAPElitesEvolutionTrainer", "EXIT_CODES"]
 
@@ -177,16 +178,21 @@ class MAPElitesEvolutionTrainer:
             self._checkpoint()
         finally:
             pool.close(graceful=status == "completed")
+            self.progress.close()
+        # The final files take a moment; a further Ctrl-C must not tear them (or an import) in half.
+        for sig in previous:
+            signal.signal(sig, signal.SIG_IGN)
+        try:
+            summary = self._summary(status)
+            self._write_archive_files()
+            self.recorder.summary(summary)
+            log.info("%s: %d evaluations, QD-score %.3f, coverage %.1f%%, best fitness %.3f, %.0f s. Run directory: %s",
+                     status.capitalize(), self.completed, summary["qd_score"], 100 * summary["coverage"],
+                     summary["best_fitness"], summary["wall_s"], self.run_dir.path)  # fmt: skip
+            self.recorder.close()
+        finally:
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
-            self.progress.close()
-        summary = self._summary(status)
-        self._write_archive_files()
-        self.recorder.summary(summary)
-        log.info("%s: %d evaluations, QD-score %.3f, coverage %.1f%%, best fitness %.3f, %.0f s. Run directory: %s",
-                 status.capitalize(), self.completed, summary["qd_score"], 100 * summary["coverage"],
-                 summary["best_fitness"], summary["wall_s"], self.run_dir.path)  # fmt: skip
-        self.recorder.close()
         return summary
 
     # ------------------------------------------------------------------ main loop
@@ -399,8 +405,6 @@ class MAPElitesEvolutionTrainer:
                  self.reevaluation["mean_elite_fitness_reevaluated"], self.archive.stats()["mean_elite_fitness"])  # fmt: skip
 
     def _write_archive_files(self) -> None:
-        from morphelites.viz import heatmap_png
-
         names = [s.name for s in self.specs]
         self.recorder.archive(self.archive.elites(), names)
         if len(self.archive):
