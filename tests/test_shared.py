@@ -280,3 +280,21 @@ def test_a_tiny_shared_run_learns(tmp_path):
     assert summary["mean_elite_fitness_reevaluated"] > first + 0.08, (first, summary["mean_elite_fitness_reevaluated"])
     assert last > first, (first, last)
     assert results[-1]["policy_version"] > results[0]["policy_version"] + 10
+
+
+def test_serial_shared_backend_is_reproducible_to_the_bit(tmp_path):
+    """Everything in one process (worker and learner stepped in turn): same seed, same run."""
+    from morphelites.evolution.trainer import MAPElitesEvolutionTrainer
+
+    def run(name: str) -> tuple[list[dict], dict]:
+        summary = MAPElitesEvolutionTrainer(
+            TINY, num_initial_random=2, training_steps_per_individual=400, enable_multiprocess=False,
+            use_shared_ppo=True, output_dir=str(tmp_path / name), evaluations=4, seed=3, quiet=True,
+        ).run()  # fmt: skip
+        return read_results(tmp_path / name), summary
+
+    first, summary = run("a")
+    second, _ = run("b")
+    assert summary["status"] == "completed" and summary["policy_updates"] >= 2 and summary["workers"] == 1
+    assert [(r["id"], r["fitness"], r["policy_version"]) for r in first] == [(r["id"], r["fitness"], r["policy_version"]) for r in second]
+    assert first[-1]["policy_version"] > first[0]["policy_version"]

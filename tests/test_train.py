@@ -108,7 +108,6 @@ def test_resume_with_a_conflicting_config_is_refused(tmp_path, tiny_config, caps
         (["--steps-per-individual", "-5"], "training_steps_per_individual is -5"),
         (["--resume"], "Cannot resume"),
         (["--mode", "shared", "--workers", "-1"], "evolution.max_workers is -1"),
-        (["--mode", "shared", "--serial"], "independent mode only"),
         (["--config", "/no/such.json"], "does not exist"),
         (["--initial-random", "x"], "invalid int value"),
     ],

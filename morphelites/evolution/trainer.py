@@ -28,7 +28,7 @@ from morphelites.evolution.variation import Variation
 from morphelites.individual import Individual, IndividualResult
 from morphelites.morphology import BodySpace
 from morphelites.parallel.pool import set_process_title
-from morphelites.parallel.supervisor import IndependentBackend, LearnerDied, SharedPPOSystem
+from morphelites.parallel.supervisor import IndependentBackend, LearnerDied, SerialSharedBackend, SharedPPOSystem
 from morphelites.runs.memory import ProcessTreeMemory
 from morphelites.runs.progress import Progress
 from morphelites.runs.recorder import EVOLUTION_METRICS, SHARED_METRICS, EvolutionRecorder
@@ -99,11 +99,6 @@ class MAPElitesEvolutionTrainer:
         settings = dataclasses.replace(settings, evolution=evo, training=training, model=model).validate()
         layout = ObservationLayout(settings.body_space.max_links)
         settings = dataclasses.replace(settings, model=settings.model.resolved(layout.observation_dim, layout.action_dim))
-        if evo.use_shared_ppo and not evo.enable_multiprocess:
-            raise ConfigError(
-                "enable_multiprocess=False (--serial) is available in independent mode only; shared mode always runs "
-                "a learner process and worker processes. Drop --serial, or use --mode independent."
-            )
         self.settings = settings
         self.mode = "shared" if evo.use_shared_ppo else "independent"
         default_dir = "map_elites_shared_ppo_results" if evo.use_shared_ppo else "map_elites_results"
@@ -144,12 +139,15 @@ class MAPElitesEvolutionTrainer:
         log.info("MAP-Elites (%s mode): %d evaluations, %d env steps of training each, %d worker(s), output %s",
                  self.mode, evo.evaluations, evo.training_steps_per_individual, workers, self.run_dir.path)  # fmt: skip
         set_process_title("map_elites main")
-        if evo.use_shared_ppo:
-            training = self.settings.training
-            pool: IndependentBackend | SharedPPOSystem = SharedPPOSystem(
+        training = self.settings.training
+        if evo.use_shared_ppo and evo.enable_multiprocess:
+            pool: IndependentBackend | SharedPPOSystem | SerialSharedBackend = SharedPPOSystem(
                 self.settings, workers, self.run_dir.checkpoints, resume=self.resume, sync=training.sync,
                 max_policy_lag=training.max_policy_lag,
             )  # fmt: skip
+        elif evo.use_shared_ppo:
+            pool = SerialSharedBackend(self.settings, self.run_dir.checkpoints, resume=self.resume, sync=training.sync,
+                                       max_policy_lag=training.max_policy_lag)  # fmt: skip
         else:
             pool = IndependentBackend(self.settings, workers, evo.enable_multiprocess)
         self.memory = ProcessTreeMemory()
@@ -196,7 +194,7 @@ class MAPElitesEvolutionTrainer:
         return summary
 
     # ------------------------------------------------------------------ main loop
-    def _loop(self, pool: IndependentBackend | SharedPPOSystem) -> str:
+    def _loop(self, pool: IndependentBackend | SharedPPOSystem | SerialSharedBackend) -> str:
         evo = self.settings.evolution
         log = self.recorder.log
         while True:
@@ -226,7 +224,7 @@ class MAPElitesEvolutionTrainer:
             return 0
         return self.settings.evolution.evaluations - self.completed - len(self.in_flight)
 
-    def _issue(self, pool: IndependentBackend | SharedPPOSystem) -> None:
+    def _issue(self, pool: IndependentBackend | SharedPPOSystem | SerialSharedBackend) -> None:
         for worker in pool.idle:
             if self._wanted() <= 0:
                 return
@@ -334,7 +332,7 @@ class MAPElitesEvolutionTrainer:
                 "wall_s": round(wall, 2), **stats, "env_steps_per_s": self.env_steps / max(wall, 1e-9),
                 "evaluations_per_min": 60 * self.completed / max(wall, 1e-9), "in_flight": len(self.in_flight)}  # fmt: skip
 
-    def _periodic_summary(self, pool: IndependentBackend | SharedPPOSystem) -> None:
+    def _periodic_summary(self, pool: IndependentBackend | SharedPPOSystem | SerialSharedBackend) -> None:
         now = time.monotonic()
         if now - self._last_summary < _SUMMARY_EVERY_S:
             return
@@ -362,7 +360,7 @@ class MAPElitesEvolutionTrainer:
             )  # fmt: skip
             self._previous_learner = stats
 
-    def _reevaluate_elites(self, pool: SharedPPOSystem) -> None:
+    def _reevaluate_elites(self, pool: SharedPPOSystem | SerialSharedBackend) -> None:
         """Evaluate every elite again with the final shared policy; build and record that archive.
 
         Fitness found early in a run came from a weaker policy, so the archive as found

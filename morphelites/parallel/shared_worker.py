@@ -17,7 +17,7 @@ import math
 import os
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
@@ -56,9 +56,10 @@ def segment_shape(update_interval: int, envs_per_worker: int) -> tuple[int, int]
 class MultiProcessPPOWorker:
     """The worker's state across tasks: its index, attachments and local policy copy."""
 
-    def __init__(self, index: int, handles: SharedHandles) -> None:
+    def __init__(self, index: int, handles: SharedHandles, after_segment: Callable[[], None] | None = None) -> None:
         self.index = index
         self.handles = handles
+        self.after_segment = after_segment  # the serial backend runs the learner here
         self.weights = SharedWeights.attach(handles.weights_name, handles.weights_size)
         self.buffer = SharedExperienceBuffer.attach(handles.buffer_name, handles.layout)
         self.policy = NumpyActorCritic(PolicySpec.from_dict(handles.spec))
@@ -98,6 +99,8 @@ class MultiProcessPPOWorker:
             slot.last_values[:] = self.policy.value(segment.last_obs)
             self.buffer.commit(slot, version, individual.id, self.index)
             steps += segment.num_transitions
+            if self.after_segment is not None:
+                self.after_segment()
             if self.handles.sync:
                 self._wait_for_new_version(version)
         collector.close()

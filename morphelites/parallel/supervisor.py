@@ -26,7 +26,8 @@ from morphelites.parallel.shared_worker import SharedHandles, segment_shape
 from morphelites.parallel.weights import SharedWeights
 from morphelites.policy_numpy import reach_policy_spec
 
-__all__ = ["IndependentBackend", "SharedPPOSystem", "LearnerDied", "ENVS_PER_WORKER"]
+__all__ = ["IndependentBackend", "SharedPPOSystem", "SerialSharedBackend", "LearnerDied", "ENVS_PER_WORKER",
+           "create_shared_state"]
 
 #: Copies of its body each shared-mode worker steps together (one policy forward for all).
 ENVS_PER_WORKER = 4
@@ -34,6 +35,25 @@ ENVS_PER_WORKER = 4
 
 class LearnerDied(RuntimeError):
     """The learner process exited; its last checkpoint is intact."""
+
+
+def create_shared_state(
+    settings: Settings, workers: int, sync: bool, max_policy_lag: int
+) -> tuple[SharedWeights, SharedExperienceBuffer, SharedHandles]:
+    """Create the shared weights and experience buffer of a shared-mode run, and their handles."""
+    training = settings.training
+    layout_obs = ObservationLayout(settings.body_space.max_links)
+    spec = reach_policy_spec(settings.body_space.max_links, settings.model.hidden_dim, settings.model.init_log_std)
+    steps, envs = segment_shape(training.update_interval, ENVS_PER_WORKER)
+    layout = BufferLayout.for_buffer_size(training.buffer_size, workers, steps, envs, layout_obs.observation_dim,
+                                          layout_obs.action_dim)  # fmt: skip
+    weights = SharedWeights.create(spec.flat_size)
+    buffer = SharedExperienceBuffer.create(layout)
+    # Backpressure by lag: data waiting beyond what the learner takes in max_policy_lag updates
+    # would only be dropped for lag, so workers wait instead of producing it.
+    max_ready = None if sync else max(training.min_batch_size, (max_policy_lag - 1) * training.min_batch_size)
+    handles = SharedHandles(weights.name, spec.flat_size, buffer.name, layout, spec.to_dict(), sync, max_ready)
+    return weights, buffer, handles
 
 
 class IndependentBackend:
@@ -88,19 +108,7 @@ class SharedPPOSystem:
                  sync: bool = False, max_policy_lag: int = 4) -> None:  # fmt: skip
         self.settings = settings
         self.workers = workers
-        training = settings.training
-        layout_obs = ObservationLayout(settings.body_space.max_links)
-        spec = reach_policy_spec(settings.body_space.max_links, settings.model.hidden_dim, settings.model.init_log_std)
-        steps, envs = segment_shape(training.update_interval, ENVS_PER_WORKER)
-        layout = BufferLayout.for_buffer_size(training.buffer_size, workers, steps, envs, layout_obs.observation_dim,
-                                              layout_obs.action_dim)  # fmt: skip
-        self.weights = SharedWeights.create(spec.flat_size)
-        self.buffer = SharedExperienceBuffer.create(layout)
-        # Backpressure by lag: data waiting beyond what the learner takes in max_policy_lag updates
-        # would only be dropped for lag, so workers wait instead of producing it.
-        max_ready = None if sync else max(training.min_batch_size, (max_policy_lag - 1) * training.min_batch_size)
-        self.handles = SharedHandles(self.weights.name, spec.flat_size, self.buffer.name, layout, spec.to_dict(), sync,
-                                     max_ready)  # fmt: skip
+        self.weights, self.buffer, self.handles = create_shared_state(settings, workers, sync, max_policy_lag)
         ctx = mp.get_context("spawn")
         self._stop = ctx.Event()
         self._active = ctx.Value("i", 0, lock=False)
@@ -179,5 +187,76 @@ class SharedPPOSystem:
                 self.learner.join(timeout=2.0)
         self._read_learner_stats()
         self._stats_recv.close()
+        self.buffer.close()
+        self.weights.close()
+
+
+class SerialSharedBackend:
+    """Shared mode in one process, for debugging and exact tests: the same worker and learner
+    objects, stepped in turn (the learner takes what is ready after every segment), so a run is
+    reproducible to the bit under a seed."""
+
+    def __init__(self, settings: Settings, checkpoint_dir: Path, resume: bool, sync: bool = False,
+                 max_policy_lag: int = 4) -> None:  # fmt: skip
+        from morphelites.parallel.learner import SharedPPOTrainer
+        from morphelites.parallel.shared_worker import MultiProcessPPOWorker
+
+        self.settings = settings
+        self.weights, self.buffer, self.handles = create_shared_state(settings, 1, sync, max_policy_lag)
+        options = LearnerOptions(settings, self.handles, str(checkpoint_dir), resume, 0 if sync else max_policy_lag,
+                                 seed=settings.evolution.seed)  # fmt: skip
+        self.learner = SharedPPOTrainer(options)
+        self.worker = MultiProcessPPOWorker(0, self.handles, after_segment=self._learn)
+        self.learner_events: list[dict[str, Any]] = (
+            [{"event": "restored", "checkpoint": self.learner.restored_from, "version": self.learner.version}]
+            if self.learner.restored_from else []
+        )  # fmt: skip
+        self._task: tuple[Individual, str] | None = None
+        self._closed = False
+
+    def _learn(self) -> None:
+        self.learner.drain()
+        while self.learner.ready_to_update(active_workers=1):
+            self.learner.update()
+            if self.learner.updates % 20 == 0:
+                self.learner.checkpoint()
+            self.learner.drain()
+
+    def start(self) -> None:
+        pass
+
+    @property
+    def idle(self) -> list[int]:
+        return [] if self._task is not None else [0]
+
+    def submit(self, worker: int, individual: Individual, kind: str = "train") -> None:
+        self._task = (individual, kind)
+
+    def poll(self, timeout: float) -> list[PoolEvent]:
+        if self._task is None:
+            return []
+        individual, kind = self._task
+        self._task = None
+        if kind == "train":
+            result = self.worker.train(individual, self.settings)
+        else:
+            result = self.worker.evaluate_only(individual, self.settings)
+        return [PoolEvent("done", 0, individual.id, result)]
+
+    def pids(self) -> dict[str, int]:
+        return {}
+
+    def stats(self) -> dict[str, float]:
+        return {"worker_restarts": 0.0, **(self._final_stats if self._closed else self.learner.stats())}
+
+    def close(self, graceful: bool = True) -> None:
+        if self._closed:
+            return
+        self._final_stats = self.learner.stats()
+        self._closed = True
+        self.learner.checkpoint()
+        self.worker.weights.close()
+        self.worker.buffer.close()
+        self.learner.close()
         self.buffer.close()
         self.weights.close()
