@@ -163,7 +163,7 @@ class ReachEnv(gym.Env):
         self._collisions = 0
         self._path_length = 0.0
         self._initial_distance = self._distance()
-        return self._observation(), self._info(success=False)
+        return self._observation(), self._info(False, self._initial_distance)
 
     def step(self, action: np.ndarray) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
         """Apply normalised torques ``action`` (shape (J,)); padded entries are ignored."""
@@ -190,7 +190,7 @@ class ReachEnv(gym.Env):
             + _SUCCESS_BONUS * float(success)
         )
         truncated = (not success) and self._steps >= self.config.max_episode_steps
-        return self._observation(), reward, bool(success), bool(truncated), self._info(success)
+        return self._observation(), reward, bool(success), bool(truncated), self._info(success, distance)
 
     def render(self) -> np.ndarray | None:
         """RGB frame (height, width, 3) uint8 from the top camera, or None without render_mode."""
@@ -276,9 +276,9 @@ class ReachEnv(gym.Env):
         glob = np.concatenate([tip, self._goal, self._goal - tip])
         return np.concatenate([per_joint.reshape(-1), glob]).astype(np.float32)
 
-    def _info(self, success: bool) -> dict[str, Any]:
+    def _info(self, success: bool, distance: float) -> dict[str, Any]:
         return {
-            "distance": self._distance(),
+            "distance": distance,
             "success": bool(success),
             "collisions": self._collisions,
             "path_length": self._path_length,

@@ -121,6 +121,9 @@ class MAPElitesEvolutionTrainer:
         self.failures: dict[int, int] = {}
         self._stop_signal: int | None = None
         self._stopping_reason: str | None = None
+        self.reevaluation: dict[str, Any] | None = None  # shared mode: the archive re-evaluated at the end
+        self.failure: str | None = None  # why a failed run stopped
+        self._previous_learner: dict[str, float] = {}  # learner figures at the last summary line
 
     # ------------------------------------------------------------------ public API
     def run(self) -> dict[str, Any]:
@@ -159,7 +162,6 @@ class MAPElitesEvolutionTrainer:
         signal.signal(signal.SIGINT, self._on_signal)
         signal.signal(signal.SIGTERM, self._on_signal)
         status = "completed"
-        self.reevaluation: dict[str, Any] | None = None
         try:
             pool.start()
             status = self._loop(pool)
@@ -212,11 +214,9 @@ class MAPElitesEvolutionTrainer:
                 return "completed"
             for event in pool.poll(0.25):
                 self._handle(event)
-            for message in getattr(pool, "learner_events", []):
+            for message in pool.take_events():
                 if message.get("event") == "restored":
                     log.info("Learner restored from %s (policy version %d).", message["checkpoint"], message["version"])
-            if hasattr(pool, "learner_events"):
-                pool.learner_events.clear()
             self._periodic_summary(pool)
 
     def _wanted(self) -> int:
@@ -347,7 +347,7 @@ class MAPElitesEvolutionTrainer:
                  self.env_steps / max(wall, 1e-9), len(self.in_flight), rss["total_mb"], memory_text)  # fmt: skip
         stats = pool.stats()
         if "policy_updates" in stats:
-            previous = getattr(self, "_previous_learner", {})
+            previous = self._previous_learner
             rate = lambda key: (stats.get(key, 0.0) - previous.get(key, 0.0)) / max(dt, 1e-9)  # noqa: E731
             log.info(
                 "shared_ppo: experience %.0f steps/s | learner %.1f updates/min, %.0f samples/s, busy %.0f%% | buffer "
@@ -407,7 +407,7 @@ class MAPElitesEvolutionTrainer:
         self.recorder.archive(self.archive.elites(), names)
         if len(self.archive):
             self.recorder.heatmap(heatmap_png(self.archive))
-        if getattr(self, "reevaluation", None):
+        if self.reevaluation:
             again = self.reevaluation["archive"]
             self.recorder.archive(again.elites(), names, suffix="_reevaluated")
             self.recorder.heatmap(heatmap_png(again, title_prefix="re-evaluated with the final policy: "), suffix="_reevaluated")
@@ -424,8 +424,8 @@ class MAPElitesEvolutionTrainer:
             "workers": evo.workers if evo.enable_multiprocess else 1, "peak_memory_mb": self.memory.peak_mb,
             "stopped_because": self._stopping_reason or ("requested evaluations done" if status == "completed" else status),
             **self._pool.stats(),
-            **{k: v for k, v in (getattr(self, "reevaluation", None) or {}).items() if k != "archive"},
-            **({"error": self.failure} if getattr(self, "failure", None) else {}),
+            **{k: v for k, v in (self.reevaluation or {}).items() if k != "archive"},
+            **({"error": self.failure} if self.failure else {}),
         }  # fmt: skip
 
     # ------------------------------------------------------------------ checkpoint / resume

@@ -26,9 +26,11 @@ import numpy as np
 
 from morphelites.parallel.shm import release_shared_memory
 
-__all__ = ["SharedExperienceBuffer", "BufferLayout", "SegmentView", "EMPTY", "WRITING", "READY"]
+__all__ = ["SharedExperienceBuffer", "BufferLayout", "SegmentView", "SEGMENT_ARRAYS", "EMPTY", "WRITING", "READY"]
 
 EMPTY, WRITING, READY = 0, 1, 2
+#: The data arrays of a segment slot (everything but its header), in layout order.
+SEGMENT_ARRAYS = ("obs", "actions", "logprobs", "values", "rewards", "dones", "bootstrap", "last_obs", "last_values")
 # header words of a slot: state, policy version, individual id, commit time (monotonic ns), worker
 _STATE, _VERSION, _INDIVIDUAL, _COMMITTED_NS, _WORKER = range(5)
 _HEADER_WORDS = 8

@@ -32,7 +32,7 @@ import numpy as np
 
 from morphelites.config import Settings
 from morphelites.normalization import RunningMeanStd
-from morphelites.parallel.buffer import SharedExperienceBuffer
+from morphelites.parallel.buffer import SEGMENT_ARRAYS, SharedExperienceBuffer
 from morphelites.parallel.pool import die_with_parent, set_process_title
 from morphelites.parallel.shared_worker import SharedHandles
 from morphelites.parallel.weights import SharedWeights
@@ -108,10 +108,7 @@ class SharedPPOTrainer:
                 continue
             if self.pending_transitions >= batch_size:
                 break
-            self.pending.append({name: getattr(slot, name).copy() for name in
-                                 ("obs", "actions", "logprobs", "values", "rewards", "dones", "bootstrap", "last_obs",
-                                  "last_values")}
-                                | {"worker": slot.worker, "lag": lag})  # fmt: skip
+            self.pending.append({name: getattr(slot, name).copy() for name in SEGMENT_ARRAYS} | {"worker": slot.worker, "lag": lag})
             self.lag_sum, self.lag_count = self.lag_sum + lag, self.lag_count + 1
             self.max_lag_seen = max(self.max_lag_seen, lag)
             self.buffer.release(slot)

@@ -24,7 +24,7 @@ import numpy as np
 from morphelites.config import Settings
 from morphelites.envs.reach import ReachEnv
 from morphelites.individual import Individual, IndividualResult, individual_seed
-from morphelites.parallel.buffer import BufferLayout, SharedExperienceBuffer
+from morphelites.parallel.buffer import SEGMENT_ARRAYS, BufferLayout, SharedExperienceBuffer
 from morphelites.parallel.weights import SharedWeights
 from morphelites.policy_numpy import NumpyActorCritic, PolicySpec
 from morphelites.rollout import SegmentCollector, evaluate
@@ -94,7 +94,7 @@ class MultiProcessPPOWorker:
             slot = self.buffer.acquire(self.index, BACKPRESSURE_WARN_S, on_wait=self._warn_full, max_ready=self.handles.max_ready)
             self.backpressure_s += time.perf_counter() - waited
             assert slot is not None
-            for name in ("obs", "actions", "logprobs", "values", "rewards", "dones", "bootstrap", "last_obs"):
+            for name in SEGMENT_ARRAYS[:-1]:  # last_values is not part of a Segment
                 getattr(slot, name)[:] = getattr(segment, name)
             slot.last_values[:] = self.policy.value(segment.last_obs)
             self.buffer.commit(slot, version, individual.id, self.index)

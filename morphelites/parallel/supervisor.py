@@ -83,6 +83,10 @@ class IndependentBackend:
     def pids(self) -> dict[str, int]:
         return {f"worker {i}": pid for i, pid in enumerate(self.pool.pids())}
 
+    def take_events(self) -> list[dict[str, Any]]:
+        """Learner events since the last call (none in independent mode)."""
+        return []
+
     def stats(self) -> dict[str, float]:
         return {"worker_restarts": float(self.pool.restarts)}
 
@@ -158,6 +162,11 @@ class SharedPPOSystem:
                     self.learner_events.append(message)
         except (EOFError, OSError):
             pass
+
+    def take_events(self) -> list[dict[str, Any]]:
+        """Learner events (e.g. the checkpoint it restored) since the last call."""
+        events, self.learner_events = self.learner_events, []
+        return events
 
     def pids(self) -> dict[str, int]:
         named = {f"worker {i}": pid for i, pid in enumerate(self.pool.pids())}
@@ -242,6 +251,11 @@ class SerialSharedBackend:
         else:
             result = self.worker.evaluate_only(individual, self.settings)
         return [PoolEvent("done", 0, individual.id, result)]
+
+    def take_events(self) -> list[dict[str, Any]]:
+        """Learner events (e.g. the checkpoint it restored) since the last call."""
+        events, self.learner_events = self.learner_events, []
+        return events
 
     def pids(self) -> dict[str, int]:
         return {}
