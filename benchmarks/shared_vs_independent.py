@@ -14,7 +14,12 @@ Presets:
   long   open and obstacles scenes, 64 evaluations, budgets 1500 and 50000
 
     python benchmarks/shared_vs_independent.py --preset quick
-Writes results/shared_vs_independent_<preset>.json and results/shared_vs_independent_<preset>.png.
+    python benchmarks/shared_vs_independent.py --preset long --scenes open --budgets 50000
+
+Writes results/shared_vs_independent_<preset>.json and results/shared_vs_independent_<preset>.png,
+after every finished (scene, budget) pair, so a run that is cut off keeps what it finished.
+``--scenes`` / ``--budgets`` run part of a preset (the long one takes hours on 2 cores): the
+pairs they produce replace the same pairs in the preset's JSON file and the others are kept.
 """
 
 from __future__ import annotations
@@ -171,32 +176,62 @@ def plot(rows: list[dict[str, Any]], path: Path) -> None:
     fig.savefig(path, dpi=100)
 
 
+def _load_previous(preset: str) -> dict[str, Any] | None:
+    path = RESULTS / f"shared_vs_independent_{preset}.json"
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+def _pair_key(row: dict[str, Any]) -> tuple[str, int]:
+    return row["scene"], int(row["training_steps_per_individual"])
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--preset", choices=sorted(PRESETS), default="quick")
+    parser.add_argument("--scenes", nargs="+", help="run only these scenes of the preset")
+    parser.add_argument("--budgets", nargs="+", type=int, help="run only these steps-per-individual budgets")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     preset = PRESETS[args.preset]
+    scenes = args.scenes or preset["scenes"]
+    budgets = args.budgets or preset["budgets"]
+    for name, chosen, allowed in (("scene", scenes, preset["scenes"]), ("budget", budgets, preset["budgets"])):
+        if unknown := [c for c in chosen if c not in allowed]:
+            parser.error(f"{name} {unknown} is not part of preset {args.preset!r} (it has {allowed})")
+    previous = _load_previous(args.preset)
+    if previous and (previous.get("workers"), previous.get("seed")) != (args.workers, args.seed):
+        previous = None  # other workers or seed: not comparable, start the file again
+    done_pairs = {(s, b) for s in scenes for b in budgets}
+    rows = [r for r in (previous or {}).get("runs", []) if _pair_key(r) not in done_pairs]
+    comparisons = [c for c in (previous or {}).get("comparisons", []) if _pair_key(c) not in done_pairs]
+    earlier_wall = sum(p.get("wall_s", 0.0) for p in (previous or {}).get("parts", []) if
+                       not done_pairs.intersection(map(tuple, p.get("pairs", []))))  # fmt: skip
+    parts = [p for p in (previous or {}).get("parts", []) if not done_pairs.intersection(map(tuple, p.get("pairs", [])))]
     started = time.perf_counter()
     env_rate = env_only_rate(args.workers)
     print(f"env-only rate with {args.workers} processes: {env_rate:.0f} steps/s", flush=True)
-    rows, comparisons = [], []
+    finished: list[list[Any]] = []
     with tempfile.TemporaryDirectory() as tmp:
-        for scene in preset["scenes"]:
-            for budget in preset["budgets"]:
+        for scene in scenes:
+            for budget in budgets:
                 pair = {mode: run_mode(mode, scene, budget, preset["evaluations"], args.workers, args.seed, Path(tmp))
                         for mode in ("independent", "shared")}  # fmt: skip
                 rows += pair.values()
                 comparisons.append({"scene": scene, "training_steps_per_individual": budget,
                                     **compare(pair["independent"], pair["shared"])})  # fmt: skip
                 print(json.dumps(comparisons[-1]), flush=True)
-    plot(rows, RESULTS / f"shared_vs_independent_{args.preset}.png")
-    write_json(f"shared_vs_independent_{args.preset}", {
-        "preset": args.preset, **preset, "workers": args.workers, "seed": args.seed,
-        "env_only_steps_per_s": env_rate, "wall_s": round(time.perf_counter() - started, 1),
-        "comparisons": comparisons, "runs": rows,
-    })  # fmt: skip
+                finished.append([scene, budget])
+                wall = round(time.perf_counter() - started, 1)
+                rows.sort(key=_pair_key)
+                comparisons.sort(key=_pair_key)
+                plot(rows, RESULTS / f"shared_vs_independent_{args.preset}.png")
+                write_json(f"shared_vs_independent_{args.preset}", {
+                    "preset": args.preset, **preset, "workers": args.workers, "seed": args.seed,
+                    "env_only_steps_per_s": env_rate, "wall_s": round(earlier_wall + wall, 1),
+                    "parts": [*parts, {"pairs": finished, "wall_s": wall, "env_only_steps_per_s": env_rate}],
+                    "comparisons": comparisons, "runs": rows,
+                })  # fmt: skip
 
 
 if __name__ == "__main__":
