@@ -247,6 +247,15 @@ class TrainingConfig:
     value_targets: str = "current_critic"
     """Values the learner's GAE uses: ``current_critic`` (recomputed with the critic being
     trained) or ``behaviour`` (those the acting policy's critic gave; see benchmarks/learner_targets.py)."""
+    ipc_timeout: float = 120.0
+    """Seconds without a heartbeat after which the learner or a worker counts as stalled; it is
+    then killed and handled like a process that died (both modes)."""
+    max_learner_restarts: int = 3
+    """Shared mode: a dead (or stalled) learner is restarted from its newest checkpoint; after this
+    many deaths in a row (no checkpoint written in between) the run stops."""
+    learner_checkpoint_every: int = 20
+    """Shared mode: the learner checkpoints every this many updates (at most this many are lost
+    when it dies)."""
 
     def validate(self) -> "TrainingConfig":
         """Raise ConfigError on a bad size or an inconsistent pair; return self."""
@@ -255,6 +264,9 @@ class TrainingConfig:
         _check_int_range("training.update_interval", self.update_interval, 1, 10**9)
         _check_int_range("training.max_policy_lag", self.max_policy_lag, 0, 10**6)
         _check_choice("training.value_targets", self.value_targets, ("current_critic", "behaviour"))
+        _check_float_range("training.ipc_timeout", self.ipc_timeout, 1.0, 86_400.0)
+        _check_int_range("training.max_learner_restarts", self.max_learner_restarts, 0, 1000)
+        _check_int_range("training.learner_checkpoint_every", self.learner_checkpoint_every, 1, 10**9)
         if self.min_batch_size > self.buffer_size:
             raise ConfigError(
                 f"training.min_batch_size ({self.min_batch_size}) is larger than training.buffer_size "
