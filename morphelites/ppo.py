@@ -16,6 +16,7 @@ import torch
 from torch import nn
 
 from morphelites.config import PPOConfig
+from morphelites.parallel.heartbeat import beat
 
 __all__ = ["Batch", "compute_gae", "ppo_loss", "PPOUpdater", "linear_schedule"]
 
@@ -149,6 +150,7 @@ class PPOUpdater:
         for _ in range(cfg.update_epochs):
             order = torch.from_numpy(self.rng.permutation(size))
             for start in range(0, size - minibatch + 1, minibatch):
+                beat()
                 idx = order[start : start + minibatch]
                 loss, stats = ppo_loss(
                     self.model, obs[idx], actions[idx], logprobs[idx], advantages[idx], returns[idx], values[idx], cfg

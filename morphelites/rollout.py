@@ -16,6 +16,7 @@ import numpy as np
 from morphelites.config import BodySpaceConfig, EnvConfig
 from morphelites.morphology import Morphology
 from morphelites.normalization import RewardScaler
+from morphelites.parallel.heartbeat import beat
 
 __all__ = [
     "ActingPolicy",
@@ -110,6 +111,7 @@ class SegmentCollector:
         done_buf = np.zeros((num_steps, N), dtype=np.float32)
         boot_buf = np.zeros((num_steps, N), dtype=np.float32)
         for t in range(num_steps):
+            beat()
             actions, logprobs, values = policy.step(self.obs, rng)
             obs_buf[t], act_buf[t], logp_buf[t], val_buf[t] = self.obs, actions, logprobs, values
             next_obs = np.empty_like(self.obs)
@@ -216,6 +218,7 @@ def run_episodes(
     returns = np.zeros(len(envs))
     live = list(range(len(envs)))
     for step in range(1, max_steps + 1):
+        beat()
         actions = policy.act(np.stack([obs[i] for i in live]), deterministic=True)
         still_live = []
         for k, i in enumerate(live):

@@ -24,6 +24,7 @@ from typing import Callable
 
 import numpy as np
 
+from morphelites.parallel.heartbeat import beat
 from morphelites.parallel.shm import release_shared_memory
 
 __all__ = ["SharedExperienceBuffer", "BufferLayout", "SegmentView", "SEGMENT_ARRAYS", "EMPTY", "WRITING", "READY"]
@@ -204,6 +205,7 @@ class SharedExperienceBuffer:
                 on_wait(now - start)
             if should_stop is not None and should_stop():
                 return None
+            beat()  # waiting for the learner is progress, not a stall
             time.sleep(0.002)
 
     def commit(self, slot: SegmentView, version: int, individual_id: int, worker: int) -> None:

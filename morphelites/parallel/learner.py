@@ -32,6 +32,7 @@ import numpy as np
 
 from morphelites.config import Settings
 from morphelites.normalization import RunningMeanStd
+from morphelites.parallel import heartbeat
 from morphelites.parallel.buffer import SEGMENT_ARRAYS, SharedExperienceBuffer
 from morphelites.parallel.pool import die_with_parent, set_process_title
 from morphelites.parallel.shared_worker import SharedHandles
@@ -90,8 +91,16 @@ class SharedPPOTrainer:
         self.busy_s = 0.0
         self.started = time.monotonic()
         self.restored_from: str | None = None
+        self.last_checkpoint_error: str | None = None
         if options.resume:
             self._restore()
+        # A learner restarted after a crash: its predecessor may have published versions newer
+        # than the checkpoint; those updates are lost, and the version counter moves on past them
+        # so that every worker refreshes and no two different weight vectors share a version.
+        published = self.weights.version
+        self.lost_updates = max(0, published - self.version)
+        if published > 0 and published >= self.version:
+            self.version = published + 1
         self.weights.publish(self.model.flat_weights(), self.version)
 
     # ------------------------------------------------------------------ loop body
@@ -138,9 +147,13 @@ class SharedPPOTrainer:
         start = time.perf_counter()
         ppo = self.options.settings.ppo
         segments, self.pending = self.pending, []
+        # Checked before anything learns from the data: one NaN reward would poison the running
+        # return statistics (and with them every later update) for good.
+        bad = sorted({name for seg in segments for name in SEGMENT_ARRAYS if not np.all(np.isfinite(seg[name]))})
+        transitions = sum(seg["rewards"].size for seg in segments)
         parts: list[tuple[np.ndarray, ...]] = []
         with torch.no_grad():
-            for seg in segments:
+            for seg in segments if not bad else []:
                 rewards = self._scale_rewards(seg)
                 T, K = seg["rewards"].shape
                 if self.options.settings.training.value_targets == "current_critic":
@@ -153,24 +166,35 @@ class SharedPPOTrainer:
                 advantages, returns = compute_gae(rewards, values, seg["dones"], last_values, ppo.gamma, ppo.gae_lambda)
                 parts.append((seg["obs"].reshape(T * K, -1), seg["actions"].reshape(T * K, -1), seg["logprobs"].reshape(-1),
                               advantages.reshape(-1), returns.reshape(-1), values.reshape(-1)))  # fmt: skip
-        batch = Batch(*(np.concatenate(column) for column in zip(*parts)))
-        finite = all(np.all(np.isfinite(a)) for a in batch)
+        if not bad:
+            batch = Batch(*(np.concatenate(column) for column in zip(*parts)))
+            bad = [name for name, array in zip(Batch._fields, batch) if not np.all(np.isfinite(array))]
         before = self.updater.skipped_steps
-        stats = self.updater.update(batch) if finite else {"skipped_steps": float(self.updater.skipped_steps)}
-        if not finite or self.updater.skipped_steps > before:
+        stats = self.updater.update(batch) if not bad else {"skipped_steps": float(self.updater.skipped_steps)}
+        skipped: str | None = None
+        if bad:
+            skipped = f"non-finite values in the batch ({', '.join(bad)}); the whole update was skipped"
+        elif self.updater.skipped_steps > before:
+            skipped = (f"non-finite loss or gradients in {self.updater.skipped_steps - before:.0f} minibatch step(s); "
+                       "those steps were skipped")  # fmt: skip
+        if skipped:
             self.skipped_updates += 1
+        finite = not bad
         if ppo.normalize_obs and finite:
             self.model.update_normaliser(batch.obs)
         flat = self.model.flat_weights()
         if np.all(np.isfinite(flat)):
             self.version += 1
             self.weights.publish(flat, self.version)
+        else:
+            skipped = (skipped or "") + " non-finite weights after the update were not published"
         self.updates += 1
-        self.samples_consumed += len(batch.obs)
+        self.samples_consumed += transitions
         self.busy_s += time.perf_counter() - start
         lags = [seg["lag"] for seg in segments]
-        return {**stats, "batch_transitions": float(len(batch.obs)), "update_s": time.perf_counter() - start,
-                "batch_mean_lag": float(np.mean(lags)), "batch_max_lag": float(np.max(lags))}  # fmt: skip
+        return {**stats, "batch_transitions": float(transitions), "update_s": time.perf_counter() - start,
+                "batch_mean_lag": float(np.mean(lags)), "batch_max_lag": float(np.max(lags)),
+                **({"skipped": skipped} if skipped else {})}  # fmt: skip
 
     def _scale_rewards(self, seg: dict[str, Any]) -> np.ndarray:
         """Divide raw rewards by the running std of discounted returns, per (worker, env) stream."""
@@ -206,11 +230,13 @@ class SharedPPOTrainer:
                  "return_rms": self.return_rms.state_dict(), "version": self.version, "updates": self.updates,
                  "samples_consumed": self.samples_consumed, "skipped_updates": self.skipped_updates}  # fmt: skip
         try:
-            return save_checkpoint(Path(self.options.checkpoint_dir), LEARNER_CHECKPOINT, self.updates, state,
+            path = save_checkpoint(Path(self.options.checkpoint_dir), LEARNER_CHECKPOINT, self.updates, state,
                                    keep=self.options.checkpoints_kept)  # fmt: skip
-        except OSError as error:
-            print(f"morphelites: shared_ppo learner: checkpoint not written ({error}); the previous one is intact", flush=True)
+        except OSError as error:  # disk full, directory gone: keep training, the older checkpoints are intact
+            self.last_checkpoint_error = f"{type(error).__name__}: {error}"
             return None
+        self.last_checkpoint_error = None
+        return path
 
     def _restore(self) -> None:
         from morphelites.policy import ActorCritic
@@ -240,34 +266,52 @@ class SharedPPOTrainer:
         self.buffer.close()
 
 
-def learner_main(options: LearnerOptions, stats_conn: Connection, stop: Any, active: Any) -> None:
+def learner_main(options: LearnerOptions, stats_conn: Connection, stop: Any, active: Any, beats: Any = None) -> None:
     """Entry point of the learner process.
 
     ``stop`` (an Event) ends the loop after a final checkpoint; ``active`` (a shared int) is the
-    number of busy workers, which sync mode waits for.
+    number of busy workers, which sync mode waits for; ``beats`` (a shared array of one stamp)
+    receives this process's heartbeat. Events for the supervisor's log go through ``stats_conn``:
+    ``restored``, ``checkpoint`` / ``checkpoint_failed``, ``skipped_update``, and the statistics
+    (``update``, ``idle``, ``stopped``).
     """
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     die_with_parent()
     set_process_title("shared_ppo learner")
+    if beats is not None:
+        heartbeat.install(beats, 0)
     learner = SharedPPOTrainer(options)
-    if learner.restored_from:
-        stats_conn.send({"event": "restored", "checkpoint": learner.restored_from, "version": learner.version})
+    if options.resume:
+        stats_conn.send({"event": "restored", "checkpoint": learner.restored_from, "version": learner.version,
+                         "updates": learner.updates, "lost_updates": learner.lost_updates})  # fmt: skip
     last_stats = 0.0
+
+    def checkpoint() -> None:
+        path = learner.checkpoint()
+        if path is not None:
+            stats_conn.send({"event": "checkpoint", "file": path.name, "updates": learner.updates})
+        else:
+            stats_conn.send({"event": "checkpoint_failed", "updates": learner.updates, "error": learner.last_checkpoint_error})
+
     try:
         while not stop.is_set():
+            heartbeat.beat()
             learner.drain()
             if learner.ready_to_update(active.value):
                 record = learner.update()
+                if "skipped" in record:
+                    stats_conn.send({"event": "skipped_update", "reason": record["skipped"], "update": learner.updates,
+                                     "skipped_updates": learner.skipped_updates})  # fmt: skip
                 if learner.updates % options.checkpoint_every_updates == 0:
-                    learner.checkpoint()
-                stats_conn.send({"event": "update", **record, **learner.stats()})
+                    checkpoint()
+                stats_conn.send({"event": "update", **{k: v for k, v in record.items() if k != "skipped"}, **learner.stats()})
                 last_stats = time.monotonic()
             else:
                 time.sleep(0.002)
                 if time.monotonic() - last_stats > 1.0:
                     stats_conn.send({"event": "idle", **learner.stats()})
                     last_stats = time.monotonic()
-        learner.checkpoint()
+        checkpoint()
         stats_conn.send({"event": "stopped", **learner.stats()})
     except (BrokenPipeError, EOFError):
         pass

@@ -20,7 +20,17 @@ from dataclasses import dataclass
 from multiprocessing.connection import Connection, wait
 from typing import Any, Callable
 
-__all__ = ["WorkerPool", "SerialPool", "PoolEvent", "set_process_title", "die_with_parent"]
+from morphelites.parallel import heartbeat
+
+__all__ = ["WorkerPool", "SerialPool", "PoolEvent", "WorkerCrashLoop", "set_process_title", "die_with_parent"]
+
+#: Worker deaths in a row, with no task finished by any worker in between, that end the run: a
+#: worker that cannot even start (an import error, a broken install) must not respawn forever.
+MAX_DEATHS_IN_ROW = 10
+
+
+class WorkerCrashLoop(RuntimeError):
+    """Workers keep dying without finishing any task."""
 
 _PR_SET_PDEATHSIG = 1
 
@@ -48,15 +58,17 @@ def _resolve(job: str) -> Callable[..., Any]:
     return getattr(importlib.import_module(module), name)
 
 
-def _worker_main(index: int, role: str, job: str, conn: Connection, parent_pid: int) -> None:
+def _worker_main(index: int, role: str, job: str, conn: Connection, parent_pid: int, beats: Any) -> None:
     """Loop of one worker: receive (task_id, args), run the job, send the outcome back."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C goes to the whole group; the parent decides
     die_with_parent()
     set_process_title(f"{role} {index}")
+    heartbeat.install(beats, index)
     function = _resolve(job)
     while True:
         if os.getppid() != parent_pid:
             return
+        heartbeat.beat()
         if not conn.poll(1.0):
             continue
         try:
@@ -79,7 +91,8 @@ def _worker_main(index: int, role: str, job: str, conn: Connection, parent_pid: 
 @dataclass
 class PoolEvent:
     """Something a worker did: ``done`` (value = the job's result), ``error`` (value = traceback
-    text), or ``died`` (value = exit code; the worker was restarted, its task is lost)."""
+    text), ``stalled`` (value = seconds without a heartbeat; the worker was killed and a ``died``
+    event follows), or ``died`` (value = exit code; the worker was restarted, its task is lost)."""
 
     kind: str
     worker: int
@@ -97,19 +110,25 @@ class WorkerPool:
         start_method: multiprocessing start method (``spawn``: no inherited torch/thread state).
         on_died: called with a dead worker's index before its replacement starts (to clean up
             what it shared, e.g. half-written buffer slots).
+        ipc_timeout: seconds without a heartbeat after which a worker counts as stalled and is
+            killed (then replaced like a worker that died); None: never.
     """
 
     def __init__(self, size: int, job: str, role: str, start_method: str = "spawn",
-                 on_died: Callable[[int], Any] | None = None) -> None:  # fmt: skip
+                 on_died: Callable[[int], Any] | None = None, ipc_timeout: float | None = None) -> None:  # fmt: skip
         self.size = size
         self.job = job
         self.role = role
         self._ctx = mp.get_context(start_method)
+        self.heartbeats = heartbeat.Heartbeats(size, self._ctx)
+        self.ipc_timeout = ipc_timeout
+        self.stalls = 0
         self._procs: list[Any] = [None] * size
         self._conns: list[Connection | None] = [None] * size
         self._tasks: list[Any] = [None] * size
         self._closed = False
         self.restarts = 0
+        self._deaths_in_row = 0
         self.on_died = on_died
 
     def start(self) -> "WorkerPool":
@@ -120,9 +139,10 @@ class WorkerPool:
     def _spawn(self, index: int) -> None:
         parent, child = self._ctx.Pipe(duplex=True)
         proc = self._ctx.Process(
-            target=_worker_main, args=(index, self.role, self.job, child, os.getpid()),
+            target=_worker_main, args=(index, self.role, self.job, child, os.getpid(), self.heartbeats.array),
             name=f"{self.role} {index}", daemon=True,
         )  # fmt: skip
+        self.heartbeats.stamp(index)
         proc.start()
         child.close()
         self._procs[index], self._conns[index], self._tasks[index] = proc, parent, None
@@ -165,16 +185,39 @@ class WorkerPool:
             except (EOFError, OSError):
                 continue  # dead: handled below
             self._tasks[index] = None
+            self._deaths_in_row = 0
             events.append(PoolEvent(kind, index, task_id, value))
+        events += self._kill_stalled()
         for index, proc in enumerate(self._procs):
             if proc is not None and not proc.is_alive() and not self._closed:
                 lost = self._tasks[index]
                 proc.join(timeout=0.1)
                 events.append(PoolEvent("died", index, lost, proc.exitcode))
                 self.restarts += 1
+                self._deaths_in_row += 1
+                if self._deaths_in_row >= MAX_DEATHS_IN_ROW:
+                    raise WorkerCrashLoop(
+                        f"{self.role} processes died {self._deaths_in_row} times in a row without finishing a task (last "
+                        f"exit code {proc.exitcode}), so the run stops. The console output above shows why they die (an "
+                        f"import error, memory, a broken install); fix that and continue with --resume."
+                    )
                 if self.on_died is not None:
                     self.on_died(index)
                 self._spawn(index)
+        return events
+
+    def _kill_stalled(self) -> list[PoolEvent]:
+        """SIGKILL every live worker whose heartbeat is older than ``ipc_timeout``."""
+        if self.ipc_timeout is None or self._closed:
+            return []
+        events = []
+        for index, proc in enumerate(self._procs):
+            age = self.heartbeats.age(index)
+            if proc is not None and proc.is_alive() and age > self.ipc_timeout:
+                events.append(PoolEvent("stalled", index, self._tasks[index], age))
+                self.stalls += 1
+                proc.kill()
+                proc.join(timeout=5.0)
         return events
 
     def close(self, graceful: bool = True, timeout: float = 5.0) -> None:

@@ -24,6 +24,7 @@ import numpy as np
 from morphelites.config import Settings
 from morphelites.envs.reach import ReachEnv
 from morphelites.individual import Individual, IndividualResult, individual_seed
+from morphelites.parallel.heartbeat import beat
 from morphelites.parallel.buffer import SEGMENT_ARRAYS, BufferLayout, SharedExperienceBuffer
 from morphelites.parallel.weights import SharedWeights
 from morphelites.policy_numpy import NumpyActorCritic, PolicySpec
@@ -68,11 +69,20 @@ class MultiProcessPPOWorker:
         self.backpressure_s = 0.0
 
     def refresh(self, wait: bool = True) -> int:
-        """Copy the published weights if their version moved; returns the version in use."""
+        """Copy the published weights if their version moved; returns the version in use.
+
+        If the learner died in the middle of a write, the read times out and the worker goes on
+        with the weights it has (its restarted successor publishes again)."""
         while wait and self.weights.version == 0:  # the learner has not published yet
+            beat()
             time.sleep(0.01)
         if self.weights.version != self.version:
-            flat, version = self.weights.read()
+            try:
+                flat, version = self.weights.read()
+            except TimeoutError:
+                if self.version == 0:
+                    raise
+                return self.version
             self.policy.load_flat(flat)
             self.version = version
             self.refreshes += 1
@@ -124,6 +134,7 @@ class MultiProcessPPOWorker:
     def _wait_for_new_version(self, version: int) -> None:
         """Sync mode: produce nothing more until the learner has trained on what we gave it."""
         while self.weights.version == version:
+            beat()
             time.sleep(0.001)
 
     def _warn_full(self, waited_s: float) -> None:

@@ -6,8 +6,11 @@ Both expose the same small interface (start, idle, submit, poll, pids, stats, cl
 - :class:`IndependentBackend`: a WorkerPool whose job trains a fresh PPO per individual.
 - :class:`SharedPPOSystem`: the supervisor of shared mode. It creates the shared weights and the
   experience buffer, starts the learner process and the worker pool, watches them (a dead worker
-  has its half-written buffer slots cleared and is replaced by the pool; a dead learner stops the
-  run with a clear message), relays the learner's statistics, and shuts everything down.
+  has its half-written buffer slots cleared and is replaced by the pool; a dead learner is
+  restarted from its newest checkpoint, and after ``max_learner_restarts`` deaths in a row the
+  run stops with a clear message; a process whose heartbeat is older than ``ipc_timeout`` is
+  killed and handled like a dead one), relays the learner's statistics and events, and shuts
+  everything down.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from morphelites.config import Settings
 from morphelites.envs.reach import ObservationLayout
 from morphelites.individual import Individual
 from morphelites.parallel.buffer import BufferLayout, SharedExperienceBuffer
+from morphelites.parallel.heartbeat import Heartbeats
 from morphelites.parallel.learner import LearnerOptions, learner_main
 from morphelites.parallel.pool import PoolEvent, SerialPool, WorkerPool
 from morphelites.parallel.shared_worker import SharedHandles, segment_shape
@@ -34,7 +38,8 @@ ENVS_PER_WORKER = 4
 
 
 class LearnerDied(RuntimeError):
-    """The learner process exited; its last checkpoint is intact."""
+    """The learner died more often in a row than ``max_learner_restarts`` allows; its last
+    checkpoint is intact."""
 
 
 def create_shared_state(
@@ -63,7 +68,8 @@ class IndependentBackend:
 
     def __init__(self, settings: Settings, workers: int, multiprocess: bool) -> None:
         self.settings = settings
-        self.pool = WorkerPool(workers, self.JOB, "independent worker") if multiprocess else SerialPool(self.JOB)
+        self.pool = (WorkerPool(workers, self.JOB, "independent worker", ipc_timeout=settings.training.ipc_timeout)
+                     if multiprocess else SerialPool(self.JOB))  # fmt: skip
 
     def start(self) -> None:
         self.pool.start()
@@ -88,7 +94,7 @@ class IndependentBackend:
         return []
 
     def stats(self) -> dict[str, float]:
-        return {"worker_restarts": float(self.pool.restarts)}
+        return {"worker_restarts": float(self.pool.restarts), "worker_stalls": float(getattr(self.pool, "stalls", 0))}
 
     def close(self, graceful: bool = True) -> None:
         self.pool.close(graceful=graceful)
@@ -112,24 +118,43 @@ class SharedPPOSystem:
                  sync: bool = False, max_policy_lag: int = 4) -> None:  # fmt: skip
         self.settings = settings
         self.workers = workers
+        self.checkpoint_dir = checkpoint_dir
+        self.sync = sync
+        self.max_policy_lag = max_policy_lag
         self.weights, self.buffer, self.handles = create_shared_state(settings, workers, sync, max_policy_lag)
-        ctx = mp.get_context("spawn")
-        self._stop = ctx.Event()
-        self._active = ctx.Value("i", 0, lock=False)
-        self._stats_recv, stats_send = ctx.Pipe(duplex=False)
-        options = LearnerOptions(settings, self.handles, str(checkpoint_dir), resume, 0 if sync else max_policy_lag,
-                                 seed=settings.evolution.seed)  # fmt: skip
-        self.learner = ctx.Process(target=learner_main, args=(options, stats_send, self._stop, self._active),
-                                   name="shared_ppo learner", daemon=True)  # fmt: skip
-        self._stats_send = stats_send
-        self.pool = WorkerPool(workers, self.WORKER_JOB, "shared_ppo worker", on_died=self.buffer.reset_worker)
+        self._ctx = mp.get_context("spawn")
+        self._stop = self._ctx.Event()
+        self._active = self._ctx.Value("i", 0, lock=False)
+        self._learner_beat = Heartbeats(1, self._ctx)
+        self.learner: Any = None
+        self._stats_recv: Any = None
+        self._resume = resume
+        timeout = settings.training.ipc_timeout
+        self.pool = WorkerPool(workers, self.WORKER_JOB, "shared_ppo worker", on_died=self.buffer.reset_worker,
+                               ipc_timeout=timeout)  # fmt: skip
         self.learner_stats: dict[str, float] = {}
         self.learner_events: list[dict[str, Any]] = []
+        self.learner_restarts = 0
+        self.learner_stalls = 0
+        self._deaths_in_row = 0
         self._closed = False
 
-    def start(self) -> None:
+    def _start_learner(self, resume: bool) -> None:
+        options = LearnerOptions(self.settings, self.handles, str(self.checkpoint_dir), resume,
+                                 0 if self.sync else self.max_policy_lag,
+                                 checkpoint_every_updates=self.settings.training.learner_checkpoint_every,
+                                 seed=self.settings.evolution.seed + self.learner_restarts)  # fmt: skip
+        if self._stats_recv is not None:
+            self._stats_recv.close()
+        self._stats_recv, stats_send = self._ctx.Pipe(duplex=False)
+        self._learner_beat.stamp(0)
+        self.learner = self._ctx.Process(target=learner_main, name="shared_ppo learner", daemon=True,
+                                         args=(options, stats_send, self._stop, self._active, self._learner_beat.array))  # fmt: skip
         self.learner.start()
-        self._stats_send.close()
+        stats_send.close()
+
+    def start(self) -> None:
+        self._start_learner(self._resume)
         self.pool.start()
 
     @property
@@ -144,13 +169,38 @@ class SharedPPOSystem:
         events = self.pool.poll(timeout)
         self._active.value = len(self.pool.in_flight)
         self._read_learner_stats()
-        if not self.learner.is_alive() and not self._closed:
-            self._read_learner_stats()
-            raise LearnerDied(
-                f"The shared PPO learner process exited (exit code {self.learner.exitcode}). The run stops here; its "
-                f"last checkpoint is intact and `morphelites train --resume` continues from it."
-            )
+        self._watch_learner()
         return events
+
+    def _watch_learner(self) -> None:
+        """Kill a stalled learner; restart a dead one from its newest checkpoint, or give up."""
+        if self._closed:
+            return
+        timeout = self.settings.training.ipc_timeout
+        if self.learner.is_alive():
+            age = self._learner_beat.age(0)
+            if age <= timeout:
+                return
+            self.learner_stalls += 1
+            self.learner_events.append({"event": "learner_stalled", "seconds": age, "ipc_timeout": timeout})
+            self.learner.kill()
+            self.learner.join(timeout=5.0)
+        self.learner.join(timeout=1.0)
+        self._read_learner_stats()
+        exit_code = self.learner.exitcode
+        self._deaths_in_row += 1
+        allowed = self.settings.training.max_learner_restarts
+        if self._deaths_in_row > allowed:
+            raise LearnerDied(
+                f"The shared PPO learner process died {self._deaths_in_row} time(s) in a row (last exit code "
+                f"{exit_code}; training.max_learner_restarts is {allowed}), so the run stops here. Its last checkpoint "
+                f"is intact and `morphelites train --resume` continues from it; see training.log for what it printed "
+                f"before it died."
+            )
+        self.learner_restarts += 1
+        self.learner_events.append({"event": "learner_died", "exit_code": exit_code, "restart": self.learner_restarts,
+                                    "in_row": self._deaths_in_row, "allowed": allowed})  # fmt: skip
+        self._start_learner(resume=True)
 
     def _read_learner_stats(self) -> None:
         try:
@@ -159,6 +209,8 @@ class SharedPPOSystem:
                 if message.get("event") in ("update", "idle", "stopped"):
                     self.learner_stats = message
                 else:
+                    if message.get("event") == "checkpoint":
+                        self._deaths_in_row = 0  # the restarted learner made progress that is kept
                     self.learner_events.append(message)
         except (EOFError, OSError):
             pass
@@ -170,7 +222,7 @@ class SharedPPOSystem:
 
     def pids(self) -> dict[str, int]:
         named = {f"worker {i}": pid for i, pid in enumerate(self.pool.pids())}
-        if self.learner.pid is not None:
+        if self.learner is not None and self.learner.pid is not None:
             named["learner"] = self.learner.pid
         return named
 
@@ -178,7 +230,9 @@ class SharedPPOSystem:
         keys = ("policy_version", "policy_updates", "samples_consumed", "mean_policy_lag", "max_policy_lag",
                 "learner_utilisation", "buffer_transitions", "buffer_mb", "buffer_capacity", "transitions_written",
                 "transitions_consumed", "segments_dropped_lag", "producer_waits", "skipped_updates")  # fmt: skip
-        return {"worker_restarts": float(self.pool.restarts), **{k: float(self.learner_stats[k]) for k in keys if k in self.learner_stats}}
+        return {"worker_restarts": float(self.pool.restarts), "worker_stalls": float(self.pool.stalls),
+                "learner_restarts": float(self.learner_restarts), "learner_stalls": float(self.learner_stalls),
+                **{k: float(self.learner_stats[k]) for k in keys if k in self.learner_stats}}  # fmt: skip
 
     def close(self, graceful: bool = True) -> None:
         """Stop workers, then the learner (it writes a final checkpoint), then free shared memory."""
@@ -187,6 +241,10 @@ class SharedPPOSystem:
         self._closed = True
         self.pool.close(graceful=graceful, timeout=5.0 if graceful else 0.0)
         self._stop.set()
+        if self.learner is None:  # never started
+            self.buffer.close()
+            self.weights.close()
+            return
         self.learner.join(timeout=15.0 if graceful else 5.0)
         if self.learner.is_alive():
             self.learner.terminate()
@@ -213,12 +271,13 @@ class SerialSharedBackend:
         self.settings = settings
         self.weights, self.buffer, self.handles = create_shared_state(settings, 1, sync, max_policy_lag)
         options = LearnerOptions(settings, self.handles, str(checkpoint_dir), resume, 0 if sync else max_policy_lag,
+                                 checkpoint_every_updates=settings.training.learner_checkpoint_every,
                                  seed=settings.evolution.seed)  # fmt: skip
         self.learner = SharedPPOTrainer(options)
         self.worker = MultiProcessPPOWorker(0, self.handles, after_segment=self._learn)
         self.learner_events: list[dict[str, Any]] = (
-            [{"event": "restored", "checkpoint": self.learner.restored_from, "version": self.learner.version}]
-            if self.learner.restored_from else []
+            [{"event": "restored", "checkpoint": self.learner.restored_from, "version": self.learner.version,
+              "updates": self.learner.updates, "lost_updates": 0}] if resume else []
         )  # fmt: skip
         self._task: tuple[Individual, str] | None = None
         self._closed = False
@@ -226,10 +285,18 @@ class SerialSharedBackend:
     def _learn(self) -> None:
         self.learner.drain()
         while self.learner.ready_to_update(active_workers=1):
-            self.learner.update()
-            if self.learner.updates % 20 == 0:
-                self.learner.checkpoint()
+            record = self.learner.update()
+            if "skipped" in record:
+                self.learner_events.append({"event": "skipped_update", "reason": record["skipped"],
+                                            "update": self.learner.updates, "skipped_updates": self.learner.skipped_updates})  # fmt: skip
+            if self.learner.updates % self.learner.options.checkpoint_every_updates == 0:
+                self._checkpoint()
             self.learner.drain()
+
+    def _checkpoint(self) -> None:
+        if self.learner.checkpoint() is None:
+            self.learner_events.append({"event": "checkpoint_failed", "updates": self.learner.updates,
+                                        "error": self.learner.last_checkpoint_error})  # fmt: skip
 
     def start(self) -> None:
         pass
@@ -268,7 +335,7 @@ class SerialSharedBackend:
             return
         self._final_stats = self.learner.stats()
         self._closed = True
-        self.learner.checkpoint()
+        self._checkpoint()
         self.worker.weights.close()
         self.worker.buffer.close()
         self.learner.close()

@@ -63,10 +63,13 @@ class SharedWeights:
             raise ValueError(f"weights have shape {flat.shape}, expected ({self.size},)")
         if not np.all(np.isfinite(flat)):
             raise ValueError("refusing to publish non-finite weights")
-        self._header[0] += 1  # odd: writing
+        # Round up to even first: a writer killed mid-write (odd) must not leave the lock inverted
+        # for the learner that replaces it.
+        stable = int(self._header[0]) + int(self._header[0]) % 2
+        self._header[0] = stable + 1  # odd: writing
         self._weights[:] = flat
         self._header[1] = version
-        self._header[0] += 1  # even: stable
+        self._header[0] = stable + 2  # even: stable
 
     def read(self, timeout_s: float = 5.0) -> tuple[np.ndarray, int]:
         """A consistent copy of (weights, version); retries while a write is in progress."""

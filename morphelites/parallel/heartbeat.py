@@ -1,0 +1,58 @@
+"""Heartbeats: how the supervisor tells a stalled process from a busy one.
+
+Each watched process owns one slot of a shared array of ``time.monotonic()`` stamps (seconds;
+CLOCK_MONOTONIC is one clock for every process of the machine). The process calls :func:`beat`
+from the loops where it makes progress or waits on purpose (env steps, PPO epochs, waiting for a
+buffer slot or a new policy version, waiting for a task). The parent stamps the slot when it
+starts the process, and a slot older than ``ipc_timeout`` seconds means the process is stalled:
+it is killed and handled like a process that died.
+
+Why not a heartbeat thread: a thread keeps beating while the main thread is stuck in a loop or
+a deadlock, which is exactly what must be detected.
+"""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import time
+from typing import Any
+
+__all__ = ["Heartbeats", "install", "beat"]
+
+_stamps: Any = None  # this process's view of the shared array, once installed
+_slot = 0
+
+
+class Heartbeats:
+    """``slots`` shared timestamps (monotonic seconds), made by the parent, passed to children.
+
+    Args:
+        slots: number of watched processes.
+        ctx: multiprocessing context the children are started with.
+    """
+
+    def __init__(self, slots: int, ctx: Any = None) -> None:
+        self.array = (ctx or mp.get_context("spawn")).Array("d", slots, lock=False)
+        for slot in range(slots):
+            self.array[slot] = time.monotonic()
+
+    def stamp(self, slot: int) -> None:
+        """Mark ``slot`` as alive now (the parent does this when it (re)starts the process)."""
+        self.array[slot] = time.monotonic()
+
+    def age(self, slot: int) -> float:
+        """Seconds since ``slot`` last beat."""
+        return time.monotonic() - self.array[slot]
+
+
+def install(array: Any, slot: int) -> None:
+    """In a child process: beat into ``array[slot]`` from now on (and once right away)."""
+    global _stamps, _slot
+    _stamps, _slot = array, slot
+    beat()
+
+
+def beat() -> None:
+    """Record that this process is making progress; a no-op where no heartbeat is installed."""
+    if _stamps is not None:
+        _stamps[_slot] = time.monotonic()

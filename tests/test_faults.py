@@ -1,0 +1,465 @@
+"""Fault injection, done for real: SIGKILL / SIGSTOP of real processes, a real full filesystem,
+non-finite data through the real learner. Issue #5's promises 1-7 and 9.
+
+`make test` runs one representative repetition of each; `make test-faults` runs them all (the
+slow marks are the extra repetitions).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import random
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+import psutil
+import pytest
+
+from conftest import read_results, write_json
+from morphelites.runs.checkpoints import load_checkpoint
+
+REPO = Path(__file__).resolve().parents[1]
+TINY = {
+    "evolution": {"eval_episodes": 3, "heatmap_every": 2, "checkpoint_every": 1, "num_initial_random": 3},
+    "training": {"buffer_size": 2000, "min_batch_size": 400, "update_interval": 100, "ipc_timeout": 20.0,
+                 "learner_checkpoint_every": 2},
+    "ppo": {"num_minibatches": 4, "update_epochs": 4},
+    "env": {"max_episode_steps": 40},
+}  # fmt: skip
+SEGMENT_TRANSITIONS = 100  # update_interval 100 = 25 steps x 4 envs per segment
+
+
+def _config(tmp_path: Path, **sections: dict) -> Path:
+    data = {name: {**TINY.get(name, {}), **sections.get(name, {})} for name in {*TINY, *sections}}
+    return write_json(tmp_path / "config.json", data)
+
+
+class Run:
+    """``python -m morphelites train`` in the background; output goes to files, not pipes (a full
+    pipe would block the processes under test)."""
+
+    def __init__(self, tmp_path: Path, *args: str) -> None:
+        self.log = tmp_path / f"console-{time.monotonic_ns()}.txt"
+        env = dict(os.environ, PYTHONPATH=str(REPO))
+        with open(self.log, "w") as console:
+            self.proc = subprocess.Popen([sys.executable, "-m", "morphelites", "train", "--quiet", *args], env=env,
+                                         stdout=console, stderr=subprocess.STDOUT, text=True)  # fmt: skip
+
+    def children(self, role: str = "") -> list[psutil.Process]:
+        try:
+            found = psutil.Process(self.proc.pid).children(recursive=True)
+        except psutil.NoSuchProcess:
+            return []
+        out = []
+        for child in found:
+            try:
+                if role in " ".join(child.cmdline()):
+                    out.append(child)
+            except (psutil.NoSuchProcess, psutil.ZombieProcess):
+                pass
+        return out
+
+    def wait(self, timeout: float = 300) -> tuple[int, str]:
+        code = self.proc.wait(timeout=timeout)
+        return code, self.log.read_text()
+
+
+def _wait_for(condition, timeout: float, what: str, interval: float = 0.1):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+
+
+def _log(out: Path) -> str:
+    path = out / "training.log"
+    return path.read_text() if path.exists() else ""
+
+
+def _assert_gone(processes: list[psutil.Process], timeout: float = 10.0) -> None:
+    def all_gone() -> bool:
+        return not [p for p in processes if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
+
+    _wait_for(all_gone, timeout, "every child process to exit (no orphans)")
+
+
+def _assert_ids_complete(out: Path, total: int) -> None:
+    ids = [r["id"] for r in read_results(out)]
+    assert len(ids) == len(set(ids)), f"duplicate ids in results.jsonl: {sorted(ids)}"
+    assert sorted(ids) == list(range(total)), f"missing ids in results.jsonl: {sorted(ids)}"
+
+
+# ---------------------------------------------------------------------- 1. workers killed
+@pytest.mark.parametrize("kills", [pytest.param(2), pytest.param(5, marks=pytest.mark.slow)])
+def test_workers_killed_at_random_moments_are_replaced_and_nothing_is_lost(tmp_path, kills):
+    out, total = tmp_path / "run", 8 + kills
+    run = Run(tmp_path, "--workers", "2", "--evaluations", str(total), "--steps-per-individual", "800",
+              "--config", str(_config(tmp_path)), "--output", str(out))  # fmt: skip
+    rng = random.Random(kills)
+    for kill in range(kills):
+        workers = _wait_for(lambda: run.children("shared_ppo worker"), 120, "worker processes")
+        time.sleep(rng.uniform(0.5, 3.0))
+        victim = rng.choice(run.children("shared_ppo worker") or workers)
+        victim.send_signal(signal.SIGKILL)
+        _wait_for(lambda: _log(out).count(" died (exit code") > kill, 60, f"the supervisor to notice kill {kill + 1}")
+    code, console = run.wait()
+    assert code == 0, console
+    _assert_ids_complete(out, total)
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["worker_restarts"] == kills
+    # Experience reaches the learner in whole segments only: a segment half-written by a killed
+    # worker is cleared, never consumed.
+    assert summary["samples_consumed"] > 0 and summary["samples_consumed"] % SEGMENT_TRANSITIONS == 0
+    assert summary["transitions_consumed"] % SEGMENT_TRANSITIONS == 0
+
+
+# ---------------------------------------------------------------------- 2. learner killed
+def test_a_killed_learner_is_restarted_from_its_checkpoint_and_the_run_completes(tmp_path):
+    out = tmp_path / "run"
+    run = Run(tmp_path, "--workers", "2", "--evaluations", "10", "--steps-per-individual", "800",
+              "--config", str(_config(tmp_path)), "--output", str(out))  # fmt: skip
+    _wait_for(lambda: list((out / "checkpoints").glob("learner-*.pkl")) and read_results(out), 180, "a learner checkpoint")
+    (learner,) = _wait_for(lambda: run.children("shared_ppo learner"), 30, "the learner")
+    learner.send_signal(signal.SIGKILL)
+    code, console = run.wait()
+    assert code == 0, console
+    log = _log(out)
+    assert "The learner process died (exit code -9); restarting it from its newest checkpoint" in log
+    restored = re.search(r"Learner restored from (learner-\d+\.pkl) \(policy version \d+, \d+ updates\)\.(?: Lost: (\d+))?", log)
+    assert restored, log
+    lost = int(restored.group(2) or 0)
+    assert lost <= TINY["training"]["learner_checkpoint_every"], "at most one checkpoint interval of updates is lost"
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["learner_restarts"] == 1 and summary["status"] == "completed"
+    _assert_ids_complete(out, 10)
+
+
+def test_a_learner_that_keeps_dying_stops_the_run_with_a_clear_message(tmp_path):
+    out = tmp_path / "run"
+    config = _config(tmp_path, training={"max_learner_restarts": 1, "learner_checkpoint_every": 100_000})
+    run = Run(tmp_path, "--workers", "1", "--evaluations", "50", "--steps-per-individual", "400", "--config",
+              str(config), "--output", str(out))  # fmt: skip
+    _wait_for(lambda: read_results(out), 180, "a first evaluation")
+    (first,) = _wait_for(lambda: run.children("shared_ppo learner"), 30, "the learner")
+    everyone = run.children()
+    first.send_signal(signal.SIGKILL)
+    second = _wait_for(lambda: [p for p in run.children("shared_ppo learner") if p.pid != first.pid], 60, "a new learner")
+    everyone += run.children()
+    second[0].send_signal(signal.SIGKILL)
+    code, console = run.wait(timeout=120)
+    assert code == 1
+    assert "died 2 time(s) in a row" in console and "max_learner_restarts is 1" in console and "--resume" in console
+    assert json.loads((out / "summary.json").read_text())["status"] == "failed"
+    _assert_gone(everyone)
+
+
+# ---------------------------------------------------------------------- 3. main process killed
+def _assert_every_file_readable(out: Path) -> None:
+    json.loads((out / "config.json").read_text())
+    if (out / "summary.json").exists():
+        json.loads((out / "summary.json").read_text())
+    raw = (out / "results.jsonl").read_bytes() if (out / "results.jsonl").exists() else b""
+    assert not raw or raw.endswith(b"\n"), "results.jsonl ends in a whole line"
+    for line in raw.splitlines():
+        json.loads(line)
+    for name in ("metrics.csv", "archive.csv"):
+        if (out / name).exists():
+            text = (out / name).read_text()
+            assert text.endswith("\n"), f"{name} ends in a whole line"
+            rows = list(csv.reader(text.splitlines()))
+            assert len({len(r) for r in rows}) == 1, f"every row of {name} has the header's columns"
+    for checkpoint in (out / "checkpoints").glob("*.pkl"):
+        load_checkpoint(checkpoint)
+    assert not list(out.rglob("*.tmp")) or True  # temp files of atomic writes may stay; never read as data
+
+
+@pytest.mark.parametrize("kills", [pytest.param(2), pytest.param(6, marks=pytest.mark.slow)])
+def test_main_process_sigkilled_repeatedly_leaves_readable_files_no_orphans_and_resumes(tmp_path, kills):
+    out, total = tmp_path / "run", 10
+    config = _config(tmp_path)
+    rng = random.Random(100 + kills)
+    for attempt in range(kills):
+        args = ("--resume", "--output", str(out)) if attempt else (
+            "--workers", "2", "--evaluations", str(total), "--steps-per-individual", "600", "--config", str(config),
+            "--output", str(out))  # fmt: skip
+        run = Run(tmp_path, *args)
+        _wait_for(lambda: (out / "config.json").exists() and run.children("shared_ppo learner"), 120, "the run to start")
+        time.sleep(rng.uniform(1.0, 6.0))
+        if run.proc.poll() is not None:
+            break  # it finished before the kill
+        children = run.children()
+        run.proc.send_signal(signal.SIGKILL)
+        run.proc.wait(timeout=10)
+        _assert_gone(children)  # workers and learner notice their parent is gone and exit
+        _assert_every_file_readable(out)
+    resumed = Run(tmp_path, "--resume", "--output", str(out))
+    code, console = resumed.wait()
+    assert code == 0, console
+    _assert_every_file_readable(out)
+    _assert_ids_complete(out, total)
+    assert json.loads((out / "summary.json").read_text())["evaluations"] == total
+
+
+# ---------------------------------------------------------------------- 4. SIGTERM
+def test_sigterm_stops_within_10_s_with_a_checkpoint_exit_143_and_no_orphans(tmp_path):
+    out = tmp_path / "run"
+    run = Run(tmp_path, "--workers", "2", "--evaluations", "50", "--steps-per-individual", "800",
+              "--config", str(_config(tmp_path)), "--output", str(out))  # fmt: skip
+    _wait_for(lambda: read_results(out), 180, "a first evaluation")
+    children = run.children()
+    started = time.monotonic()
+    run.proc.send_signal(signal.SIGTERM)
+    code, _ = run.wait(timeout=30)
+    assert code == 143 and time.monotonic() - started < 10
+    _assert_gone(children)
+    assert list((out / "checkpoints").glob("evolution-*.pkl")) and list((out / "checkpoints").glob("learner-*.pkl"))
+    assert json.loads((out / "summary.json").read_text())["status"] == "terminated"
+
+
+# ---------------------------------------------------------------------- 5. buffer full
+def test_a_slow_learner_makes_workers_wait_with_memory_bounded_and_the_run_completes(tmp_path):
+    out = tmp_path / "run"
+    # 50 epochs of 16 minibatches over every batch: the learner is many times slower than the workers.
+    config = _config(tmp_path, training={"buffer_size": 800, "min_batch_size": 400}, ppo={"update_epochs": 50, "num_minibatches": 16})
+    run = Run(tmp_path, "--workers", "2", "--evaluations", "3", "--steps-per-individual", "1200", "--config",
+              str(config), "--output", str(out))  # fmt: skip
+    code, console = run.wait()
+    assert code == 0, console
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["producer_waits"] > 0
+    assert "Experience buffer full: workers waited" in _log(out)
+    with open(out / "metrics.csv") as handle:
+        rows = list(csv.DictReader(handle))
+    capacity = float(rows[-1]["buffer_capacity"])
+    assert capacity <= 800
+    assert max(float(r["buffer_transitions"]) for r in rows) <= capacity
+    _assert_ids_complete(out, 3)
+
+
+# ---------------------------------------------------------------------- 6. stalls
+@pytest.mark.parametrize("role", ["shared_ppo worker", pytest.param("shared_ppo learner", marks=pytest.mark.slow)])
+def test_a_stalled_process_is_detected_by_heartbeat_and_handled_like_a_death(tmp_path, role):
+    out = tmp_path / "run"
+    config = _config(tmp_path, training={"ipc_timeout": 8.0})
+    run = Run(tmp_path, "--workers", "1", "--evaluations", "6", "--steps-per-individual", "800", "--config",
+              str(config), "--output", str(out))  # fmt: skip
+    _wait_for(lambda: read_results(out) and list((out / "checkpoints").glob("learner-*.pkl")), 180, "a first evaluation")
+    (victim,) = _wait_for(lambda: run.children(role), 30, role)
+    victim.send_signal(signal.SIGSTOP)  # hangs without dying
+    code, console = run.wait()
+    assert code == 0, console
+    log = _log(out)
+    if role == "shared_ppo worker":
+        assert re.search(r"Worker 0 stalled: no heartbeat for \d+ s \(training.ipc_timeout is 8 s\)", log), log
+        assert "Worker 0 died" in log
+    else:
+        assert re.search(r"The learner stalled: no heartbeat for \d+ s \(training.ipc_timeout is 8 s\); killed it", log), log
+        assert "Learner restored from learner-" in log
+    assert not victim.is_running() or victim.status() == psutil.STATUS_ZOMBIE
+    _assert_ids_complete(out, 6)
+
+
+# ---------------------------------------------------------------------- 7. disk full / not writable
+@pytest.fixture
+def small_filesystem(tmp_path) -> Iterator:
+    """Mount real tmpfs filesystems of a given size (needs root; skipped where mounting is not allowed)."""
+    mounted: list[Path] = []
+
+    def mount(size_kb: int, read_only: bool = False) -> Path:
+        point = tmp_path / f"fs{len(mounted)}"
+        point.mkdir()
+        options = f"size={size_kb}k" + (",ro" if read_only else "")
+        done = subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(point)], capture_output=True)
+        if done.returncode != 0:
+            pytest.skip(f"cannot mount a tmpfs here ({done.stderr.decode().strip()}); the injected-OSError tests cover this")
+        mounted.append(point)
+        return point
+
+    yield mount
+    for point in mounted:
+        subprocess.run(["umount", "-l", str(point)], capture_output=True)
+
+
+def _fill(path: Path) -> None:
+    """Write zeros to ``path`` until its filesystem is full (for real: ENOSPC)."""
+    with open(path, "wb", buffering=0) as handle:
+        try:
+            while True:
+                handle.write(b"\0" * 4096)
+        except OSError:
+            pass
+
+
+def test_a_full_or_read_only_disk_is_refused_at_start_with_exit_2(small_filesystem, run_cli):
+    full = small_filesystem(1024)
+    done = run_cli("train", "--output", str(full / "run"), "--evaluations", "2")
+    assert done.returncode == 2 and "MB free" in done.stderr and "--output" in done.stderr
+    assert not (full / "run").exists()
+    read_only = small_filesystem(1024, read_only=True)
+    done = run_cli("train", "--output", str(read_only / "run"), "--evaluations", "2")
+    assert done.returncode == 2 and "Cannot write" in done.stderr
+    assert not (read_only / "run").exists()
+
+
+def test_disk_full_during_a_run_keeps_everything_written_and_resume_finishes(tmp_path, small_filesystem):
+    disk = small_filesystem(70 * 1024)  # 70 MB: passes the 50 MB check at start
+    out = disk / "run"
+    run = Run(tmp_path, "--workers", "1", "--evaluations", "8", "--steps-per-individual", "600", "--config",
+              str(_config(tmp_path)), "--output", str(out))  # fmt: skip
+    _wait_for(lambda: len(read_results(out)) >= 2, 180, "two evaluations")
+    filler = disk / "filler"
+    _fill(filler)
+    code, console = run.wait()
+    filler.unlink()
+    log = _log(out)
+    assert code == 1, console
+    assert "Could not write to the run directory" in console and "--resume" in console
+    assert "No space left on device" in console
+    before = read_results(out)
+    _assert_every_file_readable(out)
+    resumed = Run(tmp_path, "--resume", "--output", str(out))
+    code, console = resumed.wait()
+    assert code == 0, console
+    _assert_ids_complete(out, 8)
+    assert read_results(out)[: len(before)] == before, "what was written before the disk filled is kept as it was"
+    assert log  # the log of the failed run was kept too
+
+
+def test_a_failed_checkpoint_write_keeps_the_previous_one_and_says_so(tmp_path, small_filesystem):
+    from morphelites.runs.recorder import EvolutionRecorder
+    from morphelites.runs.run_dir import RunDirectory
+
+    disk = small_filesystem(1024)
+    run_dir = RunDirectory(disk / "run")
+    run_dir.path.mkdir()
+    run_dir.checkpoints.mkdir()
+    recorder = EvolutionRecorder(run_dir, quiet=True)
+    recorder.log.handlers[0].stream = open(tmp_path / "log.txt", "a")  # the log lives elsewhere: this disk fills up
+    first = recorder.checkpoint(1, {"format": "morphelites-evolution-1", "data": "x" * 1000}, keep=3)
+    assert first is not None
+    _fill(disk / "filler")
+    assert recorder.checkpoint(2, {"format": "morphelites-evolution-1", "data": "y" * 100_000}, keep=3) is None
+    assert load_checkpoint(first)["data"] == "x" * 1000
+    assert [p.name for p in run_dir.checkpoints.iterdir()] == [first.name], "no temp file or torn checkpoint left"
+    recorder.close()
+    assert "Checkpoint 2 could not be written" in (tmp_path / "log.txt").read_text()
+
+
+def test_a_failed_learner_checkpoint_keeps_the_previous_one_injected_oserror(tmp_path, monkeypatch):
+    """The same promise where no filesystem can be mounted: an OSError injected into the write."""
+    from morphelites.parallel.learner import LearnerOptions, SharedPPOTrainer
+    from morphelites.parallel.supervisor import create_shared_state
+    from morphelites.runs import files
+    from morphelites.config import Settings
+
+    settings = Settings.from_dict(TINY).validate()
+    weights, buffer, handles = create_shared_state(settings, 1, False, 4)
+    learner = SharedPPOTrainer(LearnerOptions(settings, handles, str(tmp_path), False, 4))
+    try:
+        first = learner.checkpoint()
+        assert first is not None
+
+        def disk_full(fd: int) -> None:
+            raise OSError(28, "No space left on device")
+
+        monkeypatch.setattr(files.os, "fsync", disk_full)
+        learner.updates += 1
+        assert learner.checkpoint() is None and "No space left on device" in learner.last_checkpoint_error
+        monkeypatch.undo()
+        assert load_checkpoint(first)["version"] == 1
+        assert [p.name for p in tmp_path.iterdir()] == [first.name]
+    finally:
+        learner.close()
+        buffer.close()
+        weights.close()
+
+
+# ---------------------------------------------------------------------- 9. NaN / Inf
+def _learner_with_segment(tmp_path: Path, poison: str, value: float, **ppo: object):
+    from morphelites.config import Settings
+    from morphelites.parallel.learner import LearnerOptions, SharedPPOTrainer
+    from morphelites.parallel.supervisor import create_shared_state
+
+    settings = Settings.from_dict({**TINY, "ppo": {**TINY["ppo"], **ppo}, "training": {**TINY["training"], "min_batch_size": 100}}).validate()
+    weights, buffer, handles = create_shared_state(settings, 1, False, 4)
+    learner = SharedPPOTrainer(LearnerOptions(settings, handles, str(tmp_path), False, 4))
+    rng = np.random.default_rng(0)
+    slot = buffer.acquire(0, 10.0)
+    for name in ("obs", "actions", "logprobs", "values", "rewards", "dones", "bootstrap", "last_obs", "last_values"):
+        array = getattr(slot, name)
+        array[:] = rng.normal(size=array.shape).astype(np.float32) * (0.1 if name == "logprobs" else 1.0)
+    slot.dones[:] = 0
+    slot.bootstrap[:] = 0
+    getattr(slot, poison).flat[3] = value
+    buffer.commit(slot, weights.version, 0, 0)
+    return learner, weights, buffer
+
+
+@pytest.mark.parametrize("poison,value", [("rewards", np.nan), ("obs", np.inf), ("actions", -np.inf), ("last_obs", np.nan)])
+def test_non_finite_experience_skips_the_update_counts_it_and_never_publishes_non_finite_weights(tmp_path, poison, value):
+    learner, weights, buffer = _learner_with_segment(tmp_path, poison, value)
+    try:
+        before, _ = weights.read()
+        learner.drain()
+        record = learner.update()
+        assert learner.skipped_updates == 1 and "non-finite values in the batch" in record["skipped"]
+        assert poison.replace("last_obs", "obs") in record["skipped"] or poison == "last_obs"
+        after, version = weights.read()
+        assert np.all(np.isfinite(after)) and np.array_equal(before, after), "the published policy is unchanged"
+        assert np.all(np.isfinite(learner.model.flat_weights()))
+    finally:
+        learner.close()
+        buffer.close()
+        weights.close()
+
+
+def test_a_non_finite_loss_skips_the_minibatch_steps_and_weights_stay_finite(tmp_path):
+    # Finite but huge rewards without reward scaling: the value loss overflows to inf.
+    learner, weights, buffer = _learner_with_segment(tmp_path, "rewards", 3e38, normalize_reward=False)
+    try:
+        learner.drain()
+        record = learner.update()
+        assert learner.skipped_updates == 1 and "non-finite loss or gradients" in record["skipped"]
+        flat, _ = weights.read()
+        assert np.all(np.isfinite(flat))
+    finally:
+        learner.close()
+        buffer.close()
+        weights.close()
+
+
+def test_nan_rewards_in_a_run_are_skipped_counted_and_logged(tmp_path, monkeypatch):
+    """A serial shared run whose env returns a NaN reward now and then: the run completes, the
+    skipped updates are counted in summary.json and named in training.log."""
+    from morphelites.envs.reach import ReachEnv
+    from morphelites.evolution.trainer import MAPElitesEvolutionTrainer
+
+    original = ReachEnv.step
+    calls = {"n": 0}
+
+    def step(self, action):
+        obs, reward, terminated, truncated, info = original(self, action)
+        calls["n"] += 1
+        return obs, (float("nan") if calls["n"] % 500 == 0 else reward), terminated, truncated, info
+
+    monkeypatch.setattr(ReachEnv, "step", step)
+    out = tmp_path / "run"
+    summary = MAPElitesEvolutionTrainer(TINY, num_initial_random=2, training_steps_per_individual=800, enable_multiprocess=False,
+                                        output_dir=str(out), evaluations=3, seed=0, quiet=True).run()  # fmt: skip
+    assert summary["status"] == "completed" and summary["skipped_updates"] >= 1
+    assert "skipped: non-finite values in the batch (rewards" in _log(out)
+    final = sorted((out / "checkpoints").glob("learner-*.pkl"))[-1]
+    state = load_checkpoint(final)
+    for tensor in state["policy"]["state_dict"].values():
+        assert np.all(np.isfinite(np.asarray(tensor)))
