@@ -27,7 +27,7 @@ from morphelites.evolution.measures import compute_measures, measure_specs
 from morphelites.evolution.variation import Variation
 from morphelites.individual import Individual, IndividualResult
 from morphelites.morphology import BodySpace
-from morphelites.parallel.pool import set_process_title
+from morphelites.parallel.pool import WorkerCrashLoop, set_process_title
 from morphelites.parallel.supervisor import IndependentBackend, LearnerDied, SerialSharedBackend, SharedPPOSystem
 from morphelites.runs.memory import ProcessTreeMemory
 from morphelites.runs.progress import Progress
@@ -40,6 +40,14 @@ __all__ = ["MAPElitesEvolutionTrainer", "EXIT_CODES"]
 #: Exit codes by how a run ended.
 EXIT_CODES = {"completed": 0, "failed": 1, "interrupted": 130, "terminated": 143}
 _CHECKPOINT_FORMAT = "morphelites-evolution-1"
+
+
+class RunWriteFailed(Exception):
+    """Recording an evaluation failed with ``error`` (an OSError: disk full, directory gone)."""
+
+    def __init__(self, error: OSError) -> None:
+        super().__init__(str(error))
+        self.error = error
 _SUMMARY_EVERY_S = 5.0
 
 
@@ -171,10 +179,18 @@ class MAPElitesEvolutionTrainer:
             status = "interrupted"
             log.warning("Second interrupt: stopping at once, without a final checkpoint.")
             pool.close(graceful=False)
-        except LearnerDied as error:
+        except (LearnerDied, WorkerCrashLoop) as error:
             status = "failed"
             self.failure = str(error)
             log.error("%s", error)
+            self._checkpoint()
+        except RunWriteFailed as failed:  # the run directory stopped taking writes (disk full, removed, ...)
+            status = "failed"
+            error = failed.error
+            self.failure = (f"Could not write to the run directory {self.run_dir.path} ({type(error).__name__}: {error}). "
+                            f"Everything written before is intact; free some space (or fix the directory) and continue "
+                            f"with `morphelites train --resume --output {self.run_dir.path}`.")  # fmt: skip
+            log.error("%s", self.failure)
             self._checkpoint()
         finally:
             pool.close(graceful=status == "completed")
@@ -184,8 +200,12 @@ class MAPElitesEvolutionTrainer:
             signal.signal(sig, signal.SIG_IGN)
         try:
             summary = self._summary(status)
-            self._write_archive_files()
-            self.recorder.summary(summary)
+            try:
+                self._write_archive_files()
+                self.recorder.summary(summary)
+            except OSError as error:
+                log.error("Could not write the final archive files or summary.json (%s); results.jsonl and the "
+                          "checkpoints hold the run, and --resume rebuilds them.", error)  # fmt: skip
             log.info("%s: %d evaluations, QD-score %.3f, coverage %.1f%%, best fitness %.3f, %.0f s. Run directory: %s",
                      status.capitalize(), self.completed, summary["qd_score"], 100 * summary["coverage"],
                      summary["best_fitness"], summary["wall_s"], self.run_dir.path)  # fmt: skip
@@ -215,9 +235,36 @@ class MAPElitesEvolutionTrainer:
             for event in pool.poll(0.25):
                 self._handle(event)
             for message in pool.take_events():
-                if message.get("event") == "restored":
-                    log.info("Learner restored from %s (policy version %d).", message["checkpoint"], message["version"])
+                self._log_learner_event(message)
             self._periodic_summary(pool)
+
+    def _log_learner_event(self, message: dict[str, Any]) -> None:
+        """Write what the shared-mode learner (or its supervisor) reported into training.log."""
+        log = self.recorder.log
+        kind = message.get("event")
+        if kind == "restored":
+            lost = message.get("lost_updates", 0)
+            if message.get("checkpoint"):
+                log.info("Learner restored from %s (policy version %d, %d updates).%s", message["checkpoint"],
+                         message["version"], message.get("updates", 0),
+                         f" Lost: {lost} update(s) made after that checkpoint." if lost else "")  # fmt: skip
+            else:
+                log.warning("Learner started from a fresh policy (no usable learner checkpoint)%s.",
+                            f"; lost: {lost} update(s)" if lost else "")  # fmt: skip
+        elif kind == "learner_died":
+            log.error("The learner process died (exit code %s); restarting it from its newest checkpoint (death %d in a "
+                      "row of at most %d allowed by training.max_learner_restarts).", message["exit_code"],
+                      message["in_row"], message["allowed"])  # fmt: skip
+        elif kind == "learner_stalled":
+            log.error("The learner stalled: no heartbeat for %.0f s (training.ipc_timeout is %.0f s); killed it.",
+                      message["seconds"], message["ipc_timeout"])  # fmt: skip
+        elif kind == "skipped_update":
+            log.warning("Learner update %d skipped: %s (%d skipped so far). The published policy is unchanged and finite.",
+                        message["update"], message["reason"], message["skipped_updates"])  # fmt: skip
+        elif kind == "checkpoint_failed":
+            log.error("Learner checkpoint at update %d could not be written (%s); the previous learner checkpoint is "
+                      "intact. Free disk space: if the learner dies now, updates since then are lost.",
+                      message["updates"], message["error"])  # fmt: skip
 
     def _wanted(self) -> int:
         if self._stopping_reason:
@@ -245,7 +292,15 @@ class MAPElitesEvolutionTrainer:
             individual = self.in_flight.pop(event.task_id)
             result: IndividualResult = event.value
             result.worker = event.worker
-            self._insert(individual, result, replay=False)
+            try:
+                self._insert(individual, result, replay=False)
+            except OSError as error:
+                self.pending.insert(0, individual)  # not recorded: the checkpoint reissues it on --resume
+                raise RunWriteFailed(error) from error
+        elif event.kind == "stalled":
+            log.error("Worker %d stalled: no heartbeat for %.0f s (training.ipc_timeout is %.0f s)%s; killed it.",
+                      event.worker, event.value, self.settings.training.ipc_timeout,
+                      f" while on individual {event.task_id}" if event.task_id is not None else "")  # fmt: skip
         elif event.kind == "died":
             individual = self.in_flight.pop(event.task_id, None) if event.task_id is not None else None
             log.warning("Worker %d died (exit code %s); restarted it.%s", event.worker, event.value,
@@ -358,6 +413,11 @@ class MAPElitesEvolutionTrainer:
                 stats.get("mean_policy_lag", 0.0), stats.get("max_policy_lag", 0), stats.get("segments_dropped_lag", 0),
                 stats.get("producer_waits", 0),
             )  # fmt: skip
+            if stats.get("producer_waits", 0.0) > previous.get("producer_waits", 0.0):
+                log.warning("Experience buffer full: workers waited %d time(s) in the last %.0f s for the learner to "
+                            "take their experience (it is slower than the workers); the run goes on at the learner's "
+                            "pace. See README, Troubleshooting.", stats["producer_waits"] - previous.get("producer_waits", 0.0),
+                            dt)  # fmt: skip
             self._previous_learner = stats
 
     def _reevaluate_elites(self, pool: SharedPPOSystem | SerialSharedBackend) -> None:
