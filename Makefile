@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test test-all benchmarks clean
+.PHONY: install demo test test-faults test-all benchmarks clean
 
 install: $(STAMP)
 
@@ -22,6 +22,10 @@ demo: install
 
 test: install
 	$(PY) -m pytest -q -m "not slow"
+
+# Every fault-injection test, the slow repetitions included (`make test` runs one of each).
+test-faults: install
+	$(PY) -m pytest -q tests/test_faults.py tests/test_faults_bad_input.py tests/test_faults_checkpoints.py
 
 test-all: install
 	$(PY) -m pytest -q

@@ -1,8 +1,9 @@
-"""Which values should the shared learner's GAE use: the current critic's, or the behaviour's?
+"""Which targets should the shared learner use: GAE with the current critic's values, GAE with
+the behaviour critic's values, or V-trace?
 
 Runs the same small shared-mode evolution (reachable goals so that learning shows within
-minutes) with ``training.value_targets`` set to ``current_critic`` and to ``behaviour``, for a
-few seeds, and reports the mean fitness the final policy gives the elites (re-evaluated), the
+minutes) with ``training.value_targets`` set to ``current_critic``, ``behaviour`` and
+``vtrace``, for a few seeds, and reports the mean fitness the final policy gives the elites (re-evaluated), the
 mean fitness of the last quarter of evaluations, policy updates and lag. Writes
 ``results/learner_targets.json``.
 
@@ -24,6 +25,9 @@ from common import write_json
 from morphelites.evolution.trainer import MAPElitesEvolutionTrainer
 
 
+TARGETS = ("current_critic", "behaviour", "vtrace")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
@@ -33,7 +37,7 @@ def main() -> None:
     args = parser.parse_args()
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
-        for targets in ("current_critic", "behaviour"):
+        for targets in TARGETS:
             for seed in args.seeds:
                 out = Path(tmp) / f"{targets}-{seed}"
                 start = time.perf_counter()
@@ -53,7 +57,7 @@ def main() -> None:
                 })  # fmt: skip
                 print(json.dumps(rows[-1]), flush=True)
     means = {t: float(np.mean([r["mean_elite_fitness_reevaluated"] for r in rows if r["value_targets"] == t]))
-             for t in ("current_critic", "behaviour")}  # fmt: skip
+             for t in TARGETS}  # fmt: skip
     write_json("learner_targets", {"evaluations": args.evaluations, "steps_per_individual": args.steps,
                                    "workers": args.workers, "seeds": args.seeds, "mean_by_targets": means, "rows": rows})  # fmt: skip
 

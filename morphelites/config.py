@@ -245,8 +245,10 @@ class TrainingConfig:
     reevaluate_elites: bool = True
     """At the end of a shared run, evaluate every elite again with the final policy."""
     value_targets: str = "current_critic"
-    """Values the learner's GAE uses: ``current_critic`` (recomputed with the critic being
-    trained) or ``behaviour`` (those the acting policy's critic gave; see benchmarks/learner_targets.py)."""
+    """Targets of the learner's update: ``current_critic`` (GAE with values recomputed by the
+    critic being trained), ``behaviour`` (GAE with the values the acting policy's critic gave), or
+    ``vtrace`` (V-trace targets and advantages, current critic, importance-corrected for the policy
+    lag); compared in benchmarks/learner_targets.py."""
     ipc_timeout: float = 120.0
     """Seconds without a heartbeat after which the learner or a worker counts as stalled; it is
     then killed and handled like a process that died (both modes)."""
@@ -263,7 +265,7 @@ class TrainingConfig:
         _check_int_range("training.min_batch_size", self.min_batch_size, 1, 10**9)
         _check_int_range("training.update_interval", self.update_interval, 1, 10**9)
         _check_int_range("training.max_policy_lag", self.max_policy_lag, 0, 10**6)
-        _check_choice("training.value_targets", self.value_targets, ("current_critic", "behaviour"))
+        _check_choice("training.value_targets", self.value_targets, ("current_critic", "behaviour", "vtrace"))
         _check_float_range("training.ipc_timeout", self.ipc_timeout, 1.0, 86_400.0)
         _check_int_range("training.max_learner_restarts", self.max_learner_restarts, 0, 1000)
         _check_int_range("training.learner_checkpoint_every", self.learner_checkpoint_every, 1, 10**9)

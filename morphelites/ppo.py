@@ -63,6 +63,50 @@ def compute_gae(
     return advantages.astype(np.float32), (advantages + values).astype(np.float32)
 
 
+def compute_vtrace(
+    rewards: np.ndarray,
+    values: np.ndarray,
+    dones: np.ndarray,
+    last_values: np.ndarray,
+    log_rhos: np.ndarray,
+    gamma: float,
+    gae_lambda: float,
+    rho_bar: float = 1.0,
+    c_bar: float = 1.0,
+) -> tuple[np.ndarray, np.ndarray]:
+    """V-trace targets and policy-gradient advantages (Espeholt et al. 2018, IMPALA), for
+    experience acted by a behaviour policy mu and learned by the current policy pi.
+
+    Args:
+        rewards, values, dones: shape (T, N); ``values`` from the current critic; dones 0/1.
+        last_values: V(obs after the last step), shape (N,).
+        log_rhos: log pi(a|s) - log mu(a|s) of the actions taken, shape (T, N).
+        gamma, gae_lambda: discount, and the lambda that scales the traces c_t.
+        rho_bar, c_bar: truncation of the importance weights rho_t and c_t.
+    Returns:
+        (advantages, targets), each (T, N) float32: advantages rho_t (r_t + gamma v_{t+1} - V(x_t))
+        and value targets v_t. On-policy (log_rhos = 0) the targets equal GAE(lambda) returns.
+    """
+    rewards = np.asarray(rewards, dtype=np.float64)
+    values = np.asarray(values, dtype=np.float64)
+    not_done = 1.0 - np.asarray(dones, dtype=np.float64)
+    ratios = np.exp(np.asarray(log_rhos, dtype=np.float64))
+    rhos = np.minimum(rho_bar, ratios)
+    cs = gae_lambda * np.minimum(c_bar, ratios)
+    T = rewards.shape[0]
+    next_values = np.concatenate([values[1:], np.asarray(last_values, dtype=np.float64)[None]], axis=0)
+    deltas = rhos * (rewards + gamma * not_done * next_values - values)
+    corrections = np.zeros_like(rewards)  # v_t - V(x_t)
+    running = np.zeros(rewards.shape[1:], dtype=np.float64)
+    for t in reversed(range(T)):
+        running = deltas[t] + gamma * cs[t] * not_done[t] * running
+        corrections[t] = running
+    targets = values + corrections
+    next_targets = np.concatenate([targets[1:], np.asarray(last_values, dtype=np.float64)[None]], axis=0)
+    advantages = rhos * (rewards + gamma * not_done * next_targets - values)
+    return advantages.astype(np.float32), targets.astype(np.float32)
+
+
 def linear_schedule(initial: float, progress: float) -> float:
     """Learning rate after ``progress`` in [0, 1] of training: linear decay to 0."""
     return initial * max(0.0, 1.0 - progress)

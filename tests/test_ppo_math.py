@@ -7,7 +7,7 @@ import torch
 from morphelites.config import PPOConfig
 from morphelites.policy import ActorCritic
 from morphelites.policy_numpy import PolicySpec
-from morphelites.ppo import Batch, PPOUpdater, compute_gae, linear_schedule, ppo_loss
+from morphelites.ppo import Batch, PPOUpdater, compute_gae, compute_vtrace, linear_schedule, ppo_loss
 
 
 def test_gae_matches_hand_computation_across_an_episode_end():
@@ -31,6 +31,27 @@ def test_gae_with_lambda_one_is_discounted_return_minus_value():
     adv, _ = compute_gae(rewards, values, np.zeros((6, 2)), np.zeros(2), 0.95, 1.0)
     discounted = np.array([[sum(0.95**k * rewards[t + k, n] for k in range(6 - t)) for n in range(2)] for t in range(6)])
     np.testing.assert_allclose(adv, discounted - values, rtol=1e-5, atol=1e-5)
+
+
+def test_vtrace_matches_hand_computation_with_truncated_importance_weights():
+    # rho = min(1, [2, 0.5]) = [1, 0.5]; c = lambda * rho with lambda 1.
+    rewards, values, last = np.array([[1.0], [2.0]]), np.array([[0.5], [1.0]]), np.array([2.0])
+    log_rhos = np.log(np.array([[2.0], [0.5]]))
+    adv, targets = compute_vtrace(rewards, values, np.zeros((2, 1)), last, log_rhos, 0.9, 1.0)
+    # deltas: d1 = .5 (2 + .9*2 - 1) = 1.4 ; d0 = 1 + .9*1 - .5 = 1.4 ; v1 = 1 + 1.4 ; v0 = .5 + 1.4 + .9*1.4
+    np.testing.assert_allclose(targets[:, 0], [3.16, 2.4], rtol=1e-6)
+    # advantages: a1 = .5 (2 + .9*2 - 1) ; a0 = 1 + .9*v1 - .5
+    np.testing.assert_allclose(adv[:, 0], [2.66, 1.4], rtol=1e-6)
+
+
+def test_vtrace_on_policy_targets_are_the_gae_returns():
+    rng = np.random.default_rng(1)
+    rewards, values = rng.normal(size=(7, 3)), rng.normal(size=(7, 3))
+    dones = (rng.random((7, 3)) < 0.2).astype(float)
+    last = rng.normal(size=3)
+    _, gae_returns = compute_gae(rewards, values, dones, last, 0.99, 0.95)
+    _, targets = compute_vtrace(rewards, values, dones, last, np.zeros((7, 3)), 0.99, 0.95)
+    np.testing.assert_allclose(targets, gae_returns, rtol=1e-5, atol=1e-5)
 
 
 def test_linear_schedule():

@@ -111,12 +111,12 @@ def test_a_half_written_segment_is_never_read_and_is_cleared_for_the_replacement
         buffer.close()
 
 
-def _learner(tmp_path: Path, sync: bool = False, max_lag: int = 2):
+def _learner(tmp_path: Path, sync: bool = False, max_lag: int = 2, value_targets: str = "current_critic"):
     from morphelites.parallel.learner import LearnerOptions, SharedPPOTrainer
     from morphelites.parallel.shared_worker import SharedHandles
     from morphelites.policy_numpy import reach_policy_spec
 
-    settings = Settings.from_dict(TINY)
+    settings = Settings.from_dict({**TINY, "training": {**TINY["training"], "value_targets": value_targets}}).validate()
     spec = reach_policy_spec(6, hidden_dim=32)
     layout = BufferLayout(workers=2, slots_per_worker=4, steps=25, envs=4, obs_dim=spec.obs_dim, act_dim=spec.action_dim)
     weights, buffer = SharedWeights.create(spec.flat_size), SharedExperienceBuffer.create(layout)
@@ -157,6 +157,25 @@ def test_learner_trains_on_worker_segments_publishes_versions_and_drops_stale_on
         assert learner.stats()["max_policy_lag"] == 0
         assert learner.checkpoint() is not None
         worker.weights.close(), worker.buffer.close()
+    finally:
+        learner.close()
+        buffer.close()
+        weights.close()
+
+
+@pytest.mark.parametrize("value_targets", ["behaviour", "vtrace"])
+def test_every_kind_of_value_target_trains_and_publishes_finite_weights(tmp_path, value_targets):
+    learner, weights, buffer, handles, settings = _learner(tmp_path, value_targets=value_targets)
+    try:
+        for worker in (0, 1):
+            w, _ = _collect(handles, settings, worker=worker)
+            w.weights.close(), w.buffer.close()
+        learner.drain()
+        before = weights.read()[0]
+        stats = learner.update()
+        after, version = weights.read()
+        assert version == 2 and "skipped" not in stats
+        assert np.all(np.isfinite(after)) and not np.array_equal(after, before)
     finally:
         learner.close()
         buffer.close()

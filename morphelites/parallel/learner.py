@@ -142,7 +142,7 @@ class SharedPPOTrainer:
         """One PPO update on the pending segments; publishes version+1. Returns diagnostics."""
         import torch
 
-        from morphelites.ppo import Batch, compute_gae
+        from morphelites.ppo import Batch, compute_gae, compute_vtrace
 
         start = time.perf_counter()
         ppo = self.options.settings.ppo
@@ -156,14 +156,22 @@ class SharedPPOTrainer:
             for seg in segments if not bad else []:
                 rewards = self._scale_rewards(seg)
                 T, K = seg["rewards"].shape
-                if self.options.settings.training.value_targets == "current_critic":
+                targets = self.options.settings.training.value_targets
+                if targets in ("current_critic", "vtrace"):
                     obs_all = np.concatenate([seg["obs"].reshape(T * K, -1), seg["last_obs"]])
                     values_all = self.model.value(torch.as_tensor(obs_all)).numpy()
                     values, last_values = values_all[: T * K].reshape(T, K), values_all[T * K :]
                 else:
                     values, last_values = seg["values"], seg["last_values"]
                 rewards = rewards + ppo.gamma * seg["bootstrap"]
-                advantages, returns = compute_gae(rewards, values, seg["dones"], last_values, ppo.gamma, ppo.gae_lambda)
+                if targets == "vtrace":
+                    logp_now, _, _ = self.model.evaluate_actions(torch.as_tensor(seg["obs"].reshape(T * K, -1)),
+                                                                 torch.as_tensor(seg["actions"].reshape(T * K, -1)))  # fmt: skip
+                    log_rhos = logp_now.numpy().reshape(T, K) - seg["logprobs"]
+                    advantages, returns = compute_vtrace(rewards, values, seg["dones"], last_values, log_rhos, ppo.gamma,
+                                                         ppo.gae_lambda)  # fmt: skip
+                else:
+                    advantages, returns = compute_gae(rewards, values, seg["dones"], last_values, ppo.gamma, ppo.gae_lambda)
                 parts.append((seg["obs"].reshape(T * K, -1), seg["actions"].reshape(T * K, -1), seg["logprobs"].reshape(-1),
                               advantages.reshape(-1), returns.reshape(-1), values.reshape(-1)))  # fmt: skip
         if not bad:
