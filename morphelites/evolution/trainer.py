@@ -20,7 +20,7 @@ import signal
 import time
 from typing import Any
 
-from morphelites.config import ConfigError, ModelConfig, Settings, TrainingConfig, section_from_dict
+from morphelites.config import ModelConfig, Settings, TrainingConfig, section_from_dict
 from morphelites.envs.reach import ObservationLayout
 from morphelites.evolution.archive import BodyArchive
 from morphelites.evolution.measures import compute_measures, measure_specs
@@ -243,6 +243,8 @@ class MAPElitesEvolutionTrainer:
         log = self.recorder.log
         kind = message.get("event")
         if kind == "restored":
+            for reason in message.get("skipped", []):
+                log.warning("Learner checkpoint skipped: %s", reason)
             lost = message.get("lost_updates", 0)
             if message.get("checkpoint"):
                 log.info("Learner restored from %s (policy version %d, %d updates).%s", message["checkpoint"],
@@ -502,9 +504,16 @@ class MAPElitesEvolutionTrainer:
         self.recorder.checkpoint(self.completed, state, keep=self.settings.evolution.checkpoints_kept)
 
     def _restore(self) -> None:
-        """Rebuild the run from results.jsonl and the newest intact checkpoint."""
+        """Rebuild the run from results.jsonl and the newest intact checkpoint of this format and body space.
+
+        Checkpoints that are corrupt, foreign or of another body space are skipped with a warning
+        naming the file; if none is usable the run resumes from results.jsonl alone.
+        """
+        from morphelites.runs.checkpoints import matching
+
         log = self.recorder.log
-        latest = self.recorder.latest_checkpoint()
+        body_space = matching("body space", self.settings.to_dict()["body_space"], "settings", "body_space")
+        latest = self.recorder.latest_checkpoint(_CHECKPOINT_FORMAT, body_space)
         results = self.recorder.read_results()
         seen: set[int] = set()
         for line in results:
@@ -517,8 +526,6 @@ class MAPElitesEvolutionTrainer:
             self._insert(individual, IndividualResult(individual.id, evaluation, line["training_steps"], line["eval_env_steps"], 0, 0), replay=True)
         if latest is not None:
             path, state = latest
-            if state.get("format") != _CHECKPOINT_FORMAT:
-                raise ConfigError(f"Checkpoint {path} has format {state.get('format')!r}, expected {_CHECKPOINT_FORMAT!r}.")
             self.variation.load_state_dict(state["variation"])
             self.next_id = max(self.next_id, int(state["next_id"]))
             self.wall_s_before = float(state["wall_s"])

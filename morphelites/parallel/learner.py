@@ -92,6 +92,7 @@ class SharedPPOTrainer:
         self.started = time.monotonic()
         self.restored_from: str | None = None
         self.last_checkpoint_error: str | None = None
+        self.skipped_checkpoints: list[str] = []  # why each unusable checkpoint was passed over
         if options.resume:
             self._restore()
         # A learner restarted after a crash: its predecessor may have published versions newer
@@ -247,16 +248,30 @@ class SharedPPOTrainer:
         return path
 
     def _restore(self) -> None:
-        from morphelites.policy import ActorCritic
-        from morphelites.runs.checkpoints import CheckpointError, list_checkpoints, load_checkpoint
+        """Load the newest learner checkpoint that is intact and has this run's policy spec.
 
-        for path in reversed(list_checkpoints(Path(self.options.checkpoint_dir), LEARNER_CHECKPOINT)):
+        Each one skipped (unreadable, another format or version, another policy shape such as a
+        different max_links or hidden_dim) is reported on stderr naming the file and why, and kept
+        in ``self.skipped_checkpoints``. If none is usable the learner starts from a fresh policy
+        instead of refusing: the archive and results.jsonl do not depend on the policy and stay
+        valid, and this same path restarts a learner that died mid-run, where refusing would end a
+        run that can go on. ``restored_from`` stays None, which the run logs in training.log as
+        "Learner started from a fresh policy (no usable learner checkpoint)".
+        """
+        import sys
+
+        from morphelites.policy import ActorCritic
+        from morphelites.runs.checkpoints import CheckpointError, list_checkpoints, load_checkpoint, matching
+
+        fits = matching("policy shape", self.options.handles.spec, "policy", "spec")
+        paths = list(reversed(list_checkpoints(Path(self.options.checkpoint_dir), LEARNER_CHECKPOINT)))
+        for index, path in enumerate(paths):
             try:
-                state = load_checkpoint(path)
+                state = load_checkpoint(path, _FORMAT, fits)
             except CheckpointError as error:
-                print(f"morphelites: shared_ppo learner: {error} Trying an older one.", flush=True)
-                continue
-            if state.get("format") != _FORMAT:
+                self.skipped_checkpoints.append(str(error))
+                then = "Trying an older one." if index + 1 < len(paths) else "No older one is left: starting from a fresh policy."
+                print(f"morphelites: shared_ppo learner: warning: {error} {then}", file=sys.stderr, flush=True)
                 continue
             restored = ActorCritic.from_policy_state(state["policy"])
             self.model.load_state_dict(restored.state_dict())
@@ -291,7 +306,8 @@ def learner_main(options: LearnerOptions, stats_conn: Connection, stop: Any, act
     learner = SharedPPOTrainer(options)
     if options.resume:
         stats_conn.send({"event": "restored", "checkpoint": learner.restored_from, "version": learner.version,
-                         "updates": learner.updates, "lost_updates": learner.lost_updates})  # fmt: skip
+                         "updates": learner.updates, "lost_updates": learner.lost_updates,
+                         "skipped": learner.skipped_checkpoints})  # fmt: skip
     last_stats = 0.0
 
     def checkpoint() -> None:

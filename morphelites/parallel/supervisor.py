@@ -277,7 +277,8 @@ class SerialSharedBackend:
         self.worker = MultiProcessPPOWorker(0, self.handles, after_segment=self._learn)
         self.learner_events: list[dict[str, Any]] = (
             [{"event": "restored", "checkpoint": self.learner.restored_from, "version": self.learner.version,
-              "updates": self.learner.updates, "lost_updates": 0}] if resume else []
+              "updates": self.learner.updates, "lost_updates": 0, "skipped": self.learner.skipped_checkpoints}]
+            if resume else []
         )  # fmt: skip
         self._task: tuple[Individual, str] | None = None
         self._closed = False

@@ -2,6 +2,13 @@
 
 Plain pickle (torch tensors pickle too), so processes that do not use torch need not import it.
 Checkpoints are the run's own files; do not load ones from untrusted sources.
+
+Every checkpoint is a dict with a ``format`` field, ``morphelites-<kind>-<version>`` (e.g.
+``morphelites-evolution-1``). :func:`load_checkpoint` turns every way a file can be wrong
+(unreadable, truncated, empty, random bytes, not a dict, another kind or version of checkpoint,
+written for another body space or policy shape) into a :class:`CheckpointError` whose message
+names the file, says what is wrong and what to do; callers that resume skip such files and fall
+back to the newest one that is intact and fits.
 """
 
 from __future__ import annotations
@@ -9,15 +16,20 @@ from __future__ import annotations
 import pickle
 import re
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, Optional
 
 from morphelites.runs.files import atomic_write_bytes
 
-__all__ = ["save_checkpoint", "list_checkpoints", "load_checkpoint", "CheckpointError"]
+__all__ = ["save_checkpoint", "list_checkpoints", "load_checkpoint", "matching", "CheckpointError", "CheckpointCheck"]
+
+#: A check on a loaded checkpoint's contents: returns what is wrong with it, or None if it fits.
+CheckpointCheck = Callable[[dict[str, Any]], Optional[str]]
+
+_FORMAT = re.compile(r"^morphelites-(?P<kind>[a-z_]+)-(?P<version>\d+)$")
 
 
 class CheckpointError(ValueError):
-    """A checkpoint file is unreadable or not one of ours; the message names the file."""
+    """A checkpoint file is unreadable, foreign or does not fit the run; the message names the file."""
 
 
 def save_checkpoint(directory: Path, name: str, counter: int, state: dict[str, Any], keep: int = 3) -> Path:
@@ -39,13 +51,110 @@ def list_checkpoints(directory: Path, name: str) -> list[Path]:
     return [p for _, p in sorted(found)]
 
 
-def load_checkpoint(path: Path) -> dict[str, Any]:
-    """Read a checkpoint; raises CheckpointError naming the file if it is truncated or foreign."""
+def load_checkpoint(path: Path, expected_format: str | None = None, check: CheckpointCheck | None = None) -> dict[str, Any]:
+    """Read and validate a checkpoint.
+
+    Args:
+        path: the checkpoint file.
+        expected_format: the ``format`` it must have (e.g. ``"morphelites-evolution-1"``); None
+            accepts any morphelites checkpoint.
+        check: a further test of the contents (see :func:`matching`): returns what is wrong, or None.
+
+    Raises:
+        CheckpointError: naming the file, what is wrong with it and what to do about it.
+    """
+    path = Path(path)
+    remedy = f"Move it out of {path.parent} (or delete it); --resume then falls back to the newest intact checkpoint."
     try:
+        size = path.stat().st_size
         with open(path, "rb") as handle:
             state = pickle.load(handle)
-    except (EOFError, pickle.UnpicklingError, OSError, ValueError, AttributeError, ImportError, IndexError) as error:
-        raise CheckpointError(f"Checkpoint {path} is unreadable ({error}); it may be truncated or not a checkpoint.") from None
+    except OSError as error:
+        raise CheckpointError(f"Checkpoint {path} cannot be read ({type(error).__name__}: {error}). Check the file "
+                              f"and its permissions. {remedy}") from None  # fmt: skip
+    except Exception as error:  # random bytes make pickle raise almost anything; none of it is a checkpoint
+        what = "is empty (0 bytes)" if size == 0 else f"is unreadable ({type(error).__name__}: {error})"
+        raise CheckpointError(f"Checkpoint {path} {what}: it is truncated (a crash or a full disk while it was "
+                              f"written or copied) or not a checkpoint at all. {remedy}") from None  # fmt: skip
     if not isinstance(state, dict) or "format" not in state:
-        raise CheckpointError(f"Checkpoint {path} is not a morphelites checkpoint (no 'format' field).")
+        held = "a dict without a 'format' field" if isinstance(state, dict) else f"a {type(state).__name__}, not a dict"
+        raise CheckpointError(f"Checkpoint {path} is not a morphelites checkpoint (it holds {held}). {remedy}")
+    found = state["format"]
+    if expected_format is not None and found != expected_format:
+        want, got = _FORMAT.match(expected_format), _FORMAT.match(found) if isinstance(found, str) else None
+        if got is None or want is None:
+            what = f"is not a morphelites checkpoint (format {found!r}; expected {expected_format!r})"
+        elif got["kind"] != want["kind"]:
+            what = (f"is {_a(got['kind'])} checkpoint (format {found!r}), not {_a(want['kind'])} checkpoint "
+                    f"({expected_format!r}); it was copied or renamed into the wrong place")  # fmt: skip
+        else:
+            what = (f"was written by another version of morphelites (format {found!r}; this version reads "
+                    f"{expected_format!r})")  # fmt: skip
+            remedy = f"Resume with the morphelites version that wrote it, or: {remedy[0].lower()}{remedy[1:]}"
+        raise CheckpointError(f"Checkpoint {path} {what}. {remedy}")
+    if check is not None:
+        try:
+            problem = check(state)
+        except (KeyError, TypeError, ValueError, AttributeError, IndexError) as error:
+            problem = f"its contents are malformed ({type(error).__name__}: {error})"
+        if problem:
+            raise CheckpointError(f"Checkpoint {path} does not fit this run: {problem}. It belongs to another run "
+                                  f"(or another configuration). {remedy}")  # fmt: skip
     return state
+
+
+def matching(what: str, expected: Any, *keys: str) -> CheckpointCheck:
+    """A ``check`` for :func:`load_checkpoint`: ``state[keys[0]][keys[1]]...`` must equal ``expected``.
+
+    Tuples and lists compare alike. On a difference the check returns, e.g., ``"its body space
+    differs from this run's (max_links: checkpoint 4, this run 6)"``.
+
+    Args:
+        what: what the compared value is, for the message ("body space", "policy shape").
+        expected: the run's value.
+        keys: where the value lies in the checkpoint.
+    """
+    where = ".".join(keys)
+
+    def check(state: dict[str, Any]) -> str | None:
+        found: Any = state
+        for key in keys:
+            if not isinstance(found, dict) or key not in found:
+                return f"it has no {where}, so its {what} cannot be checked"
+            found = found[key]
+        differences = _differences(_plain(found), _plain(expected))
+        return f"its {what} differs from this run's ({'; '.join(differences)})" if differences else None
+
+    return check
+
+
+def _a(word: str) -> str:
+    """``word`` with its indefinite article: "an evolution", "a learner"."""
+    return f"{'an' if word[:1] in 'aeiou' else 'a'} {word}"
+
+
+def _plain(value: Any) -> Any:
+    """``value`` with tuples as lists, recursively (pickled and JSON-loaded values compare alike)."""
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value
+
+
+def _differences(found: Any, expected: Any) -> list[str]:
+    """Readable differences between a checkpoint's value and the run's (per key for dicts)."""
+
+    def short(value: Any) -> str:
+        if isinstance(value, list) and len(value) > 8:
+            return f"{len(value)} values"
+        text = repr(value)
+        return text if len(text) <= 60 else text[:57] + "..."
+
+    if isinstance(found, dict) and isinstance(expected, dict):
+        return [f"{key}: checkpoint {short(found.get(key, '<missing>'))}, this run {short(expected.get(key, '<missing>'))}"
+                for key in sorted(set(found) | set(expected), key=str) if found.get(key, _MISSING) != expected.get(key, _MISSING)]  # fmt: skip
+    return [] if found == expected else [f"checkpoint {short(found)}, this run {short(expected)}"]
+
+
+_MISSING = object()

@@ -15,7 +15,7 @@ import os
 from pathlib import Path
 from typing import Any, Sequence
 
-from morphelites.runs.checkpoints import CheckpointError, list_checkpoints, load_checkpoint, save_checkpoint
+from morphelites.runs.checkpoints import CheckpointCheck, CheckpointError, list_checkpoints, load_checkpoint, save_checkpoint
 from morphelites.runs.files import append_line, atomic_write_bytes, atomic_write_text, to_jsonable
 from morphelites.runs.metrics import MetricsWriter
 from morphelites.runs.run_dir import RunDirectory
@@ -94,13 +94,28 @@ class EvolutionRecorder:
             self.log.error("Checkpoint %d could not be written (%s); the previous checkpoint is intact.", counter, error)
             return None
 
-    def latest_checkpoint(self) -> tuple[Path, dict[str, Any]] | None:
-        """Newest readable checkpoint (corrupt ones are reported and skipped), or None."""
-        for path in reversed(list_checkpoints(self.run.checkpoints, CHECKPOINT_NAME)):
+    def latest_checkpoint(self, expected_format: str | None = None, check: CheckpointCheck | None = None) -> tuple[Path, dict[str, Any]] | None:
+        """Newest checkpoint that is intact and fits, or None.
+
+        Every checkpoint skipped on the way (unreadable, another format or version, failing
+        ``check``; see :func:`load_checkpoint`) is logged as a warning naming the file and why;
+        if none is usable, a warning says so (the caller then resumes from results.jsonl alone).
+        """
+        paths = list(reversed(list_checkpoints(self.run.checkpoints, CHECKPOINT_NAME)))
+        for index, path in enumerate(paths):
             try:
-                return path, load_checkpoint(path)
+                state = load_checkpoint(path, expected_format, check)
             except CheckpointError as error:
-                self.log.warning("%s Falling back to an older checkpoint.", error)
+                older = len(paths) - index - 1
+                self.log.warning("Skipping a checkpoint: %s %s", error,
+                                 f"Falling back to an older checkpoint ({older} left)." if older else "No older checkpoint is left.")  # fmt: skip
+                continue
+            if index:
+                self.log.warning("Using %s, the newest usable checkpoint (%d newer one(s) skipped).", path.name, index)
+            return path, state
+        if paths:
+            self.log.warning("None of the %d evolution checkpoint(s) in %s is usable; resuming from results.jsonl alone "
+                             "(individuals that were in flight are not reissued).", len(paths), self.run.checkpoints)  # fmt: skip
         return None
 
     def read_results(self) -> list[dict[str, Any]]:

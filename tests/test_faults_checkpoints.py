@@ -1,0 +1,273 @@
+"""Issue #5, promise 8: corrupt or foreign checkpoints.
+
+Every kind of bad checkpoint (truncated, random bytes, empty, not a dict, another kind or version of
+checkpoint, another body space, another policy shape) gives a CheckpointError that names the file
+and what is wrong; resuming skips such files with a warning and uses the newest intact one.
+Checkpoints are real files written by a real run (evolution) or the real learner (shared mode).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pickle
+import shutil
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+import pytest
+
+from conftest import read_results
+from morphelites.config import Settings
+from morphelites.runs.checkpoints import CheckpointError, list_checkpoints, load_checkpoint, matching
+
+EVOLUTION_FORMAT = "morphelites-evolution-1"
+LEARNER_FORMAT = "morphelites-learner-1"
+TINY = {
+    "evolution": {"eval_episodes": 2, "heatmap_every": 100, "checkpoint_every": 2, "num_initial_random": 2},
+    "ppo": {"num_envs": 2, "num_steps": 32},
+    "env": {"max_episode_steps": 20},
+}
+SHARED_TINY = {
+    "training": {"buffer_size": 2000, "min_batch_size": 400, "update_interval": 100},
+    "model": {"hidden_dim": 32},
+}
+
+
+# ---------------------------------------------------------------------------- real checkpoints
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory) -> Path:
+    """A finished tiny serial independent run of 3 evaluations: evolution-00000002 and -00000003."""
+    from morphelites.evolution.trainer import MAPElitesEvolutionTrainer
+
+    out = tmp_path_factory.mktemp("evolution") / "run"
+    summary = MAPElitesEvolutionTrainer(
+        TINY, num_initial_random=2, training_steps_per_individual=64, enable_multiprocess=False,
+        use_shared_ppo=False, output_dir=str(out), evaluations=3, quiet=True,
+    ).run()  # fmt: skip
+    assert summary["status"] == "completed"
+    assert [p.name for p in list_checkpoints(out / "checkpoints", "evolution")] == ["evolution-00000002.pkl", "evolution-00000003.pkl"]
+    return out
+
+
+@pytest.fixture
+def run_copy(finished_run: Path, tmp_path: Path) -> Path:
+    """A private copy of the finished run, free to damage."""
+    return Path(shutil.copytree(finished_run, tmp_path / "run"))
+
+
+def _run_body_space_check(run: Path) -> Callable[[dict[str, Any]], str | None]:
+    """The check the trainer applies on resume: the checkpoint's body space is the run's."""
+    settings = json.loads((run / "config.json").read_text())["settings"]
+    return matching("body space", settings["body_space"], "settings", "body_space")
+
+
+@contextmanager
+def _learner(checkpoint_dir: Path, resume: bool = False, **sections: dict[str, Any]) -> Iterator[Any]:
+    """A real SharedPPOTrainer in this process, on freshly created shared memory."""
+    from morphelites.parallel.learner import LearnerOptions, SharedPPOTrainer
+    from morphelites.parallel.supervisor import create_shared_state
+
+    data = {**SHARED_TINY, **sections, "model": {**SHARED_TINY["model"], **sections.get("model", {})}}
+    settings = Settings.from_dict(data).validate()
+    checkpoint_dir.mkdir(parents=True, exist_ok=True)
+    weights, buffer, handles = create_shared_state(settings, 1, False, 2)
+    learner = None
+    try:
+        learner = SharedPPOTrainer(LearnerOptions(settings, handles, str(checkpoint_dir), resume=resume, max_policy_lag=2))
+        yield learner
+    finally:
+        if learner is not None:
+            learner.close()
+        buffer.close()
+        weights.close()
+
+
+def _learner_checkpoint(learner: Any, updates: int, shift: float) -> Path:
+    """Write a learner checkpoint at ``updates`` whose policy differs from the others by ``shift``."""
+    import torch
+
+    with torch.no_grad():
+        learner.model.log_std.add_(shift)
+    learner.updates, learner.version = updates, updates + 1
+    path = learner.checkpoint()
+    assert path is not None
+    return path
+
+
+def _log_std(learner: Any) -> list[float]:
+    return learner.model.log_std.detach().tolist()
+
+
+# ---------------------------------------------------------------------------- damaging a checkpoint
+
+
+def _truncate(path: Path) -> None:
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+
+
+def _rewrite(path: Path, change: Callable[[dict[str, Any]], None]) -> None:
+    state = pickle.loads(path.read_bytes())
+    change(state)
+    path.write_bytes(pickle.dumps(state))
+
+
+# ---------------------------------------------------------------------------- one message per kind of damage
+
+
+@pytest.mark.parametrize(
+    "damage, words",
+    [
+        (_truncate, ["is unreadable", "truncated"]),
+        (lambda p: p.write_bytes(os.urandom(4096)), ["is unreadable", "not a checkpoint at all"]),
+        (lambda p: p.write_bytes(b""), ["is empty (0 bytes)"]),
+        (lambda p: p.write_bytes(pickle.dumps([1, 2, 3])), ["is not a morphelites checkpoint", "holds a list, not a dict"]),
+        (lambda p: p.write_bytes(pickle.dumps({"epoch": 3})), ["is not a morphelites checkpoint", "without a 'format' field"]),
+        (lambda p: _rewrite(p, lambda s: s.update(format="something-else")),
+         ["is not a morphelites checkpoint (format 'something-else'; expected 'morphelites-evolution-1')"]),
+        (lambda p: _rewrite(p, lambda s: s.update(format="morphelites-evolution-2")),
+         ["written by another version of morphelites (format 'morphelites-evolution-2'; this version reads "
+          "'morphelites-evolution-1')", "Resume with the morphelites version that wrote it"]),
+        (lambda p: _rewrite(p, lambda s: s["settings"]["body_space"].update(max_links=4)),
+         ["does not fit this run: its body space differs from this run's (max_links: checkpoint 4, this run 6)"]),
+        (lambda p: _rewrite(p, lambda s: s.pop("settings")),
+         ["does not fit this run: it has no settings.body_space"]),
+    ],
+    ids=["truncated", "random-bytes", "empty", "list", "no-format", "foreign-format", "other-version",
+         "other-body-space", "no-settings"],
+)  # fmt: skip
+def test_every_kind_of_bad_evolution_checkpoint_is_named_and_explained(run_copy, damage, words):
+    path = list_checkpoints(run_copy / "checkpoints", "evolution")[-1]
+    load_checkpoint(path, EVOLUTION_FORMAT, _run_body_space_check(run_copy))  # intact before the damage
+    damage(path)
+    with pytest.raises(CheckpointError) as caught:
+        load_checkpoint(path, EVOLUTION_FORMAT, _run_body_space_check(run_copy))
+    message = str(caught.value)
+    assert str(path) in message
+    for phrase in words:
+        assert phrase in message
+    assert "--resume" in message, "the message says what to do"
+
+
+def test_a_learner_checkpoint_under_an_evolution_name_is_named_as_such(run_copy, tmp_path):
+    with _learner(tmp_path / "learner") as learner:
+        learner_file = _learner_checkpoint(learner, updates=1, shift=0.0)
+    path = list_checkpoints(run_copy / "checkpoints", "evolution")[-1]
+    shutil.copyfile(learner_file, path)
+    with pytest.raises(CheckpointError) as caught:
+        load_checkpoint(path, EVOLUTION_FORMAT, _run_body_space_check(run_copy))
+    message = str(caught.value)
+    assert str(path) in message
+    assert ("is a learner checkpoint (format 'morphelites-learner-1'), not an evolution checkpoint "
+            "('morphelites-evolution-1'); it was copied or renamed into the wrong place") in message  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "other, words",
+    [
+        ({"model": {"hidden_dim": 16}}, "hidden_dim: checkpoint 16, this run 32"),
+        ({"body_space": {"max_links": 4}}, "action_dim: checkpoint 4, this run 6"),
+    ],
+    ids=["hidden_dim", "max_links"],
+)
+def test_a_learner_checkpoint_of_another_policy_shape_is_named_and_explained(tmp_path, other, words):
+    with _learner(tmp_path / "other", **other) as learner:
+        path = _learner_checkpoint(learner, updates=1, shift=0.0)
+    with _learner(tmp_path / "run") as learner:
+        fits = matching("policy shape", learner.options.handles.spec, "policy", "spec")
+    with pytest.raises(CheckpointError) as caught:
+        load_checkpoint(path, LEARNER_FORMAT, fits)
+    message = str(caught.value)
+    assert str(path) in message and "does not fit this run: its policy shape differs from this run's" in message
+    assert words in message
+
+
+def test_an_evolution_checkpoint_under_a_learner_name_is_named_as_such(finished_run, tmp_path):
+    path = tmp_path / "learner-00000001.pkl"
+    shutil.copyfile(list_checkpoints(finished_run / "checkpoints", "evolution")[-1], path)
+    with pytest.raises(CheckpointError, match="is an evolution checkpoint .* not a learner checkpoint"):
+        load_checkpoint(path, LEARNER_FORMAT)
+
+
+# ---------------------------------------------------------------------------- falling back
+
+
+def test_evolution_resume_falls_back_to_the_newest_intact_checkpoint(run_copy, tmp_path):
+    from morphelites.runs.recorder import EvolutionRecorder
+    from morphelites.runs.run_dir import RunDirectory
+
+    older, newest = list_checkpoints(run_copy / "checkpoints", "evolution")
+    _truncate(newest)
+    recorder = EvolutionRecorder(RunDirectory(run_copy), quiet=True)
+    try:
+        path, state = recorder.latest_checkpoint(EVOLUTION_FORMAT, _run_body_space_check(run_copy))
+        assert path == older and state["completed"] == 2
+        _rewrite(older, lambda s: s["settings"]["body_space"].update(min_link_length=0.05))
+        assert recorder.latest_checkpoint(EVOLUTION_FORMAT, _run_body_space_check(run_copy)) is None
+    finally:
+        recorder.close()
+    log = (run_copy / "training.log").read_text()
+    assert f"Skipping a checkpoint: Checkpoint {newest} is unreadable" in log
+    assert "Falling back to an older checkpoint (1 left)." in log
+    assert "Using evolution-00000002.pkl, the newest usable checkpoint (1 newer one(s) skipped)." in log
+    assert f"Checkpoint {older} does not fit this run: its body space differs from this run's (min_link_length" in log
+    assert "None of the 2 evolution checkpoint(s)" in log and "resuming from results.jsonl alone" in log
+
+
+def test_learner_resume_falls_back_to_the_newest_intact_checkpoint(tmp_path, capsys):
+    checkpoints = tmp_path / "checkpoints"
+    with _learner(checkpoints) as learner:
+        older = _learner_checkpoint(learner, updates=1, shift=0.25)
+        older_log_std = _log_std(learner)
+        newest = _learner_checkpoint(learner, updates=2, shift=0.5)
+    _truncate(newest)
+    with _learner(checkpoints, resume=True) as learner:
+        assert learner.restored_from == older.name and learner.updates == 1
+        assert _log_std(learner) == pytest.approx(older_log_std)
+        assert len(learner.skipped_checkpoints) == 1 and str(newest) in learner.skipped_checkpoints[0]
+    err = capsys.readouterr().err
+    assert f"shared_ppo learner: warning: Checkpoint {newest} is unreadable" in err and "Trying an older one." in err
+
+
+def test_learner_with_no_usable_checkpoint_starts_from_a_fresh_policy(tmp_path, capsys):
+    checkpoints = tmp_path / "checkpoints"
+    with _learner(checkpoints, model={"hidden_dim": 16}) as learner:
+        other_shape = _learner_checkpoint(learner, updates=1, shift=0.0)
+    with _learner(checkpoints) as learner:
+        fresh_log_std = _log_std(learner)
+        corrupt = _learner_checkpoint(learner, updates=2, shift=1.0)
+    corrupt.write_bytes(os.urandom(256))
+    with _learner(checkpoints, resume=True) as learner:
+        assert learner.restored_from is None and learner.updates == 0
+        assert _log_std(learner) == pytest.approx(fresh_log_std)
+        assert [str(corrupt) in learner.skipped_checkpoints[0], str(other_shape) in learner.skipped_checkpoints[1]] == [True, True]
+    err = capsys.readouterr().err
+    assert "hidden_dim: checkpoint 16, this run 32" in err
+    assert "No older one is left: starting from a fresh policy." in err
+
+
+# ---------------------------------------------------------------------------- end to end
+
+
+def test_resume_after_the_newest_checkpoint_was_truncated_completes_from_the_older_one(tmp_path, run_cli):
+    out = tmp_path / "run"
+    config = tmp_path / "tiny.json"
+    config.write_text(json.dumps(TINY))
+    base = ["train", "--mode", "independent", "--serial", "--quiet", "--output", str(out)]
+    first = run_cli(*base, "--evaluations", "3", "--initial-random", "2", "--steps-per-individual", "64", "--config", str(config))
+    assert first.returncode == 0, first.stderr
+    older, newest = list_checkpoints(out / "checkpoints", "evolution")
+    _truncate(newest)
+
+    resumed = run_cli("train", "--resume", "--serial", "--quiet", "--output", str(out), "--evaluations", "5")
+    assert resumed.returncode == 0, resumed.stderr
+    ids = [r["id"] for r in read_results(out)]
+    assert len(ids) == 5 and len(set(ids)) == 5
+    assert json.loads((out / "summary.json").read_text())["status"] == "completed"
+    log = (out / "training.log").read_text()
+    assert f"Checkpoint {newest} is unreadable" in log
+    assert f"Resumed from {older.name}" in log
