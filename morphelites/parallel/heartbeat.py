@@ -3,9 +3,12 @@
 Each watched process owns one slot of a shared array of ``time.monotonic()`` stamps (seconds;
 CLOCK_MONOTONIC is one clock for every process of the machine). The process calls :func:`beat`
 from the loops where it makes progress or waits on purpose (env steps, PPO epochs, waiting for a
-buffer slot or a new policy version, waiting for a task). The parent stamps the slot when it
-starts the process, and a slot older than ``ipc_timeout`` seconds means the process is stalled:
-it is killed and handled like a process that died.
+buffer slot or a new policy version, waiting for a task). A slot older than ``ipc_timeout``
+seconds means the process is stalled: it is killed and handled like a process that died.
+
+Starting up is not a loop: a spawned process imports its modules (torch, MuJoCo) before it can
+beat, which takes seconds, and many on a loaded machine. So the parent stamps the slot
+:data:`STARTUP_GRACE_S` seconds into the future when it starts the process.
 
 Why not a heartbeat thread: a thread keeps beating while the main thread is stuck in a loop or
 a deadlock, which is exactly what must be detected.
@@ -17,7 +20,10 @@ import multiprocessing as mp
 import time
 from typing import Any
 
-__all__ = ["Heartbeats", "install", "beat"]
+__all__ = ["Heartbeats", "install", "beat", "STARTUP_GRACE_S"]
+
+#: Seconds a starting process gets on top of ``ipc_timeout`` before its first heartbeat.
+STARTUP_GRACE_S = 60.0
 
 _stamps: Any = None  # this process's view of the shared array, once installed
 _slot = 0
@@ -36,9 +42,10 @@ class Heartbeats:
         for slot in range(slots):
             self.array[slot] = time.monotonic()
 
-    def stamp(self, slot: int) -> None:
-        """Mark ``slot`` as alive now (the parent does this when it (re)starts the process)."""
-        self.array[slot] = time.monotonic()
+    def stamp(self, slot: int, grace_s: float = 0.0) -> None:
+        """Mark ``slot`` as alive now, plus ``grace_s`` seconds (the parent does this with
+        :data:`STARTUP_GRACE_S` when it (re)starts the process)."""
+        self.array[slot] = time.monotonic() + grace_s
 
     def age(self, slot: int) -> float:
         """Seconds since ``slot`` last beat."""

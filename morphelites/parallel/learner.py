@@ -301,9 +301,9 @@ def learner_main(options: LearnerOptions, stats_conn: Connection, stop: Any, act
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     die_with_parent()
     set_process_title("shared_ppo learner")
+    learner = SharedPPOTrainer(options)  # imports torch, may restore a checkpoint: covered by the startup grace
     if beats is not None:
         heartbeat.install(beats, 0)
-    learner = SharedPPOTrainer(options)
     if options.resume:
         stats_conn.send({"event": "restored", "checkpoint": learner.restored_from, "version": learner.version,
                          "updates": learner.updates, "lost_updates": learner.lost_updates,

@@ -63,8 +63,8 @@ def _worker_main(index: int, role: str, job: str, conn: Connection, parent_pid: 
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C goes to the whole group; the parent decides
     die_with_parent()
     set_process_title(f"{role} {index}")
-    heartbeat.install(beats, index)
     function = _resolve(job)
+    heartbeat.install(beats, index)
     while True:
         if os.getppid() != parent_pid:
             return
@@ -142,7 +142,7 @@ class WorkerPool:
             target=_worker_main, args=(index, self.role, self.job, child, os.getpid(), self.heartbeats.array),
             name=f"{self.role} {index}", daemon=True,
         )  # fmt: skip
-        self.heartbeats.stamp(index)
+        self.heartbeats.stamp(index, heartbeat.STARTUP_GRACE_S)
         proc.start()
         child.close()
         self._procs[index], self._conns[index], self._tasks[index] = proc, parent, None

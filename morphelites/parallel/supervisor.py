@@ -23,7 +23,7 @@ from morphelites.config import Settings
 from morphelites.envs.reach import ObservationLayout
 from morphelites.individual import Individual
 from morphelites.parallel.buffer import BufferLayout, SharedExperienceBuffer
-from morphelites.parallel.heartbeat import Heartbeats
+from morphelites.parallel.heartbeat import STARTUP_GRACE_S, Heartbeats
 from morphelites.parallel.learner import LearnerOptions, learner_main
 from morphelites.parallel.pool import PoolEvent, SerialPool, WorkerPool
 from morphelites.parallel.shared_worker import SharedHandles, segment_shape
@@ -147,7 +147,7 @@ class SharedPPOSystem:
         if self._stats_recv is not None:
             self._stats_recv.close()
         self._stats_recv, stats_send = self._ctx.Pipe(duplex=False)
-        self._learner_beat.stamp(0)
+        self._learner_beat.stamp(0, STARTUP_GRACE_S)
         self.learner = self._ctx.Process(target=learner_main, name="shared_ppo learner", daemon=True,
                                          args=(options, stats_send, self._stop, self._active, self._learner_beat.array))  # fmt: skip
         self.learner.start()
