@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import math
+import os
 import types
 import typing
 from dataclasses import dataclass
@@ -278,6 +279,8 @@ class TrainingConfig:
 
 
 MEASURES = ("num_links", "total_length", "taper")
+#: More worker processes than this many per core are refused (they only add memory and switching).
+MAX_WORKERS_PER_CORE = 4
 EMITTERS = ("iso_line", "gaussian")
 
 
@@ -347,6 +350,13 @@ class EvolutionConfig:
         _check_int_range("evolution.eval_episodes", self.eval_episodes, 1, 100_000)
         if self.max_workers is not None:
             _check_int_range("evolution.max_workers", self.max_workers, 1, 1024)
+            cores = os.cpu_count() or 1
+            if self.max_workers > MAX_WORKERS_PER_CORE * cores:
+                raise ConfigError(
+                    f"evolution.max_workers (--workers) is {self.max_workers}, but this machine has {cores} cores: more "
+                    f"than {MAX_WORKERS_PER_CORE} workers per core ({MAX_WORKERS_PER_CORE * cores} here) only adds memory "
+                    f"and switching. Use --workers {max(1, cores * 3 // 4)} (the default) or at most {MAX_WORKERS_PER_CORE * cores}."
+                )
         _check_int_range("evolution.checkpoint_every", self.checkpoint_every, 1, 10**9)
         _check_int_range("evolution.checkpoints_kept", self.checkpoints_kept, 1, 1000)
         _check_int_range("evolution.heatmap_every", self.heatmap_every, 1, 10**9)
@@ -374,7 +384,8 @@ def section_from_dict(cls: type[Section], data: dict[str, Any] | None, where: st
     if data is None:
         return cls()
     if not isinstance(data, dict):
-        raise ConfigError(f"{where} must be a mapping of option names to values, got {data!r}.")
+        raise ConfigError(f"Config section {where} must be a JSON object of option names to values (e.g. "
+                          f"{{\"{where}\": {{...}}}}), got {data!r}.")  # fmt: skip
     fields = {f.name: f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
     hints = typing.get_type_hints(cls)
     kwargs: dict[str, Any] = {}
@@ -426,30 +437,36 @@ def _coerce(name: str, value: Any, hint: Any) -> Any:
     else:
         return value
     raise ConfigError(
-        f"{name} must be of type {hint.__name__}, got {value!r} ({type(value).__name__})."
+        f"{name} must be {_TYPE_WORDS.get(hint, hint.__name__)}, got {value!r} ({type(value).__name__}); "
+        f"{_TYPE_FIX.get(hint, 'change it in the config')}."
     )
+
+
+_TYPE_WORDS = {int: "a whole number (int)", float: "a number (float)", bool: "true or false (bool)", str: "a string"}
+_TYPE_FIX = {int: "write it without quotes or decimals, e.g. 4", float: "write it as a JSON number, e.g. 0.5",
+             bool: "write true or false without quotes", str: "write it in double quotes"}  # fmt: skip
 
 
 def _check_int_range(name: str, value: Any, low: int, high: int) -> int:
     if not isinstance(value, int) or isinstance(value, bool):
-        raise ConfigError(f"{name} must be a whole number in [{low}, {high}], got {value!r}.")
+        raise ConfigError(f"{name} must be a whole number in [{low}, {high}], got {value!r}; set it to one.")
     if not low <= value <= high:
-        raise ConfigError(f"{name} is {value}, outside the allowed range [{low}, {high}].")
+        raise ConfigError(f"{name} is {value}, outside the allowed range [{low}, {high}]; set it to a value in that range.")
     return value
 
 
 def _check_float_range(name: str, value: Any, low: float, high: float) -> float:
     if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value):
-        raise ConfigError(f"{name} must be a finite number in [{low}, {high}], got {value!r}.")
+        raise ConfigError(f"{name} must be a finite number in [{low}, {high}], got {value!r}; set it to one.")
     if not low <= value <= high:
-        raise ConfigError(f"{name} is {value}, outside the allowed range [{low}, {high}].")
+        raise ConfigError(f"{name} is {value}, outside the allowed range [{low}, {high}]; set it to a value in that range.")
     return float(value)
 
 
 def _check_choice(name: str, value: Any, choices: tuple[Any, ...]) -> Any:
     if value not in choices:
         close = difflib.get_close_matches(str(value), [str(c) for c in choices], n=1)
-        hint = f" Did you mean '{close[0]}'?" if close else ""
+        hint = f" Did you mean '{close[0]}'?" if close else " Use one of these."
         raise ConfigError(
             f"{name} is {value!r}, which is not one of {', '.join(map(repr, choices))}.{hint}"
         )
@@ -483,7 +500,8 @@ class Settings:
         """Build from ``{"body_space": {...}, "ppo": {...}, ...}``; unknown sections are errors."""
         data = data or {}
         if not isinstance(data, dict):
-            raise ConfigError(f"A config must be a JSON object of sections, got {type(data).__name__}.")
+            raise ConfigError(f"A config must be a JSON object of sections (e.g. {{\"ppo\": {{\"learning_rate\": 0.0003}}}}), "
+                              f"got a {type(data).__name__}.")  # fmt: skip
         sections = {f.name: f.type for f in dataclasses.fields(cls)}
         hints = typing.get_type_hints(cls)
         for key in data:
@@ -507,6 +525,7 @@ def load_config_file(path: str) -> dict[str, Any]:
     except FileNotFoundError:
         raise ConfigError(f"Config file {path} does not exist; check the --config path.") from None
     except json.JSONDecodeError as error:
-        raise ConfigError(f"Config file {path} is not valid JSON: {error}.") from None
+        raise ConfigError(f"Config file {path} is not valid JSON: {error}. Fix it (keys and strings in double quotes, no "
+                          f"trailing commas).") from None  # fmt: skip
     except OSError as error:
         raise ConfigError(f"Cannot read config file {path}: {error.strerror}.") from None

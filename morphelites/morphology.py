@@ -51,7 +51,7 @@ class Morphology:
         for i, length in enumerate(lengths):
             if not math.isfinite(length) or length <= 0:
                 raise ValueError(
-                    f"link_lengths[{i}] is {length!r}; every link length must be a finite number > 0 (metres)."
+                    f"link_lengths[{i}] is {length!r}; every link length must be a finite number > 0 (metres), e.g. 0.2."
                 )
         object.__setattr__(self, "num_links", int(num_links))
         object.__setattr__(self, "link_lengths", tuple(round(x, LENGTH_DECIMALS) for x in lengths))
@@ -77,8 +77,9 @@ class Morphology:
                 f"A body must be a mapping with 'link_lengths' (and optionally 'num_links'), got {data!r}."
             )
         lengths = data["link_lengths"]
-        num_links = data.get("num_links", len(lengths) if isinstance(lengths, (list, tuple)) else -1)
-        return cls(num_links, lengths)
+        if not isinstance(lengths, (list, tuple)):
+            raise ValueError(f"A body's 'link_lengths' must be a list of lengths in metres, e.g. [0.2, 0.2, 0.15], got {lengths!r}.")
+        return cls(data.get("num_links", len(lengths)), lengths)
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict())
@@ -130,7 +131,8 @@ class BodySpace:
         if not self.min_links <= body.num_links <= self.max_links:
             raise ValueError(
                 f"num_links is {body.num_links}, outside the body space's range "
-                f"[{self.min_links}, {self.max_links}] (body_space.min_links/max_links)."
+                f"[{self.min_links}, {self.max_links}] (body_space.min_links/max_links): give {self.min_links} to "
+                f"{self.max_links} link lengths, or widen body_space.min_links/max_links in --config."
             )
         low, high = self.length_bounds
         for i, length in enumerate(body.link_lengths):

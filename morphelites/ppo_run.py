@@ -66,7 +66,7 @@ def check_gym_env(env_id: str) -> None:
     try:
         env = gym.make(env_id)
     except gym.error.Error as error:
-        raise ConfigError(f"--env {env_id!r}: {error}. Use a registered Gymnasium ID such as Reacher-v5.") from None
+        raise ConfigError(f"--env {env_id!r}: {str(error).rstrip('.')}. Use a registered Gymnasium ID such as Reacher-v5.") from None
     except ImportError as error:
         raise ConfigError(f"--env {env_id!r} needs a package that is not installed: {error}.") from None
     try:

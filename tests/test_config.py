@@ -25,8 +25,8 @@ def test_defaults_validate_and_round_trip_through_dicts():
     [
         ({"ppo": {"learning_rat": 0.1}}, "Did you mean 'learning_rate'"),
         ({"ppi": {}}, "Did you mean 'ppo'"),
-        ({"ppo": {"num_envs": "four"}}, "ppo.num_envs must be of type int"),
-        ({"ppo": {"gamma": True}}, "ppo.gamma must be of type float"),
+        ({"ppo": {"num_envs": "four"}}, "ppo.num_envs must be a whole number (int)"),
+        ({"ppo": {"gamma": True}}, "ppo.gamma must be a number (float)"),
         ({"env": {"scene": "obstacle"}}, "Did you mean 'obstacles'"),
         ({"env": {"max_episode_steps": 0}}, "outside the allowed range [1, 100000]"),
         ({"env": {"success_radius_fraction": 0.2}}, "env.success_radius_fraction is 0.2"),

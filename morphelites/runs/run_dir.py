@@ -62,7 +62,11 @@ class RunDirectory:
         existing = path
         while not existing.exists():
             existing = existing.parent
-        if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
+        if not existing.is_dir():
+            raise RunDirectoryError(
+                f"Output directory {path} cannot be made: {existing} is a file, not a directory. Choose another --output."
+            )
+        if not os.access(existing, os.W_OK | os.X_OK):
             raise RunDirectoryError(
                 f"Cannot write to {existing} (needed for output directory {path}). Fix its permissions or choose "
                 f"another --output."
