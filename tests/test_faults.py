@@ -179,9 +179,8 @@ def _assert_every_file_readable(out: Path) -> None:
             assert text.endswith("\n"), f"{name} ends in a whole line"
             rows = list(csv.reader(text.splitlines()))
             assert len({len(r) for r in rows}) == 1, f"every row of {name} has the header's columns"
-    for checkpoint in (out / "checkpoints").glob("*.pkl"):
+    for checkpoint in (out / "checkpoints").glob("*.pkl"):  # a write cut short leaves a .tmp file, never a .pkl
         load_checkpoint(checkpoint)
-    assert not list(out.rglob("*.tmp")) or True  # temp files of atomic writes may stay; never read as data
 
 
 @pytest.mark.parametrize("kills", [pytest.param(2), pytest.param(6, marks=pytest.mark.slow)])
