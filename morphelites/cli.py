@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import difflib
 import json
+import shlex
 import sys
 from typing import Any, Sequence
 
-from morphelites.config import ConfigError, Settings, load_config_file
+from morphelites.config import MAX_SEED, ConfigError, Settings, load_config_file
 from morphelites.morphology import BodySpace, Morphology
 
 __all__ = ["main", "build_parser"]
@@ -21,10 +23,66 @@ EXIT_BAD_INPUT = 2
 EXIT_INTERRUPTED = 130
 
 
+#: What to do about argparse's own complaints (matched by the start of its message).
+_ARGPARSE_FIXES = (
+    ("invalid int value", "give a whole number, e.g. 4"),
+    ("invalid float value", "give a number, e.g. 0.5"),
+    ("expected one argument", "give the option a value"),
+    ("invalid choice", "use one of the choices listed"),
+    ("not allowed with argument", "give only one of the two"),
+    ("the following arguments are required", "give them"),
+)
+
+
 class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # argparse prints usage; keep it, exit 2
+    def error(self, message: str) -> None:  # argparse prints usage; keep it, add how to fix it, exit 2
+        """Print usage and ``morphelites: error: MESSAGE`` with a fix hint; exit with code 2."""
+        fix = next((f for words, f in _ARGPARSE_FIXES if words in message), None)
+        text = f"{message}; {fix}" if fix else message
+        text = text if text.endswith((".", "?")) else text + "."
         self.print_usage(sys.stderr)
-        self.exit(EXIT_BAD_INPUT, f"morphelites: error: {message}\n")
+        self.exit(EXIT_BAD_INPUT, f"morphelites: error: {text} See '{self.prog} --help' for every option.\n")
+
+
+def _parse(parser: argparse.ArgumentParser, argv: Sequence[str] | None) -> argparse.Namespace:
+    """``parser.parse_args(argv)``, but an unknown option gets a did-you-mean from its subcommand's options."""
+    args, extras = parser.parse_known_args(argv)
+    if extras:
+        sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction)).choices[args.command]
+        known = sorted({o for a in sub._actions for o in a.option_strings if o.startswith("--")})
+        unknown = next((e.split("=", 1)[0] for e in extras if e.startswith("-")), None)
+        close = difflib.get_close_matches(unknown, known, n=1) if unknown else []
+        hint = f" Did you mean {close[0]}?" if close else " Remove it, or put it after the right subcommand."
+        sub.error(f"unrecognized arguments: {' '.join(extras)}.{hint}")
+    return args
+
+
+def _validated(settings: Settings, given: dict[str, tuple[str, Any]]) -> Settings:
+    """``settings.validate()``; a message about a value given by a command-line option starts with that option.
+
+    ``given`` maps a dotted setting (``evolution.max_workers``) to the option and value that set it.
+    """
+    try:
+        return settings.validate()
+    except ConfigError as error:
+        message = str(error)
+        for key, (option, value) in given.items():
+            if message.startswith((f"{key} is ", f"{key} must ")) and option not in message:
+                raise ConfigError(f"{option} {shlex.quote(str(value))}: {message}") from None
+        raise
+
+
+def _check_output(output: str | None) -> None:
+    """Refuse an empty ``--output`` (it would silently mean the default or the current directory)."""
+    if output is not None and not output.strip():
+        raise ConfigError("--output is empty; give the path of a directory for the run, e.g. --output runs/first.")
+
+
+def _check_seed(value: int) -> None:
+    """Refuse a ``--seed`` outside [0, MAX_SEED] (numpy refuses negative seeds)."""
+    if not 0 <= value <= MAX_SEED:
+        raise ConfigError(f"--seed is {value}, outside the allowed range [0, {MAX_SEED}]; give a whole number in that "
+                          f"range, e.g. --seed 0.")  # fmt: skip
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -74,18 +132,22 @@ def build_parser() -> argparse.ArgumentParser:
 def _settings(args: argparse.Namespace) -> Settings:
     data: dict[str, Any] = load_config_file(args.config) if args.config else {}
     settings = Settings.from_dict(data)
+    given: dict[str, tuple[str, Any]] = {}
     env = settings.env
-    if getattr(args, "scene", None):
+    if getattr(args, "scene", None) is not None:
         env = dataclasses.replace(env, scene=args.scene)
-    if getattr(args, "goals", None):
+        given["env.scene"] = ("--scene", args.scene)
+    if getattr(args, "goals", None) is not None:
         env = dataclasses.replace(env, goal_sampling=args.goals)
     ppo = settings.ppo
     if getattr(args, "num_envs", None) is not None:
         ppo = dataclasses.replace(ppo, num_envs=args.num_envs)
+        given["ppo.num_envs"] = ("--num-envs", args.num_envs)
     model = settings.model
     if getattr(args, "hidden_dim", None) is not None:
         model = dataclasses.replace(model, hidden_dim=args.hidden_dim)
-    return dataclasses.replace(settings, env=env, ppo=ppo, model=model).validate()
+        given["model.hidden_dim"] = ("--hidden-dim", args.hidden_dim)
+    return _validated(dataclasses.replace(settings, env=env, ppo=ppo, model=model), given)
 
 
 def parse_body(text: str) -> Morphology:
@@ -93,22 +155,30 @@ def parse_body(text: str) -> Morphology:
     text = text.strip()
     if text.startswith("{"):
         try:
-            return Morphology.from_dict(json.loads(text))
+            data = json.loads(text)
         except json.JSONDecodeError as error:
-            raise ValueError(f"--body {text!r} is not valid JSON: {error}") from None
+            raise ValueError(f"--body {text!r} is not valid JSON: {error}. Write it as '{{\"link_lengths\": [0.2, 0.2, "
+                             f"0.15]}}', quoted as a whole for the shell.") from None  # fmt: skip
+        return Morphology.from_dict(data)
+    entries = [x.strip() for x in text.split(",")]
+    if "" in entries:
+        raise ValueError(f"--body {text!r} has an empty entry; give comma-separated link lengths in metres, one per "
+                         f"link, e.g. 0.2,0.2,0.15.")  # fmt: skip
     try:
-        lengths = [float(x) for x in text.split(",") if x.strip()]
+        lengths = [float(x) for x in entries]
     except ValueError:
-        raise ValueError(f"--body {text!r}: give comma-separated link lengths in metres, e.g. 0.2,0.2,0.15") from None
+        raise ValueError(f"--body {text!r}: give comma-separated link lengths in metres, e.g. 0.2,0.2,0.15.") from None
     return Morphology(len(lengths), lengths)
 
 
 def _ppo_request(args: argparse.Namespace) -> Any:
     from morphelites.ppo_run import PPORunRequest, check_gym_env, mixed_bodies
 
+    _check_output(args.output)
     settings = _settings(args)
     _check_positive("--steps", args.steps)
     _check_positive("--eval-episodes", args.eval_episodes)
+    _check_seed(args.seed)
     space = BodySpace(settings.body_space)
     bodies: tuple[Morphology, ...] = ()
     if args.env_id:
@@ -136,12 +206,14 @@ def _train_trainer(args: argparse.Namespace) -> Any:
     from morphelites.evolution.trainer import MAPElitesEvolutionTrainer
     from morphelites.runs import RunDirectory
 
+    _check_output(args.output)
     mode = args.mode or "shared"
-    output = args.output or ("map_elites_shared_ppo_results" if mode == "shared" else "map_elites_results")
+    output = args.output if args.output is not None else (
+        "map_elites_shared_ppo_results" if mode == "shared" else "map_elites_results")  # fmt: skip
     stored: dict[str, Any] | None = None
     if args.resume:
         RunDirectory(output).check(resume=True)
-        stored = json.loads((RunDirectory(output).config).read_text())
+        stored = _stored_run(output)
         if args.mode is not None and stored.get("mode") != mode:
             raise ConfigError(f"{output} holds a {stored.get('mode')} run; drop --mode or use a new --output.")
         mode = stored.get("mode", mode)
@@ -154,8 +226,14 @@ def _train_trainer(args: argparse.Namespace) -> Any:
         "use_shared_ppo": mode == "shared",
     }  # fmt: skip
     evo = dataclasses.replace(settings.evolution, **{k: v for k, v in evo_changes.items() if v is not None})
-    env = dataclasses.replace(settings.env, scene=args.scene) if args.scene else settings.env
-    settings = dataclasses.replace(settings, evolution=evo, env=env).validate()
+    env = dataclasses.replace(settings.env, scene=args.scene) if args.scene is not None else settings.env
+    options = {"num_initial_random": "--initial-random", "training_steps_per_individual": "--steps-per-individual",
+               "evaluations": "--evaluations", "max_env_steps": "--max-env-steps", "max_wall_s": "--max-wall-time",
+               "max_workers": "--workers", "seed": "--seed"}  # fmt: skip
+    given = {f"evolution.{k}": (o, evo_changes[k]) for k, o in options.items() if evo_changes[k] is not None}
+    if args.scene is not None:
+        given["env.scene"] = ("--scene", args.scene)
+    settings = _validated(dataclasses.replace(settings, evolution=evo, env=env), given)
     if stored is not None:
         _refuse_conflicts(Settings.from_dict(stored["settings"]), settings, output)
     evo = settings.evolution
@@ -164,6 +242,35 @@ def _train_trainer(args: argparse.Namespace) -> Any:
         enable_multiprocess=evo.enable_multiprocess, max_workers=evo.max_workers, use_shared_ppo=evo.use_shared_ppo,
         output_dir=output, resume=args.resume, quiet=args.quiet,
     )  # fmt: skip
+
+
+def _stored_run(output: str) -> dict[str, Any]:
+    """The run recorded in ``output/config.json`` (mode and settings); ConfigError if that file is damaged."""
+    from morphelites.runs import RunDirectory
+
+    path = RunDirectory(output).config
+    problem = ""
+    try:
+        stored = json.loads(path.read_text(encoding="utf-8"))
+    except OSError as error:
+        problem = f"it cannot be read ({error.strerror or error})"
+    except ValueError as error:  # bad JSON or not UTF-8
+        problem = f"it is not valid JSON ({error})"
+    else:
+        if not isinstance(stored, dict) or not isinstance(stored.get("settings"), dict):
+            problem = 'it has no "settings" object'
+        elif stored.get("mode", "shared") not in ("shared", "independent"):
+            problem = f'its "mode" is {stored.get("mode")!r}, not "shared" or "independent"'
+        else:
+            try:
+                Settings.from_dict(stored["settings"])
+            except ConfigError as error:
+                problem = f"its settings are refused: {error}"
+    if problem:
+        problem = problem if problem.endswith((".", "?")) else problem + "."
+        raise ConfigError(f"Cannot resume: {path} is damaged or was not written by morphelites: {problem} Repair or "
+                          f"restore that file, or start a new run with another --output.")  # fmt: skip
+    return stored
 
 
 def _refuse_conflicts(stored: Settings, new: Settings, output: str) -> None:
@@ -185,12 +292,12 @@ def _refuse_conflicts(stored: Settings, new: Settings, output: str) -> None:
 
 def _check_positive(option: str, value: int) -> None:
     if value < 1:
-        raise ConfigError(f"{option} must be at least 1, got {value}.")
+        raise ConfigError(f"{option} must be at least 1, got {value}; give a positive whole number.")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``morphelites`` console script; returns the exit code."""
-    args = build_parser().parse_args(argv)
+    args = _parse(build_parser(), argv)
     from morphelites.runs import RunDirectory, RunDirectoryError
 
     try:  # everything that can be wrong with the input is found here, before any process starts

@@ -32,6 +32,7 @@ __all__ = [
     "EvolutionConfig",
     "TrainingConfig",
     "MEASURES",
+    "MAX_SEED",
     "EMITTERS",
     "load_config_file",
 ]
@@ -279,6 +280,8 @@ class TrainingConfig:
 
 
 MEASURES = ("num_links", "total_length", "taper")
+#: Seeds must lie in [0, MAX_SEED]: numpy refuses negative seeds, and every library takes 32 bits.
+MAX_SEED = 2**32 - 1
 #: More worker processes than this many per core are refused (they only add memory and switching).
 MAX_WORKERS_PER_CORE = 4
 EMITTERS = ("iso_line", "gaussian")
@@ -342,12 +345,14 @@ class EvolutionConfig:
         for name in self.measures:
             _check_choice("evolution.measures entry", name, MEASURES)
         if len(set(self.measures)) != len(self.measures):
-            raise ConfigError(f"evolution.measures lists a measure twice: {list(self.measures)}.")
+            raise ConfigError(f"evolution.measures lists a measure twice: {list(self.measures)}; list each measure once.")
         _check_int_range("evolution.continuous_bins", self.continuous_bins, 1, 10_000)
         _check_choice("evolution.emitter", self.emitter, EMITTERS)
         _check_float_range("evolution.sigma", self.sigma, 1e-6, 10.0)
         _check_float_range("evolution.line_sigma", self.line_sigma, 0.0, 10.0)
         _check_int_range("evolution.eval_episodes", self.eval_episodes, 1, 100_000)
+        _check_int_range("evolution.seed", self.seed, 0, MAX_SEED)
+        _check_int_range("evolution.eval_seed", self.eval_seed, 0, MAX_SEED)
         if self.max_workers is not None:
             _check_int_range("evolution.max_workers", self.max_workers, 1, 1024)
             cores = os.cpu_count() or 1
@@ -419,7 +424,8 @@ def _coerce(name: str, value: Any, hint: Any) -> Any:
         return _check_choice(name, value, typing.get_args(hint))
     if origin is tuple:
         if not isinstance(value, (list, tuple)):
-            raise ConfigError(f"{name} must be a list, got {value!r}.")
+            raise ConfigError(f"{name} must be a list, got {value!r}; write it as a JSON list in square brackets, "
+                              f"e.g. [\"num_links\", \"total_length\"].")  # fmt: skip
         item = typing.get_args(hint)[0]
         return tuple(_coerce(f"{name}[{i}]", v, item) for i, v in enumerate(value))
     if hint is bool:
@@ -498,7 +504,8 @@ class Settings:
     @classmethod
     def from_dict(cls, data: dict[str, Any] | None) -> "Settings":
         """Build from ``{"body_space": {...}, "ppo": {...}, ...}``; unknown sections are errors."""
-        data = data or {}
+        if data is None:
+            data = {}
         if not isinstance(data, dict):
             raise ConfigError(f"A config must be a JSON object of sections (e.g. {{\"ppo\": {{\"learning_rate\": 0.0003}}}}), "
                               f"got a {type(data).__name__}.")  # fmt: skip
@@ -524,8 +531,14 @@ def load_config_file(path: str) -> dict[str, Any]:
             return json.load(handle)
     except FileNotFoundError:
         raise ConfigError(f"Config file {path} does not exist; check the --config path.") from None
+    except IsADirectoryError:
+        raise ConfigError(f"Config file {path} is a directory, not a file; give --config the path of a JSON file.") from None
     except json.JSONDecodeError as error:
         raise ConfigError(f"Config file {path} is not valid JSON: {error}. Fix it (keys and strings in double quotes, no "
                           f"trailing commas).") from None  # fmt: skip
+    except UnicodeDecodeError as error:
+        raise ConfigError(f"Config file {path} is not UTF-8 text (byte {error.object[error.start]:#04x} at position "
+                          f"{error.start}); save it as UTF-8 JSON, or check the --config path.") from None  # fmt: skip
     except OSError as error:
-        raise ConfigError(f"Cannot read config file {path}: {error.strerror}.") from None
+        raise ConfigError(f"Cannot read config file {path}: {error.strerror or error}. Check the --config path and the "
+                          f"file's permissions.") from None  # fmt: skip

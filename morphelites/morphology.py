@@ -36,13 +36,15 @@ class Morphology:
 
     def __init__(self, num_links: int, link_lengths: Sequence[float]) -> None:
         if isinstance(num_links, bool) or not isinstance(num_links, (int, np.integer)):
-            raise ValueError(f"num_links must be a whole number >= 1, got {num_links!r}.")
+            raise ValueError(f"num_links must be a whole number >= 1, got {num_links!r}; give the number of links, "
+                             f"or leave it out (it follows from link_lengths).")  # fmt: skip
         if num_links < 1:
-            raise ValueError(f"num_links is {num_links}; an arm needs at least 1 link.")
+            raise ValueError(f"num_links is {num_links}; an arm needs at least 1 link, so give at least one length.")
         try:
             lengths = tuple(float(x) for x in link_lengths)
         except (TypeError, ValueError):
-            raise ValueError(f"link_lengths must be a list of numbers, got {link_lengths!r}.") from None
+            raise ValueError(f"link_lengths must be a list of numbers, got {link_lengths!r}; give one length in metres "
+                             f"per link, e.g. [0.2, 0.2, 0.15].") from None  # fmt: skip
         if len(lengths) != num_links:
             raise ValueError(
                 f"link_lengths has {len(lengths)} entries but num_links is {num_links}; "
@@ -74,7 +76,8 @@ class Morphology:
         """Inverse of :meth:`to_dict` (``total_length``, if present, is ignored)."""
         if not isinstance(data, dict) or "link_lengths" not in data:
             raise ValueError(
-                f"A body must be a mapping with 'link_lengths' (and optionally 'num_links'), got {data!r}."
+                f"A body must be a mapping with 'link_lengths' (and optionally 'num_links'), got {data!r}; write it "
+                f"as {{\"link_lengths\": [0.2, 0.2, 0.15]}}."
             )
         lengths = data["link_lengths"]
         if not isinstance(lengths, (list, tuple)):
@@ -139,7 +142,8 @@ class BodySpace:
             if not low - 1e-9 <= length <= high + 1e-9:
                 raise ValueError(
                     f"link_lengths[{i}] is {length} m, outside the allowed range [{low}, {high}] m "
-                    f"(body_space.min_link_length/max_link_length)."
+                    f"(body_space.min_link_length/max_link_length): give a length in that range, or widen "
+                    f"body_space.min_link_length/max_link_length in --config."
                 )
         return body
 

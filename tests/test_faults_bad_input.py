@@ -7,7 +7,9 @@ The cases run ``morphelites.cli.main`` in this process (fast); one runs the real
 from __future__ import annotations
 
 import json
+import multiprocessing.process
 import os
+import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -19,86 +21,134 @@ from morphelites.cli import main
 
 REPO = Path(__file__).resolve().parents[1]
 
-# (id, command line with {cfg} for a config file written from `config` and {out} for the output
-#  directory, config contents or None, words the message must contain: the culprit and the fix)
+# (id, command line (shell words) with {cfg} for a config file written from `setup` when it is a dict or list,
+#  {out} for the output directory and {tmp} for the test's directory; setup: config contents, a name from
+#  SETUPS, or None; words the message must contain: the culprit and the fix)
+T = "train --config {cfg} --output {out}"
 CASES = [
     # wrong types
-    ("string-for-int", "train --config {cfg} --output {out}", {"training": {"buffer_size": "big"}}, ["training.buffer_size", "whole number"]),
-    ("bool-for-int", "train --config {cfg} --output {out}", {"evolution": {"evaluations": True}}, ["evolution.evaluations", "whole number"]),
-    ("list-for-float", "train --config {cfg} --output {out}", {"ppo": {"learning_rate": [0.1]}}, ["ppo.learning_rate", "number"]),
-    ("null-for-float", "train --config {cfg} --output {out}", {"ppo": {"gamma": None}}, ["ppo.gamma", "number"]),
-    ("string-for-bool", "train --config {cfg} --output {out}", {"training": {"sync": "yes"}}, ["training.sync", "true or false"]),
-    ("section-not-object", "train --config {cfg} --output {out}", {"ppo": 3}, ["ppo", "JSON object"]),
-    ("config-not-object", "train --config {cfg} --output {out}", [1, 2], ["object", "sections"]),
+    ("string-for-int", T, {"training": {"buffer_size": "big"}}, ["training.buffer_size", "whole number", "without quotes"]),
+    ("bool-for-int", T, {"evolution": {"evaluations": True}}, ["evolution.evaluations", "whole number", "without quotes"]),
+    ("list-for-float", T, {"ppo": {"learning_rate": [0.1]}}, ["ppo.learning_rate", "[0.1]", "JSON number"]),
+    ("null-for-float", T, {"ppo": {"gamma": None}}, ["ppo.gamma", "None", "JSON number"]),
+    ("string-for-bool", T, {"training": {"sync": "yes"}}, ["training.sync", "'yes'", "true or false without quotes"]),
+    ("string-for-list", T, {"evolution": {"measures": "num_links"}}, ["evolution.measures", "must be a list", "square brackets"]),
+    ("section-not-object", T, {"ppo": 3}, ["ppo", "JSON object", "e.g."]),
+    ("config-not-object", T, [1, 2], ["object", "sections", "e.g."]),
+    ("config-empty-list", T, [], ["object", "list", "e.g."]),
+    ("word-for-int-option", "train --workers many --output {out}", None, ["--workers", "'many'", "whole number", "--help"]),
     # out of range
-    ("negative-learning-rate", "train --config {cfg} --output {out}", {"ppo": {"learning_rate": -1.0}}, ["ppo.learning_rate", "range"]),
-    ("gamma-above-1", "train --config {cfg} --output {out}", {"ppo": {"gamma": 1.5}}, ["ppo.gamma", "range"]),
-    ("zero-buffer", "train --config {cfg} --output {out}", {"training": {"buffer_size": 0}}, ["training.buffer_size", "range"]),
-    ("zero-eval-episodes", "train --config {cfg} --output {out}", {"evolution": {"eval_episodes": 0}}, ["evolution.eval_episodes", "range"]),
-    ("negative-ipc-timeout", "train --config {cfg} --output {out}", {"training": {"ipc_timeout": -5}}, ["training.ipc_timeout", "range"]),
-    ("too-many-links", "train --config {cfg} --output {out}", {"body_space": {"max_links": 50}}, ["body_space.max_links", "range"]),
-    ("zero-workers", "train --workers 0 --output {out}", None, ["max_workers", "range"]),
-    ("zero-evaluations", "train --evaluations 0 --output {out}", None, ["evolution.evaluations", "range"]),
-    ("zero-steps", "train --steps-per-individual 0 --output {out}", None, ["steps_per_individual", "range"]),
-    ("negative-wall-time", "train --max-wall-time -1 --output {out}", None, ["max_wall_s", "range"]),
+    ("negative-learning-rate", T, {"ppo": {"learning_rate": -1.0}}, ["ppo.learning_rate", "-1.0", "set it to"]),
+    ("gamma-above-1", T, {"ppo": {"gamma": 1.5}}, ["ppo.gamma", "1.5", "set it to"]),
+    ("zero-buffer", T, {"training": {"buffer_size": 0}}, ["training.buffer_size", "set it to"]),
+    ("zero-eval-episodes", T, {"evolution": {"eval_episodes": 0}}, ["evolution.eval_episodes", "set it to"]),
+    ("negative-ipc-timeout", T, {"training": {"ipc_timeout": -5}}, ["training.ipc_timeout", "-5", "set it to"]),
+    ("negative-learner-restarts", T, {"training": {"max_learner_restarts": -1}}, ["training.max_learner_restarts", "set it to"]),
+    ("zero-learner-checkpoint-every", T, {"training": {"learner_checkpoint_every": 0}}, ["learner_checkpoint_every", "set it to"]),
+    ("negative-eval-seed", T, {"evolution": {"eval_seed": -3}}, ["evolution.eval_seed", "-3", "set it to"]),
+    ("too-many-links", T, {"body_space": {"max_links": 50}}, ["body_space.max_links", "50", "set it to"]),
+    ("zero-workers", "train --workers 0 --output {out}", None, ["--workers 0", "max_workers", "set it to"]),
+    ("zero-evaluations", "train --evaluations 0 --output {out}", None, ["--evaluations 0", "evolution.evaluations", "set it to"]),
+    ("zero-steps", "train --steps-per-individual 0 --output {out}", None, ["--steps-per-individual", "set it to"]),
+    ("negative-wall-time", "train --max-wall-time -1 --output {out}", None, ["--max-wall-time", "max_wall_s", "set it to"]),
+    ("negative-seed", "train --seed -1 --output {out}", None, ["--seed -1", "evolution.seed", "set it to"]),
+    ("ppo-negative-seed", "ppo --seed -1 --output {out}", None, ["--seed", "-1", "--seed 0"]),
+    ("ppo-zero-eval-episodes", "ppo --eval-episodes 0 --output {out}", None, ["--eval-episodes", "positive whole number"]),
     # inconsistent
-    ("batch-above-buffer", "train --config {cfg} --output {out}", {"training": {"buffer_size": 500, "min_batch_size": 1000}}, ["min_batch_size", "buffer_size", "raise"]),
-    ("observation-dim-disagrees", "train --config {cfg} --output {out}", {"model": {"observation_dim": 10}}, ["observation_dim", "54", "Remove"]),
-    ("min-links-above-max", "train --config {cfg} --output {out}", {"body_space": {"min_links": 5, "max_links": 3}}, ["min_links", "max_links"]),
-    ("too-many-workers", "train --workers 1000 --output {out}", None, ["1000", "cores", "--workers"]),
+    ("batch-above-buffer", T, {"training": {"buffer_size": 500, "min_batch_size": 1000}}, ["min_batch_size", "buffer_size", "raise"]),
+    ("observation-dim-disagrees", T, {"model": {"observation_dim": 10}}, ["observation_dim", "54", "Remove"]),
+    ("min-links-above-max", T, {"body_space": {"min_links": 5, "max_links": 3}}, ["min_links", "max_links", "set min_links <= max_links"]),
+    ("minibatches-above-batch", T, {"ppo": {"num_envs": 2, "num_steps": 4, "num_minibatches": 16}}, ["num_minibatches", "lower"]),
+    ("too-many-workers", "train --workers 1000 --output {out}", None, ["1000", "cores", "Use --workers"]),
+    ("two-modes", "train --train --train-shared --output {out}", None, ["--train-shared", "--train", "only one"]),
     # unknown keys, with a did-you-mean
-    ("unknown-key", "train --config {cfg} --output {out}", {"training": {"buffer_sise": 10}}, ["buffer_sise", "Did you mean", "buffer_size"]),
-    ("unknown-section", "train --config {cfg} --output {out}", {"trainig": {}}, ["trainig", "Did you mean", "training"]),
-    ("unknown-evolution-key", "train --config {cfg} --output {out}", {"evolution": {"evaluatons": 3}}, ["evaluatons", "evaluations"]),
-    ("bad-emitter", "train --config {cfg} --output {out}", {"evolution": {"emitter": "isoline"}}, ["evolution.emitter", "iso_line"]),
-    ("bad-measure", "train --config {cfg} --output {out}", {"evolution": {"measures": ["num_link"]}}, ["num_link", "num_links"]),
-    ("bad-value-targets", "train --config {cfg} --output {out}", {"training": {"value_targets": "vtrac"}}, ["vtrac", "vtrace"]),
+    ("unknown-key", T, {"training": {"buffer_sise": 10}}, ["buffer_sise", "Did you mean", "buffer_size"]),
+    ("unknown-section", T, {"trainig": {}}, ["trainig", "Did you mean", "training"]),
+    ("unknown-evolution-key", T, {"evolution": {"evaluatons": 3}}, ["evaluatons", "Did you mean 'evaluations'"]),
+    ("unknown-option", "train --wokers 2 --output {out}", None, ["--wokers", "Did you mean --workers"]),
+    ("bad-emitter", T, {"evolution": {"emitter": "isoline"}}, ["evolution.emitter", "Did you mean 'iso_line'"]),
+    ("bad-measure", T, {"evolution": {"measures": ["num_link"]}}, ["num_link", "Did you mean 'num_links'"]),
+    ("bad-value-targets", T, {"training": {"value_targets": "vtrac"}}, ["vtrac", "Did you mean 'vtrace'"]),
     # bad scenes
     ("bad-scene-option", "train --scene obstacle --output {out}", None, ["obstacle", "Did you mean", "obstacles"]),
-    ("bad-scene-config", "train --config {cfg} --output {out}", {"env": {"scene": "opne"}}, ["opne", "open"]),
-    ("bad-scene-ppo", "ppo --scene forest --output {out}", None, ["forest", "open", "obstacles"]),
+    ("bad-scene-config", T, {"env": {"scene": "opne"}}, ["opne", "Did you mean 'open'"]),
+    ("bad-scene-ppo", "ppo --scene forest --output {out}", None, ["forest", "open", "obstacles", "Use one of these"]),
+    ("empty-scene", "train --scene '' --output {out}", None, ["--scene ''", "env.scene", "Use one of these"]),
     # bad bodies
-    ("negative-link", "ppo --body=-0.1,0.2,0.2 --output {out}", None, ["-0.1", "link"]),
-    ("too-long-body", "ppo --body 0.2,0.2,0.2,0.2,0.2,0.2,0.2,0.2 --output {out}", None, ["8", "links"]),
-    ("too-short-body", "ppo --body 0.2 --output {out}", None, ["1", "links"]),
-    ("non-numeric-body", "ppo --body a,b,c --output {out}", None, ["a,b,c", "comma-separated"]),
-    ("body-json-wrong", 'ppo --body {{"link_lengths":"x"}} --output {out}', None, ["link_lengths", "list of lengths"]),
-    ("unknown-gym-task", "ppo --env NoSuchTask-v0 --output {out}", None, ["NoSuchTask-v0"]),
+    ("negative-link", "ppo --body=-0.1,0.2,0.2 --output {out}", None, ["-0.1", "link", "finite number > 0"]),
+    ("link-outside-space", "ppo --body 0.2,0.5,0.2 --output {out}", None, ["link_lengths[1]", "0.5", "widen"]),
+    ("too-long-body", "ppo --body 0.2,0.2,0.2,0.2,0.2,0.2,0.2,0.2 --output {out}", None, ["8", "links", "give 3 to 6 link lengths"]),
+    ("too-short-body", "ppo --body 0.2 --output {out}", None, ["1", "links", "give 3 to 6 link lengths"]),
+    ("non-numeric-body", "ppo --body a,b,c --output {out}", None, ["a,b,c", "comma-separated", "e.g."]),
+    ("empty-body-entry", "ppo --body 0.2,,0.2,0.2 --output {out}", None, ["0.2,,0.2,0.2", "empty entry", "e.g."]),
+    ("body-json-wrong", """ppo --body '{{"link_lengths":"x"}}' --output {out}""", None, ["link_lengths", "list of lengths", "e.g."]),
+    ("body-json-broken", "ppo --body '{{bad' --output {out}", None, ["{bad", "not valid JSON", "link_lengths"]),
+    ("body-json-count", """ppo --body '{{"link_lengths":[0.2,0.2,0.2],"num_links":4}}' --output {out}""", None,
+     ["num_links is 4", "one length per link"]),
+    ("unknown-gym-task", "ppo --env NoSuchTask-v0 --output {out}", None, ["NoSuchTask-v0", "registered Gymnasium ID"]),
     # bad paths
     ("missing-config", "train --config {tmp}/nope.json --output {out}", None, ["nope.json", "does not exist", "--config"]),
-    ("config-not-json", "train --config {tmp}/broken.json --output {out}", "broken", ["broken.json", "not valid JSON"]),
-    ("output-is-a-file", "train --output {tmp}/afile", "file", ["afile", "is a file", "--output"]),
-    ("output-under-a-file", "train --output {tmp}/afile/run", "file", ["afile", "--output"]),
-    ("resume-without-run", "train --resume --output {tmp}/empty", "empty-dir", ["no run", "--resume"]),
+    ("config-not-json", "train --config {tmp}/broken.json --output {out}", "broken", ["broken.json", "not valid JSON", "Fix it"]),
+    ("config-not-utf8", "train --config {tmp}/latin.json --output {out}", "latin", ["latin.json", "UTF-8", "save it"]),
+    ("config-is-a-directory", "train --config {tmp}/adir --output {out}", "adir", ["adir", "directory", "--config"]),
+    ("output-is-a-file", "train --output {tmp}/afile", "file", ["afile", "is a file", "Choose another --output"]),
+    ("output-under-a-file", "train --output {tmp}/afile/run", "file", ["afile", "Choose another --output"]),
+    ("empty-output", "train --output ''", None, ["--output is empty", "e.g. --output"]),
+    ("resume-without-run", "train --resume --output {tmp}/empty", "empty-dir", ["no run", "drop --resume"]),
+    ("resume-damaged-run", "train --resume --output {tmp}/damaged", "damaged-run", ["damaged", "config.json", "not valid JSON", "--output"]),
+    ("resume-run-without-settings", "train --resume --output {tmp}/damaged", "run-without-settings", ["config.json", '"settings"', "Repair"]),
     ("non-empty-output", "train --output {tmp}/full", "full-dir", ["already holds files", "--resume", "--output"]),
 ]
 
+#: Files and directories a case needs before the command runs (named by the case's `setup`).
+SETUPS = {
+    "broken": {"broken.json": "{not json"},
+    "latin": {"latin.json": b'{"ppo": {"learning_rate": 0.001}} \xff'},
+    "adir": {"adir/": None},
+    "file": {"afile": "x"},
+    "empty-dir": {"empty/": None},
+    "full-dir": {"full/notes.txt": "mine"},
+    "damaged-run": {"damaged/config.json": '{"mode": "shared", "settings": {'},
+    "run-without-settings": {"damaged/config.json": '{"mode": "shared"}'},
+}
 
-def _prepare(tmp_path: Path, config: object) -> None:
-    if config == "broken":
-        (tmp_path / "broken.json").write_text("{not json")
-    elif config == "file":
-        (tmp_path / "afile").write_text("x")
-    elif config == "empty-dir":
-        (tmp_path / "empty").mkdir()
-    elif config == "full-dir":
-        (tmp_path / "full").mkdir()
-        (tmp_path / "full" / "notes.txt").write_text("mine")
-    elif config is not None:
-        (tmp_path / "cfg.json").write_text(json.dumps(config))
+
+def _prepare(tmp_path: Path, setup: object) -> None:
+    """Write the config file (a dict or list) or the files named by ``setup`` under ``tmp_path``."""
+    if setup is None:
+        return
+    if not isinstance(setup, str):
+        (tmp_path / "cfg.json").write_text(json.dumps(setup))
+        return
+    for name, content in SETUPS[setup].items():
+        path = tmp_path / name
+        if name.endswith("/"):
+            path.mkdir(parents=True)
+            continue
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(content if isinstance(content, bytes) else content.encode())
 
 
 def _files(root: Path) -> set[Path]:
-    return {p for p in root.rglob("*")}
+    """Every path under ``root``."""
+    return set(root.rglob("*"))
 
 
-@pytest.mark.parametrize("name,command,config,words", CASES, ids=[c[0] for c in CASES])
-def test_bad_input_exits_2_with_one_paragraph_writes_nothing_starts_nothing(tmp_path, capsys, monkeypatch, name, command, config, words):
-    _prepare(tmp_path, config)
+@pytest.mark.parametrize("name,command,setup,words", CASES, ids=[c[0] for c in CASES])
+def test_bad_input_exits_2_with_one_paragraph_writes_nothing_starts_nothing(tmp_path, capsys, monkeypatch, name, command, setup, words):
+    _prepare(tmp_path, setup)
     monkeypatch.chdir(tmp_path)  # a default output directory would land here
+    started: list[object] = []
+
+    def no_start(process: object) -> None:
+        started.append(process)
+        raise AssertionError(f"a process was started: {process}")
+
+    monkeypatch.setattr(multiprocessing.process.BaseProcess, "start", no_start)
     before_files = _files(tmp_path)
     before_children = {p.pid for p in psutil.Process().children(recursive=True)}
-    argv = command.format(cfg=tmp_path / "cfg.json", out=tmp_path / "run", tmp=tmp_path).split()
+    quoted = {"cfg": tmp_path / "cfg.json", "out": tmp_path / "run", "tmp": tmp_path}
+    argv = shlex.split(command.format(**{k: shlex.quote(str(v)) for k, v in quoted.items()}))
     try:
         code = main(argv)
     except SystemExit as exit_:  # argparse's own errors (a missing value, a bad choice)
@@ -111,6 +161,7 @@ def test_bad_input_exits_2_with_one_paragraph_writes_nothing_starts_nothing(tmp_
     for word in words:
         assert word in message, f"{word!r} missing from: {message}"
     assert _files(tmp_path) == before_files, "nothing is written"
+    assert not started, "no process is started"
     assert {p.pid for p in psutil.Process().children(recursive=True)} == before_children, "no process is started"
 
 
