@@ -10,10 +10,11 @@ Why GAE with the current critic: segments are short (T*K ~ update_interval steps
 a few versions at most, so the behaviour policy is close to the current one and the clipped ratio
 already corrects the policy term; the values, though, come from a critic that keeps improving,
 and stale values bias every advantage. Recomputing them costs one critic forward over the batch.
-Measured (benchmarks/learner_targets.py, 2 seeds): the last quarter of evaluations averaged
-0.33 fitness with current-critic values against 0.24 with the behaviour critic's, and the final
-policy scored the elites 0.40 against 0.26. V-trace, which would also correct the targets for the
-policy change, is not implemented; it is the next thing to try if lags grow.
+Measured (benchmarks/learner_targets.py, 2 seeds, mean lag ~3 versions): the last quarter of
+evaluations averaged 0.36 fitness with current-critic GAE, 0.30 with V-trace
+(``value_targets="vtrace"``, which also corrects the targets for the policy change) and 0.29 with
+the behaviour critic's values; the final policy scored the elites 0.36, 0.34 and 0.28. V-trace is
+kept as an option; it is the one to try again if lags grow.
 
 Reward scaling lives here, not in the workers, so that every worker's experience is scaled
 alike: a running std of the discounted return, tracked per (worker, env) stream.
