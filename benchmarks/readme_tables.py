@@ -121,7 +121,7 @@ def _shared(data: dict[str, Any]) -> list[str]:
 def _targets(data: dict[str, Any]) -> list[str]:
     lines = [f"**Learner value targets** (`benchmarks/learner_targets.py`; {_machine(data)}; shared mode, {data['workers']} "
              f"workers, {data['evaluations']} evaluations of {data['steps_per_individual']:,} steps, reachable goals)", "",
-             "| GAE values from | seed | elites re-evaluated with the final policy: mean fitness | last quarter of evaluations: "
+             "| targets (`training.value_targets`) | seed | elites re-evaluated with the final policy: mean fitness | last quarter of evaluations: "
              "mean fitness | policy updates | mean lag |", "|---|---|---|---|---|---|"]  # fmt: skip
     for r in data["rows"]:
         lines.append(f"| {r['value_targets']} | {r['seed']} | {r['mean_elite_fitness_reevaluated']:.3f} | "
