@@ -187,17 +187,16 @@ class SharedPPOTrainer:
         elif self.updater.skipped_steps > before:
             skipped = (f"non-finite loss or gradients in {self.updater.skipped_steps - before:.0f} minibatch step(s); "
                        "those steps were skipped")  # fmt: skip
-        if skipped:
-            self.skipped_updates += 1
-        finite = not bad
-        if ppo.normalize_obs and finite:
+        if ppo.normalize_obs and not bad:
             self.model.update_normaliser(batch.obs)
         flat = self.model.flat_weights()
         if np.all(np.isfinite(flat)):
-            self.version += 1
+            self.version += 1  # also after a skip: sync-mode workers wait for a new version
             self.weights.publish(flat, self.version)
-        else:
-            skipped = (skipped or "") + " non-finite weights after the update were not published"
+        else:  # not expected (PPOUpdater skips non-finite steps), but never published
+            skipped = f"{skipped + '; ' if skipped else ''}the weights became non-finite and were not published"
+        if skipped:
+            self.skipped_updates += 1
         self.updates += 1
         self.samples_consumed += transitions
         self.busy_s += time.perf_counter() - start
