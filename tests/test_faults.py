@@ -286,7 +286,8 @@ def small_filesystem(tmp_path) -> Iterator:
         options = f"size={size_kb}k" + (",ro" if read_only else "")
         done = subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(point)], capture_output=True)
         if done.returncode != 0:
-            pytest.skip(f"cannot mount a tmpfs here ({done.stderr.decode().strip()}); the injected-OSError tests cover this")
+            pytest.skip(f"cannot mount a tmpfs here ({done.stderr.decode().strip()}); only the injected-OSError "
+                        f"learner-checkpoint test and tests/test_runs.py's directory checks run without a mount")
         mounted.append(point)
         return point
 

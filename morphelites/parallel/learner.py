@@ -261,28 +261,27 @@ class SharedPPOTrainer:
         import sys
 
         from morphelites.policy import ActorCritic
-        from morphelites.runs.checkpoints import CheckpointError, list_checkpoints, load_checkpoint, matching
+        from morphelites.runs.checkpoints import CheckpointError, matching, newest_usable
+
+        def skip(error: CheckpointError, older: int) -> None:
+            self.skipped_checkpoints.append(str(error))
+            then = "Trying an older one." if older else "No older one is left: starting from a fresh policy."
+            print(f"morphelites: shared_ppo learner: warning: {error} {then}", file=sys.stderr, flush=True)
 
         fits = matching("policy shape", self.options.handles.spec, "policy", "spec")
-        paths = list(reversed(list_checkpoints(Path(self.options.checkpoint_dir), LEARNER_CHECKPOINT)))
-        for index, path in enumerate(paths):
-            try:
-                state = load_checkpoint(path, _FORMAT, fits)
-            except CheckpointError as error:
-                self.skipped_checkpoints.append(str(error))
-                then = "Trying an older one." if index + 1 < len(paths) else "No older one is left: starting from a fresh policy."
-                print(f"morphelites: shared_ppo learner: warning: {error} {then}", file=sys.stderr, flush=True)
-                continue
-            restored = ActorCritic.from_policy_state(state["policy"])
-            self.model.load_state_dict(restored.state_dict())
-            self.model.obs_rms = restored.obs_rms
-            self.model._sync_normaliser()
-            self.updater.optimizer.load_state_dict(state["optimizer"])
-            self.return_rms.load_state_dict(state["return_rms"])
-            self.version, self.updates = int(state["version"]), int(state["updates"])
-            self.samples_consumed, self.skipped_updates = int(state["samples_consumed"]), int(state["skipped_updates"])
-            self.restored_from = path.name
+        found = newest_usable(Path(self.options.checkpoint_dir), LEARNER_CHECKPOINT, _FORMAT, fits, on_skip=skip)
+        if found is None:
             return
+        path, state = found
+        restored = ActorCritic.from_policy_state(state["policy"])
+        self.model.load_state_dict(restored.state_dict())
+        self.model.obs_rms = restored.obs_rms
+        self.model._sync_normaliser()
+        self.updater.optimizer.load_state_dict(state["optimizer"])
+        self.return_rms.load_state_dict(state["return_rms"])
+        self.version, self.updates = int(state["version"]), int(state["updates"])
+        self.samples_consumed, self.skipped_updates = int(state["samples_consumed"]), int(state["skipped_updates"])
+        self.restored_from = path.name
 
     def close(self) -> None:
         self.weights.close()

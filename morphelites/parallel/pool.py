@@ -258,6 +258,7 @@ class SerialPool:
         self._function = _resolve(job)
         self._task: tuple[Any, tuple] | None = None
         self.restarts = 0
+        self.stalls = 0  # one process cannot watch itself
 
     def start(self) -> "SerialPool":
         return self

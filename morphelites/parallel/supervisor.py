@@ -94,7 +94,7 @@ class IndependentBackend:
         return []
 
     def stats(self) -> dict[str, float]:
-        return {"worker_restarts": float(self.pool.restarts), "worker_stalls": float(getattr(self.pool, "stalls", 0))}
+        return {"worker_restarts": float(self.pool.restarts), "worker_stalls": float(self.pool.stalls)}
 
     def close(self, graceful: bool = True) -> None:
         self.pool.close(graceful=graceful)

@@ -20,7 +20,8 @@ from typing import Any, Callable, Optional
 
 from morphelites.runs.files import atomic_write_bytes
 
-__all__ = ["save_checkpoint", "list_checkpoints", "load_checkpoint", "matching", "CheckpointError", "CheckpointCheck"]
+__all__ = ["save_checkpoint", "list_checkpoints", "load_checkpoint", "newest_usable", "matching", "CheckpointError",
+           "CheckpointCheck"]
 
 #: A check on a loaded checkpoint's contents: returns what is wrong with it, or None if it fits.
 CheckpointCheck = Callable[[dict[str, Any]], Optional[str]]
@@ -101,6 +102,25 @@ def load_checkpoint(path: Path, expected_format: str | None = None, check: Check
             raise CheckpointError(f"Checkpoint {path} does not fit this run: {problem}. It belongs to another run "
                                   f"(or another configuration). {remedy}")  # fmt: skip
     return state
+
+
+def newest_usable(
+    directory: Path, name: str, expected_format: str | None = None, check: CheckpointCheck | None = None,
+    on_skip: Callable[[CheckpointError, int], None] | None = None,
+) -> tuple[Path, dict[str, Any]] | None:
+    """The newest checkpoint of ``name`` in ``directory`` that loads, has ``expected_format`` and
+    passes ``check`` (see :func:`load_checkpoint`), as ``(path, state)``; None if there is none.
+
+    ``on_skip(error, older_left)`` is called for every checkpoint passed over on the way.
+    """
+    paths = list(reversed(list_checkpoints(directory, name)))
+    for index, path in enumerate(paths):
+        try:
+            return path, load_checkpoint(path, expected_format, check)
+        except CheckpointError as error:
+            if on_skip is not None:
+                on_skip(error, len(paths) - index - 1)
+    return None
 
 
 def matching(what: str, expected: Any, *keys: str) -> CheckpointCheck:

@@ -15,7 +15,7 @@ import os
 from pathlib import Path
 from typing import Any, Sequence
 
-from morphelites.runs.checkpoints import CheckpointCheck, CheckpointError, list_checkpoints, load_checkpoint, save_checkpoint
+from morphelites.runs.checkpoints import CheckpointCheck, CheckpointError, newest_usable, save_checkpoint
 from morphelites.runs.files import append_line, atomic_write_bytes, atomic_write_text, to_jsonable
 from morphelites.runs.metrics import MetricsWriter
 from morphelites.runs.run_dir import RunDirectory
@@ -101,22 +101,20 @@ class EvolutionRecorder:
         ``check``; see :func:`load_checkpoint`) is logged as a warning naming the file and why;
         if none is usable, a warning says so (the caller then resumes from results.jsonl alone).
         """
-        paths = list(reversed(list_checkpoints(self.run.checkpoints, CHECKPOINT_NAME)))
-        for index, path in enumerate(paths):
-            try:
-                state = load_checkpoint(path, expected_format, check)
-            except CheckpointError as error:
-                older = len(paths) - index - 1
-                self.log.warning("Skipping a checkpoint: %s %s", error,
-                                 f"Falling back to an older checkpoint ({older} left)." if older else "No older checkpoint is left.")  # fmt: skip
-                continue
-            if index:
-                self.log.warning("Using %s, the newest usable checkpoint (%d newer one(s) skipped).", path.name, index)
-            return path, state
-        if paths:
+        skipped: list[CheckpointError] = []
+
+        def skip(error: CheckpointError, older: int) -> None:
+            skipped.append(error)
+            self.log.warning("Skipping a checkpoint: %s %s", error,
+                             f"Falling back to an older checkpoint ({older} left)." if older else "No older checkpoint is left.")  # fmt: skip
+
+        found = newest_usable(self.run.checkpoints, CHECKPOINT_NAME, expected_format, check, on_skip=skip)
+        if found is not None and skipped:
+            self.log.warning("Using %s, the newest usable checkpoint (%d newer one(s) skipped).", found[0].name, len(skipped))
+        elif found is None and skipped:
             self.log.warning("None of the %d evolution checkpoint(s) in %s is usable; resuming from results.jsonl alone "
-                             "(individuals that were in flight are not reissued).", len(paths), self.run.checkpoints)  # fmt: skip
-        return None
+                             "(individuals that were in flight are not reissued).", len(skipped), self.run.checkpoints)  # fmt: skip
+        return found
 
     def read_results(self) -> list[dict[str, Any]]:
         """All complete lines of results.jsonl; a torn last line (crash mid-write) is cut off."""
