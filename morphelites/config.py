@@ -246,6 +246,11 @@ class TrainingConfig:
     """Sync mode: every update uses only data of the current policy version (lag 0); workers wait."""
     reevaluate_elites: bool = True
     """At the end of a shared run, evaluate every elite again with the final policy."""
+    reevaluate_every: int = 0
+    """Shared mode: also evaluate every elite again with the current policy after every this many
+    evaluations (0: never during the run). Each round costs ``eval_episodes`` episodes per elite,
+    taken by idle workers before new individuals; every round (and the final one) is a row of
+    reevaluations.csv."""
     value_targets: str = "current_critic"
     """Targets of the learner's update: ``current_critic`` (GAE with values recomputed by the
     critic being trained), ``behaviour`` (GAE with the values the acting policy's critic gave), or
@@ -267,6 +272,7 @@ class TrainingConfig:
         _check_int_range("training.min_batch_size", self.min_batch_size, 1, 10**9)
         _check_int_range("training.update_interval", self.update_interval, 1, 10**9)
         _check_int_range("training.max_policy_lag", self.max_policy_lag, 0, 10**6)
+        _check_int_range("training.reevaluate_every", self.reevaluate_every, 0, 10**9)
         _check_choice("training.value_targets", self.value_targets, ("current_critic", "behaviour", "vtrace"))
         _check_float_range("training.ipc_timeout", self.ipc_timeout, 1.0, 86_400.0)
         _check_int_range("training.max_learner_restarts", self.max_learner_restarts, 0, 1000)

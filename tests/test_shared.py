@@ -296,3 +296,46 @@ def test_serial_shared_backend_is_reproducible_to_the_bit(tmp_path):
     assert summary["status"] == "completed" and summary["policy_updates"] >= 2 and summary["workers"] == 1
     assert [(r["id"], r["fitness"], r["policy_version"]) for r in first] == [(r["id"], r["fitness"], r["policy_version"]) for r in second]
     assert first[-1]["policy_version"] > first[0]["policy_version"]
+
+
+def test_periodic_reevaluation_rounds_use_the_current_policy_and_count_their_steps(tmp_path):
+    """training.reevaluate_every = 2: rounds after 2 and 4 evaluations and the final one, each a
+    row of reevaluations.csv scored by a policy at least as new as the evaluations before it;
+    their env steps count in env_steps, also after a resume."""
+    import csv
+
+    from morphelites.evolution.trainer import MAPElitesEvolutionTrainer
+
+    config = {**TINY, "training": {**TINY["training"], "reevaluate_every": 2}}
+    out = tmp_path / "run"
+
+    def run(evaluations: int, resume: bool) -> dict:
+        return MAPElitesEvolutionTrainer(
+            config, num_initial_random=2, training_steps_per_individual=400, enable_multiprocess=False,
+            use_shared_ppo=True, output_dir=str(out), evaluations=evaluations, seed=5, quiet=True, resume=resume,
+        ).run()  # fmt: skip
+
+    summary = run(5, resume=False)
+    rows = list(csv.DictReader((out / "reevaluations.csv").open()))
+    results = read_results(out)
+    assert [(int(r["evaluations"]), int(r["final"])) for r in rows] == [(2, 0), (4, 0), (5, 1)]
+    for row in rows:
+        earlier = [r["policy_version"] for r in results[: int(row["evaluations"])]]
+        assert int(row["policy_version_min"]) >= max(earlier), (row, earlier)
+        assert int(row["elites"]) >= 1 and int(row["reevaluation_env_steps"]) > 0
+    assert int(rows[-1]["elites"]) == summary["elites"]
+    assert float(rows[-1]["qd_score_reevaluated"]) == pytest.approx(summary["qd_score_reevaluated"])
+    round_steps = sum(int(r["reevaluation_env_steps"]) for r in rows)
+    spent = sum(r["training_steps"] + r["eval_env_steps"] for r in results)
+    assert summary["reevaluation_env_steps"] == round_steps
+    assert summary["env_steps"] == spent + round_steps
+    assert int(rows[-1]["env_steps"]) == summary["env_steps"]
+
+    summary = run(6, resume=True)
+    rows = list(csv.DictReader((out / "reevaluations.csv").open()))
+    assert [(int(r["evaluations"]), int(r["final"])) for r in rows][-1] == (6, 1)
+    steps = [float(r["env_steps"]) for r in csv.DictReader((out / "metrics.csv").open())]
+    assert steps == sorted(steps), "env_steps never steps back, also across the resume"
+    assert summary["env_steps"] == sum(r["training_steps"] + r["eval_env_steps"] for r in read_results(out)) + sum(
+        int(r["reevaluation_env_steps"]) for r in rows
+    )

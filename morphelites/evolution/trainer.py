@@ -24,6 +24,7 @@ from morphelites.config import ModelConfig, Settings, TrainingConfig, section_fr
 from morphelites.envs.reach import ObservationLayout
 from morphelites.evolution.archive import BodyArchive
 from morphelites.evolution.measures import compute_measures, measure_specs
+from morphelites.evolution.reevaluation import ReevaluationRound
 from morphelites.evolution.variation import Variation
 from morphelites.individual import Individual, IndividualResult
 from morphelites.morphology import BodySpace
@@ -130,6 +131,8 @@ class MAPElitesEvolutionTrainer:
         self._stop_signal: int | None = None
         self._stopping_reason: str | None = None
         self.reevaluation: dict[str, Any] | None = None  # shared mode: the archive re-evaluated at the end
+        self.reevaluation_env_steps = 0  # env steps of all re-evaluation rounds (periodic and final)
+        self._round: ReevaluationRound | None = None  # shared mode: a periodic re-evaluation under way
         self.failure: str | None = None  # why a failed run stopped
         self._previous_learner: dict[str, float] = {}  # learner figures at the last summary line
 
@@ -228,8 +231,11 @@ class MAPElitesEvolutionTrainer:
                 pool.close(graceful=False)
                 return name
             self._check_budgets()
+            finishing = bool(self._stopping_reason) or self.completed >= evo.evaluations
+            if finishing and self._round is not None and not self._round.cancelled:
+                self._round.cancel()  # the final re-evaluation (if any) supersedes it
             self._issue(pool)
-            if not self.in_flight and (self._stopping_reason or self.completed >= evo.evaluations):
+            if not self.in_flight and finishing and not (self._round is not None and self._round.busy):
                 self._checkpoint()
                 return "completed"
             for event in pool.poll(0.25):
@@ -275,6 +281,10 @@ class MAPElitesEvolutionTrainer:
 
     def _issue(self, pool: IndependentBackend | SharedPPOSystem | SerialSharedBackend) -> None:
         for worker in pool.idle:
+            elite = self._round.next_task() if self._round is not None else None
+            if elite is not None:  # a re-evaluation round goes first: its tasks are short
+                pool.submit(worker, elite, kind="evaluate")
+                continue
             if self._wanted() <= 0:
                 return
             individual = self.pending.pop(0) if self.pending else self._new_individual()
@@ -290,6 +300,13 @@ class MAPElitesEvolutionTrainer:
 
     def _handle(self, event: Any) -> None:
         log = self.recorder.log
+        if self._round is not None and self._round.owns(event.task_id):
+            self._handle_round_event(self._round, event)
+            if self._round.complete:
+                self._finish_round(self._round, final=False)
+            if self._round.complete or (self._round.cancelled and not self._round.busy):
+                self._round = None
+            return
         if event.kind == "done":
             individual = self.in_flight.pop(event.task_id)
             result: IndividualResult = event.value
@@ -316,6 +333,47 @@ class MAPElitesEvolutionTrainer:
             if self.failures[individual.id] >= 2:
                 raise RuntimeError(f"Individual {individual.id} failed twice; see training.log for the traceback.")
             self.pending.insert(0, individual)
+
+    def _handle_round_event(self, round_: ReevaluationRound, event: Any) -> None:
+        """Log a worker fault during a re-evaluation task, then let the round take the event."""
+        if event.kind == "stalled":
+            self.recorder.log.error("Worker %d stalled: no heartbeat for %.0f s while re-evaluating elite %d; killed it.",
+                                    event.worker, event.value, event.task_id)  # fmt: skip
+        elif event.kind == "died":
+            self.recorder.log.warning("Worker %d died (exit code %s) while re-evaluating elite %d; restarted it, and the "
+                                      "elite is evaluated again.", event.worker, event.value, event.task_id)  # fmt: skip
+        round_.handle(event)
+
+    def _maybe_start_round(self) -> None:
+        """Start a re-evaluation round after every ``training.reevaluate_every`` evaluations (shared mode)."""
+        every = self.settings.training.reevaluate_every
+        if self.mode != "shared" or not every or self.completed % every or self.completed >= self.settings.evolution.evaluations:
+            return
+        if self._round is not None:
+            self.recorder.log.warning("Re-evaluation round at %d evaluations skipped: the round started at %d is still "
+                                      "running (training.reevaluate_every = %d is shorter than a round).",
+                                      self.completed, self._round.at_evaluation, every)  # fmt: skip
+            return
+        self._round = ReevaluationRound(self.archive, self.space, self.completed)
+        self.recorder.log.info("Re-evaluating the %d elites with the current policy (round at %d evaluations).",
+                               len(self._round.individuals), self.completed)  # fmt: skip
+
+    def _finish_round(self, round_: ReevaluationRound, final: bool) -> BodyArchive:
+        """Build the re-evaluated archive of a complete round, count its env steps, record and log it."""
+        again = round_.archive(self.space, self.specs, seed=self.settings.evolution.seed)
+        self.env_steps += round_.env_steps
+        self.reevaluation_env_steps += round_.env_steps
+        record = {**round_.record(again), "final": int(final), "wall_s": round(self._wall_s(), 2), "env_steps": self.env_steps}
+        try:
+            self.recorder.reevaluation(record)
+        except OSError as error:
+            raise RunWriteFailed(error) from error
+        self.recorder.log.info(
+            "Re-evaluated %d elites with policy v%d-v%d: QD-score %.3f (as found %.3f), mean elite fitness %.3f (as found %.3f).",
+            record["elites"], record["policy_version_min"], record["policy_version_max"], record["qd_score_reevaluated"],
+            record["qd_score_as_found"], _nan0(record["mean_elite_fitness_reevaluated"]), _nan0(record["mean_elite_fitness_as_found"]),
+        )  # fmt: skip
+        return again
 
     def _insert(self, individual: Individual, result: IndividualResult, replay: bool) -> dict[str, Any]:
         """Insert one evaluated individual into the archive; unless replaying, record it."""
@@ -360,6 +418,7 @@ class MAPElitesEvolutionTrainer:
             self._write_archive_files()
         if self.completed % evo.checkpoint_every == 0:
             self._checkpoint()
+        self._maybe_start_round()
         return line
 
     # ------------------------------------------------------------------ budgets, signals
@@ -429,40 +488,23 @@ class MAPElitesEvolutionTrainer:
         understates what the final policy can do with those bodies.
         """
         log = self.recorder.log
-        elites = self.archive.elites()
-        log.info("Re-evaluating %d elites with the final policy.", len(elites))
-        queue = [Individual(e["individual_id"], tuple(e["genome"]), self.space.decode(e["genome"]), e["parent_id"])
-                 for e in elites]  # fmt: skip
-        by_id = {i.id: i for i in queue}
-        results: dict[int, IndividualResult] = {}
-        in_flight: set[int] = set()
-        while len(results) < len(queue):
+        round_ = ReevaluationRound(self.archive, self.space, self.completed)
+        log.info("Re-evaluating %d elites with the final policy.", len(round_.individuals))
+        while not round_.complete:
             if self._stop_signal is not None:
                 log.warning("Re-evaluation interrupted; the archive as found is complete.")
                 return
             for worker in pool.idle:
-                todo = [i for i in queue if i.id not in results and i.id not in in_flight]
-                if not todo:
+                elite = round_.next_task()
+                if elite is None:
                     break
-                in_flight.add(todo[0].id)
-                pool.submit(worker, todo[0], kind="evaluate")
+                pool.submit(worker, elite, kind="evaluate")
             for event in pool.poll(0.25):
-                in_flight.discard(event.task_id)
-                if event.kind == "done":
-                    results[event.task_id] = event.value
-                elif event.kind == "error":
-                    raise RuntimeError(f"Re-evaluating elite {event.task_id} failed:\n{event.value}")
-        again = BodyArchive(self.space, self.specs, seed=self.settings.evolution.seed)
-        for individual_id, result in results.items():
-            individual = by_id[individual_id]
-            again.add(individual.id, individual.parent_id, individual.genome_array(), result.evaluation["fitness"],
-                      compute_measures(individual.body, self.specs), result.evaluation)  # fmt: skip
-        self.reevaluation = {"archive": again, **{f"{k}_reevaluated": v for k, v in again.stats().items()},
-                             "reevaluation_env_steps": sum(r.eval_env_steps for r in results.values())}  # fmt: skip
-        self.env_steps += self.reevaluation["reevaluation_env_steps"]
-        log.info("Re-evaluated archive: QD-score %.3f (as found %.3f), mean elite fitness %.3f (as found %.3f).",
-                 self.reevaluation["qd_score_reevaluated"], self.archive.stats()["qd_score"],
-                 self.reevaluation["mean_elite_fitness_reevaluated"], self.archive.stats()["mean_elite_fitness"])  # fmt: skip
+                self._handle_round_event(round_, event)
+            for message in pool.take_events():
+                self._log_learner_event(message)
+        again = self._finish_round(round_, final=True)
+        self.reevaluation = {"archive": again, **{f"{k}_reevaluated": v for k, v in again.stats().items()}}
 
     def _write_archive_files(self) -> None:
         names = [s.name for s in self.specs]
@@ -487,6 +529,7 @@ class MAPElitesEvolutionTrainer:
             "stopped_because": self._stopping_reason or ("requested evaluations done" if status == "completed" else status),
             **self._pool.stats(),
             **{k: v for k, v in (self.reevaluation or {}).items() if k != "archive"},
+            **({"reevaluation_env_steps": self.reevaluation_env_steps} if self.mode == "shared" else {}),
             **({"error": self.failure} if self.failure else {}),
         }  # fmt: skip
 
@@ -515,6 +558,8 @@ class MAPElitesEvolutionTrainer:
         body_space = matching("body space", self.settings.to_dict()["body_space"], "settings", "body_space")
         latest = self.recorder.latest_checkpoint(_CHECKPOINT_FORMAT, body_space)
         results = self.recorder.read_results()
+        self.reevaluation_env_steps = self.recorder.reevaluation_env_steps()
+        self.env_steps += self.reevaluation_env_steps  # env_steps counts every step taken, re-evaluations included
         seen: set[int] = set()
         for line in results:
             if line["id"] in seen:

@@ -2,7 +2,8 @@
 
 Files (names are the user contract): ``config.json``, ``training.log``, ``results.jsonl`` (one
 line per evaluated individual, appended and fsynced), ``archive.csv``, ``heatmap.png``,
-``metrics.csv`` (+ ``tensorboard/``), ``summary.json``, ``checkpoints/evolution-*.pkl``.
+``metrics.csv`` (+ ``tensorboard/``), ``summary.json``, ``checkpoints/evolution-*.pkl``; in shared
+mode also ``reevaluations.csv`` (+ ``tensorboard/reevaluations/``) and ``*_reevaluated`` archive files.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from morphelites.runs.metrics import MetricsWriter
 from morphelites.runs.run_dir import RunDirectory
 from morphelites.runs.training_log import open_training_log
 
-__all__ = ["EvolutionRecorder", "EVOLUTION_METRICS", "SHARED_METRICS", "CHECKPOINT_NAME"]
+__all__ = ["EvolutionRecorder", "EVOLUTION_METRICS", "SHARED_METRICS", "REEVALUATION_COLUMNS", "CHECKPOINT_NAME"]
 
 CHECKPOINT_NAME = "evolution"
 EVOLUTION_METRICS = (
@@ -34,6 +35,15 @@ SHARED_METRICS = (
     "policy_version", "policy_updates", "samples_consumed", "mean_policy_lag", "max_policy_lag", "learner_utilisation",
     "buffer_transitions", "buffer_capacity", "buffer_mb", "transitions_written", "transitions_consumed",
     "segments_dropped_lag", "producer_waits", "skipped_updates", "learner_restarts", "learner_stalls",
+)  # fmt: skip
+
+#: Columns of reevaluations.csv, one row per re-evaluation round of the elites (shared mode):
+#: ``evaluations`` completed when it started, ``*_as_found`` for the archive then, ``*_reevaluated``
+#: for the same bodies scored by the current policy, ``env_steps`` the run's total after the round.
+REEVALUATION_COLUMNS = (
+    "evaluations", "final", "wall_s", "env_steps", "reevaluation_env_steps", "policy_version_min",
+    "policy_version_max", "elites", "qd_score_as_found", "mean_elite_fitness_as_found", "qd_score_reevaluated",
+    "mean_elite_fitness_reevaluated", "best_fitness_reevaluated", "coverage_reevaluated",
 )  # fmt: skip
 
 
@@ -50,6 +60,7 @@ class EvolutionRecorder:
         self.run = run
         self.log: logging.Logger = open_training_log(run.training_log, quiet=quiet, name="morphelites.evolution")
         self._metrics = MetricsWriter(run.metrics, metric_columns, tensorboard_dir=run.tensorboard, step_key="evaluations")
+        self._reevaluations: MetricsWriter | None = None  # opened by the first round: independent runs have none
 
     # ------------------------------------------------------------------ per evaluation
     def result(self, line: dict[str, Any]) -> None:
@@ -58,6 +69,28 @@ class EvolutionRecorder:
 
     def metrics(self, record: dict[str, Any]) -> None:
         self._metrics.write(record)
+
+    def reevaluation(self, record: dict[str, Any]) -> None:
+        """Append one re-evaluation round (columns: ``REEVALUATION_COLUMNS``) to reevaluations.csv."""
+        if self._reevaluations is None:
+            self._reevaluations = MetricsWriter(self.run.reevaluations, REEVALUATION_COLUMNS,
+                                                tensorboard_dir=self.run.tensorboard / "reevaluations", step_key="evaluations")  # fmt: skip
+        self._reevaluations.write(record)
+
+    def reevaluation_env_steps(self) -> int:
+        """Env steps of all re-evaluation rounds recorded in reevaluations.csv (0 if there is none)."""
+        path = self.run.reevaluations
+        if not path.exists():
+            return 0
+        with open(path, newline="") as handle:
+            rows = list(csv.DictReader(handle))
+        total = 0
+        for row in rows:
+            try:
+                total += int(float(row.get("reevaluation_env_steps") or 0))
+            except ValueError:  # a row torn by a crash mid-write
+                pass
+        return total
 
     def archive(self, elites: list[dict[str, Any]], measure_names: Sequence[str], suffix: str = "") -> None:
         """Rewrite archive<suffix>.csv: one row per elite (lists joined with ';')."""
@@ -141,6 +174,8 @@ class EvolutionRecorder:
     def close(self) -> None:
         """Flush and close; safe to call twice."""
         self._metrics.close()
+        if self._reevaluations is not None:
+            self._reevaluations.close()
         for handler in list(self.log.handlers):
             handler.close()
             self.log.removeHandler(handler)

@@ -36,6 +36,7 @@ class RunDirectory:
     archive_csv = property(lambda self: self.path / "archive.csv")
     heatmap = property(lambda self: self.path / "heatmap.png")
     metrics = property(lambda self: self.path / "metrics.csv")
+    reevaluations = property(lambda self: self.path / "reevaluations.csv")
     summary = property(lambda self: self.path / "summary.json")
     checkpoints = property(lambda self: self.path / "checkpoints")
     tensorboard = property(lambda self: self.path / "tensorboard")

@@ -1,0 +1,119 @@
+"""A re-evaluation round: every elite of the archive evaluated again with the current shared policy.
+
+In shared mode an elite's fitness was measured with the policy of its time; early elites were
+scored by a weak policy. A round snapshots the elites, hands them to idle workers as evaluation
+tasks (no training), and builds a second archive from what the current policy does with the same
+bodies. The trainer runs one at the end of a run and, with ``training.reevaluate_every = K``,
+one after every K evaluations; each round becomes a row of ``reevaluations.csv``.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+from morphelites.evolution.archive import BodyArchive
+from morphelites.evolution.measures import MeasureSpec, compute_measures
+from morphelites.individual import Individual, IndividualResult
+from morphelites.morphology import BodySpace
+
+__all__ = ["ReevaluationRound"]
+
+
+class ReevaluationRound:
+    """The elites of ``archive`` at construction, to be evaluated again one task at a time.
+
+    Args:
+        archive: the archive as found; its elites are copied now, so later insertions do not
+            change the round.
+        space: decodes an elite's genome into its body.
+        at_evaluation: the number of completed evaluations when the round started.
+    """
+
+    def __init__(self, archive: BodyArchive, space: BodySpace, at_evaluation: int) -> None:
+        elites = archive.elites()
+        self.at_evaluation = at_evaluation
+        self.as_found = archive.stats()
+        self.individuals = {
+            int(e["individual_id"]): Individual(int(e["individual_id"]), tuple(e["genome"]), space.decode(e["genome"]), e["parent_id"])
+            for e in elites
+        }  # fmt: skip
+        self._todo = list(self.individuals)
+        self.in_flight: set[int] = set()
+        self.results: dict[int, IndividualResult] = {}
+        self.cancelled = False
+
+    # ------------------------------------------------------------------ tasks
+    def next_task(self) -> Individual | None:
+        """The next elite to hand to an idle worker (marked in flight), or None if none is waiting."""
+        if self.cancelled or not self._todo:
+            return None
+        individual_id = self._todo.pop(0)
+        self.in_flight.add(individual_id)
+        return self.individuals[individual_id]
+
+    def owns(self, task_id: Any) -> bool:
+        """Whether a pool event with this task id belongs to this round."""
+        return task_id in self.in_flight
+
+    def handle(self, event: Any) -> None:
+        """Take a pool event of one of this round's tasks.
+
+        ``done`` stores the result, ``died`` queues the elite again (its worker was replaced),
+        ``stalled`` waits for the ``died`` that follows, ``error`` raises RuntimeError with the
+        worker's traceback.
+        """
+        if event.kind == "stalled":
+            return
+        self.in_flight.discard(event.task_id)
+        if event.kind == "done":
+            self.results[event.task_id] = event.value
+        elif event.kind == "died" and not self.cancelled:
+            self._todo.insert(0, event.task_id)
+        elif event.kind == "error":
+            raise RuntimeError(f"Re-evaluating elite {event.task_id} failed:\n{event.value}")
+
+    def cancel(self) -> None:
+        """Issue nothing more; tasks in flight still report to :meth:`handle` and are then dropped."""
+        self.cancelled = True
+        self._todo.clear()
+
+    @property
+    def complete(self) -> bool:
+        """Every elite has its new result (never true for a cancelled round)."""
+        return not self.cancelled and len(self.results) == len(self.individuals)
+
+    @property
+    def busy(self) -> bool:
+        """Some of this round's tasks are still with workers."""
+        return bool(self.in_flight)
+
+    # ------------------------------------------------------------------ outcome
+    def archive(self, space: BodySpace, specs: Sequence[MeasureSpec], seed: int) -> BodyArchive:
+        """The same bodies inserted with their new evaluations (a complete round only)."""
+        again = BodyArchive(space, specs, seed=seed)
+        for individual_id, result in sorted(self.results.items()):
+            individual = self.individuals[individual_id]
+            again.add(individual.id, individual.parent_id, individual.genome_array(), result.evaluation["fitness"],
+                      compute_measures(individual.body, specs), result.evaluation)  # fmt: skip
+        return again
+
+    @property
+    def env_steps(self) -> int:
+        """Env steps the round's evaluation episodes took."""
+        return sum(int(r.eval_env_steps) for r in self.results.values())
+
+    def record(self, again: BodyArchive) -> dict[str, Any]:
+        """This round's fields of reevaluations.csv (runs.recorder.REEVALUATION_COLUMNS).
+
+        ``final``, ``wall_s`` and ``env_steps`` are the run's, so the caller adds them.
+        """
+        stats = again.stats()
+        versions = [int(r.evaluation["policy_version"]) for r in self.results.values()]
+        return {
+            "evaluations": self.at_evaluation, "reevaluation_env_steps": self.env_steps,
+            "policy_version_min": min(versions, default=0), "policy_version_max": max(versions, default=0),
+            "elites": len(self.individuals), "qd_score_as_found": self.as_found["qd_score"],
+            "mean_elite_fitness_as_found": self.as_found["mean_elite_fitness"],
+            "qd_score_reevaluated": stats["qd_score"], "mean_elite_fitness_reevaluated": stats["mean_elite_fitness"],
+            "best_fitness_reevaluated": stats["best_fitness"], "coverage_reevaluated": stats["coverage"],
+        }  # fmt: skip
