@@ -301,12 +301,13 @@ def test_serial_shared_backend_is_reproducible_to_the_bit(tmp_path):
 def test_periodic_reevaluation_rounds_use_the_current_policy_and_count_their_steps(tmp_path):
     """training.reevaluate_every = 2: rounds after 2 and 4 evaluations and the final one, each a
     row of reevaluations.csv scored by a policy at least as new as the evaluations before it;
-    their env steps count in env_steps, also after a resume."""
+    their env steps count in env_steps, also after a resume. The resume also finds its newest
+    learner checkpoint truncated: training.log says so once and names the checkpoint it used."""
     import csv
 
     from morphelites.evolution.trainer import MAPElitesEvolutionTrainer
 
-    config = {**TINY, "training": {**TINY["training"], "reevaluate_every": 2}}
+    config = {**TINY, "training": {**TINY["training"], "reevaluate_every": 2, "learner_checkpoint_every": 2}}
     out = tmp_path / "run"
 
     def run(evaluations: int, resume: bool) -> dict:
@@ -331,7 +332,13 @@ def test_periodic_reevaluation_rounds_use_the_current_policy_and_count_their_ste
     assert summary["env_steps"] == spent + round_steps
     assert int(rows[-1]["env_steps"]) == summary["env_steps"]
 
+    learner_checkpoints = sorted((out / "checkpoints").glob("learner-*.pkl"))
+    newest = learner_checkpoints[-1]
+    newest.write_bytes(newest.read_bytes()[:100])
     summary = run(6, resume=True)
+    log = (out / "training.log").read_text()
+    assert log.count(f"Checkpoint {newest} is unreadable") == 1, "each skip reason is logged once"
+    assert len(learner_checkpoints) >= 2 and f"Learner restored from {learner_checkpoints[-2].name}" in log
     rows = list(csv.DictReader((out / "reevaluations.csv").open()))
     assert [(int(r["evaluations"]), int(r["final"])) for r in rows][-1] == (6, 1)
     steps = [float(r["env_steps"]) for r in csv.DictReader((out / "metrics.csv").open())]

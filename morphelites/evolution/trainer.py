@@ -41,6 +41,8 @@ __all__ = ["MAPElitesEvolutionTrainer", "EXIT_CODES"]
 #: Exit codes by how a run ended.
 EXIT_CODES = {"completed": 0, "failed": 1, "interrupted": 130, "terminated": 143}
 _CHECKPOINT_FORMAT = "morphelites-evolution-1"
+#: Fields of an evolution checkpoint that resuming reads (``settings`` is checked for the body space).
+_CHECKPOINT_FIELDS = ("next_id", "pending", "variation", "wall_s", "settings")
 
 
 class RunWriteFailed(Exception):
@@ -556,7 +558,7 @@ class MAPElitesEvolutionTrainer:
 
         log = self.recorder.log
         body_space = matching("body space", self.settings.to_dict()["body_space"], "settings", "body_space")
-        latest = self.recorder.latest_checkpoint(_CHECKPOINT_FORMAT, body_space)
+        latest = self.recorder.latest_checkpoint(_CHECKPOINT_FORMAT, body_space, required=_CHECKPOINT_FIELDS)
         results = self.recorder.read_results()
         self.reevaluation_env_steps = self.recorder.reevaluation_env_steps()
         self.env_steps += self.reevaluation_env_steps  # env_steps counts every step taken, re-evaluations included

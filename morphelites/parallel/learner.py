@@ -43,6 +43,8 @@ __all__ = ["LearnerOptions", "SharedPPOTrainer", "learner_main", "LEARNER_CHECKP
 
 LEARNER_CHECKPOINT = "learner"
 _FORMAT = "morphelites-learner-1"
+#: Fields of a learner checkpoint that restoring reads.
+_FIELDS = ("policy", "optimizer", "return_rms", "version", "updates", "samples_consumed", "skipped_updates")
 
 
 @dataclass(frozen=True)
@@ -250,26 +252,25 @@ class SharedPPOTrainer:
     def _restore(self) -> None:
         """Load the newest learner checkpoint that is intact and has this run's policy spec.
 
-        Each one skipped (unreadable, another format or version, another policy shape such as a
-        different max_links or hidden_dim) is reported on stderr naming the file and why, and kept
-        in ``self.skipped_checkpoints``. If none is usable the learner starts from a fresh policy
+        Each one skipped (unreadable, another format or version, missing a field, another policy
+        shape such as a different max_links or hidden_dim) is kept in ``self.skipped_checkpoints``
+        as a message naming the file and why; the run writes them to training.log (and so to the
+        terminal unless quiet), once. If none is usable the learner starts from a fresh policy
         instead of refusing: the archive and results.jsonl do not depend on the policy and stay
         valid, and this same path restarts a learner that died mid-run, where refusing would end a
         run that can go on. ``restored_from`` stays None, which the run logs in training.log as
         "Learner started from a fresh policy (no usable learner checkpoint)".
         """
-        import sys
-
         from morphelites.policy import ActorCritic
         from morphelites.runs.checkpoints import CheckpointError, matching, newest_usable
 
         def skip(error: CheckpointError, older: int) -> None:
-            self.skipped_checkpoints.append(str(error))
             then = "Trying an older one." if older else "No older one is left: starting from a fresh policy."
-            print(f"morphelites: shared_ppo learner: warning: {error} {then}", file=sys.stderr, flush=True)
+            self.skipped_checkpoints.append(f"{error} {then}")
 
         fits = matching("policy shape", self.options.handles.spec, "policy", "spec")
-        found = newest_usable(Path(self.options.checkpoint_dir), LEARNER_CHECKPOINT, _FORMAT, fits, on_skip=skip)
+        found = newest_usable(Path(self.options.checkpoint_dir), LEARNER_CHECKPOINT, _FORMAT, fits, on_skip=skip,
+                              required=_FIELDS)
         if found is None:
             return
         path, state = found

@@ -6,9 +6,9 @@ Checkpoints are the run's own files; do not load ones from untrusted sources.
 Every checkpoint is a dict with a ``format`` field, ``morphelites-<kind>-<version>`` (e.g.
 ``morphelites-evolution-1``). :func:`load_checkpoint` turns every way a file can be wrong
 (unreadable, truncated, empty, random bytes, not a dict, another kind or version of checkpoint,
-written for another body space or policy shape) into a :class:`CheckpointError` whose message
-names the file, says what is wrong and what to do; callers that resume skip such files and fall
-back to the newest one that is intact and fits.
+missing fields its kind always has, written for another body space or policy shape) into a
+:class:`CheckpointError` whose message names the file, says what is wrong and what to do; callers
+that resume skip such files and fall back to the newest one that is intact and fits.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from __future__ import annotations
 import pickle
 import re
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Optional, Sequence
 
 from morphelites.runs.files import atomic_write_bytes
 
@@ -52,7 +52,9 @@ def list_checkpoints(directory: Path, name: str) -> list[Path]:
     return [p for _, p in sorted(found)]
 
 
-def load_checkpoint(path: Path, expected_format: str | None = None, check: CheckpointCheck | None = None) -> dict[str, Any]:
+def load_checkpoint(
+    path: Path, expected_format: str | None = None, check: CheckpointCheck | None = None, required: Sequence[str] = (),
+) -> dict[str, Any]:
     """Read and validate a checkpoint.
 
     Args:
@@ -60,6 +62,8 @@ def load_checkpoint(path: Path, expected_format: str | None = None, check: Check
         expected_format: the ``format`` it must have (e.g. ``"morphelites-evolution-1"``); None
             accepts any morphelites checkpoint.
         check: a further test of the contents (see :func:`matching`): returns what is wrong, or None.
+        required: top-level fields the caller reads; a checkpoint lacking any of them (edited by
+            hand, or written by another tool under our format name) is refused before it is used.
 
     Raises:
         CheckpointError: naming the file, what is wrong with it and what to do about it.
@@ -93,6 +97,12 @@ def load_checkpoint(path: Path, expected_format: str | None = None, check: Check
                     f"{expected_format!r})")  # fmt: skip
             remedy = f"Resume with the morphelites version that wrote it, or: {remedy[0].lower()}{remedy[1:]}"
         raise CheckpointError(f"Checkpoint {path} {what}. {remedy}")
+    missing = [name for name in required if name not in state]
+    if missing:
+        fields = ", ".join(repr(name) for name in missing)
+        raise CheckpointError(f"Checkpoint {path} is incomplete: it has no {fields} field{'s' if len(missing) > 1 else ''}, "
+                              f"which every {found!r} checkpoint holds; it was edited, or written by something other "
+                              f"than morphelites. {remedy}")  # fmt: skip
     if check is not None:
         try:
             problem = check(state)
@@ -106,17 +116,18 @@ def load_checkpoint(path: Path, expected_format: str | None = None, check: Check
 
 def newest_usable(
     directory: Path, name: str, expected_format: str | None = None, check: CheckpointCheck | None = None,
-    on_skip: Callable[[CheckpointError, int], None] | None = None,
+    on_skip: Callable[[CheckpointError, int], None] | None = None, required: Sequence[str] = (),
 ) -> tuple[Path, dict[str, Any]] | None:
-    """The newest checkpoint of ``name`` in ``directory`` that loads, has ``expected_format`` and
-    passes ``check`` (see :func:`load_checkpoint`), as ``(path, state)``; None if there is none.
+    """The newest checkpoint of ``name`` in ``directory`` that loads, has ``expected_format``, holds
+    the ``required`` fields and passes ``check`` (see :func:`load_checkpoint`), as ``(path, state)``;
+    None if there is none.
 
     ``on_skip(error, older_left)`` is called for every checkpoint passed over on the way.
     """
     paths = list(reversed(list_checkpoints(directory, name)))
     for index, path in enumerate(paths):
         try:
-            return path, load_checkpoint(path, expected_format, check)
+            return path, load_checkpoint(path, expected_format, check, required)
         except CheckpointError as error:
             if on_skip is not None:
                 on_skip(error, len(paths) - index - 1)

@@ -127,12 +127,15 @@ class EvolutionRecorder:
             self.log.error("Checkpoint %d could not be written (%s); the previous checkpoint is intact.", counter, error)
             return None
 
-    def latest_checkpoint(self, expected_format: str | None = None, check: CheckpointCheck | None = None) -> tuple[Path, dict[str, Any]] | None:
-        """Newest checkpoint that is intact and fits, or None.
+    def latest_checkpoint(
+        self, expected_format: str | None = None, check: CheckpointCheck | None = None, required: Sequence[str] = (),
+    ) -> tuple[Path, dict[str, Any]] | None:
+        """Newest checkpoint that is intact, holds the ``required`` fields and fits, or None.
 
-        Every checkpoint skipped on the way (unreadable, another format or version, failing
-        ``check``; see :func:`load_checkpoint`) is logged as a warning naming the file and why;
-        if none is usable, a warning says so (the caller then resumes from results.jsonl alone).
+        Every checkpoint skipped on the way (unreadable, another format or version, missing a
+        required field, failing ``check``; see :func:`load_checkpoint`) is logged as a warning
+        naming the file and why; if none is usable, a warning says so (the caller then resumes
+        from results.jsonl alone).
         """
         skipped: list[CheckpointError] = []
 
@@ -141,7 +144,7 @@ class EvolutionRecorder:
             self.log.warning("Skipping a checkpoint: %s %s", error,
                              f"Falling back to an older checkpoint ({older} left)." if older else "No older checkpoint is left.")  # fmt: skip
 
-        found = newest_usable(self.run.checkpoints, CHECKPOINT_NAME, expected_format, check, on_skip=skip)
+        found = newest_usable(self.run.checkpoints, CHECKPOINT_NAME, expected_format, check, on_skip=skip, required=required)
         if found is not None and skipped:
             self.log.warning("Using %s, the newest usable checkpoint (%d newer one(s) skipped).", found[0].name, len(skipped))
         elif found is None and skipped:
