@@ -129,9 +129,23 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+#: Config sections that only ``morphelites train`` reads.
+_TRAIN_ONLY_SECTIONS = ("evolution", "training")
+
+
 def _settings(args: argparse.Namespace) -> Settings:
+    """The settings of ``morphelites ppo``: ``--config`` with its options applied, validated.
+
+    A config's ``evolution`` and ``training`` sections are still checked, but ``ppo`` does not use
+    them; a note on stderr says so, since one file often serves both commands.
+    """
     data: dict[str, Any] = load_config_file(args.config) if args.config else {}
     settings = Settings.from_dict(data)
+    unused = [name for name in _TRAIN_ONLY_SECTIONS if isinstance(data, dict) and data.get(name)]
+    if unused:
+        print(f"morphelites: note: {args.config}: `morphelites ppo` does not use the {' and '.join(unused)} "
+              f"section{'s' if len(unused) > 1 else ''} (only `morphelites train` does); ignoring "
+              f"{'them' if len(unused) > 1 else 'it'}.", file=sys.stderr)  # fmt: skip
     given: dict[str, tuple[str, Any]] = {}
     env = settings.env
     if getattr(args, "scene", None) is not None:

@@ -76,3 +76,17 @@ def test_bad_json_config_file(run_cli, tmp_path):
     bad.write_text('{"ppo": {"learning_rat": 0.001}}')
     result = run_cli("ppo", "--config", str(bad), "--output", str(tmp_path / "x"))
     assert result.returncode == 2 and "Did you mean 'learning_rate'" in result.stderr
+
+
+def test_ppo_says_which_config_sections_it_does_not_use(capsys, tmp_path):
+    both = tmp_path / "both.json"
+    both.write_text(json.dumps({"ppo": {"num_envs": 2}, "evolution": {"evaluations": 8}, "training": {"buffer_size": 4096}}))
+    only_ppo = tmp_path / "ppo.json"
+    only_ppo.write_text(json.dumps({"ppo": {"num_envs": 2}}))
+    # --steps 0 stops the command after the config is read, before anything is written
+    assert _main_exit_code("ppo", "--config", str(both), "--output", str(tmp_path / "never"), "--steps", "0") == 2
+    err = capsys.readouterr().err
+    assert f"morphelites: note: {both}: `morphelites ppo` does not use the evolution and training sections (only " \
+           f"`morphelites train` does); ignoring them." in err  # fmt: skip
+    assert _main_exit_code("ppo", "--config", str(only_ppo), "--output", str(tmp_path / "never"), "--steps", "0") == 2
+    assert "note:" not in capsys.readouterr().err
