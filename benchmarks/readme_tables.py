@@ -118,6 +118,23 @@ def _shared(data: dict[str, Any]) -> list[str]:
     return lines
 
 
+def _memory(data: dict[str, Any]) -> list[str]:
+    lines = [f"**Memory against workers** (`benchmarks/memory_scaling.py`; {_machine(data)}; {data['scene']} scene, "
+             f"{data['training_steps_per_individual']:,} steps per individual, two evaluations per worker, "
+             f"{data['wall_s']:.0f} s in all; peak of the sum of PSS over the process tree, and how that peak sample "
+             "divides: main process / learner / workers)", "",
+             "| workers | independent: peak PSS (main / workers) | per worker | shared: peak PSS (main / learner / workers) "
+             "| per worker | ratio shared/independent |", "|---|---|---|---|---|---|"]  # fmt: skip
+    for r in data["rows"]:
+        ind, sh = r["independent"], r["shared"]
+        ind_roles, sh_roles = ind["peak_pss_by_role_mb"], sh["peak_pss_by_role_mb"]
+        lines.append(f"| {r['workers']} | {ind['peak_pss_mb']:,.0f} MB ({ind_roles.get('main', 0):,.0f} / "
+                     f"{ind_roles.get('workers', 0):,.0f}) | {ind['pss_per_worker_mb']:.0f} MB | {sh['peak_pss_mb']:,.0f} MB "
+                     f"({sh_roles.get('main', 0):,.0f} / {sh_roles.get('learner', 0):,.0f} / {sh_roles.get('workers', 0):,.0f}) "
+                     f"| {sh['pss_per_worker_mb']:.0f} MB | {r['memory_ratio_pss']:.2f} |")  # fmt: skip
+    return lines
+
+
 def _targets(data: dict[str, Any]) -> list[str]:
     lines = [f"**Learner value targets** (`benchmarks/learner_targets.py`; {_machine(data)}; shared mode, {data['workers']} "
              f"workers, {data['evaluations']} evaluations of {data['steps_per_individual']:,} steps, reachable goals)", "",
@@ -134,7 +151,7 @@ def render() -> str:
     for name, function in (("env_throughput", _env), ("learning_reach", _learning), ("gym_ppo", _gym),
                            ("experience_transport", _transport), ("independent_mode", _independent),
                            ("shared_vs_independent_quick", _shared), ("shared_vs_independent_long", _shared),
-                           ("learner_targets", _targets)):  # fmt: skip
+                           ("memory_scaling", _memory), ("learner_targets", _targets)):  # fmt: skip
         data = _load(name)
         if data is not None:
             blocks.append("\n".join(function(data)))

@@ -44,12 +44,26 @@ PRESETS = {
 }
 
 
+def process_role(proc: psutil.Process, me: psutil.Process) -> str:
+    """What a process of the run is, from its title (``morphelites: shared_ppo learner`` ...):
+    ``main`` (this process, which runs the evolution loop), ``learner``, ``workers`` or ``other``
+    (e.g. multiprocessing's resource tracker)."""
+    if proc.pid == me.pid:
+        return "main"
+    title = " ".join(proc.cmdline())
+    if "learner" in title:
+        return "learner"
+    return "workers" if "worker" in title else "other"
+
+
 class PssSampler:
-    """Samples the sum of PSS over this process and all its descendants; keeps the peak (MB)."""
+    """Samples the sum of PSS over this process and all its descendants; keeps the peak (MB) and,
+    in ``peak_by_role_mb``, how that peak sample divides among the roles of :func:`process_role`."""
 
     def __init__(self, interval_s: float = 0.5) -> None:
         self.interval_s = interval_s
         self.peak_mb = 0.0
+        self.peak_by_role_mb: dict[str, float] = {}
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
@@ -64,13 +78,16 @@ class PssSampler:
     def _run(self) -> None:
         me = psutil.Process()
         while not self._stop.is_set():
-            total = 0.0
+            by_role: dict[str, float] = {}
             for proc in [me, *me.children(recursive=True)]:
                 try:
-                    total += proc.memory_full_info().pss / 2**20
+                    role = process_role(proc, me)
+                    by_role[role] = by_role.get(role, 0.0) + proc.memory_full_info().pss / 2**20
                 except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
                     pass
-            self.peak_mb = max(self.peak_mb, total)
+            total = sum(by_role.values())
+            if total > self.peak_mb:
+                self.peak_mb, self.peak_by_role_mb = total, {k: round(v, 1) for k, v in sorted(by_role.items())}
             self._stop.wait(self.interval_s)
 
 
@@ -129,6 +146,7 @@ def run_mode(mode: str, scene: str, budget: int, evaluations: int, workers: int,
             "coverage_reevaluated", "peak_memory_mb")  # fmt: skip
     row = {"mode": mode, "scene": scene, "training_steps_per_individual": budget, "wall_s": round(wall, 1),
            **{k: summary[k] for k in keep if k in summary}, "peak_pss_mb": round(pss.peak_mb, 1),
+           "peak_pss_by_role_mb": pss.peak_by_role_mb,
            "env_steps_per_s": summary["env_steps"] / wall,
            "training_env_steps_per_s": summary["training_env_steps"] / wall, "curve": curve}  # fmt: skip
     if "samples_consumed" in summary:

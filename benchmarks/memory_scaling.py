@@ -1,0 +1,66 @@
+"""Peak memory of the whole process tree against the number of workers, shared vs independent mode.
+
+The memory target of the shared mode (sum of PSS at most a third of the independent mode's) is
+about workers: independent workers each import torch and hold a PPO, shared workers run a numpy
+actor. With few workers the fixed part (the main process running the evolution loop, and in
+shared mode the learner) dominates both sums. This runs the same short evolution (open scene,
+1500 env steps per individual, two evaluations per worker so that every worker is busy) in both
+modes at each worker count, samples the sum of PSS every 0.5 s, and records the peak and how that
+peak sample divides among main process, learner, workers and other processes (by process title).
+Memory does not depend on cores, so more workers than cores is fine here; the run's speed is not
+what is measured.
+
+    python benchmarks/memory_scaling.py                 # 2, 4 and 8 workers (about 10 min on 2 cores)
+    python benchmarks/memory_scaling.py --workers 2 16
+
+Writes results/memory_scaling.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from common import write_json
+from shared_vs_independent import run_mode
+
+BUDGET = 1500
+SCENE = "open"
+
+
+def per_worker_mb(row: dict[str, Any], workers: int) -> float:
+    """PSS of the workers at the peak sample, per worker (MB)."""
+    return row["peak_pss_by_role_mb"].get("workers", 0.0) / workers
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--workers", nargs="+", type=int, default=[2, 4, 8], help="worker counts to measure")
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+    if any(w < 1 for w in args.workers):
+        parser.error("--workers: every count must be at least 1")
+    started = time.perf_counter()
+    rows: list[dict[str, Any]] = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for workers in sorted(set(args.workers)):
+            row: dict[str, Any] = {"workers": workers}
+            for mode in ("independent", "shared"):
+                run = run_mode(mode, SCENE, BUDGET, 2 * workers, workers, args.seed, Path(tmp) / f"w{workers}")
+                row[mode] = {"evaluations": run["evaluations"], "wall_s": run["wall_s"], "peak_pss_mb": run["peak_pss_mb"],
+                             "peak_pss_by_role_mb": run["peak_pss_by_role_mb"],
+                             "pss_per_worker_mb": round(per_worker_mb(run, workers), 1)}  # fmt: skip
+            row["memory_ratio_pss"] = round(row["shared"]["peak_pss_mb"] / row["independent"]["peak_pss_mb"], 3)
+            rows.append(row)
+            print(f"{workers} workers: PSS ratio shared/independent {row['memory_ratio_pss']:.2f}", flush=True)
+            write_json("memory_scaling", {
+                "scene": SCENE, "training_steps_per_individual": BUDGET, "seed": args.seed,
+                "wall_s": round(time.perf_counter() - started, 1), "rows": rows,
+            })  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()
