@@ -159,6 +159,31 @@ def test_every_kind_of_bad_evolution_checkpoint_is_named_and_explained(run_copy,
     assert "--resume" in message, "the message says what to do"
 
 
+@pytest.mark.parametrize(
+    "damage, words",
+    [
+        (lambda s: s.update(next_id="seven"), "its contents cannot be loaded (ValueError: "),
+        (lambda s: s["pending"].append({"id": 99}), "its contents cannot be loaded (KeyError: "),
+        (lambda s: s["variation"].update(rng={"bit_generator": "nothing"}), "its contents cannot be loaded"),
+        (lambda s: s["variation"].update(operator=[1, 2]), "its variation operator is a list, not a pyribs operator"),
+    ],
+    ids=["next-id", "pending-individual", "rng-state", "operator"],
+)  # fmt: skip
+def test_evolution_resume_skips_a_checkpoint_whose_contents_cannot_be_loaded(run_copy, damage, words):
+    from morphelites.evolution.trainer import MAPElitesEvolutionTrainer
+
+    older, newest = list_checkpoints(run_copy / "checkpoints", "evolution")
+    _rewrite(newest, damage)
+    summary = MAPElitesEvolutionTrainer(
+        TINY, num_initial_random=2, training_steps_per_individual=64, enable_multiprocess=False,
+        use_shared_ppo=False, output_dir=str(run_copy), evaluations=4, quiet=True, resume=True,
+    ).run()  # fmt: skip
+    assert summary["status"] == "completed" and len(read_results(run_copy)) == 4
+    log = (run_copy / "training.log").read_text()
+    assert f"Skipping a checkpoint: Checkpoint {newest} does not fit this run: {words}" in log
+    assert f"Resumed from {older.name}" in log
+
+
 def test_a_learner_checkpoint_under_an_evolution_name_is_named_as_such(run_copy, tmp_path):
     with _learner(tmp_path / "learner") as learner:
         learner_file = _learner_checkpoint(learner, updates=1, shift=0.0)
@@ -252,6 +277,36 @@ def test_learner_resume_skips_a_checkpoint_missing_a_field_it_reads(tmp_path):
         assert _log_std(learner) == pytest.approx(older_log_std)
         [reason] = learner.skipped_checkpoints
     assert f"Checkpoint {newest} is incomplete: it has no 'optimizer' field" in reason and "Trying an older one." in reason
+
+
+def _misshape_first_moments(state: dict[str, Any]) -> None:
+    """Give the first parameter Adam moment estimates of another shape (Adam itself would not notice)."""
+    import torch
+
+    state["optimizer"]["state"][0] = {"step": torch.tensor(1.0), "exp_avg": torch.zeros(1), "exp_avg_sq": torch.zeros(1)}
+
+
+@pytest.mark.parametrize(
+    "damage, words",
+    [
+        (_misshape_first_moments, "its optimizer state exp_avg of parameter 0 has shape (1,), not"),
+        (lambda s: s["policy"]["state_dict"].clear(), "its contents cannot be loaded (RuntimeError: "),
+        (lambda s: s.update(version="seven"), "its contents cannot be loaded (ValueError: "),
+    ],
+    ids=["optimizer-moment-shape", "empty-weights", "version-not-a-number"],
+)
+def test_learner_resume_skips_a_checkpoint_whose_contents_cannot_be_loaded(tmp_path, damage, words):
+    checkpoints = tmp_path / "checkpoints"
+    with _learner(checkpoints) as learner:
+        older = _learner_checkpoint(learner, updates=1, shift=0.25)
+        older_log_std = _log_std(learner)
+        newest = _learner_checkpoint(learner, updates=2, shift=0.5)
+    _rewrite(newest, damage)
+    with _learner(checkpoints, resume=True) as learner:
+        assert learner.restored_from == older.name and learner.updates == 1
+        assert _log_std(learner) == pytest.approx(older_log_std)
+        [reason] = learner.skipped_checkpoints
+    assert f"Checkpoint {newest} does not fit this run: {words}" in reason and "Trying an older one." in reason
 
 
 def test_learner_with_no_usable_checkpoint_starts_from_a_fresh_policy(tmp_path):

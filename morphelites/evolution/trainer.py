@@ -551,14 +551,19 @@ class MAPElitesEvolutionTrainer:
     def _restore(self) -> None:
         """Rebuild the run from results.jsonl and the newest intact checkpoint of this format and body space.
 
-        Checkpoints that are corrupt, foreign or of another body space are skipped with a warning
-        naming the file; if none is usable the run resumes from results.jsonl alone.
+        Checkpoints that are corrupt, foreign, of another body space or with malformed contents are
+        skipped with a warning naming the file; if none is usable the run resumes from results.jsonl
+        alone.
         """
         from morphelites.runs.checkpoints import matching
 
         log = self.recorder.log
-        body_space = matching("body space", self.settings.to_dict()["body_space"], "settings", "body_space")
-        latest = self.recorder.latest_checkpoint(_CHECKPOINT_FORMAT, body_space, required=_CHECKPOINT_FIELDS)
+        same_body_space = matching("body space", self.settings.to_dict()["body_space"], "settings", "body_space")
+
+        def fits(state: dict[str, Any]) -> str | None:
+            return same_body_space(state) or _unloadable(state)
+
+        latest = self.recorder.latest_checkpoint(_CHECKPOINT_FORMAT, fits, required=_CHECKPOINT_FIELDS)
         results = self.recorder.read_results()
         self.reevaluation_env_steps = self.recorder.reevaluation_env_steps()
         self.env_steps += self.reevaluation_env_steps  # env_steps counts every step taken, re-evaluations included
@@ -583,6 +588,26 @@ class MAPElitesEvolutionTrainer:
             self.variation = Variation(evo, self.archive, self.space.genome_dim, seed=evo.seed + 7919 * (self.completed + 1))
             self.variation.proposed = self.completed
             log.info("Resumed without a checkpoint: %d evaluations replayed from results.jsonl.", self.completed)
+
+
+def _unloadable(state: dict[str, Any]) -> str | None:
+    """What stops an evolution checkpoint of the right format and body space from being resumed
+    from, or None: its fields are read into scratch objects first, so that malformed contents
+    (an edited file) make resuming pass it over instead of failing halfway through."""
+    import numpy as np
+
+    try:
+        int(state["next_id"]), float(state["wall_s"])
+        for entry in state["pending"]:
+            Individual.from_dict(entry)
+        variation = state["variation"]
+        np.random.default_rng().bit_generator.state = variation["rng"]
+        int(variation["proposed"])
+        if not callable(getattr(variation["operator"], "ask", None)):
+            return f"its variation operator is a {type(variation['operator']).__name__}, not a pyribs operator"
+    except Exception as error:  # malformed contents raise all kinds of errors; none of it can be resumed from
+        return f"its contents cannot be loaded ({type(error).__name__}: {error})"
+    return None
 
 
 def _nan0(value: float) -> float:

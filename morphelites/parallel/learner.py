@@ -268,7 +268,11 @@ class SharedPPOTrainer:
             then = "Trying an older one." if older else "No older one is left: starting from a fresh policy."
             self.skipped_checkpoints.append(f"{error} {then}")
 
-        fits = matching("policy shape", self.options.handles.spec, "policy", "spec")
+        same_shape = matching("policy shape", self.options.handles.spec, "policy", "spec")
+
+        def fits(state: dict[str, Any]) -> str | None:
+            return same_shape(state) or _unloadable(state)
+
         found = newest_usable(Path(self.options.checkpoint_dir), LEARNER_CHECKPOINT, _FORMAT, fits, on_skip=skip,
                               required=_FIELDS)
         if found is None:
@@ -287,6 +291,36 @@ class SharedPPOTrainer:
     def close(self) -> None:
         self.weights.close()
         self.buffer.close()
+
+
+def _unloadable(state: dict[str, Any]) -> str | None:
+    """What stops a learner checkpoint of the right format and policy shape from loading, or None.
+
+    Loads it into scratch objects first, so that a checkpoint with malformed contents (edited, or
+    a tensor of another shape) is passed over like any other unusable one instead of crashing the
+    learner on every restart. Adam does not check the shapes of its moment estimates when it loads
+    them, so they are compared with the parameters here.
+    """
+    import torch
+
+    from morphelites.policy import ActorCritic
+
+    try:
+        model = ActorCritic.from_policy_state(state["policy"])
+        params = list(model.parameters())
+        optimizer = torch.optim.Adam(params)
+        optimizer.load_state_dict(state["optimizer"])
+        for index, param in enumerate(params):
+            for name, value in optimizer.state.get(param, {}).items():
+                if torch.is_tensor(value) and value.dim() > 0 and value.shape != param.shape:
+                    return f"its optimizer state {name} of parameter {index} has shape {tuple(value.shape)}, not {tuple(param.shape)}"
+        RunningMeanStd(()).load_state_dict(state["return_rms"])
+        for counter in ("version", "updates", "samples_consumed", "skipped_updates"):
+            if int(state[counter]) < 0:
+                return f"its {counter} is {state[counter]}, below 0"
+    except Exception as error:  # torch and numpy raise many kinds on malformed contents; none of it is loadable
+        return f"its contents cannot be loaded ({type(error).__name__}: {error})"
+    return None
 
 
 def learner_main(options: LearnerOptions, stats_conn: Connection, stop: Any, active: Any, beats: Any = None) -> None:

@@ -110,7 +110,7 @@ def load_checkpoint(
             problem = f"its contents are malformed ({type(error).__name__}: {error})"
         if problem:
             raise CheckpointError(f"Checkpoint {path} does not fit this run: {problem}. It belongs to another run "
-                                  f"(or another configuration). {remedy}")  # fmt: skip
+                                  f"(or another configuration), or was edited. {remedy}")  # fmt: skip
     return state
 
 
