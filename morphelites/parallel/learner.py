@@ -252,8 +252,8 @@ class SharedPPOTrainer:
     def _restore(self) -> None:
         """Load the newest learner checkpoint that is intact and has this run's policy spec.
 
-        Each one skipped (unreadable, another format or version, missing a field, another policy
-        shape such as a different max_links or hidden_dim) is kept in ``self.skipped_checkpoints``
+        Each one skipped (unreadable, another format or version, missing a field, contents that
+        cannot be loaded, another policy shape such as a different max_links or hidden_dim) is kept in ``self.skipped_checkpoints``
         as a message naming the file and why; the run writes them to training.log (and so to the
         terminal unless quiet), once. If none is usable the learner starts from a fresh policy
         instead of refusing: the archive and results.jsonl do not depend on the policy and stay
