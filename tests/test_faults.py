@@ -148,6 +148,11 @@ def test_a_killed_learner_is_restarted_from_its_checkpoint_and_the_run_completes
     summary = json.loads((out / "summary.json").read_text())
     assert summary["learner_restarts"] == 1 and summary["status"] == "completed"
     _assert_ids_complete(out, 10)
+    with open(out / "metrics.csv", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    for column in ("policy_updates", "samples_consumed", "policy_version"):
+        values = [float(row[column]) for row in rows if row.get(column)]
+        assert values and values == sorted(values), f"{column} steps back across the learner restart: {values}"
 
 
 def test_a_learner_that_keeps_dying_stops_the_run_with_a_clear_message(tmp_path):

@@ -66,7 +66,8 @@ def _run_body_space_check(run: Path) -> Callable[[dict[str, Any]], str | None]:
 
 
 @contextmanager
-def _learner(checkpoint_dir: Path, resume: bool = False, **sections: dict[str, Any]) -> Iterator[Any]:
+def _learner(checkpoint_dir: Path, resume: bool = False, counters_floor: dict[str, int] | None = None,
+             **sections: dict[str, Any]) -> Iterator[Any]:
     """A real SharedPPOTrainer in this process, on freshly created shared memory."""
     from morphelites.parallel.learner import LearnerOptions, SharedPPOTrainer
     from morphelites.parallel.supervisor import create_shared_state
@@ -77,7 +78,8 @@ def _learner(checkpoint_dir: Path, resume: bool = False, **sections: dict[str, A
     weights, buffer, handles = create_shared_state(settings, 1, False, 2)
     learner = None
     try:
-        learner = SharedPPOTrainer(LearnerOptions(settings, handles, str(checkpoint_dir), resume=resume, max_policy_lag=2))
+        learner = SharedPPOTrainer(LearnerOptions(settings, handles, str(checkpoint_dir), resume=resume, max_policy_lag=2,
+                                                  counters_floor=counters_floor))  # fmt: skip
         yield learner
     finally:
         if learner is not None:
@@ -307,6 +309,22 @@ def test_learner_resume_skips_a_checkpoint_whose_contents_cannot_be_loaded(tmp_p
         assert _log_std(learner) == pytest.approx(older_log_std)
         [reason] = learner.skipped_checkpoints
     assert f"Checkpoint {newest} does not fit this run: {words}" in reason and "Trying an older one." in reason
+
+
+def test_a_restarted_learner_continues_the_work_counters_of_the_one_it_replaces(tmp_path):
+    checkpoints = tmp_path / "checkpoints"
+    with _learner(checkpoints) as learner:
+        path = _learner_checkpoint(learner, updates=2, shift=0.25)
+        checkpoint_log_std = _log_std(learner)
+        learner.samples_consumed = 2000
+        learner.checkpoint()
+    reached = {"updates": 5, "samples_consumed": 5000, "skipped_updates": 1}  # 3 updates lost with the dead learner
+    with _learner(checkpoints, resume=True, counters_floor=reached) as learner:
+        assert learner.restored_from == path.name and learner.restored_updates == 2
+        assert _log_std(learner) == pytest.approx(checkpoint_log_std), "the policy is the checkpoint's"
+        assert (learner.updates, learner.samples_consumed, learner.skipped_updates) == (5, 5000, 1)
+    with _learner(checkpoints, resume=True, counters_floor={"updates": 1, "samples_consumed": 10}) as learner:
+        assert (learner.updates, learner.samples_consumed) == (2, 2000), "a lower floor changes nothing"
 
 
 def test_learner_with_no_usable_checkpoint_starts_from_a_fresh_policy(tmp_path):

@@ -59,6 +59,11 @@ class LearnerOptions:
     checkpoint_every_updates: int = 20
     checkpoints_kept: int = 3
     seed: int = 0
+    #: Work counters (``updates``, ``samples_consumed``, ``skipped_updates``) that the learner this
+    #: one replaces had reached. A restart from an older checkpoint continues them from here, so
+    #: that they count all work done (updates lost with the dead learner included) and the learner
+    #: columns of metrics.csv never step back; the restored policy is still the checkpoint's.
+    counters_floor: dict[str, int] | None = None
 
 
 class SharedPPOTrainer:
@@ -98,6 +103,9 @@ class SharedPPOTrainer:
         self.skipped_checkpoints: list[str] = []  # why each unusable checkpoint was passed over
         if options.resume:
             self._restore()
+        self.restored_updates = self.updates  # as in the checkpoint, for the "restored" message
+        for name, floor in (options.counters_floor or {}).items():
+            setattr(self, name, max(getattr(self, name), int(floor)))
         # A learner restarted after a crash: its predecessor may have published versions newer
         # than the checkpoint; those updates are lost, and the version counter moves on past them
         # so that every worker refreshes and no two different weight vectors share a version.
@@ -340,7 +348,7 @@ def learner_main(options: LearnerOptions, stats_conn: Connection, stop: Any, act
         heartbeat.install(beats, 0)
     if options.resume:
         stats_conn.send({"event": "restored", "checkpoint": learner.restored_from, "version": learner.version,
-                         "updates": learner.updates, "lost_updates": learner.lost_updates,
+                         "updates": learner.restored_updates, "lost_updates": learner.lost_updates,
                          "skipped": learner.skipped_checkpoints})  # fmt: skip
     last_stats = 0.0
 

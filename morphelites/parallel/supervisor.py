@@ -140,10 +140,13 @@ class SharedPPOSystem:
         self._closed = False
 
     def _start_learner(self, resume: bool) -> None:
+        reached = {"updates": "policy_updates", "samples_consumed": "samples_consumed", "skipped_updates": "skipped_updates"}
+        floor = {name: int(self.learner_stats[key]) for name, key in reached.items() if key in self.learner_stats}
         options = LearnerOptions(self.settings, self.handles, str(self.checkpoint_dir), resume,
                                  0 if self.sync else self.max_policy_lag,
                                  checkpoint_every_updates=self.settings.training.learner_checkpoint_every,
-                                 seed=self.settings.evolution.seed + self.learner_restarts)  # fmt: skip
+                                 seed=self.settings.evolution.seed + self.learner_restarts,
+                                 counters_floor=floor or None)  # fmt: skip
         if self._stats_recv is not None:
             self._stats_recv.close()
         self._stats_recv, stats_send = self._ctx.Pipe(duplex=False)
@@ -277,7 +280,7 @@ class SerialSharedBackend:
         self.worker = MultiProcessPPOWorker(0, self.handles, after_segment=self._learn)
         self.learner_events: list[dict[str, Any]] = (
             [{"event": "restored", "checkpoint": self.learner.restored_from, "version": self.learner.version,
-              "updates": self.learner.updates, "lost_updates": 0, "skipped": self.learner.skipped_checkpoints}]
+              "updates": self.learner.restored_updates, "lost_updates": 0, "skipped": self.learner.skipped_checkpoints}]
             if resume else []
         )  # fmt: skip
         self._task: tuple[Individual, str] | None = None
