@@ -555,15 +555,12 @@ class MAPElitesEvolutionTrainer:
         skipped with a warning naming the file; if none is usable the run resumes from results.jsonl
         alone.
         """
-        from morphelites.runs.checkpoints import matching
+        from morphelites.runs.checkpoints import all_of, matching
 
         log = self.recorder.log
         same_body_space = matching("body space", self.settings.to_dict()["body_space"], "settings", "body_space")
-
-        def fits(state: dict[str, Any]) -> str | None:
-            return same_body_space(state) or _unloadable(state)
-
-        latest = self.recorder.latest_checkpoint(_CHECKPOINT_FORMAT, fits, required=_CHECKPOINT_FIELDS)
+        latest = self.recorder.latest_checkpoint(_CHECKPOINT_FORMAT, all_of(same_body_space, _unloadable),
+                                                 required=_CHECKPOINT_FIELDS)  # fmt: skip
         results = self.recorder.read_results()
         self.reevaluation_env_steps = self.recorder.reevaluation_env_steps()
         self.env_steps += self.reevaluation_env_steps  # env_steps counts every step taken, re-evaluations included

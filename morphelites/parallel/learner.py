@@ -270,17 +270,13 @@ class SharedPPOTrainer:
         "Learner started from a fresh policy (no usable learner checkpoint)".
         """
         from morphelites.policy import ActorCritic
-        from morphelites.runs.checkpoints import CheckpointError, matching, newest_usable
+        from morphelites.runs.checkpoints import CheckpointError, all_of, matching, newest_usable
 
         def skip(error: CheckpointError, older: int) -> None:
             then = "Trying an older one." if older else "No older one is left: starting from a fresh policy."
             self.skipped_checkpoints.append(f"{error} {then}")
 
-        same_shape = matching("policy shape", self.options.handles.spec, "policy", "spec")
-
-        def fits(state: dict[str, Any]) -> str | None:
-            return same_shape(state) or _unloadable(state)
-
+        fits = all_of(matching("policy shape", self.options.handles.spec, "policy", "spec"), _unloadable)
         found = newest_usable(Path(self.options.checkpoint_dir), LEARNER_CHECKPOINT, _FORMAT, fits, on_skip=skip,
                               required=_FIELDS)
         if found is None:

@@ -20,8 +20,8 @@ from typing import Any, Callable, Optional, Sequence
 
 from morphelites.runs.files import atomic_write_bytes
 
-__all__ = ["save_checkpoint", "list_checkpoints", "load_checkpoint", "newest_usable", "matching", "CheckpointError",
-           "CheckpointCheck"]
+__all__ = ["save_checkpoint", "list_checkpoints", "load_checkpoint", "newest_usable", "matching", "all_of",
+           "CheckpointError", "CheckpointCheck"]
 
 #: A check on a loaded checkpoint's contents: returns what is wrong with it, or None if it fits.
 CheckpointCheck = Callable[[dict[str, Any]], Optional[str]]
@@ -155,6 +155,15 @@ def matching(what: str, expected: Any, *keys: str) -> CheckpointCheck:
             found = found[key]
         differences = _differences(_plain(found), _plain(expected))
         return f"its {what} differs from this run's ({'; '.join(differences)})" if differences else None
+
+    return check
+
+
+def all_of(*checks: CheckpointCheck) -> CheckpointCheck:
+    """A ``check`` that runs ``checks`` in order and returns the first problem found, or None."""
+
+    def check(state: dict[str, Any]) -> str | None:
+        return next((problem for c in checks if (problem := c(state))), None)
 
     return check
 
