@@ -90,31 +90,56 @@ def _independent(data: dict[str, Any]) -> list[str]:
     return lines
 
 
+def _seeds(data: dict[str, Any]) -> str:
+    seeds = data.get("seeds", [data.get("seed")])
+    return f"seed {seeds[0]}" if len(seeds) == 1 else f"seeds {', '.join(map(str, seeds))}"
+
+
+def _spread(values: list[float], unit: str = "") -> str:
+    """``mean (min–max)`` of per-seed figures, or the one figure."""
+    if len(values) == 1:
+        return f"{values[0]:.1f}{unit}"
+    return f"{sum(values) / len(values):.1f}{unit} ({min(values):.1f}–{max(values):.1f})"
+
+
 def _shared(data: dict[str, Any]) -> list[str]:
     lines = [f"**Shared vs independent, preset `{data['preset']}`** (`benchmarks/shared_vs_independent.py --preset "
-             f"{data['preset']}`; {_machine(data)}; {data['workers']} workers, seed {data['seed']}, {data['evaluations']} "
+             f"{data['preset']}`; {_machine(data)}; {data['workers']} workers, {_seeds(data)}, {data['evaluations']} "
              f"evaluations per run, {data['wall_s']:.0f} s in all; env-only rate of {data['workers']} processes with random "
              f"actions: {data['env_only_steps_per_s']:,.0f} steps/s; plots: `benchmarks/results/shared_vs_independent_"
              f"{data['preset']}.png`)", "",
-             "| scene | steps/individual | mode | QD-score | re-evaluated QD | coverage | mean elite fitness | env steps | "
+             "| scene | steps/individual | seed | mode | QD-score | re-evaluated QD | coverage | mean elite fitness | env steps | "
              "wall time | env steps/s | learner samples/s | lag mean/max | peak PSS |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
     for r in data["runs"]:
         reeval = f"{r['qd_score_reevaluated']:.2f}" if "qd_score_reevaluated" in r else "–"
         lag = f"{r['mean_policy_lag']:.2f}/{r['max_policy_lag']:.0f}" if "mean_policy_lag" in r else "–"
         samples = f"{r['learner_samples_per_s']:,.0f}" if "learner_samples_per_s" in r else "–"
-        lines.append(f"| {r['scene']} | {r['training_steps_per_individual']:,} | {r['mode']} | {r['qd_score']:.2f} | {reeval} | "
-                     f"{r['coverage']:.0%} | {r['mean_elite_fitness']:.3f} | {r['env_steps']:,} | {r['wall_s']:.0f} s | "
-                     f"{r['env_steps_per_s']:,.0f} | {samples} | {lag} | {r['peak_pss_mb']:.0f} MB |")  # fmt: skip
-    lines += ["", "| scene | steps/individual | shared reached independent's final QD-score | env steps ratio | wall time ratio | "
-              "memory ratio (PSS, shared/independent) |", "|---|---|---|---|---|---|"]  # fmt: skip
+        lines.append(f"| {r['scene']} | {r['training_steps_per_individual']:,} | {r.get('seed', data.get('seed'))} | {r['mode']} | "
+                     f"{r['qd_score']:.2f} | {reeval} | {r['coverage']:.0%} | {r['mean_elite_fitness']:.3f} | {r['env_steps']:,} | "
+                     f"{r['wall_s']:.0f} s | {r['env_steps_per_s']:,.0f} | {samples} | {lag} | {r['peak_pss_mb']:.0f} MB |")  # fmt: skip
+    lines += ["", "| scene | steps/individual | seed | shared reached independent's final QD-score | env steps ratio | "
+              "wall time ratio | memory ratio (PSS, shared/independent) |", "|---|---|---|---|---|---|---|"]  # fmt: skip
+    by_pair: dict[tuple[str, int], list[dict[str, Any]]] = {}
     for c in data["comparisons"]:
+        by_pair.setdefault((c["scene"], c["training_steps_per_individual"]), []).append(c)
         reached = f"yes, after {int(c['shared_env_steps_to_reach']):,} env steps / {c['shared_wall_s_to_reach']:.0f} s" if c[
             "shared_reached_independent_final"] else "no"
         steps_ratio = f"{c['env_steps_ratio']:.1f}×" if "env_steps_ratio" in c else "–"
         wall_ratio = f"{c['wall_time_ratio']:.1f}×" if "wall_time_ratio" in c else "–"
-        lines.append(f"| {c['scene']} | {c['training_steps_per_individual']:,} | {reached} | {steps_ratio} | {wall_ratio} | "
-                     f"{c['memory_ratio_pss']:.2f} |")  # fmt: skip
+        lines.append(f"| {c['scene']} | {c['training_steps_per_individual']:,} | {c.get('seed', data.get('seed'))} | {reached} | "
+                     f"{steps_ratio} | {wall_ratio} | {c['memory_ratio_pss']:.2f} |")  # fmt: skip
+    several = {pair: cs for pair, cs in by_pair.items() if len(cs) > 1}
+    if several:
+        lines += ["", "| scene | steps/individual | seeds | shared reached independent's final QD-score | env steps ratio, "
+                  "mean (min–max) | wall time ratio, mean (min–max) | QD-score shared / independent, mean (min–max) |",
+                  "|---|---|---|---|---|---|---|"]  # fmt: skip
+        for (scene, budget), cs in sorted(several.items()):
+            reached = [c for c in cs if c["shared_reached_independent_final"]]
+            steps = _spread([c["env_steps_ratio"] for c in reached], "×") if reached else "–"
+            wall = _spread([c["wall_time_ratio"] for c in reached], "×") if reached else "–"
+            qd = _spread([c["shared_final_qd_score"] / max(c["independent_final_qd_score"], 1e-9) for c in cs], "×")
+            lines.append(f"| {scene} | {budget:,} | {len(cs)} | {len(reached)} of {len(cs)} | {steps} | {wall} | {qd} |")
     return lines
 
 

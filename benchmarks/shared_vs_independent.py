@@ -18,8 +18,11 @@ Presets:
 
 Writes results/shared_vs_independent_<preset>.json and results/shared_vs_independent_<preset>.png,
 after every finished (scene, budget) pair, so a run that is cut off keeps what it finished.
-``--scenes`` / ``--budgets`` run part of a preset (the long one takes hours on 2 cores): the
-pairs they produce replace the same pairs in the preset's JSON file and the others are kept.
+``--scenes`` / ``--budgets`` / ``--seeds`` run part of a preset (the long one takes hours on
+2 cores): the (scene, budget, seed) pairs they produce replace the same pairs in the preset's JSON
+file and the others are kept, so more seeds can be added one run at a time:
+
+    python benchmarks/shared_vs_independent.py --preset long --budgets 1500 --seeds 1 2
 """
 
 from __future__ import annotations
@@ -130,7 +133,7 @@ def _metrics(path: Path) -> list[dict[str, float]]:
 def run_mode(mode: str, scene: str, budget: int, evaluations: int, workers: int, seed: int, tmp: Path) -> dict[str, Any]:
     from morphelites.evolution.trainer import MAPElitesEvolutionTrainer
 
-    out = tmp / f"{mode}-{scene}-{budget}"
+    out = tmp / f"{mode}-{scene}-{budget}-seed{seed}"
     with PssSampler() as pss:
         start = time.perf_counter()
         summary = MAPElitesEvolutionTrainer(
@@ -144,7 +147,7 @@ def run_mode(mode: str, scene: str, budget: int, evaluations: int, workers: int,
             "elites", "policy_updates", "samples_consumed", "mean_policy_lag", "max_policy_lag", "learner_utilisation",
             "segments_dropped_lag", "producer_waits", "qd_score_reevaluated", "mean_elite_fitness_reevaluated",
             "coverage_reevaluated", "peak_memory_mb")  # fmt: skip
-    row = {"mode": mode, "scene": scene, "training_steps_per_individual": budget, "wall_s": round(wall, 1),
+    row = {"mode": mode, "scene": scene, "training_steps_per_individual": budget, "seed": seed, "wall_s": round(wall, 1),
            **{k: summary[k] for k in keep if k in summary}, "peak_pss_mb": round(pss.peak_mb, 1),
            "peak_pss_by_role_mb": pss.peak_by_role_mb,
            "env_steps_per_s": summary["env_steps"] / wall,
@@ -178,14 +181,16 @@ def plot(rows: list[dict[str, Any]], path: Path) -> None:
     import matplotlib.pyplot as plt
 
     keys = sorted({(r["scene"], r["training_steps_per_individual"]) for r in rows})
+    colours = {"independent": "tab:blue", "shared": "tab:orange"}
     fig, axes = plt.subplots(len(keys), 2, figsize=(11, 3.6 * len(keys)), squeeze=False)
     for (scene, budget), (ax_steps, ax_wall) in zip(keys, axes):
         for r in rows:
             if (r["scene"], r["training_steps_per_individual"]) != (scene, budget):
                 continue
-            xs = [p["env_steps"] for p in r["curve"]]
-            ax_steps.plot(xs, [p["qd_score"] for p in r["curve"]], label=r["mode"])
-            ax_wall.plot([p["wall_s"] for p in r["curve"]], [p["qd_score"] for p in r["curve"]], label=r["mode"])
+            style = {"color": colours[r["mode"]], "label": f"{r['mode']}, seed {r['seed']}", "alpha": 0.85}
+            qd = [p["qd_score"] for p in r["curve"]]
+            ax_steps.plot([p["env_steps"] for p in r["curve"]], qd, **style)
+            ax_wall.plot([p["wall_s"] for p in r["curve"]], qd, **style)
         ax_steps.set(title=f"{scene}, {budget} steps/individual", xlabel="env steps", ylabel="QD-score")
         ax_wall.set(title=f"{scene}, {budget} steps/individual", xlabel="wall time (s)", ylabel="QD-score")
         ax_steps.legend()
@@ -199,8 +204,21 @@ def _load_previous(preset: str) -> dict[str, Any] | None:
     return json.loads(path.read_text()) if path.exists() else None
 
 
-def _pair_key(row: dict[str, Any]) -> tuple[str, int]:
-    return row["scene"], int(row["training_steps_per_individual"])
+def _pair_key(row: dict[str, Any]) -> tuple[str, int, int]:
+    return row["scene"], int(row["training_steps_per_individual"]), int(row["seed"])
+
+
+def _with_seeds(previous: dict[str, Any]) -> dict[str, Any]:
+    """A results file written before runs carried their own seed: give each run, comparison and
+    part the file's single ``seed``."""
+    if "seed" in previous:
+        seed = previous.pop("seed")
+        previous["seeds"] = [seed]
+        for item in [*previous.get("runs", []), *previous.get("comparisons", [])]:
+            item.setdefault("seed", seed)
+        for part in previous.get("parts", []):
+            part["pairs"] = [[*pair, seed] if len(pair) == 2 else pair for pair in part.get("pairs", [])]
+    return previous
 
 
 def main() -> None:
@@ -209,7 +227,8 @@ def main() -> None:
     parser.add_argument("--scenes", nargs="+", help="run only these scenes of the preset")
     parser.add_argument("--budgets", nargs="+", type=int, help="run only these steps-per-individual budgets")
     parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seeds", "--seed", nargs="+", type=int, default=[0],
+                        help="run each (scene, budget) pair once per seed (default: 0)")
     args = parser.parse_args()
     preset = PRESETS[args.preset]
     scenes = args.scenes or preset["scenes"]
@@ -218,38 +237,44 @@ def main() -> None:
         if unknown := [c for c in chosen if c not in allowed]:
             parser.error(f"{name} {unknown} is not part of preset {args.preset!r} (it has {allowed})")
     previous = _load_previous(args.preset)
-    if previous and (previous.get("workers"), previous.get("seed")) != (args.workers, args.seed):
-        previous = None  # other workers or seed: not comparable, start the file again
-    done_pairs = {(s, b) for s in scenes for b in budgets}
+    if previous and previous.get("workers") != args.workers:
+        previous = None  # other workers: not comparable, start the file again
+    previous = _with_seeds(previous) if previous else None
+    done_pairs = {(s, b, seed) for s in scenes for b in budgets for seed in args.seeds}
     rows = [r for r in (previous or {}).get("runs", []) if _pair_key(r) not in done_pairs]
     comparisons = [c for c in (previous or {}).get("comparisons", []) if _pair_key(c) not in done_pairs]
-    earlier_wall = sum(p.get("wall_s", 0.0) for p in (previous or {}).get("parts", []) if
-                       not done_pairs.intersection(map(tuple, p.get("pairs", []))))  # fmt: skip
     parts = [p for p in (previous or {}).get("parts", []) if not done_pairs.intersection(map(tuple, p.get("pairs", [])))]
     started = time.perf_counter()
     env_rate = env_only_rate(args.workers)
     print(f"env-only rate with {args.workers} processes: {env_rate:.0f} steps/s", flush=True)
     finished: list[list[Any]] = []
     with tempfile.TemporaryDirectory() as tmp:
-        for scene in scenes:
-            for budget in budgets:
-                pair = {mode: run_mode(mode, scene, budget, preset["evaluations"], args.workers, args.seed, Path(tmp))
-                        for mode in ("independent", "shared")}  # fmt: skip
-                rows += pair.values()
-                comparisons.append({"scene": scene, "training_steps_per_individual": budget,
-                                    **compare(pair["independent"], pair["shared"])})  # fmt: skip
-                print(json.dumps(comparisons[-1]), flush=True)
-                finished.append([scene, budget])
-                wall = round(time.perf_counter() - started, 1)
-                rows.sort(key=_pair_key)
-                comparisons.sort(key=_pair_key)
-                plot(rows, RESULTS / f"shared_vs_independent_{args.preset}.png")
-                write_json(f"shared_vs_independent_{args.preset}", {
-                    "preset": args.preset, **preset, "workers": args.workers, "seed": args.seed,
-                    "env_only_steps_per_s": env_rate, "wall_s": round(earlier_wall + wall, 1),
-                    "parts": [*parts, {"pairs": finished, "wall_s": wall, "env_only_steps_per_s": env_rate}],
-                    "comparisons": comparisons, "runs": rows,
-                })  # fmt: skip
+        for seed in args.seeds:
+            for scene in scenes:
+                for budget in budgets:
+                    pair = {mode: run_mode(mode, scene, budget, preset["evaluations"], args.workers, seed, Path(tmp))
+                            for mode in ("independent", "shared")}  # fmt: skip
+                    rows += pair.values()
+                    comparisons.append({"scene": scene, "training_steps_per_individual": budget, "seed": seed,
+                                        **compare(pair["independent"], pair["shared"])})  # fmt: skip
+                    print(json.dumps(comparisons[-1]), flush=True)
+                    finished.append([scene, budget, seed])
+                    _write(args.preset, preset, args.workers, env_rate, rows, comparisons,
+                           [*parts, {"pairs": finished, "wall_s": round(time.perf_counter() - started, 1),
+                                     "env_only_steps_per_s": env_rate}])  # fmt: skip
+
+
+def _write(preset_name: str, preset: dict[str, Any], workers: int, env_rate: float, rows: list[dict[str, Any]],
+           comparisons: list[dict[str, Any]], parts: list[dict[str, Any]]) -> None:
+    """Rewrite the preset's JSON and plot with everything finished so far."""
+    rows.sort(key=_pair_key)
+    comparisons.sort(key=_pair_key)
+    plot(rows, RESULTS / f"shared_vs_independent_{preset_name}.png")
+    write_json(f"shared_vs_independent_{preset_name}", {
+        "preset": preset_name, **preset, "workers": workers, "seeds": sorted({r["seed"] for r in rows}),
+        "env_only_steps_per_s": env_rate, "wall_s": round(sum(p["wall_s"] for p in parts), 1),
+        "parts": parts, "comparisons": comparisons, "runs": rows,
+    })  # fmt: skip
 
 
 if __name__ == "__main__":
