@@ -130,17 +130,23 @@ def _metrics(path: Path) -> list[dict[str, float]]:
         return [{k: float(v) for k, v in row.items() if v not in ("", None)} for row in csv.DictReader(handle)]
 
 
-def run_mode(mode: str, scene: str, budget: int, evaluations: int, workers: int, seed: int, tmp: Path) -> dict[str, Any]:
+def run_mode(mode: str, scene: str, budget: int, evaluations: int, workers: int, seed: int, tmp: Path,
+             sections: dict[str, dict[str, Any]] | None = None) -> dict[str, Any]:
+    """One evolution run in ``mode`` (``shared`` or ``independent``), measured; ``sections`` are
+    further config sections (e.g. ``{"ppo": {"update_epochs": 4}}``)."""
     from morphelites.evolution.trainer import MAPElitesEvolutionTrainer
 
-    out = tmp / f"{mode}-{scene}-{budget}-seed{seed}"
+    tag = "-".join(f"{k}={v}" for section in (sections or {}).values() for k, v in section.items())
+    out = tmp / f"{mode}-{scene}-{budget}-seed{seed}{'-' + tag if tag else ''}"
     with PssSampler() as pss:
         start = time.perf_counter()
         summary = MAPElitesEvolutionTrainer(
-            {"env": {"scene": scene}}, training_steps_per_individual=budget, max_workers=workers,
+            {"env": {"scene": scene}, **(sections or {})}, training_steps_per_individual=budget, max_workers=workers,
             use_shared_ppo=mode == "shared", output_dir=str(out), evaluations=evaluations, seed=seed, quiet=True,
         ).run()  # fmt: skip
         wall = time.perf_counter() - start
+    fitness = [json.loads(line)["fitness"] for line in (out / "results.jsonl").read_text().splitlines() if line]
+    quarter = fitness[-max(1, len(fitness) // 4):]
     curve = [{k: row[k] for k in ("evaluations", "env_steps", "wall_s", "qd_score", "mean_elite_fitness") if k in row}
              for row in _metrics(out / "metrics.csv")]  # fmt: skip
     keep = ("evaluations", "env_steps", "training_env_steps", "qd_score", "coverage", "best_fitness", "mean_elite_fitness",
@@ -149,7 +155,7 @@ def run_mode(mode: str, scene: str, budget: int, evaluations: int, workers: int,
             "coverage_reevaluated", "peak_memory_mb")  # fmt: skip
     row = {"mode": mode, "scene": scene, "training_steps_per_individual": budget, "seed": seed, "wall_s": round(wall, 1),
            **{k: summary[k] for k in keep if k in summary}, "peak_pss_mb": round(pss.peak_mb, 1),
-           "peak_pss_by_role_mb": pss.peak_by_role_mb,
+           "peak_pss_by_role_mb": pss.peak_by_role_mb, "mean_fitness_last_quarter": sum(quarter) / len(quarter),
            "env_steps_per_s": summary["env_steps"] / wall,
            "training_env_steps_per_s": summary["training_env_steps"] / wall, "curve": curve}  # fmt: skip
     if "samples_consumed" in summary:

@@ -40,6 +40,19 @@ def test_metrics_csv_keeps_its_columns_and_appends_on_reopen(tmp_path):
     assert path.read_text().splitlines() == ["evaluations,qd_score", "1,0.5", "2,"]
 
 
+def test_metrics_maxima_survive_a_row_torn_by_a_crash(tmp_path):
+    from morphelites.runs.recorder import EvolutionRecorder
+
+    run = RunDirectory(tmp_path / "run").prepare(resume=False)
+    run.metrics.write_text("evaluations,policy_updates,samples_consumed\n1,40,9000\n2,52,12000\n3,5")  # torn mid-row
+    recorder = EvolutionRecorder(run, quiet=True, metric_columns=["evaluations", "policy_updates", "samples_consumed"])
+    try:
+        maxima = recorder.metrics_maxima(["policy_updates", "samples_consumed", "skipped_updates"])
+    finally:
+        recorder.close()
+    assert maxima == {"policy_updates": 52.0, "samples_consumed": 12000.0}
+
+
 def test_progress_draws_a_bar_on_a_tty_plain_lines_otherwise_and_nothing_when_quiet():
     class Tty(io.StringIO):
         def isatty(self):

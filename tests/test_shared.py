@@ -304,7 +304,8 @@ def test_periodic_reevaluation_rounds_use_the_current_policy_and_count_their_ste
     """training.reevaluate_every = 2: rounds after 2 and 4 evaluations and the final one, each a
     row of reevaluations.csv scored by a policy at least as new as the evaluations before it;
     their env steps count in env_steps, also after a resume. The resume also finds its newest
-    learner checkpoint truncated: training.log says so once and names the checkpoint it used."""
+    learner checkpoint truncated and the one before it gone: training.log says so once and names
+    the checkpoint it used, and the learner's work counters in metrics.csv do not step back."""
     import csv
 
     from morphelites.evolution.trainer import MAPElitesEvolutionTrainer
@@ -335,16 +336,20 @@ def test_periodic_reevaluation_rounds_use_the_current_policy_and_count_their_ste
     assert int(rows[-1]["env_steps"]) == summary["env_steps"]
 
     learner_checkpoints = sorted((out / "checkpoints").glob("learner-*.pkl"))
+    assert len(learner_checkpoints) >= 3
     newest = learner_checkpoints[-1]
     newest.write_bytes(newest.read_bytes()[:100])
+    learner_checkpoints[-2].unlink()  # so the learner restores a checkpoint two updates behind metrics.csv
     summary = run(6, resume=True)
     log = (out / "training.log").read_text()
     assert log.count(f"Checkpoint {newest} is unreadable") == 1, "each skip reason is logged once"
-    assert len(learner_checkpoints) >= 2 and f"Learner restored from {learner_checkpoints[-2].name}" in log
+    assert f"Learner restored from {learner_checkpoints[-3].name}" in log
     rows = list(csv.DictReader((out / "reevaluations.csv").open()))
     assert [(int(r["evaluations"]), int(r["final"])) for r in rows][-1] == (6, 1)
-    steps = [float(r["env_steps"]) for r in csv.DictReader((out / "metrics.csv").open())]
-    assert steps == sorted(steps), "env_steps never steps back, also across the resume"
+    metrics = list(csv.DictReader((out / "metrics.csv").open()))
+    for column in ("env_steps", "policy_updates", "samples_consumed"):
+        values = [float(r[column]) for r in metrics]
+        assert values == sorted(values), f"{column} never steps back, also across a resume from an older checkpoint"
     assert summary["env_steps"] == sum(r["training_steps"] + r["eval_env_steps"] for r in read_results(out)) + sum(
         int(r["reevaluation_env_steps"]) for r in rows
     )

@@ -133,6 +133,7 @@ class MAPElitesEvolutionTrainer:
         self._stop_signal: int | None = None
         self._stopping_reason: str | None = None
         self.reevaluation: dict[str, Any] | None = None  # shared mode: the archive re-evaluated at the end
+        self.learner_counters_floor: dict[str, int] = {}  # resume: the learner's counters in metrics.csv
         self.reevaluation_env_steps = 0  # env steps of all re-evaluation rounds (periodic and final)
         self._round: ReevaluationRound | None = None  # shared mode: a periodic re-evaluation under way
         self.failure: str | None = None  # why a failed run stopped
@@ -159,11 +160,12 @@ class MAPElitesEvolutionTrainer:
         if evo.use_shared_ppo and evo.enable_multiprocess:
             pool: IndependentBackend | SharedPPOSystem | SerialSharedBackend = SharedPPOSystem(
                 self.settings, workers, self.run_dir.checkpoints, resume=self.resume, sync=training.sync,
-                max_policy_lag=training.max_policy_lag,
+                max_policy_lag=training.max_policy_lag, counters_floor=self.learner_counters_floor,
             )  # fmt: skip
         elif evo.use_shared_ppo:
             pool = SerialSharedBackend(self.settings, self.run_dir.checkpoints, resume=self.resume, sync=training.sync,
-                                       max_policy_lag=training.max_policy_lag)  # fmt: skip
+                                       max_policy_lag=training.max_policy_lag,
+                                       counters_floor=self.learner_counters_floor)  # fmt: skip
         else:
             pool = IndependentBackend(self.settings, workers, evo.enable_multiprocess)
         self.memory = ProcessTreeMemory()
@@ -563,6 +565,9 @@ class MAPElitesEvolutionTrainer:
                                                  required=_CHECKPOINT_FIELDS)  # fmt: skip
         results = self.recorder.read_results()
         self.reevaluation_env_steps = self.recorder.reevaluation_env_steps()
+        # the learner restores its own checkpoint, which can be older than the last metrics row
+        counters = {"policy_updates": "updates", "samples_consumed": "samples_consumed", "skipped_updates": "skipped_updates"}
+        self.learner_counters_floor = {counters[k]: int(v) for k, v in self.recorder.metrics_maxima(list(counters)).items()}
         self.env_steps += self.reevaluation_env_steps  # env_steps counts every step taken, re-evaluations included
         seen: set[int] = set()
         for line in results:

@@ -60,9 +60,10 @@ class LearnerOptions:
     checkpoints_kept: int = 3
     seed: int = 0
     #: Work counters (``updates``, ``samples_consumed``, ``skipped_updates``) that the learner this
-    #: one replaces had reached. A restart from an older checkpoint continues them from here, so
-    #: that they count all work done (updates lost with the dead learner included) and the learner
-    #: columns of metrics.csv never step back; the restored policy is still the checkpoint's.
+    #: one replaces had reached (a restart within a run), or that metrics.csv holds (a resumed run).
+    #: A restart from an older checkpoint continues them from here, so that they count all work
+    #: done (updates lost with the dead learner included) and the learner columns of metrics.csv
+    #: never step back; the restored policy is still the checkpoint's.
     counters_floor: dict[str, int] | None = None
 
 

@@ -110,14 +110,18 @@ class SharedPPOSystem:
         resume: the learner restores its newest checkpoint.
         sync: every update uses only data of the current policy version (lag 0).
         max_policy_lag: segments older than this many versions are dropped (and counted).
+        counters_floor: work counters (``updates``, ``samples_consumed``, ``skipped_updates``) the
+            learner continues from at least (a resumed run: those of its metrics.csv); see
+            :class:`LearnerOptions`.
     """
 
     WORKER_JOB = "morphelites.parallel.shared_worker:run_task"
 
     def __init__(self, settings: Settings, workers: int, checkpoint_dir: Path, resume: bool,
-                 sync: bool = False, max_policy_lag: int = 4) -> None:  # fmt: skip
+                 sync: bool = False, max_policy_lag: int = 4, counters_floor: dict[str, int] | None = None) -> None:  # fmt: skip
         self.settings = settings
         self.workers = workers
+        self._counters_floor = dict(counters_floor or {})
         self.checkpoint_dir = checkpoint_dir
         self.sync = sync
         self.max_policy_lag = max_policy_lag
@@ -141,7 +145,10 @@ class SharedPPOSystem:
 
     def _start_learner(self, resume: bool) -> None:
         reached = {"updates": "policy_updates", "samples_consumed": "samples_consumed", "skipped_updates": "skipped_updates"}
-        floor = {name: int(self.learner_stats[key]) for name, key in reached.items() if key in self.learner_stats}
+        floor = dict(self._counters_floor)
+        for name, key in reached.items():
+            if key in self.learner_stats:
+                floor[name] = max(floor.get(name, 0), int(self.learner_stats[key]))
         options = LearnerOptions(self.settings, self.handles, str(self.checkpoint_dir), resume,
                                  0 if self.sync else self.max_policy_lag,
                                  checkpoint_every_updates=self.settings.training.learner_checkpoint_every,
@@ -267,7 +274,7 @@ class SerialSharedBackend:
     reproducible to the bit under a seed."""
 
     def __init__(self, settings: Settings, checkpoint_dir: Path, resume: bool, sync: bool = False,
-                 max_policy_lag: int = 4) -> None:  # fmt: skip
+                 max_policy_lag: int = 4, counters_floor: dict[str, int] | None = None) -> None:  # fmt: skip
         from morphelites.parallel.learner import SharedPPOTrainer
         from morphelites.parallel.shared_worker import MultiProcessPPOWorker
 
@@ -275,7 +282,7 @@ class SerialSharedBackend:
         self.weights, self.buffer, self.handles = create_shared_state(settings, 1, sync, max_policy_lag)
         options = LearnerOptions(settings, self.handles, str(checkpoint_dir), resume, 0 if sync else max_policy_lag,
                                  checkpoint_every_updates=settings.training.learner_checkpoint_every,
-                                 seed=settings.evolution.seed)  # fmt: skip
+                                 seed=settings.evolution.seed, counters_floor=counters_floor or None)  # fmt: skip
         self.learner = SharedPPOTrainer(options)
         self.worker = MultiProcessPPOWorker(0, self.handles, after_segment=self._learn)
         self.learner_events: list[dict[str, Any]] = (

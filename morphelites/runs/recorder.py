@@ -12,6 +12,7 @@ import csv
 import io
 import json
 import logging
+import math
 import os
 from pathlib import Path
 from typing import Any, Sequence
@@ -91,6 +92,25 @@ class EvolutionRecorder:
             except ValueError:  # a row torn by a crash mid-write
                 pass
         return total
+
+    def metrics_maxima(self, columns: Sequence[str]) -> dict[str, float]:
+        """The largest value of each of ``columns`` in metrics.csv over its rows, for the columns that
+        have one (a resumed run continues counters from these). A row torn by a crash mid-write can
+        only hold smaller or unreadable values, so the maximum is safe where the last row is not."""
+        path = self.run.metrics
+        if not path.exists():
+            return {}
+        maxima: dict[str, float] = {}
+        with open(path, newline="") as handle:
+            for row in csv.DictReader(handle):
+                for column in columns:
+                    try:
+                        value = float(row.get(column) or "nan")
+                    except ValueError:
+                        continue
+                    if math.isfinite(value) and value > maxima.get(column, -math.inf):
+                        maxima[column] = value
+        return maxima
 
     def archive(self, elites: list[dict[str, Any]], measure_names: Sequence[str], suffix: str = "") -> None:
         """Rewrite archive<suffix>.csv: one row per elite (lists joined with ';')."""

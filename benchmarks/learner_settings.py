@@ -1,0 +1,73 @@
+"""Is the shared learner's time well spent? PPO epochs and batch size against env-step efficiency
+and wall time.
+
+The shared learner is busy nearly all the time (workers wait for it), so the wall time of a
+shared run is the learner's. Fewer passes over each batch (``ppo.update_epochs``) or larger,
+fewer updates (``training.min_batch_size``) make it faster; whether they cost learning per env
+step is what this measures. Each shared setting runs the same evolution (open scene, workspace
+goals, as in ``shared_vs_independent.py``) for each seed, next to one independent run per seed with
+the default PPO settings as the reference. Per run: final QD-score, the archive re-evaluated with
+the final policy, mean fitness of the last quarter of evaluations (how good the policy is on new
+bodies), wall time, learner utilisation, samples/s, producer waits and lag; and the env steps and
+wall time the shared run needed to reach that seed's independent final QD-score.
+
+    python benchmarks/learner_settings.py [--seeds 0 1] [--evaluations 24] [--steps 10000]
+
+Writes results/learner_settings.json (after every run, so a run that is cut off keeps what it
+finished).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from common import write_json
+from shared_vs_independent import compare, env_only_rate, run_mode
+
+#: Shared-mode settings measured: a name and the config sections that differ from the defaults.
+SETTINGS: dict[str, dict[str, dict[str, Any]]] = {
+    "default (10 epochs, min batch 1000)": {},
+    "4 epochs": {"ppo": {"update_epochs": 4}},
+    "2 epochs": {"ppo": {"update_epochs": 2}},
+    "10 epochs, min batch 4000": {"training": {"min_batch_size": 4000}},
+}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
+    parser.add_argument("--evaluations", type=int, default=24)
+    parser.add_argument("--steps", type=int, default=10_000, help="env steps of training per individual")
+    parser.add_argument("--workers", type=int, default=2)
+    args = parser.parse_args()
+    started = time.perf_counter()
+    env_rate = env_only_rate(args.workers)
+    rows: list[dict[str, Any]] = []
+
+    def save() -> None:
+        write_json("learner_settings", {
+            "scene": "open", "evaluations": args.evaluations, "steps_per_individual": args.steps, "workers": args.workers,
+            "seeds": args.seeds, "env_only_steps_per_s": env_rate, "wall_s": round(time.perf_counter() - started, 1),
+            "rows": rows,
+        })  # fmt: skip
+
+    with tempfile.TemporaryDirectory() as tmp:
+        for seed in args.seeds:
+            reference = run_mode("independent", "open", args.steps, args.evaluations, args.workers, seed, Path(tmp))
+            rows.append({"setting": "independent (reference)", **{k: v for k, v in reference.items() if k != "curve"}})
+            save()
+            for name, sections in SETTINGS.items():
+                shared = run_mode("shared", "open", args.steps, args.evaluations, args.workers, seed, Path(tmp), sections)
+                rows.append({"setting": name, "sections": sections, **{k: v for k, v in shared.items() if k != "curve"},
+                             **compare(reference, shared)})  # fmt: skip
+                print(json.dumps({"setting": name, "seed": seed, **compare(reference, shared)}), flush=True)
+                save()
+
+
+if __name__ == "__main__":
+    main()
