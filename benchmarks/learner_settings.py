@@ -12,9 +12,10 @@ bodies), wall time, learner utilisation, samples/s, producer waits and lag; and 
 wall time the shared run needed to reach that seed's independent final QD-score.
 
     python benchmarks/learner_settings.py [--seeds 0 1] [--evaluations 24] [--steps 10000]
+    python benchmarks/learner_settings.py --steps 50000 --evaluations 64 --seeds 1 --settings default "4 epochs"
 
-Writes results/learner_settings.json (after every run, so a run that is cut off keeps what it
-finished).
+Writes results/learner_settings_<steps>.json (after every run, so a run that is cut off keeps what
+it finished).
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from shared_vs_independent import compare, env_only_rate, run_mode
 
 #: Shared-mode settings measured: a name and the config sections that differ from the defaults.
 SETTINGS: dict[str, dict[str, dict[str, Any]]] = {
-    "default (10 epochs, min batch 1000)": {},
+    "default": {},  # 10 epochs, min batch 1000
     "4 epochs": {"ppo": {"update_epochs": 4}},
     "2 epochs": {"ppo": {"update_epochs": 2}},
     "10 epochs, min batch 4000": {"training": {"min_batch_size": 4000}},
@@ -44,13 +45,15 @@ def main() -> None:
     parser.add_argument("--evaluations", type=int, default=24)
     parser.add_argument("--steps", type=int, default=10_000, help="env steps of training per individual")
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--settings", nargs="+", choices=list(SETTINGS), default=list(SETTINGS),
+                        help="shared-mode settings to run (default: all)")
     args = parser.parse_args()
     started = time.perf_counter()
     env_rate = env_only_rate(args.workers)
     rows: list[dict[str, Any]] = []
 
     def save() -> None:
-        write_json("learner_settings", {
+        write_json(f"learner_settings_{args.steps}", {
             "scene": "open", "evaluations": args.evaluations, "steps_per_individual": args.steps, "workers": args.workers,
             "seeds": args.seeds, "env_only_steps_per_s": env_rate, "wall_s": round(time.perf_counter() - started, 1),
             "rows": rows,
@@ -61,7 +64,8 @@ def main() -> None:
             reference = run_mode("independent", "open", args.steps, args.evaluations, args.workers, seed, Path(tmp))
             rows.append({"setting": "independent (reference)", **{k: v for k, v in reference.items() if k != "curve"}})
             save()
-            for name, sections in SETTINGS.items():
+            for name in args.settings:
+                sections = SETTINGS[name]
                 shared = run_mode("shared", "open", args.steps, args.evaluations, args.workers, seed, Path(tmp), sections)
                 rows.append({"setting": name, "sections": sections, **{k: v for k, v in shared.items() if k != "curve"},
                              **compare(reference, shared)})  # fmt: skip

@@ -174,7 +174,8 @@ def _targets(data: dict[str, Any]) -> list[str]:
 def _learner_settings(data: dict[str, Any]) -> list[str]:
     lines = [f"**Learner settings** (`benchmarks/learner_settings.py`; {_machine(data)}; {data['scene']} scene, "
              f"{data['workers']} workers, {data['evaluations']} evaluations of {data['steps_per_individual']:,} steps, "
-             f"{data['wall_s']:.0f} s in all; ratios against the independent run of the same seed)", "",
+             f"{data['wall_s']:.0f} s in all; defaults: ppo.update_epochs=10, training.min_batch_size=1000; "
+             "ratios against the independent run of the same seed)", "",
              "| setting | seed | QD-score | re-evaluated QD | mean fitness, last quarter | wall time | env steps/s | "
              "learner samples/s | learner busy | policy updates | lag mean | env steps ratio | wall time ratio |",
              "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
@@ -182,7 +183,12 @@ def _learner_settings(data: dict[str, Any]) -> list[str]:
         def figure(key: str, pattern: str) -> str:
             return pattern.format(r[key]) if r.get(key) is not None else "–"
 
-        lines.append(f"| {r['setting']} | {r['seed']} | {r['qd_score']:.2f} | {figure('qd_score_reevaluated', '{:.2f}')} | "
+        if "sections" not in r:
+            setting = r["setting"]
+        else:
+            changed = [f"{section}.{key}={value}" for section, values in r["sections"].items() for key, value in values.items()]
+            setting = "shared, " + (", ".join(changed) if changed else "defaults")
+        lines.append(f"| {setting} | {r['seed']} | {r['qd_score']:.2f} | {figure('qd_score_reevaluated', '{:.2f}')} | "
                      f"{r['mean_fitness_last_quarter']:.3f} | {r['wall_s']:.0f} s | {r['env_steps_per_s']:,.0f} | "
                      f"{figure('learner_samples_per_s', '{:,.0f}')} | {figure('learner_utilisation', '{:.0%}')} | "
                      f"{figure('policy_updates', '{:,.0f}')} | {figure('mean_policy_lag', '{:.2f}')} | "
@@ -196,7 +202,8 @@ def render() -> str:
                            ("experience_transport", _transport), ("independent_mode", _independent),
                            ("shared_vs_independent_quick", _shared), ("shared_vs_independent_long", _shared),
                            ("memory_scaling", _memory), ("learner_targets", _targets),
-                           ("learner_settings", _learner_settings)):  # fmt: skip
+                           *((path.stem, _learner_settings) for path in sorted(RESULTS.glob("learner_settings_*.json"),
+                                                                               key=lambda p: int(p.stem.rsplit("_", 1)[1])))):  # fmt: skip
         data = _load(name)
         if data is not None:
             blocks.append("\n".join(function(data)))
