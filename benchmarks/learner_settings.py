@@ -15,7 +15,8 @@ wall time the shared run needed to reach that seed's independent final QD-score.
     python benchmarks/learner_settings.py --steps 50000 --evaluations 64 --seeds 1 --settings default "4 epochs"
 
 Writes results/learner_settings_<steps>.json (after every run, so a run that is cut off keeps what
-it finished).
+it finished). Rows of other seeds already in that file (same evaluations and workers) are kept,
+so seeds can be added one run at a time.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from common import write_json
+from common import RESULTS, write_json
 from shared_vs_independent import compare, env_only_rate, run_mode
 
 #: Shared-mode settings measured: a name and the config sections that differ from the defaults.
@@ -50,13 +51,20 @@ def main() -> None:
     args = parser.parse_args()
     started = time.perf_counter()
     env_rate = env_only_rate(args.workers)
-    rows: list[dict[str, Any]] = []
+    name = f"learner_settings_{args.steps}"
+    path = RESULTS / f"{name}.json"
+    previous = json.loads(path.read_text()) if path.exists() else {}
+    if (previous.get("evaluations"), previous.get("workers")) != (args.evaluations, args.workers):
+        previous = {}  # not comparable: start the file again
+    rows: list[dict[str, Any]] = [r for r in previous.get("rows", []) if r["seed"] not in args.seeds]
+    earlier_wall = previous.get("wall_s", 0.0) if rows else 0.0
 
     def save() -> None:
-        write_json(f"learner_settings_{args.steps}", {
+        rows.sort(key=lambda r: r["seed"])
+        write_json(name, {
             "scene": "open", "evaluations": args.evaluations, "steps_per_individual": args.steps, "workers": args.workers,
-            "seeds": args.seeds, "env_only_steps_per_s": env_rate, "wall_s": round(time.perf_counter() - started, 1),
-            "rows": rows,
+            "seeds": sorted({r["seed"] for r in rows}), "env_only_steps_per_s": env_rate,
+            "wall_s": round(earlier_wall + time.perf_counter() - started, 1), "rows": rows,
         })  # fmt: skip
 
     with tempfile.TemporaryDirectory() as tmp:
