@@ -72,12 +72,12 @@ def main() -> None:
             reference = run_mode("independent", "open", args.steps, args.evaluations, args.workers, seed, Path(tmp))
             rows.append({"setting": "independent (reference)", **{k: v for k, v in reference.items() if k != "curve"}})
             save()
-            for name in args.settings:
-                sections = SETTINGS[name]
+            for setting in args.settings:
+                sections = SETTINGS[setting]
                 shared = run_mode("shared", "open", args.steps, args.evaluations, args.workers, seed, Path(tmp), sections)
-                rows.append({"setting": name, "sections": sections, **{k: v for k, v in shared.items() if k != "curve"},
+                rows.append({"setting": setting, "sections": sections, **{k: v for k, v in shared.items() if k != "curve"},
                              **compare(reference, shared)})  # fmt: skip
-                print(json.dumps({"setting": name, "seed": seed, **compare(reference, shared)}), flush=True)
+                print(json.dumps({"setting": setting, "seed": seed, **compare(reference, shared)}), flush=True)
                 save()
 
 
