@@ -176,9 +176,9 @@ def _learner_settings(data: dict[str, Any]) -> list[str]:
              f"{data['workers']} workers, {data['evaluations']} evaluations of {data['steps_per_individual']:,} steps, "
              f"{data['wall_s']:.0f} s in all; defaults: ppo.update_epochs=10, training.min_batch_size=1000; "
              "ratios against the independent run of the same seed)", "",
-             "| setting | seed | QD-score | re-evaluated QD | mean fitness, last quarter | wall time | env steps/s | "
-             "learner samples/s | learner busy | policy updates | lag mean | env steps ratio | wall time ratio |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
+             "| setting | seed | QD-score | re-evaluated QD | elites | mean elite fitness | mean fitness, last quarter | "
+             "wall time | env steps/s | learner samples/s | learner busy | policy updates | lag mean | env steps ratio | "
+             "wall time ratio |", "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
     for r in data["rows"]:
         def figure(key: str, pattern: str) -> str:
             return pattern.format(r[key]) if r.get(key) is not None else "–"
@@ -189,7 +189,7 @@ def _learner_settings(data: dict[str, Any]) -> list[str]:
             changed = [f"{section}.{key}={value}" for section, values in r["sections"].items() for key, value in values.items()]
             setting = "shared, " + (", ".join(changed) if changed else "defaults")
         lines.append(f"| {setting} | {r['seed']} | {r['qd_score']:.2f} | {figure('qd_score_reevaluated', '{:.2f}')} | "
-                     f"{r['mean_fitness_last_quarter']:.3f} | {r['wall_s']:.0f} s | {r['env_steps_per_s']:,.0f} | "
+                     f"{r['elites']:.0f} | {r['mean_elite_fitness']:.3f} | {r['mean_fitness_last_quarter']:.3f} | {r['wall_s']:.0f} s | {r['env_steps_per_s']:,.0f} | "
                      f"{figure('learner_samples_per_s', '{:,.0f}')} | {figure('learner_utilisation', '{:.0%}')} | "
                      f"{figure('policy_updates', '{:,.0f}')} | {figure('mean_policy_lag', '{:.2f}')} | "
                      f"{figure('env_steps_ratio', '{:.1f}×')} | {figure('wall_time_ratio', '{:.1f}×')} |")  # fmt: skip

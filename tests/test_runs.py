@@ -38,19 +38,24 @@ def test_metrics_csv_keeps_its_columns_and_appends_on_reopen(tmp_path):
     writer.close()
     MetricsWriter(path, ["evaluations", "qd_score"]).write({"evaluations": 2})
     assert path.read_text().splitlines() == ["evaluations,qd_score", "1,0.5", "2,"]
+    with open(path, "a") as handle:
+        handle.write("3,0.")  # a crash mid-write tore this row
+    MetricsWriter(path, ["evaluations", "qd_score"]).write({"evaluations": 3, "qd_score": 0.75})
+    assert path.read_text().splitlines() == ["evaluations,qd_score", "1,0.5", "2,", "3,0.75"]
 
 
-def test_metrics_maxima_survive_a_row_torn_by_a_crash(tmp_path):
+def test_metrics_maxima_come_from_whole_rows(tmp_path):
     from morphelites.runs.recorder import EvolutionRecorder
 
     run = RunDirectory(tmp_path / "run").prepare(resume=False)
-    run.metrics.write_text("evaluations,policy_updates,samples_consumed\n1,40,9000\n2,52,12000\n3,5")  # torn mid-row
+    run.metrics.write_text("evaluations,policy_updates,samples_consumed\n1,40,9000\n2,52,\n3,5")  # last row torn mid-write
     recorder = EvolutionRecorder(run, quiet=True, metric_columns=["evaluations", "policy_updates", "samples_consumed"])
     try:
         maxima = recorder.metrics_maxima(["policy_updates", "samples_consumed", "skipped_updates"])
     finally:
         recorder.close()
-    assert maxima == {"policy_updates": 52.0, "samples_consumed": 12000.0}
+    assert maxima == {"policy_updates": 52.0, "samples_consumed": 9000.0}
+    assert run.metrics.read_text().splitlines()[-1] == "2,52,", "the torn row is cut when the recorder opens the file"
 
 
 def test_progress_draws_a_bar_on_a_tty_plain_lines_otherwise_and_nothing_when_quiet():

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import math
+import os
 import time
 from pathlib import Path
 from typing import Any, Sequence
@@ -33,6 +34,7 @@ class MetricsWriter:
         self.path = Path(path)
         self.columns = list(columns)
         self.step_key = step_key
+        _cut_torn_last_row(self.path)
         if not self.path.exists() or self.path.stat().st_size == 0:
             append_line(self.path, ",".join(self.columns))
         self._tb: Any = None
@@ -65,6 +67,18 @@ class MetricsWriter:
         if self._tb is not None:
             self._tb.close()
             self._tb = None
+
+
+def _cut_torn_last_row(path: Path) -> None:
+    """Remove a last row without its newline (a crash mid-write), so that the next row appended
+    on resume starts a line of its own instead of merging with it."""
+    if not path.exists():
+        return
+    with open(path, "r+b") as handle:
+        data = handle.read()
+        if data and not data.endswith(b"\n"):
+            handle.truncate(data.rfind(b"\n") + 1)
+            os.fsync(handle.fileno())
 
 
 def _cell(value: Any) -> str:

@@ -95,8 +95,7 @@ class EvolutionRecorder:
 
     def metrics_maxima(self, columns: Sequence[str]) -> dict[str, float]:
         """The largest value of each of ``columns`` in metrics.csv over its rows, for the columns that
-        have one (a resumed run continues counters from these). A row torn by a crash mid-write can
-        only hold smaller or unreadable values, so the maximum is safe where the last row is not."""
+        have one (a resumed run continues counters from these); empty cells are passed over."""
         path = self.run.metrics
         if not path.exists():
             return {}
