@@ -75,9 +75,10 @@ def main() -> None:
             for setting in args.settings:
                 sections = SETTINGS[setting]
                 shared = run_mode("shared", "open", args.steps, args.evaluations, args.workers, seed, Path(tmp), sections)
+                comparison = compare(reference, shared)
                 rows.append({"setting": setting, "sections": sections, **{k: v for k, v in shared.items() if k != "curve"},
-                             **compare(reference, shared)})  # fmt: skip
-                print(json.dumps({"setting": setting, "seed": seed, **compare(reference, shared)}), flush=True)
+                             **comparison})  # fmt: skip
+                print(json.dumps({"setting": setting, "seed": seed, **comparison}), flush=True)
                 save()
 
 

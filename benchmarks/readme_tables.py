@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 from pathlib import Path
 from typing import Any
@@ -171,6 +172,11 @@ def _targets(data: dict[str, Any]) -> list[str]:
     return lines
 
 
+def _figure(row: dict[str, Any], key: str, pattern: str) -> str:
+    """``row[key]`` formatted with ``pattern``, or "–" where the row has no such figure."""
+    return pattern.format(row[key]) if row.get(key) is not None else "–"
+
+
 def _learner_settings(data: dict[str, Any]) -> list[str]:
     lines = [f"**Learner settings** (`benchmarks/learner_settings.py`; {_machine(data)}; {data['scene']} scene, "
              f"{data['workers']} workers, {data['evaluations']} evaluations of {data['steps_per_individual']:,} steps, "
@@ -180,9 +186,7 @@ def _learner_settings(data: dict[str, Any]) -> list[str]:
              "wall time | env steps/s | learner samples/s | learner busy | policy updates | lag mean | env steps ratio | "
              "wall time ratio |", "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
     for r in data["rows"]:
-        def figure(key: str, pattern: str) -> str:
-            return pattern.format(r[key]) if r.get(key) is not None else "–"
-
+        figure = functools.partial(_figure, r)
         if "sections" not in r:
             setting = r["setting"]
         else:

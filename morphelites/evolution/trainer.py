@@ -28,6 +28,7 @@ from morphelites.evolution.reevaluation import ReevaluationRound
 from morphelites.evolution.variation import Variation
 from morphelites.individual import Individual, IndividualResult
 from morphelites.morphology import BodySpace
+from morphelites.parallel.learner import COUNTER_COLUMNS
 from morphelites.parallel.pool import WorkerCrashLoop, set_process_title
 from morphelites.parallel.supervisor import IndependentBackend, LearnerDied, SerialSharedBackend, SharedPPOSystem
 from morphelites.runs.memory import ProcessTreeMemory
@@ -566,8 +567,8 @@ class MAPElitesEvolutionTrainer:
         results = self.recorder.read_results()
         self.reevaluation_env_steps = self.recorder.reevaluation_env_steps()
         # the learner restores its own checkpoint, which can be older than the last metrics row
-        counters = {"policy_updates": "updates", "samples_consumed": "samples_consumed", "skipped_updates": "skipped_updates"}
-        self.learner_counters_floor = {counters[k]: int(v) for k, v in self.recorder.metrics_maxima(list(counters)).items()}
+        maxima = self.recorder.metrics_maxima(list(COUNTER_COLUMNS.values()))
+        self.learner_counters_floor = {name: int(maxima[column]) for name, column in COUNTER_COLUMNS.items() if column in maxima}
         self.env_steps += self.reevaluation_env_steps  # env_steps counts every step taken, re-evaluations included
         seen: set[int] = set()
         for line in results:

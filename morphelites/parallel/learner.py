@@ -67,6 +67,10 @@ class LearnerOptions:
     counters_floor: dict[str, int] | None = None
 
 
+#: The learner's work counters (the names ``counters_floor`` takes) and their metrics.csv columns.
+COUNTER_COLUMNS = {"updates": "policy_updates", "samples_consumed": "samples_consumed", "skipped_updates": "skipped_updates"}
+
+
 class SharedPPOTrainer:
     """The learner's state and one step of its loop (usable in-process for tests).
 

@@ -24,7 +24,7 @@ from morphelites.envs.reach import ObservationLayout
 from morphelites.individual import Individual
 from morphelites.parallel.buffer import BufferLayout, SharedExperienceBuffer
 from morphelites.parallel.heartbeat import STARTUP_GRACE_S, Heartbeats
-from morphelites.parallel.learner import LearnerOptions, learner_main
+from morphelites.parallel.learner import COUNTER_COLUMNS, LearnerOptions, learner_main
 from morphelites.parallel.pool import PoolEvent, SerialPool, WorkerPool
 from morphelites.parallel.shared_worker import SharedHandles, segment_shape
 from morphelites.parallel.weights import SharedWeights
@@ -144,9 +144,8 @@ class SharedPPOSystem:
         self._closed = False
 
     def _start_learner(self, resume: bool) -> None:
-        reached = {"updates": "policy_updates", "samples_consumed": "samples_consumed", "skipped_updates": "skipped_updates"}
         floor = dict(self._counters_floor)
-        for name, key in reached.items():
+        for name, key in COUNTER_COLUMNS.items():
             if key in self.learner_stats:
                 floor[name] = max(floor.get(name, 0), int(self.learner_stats[key]))
         options = LearnerOptions(self.settings, self.handles, str(self.checkpoint_dir), resume,
