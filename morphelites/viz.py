@@ -6,7 +6,11 @@ import io
 
 # The object-oriented Figure (no pyplot) renders to files without touching the user's backend.
 from matplotlib.figure import Figure
-from ribs.visualize import grid_archive_heatmap
+
+from morphelites.ribs_without_torch import import_ribs
+
+import_ribs()
+from ribs.visualize import grid_archive_heatmap  # noqa: E402  (after import_ribs: no torch in this process)
 
 __all__ = ["heatmap_png"]
 

@@ -193,12 +193,59 @@ def test_worker_acting_path_imports_neither_torch_nor_ribs():
     subprocess.run([sys.executable, "-c", code], check=True, env=dict(os.environ, PYTHONPATH=str(REPO)))
 
 
+def test_pyribs_is_imported_without_torch_and_still_works():
+    code = (
+        "import sys\n"
+        "from morphelites.evolution.archive import BodyArchive\n"
+        "import morphelites.viz, morphelites.evolution.variation, ribs\n"
+        "assert 'torch' not in sys.modules and not ribs.typing.IS_TORCH_AVAILABLE\n"
+        "import torch\n"  # the block is lifted: a later import works as usual
+        "assert torch.ones(2).sum().item() == 2.0\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, env=dict(os.environ, PYTHONPATH=str(REPO)))
+
+
+def test_pyribs_falls_back_to_an_ordinary_import_when_the_blocked_one_fails():
+    code = (
+        "import sys\n"
+        "import morphelites.ribs_without_torch as loader\n"
+        "loader._RIBS_PACKAGES = ('ribs', 'torch')\n"  # the second fails under the block
+        "loader.import_ribs()\n"
+        "import ribs\n"
+        "assert ribs.typing.IS_TORCH_AVAILABLE and sys.modules['torch'] is not None\n"
+        "from morphelites.evolution.archive import BodyArchive\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, env=dict(os.environ, PYTHONPATH=str(REPO)))
+
+
 # ---------------------------------------------------------------------------- whole runs
 
 
 @pytest.fixture
 def tiny_config(tmp_path) -> Path:
     return write_json(tmp_path / "tiny.json", TINY)
+
+
+@pytest.mark.parametrize("mode", ["shared", "independent"])
+def test_the_main_process_of_a_run_never_imports_torch(tmp_path, tiny_config, mode):
+    """torch lives in the learner and in independent workers only; in the main process it would
+    cost ~230 MB (the archive, heatmaps and checkpoints need numpy only)."""
+    out = tmp_path / "run"
+    argv = ["train", "--quiet", "--mode", mode, "--workers", "2", "--evaluations", "3", "--steps-per-individual", "200",
+            "--config", str(tiny_config), "--output", str(out)]  # fmt: skip
+    code = (
+        "import sys\n"
+        "from morphelites.cli import main\n"
+        f"code = main({argv!r})\n"
+        "assert 'torch' not in sys.modules, 'the main process imported torch'\n"
+        "sys.exit(code)\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], env=dict(os.environ, PYTHONPATH=str(REPO)),
+                          capture_output=True, text=True, timeout=240)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["mode"] == mode and summary["evaluations"] == 3 and summary["elites"] >= 1
+    assert (out / "heatmap.png").read_bytes()[:4] == b"\x89PNG"
 
 
 _train, _results = start_train, read_results

@@ -10,10 +10,13 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from ribs.archives import GridArchive
 
 from morphelites.evolution.measures import MeasureSpec
 from morphelites.morphology import BodySpace
+from morphelites.ribs_without_torch import import_ribs
+
+import_ribs()
+from ribs.archives import GridArchive  # noqa: E402  (after import_ribs: no torch in this process)
 
 __all__ = ["BodyArchive", "STATUS_NAMES", "EVAL_FIELDS"]
 

@@ -5,10 +5,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from ribs.emitters.operators import GaussianOperator, IsoLineOperator
 
 from morphelites.config import EvolutionConfig
 from morphelites.evolution.archive import BodyArchive
+from morphelites.ribs_without_torch import import_ribs
+
+import_ribs()
+from ribs.emitters.operators import GaussianOperator, IsoLineOperator  # noqa: E402  (after import_ribs)
 
 __all__ = ["Variation", "Offspring"]
 
