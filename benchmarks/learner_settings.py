@@ -11,12 +11,20 @@ the final policy, mean fitness of the last quarter of evaluations (how good the 
 bodies), wall time, learner utilisation, samples/s, producer waits and lag; and the env steps and
 wall time the shared run needed to reach that seed's independent final QD-score.
 
+Settings of the independent mode (``independent, 4 epochs``) check the fairness of a comparison:
+a setting that helps the shared learner may help per-body PPO as well, and the baseline must get
+its best setting too.
+
     python benchmarks/learner_settings.py [--seeds 0 1] [--evaluations 24] [--steps 10000]
     python benchmarks/learner_settings.py --steps 50000 --evaluations 64 --seeds 1 --settings default "4 epochs"
+    python benchmarks/learner_settings.py --steps 50000 --evaluations 64 --seeds 0 1 --settings "independent, 4 epochs"
 
 Writes results/learner_settings_<steps>.json (after every run, so a run that is cut off keeps what
-it finished). Rows of other seeds already in that file (same evaluations and workers) are kept,
-so seeds can be added one run at a time.
+it finished). A run replaces only the rows of the (seed, setting) pairs it runs; the others in
+that file (same evaluations and workers) are kept, so seeds and settings can be added one run at a
+time. The independent reference of a seed is run when it is asked for (``--settings
+"independent (reference)"``), or when a shared setting needs it and the file has none with its
+QD-score curve.
 """
 
 from __future__ import annotations
@@ -25,19 +33,37 @@ import argparse
 import json
 import tempfile
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from common import RESULTS, write_json
 from shared_vs_independent import compare, env_only_rate, run_mode
 
-#: Shared-mode settings measured: a name and the config sections that differ from the defaults.
-SETTINGS: dict[str, dict[str, dict[str, Any]]] = {
-    "default": {},  # 10 epochs, min batch 1000
-    "4 epochs": {"ppo": {"update_epochs": 4}},
-    "2 epochs": {"ppo": {"update_epochs": 2}},
-    "10 epochs, min batch 4000": {"training": {"min_batch_size": 4000}},
+@dataclass(frozen=True)
+class Setting:
+    """A run of the benchmark: the mode, and the config sections that differ from the defaults."""
+
+    mode: str
+    sections: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+
+REFERENCE = "independent (reference)"
+#: Settings measured, by name (the names of earlier rows in the JSON files).
+SETTINGS: dict[str, Setting] = {
+    REFERENCE: Setting("independent"),
+    "independent, 4 epochs": Setting("independent", {"ppo": {"update_epochs": 4}}),
+    "default": Setting("shared"),  # 10 epochs, min batch 1000
+    "4 epochs": Setting("shared", {"ppo": {"update_epochs": 4}}),
+    "2 epochs": Setting("shared", {"ppo": {"update_epochs": 2}}),
+    "10 epochs, min batch 4000": Setting("shared", {"training": {"min_batch_size": 4000}}),
 }
+SHARED_SETTINGS = [name for name, setting in SETTINGS.items() if setting.mode == "shared"]
+
+
+def _row_order(row: dict[str, Any]) -> tuple[int, int]:
+    """Rows sort by seed, then in the order of SETTINGS (reference first)."""
+    return row["seed"], list(SETTINGS).index(row["setting"])
 
 
 def main() -> None:
@@ -46,8 +72,8 @@ def main() -> None:
     parser.add_argument("--evaluations", type=int, default=24)
     parser.add_argument("--steps", type=int, default=10_000, help="env steps of training per individual")
     parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--settings", nargs="+", choices=list(SETTINGS), default=list(SETTINGS),
-                        help="shared-mode settings to run (default: all)")
+    parser.add_argument("--settings", nargs="+", choices=list(SETTINGS), default=SHARED_SETTINGS,
+                        help="settings to run (default: every shared-mode one)")
     args = parser.parse_args()
     started = time.perf_counter()
     env_rate = env_only_rate(args.workers)
@@ -56,30 +82,42 @@ def main() -> None:
     previous = json.loads(path.read_text()) if path.exists() else {}
     if (previous.get("evaluations"), previous.get("workers")) != (args.evaluations, args.workers):
         previous = {}  # not comparable: start the file again
-    rows: list[dict[str, Any]] = [r for r in previous.get("rows", []) if r["seed"] not in args.seeds]
+    runs = {(seed, setting) for seed in args.seeds for setting in args.settings}
+    rows: list[dict[str, Any]] = [r for r in previous.get("rows", []) if (r["seed"], r["setting"]) not in runs]
     earlier_wall = previous.get("wall_s", 0.0) if rows else 0.0
 
     def save() -> None:
-        rows.sort(key=lambda r: r["seed"])
+        rows.sort(key=_row_order)
         write_json(name, {
             "scene": "open", "evaluations": args.evaluations, "steps_per_individual": args.steps, "workers": args.workers,
             "seeds": sorted({r["seed"] for r in rows}), "env_only_steps_per_s": env_rate,
             "wall_s": round(earlier_wall + time.perf_counter() - started, 1), "rows": rows,
         })  # fmt: skip
 
+    def run(seed: int, setting: str, tmp: Path) -> dict[str, Any]:
+        spec = SETTINGS[setting]
+        result = run_mode(spec.mode, "open", args.steps, args.evaluations, args.workers, seed, tmp, spec.sections)
+        row = {"setting": setting, "sections": spec.sections, **result}
+        rows.append(row)
+        save()
+        return row
+
     with tempfile.TemporaryDirectory() as tmp:
         for seed in args.seeds:
-            reference = run_mode("independent", "open", args.steps, args.evaluations, args.workers, seed, Path(tmp))
-            rows.append({"setting": "independent (reference)", **{k: v for k, v in reference.items() if k != "curve"}})
-            save()
+            reference = next((r for r in rows if (r["seed"], r["setting"]) == (seed, REFERENCE) and "curve" in r), None)
+            needs_reference = any(SETTINGS[s].mode == "shared" for s in args.settings)
+            if REFERENCE in args.settings or (needs_reference and reference is None):
+                rows[:] = [r for r in rows if (r["seed"], r["setting"]) != (seed, REFERENCE)]
+                reference = run(seed, REFERENCE, Path(tmp))
             for setting in args.settings:
-                sections = SETTINGS[setting]
-                shared = run_mode("shared", "open", args.steps, args.evaluations, args.workers, seed, Path(tmp), sections)
-                comparison = compare(reference, shared)
-                rows.append({"setting": setting, "sections": sections, **{k: v for k, v in shared.items() if k != "curve"},
-                             **comparison})  # fmt: skip
-                print(json.dumps({"setting": setting, "seed": seed, **comparison}), flush=True)
-                save()
+                if setting == REFERENCE:
+                    continue
+                row = run(seed, setting, Path(tmp))
+                if row["mode"] == "shared":
+                    comparison = compare(reference, row)
+                    row.update(comparison)
+                    print(json.dumps({"setting": setting, "seed": seed, **comparison}), flush=True)
+                    save()
 
 
 if __name__ == "__main__":

@@ -187,11 +187,11 @@ def _learner_settings(data: dict[str, Any]) -> list[str]:
              "wall time ratio |", "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
     for r in data["rows"]:
         figure = functools.partial(_figure, r)
-        if "sections" not in r:
+        if r["setting"] == "independent (reference)":
             setting = r["setting"]
         else:
             changed = [f"{section}.{key}={value}" for section, values in r["sections"].items() for key, value in values.items()]
-            setting = "shared, " + (", ".join(changed) if changed else "defaults")
+            setting = f"{r['mode']}, " + (", ".join(changed) if changed else "defaults")
         lines.append(f"| {setting} | {r['seed']} | {r['qd_score']:.2f} | {figure('qd_score_reevaluated', '{:.2f}')} | "
                      f"{r['elites']:.0f} | {r['mean_elite_fitness']:.3f} | {r['mean_fitness_last_quarter']:.3f} | {r['wall_s']:.0f} s | {r['env_steps_per_s']:,.0f} | "
                      f"{figure('learner_samples_per_s', '{:,.0f}')} | {figure('learner_utilisation', '{:.0%}')} | "
