@@ -109,15 +109,15 @@ def _shared(data: dict[str, Any]) -> list[str]:
              f"evaluations per run, {data['wall_s']:.0f} s in all; env-only rate of {data['workers']} processes with random "
              f"actions: {data['env_only_steps_per_s']:,.0f} steps/s; plots: `benchmarks/results/shared_vs_independent_"
              f"{data['preset']}.png`)", "",
-             "| scene | steps/individual | seed | mode | QD-score | re-evaluated QD | coverage | mean elite fitness | env steps | "
-             "wall time | env steps/s | learner samples/s | lag mean/max | peak PSS |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
+             "| scene | steps/individual | seed | mode | PPO epochs | QD-score | re-evaluated QD | coverage | mean elite fitness | "
+             "env steps | wall time | env steps/s | learner samples/s | lag mean/max | peak PSS |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
     for r in data["runs"]:
         reeval = f"{r['qd_score_reevaluated']:.2f}" if "qd_score_reevaluated" in r else "–"
         lag = f"{r['mean_policy_lag']:.2f}/{r['max_policy_lag']:.0f}" if "mean_policy_lag" in r else "–"
         samples = f"{r['learner_samples_per_s']:,.0f}" if "learner_samples_per_s" in r else "–"
         lines.append(f"| {r['scene']} | {r['training_steps_per_individual']:,} | {r.get('seed', data.get('seed'))} | {r['mode']} | "
-                     f"{r['qd_score']:.2f} | {reeval} | {r['coverage']:.0%} | {r['mean_elite_fitness']:.3f} | {r['env_steps']:,} | "
+                     f"{r['update_epochs']} | {r['qd_score']:.2f} | {reeval} | {r['coverage']:.0%} | {r['mean_elite_fitness']:.3f} | {r['env_steps']:,} | "
                      f"{r['wall_s']:.0f} s | {r['env_steps_per_s']:,.0f} | {samples} | {lag} | {r['peak_pss_mb']:.0f} MB |")  # fmt: skip
     lines += ["", "| scene | steps/individual | seed | shared reached independent's final QD-score | env steps ratio | "
               "wall time ratio | memory ratio (PSS, shared/independent) |", "|---|---|---|---|---|---|---|"]  # fmt: skip
@@ -180,8 +180,8 @@ def _figure(row: dict[str, Any], key: str, pattern: str) -> str:
 def _learner_settings(data: dict[str, Any]) -> list[str]:
     lines = [f"**Learner settings** (`benchmarks/learner_settings.py`; {_machine(data)}; {data['scene']} scene, "
              f"{data['workers']} workers, {data['evaluations']} evaluations of {data['steps_per_individual']:,} steps, "
-             f"{data['wall_s']:.0f} s in all; defaults: ppo.update_epochs=10, training.min_batch_size=1000; "
-             "ratios against the independent run of the same seed)", "",
+             f"{data['wall_s']:.0f} s in all; the reference runs independent mode at its defaults (10 PPO epochs); "
+             "ratios against the reference of the same seed)", "",
              "| setting | seed | QD-score | re-evaluated QD | elites | mean elite fitness | mean fitness, last quarter | "
              "wall time | env steps/s | learner samples/s | learner busy | policy updates | lag mean | env steps ratio | "
              "wall time ratio |", "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]  # fmt: skip

@@ -157,11 +157,17 @@ def run_mode(mode: str, scene: str, budget: int, evaluations: int, workers: int,
            **{k: summary[k] for k in keep if k in summary}, "peak_pss_mb": round(pss.peak_mb, 1),
            "peak_pss_by_role_mb": pss.peak_by_role_mb, "mean_fitness_last_quarter": sum(quarter) / len(quarter),
            "env_steps_per_s": summary["env_steps"] / wall,
-           "training_env_steps_per_s": summary["training_env_steps"] / wall, "curve": curve}  # fmt: skip
+           "training_env_steps_per_s": summary["training_env_steps"] / wall, "curve": curve,
+           "update_epochs": json.loads((out / "config.json").read_text())["settings"]["ppo"]["update_epochs"]}  # fmt: skip
     if "samples_consumed" in summary:
         row["learner_samples_per_s"] = summary["samples_consumed"] / wall
     print(json.dumps({k: v for k, v in row.items() if k != "curve"}), flush=True)
     return row
+
+
+def _final_wall_s(run: dict[str, Any]) -> float:
+    """Seconds to the run's last evaluation (its whole wall time if its curve was not kept)."""
+    return run["curve"][-1]["wall_s"] if run.get("curve") else run["wall_s"]
 
 
 def compare(independent: dict[str, Any], shared: dict[str, Any]) -> dict[str, Any]:
@@ -174,7 +180,7 @@ def compare(independent: dict[str, Any], shared: dict[str, Any]) -> dict[str, An
         result.update({
             "shared_env_steps_to_reach": reached["env_steps"], "shared_wall_s_to_reach": reached["wall_s"],
             "env_steps_ratio": independent["env_steps"] / max(reached["env_steps"], 1),
-            "wall_time_ratio": independent["curve"][-1]["wall_s"] / max(reached["wall_s"], 1e-9),
+            "wall_time_ratio": _final_wall_s(independent) / max(reached["wall_s"], 1e-9),
         })  # fmt: skip
     result["memory_ratio_pss"] = shared["peak_pss_mb"] / max(independent["peak_pss_mb"], 1e-9)
     return result
