@@ -25,7 +25,8 @@ that file (same evaluations and workers) are kept, so seeds and settings can be 
 time. The independent reference of a seed is run when it is asked for (``--settings
 "independent (reference)"``), or when a shared setting needs it and the file has none. A shared
 row is compared with every independent row of its seed (``against``; the reference's figures
-also at the row's top level).
+also at the row's top level), again on every save. Compare wall times only between rows measured
+in the same session: machines differ.
 """
 
 from __future__ import annotations
@@ -61,12 +62,26 @@ SETTINGS: dict[str, Setting] = {
     "2 epochs": Setting("shared", {"ppo": {"update_epochs": 2}}),
     "10 epochs, min batch 4000": Setting("shared", {"ppo": {"update_epochs": 10}, "training": {"min_batch_size": 4000}}),
 }
+#: What shared_vs_independent.compare returns (removed from a row before it is compared again).
+COMPARISON_KEYS = ("independent_final_qd_score", "shared_final_qd_score", "shared_reached_independent_final",
+                   "shared_env_steps_to_reach", "shared_wall_s_to_reach", "env_steps_ratio", "wall_time_ratio",
+                   "memory_ratio_pss")  # fmt: skip
 SHARED_SETTINGS = [name for name, setting in SETTINGS.items() if setting.mode == "shared"]
 
 
 def _row_order(row: dict[str, Any]) -> tuple[int, int]:
     """Rows sort by seed, then in the order of SETTINGS (reference first)."""
     return row["seed"], list(SETTINGS).index(row["setting"])
+
+
+def _compare_with_independent_runs(row: dict[str, Any], rows: list[dict[str, Any]]) -> None:
+    """Set a shared row's ``against`` (one comparison per independent row of its seed) and, at its
+    top level, the comparison with the reference; redone on every save, so that a rerun
+    independent row updates the comparisons of the shared rows measured before it."""
+    row["against"] = {r["setting"]: compare(r, row) for r in rows if r["seed"] == row["seed"] and r["mode"] == "independent"}
+    for key in COMPARISON_KEYS:
+        row.pop(key, None)
+    row.update(row["against"].get(REFERENCE, {}))
 
 
 def main() -> None:
@@ -91,6 +106,9 @@ def main() -> None:
 
     def save() -> None:
         rows.sort(key=_row_order)
+        for row in rows:
+            if row["mode"] == "shared" and row.get("curve"):
+                _compare_with_independent_runs(row, rows)
         write_json(name, {
             "scene": "open", "evaluations": args.evaluations, "steps_per_individual": args.steps, "workers": args.workers,
             "seeds": sorted({r["seed"] for r in rows}), "env_only_steps_per_s": env_rate,
@@ -116,11 +134,7 @@ def main() -> None:
                     continue
                 row = run(seed, setting, Path(tmp))
                 if row["mode"] == "shared":
-                    # against every independent run of this seed; the reference's figures also at top level
-                    row["against"] = {r["setting"]: compare(r, row) for r in rows if r["seed"] == seed and r["mode"] == "independent"}
-                    row.update(row["against"][REFERENCE])
                     print(json.dumps({"setting": setting, "seed": seed, **row["against"]}), flush=True)
-                    save()
 
 
 if __name__ == "__main__":

@@ -197,6 +197,16 @@ def _learner_settings(data: dict[str, Any]) -> list[str]:
                      f"{figure('learner_samples_per_s', '{:,.0f}')} | {figure('learner_utilisation', '{:.0%}')} | "
                      f"{figure('policy_updates', '{:,.0f}')} | {figure('mean_policy_lag', '{:.2f}')} | "
                      f"{figure('env_steps_ratio', '{:.1f}×')} | {figure('wall_time_ratio', '{:.1f}×')} |")  # fmt: skip
+    compared = [r for r in data["rows"] if r.get("against")]
+    if compared:
+        lines += ["", "| seed | shared setting | against | independent final QD-score | shared reached it | env steps ratio | "
+                  "wall time ratio |", "|---|---|---|---|---|---|---|"]  # fmt: skip
+        for r in compared:
+            for name, c in r["against"].items():
+                reached = f"after {int(c['shared_env_steps_to_reach']):,} env steps" if c["shared_reached_independent_final"] else "no"
+                ratios = " | ".join(f"{c[k]:.1f}×" if k in c else "–" for k in ("env_steps_ratio", "wall_time_ratio"))
+                lines.append(f"| {r['seed']} | {r['setting']} | {name} | {c['independent_final_qd_score']:.2f} | {reached} | "
+                             f"{ratios} |")  # fmt: skip
     return lines
 
 

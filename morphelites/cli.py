@@ -189,7 +189,7 @@ def _ppo_request(args: argparse.Namespace) -> Any:
     from morphelites.ppo_run import PPORunRequest, check_gym_env, mixed_bodies
 
     _check_output(args.output)
-    settings = _settings(args)
+    settings = _settings(args).with_default_epochs(evolution=False)
     _check_positive("--steps", args.steps)
     _check_positive("--eval-episodes", args.eval_episodes)
     _check_seed(args.seed)
@@ -247,7 +247,7 @@ def _train_trainer(args: argparse.Namespace) -> Any:
     given = {f"evolution.{k}": (o, evo_changes[k]) for k, o in options.items() if evo_changes[k] is not None}
     if args.scene is not None:
         given["env.scene"] = ("--scene", args.scene)
-    settings = _validated(dataclasses.replace(settings, evolution=evo, env=env), given)
+    settings = _validated(dataclasses.replace(settings, evolution=evo, env=env), given).with_default_epochs(evolution=True)
     if stored is not None:
         _refuse_conflicts(Settings.from_dict(stored["settings"]), settings, output)
     evo = settings.evolution

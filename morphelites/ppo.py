@@ -158,13 +158,14 @@ class PPOUpdater:
 
     Args:
         model: the ActorCritic to train.
-        config: PPO hyper-parameters.
+        config: PPO hyper-parameters; ``update_epochs`` None means single-policy training's
+            default (evolution runs fill in theirs before they get here).
         seed: seeds minibatch shuffling.
     """
 
     def __init__(self, model: nn.Module, config: PPOConfig, seed: int = 0) -> None:
         self.model = model
-        self.config = config
+        self.config = config.with_default_epochs(evolution=False)
         self.optimizer = torch.optim.Adam(model.parameters(), lr=config.learning_rate, eps=1e-5)
         self.rng = np.random.default_rng(seed)
         self.skipped_steps = 0  # minibatch steps skipped for a non-finite loss or gradient

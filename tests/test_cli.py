@@ -21,6 +21,7 @@ def test_ppo_on_a_body_writes_a_complete_run_directory(run_cli, tmp_path):
     assert rows[0].startswith("env_steps,") and len(rows) == 1 + 4
     config = json.loads((out / "config.json").read_text())
     assert config["settings"]["model"]["observation_dim"] == 8 * 6 + 6
+    assert config["settings"]["ppo"]["update_epochs"] == 10, "single-policy training's default, recorded"
 
 
 def test_ppo_on_a_gymnasium_task(run_cli, tmp_path):

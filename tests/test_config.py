@@ -57,3 +57,23 @@ def test_sections_validate_alone():
     assert BodySpaceConfig(max_links=8).validate().max_reach == pytest.approx(2.0)
     assert EnvConfig(scene="obstacles").validate().scene == "obstacles"
     assert PPOConfig().batch_size == 16 * 128
+
+
+def test_update_epochs_default_depends_on_the_command(tmp_path):
+    from morphelites.evolution.trainer import MAPElitesEvolutionTrainer
+    from morphelites.ppo import PPOUpdater
+    from morphelites.policy import ActorCritic
+    from morphelites.policy_numpy import reach_policy_spec
+
+    assert PPOConfig().update_epochs is None
+    assert Settings().with_default_epochs(evolution=True).ppo.update_epochs == 4, "morphelites train, both modes"
+    assert Settings().with_default_epochs(evolution=False).ppo.update_epochs == 10, "single-policy PPO (CleanRL's value)"
+    explicit = Settings.from_dict({"ppo": {"update_epochs": 7}})
+    assert explicit.with_default_epochs(evolution=True).ppo.update_epochs == 7
+    assert explicit.with_default_epochs(evolution=False).ppo.update_epochs == 7
+    for shared in (True, False):
+        trainer = MAPElitesEvolutionTrainer(use_shared_ppo=shared, output_dir=str(tmp_path / f"run-{shared}"), quiet=True)
+        assert trainer.settings.ppo.update_epochs == 4
+    assert PPOUpdater(ActorCritic(reach_policy_spec(3, hidden_dim=8)), PPOConfig()).config.update_epochs == 10
+    with pytest.raises(ConfigError, match="ppo.update_epochs"):
+        Settings.from_dict({"ppo": {"update_epochs": 0}}).validate()

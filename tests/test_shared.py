@@ -111,12 +111,14 @@ def test_a_half_written_segment_is_never_read_and_is_cleared_for_the_replacement
         buffer.close()
 
 
-def _learner(tmp_path: Path, sync: bool = False, max_lag: int = 2, value_targets: str = "current_critic"):
+def _learner(tmp_path: Path, sync: bool = False, max_lag: int = 2, value_targets: str = "current_critic",
+             ppo: dict | None = None):  # fmt: skip
     from morphelites.parallel.learner import LearnerOptions, SharedPPOTrainer
     from morphelites.parallel.shared_worker import SharedHandles
     from morphelites.policy_numpy import reach_policy_spec
 
-    settings = Settings.from_dict({**TINY, "training": {**TINY["training"], "value_targets": value_targets}}).validate()
+    sections = {**TINY, "training": {**TINY["training"], "value_targets": value_targets}, "ppo": ppo or TINY["ppo"]}
+    settings = Settings.from_dict(sections).validate()
     spec = reach_policy_spec(6, hidden_dim=32)
     layout = BufferLayout(workers=2, slots_per_worker=4, steps=25, envs=4, obs_dim=spec.obs_dim, act_dim=spec.action_dim)
     weights, buffer = SharedWeights.create(spec.flat_size), SharedExperienceBuffer.create(layout)
@@ -157,6 +159,17 @@ def test_learner_trains_on_worker_segments_publishes_versions_and_drops_stale_on
         assert learner.stats()["max_policy_lag"] == 0
         assert learner.checkpoint() is not None
         worker.weights.close(), worker.buffer.close()
+    finally:
+        learner.close()
+        buffer.close()
+        weights.close()
+
+
+@pytest.mark.parametrize(("ppo", "epochs"), [({"num_minibatches": 4}, 4), ({"num_minibatches": 4, "update_epochs": 7}, 7)])
+def test_the_learner_makes_four_passes_over_a_batch_unless_told_otherwise(tmp_path, ppo, epochs):
+    learner, weights, buffer, _, _ = _learner(tmp_path, ppo=ppo)
+    try:
+        assert learner.updater.config.update_epochs == epochs
     finally:
         learner.close()
         buffer.close()

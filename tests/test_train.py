@@ -145,6 +145,8 @@ def test_serial_mode_through_the_python_api(tmp_path):
     summary = trainer.run()
     assert summary["evaluations"] == 3 and summary["workers"] == 1 and summary["status"] == "completed"
     assert len(_results(tmp_path / "serial")) == 3
+    recorded = json.loads((tmp_path / "serial" / "config.json").read_text())["settings"]["ppo"]
+    assert recorded["update_epochs"] == 4, "config.json records the evolution default that was used"
 
 
 def test_a_second_ctrl_c_stops_at_once_without_orphans(tmp_path, tiny_config):

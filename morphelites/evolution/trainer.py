@@ -111,6 +111,7 @@ class MAPElitesEvolutionTrainer:
         settings = dataclasses.replace(settings, evolution=evo, training=training, model=model).validate()
         layout = ObservationLayout(settings.body_space.max_links)
         settings = dataclasses.replace(settings, model=settings.model.resolved(layout.observation_dim, layout.action_dim))
+        settings = settings.with_default_epochs(evolution=True)
         self.settings = settings
         self.mode = "shared" if evo.use_shared_ppo else "independent"
         default_dir = "map_elites_shared_ppo_results" if evo.use_shared_ppo else "map_elites_results"

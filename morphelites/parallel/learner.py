@@ -90,7 +90,7 @@ class SharedPPOTrainer:
         torch.set_num_threads(settings.ppo.torch_threads)
         torch.manual_seed(options.seed)
         self.model = ActorCritic(PolicySpec.from_dict(options.handles.spec))
-        self.updater = PPOUpdater(self.model, settings.ppo, seed=options.seed)
+        self.updater = PPOUpdater(self.model, settings.ppo.with_default_epochs(evolution=True), seed=options.seed)
         self.weights = SharedWeights.attach(options.handles.weights_name, options.handles.weights_size)
         self.buffer = SharedExperienceBuffer.attach(options.handles.buffer_name, options.handles.layout)
         self.return_rms = RunningMeanStd(())
