@@ -13,7 +13,8 @@ wall time the shared run needed to reach that seed's independent final QD-score.
 
 Settings of the independent mode (``independent, 4 epochs``) check the fairness of a comparison:
 a setting that helps the shared learner may help per-body PPO as well, and the baseline must get
-its best setting too.
+its best setting too. Each row records the env-only rate of its session (``env_only_steps_per_s``):
+wall times compare only between rows of one machine speed.
 
     python benchmarks/learner_settings.py [--seeds 0 1] [--evaluations 24] [--steps 10000]
     python benchmarks/learner_settings.py --steps 50000 --evaluations 64 --seeds 1 --settings "10 epochs" "4 epochs"
@@ -53,7 +54,8 @@ class Setting:
 REFERENCE = "independent (reference)"
 #: Settings measured, by name (the names of earlier rows in the JSON files).
 SETTINGS: dict[str, Setting] = {
-    REFERENCE: Setting("independent"),
+    REFERENCE: Setting("independent"),  # at the defaults of its day: 10 epochs until 2026-11-25, 4 since
+    "independent, 10 epochs": Setting("independent", {"ppo": {"update_epochs": 10}}),
     "independent, 4 epochs": Setting("independent", {"ppo": {"update_epochs": 4}}),
     # Shared settings name their epochs: the learner's default was 10 when the first rows were
     # measured and is 4 now (min_batch_size 1000 throughout unless named).
@@ -118,7 +120,7 @@ def main() -> None:
     def run(seed: int, setting: str, tmp: Path) -> dict[str, Any]:
         spec = SETTINGS[setting]
         result = run_mode(spec.mode, "open", args.steps, args.evaluations, args.workers, seed, tmp, spec.sections)
-        row = {"setting": setting, "sections": spec.sections, **result}
+        row = {"setting": setting, "sections": spec.sections, **result, "env_only_steps_per_s": env_rate}
         rows.append(row)
         save()
         return row

@@ -177,36 +177,40 @@ def _figure(row: dict[str, Any], key: str, pattern: str) -> str:
     return pattern.format(row[key]) if row.get(key) is not None else "–"
 
 
+def _setting_label(row: dict[str, Any]) -> str:
+    """``shared, ppo.update_epochs=4`` / ``independent, defaults``: the mode and what differs."""
+    changed = [f"{section}.{key}={value}" for section, values in row["sections"].items() for key, value in values.items()]
+    return f"{row['mode']}, " + (", ".join(changed) if changed else f"defaults ({row['update_epochs']} epochs)")
+
+
 def _learner_settings(data: dict[str, Any]) -> list[str]:
     lines = [f"**Learner settings** (`benchmarks/learner_settings.py`; {_machine(data)}; {data['scene']} scene, "
              f"{data['workers']} workers, {data['evaluations']} evaluations of {data['steps_per_individual']:,} steps, "
-             f"{data['wall_s']:.0f} s in all; the reference runs independent mode at its defaults (10 PPO epochs); "
-             "ratios against the reference of the same seed)", "",
-             "| setting | seed | QD-score | re-evaluated QD | elites | mean elite fitness | mean fitness, last quarter | "
-             "wall time | env steps/s | learner samples/s | learner busy | policy updates | lag mean | env steps ratio | "
-             "wall time ratio |", "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
+             f"{data['wall_s']:.0f} s in all; each row's env-only rate tells its machine's speed: compare wall times only "
+             "between rows of one speed)", "",
+             "| setting | seed | PPO epochs | QD-score | re-evaluated QD | elites | mean elite fitness | mean fitness, last "
+             "quarter | wall time | env steps/s | env-only rate | learner samples/s | learner busy | policy updates | "
+             "lag mean |", "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
     for r in data["rows"]:
         figure = functools.partial(_figure, r)
-        if r["setting"] == "independent (reference)":
-            setting = r["setting"]
-        else:
-            changed = [f"{section}.{key}={value}" for section, values in r["sections"].items() for key, value in values.items()]
-            setting = f"{r['mode']}, " + (", ".join(changed) if changed else "defaults")
-        lines.append(f"| {setting} | {r['seed']} | {r['qd_score']:.2f} | {figure('qd_score_reevaluated', '{:.2f}')} | "
-                     f"{r['elites']:.0f} | {r['mean_elite_fitness']:.3f} | {r['mean_fitness_last_quarter']:.3f} | {r['wall_s']:.0f} s | {r['env_steps_per_s']:,.0f} | "
-                     f"{figure('learner_samples_per_s', '{:,.0f}')} | {figure('learner_utilisation', '{:.0%}')} | "
-                     f"{figure('policy_updates', '{:,.0f}')} | {figure('mean_policy_lag', '{:.2f}')} | "
-                     f"{figure('env_steps_ratio', '{:.1f}×')} | {figure('wall_time_ratio', '{:.1f}×')} |")  # fmt: skip
-    compared = [r for r in data["rows"] if r.get("against")]
-    if compared:
-        lines += ["", "| seed | shared setting | against | independent final QD-score | shared reached it | env steps ratio | "
-                  "wall time ratio |", "|---|---|---|---|---|---|---|"]  # fmt: skip
-        for r in compared:
-            for name, c in r["against"].items():
-                reached = f"after {int(c['shared_env_steps_to_reach']):,} env steps" if c["shared_reached_independent_final"] else "no"
-                ratios = " | ".join(f"{c[k]:.1f}×" if k in c else "–" for k in ("env_steps_ratio", "wall_time_ratio"))
-                lines.append(f"| {r['seed']} | {r['setting']} | {name} | {c['independent_final_qd_score']:.2f} | {reached} | "
-                             f"{ratios} |")  # fmt: skip
+        lines.append(f"| {_setting_label(r)} | {r['seed']} | {r['update_epochs']} | {r['qd_score']:.2f} | "
+                     f"{figure('qd_score_reevaluated', '{:.2f}')} | {r['elites']:.0f} | {r['mean_elite_fitness']:.3f} | "
+                     f"{r['mean_fitness_last_quarter']:.3f} | {r['wall_s']:.0f} s | {r['env_steps_per_s']:,.0f} | "
+                     f"{r['env_only_steps_per_s']:,.0f} | {figure('learner_samples_per_s', '{:,.0f}')} | "
+                     f"{figure('learner_utilisation', '{:.0%}')} | {figure('policy_updates', '{:,.0f}')} | "
+                     f"{figure('mean_policy_lag', '{:.2f}')} |")  # fmt: skip
+    by_name = {(r["seed"], r["setting"]): r for r in data["rows"]}
+    lines += ["", "| seed | shared | against | independent final QD-score | shared reached it after | env steps ratio | "
+              "wall time ratio |", "|---|---|---|---|---|---|---|"]  # fmt: skip
+    for r in data["rows"]:
+        for name, c in r.get("against", {}).items():
+            other = by_name[(r["seed"], name)]
+            reached = f"{int(c['shared_env_steps_to_reach']):,} env steps" if c["shared_reached_independent_final"] else "–"
+            steps = f"{c['env_steps_ratio']:.1f}×" if "env_steps_ratio" in c else "–"
+            same_speed = abs(other["env_only_steps_per_s"] / r["env_only_steps_per_s"] - 1) < 0.1
+            wall = (f"{c['wall_time_ratio']:.1f}×" if same_speed else "– (other machine speed)") if "wall_time_ratio" in c else "–"
+            lines.append(f"| {r['seed']} | {_setting_label(r)} | {_setting_label(other)} | "
+                         f"{c['independent_final_qd_score']:.2f} | {reached} | {steps} | {wall} |")  # fmt: skip
     return lines
 
 

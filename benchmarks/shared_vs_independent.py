@@ -145,6 +145,8 @@ def run_mode(mode: str, scene: str, budget: int, evaluations: int, workers: int,
             use_shared_ppo=mode == "shared", output_dir=str(out), evaluations=evaluations, seed=seed, quiet=True,
         ).run()  # fmt: skip
         wall = time.perf_counter() - start
+    if summary.get("status") != "completed":  # Ctrl-C or a fault: its figures would not be comparable
+        raise SystemExit(f"the {mode} run in {out} stopped early ({summary.get('status')}); nothing recorded for it")
     fitness = [json.loads(line)["fitness"] for line in (out / "results.jsonl").read_text().splitlines() if line]
     quarter = fitness[-max(1, len(fitness) // 4):]
     curve = [{k: row[k] for k in ("evaluations", "env_steps", "wall_s", "qd_score", "mean_elite_fitness") if k in row}

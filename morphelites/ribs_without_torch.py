@@ -2,8 +2,9 @@
 
 pyribs tries ``import torch`` at import time (``ribs.typing``, its discount models and density
 archive) only to accept torch tensors and to offer models we do not use. In the main process
-that single import costs ~230 MB of memory and about a second of start-up, and the main process
-never needs torch: the learner and independent-mode workers, which do, are processes of their
+that import costs ~230 MB of RSS and about a second of start-up (of the process tree's PSS only
+15-20 MB, as the learner maps torch's shared libraries too), and the main process never needs
+torch: the learner and independent-mode workers, which do, are processes of their
 own. So the modules that use pyribs call :func:`import_ribs` before their ``from ribs ...``
 imports; pyribs then works on numpy arrays, exactly as it does where torch is not installed.
 
