@@ -4,8 +4,8 @@ and wall time.
 The shared learner is busy nearly all the time (workers wait for it), so the wall time of a
 shared run is the learner's. Fewer passes over each batch (``ppo.update_epochs``) or larger,
 fewer updates (``training.min_batch_size``) make it faster; whether they cost learning per env
-step is what this measures. Each shared setting runs the same evolution (open scene, workspace
-goals, as in ``shared_vs_independent.py``) for each seed, next to one independent run per seed with
+step is what this measures. Each shared setting runs the same evolution (open scene unless
+``--scene`` says otherwise, workspace goals, as in ``shared_vs_independent.py``) for each seed, next to one independent run per seed with
 the default PPO settings as the reference. Per run: final QD-score, the archive re-evaluated with
 the final policy, mean fitness of the last quarter of evaluations (how good the policy is on new
 bodies), wall time, learner utilisation, samples/s, producer waits and lag; and the env steps and
@@ -20,7 +20,8 @@ wall times compare only between rows of one machine speed.
     python benchmarks/learner_settings.py --steps 50000 --evaluations 64 --seeds 1 --settings "10 epochs" "4 epochs"
     python benchmarks/learner_settings.py --steps 50000 --evaluations 64 --seeds 0 1 --settings "independent, 4 epochs"
 
-Writes results/learner_settings_<steps>.json (after every run, so a run that is cut off keeps what
+Writes results/learner_settings_<steps>.json (``learner_settings_<scene>_<steps>.json`` for a
+scene other than open; after every run, so a run that is cut off keeps what
 it finished). A run replaces only the rows of the (seed, setting) pairs it runs; the others in
 that file (same evaluations and workers) are kept, so seeds and settings can be added one run at a
 time. The independent reference of a seed is run when it is asked for (``--settings
@@ -41,7 +42,9 @@ from pathlib import Path
 from typing import Any
 
 from common import RESULTS, write_json
+from morphelites.config import SCENES
 from shared_vs_independent import compare, env_only_rate, run_mode
+
 
 @dataclass(frozen=True)
 class Setting:
@@ -92,12 +95,13 @@ def main() -> None:
     parser.add_argument("--evaluations", type=int, default=24)
     parser.add_argument("--steps", type=int, default=10_000, help="env steps of training per individual")
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--scene", choices=SCENES, default="open")
     parser.add_argument("--settings", nargs="+", choices=list(SETTINGS), default=SHARED_SETTINGS,
                         help="settings to run (default: every shared-mode one)")
     args = parser.parse_args()
     started = time.perf_counter()
     env_rate = env_only_rate(args.workers)
-    name = f"learner_settings_{args.steps}"
+    name = f"learner_settings_{args.steps}" if args.scene == "open" else f"learner_settings_{args.scene}_{args.steps}"
     path = RESULTS / f"{name}.json"
     previous = json.loads(path.read_text()) if path.exists() else {}
     if (previous.get("evaluations"), previous.get("workers")) != (args.evaluations, args.workers):
@@ -112,14 +116,14 @@ def main() -> None:
             if row["mode"] == "shared" and row.get("curve"):
                 _compare_with_independent_runs(row, rows)
         write_json(name, {
-            "scene": "open", "evaluations": args.evaluations, "steps_per_individual": args.steps, "workers": args.workers,
+            "scene": args.scene, "evaluations": args.evaluations, "steps_per_individual": args.steps, "workers": args.workers,
             "seeds": sorted({r["seed"] for r in rows}), "env_only_steps_per_s": env_rate,
             "wall_s": round(earlier_wall + time.perf_counter() - started, 1), "rows": rows,
         })  # fmt: skip
 
     def run(seed: int, setting: str, tmp: Path) -> dict[str, Any]:
         spec = SETTINGS[setting]
-        result = run_mode(spec.mode, "open", args.steps, args.evaluations, args.workers, seed, tmp, spec.sections)
+        result = run_mode(spec.mode, args.scene, args.steps, args.evaluations, args.workers, seed, tmp, spec.sections)
         row = {"setting": setting, "sections": spec.sections, **result, "env_only_steps_per_s": env_rate}
         rows.append(row)
         save()

@@ -206,6 +206,38 @@ def test_worker_acting_path_imports_neither_torch_nor_ribs():
     subprocess.run([sys.executable, "-c", code], check=True, env=dict(os.environ, PYTHONPATH=str(REPO)))
 
 
+def openblas_threads() -> int:
+    """Worker job for the test below: how many threads numpy's OpenBLAS runs in this process."""
+    import numpy  # noqa: F401  (loads OpenBLAS)
+    import threadpoolctl
+
+    return max(info["num_threads"] for info in threadpoolctl.threadpool_info() if info["internal_api"] == "openblas")
+
+
+@pytest.mark.parametrize(("user_setting", "threads"), [(None, 1), ("2", 2)])
+def test_worker_processes_run_native_libraries_single_threaded_unless_the_user_says(monkeypatch, user_setting, threads):
+    """One process per core: a BLAS thread per core in each would fight over the cores (8x slower)."""
+    from morphelites.parallel.pool import NATIVE_THREAD_VARIABLES, WorkerPool
+
+    for name in NATIVE_THREAD_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    if user_setting is not None:
+        monkeypatch.setenv("OPENBLAS_NUM_THREADS", user_setting)
+    if os.cpu_count() < 2 and threads == 2:
+        pytest.skip("OpenBLAS runs one thread on one core whatever the setting")
+    pool = WorkerPool(1, "test_shared:openblas_threads", role="test worker").start()
+    try:
+        pool.submit(0, "t", ())
+        events = []
+        deadline = time.monotonic() + 60
+        while not events and time.monotonic() < deadline:
+            events = pool.poll(1.0)
+        assert [(e.kind, e.value) for e in events] == [("done", threads)]
+        assert "OMP_NUM_THREADS" not in os.environ, "the parent's environment is restored"
+    finally:
+        pool.close()
+
+
 def test_pyribs_is_imported_without_torch_and_still_works():
     code = (
         "import sys\n"

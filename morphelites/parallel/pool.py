@@ -8,6 +8,7 @@ wedge a queue lock shared with the others, hence one pipe per worker.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import importlib
 import multiprocessing as mp
@@ -18,11 +19,12 @@ import time
 import traceback
 from dataclasses import dataclass
 from multiprocessing.connection import Connection, wait
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 from morphelites.parallel import heartbeat
 
-__all__ = ["WorkerPool", "SerialPool", "PoolEvent", "WorkerCrashLoop", "set_process_title", "die_with_parent"]
+__all__ = ["WorkerPool", "SerialPool", "PoolEvent", "WorkerCrashLoop", "set_process_title", "die_with_parent",
+           "one_native_thread_per_process"]
 
 #: Worker deaths in a row, with no task finished by any worker in between, that end the run: a
 #: worker that cannot even start (an import error, a broken install) must not respawn forever.
@@ -33,6 +35,32 @@ class WorkerCrashLoop(RuntimeError):
     """Workers keep dying without finishing any task."""
 
 _PR_SET_PDEATHSIG = 1
+
+#: Environment variables that size the native thread pools a process starts when numpy (OpenBLAS)
+#: or torch (OpenMP, MKL) loads.
+NATIVE_THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+
+
+@contextlib.contextmanager
+def one_native_thread_per_process() -> Iterator[None]:
+    """Processes started inside this block run OpenMP, OpenBLAS and MKL with one thread each,
+    unless the user's environment sets a number.
+
+    Why: each library starts a thread per core in every process, and its idle threads spin. With
+    one worker process per core those threads fight over the cores: independent-mode workers ran
+    8x slower (71 s against 8.9 s for 8 bodies of 10,000 steps on 2 cores). The libraries read the
+    variables when they load, so they are set in ``os.environ`` while the child is spawned (it
+    copies the environment) and restored afterwards. torch's own intra-op threads are set from
+    ``ppo.torch_threads`` as before.
+    """
+    added = [name for name in NATIVE_THREAD_VARIABLES if name not in os.environ]
+    for name in added:
+        os.environ[name] = "1"
+    try:
+        yield
+    finally:
+        for name in added:
+            os.environ.pop(name, None)
 
 
 def set_process_title(title: str) -> None:
@@ -143,7 +171,8 @@ class WorkerPool:
             name=f"{self.role} {index}", daemon=True,
         )  # fmt: skip
         self.heartbeats.stamp(index, heartbeat.STARTUP_GRACE_S)
-        proc.start()
+        with one_native_thread_per_process():
+            proc.start()
         child.close()
         self._procs[index], self._conns[index], self._tasks[index] = proc, parent, None
 
