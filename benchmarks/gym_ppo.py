@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import multiprocessing as mp
 import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
@@ -20,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from common import write_json
+from morphelites.parallel.pool import one_native_thread_per_process
 
 TASKS = ("Reacher-v5", "InvertedPendulum-v5")
 REFERENCES = Path(__file__).resolve().parent / "gym_references.json"
@@ -64,7 +66,8 @@ def main() -> None:
     args = parser.parse_args()
     jobs = [(task, seed, args.steps) for task in TASKS for seed in args.seeds]
     start = time.perf_counter()
-    with ProcessPoolExecutor(max_workers=args.workers) as pool:
+    # fresh (spawned) processes with one BLAS/OpenMP thread each: parallel runs must not fight over the cores
+    with one_native_thread_per_process(), ProcessPoolExecutor(args.workers, mp.get_context("spawn")) as pool:
         runs = list(pool.map(run_one, *zip(*jobs)))
     summary = {}
     for task in TASKS:

@@ -16,6 +16,7 @@ Runs go two at a time (one process each, one torch thread each). Writes
 from __future__ import annotations
 
 import argparse
+import multiprocessing as mp
 import time
 from concurrent.futures import ProcessPoolExecutor
 from typing import Any
@@ -23,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from common import RESULTS, write_json
+from morphelites.parallel.pool import one_native_thread_per_process
 
 SINGLE_BODY = [0.2, 0.2, 0.15]
 
@@ -122,7 +124,8 @@ def main() -> None:
     if args.part in ("mixed", "all"):
         jobs += [("mixed", s, args.mixed_steps, 100_000, args.mixed_bodies) for s in args.mixed_seeds]
     start = time.perf_counter()
-    with ProcessPoolExecutor(max_workers=args.workers) as pool:
+    # fresh (spawned) processes with one BLAS/OpenMP thread each: parallel runs must not fight over the cores
+    with one_native_thread_per_process(), ProcessPoolExecutor(args.workers, mp.get_context("spawn")) as pool:
         results = list(pool.map(run_one, *zip(*jobs)))
     for r in results:
         print(f"{r['kind']:6s} seed {r['seed']}: final success {r['final_success_rate']:.3f} after {r['env_steps']} steps "

@@ -177,6 +177,12 @@ def _figure(row: dict[str, Any], key: str, pattern: str) -> str:
     return pattern.format(row[key]) if row.get(key) is not None else "–"
 
 
+def _wall(row: dict[str, Any]) -> str:
+    """Wall time, starred if measured before worker processes ran native libraries single-threaded
+    (independent-mode workers were then up to 8× slower, shared ones slower too)."""
+    return f"{row['wall_s']:.0f} s" + ("" if row.get("native_threads_limited") else "*")
+
+
 def _setting_label(row: dict[str, Any]) -> str:
     """``shared, ppo.update_epochs=4`` / ``independent, defaults``: the mode and what differs."""
     changed = [f"{section}.{key}={value}" for section, values in row["sections"].items() for key, value in values.items()]
@@ -187,7 +193,8 @@ def _learner_settings(data: dict[str, Any]) -> list[str]:
     lines = [f"**Learner settings** (`benchmarks/learner_settings.py`; {_machine(data)}; {data['scene']} scene, "
              f"{data['workers']} workers, {data['evaluations']} evaluations of {data['steps_per_individual']:,} steps, "
              f"{data['wall_s']:.0f} s in all; each row's env-only rate tells its machine's speed: compare wall times only "
-             "between rows of one speed)", "",
+             "between rows of one speed; * measured while every worker ran a BLAS/OpenMP thread per core, which slowed "
+             "independent mode up to 8×: those wall times do not compare)", "",
              "| setting | seed | PPO epochs | QD-score | re-evaluated QD | elites | mean elite fitness | mean fitness, last "
              "quarter | wall time | env steps/s | env-only rate | learner samples/s | learner busy | policy updates | "
              "lag mean |", "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
@@ -195,7 +202,7 @@ def _learner_settings(data: dict[str, Any]) -> list[str]:
         figure = functools.partial(_figure, r)
         lines.append(f"| {_setting_label(r)} | {r['seed']} | {r['update_epochs']} | {r['qd_score']:.2f} | "
                      f"{figure('qd_score_reevaluated', '{:.2f}')} | {r['elites']:.0f} | {r['mean_elite_fitness']:.3f} | "
-                     f"{r['mean_fitness_last_quarter']:.3f} | {r['wall_s']:.0f} s | {r['env_steps_per_s']:,.0f} | "
+                     f"{r['mean_fitness_last_quarter']:.3f} | {_wall(r)} | {r['env_steps_per_s']:,.0f} | "
                      f"{r['env_only_steps_per_s']:,.0f} | {figure('learner_samples_per_s', '{:,.0f}')} | "
                      f"{figure('learner_utilisation', '{:.0%}')} | {figure('policy_updates', '{:,.0f}')} | "
                      f"{figure('mean_policy_lag', '{:.2f}')} |")  # fmt: skip
@@ -208,7 +215,9 @@ def _learner_settings(data: dict[str, Any]) -> list[str]:
             reached = f"{int(c['shared_env_steps_to_reach']):,} env steps" if c["shared_reached_independent_final"] else "–"
             steps = f"{c['env_steps_ratio']:.1f}×" if "env_steps_ratio" in c else "–"
             same_speed = abs(other["env_only_steps_per_s"] / r["env_only_steps_per_s"] - 1) < 0.1
-            wall = (f"{c['wall_time_ratio']:.1f}×" if same_speed else "– (other machine speed)") if "wall_time_ratio" in c else "–"
+            fixed = r.get("native_threads_limited") and other.get("native_threads_limited")
+            wall = "–" if "wall_time_ratio" not in c else ("– (other machine speed)" if not same_speed else
+                                                            f"{c['wall_time_ratio']:.1f}×" if fixed else "– (thread handicap)")
             lines.append(f"| {r['seed']} | {_setting_label(r)} | {_setting_label(other)} | "
                          f"{c['independent_final_qd_score']:.2f} | {reached} | {steps} | {wall} |")  # fmt: skip
     return lines

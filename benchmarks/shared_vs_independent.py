@@ -160,7 +160,9 @@ def run_mode(mode: str, scene: str, budget: int, evaluations: int, workers: int,
            "peak_pss_by_role_mb": pss.peak_by_role_mb, "mean_fitness_last_quarter": sum(quarter) / len(quarter),
            "env_steps_per_s": summary["env_steps"] / wall,
            "training_env_steps_per_s": summary["training_env_steps"] / wall, "curve": curve,
-           "update_epochs": json.loads((out / "config.json").read_text())["settings"]["ppo"]["update_epochs"]}  # fmt: skip
+           "update_epochs": json.loads((out / "config.json").read_text())["settings"]["ppo"]["update_epochs"],
+           # workers start with one OpenMP/OpenBLAS thread each (before: a thread per core in every process)
+           "native_threads_limited": True}  # fmt: skip
     if "samples_consumed" in summary:
         row["learner_samples_per_s"] = summary["samples_consumed"] / wall
     print(json.dumps({k: v for k, v in row.items() if k != "curve"}), flush=True)
