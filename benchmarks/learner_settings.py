@@ -26,8 +26,7 @@ it finished). A run replaces only the rows of the (seed, setting) pairs it runs;
 that file (same evaluations and workers) are kept, so seeds and settings can be added one run at a
 time. The independent reference of a seed is run when it is asked for (``--settings
 "independent (reference)"``), or when a shared setting needs it and the file has none. A shared
-row is compared with every independent row of its seed (``against``; the reference's figures
-also at the row's top level), again on every save. Compare wall times only between rows measured
+row is compared with every independent row of its seed (``against``), again on every save. Compare wall times only between rows measured
 in the same session: machines differ.
 """
 
@@ -67,10 +66,6 @@ SETTINGS: dict[str, Setting] = {
     "2 epochs": Setting("shared", {"ppo": {"update_epochs": 2}}),
     "10 epochs, min batch 4000": Setting("shared", {"ppo": {"update_epochs": 10}, "training": {"min_batch_size": 4000}}),
 }
-#: What shared_vs_independent.compare returns (removed from a row before it is compared again).
-COMPARISON_KEYS = ("independent_final_qd_score", "shared_final_qd_score", "shared_reached_independent_final",
-                   "shared_env_steps_to_reach", "shared_wall_s_to_reach", "env_steps_ratio", "wall_time_ratio",
-                   "memory_ratio_pss")  # fmt: skip
 SHARED_SETTINGS = [name for name, setting in SETTINGS.items() if setting.mode == "shared"]
 
 
@@ -80,13 +75,9 @@ def _row_order(row: dict[str, Any]) -> tuple[int, int]:
 
 
 def _compare_with_independent_runs(row: dict[str, Any], rows: list[dict[str, Any]]) -> None:
-    """Set a shared row's ``against`` (one comparison per independent row of its seed) and, at its
-    top level, the comparison with the reference; redone on every save, so that a rerun
-    independent row updates the comparisons of the shared rows measured before it."""
+    """Set a shared row's ``against``: one comparison per independent row of its seed. Redone on
+    every save, so that a rerun independent row updates the shared rows measured before it."""
     row["against"] = {r["setting"]: compare(r, row) for r in rows if r["seed"] == row["seed"] and r["mode"] == "independent"}
-    for key in COMPARISON_KEYS:
-        row.pop(key, None)
-    row.update(row["against"].get(REFERENCE, {}))
 
 
 def main() -> None:
@@ -130,9 +121,9 @@ def main() -> None:
         return row
 
     with tempfile.TemporaryDirectory() as tmp:
+        needs_reference = any(SETTINGS[s].mode == "shared" for s in args.settings)
         for seed in args.seeds:
             has_reference = any((r["seed"], r["setting"]) == (seed, REFERENCE) for r in rows)
-            needs_reference = any(SETTINGS[s].mode == "shared" for s in args.settings)
             if REFERENCE in args.settings or (needs_reference and not has_reference):
                 run(seed, REFERENCE, Path(tmp))
             for setting in args.settings:

@@ -183,6 +183,18 @@ def _wall(row: dict[str, Any]) -> str:
     return f"{row['wall_s']:.0f} s" + ("" if row.get("native_threads_limited") else "*")
 
 
+def _wall_ratio(comparison: dict[str, Any], shared: dict[str, Any], independent: dict[str, Any]) -> str:
+    """The wall-time ratio of a comparison, where both runs had the same machine speed and the
+    thread fix; otherwise why it is left out."""
+    if "wall_time_ratio" not in comparison:
+        return "–"
+    if abs(independent["env_only_steps_per_s"] / shared["env_only_steps_per_s"] - 1) >= 0.1:
+        return "– (other machine speed)"
+    if not (shared.get("native_threads_limited") and independent.get("native_threads_limited")):
+        return "– (thread handicap)"
+    return f"{comparison['wall_time_ratio']:.1f}×"
+
+
 def _setting_label(row: dict[str, Any]) -> str:
     """``shared, ppo.update_epochs=4`` / ``independent, defaults``: the mode and what differs."""
     changed = [f"{section}.{key}={value}" for section, values in row["sections"].items() for key, value in values.items()]
@@ -214,12 +226,8 @@ def _learner_settings(data: dict[str, Any]) -> list[str]:
             other = by_name[(r["seed"], name)]
             reached = f"{int(c['shared_env_steps_to_reach']):,} env steps" if c["shared_reached_independent_final"] else "–"
             steps = f"{c['env_steps_ratio']:.1f}×" if "env_steps_ratio" in c else "–"
-            same_speed = abs(other["env_only_steps_per_s"] / r["env_only_steps_per_s"] - 1) < 0.1
-            fixed = r.get("native_threads_limited") and other.get("native_threads_limited")
-            wall = "–" if "wall_time_ratio" not in c else ("– (other machine speed)" if not same_speed else
-                                                            f"{c['wall_time_ratio']:.1f}×" if fixed else "– (thread handicap)")
             lines.append(f"| {r['seed']} | {_setting_label(r)} | {_setting_label(other)} | "
-                         f"{c['independent_final_qd_score']:.2f} | {reached} | {steps} | {wall} |")  # fmt: skip
+                         f"{c['independent_final_qd_score']:.2f} | {reached} | {steps} | {_wall_ratio(c, r, other)} |")  # fmt: skip
     return lines
 
 

@@ -9,7 +9,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-__all__ = ["atomic_write_bytes", "atomic_write_text", "atomic_write_json", "append_line", "to_jsonable"]
+__all__ = ["atomic_write_bytes", "atomic_write_text", "atomic_write_json", "append_line", "truncate_file", "to_jsonable"]
 
 
 def atomic_write_bytes(path: Path | str, data: bytes) -> None:
@@ -49,6 +49,13 @@ def append_line(path: Path | str, line: str) -> None:
     with open(path, "a", encoding="utf-8") as handle:
         handle.write(line.rstrip("\n") + "\n")
         handle.flush()
+        os.fsync(handle.fileno())
+
+
+def truncate_file(path: Path | str, size: int) -> None:
+    """Cut the file to its first ``size`` bytes and fsync (drops a line torn by a crash)."""
+    with open(path, "r+b") as handle:
+        handle.truncate(size)
         os.fsync(handle.fileno())
 
 

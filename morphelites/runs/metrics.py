@@ -5,12 +5,11 @@ from __future__ import annotations
 import csv
 import io
 import math
-import os
 import time
 from pathlib import Path
 from typing import Any, Sequence
 
-from morphelites.runs.files import append_line
+from morphelites.runs.files import append_line, truncate_file
 
 __all__ = ["MetricsWriter"]
 
@@ -74,11 +73,9 @@ def _cut_torn_last_row(path: Path) -> None:
     on resume starts a line of its own instead of merging with it."""
     if not path.exists():
         return
-    with open(path, "r+b") as handle:
-        data = handle.read()
-        if data and not data.endswith(b"\n"):
-            handle.truncate(data.rfind(b"\n") + 1)
-            os.fsync(handle.fileno())
+    data = path.read_bytes()
+    if data and not data.endswith(b"\n"):
+        truncate_file(path, data.rfind(b"\n") + 1)
 
 
 def _cell(value: Any) -> str:

@@ -13,12 +13,11 @@ import io
 import json
 import logging
 import math
-import os
 from pathlib import Path
 from typing import Any, Sequence
 
 from morphelites.runs.checkpoints import CheckpointCheck, CheckpointError, newest_usable, save_checkpoint
-from morphelites.runs.files import append_line, atomic_write_bytes, atomic_write_text, to_jsonable
+from morphelites.runs.files import append_line, atomic_write_bytes, atomic_write_text, to_jsonable, truncate_file
 from morphelites.runs.metrics import MetricsWriter
 from morphelites.runs.run_dir import RunDirectory
 from morphelites.runs.training_log import open_training_log
@@ -188,9 +187,7 @@ class EvolutionRecorder:
             good_bytes += len(chunk)
         if good_bytes < len(raw):
             self.log.warning("results.jsonl ended in a partial line (%d bytes); removed it.", len(raw) - good_bytes)
-            with open(path, "r+b") as handle:
-                handle.truncate(good_bytes)
-                os.fsync(handle.fileno())
+            truncate_file(path, good_bytes)
         return lines
 
     def close(self) -> None:
