@@ -66,10 +66,11 @@ SETTINGS: dict[str, Setting] = {
     "2 epochs": Setting("shared", {"ppo": {"update_epochs": 2}}),
     "10 epochs, min batch 4000": Setting("shared", {"ppo": {"update_epochs": 10}, "training": {"min_batch_size": 4000}}),
     # The learner's throughput levers after the thread fix (2026-11-25): a second torch thread,
-    # minibatches of ~250 transitions (independent PPO's 2048/8 = 256; the learner's 1000/8 is
-    # 125), and both batch and minibatch of about independent PPO's size.
+    # minibatches of ~250 or ~500 transitions (independent PPO's 2048/8 = 256; the learner's
+    # 1000/8 is 125), and both batch and minibatch of about independent PPO's size.
     "4 epochs, 2 learner threads": Setting("shared", {"ppo": {"update_epochs": 4, "torch_threads": 2}}),
     "4 epochs, 4 minibatches": Setting("shared", {"ppo": {"update_epochs": 4, "num_minibatches": 4}}),
+    "4 epochs, 2 minibatches": Setting("shared", {"ppo": {"update_epochs": 4, "num_minibatches": 2}}),
     "4 epochs, min batch 2000": Setting("shared", {"ppo": {"update_epochs": 4}, "training": {"min_batch_size": 2000}}),
 }
 SHARED_SETTINGS = [name for name, setting in SETTINGS.items() if setting.mode == "shared"]

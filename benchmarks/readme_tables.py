@@ -110,15 +110,16 @@ def _shared(data: dict[str, Any]) -> list[str]:
              f"actions: {data['env_only_steps_per_s']:,.0f} steps/s; plots: `benchmarks/results/shared_vs_independent_"
              f"{data['preset']}.png`)", "",
              "| scene | steps/individual | seed | mode | PPO epochs | QD-score | re-evaluated QD | coverage | mean elite fitness | "
-             "env steps | wall time | env steps/s | learner samples/s | lag mean/max | peak PSS |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
+             "its ceiling | env steps | wall time | env steps/s | learner samples/s | lag mean/max | peak PSS |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
+    ceiling = _load("fitness_ceiling")
     for r in data["runs"]:
         reeval = f"{r['qd_score_reevaluated']:.2f}" if "qd_score_reevaluated" in r else "–"
         lag = f"{r['mean_policy_lag']:.2f}/{r['max_policy_lag']:.0f}" if "mean_policy_lag" in r else "–"
         samples = f"{r['learner_samples_per_s']:,.0f}" if "learner_samples_per_s" in r else "–"
         lines.append(f"| {r['scene']} | {r['training_steps_per_individual']:,} | {r.get('seed', data.get('seed'))} | {r['mode']} | "
-                     f"{r['update_epochs']} | {r['qd_score']:.2f} | {reeval} | {r['coverage']:.0%} | {r['mean_elite_fitness']:.3f} | {r['env_steps']:,} | "
-                     f"{r['wall_s']:.0f} s | {r['env_steps_per_s']:,.0f} | {samples} | {lag} | {r['peak_pss_mb']:.0f} MB |")  # fmt: skip
+                     f"{r['update_epochs']} | {r['qd_score']:.2f} | {reeval} | {r['coverage']:.0%} | {r['mean_elite_fitness']:.3f} | "
+                     f"{_elite_ceiling(r, ceiling)} | {r['env_steps']:,} | {r['wall_s']:.0f} s | {r['env_steps_per_s']:,.0f} | {samples} | {lag} | {r['peak_pss_mb']:.0f} MB |")  # fmt: skip
     lines += ["", "| scene | steps/individual | seed | shared reached independent's final QD-score | env steps ratio | "
               "wall time ratio | memory ratio (PSS, shared/independent) |", "|---|---|---|---|---|---|---|"]  # fmt: skip
     by_pair: dict[tuple[str, int], list[dict[str, Any]]] = {}
@@ -142,6 +143,34 @@ def _shared(data: dict[str, Any]) -> list[str]:
             qd = _spread([c["shared_final_qd_score"] / max(c["independent_final_qd_score"], 1e-9) for c in cs], "×")
             lines.append(f"| {scene} | {budget:,} | {len(cs)} | {len(reached)} of {len(cs)} | {steps} | {wall} | {qd} |")
     return lines
+
+
+CEILING_ELITE_COUNTS = (1, 5, 8, 10, 13, 15, 20)
+
+
+def _ceiling(data: dict[str, Any]) -> list[str]:
+    counts = [k for k in CEILING_ELITE_COUNTS if k <= min(s["reachable_cells"] for s in data["scenes"].values())]
+    lines = [f"**Fitness ceiling** (`benchmarks/fitness_ceiling.py`; {data['eval_episodes']} evaluation goals, seed "
+             f"{data['eval_seed']}, from the shared workspace; archive of joint count × {data['archive']['length_bins']} "
+             "total-length bins; no policy involved: the most fitness any controller can get, from geometry)", "",
+             "| scene | cells some body falls in | most mean elite fitness of a full archive | most mean elite fitness of an "
+             f"archive of k elites: {', '.join(f'k = {k}' for k in counts)} |", "|---|---|---|---|"]  # fmt: skip
+    for scene, s in data["scenes"].items():
+        by_k = " / ".join(f"{s['mean_ceiling_by_elites'][k - 1]:.2f}" for k in counts)
+        lines.append(f"| {scene} | {s['reachable_cells']} | {s['full_archive_mean_ceiling']:.2f} | {by_k} |")
+    return lines
+
+
+def _elite_ceiling(row: dict[str, Any], ceiling: dict[str, Any] | None) -> str:
+    """The ceiling of a run's mean elite fitness: that of its elites' bodies where the row has
+    them, else the bound for its number of elites (``≤``), else a dash."""
+    if "mean_elite_fitness_ceiling" in row:
+        return f"{row['mean_elite_fitness_ceiling']:.2f}"
+    scene = (ceiling or {}).get("scenes", {}).get(row["scene"])
+    if scene is None or not row.get("elites"):
+        return "–"
+    by_elites = scene["mean_ceiling_by_elites"]
+    return f"≤ {by_elites[min(int(row['elites']), len(by_elites)) - 1]:.2f}"
 
 
 def _memory(data: dict[str, Any]) -> list[str]:
@@ -236,7 +265,7 @@ def render() -> str:
     for name, function in (("env_throughput", _env), ("learning_reach", _learning), ("gym_ppo", _gym),
                            ("experience_transport", _transport), ("independent_mode", _independent),
                            ("shared_vs_independent_quick", _shared), ("shared_vs_independent_long", _shared),
-                           ("memory_scaling", _memory), ("learner_targets", _targets),
+                           ("fitness_ceiling", _ceiling), ("memory_scaling", _memory), ("learner_targets", _targets),
                            *((path.stem, _learner_settings) for path in sorted(RESULTS.glob("learner_settings_*.json"),
                                                                                key=lambda p: int(p.stem.rsplit("_", 1)[1])))):  # fmt: skip
         data = _load(name)

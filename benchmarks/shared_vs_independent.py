@@ -165,8 +165,29 @@ def run_mode(mode: str, scene: str, budget: int, evaluations: int, workers: int,
            "native_threads_limited": True}  # fmt: skip
     if "samples_consumed" in summary:
         row["learner_samples_per_s"] = summary["samples_consumed"] / wall
+    row["elites_with_ceiling"] = elites_with_ceiling(out / "archive.csv", scene)
+    ceilings = [e["ceiling"] for e in row["elites_with_ceiling"]]
+    row["mean_elite_fitness_ceiling"] = sum(ceilings) / max(len(ceilings), 1)
     print(json.dumps({k: v for k, v in row.items() if k != "curve"}), flush=True)
     return row
+
+
+def elites_with_ceiling(archive_csv: Path, scene: str) -> list[dict[str, Any]]:
+    """Each elite of a run's archive.csv: its body, fitness, and the fitness ceiling of that body
+    (``morphelites/ceiling.py``: the most any policy could get on the run's evaluation goals)."""
+    from morphelites.ceiling import fitness_ceiling
+    from morphelites.config import EvolutionConfig
+    from morphelites.morphology import Morphology
+
+    evolution = EvolutionConfig()  # the runs here use the default evaluation goals
+    elites = []
+    with open(archive_csv, newline="", encoding="utf-8") as handle:
+        for elite in csv.DictReader(handle):
+            n = int(elite["num_links"])
+            body = Morphology(n, [float(x) for x in elite["link_lengths"].split(";")[:n]])
+            elites.append({"num_links": n, "total_length": round(body.total_length, 6), "fitness": float(elite["fitness"]),
+                           "ceiling": fitness_ceiling(body, evolution.eval_episodes, evolution.eval_seed, scene=scene)})  # fmt: skip
+    return elites
 
 
 def _final_wall_s(run: dict[str, Any]) -> float:
