@@ -145,6 +145,20 @@ def _shared(data: dict[str, Any]) -> list[str]:
     return lines
 
 
+def _learner_update(data: dict[str, Any]) -> list[str]:
+    fit = data["fit_one_thread"]
+    lines = [f"**Learner update cost** (`benchmarks/learner_update.py`; {_machine(data)}; one process, nothing else "
+             f"running; policy {data['obs_dim']}→{data['hidden_dim']}→{data['hidden_dim']}→{data['action_dim']} (actor and "
+             f"critic), {data['rows'][0]['epochs']} epochs on random data; one gradient step at 1 thread ≈ "
+             f"{fit['fixed_ms_per_step']:.2f} ms + {fit['ms_per_transition'] * 1000:.1f} µs per transition)", "",
+             "| torch threads | batch | minibatches (size) | ms per update | ms per gradient step | samples/s |",
+             "|---|---|---|---|---|---|"]  # fmt: skip
+    for r in data["rows"]:
+        lines.append(f"| {r['torch_threads']} | {r['batch']:,} | {r['minibatches']} ({r['minibatch_size']}) | "
+                     f"{r['update_ms']:.0f} | {r['ms_per_gradient_step']:.2f} | {r['samples_per_s']:,.0f} |")  # fmt: skip
+    return lines
+
+
 CEILING_ELITE_COUNTS = (1, 5, 8, 10, 13, 15, 20)
 
 
@@ -265,7 +279,7 @@ def render() -> str:
     for name, function in (("env_throughput", _env), ("learning_reach", _learning), ("gym_ppo", _gym),
                            ("experience_transport", _transport), ("independent_mode", _independent),
                            ("shared_vs_independent_quick", _shared), ("shared_vs_independent_long", _shared),
-                           ("fitness_ceiling", _ceiling), ("memory_scaling", _memory), ("learner_targets", _targets),
+                           ("fitness_ceiling", _ceiling), ("memory_scaling", _memory), ("learner_update", _learner_update), ("learner_targets", _targets),
                            *((path.stem, _learner_settings) for path in sorted(RESULTS.glob("learner_settings_*.json"),
                                                                                key=lambda p: int(p.stem.rsplit("_", 1)[1])))):  # fmt: skip
         data = _load(name)
