@@ -110,7 +110,7 @@ def _shared(data: dict[str, Any]) -> list[str]:
              f"actions: {data['env_only_steps_per_s']:,.0f} steps/s; plots: `benchmarks/results/shared_vs_independent_"
              f"{data['preset']}.png`)", "",
              "| scene | steps/individual | seed | mode | PPO epochs | QD-score | re-evaluated QD | coverage | mean elite fitness | "
-             "its ceiling | env steps | wall time | env steps/s | learner samples/s | lag mean/max | peak PSS |",
+             "its ceiling (share reached) | env steps | wall time | env steps/s | learner samples/s | lag mean/max | peak PSS |",
              "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
     ceiling = _load("fitness_ceiling")
     for r in data["runs"]:
@@ -176,10 +176,11 @@ def _ceiling(data: dict[str, Any]) -> list[str]:
 
 
 def _elite_ceiling(row: dict[str, Any], ceiling: dict[str, Any] | None) -> str:
-    """The ceiling of a run's mean elite fitness: that of its elites' bodies where the row has
-    them, else the bound for its number of elites (``≤``), else a dash."""
+    """The ceiling of a run's mean elite fitness: that of its elites' bodies (and the share of it
+    the run reached) where the row has them, else the bound for its number of elites (``≤``),
+    else a dash."""
     if "mean_elite_fitness_ceiling" in row:
-        return f"{row['mean_elite_fitness_ceiling']:.2f}"
+        return f"{row['mean_elite_fitness_ceiling']:.2f} ({row['mean_elite_fitness'] / row['mean_elite_fitness_ceiling']:.0%})"
     scene = (ceiling or {}).get("scenes", {}).get(row["scene"])
     if scene is None or not row.get("elites"):
         return "–"

@@ -183,7 +183,7 @@ def elites_with_ceiling(archive_csv: Path, scene: str) -> list[dict[str, Any]]:
     elites = []
     with open(archive_csv, newline="", encoding="utf-8") as handle:
         for elite in csv.DictReader(handle):
-            n = int(float(elite["num_links"]))  # the measure column of that name holds "3.0"
+            n = int(float(elite["num_links"]))  # archive.csv files before 2026-11-25 hold "3.0" there
             body = Morphology(n, [float(x) for x in elite["link_lengths"].split(";")[:n]])
             elites.append({"num_links": n, "total_length": round(body.total_length, 6), "fitness": float(elite["fitness"]),
                            "ceiling": fitness_ceiling(body, evolution.eval_episodes, evolution.eval_seed, scene=scene)})  # fmt: skip

@@ -54,7 +54,10 @@ def test_two_worker_run_writes_every_file_and_a_non_empty_archive(tmp_path, tiny
         assert key in first
     assert first["training_steps"] >= 128 and first["status"] == "new"
     archive_rows = (out / "archive.csv").read_text().splitlines()
-    assert archive_rows[0].startswith("cell,individual_id,parent_id,fitness,num_links,total_length")
+    assert archive_rows[0].startswith("cell,individual_id,parent_id,fitness,num_links,total_length,link_lengths")
+    assert archive_rows[0].split(",").count("num_links") == 1, "no duplicate column"
+    joints = [row.split(",")[4] for row in archive_rows[1:]]
+    assert all(j.isdigit() and 3 <= int(j) <= 6 for j in joints), joints
     assert len(archive_rows) == 1 + summary["elites"]
     assert "eval 5/5" in (out / "training.log").read_text()
 

@@ -112,14 +112,16 @@ class EvolutionRecorder:
 
     def archive(self, elites: list[dict[str, Any]], measure_names: Sequence[str], suffix: str = "") -> None:
         """Rewrite archive<suffix>.csv: one row per elite (lists joined with ';')."""
-        columns = ["cell", "individual_id", "parent_id", "fitness", *measure_names, "num_links", "link_lengths",
+        # num_links is a body field and may be a measure too: one column, the whole joint count
+        body_fields = [name for name in ("num_links",) if name not in measure_names]
+        columns = ["cell", "individual_id", "parent_id", "fitness", *measure_names, *body_fields, "link_lengths",
                    "success_rate", "mean_return", "final_distance", "path_efficiency", "collisions",
                    "policy_version", "genome"]  # fmt: skip
         buffer = io.StringIO()
         writer = csv.writer(buffer)
         writer.writerow(columns)
         for elite in elites:
-            row = {**elite, **elite["measures"]}
+            row = {**elite, **elite["measures"], "num_links": elite["num_links"]}
             row["link_lengths"] = ";".join(f"{x:.6f}" for x in elite["link_lengths"])
             row["genome"] = ";".join(f"{x:.6f}" for x in elite["genome"])
             writer.writerow([row.get(c, "") for c in columns])
