@@ -280,7 +280,8 @@ def render() -> str:
     for name, function in (("env_throughput", _env), ("learning_reach", _learning), ("gym_ppo", _gym),
                            ("experience_transport", _transport), ("independent_mode", _independent),
                            ("shared_vs_independent_quick", _shared), ("shared_vs_independent_long", _shared),
-                           ("fitness_ceiling", _ceiling), ("memory_scaling", _memory), ("learner_update", _learner_update), ("learner_targets", _targets),
+                           ("fitness_ceiling", _ceiling), ("memory_scaling", _memory),
+                           ("learner_update", _learner_update), ("learner_targets", _targets),
                            *((path.stem, _learner_settings) for path in sorted(RESULTS.glob("learner_settings_*.json"),
                                                                                key=lambda p: int(p.stem.rsplit("_", 1)[1])))):  # fmt: skip
         data = _load(name)
