@@ -103,14 +103,17 @@ def _assert_ids_complete(out: Path, total: int) -> None:
 # ---------------------------------------------------------------------- 1. workers killed
 @pytest.mark.parametrize("kills", [pytest.param(2), pytest.param(5, marks=pytest.mark.slow)])
 def test_workers_killed_at_random_moments_are_replaced_and_nothing_is_lost(tmp_path, kills):
-    out, total = tmp_path / "run", 8 + 4 * kills  # enough work to outlast every kill
+    # Enough work to outlast every kill on a fast machine too (~0.2 s per evaluation there): a
+    # kill that lands once all work is done, while the run shuts its workers down, is not
+    # reported as a death, and the test would wait for it in vain.
+    out, total = tmp_path / "run", 8 + 8 * kills
     run = Run(tmp_path, "--workers", "2", "--evaluations", str(total), "--steps-per-individual", "2000",
               "--config", str(_config(tmp_path)), "--output", str(out))  # fmt: skip
     rng = random.Random(kills)
     kill = 0
     while kill < kills:
         _wait_for(lambda: run.children("shared_ppo worker"), 120, "worker processes")
-        time.sleep(rng.uniform(0.5, 3.0))
+        time.sleep(rng.uniform(0.3, 2.0))
         assert run.proc.poll() is None, f"the run ended after {kill} of {kills} kills"
         try:
             rng.choice(run.children("shared_ppo worker")).send_signal(signal.SIGKILL)
