@@ -18,7 +18,7 @@ $(STAMP): pyproject.toml
 
 # The default experiment (shared mode), cut to 32 evaluations: a few minutes on 2 cores.
 demo: install
-	$(PY) -m morphelites train --evaluations 32 --output demo_results/train-$$(date +%Y%m%d-%H%M%S)
+	$(PY) -m morphelites train --output demo_results/train-$$(date +%Y%m%d-%H%M%S)
 
 test: install
 	$(PY) -m pytest -q -m "not slow"
