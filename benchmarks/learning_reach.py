@@ -5,7 +5,9 @@ success >= 0.9 within 300k steps. Part ``mixed``: one policy trained on a mixed 
 bodies for 1M steps; target: mean evaluation success over the bodies >= 0.8. In both parts
 evaluation goals lie within each body's own reach (``goal_sampling="reachable"``): in the shared
 workspace a 3-joint arm cannot reach the outer goals at all. Evaluation: deterministic policy,
-50 fixed goals per body (20 per body in ``mixed``), every ``--eval-every`` env steps.
+50 fixed goals per body (20 per body in ``mixed``), every ``--eval-every`` env steps; each point
+of a curve keeps the success rate of every body too (``success_rate_by_body``, in the order of
+``bodies``), so a mixed run that misses its target shows which bodies hold it back.
 
 Runs go two at a time (one process each, one torch thread each). Writes
 ``results/learning_reach.json`` and ``results/learning_reach.png``.
@@ -62,7 +64,8 @@ def run_one(kind: str, seed: int, steps: int, eval_every: int, mixed_count: int)
         eval_seconds[0] += time.perf_counter() - start
         curve.append({"env_steps": env_steps, "train_wall_s": round(wall_s, 1),
                       "success_rate": float(np.mean([r.success_rate for r in results])),
-                      "fitness": float(np.mean([r.fitness for r in results]))})  # fmt: skip
+                      "fitness": float(np.mean([r.fitness for r in results])),
+                      "success_rate_by_body": [r.success_rate for r in results]})  # fmt: skip
 
     next_eval = [eval_every]
 
