@@ -5,7 +5,8 @@ success >= 0.9 within 300k steps. Part ``mixed``: one policy trained on a mixed 
 bodies for 1M steps; target: mean evaluation success over the bodies >= 0.8. In both parts
 evaluation goals lie within each body's own reach (``goal_sampling="reachable"``): in the shared
 workspace a 3-joint arm cannot reach the outer goals at all. Evaluation: deterministic policy,
-50 fixed goals per body (20 per body in ``mixed``), every ``--eval-every`` env steps; each point
+50 fixed goals per body (20 per body in ``mixed``), every 20,000 env steps (100,000 in
+``mixed``); each point
 of a curve keeps the success rate of every body too (``success_rate_by_body``, in the order of
 ``bodies``), so a mixed run that misses its target shows which bodies hold it back.
 
