@@ -6,14 +6,14 @@ bodies for 1M steps; target: mean evaluation success over the bodies >= 0.8. In 
 evaluation goals lie within each body's own reach (``goal_sampling="reachable"``): in the shared
 workspace a 3-joint arm cannot reach the outer goals at all. Evaluation: deterministic policy,
 50 fixed goals per body (20 per body in ``mixed``), every 20,000 env steps (100,000 in
-``mixed``); each point
-of a curve keeps the success rate of every body too (``success_rate_by_body``, in the order of
-``bodies``), so a mixed run that misses its target shows which bodies hold it back.
+``mixed``); each point of a curve keeps the success rate of every body too
+(``success_rate_by_body``, in the order of ``bodies``), so a mixed run that misses its target
+shows which bodies hold it back.
 
 Runs go two at a time (one process each, one torch thread each). Writes
 ``results/learning_reach.json`` and ``results/learning_reach.png``.
 
-    python benchmarks/learning_reach.py [--part single|mixed|all] [--seeds 0 1 2]
+    python benchmarks/learning_reach.py [--part single|mixed|all] [--seeds 0 1 2] [--mixed-seeds 0 1 2]
 """
 
 from __future__ import annotations
