@@ -119,7 +119,7 @@ def main() -> None:
     parser.add_argument("--single-steps", type=int, default=300_000)
     parser.add_argument("--mixed-steps", type=int, default=1_000_000)
     parser.add_argument("--mixed-bodies", type=int, default=16, help="bodies in the mixed set (joint counts cycle 3..6)")
-    parser.add_argument("--mixed-seeds", type=int, nargs="+", default=[0])
+    parser.add_argument("--mixed-seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--workers", type=int, default=2, help="runs in parallel")
     args = parser.parse_args()
     jobs = []
