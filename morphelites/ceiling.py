@@ -5,7 +5,8 @@ bound that tells how far a measured fitness is from what the task allows. With g
 shared workspace (``goal_sampling="workspace"``, the default) a short arm cannot reach the far
 goals, so its fitness is capped well below 1 whatever its controller.
 
-The bound, per evaluation goal g of the body (the same goals and reset poses as ``evaluate``):
+The bound, per evaluation goal g of the body (the same goals and reset poses as ``evaluate``,
+``rollout.score_ceilings``; every EvalResult carries it as ``fitness_ceiling`` too):
 - 1 if ``|g| <= L + success_radius`` (L: the arm's total length, its reach when straight): the
   goal may be reachable (joint limits or walls may still prevent it; then the bound is loose);
 - otherwise the fingertip can get no closer than ``|g| - L``, so the goal scores at most
@@ -24,7 +25,7 @@ import numpy as np
 
 from morphelites.config import BodySpaceConfig, EnvConfig
 from morphelites.morphology import LENGTH_DECIMALS, BodySpace, Morphology
-from morphelites.rollout import PARTIAL_CREDIT, evaluation_goals
+from morphelites.rollout import evaluation_goals, score_ceilings
 
 __all__ = ["goal_score_ceilings", "fitness_ceiling", "longest_body", "cell_ceilings"]
 
@@ -46,11 +47,7 @@ def goal_score_ceilings(
         goals = evaluation_goals(env, episodes, seed)
         initial = np.array([env.reset(seed=seed + i, options={"goal": g})[1]["initial_distance"]
                             for i, g in enumerate(goals)])  # fmt: skip
-        reach = morphology.total_length
-        shortfall = np.linalg.norm(goals, axis=1) - reach  # m the fingertip stays short, at best
-        reachable = shortfall <= env.success_radius
-        closed = np.clip(1.0 - np.maximum(shortfall, 0.0) / np.maximum(initial, 1e-9), 0.0, 1.0)
-        return np.where(reachable, 1.0, PARTIAL_CREDIT * closed)
+        return score_ceilings(goals, initial, morphology.total_length, env.success_radius)
     finally:
         env.close()
 

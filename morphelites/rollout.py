@@ -161,6 +161,9 @@ class EvalResult:
     episode end, metres. path_efficiency: mean of (distance closed / fingertip path length), in
     [0, 1]. collisions: mean policy steps per episode in contact with a wall. episodes and
     env_steps: evaluation effort. policy_version: version of the policy evaluated (-1 unknown).
+    fitness_ceiling: the most fitness any policy could get on this body and these goals, in
+    [0, 1] (see :func:`score_ceilings`; None for an env that is not a ReachEnv): with goals from
+    the shared workspace a short arm's fitness is capped well below 1.
     """
 
     fitness: float
@@ -172,6 +175,7 @@ class EvalResult:
     episodes: int
     env_steps: int
     policy_version: int = -1
+    fitness_ceiling: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -192,6 +196,25 @@ def fitness_from_episodes(successes: np.ndarray, final_distances: np.ndarray, in
     closed = np.clip(1.0 - np.asarray(final_distances) / np.maximum(np.asarray(initial_distances), 1e-9), 0.0, 1.0)
     scores = np.where(successes, 1.0, PARTIAL_CREDIT * closed)
     return float(scores.mean())
+
+
+def score_ceilings(goals: np.ndarray, initial_distances: np.ndarray, reach: float, success_radius: float) -> np.ndarray:
+    """Upper bounds (N,) of the per-goal scores of :func:`fitness_from_episodes`, from geometry.
+
+    Args:
+        goals: (N, 2) goal positions, metres, the arm's base at the origin.
+        initial_distances: (N,) fingertip-goal distance at the start of each episode, metres.
+        reach: the arm's total length, metres (its reach when straight).
+        success_radius: metres.
+
+    A goal within ``reach + success_radius`` of the base may be reached: bound 1 (joint limits or
+    walls may still prevent it). The fingertip gets no closer than ``|goal| - reach`` to any other
+    goal, so its score is at most ``PARTIAL_CREDIT * clip(1 - (|goal| - reach) / initial, 0, 1)``;
+    a straight arm pointed at the goal attains that in the open scene.
+    """
+    shortfall = np.linalg.norm(np.asarray(goals, dtype=np.float64), axis=1) - reach
+    closed = np.clip(1.0 - np.maximum(shortfall, 0.0) / np.maximum(np.asarray(initial_distances), 1e-9), 0.0, 1.0)
+    return np.where(shortfall <= success_radius, 1.0, PARTIAL_CREDIT * closed)
 
 
 def evaluation_goals(env: Any, episodes: int, seed: int) -> np.ndarray:
@@ -260,6 +283,7 @@ def evaluate(
     envs = [factory(morphology, scene=scene, body_space=body_space, env_config=env_config) for _ in range(episodes)]
     goals = evaluation_goals(envs[0], episodes, seed)
     records = run_episodes(policy, envs, [seed + i for i in range(episodes)], [{"goal": g} for g in goals])
+    success_radius = getattr(envs[0], "success_radius", None)
     for env in envs:
         env.close()
     infos = [r.info for r in records]
@@ -267,6 +291,8 @@ def evaluate(
     final = np.array([i["distance"] for i in infos])
     initial = np.array([i["initial_distance"] for i in infos])
     paths = np.array([i["path_length"] for i in infos])
+    ceiling = None if success_radius is None else float(score_ceilings(goals, initial, morphology.total_length,
+                                                                           success_radius).mean())  # fmt: skip
     efficiency = np.where(paths > 1e-9, np.clip((initial - final) / np.maximum(paths, 1e-9), 0.0, 1.0), 0.0)
     return EvalResult(
         fitness=fitness_from_episodes(successes, final, initial),
@@ -278,5 +304,6 @@ def evaluate(
         episodes=episodes,
         env_steps=int(sum(r.length for r in records)),
         policy_version=policy_version,
+        fitness_ceiling=ceiling,
     )
 

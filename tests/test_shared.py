@@ -415,6 +415,7 @@ def test_periodic_reevaluation_rounds_use_the_current_policy_and_count_their_ste
     summary = run(5, resume=False)
     rows = list(csv.DictReader((out / "reevaluations.csv").open()))
     results = read_results(out)
+    assert all(0.0 <= r["fitness"] <= r["fitness_ceiling"] <= 1.0 for r in results), "shared workers report it too"
     assert [(int(r["evaluations"]), int(r["final"])) for r in rows] == [(2, 0), (4, 0), (5, 1)]
     for row in rows:
         earlier = [r["policy_version"] for r in results[: int(row["evaluations"])]]

@@ -53,6 +53,7 @@ def test_two_worker_run_writes_every_file_and_a_non_empty_archive(tmp_path, tiny
                 "path_efficiency", "training_steps", "training_wall_s", "worker", "status", "timestamp"):  # fmt: skip
         assert key in first
     assert first["training_steps"] >= 128 and first["status"] == "new"
+    assert all(0.0 <= r["fitness"] <= r["fitness_ceiling"] <= 1.0 for r in results), "fitness within its ceiling"
     archive_rows = (out / "archive.csv").read_text().splitlines()
     assert archive_rows[0].startswith("cell,individual_id,parent_id,fitness,num_links,total_length,link_lengths")
     assert archive_rows[0].split(",").count("num_links") == 1, "no duplicate column"

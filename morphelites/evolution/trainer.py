@@ -398,6 +398,7 @@ class MAPElitesEvolutionTrainer:
             "measures": {s.name: float(v) for s, v in zip(self.specs, measures)},
             **{k: evaluation[k] for k in ("fitness", "success_rate", "mean_return", "final_distance",
                                            "path_efficiency", "collisions", "policy_version")},
+            "fitness_ceiling": evaluation.get("fitness_ceiling"),
             "training_steps": result.training_env_steps,
             "eval_env_steps": result.eval_env_steps,
             "training_wall_s": round(result.training_wall_s, 3),
