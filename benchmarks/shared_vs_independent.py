@@ -147,7 +147,8 @@ def run_mode(mode: str, scene: str, budget: int, evaluations: int, workers: int,
         wall = time.perf_counter() - start
     if summary.get("status") != "completed":  # Ctrl-C or a fault: its figures would not be comparable
         raise SystemExit(f"the {mode} run in {out} stopped early ({summary.get('status')}); nothing recorded for it")
-    fitness = [json.loads(line)["fitness"] for line in (out / "results.jsonl").read_text().splitlines() if line]
+    results = [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines() if line]
+    fitness = [line["fitness"] for line in results]
     quarter = fitness[-max(1, len(fitness) // 4):]
     curve = [{k: row[k] for k in ("evaluations", "env_steps", "wall_s", "qd_score", "mean_elite_fitness") if k in row}
              for row in _metrics(out / "metrics.csv")]  # fmt: skip
@@ -165,29 +166,23 @@ def run_mode(mode: str, scene: str, budget: int, evaluations: int, workers: int,
            "native_threads_limited": True}  # fmt: skip
     if "samples_consumed" in summary:
         row["learner_samples_per_s"] = summary["samples_consumed"] / wall
-    row["elites_with_ceiling"] = elites_with_ceiling(out / "archive.csv", scene)
+    row["elites_with_ceiling"] = elites_with_ceiling(out / "archive.csv", results)
     ceilings = [e["ceiling"] for e in row["elites_with_ceiling"]]
     row["mean_elite_fitness_ceiling"] = sum(ceilings) / max(len(ceilings), 1)
     print(json.dumps({k: v for k, v in row.items() if k != "curve"}), flush=True)
     return row
 
 
-def elites_with_ceiling(archive_csv: Path, scene: str) -> list[dict[str, Any]]:
-    """Each elite of a run's archive.csv: its body, fitness, and the fitness ceiling of that body
-    (``morphelites/ceiling.py``: the most any policy could get on the run's evaluation goals)."""
-    from morphelites.ceiling import fitness_ceiling
-    from morphelites.config import EvolutionConfig
-    from morphelites.morphology import Morphology
-
-    evolution = EvolutionConfig()  # the runs here use the default evaluation goals
-    elites = []
+def elites_with_ceiling(archive_csv: Path, results: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Each elite of a run's archive.csv: joint count, total length (m), fitness, and the fitness
+    ceiling of its body (the most any policy could get on the run's evaluation goals), which every
+    evaluation records in its results.jsonl line (``results``)."""
+    ceilings = {line["id"]: line["fitness_ceiling"] for line in results}
     with open(archive_csv, newline="", encoding="utf-8") as handle:
-        for elite in csv.DictReader(handle):
-            n = int(float(elite["num_links"]))  # archive.csv files before 2026-11-25 hold "3.0" there
-            body = Morphology(n, [float(x) for x in elite["link_lengths"].split(";")[:n]])
-            elites.append({"num_links": n, "total_length": round(body.total_length, 6), "fitness": float(elite["fitness"]),
-                           "ceiling": fitness_ceiling(body, evolution.eval_episodes, evolution.eval_seed, scene=scene)})  # fmt: skip
-    return elites
+        return [{"num_links": int(elite["num_links"]),
+                 "total_length": round(sum(float(x) for x in elite["link_lengths"].split(";")), 6),
+                 "fitness": float(elite["fitness"]), "ceiling": ceilings[int(elite["individual_id"])]}
+                for elite in csv.DictReader(handle)]  # fmt: skip
 
 
 def _final_wall_s(run: dict[str, Any]) -> float:

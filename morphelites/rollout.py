@@ -162,8 +162,8 @@ class EvalResult:
     [0, 1]. collisions: mean policy steps per episode in contact with a wall. episodes and
     env_steps: evaluation effort. policy_version: version of the policy evaluated (-1 unknown).
     fitness_ceiling: the most fitness any policy could get on this body and these goals, in
-    [0, 1] (see :func:`score_ceilings`; None for an env that is not a ReachEnv): with goals from
-    the shared workspace a short arm's fitness is capped well below 1.
+    [0, 1] (see :func:`score_ceilings`; None where an EvalResult is built by hand): with goals
+    from the shared workspace a short arm's fitness is capped well below 1.
     """
 
     fitness: float
@@ -283,7 +283,7 @@ def evaluate(
     envs = [factory(morphology, scene=scene, body_space=body_space, env_config=env_config) for _ in range(episodes)]
     goals = evaluation_goals(envs[0], episodes, seed)
     records = run_episodes(policy, envs, [seed + i for i in range(episodes)], [{"goal": g} for g in goals])
-    success_radius = getattr(envs[0], "success_radius", None)
+    success_radius = envs[0].success_radius
     for env in envs:
         env.close()
     infos = [r.info for r in records]
@@ -291,8 +291,6 @@ def evaluate(
     final = np.array([i["distance"] for i in infos])
     initial = np.array([i["initial_distance"] for i in infos])
     paths = np.array([i["path_length"] for i in infos])
-    ceiling = None if success_radius is None else float(score_ceilings(goals, initial, morphology.total_length,
-                                                                           success_radius).mean())  # fmt: skip
     efficiency = np.where(paths > 1e-9, np.clip((initial - final) / np.maximum(paths, 1e-9), 0.0, 1.0), 0.0)
     return EvalResult(
         fitness=fitness_from_episodes(successes, final, initial),
@@ -304,6 +302,6 @@ def evaluate(
         episodes=episodes,
         env_steps=int(sum(r.length for r in records)),
         policy_version=policy_version,
-        fitness_ceiling=ceiling,
+        fitness_ceiling=float(score_ceilings(goals, initial, morphology.total_length, success_radius).mean()),
     )
 
