@@ -72,6 +72,13 @@ SETTINGS: dict[str, Setting] = {
     "4 epochs, 4 minibatches": Setting("shared", {"ppo": {"update_epochs": 4, "num_minibatches": 4}}),
     "4 epochs, 2 minibatches": Setting("shared", {"ppo": {"update_epochs": 4, "num_minibatches": 2}}),
     "4 epochs, min batch 2000": Setting("shared", {"ppo": {"update_epochs": 4}, "training": {"min_batch_size": 2000}}),
+    # The network's width (2026-11-25, session 8): an update's cost is mostly the hidden layers'
+    # matrix products (hidden_dim**2 per layer and transition), so a narrower policy is the
+    # learner's largest lever. The baseline gets the same width (fairness).
+    "4 epochs, hidden 128": Setting("shared", {"ppo": {"update_epochs": 4}, "model": {"hidden_dim": 128}}),
+    "4 epochs, hidden 64": Setting("shared", {"ppo": {"update_epochs": 4}, "model": {"hidden_dim": 64}}),
+    "independent, hidden 128": Setting("independent", {"model": {"hidden_dim": 128}}),
+    "independent, hidden 64": Setting("independent", {"model": {"hidden_dim": 64}}),
 }
 SHARED_SETTINGS = [name for name, setting in SETTINGS.items() if setting.mode == "shared"]
 
