@@ -45,6 +45,20 @@ def test_archive_keeps_the_better_elite_per_cell():
     assert stats["best_fitness"] == 0.7 and stats["mean_elite_fitness"] == pytest.approx(0.4)
 
 
+def test_archive_keeps_each_elites_fitness_ceiling_and_their_mean():
+    archive = _archive()
+    assert np.isnan(archive.mean_elite_fitness_ceiling()), "empty archive"
+    short, long = Morphology(3, [0.1, 0.1, 0.1]), Morphology(6, [0.2] * 6)
+    for i, (body, ceiling) in enumerate([(short, 0.4), (long, 1.0)]):
+        archive.add(i, None, SPACE.encode(body), 0.3, compute_measures(body, archive.specs), {"fitness_ceiling": ceiling})
+    assert [e["fitness_ceiling"] for e in archive.elites()] == [0.4, 1.0]
+    assert archive.mean_elite_fitness_ceiling() == pytest.approx(0.7)
+    # a result recorded before evaluations carried a ceiling (None on replay): unknown, not 0
+    other = Morphology(4, [0.2] * 4)
+    archive.add(2, None, SPACE.encode(other), 0.3, compute_measures(other, archive.specs), {"fitness_ceiling": None})
+    assert np.isnan(archive.mean_elite_fitness_ceiling())
+
+
 @pytest.mark.parametrize("emitter", ["iso_line", "gaussian"])
 def test_variation_starts_random_then_mutates_archive_elites(emitter):
     archive = _archive()

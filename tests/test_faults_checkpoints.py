@@ -186,6 +186,31 @@ def test_evolution_resume_skips_a_checkpoint_whose_contents_cannot_be_loaded(run
     assert f"Resumed from {older.name}" in log
 
 
+def test_a_run_recorded_before_fitness_ceilings_resumes_with_those_ceilings_unknown(run_copy):
+    """results.jsonl lines written before evaluations carried ``fitness_ceiling`` replay as
+    unknown (NaN in archive.csv, null mean in summary.json), not as 0 or a crash."""
+    import csv
+    import math
+
+    from morphelites.evolution.trainer import MAPElitesEvolutionTrainer
+
+    old_lines = [{k: v for k, v in line.items() if k != "fitness_ceiling"} for line in read_results(run_copy)]
+    (run_copy / "results.jsonl").write_text("".join(json.dumps(line) + "\n" for line in old_lines))
+    summary = MAPElitesEvolutionTrainer(
+        TINY, num_initial_random=2, training_steps_per_individual=64, enable_multiprocess=False,
+        use_shared_ppo=False, output_dir=str(run_copy), evaluations=4, quiet=True, resume=True,
+    ).run()  # fmt: skip
+    assert summary["status"] == "completed"
+    new_line = read_results(run_copy)[-1]
+    assert new_line["id"] == 3 and 0.0 <= new_line["fitness"] <= new_line["fitness_ceiling"] <= 1.0
+    with open(run_copy / "archive.csv", newline="") as handle:
+        ceilings = {int(e["individual_id"]): float(e["fitness_ceiling"]) for e in csv.DictReader(handle)}
+    assert all(math.isnan(c) for i, c in ceilings.items() if i < 3)
+    assert all(c == new_line["fitness_ceiling"] for i, c in ceilings.items() if i == 3)
+    written = json.loads((run_copy / "summary.json").read_text())
+    assert (written["mean_elite_fitness_ceiling"] is None) == any(i < 3 for i in ceilings)
+
+
 def test_a_learner_checkpoint_under_an_evolution_name_is_named_as_such(run_copy, tmp_path):
     with _learner(tmp_path / "learner") as learner:
         learner_file = _learner_checkpoint(learner, updates=1, shift=0.0)

@@ -1,5 +1,6 @@
 """`morphelites train` end to end with real worker processes, signals and resume."""
 
+import csv
 import json
 import signal
 import subprocess
@@ -60,6 +61,11 @@ def test_two_worker_run_writes_every_file_and_a_non_empty_archive(tmp_path, tiny
     joints = [row.split(",")[4] for row in archive_rows[1:]]
     assert all(j.isdigit() and 3 <= int(j) <= 6 for j in joints), joints
     assert len(archive_rows) == 1 + summary["elites"]
+    with open(out / "archive.csv", newline="") as handle:
+        elites = list(csv.DictReader(handle))
+    ceilings = [float(e["fitness_ceiling"]) for e in elites]
+    assert all(float(e["fitness"]) <= c <= 1.0 for e, c in zip(elites, ceilings)), "each elite within its ceiling"
+    assert summary["mean_elite_fitness_ceiling"] == pytest.approx(sum(ceilings) / len(ceilings))
     assert "eval 5/5" in (out / "training.log").read_text()
 
 

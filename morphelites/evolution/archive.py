@@ -22,8 +22,10 @@ __all__ = ["BodyArchive", "STATUS_NAMES", "EVAL_FIELDS"]
 
 #: pyribs add() status codes -> names used in results.jsonl.
 STATUS_NAMES = {0: "not added", 1: "improved", 2: "new"}
-#: Evaluation figures stored with each elite.
-EVAL_FIELDS = ("success_rate", "mean_return", "final_distance", "path_efficiency", "collisions")
+#: Evaluation figures stored with each elite. ``fitness_ceiling`` is the most fitness any policy
+#: could get on the elite's body and the evaluation goals (``rollout.score_ceilings``); NaN for
+#: results recorded before evaluations carried it.
+EVAL_FIELDS = ("success_rate", "mean_return", "final_distance", "path_efficiency", "collisions", "fitness_ceiling")
 
 
 class BodyArchive:
@@ -78,7 +80,7 @@ class BodyArchive:
             policy_version=np.array([int(evaluation.get("policy_version", -1))]),
             num_links=np.array([body.num_links]),
             link_lengths=lengths[None],
-            **{name: np.array([float(evaluation.get(name, np.nan))]) for name in EVAL_FIELDS},
+            **{name: np.array([_float_or_nan(evaluation.get(name))]) for name in EVAL_FIELDS},
         )
         return STATUS_NAMES[int(info["status"][0])]
 
@@ -100,6 +102,13 @@ class BodyArchive:
             "mean_elite_fitness": float(stats.obj_mean) if not empty else float("nan"),
             "elites": float(len(self.archive)),
         }
+
+    def mean_elite_fitness_ceiling(self) -> float:
+        """Mean of the elites' fitness ceilings: the most ``mean_elite_fitness`` any policy could
+        reach on these bodies. NaN if the archive is empty or an elite's ceiling is unknown."""
+        if len(self.archive) == 0:
+            return float("nan")
+        return float(np.mean(self.archive.data("fitness_ceiling")))
 
     def elites(self) -> list[dict[str, Any]]:
         """One dict per elite (plain Python values): ids, body, measures, fitness, evaluation."""
@@ -127,3 +136,8 @@ class BodyArchive:
         """``n`` elites drawn uniformly with replacement: (genomes (n, d), individual ids (n,))."""
         sampled = self.archive.sample_elites(n)
         return np.asarray(sampled["solution"]), np.asarray(sampled["individual_id"])
+
+
+def _float_or_nan(value: Any) -> float:
+    """``value`` as a float; None (a figure not recorded) as NaN."""
+    return float("nan") if value is None else float(value)

@@ -531,6 +531,7 @@ class MAPElitesEvolutionTrainer:
             "env_steps": self.env_steps, "training_env_steps": self.training_env_steps, "wall_s": round(self._wall_s(), 2),
             "qd_score": stats["qd_score"], "coverage": stats["coverage"], "best_fitness": stats["best_fitness"],
             "mean_elite_fitness": stats["mean_elite_fitness"], "elites": int(stats["elites"]), "cells": self.archive.num_cells,
+            "mean_elite_fitness_ceiling": self.archive.mean_elite_fitness_ceiling(),
             "training_steps_per_individual": evo.training_steps_per_individual,
             "workers": evo.workers if evo.enable_multiprocess else 1, "peak_memory_mb": self.memory.peak_mb,
             "stopped_because": self._stopping_reason or ("requested evaluations done" if status == "completed" else status),
@@ -580,6 +581,7 @@ class MAPElitesEvolutionTrainer:
             individual = Individual.from_dict(line)
             evaluation = {k: line[k] for k in ("fitness", "success_rate", "mean_return", "final_distance",
                                                "path_efficiency", "collisions", "policy_version")}  # fmt: skip
+            evaluation["fitness_ceiling"] = line.get("fitness_ceiling")  # absent in runs recorded before it existed
             self._insert(individual, IndividualResult(individual.id, evaluation, line["training_steps"], line["eval_env_steps"], 0, 0), replay=True)
         if latest is not None:
             path, state = latest

@@ -116,7 +116,7 @@ class EvolutionRecorder:
         body_fields = [name for name in ("num_links",) if name not in measure_names]
         columns = ["cell", "individual_id", "parent_id", "fitness", *measure_names, *body_fields, "link_lengths",
                    "success_rate", "mean_return", "final_distance", "path_efficiency", "collisions",
-                   "policy_version", "genome"]  # fmt: skip
+                   "fitness_ceiling", "policy_version", "genome"]  # fmt: skip
         buffer = io.StringIO()
         writer = csv.writer(buffer)
         writer.writerow(columns)
