@@ -103,12 +103,21 @@ def _spread(values: list[float], unit: str = "") -> str:
     return f"{sum(values) / len(values):.1f}{unit} ({min(values):.1f}–{max(values):.1f})"
 
 
+def _env_only_rates(data: dict[str, Any]) -> str:
+    """The env-only rate of a shared_vs_independent file: one figure, or, for a file measured in
+    several sessions (``parts``; its machine date is the last one's), the range over them."""
+    head = f"env-only rate of {data['workers']} processes with random actions"
+    rates = [part["env_only_steps_per_s"] for part in data.get("parts", [])]
+    if len(rates) < 2:
+        return f"{head}: {data['env_only_steps_per_s']:,.0f} steps/s"
+    return f"measured in {len(rates)} parts, the date is the last one's; {head}: {min(rates):,.0f}–{max(rates):,.0f} steps/s"
+
+
 def _shared(data: dict[str, Any]) -> list[str]:
     lines = [f"**Shared vs independent, preset `{data['preset']}`** (`benchmarks/shared_vs_independent.py --preset "
              f"{data['preset']}`; {_machine(data)}; {data['workers']} workers, {_seeds(data)}, {data['evaluations']} "
-             f"evaluations per run, {data['wall_s']:.0f} s in all; env-only rate of {data['workers']} processes with random "
-             f"actions: {data['env_only_steps_per_s']:,.0f} steps/s; plots: `benchmarks/results/shared_vs_independent_"
-             f"{data['preset']}.png`)", "",
+             f"evaluations per run, {data['wall_s']:.0f} s in all; {_env_only_rates(data)}; plots: "
+             f"`benchmarks/results/shared_vs_independent_{data['preset']}.png`)", "",
              "| scene | steps/individual | seed | mode | PPO epochs | QD-score | re-evaluated QD | coverage | mean elite fitness | "
              "its ceiling (share reached) | env steps | wall time | env steps/s | learner samples/s | lag mean/max | peak PSS |",
              "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
