@@ -11,7 +11,7 @@ Memory does not depend on cores, so more workers than cores is fine here; the ru
 what is measured. The config's guard against more than ``MAX_WORKERS_PER_CORE`` workers per core
 (it protects users from runs that only switch) is lifted in this process for that reason.
 
-    python benchmarks/memory_scaling.py                 # 2, 4, 8 and 16 workers (about 15 min on 2 cores)
+    python benchmarks/memory_scaling.py                 # 2, 4, 8, 12, 16 and 32 workers (about 5 min on 2 cores)
     python benchmarks/memory_scaling.py --workers 2 24
 
 Writes results/memory_scaling.json.
@@ -40,7 +40,7 @@ def per_worker_mb(row: dict[str, Any], workers: int) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--workers", nargs="+", type=int, default=[2, 4, 8, 16], help="worker counts to measure")
+    parser.add_argument("--workers", nargs="+", type=int, default=[2, 4, 8, 12, 16, 32], help="worker counts to measure")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     if any(w < 1 for w in args.workers):
