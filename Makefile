@@ -16,7 +16,7 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
-# The default experiment (shared mode), cut to 32 evaluations: a few minutes on 2 cores.
+# The default experiment (shared mode, 64 evaluations): under a minute on 2 cores after the install.
 demo: install
 	$(PY) -m morphelites train --output demo_results/train-$$(date +%Y%m%d-%H%M%S)
 
