@@ -201,7 +201,8 @@ def _memory(data: dict[str, Any]) -> list[str]:
     lines = [f"**Memory against workers** (`benchmarks/memory_scaling.py`; {_machine(data)}; {data['scene']} scene, "
              f"{data['training_steps_per_individual']:,} steps per individual, two evaluations per worker, "
              f"{data['wall_s']:.0f} s in all; peak of the sum of PSS over the process tree, and how that peak sample "
-             "divides: main process / learner / workers)", "",
+             "divides: main process / learner / workers; more workers than cores is fine here, as memory does not "
+             "depend on cores)", "",
              "| workers | independent: peak PSS (main / workers) | per worker | shared: peak PSS (main / learner / workers) "
              "| per worker | ratio shared/independent |", "|---|---|---|---|---|---|"]  # fmt: skip
     for r in data["rows"]:
