@@ -21,7 +21,7 @@ wall times compare only between rows of one machine speed.
     python benchmarks/learner_settings.py --steps 50000 --evaluations 64 --seeds 0 1 --settings "independent, 4 epochs"
 
 Writes results/learner_settings_<steps>.json (``learner_settings_<scene>_<steps>.json`` for a
-scene other than open; after every run, so a run that is cut off keeps what
+scene other than open, ``learner_settings_reachable_<steps>.json`` with ``--goals reachable``; after every run, so a run that is cut off keeps what
 it finished). A run replaces only the rows of the (seed, setting) pairs it runs; the others in
 that file (same evaluations and workers) are kept, so seeds and settings can be added one run at a
 time. The independent reference of a seed is run when it is asked for (``--settings
@@ -41,7 +41,7 @@ from pathlib import Path
 from typing import Any
 
 from common import RESULTS, write_json
-from morphelites.config import SCENES
+from morphelites.config import GOAL_SAMPLINGS, SCENES
 from shared_vs_independent import compare, env_only_rate, run_mode
 
 
@@ -101,12 +101,16 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=10_000, help="env steps of training per individual")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--scene", choices=SCENES, default="open")
+    parser.add_argument("--goals", choices=GOAL_SAMPLINGS, default="workspace",
+                        help="evaluation and training goals: the shared workspace (#2's task, default) or within each "
+                             "body's reach (where every body's fitness ceiling is 1)")
     parser.add_argument("--settings", nargs="+", choices=list(SETTINGS), default=SHARED_SETTINGS,
                         help="settings to run (default: every shared-mode one)")
     args = parser.parse_args()
     started = time.perf_counter()
     env_rate = env_only_rate(args.workers)
-    name = f"learner_settings_{args.steps}" if args.scene == "open" else f"learner_settings_{args.scene}_{args.steps}"
+    variant = [part for part, default in ((args.scene, "open"), (args.goals, "workspace")) if part != default]
+    name = "_".join(["learner_settings", *variant, str(args.steps)])
     path = RESULTS / f"{name}.json"
     previous = json.loads(path.read_text()) if path.exists() else {}
     if (previous.get("evaluations"), previous.get("workers")) != (args.evaluations, args.workers):
@@ -121,14 +125,15 @@ def main() -> None:
             if row["mode"] == "shared" and row.get("curve"):
                 _compare_with_independent_runs(row, rows)
         write_json(name, {
-            "scene": args.scene, "evaluations": args.evaluations, "steps_per_individual": args.steps, "workers": args.workers,
+            "scene": args.scene, "goals": args.goals, "evaluations": args.evaluations, "steps_per_individual": args.steps, "workers": args.workers,
             "seeds": sorted({r["seed"] for r in rows}), "env_only_steps_per_s": env_rate,
             "wall_s": round(earlier_wall + time.perf_counter() - started, 1), "rows": rows,
         })  # fmt: skip
 
     def run(seed: int, setting: str, tmp: Path) -> dict[str, Any]:
         spec = SETTINGS[setting]
-        result = run_mode(spec.mode, args.scene, args.steps, args.evaluations, args.workers, seed, tmp, spec.sections)
+        sections = {**spec.sections, "env": {**spec.sections.get("env", {}), "goal_sampling": args.goals}}
+        result = run_mode(spec.mode, args.scene, args.steps, args.evaluations, args.workers, seed, tmp, sections)
         row = {"setting": setting, "sections": spec.sections, **result, "env_only_steps_per_s": env_rate}
         rows.append(row)
         save()

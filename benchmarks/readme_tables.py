@@ -256,7 +256,9 @@ def _setting_label(row: dict[str, Any]) -> str:
 
 
 def _learner_settings(data: dict[str, Any]) -> list[str]:
-    lines = [f"**Learner settings** (`benchmarks/learner_settings.py`; {_machine(data)}; {data['scene']} scene, "
+    goals = data.get("goals", "workspace")
+    goals = "workspace goals" if goals == "workspace" else "goals within each body's reach (`--goals reachable`)"
+    lines = [f"**Learner settings** (`benchmarks/learner_settings.py`; {_machine(data)}; {data['scene']} scene, {goals}, "
              f"{data['workers']} workers, {data['evaluations']} evaluations of {data['steps_per_individual']:,} steps, "
              f"{data['wall_s']:.0f} s in all; each row's env-only rate tells its machine's speed: compare wall times only "
              "between rows of one speed; * measured while every worker ran a BLAS/OpenMP thread per core, which slowed "

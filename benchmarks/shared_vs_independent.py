@@ -136,12 +136,13 @@ def run_mode(mode: str, scene: str, budget: int, evaluations: int, workers: int,
     further config sections (e.g. ``{"ppo": {"update_epochs": 4}}``)."""
     from morphelites.evolution.trainer import MAPElitesEvolutionTrainer
 
-    tag = "-".join(f"{k}={v}" for section in (sections or {}).values() for k, v in section.items())
+    sections = sections or {}
+    tag = "-".join(f"{k}={v}" for section in sections.values() for k, v in section.items())
     out = tmp / f"{mode}-{scene}-{budget}-seed{seed}{'-' + tag if tag else ''}"
     with PssSampler() as pss:
         start = time.perf_counter()
         summary = MAPElitesEvolutionTrainer(
-            {"env": {"scene": scene}, **(sections or {})}, training_steps_per_individual=budget, max_workers=workers,
+            {**sections, "env": {"scene": scene, **sections.get("env", {})}}, training_steps_per_individual=budget, max_workers=workers,
             use_shared_ppo=mode == "shared", output_dir=str(out), evaluations=evaluations, seed=seed, quiet=True,
         ).run()  # fmt: skip
         wall = time.perf_counter() - start
