@@ -44,6 +44,11 @@ EXIT_CODES = {"completed": 0, "failed": 1, "interrupted": 130, "terminated": 143
 _CHECKPOINT_FORMAT = "morphelites-evolution-1"
 #: Fields of an evolution checkpoint that resuming reads (``settings`` is checked for the body space).
 _CHECKPOINT_FIELDS = ("next_id", "pending", "variation", "wall_s", "settings")
+#: Evaluation figures each results.jsonl line records, and resuming reads back.
+_RESULT_FIGURES = ("fitness", "success_rate", "mean_return", "final_distance", "path_efficiency", "collisions",
+                   "policy_version")
+#: Figures recorded since a later version: absent from older lines (None when read back).
+_LATER_RESULT_FIGURES = ("fitness_ceiling",)
 
 
 class RunWriteFailed(Exception):
@@ -396,9 +401,8 @@ class MAPElitesEvolutionTrainer:
         line = {
             **individual.to_dict(),
             "measures": {s.name: float(v) for s, v in zip(self.specs, measures)},
-            **{k: evaluation[k] for k in ("fitness", "success_rate", "mean_return", "final_distance",
-                                           "path_efficiency", "collisions", "policy_version")},
-            "fitness_ceiling": evaluation.get("fitness_ceiling"),
+            **{k: evaluation[k] for k in _RESULT_FIGURES},
+            **{k: evaluation.get(k) for k in _LATER_RESULT_FIGURES},
             "training_steps": result.training_env_steps,
             "eval_env_steps": result.eval_env_steps,
             "training_wall_s": round(result.training_wall_s, 3),
@@ -579,9 +583,7 @@ class MAPElitesEvolutionTrainer:
                 continue
             seen.add(line["id"])
             individual = Individual.from_dict(line)
-            evaluation = {k: line[k] for k in ("fitness", "success_rate", "mean_return", "final_distance",
-                                               "path_efficiency", "collisions", "policy_version")}  # fmt: skip
-            evaluation["fitness_ceiling"] = line.get("fitness_ceiling")  # absent in runs recorded before it existed
+            evaluation = {**{k: line[k] for k in _RESULT_FIGURES}, **{k: line.get(k) for k in _LATER_RESULT_FIGURES}}
             self._insert(individual, IndividualResult(individual.id, evaluation, line["training_steps"], line["eval_env_steps"], 0, 0), replay=True)
         if latest is not None:
             path, state = latest
