@@ -79,6 +79,10 @@ SETTINGS: dict[str, Setting] = {
     "4 epochs, hidden 64": Setting("shared", {"ppo": {"update_epochs": 4}, "model": {"hidden_dim": 64}}),
     "independent, hidden 128": Setting("independent", {"model": {"hidden_dim": 128}}),
     "independent, hidden 64": Setting("independent", {"model": {"hidden_dim": 64}}),
+    # The step size (2026-11-29, session 9): the shared learner sees every body's experience, so
+    # a larger step might learn more per env step; the baseline gets the same step (fairness).
+    "4 epochs, lr 1e-3": Setting("shared", {"ppo": {"update_epochs": 4, "learning_rate": 1e-3}}),
+    "independent, lr 1e-3": Setting("independent", {"ppo": {"learning_rate": 1e-3}}),
 }
 SHARED_SETTINGS = [name for name, setting in SETTINGS.items() if setting.mode == "shared"]
 
