@@ -83,6 +83,15 @@ SETTINGS: dict[str, Setting] = {
     # a larger step might learn more per env step; the baseline gets the same step (fairness).
     "4 epochs, lr 1e-3": Setting("shared", {"ppo": {"update_epochs": 4, "learning_rate": 1e-3}}),
     "independent, lr 1e-3": Setting("independent", {"ppo": {"learning_rate": 1e-3}}),
+    # Sync mode (lag 0) against the async default (2026-11-29, session 9). A sync update takes one
+    # segment (update_interval transitions) from each busy worker, so with the default interval
+    # its batch is workers*100; an interval of min_batch_size/workers gives it the async batch.
+    "4 epochs, sync": Setting("shared", {"ppo": {"update_epochs": 4}, "training": {"sync": True}}),
+    "4 epochs, sync, update interval 500": Setting("shared", {"ppo": {"update_epochs": 4},
+                                                              "training": {"sync": True, "update_interval": 500}}),
+    # The same segment length (T = 125 steps of K = 4 envs) without sync, to tell the lag's part
+    # from the segment length's.
+    "4 epochs, update interval 500": Setting("shared", {"ppo": {"update_epochs": 4}, "training": {"update_interval": 500}}),
 }
 SHARED_SETTINGS = [name for name, setting in SETTINGS.items() if setting.mode == "shared"]
 
