@@ -112,7 +112,7 @@ def test_a_half_written_segment_is_never_read_and_is_cleared_for_the_replacement
 
 
 def _learner(tmp_path: Path, sync: bool = False, max_lag: int = 2, value_targets: str = "current_critic",
-             ppo: dict | None = None):  # fmt: skip
+             ppo: dict | None = None, workers: int = 2):  # fmt: skip
     from morphelites.parallel.learner import LearnerOptions, SharedPPOTrainer
     from morphelites.parallel.shared_worker import SharedHandles
     from morphelites.policy_numpy import reach_policy_spec
@@ -120,7 +120,7 @@ def _learner(tmp_path: Path, sync: bool = False, max_lag: int = 2, value_targets
     sections = {**TINY, "training": {**TINY["training"], "value_targets": value_targets}, "ppo": ppo or TINY["ppo"]}
     settings = Settings.from_dict(sections).validate()
     spec = reach_policy_spec(6, hidden_dim=32)
-    layout = BufferLayout(workers=2, slots_per_worker=4, steps=25, envs=4, obs_dim=spec.obs_dim, act_dim=spec.action_dim)
+    layout = BufferLayout(workers=workers, slots_per_worker=4, steps=25, envs=4, obs_dim=spec.obs_dim, act_dim=spec.action_dim)
     weights, buffer = SharedWeights.create(spec.flat_size), SharedExperienceBuffer.create(layout)
     handles = SharedHandles(weights.name, spec.flat_size, buffer.name, layout, spec.to_dict(), sync)
     learner = SharedPPOTrainer(LearnerOptions(settings, handles, str(tmp_path), resume=False, max_policy_lag=max_lag))
@@ -159,6 +159,28 @@ def test_learner_trains_on_worker_segments_publishes_versions_and_drops_stale_on
         assert learner.stats()["max_policy_lag"] == 0
         assert learner.checkpoint() is not None
         worker.weights.close(), worker.buffer.close()
+    finally:
+        learner.close()
+        buffer.close()
+        weights.close()
+
+
+def test_sync_mode_updates_on_one_segment_from_every_busy_worker_and_drops_none(tmp_path):
+    # 6 workers x 100 transitions is more than min_batch_size (400): the update must still wait
+    # for every busy worker and take all six segments, or those left behind are dropped for lag.
+    learner, weights, buffer, handles, _ = _learner(tmp_path, sync=True, max_lag=0, workers=6)
+    try:
+        for worker in range(5):
+            _write_segment(buffer.name, handles.layout, worker, version=1, fill=0.1 * (worker + 1))
+        learner.drain()
+        assert learner.pending_transitions == 500
+        assert not learner.ready_to_update(active_workers=6), "worker 5 is busy and has not delivered"
+        _write_segment(buffer.name, handles.layout, 5, version=1, fill=0.6)
+        learner.drain()
+        assert learner.ready_to_update(active_workers=6)
+        stats = learner.update()
+        assert stats["batch_transitions"] == 600 and stats["batch_max_lag"] == 0 and weights.version == 2
+        assert learner.drain() == 0 and buffer.occupancy()["segments_dropped_lag"] == 0
     finally:
         learner.close()
         buffer.close()

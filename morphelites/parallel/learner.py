@@ -124,15 +124,19 @@ class SharedPPOTrainer:
     def drain(self) -> int:
         """Copy READY segments out of the buffer until a batch is full (dropping those past the
         lag limit); returns segments taken. Leaving the rest in the ring keeps the total memory
-        bounded by ``buffer_size`` and makes producers wait when the learner is slower."""
+        bounded by ``buffer_size`` and makes producers wait when the learner is slower.
+
+        In sync mode every READY segment is taken: each is of the current version, and one left
+        behind would be a version old after the update, and dropped."""
         taken = 0
         batch_size = self.options.settings.training.min_batch_size
+        sync = self.options.handles.sync
         for slot in self.buffer.ready_slots():
             lag = self.version - slot.version
             if lag > self.options.max_policy_lag:
                 self.buffer.release(slot, dropped_for_lag=True)
                 continue
-            if self.pending_transitions >= batch_size:
+            if not sync and self.pending_transitions >= batch_size:
                 break
             self.pending.append({name: getattr(slot, name).copy() for name in SEGMENT_ARRAYS} | {"worker": slot.worker, "lag": lag})
             self.lag_sum, self.lag_count = self.lag_sum + lag, self.lag_count + 1
@@ -146,14 +150,14 @@ class SharedPPOTrainer:
         return sum(seg["rewards"].size for seg in self.pending)
 
     def ready_to_update(self, active_workers: int = 0) -> bool:
-        """Enough data: ``min_batch_size`` transitions, or in sync mode a segment from every busy
-        worker (they wait for the new version after each segment, so no more will come)."""
+        """Enough data: ``min_batch_size`` transitions; in sync mode, a segment from every busy
+        worker instead, whatever their sum (each worker waits for the new version after a segment,
+        so no more will come, and updating before all have delivered would drop the rest for lag)."""
         if not self.pending:
             return False
-        if self.pending_transitions >= self.options.settings.training.min_batch_size:
-            return True
-        delivered = len({seg["worker"] for seg in self.pending})
-        return self.options.handles.sync and delivered >= max(active_workers, 1)
+        if self.options.handles.sync:
+            return len({seg["worker"] for seg in self.pending}) >= max(active_workers, 1)
+        return self.pending_transitions >= self.options.settings.training.min_batch_size
 
     def update(self) -> dict[str, float]:
         """One PPO update on the pending segments; publishes version+1. Returns diagnostics."""
