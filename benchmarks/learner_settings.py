@@ -41,7 +41,8 @@ from pathlib import Path
 from typing import Any
 
 from common import RESULTS, write_json
-from morphelites.config import GOAL_SAMPLINGS, SCENES
+from morphelites.config import GOAL_SAMPLINGS, SCENES, Settings
+from morphelites.parallel.supervisor import sync_quota
 from shared_vs_independent import compare, env_only_rate, run_mode
 
 
@@ -92,6 +93,10 @@ SETTINGS: dict[str, Setting] = {
     # The same segment length (T = 125 steps of K = 4 envs) without sync, to tell the lag's part
     # from the segment length's.
     "4 epochs, update interval 500": Setting("shared", {"ppo": {"update_epochs": 4}, "training": {"update_interval": 500}}),
+    # Sync mode after sync workers learned to write ceil(min_batch_size / (workers*update_interval))
+    # segments per version (2026-11-29, session 10): at the defaults the batch is min_batch_size, as
+    # "4 epochs, sync, update interval 500" got by hand; the rows above wrote one segment per version.
+    "4 epochs, sync, segments per version": Setting("shared", {"ppo": {"update_epochs": 4}, "training": {"sync": True}}),
 }
 SHARED_SETTINGS = [name for name, setting in SETTINGS.items() if setting.mode == "shared"]
 
@@ -148,6 +153,9 @@ def main() -> None:
         sections = {**spec.sections, "env": {**spec.sections.get("env", {}), "goal_sampling": args.goals}}
         result = run_mode(spec.mode, args.scene, args.steps, args.evaluations, args.workers, seed, tmp, sections)
         row = {"setting": setting, "sections": spec.sections, **result, "env_only_steps_per_s": env_rate}
+        if spec.sections.get("training", {}).get("sync"):
+            settings = Settings.from_dict(spec.sections).validate()
+            row["sync_segments_per_version"] = sync_quota(settings, args.workers)
         rows.append(row)
         save()
         return row

@@ -250,9 +250,15 @@ def _wall_ratio(comparison: dict[str, Any], shared: dict[str, Any], independent:
 
 
 def _setting_label(row: dict[str, Any]) -> str:
-    """``shared, ppo.update_epochs=4`` / ``independent, defaults``: the mode and what differs."""
+    """``shared, ppo.update_epochs=4`` / ``independent, defaults``: the mode and what differs; for
+    sync mode also the segments each worker wrote per version (one in rows from before that was
+    a setting, which do not record it)."""
     changed = [f"{section}.{key}={value}" for section, values in row["sections"].items() for key, value in values.items()]
-    return f"{row['mode']}, " + (", ".join(changed) if changed else f"defaults ({row['update_epochs']} epochs)")
+    label = f"{row['mode']}, " + (", ".join(changed) if changed else f"defaults ({row['update_epochs']} epochs)")
+    if row["sections"].get("training", {}).get("sync"):
+        quota = row.get("sync_segments_per_version", 1)
+        label += f" ({quota} segment{'s' if quota != 1 else ''} per version)"
+    return label
 
 
 def _learner_settings(data: dict[str, Any]) -> list[str]:

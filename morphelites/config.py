@@ -256,16 +256,17 @@ class TrainingConfig:
     buffer_size: int = 20_000
     """Most transitions the shared experience buffer holds across all workers."""
     min_batch_size: int = 1_000
-    """The learner updates once at least this many transitions are waiting (async mode; see ``sync``)."""
+    """The learner updates once at least this many transitions are waiting. In sync mode each update
+    takes whole segments from every busy worker: at least this many when all are busy (see ``sync``)."""
     update_interval: int = 100
     """Workers refresh their copy of the policy every this many env steps (if it changed); it is
     also the length of an experience segment (T steps x K envs)."""
     max_policy_lag: int = 4
     """Segments acted by a policy more than this many versions old are dropped (and counted)."""
     sync: bool = False
-    """Sync mode: every update uses only data of the current policy version (lag 0); workers wait.
-    An update then takes one segment from every busy worker, so its batch is workers x
-    ``update_interval`` transitions whatever ``min_batch_size`` is."""
+    """Sync mode: every update uses only data of the current policy version (lag 0). Each worker
+    writes ceil(``min_batch_size`` / (workers x ``update_interval``)) segments (at least one) with
+    one version, then waits for the next; an update takes those of every busy worker."""
     reevaluate_elites: bool = True
     """At the end of a shared run, evaluate every elite again with the final policy."""
     reevaluate_every: int = 0

@@ -112,7 +112,7 @@ def test_a_half_written_segment_is_never_read_and_is_cleared_for_the_replacement
 
 
 def _learner(tmp_path: Path, sync: bool = False, max_lag: int = 2, value_targets: str = "current_critic",
-             ppo: dict | None = None, workers: int = 2):  # fmt: skip
+             ppo: dict | None = None, workers: int = 2, segments_per_version: int = 1):  # fmt: skip
     from morphelites.parallel.learner import LearnerOptions, SharedPPOTrainer
     from morphelites.parallel.shared_worker import SharedHandles
     from morphelites.policy_numpy import reach_policy_spec
@@ -122,7 +122,8 @@ def _learner(tmp_path: Path, sync: bool = False, max_lag: int = 2, value_targets
     spec = reach_policy_spec(6, hidden_dim=32)
     layout = BufferLayout(workers=workers, slots_per_worker=4, steps=25, envs=4, obs_dim=spec.obs_dim, act_dim=spec.action_dim)
     weights, buffer = SharedWeights.create(spec.flat_size), SharedExperienceBuffer.create(layout)
-    handles = SharedHandles(weights.name, spec.flat_size, buffer.name, layout, spec.to_dict(), sync)
+    handles = SharedHandles(weights.name, spec.flat_size, buffer.name, layout, spec.to_dict(), sync,
+                            segments_per_version=segments_per_version)  # fmt: skip
     learner = SharedPPOTrainer(LearnerOptions(settings, handles, str(tmp_path), resume=False, max_policy_lag=max_lag))
     return learner, weights, buffer, handles, settings
 
@@ -185,6 +186,120 @@ def test_sync_mode_updates_on_one_segment_from_every_busy_worker_and_drops_none(
         learner.close()
         buffer.close()
         weights.close()
+
+
+@pytest.mark.parametrize(("min_batch", "workers", "segment", "expected"),
+                         [(1000, 2, 100, 5), (1000, 3, 100, 4), (1000, 10, 100, 1), (1000, 16, 100, 1),
+                          (400, 1, 100, 4), (100, 1, 100, 1), (101, 1, 100, 2)])  # fmt: skip
+def test_sync_workers_write_the_fewest_segments_per_version_that_fill_a_batch(min_batch, workers, segment, expected):
+    from morphelites.parallel.shared_worker import sync_segments_per_version
+
+    assert sync_segments_per_version(min_batch, workers, segment) == expected
+    assert expected * workers * segment >= min_batch
+    assert expected == 1 or (expected - 1) * workers * segment < min_batch
+
+
+def test_sync_segments_per_version_rejects_sizes_below_one():
+    from morphelites.parallel.shared_worker import sync_segments_per_version
+
+    with pytest.raises(ValueError, match="at least 1"):
+        sync_segments_per_version(1000, 0, 100)
+
+
+def test_a_sync_shared_run_takes_min_batch_size_per_update_at_the_default_update_interval(tmp_path):
+    from morphelites.parallel.supervisor import create_shared_state
+
+    settings = Settings.from_dict({"training": {"sync": True}}).validate()  # min_batch 1000, interval 100
+    weights, buffer, handles = create_shared_state(settings, workers=2, sync=True, max_policy_lag=0)
+    try:
+        segment = handles.layout.steps * handles.layout.envs
+        assert segment == 100 and handles.segments_per_version == 5
+    finally:
+        buffer.close()
+        weights.close()
+    weights, buffer, handles = create_shared_state(settings, workers=2, sync=False, max_policy_lag=4)
+    try:
+        assert handles.segments_per_version == 1, "async workers never wait for a version"
+    finally:
+        buffer.close()
+        weights.close()
+
+
+def test_sync_update_waits_for_every_busy_workers_quota_of_segments(tmp_path):
+    learner, weights, buffer, handles, _ = _learner(tmp_path, sync=True, max_lag=0, workers=2, segments_per_version=2)
+    try:
+        _write_segment(buffer.name, handles.layout, 0, version=1, fill=0.1)
+        _write_segment(buffer.name, handles.layout, 1, version=1, fill=0.2)
+        learner.drain()
+        assert not learner.ready_to_update(active_workers=2), "each worker owes a second segment"
+        assert not learner.ready_to_update(active_workers=1), "no worker has delivered its quota yet"
+        _write_segment(buffer.name, handles.layout, 0, version=1, fill=0.3)
+        learner.drain()
+        assert not learner.ready_to_update(active_workers=2), "worker 1 is busy and owes a segment"
+        assert learner.ready_to_update(active_workers=1), "worker 1 went idle part-way: no more will come from it"
+        _write_segment(buffer.name, handles.layout, 1, version=1, fill=0.4)
+        learner.drain()
+        assert learner.ready_to_update(active_workers=2)
+        stats = learner.update()
+        assert stats["batch_transitions"] == 400 and stats["batch_max_lag"] == 0 and weights.version == 2
+    finally:
+        learner.close()
+        buffer.close()
+        weights.close()
+
+
+@pytest.mark.timeout(120)
+def test_a_sync_worker_writes_its_quota_with_one_version_then_waits_for_the_next(tmp_path):
+    # The worker runs the learner after each segment (as the serial backend does). With a quota of
+    # 2 it must not wait after its first segment (nothing would publish: it would hang), and after
+    # the second it goes on only because the update published version 2.
+    from morphelites.parallel.shared_worker import MultiProcessPPOWorker
+
+    learner, weights, buffer, handles, _ = _learner(tmp_path, sync=True, max_lag=0, workers=1, segments_per_version=2)
+    versions_seen: list[int] = []
+
+    def learn() -> None:
+        learner.drain()
+        versions_seen.append(worker.version)
+        if learner.ready_to_update(active_workers=1):
+            learner.update()
+
+    worker = MultiProcessPPOWorker(0, handles, after_segment=learn)
+    try:
+        body = Morphology(3, [0.2] * 3)
+        small = Settings.from_dict({**TINY, "evolution": {**TINY["evolution"], "training_steps_per_individual": 400}})
+        result = worker.train(Individual(0, (0.5,) * 7, body), small)
+        assert versions_seen == [1, 1, 2, 2], "two segments with each version"
+        assert learner.updates == 2 and learner.stats()["max_policy_lag"] == 0
+        assert result.training_env_steps == 400 and result.evaluation["policy_version"] == 3
+    finally:
+        worker.weights.close(), worker.buffer.close()
+        learner.close()
+        buffer.close()
+        weights.close()
+
+
+def test_a_worker_counts_as_busy_until_the_poll_after_its_result_so_sync_updates_wait_for_its_next_body(tmp_path):
+    # Between the poll that returns a worker's result and the task the trainer gives it next, a
+    # sync learner must not update on the other workers' segments alone: the next body's first
+    # segment would be a version old, and dropped.
+    from morphelites.parallel.supervisor import SharedPPOSystem
+
+    settings = Settings.from_dict({**TINY, "training": {**TINY["training"], "sync": True}}).validate()
+    system = SharedPPOSystem(settings, 2, tmp_path, resume=False, sync=True, max_policy_lag=0)
+    try:
+        system.start()
+        system.submit(0, Individual(0, (0.5,) * 7, Morphology(3, [0.2] * 3)), kind="evaluate")
+        assert system.busy_workers == 1
+        deadline, events = time.monotonic() + 120, []
+        while not events and time.monotonic() < deadline:
+            events = system.poll(0.25)
+        assert [e.kind for e in events] == ["done"], events
+        assert system.busy_workers == 1, "still counted: the trainer may be about to give it its next body"
+        system.poll(0.0)
+        assert system.busy_workers == 0, "no next task came: the learner no longer waits for it"
+    finally:
+        system.close(graceful=False)
 
 
 @pytest.mark.parametrize(("ppo", "epochs"), [({"num_minibatches": 4}, 4), ({"num_minibatches": 4, "update_epochs": 7}, 7)])
@@ -329,6 +444,9 @@ def test_sync_mode_has_zero_policy_lag(tmp_path):
     summary = json.loads((out / "summary.json").read_text())
     assert summary["mode"] == "shared" and summary["policy_updates"] >= 2
     assert summary["max_policy_lag"] == 0 and summary["mean_policy_lag"] == 0
+    # Nothing goes stale: the learner updates only once every busy worker (one about to get its
+    # next body included) has written its segments of the version.
+    assert summary["segments_dropped_lag"] == 0
     assert {r["policy_version"] for r in _results(out)} - {0}, "evaluations record the policy version used"
 
 

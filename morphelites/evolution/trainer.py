@@ -175,6 +175,12 @@ class MAPElitesEvolutionTrainer:
                                        counters_floor=self.learner_counters_floor)  # fmt: skip
         else:
             pool = IndependentBackend(self.settings, workers, evo.enable_multiprocess)
+        if isinstance(pool, (SharedPPOSystem, SerialSharedBackend)) and training.sync:
+            handles = pool.handles
+            segment = handles.layout.steps * handles.layout.envs
+            log.info("Sync mode: every update takes %d segment(s) of %d transitions from each busy worker (%d "
+                     "transitions with all %d busy; training.min_batch_size is %d).", handles.segments_per_version,
+                     segment, handles.segments_per_version * segment * workers, workers, training.min_batch_size)  # fmt: skip
         self.memory = ProcessTreeMemory()
         self._pool = pool
         self.progress = Progress(evo.evaluations, quiet=self.quiet)

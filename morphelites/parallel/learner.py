@@ -2,9 +2,10 @@
 
 Loop: take every whole segment the workers have written (dropping, and counting, those whose
 policy lag exceeds ``max_policy_lag``); once at least ``min_batch_size`` transitions are waiting
-(in sync mode: once every working worker has delivered its segment), recompute values and GAE
-with the *current* critic, run the PPO update with the *behaviour* log-probs in the ratio,
-fold the batch into the observation normaliser, and publish the new weights as version k+1.
+(in sync mode: once every busy worker has delivered its segments of this version), recompute
+values and GAE with the *current* critic, run the PPO update with the *behaviour* log-probs in
+the ratio, fold the batch into the observation normaliser, and publish the new weights as
+version k+1.
 
 Why GAE with the current critic: segments are short (T*K ~ update_interval steps) and the lag is
 a few versions at most, so the behaviour policy is close to the current one and the clipped ratio
@@ -24,6 +25,7 @@ from __future__ import annotations
 
 import signal
 import time
+from collections import Counter
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from pathlib import Path
@@ -150,13 +152,18 @@ class SharedPPOTrainer:
         return sum(seg["rewards"].size for seg in self.pending)
 
     def ready_to_update(self, active_workers: int = 0) -> bool:
-        """Enough data: ``min_batch_size`` transitions; in sync mode, a segment from every busy
-        worker instead, whatever their sum (each worker waits for the new version after a segment,
-        so no more will come, and updating before all have delivered would drop the rest for lag)."""
+        """Enough data: ``min_batch_size`` transitions. In sync mode: ``segments_per_version``
+        segments from as many workers as are busy (``active_workers``). A sync worker waits for the
+        new version after its quota, so no more will come from it, and updating before every busy
+        worker has delivered would leave the rest a version old, to be dropped for lag. (A worker
+        whose body ended part-way through its quota completes it with its next body; one that
+        went idle no longer counts as busy.)"""
         if not self.pending:
             return False
         if self.options.handles.sync:
-            return len({seg["worker"] for seg in self.pending}) >= max(active_workers, 1)
+            per_worker = Counter(seg["worker"] for seg in self.pending)
+            quota = self.options.handles.segments_per_version
+            return sum(count >= quota for count in per_worker.values()) >= max(active_workers, 1)
         return self.pending_transitions >= self.options.settings.training.min_batch_size
 
     def update(self) -> dict[str, float]:

@@ -6,8 +6,10 @@ neither torch nor ribs: it acts with the numpy twin of the policy, refreshed fro
 For a ``train`` task the worker runs K copies of the body side by side (one policy forward
 serves all K), cuts the experience into segments of T steps — T*K = ``update_interval`` env
 steps, one policy version per segment — and writes each into its ring of the
-SharedExperienceBuffer, refreshing its weights between segments when the version moved. After
-``training_steps_per_individual`` env steps it evaluates the current policy on the body. An
+SharedExperienceBuffer, refreshing its weights between segments when the version moved. In sync
+mode it writes ``segments_per_version`` segments with one version and then waits for the next, so
+that the learner's batch (that many segments from every busy worker) reaches ``min_batch_size``.
+After ``training_steps_per_individual`` env steps it evaluates the current policy on the body. An
 ``evaluate`` task only evaluates (used to re-evaluate elites with the final policy).
 """
 
@@ -30,7 +32,7 @@ from morphelites.parallel.weights import SharedWeights
 from morphelites.policy_numpy import NumpyActorCritic, PolicySpec
 from morphelites.rollout import SegmentCollector, evaluate
 
-__all__ = ["SharedHandles", "MultiProcessPPOWorker", "run_task", "segment_shape"]
+__all__ = ["SharedHandles", "MultiProcessPPOWorker", "run_task", "segment_shape", "sync_segments_per_version"]
 
 #: Seconds a worker waits for a free buffer slot before it warns (and again every this long).
 BACKPRESSURE_WARN_S = 10.0
@@ -47,11 +49,28 @@ class SharedHandles:
     spec: dict[str, Any]
     sync: bool = False
     max_ready: int | None = None
+    #: Sync mode: segments a worker writes with one policy version before it waits for the next.
+    segments_per_version: int = 1
 
 
 def segment_shape(update_interval: int, envs_per_worker: int) -> tuple[int, int]:
     """(T, K): K envs per worker and T steps each, so that T*K is about ``update_interval``."""
     return max(1, math.ceil(update_interval / envs_per_worker)), envs_per_worker
+
+
+def sync_segments_per_version(min_batch_size: int, workers: int, segment_transitions: int) -> int:
+    """Sync mode: segments each worker writes per policy version, so that one from every worker
+    makes at least ``min_batch_size`` transitions (the fewest that do; at least 1).
+
+    Args:
+        min_batch_size: transitions the learner wants per update.
+        workers: worker processes that feed the learner.
+        segment_transitions: T*K transitions in one segment.
+    """
+    if min(min_batch_size, workers, segment_transitions) < 1:
+        raise ValueError(f"min_batch_size, workers and segment_transitions must be at least 1, got "
+                         f"{min_batch_size}, {workers}, {segment_transitions}")  # fmt: skip
+    return max(1, math.ceil(min_batch_size / (workers * segment_transitions)))
 
 
 class MultiProcessPPOWorker:
@@ -67,6 +86,10 @@ class MultiProcessPPOWorker:
         self.version = 0
         self.refreshes = 0
         self.backpressure_s = 0.0
+        # Sync mode: the version of the last segment written and how many were written with it.
+        # Kept across tasks: a body's budget may end part-way through a version's quota, and the
+        # next body's first segments complete it.
+        self.quota_version, self.quota_written = 0, 0
 
     def refresh(self, wait: bool = True) -> int:
         """Copy the published weights if their version moved; returns the version in use.
@@ -111,7 +134,7 @@ class MultiProcessPPOWorker:
             steps += segment.num_transitions
             if self.after_segment is not None:
                 self.after_segment()
-            if self.handles.sync:
+            if self.handles.sync and self._sync_quota_met(version):
                 self._wait_for_new_version(version)
         collector.close()
         training_wall = time.perf_counter() - start
@@ -130,6 +153,13 @@ class MultiProcessPPOWorker:
 
     def evaluate_only(self, individual: Individual, settings: Settings) -> IndividualResult:
         return self._evaluate(individual, settings, 0, 0.0, {})
+
+    def _sync_quota_met(self, version: int) -> bool:
+        """Count a segment written with ``version``; true once ``segments_per_version`` were."""
+        if version != self.quota_version:
+            self.quota_version, self.quota_written = version, 0
+        self.quota_written += 1
+        return self.quota_written >= self.handles.segments_per_version
 
     def _wait_for_new_version(self, version: int) -> None:
         """Sync mode: produce nothing more until the learner has trained on what we gave it."""

@@ -26,7 +26,7 @@ from morphelites.parallel.buffer import BufferLayout, SharedExperienceBuffer
 from morphelites.parallel.heartbeat import STARTUP_GRACE_S, Heartbeats
 from morphelites.parallel.learner import COUNTER_COLUMNS, LearnerOptions, learner_main
 from morphelites.parallel.pool import PoolEvent, SerialPool, WorkerPool, one_native_thread_per_process
-from morphelites.parallel.shared_worker import SharedHandles, segment_shape
+from morphelites.parallel.shared_worker import SharedHandles, segment_shape, sync_segments_per_version
 from morphelites.parallel.weights import SharedWeights
 from morphelites.policy_numpy import reach_policy_spec
 
@@ -57,8 +57,15 @@ def create_shared_state(
     # Backpressure by lag: data waiting beyond what the learner takes in max_policy_lag updates
     # would only be dropped for lag, so workers wait instead of producing it.
     max_ready = None if sync else max(training.min_batch_size, (max_policy_lag - 1) * training.min_batch_size)
-    handles = SharedHandles(weights.name, spec.flat_size, buffer.name, layout, spec.to_dict(), sync, max_ready)
+    quota = sync_quota(settings, workers) if sync else 1
+    handles = SharedHandles(weights.name, spec.flat_size, buffer.name, layout, spec.to_dict(), sync, max_ready, quota)
     return weights, buffer, handles
+
+
+def sync_quota(settings: Settings, workers: int) -> int:
+    """Segments each of ``workers`` sync-mode workers writes per policy version under ``settings``."""
+    steps, envs = segment_shape(settings.training.update_interval, ENVS_PER_WORKER)
+    return sync_segments_per_version(settings.training.min_batch_size, workers, steps * envs)
 
 
 class IndependentBackend:
@@ -171,13 +178,23 @@ class SharedPPOSystem:
     def idle(self) -> list[int]:
         return self.pool.idle
 
+    @property
+    def busy_workers(self) -> int:
+        """Workers the learner counts as busy (a sync update waits for each one's segments): those
+        with a task, and, until the next :meth:`poll`, those whose result the last poll returned."""
+        return int(self._active.value)
+
     def submit(self, worker: int, individual: Individual, kind: str = "train") -> None:
         self.pool.submit(worker, individual.id, (worker, kind, individual, self.settings, self.handles))
-        self._active.value = len(self.pool.in_flight)
+        self._active.value = max(self._active.value, len(self.pool.in_flight))
 
     def poll(self, timeout: float) -> list[PoolEvent]:
-        events = self.pool.poll(timeout)
+        # The busy count (which a sync-mode update waits for) drops only here, before waiting: by
+        # then the caller has handed out its next tasks. Dropped when a result arrives instead, a
+        # sync learner could update on the other workers' segments in the moment before this
+        # worker gets its next body, whose first segment would then be a version old and dropped.
         self._active.value = len(self.pool.in_flight)
+        events = self.pool.poll(timeout)
         self._read_learner_stats()
         self._watch_learner()
         return events
