@@ -59,8 +59,8 @@ def segment_shape(update_interval: int, envs_per_worker: int) -> tuple[int, int]
 
 
 def sync_segments_per_version(min_batch_size: int, workers: int, segment_transitions: int) -> int:
-    """Sync mode: segments each worker writes per policy version, so that one from every worker
-    makes at least ``min_batch_size`` transitions (the fewest that do; at least 1).
+    """Sync mode: segments each worker writes per policy version: the fewest (at least 1) with
+    which every worker's together make at least ``min_batch_size`` transitions.
 
     Args:
         min_batch_size: transitions the learner wants per update.
