@@ -249,6 +249,17 @@ def _wall_ratio(comparison: dict[str, Any], shared: dict[str, Any], independent:
     return f"{comparison['wall_time_ratio']:.1f}×"
 
 
+#: The setting name of each seed's reference independent run in learner_settings.py.
+REFERENCE = "independent (reference)"
+
+
+def _learning_settings(row: dict[str, Any]) -> dict[tuple[str, str], Any]:
+    """The PPO and network settings a run learned with (the experience flow, ``training.*``, left
+    out: independent mode has none), with the PPO epochs it used."""
+    chosen = {(section, key): value for section in ("ppo", "model") for key, value in row["sections"].get(section, {}).items()}
+    return chosen | {("ppo", "update_epochs"): row["update_epochs"]}
+
+
 def _setting_label(row: dict[str, Any]) -> str:
     """``shared, ppo.update_epochs=4`` / ``independent, defaults``: the mode and what differs; for
     sync mode also the segments each worker wrote per version (one in rows from before that was
@@ -281,11 +292,15 @@ def _learner_settings(data: dict[str, Any]) -> list[str]:
                      f"{figure('learner_utilisation', '{:.0%}')} | {figure('policy_updates', '{:,.0f}')} | "
                      f"{figure('mean_policy_lag', '{:.2f}')} |")  # fmt: skip
     by_name = {(r["seed"], r["setting"]): r for r in data["rows"]}
-    lines += ["", "| seed | shared | against | independent final QD-score | shared reached it after | env steps ratio | "
+    lines += ["", "Each shared run against its seed's reference independent run (the defaults of its day) and against "
+              "the independent runs with the same PPO and network settings; every pairing is in the JSON (`against`).",
+              "", "| seed | shared | against | independent final QD-score | shared reached it after | env steps ratio | "
               "wall time ratio |", "|---|---|---|---|---|---|---|"]  # fmt: skip
     for r in data["rows"]:
         for name, c in r.get("against", {}).items():
             other = by_name[(r["seed"], name)]
+            if name != REFERENCE and _learning_settings(other) != _learning_settings(r):
+                continue
             reached = f"{int(c['shared_env_steps_to_reach']):,} env steps" if c["shared_reached_independent_final"] else "–"
             steps = f"{c['env_steps_ratio']:.1f}×" if "env_steps_ratio" in c else "–"
             lines.append(f"| {r['seed']} | {_setting_label(r)} | {_setting_label(other)} | "
