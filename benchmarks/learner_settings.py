@@ -60,6 +60,8 @@ SETTINGS: dict[str, Setting] = {
     REFERENCE: Setting("independent"),  # at the defaults of its day: 10 epochs until 2026-11-25, 4 since
     "independent, 10 epochs": Setting("independent", {"ppo": {"update_epochs": 10}}),
     "independent, 4 epochs": Setting("independent", {"ppo": {"update_epochs": 4}}),
+    # The baseline's chance at the "2 epochs" shared setting (2026-11-29, session 10).
+    "independent, 2 epochs": Setting("independent", {"ppo": {"update_epochs": 2}}),
     # Shared settings name their epochs: the learner's default was 10 when the first rows were
     # measured and is 4 now (min_batch_size 1000 throughout unless named).
     "10 epochs": Setting("shared", {"ppo": {"update_epochs": 10}}),
