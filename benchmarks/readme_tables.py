@@ -96,11 +96,11 @@ def _seeds(data: dict[str, Any]) -> str:
     return f"seed {seeds[0]}" if len(seeds) == 1 else f"seeds {', '.join(map(str, seeds))}"
 
 
-def _spread(values: list[float], unit: str = "") -> str:
+def _spread(values: list[float], unit: str = "", digits: int = 1) -> str:
     """``mean (min–max)`` of per-seed figures, or the one figure."""
     if len(values) == 1:
-        return f"{values[0]:.1f}{unit}"
-    return f"{sum(values) / len(values):.1f}{unit} ({min(values):.1f}–{max(values):.1f})"
+        return f"{values[0]:.{digits}f}{unit}"
+    return f"{sum(values) / len(values):.{digits}f}{unit} ({min(values):.{digits}f}–{max(values):.{digits}f})"
 
 
 def _env_only_rates(data: dict[str, Any]) -> str:
@@ -308,8 +308,64 @@ def _learner_settings(data: dict[str, Any]) -> list[str]:
     return lines
 
 
+#: Issue #4's targets: env steps and wall time to reach independent's final QD-score (at least
+#: this many times fewer), shared mean elite fitness on the open scene, PSS ratio shared/independent.
+TARGET_FEWER, TARGET_FITNESS, TARGET_MEMORY_RATIO = 10.0, 0.9, 1 / 3
+
+
+def _met(passed: list[bool]) -> str:
+    """``yes`` / ``no`` / ``on k of n seeds``."""
+    if all(passed):
+        return "yes"
+    return "no" if not any(passed) else f"on {sum(passed)} of {len(passed)} seeds"
+
+
+def _issue4_targets(long: dict[str, Any]) -> list[str]:
+    """Issue #4's targets against what the `long` preset (its larger budget), the memory scaling and
+    the reachable-goals learner settings measured; every figure is in the tables below."""
+    budget = max(long["budgets"])
+    lines = [f"**Issue #4's targets at a glance** (from the tables below: the `long` preset at {budget:,} steps per "
+             f"body, {long['workers']} workers, seeds {', '.join(map(str, long['seeds']))}; per seed, or mean (min–max) "
+             "over seeds)", "", "| target | scene, task | measured | met |", "|---|---|---|---|"]  # fmt: skip
+    comparisons = [c for c in long["comparisons"] if c["training_steps_per_individual"] == budget]
+    for key, what in (("env_steps_ratio", "fewer env steps"), ("wall_time_ratio", "less wall time")):
+        for scene in long["scenes"]:
+            cs = [c for c in comparisons if c["scene"] == scene]
+            ratios = [c[key] for c in cs if c["shared_reached_independent_final"]]
+            passed = [c["shared_reached_independent_final"] and c[key] >= TARGET_FEWER for c in cs]
+            lines.append(f"| ≥ {TARGET_FEWER:.0f}× {what} to reach independent's final QD-score | {scene} | "
+                         f"{_spread(ratios, '×') if ratios else 'not reached'} | {_met(passed)} |")  # fmt: skip
+    ceiling = _load("fitness_ceiling")
+    shared = [r for r in long["runs"] if r["mode"] == "shared" and r["training_steps_per_individual"] == budget
+              and r["scene"] == "open"]  # fmt: skip
+    figures = ", ".join(f"{r['mean_elite_fitness']:.2f} (ceiling {_elite_ceiling(r, ceiling)})" for r in shared)
+    lines.append(f"| shared mean elite fitness ≥ {TARGET_FITNESS} | open, workspace goals (#2's task) | {figures} | "
+                 f"{_met([r['mean_elite_fitness'] >= TARGET_FITNESS for r in shared])} |")  # fmt: skip
+    reachable = _load(f"learner_settings_reachable_{budget}")
+    if reachable is not None:
+        rows = [r for r in reachable["rows"] if r["mode"] == "shared" and r["setting"] == "4 epochs"]
+        figures = ", ".join(f"{r['mean_elite_fitness']:.2f}" for r in rows)
+        lines.append(f"| shared mean elite fitness ≥ {TARGET_FITNESS} | {reachable['scene']}, goals within each body's "
+                     f"reach (learner settings) | {figures} | "
+                     f"{_met([r['mean_elite_fitness'] >= TARGET_FITNESS for r in rows])} |")  # fmt: skip
+    for scene in long["scenes"]:
+        ratios = [c["memory_ratio_pss"] for c in comparisons if c["scene"] == scene]
+        lines.append(f"| peak PSS shared ≤ ⅓ of independent, {long['workers']} workers | {scene} | "
+                     f"{_spread(ratios, digits=2)} | {_met([r <= TARGET_MEMORY_RATIO for r in ratios])} |")  # fmt: skip
+    memory = _load("memory_scaling")
+    if memory is not None:
+        by_workers = ", ".join(f"{r['memory_ratio_pss']:.2f} at {r['workers']}" for r in memory["rows"])
+        enough = [r["workers"] for r in memory["rows"] if r["memory_ratio_pss"] <= TARGET_MEMORY_RATIO]
+        lines.append(f"| peak PSS shared ≤ ⅓ of independent, by workers | {memory['scene']} (memory against workers) | "
+                     f"{by_workers} | {f'from {min(enough)} workers' if enough else 'no'} |")  # fmt: skip
+    return lines
+
+
 def render() -> str:
     blocks = []
+    long = _load("shared_vs_independent_long")
+    if long is not None:
+        blocks.append("\n".join(_issue4_targets(long)))
     for name, function in (("env_throughput", _env), ("learning_reach", _learning), ("gym_ppo", _gym),
                            ("experience_transport", _transport), ("independent_mode", _independent),
                            ("shared_vs_independent_quick", _shared), ("shared_vs_independent_long", _shared),

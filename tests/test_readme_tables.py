@@ -23,3 +23,28 @@ def test_readme_benchmark_block_is_rendered_from_the_committed_results():
         "README.md's benchmark tables differ from benchmarks/results/*.json: run `python benchmarks/readme_tables.py`"
     )
     assert "| shared |" in block and "Memory against workers" in block, "the block holds the benchmark tables"
+
+
+def _comparison(scene: str, steps_ratio: float, wall_ratio: float, memory: float, reached: bool = True) -> dict:
+    return {"scene": scene, "training_steps_per_individual": 50_000, "shared_reached_independent_final": reached,
+            "env_steps_ratio": steps_ratio, "wall_time_ratio": wall_ratio, "memory_ratio_pss": memory}
+
+
+def test_the_targets_summary_judges_each_target_against_its_threshold_seed_by_seed(monkeypatch):
+    tables = _readme_tables()
+    monkeypatch.setattr(tables, "_load", lambda name: None)  # no ceiling, reachable or memory files
+    long = {"budgets": [1_500, 50_000], "workers": 2, "seeds": [0, 1], "scenes": ["open"],
+            "comparisons": [_comparison("open", 12.0, 3.0, 0.30), _comparison("open", 9.0, 11.0, 0.34),
+                            {**_comparison("open", 50.0, 50.0, 0.9), "training_steps_per_individual": 1_500}],
+            "runs": [{"mode": "shared", "scene": "open", "training_steps_per_individual": 50_000, "mean_elite_fitness": f,
+                      "elites": 8} for f in (0.95, 0.91)]}  # fmt: skip
+    rows = {line.split(" | ")[0].lstrip("| "): line for line in tables._issue4_targets(long) if line.startswith("| ≥")
+            or line.startswith("| shared") or line.startswith("| peak")}  # fmt: skip
+    steps = rows["≥ 10× fewer env steps to reach independent's final QD-score"]
+    assert "10.5× (9.0–12.0)" in steps and steps.endswith("| on 1 of 2 seeds |"), "the 1,500-step pair is not counted"
+    assert rows["≥ 10× less wall time to reach independent's final QD-score"].endswith("| on 1 of 2 seeds |")
+    assert rows["shared mean elite fitness ≥ 0.9"].endswith("| 0.95 (ceiling –), 0.91 (ceiling –) | yes |")
+    assert rows["peak PSS shared ≤ ⅓ of independent, 2 workers"].endswith("| 0.32 (0.30–0.34) | on 1 of 2 seeds |")
+    unreached = {**long, "comparisons": [_comparison("open", 20.0, 20.0, 0.3, reached=False)]}
+    line = next(line for line in tables._issue4_targets(unreached) if "fewer env steps" in line)
+    assert line.endswith("| not reached | no |"), "a ratio to a QD-score never reached does not count"
