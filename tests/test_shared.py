@@ -526,7 +526,15 @@ def test_serial_shared_backend_is_reproducible_to_the_bit(tmp_path):
         ).run()  # fmt: skip
         return read_results(tmp_path / name), summary
 
-    first, summary = run("a")
+    from setproctitle import getproctitle, setproctitle
+
+    own_title = getproctitle()
+    try:
+        setproctitle("pytest: a script that runs experiments")
+        first, summary = run("a")
+        assert getproctitle() == "pytest: a script that runs experiments", "the caller's process title is given back"
+    finally:
+        setproctitle(own_title)
     second, _ = run("b")
     assert summary["status"] == "completed" and summary["policy_updates"] >= 2 and summary["workers"] == 1
     assert [(r["id"], r["fitness"], r["policy_version"]) for r in first] == [(r["id"], r["fitness"], r["policy_version"]) for r in second]

@@ -29,7 +29,7 @@ from morphelites.evolution.variation import Variation
 from morphelites.individual import Individual, IndividualResult
 from morphelites.morphology import BodySpace
 from morphelites.parallel.learner import COUNTER_COLUMNS
-from morphelites.parallel.pool import WorkerCrashLoop, set_process_title
+from morphelites.parallel.pool import WorkerCrashLoop, restore_process_title, set_process_title
 from morphelites.parallel.supervisor import IndependentBackend, LearnerDied, SerialSharedBackend, SharedPPOSystem
 from morphelites.runs.memory import ProcessTreeMemory
 from morphelites.runs.progress import Progress
@@ -162,7 +162,8 @@ class MAPElitesEvolutionTrainer:
         workers = evo.workers if evo.enable_multiprocess else 1
         log.info("MAP-Elites (%s mode): %d evaluations, %d env steps of training each, %d worker(s), output %s",
                  self.mode, evo.evaluations, evo.training_steps_per_individual, workers, self.run_dir.path)  # fmt: skip
-        set_process_title("map_elites main")
+        # Given back at the end: a script or notebook that runs several experiments keeps its name.
+        previous_title = set_process_title("map_elites main")
         training = self.settings.training
         if evo.use_shared_ppo and evo.enable_multiprocess:
             pool: IndependentBackend | SharedPPOSystem | SerialSharedBackend = SharedPPOSystem(
@@ -233,6 +234,7 @@ class MAPElitesEvolutionTrainer:
         finally:
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
+            restore_process_title(previous_title)
         return summary
 
     # ------------------------------------------------------------------ main loop

@@ -23,8 +23,8 @@ from typing import Any, Callable, Iterator
 
 from morphelites.parallel import heartbeat
 
-__all__ = ["WorkerPool", "SerialPool", "PoolEvent", "WorkerCrashLoop", "set_process_title", "die_with_parent",
-           "one_native_thread_per_process"]
+__all__ = ["WorkerPool", "SerialPool", "PoolEvent", "WorkerCrashLoop", "set_process_title", "restore_process_title",
+           "die_with_parent", "one_native_thread_per_process"]
 
 #: Worker deaths in a row, with no task finished by any worker in between, that end the run: a
 #: worker that cannot even start (an import error, a broken install) must not respawn forever.
@@ -63,13 +63,24 @@ def one_native_thread_per_process() -> Iterator[None]:
             os.environ.pop(name, None)
 
 
-def set_process_title(title: str) -> None:
-    """Set the title ``ps`` shows (``morphelites: <title>``), when setproctitle is available."""
+def set_process_title(title: str) -> str | None:
+    """Set the title ``ps`` shows (``morphelites: <title>``), when setproctitle is available.
+    Returns the title it replaced (None without setproctitle), for :func:`restore_process_title`."""
     try:
-        from setproctitle import setproctitle
+        from setproctitle import getproctitle, setproctitle
     except ImportError:  # pragma: no cover - it is a dependency; titles are a convenience
-        return
+        return None
+    previous = getproctitle()
     setproctitle(f"morphelites: {title}")
+    return previous
+
+
+def restore_process_title(previous: str | None) -> None:
+    """Give back the title :func:`set_process_title` replaced (nothing to do for None)."""
+    if previous is not None:
+        from setproctitle import setproctitle
+
+        setproctitle(previous)
 
 
 def die_with_parent(sig: int = signal.SIGTERM) -> None:
