@@ -314,7 +314,9 @@ TARGET_FEWER, TARGET_FITNESS, TARGET_MEMORY_RATIO = 10.0, 0.9, 1 / 3
 
 
 def _met(passed: list[bool]) -> str:
-    """``yes`` / ``no`` / ``on k of n seeds``."""
+    """``yes`` / ``no`` / ``on k of n seeds`` (``–`` with nothing measured)."""
+    if not passed:
+        return "–"
     if all(passed):
         return "yes"
     return "no" if not any(passed) else f"on {sum(passed)} of {len(passed)} seeds"

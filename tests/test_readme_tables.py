@@ -48,3 +48,4 @@ def test_the_targets_summary_judges_each_target_against_its_threshold_seed_by_se
     unreached = {**long, "comparisons": [_comparison("open", 20.0, 20.0, 0.3, reached=False)]}
     line = next(line for line in tables._issue4_targets(unreached) if "fewer env steps" in line)
     assert line.endswith("| not reached | no |"), "a ratio to a QD-score never reached does not count"
+    assert tables._met([]) == "–", "nothing measured is not a target met"
