@@ -86,9 +86,9 @@ SETTINGS: dict[str, Setting] = {
     # a larger step might learn more per env step; the baseline gets the same step (fairness).
     "4 epochs, lr 1e-3": Setting("shared", {"ppo": {"update_epochs": 4, "learning_rate": 1e-3}}),
     "independent, lr 1e-3": Setting("independent", {"ppo": {"learning_rate": 1e-3}}),
-    # Sync mode (lag 0) against the async default (2026-11-29, session 9). A sync update takes one
-    # segment (update_interval transitions) from each busy worker, so with the default interval
-    # its batch is workers*100; an interval of min_batch_size/workers gives it the async batch.
+    # Sync mode (lag 0) against the async default (2026-11-29, session 9). A sync update then took
+    # one segment (update_interval transitions) from each busy worker, so with the default interval
+    # its batch was workers*100; an interval of min_batch_size/workers gave it the async batch.
     "4 epochs, sync": Setting("shared", {"ppo": {"update_epochs": 4}, "training": {"sync": True}}),
     "4 epochs, sync, update interval 500": Setting("shared", {"ppo": {"update_epochs": 4},
                                                               "training": {"sync": True, "update_interval": 500}}),

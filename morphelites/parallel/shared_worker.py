@@ -70,7 +70,7 @@ def sync_segments_per_version(min_batch_size: int, workers: int, segment_transit
     if min(min_batch_size, workers, segment_transitions) < 1:
         raise ValueError(f"min_batch_size, workers and segment_transitions must be at least 1, got "
                          f"{min_batch_size}, {workers}, {segment_transitions}")  # fmt: skip
-    return max(1, math.ceil(min_batch_size / (workers * segment_transitions)))
+    return math.ceil(min_batch_size / (workers * segment_transitions))  # >= 1: every size is >= 1
 
 
 class MultiProcessPPOWorker:
