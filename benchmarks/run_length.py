@@ -1,0 +1,136 @@
+"""Does the shared mode's advantage grow with the length of a run?
+
+#4's targets compare the env steps and wall time the shared mode needs to reach the independent
+mode's *final* QD-score. In the `long` preset's 64-evaluation runs that ratio grew with every
+evaluation the runs made (read off their curves at 8, 16, ... 64 evaluations), which means the
+figure at 64 says as much about the run's length as about the modes. This benchmark runs both
+modes for more evaluations (256 by default, 50,000 env steps of training per body, open scene,
+#2's workspace goals, 2 workers, the defaults otherwise) and reports the ratio at every eighth of
+the run: for independent's QD-score after k evaluations, the env steps and wall time shared
+needed to reach it, against independent's own.
+
+    python benchmarks/run_length.py [--seeds 0 1] [--evaluations 256] [--steps 50000]
+
+Writes results/run_length_<steps>.json and its plot after every run, so a run cut off keeps what
+it finished. A run replaces the rows of its (seed, mode) pairs and keeps the other seeds' rows
+(same evaluations, workers and scene), so seeds can be added one session at a time; compare wall
+times only between rows of one session (each row records its session's env-only rate).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from common import RESULTS, write_json
+from morphelites.config import SCENES
+from shared_vs_independent import compare, env_only_rate, run_mode
+
+MODES = ("independent", "shared")
+
+
+def ratios_at(independent: dict[str, Any], shared: dict[str, Any], evaluations: int) -> dict[str, Any]:
+    """The comparison #4's targets use, with independent's run cut after ``evaluations``
+    evaluations: the env steps and wall time (s) shared needed to reach independent's QD-score at
+    that point, and the ratios independent / shared (``None`` where shared never reached it)."""
+    point = independent["curve"][evaluations - 1]
+    cut = {"qd_score": point["qd_score"], "env_steps": point["env_steps"], "curve": independent["curve"][:evaluations],
+           "peak_pss_mb": independent["peak_pss_mb"]}  # fmt: skip
+    result = compare(cut, shared)
+    return {
+        "evaluations": evaluations,
+        "independent_qd_score": point["qd_score"],
+        "independent_env_steps": point["env_steps"],
+        "independent_wall_s": point["wall_s"],
+        "shared_env_steps_to_reach": result.get("shared_env_steps_to_reach"),
+        "shared_wall_s_to_reach": result.get("shared_wall_s_to_reach"),
+        "env_steps_ratio": result.get("env_steps_ratio"),
+        "wall_time_ratio": result.get("wall_time_ratio"),
+    }
+
+
+def checkpoints(evaluations: int, parts: int = 8) -> list[int]:
+    """Evaluation counts at which the ratios are read: every ``parts``-th of the run, the end included."""
+    return sorted({max(1, round(evaluations * i / parts)) for i in range(1, parts + 1)})
+
+
+def plot(rows: list[dict[str, Any]], comparisons: list[dict[str, Any]], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (ax_qd, ax_ratio) = plt.subplots(1, 2, figsize=(11, 3.8))
+    colours = {"independent": "tab:blue", "shared": "tab:orange"}
+    for row in rows:
+        ax_qd.plot([p["env_steps"] for p in row["curve"]], [p["qd_score"] for p in row["curve"]],
+                   color=colours[row["mode"]], alpha=0.85, label=f"{row['mode']}, seed {row['seed']}")  # fmt: skip
+    for comparison in comparisons:
+        points = [p for p in comparison["by_evaluations"] if p["env_steps_ratio"] is not None]
+        x = [p["evaluations"] for p in points]
+        ax_ratio.plot(x, [p["env_steps_ratio"] for p in points], marker="o", label=f"env steps, seed {comparison['seed']}")
+        ax_ratio.plot(x, [p["wall_time_ratio"] for p in points], marker="s", linestyle="--",
+                      label=f"wall time, seed {comparison['seed']}")  # fmt: skip
+    ax_ratio.axhline(10, color="grey", linewidth=0.8, linestyle=":")
+    ax_qd.set(xlabel="env steps", ylabel="QD-score", title="QD-score against env steps")
+    ax_ratio.set(xlabel="independent's evaluations", ylabel="independent / shared",
+                 title="to reach independent's QD-score after k evaluations")  # fmt: skip
+    ax_qd.legend()
+    ax_ratio.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
+    parser.add_argument("--evaluations", type=int, default=256)
+    parser.add_argument("--steps", type=int, default=50_000, help="env steps of training per individual")
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--scene", choices=SCENES, default="open")
+    args = parser.parse_args()
+    for option, value in (("--evaluations", args.evaluations), ("--steps", args.steps), ("--workers", args.workers)):
+        if value < 1:
+            parser.error(f"{option} must be at least 1, got {value}")
+    name = f"run_length_{args.steps}"
+    path = RESULTS / f"{name}.json"
+    previous = json.loads(path.read_text()) if path.exists() else {}
+    if [previous.get(k) for k in ("evaluations", "workers", "scene")] != [args.evaluations, args.workers, args.scene]:
+        previous = {}  # not comparable: start the file again
+    rows: list[dict[str, Any]] = [r for r in previous.get("rows", []) if r["seed"] not in args.seeds]
+    earlier_wall = previous.get("wall_s", 0.0) if rows else 0.0
+    started = time.perf_counter()
+    env_rate = env_only_rate(args.workers)
+    print(f"env-only rate with {args.workers} processes: {env_rate:.0f} steps/s", flush=True)
+
+    def save() -> None:
+        rows.sort(key=lambda r: (r["seed"], MODES.index(r["mode"])))
+        comparisons = []
+        for seed in sorted({r["seed"] for r in rows}):
+            pair = {r["mode"]: r for r in rows if r["seed"] == seed}
+            if set(pair) == set(MODES):
+                comparisons.append({"seed": seed, **compare(pair["independent"], pair["shared"]),
+                                    "by_evaluations": [ratios_at(pair["independent"], pair["shared"], k)
+                                                       for k in checkpoints(len(pair["independent"]["curve"]))]})  # fmt: skip
+        plot(rows, comparisons, RESULTS / f"{name}.png")
+        write_json(name, {
+            "scene": args.scene, "goals": "workspace", "evaluations": args.evaluations, "steps_per_individual": args.steps,
+            "workers": args.workers, "seeds": sorted({r["seed"] for r in rows}),
+            "wall_s": round(earlier_wall + time.perf_counter() - started, 1), "comparisons": comparisons, "rows": rows,
+        })  # fmt: skip
+
+    with tempfile.TemporaryDirectory() as tmp:
+        for seed in args.seeds:
+            for mode in MODES:
+                row = run_mode(mode, args.scene, args.steps, args.evaluations, args.workers, seed, Path(tmp))
+                rows.append({**row, "env_only_steps_per_s": env_rate})
+                save()
+
+
+if __name__ == "__main__":
+    main()
