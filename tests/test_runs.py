@@ -20,6 +20,14 @@ def test_atomic_write_replaces_whole_files_and_maps_non_finite_to_null(tmp_path)
     assert [p.name for p in tmp_path.iterdir()] == ["summary.json"], "no temp files left behind"
 
 
+def test_atomic_writes_get_the_permissions_a_plain_write_gets(tmp_path):
+    plain = tmp_path / "plain.txt"
+    plain.write_text("x")
+    atomic_write_json(tmp_path / "summary.json", {"a": 1})
+    mode = (tmp_path / "summary.json").stat().st_mode & 0o777
+    assert mode == plain.stat().st_mode & 0o777, "the umask decides, not mkstemp's private 0600"
+
+
 def test_checkpoints_keep_the_newest_and_reject_foreign_files(tmp_path):
     for counter in range(5):
         save_checkpoint(tmp_path, "evolution", counter, {"format": "x", "n": counter}, keep=3)

@@ -9,6 +9,10 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+#: The process's umask, read once at import (reading it means setting it, which is not thread-safe).
+_UMASK = os.umask(0o022)
+os.umask(_UMASK)
+
 __all__ = ["atomic_write_bytes", "atomic_write_text", "atomic_write_json", "append_line", "truncate_file", "to_jsonable"]
 
 
@@ -21,6 +25,9 @@ def atomic_write_bytes(path: Path | str, data: bytes) -> None:
     path = Path(path)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        # mkstemp makes the file private (0600); give it the mode open() would, so the run's files
+        # can be shared as the user's umask allows (a group's results directory on a cluster).
+        os.fchmod(fd, 0o666 & ~_UMASK)
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
             handle.flush()
