@@ -126,6 +126,20 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--scene", help="open or obstacles")
     train.add_argument("--config", metavar="FILE", help="JSON config file (sections as in config.json's settings)")
     train.add_argument("--quiet", action="store_true", help="no progress output on the terminal")
+
+    animate = commands.add_parser("animate", help="a GIF of a run's policy acting on a body (shared-mode train runs "
+                                  "and ppo runs on bodies)")  # fmt: skip
+    animate.add_argument("run", metavar="RUN_DIR", help="the run directory (the --output of morphelites train or ppo)")
+    which = animate.add_mutually_exclusive_group()
+    which.add_argument("--individual", type=int, metavar="ID",
+                       help="an evaluated individual of a train run (default: the best elite; a ppo run: its first body)")
+    which.add_argument("--body", metavar="LENGTHS", help="any body of the run's body space, as link lengths in metres, "
+                       "e.g. 0.2,0.2,0.15")  # fmt: skip
+    animate.add_argument("--episodes", type=int,
+                         help="how many of the run's evaluation episodes to draw, from the first (default 3)")
+    animate.add_argument("--output", metavar="FILE", help="the GIF (default RUN_DIR/animations/individual-ID.gif or "
+                         "body-LENGTHS.gif)")  # fmt: skip
+    animate.add_argument("--size", type=int, default=320, help="frame width and height in pixels (default 320, at most 640)")
     return parser
 
 
@@ -317,6 +331,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:  # everything that can be wrong with the input is found here, before any process starts
         if args.command == "train":
             trainer = _train_trainer(args)
+        elif args.command == "animate":
+            from morphelites.animate import prepare_animation
+
+            body = parse_body(args.body) if args.body is not None else None
+            animation = prepare_animation(args.run, args.individual, body, args.episodes, args.output, args.size)
         else:
             request = _ppo_request(args)
             RunDirectory(request.output).check(resume=False)
@@ -324,6 +343,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"morphelites: error: {error}", file=sys.stderr)
         return EXIT_BAD_INPUT
     try:
+        if args.command == "animate":
+            from morphelites.animate import describe, render_animation
+
+            try:
+                print(describe(animation, render_animation(animation)))
+            except (RuntimeError, OSError) as error:  # no OpenGL context for MuJoCo; the GIF cannot be written
+                print(f"morphelites: error: {error}", file=sys.stderr)
+                return 1
+            return 0
         if args.command == "train":
             from morphelites.evolution.trainer import EXIT_CODES
 

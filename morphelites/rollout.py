@@ -20,6 +20,7 @@ from morphelites.parallel.heartbeat import beat
 
 __all__ = [
     "ActingPolicy",
+    "StepObserver",
     "Segment",
     "EpisodeRecord",
     "SegmentCollector",
@@ -37,6 +38,12 @@ class ActingPolicy(Protocol):
     def step(self, obs: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]: ...
 
     def value(self, obs: np.ndarray) -> np.ndarray: ...
+
+
+#: Called by :func:`run_episodes` with (episode index, its env, whether the episode just ended) once
+#: after the reset and after every step of that episode, e.g. to render frames. It must not step or
+#: reset the env.
+StepObserver = Callable[[int, Any, bool], None]
 
 
 @dataclass
@@ -233,10 +240,18 @@ def run_episodes(
     reset_seeds: Sequence[int],
     reset_options: Sequence[dict[str, Any] | None] | None = None,
     max_steps: int = 100_000,
+    on_step: StepObserver | None = None,
 ) -> list[EpisodeRecord]:
-    """One deterministic episode in each env, stepped together (one policy forward per step)."""
+    """One deterministic episode in each env, stepped together (one policy forward per step).
+
+    ``on_step``, if given, sees each env after its reset and after each of its steps (see
+    :data:`StepObserver`); it does not change what the policy does.
+    """
     options = reset_options or [None] * len(envs)
     obs = [env.reset(seed=int(s), options=o)[0] for env, s, o in zip(envs, reset_seeds, options)]
+    if on_step is not None:
+        for i, env in enumerate(envs):
+            on_step(i, env, False)
     records: list[EpisodeRecord | None] = [None] * len(envs)
     returns = np.zeros(len(envs))
     live = list(range(len(envs)))
@@ -247,6 +262,8 @@ def run_episodes(
         for k, i in enumerate(live):
             obs[i], reward, terminated, truncated, info = envs[i].step(actions[k])
             returns[i] += reward
+            if on_step is not None:
+                on_step(i, envs[i], bool(terminated or truncated))
             if terminated or truncated:
                 records[i] = EpisodeRecord(float(returns[i]), step, info)
             else:
@@ -269,11 +286,13 @@ def evaluate(
     env_config: EnvConfig | None = None,
     policy_version: int = -1,
     make_env: Callable[..., Any] | None = None,
+    on_step: StepObserver | None = None,
 ) -> EvalResult:
     """Evaluate ``policy`` (deterministic actions) on ``morphology`` over ``episodes`` fixed goals.
 
     The same policy, body and seed give the same EvalResult. Episodes run side by side, so one
-    policy forward serves them all.
+    policy forward serves them all. ``make_env`` replaces ReachEnv (same arguments); ``on_step``
+    watches the episodes as they run (:func:`run_episodes`), e.g. to render them.
     """
     from morphelites.envs.reach import ReachEnv
 
@@ -282,7 +301,7 @@ def evaluate(
     factory = make_env or ReachEnv
     envs = [factory(morphology, scene=scene, body_space=body_space, env_config=env_config) for _ in range(episodes)]
     goals = evaluation_goals(envs[0], episodes, seed)
-    records = run_episodes(policy, envs, [seed + i for i in range(episodes)], [{"goal": g} for g in goals])
+    records = run_episodes(policy, envs, [seed + i for i in range(episodes)], [{"goal": g} for g in goals], on_step=on_step)
     success_radius = envs[0].success_radius
     for env in envs:
         env.close()

@@ -41,7 +41,7 @@ from morphelites.parallel.pool import die_with_parent, set_process_title
 from morphelites.parallel.shared_worker import SharedHandles
 from morphelites.parallel.weights import SharedWeights
 
-__all__ = ["LearnerOptions", "SharedPPOTrainer", "learner_main", "LEARNER_CHECKPOINT"]
+__all__ = ["LearnerOptions", "SharedPPOTrainer", "learner_main", "newest_learner_checkpoint", "LEARNER_CHECKPOINT"]
 
 LEARNER_CHECKPOINT = "learner"
 _FORMAT = "morphelites-learner-1"
@@ -311,6 +311,27 @@ class SharedPPOTrainer:
     def close(self) -> None:
         self.weights.close()
         self.buffer.close()
+
+
+def newest_learner_checkpoint(checkpoint_dir: Path) -> tuple[Path, dict[str, Any]]:
+    """The newest learner checkpoint in ``checkpoint_dir`` that loads, as ``(path, state)``; the
+    state's ``policy`` rebuilds the policy (``ActorCritic.from_policy_state``), ``version`` is its
+    policy version. For reading a run's policy after (or during) the run.
+
+    Raises:
+        CheckpointError: there is none, or none of them loads (the message says why for each).
+    """
+    from morphelites.runs.checkpoints import CheckpointError, list_checkpoints, newest_usable
+
+    skipped: list[str] = []
+    found = newest_usable(Path(checkpoint_dir), LEARNER_CHECKPOINT, _FORMAT, _unloadable,
+                          on_skip=lambda error, _older: skipped.append(str(error)), required=_FIELDS)  # fmt: skip
+    if found is None:
+        if not list_checkpoints(Path(checkpoint_dir), LEARNER_CHECKPOINT):
+            raise CheckpointError(f"{checkpoint_dir} holds no learner checkpoint ({LEARNER_CHECKPOINT}-*.pkl): the "
+                                  f"shared learner writes one periodically and when the run ends.")  # fmt: skip
+        raise CheckpointError(f"None of the learner checkpoints in {checkpoint_dir} loads: " + " ".join(skipped))
+    return found
 
 
 def _unloadable(state: dict[str, Any]) -> str | None:

@@ -40,6 +40,7 @@ class RunDirectory:
     summary = property(lambda self: self.path / "summary.json")
     checkpoints = property(lambda self: self.path / "checkpoints")
     tensorboard = property(lambda self: self.path / "tensorboard")
+    animations = property(lambda self: self.path / "animations")  # written by `morphelites animate`
 
     def check(self, resume: bool = False) -> "RunDirectory":
         """Make sure the directory can be used, writing nothing.

@@ -1,0 +1,169 @@
+"""`morphelites animate`: a GIF of a run's policy on a body, evaluated exactly as the run evaluates."""
+
+import csv
+import io
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from conftest import write_json
+from morphelites.animate import AnimationError, prepare_animation, render_animation
+from morphelites.cli import main
+from morphelites.config import EnvConfig
+from morphelites.morphology import Morphology
+from morphelites.policy import ActorCritic
+from morphelites.rollout import evaluate
+from morphelites.viz import animation_gif
+
+TINY = {
+    "evolution": {"eval_episodes": 3, "heatmap_every": 1, "checkpoint_every": 1, "num_initial_random": 2},
+    "ppo": {"num_envs": 4, "num_steps": 32},
+    "env": {"max_episode_steps": 40},
+}
+
+
+def _train(out: Path, shared: bool) -> Path:
+    from morphelites.evolution.trainer import MAPElitesEvolutionTrainer
+
+    summary = MAPElitesEvolutionTrainer(
+        TINY, num_initial_random=2, training_steps_per_individual=256, enable_multiprocess=False,
+        use_shared_ppo=shared, output_dir=str(out), evaluations=3, quiet=True,
+    ).run()  # fmt: skip
+    assert summary["status"] == "completed"
+    return out
+
+
+@pytest.fixture(scope="module")
+def shared_run(tmp_path_factory) -> Path:
+    return _train(tmp_path_factory.mktemp("animate") / "shared", shared=True)
+
+
+def _gif_frames_and_seconds(gif: Path | io.BytesIO) -> tuple[int, float]:
+    image = Image.open(gif)
+    durations = []
+    for index in range(image.n_frames):
+        image.seek(index)
+        durations.append(image.info["duration"])
+    return image.n_frames, sum(durations) / 1000
+
+
+def test_animating_the_best_elite_replays_the_runs_final_reevaluation(shared_run):
+    request = prepare_animation(shared_run, episodes=2, frame_size=64)
+    with open(shared_run / "archive.csv", newline="") as handle:
+        elites = list(csv.DictReader(handle))
+    best = max(elites, key=lambda row: float(row["fitness"]))
+    assert request.label == f"individual {best['individual_id']}"
+    assert request.output == shared_run / "animations" / f"individual-{best['individual_id']}.gif"
+
+    result = render_animation(request)
+
+    frames, seconds = _gif_frames_and_seconds(result.path)
+    assert frames >= 2 and seconds == pytest.approx(result.seconds + 2 * 0.6, abs=0.05)
+    # Rendering changes nothing: the figures are those of the run's own final re-evaluation, which
+    # used the same (final) policy, goals and seeds.
+    with open(shared_run / "archive_reevaluated.csv", newline="") as handle:
+        again = {row["individual_id"]: row for row in csv.DictReader(handle)}
+    assert result.evaluation.fitness == pytest.approx(float(again[best["individual_id"]]["fitness"]), abs=1e-12)
+    assert result.evaluation.policy_version == int(again[best["individual_id"]]["policy_version"]) == request.policy_version
+    actor = ActorCritic.from_policy_state(request.policy_state).numpy_twin()
+    plain = evaluate(actor, request.body, 3, request.eval_seed, body_space=request.settings.body_space,
+                     env_config=request.settings.env, policy_version=request.policy_version)  # fmt: skip
+    assert plain == result.evaluation
+
+
+def test_an_individual_or_any_body_can_be_chosen_and_the_cli_writes_where_asked(shared_run, capsys):
+    lines = [json.loads(line) for line in (shared_run / "results.jsonl").read_text().splitlines()]
+    first = lines[0]
+    request = prepare_animation(shared_run, individual=first["id"], episodes=1, frame_size=32)
+    assert request.body == Morphology.from_dict(first["body"]) and request.recorded["fitness"] == first["fitness"]
+
+    out = shared_run / "elsewhere" / "arm.gif"
+    code = main(["animate", str(shared_run), "--body", "0.25,0.2,0.1", "--episodes", "1", "--size", "48", "--output", str(out)])
+    printed = capsys.readouterr().out
+    assert code == 0 and out.is_file() and Image.open(out).size == (48, 48)
+    assert "body 0.25_0.2_0.1 (3 joints, 0.55 m)" in printed and "fitness" in printed
+
+
+@pytest.mark.parametrize(
+    "change, words",
+    [
+        ({"individual": 999}, "Individual 999 is not in"),
+        ({"episodes": 4}, "choose 1 to 3 of them"),
+        ({"episodes": 0}, "choose 1 to 3 of them"),
+        ({"frame_size": 1000}, "16 to 640 pixels"),
+        ({"output": "arm.png"}, "ending in .gif"),
+        ({"body": Morphology(2, [0.2, 0.2])}, "does not fit the run's body space"),
+        ({"body": Morphology(3, [0.2, 0.2, 0.2]), "individual": 0}, "not both"),
+    ],
+)
+def test_bad_requests_are_refused_with_the_fix(shared_run, change, words):
+    with pytest.raises(AnimationError, match=words):
+        prepare_animation(shared_run, **change)
+
+
+def test_runs_without_a_policy_to_animate_are_refused(tmp_path, shared_run, capsys):
+    independent = _train(tmp_path / "independent", shared=False)
+    with pytest.raises(AnimationError, match="independent-mode run: each body's PPO policy is dropped"):
+        prepare_animation(independent)
+    with pytest.raises(AnimationError, match="no config.json"):
+        prepare_animation(tmp_path)
+    with pytest.raises(AnimationError, match="not a directory"):
+        prepare_animation(tmp_path / "missing")
+    for checkpoint in (shared_run / "checkpoints").glob("learner-*.pkl"):
+        copy = tmp_path / "copy"
+        if not copy.exists():
+            (copy / "checkpoints").mkdir(parents=True)
+            for name in ("config.json", "results.jsonl", "archive.csv"):
+                (copy / name).write_bytes((shared_run / name).read_bytes())
+        (copy / "checkpoints" / checkpoint.name).write_bytes(b"torn")
+    with pytest.raises(AnimationError, match="None of the learner checkpoints .* loads"):
+        prepare_animation(copy)
+    assert main(["animate", str(independent)]) == 2
+    assert "morphelites: error: " in capsys.readouterr().err
+    assert not (independent / "animations").exists(), "nothing is written for a refused request"
+
+
+def test_a_ppo_run_on_bodies_is_animated_from_its_policy_file(tmp_path):
+    config = write_json(tmp_path / "tiny.json", {k: TINY[k] for k in ("ppo", "env")})
+    out = tmp_path / "ppo"
+    assert main(["ppo", "--body", "0.2,0.2,0.15", "--steps", "256", "--eval-episodes", "2", "--config", str(config),
+                 "--output", str(out), "--quiet"]) == 0  # fmt: skip
+    request = prepare_animation(out, frame_size=32)
+    assert request.body == Morphology(3, [0.2, 0.2, 0.15]) and request.policy_source.name == "policy.pt"
+    result = render_animation(request)
+    per_body = json.loads((out / "summary.json").read_text())["per_body"][0]
+    assert result.evaluation.fitness == pytest.approx(per_body["fitness"], abs=1e-12), "the run's own evaluation, again"
+    with pytest.raises(AnimationError, match="A ppo run has no individuals"):
+        prepare_animation(out, individual=0)
+
+
+def test_the_observer_sees_every_step_and_changes_nothing():
+    from morphelites.policy_numpy import NumpyActorCritic, reach_policy_spec
+
+    actor = NumpyActorCritic(reach_policy_spec(6, hidden_dim=16))
+    body, env = Morphology(3, [0.2, 0.2, 0.15]), EnvConfig(max_episode_steps=12)
+    seen: list[tuple[int, bool]] = []
+    watched = evaluate(actor, body, 2, seed=5, env_config=env, on_step=lambda i, e, done: seen.append((i, done)))
+    assert watched == evaluate(actor, body, 2, seed=5, env_config=env)
+    for episode in (0, 1):
+        mine = [done for i, done in seen if i == episode]
+        assert mine[0] is False and mine[-1] is True and mine.count(True) == 1, "a reset, then steps; the last ends it"
+    assert len(seen) - 2 == watched.env_steps, "one call per reset and one per env step"
+
+
+def test_animation_gif_plays_each_frame_for_its_time_and_holds_each_ending():
+    episodes = [[np.full((8, 10, 3), 40 * k, np.uint8) for k in range(4)], [np.full((8, 10, 3), 250, np.uint8)]]
+    data = animation_gif(episodes, frame_s=0.04, captions=["one", "two"], hold_s=0.5)
+    image = Image.open(io.BytesIO(data))
+    assert image.format == "GIF" and image.size == (10, 8) and image.info.get("loop") == 0
+    _, seconds = _gif_frames_and_seconds(io.BytesIO(data))
+    assert seconds == pytest.approx(5 * 0.04 + 2 * 0.5)
+    for bad, words in (({"frame_s": 0.01}, "at least 0.02"), ({"captions": ["x"]}, "one per episode")):
+        with pytest.raises(ValueError, match=words):
+            animation_gif(episodes, **{"frame_s": 0.04, **bad})
+    with pytest.raises(ValueError, match="one size"):
+        animation_gif([[np.zeros((8, 10, 3), np.uint8), np.zeros((9, 10, 3), np.uint8)]], 0.04)
+
