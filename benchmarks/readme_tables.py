@@ -313,6 +313,37 @@ def _learner_settings(data: dict[str, Any]) -> list[str]:
 TARGET_FEWER, TARGET_FITNESS, TARGET_MEMORY_RATIO = 10.0, 0.9, 1 / 3
 
 
+def _run_length(data: dict[str, Any]) -> list[str]:
+    """``benchmarks/run_length.py``: both modes over a longer run, and the ratios at each eighth of it."""
+    rates = sorted({r["env_only_steps_per_s"] for r in data["rows"]})
+    rate = f"{rates[0]:,.0f}" if len(rates) == 1 else f"{rates[0]:,.0f}–{rates[-1]:,.0f}"
+    lines = [f"**Shared vs independent over a longer run** (`benchmarks/run_length.py`; {_machine(data)}; {data['scene']} "
+             f"scene, {data['goals']} goals, {data['steps_per_individual']:,} steps per body, {data['workers']} workers, "
+             f"{_seeds(data)}, {data['evaluations']} evaluations per run, {data['wall_s']:.0f} s in all; env-only rate "
+             f"of {data['workers']} processes with random actions: {rate} steps/s; plot: "
+             f"`benchmarks/results/run_length_{data['steps_per_individual']}.png`)", "",
+             "| seed | mode | QD-score | re-evaluated QD | elites | mean elite fitness | its ceiling (share reached) | "
+             "env steps | wall time | env steps/s | peak PSS |", "|---|---|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
+    ceiling = _load("fitness_ceiling")
+    for r in data["rows"]:
+        reeval = f"{r['qd_score_reevaluated']:.2f}" if "qd_score_reevaluated" in r else "–"
+        lines.append(f"| {r['seed']} | {r['mode']} | {r['qd_score']:.2f} | {reeval} | {r['elites']:.0f} | "
+                     f"{r['mean_elite_fitness']:.3f} | {_elite_ceiling(r, ceiling)} | {r['env_steps']:,} | {r['wall_s']:.0f} s | "
+                     f"{r['env_steps_per_s']:,.0f} | {r['peak_pss_mb']:.0f} MB |")  # fmt: skip
+    lines += ["", "| seed | independent's evaluations | its QD-score then | its env steps | shared's env steps to reach it | "
+              "env steps ratio | wall time ratio |", "|---|---|---|---|---|---|---|"]  # fmt: skip
+    for c in data["comparisons"]:
+        for p in c["by_evaluations"]:
+            if p["env_steps_ratio"] is None:
+                to_reach, steps_ratio, wall_ratio = "not reached", "–", "–"
+            else:
+                to_reach = f"{int(p['shared_env_steps_to_reach']):,}"
+                steps_ratio, wall_ratio = f"{p['env_steps_ratio']:.1f}×", f"{p['wall_time_ratio']:.1f}×"
+            lines.append(f"| {c['seed']} | {p['evaluations']} | {p['independent_qd_score']:.2f} | "
+                         f"{int(p['independent_env_steps']):,} | {to_reach} | {steps_ratio} | {wall_ratio} |")  # fmt: skip
+    return lines
+
+
 def _met(passed: list[bool]) -> str:
     """``yes`` / ``no`` / ``on k of n seeds`` (``–`` with nothing measured)."""
     if not passed:
@@ -373,6 +404,7 @@ def render() -> str:
                            ("shared_vs_independent_quick", _shared), ("shared_vs_independent_long", _shared),
                            ("fitness_ceiling", _ceiling), ("memory_scaling", _memory),
                            ("learner_update", _learner_update), ("learner_targets", _targets),
+                           *((path.stem, _run_length) for path in sorted(RESULTS.glob("run_length_*.json"))),
                            *((path.stem, _learner_settings) for path in sorted(RESULTS.glob("learner_settings_*.json"),
                                                                                key=lambda p: int(p.stem.rsplit("_", 1)[1])))):  # fmt: skip
         data = _load(name)

@@ -80,7 +80,8 @@ def plot(rows: list[dict[str, Any]], comparisons: list[dict[str, Any]], path: Pa
     ax_ratio.set(xlabel="independent's evaluations", ylabel="independent / shared",
                  title="to reach independent's QD-score after k evaluations")  # fmt: skip
     ax_qd.legend()
-    ax_ratio.legend()
+    if comparisons:
+        ax_ratio.legend()
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
