@@ -112,14 +112,17 @@ def test_runs_without_a_policy_to_animate_are_refused(tmp_path, shared_run, caps
         prepare_animation(tmp_path)
     with pytest.raises(AnimationError, match="not a directory"):
         prepare_animation(tmp_path / "missing")
+    copy = tmp_path / "copy"  # the shared run with every learner checkpoint torn, then with none
+    (copy / "checkpoints").mkdir(parents=True)
+    for name in ("config.json", "results.jsonl", "archive.csv"):
+        (copy / name).write_bytes((shared_run / name).read_bytes())
     for checkpoint in (shared_run / "checkpoints").glob("learner-*.pkl"):
-        copy = tmp_path / "copy"
-        if not copy.exists():
-            (copy / "checkpoints").mkdir(parents=True)
-            for name in ("config.json", "results.jsonl", "archive.csv"):
-                (copy / name).write_bytes((shared_run / name).read_bytes())
-        (copy / "checkpoints" / checkpoint.name).write_bytes(b"torn")
-    with pytest.raises(AnimationError, match="None of the learner checkpoints .* loads"):
+        (copy / "checkpoints" / checkpoint.name).write_bytes(checkpoint.read_bytes()[:100])
+    with pytest.raises(AnimationError, match="None of the learner checkpoints .* loads: .* truncated"):
+        prepare_animation(copy)
+    for checkpoint in (copy / "checkpoints").iterdir():
+        checkpoint.unlink()
+    with pytest.raises(AnimationError, match="holds no learner checkpoint"):
         prepare_animation(copy)
     assert main(["animate", str(independent)]) == 2
     assert "morphelites: error: " in capsys.readouterr().err
