@@ -33,7 +33,7 @@ def _comparison(scene: str, steps_ratio: float, wall_ratio: float, memory: float
 def test_the_targets_summary_judges_each_target_against_its_threshold_seed_by_seed(monkeypatch):
     tables = _readme_tables()
     monkeypatch.setattr(tables, "_load", lambda name: None)  # no ceiling, reachable or memory files
-    long = {"budgets": [1_500, 50_000], "workers": 2, "seeds": [0, 1], "scenes": ["open"],
+    long = {"budgets": [1_500, 50_000], "workers": 2, "seeds": [0, 1], "scenes": ["open"], "evaluations": 64,
             "comparisons": [_comparison("open", 12.0, 3.0, 0.30), _comparison("open", 9.0, 11.0, 0.34),
                             {**_comparison("open", 50.0, 50.0, 0.9), "training_steps_per_individual": 1_500}],
             "runs": [{"mode": "shared", "scene": "open", "training_steps_per_individual": 50_000, "mean_elite_fitness": f,
@@ -49,3 +49,18 @@ def test_the_targets_summary_judges_each_target_against_its_threshold_seed_by_se
     line = next(line for line in tables._issue4_targets(unreached) if "fewer env steps" in line)
     assert line.endswith("| not reached | no |"), "a ratio to a QD-score never reached does not count"
     assert tables._met([]) == "–", "nothing measured is not a target met"
+
+
+def test_the_targets_summary_adds_the_longer_run_when_there_is_one(monkeypatch):
+    tables = _readme_tables()
+    longer = {"scene": "open", "evaluations": 256, "seeds": [0, 1],
+              "comparisons": [_comparison("open", 11.0, 4.0, 0.3), _comparison("open", 3.0, 2.0, 0.3, reached=False)],
+              "rows": [{"mode": "shared", "scene": "open", "mean_elite_fitness": 0.92, "elites": 8}, {"mode": "independent"}]}  # fmt: skip
+    monkeypatch.setattr(tables, "_load", lambda name: longer if name == "run_length_50000" else None)
+    long = {"budgets": [50_000], "workers": 2, "seeds": [0], "scenes": ["open"], "evaluations": 64,
+            "comparisons": [_comparison("open", 3.0, 2.0, 0.8)], "runs": []}  # fmt: skip
+    rows = [line for line in tables._issue4_targets(long) if "longer run" in line]
+    assert len(rows) == 3
+    assert "| open, 256 evaluations (longer run, seeds 0, 1) | 11.0× | on 1 of 2 seeds |" in rows[0], "unreached counts as missed"
+    assert rows[1].endswith("| 4.0× | no |")
+    assert rows[2].endswith("| 0.92 (ceiling –) | yes |")
