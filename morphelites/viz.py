@@ -69,7 +69,7 @@ def animation_gif(episodes: Sequence[Sequence[np.ndarray]], frame_s: float, capt
     images, durations_ms = [], []
     for index, frames in enumerate(episodes):
         for k, frame in enumerate(frames):
-            image = Image.fromarray(np.asarray(frame, dtype=np.uint8), mode="RGB")
+            image = Image.fromarray(np.asarray(frame, dtype=np.uint8))  # (h, w, 3) uint8 is RGB
             if captions:
                 draw = ImageDraw.Draw(image)
                 draw.text((6, 4), captions[index], fill=(255, 255, 255), stroke_width=2, stroke_fill=(0, 0, 0))
