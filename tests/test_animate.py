@@ -51,6 +51,7 @@ def _gif_frames_and_seconds(gif: Path | io.BytesIO) -> tuple[int, float]:
 
 
 def test_animating_the_best_elite_replays_the_runs_final_reevaluation(shared_run):
+    assert f"morphelites animate {shared_run}" in (shared_run / "training.log").read_text(), "the run says how"
     request = prepare_animation(shared_run, episodes=2, frame_size=64)
     with open(shared_run / "archive.csv", newline="") as handle:
         elites = list(csv.DictReader(handle))

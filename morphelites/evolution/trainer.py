@@ -230,6 +230,8 @@ class MAPElitesEvolutionTrainer:
             log.info("%s: %d evaluations, QD-score %.3f, coverage %.1f%%, best fitness %.3f, %.0f s. Run directory: %s",
                      status.capitalize(), self.completed, summary["qd_score"], 100 * summary["coverage"],
                      summary["best_fitness"], summary["wall_s"], self.run_dir.path)  # fmt: skip
+            if self.mode == "shared" and len(self.archive):
+                log.info("To watch the final policy drive the best elite: morphelites animate %s", self.run_dir.path)
             self.recorder.close()
         finally:
             for sig, handler in previous.items():
