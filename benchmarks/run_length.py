@@ -1,9 +1,9 @@
 """Does the shared mode's advantage grow with the length of a run?
 
 #4's targets compare the env steps and wall time the shared mode needs to reach the independent
-mode's *final* QD-score. In the `long` preset's 64-evaluation runs that ratio grew with every
-evaluation the runs made (read off their curves at 8, 16, ... 64 evaluations), which means the
-figure at 64 says as much about the run's length as about the modes. This benchmark runs both
+mode's *final* QD-score. In the `long` preset's 64-evaluation runs that ratio grew as the runs
+went on (read off their curves at 8, 16, ... 64 evaluations), so the figure at 64 might say as
+much about the run's length as about the modes. This benchmark runs both
 modes for more evaluations (256 by default, 50,000 env steps of training per body, open scene,
 #2's workspace goals, 2 workers, the defaults otherwise) and reports the ratio at every eighth of
 the run: for independent's QD-score after k evaluations, the env steps and wall time shared
