@@ -66,9 +66,11 @@ def plot(rows: list[dict[str, Any]], comparisons: list[dict[str, Any]], path: Pa
 
     fig, (ax_qd, ax_ratio) = plt.subplots(1, 2, figsize=(11, 3.8))
     colours = {"independent": "tab:blue", "shared": "tab:orange"}
+    seeds = sorted({row["seed"] for row in rows})
     for row in rows:
         ax_qd.plot([p["env_steps"] for p in row["curve"]], [p["qd_score"] for p in row["curve"]],
-                   color=colours[row["mode"]], alpha=0.85, label=f"{row['mode']}, seed {row['seed']}")  # fmt: skip
+                   color=colours[row["mode"]], linestyle=("-", "--", ":", "-.")[seeds.index(row["seed"]) % 4],
+                   alpha=0.85, label=f"{row['mode']}, seed {row['seed']}")  # fmt: skip
     for comparison in comparisons:
         points = [p for p in comparison["by_evaluations"] if p["env_steps_ratio"] is not None]
         x = [p["evaluations"] for p in points]
