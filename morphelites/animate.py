@@ -243,7 +243,8 @@ def _results(run_dir: RunDirectory) -> dict[int, dict[str, Any]]:
             line = json.loads(raw)
         except ValueError:
             continue
-        lines[int(line["id"])] = line
+        if isinstance(line, dict) and isinstance(line.get("id"), int) and isinstance(line.get("body"), dict):
+            lines[line["id"]] = line
     return lines
 
 
@@ -278,7 +279,10 @@ def _read_policy(run_dir: RunDirectory, command: str) -> tuple[dict[str, Any], P
     try:
         import torch
 
+        from morphelites.policy import ActorCritic
+
         state = torch.load(path, map_location="cpu", weights_only=False)  # the run's own file, as checkpoints are
+        ActorCritic.from_policy_state(state["policy"])  # it loads, or it is refused here, before any simulation
         return state["policy"], path, None
     except FileNotFoundError:
         raise AnimationError(f"{run_dir.path} has no policy.pt: the ppo run has not finished (it writes policy.pt at "

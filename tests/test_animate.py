@@ -142,6 +142,12 @@ def test_a_ppo_run_on_bodies_is_animated_from_its_policy_file(tmp_path):
     assert result.evaluation.fitness == pytest.approx(per_body["fitness"], abs=1e-12), "the run's own evaluation, again"
     with pytest.raises(AnimationError, match="A ppo run has no individuals"):
         prepare_animation(out, individual=0)
+    (out / "policy.pt").write_bytes((out / "policy.pt").read_bytes()[:200])
+    with pytest.raises(AnimationError, match="policy.pt cannot be loaded"):
+        prepare_animation(out)
+    (out / "policy.pt").unlink()
+    with pytest.raises(AnimationError, match="has no policy.pt"):
+        prepare_animation(out)
 
 
 def test_the_observer_sees_every_step_and_changes_nothing():
