@@ -353,6 +353,15 @@ def _met(passed: list[bool]) -> str:
     return "no" if not any(passed) else f"on {sum(passed)} of {len(passed)} seeds"
 
 
+def _ratio_target(key: str, what: str, where: str, comparisons: list[dict[str, Any]]) -> str:
+    """A row of the targets table for one ratio (``key`` of each comparison) over seeds; a ratio to
+    a QD-score never reached counts as missed."""
+    ratios = [c[key] for c in comparisons if c["shared_reached_independent_final"]]
+    passed = [c["shared_reached_independent_final"] and c[key] >= TARGET_FEWER for c in comparisons]
+    return (f"| ≥ {TARGET_FEWER:.0f}× {what} to reach independent's final QD-score | {where} | "
+            f"{_spread(ratios, '×') if ratios else 'not reached'} | {_met(passed)} |")
+
+
 def _issue4_targets(long: dict[str, Any]) -> list[str]:
     """Issue #4's targets against what the `long` preset (its larger budget), the memory scaling and
     the reachable-goals learner settings measured; every figure is in the tables below."""
@@ -361,22 +370,14 @@ def _issue4_targets(long: dict[str, Any]) -> list[str]:
              f"body, {long['workers']} workers, seeds {', '.join(map(str, long['seeds']))}, {long['evaluations']} evaluations per run, "
              "unless the row says otherwise; per seed, or mean (min–max) over seeds)", "", "| target | scene, task | measured | met |", "|---|---|---|---|"]  # fmt: skip
     comparisons = [c for c in long["comparisons"] if c["training_steps_per_individual"] == budget]
+    longer = _load(f"run_length_{budget}")
     for key, what in (("env_steps_ratio", "fewer env steps"), ("wall_time_ratio", "less wall time")):
         for scene in long["scenes"]:
-            cs = [c for c in comparisons if c["scene"] == scene]
-            ratios = [c[key] for c in cs if c["shared_reached_independent_final"]]
-            passed = [c["shared_reached_independent_final"] and c[key] >= TARGET_FEWER for c in cs]
-            lines.append(f"| ≥ {TARGET_FEWER:.0f}× {what} to reach independent's final QD-score | {scene} | "
-                         f"{_spread(ratios, '×') if ratios else 'not reached'} | {_met(passed)} |")  # fmt: skip
-    longer = _load(f"run_length_{budget}")
+            lines.append(_ratio_target(key, what, scene, [c for c in comparisons if c["scene"] == scene]))
     if longer is not None:
+        where = f"{longer['scene']}, {longer['evaluations']} evaluations (longer run, {_seeds(longer)})"
         for key, what in (("env_steps_ratio", "fewer env steps"), ("wall_time_ratio", "less wall time")):
-            cs = longer["comparisons"]
-            ratios = [c[key] for c in cs if c["shared_reached_independent_final"]]
-            passed = [c["shared_reached_independent_final"] and c[key] >= TARGET_FEWER for c in cs]
-            lines.append(f"| ≥ {TARGET_FEWER:.0f}× {what} to reach independent's final QD-score | {longer['scene']}, "
-                         f"{longer['evaluations']} evaluations (longer run, {_seeds(longer)}) | "
-                         f"{_spread(ratios, '×') if ratios else 'not reached'} | {_met(passed)} |")  # fmt: skip
+            lines.append(_ratio_target(key, what, where, longer["comparisons"]))
     ceiling = _load("fitness_ceiling")
     shared = [r for r in long["runs"] if r["mode"] == "shared" and r["training_steps_per_individual"] == budget
               and r["scene"] == "open"]  # fmt: skip

@@ -212,7 +212,7 @@ def _choose_body(run_dir: RunDirectory, config: dict[str, Any], settings: Settin
             space.check(body)
         except (TypeError, ValueError) as error:
             raise AnimationError(f"That body does not fit the run's body space: {error}") from None
-        return body, "body " + "_".join(f"{x:g}" for x in body.link_lengths), None
+        return body, _body_label(body), None
     if config["command"] == "ppo":
         if individual is not None:
             raise AnimationError("A ppo run has no individuals; choose a body with --body instead.")
@@ -220,7 +220,7 @@ def _choose_body(run_dir: RunDirectory, config: dict[str, Any], settings: Settin
         if not bodies:
             raise AnimationError(f"{run_dir.config} lists no training bodies; choose one with --body.")
         first = Morphology.from_dict(bodies[0])
-        return first, "body " + "_".join(f"{x:g}" for x in first.link_lengths), None
+        return first, _body_label(first), None
     results = _results(run_dir)
     if individual is None:
         individual = _best_elite(run_dir)
@@ -229,6 +229,10 @@ def _choose_body(run_dir: RunDirectory, config: dict[str, Any], settings: Settin
         known = f"ids {min(results)} to {max(results)}" if results else "no evaluated individual yet"
         raise AnimationError(f"Individual {individual} is not in {run_dir.results} ({known}).")
     return Morphology.from_dict(line["body"]), f"individual {individual}", line
+
+
+def _body_label(body: Morphology) -> str:
+    return "body " + "_".join(f"{x:g}" for x in body.link_lengths)
 
 
 def _results(run_dir: RunDirectory) -> dict[int, dict[str, Any]]:
