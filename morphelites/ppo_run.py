@@ -1,8 +1,8 @@
 """``morphelites ppo``: train one policy on one or more bodies, or on a Gymnasium Box task.
 
 Wires the pieces (envs, ActorCritic, :func:`train_policy`, evaluation) to a run directory:
-``config.json``, ``training.log``, ``metrics.csv``, ``tensorboard/``, ``policy.pt``,
-``checkpoints/policy-*.pt`` and ``summary.json`` (final evaluation figures).
+``config.json``, ``training.log``, ``metrics.csv``, ``tensorboard/``, ``curves.png`` (learning
+curves), ``policy.pt``, ``checkpoints/policy-*.pt`` and ``summary.json`` (final evaluation figures).
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from morphelites.morphology import BodySpace, Morphology
 from morphelites.policy import ActorCritic, reach_policy_spec
 from morphelites.policy_numpy import PolicySpec
 from morphelites.rollout import EvalResult, evaluate, run_episodes
-from morphelites.runs import MetricsWriter, RunDirectory, atomic_write_bytes, open_training_log
+from morphelites.runs import MetricsWriter, RunDirectory, atomic_write_bytes, open_training_log, read_metric_rows
 from morphelites.runs.checkpoints import save_checkpoint
 from morphelites.train_ppo import train_policy
 
@@ -144,6 +144,7 @@ def run_ppo(request: PPORunRequest, should_stop: Callable[[], bool] | None = Non
     env_steps = result.env_steps if result else 0
     wall_s = result.wall_s if result else 0.0
     atomic_write_bytes(run.path / "policy.pt", _serialise(_policy_file(model, {"env_steps": env_steps})))
+    _write_curves(run, f"{run.path.name}: PPO on {target}, {env_steps} env steps")
     summary: dict[str, Any] = {"mode": "ppo", "status": status, "target": target, "env_steps": env_steps,
                                "updates": result.updates if result else 0, "wall_s": round(wall_s, 2), "seed": request.seed}  # fmt: skip
     actor = model.numpy_twin()
@@ -163,6 +164,15 @@ def run_ppo(request: PPORunRequest, should_stop: Callable[[], bool] | None = Non
     run.write_summary(summary)
     log.info("Run directory: %s", run.path)
     return summary
+
+
+def _write_curves(run: RunDirectory, title: str) -> None:
+    """curves.png: the learning curves from metrics.csv (none if no update finished)."""
+    from morphelites.viz import ppo_curves_png  # matplotlib is only needed here
+
+    rows = read_metric_rows(run.metrics)
+    if rows:
+        atomic_write_bytes(run.curves, ppo_curves_png(rows, title=title))
 
 
 def _body_summary(bodies: list[Morphology], results: list[EvalResult]) -> dict[str, Any]:

@@ -1,10 +1,11 @@
-"""Pictures: archive heatmaps (pyribs) as PNG bytes, rollout animations as GIF bytes; runs/ and
-the callers decide where they go."""
+"""Pictures: archive heatmaps (pyribs) and a run's progress curves as PNG bytes, rollout
+animations as GIF bytes; runs/ and the callers decide where they go."""
 
 from __future__ import annotations
 
 import io
-from typing import Sequence
+import math
+from typing import Mapping, Sequence
 
 import numpy as np
 
@@ -13,10 +14,8 @@ from matplotlib.figure import Figure
 
 from morphelites.ribs_without_torch import import_ribs
 
-import_ribs()
-from ribs.visualize import grid_archive_heatmap  # noqa: E402  (after import_ribs: no torch in this process)
-
-__all__ = ["heatmap_png", "animation_gif"]
+__all__ = ["heatmap_png", "progress_curves_png", "progress_curves_figure", "ppo_curves_png", "ppo_curves_figure",
+           "animation_gif"]  # fmt: skip
 
 
 def heatmap_png(archive: "object", title_prefix: str = "") -> bytes:
@@ -24,6 +23,9 @@ def heatmap_png(archive: "object", title_prefix: str = "") -> bytes:
 
     A 2-D archive is drawn as a grid (first measure on x); a 1-D archive as a strip.
     """
+    import_ribs()  # here, not at module level: drawing curves needs no pyribs
+    from ribs.visualize import grid_archive_heatmap
+
     specs = archive.specs  # type: ignore[attr-defined]
     fig = Figure(figsize=(7, 4.5))
     ax = fig.subplots()
@@ -38,6 +40,156 @@ def heatmap_png(archive: "object", title_prefix: str = "") -> bytes:
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=100)
     return buffer.getvalue()
+
+
+def progress_curves_png(metrics: Sequence[Mapping[str, object]], reevaluations: Sequence[Mapping[str, object]] = (),
+                        title: str = "") -> bytes:
+    """PNG (1170 x 648 px) of :func:`progress_curves_figure`."""
+    fig = progress_curves_figure(metrics, reevaluations, title)
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=90)
+    return buffer.getvalue()
+
+
+def progress_curves_figure(metrics: Sequence[Mapping[str, object]], reevaluations: Sequence[Mapping[str, object]] = (),
+                           title: str = "") -> Figure:
+    """An evolution run's progress, from its metrics.csv rows (one per evaluation): six panels.
+
+    Panels: QD-score against env steps and against wall time, best and mean elite fitness and
+    coverage against evaluations, the collection rate, and in shared mode (rows with
+    ``policy_version``) the policy lag and the learner's utilisation. Re-evaluation rounds
+    (reevaluations.csv rows) are drawn as markers: the same elites scored by the policy of then.
+
+    Args:
+        metrics: rows with at least ``evaluations``, ``env_steps``, ``wall_s`` (s), ``qd_score``,
+            ``coverage`` (0..1), ``best_fitness``, ``mean_elite_fitness``, as numbers or as the
+            strings csv.DictReader gives; a point with a missing or empty value is left out.
+        reevaluations: rows with ``evaluations``, ``env_steps``, ``wall_s``,
+            ``qd_score_reevaluated`` and ``mean_elite_fitness_reevaluated``.
+        title: the figure's title (e.g. the run directory and its mode).
+    """
+    if not metrics:
+        raise ValueError("progress_curves_figure needs at least one metrics row (metrics.csv has none yet)")
+    column = lambda rows, key: np.array([_number(row.get(key)) for row in rows], dtype=float)  # noqa: E731
+    evaluations, env_steps, wall_s = (column(metrics, k) for k in ("evaluations", "env_steps", "wall_s"))
+    longest = np.nanmax(wall_s, initial=0.0)
+    wall_unit, per_unit = ("h", 3600.0) if longest > 3 * 3600 else ("min", 60.0) if longest > 180 else ("s", 1.0)
+    wall = wall_s / per_unit
+    again = {k: column(reevaluations, k) for k in ("evaluations", "env_steps", "wall_s", "qd_score_reevaluated",
+                                                     "mean_elite_fitness_reevaluated")}  # fmt: skip
+    again_wall = again["wall_s"] / per_unit
+    shared = any(np.isfinite(column(metrics, "policy_version")))
+
+    fig = Figure(figsize=(13, 7.2))
+    axes = fig.subplots(2, 3).ravel()
+    qd = column(metrics, "qd_score")
+    for ax, x, x_again, xlabel in ((axes[0], env_steps, again["env_steps"], "env steps"),
+                                   (axes[1], wall, again_wall, f"wall time ({wall_unit})")):  # fmt: skip
+        _plot(ax, x, qd, label="as found")
+        if reevaluations:
+            _plot(ax, x_again, again["qd_score_reevaluated"], "o", label="re-evaluated")
+            ax.legend(fontsize=8)
+        ax.set(xlabel=xlabel, ylabel="QD-score", title=f"QD-score against {xlabel.split(' (')[0]}")
+    _plot(axes[2], evaluations, column(metrics, "best_fitness"), label="best")
+    _plot(axes[2], evaluations, column(metrics, "mean_elite_fitness"), label="mean elite")
+    if reevaluations:
+        _plot(axes[2], again["evaluations"], again["mean_elite_fitness_reevaluated"], "o", label="mean elite, re-evaluated")
+    axes[2].set(xlabel="evaluations", ylabel="fitness", title="Fitness", ylim=(0.0, 1.02))
+    axes[2].legend(fontsize=8)
+    _plot(axes[3], evaluations, 100 * column(metrics, "coverage"))
+    elites = _last(column(metrics, "elites"))
+    axes[3].set(xlabel="evaluations", ylabel="coverage (%)", ylim=(0.0, None), title=f"Coverage ({elites:.0f} elites)")
+    _plot(axes[4], wall, column(metrics, "env_steps_per_s"))
+    axes[4].set(xlabel=f"wall time ({wall_unit})", ylabel="env steps/s", title="Env steps per second, since the start")
+    if shared:
+        _plot(axes[5], evaluations, column(metrics, "mean_policy_lag"), label="mean lag")
+        _plot(axes[5], evaluations, column(metrics, "max_policy_lag"), label="max lag")
+        axes[5].set(xlabel="evaluations", ylabel="policy versions", title="Policy lag and learner utilisation")
+        busy = axes[5].twinx()
+        _plot(busy, evaluations, 100 * column(metrics, "learner_utilisation"), color="tab:green", label="learner busy")
+        busy.set(ylabel="learner busy (%)", ylim=(0, 105))
+        handles = axes[5].get_legend_handles_labels()
+        more = busy.get_legend_handles_labels()
+        axes[5].legend(handles[0] + more[0], handles[1] + more[1], fontsize=8)
+    else:
+        axes[5].set_axis_off()
+    for ax in axes[: 6 if shared else 5]:
+        ax.grid(alpha=0.3)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def ppo_curves_png(metrics: Sequence[Mapping[str, object]], title: str = "") -> bytes:
+    """PNG (1170 x 324 px) of :func:`ppo_curves_figure`."""
+    fig = ppo_curves_figure(metrics, title)
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=90)
+    return buffer.getvalue()
+
+
+def ppo_curves_figure(metrics: Sequence[Mapping[str, object]], title: str = "") -> Figure:
+    """A ``morphelites ppo`` run's learning curves, from its metrics.csv rows (one per update),
+    all against env steps: episode return (and success rate, on our bodies), the losses, and
+    the update's approximate KL and clip fraction.
+
+    Args:
+        metrics: rows with ``env_steps``, ``episode_return``, ``policy_loss``, ``value_loss``,
+            ``approx_kl``, ``clip_fraction`` and optionally ``success_rate``, as numbers or
+            strings; a point with a missing or empty value (no episode ended in that update) is
+            left out.
+        title: the figure's title.
+    """
+    if not metrics:
+        raise ValueError("ppo_curves_figure needs at least one metrics row (metrics.csv has none yet)")
+    column = lambda key: np.array([_number(row.get(key)) for row in metrics], dtype=float)  # noqa: E731
+    steps = column("env_steps")
+    fig = Figure(figsize=(13, 3.6))
+    axes = fig.subplots(1, 3)
+    _plot(axes[0], steps, column("episode_return"), label="episode return")
+    axes[0].set(xlabel="env steps", ylabel="mean episode return", title="Return")
+    success = column("success_rate")
+    if np.isfinite(success).any():
+        rate = axes[0].twinx()
+        _plot(rate, steps, success, color="tab:orange", label="success rate")
+        rate.set(ylabel="success rate", ylim=(0.0, 1.02))
+        lines = [ax.get_legend_handles_labels() for ax in (axes[0], rate)]
+        axes[0].legend(lines[0][0] + lines[1][0], lines[0][1] + lines[1][1], fontsize=8)
+    for key in ("policy_loss", "value_loss"):
+        _plot(axes[1], steps, column(key), label=key.replace("_", " "))
+    axes[1].set(xlabel="env steps", ylabel="loss", title="Losses (mean over the update)")
+    axes[1].legend(fontsize=8)
+    for key in ("approx_kl", "clip_fraction"):
+        _plot(axes[2], steps, column(key), label=key.replace("_", " "))
+    axes[2].set(xlabel="env steps", title="Update size")
+    axes[2].legend(fontsize=8)
+    for ax in axes:
+        ax.grid(alpha=0.3)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def _plot(ax: "object", x: np.ndarray, y: np.ndarray, *style: str, **kwargs: object) -> None:
+    """``ax.plot`` of the points where both x and y are finite: a row without a value (no episode
+    ended in that update, a cell a crash left empty) is passed over, not drawn as zero."""
+    keep = np.isfinite(x) & np.isfinite(y)
+    ax.plot(x[keep], y[keep], *style, **kwargs)  # type: ignore[attr-defined]
+
+
+def _number(value: object) -> float:
+    """A metrics cell as a float: NaN for None, empty or unparsable cells."""
+    try:
+        return float(value) if value not in (None, "") else math.nan  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return math.nan
+
+
+def _last(values: np.ndarray) -> float:
+    finite = values[np.isfinite(values)]
+    return float(finite[-1]) if finite.size else 0.0
 
 
 def _label(name: str) -> str:

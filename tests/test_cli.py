@@ -14,6 +14,7 @@ def test_ppo_on_a_body_writes_a_complete_run_directory(run_cli, tmp_path):
     assert result.returncode == 0, result.stderr
     for name in ("config.json", "training.log", "metrics.csv", "summary.json", "policy.pt"):
         assert (out / name).is_file(), name
+    assert (out / "curves.png").read_bytes()[:4] == b"\x89PNG", "the learning curves"
     summary = json.loads((out / "summary.json").read_text())
     assert summary["env_steps"] == 2048 and summary["status"] == "completed"
     assert len(summary["per_body"]) == 2 and 0 <= summary["eval_fitness"] <= 1
@@ -31,6 +32,7 @@ def test_ppo_on_a_gymnasium_task(run_cli, tmp_path):
     assert result.returncode == 0, result.stderr
     summary = json.loads((out / "summary.json").read_text())
     assert summary["target"] == "InvertedPendulum-v5" and summary["eval_mean_return"] > 0
+    assert (out / "curves.png").read_bytes()[:4] == b"\x89PNG"
 
 
 @pytest.mark.parametrize(

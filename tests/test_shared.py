@@ -380,7 +380,7 @@ def test_pyribs_is_imported_without_torch_and_still_works():
     code = (
         "import sys\n"
         "from morphelites.evolution.archive import BodyArchive\n"
-        "import morphelites.viz, morphelites.evolution.variation, ribs\n"
+        "import morphelites.viz, morphelites.evolution.variation, ribs, ribs.visualize\n"  # as heatmap_png does
         "assert 'torch' not in sys.modules and not ribs.typing.IS_TORCH_AVAILABLE\n"
         "import torch\n"  # the block is lifted: a later import works as usual
         "assert torch.ones(2).sum().item() == 2.0\n"
@@ -576,6 +576,8 @@ def test_periodic_reevaluation_rounds_use_the_current_policy_and_count_their_ste
     assert summary["reevaluation_env_steps"] == round_steps
     assert summary["env_steps"] == spent + round_steps
     assert int(rows[-1]["env_steps"]) == summary["env_steps"]
+    curves_before = (out / "curves.png").read_bytes()
+    assert curves_before[:4] == b"\x89PNG"
 
     learner_checkpoints = sorted((out / "checkpoints").glob("learner-*.pkl"))
     assert len(learner_checkpoints) >= 3
@@ -588,6 +590,7 @@ def test_periodic_reevaluation_rounds_use_the_current_policy_and_count_their_ste
     assert f"Learner restored from {learner_checkpoints[-3].name}" in log
     rows = list(csv.DictReader((out / "reevaluations.csv").open()))
     assert [(int(r["evaluations"]), int(r["final"])) for r in rows][-1] == (6, 1)
+    assert (out / "curves.png").read_bytes() not in (b"", curves_before), "curves.png redrawn at the resumed run's end"
     metrics = list(csv.DictReader((out / "metrics.csv").open()))
     for column in ("env_steps", "policy_updates", "samples_consumed"):
         values = [float(r[column]) for r in metrics]

@@ -37,9 +37,11 @@ def test_two_worker_run_writes_every_file_and_a_non_empty_archive(tmp_path, tiny
     proc = _train("--workers", "2", "--evaluations", "5", "--steps-per-individual", "128", "--config", str(tiny_config), "--output", str(out))
     _, err = proc.communicate(timeout=240)
     assert proc.returncode == 0, err
-    for name in ("config.json", "training.log", "results.jsonl", "archive.csv", "heatmap.png", "metrics.csv", "summary.json"):
+    for name in ("config.json", "training.log", "results.jsonl", "archive.csv", "heatmap.png", "curves.png", "metrics.csv",
+                 "summary.json"):  # fmt: skip
         assert (out / name).is_file() and (out / name).stat().st_size > 0, name
-    assert (out / "heatmap.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    for name in ("heatmap.png", "curves.png"):
+        assert (out / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", name
     assert list((out / "checkpoints").glob("evolution-*.pkl"))
     summary = json.loads((out / "summary.json").read_text())
     assert summary["mode"] == "independent" and summary["evaluations"] == 5 and summary["status"] == "completed"

@@ -35,7 +35,7 @@ from morphelites.runs.memory import ProcessTreeMemory
 from morphelites.runs.progress import Progress
 from morphelites.runs.recorder import EVOLUTION_METRICS, SHARED_METRICS, EvolutionRecorder
 from morphelites.runs.run_dir import RunDirectory
-from morphelites.viz import heatmap_png
+from morphelites.viz import heatmap_png, progress_curves_png
 
 __all__ = ["MAPElitesEvolutionTrainer", "EXIT_CODES"]
 
@@ -58,6 +58,9 @@ class RunWriteFailed(Exception):
         super().__init__(str(error))
         self.error = error
 _SUMMARY_EVERY_S = 5.0
+#: curves.png is redrawn with the heatmap, but at most this often (each drawing takes ~0.5 s of the
+#: main process), and always at the end of a run.
+_CURVES_EVERY_S = 30.0
 
 
 class MAPElitesEvolutionTrainer:
@@ -187,6 +190,7 @@ class MAPElitesEvolutionTrainer:
         self.progress = Progress(evo.evaluations, quiet=self.quiet)
         self._start = time.monotonic()
         self._last_summary = 0.0
+        self._last_curves = -math.inf
         previous = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
         signal.signal(signal.SIGINT, self._on_signal)
         signal.signal(signal.SIGTERM, self._on_signal)
@@ -222,7 +226,7 @@ class MAPElitesEvolutionTrainer:
         try:
             summary = self._summary(status)
             try:
-                self._write_archive_files()
+                self._write_archive_files(final=True)
                 self.recorder.summary(summary)
             except OSError as error:
                 log.error("Could not write the final archive files or summary.json (%s); results.jsonl and the "
@@ -527,15 +531,26 @@ class MAPElitesEvolutionTrainer:
         again = self._finish_round(round_, final=True)
         self.reevaluation = {"archive": again, **{f"{k}_reevaluated": v for k, v in again.stats().items()}}
 
-    def _write_archive_files(self) -> None:
+    def _write_archive_files(self, final: bool = False) -> None:
         names = [s.name for s in self.specs]
         self.recorder.archive(self.archive.elites(), names)
         if len(self.archive):
             self.recorder.heatmap(heatmap_png(self.archive))
+        if final or time.monotonic() - self._last_curves >= _CURVES_EVERY_S:
+            self._write_curves()
         if self.reevaluation:
             again = self.reevaluation["archive"]
             self.recorder.archive(again.elites(), names, suffix="_reevaluated")
             self.recorder.heatmap(heatmap_png(again, title_prefix="re-evaluated with the final policy: "), suffix="_reevaluated")
+
+    def _write_curves(self) -> None:
+        """Redraw curves.png from metrics.csv and reevaluations.csv (after --resume: the whole run)."""
+        self._last_curves = time.monotonic()
+        metrics, reevaluations = self.recorder.metric_rows()
+        if metrics:
+            evo = self.settings.evolution
+            title = f"{self.run_dir.path.name}: {self.mode} mode, {self.completed} of {evo.evaluations} evaluations"
+            self.recorder.curves(progress_curves_png(metrics, reevaluations, title=title))
 
     def _summary(self, status: str) -> dict[str, Any]:
         stats = self.archive.stats()

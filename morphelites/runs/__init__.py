@@ -1,7 +1,7 @@
 """Run directories: the only place that builds paths and writes files."""
 
 from morphelites.runs.files import append_line, atomic_write_bytes, atomic_write_json, atomic_write_text
-from morphelites.runs.metrics import MetricsWriter
+from morphelites.runs.metrics import MetricsWriter, read_metric_rows
 from morphelites.runs.run_dir import RunDirectory, RunDirectoryError
 from morphelites.runs.training_log import open_training_log
 
@@ -14,4 +14,5 @@ __all__ = [
     "atomic_write_json",
     "atomic_write_text",
     "append_line",
+    "read_metric_rows",
 ]

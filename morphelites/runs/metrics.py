@@ -11,7 +11,7 @@ from typing import Any, Sequence
 
 from morphelites.runs.files import append_line, truncate_file
 
-__all__ = ["MetricsWriter"]
+__all__ = ["MetricsWriter", "read_metric_rows"]
 
 
 class MetricsWriter:
@@ -66,6 +66,14 @@ class MetricsWriter:
         if self._tb is not None:
             self._tb.close()
             self._tb = None
+
+
+def read_metric_rows(path: Path) -> list[dict[str, str]]:
+    """The rows of a metrics CSV as written, cells as strings; [] if the file does not exist."""
+    if not Path(path).exists():
+        return []
+    with open(path, newline="") as handle:
+        return list(csv.DictReader(handle))
 
 
 def _cut_torn_last_row(path: Path) -> None:

@@ -2,7 +2,7 @@
 
 Files (names are the user contract): ``config.json``, ``training.log``, ``results.jsonl`` (one
 line per evaluated individual, appended and fsynced), ``archive.csv``, ``heatmap.png``,
-``metrics.csv`` (+ ``tensorboard/``), ``summary.json``, ``checkpoints/evolution-*.pkl``; in shared
+``curves.png``, ``metrics.csv`` (+ ``tensorboard/``), ``summary.json``, ``checkpoints/evolution-*.pkl``; in shared
 mode also ``reevaluations.csv`` (+ ``tensorboard/reevaluations/``) and ``*_reevaluated`` archive files.
 """
 
@@ -18,7 +18,7 @@ from typing import Any, Sequence
 
 from morphelites.runs.checkpoints import CheckpointCheck, CheckpointError, newest_usable, save_checkpoint
 from morphelites.runs.files import append_line, atomic_write_bytes, atomic_write_text, to_jsonable, truncate_file
-from morphelites.runs.metrics import MetricsWriter
+from morphelites.runs.metrics import MetricsWriter, read_metric_rows
 from morphelites.runs.run_dir import RunDirectory
 from morphelites.runs.training_log import open_training_log
 
@@ -127,6 +127,15 @@ class EvolutionRecorder:
             writer.writerow([row.get(c, "") for c in columns])
         path = self.run.archive_csv
         atomic_write_text(path.with_name(f"{path.stem}{suffix}{path.suffix}"), buffer.getvalue())
+
+    def metric_rows(self) -> tuple[list[dict[str, str]], list[dict[str, str]]]:
+        """The rows of metrics.csv and of reevaluations.csv as written, cells as strings (a list is
+        empty where its file does not exist); with --resume, they span the whole run."""
+        return read_metric_rows(self.run.metrics), read_metric_rows(self.run.reevaluations)
+
+    def curves(self, png: bytes) -> None:
+        """Rewrite curves.png (the run's progress)."""
+        atomic_write_bytes(self.run.curves, png)
 
     def heatmap(self, png: bytes, suffix: str = "") -> None:
         path = self.run.heatmap

@@ -35,6 +35,7 @@ class RunDirectory:
     results = property(lambda self: self.path / "results.jsonl")
     archive_csv = property(lambda self: self.path / "archive.csv")
     heatmap = property(lambda self: self.path / "heatmap.png")
+    curves = property(lambda self: self.path / "curves.png")
     metrics = property(lambda self: self.path / "metrics.csv")
     reevaluations = property(lambda self: self.path / "reevaluations.csv")
     summary = property(lambda self: self.path / "summary.json")
