@@ -248,6 +248,64 @@ def test_sync_update_waits_for_every_busy_workers_quota_of_segments(tmp_path):
         weights.close()
 
 
+def test_a_sync_update_decided_while_a_worker_joins_is_withdrawn_until_it_delivers(tmp_path):
+    # The learner marks the version closing, then counts the busy workers again: one more than
+    # at the decision means a worker joined that it has not waited for.
+    learner, weights, buffer, handles, _ = _learner(tmp_path, sync=True, max_lag=0, workers=2)
+    try:
+        _write_segment(buffer.name, handles.layout, 0, version=1, fill=0.1)
+        learner.drain()
+        counts = iter([1, 2])
+        assert not learner.decide_update(lambda: next(counts)), "worker 1 joined between the two counts"
+        assert weights.closing == 0, "the mark is withdrawn: worker 1 may act with version 1"
+        assert learner.decide_update(lambda: 1) and weights.closing == 1, "nobody joined: decided, version 1 marked"
+        learner.update()
+        assert weights.version == 2 and weights.closing == 1, "the stale mark names a retired version"
+    finally:
+        learner.close()
+        buffer.close()
+        weights.close()
+
+
+@pytest.mark.timeout(120)
+def test_a_worker_joining_as_a_sync_update_is_decided_acts_with_the_next_version_and_loses_nothing(tmp_path):
+    # The race sync mode had: the learner decides an update on worker 0's segments alone, and
+    # worker 1 is handed a body in that moment. Worker 1 sees version 1 marked closing and waits
+    # for version 2 instead of writing a segment of version 1, which would be dropped.
+    import threading
+
+    from morphelites.parallel.shared_worker import MultiProcessPPOWorker
+
+    learner, weights, buffer, handles, _ = _learner(tmp_path, sync=True, max_lag=0, workers=2)
+    worker = MultiProcessPPOWorker(1, handles)
+    one_segment = Settings.from_dict({**TINY, "evolution": {**TINY["evolution"], "training_steps_per_individual": 100}})
+    results: list = []
+    try:
+        _write_segment(buffer.name, handles.layout, 0, version=1, fill=0.1)
+        learner.drain()
+        assert learner.decide_update(lambda: 1), "worker 1 was not busy when counted"
+        thread = threading.Thread(target=lambda: results.append(worker.train(Individual(7, (0.5,) * 7, Morphology(3, [0.2] * 3)), one_segment)))
+        thread.start()
+        time.sleep(0.5)
+        assert buffer.ready_slots() == [] and thread.is_alive(), "worker 1 waits rather than act with version 1"
+        learner.update()
+        deadline = time.monotonic() + 60
+        while not buffer.ready_slots() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert [(s.worker, s.version) for s in buffer.ready_slots()] == [(1, 2)]
+        learner.drain()
+        assert learner.decide_update(lambda: 1)
+        learner.update()  # worker 1 waits for it after its quota, then evaluates
+        thread.join(timeout=60)
+        assert results and results[0].training_env_steps == 100
+        assert buffer.occupancy()["segments_dropped_lag"] == 0 and learner.stats()["max_policy_lag"] == 0
+    finally:
+        worker.weights.close(), worker.buffer.close()
+        learner.close()
+        buffer.close()
+        weights.close()
+
+
 @pytest.mark.timeout(120)
 def test_a_sync_worker_writes_its_quota_with_one_version_then_waits_for_the_next(tmp_path):
     # The worker runs the learner after each segment (as the serial backend does). With a quota of
@@ -279,25 +337,37 @@ def test_a_sync_worker_writes_its_quota_with_one_version_then_waits_for_the_next
         weights.close()
 
 
-def test_a_worker_counts_as_busy_until_the_poll_after_its_result_so_sync_updates_wait_for_its_next_body(tmp_path):
-    # Between the poll that returns a worker's result and the task the trainer gives it next, a
-    # sync learner must not update on the other workers' segments alone: the next body's first
-    # segment would be a version old, and dropped.
+def test_sync_updates_wait_for_training_workers_only_and_count_one_until_the_poll_after_its_result(tmp_path):
+    # A worker evaluating elites writes no segments: a sync update must not wait for it (training
+    # workers would stall for the whole re-evaluation round). A training worker is counted from
+    # before its task is sent until the poll after its result: between the two the trainer gives
+    # it its next body, and the learner waits for that body's segments.
     from morphelites.parallel.supervisor import SharedPPOSystem
 
-    settings = Settings.from_dict({**TINY, "training": {**TINY["training"], "sync": True}}).validate()
+    settings = Settings.from_dict({**TINY, "training": {**TINY["training"], "sync": True},
+                                   "evolution": {**TINY["evolution"], "training_steps_per_individual": 200}}).validate()  # fmt: skip
     system = SharedPPOSystem(settings, 2, tmp_path, resume=False, sync=True, max_policy_lag=0)
+    body = Morphology(3, [0.2] * 3)
     try:
         system.start()
-        system.submit(0, Individual(0, (0.5,) * 7, Morphology(3, [0.2] * 3)), kind="evaluate")
+        system.submit(0, Individual(0, (0.5,) * 7, body), kind="evaluate")
+        assert system.busy_workers == 0, "evaluating: no segments will come from it"
+        system.submit(1, Individual(1, (0.5,) * 7, body), kind="train")
         assert system.busy_workers == 1
+        deadline, kinds = time.monotonic() + 120, []
+        while len(kinds) < 2 and time.monotonic() < deadline:
+            kinds += [(e.worker, e.kind) for e in system.poll(0.25)]
+        assert sorted(kinds) == [(0, "done"), (1, "done")], kinds
+        system.poll(0.0)
+        assert system.busy_workers == 0, "no next task came: the learner no longer waits for it"
+        system.submit(1, Individual(2, (0.5,) * 7, body), kind="train")
         deadline, events = time.monotonic() + 120, []
         while not events and time.monotonic() < deadline:
             events = system.poll(0.25)
-        assert [e.kind for e in events] == ["done"], events
-        assert system.busy_workers == 1, "still counted: the trainer may be about to give it its next body"
+        assert [e.kind for e in events] == ["done"] and system.busy_workers == 1, "still counted until the next poll"
         system.poll(0.0)
-        assert system.busy_workers == 0, "no next task came: the learner no longer waits for it"
+        assert system.busy_workers == 0
+        assert system.buffer.occupancy()["segments_dropped_lag"] == 0
     finally:
         system.close(graceful=False)
 

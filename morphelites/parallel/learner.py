@@ -17,6 +17,14 @@ evaluations averaged 0.36 fitness with current-critic GAE, 0.30 with V-trace
 the behaviour critic's values; the final policy scored the elites 0.36, 0.34 and 0.28. V-trace is
 kept as an option; it is the one to try again if lags grow.
 
+Sync mode's handshake: the learner decides an update from the number of busy workers, and a
+worker given a body just then may not have been counted; its first segment would be a version
+old, and dropped. So the learner first marks the version as closing, then counts the busy workers
+again (:meth:`SharedPPOTrainer.decide_update`), and a worker never starts a segment with a
+version marked closing (it waits for the next). One of the two sees the other: either the
+second count includes the worker (the learner waits for its segments), or the worker sees the
+mark. No lock is shared, so a process killed at any moment cannot wedge the others.
+
 Reward scaling lives here, not in the workers, so that every worker's experience is scaled
 alike: a running std of the discounted return, tracked per (worker, env) stream.
 """
@@ -29,7 +37,7 @@ from collections import Counter
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
@@ -68,6 +76,9 @@ class LearnerOptions:
     #: never step back; the restored policy is still the checkpoint's.
     counters_floor: dict[str, int] | None = None
 
+
+#: Sync mode: the sleep between marking a version closing and counting the busy workers again.
+_BARRIER_SLEEP_S = 0.0005
 
 #: The learner's work counters (the names ``counters_floor`` takes) and their metrics.csv columns.
 COUNTER_COLUMNS = {"updates": "policy_updates", "samples_consumed": "samples_consumed", "skipped_updates": "skipped_updates"}
@@ -165,6 +176,26 @@ class SharedPPOTrainer:
             quota = self.options.handles.segments_per_version
             return sum(count >= quota for count in per_worker.values()) >= max(active_workers, 1)
         return self.pending_transitions >= self.options.settings.training.min_batch_size
+
+    def decide_update(self, busy_workers: Callable[[], int]) -> bool:
+        """Whether to update now: :meth:`ready_to_update` with ``busy_workers()``; in sync mode
+        also the handshake with workers about to start (module docstring).
+
+        Sync mode: mark the version closing, then count again; a worker that became busy in the
+        meantime withdraws the decision (and the mark) until it has delivered its segments. The
+        sleep between the mark and the count is a full memory barrier (Linux's nanosleep sets the
+        task state with one), so no worker can miss the mark while the count misses the worker.
+        """
+        if not self.ready_to_update(busy_workers()):
+            return False
+        if not self.options.handles.sync:
+            return True
+        self.weights.set_closing(self.version)
+        time.sleep(_BARRIER_SLEEP_S)
+        if self.ready_to_update(busy_workers()):
+            return True
+        self.weights.set_closing(0)
+        return False
 
     def update(self) -> dict[str, float]:
         """One PPO update on the pending segments; publishes version+1. Returns diagnostics."""
@@ -396,7 +427,7 @@ def learner_main(options: LearnerOptions, stats_conn: Connection, stop: Any, act
         while not stop.is_set():
             heartbeat.beat()
             learner.drain()
-            if learner.ready_to_update(active.value):
+            if learner.decide_update(lambda: active.value):
                 record = learner.update()
                 if "skipped" in record:
                     stats_conn.send({"event": "skipped_update", "reason": record["skipped"], "update": learner.updates,

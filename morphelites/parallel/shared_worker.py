@@ -8,8 +8,8 @@ serves all K), cuts the experience into segments of T steps — T*K = ``update_i
 steps, one policy version per segment — and writes each into its ring of the
 SharedExperienceBuffer, refreshing its weights between segments when the version moved. In sync
 mode it writes ``segments_per_version`` segments with one version and then waits for the next, so
-that the learner's batch (that many segments from every busy worker) reaches ``min_batch_size``.
-After ``training_steps_per_individual`` env steps it evaluates the current policy on the body. An
+that the learner's batch (that many segments from every busy worker) reaches ``min_batch_size``;
+it never starts a segment with a version the learner has marked closing (learner.py). After ``training_steps_per_individual`` env steps it evaluates the current policy on the body. An
 ``evaluate`` task only evaluates (used to re-evaluate elites with the final policy).
 """
 
@@ -121,7 +121,7 @@ class MultiProcessPPOWorker:
         budget = settings.evolution.training_steps_per_individual
         steps, start = 0, time.perf_counter()
         while steps < budget:
-            version = self.refresh()
+            version = self._open_version() if self.handles.sync else self.refresh()
             segment = collector.collect(self.policy, layout.steps, rng)
             waited = time.perf_counter()
             slot = self.buffer.acquire(self.index, BACKPRESSURE_WARN_S, on_wait=self._warn_full, max_ready=self.handles.max_ready)
@@ -160,6 +160,18 @@ class MultiProcessPPOWorker:
             self.quota_version, self.quota_written = version, 0
         self.quota_written += 1
         return self.quota_written >= self.handles.segments_per_version
+
+    def _open_version(self) -> int:
+        """Sync mode: the version to write the next segment with, never one the learner has marked
+        closing (an update it may have decided without counting this worker; see learner.py):
+        wait for the next version, or for the mark to be withdrawn."""
+        while True:
+            version = self.refresh()
+            if self.weights.closing != version:
+                return version
+            while self.weights.version == version and self.weights.closing == version:
+                beat()
+                time.sleep(0.001)
 
     def _wait_for_new_version(self, version: int) -> None:
         """Sync mode: produce nothing more until the learner has trained on what we gave it."""

@@ -135,7 +135,8 @@ class SharedPPOSystem:
         self.weights, self.buffer, self.handles = create_shared_state(settings, workers, sync, max_policy_lag)
         self._ctx = mp.get_context("spawn")
         self._stop = self._ctx.Event()
-        self._active = self._ctx.Value("i", 0, lock=False)
+        self._active = self._ctx.Value("i", 0, lock=False)  # busy_workers
+        self._kinds: dict[int, str] = {}  # worker -> kind of its last task ("train" or "evaluate")
         self._learner_beat = Heartbeats(1, self._ctx)
         self.learner: Any = None
         self._stats_recv: Any = None
@@ -181,19 +182,22 @@ class SharedPPOSystem:
     @property
     def busy_workers(self) -> int:
         """Workers the learner counts as busy (a sync update waits for each one's segments): those
-        with a task, and, until the next :meth:`poll`, those whose result the last poll returned."""
+        with a ``train`` task, and, until the next :meth:`poll`, those whose result the last poll
+        returned. A worker evaluating elites writes no segments, so nothing waits for it."""
         return int(self._active.value)
 
     def submit(self, worker: int, individual: Individual, kind: str = "train") -> None:
+        self._kinds[worker] = kind
+        if kind == "train":  # counted before the task is sent: sync mode's handshake (learner.py) relies on it
+            training = 1 + sum(self._kinds.get(w) == "train" for w in self.pool.in_flight if w != worker)
+            self._active.value = max(self._active.value, training)
         self.pool.submit(worker, individual.id, (worker, kind, individual, self.settings, self.handles))
-        self._active.value = max(self._active.value, len(self.pool.in_flight))
 
     def poll(self, timeout: float) -> list[PoolEvent]:
-        # The busy count (which a sync-mode update waits for) drops only here, before waiting: by
-        # then the caller has handed out its next tasks. Dropped when a result arrives instead, a
-        # sync learner could update on the other workers' segments in the moment before this
-        # worker gets its next body, whose first segment would then be a version old and dropped.
-        self._active.value = len(self.pool.in_flight)
+        # The busy count drops only here, before waiting: by then the caller has handed out its
+        # next tasks, so a worker between two bodies is not left out of a sync update meanwhile
+        # (the handshake would make it wait for the next version, not lose data, but it need not wait).
+        self._active.value = sum(self._kinds.get(w) == "train" for w in self.pool.in_flight)
         events = self.pool.poll(timeout)
         self._read_learner_stats()
         self._watch_learner()
@@ -312,7 +316,7 @@ class SerialSharedBackend:
 
     def _learn(self) -> None:
         self.learner.drain()
-        while self.learner.ready_to_update(active_workers=1):
+        while self.learner.decide_update(lambda: 1):
             record = self.learner.update()
             if "skipped" in record:
                 self.learner_events.append({"event": "skipped_update", "reason": record["skipped"],

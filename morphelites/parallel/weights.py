@@ -1,7 +1,8 @@
 """Policy weights broadcast through shared memory with a version counter (a seqlock).
 
-One writer (the learner) and any number of readers (workers). The block holds a header of two
-int64 — ``sequence`` and ``version`` — then the flat float32 weight vector. The writer makes the
+One writer (the learner) and any number of readers (workers). The block holds a header of three
+int64 — ``sequence``, ``version`` and ``closing`` (sync mode's handshake, see :attr:`closing`) —
+then the flat float32 weight vector. The writer makes the
 sequence odd, copies the weights, writes the version, and makes the sequence even again; a reader
 copies the weights between two reads of an even, unchanged sequence, so it never keeps a torn
 mixture of two versions. Nothing is pickled, and readers copy only when the version moved.
@@ -18,7 +19,7 @@ from morphelites.parallel.shm import release_shared_memory
 
 __all__ = ["SharedWeights"]
 
-_HEADER = 2  # int64 words: sequence, version
+_HEADER = 3  # int64 words: sequence, version, closing
 
 
 class SharedWeights:
@@ -55,6 +56,17 @@ class SharedWeights:
     def version(self) -> int:
         """Version of the weights now published (0: none yet)."""
         return int(self._header[1])
+
+    @property
+    def closing(self) -> int:
+        """Sync mode: the version the learner has begun to retire (an update on its segments is
+        decided), or 0. A worker that is about to act with that version must wait for the next
+        one: the update may have been decided without counting it (see ``SharedPPOTrainer.close``)."""
+        return int(self._header[2])
+
+    def set_closing(self, version: int) -> None:
+        """Mark ``version`` as being retired (0: none; writer side)."""
+        self._header[2] = version
 
     def publish(self, flat: np.ndarray, version: int) -> None:
         """Write ``flat`` as ``version`` (writer side; a single writer only)."""
