@@ -9,7 +9,8 @@ steps, one policy version per segment — and writes each into its ring of the
 SharedExperienceBuffer, refreshing its weights between segments when the version moved. In sync
 mode it writes ``segments_per_version`` segments with one version and then waits for the next, so
 that the learner's batch (that many segments from every busy worker) reaches ``min_batch_size``;
-it never starts a segment with a version the learner has marked closing (learner.py). After ``training_steps_per_individual`` env steps it evaluates the current policy on the body. An
+it never starts a segment with a version the learner has marked closing (learner.py). After
+``training_steps_per_individual`` env steps it evaluates the current policy on the body. An
 ``evaluate`` task only evaluates (used to re-evaluate elites with the final policy).
 """
 

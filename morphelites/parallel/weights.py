@@ -1,8 +1,8 @@
 """Policy weights broadcast through shared memory with a version counter (a seqlock).
 
 One writer (the learner) and any number of readers (workers). The block holds a header of three
-int64 — ``sequence``, ``version`` and ``closing`` (sync mode's handshake, see :attr:`closing`) —
-then the flat float32 weight vector. The writer makes the
+int64 — ``sequence``, ``version`` and ``closing`` (sync mode's handshake, see
+:attr:`SharedWeights.closing`) — then the flat float32 weight vector. The writer makes the
 sequence odd, copies the weights, writes the version, and makes the sequence even again; a reader
 copies the weights between two reads of an even, unchanged sequence, so it never keeps a torn
 mixture of two versions. Nothing is pickled, and readers copy only when the version moved.
@@ -61,7 +61,7 @@ class SharedWeights:
     def closing(self) -> int:
         """Sync mode: the version the learner has begun to retire (an update on its segments is
         decided), or 0. A worker that is about to act with that version must wait for the next
-        one: the update may have been decided without counting it (see ``SharedPPOTrainer.close``)."""
+        one: the update may have been decided without counting it (``SharedPPOTrainer.decide_update``)."""
         return int(self._header[2])
 
     def set_closing(self, version: int) -> None:
