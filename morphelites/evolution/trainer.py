@@ -190,7 +190,7 @@ class MAPElitesEvolutionTrainer:
         self.progress = Progress(evo.evaluations, quiet=self.quiet)
         self._start = time.monotonic()
         self._last_summary = 0.0
-        self._last_curves = -math.inf
+        self._last_curves = time.monotonic()  # first drawn after _CURVES_EVERY_S, or at the end
         previous = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
         signal.signal(signal.SIGINT, self._on_signal)
         signal.signal(signal.SIGTERM, self._on_signal)
