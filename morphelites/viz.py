@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import io
 import math
-from typing import Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 
 # The object-oriented Figure (no pyplot) renders to files without touching the user's backend.
+from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
 from morphelites.ribs_without_torch import import_ribs
@@ -172,11 +173,11 @@ def ppo_curves_figure(metrics: Sequence[Mapping[str, object]], title: str = "") 
     return fig
 
 
-def _plot(ax: "object", x: np.ndarray, y: np.ndarray, *style: str, **kwargs: object) -> None:
+def _plot(ax: Axes, x: np.ndarray, y: np.ndarray, *style: str, **kwargs: Any) -> None:
     """``ax.plot`` of the points where both x and y are finite: a row without a value (no episode
     ended in that update, a cell a crash left empty) is passed over, not drawn as zero."""
     keep = np.isfinite(x) & np.isfinite(y)
-    ax.plot(x[keep], y[keep], *style, **kwargs)  # type: ignore[attr-defined]
+    ax.plot(x[keep], y[keep], *style, **kwargs)
 
 
 def _number(value: object) -> float:
@@ -188,6 +189,7 @@ def _number(value: object) -> float:
 
 
 def _last(values: np.ndarray) -> float:
+    """The last finite value (0 if there is none)."""
     finite = values[np.isfinite(values)]
     return float(finite[-1]) if finite.size else 0.0
 

@@ -284,7 +284,8 @@ def test_a_worker_joining_as_a_sync_update_is_decided_acts_with_the_next_version
         _write_segment(buffer.name, handles.layout, 0, version=1, fill=0.1)
         learner.drain()
         assert learner.decide_update(lambda: 1), "worker 1 was not busy when counted"
-        thread = threading.Thread(target=lambda: results.append(worker.train(Individual(7, (0.5,) * 7, Morphology(3, [0.2] * 3)), one_segment)))
+        individual = Individual(7, (0.5,) * 7, Morphology(3, [0.2] * 3))
+        thread = threading.Thread(target=lambda: results.append(worker.train(individual, one_segment)))
         thread.start()
         time.sleep(0.5)
         assert buffer.ready_slots() == [] and thread.is_alive(), "worker 1 waits rather than act with version 1"
