@@ -362,6 +362,17 @@ def _ratio_target(key: str, what: str, where: str, comparisons: list[dict[str, A
             f"{_spread(ratios, '×') if ratios else 'not reached'} | {_met(passed)} |")
 
 
+#: The two ratio targets of #4: the comparison's key, and what the row calls it.
+_RATIOS = (("env_steps_ratio", "fewer env steps"), ("wall_time_ratio", "less wall time"))
+
+
+def _fitness_target(where: str, shared_runs: list[dict[str, Any]], ceiling: dict[str, Any] | None) -> str:
+    """A row of the targets table for the shared runs' mean elite fitness, each with its elites' ceiling."""
+    figures = ", ".join(f"{r['mean_elite_fitness']:.2f} (ceiling {_elite_ceiling(r, ceiling)})" for r in shared_runs)
+    return (f"| shared mean elite fitness ≥ {TARGET_FITNESS} | {where} | {figures} | "
+            f"{_met([r['mean_elite_fitness'] >= TARGET_FITNESS for r in shared_runs])} |")
+
+
 def _issue4_targets(long: dict[str, Any]) -> list[str]:
     """Issue #4's targets against what the `long` preset (its larger budget), the memory scaling and
     the reachable-goals learner settings measured; every figure is in the tables below."""
@@ -371,25 +382,20 @@ def _issue4_targets(long: dict[str, Any]) -> list[str]:
              "unless the row says otherwise; per seed, or mean (min–max) over seeds)", "", "| target | scene, task | measured | met |", "|---|---|---|---|"]  # fmt: skip
     comparisons = [c for c in long["comparisons"] if c["training_steps_per_individual"] == budget]
     longer = _load(f"run_length_{budget}")
-    for key, what in (("env_steps_ratio", "fewer env steps"), ("wall_time_ratio", "less wall time")):
+    for key, what in _RATIOS:
         for scene in long["scenes"]:
             lines.append(_ratio_target(key, what, scene, [c for c in comparisons if c["scene"] == scene]))
     if longer is not None:
         where = f"{longer['scene']}, {longer['evaluations']} evaluations (longer run, {_seeds(longer)})"
-        for key, what in (("env_steps_ratio", "fewer env steps"), ("wall_time_ratio", "less wall time")):
+        for key, what in _RATIOS:
             lines.append(_ratio_target(key, what, where, longer["comparisons"]))
     ceiling = _load("fitness_ceiling")
     shared = [r for r in long["runs"] if r["mode"] == "shared" and r["training_steps_per_individual"] == budget
               and r["scene"] == "open"]  # fmt: skip
-    figures = ", ".join(f"{r['mean_elite_fitness']:.2f} (ceiling {_elite_ceiling(r, ceiling)})" for r in shared)
-    lines.append(f"| shared mean elite fitness ≥ {TARGET_FITNESS} | open, workspace goals (#2's task) | {figures} | "
-                 f"{_met([r['mean_elite_fitness'] >= TARGET_FITNESS for r in shared])} |")  # fmt: skip
+    lines.append(_fitness_target("open, workspace goals (#2's task)", shared, ceiling))
     if longer is not None:
-        rows = [r for r in longer["rows"] if r["mode"] == "shared"]
-        figures = ", ".join(f"{r['mean_elite_fitness']:.2f} (ceiling {_elite_ceiling(r, ceiling)})" for r in rows)
-        lines.append(f"| shared mean elite fitness ≥ {TARGET_FITNESS} | {longer['scene']}, workspace goals, "
-                     f"{longer['evaluations']} evaluations (longer run) | {figures} | "
-                     f"{_met([r['mean_elite_fitness'] >= TARGET_FITNESS for r in rows])} |")  # fmt: skip
+        lines.append(_fitness_target(f"{longer['scene']}, workspace goals, {longer['evaluations']} evaluations (longer run)",
+                                     [r for r in longer["rows"] if r["mode"] == "shared"], ceiling))  # fmt: skip
     reachable = _load(f"learner_settings_reachable_{budget}")
     if reachable is not None:
         rows = [r for r in reachable["rows"] if r["mode"] == "shared" and r["setting"] == "4 epochs"]

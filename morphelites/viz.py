@@ -38,18 +38,13 @@ def heatmap_png(archive: "object", title_prefix: str = "") -> bytes:
     stats = archive.stats()  # type: ignore[attr-defined]
     ax.set_title(f"{title_prefix}{int(stats['elites'])} elites, QD-score {stats['qd_score']:.2f}, coverage {stats['coverage']:.0%}")
     fig.tight_layout()
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=100)
-    return buffer.getvalue()
+    return _png(fig, dpi=100)
 
 
 def progress_curves_png(metrics: Sequence[Mapping[str, object]], reevaluations: Sequence[Mapping[str, object]] = (),
                         title: str = "") -> bytes:
     """PNG (1170 x 648 px) of :func:`progress_curves_figure`."""
-    fig = progress_curves_figure(metrics, reevaluations, title)
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=90)
-    return buffer.getvalue()
+    return _png(progress_curves_figure(metrics, reevaluations, title), dpi=90)
 
 
 def progress_curves_figure(metrics: Sequence[Mapping[str, object]], reevaluations: Sequence[Mapping[str, object]] = (),
@@ -71,19 +66,18 @@ def progress_curves_figure(metrics: Sequence[Mapping[str, object]], reevaluation
     """
     if not metrics:
         raise ValueError("progress_curves_figure needs at least one metrics row (metrics.csv has none yet)")
-    column = lambda rows, key: np.array([_number(row.get(key)) for row in rows], dtype=float)  # noqa: E731
-    evaluations, env_steps, wall_s = (column(metrics, k) for k in ("evaluations", "env_steps", "wall_s"))
+    evaluations, env_steps, wall_s = (_column(metrics, k) for k in ("evaluations", "env_steps", "wall_s"))
     longest = np.nanmax(wall_s, initial=0.0)
     wall_unit, per_unit = ("h", 3600.0) if longest > 3 * 3600 else ("min", 60.0) if longest > 180 else ("s", 1.0)
     wall = wall_s / per_unit
-    again = {k: column(reevaluations, k) for k in ("evaluations", "env_steps", "wall_s", "qd_score_reevaluated",
+    again = {k: _column(reevaluations, k) for k in ("evaluations", "env_steps", "wall_s", "qd_score_reevaluated",
                                                      "mean_elite_fitness_reevaluated")}  # fmt: skip
     again_wall = again["wall_s"] / per_unit
-    shared = any(np.isfinite(column(metrics, "policy_version")))
+    shared = any(np.isfinite(_column(metrics, "policy_version")))
 
     fig = Figure(figsize=(13, 7.2))
     axes = fig.subplots(2, 3).ravel()
-    qd = column(metrics, "qd_score")
+    qd = _column(metrics, "qd_score")
     for ax, x, x_again, xlabel in ((axes[0], env_steps, again["env_steps"], "env steps"),
                                    (axes[1], wall, again_wall, f"wall time ({wall_unit})")):  # fmt: skip
         _plot(ax, x, qd, label="as found")
@@ -91,23 +85,23 @@ def progress_curves_figure(metrics: Sequence[Mapping[str, object]], reevaluation
             _plot(ax, x_again, again["qd_score_reevaluated"], "o", label="re-evaluated")
             ax.legend(fontsize=8)
         ax.set(xlabel=xlabel, ylabel="QD-score", title=f"QD-score against {xlabel.split(' (')[0]}")
-    _plot(axes[2], evaluations, column(metrics, "best_fitness"), label="best")
-    _plot(axes[2], evaluations, column(metrics, "mean_elite_fitness"), label="mean elite")
+    _plot(axes[2], evaluations, _column(metrics, "best_fitness"), label="best")
+    _plot(axes[2], evaluations, _column(metrics, "mean_elite_fitness"), label="mean elite")
     if reevaluations:
         _plot(axes[2], again["evaluations"], again["mean_elite_fitness_reevaluated"], "o", label="mean elite, re-evaluated")
     axes[2].set(xlabel="evaluations", ylabel="fitness", title="Fitness", ylim=(0.0, 1.02))
     axes[2].legend(fontsize=8)
-    _plot(axes[3], evaluations, 100 * column(metrics, "coverage"))
-    elites = _last(column(metrics, "elites"))
+    _plot(axes[3], evaluations, 100 * _column(metrics, "coverage"))
+    elites = _last(_column(metrics, "elites"))
     axes[3].set(xlabel="evaluations", ylabel="coverage (%)", ylim=(0.0, None), title=f"Coverage ({elites:.0f} elites)")
-    _plot(axes[4], wall, column(metrics, "env_steps_per_s"))
+    _plot(axes[4], wall, _column(metrics, "env_steps_per_s"))
     axes[4].set(xlabel=f"wall time ({wall_unit})", ylabel="env steps/s", title="Env steps per second, since the start")
     if shared:
-        _plot(axes[5], evaluations, column(metrics, "mean_policy_lag"), label="mean lag")
-        _plot(axes[5], evaluations, column(metrics, "max_policy_lag"), label="max lag")
+        _plot(axes[5], evaluations, _column(metrics, "mean_policy_lag"), label="mean lag")
+        _plot(axes[5], evaluations, _column(metrics, "max_policy_lag"), label="max lag")
         axes[5].set(xlabel="evaluations", ylabel="policy versions", title="Policy lag and learner utilisation")
         busy = axes[5].twinx()
-        _plot(busy, evaluations, 100 * column(metrics, "learner_utilisation"), color="tab:green", label="learner busy")
+        _plot(busy, evaluations, 100 * _column(metrics, "learner_utilisation"), color="tab:green", label="learner busy")
         busy.set(ylabel="learner busy (%)", ylim=(0, 105))
         handles = axes[5].get_legend_handles_labels()
         more = busy.get_legend_handles_labels()
@@ -124,10 +118,7 @@ def progress_curves_figure(metrics: Sequence[Mapping[str, object]], reevaluation
 
 def ppo_curves_png(metrics: Sequence[Mapping[str, object]], title: str = "") -> bytes:
     """PNG (1170 x 324 px) of :func:`ppo_curves_figure`."""
-    fig = ppo_curves_figure(metrics, title)
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=90)
-    return buffer.getvalue()
+    return _png(ppo_curves_figure(metrics, title), dpi=90)
 
 
 def ppo_curves_figure(metrics: Sequence[Mapping[str, object]], title: str = "") -> Figure:
@@ -144,7 +135,7 @@ def ppo_curves_figure(metrics: Sequence[Mapping[str, object]], title: str = "") 
     """
     if not metrics:
         raise ValueError("ppo_curves_figure needs at least one metrics row (metrics.csv has none yet)")
-    column = lambda key: np.array([_number(row.get(key)) for row in metrics], dtype=float)  # noqa: E731
+    column = lambda key: _column(metrics, key)  # noqa: E731
     steps = column("env_steps")
     fig = Figure(figsize=(13, 3.6))
     axes = fig.subplots(1, 3)
@@ -178,6 +169,17 @@ def _plot(ax: Axes, x: np.ndarray, y: np.ndarray, *style: str, **kwargs: Any) ->
     ended in that update, a cell a crash left empty) is passed over, not drawn as zero."""
     keep = np.isfinite(x) & np.isfinite(y)
     ax.plot(x[keep], y[keep], *style, **kwargs)
+
+
+def _png(fig: Figure, dpi: int) -> bytes:
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=dpi)
+    return buffer.getvalue()
+
+
+def _column(rows: Sequence[Mapping[str, object]], key: str) -> np.ndarray:
+    """One column of metrics rows as floats, NaN where a row has no value."""
+    return np.array([_number(row.get(key)) for row in rows], dtype=float)
 
 
 def _number(value: object) -> float:

@@ -187,17 +187,20 @@ class SharedPPOSystem:
         return int(self._active.value)
 
     def submit(self, worker: int, individual: Individual, kind: str = "train") -> None:
-        self._kinds[worker] = kind
         if kind == "train":  # counted before the task is sent: sync mode's handshake (learner.py) relies on it
-            training = 1 + sum(self._kinds.get(w) == "train" for w in self.pool.in_flight if w != worker)
-            self._active.value = max(self._active.value, training)
+            self._active.value = max(self._active.value, self._training_in_flight() + 1)
         self.pool.submit(worker, individual.id, (worker, kind, individual, self.settings, self.handles))
+        self._kinds[worker] = kind
+
+    def _training_in_flight(self) -> int:
+        """Workers busy with a train task."""
+        return sum(self._kinds[w] == "train" for w in self.pool.in_flight)
 
     def poll(self, timeout: float) -> list[PoolEvent]:
         # The busy count drops only here, before waiting: by then the caller has handed out its
         # next tasks, so a worker between two bodies is not left out of a sync update meanwhile
         # (the handshake would make it wait for the next version, not lose data, but it need not wait).
-        self._active.value = sum(self._kinds.get(w) == "train" for w in self.pool.in_flight)
+        self._active.value = self._training_in_flight()
         events = self.pool.poll(timeout)
         self._read_learner_stats()
         self._watch_learner()

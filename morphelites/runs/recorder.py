@@ -79,13 +79,8 @@ class EvolutionRecorder:
 
     def reevaluation_env_steps(self) -> int:
         """Env steps of all re-evaluation rounds recorded in reevaluations.csv (0 if there is none)."""
-        path = self.run.reevaluations
-        if not path.exists():
-            return 0
-        with open(path, newline="") as handle:
-            rows = list(csv.DictReader(handle))
         total = 0
-        for row in rows:
+        for row in read_metric_rows(self.run.reevaluations):
             try:
                 total += int(float(row.get("reevaluation_env_steps") or 0))
             except ValueError:  # a row torn by a crash mid-write
@@ -95,19 +90,15 @@ class EvolutionRecorder:
     def metrics_maxima(self, columns: Sequence[str]) -> dict[str, float]:
         """The largest value of each of ``columns`` in metrics.csv over its rows, for the columns that
         have one (a resumed run continues counters from these); empty cells are passed over."""
-        path = self.run.metrics
-        if not path.exists():
-            return {}
         maxima: dict[str, float] = {}
-        with open(path, newline="") as handle:
-            for row in csv.DictReader(handle):
-                for column in columns:
-                    try:
-                        value = float(row.get(column) or "nan")
-                    except ValueError:
-                        continue
-                    if math.isfinite(value) and value > maxima.get(column, -math.inf):
-                        maxima[column] = value
+        for row in read_metric_rows(self.run.metrics):
+            for column in columns:
+                try:
+                    value = float(row.get(column) or "nan")
+                except ValueError:
+                    continue
+                if math.isfinite(value) and value > maxima.get(column, -math.inf):
+                    maxima[column] = value
         return maxima
 
     def archive(self, elites: list[dict[str, Any]], measure_names: Sequence[str], suffix: str = "") -> None:
