@@ -18,11 +18,13 @@ class RunningMeanStd:
         self.var = np.ones(shape, dtype=np.float64)
         self.count = float(epsilon)
 
-    def update(self, batch: np.ndarray) -> None:
-        """Fold in ``batch`` of shape (N, *shape); non-finite rows are skipped."""
+    def update(self, batch: np.ndarray, max_abs: float = np.inf) -> None:
+        """Fold in ``batch`` of shape (N, *shape); rows with a non-finite value, or one whose
+        magnitude exceeds ``max_abs``, are skipped."""
         batch = np.asarray(batch, dtype=np.float64).reshape(-1, *self.mean.shape)
-        finite = np.all(np.isfinite(batch.reshape(len(batch), -1)), axis=1)
-        batch = batch[finite]
+        flat = batch.reshape(len(batch), -1)
+        usable = np.all(np.isfinite(flat), axis=1) & np.all(np.abs(flat) <= max_abs, axis=1)
+        batch = batch[usable]
         if len(batch) == 0:
             return
         batch_mean, batch_var, batch_count = batch.mean(axis=0), batch.var(axis=0), len(batch)

@@ -21,6 +21,9 @@ from morphelites.policy_numpy import PARAMETER_ORDER, NumpyActorCritic, PolicySp
 __all__ = ["ActorCritic", "reach_policy_spec", "PolicySpec"]
 
 _LOG_2PI = math.log(2.0 * math.pi)
+#: Observation values beyond this magnitude are left out of the normaliser: their squares would
+#: overflow float32 (max ~3.4e38), the type the statistics travel in.
+NORMALISER_MAX_ABS = 1e18
 
 
 def _layer(n_in: int, n_out: int, gain: float) -> nn.Linear:
@@ -57,8 +60,9 @@ class ActorCritic(nn.Module):
         self._obs_std = torch.as_tensor(np.sqrt(self.obs_rms.var + 1e-8), dtype=torch.float32)
 
     def update_normaliser(self, obs: np.ndarray) -> None:
-        """Fold a batch of raw observations (N, obs_dim) into the running statistics."""
-        self.obs_rms.update(obs)
+        """Fold a batch of raw observations (N, obs_dim) into the running statistics; rows with
+        a value beyond ±1e18 (a simulation that blew up) are left out, as non-finite ones are."""
+        self.obs_rms.update(obs, max_abs=NORMALISER_MAX_ABS)
         self._sync_normaliser()
 
     # ----------------------------------------------------------------- forward passes

@@ -453,6 +453,66 @@ def test_a_non_finite_loss_skips_the_minibatch_steps_and_weights_stay_finite(tmp
         weights.close()
 
 
+def test_an_observation_that_blew_up_stays_out_of_the_normaliser_and_the_policy_moves_on(tmp_path):
+    # Finite in float32, but its square is not: folded into the normaliser, the variance would
+    # overflow float32 in the published weights, and no later version could be published.
+    learner, weights, buffer = _learner_with_segment(tmp_path, "obs", 1e30)
+    try:
+        statistics = learner.model.obs_rms.state_dict()
+        learner.drain()
+        learner.update()
+        flat, version = weights.read()
+        assert version == 2 and np.all(np.isfinite(flat)) and np.all(np.isfinite(learner.model.flat_weights()))
+        assert learner.model.obs_rms.count == statistics["count"] + 99, "every other row was folded in"
+        assert float(learner.model.obs_rms.var.max()) < 1e3
+    finally:
+        learner.close()
+        buffer.close()
+        weights.close()
+
+
+def test_weights_that_become_non_finite_are_restored_and_published_again_under_a_new_version(tmp_path, monkeypatch):
+    """Defence in depth: however the model's weights became non-finite, the learner puts back the
+    last published ones (the normaliser too) and publishes them as the next version, so sync-mode
+    workers, which wait for a new version, carry on, and the next update starts from good weights."""
+    import torch
+
+    learner, weights, buffer = _learner_with_segment(tmp_path, "rewards", 0.5)
+    original = learner.updater.update
+
+    def update_then_corrupt(batch):
+        stats = original(batch)
+        with torch.no_grad():
+            next(learner.model.parameters()).view(-1)[0] = float("nan")
+        learner.model.obs_rms.var[0] = np.inf
+        return stats
+
+    try:
+        before, version = weights.read()
+        statistics = learner.model.obs_rms.state_dict()
+        monkeypatch.setattr(learner.updater, "update", update_then_corrupt)
+        learner.drain()
+        record = learner.update()
+        after, new_version = weights.read()
+        assert new_version == version + 1 and np.array_equal(before, after)
+        assert "restored and published again as version 2" in record["skipped"] and learner.skipped_updates == 1
+        assert np.array_equal(learner.model.flat_weights(), before)
+        assert np.array_equal(learner.model.obs_rms.var, statistics["var"]) and learner.model.obs_rms.count == statistics["count"]
+        monkeypatch.setattr(learner.updater, "update", original)
+        slot = buffer.acquire(0, 10.0)
+        for name in ("obs", "actions", "rewards"):
+            getattr(slot, name)[:] = np.random.default_rng(1).normal(size=getattr(slot, name).shape)
+        buffer.commit(slot, new_version, 0, 0)
+        learner.drain()
+        assert "skipped" not in learner.update()
+        latest, last_version = weights.read()
+        assert last_version == 3 and np.all(np.isfinite(latest)) and not np.array_equal(latest, before)
+    finally:
+        learner.close()
+        buffer.close()
+        weights.close()
+
+
 def test_nan_rewards_in_a_run_are_skipped_counted_and_logged(tmp_path, monkeypatch):
     """A serial shared run whose env returns a NaN reward now and then: the run completes, the
     skipped updates are counted in summary.json and named in training.log."""

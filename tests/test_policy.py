@@ -104,3 +104,17 @@ def test_acting_path_does_not_import_torch():
         "assert 'torch' not in sys.modules, 'torch was imported'\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_the_normaliser_leaves_out_rows_that_blew_up_and_its_float32_copy_stays_finite():
+    model = ActorCritic(reach_policy_spec(6, hidden_dim=16))
+    obs = _reach_obs(6, n=20)
+    blown = obs.copy()
+    blown[4, 0], blown[9, 2], blown[11, 1] = 1e30, -1e19, np.nan
+    model.update_normaliser(blown)
+    reference = ActorCritic(reach_policy_spec(6, hidden_dim=16))
+    reference.update_normaliser(np.delete(obs, [4, 9, 11], axis=0))
+    np.testing.assert_array_equal(model.obs_rms.mean, reference.obs_rms.mean)
+    np.testing.assert_array_equal(model.obs_rms.var, reference.obs_rms.var)
+    assert model.obs_rms.count == reference.obs_rms.count
+    assert np.all(np.isfinite(model.flat_weights()))

@@ -131,7 +131,25 @@ class SharedPPOTrainer:
         self.lost_updates = max(0, published - self.version)
         if published > 0 and published >= self.version:
             self.version = published + 1
-        self.weights.publish(self.model.flat_weights(), self.version)
+        self._publish(self.model.flat_weights())
+
+    def _publish(self, flat: np.ndarray) -> None:
+        """Publish ``flat`` (the model's weights) as ``self.version`` and keep it as the last good one."""
+        self._published = flat
+        self.weights.publish(flat, self.version)
+
+    def _restore_published(self, normaliser: dict[str, Any]) -> None:
+        """Put the model back to the last published weights and ``normaliser`` (its statistics
+        before this update); Adam's moments are cleared if they are no longer finite."""
+        import torch
+
+        self.model.load_flat_weights(self._published)
+        self.model.obs_rms.load_state_dict(normaliser)
+        self.model._sync_normaliser()
+        moments = [t for state in self.updater.optimizer.state.values() for t in state.values()
+                   if isinstance(t, torch.Tensor)]
+        if not all(bool(t.isfinite().all()) for t in moments):
+            self.updater.optimizer.state.clear()
 
     # ------------------------------------------------------------------ loop body
     def drain(self) -> int:
@@ -206,6 +224,7 @@ class SharedPPOTrainer:
         start = time.perf_counter()
         ppo = self.options.settings.ppo
         segments, self.pending = self.pending, []
+        normaliser_before = self.model.obs_rms.state_dict()  # with self._published, the model before this update
         # Checked before anything learns from the data: one NaN reward would poison the running
         # return statistics (and with them every later update) for good.
         bad = sorted({name for seg in segments for name in SEGMENT_ARRAYS if not np.all(np.isfinite(seg[name]))})
@@ -247,11 +266,14 @@ class SharedPPOTrainer:
         if ppo.normalize_obs and not bad:
             self.model.update_normaliser(batch.obs)
         flat = self.model.flat_weights()
-        if np.all(np.isfinite(flat)):
-            self.version += 1  # also after a skip: sync-mode workers wait for a new version
-            self.weights.publish(flat, self.version)
-        else:  # not expected (PPOUpdater skips non-finite steps), but never published
-            skipped = f"{skipped + '; ' if skipped else ''}the weights became non-finite and were not published"
+        if not np.all(np.isfinite(flat)):  # not expected: PPOUpdater and the normaliser keep them finite
+            self._restore_published(normaliser_before)
+            flat = self._published
+            skipped = (f"{skipped + '; ' if skipped else ''}the weights became non-finite; "
+                       f"the last published ones were restored and published again as version {self.version + 1}")  # fmt: skip
+        # A new version also after a skip or a restore: sync-mode workers wait for one.
+        self.version += 1
+        self._publish(flat)
         if skipped:
             self.skipped_updates += 1
         self.updates += 1
