@@ -52,6 +52,24 @@ def test_metrics_csv_keeps_its_columns_and_appends_on_reopen(tmp_path):
     assert path.read_text().splitlines() == ["evaluations,qd_score", "1,0.5", "2,", "3,0.75"]
 
 
+def test_metrics_reach_tensorboard_with_their_step_and_an_unused_writer_leaves_no_events_file(tmp_path):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    board = tmp_path / "tensorboard"
+    unused = MetricsWriter(tmp_path / "unused.csv", ["evaluations"], tensorboard_dir=board, step_key="evaluations")
+    unused.close()
+    assert not board.exists() or not any(board.iterdir())
+    writer = MetricsWriter(tmp_path / "metrics.csv", ["evaluations", "qd_score"], tensorboard_dir=board, step_key="evaluations")
+    writer.write({"evaluations": 1, "qd_score": 0.5, "policy_lag": 2.0, "status": "ok", "nan": float("nan")})
+    writer.write({"evaluations": 2, "qd_score": 0.75, "policy_lag": 1.0})
+    writer.close()
+    writer.close()
+    events = EventAccumulator(str(board))
+    events.Reload()
+    scalars = {tag: [(e.step, e.value) for e in events.Scalars(tag)] for tag in events.Tags()["scalars"]}
+    assert scalars == {"evaluations": [(1, 1.0), (2, 2.0)], "qd_score": [(1, 0.5), (2, 0.75)], "policy_lag": [(1, 2.0), (2, 1.0)]}
+
+
 def test_metrics_maxima_come_from_whole_rows(tmp_path):
     from morphelites.runs.recorder import EvolutionRecorder
 

@@ -669,3 +669,27 @@ def test_periodic_reevaluation_rounds_use_the_current_policy_and_count_their_ste
     assert summary["env_steps"] == sum(r["training_steps"] + r["eval_env_steps"] for r in read_results(out)) + sum(
         int(r["reevaluation_env_steps"]) for r in rows
     )
+
+    # Resuming a run that has done everything its budget asks (a job script that always passes
+    # --resume, restarted once more) changes nothing and starts nothing; it redraws the figures.
+    kept = ("summary.json", "results.jsonl", "reevaluations.csv", "metrics.csv", "archive.csv", "archive_reevaluated.csv")
+    before = {name: (out / name).read_bytes() for name in kept}
+    events = sorted((out / "tensorboard").rglob("events.*"))
+    restores = log.count("Learner restored from")
+    (out / "curves.png").unlink()
+    assert run(6, resume=True) == json.loads(before["summary.json"])
+    assert {name: (out / name).read_bytes() for name in kept} == before
+    assert sorted((out / "tensorboard").rglob("events.*")) == events, "no empty TensorBoard file either"
+    assert (out / "curves.png").read_bytes()[:4] == b"\x89PNG"
+    log = (out / "training.log").read_text()
+    assert "Nothing to do: this run already completed 6 evaluations" in log and log.count("Learner restored from") == restores
+
+    # A final re-evaluation that did not finish (no row for it) is made by the next resume.
+    lines = before["reevaluations.csv"].decode().splitlines(keepends=True)
+    (out / "reevaluations.csv").write_text("".join(lines[:-1]))
+    summary = run(6, resume=True)
+    rows = list(csv.DictReader((out / "reevaluations.csv").open()))
+    assert [(int(r["evaluations"]), int(r["final"])) for r in rows][-2:] == [(5, 1), (6, 1)]
+    assert summary["env_steps"] == sum(r["training_steps"] + r["eval_env_steps"] for r in read_results(out)) + sum(
+        int(r["reevaluation_env_steps"]) for r in rows
+    )

@@ -158,6 +158,9 @@ class MAPElitesEvolutionTrainer:
         log = self.recorder.log
         if self.resume:
             self._restore()
+            finished = self._finished_run_summary()
+            if finished is not None:
+                return self._nothing_to_do(finished)
         else:
             self.recorder.config({"command": "train", "mode": self.mode, "settings": self.settings.to_dict(),
                                   "measures": [dataclasses.asdict(s) for s in self.specs]})  # fmt: skip
@@ -622,6 +625,35 @@ class MAPElitesEvolutionTrainer:
             self.variation = Variation(evo, self.archive, self.space.genome_dim, seed=evo.seed + 7919 * (self.completed + 1))
             self.variation.proposed = self.completed
             log.info("Resumed without a checkpoint: %d evaluations replayed from results.jsonl.", self.completed)
+
+    def _finished_run_summary(self) -> dict[str, Any] | None:
+        """On --resume: the summary of a run that already completed everything these budgets ask
+        for (its evaluations, and in shared mode the final re-evaluation of its elites); None when
+        there is something left to do. Resuming such a run again used to repeat the final
+        re-evaluation: the same figures, its env steps counted twice, a job script's restart later."""
+        summary = self.run_dir.read_summary()
+        if summary is None or summary.get("status") != "completed" or summary.get("evaluations") != self.completed:
+            return None
+        evo = self.settings.evolution
+        spent = (self.completed >= evo.evaluations or (evo.max_env_steps is not None and self.env_steps >= evo.max_env_steps)
+                 or (evo.max_wall_s is not None and self.wall_s_before >= evo.max_wall_s))  # fmt: skip
+        reevaluated = not (self.mode == "shared" and self.settings.training.reevaluate_elites) \
+            or self.recorder.final_reevaluation_recorded(self.completed)
+        return summary if spent and reevaluated else None
+
+    def _nothing_to_do(self, summary: dict[str, Any]) -> dict[str, Any]:
+        """End a --resume of a finished run at once: no process is started, summary.json is left as
+        it is; heatmap.png and curves.png are redrawn (runs older than curves.png gain it)."""
+        evo = self.settings.evolution
+        self.recorder.log.info(
+            "Nothing to do: this run already completed %d evaluations (%s). To continue it, raise --evaluations "
+            "(it is %d)%s. Redrew heatmap.png and curves.png.", self.completed, summary.get("stopped_because", "done"),
+            evo.evaluations, " or the budget that stopped it" if self.completed < evo.evaluations else "")  # fmt: skip
+        try:
+            self._write_archive_files(final=True)
+        finally:
+            self.recorder.close()
+        return summary
 
 
 def _unloadable(state: dict[str, Any]) -> str | None:

@@ -37,17 +37,19 @@ class MetricsWriter:
         if not self.path.exists() or self.path.stat().st_size == 0:
             append_line(self.path, ",".join(self.columns))
         self._tb: Any = None
-        if tensorboard_dir is not None:
-            # tensorboard's own event writer: no torch import in processes that do not train
-            from tensorboard.summary.writer.event_file_writer import EventFileWriter
-
-            Path(tensorboard_dir).mkdir(parents=True, exist_ok=True)
-            self._tb = EventFileWriter(str(tensorboard_dir))
+        self._tb_dir = tensorboard_dir  # the events file is opened by the first record, so a writer that
+        # writes nothing (a --resume with nothing left to do) leaves no empty one behind
 
     def write(self, record: dict[str, Any]) -> None:
         buffer = io.StringIO()
         csv.writer(buffer).writerow([_cell(record.get(c)) for c in self.columns])
         append_line(self.path, buffer.getvalue())
+        if self._tb is None and self._tb_dir is not None:
+            # tensorboard's own event writer: no torch import in processes that do not train
+            from tensorboard.summary.writer.event_file_writer import EventFileWriter
+
+            Path(self._tb_dir).mkdir(parents=True, exist_ok=True)
+            self._tb = EventFileWriter(str(self._tb_dir))
         if self._tb is not None:
             from tensorboard.compat.proto.event_pb2 import Event
             from tensorboard.compat.proto.summary_pb2 import Summary
@@ -66,6 +68,7 @@ class MetricsWriter:
         if self._tb is not None:
             self._tb.close()
             self._tb = None
+        self._tb_dir = None
 
 
 def read_metric_rows(path: Path) -> list[dict[str, str]]:

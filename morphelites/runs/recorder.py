@@ -87,6 +87,11 @@ class EvolutionRecorder:
                 pass
         return total
 
+    def final_reevaluation_recorded(self, evaluations: int) -> bool:
+        """Whether reevaluations.csv holds a completed final round made after ``evaluations`` evaluations."""
+        return any(row.get("final") == "1" and row.get("evaluations") == str(evaluations) and row.get("coverage_reevaluated")
+                   for row in read_metric_rows(self.run.reevaluations))  # fmt: skip
+
     def metrics_maxima(self, columns: Sequence[str]) -> dict[str, float]:
         """The largest value of each of ``columns`` in metrics.csv over its rows, for the columns that
         have one (a resumed run continues counters from these); empty cells are passed over."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import tempfile
@@ -102,6 +103,15 @@ class RunDirectory:
 
     def write_summary(self, summary: dict[str, Any]) -> None:
         atomic_write_json(self.summary, summary)
+
+    def read_summary(self) -> dict[str, Any] | None:
+        """summary.json as written at the end of the run's last session; None if there is none
+        (the run never ended) or it cannot be read."""
+        try:
+            summary = json.loads(self.summary.read_text())
+        except (OSError, ValueError):
+            return None
+        return summary if isinstance(summary, dict) else None
 
     def __fspath__(self) -> str:
         return os.fspath(self.path)
