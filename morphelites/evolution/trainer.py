@@ -651,6 +651,8 @@ class MAPElitesEvolutionTrainer:
             evo.evaluations, " or the budget that stopped it" if self.completed < evo.evaluations else "")  # fmt: skip
         try:
             self._write_archive_files(final=True)
+        except OSError as error:
+            self.recorder.log.error("Could not redraw the figures (%s); the run's files are as they were.", error)
         finally:
             self.recorder.close()
         return summary
