@@ -10,9 +10,17 @@ the run: for independent's QD-score after k evaluations, the env steps and wall 
 needed to reach it, against independent's own.
 
     python benchmarks/run_length.py [--seeds 0 1] [--evaluations 256] [--steps 50000]
+    python benchmarks/run_length.py --seeds 2 --evaluations 512 --shared-evaluations 96
 
-Writes results/run_length_<steps>.json and its plot after every run, so a run cut off keeps what
-it finished. A run replaces the rows of its (seed, mode) pairs and keeps the other seeds' rows
+The comparison reads shared's curve only up to where it passes independent's QD-score, so
+``--shared-evaluations`` may stop the shared run earlier than the independent one to save time:
+nothing in the shared mode depends on the planned length of its run (the learner does not anneal
+its learning rate, variation does not look at the budget), so its first evaluations are those a
+longer run would make. A ratio whose QD-score the shorter shared run never reached is reported as
+not reached.
+
+Writes results/run_length_<steps>.json (run_length_<steps>_<evaluations>.json for another number
+of evaluations than 256) and its plot after every run, so a run cut off keeps what it finished. A run replaces the rows of its (seed, mode) pairs and keeps the other seeds' rows
 (same evaluations, workers and scene), so seeds can be added one session at a time; compare wall
 times only between rows of one session (each row records its session's env-only rate).
 """
@@ -31,6 +39,7 @@ from morphelites.config import SCENES
 from shared_vs_independent import compare, env_only_rate, run_mode
 
 MODES = ("independent", "shared")
+DEFAULT_EVALUATIONS = 256
 
 
 def ratios_at(independent: dict[str, Any], shared: dict[str, Any], evaluations: int) -> dict[str, Any]:
@@ -92,18 +101,26 @@ def plot(rows: list[dict[str, Any]], comparisons: list[dict[str, Any]], path: Pa
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
-    parser.add_argument("--evaluations", type=int, default=256)
+    parser.add_argument("--evaluations", type=int, default=DEFAULT_EVALUATIONS)
+    parser.add_argument("--shared-evaluations", type=int, default=None,
+                        help="stop the shared runs after this many evaluations (default: --evaluations)")
     parser.add_argument("--steps", type=int, default=50_000, help="env steps of training per individual")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--scene", choices=SCENES, default="open")
     args = parser.parse_args()
-    for option, value in (("--evaluations", args.evaluations), ("--steps", args.steps), ("--workers", args.workers)):
+    shared_evaluations = args.shared_evaluations or args.evaluations
+    for option, value in (("--evaluations", args.evaluations), ("--shared-evaluations", shared_evaluations),
+                          ("--steps", args.steps), ("--workers", args.workers)):  # fmt: skip
         if value < 1:
             parser.error(f"{option} must be at least 1, got {value}")
-    name = f"run_length_{args.steps}"
+    if shared_evaluations > args.evaluations:
+        parser.error(f"--shared-evaluations ({shared_evaluations}) cannot exceed --evaluations ({args.evaluations})")
+    name = f"run_length_{args.steps}" + ("" if args.evaluations == DEFAULT_EVALUATIONS else f"_{args.evaluations}")
     path = RESULTS / f"{name}.json"
     previous = json.loads(path.read_text()) if path.exists() else {}
-    if [previous.get(k) for k in ("evaluations", "workers", "scene")] != [args.evaluations, args.workers, args.scene]:
+    previous.setdefault("shared_evaluations", previous.get("evaluations"))  # files before the option: the same
+    kept = ("evaluations", "shared_evaluations", "workers", "scene")
+    if [previous.get(k) for k in kept] != [args.evaluations, shared_evaluations, args.workers, args.scene]:
         previous = {}  # not comparable: start the file again
     rows: list[dict[str, Any]] = [r for r in previous.get("rows", []) if r["seed"] not in args.seeds]
     earlier_wall = previous.get("wall_s", 0.0) if rows else 0.0
@@ -122,15 +139,17 @@ def main() -> None:
                                                        for k in checkpoints(len(pair["independent"]["curve"]))]})  # fmt: skip
         plot(rows, comparisons, RESULTS / f"{name}.png")
         write_json(name, {
-            "scene": args.scene, "goals": "workspace", "evaluations": args.evaluations, "steps_per_individual": args.steps,
-            "workers": args.workers, "seeds": sorted({r["seed"] for r in rows}),
+            "scene": args.scene, "goals": "workspace", "evaluations": args.evaluations, "shared_evaluations": shared_evaluations,
+            "steps_per_individual": args.steps, "workers": args.workers, "seeds": sorted({r["seed"] for r in rows}),
+            "plot": f"{name}.png",
             "wall_s": round(earlier_wall + time.perf_counter() - started, 1), "comparisons": comparisons, "rows": rows,
         })  # fmt: skip
 
     with tempfile.TemporaryDirectory() as tmp:
         for seed in args.seeds:
             for mode in MODES:
-                row = run_mode(mode, args.scene, args.steps, args.evaluations, args.workers, seed, Path(tmp))
+                evaluations = shared_evaluations if mode == "shared" else args.evaluations
+                row = run_mode(mode, args.scene, args.steps, evaluations, args.workers, seed, Path(tmp))
                 rows.append({**row, "env_only_steps_per_s": env_rate})
                 save()
 
