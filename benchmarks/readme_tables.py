@@ -317,11 +317,18 @@ def _run_length(data: dict[str, Any]) -> list[str]:
     """``benchmarks/run_length.py``: both modes over a longer run, and the ratios at each eighth of it."""
     rates = sorted({r["env_only_steps_per_s"] for r in data["rows"]})
     rate = f"{rates[0]:,.0f}" if len(rates) == 1 else f"{rates[0]:,.0f}–{rates[-1]:,.0f}"
+    shared_evaluations = data.get("shared_evaluations", data["evaluations"])
+    if shared_evaluations == data["evaluations"]:
+        length, not_reached = f"{data['evaluations']} evaluations per run", "not reached"
+    else:
+        length = (f"independent {data['evaluations']} evaluations, shared stopped after {shared_evaluations} "
+                  "(the comparison reads its curve only up to independent's QD-score)")  # fmt: skip
+        not_reached = f"not reached in {shared_evaluations} evaluations"
+    plot = data.get("plot", f"run_length_{data['steps_per_individual']}.png")
     lines = [f"**Shared vs independent over a longer run** (`benchmarks/run_length.py`; {_machine(data)}; {data['scene']} "
              f"scene, {data['goals']} goals, {data['steps_per_individual']:,} steps per body, {data['workers']} workers, "
-             f"{_seeds(data)}, {data['evaluations']} evaluations per run, {data['wall_s']:.0f} s in all; env-only rate "
-             f"of {data['workers']} processes with random actions: {rate} steps/s; plot: "
-             f"`benchmarks/results/run_length_{data['steps_per_individual']}.png`)", "",
+             f"{_seeds(data)}, {length}, {data['wall_s']:.0f} s in all; env-only rate "
+             f"of {data['workers']} processes with random actions: {rate} steps/s; plot: `benchmarks/results/{plot}`)", "",
              "| seed | mode | QD-score | re-evaluated QD | elites | mean elite fitness | its ceiling (share reached) | "
              "env steps | wall time | env steps/s | peak PSS |", "|---|---|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
     ceiling = _load("fitness_ceiling")
@@ -335,7 +342,7 @@ def _run_length(data: dict[str, Any]) -> list[str]:
     for c in data["comparisons"]:
         for p in c["by_evaluations"]:
             if p["env_steps_ratio"] is None:
-                to_reach, steps_ratio, wall_ratio = "not reached", "–", "–"
+                to_reach, steps_ratio, wall_ratio = not_reached, "–", "–"
             else:
                 to_reach = f"{int(p['shared_env_steps_to_reach']):,}"
                 steps_ratio, wall_ratio = f"{p['env_steps_ratio']:.1f}×", f"{p['wall_time_ratio']:.1f}×"
@@ -382,13 +389,18 @@ def _issue4_targets(long: dict[str, Any]) -> list[str]:
              "unless the row says otherwise; per seed, or mean (min–max) over seeds)", "", "| target | scene, task | measured | met |", "|---|---|---|---|"]  # fmt: skip
     comparisons = [c for c in long["comparisons"] if c["training_steps_per_individual"] == budget]
     longer = _load(f"run_length_{budget}")
+    # run_length_<budget>_<evaluations>.json: runs of another length, in order of length
+    others = sorted((json.loads(path.read_text()) for path in RESULTS.glob(f"run_length_{budget}_*.json")),
+                    key=lambda data: data["evaluations"])  # fmt: skip
     for key, what in _RATIOS:
         for scene in long["scenes"]:
             lines.append(_ratio_target(key, what, scene, [c for c in comparisons if c["scene"] == scene]))
-    if longer is not None:
-        where = f"{longer['scene']}, {longer['evaluations']} evaluations (longer run, {_seeds(longer)})"
+    for data in [longer, *others] if longer is not None else others:
+        stopped = data.get("shared_evaluations", data["evaluations"])
+        stopped = "" if stopped == data["evaluations"] else f"; shared stopped after {stopped}"
+        where = f"{data['scene']}, {data['evaluations']} evaluations (longer run, {_seeds(data)}{stopped})"
         for key, what in _RATIOS:
-            lines.append(_ratio_target(key, what, where, longer["comparisons"]))
+            lines.append(_ratio_target(key, what, where, data["comparisons"]))
     ceiling = _load("fitness_ceiling")
     shared = [r for r in long["runs"] if r["mode"] == "shared" and r["training_steps_per_individual"] == budget
               and r["scene"] == "open"]  # fmt: skip
