@@ -390,7 +390,7 @@ def _issue4_targets(long: dict[str, Any]) -> list[str]:
     comparisons = [c for c in long["comparisons"] if c["training_steps_per_individual"] == budget]
     longer = _load(f"run_length_{budget}")
     # run_length_<budget>_<evaluations>.json: runs of another length, in order of length
-    others = sorted((json.loads(path.read_text()) for path in RESULTS.glob(f"run_length_{budget}_*.json")),
+    others = sorted((data for path in RESULTS.glob(f"run_length_{budget}_*.json") if (data := _load(path.stem)) is not None),
                     key=lambda data: data["evaluations"])  # fmt: skip
     for key, what in _RATIOS:
         for scene in long["scenes"]:

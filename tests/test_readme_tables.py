@@ -64,3 +64,24 @@ def test_the_targets_summary_adds_the_longer_run_when_there_is_one(monkeypatch):
     assert "| open, 256 evaluations (longer run, seeds 0, 1) | 11.0× | on 1 of 2 seeds |" in rows[0], "unreached counts as missed"
     assert rows[1].endswith("| 4.0× | no |")
     assert rows[2].endswith("| 0.92 (ceiling –) | yes |")
+
+
+def test_a_run_of_another_length_adds_its_ratio_rows_and_says_where_shared_stopped(monkeypatch, tmp_path):
+    tables = _readme_tables()
+    longer = {"scene": "open", "evaluations": 256, "seeds": [0],
+              "comparisons": [_comparison("open", 5.0, 2.0, 0.3)], "rows": [{"mode": "shared", "scene": "open", "mean_elite_fitness": 0.7, "elites": 8}]}  # fmt: skip
+    extended = {"scene": "open", "evaluations": 512, "shared_evaluations": 96, "seeds": [2],
+                "comparisons": [_comparison("open", 8.4, 3.8, 0.3)], "rows": [{"mode": "shared", "scene": "open", "mean_elite_fitness": 0.7, "elites": 8}]}  # fmt: skip
+    (tmp_path / "run_length_50000_512.json").write_text("{}")  # found by its name; _load gives the contents
+    monkeypatch.setattr(tables, "RESULTS", tmp_path)
+    monkeypatch.setattr(tables, "_load", {"run_length_50000": longer, "run_length_50000_512": extended}.get)
+    long = {"budgets": [50_000], "workers": 2, "seeds": [0], "scenes": ["open"], "evaluations": 64,
+            "comparisons": [_comparison("open", 3.0, 2.0, 0.8)], "runs": []}  # fmt: skip
+    rows = [line for line in tables._issue4_targets(long) if "longer run" in line]
+    assert [row.split(" | ")[1] for row in rows] == [
+        "open, 256 evaluations (longer run, seed 0)", "open, 256 evaluations (longer run, seed 0)",
+        "open, 512 evaluations (longer run, seed 2; shared stopped after 96)",
+        "open, 512 evaluations (longer run, seed 2; shared stopped after 96)",
+        "open, workspace goals, 256 evaluations (longer run)",
+    ], "a shared run stopped early has no final fitness to judge"
+    assert rows[2].endswith("| 8.4× | no |") and rows[3].endswith("| 3.8× | no |")
