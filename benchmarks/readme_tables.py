@@ -395,9 +395,9 @@ def _issue4_targets(long: dict[str, Any]) -> list[str]:
     for key, what in _RATIOS:
         for scene in long["scenes"]:
             lines.append(_ratio_target(key, what, scene, [c for c in comparisons if c["scene"] == scene]))
-    for data in [longer, *others] if longer is not None else others:
-        stopped = data.get("shared_evaluations", data["evaluations"])
-        stopped = "" if stopped == data["evaluations"] else f"; shared stopped after {stopped}"
+    for data in (d for d in (longer, *others) if d is not None):
+        shared_evaluations = data.get("shared_evaluations", data["evaluations"])
+        stopped = "" if shared_evaluations == data["evaluations"] else f"; shared stopped after {shared_evaluations}"
         where = f"{data['scene']}, {data['evaluations']} evaluations (longer run, {_seeds(data)}{stopped})"
         for key, what in _RATIOS:
             lines.append(_ratio_target(key, what, where, data["comparisons"]))

@@ -450,14 +450,19 @@ class MAPElitesEvolutionTrainer:
         return line
 
     # ------------------------------------------------------------------ budgets, signals
-    def _check_budgets(self) -> None:
+    def _spent_budget(self, wall_s: float) -> str | None:
+        """Why the env-step or wall-time budget stops the run after ``wall_s`` seconds, or None."""
         evo = self.settings.evolution
+        if evo.max_env_steps is not None and self.env_steps >= evo.max_env_steps:
+            return f"env-step budget of {evo.max_env_steps} reached"
+        if evo.max_wall_s is not None and wall_s >= evo.max_wall_s:
+            return f"wall-time limit of {evo.max_wall_s:.0f} s reached"
+        return None
+
+    def _check_budgets(self) -> None:
         if self._stopping_reason:
             return
-        if evo.max_env_steps is not None and self.env_steps >= evo.max_env_steps:
-            self._stopping_reason = f"env-step budget of {evo.max_env_steps} reached"
-        elif evo.max_wall_s is not None and self._wall_s() >= evo.max_wall_s:
-            self._stopping_reason = f"wall-time limit of {evo.max_wall_s:.0f} s reached"
+        self._stopping_reason = self._spent_budget(self._wall_s())
         if self._stopping_reason:
             self.recorder.log.info("Stopping: %s; waiting for %d individual(s) in flight.", self._stopping_reason, len(self.in_flight))
 
@@ -634,9 +639,7 @@ class MAPElitesEvolutionTrainer:
         summary = self.run_dir.read_summary()
         if summary is None or summary.get("status") != "completed" or summary.get("evaluations") != self.completed:
             return None
-        evo = self.settings.evolution
-        spent = (self.completed >= evo.evaluations or (evo.max_env_steps is not None and self.env_steps >= evo.max_env_steps)
-                 or (evo.max_wall_s is not None and self.wall_s_before >= evo.max_wall_s))  # fmt: skip
+        spent = self.completed >= self.settings.evolution.evaluations or self._spent_budget(self.wall_s_before) is not None
         reevaluated = not (self.mode == "shared" and self.settings.training.reevaluate_elites) \
             or self.recorder.final_reevaluation_recorded(self.completed)
         return summary if spent and reevaluated else None
