@@ -114,7 +114,11 @@ def build_parser() -> argparse.ArgumentParser:
     modes.add_argument("--train-shared", dest="mode", action="store_const", const="shared", help="same as --mode shared")
     modes.add_argument("--train", dest="mode", action="store_const", const="independent", help="same as --mode independent")
     train.add_argument("--output", help="run directory (default map_elites_shared_ppo_results or map_elites_results)")
-    train.add_argument("--resume", action="store_true", help="continue the run in --output where it stopped")
+    resuming = train.add_mutually_exclusive_group()
+    resuming.add_argument("--resume", action="store_true", help="continue the run in --output where it stopped")
+    resuming.add_argument("--resume-if-exists", action="store_true",
+                          help="continue the run in --output if it holds one, else start it there (for job scripts "
+                               "that a cluster may requeue)")
     train.add_argument("--workers", type=int, help="worker processes (default: 75%% of the cores)")
     train.add_argument("--serial", action="store_true", help="evaluate in this process, no workers (debugging)")
     train.add_argument("--initial-random", type=int, help="random individuals before variation (default 8)")
@@ -239,7 +243,8 @@ def _train_trainer(args: argparse.Namespace) -> Any:
     output = args.output if args.output is not None else (
         "map_elites_shared_ppo_results" if mode == "shared" else "map_elites_results")  # fmt: skip
     stored: dict[str, Any] | None = None
-    if args.resume:
+    resume = args.resume or (args.resume_if_exists and RunDirectory(output).config.is_file())
+    if resume:
         RunDirectory(output).check(resume=True)
         stored = _stored_run(output)
         if args.mode is not None and stored.get("mode") != mode:
@@ -268,7 +273,7 @@ def _train_trainer(args: argparse.Namespace) -> Any:
     return MAPElitesEvolutionTrainer(
         settings, num_initial_random=evo.num_initial_random, training_steps_per_individual=evo.training_steps_per_individual,
         enable_multiprocess=evo.enable_multiprocess, max_workers=evo.max_workers, use_shared_ppo=evo.use_shared_ppo,
-        output_dir=output, resume=args.resume, quiet=args.quiet,
+        output_dir=output, resume=resume, quiet=args.quiet,
     )  # fmt: skip
 
 
@@ -338,7 +343,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             animation = prepare_animation(args.run, args.individual, body, args.episodes, args.output, args.size)
         else:
             request = _ppo_request(args)
-            RunDirectory(request.output).check(resume=False)
+            RunDirectory(request.output).check(resume=False, resumable=False)
     except (ConfigError, RunDirectoryError, ValueError) as error:
         print(f"morphelites: error: {error}", file=sys.stderr)
         return EXIT_BAD_INPUT

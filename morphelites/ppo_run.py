@@ -84,7 +84,7 @@ def _make_gym_env(env_id: str) -> gym.Env:
 def run_ppo(request: PPORunRequest, should_stop: Callable[[], bool] | None = None) -> dict[str, Any]:
     """Train and evaluate as ``request`` says; returns the summary written to summary.json."""
     settings = request.settings.validate()
-    run = RunDirectory(request.output).prepare(resume=False)
+    run = RunDirectory(request.output).prepare(resume=False, resumable=False)
     log = open_training_log(run.training_log, quiet=request.quiet, name="morphelites.ppo")
     torch.set_num_threads(settings.ppo.torch_threads)
     if request.env_id is not None:

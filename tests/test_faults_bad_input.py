@@ -97,7 +97,12 @@ CASES = [
     ("resume-without-run", "train --resume --output {tmp}/empty", "empty-dir", ["no run", "drop --resume"]),
     ("resume-damaged-run", "train --resume --output {tmp}/damaged", "damaged-run", ["damaged", "config.json", "not valid JSON", "--output"]),
     ("resume-run-without-settings", "train --resume --output {tmp}/damaged", "run-without-settings", ["config.json", '"settings"', "Repair"]),
-    ("non-empty-output", "train --output {tmp}/full", "full-dir", ["already holds files", "--resume", "--output"]),
+    ("non-empty-output", "train --output {tmp}/full", "full-dir", ["already holds files", "no morphelites run", "Choose another --output"]),
+    ("output-holds-a-run", "train --output {tmp}/done", "a-run", ["holds files of a run", "Use --resume", "--output"]),
+    ("ppo-output-holds-a-run", "ppo --output {tmp}/done", "a-run", ["holds files of a run", "Choose another --output"]),
+    ("resume-if-exists-on-other-files", "train --resume-if-exists --output {tmp}/full", "full-dir", ["no morphelites run", "--output"]),
+    ("resume-if-exists-damaged-run", "train --resume-if-exists --output {tmp}/damaged", "damaged-run", ["Cannot resume", "damaged"]),
+    ("two-resumes", "train --resume --resume-if-exists --output {out}", None, ["--resume-if-exists", "only one"]),
 ]
 
 #: Files and directories a case needs before the command runs (named by the case's `setup`).
@@ -108,6 +113,7 @@ SETUPS = {
     "file": {"afile": "x"},
     "empty-dir": {"empty/": None},
     "full-dir": {"full/notes.txt": "mine"},
+    "a-run": {"done/config.json": '{"mode": "shared", "settings": {}}', "done/results.jsonl": ""},
     "damaged-run": {"damaged/config.json": '{"mode": "shared", "settings": {'},
     "run-without-settings": {"damaged/config.json": '{"mode": "shared"}'},
 }
@@ -177,3 +183,10 @@ def test_the_console_command_exits_2(tmp_path):
                            str(tmp_path / "run")], env=env, capture_output=True, text=True, timeout=120)  # fmt: skip
     assert done.returncode == 2 and "Did you mean 'buffer_size'" in done.stderr
     assert not (tmp_path / "run").exists()
+
+
+def test_ppo_on_a_run_directory_does_not_suggest_resume_which_it_does_not_have(tmp_path, capsys):
+    _prepare(tmp_path, "a-run")
+    assert main(["ppo", "--output", str(tmp_path / "done")]) == 2
+    message = capsys.readouterr().err.strip().splitlines()[-1]
+    assert "holds files of a run" in message and "--resume" not in message

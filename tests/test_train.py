@@ -141,10 +141,29 @@ def test_bad_options_exit_2_before_any_worker_starts(tmp_path, capsys, args, wor
 
 
 def test_existing_run_directory_is_refused_without_resume(tmp_path, capsys):
+    (tmp_path / "config.json").write_text('{"mode": "independent", "settings": {}}')
     (tmp_path / "results.jsonl").write_text("{}\n")
     assert main(["train", "--train", "--output", str(tmp_path)]) == 2
     err = capsys.readouterr().err
     assert "--resume" in err and "--output" in err
+
+
+def test_resume_if_exists_starts_a_run_then_continues_it_then_does_nothing(tmp_path, tiny_config):
+    """A requeued job script passes the same command every time: the first start, each resume, and
+    a resume after the end must all succeed."""
+    out = tmp_path / "run"
+    command = ["train", "--train", "--serial", "--resume-if-exists", "--output", str(out), "--config", str(tiny_config),
+               "--initial-random", "2", "--steps-per-individual", "64", "--quiet"]  # fmt: skip
+    assert main([*command, "--evaluations", "2"]) == 0
+    assert [r["id"] for r in _results(out)] == [0, 1]
+    assert "Resumed from" not in (out / "training.log").read_text()
+    assert main([*command, "--evaluations", "3"]) == 0
+    assert [r["id"] for r in _results(out)] == [0, 1, 2]
+    assert "Resumed from" in (out / "training.log").read_text()
+    summary = (out / "summary.json").read_bytes()
+    assert main([*command, "--evaluations", "3"]) == 0
+    assert len(_results(out)) == 3 and (out / "summary.json").read_bytes() == summary
+    assert "Nothing to do" in (out / "training.log").read_text()
 
 
 def test_serial_mode_through_the_python_api(tmp_path):

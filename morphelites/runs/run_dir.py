@@ -44,11 +44,12 @@ class RunDirectory:
     tensorboard = property(lambda self: self.path / "tensorboard")
     animations = property(lambda self: self.path / "animations")  # written by `morphelites animate`
 
-    def check(self, resume: bool = False) -> "RunDirectory":
+    def check(self, resume: bool = False, resumable: bool = True) -> "RunDirectory":
         """Make sure the directory can be used, writing nothing.
 
         Raises RunDirectoryError if the path is a file, is not writable, its disk is nearly full, it
         is non-empty and ``resume`` is off, or ``resume`` is on and there is no run in it.
+        ``resumable`` says whether the command has ``--resume`` (its errors then suggest it).
         """
         path = self.path
         if path.exists() and not path.is_dir():
@@ -59,9 +60,18 @@ class RunDirectory:
                 f"Cannot resume: {path} holds no run (no config.json). Check --output, or drop --resume to start a new run."
             )
         if non_empty and not resume:
+            if not (path / "config.json").is_file():
+                raise RunDirectoryError(
+                    f"Output directory {path} already holds files but no morphelites run (no config.json); it is "
+                    f"never overwritten. Choose another --output."
+                )
+            if resumable:
+                raise RunDirectoryError(
+                    f"Output directory {path} already holds files of a run; it is never overwritten. Use --resume to "
+                    f"continue that run, or --output to choose another directory."
+                )
             raise RunDirectoryError(
-                f"Output directory {path} already holds files; it is never overwritten. Use --resume to continue "
-                f"that run, or --output to choose another directory."
+                f"Output directory {path} already holds files of a run; it is never overwritten. Choose another --output."
             )
         existing = path
         while not existing.exists():
@@ -83,9 +93,9 @@ class RunDirectory:
             )
         return self
 
-    def prepare(self, resume: bool = False) -> "RunDirectory":
+    def prepare(self, resume: bool = False, resumable: bool = True) -> "RunDirectory":
         """:meth:`check`, then create the directory and ``checkpoints/``."""
-        self.check(resume)
+        self.check(resume, resumable)
         try:
             self.path.mkdir(parents=True, exist_ok=True)
             self.checkpoints.mkdir(exist_ok=True)
