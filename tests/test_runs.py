@@ -109,6 +109,18 @@ def test_run_directory_checks_write_nothing(tmp_path):
         RunDirectory(tmp_path / "file").check()
 
 
+def test_what_a_run_stopped_before_its_config_leaves_counts_as_empty_and_nothing_else_does(tmp_path):
+    stopped = RunDirectory(tmp_path / "stopped").prepare(resume=False)  # the directory and an empty checkpoints/
+    assert RunDirectory(stopped.path).check() is not None
+    (stopped.checkpoints / "evolution-00000001.pkl").write_bytes(b"x")
+    with pytest.raises(RunDirectoryError, match="no morphelites run"):
+        RunDirectory(stopped.path).check()
+    (tmp_path / "other" / "checkpoints").mkdir(parents=True)
+    (tmp_path / "other" / "notes.txt").write_text("mine")
+    with pytest.raises(RunDirectoryError, match="already holds files"):
+        RunDirectory(tmp_path / "other").check()
+
+
 def test_memory_sampler_counts_this_process_and_tracks_the_peak():
     memory = ProcessTreeMemory()
     sample = memory.sample({"gone": 999_999_999})

@@ -151,7 +151,10 @@ def test_existing_run_directory_is_refused_without_resume(tmp_path, capsys):
 def test_resume_if_exists_starts_a_run_then_continues_it_then_does_nothing(tmp_path, tiny_config):
     """A requeued job script passes the same command every time: the first start, each resume, and
     a resume after the end must all succeed."""
+    from morphelites.runs import RunDirectory
+
     out = tmp_path / "run"
+    RunDirectory(out).prepare()  # as a first launch stopped before it wrote config.json leaves it
     command = ["train", "--train", "--serial", "--resume-if-exists", "--output", str(out), "--config", str(tiny_config),
                "--initial-random", "2", "--steps-per-individual", "64", "--quiet"]  # fmt: skip
     assert main([*command, "--evaluations", "2"]) == 0

@@ -153,6 +153,9 @@ class MAPElitesEvolutionTrainer:
     def run(self) -> dict[str, Any]:
         """Run to the end (or an interrupt); returns the summary, whose ``status`` says which."""
         self.run_dir.prepare(resume=self.resume)
+        if not self.resume:  # config.json first: a directory holding anything else then holds a run
+            self.run_dir.write_config({"command": "train", "mode": self.mode, "settings": self.settings.to_dict(),
+                                       "measures": [dataclasses.asdict(s) for s in self.specs]})  # fmt: skip
         columns = EVOLUTION_METRICS + (SHARED_METRICS if self.mode == "shared" else ())
         self.recorder = EvolutionRecorder(self.run_dir, quiet=self.quiet, metric_columns=columns)
         log = self.recorder.log
@@ -161,9 +164,6 @@ class MAPElitesEvolutionTrainer:
             finished = self._finished_run_summary()
             if finished is not None:
                 return self._nothing_to_do(finished)
-        else:
-            self.recorder.config({"command": "train", "mode": self.mode, "settings": self.settings.to_dict(),
-                                  "measures": [dataclasses.asdict(s) for s in self.specs]})  # fmt: skip
         evo = self.settings.evolution
         workers = evo.workers if evo.enable_multiprocess else 1
         log.info("MAP-Elites (%s mode): %d evaluations, %d env steps of training each, %d worker(s), output %s",

@@ -138,9 +138,6 @@ class EvolutionRecorder:
         atomic_write_bytes(path.with_name(f"{path.stem}{suffix}{path.suffix}"), png)
 
     # ------------------------------------------------------------------ run level
-    def config(self, config: dict[str, Any]) -> None:
-        self.run.write_config(config)
-
     def summary(self, summary: dict[str, Any]) -> None:
         self.run.write_summary(summary)
 

@@ -54,7 +54,8 @@ class RunDirectory:
         path = self.path
         if path.exists() and not path.is_dir():
             raise RunDirectoryError(f"Output path {path} is a file, not a directory. Choose another --output.")
-        non_empty = path.is_dir() and any(path.iterdir())
+        # An empty checkpoints/ alone is what prepare() leaves if a run is stopped before config.json.
+        non_empty = path.is_dir() and any(p.name != "checkpoints" or not p.is_dir() or any(p.iterdir()) for p in path.iterdir())
         if resume and not (path / "config.json").is_file():
             raise RunDirectoryError(
                 f"Cannot resume: {path} holds no run (no config.json). Check --output, or drop --resume to start a new run."
