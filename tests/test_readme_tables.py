@@ -85,3 +85,15 @@ def test_a_run_of_another_length_adds_its_ratio_rows_and_says_where_shared_stopp
         "open, workspace goals, 256 evaluations (longer run)",
     ], "a shared run stopped early has no final fitness to judge"
     assert rows[2].endswith("| 8.4× | no |") and rows[3].endswith("| 3.8× | no |")
+
+
+def test_a_seed_where_shared_never_reached_the_score_is_named_with_the_most_its_ratio_could_be():
+    tables = _readme_tables()
+    comparisons = [{**_comparison("open", 13.6, 6.7, 0.3), "seed": 1},
+                   {**_comparison("open", None, None, 0.3, reached=False), "seed": 0}]  # fmt: skip
+    rows = [{"seed": 0, "mode": "independent", "env_steps": 27_000_000, "wall_s": 2_500.0},
+            {"seed": 0, "mode": "shared", "env_steps": 5_000_000, "wall_s": 1_000.0}]  # fmt: skip
+    steps = tables._ratio_target("env_steps_ratio", "fewer env steps", "open", comparisons, rows)
+    assert steps.endswith("| 13.6×; seed 0: not reached (below 5.4×) | on 1 of 2 seeds |")
+    wall = tables._ratio_target("wall_time_ratio", "less wall time", "open", comparisons, rows)
+    assert wall.endswith("| 6.7×; seed 0: not reached (below 2.5×) | no |")
