@@ -54,8 +54,7 @@ class RunDirectory:
         path = self.path
         if path.exists() and not path.is_dir():
             raise RunDirectoryError(f"Output path {path} is a file, not a directory. Choose another --output.")
-        # An empty checkpoints/ alone is what prepare() leaves if a run is stopped before config.json.
-        non_empty = path.is_dir() and any(p.name != "checkpoints" or not p.is_dir() or any(p.iterdir()) for p in path.iterdir())
+        non_empty = path.is_dir() and _holds_anything(path)
         if resume and not (path / "config.json").is_file():
             raise RunDirectoryError(
                 f"Cannot resume: {path} holds no run (no config.json). Check --output, or drop --resume to start a new run."
@@ -126,3 +125,9 @@ class RunDirectory:
 
     def __fspath__(self) -> str:
         return os.fspath(self.path)
+
+
+def _holds_anything(path: Path) -> bool:
+    """Whether the directory ``path`` holds a file or folder, an empty ``checkpoints/`` left out: that
+    is all :meth:`RunDirectory.prepare` leaves of a run stopped before it wrote config.json."""
+    return any(entry.name != "checkpoints" or not entry.is_dir() or any(entry.iterdir()) for entry in path.iterdir())
