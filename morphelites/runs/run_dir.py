@@ -55,24 +55,20 @@ class RunDirectory:
         if path.exists() and not path.is_dir():
             raise RunDirectoryError(f"Output path {path} is a file, not a directory. Choose another --output.")
         non_empty = path.is_dir() and _holds_anything(path)
-        if resume and not (path / "config.json").is_file():
+        holds_run = self.config.is_file()
+        if resume and not holds_run:
             raise RunDirectoryError(
                 f"Cannot resume: {path} holds no run (no config.json). Check --output, or drop --resume to start a new run."
             )
         if non_empty and not resume:
-            if not (path / "config.json").is_file():
+            if not holds_run:
                 raise RunDirectoryError(
                     f"Output directory {path} already holds files but no morphelites run (no config.json); it is "
                     f"never overwritten. Choose another --output."
                 )
-            if resumable:
-                raise RunDirectoryError(
-                    f"Output directory {path} already holds files of a run; it is never overwritten. Use --resume to "
-                    f"continue that run, or --output to choose another directory."
-                )
-            raise RunDirectoryError(
-                f"Output directory {path} already holds files of a run; it is never overwritten. Choose another --output."
-            )
+            fix = "Use --resume to continue that run, or --output to choose another directory." if resumable else (
+                "Choose another --output.")  # fmt: skip
+            raise RunDirectoryError(f"Output directory {path} already holds files of a run; it is never overwritten. {fix}")
         existing = path
         while not existing.exists():
             existing = existing.parent
