@@ -16,7 +16,25 @@ from matplotlib.figure import Figure
 from morphelites.ribs_without_torch import import_ribs
 
 __all__ = ["heatmap_png", "progress_curves_png", "progress_curves_figure", "ppo_curves_png", "ppo_curves_figure",
-           "animation_gif"]  # fmt: skip
+           "animation_gif", "load_drawing_modules"]  # fmt: skip
+
+
+def load_drawing_modules() -> None:
+    """Import now what the first heatmap and the first PNG import on use: pyribs' visualize
+    (with shapely, seaborn and numba), matplotlib's Agg canvas and Pillow's image plugins.
+
+    Why: an evolution run calls this before it installs its Ctrl-C handler. A second Ctrl-C
+    raises KeyboardInterrupt wherever the main process is, and one that lands inside a first
+    import leaves a half-initialised module in ``sys.modules``; the final heatmap then failed
+    with "partially initialized module 'shapely' has no attribute 'lib'" and the run exited 1
+    without its summary.json.
+    """
+    import_ribs()
+    import ribs.visualize  # noqa: F401
+    from matplotlib.backends import backend_agg  # noqa: F401
+    from PIL import Image
+
+    Image.init()
 
 
 def heatmap_png(archive: "object", title_prefix: str = "") -> bytes:

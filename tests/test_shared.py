@@ -373,6 +373,36 @@ def test_sync_updates_wait_for_training_workers_only_and_count_one_until_the_pol
         system.close(graceful=False)
 
 
+def test_a_close_cut_short_by_a_second_ctrl_c_is_finished_by_the_next_call(tmp_path):
+    """The trainer's second-Ctrl-C handler calls close() again after the KeyboardInterrupt cut the
+    first call short; that call must still stop every process and free the shared memory."""
+    from morphelites.parallel.supervisor import SharedPPOSystem
+
+    def shared_memory_blocks() -> set[str]:  # multiprocessing's semaphores ("sem.*") live with their objects
+        return {name for name in os.listdir("/dev/shm") if not name.startswith("sem.")}
+
+    blocks_before = shared_memory_blocks()
+    settings = Settings.from_dict(TINY).validate()
+    system = SharedPPOSystem(settings, 1, tmp_path, resume=False)
+    system.start()
+    processes = [psutil.Process(pid) for pid in system.pids().values()]
+    assert len(processes) == 2, "the learner and one worker"
+
+    def interrupted_join(timeout=None):
+        raise KeyboardInterrupt  # the second Ctrl-C, while close() waits for the learner
+
+    system.learner.join = interrupted_join
+    with pytest.raises(KeyboardInterrupt):
+        system.close(graceful=False)
+    del system.learner.join
+    start = time.monotonic()
+    system.close(graceful=False)
+    assert time.monotonic() - start < 5, "the second call does not wait for the learner's final checkpoint"
+    assert not [p for p in processes if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
+    assert shared_memory_blocks() <= blocks_before, "the weights and the buffer are unlinked"
+    system.close(graceful=False)  # and a third call does nothing
+
+
 @pytest.mark.parametrize(("ppo", "epochs"), [({"num_minibatches": 4}, 4), ({"num_minibatches": 4, "update_epochs": 7}, 7)])
 def test_the_learner_makes_four_passes_over_a_batch_unless_told_otherwise(tmp_path, ppo, epochs):
     learner, weights, buffer, _, _ = _learner(tmp_path, ppo=ppo)
@@ -483,15 +513,32 @@ def tiny_config(tmp_path) -> Path:
 @pytest.mark.parametrize("mode", ["shared", "independent"])
 def test_the_main_process_of_a_run_never_imports_torch(tmp_path, tiny_config, mode):
     """torch lives in the learner and in independent workers only; in the main process it would
-    cost ~230 MB (the archive, heatmaps and checkpoints need numpy only)."""
+    cost ~230 MB (the archive, heatmaps and checkpoints need numpy only).
+
+    Also: the main loop imports nothing. A second Ctrl-C raises KeyboardInterrupt wherever the
+    loop is, and one inside a first import leaves a half-initialised module that the final files
+    then trip over. The exception is numba's typing modules, which the first archive insert's JIT
+    compilation imports and which nothing at the end of a run uses.
+    """
     out = tmp_path / "run"
     argv = ["train", "--quiet", "--mode", mode, "--workers", "2", "--evaluations", "3", "--steps-per-individual", "200",
             "--config", str(tiny_config), "--output", str(out)]  # fmt: skip
     code = (
         "import sys\n"
         "from morphelites.cli import main\n"
+        "from morphelites.evolution.trainer import MAPElitesEvolutionTrainer as Trainer\n"
+        "loop, imported = Trainer._loop, []\n"
+        "def watched_loop(self, pool):\n"
+        "    before = set(sys.modules)\n"
+        "    try:\n"
+        "        return loop(self, pool)\n"
+        "    finally:\n"
+        "        imported.extend(sorted(set(sys.modules) - before))\n"
+        "Trainer._loop = watched_loop\n"
         f"code = main({argv!r})\n"
         "assert 'torch' not in sys.modules, 'the main process imported torch'\n"
+        "late = [name for name in imported if not name.startswith('numba.')]\n"
+        "assert not late, f'the main loop imported {late}: import them before the Ctrl-C handler is installed'\n"
         "sys.exit(code)\n"
     )
     proc = subprocess.run([sys.executable, "-c", code], env=dict(os.environ, PYTHONPATH=str(REPO)),

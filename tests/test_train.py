@@ -194,8 +194,34 @@ def test_a_second_ctrl_c_stops_at_once_without_orphans(tmp_path, tiny_config):
     time.sleep(0.05)
     proc.send_signal(signal.SIGINT)
     start = time.monotonic()
-    proc.communicate(timeout=30)
-    assert proc.returncode == 130 and time.monotonic() - start < 5
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 130, err
+    assert time.monotonic() - start < 5
     time.sleep(0.5)
     assert not [c for c in children if c.is_running() and c.status() != psutil.STATUS_ZOMBIE]
     assert len(_results(out)) >= 1, "what was written before stays"
+    assert json.loads((out / "summary.json").read_text())["status"] == "interrupted"
+
+
+def test_a_final_picture_that_cannot_be_drawn_does_not_cost_the_summary(tmp_path, monkeypatch):
+    """Seen: a second Ctrl-C tore the first import of pyribs' heatmap code in half, the final
+    heatmap then raised AttributeError, and the run exited 1 without summary.json."""
+    from morphelites.evolution import trainer as trainer_module
+
+    def broken_heatmap(archive, title_prefix=""):
+        raise AttributeError("partially initialized module 'shapely' has no attribute 'lib'")
+
+    monkeypatch.setattr(trainer_module, "heatmap_png", broken_heatmap)
+    out = tmp_path / "run"
+    settings = {**TINY, "evolution": {**TINY["evolution"], "heatmap_every": 100}}  # drawn at the end only
+    trainer = trainer_module.MAPElitesEvolutionTrainer(
+        settings, num_initial_random=2, training_steps_per_individual=64, enable_multiprocess=False,
+        use_shared_ppo=False, output_dir=str(out), evaluations=2, quiet=True,
+    )  # fmt: skip
+    assert trainer.run()["status"] == "completed"
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["status"] == "completed" and summary["evaluations"] == 2
+    assert not (out / "heatmap.png").exists()
+    log = (out / "training.log").read_text()
+    assert "Could not write the final archive files (AttributeError: partially initialized module 'shapely'" in log
+    assert "Traceback" in log, "a failure that is not the disk's is a bug: its traceback goes in the log"

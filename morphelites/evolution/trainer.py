@@ -35,7 +35,7 @@ from morphelites.runs.memory import ProcessTreeMemory
 from morphelites.runs.progress import Progress
 from morphelites.runs.recorder import EVOLUTION_METRICS, SHARED_METRICS, EvolutionRecorder
 from morphelites.runs.run_dir import RunDirectory
-from morphelites.viz import heatmap_png, progress_curves_png
+from morphelites.viz import heatmap_png, load_drawing_modules, progress_curves_png
 
 __all__ = ["MAPElitesEvolutionTrainer", "EXIT_CODES"]
 
@@ -194,6 +194,7 @@ class MAPElitesEvolutionTrainer:
         self._start = time.monotonic()
         self._last_summary = 0.0
         self._last_curves = time.monotonic()  # first drawn after _CURVES_EVERY_S, or at the end
+        load_drawing_modules()  # before a second Ctrl-C can tear a first import in half (see there)
         previous = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
         signal.signal(signal.SIGINT, self._on_signal)
         signal.signal(signal.SIGTERM, self._on_signal)
@@ -228,12 +229,7 @@ class MAPElitesEvolutionTrainer:
             signal.signal(sig, signal.SIG_IGN)
         try:
             summary = self._summary(status)
-            try:
-                self._write_archive_files(final=True)
-                self.recorder.summary(summary)
-            except OSError as error:
-                log.error("Could not write the final archive files or summary.json (%s); results.jsonl and the "
-                          "checkpoints hold the run, and --resume rebuilds them.", error)  # fmt: skip
+            self._write_final_files(summary)
             log.info("%s: %d evaluations, QD-score %.3f, coverage %.1f%%, best fitness %.3f, %.0f s. Run directory: %s",
                      status.capitalize(), self.completed, summary["qd_score"], 100 * summary["coverage"],
                      summary["best_fitness"], summary["wall_s"], self.run_dir.path)  # fmt: skip
@@ -550,6 +546,27 @@ class MAPElitesEvolutionTrainer:
             again = self.reevaluation["archive"]
             self.recorder.archive(again.elites(), names, suffix="_reevaluated")
             self.recorder.heatmap(heatmap_png(again, title_prefix="re-evaluated with the final policy: "), suffix="_reevaluated")
+
+    def _write_final_files(self, summary: dict[str, Any]) -> None:
+        """Write archive.csv, the heatmaps and curves.png, then summary.json.
+
+        A failure is logged and does not stop the rest: a picture that cannot be drawn must not
+        cost the summary. results.jsonl and the checkpoints hold the run, and --resume rebuilds
+        every one of these files.
+        """
+        log = self.recorder.log
+        try:
+            self._write_archive_files(final=True)
+        except Exception as error:
+            # An OSError is the disk's fault; anything else is a bug, so its traceback goes in the log.
+            log.error("Could not write the final archive files (%s: %s); results.jsonl and the checkpoints hold the "
+                      "run, and --resume rebuilds them.", type(error).__name__, error,
+                      exc_info=not isinstance(error, OSError))  # fmt: skip
+        try:
+            self.recorder.summary(summary)
+        except OSError as error:
+            log.error("Could not write summary.json (%s); results.jsonl and the checkpoints hold the run, and --resume "
+                      "rebuilds it.", error)  # fmt: skip
 
     def _write_curves(self) -> None:
         """Redraw curves.png from metrics.csv and reevaluations.csv (after --resume: the whole run)."""

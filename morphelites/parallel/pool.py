@@ -165,7 +165,8 @@ class WorkerPool:
         self._procs: list[Any] = [None] * size
         self._conns: list[Connection | None] = [None] * size
         self._tasks: list[Any] = [None] * size
-        self._closed = False
+        self._closed = False  # closing has begun: no more restarts
+        self._shut_down = False  # closing has finished
         self.restarts = 0
         self._deaths_in_row = 0
         self.on_died = on_died
@@ -261,9 +262,14 @@ class WorkerPool:
         return events
 
     def close(self, graceful: bool = True, timeout: float = 5.0) -> None:
-        """Stop every worker (ask, then terminate, then kill); safe to call twice."""
-        if self._closed:
+        """Stop every worker (ask, then terminate, then kill); safe to call twice.
+
+        A call cut short (a second Ctrl-C while it waited) is finished by the next one, without
+        asking or waiting again.
+        """
+        if self._shut_down:
             return
+        graceful = graceful and not self._closed
         self._closed = True
         if graceful:
             for conn in self._conns:
@@ -288,6 +294,7 @@ class WorkerPool:
         for conn in self._conns:
             if conn is not None:
                 conn.close()
+        self._shut_down = True
 
 
 class SerialPool:

@@ -149,7 +149,8 @@ class SharedPPOSystem:
         self.learner_restarts = 0
         self.learner_stalls = 0
         self._deaths_in_row = 0
-        self._closed = False
+        self._closed = False  # closing has begun: no more restarts
+        self._shut_down = False  # closing has finished
 
     def _start_learner(self, resume: bool) -> None:
         floor = dict(self._counters_floor)
@@ -269,17 +270,24 @@ class SharedPPOSystem:
                 **{k: float(self.learner_stats[k]) for k in keys if k in self.learner_stats}}  # fmt: skip
 
     def close(self, graceful: bool = True) -> None:
-        """Stop workers, then the learner (it writes a final checkpoint), then free shared memory."""
-        if self._closed:
+        """Stop workers, then the learner (it writes a final checkpoint), then free shared memory.
+
+        Safe to call twice: a call cut short (a second Ctrl-C while it waited for the learner) is
+        finished by the next one, which stops the learner without waiting for its final checkpoint.
+        """
+        if self._shut_down:
             return
+        cut_short = self._closed
+        graceful = graceful and not cut_short
         self._closed = True
         self.pool.close(graceful=graceful, timeout=5.0 if graceful else 0.0)
         self._stop.set()
         if self.learner is None:  # never started
             self.buffer.close()
             self.weights.close()
+            self._shut_down = True
             return
-        self.learner.join(timeout=15.0 if graceful else 5.0)
+        self.learner.join(timeout=0.0 if cut_short else 15.0 if graceful else 5.0)
         if self.learner.is_alive():
             self.learner.terminate()
             self.learner.join(timeout=2.0)
@@ -290,6 +298,7 @@ class SharedPPOSystem:
         self._stats_recv.close()
         self.buffer.close()
         self.weights.close()
+        self._shut_down = True
 
 
 class SerialSharedBackend:

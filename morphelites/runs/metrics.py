@@ -39,21 +39,20 @@ class MetricsWriter:
         self._tb: Any = None
         self._tb_dir = tensorboard_dir  # the events file is opened by the first record, so a writer that
         # writes nothing (a --resume with nothing left to do) leaves no empty one behind
+        if tensorboard_dir is not None:
+            # Imported now, not at the first record: a Ctrl-C that lands inside a first import
+            # leaves a half-initialised module behind (see viz.load_drawing_modules).
+            _tensorboard_modules()
 
     def write(self, record: dict[str, Any]) -> None:
         buffer = io.StringIO()
         csv.writer(buffer).writerow([_cell(record.get(c)) for c in self.columns])
         append_line(self.path, buffer.getvalue())
         if self._tb is None and self._tb_dir is not None:
-            # tensorboard's own event writer: no torch import in processes that do not train
-            from tensorboard.summary.writer.event_file_writer import EventFileWriter
-
             Path(self._tb_dir).mkdir(parents=True, exist_ok=True)
-            self._tb = EventFileWriter(str(self._tb_dir))
+            self._tb = _tensorboard_modules()[0](str(self._tb_dir))
         if self._tb is not None:
-            from tensorboard.compat.proto.event_pb2 import Event
-            from tensorboard.compat.proto.summary_pb2 import Summary
-
+            _, Event, Summary = _tensorboard_modules()
             values = [
                 Summary.Value(tag=key, simple_value=float(value))
                 for key, value in record.items()
@@ -69,6 +68,16 @@ class MetricsWriter:
             self._tb.close()
             self._tb = None
         self._tb_dir = None
+
+
+def _tensorboard_modules() -> tuple[Any, Any, Any]:
+    """TensorBoard's own event writer and protos (EventFileWriter, Event, Summary): no torch
+    import in processes that do not train."""
+    from tensorboard.compat.proto.event_pb2 import Event
+    from tensorboard.compat.proto.summary_pb2 import Summary
+    from tensorboard.summary.writer.event_file_writer import EventFileWriter
+
+    return EventFileWriter, Event, Summary
 
 
 def read_metric_rows(path: Path) -> list[dict[str, str]]:
