@@ -168,6 +168,9 @@ class MAPElitesEvolutionTrainer:
         workers = evo.workers if evo.enable_multiprocess else 1
         log.info("MAP-Elites (%s mode): %d evaluations, %d env steps of training each, %d worker(s), output %s",
                  self.mode, evo.evaluations, evo.training_steps_per_individual, workers, self.run_dir.path)  # fmt: skip
+        # Before the Ctrl-C handler (a second Ctrl-C could tear a first import in half: see there), and
+        # before the pool creates shared memory that a plain Ctrl-C here would leave to the resource tracker.
+        load_drawing_modules()
         # Given back at the end: a script or notebook that runs several experiments keeps its name.
         previous_title = set_process_title("map_elites main")
         training = self.settings.training
@@ -194,7 +197,6 @@ class MAPElitesEvolutionTrainer:
         self._start = time.monotonic()
         self._last_summary = 0.0
         self._last_curves = time.monotonic()  # first drawn after _CURVES_EVERY_S, or at the end
-        load_drawing_modules()  # before a second Ctrl-C can tear a first import in half (see there)
         previous = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
         signal.signal(signal.SIGINT, self._on_signal)
         signal.signal(signal.SIGTERM, self._on_signal)
