@@ -347,6 +347,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (ConfigError, RunDirectoryError, ValueError) as error:
         print(f"morphelites: error: {error}", file=sys.stderr)
         return EXIT_BAD_INPUT
+    except KeyboardInterrupt:  # while the libraries load: nothing has been written or started yet
+        print("morphelites: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
     try:
         if args.command == "animate":
             from morphelites.animate import describe, render_animation

@@ -94,3 +94,14 @@ def test_ppo_says_which_config_sections_it_does_not_use(capsys, tmp_path):
            f"`morphelites train` does); ignoring them." in err  # fmt: skip
     assert _main_exit_code("ppo", "--config", str(only_ppo), "--output", str(tmp_path / "never"), "--steps", "0") == 2
     assert "note:" not in capsys.readouterr().err
+
+
+def test_ctrl_c_while_the_libraries_load_exits_130_without_a_traceback(monkeypatch, capsys, tmp_path):
+    from morphelites import cli
+
+    def interrupted(args):
+        raise KeyboardInterrupt  # a Ctrl-C during the seconds that pyribs, matplotlib and mujoco take to import
+
+    monkeypatch.setattr(cli, "_train_trainer", interrupted)
+    assert main(["train", "--output", str(tmp_path / "run")]) == 130
+    assert capsys.readouterr().err == "morphelites: interrupted\n"

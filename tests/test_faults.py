@@ -46,12 +46,13 @@ class Run:
     """``python -m morphelites train`` in the background; output goes to files, not pipes (a full
     pipe would block the processes under test)."""
 
-    def __init__(self, tmp_path: Path, *args: str) -> None:
+    def __init__(self, tmp_path: Path, *args: str, own_process_group: bool = False) -> None:
         self.log = tmp_path / f"console-{time.monotonic_ns()}.txt"
         env = dict(os.environ, PYTHONPATH=str(REPO))
         with open(self.log, "w") as console:
             self.proc = subprocess.Popen([sys.executable, "-m", "morphelites", "train", "--quiet", *args], env=env,
-                                         stdout=console, stderr=subprocess.STDOUT, text=True)  # fmt: skip
+                                         stdout=console, stderr=subprocess.STDOUT, text=True,
+                                         start_new_session=own_process_group)  # fmt: skip
 
     def children(self, role: str = "") -> list[psutil.Process]:
         try:
@@ -237,6 +238,21 @@ def test_sigterm_stops_within_10_s_with_a_checkpoint_exit_143_and_no_orphans(tmp
     _assert_gone(children)
     assert list((out / "checkpoints").glob("evolution-*.pkl")) and list((out / "checkpoints").glob("learner-*.pkl"))
     assert json.loads((out / "summary.json").read_text())["status"] == "terminated"
+
+
+def test_a_terminal_ctrl_c_while_the_processes_start_exits_130_without_tracebacks_or_orphans(tmp_path):
+    """Ctrl-C in a terminal goes to the whole process group; here it comes while the learner and
+    the worker are still importing their libraries, before their own code could ignore it."""
+    out = tmp_path / "run"
+    run = Run(tmp_path, "--workers", "1", "--evaluations", "4", "--steps-per-individual", "400",
+              "--config", str(_config(tmp_path)), "--output", str(out), own_process_group=True)  # fmt: skip
+    starting = _wait_for(lambda: len(run.children("spawn_main")) >= 2 and run.children("spawn_main"), 120,
+                         "the learner and the worker to start", interval=0.01)  # fmt: skip
+    os.killpg(run.proc.pid, signal.SIGINT)
+    code, console = run.wait(timeout=60)
+    assert code == 130, console
+    assert "Traceback" not in console and "KeyboardInterrupt" not in console, console
+    _assert_gone(starting)
 
 
 # ---------------------------------------------------------------------- 5. buffer full

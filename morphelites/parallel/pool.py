@@ -24,7 +24,7 @@ from typing import Any, Callable, Iterator
 from morphelites.parallel import heartbeat
 
 __all__ = ["WorkerPool", "SerialPool", "PoolEvent", "WorkerCrashLoop", "set_process_title", "restore_process_title",
-           "die_with_parent", "one_native_thread_per_process"]
+           "die_with_parent", "one_native_thread_per_process", "children_start_deaf_to_ctrl_c"]
 
 #: Worker deaths in a row, with no task finished by any worker in between, that end the run: a
 #: worker that cannot even start (an import error, a broken install) must not respawn forever.
@@ -61,6 +61,27 @@ def one_native_thread_per_process() -> Iterator[None]:
     finally:
         for name in added:
             os.environ.pop(name, None)
+
+
+@contextlib.contextmanager
+def children_start_deaf_to_ctrl_c() -> Iterator[None]:
+    """Processes started inside this block never receive SIGINT: it is blocked in this thread
+    while they start, and a child inherits the blocked mask through fork and exec.
+
+    Why: Ctrl-C in a terminal goes to the whole process group. Workers and the learner ignore it
+    (the supervisor owns shutdown), but only once their own code runs; a Ctrl-C that came while a
+    child was still importing (torch takes seconds) printed a KeyboardInterrupt traceback per
+    child. A SIGINT meant for this process waits while blocked and is delivered when the block
+    ends, so none is lost here. CPython starts its resource tracker the same way.
+    """
+    if not hasattr(signal, "pthread_sigmask"):  # pragma: no cover - not POSIX
+        yield
+        return
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
 
 
 def set_process_title(title: str) -> str | None:
@@ -183,7 +204,7 @@ class WorkerPool:
             name=f"{self.role} {index}", daemon=True,
         )  # fmt: skip
         self.heartbeats.stamp(index, heartbeat.STARTUP_GRACE_S)
-        with one_native_thread_per_process():
+        with one_native_thread_per_process(), children_start_deaf_to_ctrl_c():
             proc.start()
         child.close()
         self._procs[index], self._conns[index], self._tasks[index] = proc, parent, None

@@ -25,7 +25,8 @@ from morphelites.individual import Individual
 from morphelites.parallel.buffer import BufferLayout, SharedExperienceBuffer
 from morphelites.parallel.heartbeat import STARTUP_GRACE_S, Heartbeats
 from morphelites.parallel.learner import COUNTER_COLUMNS, LearnerOptions, learner_main
-from morphelites.parallel.pool import PoolEvent, SerialPool, WorkerPool, one_native_thread_per_process
+from morphelites.parallel.pool import (PoolEvent, SerialPool, WorkerPool, children_start_deaf_to_ctrl_c,
+                                       one_native_thread_per_process)
 from morphelites.parallel.shared_worker import SharedHandles, segment_shape, sync_segments_per_version
 from morphelites.parallel.weights import SharedWeights
 from morphelites.policy_numpy import reach_policy_spec
@@ -168,7 +169,7 @@ class SharedPPOSystem:
         self._learner_beat.stamp(0, STARTUP_GRACE_S)
         self.learner = self._ctx.Process(target=learner_main, name="shared_ppo learner", daemon=True,
                                          args=(options, stats_send, self._stop, self._active, self._learner_beat.array))  # fmt: skip
-        with one_native_thread_per_process():
+        with one_native_thread_per_process(), children_start_deaf_to_ctrl_c():
             self.learner.start()
         stats_send.close()
 
