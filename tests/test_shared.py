@@ -378,10 +378,7 @@ def test_a_close_cut_short_by_a_second_ctrl_c_is_finished_by_the_next_call(tmp_p
     first call short; that call must still stop every process and free the shared memory."""
     from morphelites.parallel.supervisor import SharedPPOSystem
 
-    def shared_memory_blocks() -> set[str]:  # multiprocessing's semaphores ("sem.*") live with their objects
-        return {name for name in os.listdir("/dev/shm") if not name.startswith("sem.")}
-
-    blocks_before = shared_memory_blocks()
+    blocks_before = _shared_memory_blocks()
     settings = Settings.from_dict(TINY).validate()
     system = SharedPPOSystem(settings, 1, tmp_path, resume=False)
     system.start()
@@ -399,8 +396,30 @@ def test_a_close_cut_short_by_a_second_ctrl_c_is_finished_by_the_next_call(tmp_p
     system.close(graceful=False)
     assert time.monotonic() - start < 5, "the second call does not wait for the learner's final checkpoint"
     assert not [p for p in processes if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
-    assert shared_memory_blocks() <= blocks_before, "the weights and the buffer are unlinked"
+    assert _shared_memory_blocks() <= blocks_before, "the weights and the buffer are unlinked"
     system.close(graceful=False)  # and a third call does nothing
+
+
+def test_a_serial_close_cut_short_by_a_second_ctrl_c_is_finished_by_the_next_call(tmp_path):
+    from morphelites.parallel.supervisor import SerialSharedBackend
+
+    blocks_before = _shared_memory_blocks()
+    backend = SerialSharedBackend(Settings.from_dict(TINY).validate(), tmp_path, resume=False)
+    assert _shared_memory_blocks() > blocks_before
+
+    def interrupted_checkpoint():
+        raise KeyboardInterrupt  # the second Ctrl-C, while close() writes the learner's final checkpoint
+
+    backend._checkpoint = interrupted_checkpoint
+    with pytest.raises(KeyboardInterrupt):
+        backend.close()
+    backend.close()
+    assert _shared_memory_blocks() <= blocks_before, "the weights and the buffer are unlinked"
+
+
+def _shared_memory_blocks() -> set[str]:
+    """Names in /dev/shm, without multiprocessing's semaphores ("sem.*", which live with their objects)."""
+    return {name for name in os.listdir("/dev/shm") if not name.startswith("sem.")}
 
 
 @pytest.mark.parametrize(("ppo", "epochs"), [({"num_minibatches": 4}, 4), ({"num_minibatches": 4, "update_epochs": 7}, 7)])

@@ -325,7 +325,8 @@ class SerialSharedBackend:
             if resume else []
         )  # fmt: skip
         self._task: tuple[Individual, str] | None = None
-        self._closed = False
+        self._closed = False  # closing has begun
+        self._shut_down = False  # closing has finished
 
     def _learn(self) -> None:
         self.learner.drain()
@@ -376,13 +377,18 @@ class SerialSharedBackend:
         return {"worker_restarts": 0.0, **(self._final_stats if self._closed else self.learner.stats())}
 
     def close(self, graceful: bool = True) -> None:
-        if self._closed:
+        """Write the learner's final checkpoint, then free shared memory. Safe to call twice: a
+        call cut short (a second Ctrl-C during the checkpoint) is finished by the next one,
+        without the checkpoint."""
+        if self._shut_down:
             return
-        self._final_stats = self.learner.stats()
-        self._closed = True
-        self._checkpoint()
+        if not self._closed:
+            self._final_stats = self.learner.stats()
+            self._closed = True
+            self._checkpoint()
         self.worker.weights.close()
         self.worker.buffer.close()
         self.learner.close()
         self.buffer.close()
         self.weights.close()
+        self._shut_down = True
