@@ -369,8 +369,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return EXIT_CODES[summary["status"]]
         from morphelites.ppo_run import run_ppo
 
-        run_ppo(request)
-        return 0
+        summary = run_ppo(request)
+        return EXIT_INTERRUPTED if summary["status"] == "interrupted" else 0
     except KeyboardInterrupt:
         print("morphelites: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import dataclasses
 import io
+import signal
+import threading
 import time
 from dataclasses import dataclass
 from typing import Any, Callable
@@ -132,21 +134,29 @@ def run_ppo(request: PPORunRequest, should_stop: Callable[[], bool] | None = Non
                 f"{record['success_rate']:.2f}" if "success_rate" in record else "n/a", record["steps_per_s"],
             )  # fmt: skip
 
+    ctrl_c = _CtrlC()
     status = "completed"
     try:
-        result = train_policy(model, envs, settings.ppo, request.total_steps, request.seed, on_update, should_stop)
-    except KeyboardInterrupt:
+        with ctrl_c:
+            result = train_policy(model, envs, settings.ppo, request.total_steps, request.seed, on_update,
+                                  lambda: ctrl_c.pressed or (should_stop is not None and should_stop()))  # fmt: skip
+        if ctrl_c.pressed:
+            status = "interrupted"
+            log.warning("Ctrl-C: stopped after update %d (%d env steps); saving and evaluating that policy.",
+                        result.updates, result.env_steps)  # fmt: skip
+        counts = (result.env_steps, result.updates, result.wall_s)
+    except KeyboardInterrupt:  # a second Ctrl-C: no waiting for the update under way
         status = "interrupted"
-        result = None
-        log.warning("Interrupted: saving the policy as it is.")
+        last = read_metric_rows(run.metrics)[-1:]  # the last update that finished
+        counts = (int(float(last[0]["env_steps"])), int(float(last[0]["update"])), float(last[0]["wall_s"])) if last else (0, 0, 0.0)
+        log.warning("Second Ctrl-C: saving the policy as it is, after %d env steps.", counts[0])
     finally:
         metrics.close()
-    env_steps = result.env_steps if result else 0
-    wall_s = result.wall_s if result else 0.0
+    env_steps, updates, wall_s = counts
     atomic_write_bytes(run.path / "policy.pt", _serialise(_policy_file(model, {"env_steps": env_steps})))
     _write_curves(run, f"{run.path.name}: PPO on {target}, {env_steps} env steps")
     summary: dict[str, Any] = {"mode": "ppo", "status": status, "target": target, "env_steps": env_steps,
-                               "updates": result.updates if result else 0, "wall_s": round(wall_s, 2), "seed": request.seed}  # fmt: skip
+                               "updates": updates, "wall_s": round(wall_s, 2), "seed": request.seed}  # fmt: skip
     actor = model.numpy_twin()
     if request.env_id is not None:
         eval_envs = [gym.make(request.env_id) for _ in range(request.eval_episodes)]
@@ -164,6 +174,31 @@ def run_ppo(request: PPORunRequest, should_stop: Callable[[], bool] | None = Non
     run.write_summary(summary)
     log.info("Run directory: %s", run.path)
     return summary
+
+
+class _CtrlC:
+    """Within its block, a first Ctrl-C only sets ``pressed`` (training stops after the update
+    under way, with its counts intact); a second raises KeyboardInterrupt at once. Outside the
+    main thread, where Python allows no signal handler, Ctrl-C keeps its usual meaning."""
+
+    def __init__(self) -> None:
+        self.pressed = False
+        self._previous: Any = None
+
+    def __enter__(self) -> "_CtrlC":
+        if threading.current_thread() is threading.main_thread():
+            self._previous = signal.signal(signal.SIGINT, self._on_sigint)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
+            self._previous = None
+
+    def _on_sigint(self, signum: int, frame: Any) -> None:
+        if self.pressed:
+            raise KeyboardInterrupt
+        self.pressed = True
 
 
 def _write_curves(run: RunDirectory, title: str) -> None:

@@ -1,9 +1,16 @@
 """The real entry point, end to end with tiny budgets, and its refusals of bad input."""
 
+import csv
 import json
+import os
+import signal
+import subprocess
+import sys
+import time
 
 import pytest
 
+from conftest import REPO
 from morphelites.cli import main
 
 
@@ -105,3 +112,34 @@ def test_ctrl_c_while_the_libraries_load_exits_130_without_a_traceback(monkeypat
     monkeypatch.setattr(cli, "_train_trainer", interrupted)
     assert main(["train", "--output", str(tmp_path / "run")]) == 130
     assert capsys.readouterr().err == "morphelites: interrupted\n"
+
+
+def test_ctrl_c_stops_ppo_after_the_update_under_way_with_its_counts_and_evaluates_that_policy(tmp_path):
+    out = tmp_path / "run"
+    config = tmp_path / "small.json"
+    config.write_text(json.dumps({"ppo": {"num_steps": 128}}))
+    proc = subprocess.Popen([sys.executable, "-m", "morphelites", "ppo", "--quiet", "--steps", "10000000", "--num-envs", "2",
+                             "--eval-episodes", "2", "--config", str(config), "--output", str(out)],
+                            env=dict(os.environ, PYTHONPATH=str(REPO)), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)  # fmt: skip
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and len(_metric_rows(out)) < 2:
+        time.sleep(0.1)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    rows = _metric_rows(out)
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["status"] == "interrupted" and summary["updates"] == len(rows) >= 2
+    assert summary["env_steps"] == int(float(rows[-1]["env_steps"])) == 256 * len(rows), "the counts of the updates made"
+    assert 0 <= summary["eval_fitness"] <= 1, "the policy as it stopped is evaluated"
+    assert (out / "policy.pt").is_file()
+    assert "Ctrl-C: stopped after update" in (out / "training.log").read_text()
+
+
+def _metric_rows(out) -> list[dict[str, str]]:
+    path = out / "metrics.csv"
+    if not path.exists():
+        return []
+    with open(path, newline="") as handle:
+        return list(csv.DictReader(handle))
