@@ -147,8 +147,9 @@ def run_ppo(request: PPORunRequest, should_stop: Callable[[], bool] | None = Non
         counts = (result.env_steps, result.updates, result.wall_s)
     except KeyboardInterrupt:  # a second Ctrl-C: no waiting for the update under way
         status = "interrupted"
-        last = read_metric_rows(run.metrics)[-1:]  # the last update that finished
-        counts = (int(float(last[0]["env_steps"])), int(float(last[0]["update"])), float(last[0]["wall_s"])) if last else (0, 0, 0.0)
+        finished = read_metric_rows(run.metrics)  # one row per update that finished
+        last = finished[-1] if finished else {"env_steps": 0, "update": 0, "wall_s": 0}
+        counts = (int(float(last["env_steps"])), int(float(last["update"])), float(last["wall_s"]))
         log.warning("Second Ctrl-C: saving the policy as it is, after %d env steps.", counts[0])
     finally:
         metrics.close()
@@ -183,17 +184,20 @@ class _CtrlC:
 
     def __init__(self) -> None:
         self.pressed = False
+        self._installed = False
         self._previous: Any = None
 
     def __enter__(self) -> "_CtrlC":
         if threading.current_thread() is threading.main_thread():
             self._previous = signal.signal(signal.SIGINT, self._on_sigint)
+            self._installed = True
         return self
 
     def __exit__(self, *exc: object) -> None:
-        if self._previous is not None:
-            signal.signal(signal.SIGINT, self._previous)
-            self._previous = None
+        if self._installed:
+            # None: the previous handler was not set from Python, and the default is the nearest to it
+            signal.signal(signal.SIGINT, signal.SIG_DFL if self._previous is None else self._previous)
+            self._installed = False
 
     def _on_sigint(self, signum: int, frame: Any) -> None:
         if self.pressed:
