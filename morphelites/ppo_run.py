@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import io
+import os
 import signal
 import threading
 import time
@@ -134,7 +135,7 @@ def run_ppo(request: PPORunRequest, should_stop: Callable[[], bool] | None = Non
                 f"{record['success_rate']:.2f}" if "success_rate" in record else "n/a", record["steps_per_s"],
             )  # fmt: skip
 
-    ctrl_c = _CtrlC()
+    ctrl_c = _CtrlC(notice=None if request.quiet else "Ctrl-C: stopping after the update under way (Ctrl-C again: at once).")
     status = "completed"
     try:
         with ctrl_c:
@@ -179,10 +180,12 @@ def run_ppo(request: PPORunRequest, should_stop: Callable[[], bool] | None = Non
 
 class _CtrlC:
     """Within its block, a first Ctrl-C only sets ``pressed`` (training stops after the update
-    under way, with its counts intact); a second raises KeyboardInterrupt at once. Outside the
-    main thread, where Python allows no signal handler, Ctrl-C keeps its usual meaning."""
+    under way, with its counts intact) and prints ``notice`` at once; a second raises
+    KeyboardInterrupt. Outside the main thread, where Python allows no signal handler, Ctrl-C
+    keeps its usual meaning."""
 
-    def __init__(self) -> None:
+    def __init__(self, notice: str | None = None) -> None:
+        self.notice = notice
         self.pressed = False
         self._installed = False
         self._previous: Any = None
@@ -203,6 +206,10 @@ class _CtrlC:
         if self.pressed:
             raise KeyboardInterrupt
         self.pressed = True
+        if self.notice:
+            # os.write, not logging or sys.stderr: the handler may run inside one of their writes,
+            # and a buffered stream re-entered from a signal handler raises RuntimeError.
+            os.write(2, f"\n{self.notice}\n".encode())
 
 
 def _write_curves(run: RunDirectory, title: str) -> None:
