@@ -537,7 +537,7 @@ def test_the_main_process_of_a_run_never_imports_torch(tmp_path, tiny_config, mo
     Also: the main loop imports nothing. A second Ctrl-C raises KeyboardInterrupt wherever the
     loop is, and one inside a first import leaves a half-initialised module that the final files
     then trip over. The exception is numba's typing modules, which the first archive insert's JIT
-    compilation imports and which nothing at the end of a run uses.
+    compilation imports, inside the block where a second Ctrl-C waits for the insert to finish.
     """
     out = tmp_path / "run"
     argv = ["train", "--quiet", "--mode", mode, "--workers", "2", "--evaluations", "3", "--steps-per-individual", "200",

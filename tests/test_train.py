@@ -225,3 +225,34 @@ def test_a_final_picture_that_cannot_be_drawn_does_not_cost_the_summary(tmp_path
     log = (out / "training.log").read_text()
     assert "Could not write the final archive files (AttributeError: partially initialized module 'shapely'" in log
     assert "Traceback" in log, "a failure that is not the disk's is a bug: its traceback goes in the log"
+
+
+def test_a_second_ctrl_c_while_a_result_is_recorded_waits_until_the_files_agree(tmp_path, monkeypatch):
+    """Without the wait, the archive took the individual but results.jsonl and metrics.csv never did."""
+    import os
+
+    from morphelites.evolution import trainer as trainer_module
+    from morphelites.runs.recorder import EvolutionRecorder
+
+    record_result = EvolutionRecorder.result
+
+    def ctrl_c_twice_then_record(recorder, line):
+        if line["id"] == 1:
+            os.kill(os.getpid(), signal.SIGINT)  # Python runs the handler at once, in this thread
+            os.kill(os.getpid(), signal.SIGINT)
+        record_result(recorder, line)
+
+    monkeypatch.setattr(EvolutionRecorder, "result", ctrl_c_twice_then_record)
+    out = tmp_path / "run"
+    trainer = trainer_module.MAPElitesEvolutionTrainer(
+        TINY, num_initial_random=2, training_steps_per_individual=64, enable_multiprocess=False,
+        use_shared_ppo=False, output_dir=str(out), evaluations=4, quiet=True,
+    )  # fmt: skip
+    assert trainer.run()["status"] == "interrupted"
+    assert [r["id"] for r in _results(out)] == [0, 1]
+    with open(out / "metrics.csv") as handle:
+        assert [row["evaluations"] for row in csv.DictReader(handle)] == ["1", "2"]
+    with open(out / "archive.csv") as handle:
+        assert {int(row["individual_id"]) for row in csv.DictReader(handle)} <= {0, 1}
+    assert json.loads((out / "summary.json").read_text())["evaluations"] == 2
+    assert "Second interrupt: stopping at once" in (out / "training.log").read_text()

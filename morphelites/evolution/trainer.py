@@ -14,11 +14,12 @@ flight, and goes on to the requested total.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
 import signal
 import time
-from typing import Any
+from typing import Any, Iterator
 
 from morphelites.config import ModelConfig, Settings, TrainingConfig, section_from_dict
 from morphelites.envs.reach import ObservationLayout
@@ -141,6 +142,8 @@ class MAPElitesEvolutionTrainer:
         self.in_flight: dict[int, Individual] = {}
         self.failures: dict[int, int] = {}
         self._stop_signal: int | None = None
+        self._deferring_interrupt = False  # inside _second_ctrl_c_deferred
+        self._interrupt_deferred = False  # a second Ctrl-C came inside it
         self._stopping_reason: str | None = None
         self.reevaluation: dict[str, Any] | None = None  # shared mode: the archive re-evaluated at the end
         self.learner_counters_floor: dict[str, int] = {}  # resume: the learner's counters in metrics.csv
@@ -401,18 +404,38 @@ class MAPElitesEvolutionTrainer:
         )  # fmt: skip
         return again
 
-    def _insert(self, individual: Individual, result: IndividualResult, replay: bool) -> dict[str, Any]:
+    def _insert(self, individual: Individual, result: IndividualResult, replay: bool) -> None:
         """Insert one evaluated individual into the archive; unless replaying, record it."""
         measures = compute_measures(individual.body, self.specs)
         evaluation = result.evaluation
-        status = self.archive.add(individual.id, individual.parent_id, individual.genome_array(), evaluation["fitness"],
-                                  measures, evaluation)  # fmt: skip
-        self.completed += 1
-        self.env_steps += result.training_env_steps + result.eval_env_steps
-        self.training_env_steps += result.training_env_steps
-        self.next_id = max(self.next_id, individual.id + 1)
-        if replay:
-            return {}
+        with self._second_ctrl_c_deferred():  # the archive, results.jsonl and metrics.csv take it together
+            status = self.archive.add(individual.id, individual.parent_id, individual.genome_array(), evaluation["fitness"],
+                                      measures, evaluation)  # fmt: skip
+            self.completed += 1
+            self.env_steps += result.training_env_steps + result.eval_env_steps
+            self.training_env_steps += result.training_env_steps
+            self.next_id = max(self.next_id, individual.id + 1)
+            if replay:
+                return
+            stats = self._record(individual, result, measures, status)
+        self.progress.update(self.completed, stats["qd_score"], stats["coverage"], _nan0(stats["best_fitness"]))
+        evo = self.settings.evolution
+        if self.completed % evo.heatmap_every == 0:
+            self._write_archive_files()
+        if self.completed % evo.checkpoint_every == 0:
+            self._checkpoint()
+        self._maybe_start_round()
+
+    def _record(self, individual: Individual, result: IndividualResult, measures: Any, status: str) -> dict[str, float]:
+        """Append the individual's line to results.jsonl, log it and add its metrics.csv row.
+
+        Args:
+            measures: the body's measures, shape (number of measures,).
+            status: what the archive did with it ("new", "improved" or "not added").
+        Returns:
+            the archive's stats after the insert (``BodyArchive.stats``).
+        """
+        evaluation = result.evaluation
         line = {
             **individual.to_dict(),
             "measures": {s.name: float(v) for s, v in zip(self.specs, measures)},
@@ -438,14 +461,19 @@ class MAPElitesEvolutionTrainer:
         )  # fmt: skip
         self.memory.sample(self._pool.pids())
         self.recorder.metrics({**self._metrics_record(stats), **self._pool.stats()})
-        self.progress.update(self.completed, stats["qd_score"], stats["coverage"], _nan0(stats["best_fitness"]))
-        evo = self.settings.evolution
-        if self.completed % evo.heatmap_every == 0:
-            self._write_archive_files()
-        if self.completed % evo.checkpoint_every == 0:
-            self._checkpoint()
-        self._maybe_start_round()
-        return line
+        return stats
+
+    @contextlib.contextmanager
+    def _second_ctrl_c_deferred(self) -> Iterator[None]:
+        """A second Ctrl-C that comes inside this block takes effect at its end, so that what the
+        block writes is written whole (and no first import inside it is torn in half)."""
+        self._deferring_interrupt = True
+        try:
+            yield
+        finally:
+            self._deferring_interrupt = False
+        if self._interrupt_deferred:
+            raise KeyboardInterrupt
 
     # ------------------------------------------------------------------ budgets, signals
     def _spent_budget(self, wall_s: float) -> str | None:
@@ -466,6 +494,9 @@ class MAPElitesEvolutionTrainer:
 
     def _on_signal(self, signum: int, frame: Any) -> None:
         if self._stop_signal is not None and signum == signal.SIGINT:
+            if self._deferring_interrupt:
+                self._interrupt_deferred = True
+                return
             raise KeyboardInterrupt
         self._stop_signal = signum
 
