@@ -207,7 +207,10 @@ def test_main_process_sigkilled_repeatedly_leaves_readable_files_no_orphans_and_
             "--workers", "2", "--evaluations", str(total), "--steps-per-individual", "600", "--config", str(config),
             "--output", str(out))  # fmt: skip
         run = Run(tmp_path, *args)
-        _wait_for(lambda: (out / "config.json").exists() and run.children("shared_ppo learner"), 120, "the run to start")
+        # A kill that came after the run had finished, before its process exited, leaves a resume
+        # with nothing to do: it starts no learner and exits at once.
+        _wait_for(lambda: run.proc.poll() is not None or ((out / "config.json").exists() and run.children("shared_ppo learner")),
+                  120, "the run to start")  # fmt: skip
         time.sleep(rng.uniform(1.0, 6.0))
         if run.proc.poll() is not None:
             break  # it finished before the kill
