@@ -121,9 +121,11 @@ def run_ppo(request: PPORunRequest, should_stop: Callable[[], bool] | None = Non
     metrics = MetricsWriter(run.metrics, METRIC_COLUMNS, tensorboard_dir=run.tensorboard)
     log.info("PPO on %s for %d env steps, seed %d, %d envs, output %s", target, request.total_steps, request.seed, len(envs), run.path)
     last_print = [0.0]
+    last_update: dict[str, float] = {"env_steps": 0, "update": 0, "wall_s": 0.0}  # of the last metrics.csv row
 
     def on_update(record: dict[str, float]) -> None:
         metrics.write(record)
+        last_update.update(record)
         update = int(record["update"])
         if update % CHECKPOINT_EVERY_UPDATES == 0:
             save_checkpoint(run.checkpoints, "policy", int(record["env_steps"]), _policy_file(model, record))
@@ -148,9 +150,7 @@ def run_ppo(request: PPORunRequest, should_stop: Callable[[], bool] | None = Non
         counts = (result.env_steps, result.updates, result.wall_s)
     except KeyboardInterrupt:  # a second Ctrl-C: no waiting for the update under way
         status = "interrupted"
-        finished = read_metric_rows(run.metrics)  # one row per update that finished
-        last = finished[-1] if finished else {"env_steps": 0, "update": 0, "wall_s": 0}
-        counts = (int(float(last["env_steps"])), int(float(last["update"])), float(last["wall_s"]))
+        counts = (int(last_update["env_steps"]), int(last_update["update"]), float(last_update["wall_s"]))
         log.warning("Second Ctrl-C: saving the policy as it is, after %d env steps.", counts[0])
     finally:
         metrics.close()

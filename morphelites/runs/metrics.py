@@ -39,20 +39,19 @@ class MetricsWriter:
         self._tb: Any = None
         self._tb_dir = tensorboard_dir  # the events file is opened by the first record, so a writer that
         # writes nothing (a --resume with nothing left to do) leaves no empty one behind
-        if tensorboard_dir is not None:
-            # Imported now, not at the first record: a Ctrl-C that lands inside a first import
-            # leaves a half-initialised module behind (see viz.load_drawing_modules).
-            _tensorboard_modules()
+        # Imported now, not at the first record: a Ctrl-C that lands inside a first import leaves a
+        # half-initialised module behind (see viz.load_drawing_modules).
+        self._tb_types = _tensorboard_modules() if tensorboard_dir is not None else None
 
     def write(self, record: dict[str, Any]) -> None:
         buffer = io.StringIO()
         csv.writer(buffer).writerow([_cell(record.get(c)) for c in self.columns])
         append_line(self.path, buffer.getvalue())
-        if self._tb is None and self._tb_dir is not None:
+        if self._tb is None and self._tb_dir is not None and self._tb_types is not None:
             Path(self._tb_dir).mkdir(parents=True, exist_ok=True)
-            self._tb = _tensorboard_modules()[0](str(self._tb_dir))
-        if self._tb is not None:
-            _, Event, Summary = _tensorboard_modules()
+            self._tb = self._tb_types[0](str(self._tb_dir))
+        if self._tb is not None and self._tb_types is not None:
+            _, Event, Summary = self._tb_types
             values = [
                 Summary.Value(tag=key, simple_value=float(value))
                 for key, value in record.items()
