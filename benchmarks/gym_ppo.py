@@ -28,26 +28,23 @@ REFERENCES = Path(__file__).resolve().parent / "gym_references.json"
 
 
 def run_one(env_id: str, seed: int, steps: int) -> dict[str, Any]:
-    import gymnasium as gym
     import torch
 
     from morphelites.config import PPOConfig
     from morphelites.policy import ActorCritic
     from morphelites.policy_numpy import PolicySpec
-    from morphelites.rollout import run_episodes
+    from morphelites.ppo_run import evaluate_gym_policy, make_gym_env
     from morphelites.train_ppo import train_policy
 
     config = PPOConfig()
-    envs = [gym.wrappers.ClipAction(gym.make(env_id)) for _ in range(config.num_envs)]
+    envs = [make_gym_env(env_id) for _ in range(config.num_envs)]
     spec = PolicySpec(envs[0].observation_space.shape[0], envs[0].action_space.shape[0], 256)
     torch.manual_seed(seed)
     model = ActorCritic(spec)
     start = time.perf_counter()
     result = train_policy(model, envs, config, steps, seed=seed)
     wall = time.perf_counter() - start
-    eval_envs = [gym.make(env_id) for _ in range(20)]
-    records = run_episodes(model.numpy_twin(), eval_envs, [10_000 + seed * 100 + i for i in range(20)])
-    returns = [r.episode_return for r in records]
+    returns = evaluate_gym_policy(model.numpy_twin(), env_id, 20, first_seed=10_000 + seed * 100)
     curve = [{"env_steps": int(h["env_steps"]), "episode_return": h["episode_return"]}
              for h in result.history if "episode_return" in h]  # fmt: skip
     return {

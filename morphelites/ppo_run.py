@@ -25,12 +25,12 @@ from morphelites.envs.reach import ReachEnv
 from morphelites.morphology import BodySpace, Morphology
 from morphelites.policy import ActorCritic, reach_policy_spec
 from morphelites.policy_numpy import PolicySpec
-from morphelites.rollout import EvalResult, evaluate, run_episodes
+from morphelites.rollout import ActingPolicy, EvalResult, evaluate, run_episodes
 from morphelites.runs import MetricsWriter, RunDirectory, atomic_write_bytes, open_training_log, read_metric_rows
 from morphelites.runs.checkpoints import save_checkpoint
 from morphelites.train_ppo import train_policy
 
-__all__ = ["PPORunRequest", "check_gym_env", "run_ppo", "mixed_bodies", "METRIC_COLUMNS"]
+__all__ = ["PPORunRequest", "check_gym_env", "make_gym_env", "evaluate_gym_policy", "run_ppo", "mixed_bodies", "METRIC_COLUMNS"]
 
 METRIC_COLUMNS = (
     "env_steps", "update", "wall_s", "steps_per_s", "episode_return", "success_rate", "episode_length",
@@ -80,8 +80,22 @@ def check_gym_env(env_id: str) -> None:
         env.close()
 
 
-def _make_gym_env(env_id: str) -> gym.Env:
+def make_gym_env(env_id: str) -> gym.Env:
+    """The Gymnasium task as PPO trains on it and is evaluated on it: actions clipped to the
+    action space (the Gaussian policy's samples and means are unbounded; a task's control cost
+    would otherwise charge for torque it never applied)."""
     return gym.wrappers.ClipAction(gym.make(env_id))
+
+
+def evaluate_gym_policy(policy: ActingPolicy, env_id: str, episodes: int, first_seed: int) -> list[float]:
+    """Returns of ``episodes`` deterministic episodes of ``policy`` on the Gymnasium task, env i
+    reset with seed ``first_seed + i``, actions clipped as in training (:func:`make_gym_env`)."""
+    envs = [make_gym_env(env_id) for _ in range(episodes)]
+    try:
+        return [r.episode_return for r in run_episodes(policy, envs, [first_seed + i for i in range(episodes)])]
+    finally:
+        for env in envs:
+            env.close()
 
 
 def run_ppo(request: PPORunRequest, should_stop: Callable[[], bool] | None = None) -> dict[str, Any]:
@@ -91,7 +105,7 @@ def run_ppo(request: PPORunRequest, should_stop: Callable[[], bool] | None = Non
     log = open_training_log(run.training_log, quiet=request.quiet, name="morphelites.ppo")
     torch.set_num_threads(settings.ppo.torch_threads)
     if request.env_id is not None:
-        envs = [_make_gym_env(request.env_id) for _ in range(settings.ppo.num_envs)]
+        envs = [make_gym_env(request.env_id) for _ in range(settings.ppo.num_envs)]
         obs_dim, act_dim = envs[0].observation_space.shape[0], envs[0].action_space.shape[0]
         spec = PolicySpec(obs_dim, act_dim, settings.model.hidden_dim, init_log_std=settings.model.init_log_std)
         settings = dataclasses.replace(settings, model=settings.model.resolved(obs_dim, act_dim))
@@ -161,11 +175,9 @@ def run_ppo(request: PPORunRequest, should_stop: Callable[[], bool] | None = Non
                                "updates": updates, "wall_s": round(wall_s, 2), "seed": request.seed}  # fmt: skip
     actor = model.numpy_twin()
     if request.env_id is not None:
-        eval_envs = [gym.make(request.env_id) for _ in range(request.eval_episodes)]
-        records = run_episodes(actor, eval_envs, [request.eval_seed + i for i in range(request.eval_episodes)])
-        returns = [r.episode_return for r in records]
-        summary.update({"eval_mean_return": float(np.mean(returns)), "eval_std_return": float(np.std(returns)), "eval_episodes": len(records)})
-        log.info("Evaluation over %d episodes: mean return %.2f ± %.2f", len(records), np.mean(returns), np.std(returns))
+        returns = evaluate_gym_policy(actor, request.env_id, request.eval_episodes, request.eval_seed)
+        summary.update({"eval_mean_return": float(np.mean(returns)), "eval_std_return": float(np.std(returns)), "eval_episodes": len(returns)})
+        log.info("Evaluation over %d episodes: mean return %.2f ± %.2f", len(returns), np.mean(returns), np.std(returns))
     else:
         per_body = [
             evaluate(actor, body, request.eval_episodes, request.eval_seed, body_space=settings.body_space, env_config=settings.env)

@@ -7,6 +7,7 @@ from morphelites.config import EnvConfig
 from morphelites.envs import FEATURES_PER_JOINT
 from morphelites.morphology import Morphology
 from morphelites.policy import ActorCritic, reach_policy_spec
+from morphelites.ppo_run import evaluate_gym_policy
 from morphelites.rollout import evaluate, fitness_from_episodes
 
 BODY = Morphology(3, [0.2, 0.2, 0.15])
@@ -62,3 +63,21 @@ def test_evaluation_goals_do_not_depend_on_the_body_in_the_shared_workspace():
     short = evaluation_goals(ReachEnv(Morphology(3, [0.1] * 3)), 5, seed=3)
     long = evaluation_goals(ReachEnv(Morphology(6, [0.25] * 6)), 5, seed=3)
     np.testing.assert_array_equal(short, long)
+
+
+class _ConstantAction:
+    """Acts ``value`` in every action dimension, whatever it sees."""
+
+    def __init__(self, value: float, act_dim: int) -> None:
+        self.value, self.act_dim = value, act_dim
+
+    def act(self, obs: np.ndarray, deterministic: bool = True, rng: np.random.Generator | None = None) -> np.ndarray:
+        return np.full((len(obs), self.act_dim), self.value, dtype=np.float32)
+
+
+def test_a_gymnasium_task_is_evaluated_with_the_action_clipping_it_was_trained_with():
+    # Reacher's control cost is computed on the action as given: unclipped, a mean action of 1.5
+    # would be charged for torque the clipped training env never applied.
+    beyond = evaluate_gym_policy(_ConstantAction(1.5, 2), "Reacher-v5", episodes=2, first_seed=3)
+    at_bound = evaluate_gym_policy(_ConstantAction(1.0, 2), "Reacher-v5", episodes=2, first_seed=3)
+    assert len(beyond) == 2 and beyond == at_bound
