@@ -44,7 +44,7 @@ import numpy as np
 from morphelites.config import Settings
 from morphelites.normalization import RunningMeanStd
 from morphelites.parallel import heartbeat
-from morphelites.parallel.buffer import SEGMENT_ARRAYS, SharedExperienceBuffer
+from morphelites.parallel.buffer import SEGMENT_ARRAYS, SegmentView, SharedExperienceBuffer
 from morphelites.parallel.pool import die_with_parent, set_process_title
 from morphelites.parallel.shared_worker import SharedHandles
 from morphelites.parallel.weights import SharedWeights
@@ -107,7 +107,9 @@ class SharedPPOTrainer:
         self.weights = SharedWeights.attach(options.handles.weights_name, options.handles.weights_size)
         self.buffer = SharedExperienceBuffer.attach(options.handles.buffer_name, options.handles.layout)
         self.return_rms = RunningMeanStd(())
-        self.running_returns: dict[tuple[int, int], np.ndarray] = {}
+        # Per worker: the body (individual id) its K reward streams belong to, and their running
+        # discounted returns (K,), the statistic reward scaling divides by the spread of.
+        self.running_returns: dict[int, tuple[int, np.ndarray]] = {}
         self.version = 1
         self.updates = 0
         self.samples_consumed = 0
@@ -164,11 +166,12 @@ class SharedPPOTrainer:
         sync = self.options.handles.sync
         for slot in self.buffer.ready_slots():
             lag = self.version - slot.version
+            if not sync and lag <= self.options.max_policy_lag and self.pending_transitions >= batch_size:
+                break
+            self._advance_returns(slot)  # in commit order, dropped segments too: each stream stays whole
             if lag > self.options.max_policy_lag:
                 self.buffer.release(slot, dropped_for_lag=True)
                 continue
-            if not sync and self.pending_transitions >= batch_size:
-                break
             self.pending.append({name: getattr(slot, name).copy() for name in SEGMENT_ARRAYS} | {"worker": slot.worker, "lag": lag})
             self.lag_sum, self.lag_count = self.lag_sum + lag, self.lag_count + 1
             self.max_lag_seen = max(self.max_lag_seen, lag)
@@ -225,8 +228,8 @@ class SharedPPOTrainer:
         ppo = self.options.settings.ppo
         segments, self.pending = self.pending, []
         normaliser_before = self.model.obs_rms.state_dict()  # with self._published, the model before this update
-        # Checked before anything learns from the data: one NaN reward would poison the running
-        # return statistics (and with them every later update) for good.
+        # Checked before anything learns from the data (the reward statistics were already spared
+        # such segments, in _advance_returns): one NaN would poison the weights for good.
         bad = sorted({name for seg in segments for name in SEGMENT_ARRAYS if not np.all(np.isfinite(seg[name]))})
         transitions = sum(seg["rewards"].size for seg in segments)
         parts: list[tuple[np.ndarray, ...]] = []
@@ -284,19 +287,34 @@ class SharedPPOTrainer:
                 "batch_mean_lag": float(np.mean(lags)), "batch_max_lag": float(np.max(lags)),
                 **({"skipped": skipped} if skipped else {})}  # fmt: skip
 
+    def _advance_returns(self, slot: SegmentView) -> None:
+        """Fold the segment's raw rewards into its worker's running discounted returns and those
+        into ``return_rms`` (reward scaling as in SB3's VecNormalize, one stream per env copy).
+
+        Called in commit order for every segment, dropped ones included, so a stream misses no
+        step. A stream starts from 0 when its worker moved on to another body (the episodes of
+        the last one ended with it). Non-finite rewards are not folded in (the update skips
+        their batch); that stream starts again from 0."""
+        if not self.options.settings.ppo.normalize_reward:
+            return
+        gamma = self.options.settings.ppo.gamma
+        rewards, dones = slot.rewards, slot.dones
+        body, running = self.running_returns.get(slot.worker, (None, None))
+        if body != slot.individual_id or running is None:
+            running = np.zeros(rewards.shape[1])
+        if not (np.all(np.isfinite(rewards)) and np.all(np.isfinite(dones))):
+            self.running_returns.pop(slot.worker, None)
+            return
+        for t in range(len(rewards)):
+            running = running * gamma + rewards[t]
+            self.return_rms.update(running)
+            running = np.where(dones[t] > 0, 0.0, running)
+        self.running_returns[slot.worker] = (slot.individual_id, running)
+
     def _scale_rewards(self, seg: dict[str, Any]) -> np.ndarray:
-        """Divide raw rewards by the running std of discounted returns, per (worker, env) stream."""
+        """Raw rewards divided by the running std of discounted returns (see :meth:`_advance_returns`)."""
         if not self.options.settings.ppo.normalize_reward:
             return seg["rewards"]
-        gamma = self.options.settings.ppo.gamma
-        T, K = seg["rewards"].shape
-        key = (int(seg["worker"]), K)
-        running = self.running_returns.setdefault(key, np.zeros(K))
-        for t in range(T):
-            running = running * gamma + seg["rewards"][t]
-            self.return_rms.update(running)
-            running = np.where(seg["dones"][t] > 0, 0.0, running)
-        self.running_returns[key] = running
         return np.clip(seg["rewards"] / np.sqrt(self.return_rms.var + 1e-8), -10.0, 10.0).astype(np.float32)
 
     def stats(self) -> dict[str, float]:
