@@ -20,8 +20,9 @@ from common import write_json
 from morphelites.parallel.buffer import BufferLayout, SharedExperienceBuffer
 
 T, K, D, A = 25, 4, 54, 6
+# What a worker sends per segment (the ring's slot holds the same, plus last_values).
 FIELDS = {"obs": (T, K, D), "actions": (T, K, A), "logprobs": (T, K), "values": (T, K), "rewards": (T, K),
-          "dones": (T, K), "bootstrap": (T, K), "last_obs": (K, D)}  # fmt: skip
+          "dones": (T, K), "bootstrap": (T, K), "truncated": (T, K), "final_obs": (T, K, D), "last_obs": (K, D)}  # fmt: skip
 
 
 def _segment(i: int) -> dict[str, np.ndarray]:

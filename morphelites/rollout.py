@@ -51,10 +51,13 @@ class Segment:
     """T steps of N environments, time-major.
 
     obs (T, N, obs_dim), actions (T, N, act_dim), logprobs/values/rewards/dones (T, N),
-    ``bootstrap`` (T, N): V(final observation) where a step ended an episode by the time limit
-    (0 elsewhere; the learner adds ``gamma * bootstrap`` to the reward, so a truncation is not
-    taken for a terminal state), and ``last_obs`` (N, obs_dim): the observation after the last
-    step. Rewards are scaled if the collector has a reward scaler, raw otherwise.
+    ``bootstrap`` (T, N): the acting critic's V(final observation) where a step ended an episode
+    by the time limit (0 elsewhere; ``gamma * bootstrap`` joins the reward, so a truncation is not
+    taken for a terminal state); ``truncated`` (T, N): 1 at those steps, 0 elsewhere;
+    ``final_obs`` (T, N, obs_dim): the final observation of those steps (0 elsewhere), from which
+    a learner whose critic has moved on since the segment was acted recomputes the bootstrap;
+    ``last_obs`` (N, obs_dim): the observation after the last step. Rewards are scaled if the
+    collector has a reward scaler, raw otherwise.
     """
 
     obs: np.ndarray
@@ -64,6 +67,8 @@ class Segment:
     rewards: np.ndarray
     dones: np.ndarray
     bootstrap: np.ndarray
+    truncated: np.ndarray
+    final_obs: np.ndarray
     last_obs: np.ndarray
 
     @property
@@ -117,6 +122,8 @@ class SegmentCollector:
         rew_buf = np.zeros((num_steps, N), dtype=np.float32)
         done_buf = np.zeros((num_steps, N), dtype=np.float32)
         boot_buf = np.zeros((num_steps, N), dtype=np.float32)
+        truncated_buf = np.zeros((num_steps, N), dtype=np.float32)
+        final_obs_buf = np.zeros_like(obs_buf)
         for t in range(num_steps):
             beat()
             actions, logprobs, values = policy.step(self.obs, rng)
@@ -140,11 +147,13 @@ class SegmentCollector:
                 next_obs[i] = o
             if truncated_final:
                 index = list(truncated_final)
-                boot_buf[t, index] = policy.value(np.stack([truncated_final[i] for i in index]))
+                final_obs_buf[t, index] = np.stack([truncated_final[i] for i in index])
+                truncated_buf[t, index] = 1.0
+                boot_buf[t, index] = policy.value(final_obs_buf[t, index])
             rew_buf[t] = self.reward_scaler(rewards, dones) if self.reward_scaler else rewards
             done_buf[t] = dones
             self.obs = next_obs
-        return Segment(obs_buf, act_buf, logp_buf, val_buf, rew_buf, done_buf, boot_buf, self.obs.copy())
+        return Segment(obs_buf, act_buf, logp_buf, val_buf, rew_buf, done_buf, boot_buf, truncated_buf, final_obs_buf, self.obs.copy())
 
     def pop_finished(self) -> list[EpisodeRecord]:
         """Episodes finished since the last call."""

@@ -40,3 +40,23 @@ def test_training_is_reproducible_under_a_seed():
     _, b, rb = _train(4_096, seed=3)
     assert a == b
     assert [r["policy_loss"] for r in ra.history] == [r["policy_loss"] for r in rb.history]
+
+
+def test_a_segment_keeps_the_final_observation_of_every_time_limit_truncation():
+    # Episodes of 10 steps in 25-step segments: envs hit the time limit at steps 9 and 19 (unless
+    # they reach the goal first). The learner needs those final observations to bootstrap them
+    # with its own critic; the acting critic's value of them is kept too.
+    import torch
+
+    from morphelites.rollout import SegmentCollector
+
+    torch.manual_seed(0)
+    actor = ActorCritic(reach_policy_spec(6, hidden_dim=32)).numpy_twin()
+    envs = [ReachEnv(BODY, env_config=EnvConfig(max_episode_steps=10)) for _ in range(2)]
+    segment = SegmentCollector(envs, seed=0).collect(actor, 25, np.random.default_rng(0))
+    cut = segment.truncated > 0
+    assert cut.sum() >= 2 and np.all(segment.dones[cut] == 1)
+    assert np.all(segment.final_obs[~cut] == 0) and np.all(segment.bootstrap[~cut] == 0)
+    np.testing.assert_allclose(segment.bootstrap[cut], actor.value(segment.final_obs[cut]), atol=1e-6)  # batched apart
+    # the final observation is the one the step returned, not the next episode's first
+    assert not np.any(np.all(segment.final_obs[cut][:, None] == segment.obs[1:][cut[:-1]][None], axis=-1))

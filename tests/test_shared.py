@@ -201,6 +201,40 @@ def test_reward_scaling_streams_restart_with_a_new_body_and_run_on_through_a_dro
         weights.close()
 
 
+@pytest.mark.parametrize("value_targets", ["current_critic", "vtrace", "behaviour"])
+def test_a_time_limit_truncation_is_bootstrapped_by_the_critic_the_targets_come_from(tmp_path, value_targets):
+    # Env 1 hits the time limit at step 5; the acting critic (versions ago) valued its final
+    # observation at 123. Current-critic GAE and V-trace bootstrap it with the critic being trained.
+    import torch
+
+    learner, weights, buffer, _, settings = _learner(tmp_path, value_targets=value_targets)
+    try:
+        rng = np.random.default_rng(0)
+        slot = buffer.acquire(0, timeout_s=1.0)
+        slot.obs[:] = rng.normal(size=slot.obs.shape)
+        slot.actions[:] = rng.normal(size=slot.actions.shape) * 0.1
+        T, K, D = slot.obs.shape
+        with torch.no_grad():  # behaviour = current policy: V-trace's importance weights are 1
+            logp, _, _ = learner.model.evaluate_actions(torch.as_tensor(slot.obs.reshape(T * K, D)),
+                                                        torch.as_tensor(slot.actions.reshape(T * K, -1)))  # fmt: skip
+        slot.logprobs[:] = logp.numpy().reshape(T, K)
+        slot.rewards[:], slot.dones[:], slot.truncated[:], slot.final_obs[:], slot.bootstrap[:] = 0.0, 0.0, 0.0, 0.0, 0.0
+        slot.last_obs[:] = rng.normal(size=slot.last_obs.shape)
+        final = rng.normal(size=D).astype(np.float32)
+        slot.dones[5, 1], slot.truncated[5, 1], slot.final_obs[5, 1], slot.bootstrap[5, 1] = 1.0, 1.0, final, 123.0
+        buffer.commit(slot, version=1, individual_id=3, worker=0)
+        learner.drain()
+        _, _, returns = learner.targets(learner.pending[0])
+        with torch.no_grad():
+            current = float(learner.model.value(torch.as_tensor(final[None]))[0])
+        expected = settings.ppo.gamma * (123.0 if value_targets == "behaviour" else current)
+        assert returns[5, 1] == pytest.approx(expected, rel=1e-5)
+    finally:
+        learner.close()
+        buffer.close()
+        weights.close()
+
+
 def test_sync_mode_updates_on_one_segment_from_every_busy_worker_and_drops_none(tmp_path):
     # 6 workers x 100 transitions is more than min_batch_size (400): the update must still wait
     # for every busy worker and take all six segments, or those left behind are dropped for lag.

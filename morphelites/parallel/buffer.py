@@ -31,7 +31,8 @@ __all__ = ["SharedExperienceBuffer", "BufferLayout", "SegmentView", "SEGMENT_ARR
 
 EMPTY, WRITING, READY = 0, 1, 2
 #: The data arrays of a segment slot (everything but its header), in layout order.
-SEGMENT_ARRAYS = ("obs", "actions", "logprobs", "values", "rewards", "dones", "bootstrap", "last_obs", "last_values")
+SEGMENT_ARRAYS = ("obs", "actions", "logprobs", "values", "rewards", "dones", "bootstrap", "truncated", "final_obs", "last_obs",
+                  "last_values")
 # header words of a slot: state, policy version, individual id, commit time (monotonic ns), worker
 _STATE, _VERSION, _INDIVIDUAL, _COMMITTED_NS, _WORKER = range(5)
 _HEADER_WORDS = 8
@@ -80,6 +81,8 @@ class BufferLayout:
             ("rewards", (T, K), np.float32),
             ("dones", (T, K), np.float32),
             ("bootstrap", (T, K), np.float32),
+            ("truncated", (T, K), np.float32),
+            ("final_obs", (T, K, D), np.float32),
             ("last_obs", (K, D), np.float32),
             ("last_values", (K,), np.float32),
         ]
@@ -100,8 +103,9 @@ class BufferLayout:
 class SegmentView:
     """Numpy views of one slot. Arrays (time-major): obs (T, K, D) raw observations; actions
     (T, K, A); logprobs, values (behaviour policy), rewards (raw), dones, bootstrap (T, K), where
-    ``bootstrap`` is V(final obs) for a time-limit truncation at that step, else 0; last_obs (K, D)
-    and last_values (K,), the behaviour critic's value of last_obs."""
+    ``bootstrap`` is the behaviour critic's V(final obs) for a time-limit truncation at that step,
+    else 0; truncated (T, K), 1 at those steps; final_obs (T, K, D), their final observations
+    (0 elsewhere); last_obs (K, D) and last_values (K,), the behaviour critic's value of last_obs."""
 
     def __init__(self, layout: BufferLayout, buffer: memoryview, offset: int) -> None:
         for name, shape, dtype in layout._fields():
@@ -117,6 +121,8 @@ class SegmentView:
     rewards: np.ndarray
     dones: np.ndarray
     bootstrap: np.ndarray
+    truncated: np.ndarray
+    final_obs: np.ndarray
     last_obs: np.ndarray
     last_values: np.ndarray
 

@@ -220,9 +220,7 @@ class SharedPPOTrainer:
 
     def update(self) -> dict[str, float]:
         """One PPO update on the pending segments; publishes version+1. Returns diagnostics."""
-        import torch
-
-        from morphelites.ppo import Batch, compute_gae, compute_vtrace
+        from morphelites.ppo import Batch
 
         start = time.perf_counter()
         ppo = self.options.settings.ppo
@@ -233,28 +231,11 @@ class SharedPPOTrainer:
         bad = sorted({name for seg in segments for name in SEGMENT_ARRAYS if not np.all(np.isfinite(seg[name]))})
         transitions = sum(seg["rewards"].size for seg in segments)
         parts: list[tuple[np.ndarray, ...]] = []
-        with torch.no_grad():
-            for seg in segments if not bad else []:
-                rewards = self._scale_rewards(seg)
-                T, K = seg["rewards"].shape
-                targets = self.options.settings.training.value_targets
-                if targets in ("current_critic", "vtrace"):
-                    obs_all = np.concatenate([seg["obs"].reshape(T * K, -1), seg["last_obs"]])
-                    values_all = self.model.value(torch.as_tensor(obs_all)).numpy()
-                    values, last_values = values_all[: T * K].reshape(T, K), values_all[T * K :]
-                else:
-                    values, last_values = seg["values"], seg["last_values"]
-                rewards = rewards + ppo.gamma * seg["bootstrap"]
-                if targets == "vtrace":
-                    logp_now, _, _ = self.model.evaluate_actions(torch.as_tensor(seg["obs"].reshape(T * K, -1)),
-                                                                 torch.as_tensor(seg["actions"].reshape(T * K, -1)))  # fmt: skip
-                    log_rhos = logp_now.numpy().reshape(T, K) - seg["logprobs"]
-                    advantages, returns = compute_vtrace(rewards, values, seg["dones"], last_values, log_rhos, ppo.gamma,
-                                                         ppo.gae_lambda)  # fmt: skip
-                else:
-                    advantages, returns = compute_gae(rewards, values, seg["dones"], last_values, ppo.gamma, ppo.gae_lambda)
-                parts.append((seg["obs"].reshape(T * K, -1), seg["actions"].reshape(T * K, -1), seg["logprobs"].reshape(-1),
-                              advantages.reshape(-1), returns.reshape(-1), values.reshape(-1)))  # fmt: skip
+        for seg in segments if not bad else []:
+            T, K = seg["rewards"].shape
+            values, advantages, returns = self.targets(seg)
+            parts.append((seg["obs"].reshape(T * K, -1), seg["actions"].reshape(T * K, -1), seg["logprobs"].reshape(-1),
+                          advantages.reshape(-1), returns.reshape(-1), values.reshape(-1)))  # fmt: skip
         if not bad:
             batch = Batch(*(np.concatenate(column) for column in zip(*parts)))
             bad = [name for name, array in zip(Batch._fields, batch) if not np.all(np.isfinite(array))]
@@ -286,6 +267,40 @@ class SharedPPOTrainer:
         return {**stats, "batch_transitions": float(transitions), "update_s": time.perf_counter() - start,
                 "batch_mean_lag": float(np.mean(lags)), "batch_max_lag": float(np.max(lags)),
                 **({"skipped": skipped} if skipped else {})}  # fmt: skip
+
+    def targets(self, seg: dict[str, Any]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Values, advantages and value targets, each (T, K), of one pending segment, by
+        ``training.value_targets``: GAE with the values of the critic being trained
+        (``current_critic``; time-limit truncations bootstrapped with it too, from the segment's
+        final observations), GAE with the acting critic's values (``behaviour``), or V-trace."""
+        import torch
+
+        from morphelites.ppo import compute_gae, compute_vtrace
+
+        ppo = self.options.settings.ppo
+        targets = self.options.settings.training.value_targets
+        T, K = seg["rewards"].shape
+        rewards = self._scale_rewards(seg)
+        with torch.no_grad():
+            if targets in ("current_critic", "vtrace"):
+                truncated = seg["truncated"] > 0
+                obs_all = np.concatenate([seg["obs"].reshape(T * K, -1), seg["last_obs"], seg["final_obs"][truncated]])
+                values_all = self.model.value(torch.as_tensor(obs_all)).numpy()
+                values, last_values = values_all[: T * K].reshape(T, K), values_all[T * K : T * K + K]
+                bootstrap = np.zeros((T, K), dtype=np.float32)
+                bootstrap[truncated] = values_all[T * K + K :]
+            else:
+                values, last_values, bootstrap = seg["values"], seg["last_values"], seg["bootstrap"]
+            rewards = rewards + ppo.gamma * bootstrap
+            if targets == "vtrace":
+                logp_now, _, _ = self.model.evaluate_actions(torch.as_tensor(seg["obs"].reshape(T * K, -1)),
+                                                             torch.as_tensor(seg["actions"].reshape(T * K, -1)))  # fmt: skip
+                log_rhos = logp_now.numpy().reshape(T, K) - seg["logprobs"]
+                advantages, returns = compute_vtrace(rewards, values, seg["dones"], last_values, log_rhos, ppo.gamma,
+                                                     ppo.gae_lambda)  # fmt: skip
+            else:
+                advantages, returns = compute_gae(rewards, values, seg["dones"], last_values, ppo.gamma, ppo.gae_lambda)
+        return values, advantages, returns
 
     def _advance_returns(self, slot: SegmentView) -> None:
         """Fold the segment's raw rewards into its worker's running discounted returns and those
