@@ -301,6 +301,30 @@ def test_a_stalled_process_is_detected_by_heartbeat_and_handled_like_a_death(tmp
     _assert_ids_complete(out, 6)
 
 
+def test_a_whole_run_stopped_and_continued_kills_nothing_as_stalled(tmp_path):
+    # Ctrl-Z then fg, or a cluster suspending the job: every process stops while the monotonic
+    # clock runs on. On waking, the supervisor must not take its children's old stamps for stalls.
+    out = tmp_path / "run"
+    config = _config(tmp_path, training={"ipc_timeout": 5.0})
+    run = Run(tmp_path, "--workers", "1", "--evaluations", "5", "--steps-per-individual", "800", "--config",
+              str(config), "--output", str(out), own_process_group=True)  # fmt: skip
+    try:
+        _wait_for(lambda: read_results(out) and list((out / "checkpoints").glob("learner-*.pkl")), 180, "a first evaluation")
+        os.killpg(run.proc.pid, signal.SIGSTOP)
+        time.sleep(12.0)  # more than twice ipc_timeout
+        os.killpg(run.proc.pid, signal.SIGCONT)
+        code, console = run.wait()
+    finally:
+        if run.proc.poll() is None:
+            os.killpg(run.proc.pid, signal.SIGKILL)
+    assert code == 0, console
+    log = _log(out)
+    assert "stalled" not in log and "died" not in log, log
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["learner_restarts"] == 0 and summary["worker_restarts"] == 0
+    _assert_ids_complete(out, 5)
+
+
 # ---------------------------------------------------------------------- 7. disk full / not writable
 @pytest.fixture
 def small_filesystem(tmp_path) -> Iterator:

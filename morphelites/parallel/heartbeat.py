@@ -41,6 +41,7 @@ class Heartbeats:
         self.array = (ctx or mp.get_context("spawn")).Array("d", slots, lock=False)
         for slot in range(slots):
             self.array[slot] = time.monotonic()
+        self._last_round = time.monotonic()  # the watcher's, see restamp_after_own_pause
 
     def stamp(self, slot: int, grace_s: float = 0.0) -> None:
         """Mark ``slot`` as alive now, plus ``grace_s`` seconds (the parent does this with
@@ -50,6 +51,23 @@ class Heartbeats:
     def age(self, slot: int) -> float:
         """Seconds since ``slot`` last beat."""
         return time.monotonic() - self.array[slot]
+
+    def restamp_after_own_pause(self, pause_s: float) -> bool:
+        """For the watcher, once per round of stall checks, before it reads any age: if it has
+        not been here for more than ``pause_s`` seconds, stamp every slot now and return True.
+
+        Such a gap means the watcher itself was not running: the whole job was stopped (Ctrl-Z,
+        SIGSTOP, a cluster suspending it) while CLOCK_MONOTONIC ran on, so the watched processes'
+        stamps are old because they were stopped too, not because they hung; read at once on
+        waking, before they ran again, they would all look stalled. A process that really hangs
+        is caught one ``ipc_timeout`` later instead."""
+        now = time.monotonic()
+        paused = now - self._last_round > pause_s
+        self._last_round = now
+        if paused:
+            for slot in range(len(self.array)):
+                self.array[slot] = max(self.array[slot], now)  # a startup grace (a stamp ahead) is kept
+        return paused
 
 
 def install(array: Any, slot: int) -> None:

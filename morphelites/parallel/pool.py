@@ -272,6 +272,8 @@ class WorkerPool:
         """SIGKILL every live worker whose heartbeat is older than ``ipc_timeout``."""
         if self.ipc_timeout is None or self._closed:
             return []
+        if self.heartbeats.restamp_after_own_pause(self.ipc_timeout / 2):
+            return []
         events = []
         for index, proc in enumerate(self._procs):
             age = self.heartbeats.age(index)

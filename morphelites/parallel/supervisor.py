@@ -214,6 +214,8 @@ class SharedPPOSystem:
             return
         timeout = self.settings.training.ipc_timeout
         if self.learner.is_alive():
+            if self._learner_beat.restamp_after_own_pause(timeout / 2):
+                return
             age = self._learner_beat.age(0)
             if age <= timeout:
                 return
