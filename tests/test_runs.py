@@ -39,6 +39,17 @@ def test_checkpoints_keep_the_newest_and_reject_foreign_files(tmp_path):
         load_checkpoint(bad)
 
 
+def test_a_checkpoint_write_clears_what_a_writer_killed_mid_write_left_behind(tmp_path):
+    # atomic_write_bytes's own cleanup cannot run under SIGKILL (a stall kill, the OOM killer)
+    killed = tmp_path / ".learner-00000003.pkl.k1ll3d.tmp"
+    killed.write_bytes(b"half a checkpoint")
+    other = tmp_path / ".evolution-00000010.pkl.w0rk1n.tmp"  # another writer's: not ours to touch
+    other.write_bytes(b"being written")
+    save_checkpoint(tmp_path, "learner", 4, {"format": "x"})
+    assert not killed.exists() and other.exists()
+    assert [p.name for p in list_checkpoints(tmp_path, "learner")] == ["learner-00000004.pkl"]
+
+
 def test_metrics_csv_keeps_its_columns_and_appends_on_reopen(tmp_path):
     path = tmp_path / "metrics.csv"
     writer = MetricsWriter(path, ["evaluations", "qd_score"])

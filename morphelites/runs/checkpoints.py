@@ -36,8 +36,13 @@ class CheckpointError(ValueError):
 def save_checkpoint(directory: Path, name: str, counter: int, state: dict[str, Any], keep: int = 3) -> Path:
     """Write ``state`` as ``<name>-<counter:08d>.pkl``; prune to the ``keep`` newest.
 
-    The previous checkpoints stay intact if the write fails.
+    The previous checkpoints stay intact if the write fails. Temp files of ``name`` checkpoints
+    that an earlier writer left behind (killed mid-write: SIGKILL skips the cleanup of
+    :func:`atomic_write_bytes`) are deleted first; each is a whole checkpoint's size. Only one
+    process writes a given ``name`` at a time, so none of them is still being written.
     """
+    for leftover in Path(directory).glob(f".{name}-*.pkl.*.tmp"):
+        leftover.unlink(missing_ok=True)
     path = Path(directory) / f"{name}-{counter:08d}.pkl"
     atomic_write_bytes(path, pickle.dumps(state, protocol=pickle.HIGHEST_PROTOCOL))
     for old in list_checkpoints(directory, name)[:-keep] if keep > 0 else []:
