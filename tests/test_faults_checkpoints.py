@@ -338,19 +338,34 @@ def test_learner_resume_skips_a_checkpoint_whose_contents_cannot_be_loaded(tmp_p
 
 
 def test_a_restarted_learner_continues_the_work_counters_of_the_one_it_replaces(tmp_path):
+    from morphelites.parallel.learner import LAG_TOTALS
+
     checkpoints = tmp_path / "checkpoints"
     with _learner(checkpoints) as learner:
         path = _learner_checkpoint(learner, updates=2, shift=0.25)
         checkpoint_log_std = _log_std(learner)
         learner.samples_consumed = 2000
+        learner.lag_sum, learner.lag_count, learner.max_lag_seen = 6, 4, 3
         learner.checkpoint()
-    reached = {"updates": 5, "samples_consumed": 5000, "skipped_updates": 1}  # 3 updates lost with the dead learner
+    with _learner(checkpoints, resume=True) as learner:  # a resumed run: the lag figures go on from the checkpoint's
+        assert (learner.lag_sum, learner.lag_count, learner.max_lag_seen) == (6, 4, 3)
+        assert learner.stats()["mean_policy_lag"] == 1.5 and learner.stats()["max_policy_lag"] == 3
+        assert set(LAG_TOTALS.values()) <= set(learner.stats()), "what a supervisor carries over to a restart"
+    reached = {"updates": 5, "samples_consumed": 5000, "skipped_updates": 1,  # 3 updates lost with the dead learner
+               "lag_sum": 20, "lag_count": 10, "max_lag_seen": 4}  # fmt: skip
     with _learner(checkpoints, resume=True, counters_floor=reached) as learner:
         assert learner.restored_from == path.name and learner.restored_updates == 2
         assert _log_std(learner) == pytest.approx(checkpoint_log_std), "the policy is the checkpoint's"
         assert (learner.updates, learner.samples_consumed, learner.skipped_updates) == (5, 5000, 1)
+        assert (learner.lag_sum, learner.lag_count, learner.max_lag_seen) == (20, 10, 4)
+        assert learner.lost_updates == 3
+        learner.updates += 4  # it goes on, and dies before its next checkpoint
+        reached = {"updates": learner.updates}
+    with _learner(checkpoints, resume=True, counters_floor=reached) as learner:  # the same checkpoint again
+        assert learner.restored_updates == 2 and learner.lost_updates == 9 - 2
     with _learner(checkpoints, resume=True, counters_floor={"updates": 1, "samples_consumed": 10}) as learner:
         assert (learner.updates, learner.samples_consumed) == (2, 2000), "a lower floor changes nothing"
+        assert learner.lost_updates == 0
 
 
 def test_learner_with_no_usable_checkpoint_starts_from_a_fresh_policy(tmp_path):

@@ -49,7 +49,8 @@ from morphelites.parallel.pool import die_with_parent, set_process_title
 from morphelites.parallel.shared_worker import SharedHandles
 from morphelites.parallel.weights import SharedWeights
 
-__all__ = ["LearnerOptions", "SharedPPOTrainer", "learner_main", "newest_learner_checkpoint", "LEARNER_CHECKPOINT"]
+__all__ = ["LearnerOptions", "SharedPPOTrainer", "learner_main", "newest_learner_checkpoint", "LEARNER_CHECKPOINT",
+           "COUNTER_COLUMNS", "LAG_TOTALS"]
 
 LEARNER_CHECKPOINT = "learner"
 _FORMAT = "morphelites-learner-1"
@@ -69,8 +70,9 @@ class LearnerOptions:
     checkpoint_every_updates: int = 20
     checkpoints_kept: int = 3
     seed: int = 0
-    #: Work counters (``updates``, ``samples_consumed``, ``skipped_updates``) that the learner this
-    #: one replaces had reached (a restart within a run), or that metrics.csv holds (a resumed run).
+    #: Work counters (``updates``, ``samples_consumed``, ``skipped_updates``, and the
+    #: :data:`LAG_TOTALS`) that the learner this one replaces had reached (a restart within a
+    #: run), or that metrics.csv holds (a resumed run).
     #: A restart from an older checkpoint continues them from here, so that they count all work
     #: done (updates lost with the dead learner included) and the learner columns of metrics.csv
     #: never step back; the restored policy is still the checkpoint's.
@@ -82,6 +84,10 @@ _BARRIER_SLEEP_S = 0.0005
 
 #: The learner's work counters (the names ``counters_floor`` takes) and their metrics.csv columns.
 COUNTER_COLUMNS = {"updates": "policy_updates", "samples_consumed": "samples_consumed", "skipped_updates": "skipped_updates"}
+#: Running totals of the policy lag of the segments taken (names ``counters_floor`` also takes, and
+#: their keys in the learner's statistics). Checkpointed, and carried over to a restarted learner
+#: like the work counters, so that mean_policy_lag and max_policy_lag cover the whole run.
+LAG_TOTALS = {"lag_sum": "policy_lag_sum", "lag_count": "policy_lag_count", "max_lag_seen": "max_policy_lag"}
 
 
 class SharedPPOTrainer:
@@ -124,13 +130,17 @@ class SharedPPOTrainer:
         if options.resume:
             self._restore()
         self.restored_updates = self.updates  # as in the checkpoint, for the "restored" message
-        for name, floor in (options.counters_floor or {}).items():
-            setattr(self, name, max(getattr(self, name), int(floor)))
+        floor = options.counters_floor or {}
+        # Updates made after that checkpoint by the learner(s) this one replaces, or before a
+        # resumed run stopped: lost. (Counted from updates, not versions: each restart also
+        # moves the version on once without an update.)
+        self.lost_updates = max(0, int(floor.get("updates", 0)) - self.restored_updates)
+        for name, value in floor.items():
+            setattr(self, name, max(getattr(self, name), int(value)))
         # A learner restarted after a crash: its predecessor may have published versions newer
-        # than the checkpoint; those updates are lost, and the version counter moves on past them
-        # so that every worker refreshes and no two different weight vectors share a version.
+        # than the checkpoint; the version counter moves on past them so that every worker
+        # refreshes and no two different weight vectors share a version.
         published = self.weights.version
-        self.lost_updates = max(0, published - self.version)
         if published > 0 and published >= self.version:
             self.version = published + 1
         self._publish(self.model.flat_weights())
@@ -339,6 +349,7 @@ class SharedPPOTrainer:
             "policy_version": float(self.version), "policy_updates": float(self.updates),
             "samples_consumed": float(self.samples_consumed), "skipped_updates": float(self.skipped_updates),
             "mean_policy_lag": self.lag_sum / max(self.lag_count, 1), "max_policy_lag": float(self.max_lag_seen),
+            "policy_lag_sum": float(self.lag_sum), "policy_lag_count": float(self.lag_count),
             "learner_utilisation": self.busy_s / max(elapsed, 1e-9), "pending_transitions": float(self.pending_transitions),
             **self.buffer.occupancy(),
         }  # fmt: skip
@@ -349,7 +360,8 @@ class SharedPPOTrainer:
 
         state = {"format": _FORMAT, "policy": self.model.policy_state(), "optimizer": self.updater.optimizer.state_dict(),
                  "return_rms": self.return_rms.state_dict(), "version": self.version, "updates": self.updates,
-                 "samples_consumed": self.samples_consumed, "skipped_updates": self.skipped_updates}  # fmt: skip
+                 "samples_consumed": self.samples_consumed, "skipped_updates": self.skipped_updates,
+                 **{name: getattr(self, name) for name in LAG_TOTALS}}  # fmt: skip
         try:
             path = save_checkpoint(Path(self.options.checkpoint_dir), LEARNER_CHECKPOINT, self.updates, state,
                                    keep=self.options.checkpoints_kept)  # fmt: skip
@@ -392,6 +404,8 @@ class SharedPPOTrainer:
         self.return_rms.load_state_dict(state["return_rms"])
         self.version, self.updates = int(state["version"]), int(state["updates"])
         self.samples_consumed, self.skipped_updates = int(state["samples_consumed"]), int(state["skipped_updates"])
+        for name in LAG_TOTALS:  # absent from checkpoints of earlier versions
+            setattr(self, name, int(state.get(name, 0)))
         self.restored_from = path.name
 
     def close(self) -> None:

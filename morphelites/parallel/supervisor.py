@@ -24,7 +24,7 @@ from morphelites.envs.reach import ObservationLayout
 from morphelites.individual import Individual
 from morphelites.parallel.buffer import BufferLayout, SharedExperienceBuffer
 from morphelites.parallel.heartbeat import STARTUP_GRACE_S, Heartbeats
-from morphelites.parallel.learner import COUNTER_COLUMNS, LearnerOptions, learner_main
+from morphelites.parallel.learner import COUNTER_COLUMNS, LAG_TOTALS, LearnerOptions, learner_main
 from morphelites.parallel.pool import (PoolEvent, SerialPool, WorkerPool, children_start_deaf_to_ctrl_c,
                                        one_native_thread_per_process)
 from morphelites.parallel.shared_worker import SharedHandles, segment_shape, sync_segments_per_version
@@ -155,7 +155,7 @@ class SharedPPOSystem:
 
     def _start_learner(self, resume: bool) -> None:
         floor = dict(self._counters_floor)
-        for name, key in COUNTER_COLUMNS.items():
+        for name, key in {**COUNTER_COLUMNS, **LAG_TOTALS}.items():
             if key in self.learner_stats:
                 floor[name] = max(floor.get(name, 0), int(self.learner_stats[key]))
         options = LearnerOptions(self.settings, self.handles, str(self.checkpoint_dir), resume,
@@ -323,7 +323,8 @@ class SerialSharedBackend:
         self.worker = MultiProcessPPOWorker(0, self.handles, after_segment=self._learn)
         self.learner_events: list[dict[str, Any]] = (
             [{"event": "restored", "checkpoint": self.learner.restored_from, "version": self.learner.version,
-              "updates": self.learner.restored_updates, "lost_updates": 0, "skipped": self.learner.skipped_checkpoints}]
+              "updates": self.learner.restored_updates, "lost_updates": self.learner.lost_updates,
+              "skipped": self.learner.skipped_checkpoints}]
             if resume else []
         )  # fmt: skip
         self._task: tuple[Individual, str] | None = None
