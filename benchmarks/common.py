@@ -6,10 +6,25 @@ import datetime as _dt
 import json
 import os
 import platform
+import subprocess
 from pathlib import Path
 from typing import Any
 
 RESULTS = Path(__file__).resolve().parent / "results"
+REPO = Path(__file__).resolve().parent.parent
+
+
+def code_version() -> str | None:
+    """The git commit of the code measured (short hash), with ``+changes`` when the package or
+    the benchmarks differ from it; None outside a git checkout."""
+    try:
+        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True,
+                                check=True).stdout.strip()  # fmt: skip
+        changed = subprocess.run(["git", "status", "--porcelain", "--", "morphelites", "benchmarks/*.py"], cwd=REPO,
+                                 capture_output=True, text=True, check=True).stdout.strip()  # fmt: skip
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    return commit + ("+changes" if changed else "")
 
 
 def machine() -> dict[str, Any]:
@@ -32,6 +47,7 @@ def machine() -> dict[str, Any]:
         "python": platform.python_version(),
         "platform": platform.platform(),
         "date": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "commit": code_version(),
     }
 
 

@@ -24,7 +24,8 @@ def _load(name: str) -> dict[str, Any] | None:
 
 def _machine(data: dict[str, Any]) -> str:
     m = data["machine"]
-    return f"{m['cpu']}, {m['cores']} cores, {m['memory_gb']} GB, Python {m['python']}; {m['date']}"
+    commit = f", commit {m['commit']}" if m.get("commit") else ""  # recorded since 2026-11-30
+    return f"{m['cpu']}, {m['cores']} cores, {m['memory_gb']} GB, Python {m['python']}; {m['date']}{commit}"
 
 
 def _env(data: dict[str, Any]) -> list[str]:
