@@ -216,7 +216,11 @@ def _ppo_request(args: argparse.Namespace) -> Any:
     if args.env_id:
         if args.body or args.mixed:
             raise ConfigError("--env trains on a Gymnasium task; it cannot be combined with --body or --mixed.")
-        check_gym_env(args.env_id)
+        if args.scene is not None or args.goals is not None:
+            raise ConfigError("--scene and --goals set up the reaching task of our bodies; --env trains on a Gymnasium "
+                              "task instead. Drop them.")  # fmt: skip
+        obs_dim, act_dim = check_gym_env(args.env_id)
+        settings.model.resolved(obs_dim, act_dim, task=args.env_id)
     elif args.mixed is not None:
         if args.body:
             raise ConfigError("Give either --body or --mixed, not both.")
@@ -225,6 +229,11 @@ def _ppo_request(args: argparse.Namespace) -> Any:
     else:
         texts = args.body or [",".join(["0.175"] * space.min_links)]
         bodies = tuple(space.check(parse_body(t)) for t in texts)
+    if not args.env_id:
+        from morphelites.policy_numpy import reach_policy_spec
+
+        spec = reach_policy_spec(settings.body_space.max_links, settings.model.hidden_dim)
+        settings.model.resolved(spec.obs_dim, spec.action_dim)
     return PPORunRequest(settings=settings, output=args.output, total_steps=args.steps, seed=args.seed, bodies=bodies,
                          env_id=args.env_id, eval_episodes=args.eval_episodes, quiet=args.quiet)  # fmt: skip
 
@@ -247,8 +256,10 @@ def _train_trainer(args: argparse.Namespace) -> Any:
     if resume:
         RunDirectory(output).check(resume=True)
         stored = _stored_run(output)
+        _check_results(RunDirectory(output).results)
         if args.mode is not None and stored.get("mode") != mode:
-            raise ConfigError(f"{output} holds a {stored.get('mode')} run; drop --mode or use a new --output.")
+            raise ConfigError(f"{output} holds a run in {stored.get('mode')} mode; drop --mode (or --train / --train-shared), "
+                              f"or use a new --output.")  # fmt: skip
         mode = stored.get("mode", mode)
     data: dict[str, Any] = load_config_file(args.config) if args.config else (stored["settings"] if stored else {})
     settings = Settings.from_dict(data)
@@ -304,6 +315,14 @@ def _stored_run(output: str) -> dict[str, Any]:
         raise ConfigError(f"Cannot resume: {path} is damaged or was not written by morphelites: {problem} Repair or "
                           f"restore that file, or start a new run with another --output.")  # fmt: skip
     return stored
+
+
+def _check_results(path: Any) -> None:
+    """Raise DamagedResults (a ValueError) if results.jsonl has a damaged line before its last."""
+    from morphelites.runs.recorder import parse_results
+
+    if path.is_file():
+        parse_results(path.read_bytes(), path)
 
 
 def _refuse_conflicts(stored: Settings, new: Settings, output: str) -> None:

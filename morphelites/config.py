@@ -141,11 +141,18 @@ class ModelConfig:
                 _check_int_range(f"model.{name}", value, 1, 1_000_000)
         return self
 
-    def resolved(self, observation_dim: int, action_dim: int) -> "ModelConfig":
-        """Fill in the derived dimensions; a user-given value that disagrees is an error."""
+    def resolved(self, observation_dim: int, action_dim: int, task: str | None = None) -> "ModelConfig":
+        """Fill in the derived dimensions; a user-given value that disagrees is an error.
+
+        ``task`` names the Gymnasium task they come from; None: our bodies' padded layout."""
         for name, derived in (("observation_dim", observation_dim), ("action_dim", action_dim)):
             given = getattr(self, name)
             if given is not None and given != derived:
+                if task is not None:
+                    raise ConfigError(
+                        f"model.{name} is {given}, but the task {task} gives {derived}. Remove model.{name} from the "
+                        f"config (it is derived; a config.json of another run records that run's)."
+                    )
                 raise ConfigError(
                     f"model.{name} is {given}, but the body space gives {derived} (observations and "
                     f"actions are padded to body_space.max_links). Remove model.{name} from the "
@@ -309,6 +316,8 @@ class TrainingConfig:
 
 
 MEASURES = ("num_links", "total_length", "taper")
+#: Most cells an archive may have.
+MAX_ARCHIVE_CELLS = 1_000_000
 #: Seeds must lie in [0, MAX_SEED]: numpy refuses negative seeds, and every library takes 32 bits.
 MAX_SEED = 2**32 - 1
 #: More worker processes than this many per core are refused (they only add memory and switching).
@@ -375,6 +384,9 @@ class EvolutionConfig:
             _check_choice("evolution.measures entry", name, MEASURES)
         if len(set(self.measures)) != len(self.measures):
             raise ConfigError(f"evolution.measures lists a measure twice: {list(self.measures)}; list each measure once.")
+        if len(self.measures) > 2:  # pyribs draws heatmaps of 1-D and 2-D archives only
+            raise ConfigError(f"evolution.measures lists {len(self.measures)} measures: {list(self.measures)}; give one "
+                              f"or two of " + ", ".join(MEASURES) + ".")  # fmt: skip
         _check_int_range("evolution.continuous_bins", self.continuous_bins, 1, 10_000)
         _check_choice("evolution.emitter", self.emitter, EMITTERS)
         _check_float_range("evolution.sigma", self.sigma, 1e-6, 10.0)
@@ -528,7 +540,20 @@ class Settings:
         self.env.validate()
         self.model.validate()
         self.ppo.validate()
+        self._check_archive_size()
         return self
+
+    def _check_archive_size(self) -> None:
+        """Refuse an archive of more than MAX_ARCHIVE_CELLS cells (it would take gigabytes)."""
+        evo, space = self.evolution, self.body_space
+        sizes = [space.max_links - space.min_links + 1 if m == "num_links" else evo.continuous_bins for m in evo.measures]
+        cells = math.prod(sizes)
+        if cells > MAX_ARCHIVE_CELLS:
+            raise ConfigError(
+                f"The archive would have {cells:,} cells ({' x '.join(map(str, sizes))} over {', '.join(evo.measures)}); "
+                f"at most {MAX_ARCHIVE_CELLS:,} are allowed (each holds an elite's genome and figures). Lower "
+                f"evolution.continuous_bins, or use fewer measures."
+            )
 
     @classmethod
     def from_dict(cls, data: dict[str, Any] | None) -> "Settings":

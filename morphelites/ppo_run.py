@@ -64,8 +64,9 @@ def mixed_bodies(space: BodySpace, count: int, seed: int) -> tuple[Morphology, .
     return tuple(space.random_body(rng, num_links=n) for n in counts)
 
 
-def check_gym_env(env_id: str) -> None:
-    """Raise ConfigError unless ``env_id`` names a Gymnasium task with Box observations and actions."""
+def check_gym_env(env_id: str) -> tuple[int, int]:
+    """Raise ConfigError unless ``env_id`` names a Gymnasium task with flat Box observations and
+    actions; return their sizes (observation_dim, action_dim)."""
     try:
         env = gym.make(env_id)
     except gym.error.Error as error:
@@ -76,6 +77,7 @@ def check_gym_env(env_id: str) -> None:
         for name, space in (("observation", env.observation_space), ("action", env.action_space)):
             if not isinstance(space, gym.spaces.Box) or len(space.shape) != 1:
                 raise ConfigError(f"--env {env_id!r} has a {type(space).__name__} {name} space; only flat Box spaces are supported.")
+        return int(env.observation_space.shape[0]), int(env.action_space.shape[0])
     finally:
         env.close()
 
@@ -108,7 +110,7 @@ def run_ppo(request: PPORunRequest, should_stop: Callable[[], bool] | None = Non
         envs = [make_gym_env(request.env_id) for _ in range(settings.ppo.num_envs)]
         obs_dim, act_dim = envs[0].observation_space.shape[0], envs[0].action_space.shape[0]
         spec = PolicySpec(obs_dim, act_dim, settings.model.hidden_dim, init_log_std=settings.model.init_log_std)
-        settings = dataclasses.replace(settings, model=settings.model.resolved(obs_dim, act_dim))
+        settings = dataclasses.replace(settings, model=settings.model.resolved(obs_dim, act_dim, task=request.env_id))
         target = request.env_id
     else:
         spec = reach_policy_spec(settings.body_space.max_links, settings.model.hidden_dim, settings.model.init_log_std)

@@ -103,6 +103,23 @@ CASES = [
     ("resume-if-exists-on-other-files", "train --resume-if-exists --output {tmp}/full", "full-dir", ["no morphelites run", "--output"]),
     ("resume-if-exists-damaged-run", "train --resume-if-exists --output {tmp}/damaged", "damaged-run", ["Cannot resume", "damaged"]),
     ("two-resumes", "train --resume --resume-if-exists --output {out}", None, ["--resume-if-exists", "only one"]),
+    ("resume-a-ppo-run", "train --resume --output {tmp}/ppo", "a-ppo-run", ["`morphelites ppo` run", "cannot be resumed"]),
+    ("resume-if-exists-a-ppo-run", "train --resume-if-exists --output {tmp}/ppo", "a-ppo-run", ["morphelites ppo", "cannot be resumed"]),
+    ("train-onto-a-ppo-run", "train --output {tmp}/ppo", "a-ppo-run", ["`morphelites ppo` run", "never overwritten", "--output"]),
+    ("ppo-onto-a-ppo-run", "ppo --output {tmp}/ppo", "a-ppo-run", ["`morphelites ppo` run", "never overwritten", "--output"]),
+    ("resume-damaged-results", "train --resume --output {tmp}/done", "damaged-results",
+     ["results.jsonl is damaged at line 2 of 3", "1 line(s) after it", "Repair line 2"]),
+    # more than the archive can hold or draw
+    ("three-measures", T, {"evolution": {"measures": ["num_links", "total_length", "taper"]}}, ["3 measures", "one or two of"]),
+    ("huge-archive", T, {"evolution": {"measures": ["total_length", "taper"], "continuous_bins": 10000}},
+     ["100,000,000 cells", "at most 1,000,000", "Lower evolution.continuous_bins"]),
+    # ppo: what only our bodies or only a Gymnasium task have
+    ("ppo-observation-dim-disagrees", "ppo --config {cfg} --output {out}", {"model": {"observation_dim": 10}},
+     ["model.observation_dim is 10", "body space gives 54", "Remove"]),
+    ("gym-observation-dim-disagrees", "ppo --env Pendulum-v1 --config {cfg} --output {out}", {"model": {"observation_dim": 54}},
+     ["model.observation_dim is 54", "task Pendulum-v1 gives 3", "Remove"]),
+    ("gym-with-scene", "ppo --env Pendulum-v1 --scene obstacles --output {out}", None, ["--scene", "--env", "Drop them"]),
+    ("gym-with-goals", "ppo --env Pendulum-v1 --goals reachable --output {out}", None, ["--goals", "--env", "Drop them"]),
 ]
 
 #: Files and directories a case needs before the command runs (named by the case's `setup`).
@@ -116,6 +133,9 @@ SETUPS = {
     "a-run": {"done/config.json": '{"mode": "shared", "settings": {}}', "done/results.jsonl": ""},
     "damaged-run": {"damaged/config.json": '{"mode": "shared", "settings": {'},
     "run-without-settings": {"damaged/config.json": '{"mode": "shared"}'},
+    "a-ppo-run": {"ppo/config.json": '{"command": "ppo", "settings": {}}', "ppo/summary.json": "{}"},
+    "damaged-results": {"done/config.json": '{"command": "train", "mode": "shared", "settings": {}}',
+                        "done/results.jsonl": '{"id": 0}\n{"id": 1, "fitn\n{"id": 2}\n'},
 }
 
 

@@ -22,7 +22,8 @@ from morphelites.runs.metrics import MetricsWriter, read_metric_rows
 from morphelites.runs.run_dir import RunDirectory
 from morphelites.runs.training_log import open_training_log
 
-__all__ = ["EvolutionRecorder", "EVOLUTION_METRICS", "SHARED_METRICS", "REEVALUATION_COLUMNS", "CHECKPOINT_NAME"]
+__all__ = ["EvolutionRecorder", "EVOLUTION_METRICS", "SHARED_METRICS", "REEVALUATION_COLUMNS", "CHECKPOINT_NAME", "DamagedResults",
+           "parse_results"]
 
 CHECKPOINT_NAME = "evolution"
 EVOLUTION_METRICS = (
@@ -45,6 +46,43 @@ REEVALUATION_COLUMNS = (
     "policy_version_max", "elites", "qd_score_as_found", "mean_elite_fitness_as_found", "qd_score_reevaluated",
     "mean_elite_fitness_reevaluated", "best_fitness_reevaluated", "coverage_reevaluated",
 )  # fmt: skip
+
+
+class DamagedResults(ValueError):
+    """results.jsonl holds a damaged line that is not the last one."""
+
+
+def parse_results(raw: bytes, path: Path) -> tuple[list[dict[str, Any]], int]:
+    """The records of results.jsonl's bytes ``raw``, and how many bytes they take.
+
+    A line is written whole and fsynced, so a crash can only tear the last one: a last line that
+    is not a whole record is left out (the caller cuts it off). A damaged line with lines after
+    it was changed from outside (an edit, a copy, a disk error): DamagedResults names it, as
+    cutting there would throw away every record after it.
+    """
+    chunks = raw.splitlines(keepends=True)
+    lines: list[dict[str, Any]] = []
+    good_bytes = 0
+    for number, chunk in enumerate(chunks, start=1):
+        try:
+            if not chunk.endswith(b"\n"):
+                raise ValueError("it has no line end")
+            record = json.loads(chunk)
+            if not isinstance(record, dict):
+                raise ValueError(f"it holds a JSON {type(record).__name__}, not an object")
+        except ValueError as error:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+            if number == len(chunks):
+                break
+            raise DamagedResults(
+                f"{path} is damaged at line {number} of {len(chunks)}: {str(error).rstrip('.')}. A crash can only cut "
+                f"the last line short, so the file was changed from outside (an edit, a copy, a disk error); the "
+                f"{len(chunks) - number} line(s) after it would be lost. Repair line {number} (or restore the file), "
+                f"or delete that line (its evaluation is then lost, and the run evaluates another individual in its "
+                f"place); then resume."
+            ) from None
+        lines.append(record)
+        good_bytes += len(chunk)
+    return lines, good_bytes
 
 
 class EvolutionRecorder:
@@ -175,20 +213,14 @@ class EvolutionRecorder:
         return found
 
     def read_results(self) -> list[dict[str, Any]]:
-        """All complete lines of results.jsonl; a torn last line (crash mid-write) is cut off."""
+        """All records of results.jsonl; a torn last line (crash mid-write) is cut off.
+
+        Raises DamagedResults (before changing anything) for a damaged line with others after it."""
         path = self.run.results
         if not path.exists():
             return []
         raw = path.read_bytes()
-        lines, good_bytes = [], 0
-        for chunk in raw.splitlines(keepends=True):
-            if not chunk.endswith(b"\n"):
-                break
-            try:
-                lines.append(json.loads(chunk))
-            except json.JSONDecodeError:
-                break
-            good_bytes += len(chunk)
+        lines, good_bytes = parse_results(raw, path)
         if good_bytes < len(raw):
             self.log.warning("results.jsonl ended in a partial line (%d bytes); removed it.", len(raw) - good_bytes)
             truncate_file(path, good_bytes)

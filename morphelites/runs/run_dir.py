@@ -60,6 +60,12 @@ class RunDirectory:
             raise RunDirectoryError(
                 f"Cannot resume: {path} holds no run (no config.json). Check --output, or drop --resume to start a new run."
             )
+        other = self.recorded_command()
+        if holds_run and other not in (None, "train"):  # only train runs resume
+            raise RunDirectoryError(
+                f"{path} holds a `morphelites {other}` run (config.json says so), which "
+                f"{'cannot be resumed' if resume else 'is never overwritten'}. Choose another --output."
+            )
         if non_empty and not resume:
             if not holds_run:
                 raise RunDirectoryError(
@@ -88,6 +94,14 @@ class RunDirectory:
                 f"{MIN_FREE_BYTES / 2**20:.0f} MB. Free some space or choose another --output."
             )
         return self
+
+    def recorded_command(self) -> str | None:
+        """The ``command`` config.json records (``train``, ``ppo``); None if it says none or cannot be read."""
+        try:
+            command = json.loads(self.config.read_text(encoding="utf-8")).get("command")
+        except (OSError, ValueError, AttributeError):  # missing, unreadable, not JSON, not an object
+            return None
+        return command if isinstance(command, str) else None
 
     def prepare(self, resume: bool = False, resumable: bool = True) -> "RunDirectory":
         """:meth:`check`, then create the directory and ``checkpoints/``."""
