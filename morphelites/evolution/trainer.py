@@ -208,7 +208,7 @@ class MAPElitesEvolutionTrainer:
             pool.start()
             status = self._loop(pool)
             if status == "completed" and evo.use_shared_ppo and self.settings.training.reevaluate_elites:
-                self._reevaluate_elites(pool)
+                status = self._reevaluate_elites(pool)
         except KeyboardInterrupt:  # second Ctrl-C: stop at once
             status = "interrupted"
             log.warning("Second interrupt: stopping at once, without a final checkpoint.")
@@ -543,8 +543,10 @@ class MAPElitesEvolutionTrainer:
                             dt)  # fmt: skip
             self._previous_learner = stats
 
-    def _reevaluate_elites(self, pool: SharedPPOSystem | SerialSharedBackend) -> None:
+    def _reevaluate_elites(self, pool: SharedPPOSystem | SerialSharedBackend) -> str:
         """Evaluate every elite again with the final shared policy; build and record that archive.
+        Returns the run's status: ``completed``, or ``interrupted`` / ``terminated`` if a Ctrl-C
+        or SIGTERM stopped it (``--resume`` then does the re-evaluation).
 
         Fitness found early in a run came from a weaker policy, so the archive as found
         understates what the final policy can do with those bodies.
@@ -554,8 +556,9 @@ class MAPElitesEvolutionTrainer:
         log.info("Re-evaluating %d elites with the final policy.", len(round_.individuals))
         while not round_.complete:
             if self._stop_signal is not None:
-                log.warning("Re-evaluation interrupted; the archive as found is complete.")
-                return
+                log.warning("Re-evaluation stopped (%s); the archive as found is complete, and --resume re-evaluates "
+                            "the elites.", "Ctrl-C" if self._stop_signal == signal.SIGINT else "SIGTERM")  # fmt: skip
+                return "interrupted" if self._stop_signal == signal.SIGINT else "terminated"
             for worker in pool.idle:
                 elite = round_.next_task()
                 if elite is None:
@@ -567,6 +570,7 @@ class MAPElitesEvolutionTrainer:
                 self._log_learner_event(message)
         again = self._finish_round(round_, final=True)
         self.reevaluation = {"archive": again, **{f"{k}_reevaluated": v for k, v in again.stats().items()}}
+        return "completed"
 
     def _write_archive_files(self, final: bool = False) -> None:
         names = [s.name for s in self.specs]
