@@ -21,6 +21,8 @@ __all__ = ["main", "build_parser"]
 
 EXIT_BAD_INPUT = 2
 EXIT_INTERRUPTED = 130
+#: Exit codes of ``morphelites ppo`` by the status in its summary.json (as ``morphelites train``'s EXIT_CODES).
+_PPO_EXIT_CODES = {"completed": 0, "interrupted": EXIT_INTERRUPTED, "terminated": 143}
 
 
 #: What to do about argparse's own complaints (matched by the start of its message).
@@ -389,7 +391,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         from morphelites.ppo_run import run_ppo
 
         summary = run_ppo(request)
-        return EXIT_INTERRUPTED if summary["status"] == "interrupted" else 0
+        return _PPO_EXIT_CODES[summary["status"]]
     except KeyboardInterrupt:
         print("morphelites: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED

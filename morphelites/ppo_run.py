@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import io
+import logging
 import os
 import signal
 import threading
@@ -153,77 +154,139 @@ def run_ppo(request: PPORunRequest, should_stop: Callable[[], bool] | None = Non
                 f"{record['success_rate']:.2f}" if "success_rate" in record else "n/a", record["steps_per_s"],
             )  # fmt: skip
 
-    ctrl_c = _CtrlC(notice=None if request.quiet else "Ctrl-C: stopping after the update under way (Ctrl-C again: at once).")
-    status = "completed"
-    try:
-        with ctrl_c:
+    stop = _StopSignals(notice=None if request.quiet else
+                        "{name}: stopping after the update under way ({name} again: at once).")  # fmt: skip
+    with stop:
+        try:
             result = train_policy(model, envs, settings.ppo, request.total_steps, request.seed, on_update,
-                                  lambda: ctrl_c.pressed or (should_stop is not None and should_stop()))  # fmt: skip
-        if ctrl_c.pressed:
-            status = "interrupted"
-            log.warning("Ctrl-C: stopped after update %d (%d env steps); saving and evaluating that policy.",
-                        result.updates, result.env_steps)  # fmt: skip
-        counts = (result.env_steps, result.updates, result.wall_s)
-    except KeyboardInterrupt:  # a second Ctrl-C: no waiting for the update under way
-        status = "interrupted"
-        counts = (int(last_update["env_steps"]), int(last_update["update"]), float(last_update["wall_s"]))
-        log.warning("Second Ctrl-C: saving the policy as it is, after %d env steps.", counts[0])
-    finally:
-        metrics.close()
-    env_steps, updates, wall_s = counts
-    atomic_write_bytes(run.path / "policy.pt", _serialise(_policy_file(model, {"env_steps": env_steps})))
-    _write_curves(run, f"{run.path.name}: PPO on {target}, {env_steps} env steps")
-    summary: dict[str, Any] = {"mode": "ppo", "status": status, "target": target, "env_steps": env_steps,
-                               "updates": updates, "wall_s": round(wall_s, 2), "seed": request.seed}  # fmt: skip
-    actor = model.numpy_twin()
-    if request.env_id is not None:
-        returns = evaluate_gym_policy(actor, request.env_id, request.eval_episodes, request.eval_seed)
-        summary.update({"eval_mean_return": float(np.mean(returns)), "eval_std_return": float(np.std(returns)), "eval_episodes": len(returns)})
-        log.info("Evaluation over %d episodes: mean return %.2f ± %.2f", len(returns), np.mean(returns), np.std(returns))
-    else:
-        per_body = [
-            evaluate(actor, body, request.eval_episodes, request.eval_seed, body_space=settings.body_space, env_config=settings.env)
-            for body in dict.fromkeys(request.bodies)
-        ]
-        summary.update(_body_summary(list(dict.fromkeys(request.bodies)), per_body))
-        log.info("Evaluation: mean success %.3f, mean fitness %.3f over %d bodies", summary["eval_success_rate"], summary["eval_fitness"], len(per_body))
-    run.write_summary(summary)
+                                  lambda: stop.received or (should_stop is not None and should_stop()))  # fmt: skip
+            counts = (result.env_steps, result.updates, result.wall_s)
+        except KeyboardInterrupt:  # a second signal: no waiting for the update under way
+            counts = (int(last_update["env_steps"]), int(last_update["update"]), float(last_update["wall_s"]))
+        finally:
+            stop.mode = "hold"  # from here a signal never tears a file in half
+            signals_in_training = stop.count
+            metrics.close()
+        if signals_in_training > 1:
+            log.warning("A second stop signal (%s): saving the policy as it is, after %d env steps, without evaluating it.",
+                        _signal_name(stop.last_signum), counts[0])  # fmt: skip
+        elif signals_in_training == 1:
+            log.warning("%s: stopped after update %d (%d env steps); saving and evaluating that policy.",
+                        stop.name, counts[1], counts[0])  # fmt: skip
+        summary = _finish(request, settings, run, model, target, counts, stop, log)
     log.info("Run directory: %s", run.path)
     return summary
 
 
-class _CtrlC:
-    """Within its block, a first Ctrl-C only sets ``pressed`` (training stops after the update
-    under way, with its counts intact) and prints ``notice`` at once; a second raises
-    KeyboardInterrupt. Outside the main thread, where Python allows no signal handler, Ctrl-C
-    keeps its usual meaning."""
+def _finish(request: PPORunRequest, settings: Settings, run: RunDirectory, model: ActorCritic, target: str,
+            counts: tuple[int, int, float], stop: "_StopSignals", log: logging.Logger) -> dict[str, Any]:
+    """After training (``stop`` in hold mode): policy.pt, then the final evaluation, then summary.json
+    and curves.png. The evaluation is skipped after a second signal, and a signal during it cuts it
+    short: summary.json then has the training counts and ``"evaluation": "cut short"``, no figures."""
+    env_steps, updates, wall_s = counts
+    signals_before = stop.count
+    atomic_write_bytes(run.path / "policy.pt", _serialise(_policy_file(model, {"env_steps": env_steps})))
+    figures: dict[str, Any] | None = None
+    if stop.count == signals_before <= 1:  # no second signal, and none while policy.pt was written
+        try:
+            stop.mode = "at_once"
+            figures = _evaluate(request, settings, model, log)
+            stop.mode = "hold"
+        except KeyboardInterrupt:
+            stop.mode = "hold"
+    if figures is None and signals_before <= 1:
+        log.warning("%s during the final evaluation: stopped it; summary.json has the training counts and no evaluation "
+                    "figures (policy.pt is saved).", _signal_name(stop.last_signum))  # fmt: skip
+    summary: dict[str, Any] = {"mode": "ppo", "status": stop.status, "target": target, "env_steps": env_steps,
+                               "updates": updates, "wall_s": round(wall_s, 2), "seed": request.seed}  # fmt: skip
+    summary.update(figures if figures is not None else {"evaluation": "cut short"})
+    run.write_summary(summary)
+    _write_curves(run, f"{run.path.name}: PPO on {target}, {env_steps} env steps")
+    return summary
+
+
+def _evaluate(request: PPORunRequest, settings: Settings, model: ActorCritic, log: logging.Logger) -> dict[str, Any]:
+    """The final evaluation's figures for summary.json: per Gymnasium task or per body."""
+    actor = model.numpy_twin()
+    if request.env_id is not None:
+        returns = evaluate_gym_policy(actor, request.env_id, request.eval_episodes, request.eval_seed)
+        log.info("Evaluation over %d episodes: mean return %.2f ± %.2f", len(returns), np.mean(returns), np.std(returns))
+        return {"eval_mean_return": float(np.mean(returns)), "eval_std_return": float(np.std(returns)), "eval_episodes": len(returns)}
+    bodies = list(dict.fromkeys(request.bodies))
+    per_body = [
+        evaluate(actor, body, request.eval_episodes, request.eval_seed, body_space=settings.body_space, env_config=settings.env)
+        for body in bodies
+    ]
+    figures = _body_summary(bodies, per_body)
+    log.info("Evaluation: mean success %.3f, mean fitness %.3f over %d bodies", figures["eval_success_rate"], figures["eval_fitness"], len(per_body))
+    return figures
+
+
+class _StopSignals:
+    """Ctrl-C (SIGINT) and SIGTERM within its block; the previous handlers are put back at its end.
+
+    Every signal is counted, and the first one's number kept in ``signum`` (it decides the run's
+    ``status``). What a signal does depends on ``mode``: ``"train"``: the first only sets ``signum``
+    (training stops after the update under way, with its counts intact) and prints ``notice`` at
+    once (``{name}`` becomes Ctrl-C or SIGTERM), a second raises KeyboardInterrupt; ``"at_once"``
+    (the final evaluation): every signal raises KeyboardInterrupt; ``"hold"``: nothing more, so
+    that files are written whole. Outside the main thread, where Python allows no signal handler,
+    both signals keep their usual meaning."""
 
     def __init__(self, notice: str | None = None) -> None:
         self.notice = notice
-        self.pressed = False
-        self._installed = False
-        self._previous: Any = None
+        self.mode = "train"
+        self.signum: int | None = None  # the first signal
+        self.last_signum: int | None = None
+        self.count = 0
+        self._previous: dict[int, Any] = {}
 
-    def __enter__(self) -> "_CtrlC":
+    @property
+    def received(self) -> bool:
+        """Whether a signal has come."""
+        return self.signum is not None
+
+    @property
+    def name(self) -> str:
+        """The first signal as a user knows it: ``Ctrl-C`` or ``SIGTERM``."""
+        return _signal_name(self.signum)
+
+    @property
+    def status(self) -> str:
+        """The run's status by the first signal: completed, interrupted (Ctrl-C) or terminated (SIGTERM)."""
+        return {None: "completed", signal.SIGINT: "interrupted"}.get(self.signum, "terminated")
+
+    def __enter__(self) -> "_StopSignals":
         if threading.current_thread() is threading.main_thread():
-            self._previous = signal.signal(signal.SIGINT, self._on_sigint)
-            self._installed = True
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self._previous[sig] = signal.signal(sig, self._on_signal)
         return self
 
     def __exit__(self, *exc: object) -> None:
-        if self._installed:
+        for sig, previous in self._previous.items():
             # None: the previous handler was not set from Python, and the default is the nearest to it
-            signal.signal(signal.SIGINT, signal.SIG_DFL if self._previous is None else self._previous)
-            self._installed = False
+            signal.signal(sig, signal.SIG_DFL if previous is None else previous)
+        self._previous = {}
 
-    def _on_sigint(self, signum: int, frame: Any) -> None:
-        if self.pressed:
+    def _on_signal(self, signum: int, frame: Any) -> None:
+        self.count += 1
+        self.last_signum = signum
+        first = self.signum is None
+        if first:
+            self.signum = signum
+        if self.mode == "hold":
+            return
+        if self.mode == "at_once" or not first:
             raise KeyboardInterrupt
-        self.pressed = True
         if self.notice:
             # os.write, not logging or sys.stderr: the handler may run inside one of their writes,
             # and a buffered stream re-entered from a signal handler raises RuntimeError.
-            os.write(2, f"\n{self.notice}\n".encode())
+            os.write(2, f"\n{self.notice.format(name=self.name)}\n".encode())
+
+
+def _signal_name(signum: int | None) -> str:
+    """A stop signal as a user knows it: ``SIGTERM`` or ``Ctrl-C`` (SIGINT)."""
+    return "SIGTERM" if signum == signal.SIGTERM else "Ctrl-C"
 
 
 def _write_curves(run: RunDirectory, title: str) -> None:

@@ -114,27 +114,79 @@ def test_ctrl_c_while_the_libraries_load_exits_130_without_a_traceback(monkeypat
     assert capsys.readouterr().err == "morphelites: interrupted\n"
 
 
-def test_ctrl_c_stops_ppo_after_the_update_under_way_with_its_counts_and_evaluates_that_policy(tmp_path):
+#: The two stop signals, with the exit code, summary.json status and training.log name of each.
+_BY_CTRL_C_AND_SIGTERM = pytest.mark.parametrize(
+    "sig, code, status, name",
+    [(signal.SIGINT, 130, "interrupted", "Ctrl-C"), (signal.SIGTERM, 143, "terminated", "SIGTERM")],
+    ids=["ctrl-c", "sigterm"],
+)
+
+
+@_BY_CTRL_C_AND_SIGTERM
+def test_ctrl_c_or_sigterm_stops_ppo_after_the_update_under_way_with_its_counts_and_evaluates_that_policy(
+        tmp_path, sig, code, status, name):  # fmt: skip
     out = tmp_path / "run"
-    config = tmp_path / "small.json"
-    config.write_text(json.dumps({"ppo": {"num_steps": 128}}))
-    proc = subprocess.Popen([sys.executable, "-m", "morphelites", "ppo", "--quiet", "--steps", "10000000", "--num-envs", "2",
-                             "--eval-episodes", "2", "--config", str(config), "--output", str(out)],
-                            env=dict(os.environ, PYTHONPATH=str(REPO)), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True)  # fmt: skip
+    proc = _start_ppo(tmp_path, "--steps", "10000000", "--eval-episodes", "2")
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and len(_metric_rows(out)) < 2:
         time.sleep(0.1)
-    proc.send_signal(signal.SIGINT)
+    proc.send_signal(sig)
     _, err = proc.communicate(timeout=120)
-    assert proc.returncode == 130, err
+    assert proc.returncode == code, err
     rows = _metric_rows(out)
     summary = json.loads((out / "summary.json").read_text())
-    assert summary["status"] == "interrupted" and summary["updates"] == len(rows) >= 2
+    assert summary["status"] == status and summary["updates"] == len(rows) >= 2
     assert summary["env_steps"] == int(float(rows[-1]["env_steps"])) == 256 * len(rows), "the counts of the updates made"
     assert 0 <= summary["eval_fitness"] <= 1, "the policy as it stopped is evaluated"
     assert (out / "policy.pt").is_file()
-    assert "Ctrl-C: stopped after update" in (out / "training.log").read_text()
+    assert f"{name}: stopped after update {len(rows)}" in (out / "training.log").read_text()
+
+
+@_BY_CTRL_C_AND_SIGTERM
+def test_a_signal_during_ppos_final_evaluation_cuts_it_short_and_summary_json_keeps_the_training_counts(
+        tmp_path, sig, code, status, name):  # fmt: skip
+    out = tmp_path / "run"
+    proc = _start_ppo(tmp_path, "--steps", "256", "--eval-episodes", "2000")  # one update; the evaluation takes ~40 s
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and not (out / "policy.pt").exists():  # written before the evaluation starts
+        time.sleep(0.05)
+    proc.send_signal(sig)
+    sent = time.monotonic()
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == code, err
+    assert time.monotonic() - sent < 15, "the evaluation is cut short, not run to its end"
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["status"] == status and summary["evaluation"] == "cut short"
+    assert summary["env_steps"] == 256 and summary["updates"] == 1, "the training counts"
+    assert not [key for key in summary if key.startswith("eval_")] and "per_body" not in summary
+    assert f"{name} during the final evaluation: stopped it" in (out / "training.log").read_text()
+
+
+def test_ppo_restores_the_signal_handlers_it_replaced():
+    from morphelites.ppo_run import _StopSignals
+
+    def mine(signum, frame):  # pragma: no cover - never called
+        pass
+
+    before = {s: signal.signal(s, mine) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        with _StopSignals():
+            assert signal.getsignal(signal.SIGINT) is not mine and signal.getsignal(signal.SIGTERM) is not mine
+        assert signal.getsignal(signal.SIGINT) is mine and signal.getsignal(signal.SIGTERM) is mine
+    finally:
+        for s, handler in before.items():
+            signal.signal(s, handler)
+
+
+def _start_ppo(tmp_path, *args: str) -> subprocess.Popen:
+    """``morphelites ppo --quiet`` into tmp_path/run, in a subprocess, with 2 envs of 128 steps a rollout
+    (256 env steps an update) unless ``args`` say otherwise."""
+    config = tmp_path / "small.json"
+    config.write_text(json.dumps({"ppo": {"num_steps": 128}}))
+    return subprocess.Popen([sys.executable, "-m", "morphelites", "ppo", "--quiet", "--num-envs", "2", "--config", str(config),
+                             "--output", str(tmp_path / "run"), *args],
+                            env=dict(os.environ, PYTHONPATH=str(REPO)), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)  # fmt: skip
 
 
 def _metric_rows(out) -> list[dict[str, str]]:
