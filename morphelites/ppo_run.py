@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import io
 import logging
+import math
 import os
 import signal
 import threading
@@ -136,7 +137,11 @@ def run_ppo(request: PPORunRequest, should_stop: Callable[[], bool] | None = Non
     )
     model = ActorCritic(spec)
     metrics = MetricsWriter(run.metrics, METRIC_COLUMNS, tensorboard_dir=run.tensorboard)
-    log.info("PPO on %s for %d env steps, seed %d, %d envs, output %s", target, request.total_steps, request.seed, len(envs), run.path)
+    # train_policy rounds the budget up to a whole step of every env
+    total = math.ceil(request.total_steps / len(envs)) * len(envs)
+    rounded = f" (--steps {request.total_steps} rounded up to a whole step of every env)" if total != request.total_steps else ""
+    log.info("PPO on %s for %d env steps%s, seed %d, %d envs, output %s", target, total, rounded, request.seed, len(envs),
+             run.path)  # fmt: skip
     last_print = [0.0]
     last_update: dict[str, float] = {"env_steps": 0, "update": 0, "wall_s": 0.0}  # of the last metrics.csv row
 
@@ -148,9 +153,9 @@ def run_ppo(request: PPORunRequest, should_stop: Callable[[], bool] | None = Non
             save_checkpoint(run.checkpoints, "policy", int(record["env_steps"]), _policy_file(model, record))
         if time.monotonic() - last_print[0] > 5.0:
             last_print[0] = time.monotonic()
-            log.info(
-                "steps %d/%d  return %.2f  success %s  %.0f steps/s",
-                record["env_steps"], request.total_steps, record.get("episode_return", float("nan")),
+            log.info(  # no return or success rate until an episode has ended
+                "steps %d/%d  return %s  success %s  %.0f steps/s",
+                record["env_steps"], total, f"{record['episode_return']:.2f}" if "episode_return" in record else "n/a",
                 f"{record['success_rate']:.2f}" if "success_rate" in record else "n/a", record["steps_per_s"],
             )  # fmt: skip
 

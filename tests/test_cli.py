@@ -162,6 +162,17 @@ def test_a_signal_during_ppos_final_evaluation_cuts_it_short_and_summary_json_ke
     assert f"{name} during the final evaluation: stopped it" in (out / "training.log").read_text()
 
 
+def test_ppo_progress_counts_up_to_the_steps_it_really_trains_and_shows_no_nan_before_an_episode_ends(tmp_path):
+    out = tmp_path / "run"
+    proc = _start_ppo(tmp_path, "--steps", "10", "--num-envs", "4", "--eval-episodes", "1")
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, err
+    assert json.loads((out / "summary.json").read_text())["env_steps"] == 12, "--steps 10 is 3 steps of each of 4 envs"
+    log = (out / "training.log").read_text()
+    assert "for 12 env steps (--steps 10 rounded up to a whole step of every env)" in log
+    assert "steps 12/12  return n/a  success n/a" in log and "return nan" not in log
+
+
 def test_ppo_restores_the_signal_handlers_it_replaced():
     from morphelites.ppo_run import _StopSignals
 
