@@ -243,6 +243,27 @@ def test_sigterm_stops_within_10_s_with_a_checkpoint_exit_143_and_no_orphans(tmp
     assert json.loads((out / "summary.json").read_text())["status"] == "terminated"
 
 
+def test_ctrl_c_during_the_final_reevaluation_ends_the_run_interrupted_and_resume_finishes_it(tmp_path):
+    # A job script must not read exit 0 / "completed" when the re-evaluated archive was never made.
+    out = tmp_path / "run"
+    config = _config(tmp_path, evolution={"eval_episodes": 400})  # each evaluation takes seconds
+    args = ["--workers", "1", "--evaluations", "3", "--steps-per-individual", "200", "--config", str(config), "--output", str(out)]
+    run = Run(tmp_path, *args)
+    _wait_for(lambda: "Re-evaluating" in _log(out), 180, "the final re-evaluation to start")
+    run.proc.send_signal(signal.SIGINT)
+    code, console = run.wait(timeout=60)
+    assert code == 130, console
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["status"] == "interrupted" and "qd_score_reevaluated" not in summary
+    assert not (out / "archive_reevaluated.csv").exists()
+    assert "Re-evaluation stopped (Ctrl-C)" in _log(out)
+    code, console = Run(tmp_path, "--resume", "--output", str(out)).wait()
+    assert code == 0, console
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["status"] == "completed" and "qd_score_reevaluated" in summary and summary["evaluations"] == 3
+    assert (out / "archive_reevaluated.csv").is_file()
+
+
 def test_a_terminal_ctrl_c_while_the_processes_start_exits_130_without_tracebacks_or_orphans(tmp_path):
     """Ctrl-C in a terminal goes to the whole process group; here it comes while the learner and
     the worker are still importing their libraries, before their own code could ignore it."""
