@@ -384,7 +384,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "train":
             from morphelites.evolution.trainer import EXIT_CODES
 
-            summary = trainer.run()
+            try:
+                summary = trainer.run()
+            except RunDirectoryError as error:  # another process took the run since the check above
+                print(f"morphelites: error: {error}", file=sys.stderr)
+                return EXIT_BAD_INPUT
             if "error" in summary:
                 print(f"morphelites: error: {summary['error']}", file=sys.stderr)
             return EXIT_CODES[summary["status"]]

@@ -264,6 +264,28 @@ def test_ctrl_c_during_the_final_reevaluation_ends_the_run_interrupted_and_resum
     assert (out / "archive_reevaluated.csv").is_file()
 
 
+def test_a_second_launch_on_a_live_run_is_refused_and_records_nothing(tmp_path):
+    # A cluster requeueing a job whose first copy still runs, or a user launching twice.
+    out = tmp_path / "run"
+    first = Run(tmp_path, "--workers", "1", "--evaluations", "1000", "--steps-per-individual", "800", "--config",
+                str(_config(tmp_path)), "--output", str(out))  # fmt: skip
+    try:
+        _wait_for(lambda: read_results(out), 180, "a first evaluation")
+        for option in ("--resume", "--resume-if-exists"):
+            code, console = Run(tmp_path, option, "--output", str(out)).wait(timeout=60)
+            assert code == 2 and "is in use: another morphelites process (pid" in console, console
+        first.proc.send_signal(signal.SIGTERM)
+        assert first.wait(timeout=60)[0] == 143
+    finally:
+        if first.proc.poll() is None:
+            first.proc.kill()
+    ids = [r["id"] for r in read_results(out)]
+    assert len(ids) == len(set(ids)), f"duplicate ids in results.jsonl: {sorted(ids)}"
+    code, console = Run(tmp_path, "--resume", "--evaluations", str(len(ids) + 1), "--output", str(out)).wait()
+    assert code == 0, console
+    _assert_ids_complete(out, len(ids) + 1)
+
+
 def test_a_terminal_ctrl_c_while_the_processes_start_exits_130_without_tracebacks_or_orphans(tmp_path):
     """Ctrl-C in a terminal goes to the whole process group; here it comes while the learner and
     the worker are still importing their libraries, before their own code could ignore it."""

@@ -122,6 +122,7 @@ def test_run_directory_checks_write_nothing(tmp_path):
 
 def test_what_a_run_stopped_before_its_config_leaves_counts_as_empty_and_nothing_else_does(tmp_path):
     stopped = RunDirectory(tmp_path / "stopped").prepare(resume=False)  # the directory and an empty checkpoints/
+    stopped.hold().release()  # and the lock file
     assert RunDirectory(stopped.path).check() is not None
     (stopped.checkpoints / "evolution-00000001.pkl").write_bytes(b"x")
     with pytest.raises(RunDirectoryError, match="no morphelites run"):
@@ -130,6 +131,27 @@ def test_what_a_run_stopped_before_its_config_leaves_counts_as_empty_and_nothing
     (tmp_path / "other" / "notes.txt").write_text("mine")
     with pytest.raises(RunDirectoryError, match="already holds files"):
         RunDirectory(tmp_path / "other").check()
+
+
+def test_a_held_run_directory_is_refused_to_every_other_holder_until_released(tmp_path):
+    import subprocess
+    import sys
+
+    run = RunDirectory(tmp_path / "run").prepare(resume=False)
+    hold = run.hold()
+    try:
+        with pytest.raises(RunDirectoryError, match=rf"in use: another morphelites process \(pid {os.getpid()} on "):
+            RunDirectory(run.path).check()
+        # another process (flock is per open file: this one could take it twice)
+        probe = ("import sys\nfrom morphelites.runs.run_dir import RunDirectory, RunDirectoryError\n"
+                 "try:\n    RunDirectory(sys.argv[1]).hold()\nexcept RunDirectoryError as e:\n    print(e)\n")  # fmt: skip
+        other = subprocess.run([sys.executable, "-c", probe, str(run.path)], capture_output=True, text=True, timeout=60)
+        assert "is in use" in other.stdout, other
+    finally:
+        hold.release()
+        hold.release()
+    assert RunDirectory(run.path).in_use_by() is None
+    RunDirectory(run.path).hold().release()
 
 
 def test_memory_sampler_counts_this_process_and_tracks_the_peak():

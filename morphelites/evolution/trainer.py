@@ -154,8 +154,17 @@ class MAPElitesEvolutionTrainer:
 
     # ------------------------------------------------------------------ public API
     def run(self) -> dict[str, Any]:
-        """Run to the end (or an interrupt); returns the summary, whose ``status`` says which."""
+        """Run to the end (or an interrupt); returns the summary, whose ``status`` says which.
+
+        Raises RunDirectoryError if another process is running the same run directory."""
         self.run_dir.prepare(resume=self.resume)
+        hold = self.run_dir.hold()  # no second process may run this run meanwhile
+        try:
+            return self._run()
+        finally:
+            hold.release()
+
+    def _run(self) -> dict[str, Any]:
         if not self.resume:  # config.json first: a directory holding anything else then holds a run
             self.run_dir.write_config({"command": "train", "mode": self.mode, "settings": self.settings.to_dict(),
                                        "measures": [dataclasses.asdict(s) for s in self.specs]})  # fmt: skip

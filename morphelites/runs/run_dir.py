@@ -2,19 +2,24 @@
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import shutil
+import socket
 import tempfile
+import warnings
 from pathlib import Path
 from typing import Any
 
 from morphelites.runs.files import atomic_write_json
 
-__all__ = ["RunDirectory", "RunDirectoryError", "MIN_FREE_BYTES"]
+__all__ = ["RunDirectory", "RunDirectoryError", "RunHold", "MIN_FREE_BYTES", "LOCK_NAME"]
 
 #: Refuse to start with less free space than this in the run directory's filesystem.
 MIN_FREE_BYTES = 50 * 1024 * 1024
+#: The file a running process locks (flock) so that no second process runs the same run.
+LOCK_NAME = ".morphelites.lock"
 
 
 class RunDirectoryError(ValueError):
@@ -41,6 +46,7 @@ class RunDirectory:
     reevaluations = property(lambda self: self.path / "reevaluations.csv")
     summary = property(lambda self: self.path / "summary.json")
     checkpoints = property(lambda self: self.path / "checkpoints")
+    lock_file = property(lambda self: self.path / LOCK_NAME)  # held by the process running the run
     tensorboard = property(lambda self: self.path / "tensorboard")
     animations = property(lambda self: self.path / "animations")  # written by `morphelites animate`
 
@@ -54,6 +60,12 @@ class RunDirectory:
         path = self.path
         if path.exists() and not path.is_dir():
             raise RunDirectoryError(f"Output path {path} is a file, not a directory. Choose another --output.")
+        holder = self.in_use_by()
+        if holder is not None:
+            raise RunDirectoryError(
+                f"{path} is in use: another morphelites process ({holder}) is running it. Two processes on one run "
+                f"would record evaluations twice; wait for that one to end (or stop it), then resume."
+            )
         non_empty = path.is_dir() and _holds_anything(path)
         holds_run = self.config.is_file()
         if resume and not holds_run:
@@ -94,6 +106,42 @@ class RunDirectory:
                 f"{MIN_FREE_BYTES / 2**20:.0f} MB. Free some space or choose another --output."
             )
         return self
+
+    def in_use_by(self) -> str | None:
+        """``pid N on HOST`` of the process that holds this run (see :meth:`hold`), or None."""
+        try:
+            with open(self.lock_file, "rb") as handle:
+                try:
+                    fcntl.flock(handle, fcntl.LOCK_SH | fcntl.LOCK_NB)
+                except BlockingIOError:
+                    return handle.read().decode("utf-8", "replace").strip() or "pid unknown"
+                except OSError:  # a filesystem without locks: nothing to tell
+                    return None
+                fcntl.flock(handle, fcntl.LOCK_UN)
+        except OSError:  # no lock file: never held
+            return None
+        return None
+
+    def hold(self) -> "RunHold":
+        """Lock the run for this process until :meth:`RunHold.release` (or its exit, however it
+        ends: the kernel drops the lock of a dead process). RunDirectoryError if another process
+        holds it. On a filesystem without locks (flock fails) nothing is held, and a warning says so."""
+        handle = open(self.lock_file, "a+b")
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.close()
+            raise RunDirectoryError(f"{self.path} is in use: another morphelites process ({self.in_use_by()}) is "
+                                    f"running it; wait for that one to end (or stop it), then resume.") from None  # fmt: skip
+        except OSError as error:
+            handle.close()
+            warnings.warn(f"{self.path}: the filesystem does not support locks ({error}); nothing stops a second "
+                          f"process from running this run at the same time.", stacklevel=2)  # fmt: skip
+            return RunHold(None)
+        handle.truncate(0)
+        handle.write(f"pid {os.getpid()} on {socket.gethostname()}".encode())
+        handle.flush()
+        return RunHold(handle)
 
     def recorded_command(self) -> str | None:
         """The ``command`` config.json records (``train``, ``ppo``); None if it says none or cannot be read."""
@@ -138,6 +186,22 @@ class RunDirectory:
 
 
 def _holds_anything(path: Path) -> bool:
-    """Whether the directory ``path`` holds a file or folder, an empty ``checkpoints/`` left out: that
-    is all :meth:`RunDirectory.prepare` leaves of a run stopped before it wrote config.json."""
-    return any(entry.name != "checkpoints" or not entry.is_dir() or any(entry.iterdir()) for entry in path.iterdir())
+    """Whether the directory ``path`` holds a file or folder, an empty ``checkpoints/`` and the lock
+    file left out: that is all a run stopped before it wrote config.json leaves."""
+    return any(
+        entry.name != LOCK_NAME and (entry.name != "checkpoints" or not entry.is_dir() or any(entry.iterdir()))
+        for entry in path.iterdir()
+    )
+
+
+class RunHold:
+    """This process's lock on a run directory (None: the filesystem has no locks)."""
+
+    def __init__(self, handle: Any) -> None:
+        self._handle = handle
+
+    def release(self) -> None:
+        """Let go of the run; safe to call twice."""
+        if self._handle is not None:
+            self._handle.close()  # closing the file drops its flock
+            self._handle = None
