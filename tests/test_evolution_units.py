@@ -97,3 +97,23 @@ def test_torn_last_line_of_results_is_cut_off(tmp_path):
     assert run.results.read_text().endswith('{"id": 1}\n')
     recorder.close()
     recorder.close()
+
+
+def test_base_args_evolution_section_holds_where_the_keywords_stay_at_their_defaults(tmp_path):
+    import inspect
+
+    from morphelites.evolution.trainer import MAPElitesEvolutionTrainer
+
+    section = {"training_steps_per_individual": 50000, "num_initial_random": 2, "max_workers": 1,
+               "use_shared_ppo": False, "enable_multiprocess": False, "evaluations": 7}  # fmt: skip
+    trainer = MAPElitesEvolutionTrainer(base_args={"evolution": section}, output_dir=str(tmp_path / "a"))
+    evo = trainer.settings.evolution
+    assert {k: getattr(evo, k) for k in section} == section and trainer.mode == "independent"
+    given = MAPElitesEvolutionTrainer(base_args={"evolution": section}, training_steps_per_individual=300,
+                                      output_dir=str(tmp_path / "b"))  # fmt: skip
+    assert given.settings.evolution.training_steps_per_individual == 300, "a keyword given another value wins"
+    assert given.settings.evolution.num_initial_random == 2
+    # without base_args the keyword defaults and the config defaults must give the same run
+    defaults = inspect.signature(MAPElitesEvolutionTrainer.__init__).parameters
+    for name in ("num_initial_random", "training_steps_per_individual", "enable_multiprocess", "max_workers", "use_shared_ppo"):
+        assert defaults[name].default == getattr(EvolutionConfig(), name), name

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import inspect
 import math
 import signal
 import time
@@ -69,7 +70,8 @@ class MAPElitesEvolutionTrainer:
 
     Args:
         base_args: starting configuration: a :class:`Settings`, or a dict of config sections
-            (``{"ppo": {...}, "env": {...}}``); None for the defaults.
+            (``{"ppo": {...}, "env": {...}}``); None for the defaults. The keywords below override
+            its ``evolution`` section only where they are given a value other than their default.
         num_initial_random: random individuals before variation starts.
         training_steps_per_individual: env steps of training per individual.
         enable_multiprocess: evaluate in worker processes (False: all in this process).
@@ -105,13 +107,13 @@ class MAPElitesEvolutionTrainer:
         quiet: bool = False,
     ) -> None:
         settings = base_args if isinstance(base_args, Settings) else Settings.from_dict(base_args)
+        keywords = {"num_initial_random": num_initial_random, "training_steps_per_individual": training_steps_per_individual,
+                    "enable_multiprocess": enable_multiprocess, "max_workers": max_workers, "use_shared_ppo": use_shared_ppo}  # fmt: skip
+        defaults = {name: param.default for name, param in inspect.signature(type(self).__init__).parameters.items()}
         evo = dataclasses.replace(
             settings.evolution,
-            num_initial_random=num_initial_random,
-            training_steps_per_individual=training_steps_per_individual,
-            enable_multiprocess=enable_multiprocess,
-            max_workers=max_workers,
-            use_shared_ppo=use_shared_ppo,
+            # a keyword left at its default leaves base_args' evolution section (or the config defaults, the same) as is
+            **{name: value for name, value in keywords.items() if value != defaults[name]},
             **({"evaluations": evaluations} if evaluations is not None else {}),
             **({"seed": seed} if seed is not None else {}),
         )
