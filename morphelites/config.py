@@ -565,6 +565,10 @@ class Settings:
                               f"got a {type(data).__name__}.")  # fmt: skip
         sections = {f.name: f.type for f in dataclasses.fields(cls)}
         hints = typing.get_type_hints(cls)
+        if "settings" in data and isinstance(data["settings"], dict) and not set(data) & set(sections):
+            raise ConfigError("This is a run's config.json (its sections are under \"settings\"); a config holds the "
+                              "sections themselves. Save that object as a file of its own, e.g. `jq .settings "
+                              "RUN/config.json > exp.json`, and give that.")  # fmt: skip
         for key in data:
             if key not in sections:
                 close = difflib.get_close_matches(str(key), list(sections), n=1)

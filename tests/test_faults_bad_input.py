@@ -64,6 +64,7 @@ CASES = [
     # unknown keys, with a did-you-mean
     ("unknown-key", T, {"training": {"buffer_sise": 10}}, ["buffer_sise", "Did you mean", "buffer_size"]),
     ("unknown-section", T, {"trainig": {}}, ["trainig", "Did you mean", "training"]),
+    ("a-run-config-json", T, {"command": "train", "mode": "shared", "settings": {"ppo": {}}}, ["run's config.json", "jq .settings"]),
     ("unknown-evolution-key", T, {"evolution": {"evaluatons": 3}}, ["evaluatons", "Did you mean 'evaluations'"]),
     ("unknown-option", "train --wokers 2 --output {out}", None, ["--wokers", "Did you mean --workers"]),
     ("bad-emitter", T, {"evolution": {"emitter": "isoline"}}, ["evolution.emitter", "Did you mean 'iso_line'"]),

@@ -493,7 +493,7 @@ class MAPElitesEvolutionTrainer:
         if evo.max_env_steps is not None and self.env_steps >= evo.max_env_steps:
             return f"env-step budget of {evo.max_env_steps} reached"
         if evo.max_wall_s is not None and wall_s >= evo.max_wall_s:
-            return f"wall-time limit of {evo.max_wall_s:.0f} s reached"
+            return f"wall-time limit of {evo.max_wall_s:g} s reached"
         return None
 
     def _check_budgets(self) -> None:
