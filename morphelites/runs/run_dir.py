@@ -62,10 +62,7 @@ class RunDirectory:
             raise RunDirectoryError(f"Output path {path} is a file, not a directory. Choose another --output.")
         holder = self.in_use_by()
         if holder is not None:
-            raise RunDirectoryError(
-                f"{path} is in use: another morphelites process ({holder}) is running it. Two processes on one run "
-                f"would record evaluations twice; wait for that one to end (or stop it), then resume."
-            )
+            raise self._in_use(holder)
         non_empty = path.is_dir() and _holds_anything(path)
         holds_run = self.config.is_file()
         if resume and not holds_run:
@@ -122,6 +119,12 @@ class RunDirectory:
             return None
         return None
 
+    def _in_use(self, holder: str) -> RunDirectoryError:
+        return RunDirectoryError(
+            f"{self.path} is in use: another morphelites process ({holder}) is running it. Two processes on one run "
+            f"would record evaluations twice; wait for that one to end (or stop it), then resume."
+        )
+
     def hold(self) -> "RunHold":
         """Lock the run for this process until :meth:`RunHold.release` (or its exit, however it
         ends: the kernel drops the lock of a dead process). RunDirectoryError if another process
@@ -131,8 +134,7 @@ class RunDirectory:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             handle.close()
-            raise RunDirectoryError(f"{self.path} is in use: another morphelites process ({self.in_use_by()}) is "
-                                    f"running it; wait for that one to end (or stop it), then resume.") from None  # fmt: skip
+            raise self._in_use(self.in_use_by() or "pid unknown") from None
         except OSError as error:
             handle.close()
             warnings.warn(f"{self.path}: the filesystem does not support locks ({error}); nothing stops a second "
