@@ -7,6 +7,7 @@ slow marks are the extra repetitions).
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
 import os
@@ -15,6 +16,7 @@ import re
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Iterator
@@ -400,6 +402,34 @@ def _fill(path: Path) -> None:
             pass
 
 
+@contextlib.contextmanager
+def _disk_kept_full(path: Path) -> Iterator[None]:
+    """Fill ``path``'s filesystem and keep it full until the block ends, then delete ``path``.
+
+    Filling once is not enough: a write that fails part way (a checkpoint, tolerated by the run)
+    removes its temp file, and the run's later writes would then fit in the pages that freed. A
+    disk filled by another program stays full; this thread takes back any page that comes free."""
+    done = threading.Event()
+
+    def top_up() -> None:
+        with open(path, "ab", buffering=0) as handle:
+            while not done.is_set():
+                try:
+                    handle.write(b"\0" * 4096)
+                except OSError:
+                    time.sleep(0.001)
+
+    _fill(path)
+    filler = threading.Thread(target=top_up, daemon=True)
+    filler.start()
+    try:
+        yield
+    finally:
+        done.set()
+        filler.join()
+        path.unlink()
+
+
 def test_a_full_or_read_only_disk_is_refused_at_start_with_exit_2(small_filesystem, capsys):
     from morphelites.cli import main
 
@@ -420,10 +450,8 @@ def test_disk_full_during_a_run_keeps_everything_written_and_resume_finishes(tmp
     run = Run(tmp_path, "--workers", "1", "--evaluations", "5", "--steps-per-individual", "600", "--config",
               str(_config(tmp_path)), "--output", str(out))  # fmt: skip
     _wait_for(lambda: len(read_results(out)) >= 2, 180, "two evaluations")
-    filler = disk / "filler"
-    _fill(filler)
-    code, console = run.wait()
-    filler.unlink()
+    with _disk_kept_full(disk / "filler"):
+        code, console = run.wait()
     assert code == 1, console
     assert "Could not write to the run directory" in console and "--resume" in console
     assert "No space left on device" in console
