@@ -8,6 +8,7 @@ Checkpoints are real files written by a real run (evolution) or the real learner
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import pickle
@@ -366,6 +367,23 @@ def test_a_restarted_learner_continues_the_work_counters_of_the_one_it_replaces(
     with _learner(checkpoints, resume=True, counters_floor={"updates": 1, "samples_consumed": 10}) as learner:
         assert (learner.updates, learner.samples_consumed) == (2, 2000), "a lower floor changes nothing"
         assert learner.lost_updates == 0
+
+
+def test_a_restarted_learner_reports_utilisation_over_the_whole_run_not_since_its_own_start(tmp_path):
+    """A learner that was busy 90 of its 100 s, then died: its successor, idle so far, reports
+    about 90%, not 0%, and the times a supervisor carries over to the next restart."""
+    from morphelites.parallel.learner import LEARNER_TIME_KEYS, SharedPPOTrainer
+
+    with _learner(tmp_path / "checkpoints") as fresh:
+        assert fresh.stats()["learner_busy_s"] == 0.0 and fresh.stats()["learner_utilisation"] == 0.0
+        restarted = SharedPPOTrainer(dataclasses.replace(fresh.options, time_floor_s=(90.0, 100.0)))
+        try:
+            stats = restarted.stats()
+        finally:
+            restarted.close()
+    assert stats["learner_busy_s"] == 90.0 and 100.0 <= stats["learner_active_s"] < 110.0
+    assert 0.8 < stats["learner_utilisation"] <= 0.9
+    assert set(LEARNER_TIME_KEYS) <= set(stats), "what a supervisor carries over to a restart"
 
 
 def test_learner_with_no_usable_checkpoint_starts_from_a_fresh_policy(tmp_path):

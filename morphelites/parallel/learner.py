@@ -50,7 +50,7 @@ from morphelites.parallel.shared_worker import SharedHandles
 from morphelites.parallel.weights import SharedWeights
 
 __all__ = ["LearnerOptions", "SharedPPOTrainer", "learner_main", "newest_learner_checkpoint", "LEARNER_CHECKPOINT",
-           "COUNTER_COLUMNS", "LAG_TOTALS"]
+           "COUNTER_COLUMNS", "LAG_TOTALS", "LEARNER_TIME_KEYS"]
 
 LEARNER_CHECKPOINT = "learner"
 _FORMAT = "morphelites-learner-1"
@@ -77,6 +77,10 @@ class LearnerOptions:
     #: done (updates lost with the dead learner included) and the learner columns of metrics.csv
     #: never step back; the restored policy is still the checkpoint's.
     counters_floor: dict[str, int] | None = None
+    #: Seconds the learners this one replaces (a restart within a run) spent updating and were
+    #: alive, as ``(busy_s, active_s)``, so that ``learner_utilisation`` covers this run's whole
+    #: learner time. Not carried over by ``--resume``: there it covers the resumed part.
+    time_floor_s: tuple[float, float] = (0.0, 0.0)
 
 
 #: Sync mode: the sleep between marking a version closing and counting the busy workers again.
@@ -88,6 +92,8 @@ COUNTER_COLUMNS = {"updates": "policy_updates", "samples_consumed": "samples_con
 #: their keys in the learner's statistics). Checkpointed, and carried over to a restarted learner
 #: like the work counters, so that mean_policy_lag and max_policy_lag cover the whole run.
 LAG_TOTALS = {"lag_sum": "policy_lag_sum", "lag_count": "policy_lag_count", "max_lag_seen": "max_policy_lag"}
+#: The learner's statistics a supervisor passes to a restarted learner as ``time_floor_s``.
+LEARNER_TIME_KEYS = ("learner_busy_s", "learner_active_s")
 
 
 class SharedPPOTrainer:
@@ -122,8 +128,8 @@ class SharedPPOTrainer:
         self.skipped_updates = 0
         self.lag_sum, self.lag_count, self.max_lag_seen = 0, 0, 0
         self.pending: list[dict[str, np.ndarray]] = []
-        self.busy_s = 0.0
-        self.started = time.monotonic()
+        self.busy_s = options.time_floor_s[0]  # s spent updating
+        self.started = time.monotonic() - options.time_floor_s[1]  # as if alive since the first learner started
         self.restored_from: str | None = None
         self.last_checkpoint_error: str | None = None
         self.skipped_checkpoints: list[str] = []  # why each unusable checkpoint was passed over
@@ -350,7 +356,8 @@ class SharedPPOTrainer:
             "samples_consumed": float(self.samples_consumed), "skipped_updates": float(self.skipped_updates),
             "mean_policy_lag": self.lag_sum / max(self.lag_count, 1), "max_policy_lag": float(self.max_lag_seen),
             "policy_lag_sum": float(self.lag_sum), "policy_lag_count": float(self.lag_count),
-            "learner_utilisation": self.busy_s / max(elapsed, 1e-9), "pending_transitions": float(self.pending_transitions),
+            "learner_utilisation": self.busy_s / max(elapsed, 1e-9), "learner_busy_s": self.busy_s,
+            "learner_active_s": elapsed, "pending_transitions": float(self.pending_transitions),
             **self.buffer.occupancy(),
         }  # fmt: skip
 

@@ -24,7 +24,7 @@ from morphelites.envs.reach import ObservationLayout
 from morphelites.individual import Individual
 from morphelites.parallel.buffer import BufferLayout, SharedExperienceBuffer
 from morphelites.parallel.heartbeat import STARTUP_GRACE_S, Heartbeats
-from morphelites.parallel.learner import COUNTER_COLUMNS, LAG_TOTALS, LearnerOptions, learner_main
+from morphelites.parallel.learner import COUNTER_COLUMNS, LAG_TOTALS, LEARNER_TIME_KEYS, LearnerOptions, learner_main
 from morphelites.parallel.pool import (PoolEvent, SerialPool, WorkerPool, children_start_deaf_to_ctrl_c,
                                        one_native_thread_per_process)
 from morphelites.parallel.shared_worker import SharedHandles, segment_shape, sync_segments_per_version
@@ -158,11 +158,12 @@ class SharedPPOSystem:
         for name, key in {**COUNTER_COLUMNS, **LAG_TOTALS}.items():
             if key in self.learner_stats:
                 floor[name] = max(floor.get(name, 0), int(self.learner_stats[key]))
+        busy_s, active_s = (float(self.learner_stats.get(key, 0.0)) for key in LEARNER_TIME_KEYS)
         options = LearnerOptions(self.settings, self.handles, str(self.checkpoint_dir), resume,
                                  0 if self.sync else self.max_policy_lag,
                                  checkpoint_every_updates=self.settings.training.learner_checkpoint_every,
                                  seed=self.settings.evolution.seed + self.learner_restarts,
-                                 counters_floor=floor or None)  # fmt: skip
+                                 counters_floor=floor or None, time_floor_s=(busy_s, active_s))  # fmt: skip
         if self._stats_recv is not None:
             self._stats_recv.close()
         self._stats_recv, stats_send = self._ctx.Pipe(duplex=False)
