@@ -108,10 +108,13 @@ def _row_order(row: dict[str, Any]) -> tuple[int, int]:
     return row["seed"], list(SETTINGS).index(row["setting"])
 
 
-def _compare_with_independent_runs(row: dict[str, Any], rows: list[dict[str, Any]]) -> None:
-    """Set a shared row's ``against``: one comparison per independent row of its seed. Redone on
-    every save, so that a rerun independent row updates the shared rows measured before it."""
-    row["against"] = {r["setting"]: compare(r, row) for r in rows if r["seed"] == row["seed"] and r["mode"] == "independent"}
+def compare_with_independent_runs(rows: list[dict[str, Any]], workers: int) -> None:
+    """Set every shared row's ``against``: one ``compare`` per independent row of its seed. Redone
+    on every save, so that a rerun independent row updates the shared rows measured before it."""
+    for row in rows:
+        if row["mode"] == "shared" and row.get("curve"):
+            row["against"] = {r["setting"]: compare(r, row, workers)
+                              for r in rows if r["seed"] == row["seed"] and r["mode"] == "independent"}  # fmt: skip
 
 
 def main() -> None:
@@ -141,9 +144,7 @@ def main() -> None:
 
     def save() -> None:
         rows.sort(key=_row_order)
-        for row in rows:
-            if row["mode"] == "shared" and row.get("curve"):
-                _compare_with_independent_runs(row, rows)
+        compare_with_independent_runs(rows, args.workers)
         write_json(name, {
             "scene": args.scene, "goals": args.goals, "evaluations": args.evaluations, "steps_per_individual": args.steps, "workers": args.workers,
             "seeds": sorted({r["seed"] for r in rows}), "env_only_steps_per_s": env_rate,

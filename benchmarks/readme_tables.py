@@ -28,6 +28,19 @@ def _machine(data: dict[str, Any]) -> str:
     return f"{m['cpu']}, {m['cores']} cores, {m['memory_gb']} GB, Python {m['python']}; {m['date']}{commit}"
 
 
+#: When the shared learner's value targets changed (commits 41eb1b6 and 273ced9; README, Benchmarks).
+LEARNER_CHANGE = "2026-11-30 05:53 UTC"
+
+
+def _measured(data: dict[str, Any]) -> str:
+    """When and on what code a results file was measured, for the targets table."""
+    m = data["machine"]
+    day = m["date"].split()[0]
+    if m.get("commit"):
+        return f"{day}, commit {m['commit']}"
+    return f"{day}, before the learner change" if m["date"] < LEARNER_CHANGE else day
+
+
 def _env(data: dict[str, Any]) -> list[str]:
     lines = [f"**Env throughput** (`benchmarks/env_throughput.py`; {_machine(data)}; one process, frame_skip {data['frame_skip']})", "",
              "| joints | ReachEnv steps/s (random actions) | mj_step/s | mj_step rate / frame_skip | env overhead |",
@@ -130,17 +143,23 @@ def _shared(data: dict[str, Any]) -> list[str]:
         lines.append(f"| {r['scene']} | {r['training_steps_per_individual']:,} | {r.get('seed', data.get('seed'))} | {r['mode']} | "
                      f"{r['update_epochs']} | {r['qd_score']:.2f} | {reeval} | {r['coverage']:.0%} | {r['mean_elite_fitness']:.3f} | "
                      f"{_elite_ceiling(r, ceiling)} | {r['env_steps']:,} | {r['wall_s']:.0f} s | {r['env_steps_per_s']:,.0f} | {samples} | {lag} | {r['peak_pss_mb']:.0f} MB |")  # fmt: skip
-    lines += ["", "| scene | steps/individual | seed | shared reached independent's final QD-score | env steps ratio | "
-              "wall time ratio | memory ratio (PSS, shared/independent) |", "|---|---|---|---|---|---|---|"]  # fmt: skip
+    lines += ["", "Env steps and wall time to reach independent's final QD-score: independent's up to the first evaluation "
+              "of its curve at that score, shared's up to the first of its own, its env steps plus (workers − 1) × "
+              "steps per individual for the experience of the individuals still in flight, which its policy may "
+              "already have learned from (an upper bound, so the env steps ratio is a lower bound).", "",
+              "| scene | steps/individual | seed | independent reached its final QD-score after | shared reached it | "
+              "env steps ratio | wall time ratio | memory ratio (PSS, shared/independent) |",
+              "|---|---|---|---|---|---|---|---|"]  # fmt: skip
     by_pair: dict[tuple[str, int], list[dict[str, Any]]] = {}
     for c in data["comparisons"]:
         by_pair.setdefault((c["scene"], c["training_steps_per_individual"]), []).append(c)
+        own = f"{int(c['independent_env_steps_to_reach']):,} env steps / {c['independent_wall_s_to_reach']:.0f} s"
         reached = f"yes, after {int(c['shared_env_steps_to_reach']):,} env steps / {c['shared_wall_s_to_reach']:.0f} s" if c[
             "shared_reached_independent_final"] else "no"
         steps_ratio = f"{c['env_steps_ratio']:.1f}×" if "env_steps_ratio" in c else "–"
         wall_ratio = f"{c['wall_time_ratio']:.1f}×" if "wall_time_ratio" in c else "–"
-        lines.append(f"| {c['scene']} | {c['training_steps_per_individual']:,} | {c.get('seed', data.get('seed'))} | {reached} | "
-                     f"{steps_ratio} | {wall_ratio} | {c['memory_ratio_pss']:.2f} |")  # fmt: skip
+        lines.append(f"| {c['scene']} | {c['training_steps_per_individual']:,} | {c.get('seed', data.get('seed'))} | {own} | "
+                     f"{reached} | {steps_ratio} | {wall_ratio} | {c['memory_ratio_pss']:.2f} |")  # fmt: skip
     several = {pair: cs for pair, cs in by_pair.items() if len(cs) > 1}
     if several:
         lines += ["", "| scene | steps/individual | seeds | shared reached independent's final QD-score | env steps ratio, "
@@ -294,7 +313,8 @@ def _learner_settings(data: dict[str, Any]) -> list[str]:
                      f"{figure('mean_policy_lag', '{:.2f}')} |")  # fmt: skip
     by_name = {(r["seed"], r["setting"]): r for r in data["rows"]}
     lines += ["", "Each shared run against its seed's reference independent run (the defaults of its day) and against "
-              "the independent runs with the same PPO and network settings; every pairing is in the JSON (`against`).",
+              "the independent runs with the same PPO and network settings; every pairing is in the JSON (`against`). "
+              "Env steps and wall times to reach a QD-score are read as under Shared vs independent.",
               "", "| seed | shared | against | independent final QD-score | shared reached it after | env steps ratio | "
               "wall time ratio |", "|---|---|---|---|---|---|---|"]  # fmt: skip
     for r in data["rows"]:
@@ -338,7 +358,7 @@ def _run_length(data: dict[str, Any]) -> list[str]:
         lines.append(f"| {r['seed']} | {r['mode']} | {r['qd_score']:.2f} | {reeval} | {r['elites']:.0f} | "
                      f"{r['mean_elite_fitness']:.3f} | {_elite_ceiling(r, ceiling)} | {r['env_steps']:,} | {r['wall_s']:.0f} s | "
                      f"{r['env_steps_per_s']:,.0f} | {r['peak_pss_mb']:.0f} MB |")  # fmt: skip
-    lines += ["", "| seed | independent's evaluations | its QD-score then | its env steps | shared's env steps to reach it | "
+    lines += ["", "| seed | independent's evaluations | its QD-score then | its env steps to reach it | shared's env steps to reach it | "
               "env steps ratio | wall time ratio |", "|---|---|---|---|---|---|---|"]  # fmt: skip
     for c in data["comparisons"]:
         for p in c["by_evaluations"]:
@@ -361,37 +381,32 @@ def _met(passed: list[bool]) -> str:
     return "no" if not any(passed) else f"on {sum(passed)} of {len(passed)} seeds"
 
 
-#: What bounds a ratio whose QD-score shared never reached: the comparison's key, and the run's.
-_RUN_TOTALS = {"env_steps_ratio": "env_steps", "wall_time_ratio": "wall_s"}
-
-
-def _ratio_target(key: str, what: str, where: str, comparisons: list[dict[str, Any]],
-                  rows: list[dict[str, Any]] | None = None) -> str:  # fmt: skip
-    """A row of the targets table for one ratio (``key`` of each comparison) over seeds; a ratio to
-    a QD-score never reached counts as missed. With the runs' ``rows``, each seed where shared never
-    reached it is named with the most its ratio could be: independent's total over all of shared's."""
-    ratios = [c[key] for c in comparisons if c["shared_reached_independent_final"]]
+def _ratio_target(key: str, what: str, where: str, comparisons: list[dict[str, Any]], measured_on: str) -> str:
+    """A row of the targets table for one ratio (``key`` of each comparison) over seeds: mean
+    (min–max) where shared reached independent's final QD-score on every seed, else each seed's
+    figure, a seed where it never did named with the most its ratio could be (``<key>_below``,
+    shared's whole run in the denominator) and counted as missed."""
     passed = [c["shared_reached_independent_final"] and c[key] >= TARGET_FEWER for c in comparisons]
-    measured = _spread(ratios, "×") if ratios else "not reached"
-    for c in (c for c in comparisons if not c["shared_reached_independent_final"] and "seed" in c):
-        run = {r["mode"]: r for r in rows or () if r.get("seed") == c["seed"]}
-        if set(run) == {"independent", "shared"}:
-            total = _RUN_TOTALS[key]
-            bound = run["independent"][total] / run["shared"][total]
-            measured += f"; seed {c['seed']}: not reached (below {bound:.1f}×)"
+    if all(c["shared_reached_independent_final"] for c in comparisons):
+        measured = _spread([c[key] for c in comparisons], "×")
+    else:
+        measured = "; ".join(f"seed {c['seed']}: " + (f"{c[key]:.1f}×" if c["shared_reached_independent_final"]
+                                                       else f"not reached (below {c[key + '_below']:.1f}×)")
+                             for c in comparisons)  # fmt: skip
     return (f"| ≥ {TARGET_FEWER:.0f}× {what} to reach independent's final QD-score | {where} | "
-            f"{measured} | {_met(passed)} |")
+            f"{measured} | {_met(passed)} | {measured_on} |")
 
 
 #: The two ratio targets of #4: the comparison's key, and what the row calls it.
 _RATIOS = (("env_steps_ratio", "fewer env steps"), ("wall_time_ratio", "less wall time"))
 
 
-def _fitness_target(where: str, shared_runs: list[dict[str, Any]], ceiling: dict[str, Any] | None) -> str:
+def _fitness_target(where: str, shared_runs: list[dict[str, Any]], ceiling: dict[str, Any] | None,
+                    measured_on: str) -> str:  # fmt: skip
     """A row of the targets table for the shared runs' mean elite fitness, each with its elites' ceiling."""
     figures = ", ".join(f"{r['mean_elite_fitness']:.2f} (ceiling {_elite_ceiling(r, ceiling)})" for r in shared_runs)
     return (f"| shared mean elite fitness ≥ {TARGET_FITNESS} | {where} | {figures} | "
-            f"{_met([r['mean_elite_fitness'] >= TARGET_FITNESS for r in shared_runs])} |")
+            f"{_met([r['mean_elite_fitness'] >= TARGET_FITNESS for r in shared_runs])} | {measured_on} |")
 
 
 def _issue4_targets(long: dict[str, Any]) -> list[str]:
@@ -400,7 +415,9 @@ def _issue4_targets(long: dict[str, Any]) -> list[str]:
     budget = max(long["budgets"])
     lines = [f"**Issue #4's targets at a glance** (from the tables below: the `long` preset at {budget:,} steps per "
              f"body, {long['workers']} workers, seeds {', '.join(map(str, long['seeds']))}, {long['evaluations']} evaluations per run, "
-             "unless the row says otherwise; per seed, or mean (min–max) over seeds)", "", "| target | scene, task | measured | met |", "|---|---|---|---|"]  # fmt: skip
+             "unless the row says otherwise; per seed, or mean (min–max) over seeds; the env steps and wall time each mode "
+             "needed are read from its curve as under Shared vs independent below)", "",
+             "| target | scene, task | measured | met | measured on |", "|---|---|---|---|---|"]  # fmt: skip
     comparisons = [c for c in long["comparisons"] if c["training_steps_per_individual"] == budget]
     longer = _load(f"run_length_{budget}")
     # run_length_<budget>_<evaluations>.json: runs of another length, in order of length
@@ -408,37 +425,37 @@ def _issue4_targets(long: dict[str, Any]) -> list[str]:
                     key=lambda data: data["evaluations"])  # fmt: skip
     for key, what in _RATIOS:
         for scene in long["scenes"]:
-            lines.append(_ratio_target(key, what, scene, [c for c in comparisons if c["scene"] == scene]))
+            lines.append(_ratio_target(key, what, scene, [c for c in comparisons if c["scene"] == scene], _measured(long)))
     for data in (d for d in (longer, *others) if d is not None):
         shared_evaluations = data.get("shared_evaluations", data["evaluations"])
         stopped = "" if shared_evaluations == data["evaluations"] else f"; shared stopped after {shared_evaluations}"
         where = f"{data['scene']}, {data['evaluations']} evaluations (longer run, {_seeds(data)}{stopped})"
         for key, what in _RATIOS:
-            lines.append(_ratio_target(key, what, where, data["comparisons"], data["rows"]))
+            lines.append(_ratio_target(key, what, where, data["comparisons"], _measured(data)))
     ceiling = _load("fitness_ceiling")
     shared = [r for r in long["runs"] if r["mode"] == "shared" and r["training_steps_per_individual"] == budget
               and r["scene"] == "open"]  # fmt: skip
-    lines.append(_fitness_target("open, workspace goals (#2's task)", shared, ceiling))
+    lines.append(_fitness_target("open, workspace goals (#2's task)", shared, ceiling, _measured(long)))
     if longer is not None:
         lines.append(_fitness_target(f"{longer['scene']}, workspace goals, {longer['evaluations']} evaluations (longer run)",
-                                     [r for r in longer["rows"] if r["mode"] == "shared"], ceiling))  # fmt: skip
+                                     [r for r in longer["rows"] if r["mode"] == "shared"], ceiling, _measured(longer)))  # fmt: skip
     reachable = _load(f"learner_settings_reachable_{budget}")
     if reachable is not None:
         rows = [r for r in reachable["rows"] if r["mode"] == "shared" and r["setting"] == "4 epochs"]
         figures = ", ".join(f"{r['mean_elite_fitness']:.2f}" for r in rows)
         lines.append(f"| shared mean elite fitness ≥ {TARGET_FITNESS} | {reachable['scene']}, goals within each body's "
                      f"reach (learner settings) | {figures} | "
-                     f"{_met([r['mean_elite_fitness'] >= TARGET_FITNESS for r in rows])} |")  # fmt: skip
+                     f"{_met([r['mean_elite_fitness'] >= TARGET_FITNESS for r in rows])} | {_measured(reachable)} |")  # fmt: skip
     for scene in long["scenes"]:
         ratios = [c["memory_ratio_pss"] for c in comparisons if c["scene"] == scene]
         lines.append(f"| peak PSS shared ≤ ⅓ of independent, {long['workers']} workers | {scene} | "
-                     f"{_spread(ratios, digits=2)} | {_met([r <= TARGET_MEMORY_RATIO for r in ratios])} |")  # fmt: skip
+                     f"{_spread(ratios, digits=2)} | {_met([r <= TARGET_MEMORY_RATIO for r in ratios])} | {_measured(long)} |")  # fmt: skip
     memory = _load("memory_scaling")
     if memory is not None:
         by_workers = ", ".join(f"{r['memory_ratio_pss']:.2f} at {r['workers']}" for r in memory["rows"])
         enough = [r["workers"] for r in memory["rows"] if r["memory_ratio_pss"] <= TARGET_MEMORY_RATIO]
         lines.append(f"| peak PSS shared ≤ ⅓ of independent, by workers | {memory['scene']} (memory against workers) | "
-                     f"{by_workers} | {f'from {min(enough)} workers' if enough else 'no'} |")  # fmt: skip
+                     f"{by_workers} | {f'from {min(enough)} workers' if enough else 'no'} | {_measured(memory)} |")  # fmt: skip
     return lines
 
 

@@ -42,24 +42,38 @@ MODES = ("independent", "shared")
 DEFAULT_EVALUATIONS = 256
 
 
-def ratios_at(independent: dict[str, Any], shared: dict[str, Any], evaluations: int) -> dict[str, Any]:
-    """The comparison #4's targets use, with independent's run cut after ``evaluations``
-    evaluations: the env steps and wall time (s) shared needed to reach independent's QD-score at
-    that point, and the ratios independent / shared (``None`` where shared never reached it)."""
+def ratios_at(independent: dict[str, Any], shared: dict[str, Any], evaluations: int, workers: int) -> dict[str, Any]:
+    """The comparison #4's targets use (``compare``), with independent's run cut after
+    ``evaluations`` evaluations: the env steps and wall time (s) each mode needed to reach
+    independent's QD-score at that point, and the ratios independent / shared (``None`` where
+    shared never reached it)."""
     point = independent["curve"][evaluations - 1]
     cut = {"qd_score": point["qd_score"], "env_steps": point["env_steps"], "curve": independent["curve"][:evaluations],
            "peak_pss_mb": independent["peak_pss_mb"]}  # fmt: skip
-    result = compare(cut, shared)
+    result = compare(cut, shared, workers)
     return {
         "evaluations": evaluations,
         "independent_qd_score": point["qd_score"],
-        "independent_env_steps": point["env_steps"],
-        "independent_wall_s": point["wall_s"],
+        "independent_env_steps": result["independent_env_steps_to_reach"],
+        "independent_wall_s": result["independent_wall_s_to_reach"],
         "shared_env_steps_to_reach": result.get("shared_env_steps_to_reach"),
         "shared_wall_s_to_reach": result.get("shared_wall_s_to_reach"),
         "env_steps_ratio": result.get("env_steps_ratio"),
         "wall_time_ratio": result.get("wall_time_ratio"),
     }
+
+
+def comparisons_of(rows: list[dict[str, Any]], workers: int) -> list[dict[str, Any]]:
+    """Per seed with a run of both modes: ``compare`` over the whole runs, and ``by_evaluations``,
+    :func:`ratios_at` every eighth of independent's run."""
+    comparisons = []
+    for seed in sorted({r["seed"] for r in rows}):
+        pair = {r["mode"]: r for r in rows if r["seed"] == seed}
+        if set(pair) == set(MODES):
+            comparisons.append({"seed": seed, **compare(pair["independent"], pair["shared"], workers),
+                                "by_evaluations": [ratios_at(pair["independent"], pair["shared"], k, workers)
+                                                   for k in checkpoints(len(pair["independent"]["curve"]))]})  # fmt: skip
+    return comparisons
 
 
 def checkpoints(evaluations: int, parts: int = 8) -> list[int]:
@@ -130,13 +144,7 @@ def main() -> None:
 
     def save() -> None:
         rows.sort(key=lambda r: (r["seed"], MODES.index(r["mode"])))
-        comparisons = []
-        for seed in sorted({r["seed"] for r in rows}):
-            pair = {r["mode"]: r for r in rows if r["seed"] == seed}
-            if set(pair) == set(MODES):
-                comparisons.append({"seed": seed, **compare(pair["independent"], pair["shared"]),
-                                    "by_evaluations": [ratios_at(pair["independent"], pair["shared"], k)
-                                                       for k in checkpoints(len(pair["independent"]["curve"]))]})  # fmt: skip
+        comparisons = comparisons_of(rows, args.workers)
         plot(rows, comparisons, RESULTS / f"{name}.png")
         write_json(name, {
             "scene": args.scene, "goals": "workspace", "evaluations": args.evaluations, "shared_evaluations": shared_evaluations,

@@ -6,8 +6,10 @@ time (from metrics.csv), final QD-score / coverage / mean elite fitness (and, in
 the archive re-evaluated with the final policy), peak memory of the whole process tree as the sum
 of PSS (sampled every 0.5 s), env steps/s collected, learner samples/s and policy lag. Before the
 runs, the env-only rate is measured with the same number of processes stepping ReachEnv with
-random actions, so the bottleneck is visible. Then, per budget: the env steps and wall time the
-shared run needed to reach the independent run's final QD-score, and the ratios.
+random actions, so the bottleneck is visible. Then, per budget: the env steps and wall time each
+mode needed to reach the independent run's final QD-score, and the ratios independent / shared
+(see ``compare``: independent up to its first evaluation at that score, shared with the
+experience of its individuals still in flight counted as well).
 
 Presets:
   quick  open scene, 24 evaluations, budgets 1500 and 10000 steps per individual (< 10 min on 2 cores)
@@ -188,20 +190,65 @@ def _final_wall_s(run: dict[str, Any]) -> float:
     return run["curve"][-1]["wall_s"] if run.get("curve") else run["wall_s"]
 
 
-def compare(independent: dict[str, Any], shared: dict[str, Any]) -> dict[str, Any]:
-    """Env steps and wall time shared needed to reach independent's final QD-score, and ratios."""
+def _first_at(curve: list[dict[str, Any]], qd_score: float) -> dict[str, Any] | None:
+    """The first point of a curve (metrics.csv rows, one per evaluation) at ``qd_score`` or above."""
+    return next((point for point in curve if point["qd_score"] >= qd_score), None)
+
+
+def in_flight_allowance(shared: dict[str, Any], workers: int) -> int:
+    """Env steps added to each point of a shared run's curve before it is compared.
+
+    A point counts the steps of the evaluations finished by then, but the policy that scored them
+    may also have learned from the individuals still in flight on the other workers: their
+    experience reaches the learner as it is collected. At most a whole training budget each, so
+    ``(workers - 1) * steps per individual``; an upper bound, which makes every env-steps ratio a
+    lower bound. (Independent mode's individuals in flight change nothing until they finish.)"""
+    return (workers - 1) * int(shared["training_steps_per_individual"])
+
+
+def compare(independent: dict[str, Any], shared: dict[str, Any], workers: int) -> dict[str, Any]:
+    """The env steps and wall time (s) each mode needed to reach independent's final QD-score,
+    and the ratios independent / shared.
+
+    Independent is charged up to the first point of its curve at its final QD-score (evaluations
+    after its last improvement added nothing to it); shared up to the first point of its curve at
+    that score, its env steps with the :func:`in_flight_allowance`. Where shared never reached it,
+    ``env_steps_ratio_below`` / ``wall_time_ratio_below`` bound the ratios from above (shared's
+    whole run in the denominator)."""
     target = independent["qd_score"]
-    reached = next((p for p in shared["curve"] if p["qd_score"] >= target), None)
+    own = _first_at(independent["curve"], target) if independent.get("curve") else None
+    independent_steps = own["env_steps"] if own else independent["env_steps"]
+    independent_wall = own["wall_s"] if own else _final_wall_s(independent)
+    allowance = in_flight_allowance(shared, workers)
+    reached = _first_at(shared["curve"], target)
     result: dict[str, Any] = {"independent_final_qd_score": target, "shared_final_qd_score": shared["qd_score"],
+                              "independent_env_steps_to_reach": independent_steps,
+                              "independent_wall_s_to_reach": independent_wall,
+                              "shared_in_flight_allowance": allowance,
                               "shared_reached_independent_final": reached is not None}  # fmt: skip
     if reached:
+        steps = reached["env_steps"] + allowance
         result.update({
-            "shared_env_steps_to_reach": reached["env_steps"], "shared_wall_s_to_reach": reached["wall_s"],
-            "env_steps_ratio": independent["env_steps"] / max(reached["env_steps"], 1),
-            "wall_time_ratio": _final_wall_s(independent) / max(reached["wall_s"], 1e-9),
+            "shared_env_steps_to_reach": steps, "shared_wall_s_to_reach": reached["wall_s"],
+            "env_steps_ratio": independent_steps / max(steps, 1),
+            "wall_time_ratio": independent_wall / max(reached["wall_s"], 1e-9),
         })  # fmt: skip
+    else:
+        last = shared["curve"][-1]
+        result.update({"env_steps_ratio_below": independent_steps / max(last["env_steps"] + allowance, 1),
+                       "wall_time_ratio_below": independent_wall / max(last["wall_s"], 1e-9)})  # fmt: skip
     result["memory_ratio_pss"] = shared["peak_pss_mb"] / max(independent["peak_pss_mb"], 1e-9)
     return result
+
+
+def comparisons_of(runs: list[dict[str, Any]], workers: int) -> list[dict[str, Any]]:
+    """One :func:`compare` per (scene, budget, seed) that has a run of both modes, in that order."""
+    by_pair: dict[tuple[str, int, int], dict[str, dict[str, Any]]] = {}
+    for run in runs:
+        by_pair.setdefault(_pair_key(run), {})[run["mode"]] = run
+    return [{"scene": scene, "training_steps_per_individual": budget, "seed": seed,
+             **compare(pair["independent"], pair["shared"], workers)}
+            for (scene, budget, seed), pair in sorted(by_pair.items()) if set(pair) == {"independent", "shared"}]  # fmt: skip
 
 
 def plot(rows: list[dict[str, Any]], path: Path) -> None:
@@ -272,7 +319,6 @@ def main() -> None:
     previous = _with_seeds(previous) if previous else None
     done_pairs = {(s, b, seed) for s in scenes for b in budgets for seed in args.seeds}
     rows = [r for r in (previous or {}).get("runs", []) if _pair_key(r) not in done_pairs]
-    comparisons = [c for c in (previous or {}).get("comparisons", []) if _pair_key(c) not in done_pairs]
     parts = [p for p in (previous or {}).get("parts", []) if not done_pairs.intersection(map(tuple, p.get("pairs", [])))]
     started = time.perf_counter()
     env_rate = env_only_rate(args.workers)
@@ -285,20 +331,19 @@ def main() -> None:
                     pair = {mode: run_mode(mode, scene, budget, preset["evaluations"], args.workers, seed, Path(tmp))
                             for mode in ("independent", "shared")}  # fmt: skip
                     rows += pair.values()
-                    comparisons.append({"scene": scene, "training_steps_per_individual": budget, "seed": seed,
-                                        **compare(pair["independent"], pair["shared"])})  # fmt: skip
-                    print(json.dumps(comparisons[-1]), flush=True)
+                    print(json.dumps(compare(pair["independent"], pair["shared"], args.workers)), flush=True)
                     finished.append([scene, budget, seed])
-                    _write(args.preset, preset, args.workers, env_rate, rows, comparisons,
+                    _write(args.preset, preset, args.workers, env_rate, rows,
                            [*parts, {"pairs": finished, "wall_s": round(time.perf_counter() - started, 1),
                                      "env_only_steps_per_s": env_rate}])  # fmt: skip
 
 
 def _write(preset_name: str, preset: dict[str, Any], workers: int, env_rate: float, rows: list[dict[str, Any]],
-           comparisons: list[dict[str, Any]], parts: list[dict[str, Any]]) -> None:
-    """Rewrite the preset's JSON and plot with everything finished so far."""
+           parts: list[dict[str, Any]]) -> None:
+    """Rewrite the preset's JSON and plot with everything finished so far (the comparisons
+    recomputed from the runs)."""
     rows.sort(key=_pair_key)
-    comparisons.sort(key=_pair_key)
+    comparisons = comparisons_of(rows, workers)
     plot(rows, RESULTS / f"shared_vs_independent_{preset_name}.png")
     write_json(f"shared_vs_independent_{preset_name}", {
         "preset": preset_name, **preset, "workers": workers, "seeds": sorted({r["seed"] for r in rows}),

@@ -1,0 +1,56 @@
+"""How the benchmarks read "the env steps and wall time shared needed to reach independent's final
+QD-score" (#4's ratio targets) from two runs' curves."""
+
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+
+from run_length import ratios_at  # noqa: E402
+from shared_vs_independent import compare  # noqa: E402
+
+
+def _run(qd_scores: list[float], steps_per_evaluation: int, seconds_per_evaluation: float, budget: int = 1_000) -> dict:
+    curve = [{"evaluations": k + 1, "env_steps": (k + 1) * steps_per_evaluation, "wall_s": (k + 1) * seconds_per_evaluation,
+              "qd_score": qd} for k, qd in enumerate(qd_scores)]  # fmt: skip
+    return {"qd_score": qd_scores[-1], "env_steps": curve[-1]["env_steps"] + 7, "wall_s": curve[-1]["wall_s"] + 5.0,
+            "curve": curve, "training_steps_per_individual": budget, "peak_pss_mb": 100.0}  # fmt: skip
+
+
+def test_independent_is_charged_up_to_its_first_evaluation_at_its_final_score_not_its_whole_run():
+    independent = _run([1.0, 2.0, 3.0, 3.0, 3.0], steps_per_evaluation=1_000, seconds_per_evaluation=10.0)
+    shared = _run([2.0, 3.5, 4.0], steps_per_evaluation=1_000, seconds_per_evaluation=2.0)
+    result = compare(independent, shared, workers=1)
+    assert result["independent_env_steps_to_reach"] == 3_000 and result["independent_wall_s_to_reach"] == 30.0
+    assert result["shared_env_steps_to_reach"] == 2_000 and result["shared_wall_s_to_reach"] == 4.0
+    assert result["env_steps_ratio"] == 1.5 and result["wall_time_ratio"] == 7.5
+
+
+def test_shared_is_charged_the_training_of_the_individuals_in_flight_on_the_other_workers():
+    independent = _run([1.0, 3.0], steps_per_evaluation=10_000, seconds_per_evaluation=10.0)
+    shared = _run([3.0], steps_per_evaluation=2_000, seconds_per_evaluation=5.0, budget=1_500)
+    result = compare(independent, shared, workers=3)
+    assert result["shared_in_flight_allowance"] == 2 * 1_500
+    assert result["shared_env_steps_to_reach"] == 2_000 + 3_000
+    assert result["env_steps_ratio"] == pytest.approx(20_000 / 5_000)
+    assert result["wall_time_ratio"] == 4.0, "wall time needs no allowance"
+
+
+def test_a_score_shared_never_reached_gives_no_ratio_but_the_most_it_could_be():
+    independent = _run([1.0, 5.0], steps_per_evaluation=10_000, seconds_per_evaluation=10.0)
+    shared = _run([1.0, 2.0, 4.0], steps_per_evaluation=1_000, seconds_per_evaluation=2.0, budget=500)
+    result = compare(independent, shared, workers=2)
+    assert not result["shared_reached_independent_final"] and "env_steps_ratio" not in result
+    assert result["env_steps_ratio_below"] == pytest.approx(20_000 / (3_000 + 500))
+    assert result["wall_time_ratio_below"] == pytest.approx(20.0 / 6.0)
+
+
+def test_ratios_at_a_cut_read_independent_up_to_its_first_evaluation_at_the_score_it_had_then():
+    independent = _run([1.0, 2.0, 2.0, 2.0, 3.0], steps_per_evaluation=1_000, seconds_per_evaluation=10.0)
+    shared = _run([1.0, 2.5, 3.0], steps_per_evaluation=500, seconds_per_evaluation=1.0, budget=100)
+    point = ratios_at(independent, shared, evaluations=4, workers=2)
+    assert point["independent_qd_score"] == 2.0 and point["independent_env_steps"] == 2_000
+    assert point["independent_wall_s"] == 20.0
+    assert point["shared_env_steps_to_reach"] == 1_000 + 100 and point["env_steps_ratio"] == pytest.approx(2_000 / 1_100)
