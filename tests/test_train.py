@@ -256,3 +256,41 @@ def test_a_second_ctrl_c_while_a_result_is_recorded_waits_until_the_files_agree(
         assert {int(row["individual_id"]) for row in csv.DictReader(handle)} <= {0, 1}
     assert json.loads((out / "summary.json").read_text())["evaluations"] == 2
     assert "Second interrupt: stopping at once" in (out / "training.log").read_text()
+
+
+def _serial_run(out: Path, config: Path, evaluations: int, resume: bool = False) -> None:
+    options = ["--resume"] if resume else ["--mode", "independent", "--serial", "--config", str(config),
+                                           "--initial-random", "4", "--steps-per-individual", "64"]  # fmt: skip
+    assert main(["train", *options, "--output", str(out), "--evaluations", str(evaluations), "--quiet"]) == 0
+
+
+def test_a_resume_whose_checkpoint_is_behind_results_draws_no_genome_again_and_fills_the_lost_ids(tmp_path, tiny_config):
+    """After a hard stop (SIGKILL, a second Ctrl-C) results.jsonl is ahead of the newest checkpoint,
+    and an individual that was in flight may be missing below the last recorded id (another worker
+    finished later ones). Resuming with the checkpoint's variation stream drew the genomes after
+    it again, and the missing id was never filled."""
+    out = tmp_path / "run"
+    _serial_run(out, tiny_config, evaluations=6)  # checkpoints after 2, 4 and 6 evaluations
+    for newer in ("000004", "000006"):
+        next((out / "checkpoints").glob(f"*{newer}*.pkl")).unlink()
+    lines = (out / "results.jsonl").read_text().splitlines(keepends=True)
+    (out / "results.jsonl").write_text("".join(line for line in lines if json.loads(line)["id"] != 4))
+    (out / "summary.json").unlink()
+    _serial_run(out, tiny_config, evaluations=8, resume=True)
+    results = _results(out)
+    assert sorted(r["id"] for r in results) == list(range(8)), "id 4, lost in flight, is taken by a new individual"
+    genomes = [tuple(r["genome"]) for r in results]
+    assert len(set(genomes)) == len(genomes), "no genome is evaluated twice"
+    assert sum(r["parent_id"] is None for r in results) == 4, "the random start is not run again"
+    assert "behind results.jsonl" in (out / "training.log").read_text()
+
+
+def test_a_resumed_serial_run_evaluates_exactly_what_the_uninterrupted_run_does(tmp_path, tiny_config):
+    """The parents a resumed run draws come from the archive's sampling stream, which the checkpoint
+    now holds; before, a resume drew other parents than the uninterrupted run."""
+    straight, resumed = tmp_path / "straight", tmp_path / "resumed"
+    _serial_run(straight, tiny_config, evaluations=8)
+    _serial_run(resumed, tiny_config, evaluations=6)  # 4 random, then 2 offspring of sampled parents
+    _serial_run(resumed, tiny_config, evaluations=8, resume=True)
+    assert [(r["id"], r["parent_id"], r["genome"]) for r in _results(resumed)] == \
+        [(r["id"], r["parent_id"], r["genome"]) for r in _results(straight)]

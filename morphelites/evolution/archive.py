@@ -137,6 +137,19 @@ class BodyArchive:
         sampled = self.archive.sample_elites(n)
         return np.asarray(sampled["solution"]), np.asarray(sampled["individual_id"])
 
+    # pyribs keeps the generator sample_elites draws from in GridArchive._rng, with no public way to
+    # save it; a checkpoint needs it, or a resumed run draws other parents than the run it continues.
+    def sampling_state(self) -> dict[str, Any]:
+        """The state of the generator ``sample_parents`` draws from (for checkpoints)."""
+        return self.archive._rng.bit_generator.state
+
+    def load_sampling_state(self, state: dict[str, Any]) -> None:
+        self.archive._rng.bit_generator.state = state
+
+    def reseed_sampling(self, seed: int) -> None:
+        """Draw parents from a new stream (a resume whose checkpoint is behind results.jsonl)."""
+        self.archive._rng = np.random.default_rng(seed)
+
 
 def _float_or_nan(value: Any) -> float:
     """``value`` as a float; None (a figure not recorded) as NaN."""

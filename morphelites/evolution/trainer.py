@@ -141,6 +141,9 @@ class MAPElitesEvolutionTrainer:
         self.training_env_steps = 0
         self.wall_s_before = 0.0
         self.pending: list[Individual] = []  # to (re)issue before new ones
+        # Ids below next_id that no evaluated or pending individual holds: in flight at a hard stop
+        # after the last checkpoint, so their genomes are unknown. New individuals take them first.
+        self.free_ids: list[int] = []
         self.in_flight: dict[int, Individual] = {}
         self.failures: dict[int, int] = {}
         self._stop_signal: int | None = None
@@ -334,9 +337,11 @@ class MAPElitesEvolutionTrainer:
     def _new_individual(self) -> Individual:
         offspring = self.variation.next()
         body = self.space.decode(offspring.genome)
-        individual = Individual(self.next_id, tuple(float(g) for g in offspring.genome), body, offspring.parent_id)
-        self.next_id += 1
-        return individual
+        if self.free_ids:
+            individual_id = self.free_ids.pop(0)
+        else:
+            individual_id, self.next_id = self.next_id, self.next_id + 1
+        return Individual(individual_id, tuple(float(g) for g in offspring.genome), body, offspring.parent_id)
 
     def _handle(self, event: Any) -> None:
         log = self.recorder.log
@@ -651,6 +656,7 @@ class MAPElitesEvolutionTrainer:
             "next_id": self.next_id,
             "pending": [i.to_dict() for i in self.pending + list(self.in_flight.values())],
             "variation": self.variation.state_dict(),
+            "parent_sampling": self.archive.sampling_state(),
             "wall_s": self._wall_s(),
             "settings": self.settings.to_dict(),
         }
@@ -685,16 +691,41 @@ class MAPElitesEvolutionTrainer:
             self._insert(individual, IndividualResult(individual.id, evaluation, line["training_steps"], line["eval_env_steps"], 0, 0), replay=True)
         if latest is not None:
             path, state = latest
-            self.variation.load_state_dict(state["variation"])
-            self.next_id = max(self.next_id, int(state["next_id"]))
-            self.wall_s_before = float(state["wall_s"])
             self.pending = [Individual.from_dict(d) for d in state["pending"] if int(d["id"]) not in seen]
-            log.info("Resumed from %s: %d evaluations in results.jsonl, %d individual(s) to reissue.", path.name, self.completed, len(self.pending))
-        else:  # fresh variation stream, so the random start does not redraw evaluated genomes
-            evo = self.settings.evolution
-            self.variation = Variation(evo, self.archive, self.space.genome_dim, seed=evo.seed + 7919 * (self.completed + 1))
-            self.variation.proposed = self.completed
+            self.wall_s_before = float(state["wall_s"])
+            issued_since = self.next_id - int(state["next_id"])  # ids in results.jsonl the checkpoint never saw
+            if issued_since > 0:
+                # The run went on after this checkpoint (a hard stop: SIGKILL, a second Ctrl-C, a
+                # crash). Its variation stream would draw those individuals' genomes again.
+                self._fresh_variation(proposed=self.completed + len(self.pending))
+                log.info("Resumed from %s, which is %d individual(s) behind results.jsonl: %d evaluations in "
+                         "results.jsonl, %d individual(s) to reissue, new variation stream.", path.name, issued_since,
+                         self.completed, len(self.pending))  # fmt: skip
+            else:
+                self.variation.load_state_dict(state["variation"])
+                if "parent_sampling" in state:  # absent from checkpoints of earlier versions
+                    self.archive.load_sampling_state(state["parent_sampling"])
+                log.info("Resumed from %s: %d evaluations in results.jsonl, %d individual(s) to reissue.", path.name,
+                         self.completed, len(self.pending))  # fmt: skip
+            self.next_id = max(self.next_id, int(state["next_id"]))
+        else:
+            self._fresh_variation(proposed=self.completed)
             log.info("Resumed without a checkpoint: %d evaluations replayed from results.jsonl.", self.completed)
+        self.free_ids = sorted(set(range(self.next_id)) - seen - {individual.id for individual in self.pending})
+        if self.free_ids:
+            log.info("%d individual(s) in flight when the run stopped are not in the checkpoint; new ones take their "
+                     "ids (%s).", len(self.free_ids), ", ".join(map(str, self.free_ids)))  # fmt: skip
+
+    def _fresh_variation(self, proposed: int) -> None:
+        """A variation stream of its own for a resume that has no up-to-date checkpoint, so that the
+        random start and the offspring do not redraw genomes already evaluated; ``proposed``
+        individuals count as proposed already (those evaluated and those to reissue: the random
+        start goes on only as far as ``num_initial_random`` evaluations)."""
+        evo = self.settings.evolution
+        seed = evo.seed + 7919 * (self.completed + 1)
+        self.variation = Variation(evo, self.archive, self.space.genome_dim, seed=seed)
+        self.variation.proposed = proposed
+        self.archive.reseed_sampling(seed + 2)  # Variation's own streams use seed and seed + 1
 
     def _finished_run_summary(self) -> dict[str, Any] | None:
         """On --resume: the summary of a run that already completed everything these budgets ask
