@@ -215,7 +215,8 @@ def compare(independent: dict[str, Any], shared: dict[str, Any], workers: int) -
     that score, its env steps with the :func:`in_flight_allowance`. Where shared never reached it,
     ``env_steps_ratio_below`` / ``wall_time_ratio_below`` bound the ratios from above (shared's
     whole run in the denominator)."""
-    target = independent["qd_score"]
+    # The curve's own last figure: metrics.csv keeps 6 significant digits, the summary all of them.
+    target = independent["curve"][-1]["qd_score"] if independent.get("curve") else independent["qd_score"]
     own = _first_at(independent["curve"], target) if independent.get("curve") else None
     independent_steps = own["env_steps"] if own else independent["env_steps"]
     independent_wall = own["wall_s"] if own else _final_wall_s(independent)

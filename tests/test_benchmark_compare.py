@@ -28,6 +28,15 @@ def test_independent_is_charged_up_to_its_first_evaluation_at_its_final_score_no
     assert result["env_steps_ratio"] == 1.5 and result["wall_time_ratio"] == 7.5
 
 
+def test_the_final_score_is_read_from_the_curve_whose_figures_are_rounded_not_from_the_summary():
+    independent = _run([1.0, 2.0, 2.0], steps_per_evaluation=1_000, seconds_per_evaluation=10.0)
+    independent["qd_score"] = 2.0000004  # summary.json's figure; metrics.csv rounds to 6 significant digits
+    shared = _run([2.0], steps_per_evaluation=500, seconds_per_evaluation=1.0)
+    result = compare(independent, shared, workers=1)
+    assert result["independent_env_steps_to_reach"] == 2_000, "not its whole run for want of an exact match"
+    assert result["shared_reached_independent_final"] and result["env_steps_ratio"] == 4.0
+
+
 def test_shared_is_charged_the_training_of_the_individuals_in_flight_on_the_other_workers():
     independent = _run([1.0, 3.0], steps_per_evaluation=10_000, seconds_per_evaluation=10.0)
     shared = _run([3.0], steps_per_evaluation=2_000, seconds_per_evaluation=5.0, budget=1_500)
