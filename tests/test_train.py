@@ -294,3 +294,31 @@ def test_a_resumed_serial_run_evaluates_exactly_what_the_uninterrupted_run_does(
     _serial_run(resumed, tiny_config, evaluations=8, resume=True)
     assert [(r["id"], r["parent_id"], r["genome"]) for r in _results(resumed)] == \
         [(r["id"], r["parent_id"], r["genome"]) for r in _results(straight)]
+
+
+def test_an_evaluation_that_fails_twice_ends_the_run_as_failed_with_its_files_and_resume_issues_it_again(
+    tmp_path, tiny_config, monkeypatch
+):
+    """It used to escape run() as a bare RuntimeError: a traceback, no summary.json, no final
+    checkpoint, and (from Python) the run's signal handlers left installed."""
+    import morphelites.independent as independent
+
+    real = independent.train_and_evaluate
+
+    def unstable_on_id_3(individual, settings):
+        if individual.id == 3:
+            raise FloatingPointError("simulated: the simulation went unstable on this body")
+        return real(individual, settings)
+
+    monkeypatch.setattr(independent, "train_and_evaluate", unstable_on_id_3)
+    out, handler_before = tmp_path / "run", signal.getsignal(signal.SIGINT)
+    assert main(["train", "--mode", "independent", "--serial", "--config", str(tiny_config), "--initial-random", "4",
+                 "--steps-per-individual", "64", "--evaluations", "6", "--output", str(out), "--quiet"]) == 1  # fmt: skip
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["status"] == "failed" and "individual 3 failed twice" in summary["error"]
+    assert "--resume" in summary["error"] and (out / "archive.csv").exists()
+    assert "simulated: the simulation went unstable" in (out / "training.log").read_text()
+    assert signal.getsignal(signal.SIGINT) is handler_before, "the run's Ctrl-C handler is given back"
+    monkeypatch.setattr(independent, "train_and_evaluate", real)  # the cause fixed
+    assert main(["train", "--resume", "--output", str(out), "--quiet"]) == 0
+    assert sorted(r["id"] for r in _results(out)) == list(range(6)), "individual 3 is issued again"

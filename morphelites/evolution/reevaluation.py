@@ -19,6 +19,11 @@ from morphelites.morphology import BodySpace
 __all__ = ["ReevaluationRound"]
 
 
+class EvaluationFailed(RuntimeError):
+    """An evaluation raised in its worker: an individual's twice, or an elite's re-evaluation.
+    The run stops as failed (summary.json's ``error`` holds the message)."""
+
+
 class ReevaluationRound:
     """The elites of ``archive`` at construction, to be evaluated again one task at a time.
 
@@ -59,8 +64,8 @@ class ReevaluationRound:
         """Take a pool event of one of this round's tasks.
 
         ``done`` stores the result, ``died`` queues the elite again (its worker was replaced),
-        ``stalled`` waits for the ``died`` that follows, ``error`` raises RuntimeError with the
-        worker's traceback.
+        ``stalled`` waits for the ``died`` that follows, ``error`` raises :class:`EvaluationFailed`
+        with the worker's traceback.
         """
         if event.kind == "stalled":
             return
@@ -70,7 +75,7 @@ class ReevaluationRound:
         elif event.kind == "died" and not self.cancelled:
             self._todo.insert(0, event.task_id)
         elif event.kind == "error":
-            raise RuntimeError(f"Re-evaluating elite {event.task_id} failed:\n{event.value}")
+            raise EvaluationFailed(f"Re-evaluating elite {event.task_id} failed:\n{event.value}")
 
     def cancel(self) -> None:
         """Issue nothing more; tasks in flight still report to :meth:`handle` and are then dropped."""

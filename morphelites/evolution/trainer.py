@@ -26,7 +26,7 @@ from morphelites.config import ModelConfig, Settings, TrainingConfig, section_fr
 from morphelites.envs.reach import ObservationLayout
 from morphelites.evolution.archive import BodyArchive
 from morphelites.evolution.measures import compute_measures, measure_specs
-from morphelites.evolution.reevaluation import ReevaluationRound
+from morphelites.evolution.reevaluation import EvaluationFailed, ReevaluationRound
 from morphelites.evolution.variation import Variation
 from morphelites.individual import Individual, IndividualResult
 from morphelites.morphology import BodySpace
@@ -227,7 +227,7 @@ class MAPElitesEvolutionTrainer:
             status = "interrupted"
             log.warning("Second interrupt: stopping at once, without a final checkpoint.")
             pool.close(graceful=False)
-        except (LearnerDied, WorkerCrashLoop) as error:
+        except (LearnerDied, WorkerCrashLoop, EvaluationFailed) as error:
             status = "failed"
             self.failure = str(error)
             log.error("%s", error)
@@ -375,9 +375,12 @@ class MAPElitesEvolutionTrainer:
             individual = self.in_flight.pop(event.task_id)
             self.failures[individual.id] = self.failures.get(individual.id, 0) + 1
             log.error("Evaluating individual %d failed:\n%s", individual.id, event.value)
+            self.pending.insert(0, individual)  # tried again now, or by --resume (the checkpoint keeps it)
             if self.failures[individual.id] >= 2:
-                raise RuntimeError(f"Individual {individual.id} failed twice; see training.log for the traceback.")
-            self.pending.insert(0, individual)
+                raise EvaluationFailed(
+                    f"Evaluating individual {individual.id} failed twice (the tracebacks are in training.log). Fix the "
+                    f"cause, then continue with `morphelites train --resume --output {self.run_dir.path}`, which "
+                    "issues it again.")  # fmt: skip
 
     def _handle_round_event(self, round_: ReevaluationRound, event: Any) -> None:
         """Log a worker fault during a re-evaluation task, then let the round take the event."""
