@@ -322,3 +322,27 @@ def test_an_evaluation_that_fails_twice_ends_the_run_as_failed_with_its_files_an
     monkeypatch.setattr(independent, "train_and_evaluate", real)  # the cause fixed
     assert main(["train", "--resume", "--output", str(out), "--quiet"]) == 0
     assert sorted(r["id"] for r in _results(out)) == list(range(6)), "individual 3 is issued again"
+
+
+def test_a_resumed_run_continues_its_wall_time_and_restart_counts_from_metrics_csv(tmp_path, tiny_config):
+    """Without an up-to-date checkpoint (a hard stop before the next one) wall_s restarted from the
+    checkpoint's figure, or from 0, and the worker restart count from 0 in every resumed session."""
+    out = tmp_path / "run"
+    _serial_run(out, tiny_config, evaluations=3)
+    for checkpoint in (out / "checkpoints").glob("*.pkl"):
+        checkpoint.unlink()
+    with open(out / "metrics.csv", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    rows[-1]["worker_restarts"] = "2"  # as a session in which two workers died would have left it
+    rows[-1]["wall_s"] = "500.0"
+    with open(out / "metrics.csv", "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    _serial_run(out, tiny_config, evaluations=4, resume=True)
+    with open(out / "metrics.csv", newline="") as handle:
+        last = list(csv.DictReader(handle))[-1]
+    assert float(last["evaluations"]) == 4
+    assert float(last["wall_s"]) > 500.0 and float(last["worker_restarts"]) == 2.0
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["wall_s"] > 500.0 and summary["worker_restarts"] == 2.0

@@ -53,6 +53,10 @@ _RESULT_FIGURES = ("fitness", "success_rate", "mean_return", "final_distance", "
 _LATER_RESULT_FIGURES = ("fitness_ceiling",)
 
 
+#: Counts a backend keeps for its own session only; a resumed run continues them from metrics.csv.
+_SESSION_COUNTERS = ("worker_restarts", "worker_stalls", "learner_restarts", "learner_stalls")
+
+
 class RunWriteFailed(Exception):
     """Recording an evaluation failed with ``error`` (an OSError: disk full, directory gone)."""
 
@@ -140,6 +144,7 @@ class MAPElitesEvolutionTrainer:
         self.env_steps = 0
         self.training_env_steps = 0
         self.wall_s_before = 0.0
+        self.session_counters_floor: dict[str, float] = {}  # _SESSION_COUNTERS reached before a --resume
         self.pending: list[Individual] = []  # to (re)issue before new ones
         # Ids below next_id that no evaluated or pending individual holds: in flight at a hard stop
         # after the last checkpoint, so their genomes are unknown. New individuals take them first.
@@ -479,7 +484,7 @@ class MAPElitesEvolutionTrainer:
             stats["qd_score"], 100 * stats["coverage"], result.worker, result.training_wall_s + result.eval_wall_s,
         )  # fmt: skip
         self.memory.sample(self._pool.pids())
-        self.recorder.metrics({**self._metrics_record(stats), **self._pool.stats()})
+        self.recorder.metrics({**self._metrics_record(stats), **self._pool_stats()})
         return stats
 
     @contextlib.contextmanager
@@ -645,11 +650,18 @@ class MAPElitesEvolutionTrainer:
             "training_steps_per_individual": evo.training_steps_per_individual,
             "workers": evo.workers if evo.enable_multiprocess else 1, "peak_memory_mb": self.memory.peak_mb,
             "stopped_because": self._stopping_reason or ("requested evaluations done" if status == "completed" else status),
-            **self._pool.stats(),
+            **self._pool_stats(),
             **{k: v for k, v in (self.reevaluation or {}).items() if k != "archive"},
             **({"reevaluation_env_steps": self.reevaluation_env_steps} if self.mode == "shared" else {}),
             **({"error": self.failure} if self.failure else {}),
         }  # fmt: skip
+
+    def _pool_stats(self) -> dict[str, float]:
+        """The backend's figures, its restart and stall counts continuing those of the run's earlier
+        sessions (the backend counts only its own)."""
+        stats = self._pool.stats()
+        return {**stats, **{column: stats[column] + floor for column, floor in self.session_counters_floor.items()
+                            if column in stats}}  # fmt: skip
 
     # ------------------------------------------------------------------ checkpoint / resume
     def _checkpoint(self) -> None:
@@ -681,8 +693,9 @@ class MAPElitesEvolutionTrainer:
         results = self.recorder.read_results()
         self.reevaluation_env_steps = self.recorder.reevaluation_env_steps()
         # the learner restores its own checkpoint, which can be older than the last metrics row
-        maxima = self.recorder.metrics_maxima(list(COUNTER_COLUMNS.values()))
+        maxima = self.recorder.metrics_maxima([*COUNTER_COLUMNS.values(), *_SESSION_COUNTERS, "wall_s"])
         self.learner_counters_floor = {name: int(maxima[column]) for name, column in COUNTER_COLUMNS.items() if column in maxima}
+        self.session_counters_floor = {column: maxima[column] for column in _SESSION_COUNTERS if column in maxima}
         self.env_steps += self.reevaluation_env_steps  # env_steps counts every step taken, re-evaluations included
         seen: set[int] = set()
         for line in results:
@@ -714,6 +727,8 @@ class MAPElitesEvolutionTrainer:
         else:
             self._fresh_variation(proposed=self.completed)
             log.info("Resumed without a checkpoint: %d evaluations replayed from results.jsonl.", self.completed)
+        # metrics.csv is written with every evaluation, the checkpoint only every checkpoint_every
+        self.wall_s_before = max(self.wall_s_before, maxima.get("wall_s", 0.0))
         self.free_ids = sorted(set(range(self.next_id)) - seen - {individual.id for individual in self.pending})
         if self.free_ids:
             log.info("%d individual(s) in flight when the run stopped are not in the checkpoint; new ones take their "
