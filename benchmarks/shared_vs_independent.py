@@ -275,6 +275,7 @@ def plot(rows: list[dict[str, Any]], path: Path) -> None:
         ax_wall.legend()
     fig.tight_layout()
     fig.savefig(path, dpi=100)
+    plt.close(fig)  # pyplot keeps every figure until closed: ~13 MB per finished pair in a long session
 
 
 def _load_previous(preset: str) -> dict[str, Any] | None:
