@@ -48,8 +48,7 @@ def ratios_at(independent: dict[str, Any], shared: dict[str, Any], evaluations: 
     independent's QD-score at that point, and the ratios independent / shared (``None`` where
     shared never reached it)."""
     point = independent["curve"][evaluations - 1]
-    cut = {"qd_score": point["qd_score"], "env_steps": point["env_steps"], "curve": independent["curve"][:evaluations],
-           "peak_pss_mb": independent["peak_pss_mb"]}  # fmt: skip
+    cut = {"qd_score": point["qd_score"], "curve": independent["curve"][:evaluations], "peak_pss_mb": independent["peak_pss_mb"]}
     result = compare(cut, shared, workers)
     return {
         "evaluations": evaluations,
