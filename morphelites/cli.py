@@ -240,12 +240,8 @@ def _ppo_request(args: argparse.Namespace) -> Any:
                          env_id=args.env_id, eval_episodes=args.eval_episodes, quiet=args.quiet)  # fmt: skip
 
 
-#: Settings a resumed run may change; any other difference from the stored config is refused.
-RESUMABLE_CHANGES = {("evolution", "evaluations"), ("evolution", "max_env_steps"), ("evolution", "max_wall_s"),
-                     ("evolution", "max_workers"), ("evolution", "enable_multiprocess")}  # fmt: skip
-
-
 def _train_trainer(args: argparse.Namespace) -> Any:
+    from morphelites.evolution.stored_run import stored_run
     from morphelites.evolution.trainer import MAPElitesEvolutionTrainer
     from morphelites.runs import RunDirectory
 
@@ -257,10 +253,10 @@ def _train_trainer(args: argparse.Namespace) -> Any:
     resume = args.resume or (args.resume_if_exists and RunDirectory(output).config.is_file())
     if resume:
         RunDirectory(output).check(resume=True)
-        stored = _stored_run(output)
+        stored = stored_run(RunDirectory(output))
         _check_results(RunDirectory(output).results)
-        if args.mode is not None and stored.get("mode") != mode:
-            raise ConfigError(f"{output} holds a run in {stored.get('mode')} mode; drop --mode (or --train / --train-shared), "
+        if args.mode is not None and stored.get("mode", "shared") != mode:
+            raise ConfigError(f"{output} holds a run in {stored.get('mode', 'shared')} mode; drop --mode (or --train / --train-shared), "
                               f"or use a new --output.")  # fmt: skip
         mode = stored.get("mode", mode)
     data: dict[str, Any] = load_config_file(args.config) if args.config else (stored["settings"] if stored else {})
@@ -280,8 +276,6 @@ def _train_trainer(args: argparse.Namespace) -> Any:
     if args.scene is not None:
         given["env.scene"] = ("--scene", args.scene)
     settings = _validated(dataclasses.replace(settings, evolution=evo, env=env), given).with_default_epochs(evolution=True)
-    if stored is not None:
-        _refuse_conflicts(Settings.from_dict(stored["settings"]), settings, output)
     evo = settings.evolution
     return MAPElitesEvolutionTrainer(
         settings, num_initial_random=evo.num_initial_random, training_steps_per_individual=evo.training_steps_per_individual,
@@ -290,58 +284,12 @@ def _train_trainer(args: argparse.Namespace) -> Any:
     )  # fmt: skip
 
 
-def _stored_run(output: str) -> dict[str, Any]:
-    """The run recorded in ``output/config.json`` (mode and settings); ConfigError if that file is damaged."""
-    from morphelites.runs import RunDirectory
-
-    path = RunDirectory(output).config
-    problem = ""
-    try:
-        stored = json.loads(path.read_text(encoding="utf-8"))
-    except OSError as error:
-        problem = f"it cannot be read ({error.strerror or error})"
-    except ValueError as error:  # bad JSON or not UTF-8
-        problem = f"it is not valid JSON ({error})"
-    else:
-        if not isinstance(stored, dict) or not isinstance(stored.get("settings"), dict):
-            problem = 'it has no "settings" object'
-        elif stored.get("mode", "shared") not in ("shared", "independent"):
-            problem = f'its "mode" is {stored.get("mode")!r}, not "shared" or "independent"'
-        else:
-            try:
-                Settings.from_dict(stored["settings"])
-            except ConfigError as error:
-                problem = f"its settings are refused: {error}"
-    if problem:
-        problem = problem if problem.endswith((".", "?")) else problem + "."
-        raise ConfigError(f"Cannot resume: {path} is damaged or was not written by morphelites: {problem} Repair or "
-                          f"restore that file, or start a new run with another --output.")  # fmt: skip
-    return stored
-
-
 def _check_results(path: Any) -> None:
     """Raise DamagedResults (a ValueError) if results.jsonl has a damaged line before its last."""
     from morphelites.runs.recorder import parse_results
 
     if path.is_file():
         parse_results(path.read_bytes(), path)
-
-
-def _refuse_conflicts(stored: Settings, new: Settings, output: str) -> None:
-    """Raise ConfigError naming every setting that differs from the stored run's (budgets may change)."""
-    old_d, new_d = stored.to_dict(), new.to_dict()
-    changed = [
-        f"{section}.{key}: stored {old_d[section][key]!r}, now {new_d[section][key]!r}"
-        for section in old_d for key in old_d[section]
-        if old_d[section][key] != new_d[section][key] and (section, key) not in RESUMABLE_CHANGES
-        and not (section == "model" and key in ("observation_dim", "action_dim"))
-    ]  # fmt: skip
-    if changed:
-        raise ConfigError(
-            f"--resume would continue {output} with a different configuration: {'; '.join(changed)}. Only the budgets "
-            f"(--evaluations, --max-env-steps, --max-wall-time) and --workers may change on resume; drop the other "
-            f"options, or start a new run with another --output."
-        )
 
 
 def _check_positive(option: str, value: int) -> None:

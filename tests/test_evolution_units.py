@@ -45,6 +45,23 @@ def test_archive_keeps_the_better_elite_per_cell():
     assert stats["best_fitness"] == 0.7 and stats["mean_elite_fitness"] == pytest.approx(0.4)
 
 
+def test_status_if_added_says_what_add_then_does():
+    """The trainer writes an individual's results.jsonl line (status included) before the archive
+    takes it, so the predicted status must be the one pyribs' add returns: ties included."""
+    archive = _archive()
+    rng = np.random.default_rng(3)
+    bodies = [Morphology(n, [0.1 + 0.02 * i] * n) for n in (3, 4, 5) for i in range(3)]
+    statuses = set()
+    for individual_id in range(120):
+        body = bodies[rng.integers(len(bodies))]
+        fitness = float(rng.choice([0.2, 0.5, 0.5, 0.8, rng.random()]))  # repeated values make ties
+        measures = compute_measures(body, archive.specs)
+        expected = archive.status_if_added(fitness, measures)
+        assert archive.add(individual_id, None, SPACE.encode(body), fitness, measures, {}) == expected
+        statuses.add(expected)
+    assert statuses == {"new", "improved", "not added"}
+
+
 def test_archive_keeps_each_elites_fitness_ceiling_and_their_mean():
     archive = _archive()
     assert np.isnan(archive.mean_elite_fitness_ceiling()), "empty archive"

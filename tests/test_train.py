@@ -6,6 +6,7 @@ import signal
 import subprocess
 import time
 from pathlib import Path
+from typing import Any
 
 import psutil
 import pytest
@@ -183,6 +184,49 @@ def test_serial_mode_through_the_python_api(tmp_path):
     assert recorded["update_epochs"] == 4, "config.json records the evolution default that was used"
 
 
+@pytest.fixture(scope="module")
+def one_evaluation_run(tmp_path_factory) -> tuple[Path, dict[str, Any]]:
+    """A finished serial independent run of one evaluation, and the trainer arguments that made it."""
+    from morphelites.evolution.trainer import MAPElitesEvolutionTrainer
+
+    out = tmp_path_factory.mktemp("api") / "run"
+    arguments: dict[str, Any] = {
+        "base_args": TINY, "num_initial_random": 2, "training_steps_per_individual": 64, "enable_multiprocess": False,
+        "use_shared_ppo": False, "output_dir": str(out), "evaluations": 1, "quiet": True,
+    }  # fmt: skip
+    assert MAPElitesEvolutionTrainer(**arguments).run()["status"] == "completed"
+    return out, arguments
+
+
+@pytest.mark.parametrize(
+    "changes, words",
+    [
+        ({"use_shared_ppo": True}, ["holds a run in independent mode, and this one is in shared mode", "use_shared_ppo=False"]),
+        ({"seed": 7}, ["evolution.seed: stored 0, now 7", "Only the budgets"]),
+        ({"training_steps_per_individual": 128}, ["evolution.training_steps_per_individual: stored 64, now 128"]),
+        ({"base_args": {**TINY, "env": {**TINY["env"], "scene": "obstacles"}}}, ["env.scene: stored 'open', now 'obstacles'"]),
+    ],
+    ids=["mode", "seed", "steps-per-individual", "scene"],
+)
+def test_python_api_resume_refuses_a_mode_or_settings_other_than_the_stored_run(one_evaluation_run, changes, words):
+    """Seen: MAPElitesEvolutionTrainer(resume=True) ran with whatever its arguments said, so resuming an
+    independent run with the default use_shared_ppo=True switched it to shared mode silently."""
+    from morphelites.config import ConfigError
+    from morphelites.evolution.trainer import MAPElitesEvolutionTrainer
+
+    out, arguments = one_evaluation_run
+    files = {path.name: path.read_bytes() for path in out.iterdir() if path.is_file()}
+    with pytest.raises(ConfigError) as refused:
+        MAPElitesEvolutionTrainer(**{**arguments, "evaluations": 2, "resume": True, **changes})
+    for word in words:
+        assert word in str(refused.value)
+    assert {path.name: path.read_bytes() for path in out.iterdir() if path.is_file()} == files, "nothing was written"
+
+    stored = json.loads((out / "config.json").read_text())["settings"]
+    resumed = MAPElitesEvolutionTrainer(stored, output_dir=str(out), evaluations=2, max_workers=3, resume=True, quiet=True)
+    assert resumed.mode == "independent", "the stored settings as base_args resume the run in its own mode"
+
+
 def test_a_second_ctrl_c_stops_at_once_without_orphans(tmp_path, tiny_config):
     out = tmp_path / "run"
     proc = _train("--workers", "2", "--evaluations", "50", "--steps-per-individual", "2000", "--config", str(tiny_config), "--output", str(out))
@@ -225,6 +269,39 @@ def test_a_final_picture_that_cannot_be_drawn_does_not_cost_the_summary(tmp_path
     log = (out / "training.log").read_text()
     assert "Could not write the final archive files (AttributeError: partially initialized module 'shapely'" in log
     assert "Traceback" in log, "a failure that is not the disk's is a bug: its traceback goes in the log"
+
+
+def test_a_results_line_the_disk_refuses_leaves_the_archive_and_summary_without_that_individual(tmp_path, monkeypatch):
+    """Seen: the archive took the individual before results.jsonl refused its line, so the failed run's
+    summary.json and archive.csv counted an evaluation that results.jsonl (the run's record) lacks."""
+    import errno
+
+    from morphelites.evolution import trainer as trainer_module
+    from morphelites.runs.recorder import EvolutionRecorder
+
+    record_result = EvolutionRecorder.result
+
+    def disk_full_at_id_2(recorder, line):
+        if line["id"] == 2:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        record_result(recorder, line)
+
+    monkeypatch.setattr(EvolutionRecorder, "result", disk_full_at_id_2)
+    out = tmp_path / "run"
+    arguments: dict[str, Any] = {
+        "base_args": TINY, "num_initial_random": 2, "training_steps_per_individual": 64, "enable_multiprocess": False,
+        "use_shared_ppo": False, "output_dir": str(out), "evaluations": 4, "quiet": True,
+    }  # fmt: skip
+    summary = trainer_module.MAPElitesEvolutionTrainer(**arguments).run()
+    assert summary["status"] == "failed" and "No space left on device" in summary["error"]
+    assert [r["id"] for r in _results(out)] == [0, 1]
+    assert json.loads((out / "summary.json").read_text())["evaluations"] == 2
+    with open(out / "archive.csv") as handle:
+        assert {int(row["individual_id"]) for row in csv.DictReader(handle)} <= {0, 1}
+
+    monkeypatch.setattr(EvolutionRecorder, "result", record_result)
+    assert trainer_module.MAPElitesEvolutionTrainer(**arguments, resume=True).run()["status"] == "completed"
+    assert sorted(r["id"] for r in _results(out)) == [0, 1, 2, 3], "--resume evaluates the refused individual again"
 
 
 def test_a_second_ctrl_c_while_a_result_is_recorded_waits_until_the_files_agree(tmp_path, monkeypatch):

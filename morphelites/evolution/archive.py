@@ -84,6 +84,16 @@ class BodyArchive:
         )
         return STATUS_NAMES[int(info["status"][0])]
 
+    def status_if_added(self, fitness: float, measures: np.ndarray) -> str:
+        """What ``add`` would return for an individual of this fitness and measures (shape
+        (number of measures,)), without adding it: ``"new"`` for an empty cell, ``"improved"`` if
+        it beats the cell's elite, else ``"not added"`` (the archive's default thresholds: a cell
+        keeps the better of the two, ties keep the elite)."""
+        occupied, elite = self.archive.retrieve_single(np.asarray(measures, dtype=np.float64))
+        if not occupied:
+            return "new"
+        return "improved" if fitness > float(elite["objective"]) else "not added"
+
     def __len__(self) -> int:
         return len(self.archive)
 

@@ -27,6 +27,7 @@ from morphelites.envs.reach import ObservationLayout
 from morphelites.evolution.archive import BodyArchive
 from morphelites.evolution.measures import compute_measures, measure_specs
 from morphelites.evolution.reevaluation import EvaluationFailed, ReevaluationRound
+from morphelites.evolution.stored_run import check_resume
 from morphelites.evolution.variation import Variation
 from morphelites.individual import Individual, IndividualResult
 from morphelites.morphology import BodySpace
@@ -58,11 +59,16 @@ _SESSION_COUNTERS = ("worker_restarts", "worker_stalls", "learner_restarts", "le
 
 
 class RunWriteFailed(Exception):
-    """Recording an evaluation failed with ``error`` (an OSError: disk full, directory gone)."""
+    """Recording an evaluation failed with ``error`` (an OSError: disk full, directory gone).
 
-    def __init__(self, error: OSError) -> None:
+    ``recorded``: whether the individual's results.jsonl line was written before the failure (its
+    archive insert then happened too); if not, neither happened and it is still to be evaluated.
+    """
+
+    def __init__(self, error: OSError, recorded: bool = False) -> None:
         super().__init__(str(error))
         self.error = error
+        self.recorded = recorded
 _SUMMARY_EVERY_S = 5.0
 #: curves.png is redrawn with the heatmap, but at most this often (each drawing takes ~0.5 s of the
 #: main process), and always at the end of a run.
@@ -134,6 +140,8 @@ class MAPElitesEvolutionTrainer:
         self.resume = resume
         self.quiet = quiet
         self.run_dir.check(resume=resume)  # refuse before any process starts
+        if resume:  # the same mode and settings as the stored run, budgets and workers aside
+            check_resume(self.run_dir, self.mode, settings)
 
         self.space = BodySpace(settings.body_space)
         self.specs = measure_specs(self.space, evo.measures, evo.continuous_bins)
@@ -363,9 +371,10 @@ class MAPElitesEvolutionTrainer:
             result.worker = event.worker
             try:
                 self._insert(individual, result, replay=False)
-            except OSError as error:
-                self.pending.insert(0, individual)  # not recorded: the checkpoint reissues it on --resume
-                raise RunWriteFailed(error) from error
+            except RunWriteFailed as failed:
+                if not failed.recorded:
+                    self.pending.insert(0, individual)  # the checkpoint reissues it on --resume
+                raise
         elif event.kind == "stalled":
             log.error("Worker %d stalled: no heartbeat for %.0f s (training.ipc_timeout is %.0f s)%s; killed it.",
                       event.worker, event.value, self.settings.training.ipc_timeout,
@@ -429,38 +438,55 @@ class MAPElitesEvolutionTrainer:
         return again
 
     def _insert(self, individual: Individual, result: IndividualResult, replay: bool) -> None:
-        """Insert one evaluated individual into the archive; unless replaying, record it."""
+        """Insert one evaluated individual into the archive; unless replaying, record it.
+
+        Raises RunWriteFailed (not when replaying) if the run directory does not take the record;
+        if results.jsonl did not take its line, the archive and the counts are as they were.
+        """
         measures = compute_measures(individual.body, self.specs)
         evaluation = result.evaluation
         with self._second_ctrl_c_deferred():  # the archive, results.jsonl and metrics.csv take it together
+            if not replay:  # results.jsonl first: the archive never holds an individual that it lacks
+                expected = self.archive.status_if_added(evaluation["fitness"], measures)
+                try:
+                    self.recorder.result(self._result_line(individual, result, measures, expected))
+                except OSError as error:
+                    raise RunWriteFailed(error, recorded=False) from error
             status = self.archive.add(individual.id, individual.parent_id, individual.genome_array(), evaluation["fitness"],
                                       measures, evaluation)  # fmt: skip
+            if not replay and status != expected:  # a bug: results.jsonl now says another status
+                self.recorder.log.warning("Individual %d: the archive said %r, results.jsonl records %r.", individual.id,
+                                          status, expected)  # fmt: skip
             self.completed += 1
             self.env_steps += result.training_env_steps + result.eval_env_steps
             self.training_env_steps += result.training_env_steps
             self.next_id = max(self.next_id, individual.id + 1)
             if replay:
                 return
-            stats = self._record(individual, result, measures, status)
+            try:
+                stats = self._log_and_measure(individual, result, status)
+            except OSError as error:
+                raise RunWriteFailed(error, recorded=True) from error
         self.progress.update(self.completed, stats["qd_score"], stats["coverage"], _nan0(stats["best_fitness"]))
         evo = self.settings.evolution
-        if self.completed % evo.heatmap_every == 0:
-            self._write_archive_files()
-        if self.completed % evo.checkpoint_every == 0:
-            self._checkpoint()
+        try:
+            if self.completed % evo.heatmap_every == 0:
+                self._write_archive_files()
+            if self.completed % evo.checkpoint_every == 0:
+                self._checkpoint()
+        except OSError as error:
+            raise RunWriteFailed(error, recorded=True) from error
         self._maybe_start_round()
 
-    def _record(self, individual: Individual, result: IndividualResult, measures: Any, status: str) -> dict[str, float]:
-        """Append the individual's line to results.jsonl, log it and add its metrics.csv row.
+    def _result_line(self, individual: Individual, result: IndividualResult, measures: Any, status: str) -> dict[str, Any]:
+        """The individual's results.jsonl line.
 
         Args:
             measures: the body's measures, shape (number of measures,).
-            status: what the archive did with it ("new", "improved" or "not added").
-        Returns:
-            the archive's stats after the insert (``BodyArchive.stats``).
+            status: what the archive does with it ("new", "improved" or "not added").
         """
         evaluation = result.evaluation
-        line = {
+        return {
             **individual.to_dict(),
             "measures": {s.name: float(v) for s, v in zip(self.specs, measures)},
             **{k: evaluation[k] for k in _RESULT_FIGURES},
@@ -473,7 +499,11 @@ class MAPElitesEvolutionTrainer:
             "status": status,
             "timestamp": time.time(),
         }  # fmt: skip
-        self.recorder.result(line)
+
+    def _log_and_measure(self, individual: Individual, result: IndividualResult, status: str) -> dict[str, float]:
+        """Log an inserted individual and add its metrics.csv row; returns the archive's stats
+        after the insert (``BodyArchive.stats``)."""
+        evaluation = result.evaluation
         stats = self.archive.stats()
         body = individual.body
         self.recorder.log.info(

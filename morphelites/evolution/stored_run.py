@@ -1,0 +1,83 @@
+"""The run a directory holds (its config.json), and what a resume of it may change.
+
+A resume continues the stored run: the same mode and the same settings, except the budgets and the
+number of workers. Both the command line and ``MAPElitesEvolutionTrainer(resume=True)`` go through
+``check_resume`` before any process starts, so neither can switch a run's mode or settings silently.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from morphelites.config import ConfigError, Settings
+from morphelites.runs.run_dir import RunDirectory
+
+__all__ = ["RESUMABLE_CHANGES", "stored_run", "check_resume"]
+
+#: Settings a resumed run may change; any other difference from the stored config is refused.
+RESUMABLE_CHANGES = frozenset({("evolution", "evaluations"), ("evolution", "max_env_steps"), ("evolution", "max_wall_s"),
+                               ("evolution", "max_workers"), ("evolution", "enable_multiprocess")})  # fmt: skip
+#: Derived from the body space when a run starts (they are asserted, not chosen).
+_DERIVED = frozenset({("model", "observation_dim"), ("model", "action_dim")})
+
+
+def stored_run(run_dir: RunDirectory) -> dict[str, Any]:
+    """The run recorded in ``run_dir/config.json``: a dict with ``mode`` and ``settings`` (at least).
+
+    Raises ConfigError, saying what is wrong and how to go on, if that file cannot be read, is not
+    JSON, has no ``settings`` object, names an unknown mode or holds settings that are refused.
+    """
+    path = run_dir.config
+    problem = ""
+    try:
+        stored = json.loads(path.read_text(encoding="utf-8"))
+    except OSError as error:
+        problem = f"it cannot be read ({error.strerror or error})"
+    except ValueError as error:  # bad JSON or not UTF-8
+        problem = f"it is not valid JSON ({error})"
+    else:
+        if not isinstance(stored, dict) or not isinstance(stored.get("settings"), dict):
+            problem = 'it has no "settings" object'
+        elif stored.get("mode", "shared") not in ("shared", "independent"):
+            problem = f'its "mode" is {stored.get("mode")!r}, not "shared" or "independent"'
+        else:
+            try:
+                Settings.from_dict(stored["settings"])
+            except ConfigError as error:
+                problem = f"its settings are refused: {error}"
+    if problem:
+        problem = problem if problem.endswith((".", "?")) else problem + "."
+        raise ConfigError(f"Cannot resume: {path} is damaged or was not written by morphelites: {problem} Repair or "
+                          f"restore that file, or start a new run with another --output.")  # fmt: skip
+    return stored
+
+
+def check_resume(run_dir: RunDirectory, mode: str, settings: Settings) -> None:
+    """Raise ConfigError unless a run in ``mode`` ("shared" or "independent") with ``settings``
+    continues the run stored in ``run_dir`` unchanged, budgets and worker count aside.
+
+    The error names every setting that differs (stored and new value) and how to go on.
+    """
+    stored = stored_run(run_dir)
+    stored_mode = stored.get("mode", "shared")
+    if stored_mode != mode:
+        raise ConfigError(
+            f"Cannot resume: {run_dir.path} holds a run in {stored_mode} mode, and this one is in {mode} mode. Resume "
+            f"it in {stored_mode} mode (use_shared_ppo={stored_mode == 'shared'}; on the command line drop --mode), "
+            f"or start a new run in another output directory."
+        )
+    old, new = Settings.from_dict(stored["settings"]).to_dict(), settings.to_dict()
+    changed = [
+        f"{section}.{key}: stored {old[section][key]!r}, now {new[section][key]!r}"
+        for section in old for key in old[section]
+        if old[section][key] != new[section].get(key) and (section, key) not in RESUMABLE_CHANGES | _DERIVED
+    ]  # fmt: skip
+    if changed:
+        raise ConfigError(
+            f"Resuming would continue {run_dir.path} with a different configuration: {'; '.join(changed)}. Only the "
+            f"budgets (evaluations, max_env_steps, max_wall_s: --evaluations, --max-env-steps, --max-wall-time) and "
+            f"the workers (max_workers, enable_multiprocess: --workers, --serial) may change on resume. Keep the "
+            f'other settings as stored (config.json\'s "settings": pass them as base_args, or drop the options), or '
+            f"start a new run in another output directory."
+        )
