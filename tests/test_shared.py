@@ -752,7 +752,8 @@ def test_periodic_reevaluation_rounds_use_the_current_policy_and_count_their_ste
     row of reevaluations.csv scored by a policy at least as new as the evaluations before it;
     their env steps count in env_steps, also after a resume. The resume also finds its newest
     learner checkpoint truncated and the one before it gone: training.log says so once and names
-    the checkpoint it used, and the learner's work counters in metrics.csv do not step back."""
+    the checkpoint it used, and neither the learner's work counters nor the buffer's transition
+    counts in metrics.csv step back."""
     import csv
 
     from morphelites.evolution.trainer import MAPElitesEvolutionTrainer
@@ -798,7 +799,7 @@ def test_periodic_reevaluation_rounds_use_the_current_policy_and_count_their_ste
     assert [(int(r["evaluations"]), int(r["final"])) for r in rows][-1] == (6, 1)
     assert (out / "curves.png").read_bytes() not in (b"", curves_before), "curves.png redrawn at the resumed run's end"
     metrics = list(csv.DictReader((out / "metrics.csv").open()))
-    for column in ("env_steps", "policy_updates", "samples_consumed"):
+    for column in ("env_steps", "policy_updates", "samples_consumed", "transitions_written", "transitions_consumed"):
         values = [float(r[column]) for r in metrics]
         assert values == sorted(values), f"{column} never steps back, also across a resume from an older checkpoint"
     assert summary["env_steps"] == sum(r["training_steps"] + r["eval_env_steps"] for r in read_results(out)) + sum(
@@ -819,12 +820,59 @@ def test_periodic_reevaluation_rounds_use_the_current_policy_and_count_their_ste
     log = (out / "training.log").read_text()
     assert "Nothing to do: this run already completed 6 evaluations" in log and log.count("Learner restored from") == restores
 
-    # A final re-evaluation that did not finish (no row for it) is made by the next resume.
+    # A final re-evaluation that did not finish (no row for it) is made by the next resume. The
+    # steps it took still count: the summary.json of its session holds them.
     lines = before["reevaluations.csv"].decode().splitlines(keepends=True)
     (out / "reevaluations.csv").write_text("".join(lines[:-1]))
+    unfinished = int(list(csv.DictReader(lines))[-1]["reevaluation_env_steps"])
     summary = run(6, resume=True)
     rows = list(csv.DictReader((out / "reevaluations.csv").open()))
     assert [(int(r["evaluations"]), int(r["final"])) for r in rows][-2:] == [(5, 1), (6, 1)]
     assert summary["env_steps"] == sum(r["training_steps"] + r["eval_env_steps"] for r in read_results(out)) + sum(
         int(r["reevaluation_env_steps"]) for r in rows
-    )
+    ) + unfinished
+    assert summary["reevaluation_env_steps"] == sum(int(r["reevaluation_env_steps"]) for r in rows) + unfinished
+
+
+def test_a_reevaluation_round_stopped_part_way_counts_the_env_steps_it_took_also_after_resume(tmp_path, monkeypatch):
+    """Seen: the finished tasks of a round that never completed (cancelled by the end of the run, or
+    stopped by Ctrl-C) were dropped without counting their env steps."""
+    import csv
+
+    from morphelites.evolution.reevaluation import ReevaluationRound
+    from morphelites.evolution.trainer import MAPElitesEvolutionTrainer
+
+    handle = ReevaluationRound.handle
+    stopped_after: list[int] = []
+
+    def ctrl_c_after_the_first_task(round_, event):
+        handle(round_, event)
+        if event.kind == "done" and not round_.complete and not stopped_after:
+            stopped_after.append(int(event.value.eval_env_steps))
+            os.kill(os.getpid(), signal.SIGINT)  # Python runs the run's handler at once, in this thread
+
+    monkeypatch.setattr(ReevaluationRound, "handle", ctrl_c_after_the_first_task)
+    config = {**TINY, "training": {**TINY["training"], "reevaluate_every": 3}}
+    out = tmp_path / "run"
+
+    def run(evaluations: int, resume: bool) -> dict:
+        return MAPElitesEvolutionTrainer(
+            config, num_initial_random=3, training_steps_per_individual=400, enable_multiprocess=False,
+            use_shared_ppo=True, output_dir=str(out), evaluations=evaluations, seed=5, quiet=True, resume=resume,
+        ).run()  # fmt: skip
+
+    summary = run(5, resume=False)
+    assert summary["status"] == "interrupted" and stopped_after, "the round at 3 evaluations was stopped part way"
+    assert not (out / "reevaluations.csv").exists() or not list(csv.DictReader((out / "reevaluations.csv").open()))
+    spent = sum(r["training_steps"] + r["eval_env_steps"] for r in read_results(out))
+    assert summary["reevaluation_env_steps"] == stopped_after[0] > 0
+    assert summary["env_steps"] == spent + stopped_after[0]
+
+    monkeypatch.setattr(ReevaluationRound, "handle", handle)
+    summary = run(5, resume=True)
+    assert summary["status"] == "completed"
+    rows = list(csv.DictReader((out / "reevaluations.csv").open()))
+    round_steps = sum(int(r["reevaluation_env_steps"]) for r in rows)
+    assert summary["reevaluation_env_steps"] == round_steps + stopped_after[0], "the stopped round's steps still count"
+    spent = sum(r["training_steps"] + r["eval_env_steps"] for r in read_results(out))
+    assert summary["env_steps"] == spent + round_steps + stopped_after[0]

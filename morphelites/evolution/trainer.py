@@ -55,7 +55,8 @@ _LATER_RESULT_FIGURES = ("fitness_ceiling",)
 
 
 #: Counts a backend keeps for its own session only; a resumed run continues them from metrics.csv.
-_SESSION_COUNTERS = ("worker_restarts", "worker_stalls", "learner_restarts", "learner_stalls")
+_SESSION_COUNTERS = ("worker_restarts", "worker_stalls", "learner_restarts", "learner_stalls", "transitions_written",
+                     "transitions_consumed", "segments_dropped_lag", "producer_waits")  # fmt: skip
 
 
 class RunWriteFailed(Exception):
@@ -165,7 +166,7 @@ class MAPElitesEvolutionTrainer:
         self._stopping_reason: str | None = None
         self.reevaluation: dict[str, Any] | None = None  # shared mode: the archive re-evaluated at the end
         self.learner_counters_floor: dict[str, int] = {}  # resume: the learner's counters in metrics.csv
-        self.reevaluation_env_steps = 0  # env steps of all re-evaluation rounds (periodic and final)
+        self.reevaluation_env_steps = 0  # env steps of all re-evaluation tasks (periodic and final rounds, finished or not)
         self._round: ReevaluationRound | None = None  # shared mode: a periodic re-evaluation under way
         self.failure: str | None = None  # why a failed run stopped
         self._previous_learner: dict[str, float] = {}  # learner figures at the last summary line
@@ -397,7 +398,9 @@ class MAPElitesEvolutionTrainer:
                     "issues it again.")  # fmt: skip
 
     def _handle_round_event(self, round_: ReevaluationRound, event: Any) -> None:
-        """Log a worker fault during a re-evaluation task, then let the round take the event."""
+        """Log a worker fault during a re-evaluation task, then let the round take the event.
+
+        A finished task's env steps count at once, also if its round is later cancelled or stopped."""
         if event.kind == "stalled":
             self.recorder.log.error("Worker %d stalled: no heartbeat for %.0f s while re-evaluating elite %d; killed it.",
                                     event.worker, event.value, event.task_id)  # fmt: skip
@@ -405,6 +408,9 @@ class MAPElitesEvolutionTrainer:
             self.recorder.log.warning("Worker %d died (exit code %s) while re-evaluating elite %d; restarted it, and the "
                                       "elite is evaluated again.", event.worker, event.value, event.task_id)  # fmt: skip
         round_.handle(event)
+        if event.kind == "done":
+            self.env_steps += int(event.value.eval_env_steps)
+            self.reevaluation_env_steps += int(event.value.eval_env_steps)
 
     def _maybe_start_round(self) -> None:
         """Start a re-evaluation round after every ``training.reevaluate_every`` evaluations (shared mode)."""
@@ -421,10 +427,9 @@ class MAPElitesEvolutionTrainer:
                                len(self._round.individuals), self.completed)  # fmt: skip
 
     def _finish_round(self, round_: ReevaluationRound, final: bool) -> BodyArchive:
-        """Build the re-evaluated archive of a complete round, count its env steps, record and log it."""
+        """Build the re-evaluated archive of a complete round, record and log it (its env steps
+        were counted as its tasks finished)."""
         again = round_.archive(self.space, self.specs, seed=self.settings.evolution.seed)
-        self.env_steps += round_.env_steps
-        self.reevaluation_env_steps += round_.env_steps
         record = {**round_.record(again), "final": int(final), "wall_s": round(self._wall_s(), 2), "env_steps": self.env_steps}
         try:
             self.recorder.reevaluation(record)
@@ -577,7 +582,7 @@ class MAPElitesEvolutionTrainer:
         log.info("progress: %d/%d evaluations, %.1f evaluations/min, %.0f env steps/s, %d in flight, RSS %.0f MB (%s)",
                  self.completed, self.settings.evolution.evaluations, 60 * self.completed / max(wall, 1e-9),
                  self.env_steps / max(wall, 1e-9), len(self.in_flight), rss["total_mb"], memory_text)  # fmt: skip
-        stats = pool.stats()
+        stats = self._pool_stats()
         if "policy_updates" in stats:
             previous = self._previous_learner
             rate = lambda key: (stats.get(key, 0.0) - previous.get(key, 0.0)) / max(dt, 1e-9)  # noqa: E731
@@ -723,9 +728,12 @@ class MAPElitesEvolutionTrainer:
         results = self.recorder.read_results()
         self.reevaluation_env_steps = self.recorder.reevaluation_env_steps()
         # the learner restores its own checkpoint, which can be older than the last metrics row
-        maxima = self.recorder.metrics_maxima([*COUNTER_COLUMNS.values(), *_SESSION_COUNTERS, "wall_s"])
+        maxima = self.recorder.metrics_maxima([*COUNTER_COLUMNS.values(), *_SESSION_COUNTERS, "wall_s", "env_steps"])
         self.learner_counters_floor = {name: int(maxima[column]) for name, column in COUNTER_COLUMNS.items() if column in maxima}
         self.session_counters_floor = {column: maxima[column] for column in _SESSION_COUNTERS if column in maxima}
+        # the first rates of this session are taken from where the last one left off, not from 0
+        self._previous_learner = {**{COUNTER_COLUMNS[name]: float(value) for name, value in self.learner_counters_floor.items()},
+                                  **self.session_counters_floor}  # fmt: skip
         self.env_steps += self.reevaluation_env_steps  # env_steps counts every step taken, re-evaluations included
         seen: set[int] = set()
         for line in results:
@@ -757,6 +765,17 @@ class MAPElitesEvolutionTrainer:
         else:
             self._fresh_variation(proposed=self.completed)
             log.info("Resumed without a checkpoint: %d evaluations replayed from results.jsonl.", self.completed)
+        if self.mode == "shared":
+            # Re-evaluation tasks of rounds that never finished (cancelled by the end of the run, or
+            # stopped by Ctrl-C) took env steps that no reevaluations.csv row holds; the run's
+            # recorded totals do.
+            summary_steps = (self.run_dir.read_summary() or {}).get("env_steps")
+            recorded = max(maxima.get("env_steps", 0.0), self.recorder.reevaluation_rows_max("env_steps"),
+                           float(summary_steps) if isinstance(summary_steps, (int, float)) else 0.0)  # fmt: skip
+            unrecorded = int(recorded) - self.env_steps
+            if unrecorded > 0:
+                self.env_steps += unrecorded
+                self.reevaluation_env_steps += unrecorded
         # metrics.csv is written with every evaluation, the checkpoint only every checkpoint_every
         self.wall_s_before = max(self.wall_s_before, maxima.get("wall_s", 0.0))
         self.free_ids = sorted(set(range(self.next_id)) - seen - {individual.id for individual in self.pending})

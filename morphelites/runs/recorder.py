@@ -125,6 +125,16 @@ class EvolutionRecorder:
                 pass
         return total
 
+    def reevaluation_rows_max(self, column: str) -> float:
+        """The largest value of ``column`` over the rows of reevaluations.csv (0 if there is none)."""
+        largest = 0.0
+        for row in read_metric_rows(self.run.reevaluations):
+            try:
+                largest = max(largest, float(row.get(column) or 0))
+            except ValueError:  # a row torn by a crash mid-write
+                pass
+        return largest
+
     def final_reevaluation_recorded(self, evaluations: int) -> bool:
         """Whether reevaluations.csv holds a completed final round made after ``evaluations`` evaluations."""
         return any(row.get("final") == "1" and row.get("evaluations") == str(evaluations) and row.get("coverage_reevaluated")
