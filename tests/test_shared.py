@@ -58,6 +58,31 @@ def test_a_worker_process_sees_exactly_the_published_version():
         weights.close()
 
 
+def test_a_weight_read_never_keeps_a_copy_that_does_not_match_what_was_published():
+    """Where stores may become visible out of order (ARM, POWER), a reader can see the even
+    sequence of a finished write before all its weights. Simulated here by changing a weight in
+    shared memory behind the writer's back: the reader must wait, not keep the mixture."""
+    import threading
+
+    weights = SharedWeights.create(1000)
+    try:
+        flat, version = weights.read(timeout_s=0.05)
+        assert version == 0 and not flat.any(), "before the first publish: version 0, zeros"
+        published = np.linspace(-1, 1, 1000, dtype=np.float32)
+        weights.publish(published, 3)
+        weights._weights[500] = 99.0  # a store of an older write, seen late
+        with pytest.raises(TimeoutError, match="checksum"):
+            weights.read(timeout_s=0.05)
+        threading.Timer(0.05, lambda: weights._weights.__setitem__(500, published[500])).start()  # now visible
+        flat, version = weights.read(timeout_s=5.0)
+        assert version == 3 and np.array_equal(flat, published)
+        weights._header[1] = 2  # the version word of an older write, seen late: covered too
+        with pytest.raises(TimeoutError, match="checksum"):
+            weights.read(timeout_s=0.05)
+    finally:
+        weights.close()
+
+
 def _layout(workers: int = 2, slots: int = 2) -> BufferLayout:
     return BufferLayout(workers=workers, slots_per_worker=slots, steps=5, envs=2, obs_dim=4, act_dim=3)
 
@@ -83,7 +108,9 @@ def test_segments_carry_their_version_and_the_buffer_is_bounded():
             assert proc.exitcode == 0
         ready = buffer.ready_slots()
         assert [(s.version, s.worker, s.individual_id) for s in ready] == [(3, 1, 42), (5, 1, 42)]
-        assert ready[0].obs.mean() == 1.5 and ready[1].rewards.mean() == 2.5
+        taken = [buffer.take(slot) for slot in ready]
+        assert [(t.version, t.worker, t.individual_id) for t in taken] == [(3, 1, 42), (5, 1, 42)]
+        assert taken[0].arrays["obs"].mean() == 1.5 and taken[1].arrays["rewards"].mean() == 2.5
         occupancy = buffer.occupancy()
         assert occupancy["buffer_transitions"] == 20 and occupancy["buffer_capacity"] == 40
         # worker 1's ring (2 slots) is full: a third write has to wait
@@ -107,6 +134,31 @@ def test_a_half_written_segment_is_never_read_and_is_cleared_for_the_replacement
         assert buffer.ready_slots() == []
         assert buffer.reset_worker(0) == 1
         assert buffer.acquire(0, timeout_s=1.0) is not None
+    finally:
+        buffer.close()
+
+
+def test_a_segment_is_not_taken_until_its_data_matches_the_checksum_of_its_commit():
+    """The READY flag seen before the data it announces (stores reordered, as on ARM): the learner
+    must not copy half of it. Simulated by changing the data behind the committed slot's back."""
+    layout = _layout()
+    buffer = SharedExperienceBuffer.create(layout)
+    try:
+        slot = buffer.acquire(0, timeout_s=1.0)
+        slot.obs[:] = np.arange(slot.obs.size, dtype=np.float32).reshape(slot.obs.shape)
+        slot.rewards[:] = 0.5
+        buffer.commit(slot, version=4, individual_id=7, worker=0)
+        written = slot.obs.copy()
+        slot.obs[2, 1, 3] = 0.0  # a store of the commit not yet visible to the learner
+        assert buffer.take(slot) is None
+        slot.header[1] = 3  # the version word too is covered
+        slot.obs[2, 1, 3] = written[2, 1, 3]
+        assert buffer.take(slot) is None
+        slot.header[1] = 4
+        taken = buffer.take(slot)
+        assert taken is not None and (taken.version, taken.individual_id, taken.worker) == (4, 7, 0)
+        assert np.array_equal(taken.arrays["obs"], written) and np.all(taken.arrays["rewards"] == 0.5)
+        assert buffer.ready_slots() == [slot], "taking copies; only release gives the slot back"
     finally:
         buffer.close()
 

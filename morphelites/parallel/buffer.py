@@ -4,9 +4,12 @@ Every worker owns a ring of segment slots in one shared-memory block; the learne
 A slot is ``EMPTY``, ``WRITING`` (a worker fills it), or ``READY`` (whole, waiting for the
 learner). A worker that dies mid-write leaves ``WRITING`` behind, which the learner never reads
 and the supervisor clears before the replacement worker starts: the learner gets whole segments
-or nothing. Capacity is ``buffer_size`` transitions in all; when a worker's ring is full it waits
-(backpressure) and says so, and nothing is dropped except segments older than
-``max_policy_lag`` policy versions, which are counted.
+or nothing. A commit writes the CRC-32 of the segment before it flips the state; the learner
+keeps a copy only if it matches (:meth:`SharedExperienceBuffer.take`). Python has no memory
+barriers: where stores and loads may be reordered (ARM, POWER) the READY flag could be seen
+before the data it announces, and the checksum catches that. Capacity is ``buffer_size``
+transitions in all; when a worker's ring is full it waits (backpressure) and says so, and nothing
+is dropped except segments older than ``max_policy_lag`` policy versions, which are counted.
 
 Why shared memory and not a ``multiprocessing.Queue``: no pickling of arrays, and a worker killed
 while writing cannot leave a lock held that would wedge the other workers (a Queue's writers
@@ -18,6 +21,7 @@ Segment layout (T steps of K envs of one body, one policy version), see :class:`
 from __future__ import annotations
 
 import time
+import zlib
 from dataclasses import dataclass
 from multiprocessing import shared_memory
 from typing import Callable
@@ -27,14 +31,16 @@ import numpy as np
 from morphelites.parallel.heartbeat import beat
 from morphelites.parallel.shm import release_shared_memory
 
-__all__ = ["SharedExperienceBuffer", "BufferLayout", "SegmentView", "SEGMENT_ARRAYS", "EMPTY", "WRITING", "READY"]
+__all__ = ["SharedExperienceBuffer", "BufferLayout", "SegmentView", "TakenSegment", "SEGMENT_ARRAYS", "EMPTY", "WRITING",
+           "READY"]  # fmt: skip
 
 EMPTY, WRITING, READY = 0, 1, 2
 #: The data arrays of a segment slot (everything but its header), in layout order.
 SEGMENT_ARRAYS = ("obs", "actions", "logprobs", "values", "rewards", "dones", "bootstrap", "truncated", "final_obs", "last_obs",
                   "last_values")
-# header words of a slot: state, policy version, individual id, commit time (monotonic ns), worker
-_STATE, _VERSION, _INDIVIDUAL, _COMMITTED_NS, _WORKER = range(5)
+# header words of a slot: state, policy version, individual id, commit time (monotonic ns), worker,
+# CRC-32 of the segment (the four words before it and the data arrays)
+_STATE, _VERSION, _INDIVIDUAL, _COMMITTED_NS, _WORKER, _CHECKSUM = range(6)
 _HEADER_WORDS = 8
 # counters (int64) at the start of the block: one row per worker (written by that worker only)
 # and a last row for the learner, so no counter has two writers.
@@ -139,6 +145,25 @@ class SegmentView:
         return int(self.header[_WORKER])
 
 
+@dataclass(frozen=True)
+class TakenSegment:
+    """The learner's own copy of a READY segment: ``arrays`` by the names of SEGMENT_ARRAYS (shapes
+    as in :class:`SegmentView`), the policy version that acted, the individual and the worker."""
+
+    arrays: dict[str, np.ndarray]
+    version: int
+    individual_id: int
+    worker: int
+
+
+def _checksum(meta: np.ndarray, arrays: list[np.ndarray]) -> int:
+    """CRC-32 of a slot's meta words (version, individual, commit time, worker) and data arrays."""
+    crc = zlib.crc32(np.ascontiguousarray(meta))
+    for array in arrays:
+        crc = zlib.crc32(array, crc)
+    return crc
+
+
 class SharedExperienceBuffer:
     """The ring, shared by the supervisor (creates it), the workers (write) and the learner (read).
 
@@ -220,6 +245,7 @@ class SharedExperienceBuffer:
         slot.header[_INDIVIDUAL] = individual_id
         slot.header[_COMMITTED_NS] = time.monotonic_ns()  # one system-wide clock on Linux
         slot.header[_WORKER] = worker
+        slot.header[_CHECKSUM] = _checksum(slot.header[_VERSION:_CHECKSUM], [getattr(slot, n) for n in SEGMENT_ARRAYS])
         self._counters[worker, _WRITTEN] += self.layout.transitions_per_segment
         slot.header[_STATE] = READY
 
@@ -228,6 +254,16 @@ class SharedExperienceBuffer:
         """READY slots, oldest commit first across all workers."""
         ready = [slot for ring in self._slots for slot in ring if slot.header[_STATE] == READY]
         return sorted(ready, key=lambda s: int(s.header[_COMMITTED_NS]))
+
+    def take(self, slot: SegmentView) -> TakenSegment | None:
+        """A copy of a READY slot, or None if the copy does not match the checksum its worker wrote
+        (the commit is not yet wholly visible to this process: try again later). The slot stays
+        READY until :meth:`release`."""
+        meta = slot.header[_VERSION:_CHECKSUM].copy()
+        arrays = {name: getattr(slot, name).copy() for name in SEGMENT_ARRAYS}
+        if _checksum(meta, list(arrays.values())) != int(slot.header[_CHECKSUM]):
+            return None
+        return TakenSegment(arrays, int(meta[_VERSION - 1]), int(meta[_INDIVIDUAL - 1]), int(meta[_WORKER - 1]))
 
     def release(self, slot: SegmentView, dropped_for_lag: bool = False) -> None:
         """Give a slot back to its worker after the learner copied (or dropped) it."""

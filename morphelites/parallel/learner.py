@@ -44,7 +44,7 @@ import numpy as np
 from morphelites.config import Settings
 from morphelites.normalization import RunningMeanStd
 from morphelites.parallel import heartbeat
-from morphelites.parallel.buffer import SEGMENT_ARRAYS, SegmentView, SharedExperienceBuffer
+from morphelites.parallel.buffer import SEGMENT_ARRAYS, SharedExperienceBuffer, TakenSegment
 from morphelites.parallel.pool import die_with_parent, set_process_title
 from morphelites.parallel.shared_worker import SharedHandles
 from morphelites.parallel.weights import SharedWeights
@@ -184,11 +184,15 @@ class SharedPPOTrainer:
             lag = self.version - slot.version
             if not sync and lag <= self.options.max_policy_lag and self.pending_transitions >= batch_size:
                 break
-            self._advance_returns(slot)  # in commit order, dropped segments too: each stream stays whole
+            segment = self.buffer.take(slot)
+            if segment is None:  # not yet wholly visible here; later ones wait too, to keep the commit order
+                break
+            lag = self.version - segment.version
+            self._advance_returns(segment)  # in commit order, dropped segments too: each stream stays whole
             if lag > self.options.max_policy_lag:
                 self.buffer.release(slot, dropped_for_lag=True)
                 continue
-            self.pending.append({name: getattr(slot, name).copy() for name in SEGMENT_ARRAYS} | {"worker": slot.worker, "lag": lag})
+            self.pending.append(dict(segment.arrays) | {"worker": segment.worker, "lag": lag})
             self.lag_sum, self.lag_count = self.lag_sum + lag, self.lag_count + 1
             self.max_lag_seen = max(self.max_lag_seen, lag)
             self.buffer.release(slot)
@@ -318,7 +322,7 @@ class SharedPPOTrainer:
                 advantages, returns = compute_gae(rewards, values, seg["dones"], last_values, ppo.gamma, ppo.gae_lambda)
         return values, advantages, returns
 
-    def _advance_returns(self, slot: SegmentView) -> None:
+    def _advance_returns(self, segment: TakenSegment) -> None:
         """Fold the segment's raw rewards into its worker's running discounted returns and those
         into ``return_rms`` (reward scaling as in SB3's VecNormalize, one stream per env copy).
 
@@ -329,18 +333,18 @@ class SharedPPOTrainer:
         if not self.options.settings.ppo.normalize_reward:
             return
         gamma = self.options.settings.ppo.gamma
-        rewards, dones = slot.rewards, slot.dones
-        body, running = self.running_returns.get(slot.worker, (None, None))
-        if body != slot.individual_id or running is None:
+        rewards, dones = segment.arrays["rewards"], segment.arrays["dones"]
+        body, running = self.running_returns.get(segment.worker, (None, None))
+        if body != segment.individual_id or running is None:
             running = np.zeros(rewards.shape[1])
         if not (np.all(np.isfinite(rewards)) and np.all(np.isfinite(dones))):
-            self.running_returns.pop(slot.worker, None)
+            self.running_returns.pop(segment.worker, None)
             return
         for t in range(len(rewards)):
             running = running * gamma + rewards[t]
             self.return_rms.update(running)
             running = np.where(dones[t] > 0, 0.0, running)
-        self.running_returns[slot.worker] = (slot.individual_id, running)
+        self.running_returns[segment.worker] = (segment.individual_id, running)
 
     def _scale_rewards(self, seg: dict[str, Any]) -> np.ndarray:
         """Raw rewards divided by the running std of discounted returns (see :meth:`_advance_returns`)."""

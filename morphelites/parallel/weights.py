@@ -1,16 +1,20 @@
 """Policy weights broadcast through shared memory with a version counter (a seqlock).
 
-One writer (the learner) and any number of readers (workers). The block holds a header of three
-int64 — ``sequence``, ``version`` and ``closing`` (sync mode's handshake, see
-:attr:`SharedWeights.closing`) — then the flat float32 weight vector. The writer makes the
-sequence odd, copies the weights, writes the version, and makes the sequence even again; a reader
-copies the weights between two reads of an even, unchanged sequence, so it never keeps a torn
-mixture of two versions. Nothing is pickled, and readers copy only when the version moved.
+One writer (the learner) and any number of readers (workers). The block holds a header of four
+int64 — ``sequence``, ``version``, ``closing`` (sync mode's handshake, see
+:attr:`SharedWeights.closing`) and ``checksum`` — then the flat float32 weight vector. The writer
+makes the sequence odd, copies the weights, writes the CRC-32 of version and weights, then the
+version, and makes the sequence even again; a reader copies weights and version between two reads
+of an even, unchanged sequence and keeps them only if their CRC-32 is the one written with them. Python has no memory barriers:
+the sequence alone is enough where stores and loads keep their order (x86), and the checksum makes
+a torn mixture of two versions detectable where they may not (ARM, POWER). Nothing is pickled, and
+readers copy only when the version moved.
 """
 
 from __future__ import annotations
 
 import time
+import zlib
 from multiprocessing import shared_memory
 
 import numpy as np
@@ -19,7 +23,13 @@ from morphelites.parallel.shm import release_shared_memory
 
 __all__ = ["SharedWeights"]
 
-_HEADER = 3  # int64 words: sequence, version, closing
+_HEADER = 4  # int64 words: sequence, version, closing, checksum
+_SEQUENCE, _VERSION, _CLOSING, _CHECKSUM = range(_HEADER)
+
+
+def _checksum(flat: np.ndarray, version: int) -> int:
+    """CRC-32 of a version number and its weights (shape (size,) float32)."""
+    return zlib.crc32(flat, zlib.crc32(np.int64(version).tobytes()))
 
 
 class SharedWeights:
@@ -42,6 +52,7 @@ class SharedWeights:
         shm = shared_memory.SharedMemory(create=True, size=8 * _HEADER + 4 * size)
         weights = cls(shm, size, owner=True)
         weights._header[:] = 0
+        weights._header[_CHECKSUM] = _checksum(weights._weights, 0)  # version 0: zeros, consistent
         return weights
 
     @classmethod
@@ -55,18 +66,18 @@ class SharedWeights:
     @property
     def version(self) -> int:
         """Version of the weights now published (0: none yet)."""
-        return int(self._header[1])
+        return int(self._header[_VERSION])
 
     @property
     def closing(self) -> int:
         """Sync mode: the version the learner has begun to retire (an update on its segments is
         decided), or 0. A worker that is about to act with that version must wait for the next
         one: the update may have been decided without counting it (``SharedPPOTrainer.decide_update``)."""
-        return int(self._header[2])
+        return int(self._header[_CLOSING])
 
     def set_closing(self, version: int) -> None:
         """Mark ``version`` as being retired (0: none; writer side)."""
-        self._header[2] = version
+        self._header[_CLOSING] = version
 
     def publish(self, flat: np.ndarray, version: int) -> None:
         """Write ``flat`` as ``version`` (writer side; a single writer only)."""
@@ -77,24 +88,32 @@ class SharedWeights:
             raise ValueError("refusing to publish non-finite weights")
         # Round up to even first: a writer killed mid-write (odd) must not leave the lock inverted
         # for the learner that replaces it.
-        stable = int(self._header[0]) + int(self._header[0]) % 2
-        self._header[0] = stable + 1  # odd: writing
+        stable = int(self._header[_SEQUENCE]) + int(self._header[_SEQUENCE]) % 2
+        self._header[_SEQUENCE] = stable + 1  # odd: writing
         self._weights[:] = flat
-        self._header[1] = version
-        self._header[0] = stable + 2  # even: stable
+        self._header[_CHECKSUM] = _checksum(flat, version)
+        self._header[_VERSION] = version
+        self._header[_SEQUENCE] = stable + 2  # even: stable
 
     def read(self, timeout_s: float = 5.0) -> tuple[np.ndarray, int]:
-        """A consistent copy of (weights, version); retries while a write is in progress."""
+        """A consistent copy of (weights, version): shape (size,) float32, and the version they
+        were published as. Retries while a write is in progress, or while the copy does not match
+        the checksum written with it (a write not yet wholly visible to this process).
+
+        Raises TimeoutError if no consistent copy could be made in ``timeout_s`` seconds."""
         deadline = time.monotonic() + timeout_s
         while True:
-            before = int(self._header[0])
+            before = int(self._header[_SEQUENCE])
             if before % 2 == 0:
                 weights = self._weights.copy()
-                version = int(self._header[1])
-                if int(self._header[0]) == before:
+                version = int(self._header[_VERSION])
+                checksum = int(self._header[_CHECKSUM])
+                if int(self._header[_SEQUENCE]) == before and _checksum(weights, version) == checksum:
                     return weights, version
             if time.monotonic() > deadline:
-                raise TimeoutError("the weight writer has held the lock too long (learner stalled mid-write?)")
+                raise TimeoutError("no consistent copy of the policy weights in %.0f s: the learner held the write "
+                                   "lock all that time (stalled mid-write?), or the weights in shared memory do not "
+                                   "match their checksum (overwritten from outside?)" % timeout_s)
             time.sleep(0.0005)
 
     def close(self) -> None:
