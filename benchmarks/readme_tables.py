@@ -148,8 +148,8 @@ def _shared(data: dict[str, Any]) -> list[str]:
               "steps per individual for the experience of the individuals still in flight, which its policy may "
               "already have learned from (an upper bound, so the env steps ratio is a lower bound).", "",
               "| scene | steps/individual | seed | independent reached its final QD-score after | shared reached it | "
-              "env steps ratio | wall time ratio | memory ratio (PSS, shared/independent) |",
-              "|---|---|---|---|---|---|---|---|"]  # fmt: skip
+              "env steps ratio | wall time ratio | machine speed, shared/independent | memory ratio (PSS, shared/independent) |",
+              "|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
     by_pair: dict[tuple[str, int], list[dict[str, Any]]] = {}
     for c in data["comparisons"]:
         by_pair.setdefault((c["scene"], c["training_steps_per_individual"]), []).append(c)
@@ -159,7 +159,7 @@ def _shared(data: dict[str, Any]) -> list[str]:
         steps_ratio = f"{c['env_steps_ratio']:.1f}×" if "env_steps_ratio" in c else "–"
         wall_ratio = f"{c['wall_time_ratio']:.1f}×" if "wall_time_ratio" in c else "–"
         lines.append(f"| {c['scene']} | {c['training_steps_per_individual']:,} | {c.get('seed', data.get('seed'))} | {own} | "
-                     f"{reached} | {steps_ratio} | {wall_ratio} | {c['memory_ratio_pss']:.2f} |")  # fmt: skip
+                     f"{reached} | {steps_ratio} | {wall_ratio} | {_speed(c)} | {c['memory_ratio_pss']:.2f} |")  # fmt: skip
     several = {pair: cs for pair, cs in by_pair.items() if len(cs) > 1}
     if several:
         lines += ["", "| scene | steps/individual | seeds | shared reached independent's final QD-score | env steps ratio, "
@@ -249,6 +249,16 @@ def _targets(data: dict[str, Any]) -> list[str]:
 def _figure(row: dict[str, Any], key: str, pattern: str) -> str:
     """``row[key]`` formatted with ``pattern``, or "–" where the row has no such figure."""
     return pattern.format(row[key]) if row.get(key) is not None else "–"
+
+
+def _speed(comparison: dict[str, Any]) -> str:
+    """Shared's speed probe over independent's (see shared_vs_independent.py), marked where the
+    machine's speed differed by 10% or more between the two runs; "not probed" for runs made
+    before the probe."""
+    if "speed_probe_ratio" not in comparison:
+        return "not probed"
+    ratio = comparison["speed_probe_ratio"]
+    return f"{ratio:.2f}" + (" (differs: wall time ratio not comparable)" if abs(ratio - 1) >= 0.1 else "")
 
 
 def _wall(row: dict[str, Any]) -> str:

@@ -11,6 +11,12 @@ mode needed to reach the independent run's final QD-score, and the ratios indepe
 (see ``compare``: independent up to its first evaluation at that score, shared with the
 experience of its individuals still in flight counted as well).
 
+Wall times of two runs compare only on a machine of the same speed, and a shared (cloud) machine
+changes speed. So every run is bracketed by a speed probe (one process stepping ReachEnv with
+random actions for 2 s, before and after it; ``speed_probe_steps_per_s`` is their mean), and each
+comparison reports shared's probe over independent's (``speed_probe_ratio``). Which mode runs
+first alternates with the seed, so that a drift over a session does not always favour one mode.
+
 Presets:
   quick  open scene, 24 evaluations, budgets 1500 and 10000 steps per individual (< 10 min on 2 cores)
   long   open and obstacles scenes, 64 evaluations, budgets 1500 and 50000
@@ -127,6 +133,13 @@ def env_only_rate(processes: int, seconds: float = 5.0) -> float:
     return float(sum(rates))
 
 
+def speed_probe(seconds: float = 2.0) -> float:
+    """Env steps/s of one process stepping ReachEnv with random actions: how fast the machine is
+    at the moment, for comparing the wall times of runs made at different moments. (A child
+    process: MuJoCo loaded into this one would count in every later run's peak memory.)"""
+    return env_only_rate(1, seconds)
+
+
 def _metrics(path: Path) -> list[dict[str, float]]:
     with open(path, newline="") as handle:
         return [{k: float(v) for k, v in row.items() if v not in ("", None)} for row in csv.DictReader(handle)]
@@ -141,6 +154,7 @@ def run_mode(mode: str, scene: str, budget: int, evaluations: int, workers: int,
     sections = sections or {}
     tag = "-".join(f"{k}={v}" for section in sections.values() for k, v in section.items())
     out = tmp / f"{mode}-{scene}-{budget}-seed{seed}{'-' + tag if tag else ''}"
+    probe_before = speed_probe()
     with PssSampler() as pss:
         start = time.perf_counter()
         summary = MAPElitesEvolutionTrainer(
@@ -148,6 +162,7 @@ def run_mode(mode: str, scene: str, budget: int, evaluations: int, workers: int,
             use_shared_ppo=mode == "shared", output_dir=str(out), evaluations=evaluations, seed=seed, quiet=True,
         ).run()  # fmt: skip
         wall = time.perf_counter() - start
+    probes = [probe_before, speed_probe()]
     if summary.get("status") != "completed":  # Ctrl-C or a fault: its figures would not be comparable
         raise SystemExit(f"the {mode} run in {out} stopped early ({summary.get('status')}); nothing recorded for it")
     results = [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines() if line]
@@ -166,7 +181,8 @@ def run_mode(mode: str, scene: str, budget: int, evaluations: int, workers: int,
            "training_env_steps_per_s": summary["training_env_steps"] / wall, "curve": curve,
            "update_epochs": json.loads((out / "config.json").read_text())["settings"]["ppo"]["update_epochs"],
            # workers start with one OpenMP/OpenBLAS thread each (before: a thread per core in every process)
-           "native_threads_limited": True}  # fmt: skip
+           "native_threads_limited": True,
+           "speed_probe_steps_per_s": sum(probes) / 2, "speed_probes_steps_per_s": [round(p) for p in probes]}  # fmt: skip
     if "samples_consumed" in summary:
         row["learner_samples_per_s"] = summary["samples_consumed"] / wall
     row["elites_with_ceiling"] = elites_with_ceiling(out / "archive.csv")
@@ -239,6 +255,8 @@ def compare(independent: dict[str, Any], shared: dict[str, Any], workers: int) -
         result.update({"env_steps_ratio_below": independent_steps / max(last["env_steps"] + allowance, 1),
                        "wall_time_ratio_below": independent_wall / max(last["wall_s"], 1e-9)})  # fmt: skip
     result["memory_ratio_pss"] = shared["peak_pss_mb"] / max(independent["peak_pss_mb"], 1e-9)
+    if "speed_probe_steps_per_s" in shared and "speed_probe_steps_per_s" in independent:  # runs since the probe
+        result["speed_probe_ratio"] = shared["speed_probe_steps_per_s"] / independent["speed_probe_steps_per_s"]
     return result
 
 
@@ -300,6 +318,11 @@ def _with_seeds(previous: dict[str, Any]) -> dict[str, Any]:
     return previous
 
 
+def modes_in_order(seed: int) -> tuple[str, str]:
+    """The order of a pair's runs: independent first for even seeds, shared first for odd ones."""
+    return ("independent", "shared") if seed % 2 == 0 else ("shared", "independent")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--preset", choices=sorted(PRESETS), default="quick")
@@ -331,7 +354,7 @@ def main() -> None:
             for scene in scenes:
                 for budget in budgets:
                     pair = {mode: run_mode(mode, scene, budget, preset["evaluations"], args.workers, seed, Path(tmp))
-                            for mode in ("independent", "shared")}  # fmt: skip
+                            for mode in modes_in_order(seed)}  # fmt: skip
                     rows += pair.values()
                     print(json.dumps(compare(pair["independent"], pair["shared"], args.workers)), flush=True)
                     finished.append([scene, budget, seed])

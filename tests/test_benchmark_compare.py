@@ -9,7 +9,8 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 
 from run_length import ratios_at  # noqa: E402
-from shared_vs_independent import compare  # noqa: E402
+from readme_tables import _speed  # noqa: E402
+from shared_vs_independent import compare, modes_in_order  # noqa: E402
 
 
 def _run(qd_scores: list[float], steps_per_evaluation: int, seconds_per_evaluation: float, budget: int = 1_000) -> dict:
@@ -63,3 +64,22 @@ def test_ratios_at_a_cut_read_independent_up_to_its_first_evaluation_at_the_scor
     assert point["independent_qd_score"] == 2.0 and point["independent_env_steps"] == 2_000
     assert point["independent_wall_s"] == 20.0
     assert point["shared_env_steps_to_reach"] == 1_000 + 100 and point["env_steps_ratio"] == pytest.approx(2_000 / 1_100)
+
+
+def test_a_comparison_says_how_fast_the_machine_was_for_each_run_and_flags_a_difference():
+    """Seen: a shared run made on a visibly slower machine gave a 1.0x wall-time ratio that nothing
+    marked. Runs made before the probe say so instead of a figure."""
+    independent = _run([1.0, 3.0], steps_per_evaluation=10_000, seconds_per_evaluation=10.0)
+    shared = _run([3.0], steps_per_evaluation=2_000, seconds_per_evaluation=5.0)
+    assert "speed_probe_ratio" not in compare(independent, shared, workers=1)
+    assert _speed(compare(independent, shared, workers=1)) == "not probed"
+    independent["speed_probe_steps_per_s"], shared["speed_probe_steps_per_s"] = 5_000.0, 4_800.0
+    result = compare(independent, shared, workers=1)
+    assert result["speed_probe_ratio"] == pytest.approx(0.96) and _speed(result) == "0.96"
+    shared["speed_probe_steps_per_s"] = 4_000.0
+    assert _speed(compare(independent, shared, workers=1)) == "0.80 (differs: wall time ratio not comparable)"
+
+
+def test_the_mode_that_runs_first_alternates_with_the_seed():
+    assert modes_in_order(0) == ("independent", "shared") and modes_in_order(1) == ("shared", "independent")
+    assert {modes_in_order(seed)[0] for seed in range(4)} == {"independent", "shared"}
