@@ -773,6 +773,32 @@ def test_a_tiny_shared_run_learns(tmp_path):
     assert results[-1]["policy_version"] > results[0]["policy_version"] + 10
 
 
+def test_the_first_learner_rates_after_a_resume_count_only_that_sessions_work(tmp_path, monkeypatch):
+    """Seen: the first shared_ppo line after --resume divided every earlier session's updates and
+    samples by its own first few seconds. A rate times its interval is work done in the interval,
+    so it can be no more than the session's samples over its first evaluation's duration."""
+    import re
+
+    from morphelites.evolution import trainer as trainer_module
+
+    def run(evaluations: int, resume: bool) -> dict:
+        return trainer_module.MAPElitesEvolutionTrainer(
+            TINY, num_initial_random=2, training_steps_per_individual=400, enable_multiprocess=False,
+            use_shared_ppo=True, output_dir=str(tmp_path / "run"), evaluations=evaluations, seed=3, quiet=True,
+            resume=resume,
+        ).run()  # fmt: skip
+
+    before = run(4, resume=False)["samples_consumed"]
+    monkeypatch.setattr(trainer_module, "_SUMMARY_EVERY_S", 0.0)  # a shared_ppo line after every step of the loop
+    after = run(5, resume=True)["samples_consumed"]
+    assert before >= 800 and after - before <= 400, (before, after)
+    log = (tmp_path / "run" / "training.log").read_text()
+    resumed = log[log.rindex("Resumed from"):]
+    first_rate = float(re.search(r"updates/min, (\d+) samples/s", resumed).group(1))
+    first = read_results(tmp_path / "run")[-1]  # the one evaluation of the resumed session
+    assert first_rate <= (after - before) / (first["training_wall_s"] + first["eval_wall_s"]) + 1, (first_rate, first)
+
+
 def test_serial_shared_backend_is_reproducible_to_the_bit(tmp_path):
     """Everything in one process (worker and learner stepped in turn): same seed, same run."""
     from morphelites.evolution.trainer import MAPElitesEvolutionTrainer
