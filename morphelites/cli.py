@@ -241,9 +241,8 @@ def _ppo_request(args: argparse.Namespace) -> Any:
 
 
 def _train_trainer(args: argparse.Namespace) -> Any:
-    from morphelites.evolution.stored_run import stored_run
-    from morphelites.evolution.trainer import MAPElitesEvolutionTrainer
     from morphelites.runs import RunDirectory
+    from morphelites.runs.stored_run import stored_run
 
     _check_output(args.output)
     mode = args.mode or "shared"
@@ -277,6 +276,10 @@ def _train_trainer(args: argparse.Namespace) -> Any:
         given["env.scene"] = ("--scene", args.scene)
     settings = _validated(dataclasses.replace(settings, evolution=evo, env=env), given).with_default_epochs(evolution=True)
     evo = settings.evolution
+    # Only now: the trainer loads pyribs (with scipy, scikit-learn, numba: ~2 s), which the
+    # checks above do not need, so that a bad option is reported at once.
+    from morphelites.evolution.trainer import MAPElitesEvolutionTrainer
+
     return MAPElitesEvolutionTrainer(
         settings, num_initial_random=evo.num_initial_random, training_steps_per_individual=evo.training_steps_per_individual,
         enable_multiprocess=evo.enable_multiprocess, max_workers=evo.max_workers, use_shared_ppo=evo.use_shared_ppo,

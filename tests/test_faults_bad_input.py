@@ -206,6 +206,16 @@ def test_the_console_command_exits_2(tmp_path):
     assert not (tmp_path / "run").exists()
 
 
+def test_a_bad_train_option_is_reported_before_the_heavy_libraries_load(tmp_path):
+    """The trainer loads pyribs (scipy, scikit-learn, numba: ~2 s before anything was said); the
+    checks of the options need none of it."""
+    check = (f"import sys; from morphelites.cli import main; code = main(['train', '--workers', '0', '--output', "
+             f"{str(tmp_path / 'run')!r}]); print(code, sorted(m for m in ('ribs', 'torch', 'mujoco') if m in sys.modules))")  # fmt: skip
+    done = subprocess.run([sys.executable, "-c", check], env=dict(os.environ, PYTHONPATH=str(REPO)), capture_output=True,
+                          text=True, timeout=120)  # fmt: skip
+    assert done.stdout.split("\n")[0] == "2 []" and "evolution.max_workers is 0" in done.stderr, (done.stdout, done.stderr)
+
+
 def test_ppo_on_a_run_directory_does_not_suggest_resume_which_it_does_not_have(tmp_path, capsys):
     _prepare(tmp_path, "a-run")
     assert main(["ppo", "--output", str(tmp_path / "done")]) == 2

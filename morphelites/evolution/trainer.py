@@ -27,7 +27,7 @@ from morphelites.envs.reach import ObservationLayout
 from morphelites.evolution.archive import BodyArchive
 from morphelites.evolution.measures import compute_measures, measure_specs
 from morphelites.evolution.reevaluation import EvaluationFailed, ReevaluationRound
-from morphelites.evolution.stored_run import check_resume
+from morphelites.runs.stored_run import check_resume
 from morphelites.evolution.variation import Variation
 from morphelites.individual import Individual, IndividualResult
 from morphelites.morphology import BodySpace
