@@ -773,32 +773,6 @@ def test_a_tiny_shared_run_learns(tmp_path):
     assert results[-1]["policy_version"] > results[0]["policy_version"] + 10
 
 
-def test_the_first_learner_rates_after_a_resume_count_only_that_sessions_work(tmp_path, monkeypatch):
-    """Seen: the first shared_ppo line after --resume divided every earlier session's updates and
-    samples by its own first few seconds. A rate times its interval is work done in the interval,
-    so it can be no more than the session's samples over its first evaluation's duration."""
-    import re
-
-    from morphelites.evolution import trainer as trainer_module
-
-    def run(evaluations: int, resume: bool) -> dict:
-        return trainer_module.MAPElitesEvolutionTrainer(
-            TINY, num_initial_random=2, training_steps_per_individual=400, enable_multiprocess=False,
-            use_shared_ppo=True, output_dir=str(tmp_path / "run"), evaluations=evaluations, seed=3, quiet=True,
-            resume=resume,
-        ).run()  # fmt: skip
-
-    before = run(4, resume=False)["samples_consumed"]
-    monkeypatch.setattr(trainer_module, "_SUMMARY_EVERY_S", 0.0)  # a shared_ppo line after every step of the loop
-    after = run(5, resume=True)["samples_consumed"]
-    assert before >= 800 and after - before <= 400, (before, after)
-    log = (tmp_path / "run" / "training.log").read_text()
-    resumed = log[log.rindex("Resumed from"):]
-    first_rate = float(re.search(r"updates/min, (\d+) samples/s", resumed).group(1))
-    first = read_results(tmp_path / "run")[-1]  # the one evaluation of the resumed session
-    assert first_rate <= (after - before) / (first["training_wall_s"] + first["eval_wall_s"]) + 1, (first_rate, first)
-
-
 def test_serial_shared_backend_is_reproducible_to_the_bit(tmp_path):
     """Everything in one process (worker and learner stepped in turn): same seed, same run."""
     from morphelites.evolution.trainer import MAPElitesEvolutionTrainer
@@ -825,14 +799,15 @@ def test_serial_shared_backend_is_reproducible_to_the_bit(tmp_path):
     assert first[-1]["policy_version"] > first[0]["policy_version"]
 
 
-def test_periodic_reevaluation_rounds_use_the_current_policy_and_count_their_steps(tmp_path):
+def test_periodic_reevaluation_rounds_use_the_current_policy_and_count_their_steps(tmp_path, monkeypatch):
     """training.reevaluate_every = 2: rounds after 2 and 4 evaluations and the final one, each a
     row of reevaluations.csv scored by a policy at least as new as the evaluations before it;
     their env steps count in env_steps, also after a resume. The resume also finds its newest
     learner checkpoint truncated and the one before it gone: training.log says so once and names
     the checkpoint it used, and neither the learner's work counters nor the buffer's transition
-    counts in metrics.csv step back."""
+    counts in metrics.csv step back, nor do they inflate its first learner rates."""
     import csv
+    import re
 
     from morphelites.evolution.trainer import MAPElitesEvolutionTrainer
 
@@ -869,8 +844,17 @@ def test_periodic_reevaluation_rounds_use_the_current_policy_and_count_their_ste
     newest = learner_checkpoints[-1]
     newest.write_bytes(newest.read_bytes()[:100])
     learner_checkpoints[-2].unlink()  # so the learner restores a checkpoint two updates behind metrics.csv
+    samples_before = max(float(r["samples_consumed"]) for r in csv.DictReader((out / "metrics.csv").open()))
+    monkeypatch.setattr("morphelites.evolution.trainer._SUMMARY_EVERY_S", 0.0)  # a shared_ppo line every loop step
     summary = run(6, resume=True)
     log = (out / "training.log").read_text()
+    # Seen: the first shared_ppo line after a resume divided every earlier session's samples by its
+    # own first seconds. Rate times interval is work done in it: at most this session's samples,
+    # and the interval is longer than the session's first (and only) evaluation.
+    first_rate = float(re.search(r"updates/min, (\d+) samples/s", log[log.rindex("Resumed from"):]).group(1))
+    first = read_results(out)[-1]
+    session_samples = summary["samples_consumed"] - samples_before
+    assert first_rate <= session_samples / (first["training_wall_s"] + first["eval_wall_s"]) + 1, (first_rate, session_samples)
     assert log.count(f"Checkpoint {newest} is unreadable") == 1, "each skip reason is logged once"
     assert f"Learner restored from {learner_checkpoints[-3].name}" in log
     rows = list(csv.DictReader((out / "reevaluations.csv").open()))
