@@ -144,9 +144,11 @@ def _shared(data: dict[str, Any]) -> list[str]:
                      f"{r['update_epochs']} | {r['qd_score']:.2f} | {reeval} | {r['coverage']:.0%} | {r['mean_elite_fitness']:.3f} | "
                      f"{_elite_ceiling(r, ceiling)} | {r['env_steps']:,} | {r['wall_s']:.0f} s | {r['env_steps_per_s']:,.0f} | {samples} | {lag} | {r['peak_pss_mb']:.0f} MB |")  # fmt: skip
     lines += ["", "Env steps and wall time to reach independent's final QD-score: independent's up to the first evaluation "
-              "of its curve at that score, shared's up to the first of its own, its env steps plus (workers − 1) × "
-              "steps per individual for the experience of the individuals still in flight, which its policy may "
-              "already have learned from (an upper bound, so the env steps ratio is a lower bound).", "",
+              "of its curve at that score, shared's up to the first of its own, its env steps plus the experience of "
+              "the individuals still in flight, which its policy may already have learned from: measured (transitions "
+              "written to the buffer by then, less the finished evaluations' training steps) where the curve recorded "
+              "it, marked \"in flight measured\", else (workers − 1) × steps per individual (an upper bound, so that "
+              "env steps ratio is a lower bound).", "",
               "| scene | steps/individual | seed | independent reached its final QD-score after | shared reached it | "
               "env steps ratio | wall time ratio | machine speed, shared/independent | memory ratio (PSS, shared/independent) |",
               "|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
@@ -154,8 +156,9 @@ def _shared(data: dict[str, Any]) -> list[str]:
     for c in data["comparisons"]:
         by_pair.setdefault((c["scene"], c["training_steps_per_individual"]), []).append(c)
         own = f"{int(c['independent_env_steps_to_reach']):,} env steps / {c['independent_wall_s_to_reach']:.0f} s"
-        reached = f"yes, after {int(c['shared_env_steps_to_reach']):,} env steps / {c['shared_wall_s_to_reach']:.0f} s" if c[
-            "shared_reached_independent_final"] else "no"
+        measured = ", in flight measured" if c.get("shared_in_flight_allowance_exact") else ""
+        reached = (f"yes, after {int(c['shared_env_steps_to_reach']):,} env steps{measured} / {c['shared_wall_s_to_reach']:.0f} s"
+                   if c["shared_reached_independent_final"] else "no")  # fmt: skip
         steps_ratio = f"{c['env_steps_ratio']:.1f}×" if "env_steps_ratio" in c else "–"
         wall_ratio = f"{c['wall_time_ratio']:.1f}×" if "wall_time_ratio" in c else "–"
         lines.append(f"| {c['scene']} | {c['training_steps_per_individual']:,} | {c.get('seed', data.get('seed'))} | {own} | "

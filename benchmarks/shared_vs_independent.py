@@ -168,7 +168,8 @@ def run_mode(mode: str, scene: str, budget: int, evaluations: int, workers: int,
     results = [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines() if line]
     fitness = [line["fitness"] for line in results]
     quarter = fitness[-max(1, len(fitness) // 4):]
-    curve = [{k: row[k] for k in ("evaluations", "env_steps", "wall_s", "qd_score", "mean_elite_fitness") if k in row}
+    curve = [{k: row[k] for k in ("evaluations", "env_steps", "training_env_steps", "transitions_written", "wall_s",
+                                  "qd_score", "mean_elite_fitness") if k in row}
              for row in _metrics(out / "metrics.csv")]  # fmt: skip
     keep = ("evaluations", "env_steps", "training_env_steps", "qd_score", "coverage", "best_fitness", "mean_elite_fitness",
             "elites", "policy_updates", "samples_consumed", "mean_policy_lag", "max_policy_lag", "learner_utilisation",
@@ -211,15 +212,21 @@ def _first_at(curve: list[dict[str, Any]], qd_score: float) -> dict[str, Any] | 
     return next((point for point in curve if point["qd_score"] >= qd_score), None)
 
 
-def in_flight_allowance(shared: dict[str, Any], workers: int) -> int:
-    """Env steps added to each point of a shared run's curve before it is compared.
+def in_flight_allowance(shared: dict[str, Any], workers: int, point: dict[str, Any] | None = None) -> tuple[int, bool]:
+    """Env steps added to a point of a shared run's curve before it is compared, and whether they
+    are exact.
 
     A point counts the steps of the evaluations finished by then, but the policy that scored them
     may also have learned from the individuals still in flight on the other workers: their
-    experience reaches the learner as it is collected. At most a whole training budget each, so
-    ``(workers - 1) * steps per individual``; an upper bound, which makes every env-steps ratio a
-    lower bound. (Independent mode's individuals in flight change nothing until they finish.)"""
-    return (workers - 1) * int(shared["training_steps_per_individual"])
+    experience reaches the learner as it is collected. Curves recorded since the buffer's counters
+    were kept in them say exactly how much: the transitions written to the buffer by then minus the
+    training steps of the finished evaluations. Older curves get at most a whole training budget
+    per other worker, ``(workers - 1) * steps per individual``: an upper bound, which makes their
+    env-steps ratios lower bounds. (Independent mode's individuals in flight change nothing until
+    they finish.)"""
+    if point is not None and "transitions_written" in point and "training_env_steps" in point:
+        return max(0, int(point["transitions_written"] - point["training_env_steps"])), True
+    return (workers - 1) * int(shared["training_steps_per_individual"]), False
 
 
 def compare(independent: dict[str, Any], shared: dict[str, Any], workers: int) -> dict[str, Any]:
@@ -236,12 +243,12 @@ def compare(independent: dict[str, Any], shared: dict[str, Any], workers: int) -
     own = _first_at(independent["curve"], target) if independent.get("curve") else None
     independent_steps = own["env_steps"] if own else independent["env_steps"]
     independent_wall = own["wall_s"] if own else _final_wall_s(independent)
-    allowance = in_flight_allowance(shared, workers)
     reached = _first_at(shared["curve"], target)
+    allowance, exact = in_flight_allowance(shared, workers, reached or shared["curve"][-1])
     result: dict[str, Any] = {"independent_final_qd_score": target, "shared_final_qd_score": shared["qd_score"],
                               "independent_env_steps_to_reach": independent_steps,
                               "independent_wall_s_to_reach": independent_wall,
-                              "shared_in_flight_allowance": allowance,
+                              "shared_in_flight_allowance": allowance, "shared_in_flight_allowance_exact": exact,
                               "shared_reached_independent_final": reached is not None}  # fmt: skip
     if reached:
         steps = reached["env_steps"] + allowance

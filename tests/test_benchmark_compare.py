@@ -48,6 +48,20 @@ def test_shared_is_charged_the_training_of_the_individuals_in_flight_on_the_othe
     assert result["wall_time_ratio"] == 4.0, "wall time needs no allowance"
 
 
+def test_shared_is_charged_exactly_the_experience_in_flight_where_its_curve_recorded_it():
+    independent = _run([1.0, 3.0], steps_per_evaluation=10_000, seconds_per_evaluation=10.0)
+    shared = _run([2.0, 3.0], steps_per_evaluation=2_000, seconds_per_evaluation=5.0, budget=1_500)
+    for k, point in enumerate(shared["curve"]):  # each evaluation: 1,800 training steps; 700 more written by then
+        point.update(training_env_steps=(k + 1) * 1_800, transitions_written=(k + 1) * 1_800 + 700)
+    result = compare(independent, shared, workers=3)
+    assert result["shared_in_flight_allowance"] == 700 and result["shared_in_flight_allowance_exact"]
+    assert result["shared_env_steps_to_reach"] == 4_000 + 700
+    assert result["env_steps_ratio"] == pytest.approx(20_000 / 4_700)
+    del shared["curve"][1]["transitions_written"]  # a curve recorded before: the upper bound
+    result = compare(independent, shared, workers=3)
+    assert result["shared_in_flight_allowance"] == 2 * 1_500 and not result["shared_in_flight_allowance_exact"]
+
+
 def test_a_score_shared_never_reached_gives_no_ratio_but_the_most_it_could_be():
     independent = _run([1.0, 5.0], steps_per_evaluation=10_000, seconds_per_evaluation=10.0)
     shared = _run([1.0, 2.0, 4.0], steps_per_evaluation=1_000, seconds_per_evaluation=2.0, budget=500)

@@ -771,6 +771,14 @@ def test_a_tiny_shared_run_learns(tmp_path):
     assert summary["mean_elite_fitness_reevaluated"] > first + 0.05, (first, summary["mean_elite_fitness_reevaluated"])
     assert last > first, (first, last)
     assert results[-1]["policy_version"] > results[0]["policy_version"] + 10
+    # Each row's buffer counts are current (read from shared memory, not the learner's last message):
+    # every finished individual's experience was written before its result came back.
+    import csv
+
+    rows = list(csv.DictReader((out / "metrics.csv").open()))
+    behind = [(r["evaluations"], r["transitions_written"], r["training_env_steps"]) for r in rows
+              if float(r["transitions_written"]) < float(r["training_env_steps"])]  # fmt: skip
+    assert not behind, behind
 
 
 def test_serial_shared_backend_is_reproducible_to_the_bit(tmp_path):

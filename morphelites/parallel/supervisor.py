@@ -269,9 +269,12 @@ class SharedPPOSystem:
         keys = ("policy_version", "policy_updates", "samples_consumed", "mean_policy_lag", "max_policy_lag",
                 "learner_utilisation", "buffer_transitions", "buffer_mb", "buffer_capacity", "transitions_written",
                 "transitions_consumed", "segments_dropped_lag", "producer_waits", "skipped_updates")  # fmt: skip
+        # The buffer's counters live in shared memory: read now, not as of the learner's last message
+        # (after close, its final message has the last of them).
+        live = self.buffer.occupancy() if not self._closed else {}
         return {"worker_restarts": float(self.pool.restarts), "worker_stalls": float(self.pool.stalls),
                 "learner_restarts": float(self.learner_restarts), "learner_stalls": float(self.learner_stalls),
-                **{k: float(self.learner_stats[k]) for k in keys if k in self.learner_stats}}  # fmt: skip
+                **{k: float(self.learner_stats[k]) for k in keys if k in self.learner_stats}, **live}  # fmt: skip
 
     def close(self, graceful: bool = True) -> None:
         """Stop workers, then the learner (it writes a final checkpoint), then free shared memory.
