@@ -356,7 +356,11 @@ def test_a_whole_run_stopped_and_continued_kills_nothing_as_stalled(tmp_path):
     try:
         _wait_for(lambda: read_results(out) and list((out / "checkpoints").glob("learner-*.pkl")), 180, "a first evaluation")
         os.killpg(run.proc.pid, signal.SIGSTOP)
-        time.sleep(12.0)  # more than twice ipc_timeout
+        time.sleep(8.0)  # well over ipc_timeout: without the restamp, every process would look stalled
+        # The main process wakes first and looks at the heartbeats before its children can beat again
+        # (on a real wake-up this order is a matter of chance; here it is the case that fails).
+        os.kill(run.proc.pid, signal.SIGCONT)
+        time.sleep(1.0)
         os.killpg(run.proc.pid, signal.SIGCONT)
         code, console = run.wait()
     finally:
