@@ -72,9 +72,11 @@ def test_two_worker_run_writes_every_file_and_a_non_empty_archive(tmp_path, tiny
     assert "eval 5/5" in (out / "training.log").read_text()
 
 
-def test_sigint_stops_with_a_checkpoint_and_resume_reaches_exactly_the_total(tmp_path, tiny_config):
+def test_sigint_stops_with_a_checkpoint_and_resume_reaches_exactly_the_total(tmp_path):
     out = tmp_path / "run"
-    args = ["--workers", "2", "--evaluations", "8", "--steps-per-individual", "128", "--config", str(tiny_config), "--output", str(out)]
+    # No periodic checkpoint: the one the resume starts from must be the one written on Ctrl-C.
+    config = write_json(tmp_path / "c.json", {**TINY, "evolution": {**TINY["evolution"], "checkpoint_every": 10**6}})
+    args = ["--workers", "2", "--evaluations", "8", "--steps-per-individual", "128", "--config", str(config), "--output", str(out)]
     proc = _train(*args)
     deadline = time.monotonic() + 180
     while time.monotonic() < deadline:
@@ -100,7 +102,7 @@ def test_sigint_stops_with_a_checkpoint_and_resume_reaches_exactly_the_total(tmp
     ids = [r["id"] for r in _results(out)]
     assert len(ids) == 8 and len(set(ids)) == 8, "exactly the requested number of unique evaluations"
     assert json.loads((out / "summary.json").read_text())["evaluations"] == 8
-    assert "Resumed from" in (out / "training.log").read_text()
+    assert f"Resumed from evolution-{done_before:08d}.pkl: " in (out / "training.log").read_text()
 
 
 def test_resume_with_a_conflicting_config_is_refused(tmp_path, tiny_config, capsys):
