@@ -232,9 +232,12 @@ def test_main_process_sigkilled_repeatedly_leaves_readable_files_no_orphans_and_
 # ---------------------------------------------------------------------- 4. SIGTERM
 def test_sigterm_stops_within_10_s_with_a_checkpoint_exit_143_and_no_orphans(tmp_path):
     out = tmp_path / "run"
+    # No periodic checkpoints: the ones found after the stop must be the ones SIGTERM made.
+    config = _config(tmp_path, evolution={"checkpoint_every": 10**6}, training={"learner_checkpoint_every": 10**6})
     run = Run(tmp_path, "--workers", "2", "--evaluations", "50", "--steps-per-individual", "800",
-              "--config", str(_config(tmp_path)), "--output", str(out))  # fmt: skip
+              "--config", str(config), "--output", str(out))  # fmt: skip
     _wait_for(lambda: read_results(out), 180, "a first evaluation")
+    assert not list((out / "checkpoints").glob("*.pkl"))
     children = run.children()
     started = time.monotonic()
     run.proc.send_signal(signal.SIGTERM)
