@@ -20,6 +20,26 @@ def test_atomic_write_replaces_whole_files_and_maps_non_finite_to_null(tmp_path)
     assert [p.name for p in tmp_path.iterdir()] == ["summary.json"], "no temp files left behind"
 
 
+def test_an_atomic_write_that_fails_leaves_the_previous_file_whole_and_no_temp_file(tmp_path, monkeypatch):
+    """The disk fills while summary.json (or a checkpoint) is rewritten: readers must still find the
+    old file. A write straight to the path would leave it half new."""
+    import errno
+
+    from morphelites.runs import files
+
+    path = tmp_path / "summary.json"
+    files.atomic_write_bytes(path, b'{"old": true}')
+
+    def disk_full(fd: int) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(files.os, "fsync", disk_full)
+    with pytest.raises(OSError, match="No space left"):
+        files.atomic_write_bytes(path, b'{"new": "and much longer than the old one"}')
+    assert path.read_bytes() == b'{"old": true}'
+    assert [p.name for p in tmp_path.iterdir()] == ["summary.json"], "no temp file left behind"
+
+
 def test_atomic_writes_get_the_permissions_a_plain_write_gets(tmp_path):
     plain = tmp_path / "plain.txt"
     plain.write_text("x")
