@@ -521,6 +521,28 @@ def test_a_close_cut_short_by_a_second_ctrl_c_is_finished_by_the_next_call(tmp_p
     system.close(graceful=False)  # and a third call does nothing
 
 
+def test_the_slots_a_dead_worker_was_writing_are_cleared_for_its_replacement(tmp_path):
+    """A worker killed mid-write leaves its slot WRITING; the supervisor must free it when it
+    replaces the worker, or that ring loses the slot for the rest of the run."""
+    from morphelites.parallel.buffer import EMPTY
+    from morphelites.parallel.supervisor import SharedPPOSystem
+
+    system = SharedPPOSystem(Settings.from_dict(TINY).validate(), 1, tmp_path, resume=False)
+    system.start()
+    try:
+        slot = system.buffer.acquire(0, timeout_s=1.0)  # as worker 0 does before it fills a slot (it is idle)
+        assert slot is not None and slot.header[0] != EMPTY
+        psutil.Process(system.pids()["worker 0"]).kill()
+        deadline = time.monotonic() + 60
+        events: list = []
+        while not any(e.kind == "died" for e in events) and time.monotonic() < deadline:
+            events += system.poll(0.2)
+        assert any(e.kind == "died" for e in events), events
+        assert all(s.header[0] == EMPTY for s in system.buffer._slots[0]), "its half-written slot is free again"
+    finally:
+        system.close(graceful=False)
+
+
 def test_a_serial_close_cut_short_by_a_second_ctrl_c_is_finished_by_the_next_call(tmp_path):
     from morphelites.parallel.supervisor import SerialSharedBackend
 
