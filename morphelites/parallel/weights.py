@@ -5,10 +5,10 @@ int64 — ``sequence``, ``version``, ``closing`` (sync mode's handshake, see
 :attr:`SharedWeights.closing`) and ``checksum`` — then the flat float32 weight vector. The writer
 makes the sequence odd, copies the weights, writes the CRC-32 of version and weights, then the
 version, and makes the sequence even again; a reader copies weights and version between two reads
-of an even, unchanged sequence and keeps them only if their CRC-32 is the one written with them. Python has no memory barriers:
-the sequence alone is enough where stores and loads keep their order (x86), and the checksum makes
-a torn mixture of two versions detectable where they may not (ARM, POWER). Nothing is pickled, and
-readers copy only when the version moved.
+of an even, unchanged sequence and keeps them only if their CRC-32 is the one written with them.
+Python has no memory barriers: the sequence alone is enough where stores and loads keep their
+order (x86), and the checksum makes a torn mixture of two versions detectable where they may not
+(ARM, POWER). Nothing is pickled, and readers copy only when the version moved.
 """
 
 from __future__ import annotations
