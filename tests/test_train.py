@@ -230,19 +230,29 @@ def test_python_api_resume_refuses_a_mode_or_settings_other_than_the_stored_run(
 
 
 def test_a_second_ctrl_c_stops_at_once_without_orphans(tmp_path, tiny_config):
+    """The first Ctrl-C waits for the learner's final checkpoint (up to 5 s, then it is stopped
+    by force); the second stops at once. The learner is kept from answering (SIGSTOP) so that
+    the first would take its full time: in independent mode, or with a learner that answers, the
+    first alone stops within seconds, and the second had nothing to cut short."""
     out = tmp_path / "run"
-    proc = _train("--workers", "2", "--evaluations", "50", "--steps-per-individual", "2000", "--config", str(tiny_config), "--output", str(out))
+    proc = start_train("--mode", "shared", "--workers", "1", "--evaluations", "50", "--steps-per-individual", "2000",
+                       "--config", str(tiny_config), "--output", str(out))  # fmt: skip
     deadline = time.monotonic() + 180
     while time.monotonic() < deadline and not _results(out):
         time.sleep(0.2)
     children = psutil.Process(proc.pid).children(recursive=True)
+    (learner,) = [c for c in children if "shared_ppo learner" in " ".join(c.cmdline())]
+    learner.suspend()
     proc.send_signal(signal.SIGINT)
-    time.sleep(0.05)
+    while time.monotonic() < deadline and "Stopping (Ctrl-C)" not in (out / "training.log").read_text():
+        time.sleep(0.05)
+    time.sleep(0.5)  # the main process now waits for the learner
     proc.send_signal(signal.SIGINT)
     start = time.monotonic()
     _, err = proc.communicate(timeout=30)
     assert proc.returncode == 130, err
-    assert time.monotonic() - start < 5
+    assert time.monotonic() - start < 5, "stopped at once, not after the learner's 5 s and more"
+    assert "Second interrupt: stopping at once" in (out / "training.log").read_text()
     time.sleep(0.5)
     assert not [c for c in children if c.is_running() and c.status() != psutil.STATUS_ZOMBIE]
     assert len(_results(out)) >= 1, "what was written before stays"
