@@ -840,6 +840,16 @@ def test_serial_shared_backend_is_reproducible_to_the_bit(tmp_path):
     assert first[-1]["policy_version"] > first[0]["policy_version"]
 
 
+def _serial_shared_run(out: Path, config: dict, evaluations: int, resume: bool, num_initial_random: int) -> dict:
+    """A shared-mode run in one process (400 env steps per body, seed 5) in ``out``; its summary."""
+    from morphelites.evolution.trainer import MAPElitesEvolutionTrainer
+
+    return MAPElitesEvolutionTrainer(
+        config, num_initial_random=num_initial_random, training_steps_per_individual=400, enable_multiprocess=False,
+        use_shared_ppo=True, output_dir=str(out), evaluations=evaluations, seed=5, quiet=True, resume=resume,
+    ).run()  # fmt: skip
+
+
 def test_periodic_reevaluation_rounds_use_the_current_policy_and_count_their_steps(tmp_path, monkeypatch):
     """training.reevaluate_every = 2: rounds after 2 and 4 evaluations and the final one, each a
     row of reevaluations.csv scored by a policy at least as new as the evaluations before it;
@@ -850,16 +860,11 @@ def test_periodic_reevaluation_rounds_use_the_current_policy_and_count_their_ste
     import csv
     import re
 
-    from morphelites.evolution.trainer import MAPElitesEvolutionTrainer
-
     config = {**TINY, "training": {**TINY["training"], "reevaluate_every": 2, "learner_checkpoint_every": 2}}
     out = tmp_path / "run"
 
     def run(evaluations: int, resume: bool) -> dict:
-        return MAPElitesEvolutionTrainer(
-            config, num_initial_random=2, training_steps_per_individual=400, enable_multiprocess=False,
-            use_shared_ppo=True, output_dir=str(out), evaluations=evaluations, seed=5, quiet=True, resume=resume,
-        ).run()  # fmt: skip
+        return _serial_shared_run(out, config, evaluations, resume, num_initial_random=2)
 
     summary = run(5, resume=False)
     rows = list(csv.DictReader((out / "reevaluations.csv").open()))
@@ -943,7 +948,6 @@ def test_a_reevaluation_round_stopped_part_way_counts_the_env_steps_it_took_also
     import csv
 
     from morphelites.evolution.reevaluation import ReevaluationRound
-    from morphelites.evolution.trainer import MAPElitesEvolutionTrainer
 
     handle = ReevaluationRound.handle
     stopped_after: list[int] = []
@@ -959,10 +963,7 @@ def test_a_reevaluation_round_stopped_part_way_counts_the_env_steps_it_took_also
     out = tmp_path / "run"
 
     def run(evaluations: int, resume: bool) -> dict:
-        return MAPElitesEvolutionTrainer(
-            config, num_initial_random=3, training_steps_per_individual=400, enable_multiprocess=False,
-            use_shared_ppo=True, output_dir=str(out), evaluations=evaluations, seed=5, quiet=True, resume=resume,
-        ).run()  # fmt: skip
+        return _serial_shared_run(out, config, evaluations, resume, num_initial_random=3)
 
     summary = run(5, resume=False)
     assert summary["status"] == "interrupted" and stopped_after, "the round at 3 evaluations was stopped part way"

@@ -186,16 +186,19 @@ def test_serial_mode_through_the_python_api(tmp_path):
     assert recorded["update_epochs"] == 4, "config.json records the evolution default that was used"
 
 
+def _serial_arguments(out: Path, evaluations: int) -> dict[str, Any]:
+    """MAPElitesEvolutionTrainer's arguments for a tiny serial independent run in ``out``."""
+    return {"base_args": TINY, "num_initial_random": 2, "training_steps_per_individual": 64, "enable_multiprocess": False,
+            "use_shared_ppo": False, "output_dir": str(out), "evaluations": evaluations, "quiet": True}  # fmt: skip
+
+
 @pytest.fixture(scope="module")
 def one_evaluation_run(tmp_path_factory) -> tuple[Path, dict[str, Any]]:
     """A finished serial independent run of one evaluation, and the trainer arguments that made it."""
     from morphelites.evolution.trainer import MAPElitesEvolutionTrainer
 
     out = tmp_path_factory.mktemp("api") / "run"
-    arguments: dict[str, Any] = {
-        "base_args": TINY, "num_initial_random": 2, "training_steps_per_individual": 64, "enable_multiprocess": False,
-        "use_shared_ppo": False, "output_dir": str(out), "evaluations": 1, "quiet": True,
-    }  # fmt: skip
+    arguments = _serial_arguments(out, evaluations=1)
     assert MAPElitesEvolutionTrainer(**arguments).run()["status"] == "completed"
     return out, arguments
 
@@ -300,10 +303,7 @@ def test_a_results_line_the_disk_refuses_leaves_the_archive_and_summary_without_
 
     monkeypatch.setattr(EvolutionRecorder, "result", disk_full_at_id_2)
     out = tmp_path / "run"
-    arguments: dict[str, Any] = {
-        "base_args": TINY, "num_initial_random": 2, "training_steps_per_individual": 64, "enable_multiprocess": False,
-        "use_shared_ppo": False, "output_dir": str(out), "evaluations": 4, "quiet": True,
-    }  # fmt: skip
+    arguments = _serial_arguments(out, evaluations=4)
     summary = trainer_module.MAPElitesEvolutionTrainer(**arguments).run()
     assert summary["status"] == "failed" and "No space left on device" in summary["error"]
     assert [r["id"] for r in _results(out)] == [0, 1]
