@@ -162,6 +162,31 @@ def test_a_signal_during_ppos_final_evaluation_cuts_it_short_and_summary_json_ke
     assert f"{name} during the final evaluation: stopped it" in (out / "training.log").read_text()
 
 
+@_BY_CTRL_C_AND_SIGTERM
+def test_a_signal_while_ppo_sets_up_its_run_ends_it_with_a_summary_and_trains_nothing(tmp_path, sig, code, status, name):
+    out = tmp_path / "run"
+    # The signal comes once the run directory holds config.json, while the metrics writer is made
+    # (TensorBoard's import takes a moment there): before, SIGTERM killed the process on the spot and
+    # left a directory without summary.json.
+    script = (f"import os, signal, sys\n"
+              f"import morphelites.ppo_run as ppo_run\n"
+              f"from morphelites.cli import main\n"
+              f"real = ppo_run.MetricsWriter\n"
+              f"def signalled(*args, **kwargs):\n"
+              f"    os.kill(os.getpid(), {int(sig)})\n"
+              f"    return real(*args, **kwargs)\n"
+              f"ppo_run.MetricsWriter = signalled\n"
+              f"sys.exit(main(['ppo', '--quiet', '--num-envs', '2', '--steps', '100000', '--output', {str(out)!r}]))\n")  # fmt: skip
+    proc = subprocess.run([sys.executable, "-c", script], env=dict(os.environ, PYTHONPATH=str(REPO)), capture_output=True,
+                          text=True, timeout=120)  # fmt: skip
+    assert proc.returncode == code, proc.stderr
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["status"] == status and summary["evaluation"] == "not started"
+    assert summary["env_steps"] == 0 and summary["updates"] == 0
+    assert not (out / "policy.pt").exists() and not _metric_rows(out)
+    assert f"{name} before training started: nothing was trained or evaluated" in (out / "training.log").read_text()
+
+
 def test_ppo_progress_counts_up_to_the_steps_it_really_trains_and_shows_no_nan_before_an_episode_ends(tmp_path):
     out = tmp_path / "run"
     proc = _start_ppo(tmp_path, "--steps", "10", "--num-envs", "4", "--eval-episodes", "1")
