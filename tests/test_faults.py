@@ -220,8 +220,10 @@ def test_main_process_sigkilled_repeatedly_leaves_readable_files_no_orphans_and_
     config = _config(tmp_path)
     rng = random.Random(100 + kills)
     for attempt in range(kills):
+        # 3000 steps an individual: a worker is mid-task when the main process dies, so only
+        # die_with_parent ends it within the 10 s (at 600 it finished its task and exited on its own).
         args = ("--resume", "--output", str(out)) if attempt else (
-            "--workers", "2", "--evaluations", str(total), "--steps-per-individual", "600", "--config", str(config),
+            "--workers", "2", "--evaluations", str(total), "--steps-per-individual", "3000", "--config", str(config),
             "--output", str(out))  # fmt: skip
         run = Run(tmp_path, *args)
         # A kill that came after the run had finished, before its process exited, leaves a resume
