@@ -310,6 +310,22 @@ def test_sync_mode_updates_on_one_segment_from_every_busy_worker_and_drops_none(
         weights.close()
 
 
+def test_a_sync_learner_trains_on_the_current_version_only_whatever_max_policy_lag_says(tmp_path):
+    # training.max_policy_lag is 4 by default; in sync mode a segment a version old is still dropped.
+    learner, weights, buffer, handles, _ = _learner(tmp_path, sync=True, max_lag=4, workers=2)
+    try:
+        assert learner.lag_limit == 0
+        _write_segment(buffer.name, handles.layout, 0, version=1, fill=0.1)
+        learner.version += 1  # an update was made after worker 0 acted
+        _write_segment(buffer.name, handles.layout, 1, version=2, fill=0.2)
+        assert learner.drain() == 1 and [seg["worker"] for seg in learner.pending] == [1]
+        assert buffer.occupancy()["segments_dropped_lag"] == 1 and learner.stats()["max_policy_lag"] == 0
+    finally:
+        learner.close()
+        buffer.close()
+        weights.close()
+
+
 @pytest.mark.parametrize(("min_batch", "workers", "segment", "expected"),
                          [(1000, 2, 100, 5), (1000, 3, 100, 4), (1000, 10, 100, 1), (1000, 16, 100, 1),
                           (400, 1, 100, 4), (100, 1, 100, 1), (101, 1, 100, 2)])  # fmt: skip
@@ -724,6 +740,7 @@ def test_sync_mode_has_zero_policy_lag(tmp_path):
     assert proc.returncode == 0, err
     summary = json.loads((out / "summary.json").read_text())
     assert summary["mode"] == "shared" and summary["policy_updates"] >= 2
+    # The learner trains on lag 0 only (its rule is unit-tested above); the lag comes from the data it took.
     assert summary["max_policy_lag"] == 0 and summary["mean_policy_lag"] == 0
     # Nothing goes stale: the learner updates only once every busy worker (one about to get its
     # next body included) has written its segments of the version.

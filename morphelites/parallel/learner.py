@@ -66,7 +66,7 @@ class LearnerOptions:
     handles: SharedHandles
     checkpoint_dir: str
     resume: bool
-    max_policy_lag: int
+    max_policy_lag: int  # in sync mode the learner uses 0 whatever this says (lag_limit)
     checkpoint_every_updates: int = 20
     checkpoints_kept: int = 3
     seed: int = 0
@@ -182,14 +182,14 @@ class SharedPPOTrainer:
         sync = self.options.handles.sync
         for slot in self.buffer.ready_slots():
             lag = self.version - slot.version
-            if not sync and lag <= self.options.max_policy_lag and self.pending_transitions >= batch_size:
+            if not sync and lag <= self.lag_limit and self.pending_transitions >= batch_size:
                 break
             segment = self.buffer.take(slot)
             if segment is None:  # not yet wholly visible here; later ones wait too, to keep the commit order
                 break
             lag = self.version - segment.version
             self._advance_returns(segment)  # in commit order, dropped segments too: each stream stays whole
-            if lag > self.options.max_policy_lag:
+            if lag > self.lag_limit:
                 self.buffer.release(slot, dropped_for_lag=True)
                 continue
             self.pending.append(dict(segment.arrays) | {"worker": segment.worker, "lag": lag})
@@ -198,6 +198,12 @@ class SharedPPOTrainer:
             self.buffer.release(slot)
             taken += 1
         return taken
+
+    @property
+    def lag_limit(self) -> int:
+        """The most policy versions a segment may lag and still be trained on: ``max_policy_lag``,
+        or 0 in sync mode (every update uses only data of the current version)."""
+        return 0 if self.options.handles.sync else self.options.max_policy_lag
 
     @property
     def pending_transitions(self) -> int:

@@ -160,7 +160,7 @@ class SharedPPOSystem:
                 floor[name] = max(floor.get(name, 0), int(self.learner_stats[key]))
         busy_s, active_s = (float(self.learner_stats.get(key, 0.0)) for key in LEARNER_TIME_KEYS)
         options = LearnerOptions(self.settings, self.handles, str(self.checkpoint_dir), resume,
-                                 0 if self.sync else self.max_policy_lag,
+                                 self.max_policy_lag,
                                  checkpoint_every_updates=self.settings.training.learner_checkpoint_every,
                                  seed=self.settings.evolution.seed + self.learner_restarts,
                                  counters_floor=floor or None, time_floor_s=(busy_s, active_s))  # fmt: skip
@@ -320,7 +320,7 @@ class SerialSharedBackend:
 
         self.settings = settings
         self.weights, self.buffer, self.handles = create_shared_state(settings, 1, sync, max_policy_lag)
-        options = LearnerOptions(settings, self.handles, str(checkpoint_dir), resume, 0 if sync else max_policy_lag,
+        options = LearnerOptions(settings, self.handles, str(checkpoint_dir), resume, max_policy_lag,
                                  checkpoint_every_updates=settings.training.learner_checkpoint_every,
                                  seed=settings.evolution.seed, counters_floor=counters_floor or None)  # fmt: skip
         self.learner = SharedPPOTrainer(options)
