@@ -46,7 +46,7 @@ def main() -> None:
     if any(w < 1 for w in args.workers):
         parser.error("--workers: every count must be at least 1")
     # Oversubscription is the point here (see the module docstring); validation reads the
-    # module-level limit at call time, and only the main process validates.
+    # module-level limit at call time, and run_mode hands it on to the run's own process.
     morphelites.config.MAX_WORKERS_PER_CORE = max(morphelites.config.MAX_WORKERS_PER_CORE, max(args.workers))
     started = time.perf_counter()
     rows: list[dict[str, Any]] = []

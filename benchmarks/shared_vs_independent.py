@@ -16,6 +16,8 @@ changes speed. So every run is bracketed by a speed probe (one process stepping 
 random actions for 2 s, before and after it; ``speed_probe_steps_per_s`` is their mean), and each
 comparison reports shared's probe over independent's (``speed_probe_ratio``). Which mode runs
 first alternates with the seed, so that a drift over a session does not always favour one mode.
+Every run has a fresh process of its own (its main process is the one the evolution loop runs
+in), so that no run inherits the imports, caches or memory of the runs before it.
 
 Presets:
   quick  open scene, 24 evaluations, budgets 1500 and 10000 steps per individual (< 10 min on 2 cores)
@@ -42,11 +44,13 @@ import multiprocessing as mp
 import tempfile
 import threading
 import time
+import traceback
 from pathlib import Path
 from typing import Any
 
 import psutil
 
+import morphelites.config
 from common import RESULTS, write_json
 
 PRESETS = {
@@ -55,11 +59,11 @@ PRESETS = {
 }
 
 
-def process_role(proc: psutil.Process, me: psutil.Process) -> str:
+def process_role(proc: psutil.Process, main: psutil.Process) -> str:
     """What a process of the run is, from its title (``morphelites: shared_ppo learner`` ...):
-    ``main`` (this process, which runs the evolution loop), ``learner``, ``workers`` or ``other``
-    (e.g. multiprocessing's resource tracker)."""
-    if proc.pid == me.pid:
+    ``main`` (the process ``main``, which runs the evolution loop), ``learner``, ``workers`` or
+    ``other`` (e.g. multiprocessing's resource tracker)."""
+    if proc.pid == main.pid:
         return "main"
     title = " ".join(proc.cmdline())
     if "learner" in title:
@@ -68,11 +72,13 @@ def process_role(proc: psutil.Process, me: psutil.Process) -> str:
 
 
 class PssSampler:
-    """Samples the sum of PSS over this process and all its descendants; keeps the peak (MB) and,
-    in ``peak_by_role_mb``, how that peak sample divides among the roles of :func:`process_role`."""
+    """Samples the sum of PSS over process ``root_pid`` (default: this one) and all its descendants;
+    keeps the peak (MB) and, in ``peak_by_role_mb``, how that peak sample divides among the roles of
+    :func:`process_role` (``main`` is the root)."""
 
-    def __init__(self, interval_s: float = 0.5) -> None:
+    def __init__(self, interval_s: float = 0.5, root_pid: int | None = None) -> None:
         self.interval_s = interval_s
+        self.root_pid = root_pid
         self.peak_mb = 0.0
         self.peak_by_role_mb: dict[str, float] = {}
         self._stop = threading.Event()
@@ -87,12 +93,19 @@ class PssSampler:
         self._thread.join()
 
     def _run(self) -> None:
-        me = psutil.Process()
+        try:
+            root = psutil.Process(self.root_pid)
+        except psutil.NoSuchProcess:
+            return  # ended before the first sample
         while not self._stop.is_set():
             by_role: dict[str, float] = {}
-            for proc in [me, *me.children(recursive=True)]:
+            try:
+                tree = [root, *root.children(recursive=True)]
+            except psutil.NoSuchProcess:
+                tree = []
+            for proc in tree:
                 try:
-                    role = process_role(proc, me)
+                    role = process_role(proc, root)
                     by_role[role] = by_role.get(role, 0.0) + proc.memory_full_info().pss / 2**20
                 except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
                     pass
@@ -147,21 +160,31 @@ def _metrics(path: Path) -> list[dict[str, float]]:
 
 def run_mode(mode: str, scene: str, budget: int, evaluations: int, workers: int, seed: int, tmp: Path,
              sections: dict[str, dict[str, Any]] | None = None) -> dict[str, Any]:
-    """One evolution run in ``mode`` (``shared`` or ``independent``), measured; ``sections`` are
-    further config sections (e.g. ``{"ppo": {"update_epochs": 4}}``)."""
-    from morphelites.evolution.trainer import MAPElitesEvolutionTrainer
-
+    """One evolution run in ``mode`` (``shared`` or ``independent``), in a fresh process, measured;
+    ``sections`` are further config sections (e.g. ``{"ppo": {"update_epochs": 4}}``)."""
     sections = sections or {}
     tag = "-".join(f"{k}={v}" for section in sections.values() for k, v in section.items())
     out = tmp / f"{mode}-{scene}-{budget}-seed{seed}{'-' + tag if tag else ''}"
+    settings = {**sections, "env": {"scene": scene, **sections.get("env", {})}}
+    trainer_args = dict(training_steps_per_individual=budget, max_workers=workers, use_shared_ppo=mode == "shared",
+                        output_dir=str(out), evaluations=evaluations, seed=seed, quiet=True)  # fmt: skip
     probe_before = speed_probe()
-    with PssSampler() as pss:
-        start = time.perf_counter()
-        summary = MAPElitesEvolutionTrainer(
-            {**sections, "env": {"scene": scene, **sections.get("env", {})}}, training_steps_per_individual=budget, max_workers=workers,
-            use_shared_ppo=mode == "shared", output_dir=str(out), evaluations=evaluations, seed=seed, quiet=True,
-        ).run()  # fmt: skip
-        wall = time.perf_counter() - start
+    ctx = mp.get_context("spawn")
+    receive, send = ctx.Pipe(duplex=False)
+    # A limit a benchmark raised in this process (memory_scaling oversubscribes) holds in the run's.
+    limit = morphelites.config.MAX_WORKERS_PER_CORE
+    child = ctx.Process(target=_run_in_child, args=(settings, trainer_args, limit, send), name=f"benchmark {mode} run")
+    child.start()
+    send.close()
+    with PssSampler(root_pid=child.pid) as pss:
+        try:
+            outcome = receive.recv()
+        except EOFError:
+            outcome = {"error": "its process ended without a result"}
+        child.join()
+    if "error" in outcome:
+        raise SystemExit(f"the {mode} run in {out} failed (exit code {child.exitcode}): {outcome['error']}")
+    summary, wall = outcome["summary"], outcome["wall_s"]
     probes = [probe_before, speed_probe()]
     if summary.get("status") != "completed":  # Ctrl-C or a fault: its figures would not be comparable
         raise SystemExit(f"the {mode} run in {out} stopped early ({summary.get('status')}); nothing recorded for it")
@@ -190,6 +213,23 @@ def run_mode(mode: str, scene: str, budget: int, evaluations: int, workers: int,
     row["mean_elite_fitness_ceiling"] = summary["mean_elite_fitness_ceiling"]
     print(json.dumps({k: v for k, v in row.items() if k != "curve"}), flush=True)
     return row
+
+
+def _run_in_child(settings: dict[str, Any], trainer_args: dict[str, Any], max_workers_per_core: int, send: Any) -> None:
+    """The body of :func:`run_mode`'s process: the run, timed from the trainer's construction to
+    the end of ``run()`` (the imports before it are not counted); sends its summary and wall time
+    (s), or the error."""
+    try:
+        from morphelites.evolution.trainer import MAPElitesEvolutionTrainer
+
+        morphelites.config.MAX_WORKERS_PER_CORE = max_workers_per_core
+
+        start = time.perf_counter()
+        summary = MAPElitesEvolutionTrainer(settings, **trainer_args).run()
+        send.send({"summary": summary, "wall_s": time.perf_counter() - start})
+    except BaseException:  # the parent reports it; a Ctrl-C ends the run as "interrupted", not here
+        send.send({"error": traceback.format_exc()})
+        raise
 
 
 def elites_with_ceiling(archive_csv: Path) -> list[dict[str, Any]]:
