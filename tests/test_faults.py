@@ -91,10 +91,19 @@ def _log(out: Path) -> str:
 
 
 def _assert_gone(processes: list[psutil.Process], timeout: float = 10.0) -> None:
-    def all_gone() -> bool:
-        return not [p for p in processes if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
+    """Wait until every one of ``processes`` has exited; those that have not by ``timeout`` are
+    killed (so that a failing test leaves no orphans on the machine), and the test fails."""
 
-    _wait_for(all_gone, timeout, "every child process to exit (no orphans)")
+    def alive() -> list[psutil.Process]:
+        return [p for p in processes if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
+
+    try:
+        _wait_for(lambda: not alive(), timeout, "every child process to exit (no orphans)")
+    except AssertionError:
+        for survivor in alive():
+            with contextlib.suppress(psutil.Error):
+                survivor.kill()
+        raise
 
 
 def _assert_ids_complete(out: Path, total: int) -> None:
@@ -221,7 +230,8 @@ def test_main_process_sigkilled_repeatedly_leaves_readable_files_no_orphans_and_
     rng = random.Random(100 + kills)
     for attempt in range(kills):
         # 3000 steps an individual: a worker is mid-task when the main process dies, so only
-        # die_with_parent ends it within the 10 s (at 600 it finished its task and exited on its own).
+        # die_with_parent (or, where that is a no-op, the heartbeat's parent check) ends it within
+        # the 10 s; at 600 it finished its task and exited on its own.
         args = ("--resume", "--output", str(out)) if attempt else (
             "--workers", "2", "--evaluations", str(total), "--steps-per-individual", "3000", "--config", str(config),
             "--output", str(out))  # fmt: skip
@@ -244,6 +254,32 @@ def test_main_process_sigkilled_repeatedly_leaves_readable_files_no_orphans_and_
     _assert_every_file_readable(out)
     _assert_ids_complete(out, total)
     assert json.loads((out / "summary.json").read_text())["evaluations"] == total
+
+
+def test_a_beating_process_whose_parent_died_exits_where_no_death_signal_is_set(tmp_path):
+    # Where pool.die_with_parent is a no-op (not Linux), a worker waiting for a buffer slot or a
+    # policy version beats while it waits; the beat must notice that its parent is gone.
+    script = ("import multiprocessing as mp, os, time\n"
+              "from morphelites.parallel import heartbeat\n"
+              "def waiting():\n"
+              "    heartbeat.install([0.0], 0, parent_pid=os.getppid())\n"
+              "    while True:\n"
+              "        heartbeat.beat()\n"
+              "        time.sleep(0.002)\n"
+              "child = mp.get_context('fork').Process(target=waiting)\n"
+              "child.start()\n"
+              "print(child.pid, flush=True)\n"
+              "time.sleep(120)\n")  # fmt: skip
+    parent = subprocess.Popen([sys.executable, "-c", script], env=dict(os.environ, PYTHONPATH=str(REPO)),
+                              stdout=subprocess.PIPE, text=True)  # fmt: skip
+    try:
+        child = psutil.Process(int(parent.stdout.readline()))
+        time.sleep(0.5)
+        assert child.is_running() and child.status() != psutil.STATUS_ZOMBIE, "it waits while its parent lives"
+    finally:
+        parent.kill()
+        parent.wait()
+    _assert_gone([child], timeout=5.0)
 
 
 # ---------------------------------------------------------------------- 4. SIGTERM

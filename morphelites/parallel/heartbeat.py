@@ -12,11 +12,17 @@ beat, which takes seconds, and many on a loaded machine. So the parent stamps th
 
 Why not a heartbeat thread: a thread keeps beating while the main thread is stuck in a loop or
 a deadlock, which is exactly what must be detected.
+
+A beating process also checks, at most once a second, that its parent is still the one it was
+started by, and exits at once if not. On Linux the parent's death already sends it SIGTERM
+(``pool.die_with_parent``); elsewhere that is a no-op, and a worker waiting for a buffer slot or
+a policy version that will never come (its learner and supervisor gone) would wait forever.
 """
 
 from __future__ import annotations
 
 import multiprocessing as mp
+import os
 import time
 from typing import Any
 
@@ -27,6 +33,13 @@ STARTUP_GRACE_S = 60.0
 
 _stamps: Any = None  # this process's view of the shared array, once installed
 _slot = 0
+_parent_pid: int | None = None  # the process that started this one, once installed
+_parent_checked = 0.0  # monotonic seconds of the last check that it is still the parent
+
+#: How often (seconds) a beating process checks that its parent is alive.
+PARENT_CHECK_S = 1.0
+#: Exit code of a process that found its parent gone.
+EXIT_ORPHANED = 3
 
 
 class Heartbeats:
@@ -70,14 +83,23 @@ class Heartbeats:
         return paused
 
 
-def install(array: Any, slot: int) -> None:
-    """In a child process: beat into ``array[slot]`` from now on (and once right away)."""
-    global _stamps, _slot
-    _stamps, _slot = array, slot
+def install(array: Any, slot: int, parent_pid: int | None = None) -> None:
+    """In a child process: beat into ``array[slot]`` from now on (and once right away); with
+    ``parent_pid``, a beat exits the process once its parent is no longer that process."""
+    global _stamps, _slot, _parent_pid, _parent_checked
+    _stamps, _slot, _parent_pid, _parent_checked = array, slot, parent_pid, 0.0
     beat()
 
 
 def beat() -> None:
-    """Record that this process is making progress; a no-op where no heartbeat is installed."""
-    if _stamps is not None:
-        _stamps[_slot] = time.monotonic()
+    """Record that this process is making progress; a no-op where no heartbeat is installed.
+    Exits the process (code :data:`EXIT_ORPHANED`) if its parent has died (module docstring)."""
+    global _parent_checked
+    if _stamps is None:
+        return
+    now = time.monotonic()
+    _stamps[_slot] = now
+    if _parent_pid is not None and now - _parent_checked >= PARENT_CHECK_S:
+        _parent_checked = now
+        if os.getppid() != _parent_pid:
+            os._exit(EXIT_ORPHANED)  # no cleanup to run: nobody is left to take this process's work

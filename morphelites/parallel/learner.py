@@ -481,12 +481,14 @@ def _unloadable(state: dict[str, Any]) -> str | None:
     return None
 
 
-def learner_main(options: LearnerOptions, stats_conn: Connection, stop: Any, active: Any, beats: Any = None) -> None:
+def learner_main(options: LearnerOptions, stats_conn: Connection, stop: Any, active: Any, beats: Any = None,
+                 parent_pid: int | None = None) -> None:  # fmt: skip
     """Entry point of the learner process.
 
     ``stop`` (an Event) ends the loop after a final checkpoint; ``active`` (a shared int) is the
     number of busy workers, which sync mode waits for; ``beats`` (a shared array of one stamp)
-    receives this process's heartbeat. Events for the supervisor's log go through ``stats_conn``:
+    receives this process's heartbeat, which also exits the process once ``parent_pid`` (the
+    supervisor's process) is no longer its parent. Events for the supervisor's log go through ``stats_conn``:
     ``restored``, ``checkpoint`` / ``checkpoint_failed``, ``skipped_update``, and the statistics
     (``update``, ``idle``, ``stopped``).
     """
@@ -495,7 +497,7 @@ def learner_main(options: LearnerOptions, stats_conn: Connection, stop: Any, act
     set_process_title("shared_ppo learner")
     learner = SharedPPOTrainer(options)  # imports torch, may restore a checkpoint: covered by the startup grace
     if beats is not None:
-        heartbeat.install(beats, 0)
+        heartbeat.install(beats, 0, parent_pid=parent_pid)
     if options.resume:
         stats_conn.send({"event": "restored", "checkpoint": learner.restored_from, "version": learner.version,
                          "updates": learner.restored_updates, "lost_updates": learner.lost_updates,

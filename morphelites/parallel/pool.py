@@ -124,7 +124,7 @@ def _worker_main(index: int, role: str, job: str, conn: Connection, parent_pid: 
     die_with_parent()
     set_process_title(f"{role} {index}")
     function = _resolve(job)
-    heartbeat.install(beats, index)
+    heartbeat.install(beats, index, parent_pid=parent_pid)
     while True:
         if os.getppid() != parent_pid:
             return

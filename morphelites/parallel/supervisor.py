@@ -16,6 +16,7 @@ Both expose the same small interface (start, idle, submit, poll, pids, stats, cl
 from __future__ import annotations
 
 import multiprocessing as mp
+import os
 from pathlib import Path
 from typing import Any
 
@@ -169,7 +170,8 @@ class SharedPPOSystem:
         self._stats_recv, stats_send = self._ctx.Pipe(duplex=False)
         self._learner_beat.stamp(0, STARTUP_GRACE_S)
         self.learner = self._ctx.Process(target=learner_main, name="shared_ppo learner", daemon=True,
-                                         args=(options, stats_send, self._stop, self._active, self._learner_beat.array))  # fmt: skip
+                                         args=(options, stats_send, self._stop, self._active, self._learner_beat.array,
+                                               os.getpid()))  # fmt: skip
         with one_native_thread_per_process(), children_start_deaf_to_ctrl_c():
             self.learner.start()
         stats_send.close()
