@@ -147,8 +147,8 @@ def test_workers_killed_at_random_moments_are_replaced_and_nothing_is_lost(tmp_p
 # ---------------------------------------------------------------------- 2. learner killed
 def test_a_killed_learner_is_restarted_from_its_checkpoint_and_the_run_completes(tmp_path):
     out = tmp_path / "run"
-    every = 3
-    run = Run(tmp_path, "--workers", "2", "--evaluations", "10", "--steps-per-individual", "800",
+    every, total = 3, 24  # enough evaluations that training goes on well after the kill, also on a fast machine
+    run = Run(tmp_path, "--workers", "2", "--evaluations", str(total), "--steps-per-individual", "800",
               "--config", str(_config(tmp_path, training={"learner_checkpoint_every": every})), "--output", str(out))  # fmt: skip
     _wait_for(lambda: len(list((out / "checkpoints").glob("learner-*.pkl"))) >= 2 and read_results(out), 180,
               "two learner checkpoints")  # fmt: skip
@@ -177,7 +177,7 @@ def test_a_killed_learner_is_restarted_from_its_checkpoint_and_the_run_completes
     assert shown - int(newest.stem.split("-")[1]) <= lost <= every, "what metrics.csv showed after it is lost, at most one interval"
     summary = json.loads((out / "summary.json").read_text())
     assert summary["learner_restarts"] == 1 and summary["status"] == "completed"
-    _assert_ids_complete(out, 10)
+    _assert_ids_complete(out, total)
     with open(out / "metrics.csv", newline="") as handle:
         rows = list(csv.DictReader(handle))
     for column in ("policy_updates", "samples_consumed", "policy_version"):
