@@ -809,15 +809,16 @@ def test_a_tiny_shared_run_learns(tmp_path):
         "env": {"goal_sampling": "reachable"},
     }))  # fmt: skip
     out = tmp_path / "run"
-    proc = _train("--workers", "2", "--evaluations", "14", "--steps-per-individual", "3000", "--config", str(config), "--output", str(out))
+    proc = _train("--workers", "2", "--evaluations", "20", "--steps-per-individual", "3000", "--config", str(config), "--output", str(out))
     _, err = proc.communicate(timeout=400)
     assert proc.returncode == 0, err
     results = _results(out)
     summary = json.loads((out / "summary.json").read_text())
     first = np.mean([r["fitness"] for r in results[:4]])
     last = np.mean([r["fitness"] for r in results[-4:]])
-    # Runs with worker processes are not reproducible to the bit: over repeated runs the first four
-    # scored 0.08-0.11 and the re-evaluated elites 0.17-0.39, so a gain of 0.05 is a clear margin.
+    # Runs with worker processes are not reproducible to the bit. Over 6 runs of 20 evaluations the
+    # first four scored 0.07-0.11 and the re-evaluated elites 0.22-0.57, so a gain of 0.05 is a clear
+    # margin. (With 14 evaluations the elites got 0.15-0.37, and 1 run in ~10 missed the margin.)
     assert summary["mean_elite_fitness_reevaluated"] > first + 0.05, (first, summary["mean_elite_fitness_reevaluated"])
     assert last > first, (first, last)
     assert results[-1]["policy_version"] > results[0]["policy_version"] + 10
