@@ -103,97 +103,134 @@ def evaluate_gym_policy(policy: ActingPolicy, env_id: str, episodes: int, first_
 
 
 def run_ppo(request: PPORunRequest, should_stop: Callable[[], bool] | None = None) -> dict[str, Any]:
-    """Train and evaluate as ``request`` says; returns the summary written to summary.json."""
+    """Train and evaluate as ``request`` says; returns the summary written to summary.json.
+
+    From the run directory's creation on, a stop signal ends the run with a summary.json: a first
+    one during the set-up skips training, never the default SIGTERM death (see :class:`_StopSignals`)."""
     settings = request.settings.validate()
-    # From the run directory's creation on, a stop signal ends the run with a summary.json (a
-    # first one during the set-up skips training), never with the default SIGTERM death.
     stop = _StopSignals(notice=None if request.quiet else
                         "{name}: stopping after the update under way ({name} again: at once).")  # fmt: skip
     with stop:
-        run = RunDirectory(request.output).prepare(resume=False, resumable=False)
-        log = open_training_log(run.training_log, quiet=request.quiet, name="morphelites.ppo")
-        torch.set_num_threads(settings.ppo.torch_threads)
-        if request.env_id is not None:
-            envs = [make_gym_env(request.env_id) for _ in range(settings.ppo.num_envs)]
-            obs_dim, act_dim = envs[0].observation_space.shape[0], envs[0].action_space.shape[0]
-            spec = PolicySpec(obs_dim, act_dim, settings.model.hidden_dim, init_log_std=settings.model.init_log_std)
-            settings = dataclasses.replace(settings, model=settings.model.resolved(obs_dim, act_dim, task=request.env_id))
-            target = request.env_id
-        else:
-            spec = reach_policy_spec(settings.body_space.max_links, settings.model.hidden_dim, settings.model.init_log_std)
-            settings = dataclasses.replace(settings, model=settings.model.resolved(spec.obs_dim, spec.action_dim))
-            bodies = request.bodies
-            envs = [
-                ReachEnv(bodies[i % len(bodies)], body_space=settings.body_space, env_config=settings.env)
-                for i in range(settings.ppo.num_envs)
-            ]
-            target = f"{len(bodies)} bod{'y' if len(bodies) == 1 else 'ies'} with {sorted({b.num_links for b in bodies})} joints"
-        run.write_config(
-            {
-                "command": "ppo",
-                "settings": settings.to_dict(),
-                "total_steps": request.total_steps,
-                "seed": request.seed,
-                "env_id": request.env_id,
-                "bodies": [b.to_dict() for b in request.bodies],
-                "eval_episodes": request.eval_episodes,
-                "eval_seed": request.eval_seed,
-            }
-        )
-        model = ActorCritic(spec)
-        metrics = MetricsWriter(run.metrics, METRIC_COLUMNS, tensorboard_dir=run.tensorboard)
-        # train_policy rounds the budget up to a whole step of every env
-        total = math.ceil(request.total_steps / len(envs)) * len(envs)
-        rounded = f" (--steps {request.total_steps} rounded up to a whole step of every env)" if total != request.total_steps else ""
-        log.info("PPO on %s for %d env steps%s, seed %d, %d envs, output %s", target, total, rounded, request.seed, len(envs),
-                 run.path)  # fmt: skip
-        last_print = [0.0]
-        last_update: dict[str, float] = {"env_steps": 0, "update": 0, "wall_s": 0.0}  # of the last metrics.csv row
-
-        def on_update(record: dict[str, float]) -> None:
-            metrics.write(record)
-            last_update.update(record)
-            update = int(record["update"])
-            if update % CHECKPOINT_EVERY_UPDATES == 0:
-                save_checkpoint(run.checkpoints, "policy", int(record["env_steps"]), _policy_file(model, record))
-            if time.monotonic() - last_print[0] > 5.0:
-                last_print[0] = time.monotonic()
-                log.info(  # no return or success rate until an episode has ended
-                    "steps %d/%d  return %s  success %s  %.0f steps/s",
-                    record["env_steps"], total, f"{record['episode_return']:.2f}" if "episode_return" in record else "n/a",
-                    f"{record['success_rate']:.2f}" if "success_rate" in record else "n/a", record["steps_per_s"],
-                )  # fmt: skip
-
+        setup = _set_up(request, settings)
         if stop.received:
-            stop.mode = "hold"
-            log.warning("%s before training started: nothing was trained or evaluated; summary.json records the "
-                        "stop.", stop.name)  # fmt: skip
-            summary = {"mode": "ppo", "status": stop.status, "target": target, "env_steps": 0, "updates": 0,
-                       "wall_s": 0.0, "seed": request.seed, "evaluation": "not started"}  # fmt: skip
-            run.write_summary(summary)
-            for env in envs:
-                env.close()
-            metrics.close()
+            summary = _stopped_before_training(request, setup, stop)
         else:
-            try:
-                result = train_policy(model, envs, settings.ppo, request.total_steps, request.seed, on_update,
-                                      lambda: stop.received or (should_stop is not None and should_stop()))  # fmt: skip
-                counts = (result.env_steps, result.updates, result.wall_s)
-            except KeyboardInterrupt:  # a second signal: no waiting for the update under way
-                counts = (int(last_update["env_steps"]), int(last_update["update"]), float(last_update["wall_s"]))
-            finally:
-                stop.mode = "hold"  # from here a signal never tears a file in half
-                signals_in_training = stop.count
-                metrics.close()
-            if signals_in_training > 1:
-                log.warning("A second stop signal (%s): saving the policy as it is, after %d env steps, without evaluating it.",
-                            _signal_name(stop.last_signum), counts[0])  # fmt: skip
-            elif signals_in_training == 1:
-                log.warning("%s: stopped after update %d (%d env steps); saving and evaluating that policy.",
-                            stop.name, counts[1], counts[0])  # fmt: skip
-            summary = _finish(request, settings, run, model, target, counts, stop, log)
-    log.info("Run directory: %s", run.path)
+            summary = _train_and_finish(request, setup, stop, should_stop)
+    setup.log.info("Run directory: %s", setup.run.path)
     return summary
+
+
+@dataclass
+class _PPORun:
+    """A ``morphelites ppo`` run set up: its directory (config.json written), log, envs, model and
+    metrics writer; ``total`` env steps it will train (the budget rounded up to a whole step of
+    every env), ``target`` what it trains on, in words."""
+
+    settings: Settings
+    run: RunDirectory
+    log: logging.Logger
+    envs: list[Any]
+    model: ActorCritic
+    metrics: MetricsWriter
+    target: str
+    total: int
+
+
+def _set_up(request: PPORunRequest, settings: Settings) -> _PPORun:
+    """Create the run directory, write config.json, make the envs, the model and the metrics writer."""
+    run = RunDirectory(request.output).prepare(resume=False, resumable=False)
+    log = open_training_log(run.training_log, quiet=request.quiet, name="morphelites.ppo")
+    torch.set_num_threads(settings.ppo.torch_threads)
+    envs: list[Any]
+    if request.env_id is not None:
+        envs = [make_gym_env(request.env_id) for _ in range(settings.ppo.num_envs)]
+        obs_dim, act_dim = envs[0].observation_space.shape[0], envs[0].action_space.shape[0]
+        spec = PolicySpec(obs_dim, act_dim, settings.model.hidden_dim, init_log_std=settings.model.init_log_std)
+        settings = dataclasses.replace(settings, model=settings.model.resolved(obs_dim, act_dim, task=request.env_id))
+        target = request.env_id
+    else:
+        spec = reach_policy_spec(settings.body_space.max_links, settings.model.hidden_dim, settings.model.init_log_std)
+        settings = dataclasses.replace(settings, model=settings.model.resolved(spec.obs_dim, spec.action_dim))
+        bodies = request.bodies
+        envs = [
+            ReachEnv(bodies[i % len(bodies)], body_space=settings.body_space, env_config=settings.env)
+            for i in range(settings.ppo.num_envs)
+        ]
+        target = f"{len(bodies)} bod{'y' if len(bodies) == 1 else 'ies'} with {sorted({b.num_links for b in bodies})} joints"
+    run.write_config(
+        {
+            "command": "ppo",
+            "settings": settings.to_dict(),
+            "total_steps": request.total_steps,
+            "seed": request.seed,
+            "env_id": request.env_id,
+            "bodies": [b.to_dict() for b in request.bodies],
+            "eval_episodes": request.eval_episodes,
+            "eval_seed": request.eval_seed,
+        }
+    )
+    model = ActorCritic(spec)
+    metrics = MetricsWriter(run.metrics, METRIC_COLUMNS, tensorboard_dir=run.tensorboard)
+    # train_policy rounds the budget up to a whole step of every env
+    total = math.ceil(request.total_steps / len(envs)) * len(envs)
+    return _PPORun(settings, run, log, envs, model, metrics, target, total)
+
+
+def _stopped_before_training(request: PPORunRequest, setup: _PPORun, stop: "_StopSignals") -> dict[str, Any]:
+    """A stop signal came during the set-up: summary.json with the status and nothing trained."""
+    stop.mode = "hold"
+    setup.log.warning("%s before training started: nothing was trained or evaluated; summary.json records the stop.",
+                      stop.name)  # fmt: skip
+    summary = {"mode": "ppo", "status": stop.status, "target": setup.target, "env_steps": 0, "updates": 0,
+               "wall_s": 0.0, "seed": request.seed, "evaluation": "not started"}  # fmt: skip
+    setup.run.write_summary(summary)
+    for env in setup.envs:
+        env.close()
+    setup.metrics.close()
+    return summary
+
+
+def _train_and_finish(request: PPORunRequest, setup: _PPORun, stop: "_StopSignals",
+                      should_stop: Callable[[], bool] | None) -> dict[str, Any]:  # fmt: skip
+    """Train (until the budget, ``should_stop()`` or a stop signal), then :func:`_finish`."""
+    run, log, model, metrics, total = setup.run, setup.log, setup.model, setup.metrics, setup.total
+    rounded = f" (--steps {request.total_steps} rounded up to a whole step of every env)" if total != request.total_steps else ""
+    log.info("PPO on %s for %d env steps%s, seed %d, %d envs, output %s", setup.target, total, rounded, request.seed,
+             len(setup.envs), run.path)  # fmt: skip
+    last_print = [0.0]
+    last_update: dict[str, float] = {"env_steps": 0, "update": 0, "wall_s": 0.0}  # of the last metrics.csv row
+
+    def on_update(record: dict[str, float]) -> None:
+        metrics.write(record)
+        last_update.update(record)
+        update = int(record["update"])
+        if update % CHECKPOINT_EVERY_UPDATES == 0:
+            save_checkpoint(run.checkpoints, "policy", int(record["env_steps"]), _policy_file(model, record))
+        if time.monotonic() - last_print[0] > 5.0:
+            last_print[0] = time.monotonic()
+            log.info(  # no return or success rate until an episode has ended
+                "steps %d/%d  return %s  success %s  %.0f steps/s",
+                record["env_steps"], total, f"{record['episode_return']:.2f}" if "episode_return" in record else "n/a",
+                f"{record['success_rate']:.2f}" if "success_rate" in record else "n/a", record["steps_per_s"],
+            )  # fmt: skip
+
+    try:
+        result = train_policy(model, setup.envs, setup.settings.ppo, request.total_steps, request.seed, on_update,
+                              lambda: stop.received or (should_stop is not None and should_stop()))  # fmt: skip
+        counts = (result.env_steps, result.updates, result.wall_s)
+    except KeyboardInterrupt:  # a second signal: no waiting for the update under way
+        counts = (int(last_update["env_steps"]), int(last_update["update"]), float(last_update["wall_s"]))
+    finally:
+        stop.mode = "hold"  # from here a signal never tears a file in half
+        signals_in_training = stop.count
+        metrics.close()
+    if signals_in_training > 1:
+        log.warning("A second stop signal (%s): saving the policy as it is, after %d env steps, without evaluating it.",
+                    _signal_name(stop.last_signum), counts[0])  # fmt: skip
+    elif signals_in_training == 1:
+        log.warning("%s: stopped after update %d (%d env steps); saving and evaluating that policy.",
+                    stop.name, counts[1], counts[0])  # fmt: skip
+    return _finish(request, setup.settings, run, model, setup.target, counts, stop, log)
 
 
 def _finish(request: PPORunRequest, settings: Settings, run: RunDirectory, model: ActorCritic, target: str,
