@@ -9,7 +9,8 @@ modes at each worker count, samples the sum of PSS every 0.5 s, and records the 
 peak sample divides among main process, learner, workers and other processes (by process title).
 Memory does not depend on cores, so more workers than cores is fine here; the run's speed is not
 what is measured. The config's guard against more than ``MAX_WORKERS_PER_CORE`` workers per core
-(it protects users from runs that only switch) is lifted in this process for that reason.
+(it protects users from runs that only switch) is lifted here for that reason (run_mode hands
+the raised limit on to each run's own process).
 
     python benchmarks/memory_scaling.py                 # 2, 4, 8, 12, 16 and 32 workers (about 5 min on 2 cores)
     python benchmarks/memory_scaling.py --workers 2 24
