@@ -282,7 +282,8 @@ class _StopSignals:
 
     Every signal is counted, and the first one's number kept in ``signum`` (it decides the run's
     ``status``). What a signal does depends on ``mode``: ``"train"``: the first only sets ``signum``
-    (training stops after the update under way, with its counts intact) and prints ``notice`` at
+    (training stops after the update under way, with its counts intact, or is skipped if the signal
+    came during the set-up) and prints ``notice`` at
     once (``{name}`` becomes Ctrl-C or SIGTERM), a second raises KeyboardInterrupt; ``"at_once"``
     (the final evaluation): every signal raises KeyboardInterrupt; ``"hold"``: nothing more, so
     that files are written whole. Outside the main thread, where Python allows no signal handler,
