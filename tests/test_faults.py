@@ -225,7 +225,7 @@ def _assert_every_file_readable(out: Path) -> None:
 
 @pytest.mark.parametrize("kills", [pytest.param(1), pytest.param(6, marks=pytest.mark.slow)])
 def test_main_process_sigkilled_repeatedly_leaves_readable_files_no_orphans_and_resumes(tmp_path, kills):
-    out, total = tmp_path / "run", 10
+    out, total = tmp_path / "run", 16
     config = _config(tmp_path)
     rng = random.Random(100 + kills)
     for attempt in range(kills):
@@ -241,8 +241,9 @@ def test_main_process_sigkilled_repeatedly_leaves_readable_files_no_orphans_and_
         _wait_for(lambda: run.proc.poll() is not None or ((out / "config.json").exists() and run.children("shared_ppo learner")),
                   120, "the run to start")  # fmt: skip
         time.sleep(rng.uniform(1.0, 6.0))
-        if run.proc.poll() is not None:
-            break  # it finished before the kill
+        if run.proc.poll() is not None:  # it finished before the kill: only a resumed run may
+            assert attempt, "the run ended before the first kill; give it more work"
+            break
         children = run.children()
         run.proc.send_signal(signal.SIGKILL)
         run.proc.wait(timeout=10)
