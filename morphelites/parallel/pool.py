@@ -126,9 +126,7 @@ def _worker_main(index: int, role: str, job: str, conn: Connection, parent_pid: 
     function = _resolve(job)
     heartbeat.install(beats, index, parent_pid=parent_pid)
     while True:
-        if os.getppid() != parent_pid:
-            return
-        heartbeat.beat()
+        heartbeat.beat()  # also exits this process once its parent is gone (heartbeat module)
         if not conn.poll(1.0):
             continue
         try:
