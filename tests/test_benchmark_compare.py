@@ -8,6 +8,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 
+from long_analysis import analyse_pair, evaluations_within  # noqa: E402
 from run_length import ratios_at  # noqa: E402
 from readme_tables import _speed  # noqa: E402
 from shared_vs_independent import compare, modes_in_order  # noqa: E402
@@ -97,3 +98,20 @@ def test_a_comparison_says_how_fast_the_machine_was_for_each_run_and_flags_a_dif
 def test_the_mode_that_runs_first_alternates_with_the_seed():
     assert modes_in_order(0) == ("independent", "shared") and modes_in_order(1) == ("shared", "independent")
     assert {modes_in_order(seed)[0] for seed in range(4)} == {"independent", "shared"}
+
+
+def test_the_ten_times_allowance_counts_the_shared_evaluations_whose_steps_and_experience_in_flight_fit():
+    independent = _run([1.0, 2.0, 4.0, 4.0], steps_per_evaluation=10_000, seconds_per_evaluation=10.0)
+    shared = _run([0.5, 1.5, 2.5, 4.5], steps_per_evaluation=1_000, seconds_per_evaluation=5.0)
+    for k, point in enumerate(shared["curve"]):  # each evaluation: 800 training steps; 500 more written by then
+        point.update(training_env_steps=(k + 1) * 800, transitions_written=(k + 1) * 800 + 500)
+    assert evaluations_within(shared, workers=2, env_steps=2_499) == 1  # 1,000 + 500, then 2,000 + 500
+    assert evaluations_within(shared, workers=2, env_steps=2_500) == 2
+    assert evaluations_within(shared, workers=2, env_steps=1_499) == 0
+    independent["seed"] = 0
+    independent["env_steps_per_s"], shared["env_steps_per_s"] = 2_000.0, 1_000.0
+    result = analyse_pair(independent, shared, compare(independent, shared, workers=2), workers=2)
+    assert result["tenth"] == 3_000 and result["shared_evaluations_within_tenth"] == 2
+    assert result["shared_qd_then"] == 1.5 and result["independent_qd_then"] == 2.0
+    assert result["mean_fitness_needed"] == 2.0, "independent's final 4.0 over 2 elites"
+    assert result["collection_rate_ratio"] == 0.5

@@ -1,0 +1,121 @@
+"""The figures behind the README's "why the targets are out of reach", from a stored
+shared-vs-independent result: nothing is rerun.
+
+For each scene at the largest budget of the file, per seed:
+
+- *the 10× allowance*: a tenth of the env steps independent needed to reach its final QD-score,
+  how many of the shared run's evaluations fit in it (its env steps with the experience in flight,
+  as ``compare`` counts them), both modes' QD-scores after that many evaluations, and the mean
+  fitness that many elites would need to sum to independent's final QD-score;
+- the env-steps and wall-time ratios to independent's QD-score after k evaluations
+  (``run_length.ratios_at``), at k = 8, 16, 32 and the whole run;
+- the shared learner's load (busy share, samples/s, lag mean/max, dropped segments) and the two
+  modes' collection rates (env steps/s) and wall times, whose ratio turns the env-step ratio into
+  the wall-time ratio.
+
+    python benchmarks/long_analysis.py [results/shared_vs_independent_long.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+from pathlib import Path
+from typing import Any
+
+from common import RESULTS
+from run_length import ratios_at
+from shared_vs_independent import in_flight_allowance
+
+RATIO_POINTS = (8, 16, 32)
+
+
+def evaluations_within(shared: dict[str, Any], workers: int, env_steps: float) -> int:
+    """How many of the shared run's evaluations finished within ``env_steps``, each point of its
+    curve charged its env steps plus the experience still in flight then."""
+    count = 0
+    for point in shared["curve"]:
+        allowance, _ = in_flight_allowance(shared, workers, point)
+        if point["env_steps"] + allowance > env_steps:
+            break
+        count = int(point["evaluations"])
+    return count
+
+
+def qd_after(run: dict[str, Any], evaluations: int) -> float:
+    """A run's QD-score after ``evaluations`` evaluations (0 before the first)."""
+    return run["curve"][evaluations - 1]["qd_score"] if evaluations > 0 else 0.0
+
+
+def analyse_pair(independent: dict[str, Any], shared: dict[str, Any], comparison: dict[str, Any], workers: int) -> dict[str, Any]:
+    """The figures of one seed's pair (see the module docstring)."""
+    tenth = comparison["independent_env_steps_to_reach"] / 10
+    fits = evaluations_within(shared, workers, tenth)
+    evaluations = len(independent["curve"])
+    return {
+        "seed": independent["seed"],
+        "independent_steps_to_final": comparison["independent_env_steps_to_reach"],
+        "tenth": tenth,
+        "shared_evaluations_within_tenth": fits,
+        "shared_qd_then": qd_after(shared, fits),
+        "independent_qd_then": qd_after(independent, fits),
+        "mean_fitness_needed": comparison["independent_final_qd_score"] / fits if fits else None,
+        "ratios": {k: ratios_at(independent, shared, k, workers) for k in (*RATIO_POINTS, evaluations) if k <= evaluations},
+        "learner_busy": shared.get("learner_utilisation"),
+        "learner_samples_per_s": shared.get("learner_samples_per_s"),
+        "lag_mean": shared.get("mean_policy_lag"),
+        "lag_max": shared.get("max_policy_lag"),
+        "dropped": shared.get("segments_dropped_lag"),
+        "collection_rate_ratio": shared["env_steps_per_s"] / independent["env_steps_per_s"],
+        "wall_s": (shared["wall_s"], independent["wall_s"]),
+        "env_steps_ratio": comparison.get("env_steps_ratio"),
+        "wall_time_ratio": comparison.get("wall_time_ratio"),
+    }
+
+
+def _range(values: list[float], fmt: str = "{:.2f}") -> str:
+    """``min–max`` of ``values`` in ``fmt``, or one figure where both read the same."""
+    low, high = fmt.format(min(values)), fmt.format(max(values))
+    return low if low == high else f"{low}–{high}"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("path", nargs="?", type=Path, default=RESULTS / "shared_vs_independent_long.json")
+    args = parser.parse_args()
+    data = json.loads(args.path.read_text())
+    workers, budget = data["workers"], max(data["budgets"])
+    for scene in data["scenes"]:
+        pairs = []
+        for comparison in data["comparisons"]:
+            if (comparison["scene"], comparison["training_steps_per_individual"]) != (scene, budget):
+                continue
+            runs = {r["mode"]: r for r in data["runs"] if (r["scene"], r["training_steps_per_individual"], r["seed"])
+                    == (scene, budget, comparison["seed"])}  # fmt: skip
+            pairs.append(analyse_pair(runs["independent"], runs["shared"], comparison, workers))
+        if not pairs:
+            continue
+        print(f"== {scene}, {budget:,} steps per individual, {workers} workers ==")
+        for p in pairs:
+            needed = f"{p['mean_fitness_needed']:.2f}" if p["mean_fitness_needed"] else "-"
+            print(f"seed {p['seed']}: independent reached its final QD after {p['independent_steps_to_final']:,.0f} env steps; "
+                  f"a tenth is {p['tenth']:,.0f}: {p['shared_evaluations_within_tenth']} shared evaluations fit, "
+                  f"QD then shared {p['shared_qd_then']:.2f} / independent {p['independent_qd_then']:.2f}; "
+                  f"mean fitness needed over that many elites {needed}")  # fmt: skip
+            ratios = "; ".join(f"k={k}: {r['env_steps_ratio']:.1f}x / {r['wall_time_ratio']:.1f}x" if r["env_steps_ratio"]
+                               else f"k={k}: not reached" for k, r in p["ratios"].items())  # fmt: skip
+            print(f"  env-steps / wall-time ratio to independent's QD after k evaluations: {ratios}")
+            print(f"  learner busy {p['learner_busy']:.0%}, {p['learner_samples_per_s']:,.0f} samples/s, lag {p['lag_mean']:.2f}/"
+                  f"{p['lag_max']:.0f}, dropped {p['dropped']:.0f}; env steps/s shared/independent "
+                  f"{p['collection_rate_ratio']:.2f}; wall {p['wall_s'][0]:.0f} s / {p['wall_s'][1]:.0f} s")  # fmt: skip
+        steps, walls = [p["env_steps_ratio"] for p in pairs], [p["wall_time_ratio"] for p in pairs]
+        rates = [p["collection_rate_ratio"] for p in pairs]
+        print(f"summary: env steps ratio {statistics.mean(steps):.1f}x ({_range(steps, '{:.1f}')}), wall time ratio "
+              f"{statistics.mean(walls):.1f}x ({_range(walls, '{:.1f}')}), collection rate shared/independent "
+              f"{statistics.mean(rates):.2f} ({_range(rates)}), learner busy "
+              f"{_range([p['learner_busy'] for p in pairs], '{:.0%}')}")  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()
