@@ -10,6 +10,7 @@ import argparse
 import dataclasses
 import difflib
 import json
+import re
 import shlex
 import sys
 from typing import Any, Sequence
@@ -37,6 +38,17 @@ _ARGPARSE_FIXES = (
 
 
 class _Parser(argparse.ArgumentParser):
+    """An ``ArgumentParser`` whose errors say how to fix them, and which knows its subcommands' parsers."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        #: subcommand name -> its parser (filled by build_parser; used for did-you-mean hints)
+        self.commands: dict[str, _Parser] = {}
+
+    def long_options(self) -> list[str]:
+        """Every ``--option`` this parser takes, mutually exclusive ones included, read off its usage line."""
+        return sorted(set(re.findall(r"(?<![\w-])--[A-Za-z][\w-]*", self.format_usage())))
+
     def error(self, message: str) -> None:  # argparse prints usage; keep it, add how to fix it, exit 2
         """Print usage and ``morphelites: error: MESSAGE`` with a fix hint; exit with code 2."""
         fix = next((f for words, f in _ARGPARSE_FIXES if words in message), None)
@@ -46,12 +58,12 @@ class _Parser(argparse.ArgumentParser):
         self.exit(EXIT_BAD_INPUT, f"morphelites: error: {text} See '{self.prog} --help' for every option.\n")
 
 
-def _parse(parser: argparse.ArgumentParser, argv: Sequence[str] | None) -> argparse.Namespace:
+def _parse(parser: _Parser, argv: Sequence[str] | None) -> argparse.Namespace:
     """``parser.parse_args(argv)``, but an unknown option gets a did-you-mean from its subcommand's options."""
     args, extras = parser.parse_known_args(argv)
     if extras:
-        sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction)).choices[args.command]
-        known = sorted({o for a in sub._actions for o in a.option_strings if o.startswith("--")})
+        sub = parser.commands[args.command]
+        known = sub.long_options()
         unknown = next((e.split("=", 1)[0] for e in extras if e.startswith("-")), None)
         close = difflib.get_close_matches(unknown, known, n=1) if unknown else []
         hint = f" Did you mean {close[0]}?" if close else " Remove it, or put it after the right subcommand."
@@ -87,7 +99,7 @@ def _check_seed(value: int) -> None:
                           f"range, e.g. --seed 0.")  # fmt: skip
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser() -> _Parser:
     parser = _Parser(prog="morphelites", description="MAP-Elites over robot bodies scored by a shared PPO policy.")
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
@@ -146,6 +158,7 @@ def build_parser() -> argparse.ArgumentParser:
     animate.add_argument("--output", metavar="FILE", help="the GIF (default RUN_DIR/animations/individual-ID.gif or "
                          "body-LENGTHS.gif)")  # fmt: skip
     animate.add_argument("--size", type=int, default=320, help="frame width and height in pixels (default 320, at most 640)")
+    parser.commands.update(ppo=ppo, train=train, animate=animate)
     return parser
 
 

@@ -89,6 +89,18 @@ def test_bad_json_config_file(run_cli, tmp_path):
     assert result.returncode == 2 and "Did you mean 'learning_rate'" in result.stderr
 
 
+@pytest.mark.parametrize("argv, suggestion", [
+    (["animate", "run", "--indivdual", "3"], "Did you mean --individual?"),  # one of a mutually exclusive pair
+    (["train", "--resume-if-exits"], "Did you mean --resume-if-exists?"),  # (a prefix would be taken as an abbreviation)
+    (["ppo", "--num-evns", "4"], "Did you mean --num-envs?"),
+])  # fmt: skip
+def test_a_mistyped_option_gets_the_closest_option_of_its_subcommand(capsys, argv, suggestion):
+    with pytest.raises(SystemExit) as exit_info:
+        main(argv)
+    assert exit_info.value.code == 2
+    assert suggestion in capsys.readouterr().err
+
+
 def test_ppo_says_which_config_sections_it_does_not_use(capsys, tmp_path):
     both = tmp_path / "both.json"
     both.write_text(json.dumps({"ppo": {"num_envs": 2}, "evolution": {"evaluations": 8}, "training": {"buffer_size": 4096}}))
