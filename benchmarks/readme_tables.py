@@ -246,6 +246,14 @@ def _targets(data: dict[str, Any]) -> list[str]:
     for r in data["rows"]:
         lines.append(f"| {r['value_targets']} | {r['seed']} | {r['mean_elite_fitness_reevaluated']:.3f} | "
                      f"{r['mean_fitness_last_quarter']:.3f} | {r['policy_updates']:.0f} | {r['mean_policy_lag']:.2f} |")  # fmt: skip
+    targets = list(dict.fromkeys(r["value_targets"] for r in data["rows"]))
+    if len(data["rows"]) > len(targets):  # several seeds: their mean and range per choice
+        lines += ["", "| targets | seeds | elites re-evaluated: mean fitness, mean (min–max) | last quarter: mean fitness, "
+                  "mean (min–max) |", "|---|---|---|---|"]  # fmt: skip
+        for target in targets:
+            rows = [r for r in data["rows"] if r["value_targets"] == target]
+            lines.append(f"| {target} | {len(rows)} | {_spread([r['mean_elite_fitness_reevaluated'] for r in rows], digits=3)} | "
+                         f"{_spread([r['mean_fitness_last_quarter'] for r in rows], digits=3)} |")  # fmt: skip
     return lines
 
 
