@@ -20,11 +20,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 from pathlib import Path
 from typing import Any
 
 from common import RESULTS
+from readme_tables import _spread
 from run_length import ratios_at
 from shared_vs_independent import in_flight_allowance
 
@@ -74,12 +74,6 @@ def analyse_pair(independent: dict[str, Any], shared: dict[str, Any], comparison
     }
 
 
-def _range(values: list[float], fmt: str = "{:.2f}") -> str:
-    """``min–max`` of ``values`` in ``fmt``, or one figure where both read the same."""
-    low, high = fmt.format(min(values)), fmt.format(max(values))
-    return low if low == high else f"{low}–{high}"
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("path", nargs="?", type=Path, default=RESULTS / "shared_vs_independent_long.json")
@@ -109,12 +103,10 @@ def main() -> None:
             print(f"  learner busy {p['learner_busy']:.0%}, {p['learner_samples_per_s']:,.0f} samples/s, lag {p['lag_mean']:.2f}/"
                   f"{p['lag_max']:.0f}, dropped {p['dropped']:.0f}; env steps/s shared/independent "
                   f"{p['collection_rate_ratio']:.2f}; wall {p['wall_s'][0]:.0f} s / {p['wall_s'][1]:.0f} s")  # fmt: skip
-        steps, walls = [p["env_steps_ratio"] for p in pairs], [p["wall_time_ratio"] for p in pairs]
-        rates = [p["collection_rate_ratio"] for p in pairs]
-        print(f"summary: env steps ratio {statistics.mean(steps):.1f}x ({_range(steps, '{:.1f}')}), wall time ratio "
-              f"{statistics.mean(walls):.1f}x ({_range(walls, '{:.1f}')}), collection rate shared/independent "
-              f"{statistics.mean(rates):.2f} ({_range(rates)}), learner busy "
-              f"{_range([p['learner_busy'] for p in pairs], '{:.0%}')}")  # fmt: skip
+        print(f"summary: env steps ratio {_spread([p['env_steps_ratio'] for p in pairs], 'x')}, wall time ratio "
+              f"{_spread([p['wall_time_ratio'] for p in pairs], 'x')}, collection rate shared/independent "
+              f"{_spread([p['collection_rate_ratio'] for p in pairs], digits=2)}, learner busy "
+              f"{_spread([100 * p['learner_busy'] for p in pairs], '%', digits=0)}")  # fmt: skip
 
 
 if __name__ == "__main__":
