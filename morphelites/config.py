@@ -203,7 +203,9 @@ class PPOConfig:
     max_grad_norm: float = 0.5
     """Global gradient-norm clip."""
     target_kl: float | None = None
-    """Stop the epoch loop early when the approximate KL exceeds this (None: never)."""
+    """Stop the epoch loop early when a minibatch's approximate KL between the current policy and
+    the one the update started from exceeds this (None: never). Measured from the update's start,
+    not from the behaviour policy, so lagged shared-mode data does not end every update at once."""
     norm_adv: bool = True
     """Normalise advantages per minibatch."""
     normalize_obs: bool = True

@@ -121,11 +121,15 @@ def ppo_loss(
     returns: torch.Tensor,
     old_values: torch.Tensor,
     config: PPOConfig,
+    start_logprobs: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """Clipped-surrogate PPO loss on one minibatch; ``model`` is an ActorCritic.
 
     Returns the scalar loss and detached diagnostics (policy/value loss, entropy, approx KL, clip
-    fraction). The ratio uses the behaviour log-probs, so slightly off-policy data is handled.
+    fraction). The ratio uses the behaviour log-probs, so slightly off-policy data is handled;
+    approx KL and clip fraction are measured against them too. ``start_logprobs``, shape (B,),
+    are the log-probs of ``actions`` under the weights the update started from: given, the
+    diagnostics add ``kl_since_update_start``, the KL that ``target_kl`` limits.
     """
     new_logprobs, entropy, new_values = model.evaluate_actions(obs, actions)
     log_ratio = new_logprobs - old_logprobs
@@ -147,10 +151,17 @@ def ppo_loss(
             "policy_loss": policy_loss.detach(),
             "value_loss": value_loss.detach(),
             "entropy": entropy_mean.detach(),
-            "approx_kl": ((ratio - 1) - log_ratio).mean(),
+            "approx_kl": approx_kl(log_ratio),
             "clip_fraction": ((ratio - 1.0).abs() > config.clip_coef).float().mean(),
         }
+        if start_logprobs is not None:
+            stats["kl_since_update_start"] = approx_kl(new_logprobs - start_logprobs)
     return loss, stats
+
+
+def approx_kl(log_ratio: torch.Tensor) -> torch.Tensor:
+    """Mean of (r - 1) - log r for r = exp(log_ratio): an unbiased, non-negative KL estimate."""
+    return (log_ratio.exp() - 1 - log_ratio).mean()
 
 
 class PPOUpdater:
@@ -192,14 +203,23 @@ class PPOUpdater:
         steps = 0
         grad_norm_sum = 0.0
         stop = False
+        start_logprobs = None
+        if cfg.target_kl is not None:
+            # The early stop limits how far this update moves the policy. Measured against the
+            # behaviour log-probs instead, shared-mode data that lags the learner by a few versions
+            # could exceed target_kl before the first step, and every update would stop after one.
+            with torch.no_grad():
+                start_logprobs, _, _ = self.model.evaluate_actions(obs, actions)
         for _ in range(cfg.update_epochs):
             order = torch.from_numpy(self.rng.permutation(size))
             for start in range(0, size - minibatch + 1, minibatch):
                 beat()
                 idx = order[start : start + minibatch]
                 loss, stats = ppo_loss(
-                    self.model, obs[idx], actions[idx], logprobs[idx], advantages[idx], returns[idx], values[idx], cfg
+                    self.model, obs[idx], actions[idx], logprobs[idx], advantages[idx], returns[idx], values[idx], cfg,
+                    None if start_logprobs is None else start_logprobs[idx],
                 )
+                kl_since_start = stats.pop("kl_since_update_start", None)
                 if not torch.isfinite(loss):
                     self.skipped_steps += 1
                     continue
@@ -215,7 +235,7 @@ class PPOUpdater:
                 grad_norm_sum += float(grad_norm)
                 for key, value in stats.items():
                     totals[key] = totals.get(key, 0.0) + float(value)
-                if cfg.target_kl is not None and float(stats["approx_kl"]) > cfg.target_kl:
+                if kl_since_start is not None and float(kl_since_start) > cfg.target_kl:
                     stop = True
                     break
             if stop:

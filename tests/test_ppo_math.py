@@ -109,3 +109,36 @@ def test_non_finite_loss_is_skipped_and_weights_stay_finite():
     stats = updater.update(poisoned)
     assert stats["skipped_steps"] == 2
     np.testing.assert_array_equal(model.flat_weights(), before)
+
+
+def _lagged_batch(spec: PolicySpec, n: int = 256) -> Batch:
+    """A batch acted by another policy than the learner's, as shared mode's lagged data is."""
+    torch.manual_seed(1)
+    behaviour = ActorCritic(spec)
+    with torch.no_grad():
+        behaviour.log_std.fill_(-1.0)  # sharper than the learner's: a KL far above any target_kl
+    return _random_batch(spec, behaviour, n)
+
+
+def test_target_kl_limits_the_drift_of_the_update_not_the_lag_of_the_data():
+    torch.manual_seed(0)
+    spec = PolicySpec(obs_dim=5, action_dim=2, hidden_dim=16)
+    model = ActorCritic(spec)
+    batch = _lagged_batch(spec)
+    t = [torch.as_tensor(a) for a in batch]
+    _, stats = ppo_loss(model, *t, PPOConfig())
+    assert float(stats["approx_kl"]) > 0.1, "the test needs data far from the learner's policy"
+    config = PPOConfig(num_envs=1, num_steps=256, num_minibatches=4, update_epochs=4, target_kl=0.015)
+    stats = PPOUpdater(model, config, seed=0).update(batch)
+    assert stats["gradient_steps"] == 16, "a lag the update did not cause must not stop it"
+
+
+def test_target_kl_stops_the_update_once_it_has_moved_the_policy_that_far():
+    torch.manual_seed(0)
+    spec = PolicySpec(obs_dim=5, action_dim=2, hidden_dim=16)
+    model = ActorCritic(spec)
+    batch = _random_batch(spec, model, n=256)
+    config = PPOConfig(num_envs=1, num_steps=256, num_minibatches=4, update_epochs=4, target_kl=1e-9)
+    stats = PPOUpdater(model, config, seed=0).update(batch)
+    # The first minibatch sees the starting weights (KL 0) and steps; the second sees the moved ones.
+    assert stats["gradient_steps"] == 2
