@@ -413,6 +413,52 @@ def test_an_evaluation_that_fails_twice_ends_the_run_as_failed_with_its_files_an
     assert sorted(r["id"] for r in _results(out)) == list(range(6)), "individual 3 is issued again"
 
 
+def test_a_failing_evaluation_in_a_serial_shared_run_is_tried_again_then_fails_the_run_with_its_files(
+    tmp_path, tiny_config, monkeypatch
+):
+    """The serial shared backend let the exception escape run(): a traceback, no summary.json, and
+    the run's signal handlers left installed (the pool backends report it as an error event)."""
+    from morphelites.parallel.shared_worker import MultiProcessPPOWorker
+
+    real = MultiProcessPPOWorker.train
+
+    def unstable_on_id_3(self, individual, settings):
+        if individual.id == 3:
+            raise FloatingPointError("simulated: the simulation went unstable on this body")
+        return real(self, individual, settings)
+
+    monkeypatch.setattr(MultiProcessPPOWorker, "train", unstable_on_id_3)
+    out, handler_before = tmp_path / "run", signal.getsignal(signal.SIGINT)
+    assert main(["train", "--serial", "--config", str(tiny_config), "--initial-random", "4",
+                 "--steps-per-individual", "64", "--evaluations", "5", "--output", str(out), "--quiet"]) == 1  # fmt: skip
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["status"] == "failed" and "individual 3 failed twice" in summary["error"]
+    assert "simulated: the simulation went unstable" in (out / "training.log").read_text()
+    assert signal.getsignal(signal.SIGINT) is handler_before, "the run's Ctrl-C handler is given back"
+
+
+def test_an_unexpected_error_still_writes_summary_json_and_gives_the_signal_handlers_back(
+    tmp_path, tiny_config, monkeypatch
+):
+    """Any exception the trainer has no branch for (a bug) skipped summary.json and left the run's
+    Ctrl-C handler installed in the caller's process; it still reaches the caller."""
+    from morphelites.evolution.trainer import MAPElitesEvolutionTrainer
+
+    def broken_loop(self, pool):
+        raise ZeroDivisionError("simulated bug in the main loop")
+
+    monkeypatch.setattr(MAPElitesEvolutionTrainer, "_loop", broken_loop)
+    out, handler_before = tmp_path / "run", signal.getsignal(signal.SIGINT)
+    with pytest.raises(ZeroDivisionError, match="simulated bug"):
+        main(["train", "--mode", "independent", "--serial", "--config", str(tiny_config), "--initial-random", "4",
+              "--steps-per-individual", "64", "--evaluations", "4", "--output", str(out), "--quiet"])  # fmt: skip
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["status"] == "failed" and "ZeroDivisionError: simulated bug" in summary["error"]
+    assert "--resume" in summary["error"]
+    assert "simulated bug in the main loop" in (out / "training.log").read_text()
+    assert signal.getsignal(signal.SIGINT) is handler_before, "the run's Ctrl-C handler is given back"
+
+
 def test_a_resumed_run_continues_its_wall_time_and_restart_counts_from_metrics_csv(tmp_path, tiny_config):
     """Without an up-to-date checkpoint (a hard stop before the next one) wall_s restarted from the
     checkpoint's figure, or from 0, and the worker restart count from 0 in every resumed session."""

@@ -235,6 +235,7 @@ class MAPElitesEvolutionTrainer:
         signal.signal(signal.SIGINT, self._on_signal)
         signal.signal(signal.SIGTERM, self._on_signal)
         status = "completed"
+        unexpected: Exception | None = None
         try:
             pool.start()
             status = self._loop(pool)
@@ -257,6 +258,12 @@ class MAPElitesEvolutionTrainer:
                             f"with `morphelites train --resume --output {self.run_dir.path}`.")  # fmt: skip
             log.error("%s", self.failure)
             self._checkpoint()
+        except Exception as error:  # a bug: still write summary.json and give the signal handlers back
+            status, unexpected = "failed", error
+            self.failure = (f"Unexpected error: {type(error).__name__}: {error} (traceback in training.log). Files "
+                            f"written before are intact; `morphelites train --resume --output {self.run_dir.path}` "
+                            "continues from the last checkpoint.")  # fmt: skip
+            log.exception("Unexpected error; the run stops.")
         finally:
             pool.close(graceful=status == "completed")
             self.progress.close()
@@ -276,6 +283,8 @@ class MAPElitesEvolutionTrainer:
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
             restore_process_title(previous_title)
+        if unexpected is not None:
+            raise unexpected
         return summary
 
     # ------------------------------------------------------------------ main loop

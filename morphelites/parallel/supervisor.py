@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import multiprocessing as mp
 import os
+import traceback
 from pathlib import Path
 from typing import Any
 
@@ -368,10 +369,13 @@ class SerialSharedBackend:
             return []
         individual, kind = self._task
         self._task = None
-        if kind == "train":
-            result = self.worker.train(individual, self.settings)
-        else:
-            result = self.worker.evaluate_only(individual, self.settings)
+        try:
+            if kind == "train":
+                result = self.worker.train(individual, self.settings)
+            else:
+                result = self.worker.evaluate_only(individual, self.settings)
+        except Exception:  # as a pool worker reports it: the trainer tries once more, then fails the run
+            return [PoolEvent("error", 0, individual.id, traceback.format_exc())]
         return [PoolEvent("done", 0, individual.id, result)]
 
     def take_events(self) -> list[dict[str, Any]]:
