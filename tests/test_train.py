@@ -413,6 +413,34 @@ def test_an_evaluation_that_fails_twice_ends_the_run_as_failed_with_its_files_an
     assert sorted(r["id"] for r in _results(out)) == list(range(6)), "individual 3 is issued again"
 
 
+def test_a_non_finite_fitness_is_an_evaluation_failure_and_the_run_stays_resumable(tmp_path, tiny_config, monkeypatch):
+    """A NaN fitness went to results.jsonl, then pyribs refused it: the run crashed, and every
+    --resume crashed again replaying that line."""
+    import dataclasses
+
+    import morphelites.independent as independent
+
+    real = independent.train_and_evaluate
+
+    def nan_on_id_3(individual, settings):
+        result = real(individual, settings)
+        if individual.id == 3:
+            result = dataclasses.replace(result, evaluation={**result.evaluation, "fitness": float("nan")})
+        return result
+
+    monkeypatch.setattr(independent, "train_and_evaluate", nan_on_id_3)
+    out = tmp_path / "run"
+    assert main(["train", "--mode", "independent", "--serial", "--config", str(tiny_config), "--initial-random", "4",
+                 "--steps-per-individual", "64", "--evaluations", "6", "--output", str(out), "--quiet"]) == 1  # fmt: skip
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["status"] == "failed" and "individual 3 failed twice" in summary["error"]
+    assert "non-finite fitness" in (out / "training.log").read_text()
+    assert 3 not in [r["id"] for r in _results(out)], "results.jsonl takes no line the archive refuses"
+    monkeypatch.setattr(independent, "train_and_evaluate", real)
+    assert main(["train", "--resume", "--output", str(out), "--quiet"]) == 0
+    assert sorted(r["id"] for r in _results(out)) == list(range(6))
+
+
 def test_a_failing_evaluation_in_a_serial_shared_run_is_tried_again_then_fails_the_run_with_its_files(
     tmp_path, tiny_config, monkeypatch
 ):

@@ -32,7 +32,7 @@ from morphelites.evolution.variation import Variation
 from morphelites.individual import Individual, IndividualResult
 from morphelites.morphology import BodySpace
 from morphelites.parallel.learner import COUNTER_COLUMNS
-from morphelites.parallel.pool import WorkerCrashLoop, restore_process_title, set_process_title
+from morphelites.parallel.pool import PoolEvent, WorkerCrashLoop, restore_process_title, set_process_title
 from morphelites.parallel.supervisor import IndependentBackend, LearnerDied, SerialSharedBackend, SharedPPOSystem
 from morphelites.runs.memory import ProcessTreeMemory
 from morphelites.runs.progress import Progress
@@ -378,6 +378,12 @@ class MAPElitesEvolutionTrainer:
             if self._round.complete or (self._round.cancelled and not self._round.busy):
                 self._round = None
             return
+        if event.kind == "done" and not math.isfinite(event.value.evaluation["fitness"]):
+            # pyribs refuses a non-finite objective, and results.jsonl would replay the refusal on every
+            # --resume: handled as an evaluation that raised (tried once more, then the run fails).
+            event = PoolEvent("error", event.worker, event.task_id,
+                              f"The evaluation returned a non-finite fitness ({event.value.evaluation['fitness']!r}): "
+                              "the simulation probably went unstable on this body.")  # fmt: skip
         if event.kind == "done":
             individual = self.in_flight.pop(event.task_id)
             result: IndividualResult = event.value
