@@ -374,6 +374,21 @@ def test_a_resume_whose_checkpoint_is_behind_results_draws_no_genome_again_and_f
     assert "behind results.jsonl" in (out / "training.log").read_text()
 
 
+def test_a_budget_raised_on_resume_is_recorded_for_the_next_plain_resume(tmp_path, tiny_config):
+    """config.json kept the first session's budget, so after `--resume --evaluations 6` was stopped,
+    a plain --resume (as README's troubleshooting advises) went back to 4 and ended the run there."""
+    out = tmp_path / "run"
+    _serial_run(out, tiny_config, evaluations=4)
+    settings = json.loads((out / "config.json").read_text())["settings"]
+    _serial_run(out, tiny_config, evaluations=6, resume=True)
+    stored = json.loads((out / "config.json").read_text())["settings"]
+    assert stored["evolution"]["evaluations"] == 6
+    settings["evolution"]["evaluations"] = 6
+    assert stored == settings, "nothing but the budget changed"
+    assert main(["train", "--resume", "--output", str(out), "--quiet"]) == 0
+    assert len(_results(out)) == 6
+
+
 def test_a_resumed_serial_run_evaluates_exactly_what_the_uninterrupted_run_does(tmp_path, tiny_config):
     """The parents a resumed run draws come from the archive's sampling stream, which the checkpoint
     now holds; before, a resume drew other parents than the uninterrupted run."""

@@ -187,9 +187,11 @@ class MAPElitesEvolutionTrainer:
             hold.release()
 
     def _run(self) -> dict[str, Any]:
-        if not self.resume:  # config.json first: a directory holding anything else then holds a run
-            self.run_dir.write_config({"command": "train", "mode": self.mode, "settings": self.settings.to_dict(),
-                                       "measures": [dataclasses.asdict(s) for s in self.specs]})  # fmt: skip
+        # config.json first: a directory holding anything else then holds a run. A resume writes it
+        # again (only budgets and workers may have changed, checked before): a raised --evaluations
+        # then holds for a later plain --resume too, not only for this session.
+        self.run_dir.write_config({"command": "train", "mode": self.mode, "settings": self.settings.to_dict(),
+                                   "measures": [dataclasses.asdict(s) for s in self.specs]})  # fmt: skip
         columns = EVOLUTION_METRICS + (SHARED_METRICS if self.mode == "shared" else ())
         self.recorder = EvolutionRecorder(self.run_dir, quiet=self.quiet, metric_columns=columns)
         log = self.recorder.log
