@@ -389,6 +389,20 @@ def test_a_budget_raised_on_resume_is_recorded_for_the_next_plain_resume(tmp_pat
     assert len(_results(out)) == 6
 
 
+def test_a_resume_may_raise_the_stall_timeout_that_troubleshooting_advises(tmp_path, tiny_config):
+    """README's troubleshooting says to raise training.ipc_timeout; a resume refused any change but
+    budgets and workers, so a run that kept stalling could not go on with a longer timeout."""
+    out = tmp_path / "run"
+    _serial_run(out, tiny_config, evaluations=2)
+    settings = json.loads((out / "config.json").read_text())["settings"]
+    settings["training"]["ipc_timeout"] = settings["training"]["ipc_timeout"] * 2
+    config = tmp_path / "longer_timeout.json"
+    config.write_text(json.dumps(settings))
+    assert main(["train", "--resume", "--config", str(config), "--output", str(out), "--evaluations", "3", "--quiet"]) == 0
+    assert json.loads((out / "config.json").read_text())["settings"]["training"] == settings["training"]
+    assert len(_results(out)) == 3
+
+
 def test_a_resumed_serial_run_evaluates_exactly_what_the_uninterrupted_run_does(tmp_path, tiny_config):
     """The parents a resumed run draws come from the archive's sampling stream, which the checkpoint
     now holds; before, a resume drew other parents than the uninterrupted run."""

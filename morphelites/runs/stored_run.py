@@ -1,7 +1,7 @@
 """The run a directory holds (its config.json), and what a resume of it may change.
 
-A resume continues the stored run: the same mode and the same settings, except the budgets and the
-number of workers. Both the command line and ``MAPElitesEvolutionTrainer(resume=True)`` go through
+A resume continues the stored run: the same mode and the same settings, except the budgets, the
+number of workers and the stall watchdog's ``training.ipc_timeout`` (it changes no result). Both the command line and ``MAPElitesEvolutionTrainer(resume=True)`` go through
 ``check_resume`` before any process starts, so neither can switch a run's mode or settings silently.
 """
 
@@ -17,7 +17,8 @@ __all__ = ["RESUMABLE_CHANGES", "stored_run", "check_resume"]
 
 #: Settings a resumed run may change; any other difference from the stored config is refused.
 RESUMABLE_CHANGES = frozenset({("evolution", "evaluations"), ("evolution", "max_env_steps"), ("evolution", "max_wall_s"),
-                               ("evolution", "max_workers"), ("evolution", "enable_multiprocess")})  # fmt: skip
+                               ("evolution", "max_workers"), ("evolution", "enable_multiprocess"),
+                               ("training", "ipc_timeout")})  # fmt: skip
 #: Derived from the body space when a run starts (they are asserted, not chosen).
 _DERIVED = frozenset({("model", "observation_dim"), ("model", "action_dim")})
 
@@ -55,7 +56,7 @@ def stored_run(run_dir: RunDirectory) -> dict[str, Any]:
 
 def check_resume(run_dir: RunDirectory, mode: str, settings: Settings) -> None:
     """Raise ConfigError unless a run in ``mode`` ("shared" or "independent") with ``settings``
-    continues the run stored in ``run_dir`` unchanged, budgets and worker count aside.
+    continues the run stored in ``run_dir`` unchanged, but for ``RESUMABLE_CHANGES``.
 
     The error names every setting that differs (stored and new value) and how to go on.
     """
@@ -76,8 +77,8 @@ def check_resume(run_dir: RunDirectory, mode: str, settings: Settings) -> None:
     if changed:
         raise ConfigError(
             f"Resuming would continue {run_dir.path} with a different configuration: {'; '.join(changed)}. Only the "
-            f"budgets (evaluations, max_env_steps, max_wall_s: --evaluations, --max-env-steps, --max-wall-time) and "
-            f"the workers (max_workers, enable_multiprocess: --workers, --serial) may change on resume. Keep the "
-            f'other settings as stored (config.json\'s "settings": pass them as base_args, or drop the options), or '
+            f"budgets (evaluations, max_env_steps, max_wall_s: --evaluations, --max-env-steps, --max-wall-time), "
+            f"the workers (max_workers, enable_multiprocess: --workers, --serial) and training.ipc_timeout may change "
+            f'on resume. Keep the other settings as stored (config.json\'s "settings": pass them as base_args, or drop the options), or '
             f"start a new run in another output directory."
         )
