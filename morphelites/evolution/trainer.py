@@ -188,7 +188,7 @@ class MAPElitesEvolutionTrainer:
 
     def _run(self) -> dict[str, Any]:
         # config.json first: a directory holding anything else then holds a run. A resume writes it
-        # again (only budgets and workers may have changed, checked before): a raised --evaluations
+        # again (only stored_run.RESUMABLE_CHANGES may differ, checked before): a raised --evaluations
         # then holds for a later plain --resume too, not only for this session.
         self.run_dir.write_config({"command": "train", "mode": self.mode, "settings": self.settings.to_dict(),
                                    "measures": [dataclasses.asdict(s) for s in self.specs]})  # fmt: skip

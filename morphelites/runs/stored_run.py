@@ -1,8 +1,9 @@
 """The run a directory holds (its config.json), and what a resume of it may change.
 
 A resume continues the stored run: the same mode and the same settings, except the budgets, the
-number of workers and the stall watchdog's ``training.ipc_timeout`` (it changes no result). Both the command line and ``MAPElitesEvolutionTrainer(resume=True)`` go through
-``check_resume`` before any process starts, so neither can switch a run's mode or settings silently.
+number of workers and the stall watchdog's ``training.ipc_timeout`` (it changes no result). Both
+the command line and ``MAPElitesEvolutionTrainer(resume=True)`` go through ``check_resume`` before
+any process starts, so neither can switch a run's mode or settings silently.
 """
 
 from __future__ import annotations
@@ -79,6 +80,6 @@ def check_resume(run_dir: RunDirectory, mode: str, settings: Settings) -> None:
             f"Resuming would continue {run_dir.path} with a different configuration: {'; '.join(changed)}. Only the "
             f"budgets (evaluations, max_env_steps, max_wall_s: --evaluations, --max-env-steps, --max-wall-time), "
             f"the workers (max_workers, enable_multiprocess: --workers, --serial) and training.ipc_timeout may change "
-            f'on resume. Keep the other settings as stored (config.json\'s "settings": pass them as base_args, or drop the options), or '
-            f"start a new run in another output directory."
+            f'on resume. Keep the other settings as stored (config.json\'s "settings": pass them as base_args, or '
+            f"drop the options), or start a new run in another output directory."
         )
