@@ -374,6 +374,36 @@ def test_a_resume_whose_checkpoint_is_behind_results_draws_no_genome_again_and_f
     assert "behind results.jsonl" in (out / "training.log").read_text()
 
 
+def test_a_second_hard_stop_after_free_ids_were_taken_draws_no_genome_again(tmp_path, tiny_config):
+    """Individuals that take the free ids of ones lost in flight leave next_id where it was. After a
+    checkpoint between two such individuals and a second hard stop, the resume judged the
+    checkpoint up to date by next_id and drew their genomes again for new ids."""
+    out = tmp_path / "run"
+
+    def run(evaluations: int, resume: bool = False) -> None:  # all random: genomes come from the variation stream alone
+        options = ["--resume"] if resume else ["--mode", "independent", "--serial", "--config", str(tiny_config),
+                                               "--initial-random", "10", "--steps-per-individual", "64"]  # fmt: skip
+        assert main(["train", *options, "--output", str(out), "--evaluations", str(evaluations), "--quiet"]) == 0
+
+    def hard_stop(keep_checkpoints_up_to: int, lost_ids: tuple[int, ...] = ()) -> None:
+        for checkpoint in (out / "checkpoints").glob("*.pkl"):
+            if int(checkpoint.stem.split("-")[-1]) > keep_checkpoints_up_to:
+                checkpoint.unlink()
+        lines = (out / "results.jsonl").read_text().splitlines(keepends=True)
+        (out / "results.jsonl").write_text("".join(line for line in lines if json.loads(line)["id"] not in lost_ids))
+        (out / "summary.json").unlink()
+
+    run(evaluations=6)  # ids 0-5, checkpoints after 2, 4 and 6 evaluations
+    hard_stop(keep_checkpoints_up_to=2, lost_ids=(1, 2, 4))  # in flight, never recorded
+    run(evaluations=6, resume=True)  # ids 1, 2, 4 taken again: a checkpoint after 1, none after 2 and 4
+    hard_stop(keep_checkpoints_up_to=4)
+    run(evaluations=8, resume=True)
+    results = _results(out)
+    assert sorted(r["id"] for r in results) == list(range(8))
+    genomes = [tuple(r["genome"]) for r in results]
+    assert len(set(genomes)) == len(genomes), "no genome is evaluated twice"
+
+
 def test_a_budget_raised_on_resume_is_recorded_for_the_next_plain_resume(tmp_path, tiny_config):
     """config.json kept the first session's budget, so after `--resume --evaluations 6` was stopped,
     a plain --resume (as README's troubleshooting advises) went back to 4 and ended the run there."""

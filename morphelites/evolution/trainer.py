@@ -46,7 +46,7 @@ __all__ = ["MAPElitesEvolutionTrainer", "EXIT_CODES"]
 EXIT_CODES = {"completed": 0, "failed": 1, "interrupted": 130, "terminated": 143}
 _CHECKPOINT_FORMAT = "morphelites-evolution-1"
 #: Fields of an evolution checkpoint that resuming reads (``settings`` is checked for the body space).
-_CHECKPOINT_FIELDS = ("next_id", "pending", "variation", "wall_s", "settings")
+_CHECKPOINT_FIELDS = ("completed", "next_id", "pending", "variation", "wall_s", "settings")
 #: Evaluation figures each results.jsonl line records, and resuming reads back.
 _RESULT_FIGURES = ("fitness", "success_rate", "mean_return", "final_distance", "path_efficiency", "collisions",
                    "policy_version")
@@ -755,11 +755,11 @@ class MAPElitesEvolutionTrainer:
         self._previous_learner = {**{COUNTER_COLUMNS[name]: float(value) for name, value in self.learner_counters_floor.items()},
                                   **self.session_counters_floor}  # fmt: skip
         self.env_steps += self.reevaluation_env_steps  # env_steps counts every step taken, re-evaluations included
-        seen: set[int] = set()
+        seen: dict[int, None] = {}  # the ids in results.jsonl, in the order they were first recorded
         for line in results:
             if line["id"] in seen:
                 continue
-            seen.add(line["id"])
+            seen[line["id"]] = None
             individual = Individual.from_dict(line)
             evaluation = {**{k: line[k] for k in _RESULT_FIGURES}, **{k: line.get(k) for k in _LATER_RESULT_FIGURES}}
             self._insert(individual, IndividualResult(individual.id, evaluation, line["training_steps"], line["eval_env_steps"], 0, 0), replay=True)
@@ -767,13 +767,13 @@ class MAPElitesEvolutionTrainer:
             path, state = latest
             self.pending = [Individual.from_dict(d) for d in state["pending"] if int(d["id"]) not in seen]
             self.wall_s_before = float(state["wall_s"])
-            issued_since = self.next_id - int(state["next_id"])  # ids in results.jsonl the checkpoint never saw
-            if issued_since > 0:
+            drawn_since = _drawn_after(state, list(seen))
+            if drawn_since:
                 # The run went on after this checkpoint (a hard stop: SIGKILL, a second Ctrl-C, a
                 # crash). Its variation stream would draw those individuals' genomes again.
                 self._fresh_variation(proposed=self.completed + len(self.pending))
                 log.info("Resumed from %s, which is %d individual(s) behind results.jsonl: %d evaluations in "
-                         "results.jsonl, %d individual(s) to reissue, new variation stream.", path.name, issued_since,
+                         "results.jsonl, %d individual(s) to reissue, new variation stream.", path.name, drawn_since,
                          self.completed, len(self.pending))  # fmt: skip
             else:
                 self.variation.load_state_dict(state["variation"])
@@ -798,7 +798,7 @@ class MAPElitesEvolutionTrainer:
                 self.reevaluation_env_steps += unrecorded
         # metrics.csv is written with every evaluation, the checkpoint only every checkpoint_every
         self.wall_s_before = max(self.wall_s_before, maxima.get("wall_s", 0.0))
-        self.free_ids = sorted(set(range(self.next_id)) - seen - {individual.id for individual in self.pending})
+        self.free_ids = sorted(set(range(self.next_id)) - set(seen) - {individual.id for individual in self.pending})
         if self.free_ids:
             log.info("%d individual(s) in flight when the run stopped are not in the checkpoint; new ones take their "
                      "ids (%s).", len(self.free_ids), ", ".join(map(str, self.free_ids)))  # fmt: skip
@@ -844,6 +844,22 @@ class MAPElitesEvolutionTrainer:
         return summary
 
 
+def _drawn_after(state: dict[str, Any], recorded_ids: list[int]) -> int:
+    """How many individuals in results.jsonl the checkpoint's variation stream had not drawn yet.
+
+    Args:
+        state: an evolution checkpoint.
+        recorded_ids: the ids in results.jsonl, each once, in the order they were first recorded.
+
+    results.jsonl takes a line before the checkpoint of that evaluation is written, so the first
+    ``state["completed"]`` ids were evaluated when the checkpoint was; of the later ones, those the
+    checkpoint holds as pending were drawn before it too. The rest were drawn after it. Comparing
+    ``next_id`` instead missed individuals that took the free id of one lost at an earlier hard stop.
+    """
+    pending = {int(entry["id"]) for entry in state["pending"]}
+    return sum(1 for id_ in recorded_ids[int(state["completed"]):] if id_ not in pending)
+
+
 def _unloadable(state: dict[str, Any]) -> str | None:
     """What stops an evolution checkpoint of the right format and body space from being resumed
     from, or None: its fields are read into scratch objects first, so that malformed contents
@@ -851,7 +867,7 @@ def _unloadable(state: dict[str, Any]) -> str | None:
     import numpy as np
 
     try:
-        int(state["next_id"]), float(state["wall_s"])
+        int(state["completed"]), int(state["next_id"]), float(state["wall_s"])
         for entry in state["pending"]:
             Individual.from_dict(entry)
         variation = state["variation"]
