@@ -83,6 +83,16 @@ def test_metrics_csv_keeps_its_columns_and_appends_on_reopen(tmp_path):
     assert path.read_text().splitlines() == ["evaluations,qd_score", "1,0.5", "2,", "3,0.75"]
 
 
+def test_metrics_csv_writes_whole_counters_exactly_and_rates_to_six_digits(tmp_path):
+    """A --resume continues the learner's and buffer's counters from metrics.csv; written with
+    6 significant digits, 12,345,678.0 samples came back as 12,345,700."""
+    path = tmp_path / "metrics.csv"
+    writer = MetricsWriter(path, ["samples_consumed", "samples_per_s", "lag"])
+    writer.write({"samples_consumed": 12_345_678.0, "samples_per_s": 8234.5678, "lag": -0.0})
+    writer.close()
+    assert path.read_text().splitlines()[1] == "12345678,8234.57,0"
+
+
 def test_metrics_reach_tensorboard_with_their_step_and_an_unused_writer_leaves_no_events_file(tmp_path):
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 

@@ -101,5 +101,11 @@ def _cell(value: Any) -> str:
     if value is None:
         return ""
     if isinstance(value, float):
-        return "" if not math.isfinite(value) else f"{value:.6g}"
+        if not math.isfinite(value):
+            return ""
+        if value.is_integer() and abs(value) < 2**53:
+            # Counters (samples, transitions) arrive as floats; a --resume continues them from
+            # this file, so they are written exactly, not to 6 significant digits.
+            return str(int(value))
+        return f"{value:.6g}"
     return str(value)
