@@ -6,7 +6,7 @@ import pytest
 from morphelites.config import BodySpaceConfig
 from morphelites.evolution.archive import BodyArchive
 from morphelites.evolution.measures import compute_measures, measure_specs
-from morphelites.evolution.reevaluation import ReevaluationRound
+from morphelites.evolution.reevaluation import EvaluationFailed, ReevaluationRound
 from morphelites.individual import IndividualResult
 from morphelites.morphology import BodySpace
 from morphelites.parallel.pool import PoolEvent
@@ -67,3 +67,14 @@ def test_a_cancelled_round_issues_nothing_and_never_completes_and_an_error_names
     task = round_.next_task()
     with pytest.raises(RuntimeError, match=f"Re-evaluating elite {task.id} failed:\nTraceback"):
         round_.handle(PoolEvent("error", 0, task.id, "Traceback (most recent call last): ..."))
+
+
+def test_a_non_finite_fitness_in_a_round_fails_it_naming_the_elite_before_the_archive_sees_it():
+    """pyribs refused the NaN only when the round's archive was built, an error the trainer had no
+    branch for."""
+    space, _, archive = _archive_with_three_elites()
+    round_ = ReevaluationRound(archive, space, at_evaluation=3)
+    task = round_.next_task()
+    with pytest.raises(EvaluationFailed, match=f"elite {task.id} returned a non-finite fitness"):
+        round_.handle(_done(task.id, float("nan"), version=2))
+    assert task.id not in round_.results

@@ -9,6 +9,7 @@ one after every K evaluations; each round becomes a row of ``reevaluations.csv``
 
 from __future__ import annotations
 
+import math
 from typing import Any, Sequence
 
 from morphelites.evolution.archive import BodyArchive
@@ -65,12 +66,16 @@ class ReevaluationRound:
 
         ``done`` stores the result, ``died`` queues the elite again (its worker was replaced),
         ``stalled`` waits for the ``died`` that follows, ``error`` raises :class:`EvaluationFailed`
-        with the worker's traceback.
+        with the worker's traceback, and so does a ``done`` with a non-finite fitness.
         """
         if event.kind == "stalled":
             return
         self.in_flight.discard(event.task_id)
         if event.kind == "done":
+            fitness = event.value.evaluation["fitness"]
+            if not math.isfinite(fitness):  # pyribs would refuse it when the round's archive is built
+                raise EvaluationFailed(f"Re-evaluating elite {event.task_id} returned a non-finite fitness ({fitness!r}): "
+                                       "the simulation probably went unstable, or the shared policy's weights did.")  # fmt: skip
             self.results[event.task_id] = event.value
         elif event.kind == "died" and not self.cancelled:
             self._todo.insert(0, event.task_id)
