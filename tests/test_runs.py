@@ -83,6 +83,15 @@ def test_metrics_csv_keeps_its_columns_and_appends_on_reopen(tmp_path):
     assert path.read_text().splitlines() == ["evaluations,qd_score", "1,0.5", "2,", "3,0.75"]
 
 
+def test_metrics_csv_of_a_run_started_with_other_columns_goes_on_under_its_own_header(tmp_path):
+    """A run started by a version with fewer columns, resumed by one with more, got rows longer
+    than its header."""
+    path = tmp_path / "metrics.csv"
+    MetricsWriter(path, ["evaluations", "qd_score"]).write({"evaluations": 1, "qd_score": 0.5})
+    MetricsWriter(path, ["evaluations", "qd_score", "rss_mb"]).write({"evaluations": 2, "qd_score": 0.75, "rss_mb": 900.0})
+    assert path.read_text().splitlines() == ["evaluations,qd_score", "1,0.5", "2,0.75"]
+
+
 def test_metrics_csv_writes_whole_counters_exactly_and_rates_to_six_digits(tmp_path):
     """A --resume continues the learner's and buffer's counters from metrics.csv; written with
     6 significant digits, 12,345,678.0 samples came back as 12,345,700."""

@@ -546,9 +546,10 @@ def test_an_unexpected_error_still_writes_summary_json_and_gives_the_signal_hand
     assert signal.getsignal(signal.SIGINT) is handler_before, "the run's Ctrl-C handler is given back"
 
 
-def test_a_resumed_run_continues_its_wall_time_and_restart_counts_from_metrics_csv(tmp_path, tiny_config):
+def test_a_resumed_run_continues_its_wall_time_restart_counts_and_peak_memory_from_metrics_csv(tmp_path, tiny_config):
     """Without an up-to-date checkpoint (a hard stop before the next one) wall_s restarted from the
-    checkpoint's figure, or from 0, and the worker restart count from 0 in every resumed session."""
+    checkpoint's figure, or from 0, and the worker restart count from 0 in every resumed session;
+    peak_memory_mb was the last session's in every case."""
     out = tmp_path / "run"
     _serial_run(out, tiny_config, evaluations=3)
     for checkpoint in (out / "checkpoints").glob("*.pkl"):
@@ -557,6 +558,8 @@ def test_a_resumed_run_continues_its_wall_time_and_restart_counts_from_metrics_c
         rows = list(csv.DictReader(handle))
     rows[-1]["worker_restarts"] = "2"  # as a session in which two workers died would have left it
     rows[-1]["wall_s"] = "500.0"
+    rows[-1]["peak_memory_mb"] = "99999.0"  # as a session with many more workers would have left it
+    assert 0 < float(rows[0]["rss_main_mb"]) <= float(rows[0]["rss_mb"]) <= float(rows[0]["peak_memory_mb"])
     with open(out / "metrics.csv", "w", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
         writer.writeheader()
@@ -568,3 +571,4 @@ def test_a_resumed_run_continues_its_wall_time_and_restart_counts_from_metrics_c
     assert float(last["wall_s"]) > 500.0 and float(last["worker_restarts"]) == 2.0
     summary = json.loads((out / "summary.json").read_text())
     assert summary["wall_s"] > 500.0 and summary["worker_restarts"] == 2.0
+    assert summary["peak_memory_mb"] == float(last["peak_memory_mb"]) == 99999.0, "the peak is the whole run's"

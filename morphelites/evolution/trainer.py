@@ -34,7 +34,7 @@ from morphelites.morphology import BodySpace
 from morphelites.parallel.learner import COUNTER_COLUMNS
 from morphelites.parallel.pool import PoolEvent, WorkerCrashLoop, restore_process_title, set_process_title
 from morphelites.parallel.supervisor import IndependentBackend, LearnerDied, SerialSharedBackend, SharedPPOSystem
-from morphelites.runs.memory import ProcessTreeMemory
+from morphelites.runs.memory import ProcessTreeMemory, memory_metrics
 from morphelites.runs.progress import Progress
 from morphelites.runs.recorder import EVOLUTION_METRICS, SHARED_METRICS, EvolutionRecorder
 from morphelites.runs.run_dir import RunDirectory
@@ -156,6 +156,7 @@ class MAPElitesEvolutionTrainer:
         self.env_steps = 0
         self.training_env_steps = 0
         self.wall_s_before = 0.0
+        self.peak_memory_floor_mb = 0.0  # resume: the peak memory of the run's earlier sessions
         self.session_counters_floor: dict[str, float] = {}  # _SESSION_COUNTERS reached before a --resume
         self.pending: list[Individual] = []  # to (re)issue before new ones
         # Ids below next_id that no evaluated or pending individual holds: in flight at a hard stop
@@ -227,7 +228,7 @@ class MAPElitesEvolutionTrainer:
             log.info("Sync mode: every update takes %d segment(s) of %d transitions from each busy worker (%d "
                      "transitions with all %d busy; training.min_batch_size is %d).", handles.segments_per_version,
                      segment, handles.segments_per_version * segment * workers, workers, training.min_batch_size)  # fmt: skip
-        self.memory = ProcessTreeMemory()
+        self.memory = ProcessTreeMemory(peak_mb=self.peak_memory_floor_mb)
         self._pool = pool
         self.progress = Progress(evo.evaluations, quiet=self.quiet)
         self._start = time.monotonic()
@@ -538,8 +539,8 @@ class MAPElitesEvolutionTrainer:
             body.num_links, body.total_length, evaluation["fitness"], evaluation["success_rate"], status,
             stats["qd_score"], 100 * stats["coverage"], result.worker, result.training_wall_s + result.eval_wall_s,
         )  # fmt: skip
-        self.memory.sample(self._pool.pids())
-        self.recorder.metrics({**self._metrics_record(stats), **self._pool_stats()})
+        memory = memory_metrics(self.memory.sample(self._pool.pids()), self.memory.peak_mb)
+        self.recorder.metrics({**self._metrics_record(stats), **self._pool_stats(), **memory})
         return stats
 
     @contextlib.contextmanager
@@ -748,7 +749,8 @@ class MAPElitesEvolutionTrainer:
         results = self.recorder.read_results()
         self.reevaluation_env_steps = self.recorder.reevaluation_env_steps()
         # the learner restores its own checkpoint, which can be older than the last metrics row
-        maxima = self.recorder.metrics_maxima([*COUNTER_COLUMNS.values(), *_SESSION_COUNTERS, "wall_s", "env_steps"])
+        maxima = self.recorder.metrics_maxima([*COUNTER_COLUMNS.values(), *_SESSION_COUNTERS, "wall_s", "env_steps",
+                                               "peak_memory_mb"])  # fmt: skip
         self.learner_counters_floor = {name: int(maxima[column]) for name, column in COUNTER_COLUMNS.items() if column in maxima}
         self.session_counters_floor = {column: maxima[column] for column in _SESSION_COUNTERS if column in maxima}
         # the first rates of this session are taken from where the last one left off, not from 0
@@ -798,6 +800,10 @@ class MAPElitesEvolutionTrainer:
                 self.reevaluation_env_steps += unrecorded
         # metrics.csv is written with every evaluation, the checkpoint only every checkpoint_every
         self.wall_s_before = max(self.wall_s_before, maxima.get("wall_s", 0.0))
+        # summary.json too, for runs whose metrics.csv has no memory columns (written before they were added)
+        summary_peak = (self.run_dir.read_summary() or {}).get("peak_memory_mb")
+        self.peak_memory_floor_mb = max(maxima.get("peak_memory_mb", 0.0),
+                                        float(summary_peak) if isinstance(summary_peak, (int, float)) else 0.0)  # fmt: skip
         self.free_ids = sorted(set(range(self.next_id)) - set(seen) - {individual.id for individual in self.pending})
         if self.free_ids:
             log.info("%d individual(s) in flight when the run stopped are not in the checkpoint; new ones take their "

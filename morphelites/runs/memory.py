@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import psutil
 
-__all__ = ["ProcessTreeMemory"]
+__all__ = ["ProcessTreeMemory", "memory_metrics"]
 
 
 class ProcessTreeMemory:
@@ -15,9 +15,10 @@ class ProcessTreeMemory:
     samples PSS instead (Linux), which splits shared pages fairly, at a higher cost per sample.
     """
 
-    def __init__(self, pss: bool = False) -> None:
+    def __init__(self, pss: bool = False, peak_mb: float = 0.0) -> None:
+        """``peak_mb``: the peak so far (a resumed run continues the peak of its earlier sessions)."""
         self.pss = pss
-        self.peak_mb = 0.0
+        self.peak_mb = peak_mb
 
     def sample(self, pids: dict[str, int]) -> dict:
         """Memory of this process ("main") and the named ``pids``:
@@ -33,3 +34,15 @@ class ProcessTreeMemory:
         total = sum(per_process.values())
         self.peak_mb = max(self.peak_mb, total)
         return {"total_mb": total, "per_process_mb": per_process}
+
+
+def memory_metrics(sample: dict, peak_mb: float) -> dict[str, float]:
+    """metrics.csv's memory columns (MB) from a :meth:`ProcessTreeMemory.sample`: the whole tree,
+    the main process, the learner (absent when there is none) and the largest worker, and the peak
+    of the whole tree so far. Columns of processes that were not sampled are absent."""
+    per_process = sample["per_process_mb"]
+    workers = [mb for name, mb in per_process.items() if name.startswith("worker")]
+    figures = {"rss_mb": sample["total_mb"], "rss_main_mb": per_process.get("main"),
+               "rss_learner_mb": per_process.get("learner"), "rss_worker_max_mb": max(workers, default=None),
+               "peak_memory_mb": peak_mb}  # fmt: skip
+    return {name: round(mb, 1) for name, mb in figures.items() if mb is not None}

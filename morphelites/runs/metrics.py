@@ -22,7 +22,8 @@ class MetricsWriter:
 
     Args:
         path: the CSV file (appended to if it exists, e.g. on resume).
-        columns: CSV columns, in order.
+        columns: CSV columns, in order; a file that exists keeps the columns of its header, and
+            values of other columns go to TensorBoard only.
         tensorboard_dir: where to write TensorBoard events, or None for no TensorBoard.
         step_key: the record key used as the TensorBoard step.
     """
@@ -36,6 +37,9 @@ class MetricsWriter:
         _cut_torn_last_row(self.path)
         if not self.path.exists() or self.path.stat().st_size == 0:
             append_line(self.path, ",".join(self.columns))
+        else:  # rows go on under the file's header (a run started by a version with other columns)
+            with open(self.path, newline="") as handle:
+                self.columns = next(csv.reader(handle), None) or self.columns
         self._tb: Any = None
         self._tb_dir = tensorboard_dir  # the events file is opened by the first record, so a writer that
         # writes nothing (a --resume with nothing left to do) leaves no empty one behind

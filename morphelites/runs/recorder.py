@@ -29,13 +29,13 @@ CHECKPOINT_NAME = "evolution"
 EVOLUTION_METRICS = (
     "evaluations", "env_steps", "training_env_steps", "wall_s", "qd_score", "coverage", "best_fitness",
     "mean_elite_fitness", "elites", "env_steps_per_s", "evaluations_per_min", "in_flight", "worker_restarts",
-    "worker_stalls",
+    "worker_stalls", "rss_mb", "rss_main_mb", "rss_worker_max_mb", "peak_memory_mb",
 )  # fmt: skip
 #: Extra metrics.csv columns in shared mode (from the learner's statistics).
 SHARED_METRICS = (
     "policy_version", "policy_updates", "samples_consumed", "mean_policy_lag", "max_policy_lag", "learner_utilisation",
     "buffer_transitions", "buffer_capacity", "buffer_mb", "transitions_written", "transitions_consumed",
-    "segments_dropped_lag", "producer_waits", "skipped_updates", "learner_restarts", "learner_stalls",
+    "segments_dropped_lag", "producer_waits", "skipped_updates", "learner_restarts", "learner_stalls", "rss_learner_mb",
 )  # fmt: skip
 
 #: Columns of reevaluations.csv, one row per re-evaluation round of the elites (shared mode):
