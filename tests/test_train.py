@@ -404,6 +404,18 @@ def test_a_second_hard_stop_after_free_ids_were_taken_draws_no_genome_again(tmp_
     assert len(set(genomes)) == len(genomes), "no genome is evaluated twice"
 
 
+def test_a_serial_shared_run_goes_on_with_worker_processes_when_resumed_with_workers(tmp_path, tiny_config):
+    """--workers on the resume of a --serial run was ignored: the run stayed serial, silently."""
+    out = tmp_path / "run"
+    assert main(["train", "--serial", "--config", str(tiny_config), "--initial-random", "2", "--steps-per-individual", "200",
+                 "--output", str(out), "--evaluations", "2", "--quiet"]) == 0  # fmt: skip
+    assert main(["train", "--resume", "--workers", "2", "--output", str(out), "--evaluations", "4", "--quiet"]) == 0
+    assert sorted(r["id"] for r in _results(out)) == [0, 1, 2, 3]
+    settings = json.loads((out / "config.json").read_text())["settings"]["evolution"]
+    assert settings["enable_multiprocess"] is True and settings["max_workers"] == 2
+    assert "2 worker(s)" in (out / "training.log").read_text().split("MAP-Elites (shared mode)")[-1]
+
+
 def test_a_budget_raised_on_resume_is_recorded_for_the_next_plain_resume(tmp_path, tiny_config):
     """config.json kept the first session's budget, so after `--resume --evaluations 6` was stopped,
     a plain --resume (as README's troubleshooting advises) went back to 4 and ended the run there."""
