@@ -133,7 +133,8 @@ def build_parser() -> _Parser:
     resuming.add_argument("--resume-if-exists", action="store_true",
                           help="continue the run in --output if it holds one, else start it there (for job scripts "
                                "that a cluster may requeue)")
-    train.add_argument("--workers", type=int, help="worker processes (default: 75%% of the cores); with --resume, a --serial run goes on with workers")
+    train.add_argument("--workers", type=int,
+                       help="worker processes (default: 75%% of the cores); with --resume, a --serial run goes on with workers")
     train.add_argument("--serial", action="store_true", help="evaluate in this process, no workers (debugging)")
     train.add_argument("--initial-random", type=int, help="random individuals before variation (default 8)")
     train.add_argument("--steps-per-individual", type=int, help="env steps of training per individual (default 1500)")
@@ -276,8 +277,9 @@ def _train_trainer(args: argparse.Namespace) -> Any:
     evo_changes = {
         "num_initial_random": args.initial_random, "training_steps_per_individual": args.steps_per_individual,
         "evaluations": args.evaluations, "max_env_steps": args.max_env_steps, "max_wall_s": args.max_wall_time,
-        "max_workers": args.workers, "seed": args.seed, "enable_multiprocess": False if args.serial else (True if args.workers is not None else None),
-        "use_shared_ppo": mode == "shared",
+        "max_workers": args.workers, "seed": args.seed, "use_shared_ppo": mode == "shared",
+        # --workers asks for worker processes, also of a run whose config (or stored run) is serial
+        "enable_multiprocess": False if args.serial else (True if args.workers is not None else None),
     }  # fmt: skip
     evo = dataclasses.replace(settings.evolution, **{k: v for k, v in evo_changes.items() if v is not None})
     env = dataclasses.replace(settings.env, scene=args.scene) if args.scene is not None else settings.env
