@@ -834,7 +834,7 @@ def test_a_tiny_shared_run_learns(tmp_path):
     for row in rows:
         parts = [float(row[c]) for c in ("rss_main_mb", "rss_learner_mb", "rss_worker_max_mb")]
         assert min(parts) > 0 and sum(parts) <= float(row["rss_mb"]) + 0.2 <= float(row["peak_memory_mb"]) + 0.2, row
-    assert summary["peak_memory_mb"] >= max(float(r["peak_memory_mb"]) for r in rows)
+    assert summary["peak_memory_mb"] >= max(float(r["peak_memory_mb"]) for r in rows) - 0.05, "rows are rounded to 0.1 MB"
 
 
 def test_serial_shared_backend_is_reproducible_to_the_bit(tmp_path):
