@@ -147,7 +147,9 @@ def test_workers_killed_at_random_moments_are_replaced_and_nothing_is_lost(tmp_p
 # ---------------------------------------------------------------------- 2. learner killed
 def test_a_killed_learner_is_restarted_from_its_checkpoint_and_the_run_completes(tmp_path):
     out = tmp_path / "run"
-    every, total = 3, 24  # enough evaluations that training goes on well after the kill, also on a fast machine
+    # enough evaluations that training goes on well after the kill, also on a fast machine (with 24,
+    # one fresh-clone suite run saw the learner gone, probably the run over, before metrics.csv got ahead)
+    every, total = 3, 36
     run = Run(tmp_path, "--workers", "2", "--evaluations", str(total), "--steps-per-individual", "800",
               "--config", str(_config(tmp_path, training={"learner_checkpoint_every": every})), "--output", str(out))  # fmt: skip
     _wait_for(lambda: len(list((out / "checkpoints").glob("learner-*.pkl"))) >= 2 and read_results(out), 180,
@@ -156,6 +158,7 @@ def test_a_killed_learner_is_restarted_from_its_checkpoint_and_the_run_completes
     # Kill it, stopped, at a moment when metrics.csv already shows updates after its newest
     # checkpoint: then that checkpoint must be the one restored, and those updates counted as lost.
     for _ in range(50):
+        assert learner.is_running() and run.proc.poll() is None, "the run ended before the learner could be caught"
         learner.suspend()
         newest = max((out / "checkpoints").glob("learner-*.pkl"))
         shown = max(float(row["policy_updates"]) for row in csv.DictReader((out / "metrics.csv").open()) if row.get("policy_updates"))
