@@ -747,6 +747,7 @@ class MAPElitesEvolutionTrainer:
         latest = self.recorder.latest_checkpoint(_CHECKPOINT_FORMAT, all_of(same_body_space, _unloadable),
                                                  required=_CHECKPOINT_FIELDS)  # fmt: skip
         results = self.recorder.read_results()
+        previous_summary = self.run_dir.read_summary() or {}  # absent after a hard stop
         self.reevaluation_env_steps = self.recorder.reevaluation_env_steps()
         # the learner restores its own checkpoint, which can be older than the last metrics row
         maxima = self.recorder.metrics_maxima([*COUNTER_COLUMNS.values(), *_SESSION_COUNTERS, "wall_s", "env_steps",
@@ -791,9 +792,8 @@ class MAPElitesEvolutionTrainer:
             # Re-evaluation tasks of rounds that never finished (cancelled by the end of the run, or
             # stopped by Ctrl-C) took env steps that no reevaluations.csv row holds; the run's
             # recorded totals do.
-            summary_steps = (self.run_dir.read_summary() or {}).get("env_steps")
             recorded = max(maxima.get("env_steps", 0.0), self.recorder.reevaluation_rows_max("env_steps"),
-                           float(summary_steps) if isinstance(summary_steps, (int, float)) else 0.0)  # fmt: skip
+                           _number(previous_summary.get("env_steps")))  # fmt: skip
             unrecorded = int(recorded) - self.env_steps
             if unrecorded > 0:
                 self.env_steps += unrecorded
@@ -801,9 +801,7 @@ class MAPElitesEvolutionTrainer:
         # metrics.csv is written with every evaluation, the checkpoint only every checkpoint_every
         self.wall_s_before = max(self.wall_s_before, maxima.get("wall_s", 0.0))
         # summary.json too, for runs whose metrics.csv has no memory columns (written before they were added)
-        summary_peak = (self.run_dir.read_summary() or {}).get("peak_memory_mb")
-        self.peak_memory_floor_mb = max(maxima.get("peak_memory_mb", 0.0),
-                                        float(summary_peak) if isinstance(summary_peak, (int, float)) else 0.0)  # fmt: skip
+        self.peak_memory_floor_mb = max(maxima.get("peak_memory_mb", 0.0), _number(previous_summary.get("peak_memory_mb")))
         self.free_ids = sorted(set(range(self.next_id)) - set(seen) - {individual.id for individual in self.pending})
         if self.free_ids:
             log.info("%d individual(s) in flight when the run stopped are not in the checkpoint; new ones take their "
@@ -884,6 +882,11 @@ def _unloadable(state: dict[str, Any]) -> str | None:
     except Exception as error:  # malformed contents raise all kinds of errors; none of it can be resumed from
         return f"its contents cannot be loaded ({type(error).__name__}: {error})"
     return None
+
+
+def _number(value: Any) -> float:
+    """A figure read from summary.json as a float; 0.0 if it is missing or not a number."""
+    return float(value) if isinstance(value, (int, float)) else 0.0
 
 
 def _nan0(value: float) -> float:
