@@ -316,11 +316,13 @@ def _setting_label(row: dict[str, Any]) -> str:
 def _learner_settings(data: dict[str, Any]) -> list[str]:
     goals = data.get("goals", "workspace")
     goals = "workspace goals" if goals == "workspace" else "goals within each body's reach (`--goals reachable`)"
+    starred = any(not r.get("native_threads_limited") for r in data["rows"])
+    star = ("; * measured while every worker ran a BLAS/OpenMP thread per core, which slowed independent mode up to 8×: "
+            "those wall times do not compare") if starred else ""  # fmt: skip
     lines = [f"**Learner settings** (`benchmarks/learner_settings.py`; {_machine(data)}; {data['scene']} scene, {goals}, "
              f"{data['workers']} workers, {data['evaluations']} evaluations of {data['steps_per_individual']:,} steps, "
              f"{data['wall_s']:.0f} s in all; each row's env-only rate tells its machine's speed: compare wall times only "
-             "between rows of one speed; * measured while every worker ran a BLAS/OpenMP thread per core, which slowed "
-             "independent mode up to 8×: those wall times do not compare)", "",
+             f"between rows of one speed{star})", "",
              "| setting | seed | PPO epochs | QD-score | re-evaluated QD | elites | mean elite fitness | mean fitness, last "
              "quarter | wall time | env steps/s | env-only rate | learner samples/s | learner busy | policy updates | "
              "lag mean |", "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
