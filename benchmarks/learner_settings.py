@@ -98,6 +98,9 @@ SETTINGS: dict[str, Setting] = {
     # Sync mode after sync workers learned to write ceil(min_batch_size / (workers*update_interval))
     # segments per version (2026-11-29, session 10): at the defaults the batch is min_batch_size, as
     # "4 epochs, sync, update interval 500" got by hand; the rows above wrote one segment per version.
+    # Since then "4 epochs, sync" is this same config, as "independent, 4 epochs" is the reference's
+    # (4 epochs became the default): the 10,000-step table of 2026-12-05 runs neither duplicate; the
+    # names stay for the rows of older tables.
     "4 epochs, sync, segments per version": Setting("shared", {"ppo": {"update_epochs": 4}, "training": {"sync": True}}),
 }
 SHARED_SETTINGS = [name for name, setting in SETTINGS.items() if setting.mode == "shared"]
