@@ -19,9 +19,12 @@ wall times compare only between rows of one machine speed.
     python benchmarks/learner_settings.py [--seeds 0 1] [--evaluations 24] [--steps 10000]
     python benchmarks/learner_settings.py --steps 50000 --evaluations 64 --seeds 1 --settings "10 epochs" "4 epochs"
     python benchmarks/learner_settings.py --steps 50000 --evaluations 64 --seeds 0 1 --settings "independent, 4 epochs"
+    python benchmarks/learner_settings.py --steps 50000 --evaluations 64 --seeds 0 1 2 --study learning_rate --settings
+        "independent (reference)" "4 epochs" "4 epochs, lr 1e-3" "independent, lr 1e-3"
 
 Writes results/learner_settings_<steps>.json (``learner_settings_<scene>_<steps>.json`` for a
-scene other than open, ``learner_settings_reachable_<steps>.json`` with ``--goals reachable``; after every run, so a run that is cut off keeps what
+scene other than open, ``learner_settings_reachable_<steps>.json`` with ``--goals reachable``, ``learner_settings_<study>_<steps>.json`` with
+``--study``; after every run, so a run that is cut off keeps what
 it finished). A run replaces only the rows of the (seed, setting) pairs it runs; the others in
 that file (same evaluations and workers) are kept, so seeds and settings can be added one run at a
 time. The independent reference of a seed is run when it is asked for (``--settings
@@ -120,6 +123,13 @@ def compare_with_independent_runs(rows: list[dict[str, Any]], workers: int) -> N
                               for r in rows if r["seed"] == row["seed"] and r["mode"] == "independent"}  # fmt: skip
 
 
+def _study_name(text: str) -> str:
+    """``--study``'s value, checked: it becomes part of a file name."""
+    if not text.isidentifier() or not text.islower():
+        raise argparse.ArgumentTypeError(f"{text!r}: use a lowercase word of letters, digits and _ (e.g. learning_rate)")
+    return text
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
@@ -132,10 +142,15 @@ def main() -> None:
                              "body's reach (where every body's fitness ceiling is 1)")
     parser.add_argument("--settings", nargs="+", choices=list(SETTINGS), default=SHARED_SETTINGS,
                         help="settings to run (default: every shared-mode one)")
+    parser.add_argument("--study", type=_study_name, default=None,
+                        help="a word naming a focused set of settings: its rows go to their own file, "
+                             "learner_settings_<study>_<steps>.json, so that they neither mix with nor replace the "
+                             "rows of the full table measured on other days")
     args = parser.parse_args()
     started = time.perf_counter()
     env_rate = env_only_rate(args.workers)
     variant = [part for part, default in ((args.scene, "open"), (args.goals, "workspace")) if part != default]
+    variant += [args.study] if args.study else []
     name = "_".join(["learner_settings", *variant, str(args.steps)])
     path = RESULTS / f"{name}.json"
     previous = json.loads(path.read_text()) if path.exists() else {}
@@ -149,7 +164,7 @@ def main() -> None:
         rows.sort(key=_row_order)
         compare_with_independent_runs(rows, args.workers)
         write_json(name, {
-            "scene": args.scene, "goals": args.goals, "evaluations": args.evaluations, "steps_per_individual": args.steps, "workers": args.workers,
+            "scene": args.scene, "goals": args.goals, "study": args.study, "evaluations": args.evaluations, "steps_per_individual": args.steps, "workers": args.workers,
             "seeds": sorted({r["seed"] for r in rows}), "env_only_steps_per_s": env_rate,
             "wall_s": round(earlier_wall + time.perf_counter() - started, 1), "rows": rows,
         })  # fmt: skip

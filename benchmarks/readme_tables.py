@@ -319,7 +319,8 @@ def _learner_settings(data: dict[str, Any]) -> list[str]:
     starred = any(not r.get("native_threads_limited") for r in data["rows"])
     star = ("; * measured while every worker ran a BLAS/OpenMP thread per core, which slowed independent mode up to 8×: "
             "those wall times do not compare") if starred else ""  # fmt: skip
-    lines = [f"**Learner settings** (`benchmarks/learner_settings.py`; {_machine(data)}; {data['scene']} scene, {goals}, "
+    study = f", study `{data['study']}`" if data.get("study") else ""
+    lines = [f"**Learner settings{study}** (`benchmarks/learner_settings.py`; {_machine(data)}; {data['scene']} scene, {goals}, "
              f"{data['workers']} workers, {data['evaluations']} evaluations of {data['steps_per_individual']:,} steps, "
              f"{data['wall_s']:.0f} s in all; each row's env-only rate tells its machine's speed: compare wall times only "
              f"between rows of one speed{star})", "",
