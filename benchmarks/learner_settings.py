@@ -105,6 +105,10 @@ SETTINGS: dict[str, Setting] = {
     # (4 epochs became the default): the 10,000-step table of 2026-12-05 runs neither duplicate; the
     # names stay for the rows of older tables.
     "4 epochs, sync, segments per version": Setting("shared", {"ppo": {"update_epochs": 4}, "training": {"sync": True}}),
+    # Decoupled PPO (2026-12-05, session 24): async mode's ratio clipped against the policy each
+    # update starts from instead of the lagged behaviour policy. Sync mode (lag 0) learned more per
+    # env step than async in the 10,000-step table; this asks whether async can have that at its speed.
+    "4 epochs, clip against proximal": Setting("shared", {"ppo": {"update_epochs": 4}, "training": {"clip_against": "proximal"}}),
 }
 SHARED_SETTINGS = [name for name, setting in SETTINGS.items() if setting.mode == "shared"]
 

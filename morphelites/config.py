@@ -39,6 +39,8 @@ __all__ = [
 
 SCENES = ("open", "obstacles")
 GOAL_SAMPLINGS = ("workspace", "reachable")
+#: What the shared learner's PPO ratio can be clipped against (``training.clip_against``).
+CLIP_AGAINST = ("behaviour", "proximal")
 
 
 class ConfigError(ValueError):
@@ -288,6 +290,12 @@ class TrainingConfig:
     critic being trained), ``behaviour`` (GAE with the values the acting policy's critic gave), or
     ``vtrace`` (V-trace targets and advantages, current critic, importance-corrected for the policy
     lag); compared in benchmarks/learner_targets.py."""
+    clip_against: str = "behaviour"
+    """Shared mode: what the learner's PPO ratio is clipped against. ``behaviour`` (standard PPO):
+    the policy that acted, so on lagged data the clip bounds the distance from that policy rather
+    than how far one update moves the current one. ``proximal`` (Decoupled PPO, Hilton et al.
+    2021): the policy the update starts from, with each transition weighted by the ratio of that
+    policy to the acting one (capped at 2). Compared in benchmarks/learner_settings.py."""
     ipc_timeout: float = 120.0
     """Seconds without a heartbeat after which the learner or a worker counts as stalled; it is
     then killed and handled like a process that died (both modes)."""
@@ -306,6 +314,7 @@ class TrainingConfig:
         _check_int_range("training.max_policy_lag", self.max_policy_lag, 0, 10**6)
         _check_int_range("training.reevaluate_every", self.reevaluate_every, 0, 10**9)
         _check_choice("training.value_targets", self.value_targets, ("current_critic", "behaviour", "vtrace"))
+        _check_choice("training.clip_against", self.clip_against, CLIP_AGAINST)
         _check_float_range("training.ipc_timeout", self.ipc_timeout, 1.0, 86_400.0)
         _check_int_range("training.max_learner_restarts", self.max_learner_restarts, 0, 1000)
         _check_int_range("training.learner_checkpoint_every", self.learner_checkpoint_every, 1, 10**9)

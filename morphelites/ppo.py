@@ -15,10 +15,16 @@ import numpy as np
 import torch
 from torch import nn
 
-from morphelites.config import PPOConfig
+from morphelites.config import CLIP_AGAINST, PPOConfig
 from morphelites.parallel.heartbeat import beat
 
-__all__ = ["Batch", "compute_gae", "ppo_loss", "PPOUpdater", "linear_schedule"]
+__all__ = ["Batch", "compute_gae", "ppo_loss", "PPOUpdater", "linear_schedule", "CLIP_AGAINST", "PROXIMAL_WEIGHT_CAP"]
+
+#: Largest weight pi_proximal / pi_behaviour that the decoupled objective gives one transition. It
+#: guards against the rare action that the acting policy found unlikely and the proximal one does
+#: not; with lags of a few versions nearly all weights are well inside it (``proximal_weight_capped``
+#: in the update's diagnostics says how many are not).
+PROXIMAL_WEIGHT_CAP = 2.0
 
 
 class Batch(NamedTuple):
@@ -122,23 +128,41 @@ def ppo_loss(
     old_values: torch.Tensor,
     config: PPOConfig,
     start_logprobs: torch.Tensor | None = None,
+    clip_against_start: bool = False,
 ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """Clipped-surrogate PPO loss on one minibatch; ``model`` is an ActorCritic.
 
     Returns the scalar loss and detached diagnostics (policy/value loss, entropy, approx KL, clip
-    fraction). The ratio uses the behaviour log-probs, so slightly off-policy data is handled;
-    approx KL and clip fraction are measured against them too. ``start_logprobs``, shape (B,),
-    are the log-probs of ``actions`` under the weights the update started from: given, the
-    diagnostics add ``kl_since_update_start``, the KL that ``target_kl`` limits.
+    fraction). ``old_logprobs``, shape (B,), are the behaviour policy's (the one that acted).
+    ``start_logprobs``, shape (B,), are the log-probs of ``actions`` under the weights the update
+    started from: given, the diagnostics add ``kl_since_update_start``, the KL that ``target_kl``
+    limits.
+
+    By default the ratio is new / behaviour, clipped to 1 ± clip_coef: on lagged data the clip then
+    bounds the distance from the acting policy, not the distance this update moves the policy.
+    ``clip_against_start`` (needs ``start_logprobs``) is Decoupled PPO (Hilton et al. 2021, "Batch
+    size-invariance for policy optimization"): the ratio is new / start (the *proximal* policy),
+    and each transition's clipped term is weighted by start / behaviour, capped at
+    :data:`PROXIMAL_WEIGHT_CAP`, which corrects for the data being off-policy. Approx KL and clip
+    fraction are measured against whichever policy the ratio uses; on data the learner's own
+    policy acted (no lag) the two objectives are the same.
     """
     new_logprobs, entropy, new_values = model.evaluate_actions(obs, actions)
-    log_ratio = new_logprobs - old_logprobs
+    if clip_against_start and start_logprobs is None:
+        raise ValueError("clip_against_start needs start_logprobs, the log-probs under the update's starting weights")
+    reference = start_logprobs if clip_against_start else old_logprobs
+    log_ratio = new_logprobs - reference
     ratio = log_ratio.exp()
     if config.norm_adv and advantages.numel() > 1:
         advantages = (advantages - advantages.mean()) / (advantages.std() + 1e-8)
-    policy_loss = torch.max(
+    per_transition = torch.max(
         -advantages * ratio, -advantages * torch.clamp(ratio, 1 - config.clip_coef, 1 + config.clip_coef)
-    ).mean()
+    )
+    weights = None
+    if clip_against_start:
+        weights = (start_logprobs - old_logprobs).exp().clamp(max=PROXIMAL_WEIGHT_CAP).detach()
+        per_transition = weights * per_transition
+    policy_loss = per_transition.mean()
     if config.clip_vloss:
         clipped = old_values + torch.clamp(new_values - old_values, -config.clip_coef, config.clip_coef)
         value_loss = 0.5 * torch.max((new_values - returns).pow(2), (clipped - returns).pow(2)).mean()
@@ -156,6 +180,9 @@ def ppo_loss(
         }
         if start_logprobs is not None:
             stats["kl_since_update_start"] = approx_kl(new_logprobs - start_logprobs)
+        if weights is not None:
+            stats["proximal_weight"] = weights.mean()
+            stats["proximal_weight_capped"] = (weights >= PROXIMAL_WEIGHT_CAP).float().mean()
     return loss, stats
 
 
@@ -172,10 +199,16 @@ class PPOUpdater:
         config: PPO hyper-parameters; ``update_epochs`` None means single-policy training's
             default (evolution runs fill in theirs before they get here).
         seed: seeds minibatch shuffling.
+        clip_against: ``behaviour`` (standard PPO: the ratio against the policy that acted) or
+            ``proximal`` (Decoupled PPO: against the policy this update starts from, see
+            :func:`ppo_loss`); one of :data:`CLIP_AGAINST`.
     """
 
-    def __init__(self, model: nn.Module, config: PPOConfig, seed: int = 0) -> None:
+    def __init__(self, model: nn.Module, config: PPOConfig, seed: int = 0, clip_against: str = "behaviour") -> None:
+        if clip_against not in CLIP_AGAINST:
+            raise ValueError(f"clip_against is {clip_against!r}; use one of {', '.join(CLIP_AGAINST)}")
         self.model = model
+        self.clip_against = clip_against
         self.config = config.with_default_epochs(evolution=False)
         self.optimizer = torch.optim.Adam(model.parameters(), lr=config.learning_rate, eps=1e-5)
         self.rng = np.random.default_rng(seed)
@@ -204,7 +237,8 @@ class PPOUpdater:
         grad_norm_sum = 0.0
         stop = False
         start_logprobs = None
-        if cfg.target_kl is not None:
+        proximal = self.clip_against == "proximal"
+        if cfg.target_kl is not None or proximal:
             # The early stop limits how far this update moves the policy. Measured against the
             # behaviour log-probs instead, shared-mode data that lags the learner by a few versions
             # could exceed target_kl before the first step, and every update would stop after one.
@@ -217,7 +251,7 @@ class PPOUpdater:
                 idx = order[start : start + minibatch]
                 loss, stats = ppo_loss(
                     self.model, obs[idx], actions[idx], logprobs[idx], advantages[idx], returns[idx], values[idx], cfg,
-                    None if start_logprobs is None else start_logprobs[idx],
+                    None if start_logprobs is None else start_logprobs[idx], clip_against_start=proximal,
                 )
                 kl_since_start = stats.pop("kl_since_update_start", None)
                 if not torch.isfinite(loss):
@@ -235,7 +269,7 @@ class PPOUpdater:
                 grad_norm_sum += float(grad_norm)
                 for key, value in stats.items():
                     totals[key] = totals.get(key, 0.0) + float(value)
-                if kl_since_start is not None and float(kl_since_start) > cfg.target_kl:
+                if cfg.target_kl is not None and kl_since_start is not None and float(kl_since_start) > cfg.target_kl:
                     stop = True
                     break
             if stop:

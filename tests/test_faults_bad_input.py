@@ -70,6 +70,7 @@ CASES = [
     ("bad-emitter", T, {"evolution": {"emitter": "isoline"}}, ["evolution.emitter", "Did you mean 'iso_line'"]),
     ("bad-measure", T, {"evolution": {"measures": ["num_link"]}}, ["num_link", "Did you mean 'num_links'"]),
     ("bad-value-targets", T, {"training": {"value_targets": "vtrac"}}, ["vtrac", "Did you mean 'vtrace'"]),
+    ("bad-clip-against", T, {"training": {"clip_against": "proximl"}}, ["training.clip_against", "Did you mean 'proximal'"]),
     # bad scenes
     ("bad-scene-option", "train --scene obstacle --output {out}", None, ["obstacle", "Did you mean", "obstacles"]),
     ("bad-scene-config", T, {"env": {"scene": "opne"}}, ["opne", "Did you mean 'open'"]),

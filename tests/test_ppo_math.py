@@ -7,7 +7,7 @@ import torch
 from morphelites.config import PPOConfig
 from morphelites.policy import ActorCritic
 from morphelites.policy_numpy import PolicySpec
-from morphelites.ppo import Batch, PPOUpdater, compute_gae, compute_vtrace, linear_schedule, ppo_loss
+from morphelites.ppo import PROXIMAL_WEIGHT_CAP, Batch, PPOUpdater, compute_gae, compute_vtrace, linear_schedule, ppo_loss
 
 
 def test_gae_matches_hand_computation_across_an_episode_end():
@@ -142,3 +142,53 @@ def test_target_kl_stops_the_update_once_it_has_moved_the_policy_that_far():
     stats = PPOUpdater(model, config, seed=0).update(batch)
     # The first minibatch sees the starting weights (KL 0) and steps; the second sees the moved ones.
     assert stats["gradient_steps"] == 2
+
+
+def test_clipping_against_the_proximal_policy_is_standard_ppo_on_unlagged_data():
+    torch.manual_seed(0)
+    spec = PolicySpec(obs_dim=5, action_dim=2, hidden_dim=16)
+    model = ActorCritic(spec)
+    batch = _random_batch(spec, model)
+    t = [torch.as_tensor(a) for a in batch]
+    standard, standard_stats = ppo_loss(model, *t, PPOConfig())
+    decoupled, stats = ppo_loss(model, *t, PPOConfig(), start_logprobs=t[2], clip_against_start=True)
+    assert decoupled.item() == pytest.approx(standard.item(), abs=1e-6)
+    assert float(stats["proximal_weight"]) == pytest.approx(1.0) and float(stats["proximal_weight_capped"]) == 0.0
+
+
+def test_clipping_against_the_proximal_policy_weights_lagged_data_and_clips_around_the_update_start():
+    torch.manual_seed(0)
+    spec = PolicySpec(obs_dim=5, action_dim=2, hidden_dim=16)
+    model = ActorCritic(spec)
+    batch = _lagged_batch(spec)
+    t = [torch.as_tensor(a) for a in batch]
+    with torch.no_grad():
+        start, _, _ = model.evaluate_actions(t[0], t[1])
+    config = PPOConfig(norm_adv=False)
+    _, behaviour_stats = ppo_loss(model, *t, config, start_logprobs=start)
+    assert float(behaviour_stats["clip_fraction"]) > 0.3, "the test needs data far from the learner's policy"
+    _, stats = ppo_loss(model, *t, config, start_logprobs=start, clip_against_start=True)
+    # At the update's start the ratio is 1: nothing clipped, and the surrogate is the advantages
+    # weighted by pi_start / pi_behaviour, capped.
+    weights = np.minimum(np.exp(start.numpy().astype(np.float64) - batch.logprobs), PROXIMAL_WEIGHT_CAP)
+    assert float(stats["clip_fraction"]) == 0.0 and float(stats["approx_kl"]) == pytest.approx(0.0, abs=1e-6)
+    assert float(stats["policy_loss"]) == pytest.approx(-np.mean(weights * batch.advantages), rel=1e-4)
+    assert 0.0 < float(stats["proximal_weight_capped"]) < 1.0, "some weights are capped, not all"
+    assert float(stats["proximal_weight"]) == pytest.approx(weights.mean(), rel=1e-5)
+    with pytest.raises(ValueError, match="start_logprobs"):
+        ppo_loss(model, *t, config, clip_against_start=True)
+
+
+def test_an_update_clipped_against_the_proximal_policy_moves_it_towards_positive_advantages():
+    torch.manual_seed(0)
+    spec = PolicySpec(obs_dim=5, action_dim=2, hidden_dim=16)
+    model = ActorCritic(spec)
+    batch = _lagged_batch(spec)
+    config = PPOConfig(num_envs=1, num_steps=256, num_minibatches=4, update_epochs=4)
+    before = model.numpy_twin().log_prob(batch.obs, batch.actions)
+    stats = PPOUpdater(model, config, seed=0, clip_against="proximal").update(batch)
+    after = model.numpy_twin().log_prob(batch.obs, batch.actions)
+    assert np.mean((after - before) * np.sign(batch.advantages)) > 0
+    assert stats["gradient_steps"] == 16 and 0.0 < stats["proximal_weight"] <= PROXIMAL_WEIGHT_CAP
+    with pytest.raises(ValueError, match="behaviour, proximal"):
+        PPOUpdater(model, config, clip_against="proxmal")

@@ -165,12 +165,13 @@ def test_a_segment_is_not_taken_until_its_data_matches_the_checksum_of_its_commi
 
 
 def _learner(tmp_path: Path, sync: bool = False, max_lag: int = 2, value_targets: str = "current_critic",
-             ppo: dict | None = None, workers: int = 2, segments_per_version: int = 1):  # fmt: skip
+             ppo: dict | None = None, workers: int = 2, segments_per_version: int = 1, training: dict | None = None):  # fmt: skip
     from morphelites.parallel.learner import LearnerOptions, SharedPPOTrainer
     from morphelites.parallel.shared_worker import SharedHandles
     from morphelites.policy_numpy import reach_policy_spec
 
-    sections = {**TINY, "training": {**TINY["training"], "value_targets": value_targets}, "ppo": ppo or TINY["ppo"]}
+    sections = {**TINY, "training": {**TINY["training"], "value_targets": value_targets, **(training or {})},
+                "ppo": ppo or TINY["ppo"]}
     settings = Settings.from_dict(sections).validate()
     spec = reach_policy_spec(6, hidden_dim=32)
     layout = BufferLayout(workers=workers, slots_per_worker=4, steps=25, envs=4, obs_dim=spec.obs_dim, act_dim=spec.action_dim)
@@ -595,7 +596,18 @@ def test_the_learner_makes_four_passes_over_a_batch_unless_told_otherwise(tmp_pa
 
 @pytest.mark.parametrize("value_targets", ["behaviour", "vtrace"])
 def test_every_kind_of_value_target_trains_and_publishes_finite_weights(tmp_path, value_targets):
-    learner, weights, buffer, handles, settings = _learner(tmp_path, value_targets=value_targets)
+    _check_one_update(*_learner(tmp_path, value_targets=value_targets))
+
+
+def test_the_learner_clipping_against_the_proximal_policy_trains_and_publishes_finite_weights(tmp_path):
+    learner, *rest = _learner(tmp_path, training={"clip_against": "proximal"})
+    assert learner.updater.clip_against == "proximal"
+    stats = _check_one_update(learner, *rest)
+    assert 0.0 < stats["proximal_weight"] <= 2.0
+
+
+def _check_one_update(learner, weights, buffer, handles, settings) -> dict:
+    """Two workers' segments, one update: a new version of finite, changed weights; its stats."""
     try:
         for worker in (0, 1):
             w, _ = _collect(handles, settings, worker=worker)
@@ -606,6 +618,7 @@ def test_every_kind_of_value_target_trains_and_publishes_finite_weights(tmp_path
         after, version = weights.read()
         assert version == 2 and "skipped" not in stats
         assert np.all(np.isfinite(after)) and not np.array_equal(after, before)
+        return stats
     finally:
         learner.close()
         buffer.close()

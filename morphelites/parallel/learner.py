@@ -4,13 +4,15 @@ Loop: take every whole segment the workers have written (dropping, and counting,
 policy lag exceeds ``max_policy_lag``); once at least ``min_batch_size`` transitions are waiting
 (in sync mode: once every busy worker has delivered its segments of this version), recompute
 values and GAE with the *current* critic, run the PPO update with the *behaviour* log-probs in
-the ratio, fold the batch into the observation normaliser, and publish the new weights as
-version k+1.
+the ratio (or, with ``training.clip_against="proximal"``, Decoupled PPO's ratio against the
+update's starting policy, weighted by that policy over the behaviour one), fold the batch into
+the observation normaliser, and publish the new weights as version k+1.
 
 Why GAE with the current critic: segments are short (T*K ~ update_interval steps) and the lag is
-a few versions at most, so the behaviour policy is close to the current one and the clipped ratio
-already corrects the policy term; the values, though, come from a critic that keeps improving,
-and stale values bias every advantage. Recomputing them costs one critic forward over the batch.
+a few versions at most, so the behaviour policy is close to the current one and the ratio's
+importance weight corrects the policy term for the lag (its clip, though, is around the behaviour
+policy, not the current one; ``clip_against="proximal"`` moves it). The values come from a critic
+that keeps improving, and stale values bias every advantage. Recomputing them costs one critic forward over the batch.
 Measured (benchmarks/learner_targets.py, 2 seeds, mean lag ~3 versions): the last quarter of
 evaluations averaged 0.36 fitness with current-critic GAE, 0.30 with V-trace
 (``value_targets="vtrace"``, which also corrects the targets for the policy change) and 0.29 with
@@ -115,7 +117,8 @@ class SharedPPOTrainer:
         torch.set_num_threads(settings.ppo.torch_threads)
         torch.manual_seed(options.seed)
         self.model = ActorCritic(PolicySpec.from_dict(options.handles.spec))
-        self.updater = PPOUpdater(self.model, settings.ppo.with_default_epochs(evolution=True), seed=options.seed)
+        self.updater = PPOUpdater(self.model, settings.ppo.with_default_epochs(evolution=True), seed=options.seed,
+                                  clip_against=settings.training.clip_against)
         self.weights = SharedWeights.attach(options.handles.weights_name, options.handles.weights_size)
         self.buffer = SharedExperienceBuffer.attach(options.handles.buffer_name, options.handles.layout)
         self.return_rms = RunningMeanStd(())
