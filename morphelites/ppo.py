@@ -18,7 +18,7 @@ from torch import nn
 from morphelites.config import CLIP_AGAINST, PPOConfig
 from morphelites.parallel.heartbeat import beat
 
-__all__ = ["Batch", "compute_gae", "ppo_loss", "PPOUpdater", "linear_schedule", "CLIP_AGAINST", "PROXIMAL_WEIGHT_CAP"]
+__all__ = ["Batch", "compute_gae", "ppo_loss", "PPOUpdater", "linear_schedule", "PROXIMAL_WEIGHT_CAP"]
 
 #: Largest weight pi_proximal / pi_behaviour that the decoupled objective gives one transition. It
 #: guards against the rare action that the acting policy found unlikely and the proximal one does
@@ -242,6 +242,7 @@ class PPOUpdater:
             # The early stop limits how far this update moves the policy. Measured against the
             # behaviour log-probs instead, shared-mode data that lags the learner by a few versions
             # could exceed target_kl before the first step, and every update would stop after one.
+            # The decoupled objective clips around these same starting log-probs.
             with torch.no_grad():
                 start_logprobs, _, _ = self.model.evaluate_actions(obs, actions)
         for _ in range(cfg.update_epochs):

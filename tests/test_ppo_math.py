@@ -150,7 +150,7 @@ def test_clipping_against_the_proximal_policy_is_standard_ppo_on_unlagged_data()
     model = ActorCritic(spec)
     batch = _random_batch(spec, model)
     t = [torch.as_tensor(a) for a in batch]
-    standard, standard_stats = ppo_loss(model, *t, PPOConfig())
+    standard, _ = ppo_loss(model, *t, PPOConfig())
     decoupled, stats = ppo_loss(model, *t, PPOConfig(), start_logprobs=t[2], clip_against_start=True)
     assert decoupled.item() == pytest.approx(standard.item(), abs=1e-6)
     assert float(stats["proximal_weight"]) == pytest.approx(1.0) and float(stats["proximal_weight_capped"]) == 0.0

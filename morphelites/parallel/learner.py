@@ -12,7 +12,8 @@ Why GAE with the current critic: segments are short (T*K ~ update_interval steps
 a few versions at most, so the behaviour policy is close to the current one and the ratio's
 importance weight corrects the policy term for the lag (its clip, though, is around the behaviour
 policy, not the current one; ``clip_against="proximal"`` moves it). The values come from a critic
-that keeps improving, and stale values bias every advantage. Recomputing them costs one critic forward over the batch.
+that keeps improving, and stale values bias every advantage. Recomputing them costs one critic
+forward over the batch.
 Measured (benchmarks/learner_targets.py, 2 seeds, mean lag ~3 versions): the last quarter of
 evaluations averaged 0.36 fitness with current-critic GAE, 0.30 with V-trace
 (``value_targets="vtrace"``, which also corrects the targets for the policy change) and 0.29 with
