@@ -60,6 +60,13 @@ def test_linear_schedule():
     assert linear_schedule(1e-3, 1.5) == 0.0
 
 
+def _seeded_model() -> tuple[PolicySpec, ActorCritic]:
+    """A small policy (5 inputs, 2 actions) with weights drawn from torch seed 0."""
+    torch.manual_seed(0)
+    spec = PolicySpec(obs_dim=5, action_dim=2, hidden_dim=16)
+    return spec, ActorCritic(spec)
+
+
 def _random_batch(spec: PolicySpec, model: ActorCritic, n: int = 64) -> Batch:
     rng = np.random.default_rng(1)
     obs = rng.normal(size=(n, spec.obs_dim)).astype(np.float32)
@@ -70,9 +77,7 @@ def _random_batch(spec: PolicySpec, model: ActorCritic, n: int = 64) -> Batch:
 
 
 def test_loss_at_the_behaviour_policy_has_unit_ratio_and_zero_kl():
-    torch.manual_seed(0)
-    spec = PolicySpec(obs_dim=5, action_dim=2, hidden_dim=16)
-    model = ActorCritic(spec)
+    spec, model = _seeded_model()
     batch = _random_batch(spec, model)
     t = [torch.as_tensor(a) for a in batch]
     config = PPOConfig(norm_adv=False)
@@ -85,9 +90,7 @@ def test_loss_at_the_behaviour_policy_has_unit_ratio_and_zero_kl():
 
 
 def test_update_moves_the_policy_towards_positive_advantages():
-    torch.manual_seed(0)
-    spec = PolicySpec(obs_dim=5, action_dim=2, hidden_dim=16)
-    model = ActorCritic(spec)
+    spec, model = _seeded_model()
     batch = _random_batch(spec, model, n=256)
     updater = PPOUpdater(model, PPOConfig(num_envs=1, num_steps=256, num_minibatches=4, update_epochs=4), seed=0)
     before = model.numpy_twin().log_prob(batch.obs, batch.actions)
@@ -121,9 +124,7 @@ def _lagged_batch(spec: PolicySpec, n: int = 256) -> Batch:
 
 
 def test_target_kl_limits_the_drift_of_the_update_not_the_lag_of_the_data():
-    torch.manual_seed(0)
-    spec = PolicySpec(obs_dim=5, action_dim=2, hidden_dim=16)
-    model = ActorCritic(spec)
+    spec, model = _seeded_model()
     batch = _lagged_batch(spec)
     t = [torch.as_tensor(a) for a in batch]
     _, stats = ppo_loss(model, *t, PPOConfig())
@@ -134,9 +135,7 @@ def test_target_kl_limits_the_drift_of_the_update_not_the_lag_of_the_data():
 
 
 def test_target_kl_stops_the_update_once_it_has_moved_the_policy_that_far():
-    torch.manual_seed(0)
-    spec = PolicySpec(obs_dim=5, action_dim=2, hidden_dim=16)
-    model = ActorCritic(spec)
+    spec, model = _seeded_model()
     batch = _random_batch(spec, model, n=256)
     config = PPOConfig(num_envs=1, num_steps=256, num_minibatches=4, update_epochs=4, target_kl=1e-9)
     stats = PPOUpdater(model, config, seed=0).update(batch)
@@ -145,9 +144,7 @@ def test_target_kl_stops_the_update_once_it_has_moved_the_policy_that_far():
 
 
 def test_clipping_against_the_proximal_policy_is_standard_ppo_on_unlagged_data():
-    torch.manual_seed(0)
-    spec = PolicySpec(obs_dim=5, action_dim=2, hidden_dim=16)
-    model = ActorCritic(spec)
+    spec, model = _seeded_model()
     batch = _random_batch(spec, model)
     t = [torch.as_tensor(a) for a in batch]
     standard, _ = ppo_loss(model, *t, PPOConfig())
@@ -157,9 +154,7 @@ def test_clipping_against_the_proximal_policy_is_standard_ppo_on_unlagged_data()
 
 
 def test_clipping_against_the_proximal_policy_weights_lagged_data_and_clips_around_the_update_start():
-    torch.manual_seed(0)
-    spec = PolicySpec(obs_dim=5, action_dim=2, hidden_dim=16)
-    model = ActorCritic(spec)
+    spec, model = _seeded_model()
     batch = _lagged_batch(spec)
     t = [torch.as_tensor(a) for a in batch]
     with torch.no_grad():
@@ -180,9 +175,7 @@ def test_clipping_against_the_proximal_policy_weights_lagged_data_and_clips_arou
 
 
 def test_an_update_clipped_against_the_proximal_policy_moves_it_towards_positive_advantages():
-    torch.manual_seed(0)
-    spec = PolicySpec(obs_dim=5, action_dim=2, hidden_dim=16)
-    model = ActorCritic(spec)
+    spec, model = _seeded_model()
     batch = _lagged_batch(spec)
     config = PPOConfig(num_envs=1, num_steps=256, num_minibatches=4, update_epochs=4)
     before = model.numpy_twin().log_prob(batch.obs, batch.actions)
