@@ -25,6 +25,9 @@ def train_and_evaluate(individual: Individual, settings: Settings) -> Individual
     with PPO, then evaluate it on the fixed evaluation goals."""
     evo = settings.evolution
     seed = individual_seed(evo.seed, individual.id)
+    # Before the model: its orthogonal init (a QR) gives other bits with another thread count, and
+    # train_policy sets the count only after, so a process's first individual started from other weights.
+    torch.set_num_threads(settings.ppo.torch_threads)
     torch.manual_seed(seed)
     spec = reach_policy_spec(settings.body_space.max_links, settings.model.hidden_dim, settings.model.init_log_std)
     model = ActorCritic(spec)
