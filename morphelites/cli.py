@@ -142,6 +142,10 @@ def build_parser() -> _Parser:
     train.add_argument("--max-env-steps", type=int, help="also stop at this many env steps")
     train.add_argument("--max-wall-time", type=float, metavar="SECONDS", help="also stop after this long")
     train.add_argument("--seed", type=int)
+    train.add_argument("--parent-lag", type=int, metavar="N",
+                       help="draw individual k's parents from the results of individuals 0..k-N-1, taken in id order: a "
+                            "seed then gives the same run whatever the timing (independent mode); N = --workers keeps "
+                            "waits short (default 0: parents from whatever has arrived)")
     train.add_argument("--scene", help="open or obstacles")
     train.add_argument("--config", metavar="FILE", help="JSON config file (sections as in config.json's settings)")
     train.add_argument("--quiet", action="store_true", help="no progress output on the terminal")
@@ -277,7 +281,7 @@ def _train_trainer(args: argparse.Namespace) -> Any:
     evo_changes = {
         "num_initial_random": args.initial_random, "training_steps_per_individual": args.steps_per_individual,
         "evaluations": args.evaluations, "max_env_steps": args.max_env_steps, "max_wall_s": args.max_wall_time,
-        "max_workers": args.workers, "seed": args.seed, "use_shared_ppo": mode == "shared",
+        "max_workers": args.workers, "seed": args.seed, "parent_lag": args.parent_lag, "use_shared_ppo": mode == "shared",
         # --workers asks for worker processes, also of a run whose config (or stored run) is serial
         "enable_multiprocess": False if args.serial else (True if args.workers is not None else None),
     }  # fmt: skip
@@ -285,7 +289,7 @@ def _train_trainer(args: argparse.Namespace) -> Any:
     env = dataclasses.replace(settings.env, scene=args.scene) if args.scene is not None else settings.env
     options = {"num_initial_random": "--initial-random", "training_steps_per_individual": "--steps-per-individual",
                "evaluations": "--evaluations", "max_env_steps": "--max-env-steps", "max_wall_s": "--max-wall-time",
-               "max_workers": "--workers", "seed": "--seed"}  # fmt: skip
+               "max_workers": "--workers", "seed": "--seed", "parent_lag": "--parent-lag"}  # fmt: skip
     given = {f"evolution.{k}": (o, evo_changes[k]) for k, o in options.items() if evo_changes[k] is not None}
     if args.scene is not None:
         given["env.scene"] = ("--scene", args.scene)

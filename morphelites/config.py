@@ -380,6 +380,15 @@ class EvolutionConfig:
     """How many checkpoints to keep."""
     heatmap_every: int = 10
     """Redraw heatmap.png every this many evaluations."""
+    parent_lag: int = 0
+    """0: a result enters the archive when it arrives, and a new individual's parents come from
+    whatever has arrived (no worker waits; with several workers the run depends on timing).
+    N >= 1: results enter the archive in id order, and individual k's parents are drawn from the
+    archive of individuals 0 .. k-N-1 exactly, so that a seed gives the same run whatever the
+    timing and the number of workers (independent mode; shared mode's policy still depends on
+    timing). A worker then waits while an individual N or more ids older is still evaluated, and
+    at most N + 1 individuals are evaluated at once after the random start: N = the number of
+    workers keeps the waits short."""
 
     def validate(self) -> "EvolutionConfig":
         """Raise ConfigError on a bad budget, measure or operator; return self."""
@@ -418,6 +427,7 @@ class EvolutionConfig:
         _check_int_range("evolution.checkpoint_every", self.checkpoint_every, 1, 10**9)
         _check_int_range("evolution.checkpoints_kept", self.checkpoints_kept, 1, 1000)
         _check_int_range("evolution.heatmap_every", self.heatmap_every, 1, 10**9)
+        _check_int_range("evolution.parent_lag", self.parent_lag, 0, 1024)
         return self
 
     @property

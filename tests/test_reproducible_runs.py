@@ -1,10 +1,28 @@
-"""A seed fixes a run: an individual's evaluation does not depend on what its process did before."""
+"""A seed fixes a run: an individual's evaluation, and with evolution.parent_lag the whole run, whatever the
+timing and the number of workers."""
+
+from pathlib import Path
+
+import pytest
+
+from conftest import read_results, start_train, write_json
+from morphelites.cli import main
 
 TINY = {
     "evolution": {"eval_episodes": 3, "heatmap_every": 2, "checkpoint_every": 2, "num_initial_random": 3},
     "ppo": {"num_envs": 4, "num_steps": 32},
     "env": {"max_episode_steps": 40},
 }
+EVALUATIONS = 10
+
+
+def _options(parent_lag: int = 2) -> list[str]:
+    return ["--mode", "independent", "--steps-per-individual", "128", "--parent-lag", str(parent_lag), "--quiet"]
+
+
+def _individuals(out: Path) -> list[tuple]:
+    """What a run evaluated, in id order: (id, parent id, genome, fitness) per individual."""
+    return sorted((r["id"], r["parent_id"], tuple(r["genome"]), r["fitness"]) for r in read_results(out))
 
 
 def test_an_individual_is_evaluated_the_same_as_a_process_first_individual_or_a_later_one():
@@ -29,3 +47,109 @@ def test_an_individual_is_evaluated_the_same_as_a_process_first_individual_or_a_
     finally:
         torch.set_num_threads(threads)
     assert first.evaluation == later.evaluation
+
+
+@pytest.fixture(scope="module")
+def config(tmp_path_factory) -> Path:
+    return write_json(tmp_path_factory.mktemp("config") / "tiny.json", TINY)
+
+
+@pytest.fixture(scope="module")
+def serial_run(tmp_path_factory, config) -> Path:
+    """A serial run (one evaluation at a time, in id order) with parent_lag 2: the reference."""
+    out = tmp_path_factory.mktemp("serial") / "run"
+    assert main(["train", *_options(), "--serial", "--config", str(config), "--output", str(out),
+                 "--evaluations", str(EVALUATIONS)]) == 0  # fmt: skip
+    return out
+
+
+def test_two_workers_evaluate_the_same_individuals_and_report_the_same_archive_as_a_serial_run(
+    tmp_path, config, serial_run
+):
+    """Without parent_lag, individual k of a 2-worker run draws its parents from whatever results
+    have arrived, so the run differs from a serial one from the first offspring on."""
+    out = tmp_path / "workers"
+    proc = start_train(*_options(), "--workers", "2", "--config", str(config), "--output", str(out),
+                       "--evaluations", str(EVALUATIONS))  # fmt: skip
+    _, err = proc.communicate(timeout=240)
+    assert proc.returncode == 0, err
+    reference = _individuals(serial_run)
+    assert [row[0] for row in reference] == list(range(EVALUATIONS))
+    assert sum(row[1] is not None for row in reference) >= EVALUATIONS - 3, "offspring of drawn parents, not only random ones"
+    assert {r["worker"] for r in read_results(out)} == {0, 1}
+    assert _individuals(out) == reference
+    assert (out / "archive.csv").read_text() == (serial_run / "archive.csv").read_text()
+    assert "worker(s) idle" not in (out / "training.log").read_text()
+
+
+def test_a_run_continued_with_resume_evaluates_what_the_uninterrupted_run_does(tmp_path, config, serial_run):
+    """The resumed run rebuilds its parent archive from results.jsonl by the same rule (results
+    of ids below k - parent_lag, in id order), not with every result it replayed."""
+    out = tmp_path / "resumed"
+    assert main(["train", *_options(), "--serial", "--config", str(config), "--output", str(out), "--evaluations", "5"]) == 0
+    assert main(["train", "--resume", "--quiet", "--output", str(out), "--evaluations", str(EVALUATIONS)]) == 0
+    assert _individuals(out) == _individuals(serial_run)
+    assert (out / "archive.csv").read_text() == (serial_run / "archive.csv").read_text()
+
+
+def test_fewer_lag_than_workers_keep_busy_is_logged(tmp_path, config):
+    out = tmp_path / "run"
+    proc = start_train(*_options(parent_lag=1), "--workers", "3", "--config", str(config), "--output", str(out), "--evaluations", "4")
+    _, err = proc.communicate(timeout=240)
+    assert proc.returncode == 0, err
+    assert "evolution.parent_lag is 1 with 3 workers: after the random start at most 2 individuals are evaluated " \
+           "at once, and 1 worker(s) idle" in (out / "training.log").read_text()  # fmt: skip
+
+
+def test_the_reported_archive_gives_a_tied_cell_to_the_older_individual_whatever_arrived_first(tmp_path):
+    """Equal fitness happens (every goal reached: 1.0); pyribs keeps whichever came first."""
+    from morphelites.evolution.trainer import MAPElitesEvolutionTrainer
+    from morphelites.individual import Individual, IndividualResult
+
+    settings = {**TINY, "evolution": {**TINY["evolution"], "parent_lag": 2}}
+    trainer = MAPElitesEvolutionTrainer(settings, use_shared_ppo=False, output_dir=str(tmp_path / "run"), quiet=True)
+    genome = (0.5,) * trainer.space.genome_dim
+    older, newer = (Individual(i, genome, trainer.space.decode(genome)) for i in (0, 1))
+    for individual in (newer, older):  # the newer one's result arrives first
+        evaluation = {"fitness": 1.0, "success_rate": 1.0, "mean_return": 0.0, "final_distance": 0.0,
+                      "path_efficiency": 1.0, "collisions": 0.0, "policy_version": -1}  # fmt: skip
+        trainer._insert(individual, IndividualResult(individual.id, evaluation, 0, 0, 0.0, 0.0), replay=True)
+    assert [e["individual_id"] for e in trainer.archive.elites()] == [1], "as results arrived"
+    trainer._archive_in_id_order()
+    assert [e["individual_id"] for e in trainer.archive.elites()] == [0]
+
+
+def test_an_individual_waits_while_one_parent_lag_or_more_ids_older_is_still_evaluated(tmp_path):
+    """Individual 5 with parent_lag 2 draws from the results of 0, 1 and 2 exactly: not before 2
+    is back, and without 3, which another worker finished sooner."""
+    import numpy as np
+
+    from morphelites.evolution.archive import BodyArchive
+    from morphelites.evolution.measures import compute_measures
+    from morphelites.evolution.trainer import MAPElitesEvolutionTrainer
+    from morphelites.individual import Individual, IndividualResult
+
+    settings = {**TINY, "evolution": {**TINY["evolution"], "parent_lag": 2}}
+    trainer = MAPElitesEvolutionTrainer(settings, use_shared_ppo=False, output_dir=str(tmp_path / "run"), quiet=True)
+    genomes = trainer.space.random_genomes(np.random.default_rng(0), 5)
+    individuals = [Individual(i, tuple(map(float, g)), trainer.space.decode(g)) for i, g in enumerate(genomes)]
+    evaluation = {"fitness": 0.5, "success_rate": 0.0, "mean_return": 0.0, "final_distance": 0.1,
+                  "path_efficiency": 0.0, "collisions": 0.0, "policy_version": -1}  # fmt: skip
+
+    def arrives(individual: Individual) -> None:
+        del trainer.in_flight[individual.id]
+        trainer._insert(individual, IndividualResult(individual.id, evaluation, 0, 0, 0.0, 0.0), replay=True)
+
+    trainer.variation.proposed = trainer.next_id = 5  # past the random start: individual 5 reads the archive
+    trainer.in_flight = dict(enumerate(individuals))
+    for i in (0, 1, 3):
+        arrives(individuals[i])
+    assert not trainer._parents_ready(5) and len(trainer.parent_archive) == 0
+    arrives(individuals[2])
+    assert trainer._parents_ready(5), "4 is still evaluated, but it is less than parent_lag ids older"
+    expected = BodyArchive(trainer.space, trainer.specs)
+    for individual in individuals[:3]:
+        expected.add(individual.id, None, individual.genome_array(), 0.5, compute_measures(individual.body, trainer.specs), evaluation)
+    cells = lambda archive: [(e["cell"], e["individual_id"]) for e in archive.elites()]  # noqa: E731
+    assert cells(trainer.parent_archive) == cells(expected)
+    assert set(trainer._awaiting_parent_archive) == {3}

@@ -125,6 +125,7 @@ def test_resume_with_a_conflicting_config_is_refused(tmp_path, tiny_config, caps
         (["--mode", "shared", "--workers", "-1"], "evolution.max_workers is -1"),
         (["--config", "/no/such.json"], "does not exist"),
         (["--initial-random", "x"], "invalid int value"),
+        (["--parent-lag", "-1"], "--parent-lag -1: evolution.parent_lag is -1"),
     ],
 )
 def test_bad_options_exit_2_before_any_worker_starts(tmp_path, capsys, args, words):

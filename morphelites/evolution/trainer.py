@@ -6,6 +6,11 @@ inserted with ``archive.add`` on arrival. A generational ask/tell over a batch w
 worker wait for the slowest body of the batch (training time differs with joint count and with
 how fast episodes end); here no worker idles while evaluations remain to be done.
 
+With several workers that makes a run depend on timing: which results have arrived decides the
+parents drawn. ``evolution.parent_lag`` N >= 1 trades a little idle time for a run that a seed
+fixes: parents are drawn from a second archive that takes results in id order, individual k's
+from exactly those of ids 0 .. k-N-1; a worker waits when one of them is late.
+
 Crash safety: results.jsonl is the record of what was evaluated (one fsynced line each); a
 checkpoint adds what results.jsonl cannot say (variation RNG, id counter, individuals in flight).
 Resuming replays results.jsonl into a fresh archive, reissues the individuals that were in
@@ -150,7 +155,11 @@ class MAPElitesEvolutionTrainer:
         self.space = BodySpace(settings.body_space)
         self.specs = measure_specs(self.space, evo.measures, evo.continuous_bins)
         self.archive = BodyArchive(self.space, self.specs, seed=evo.seed)
-        self.variation = Variation(evo, self.archive, self.space.genome_dim, seed=evo.seed)
+        # evolution.parent_lag >= 1: parents come from an archive of their own that takes results
+        # in id order, each only once the individuals it must not influence are drawn (_parents_ready)
+        self.parent_archive = BodyArchive(self.space, self.specs, seed=evo.seed) if evo.parent_lag else self.archive
+        self._awaiting_parent_archive: dict[int, tuple[Individual, dict[str, Any], Any]] = {}
+        self.variation = Variation(evo, self.parent_archive, self.space.genome_dim, seed=evo.seed)
         self.completed = 0
         self.next_id = 0
         self.env_steps = 0
@@ -205,6 +214,10 @@ class MAPElitesEvolutionTrainer:
         workers = evo.workers if evo.enable_multiprocess else 1
         log.info("MAP-Elites (%s mode): %d evaluations, %d env steps of training each, %d worker(s), output %s",
                  self.mode, evo.evaluations, evo.training_steps_per_individual, workers, self.run_dir.path)  # fmt: skip
+        if 0 < evo.parent_lag < workers - 1:
+            log.warning("evolution.parent_lag is %d with %d workers: after the random start at most %d individuals "
+                        "are evaluated at once, and %d worker(s) idle. Set parent_lag to the number of workers.",
+                        evo.parent_lag, workers, evo.parent_lag + 1, workers - evo.parent_lag - 1)  # fmt: skip
         # Before the Ctrl-C handler (a second Ctrl-C could tear a first import in half: see there), and
         # before the pool creates shared memory that a plain Ctrl-C here would leave to the resource tracker.
         load_drawing_modules()
@@ -242,6 +255,7 @@ class MAPElitesEvolutionTrainer:
         try:
             pool.start()
             status = self._loop(pool)
+            self._archive_in_id_order()
             if status == "completed" and evo.use_shared_ppo and self.settings.training.reevaluate_elites:
                 status = self._reevaluate_elites(pool)
         except KeyboardInterrupt:  # second Ctrl-C: stop at once
@@ -274,6 +288,7 @@ class MAPElitesEvolutionTrainer:
         for sig in previous:
             signal.signal(sig, signal.SIG_IGN)
         try:
+            self._archive_in_id_order()
             summary = self._summary(status)
             self._write_final_files(summary)
             log.info("%s: %d evaluations, QD-score %.3f, coverage %.1f%%, best fitness %.3f, %.0f s. Run directory: %s",
@@ -360,17 +375,58 @@ class MAPElitesEvolutionTrainer:
             if self._wanted() <= 0:
                 return
             individual = self.pending.pop(0) if self.pending else self._new_individual()
+            if individual is None:  # evolution.parent_lag: waiting for an older individual's result
+                return
             self.in_flight[individual.id] = individual
             pool.submit(worker, individual)
 
-    def _new_individual(self) -> Individual:
+    def _new_individual(self) -> Individual | None:
+        """The next individual to evaluate, or None while ``evolution.parent_lag`` holds it back."""
+        individual_id = self.free_ids[0] if self.free_ids else self.next_id
+        if not self._parents_ready(individual_id):
+            return None
         offspring = self.variation.next()
         body = self.space.decode(offspring.genome)
         if self.free_ids:
-            individual_id = self.free_ids.pop(0)
+            self.free_ids.pop(0)
         else:
-            individual_id, self.next_id = self.next_id, self.next_id + 1
+            self.next_id += 1
         return Individual(individual_id, tuple(float(g) for g in offspring.genome), body, offspring.parent_id)
+
+    def _parents_ready(self, individual_id: int) -> bool:
+        """Whether individual ``individual_id`` may be drawn now; with ``evolution.parent_lag`` N >= 1
+        this first brings the parent archive to exactly the results of ids 0 .. individual_id-N-1.
+
+        Those results enter it in id order, so that its contents and the order of its cells (which
+        the parent draws follow) do not depend on the order in which results arrived. If one of
+        those ids is still being evaluated, the answer is False and nothing changes. A random
+        genome (the random start) reads no archive, so it is never held back.
+        """
+        lag = self.settings.evolution.parent_lag
+        if not lag or self.variation.next_is_random:
+            return True
+        cutoff = individual_id - lag
+        if any(i < cutoff for i in self.in_flight) or any(i.id < cutoff for i in self.pending):
+            return False
+        for i in sorted(i for i in self._awaiting_parent_archive if i < cutoff):
+            self._add_to_parent_archive(i)
+        return True
+
+    def _add_to_parent_archive(self, individual_id: int) -> None:
+        individual, evaluation, measures = self._awaiting_parent_archive.pop(individual_id)
+        self.parent_archive.add(individual.id, individual.parent_id, individual.genome_array(), evaluation["fitness"],
+                                measures, evaluation)  # fmt: skip
+
+    def _archive_in_id_order(self) -> None:
+        """With ``evolution.parent_lag`` >= 1, make the parent archive, given every result in id
+        order, the run's archive: the archive a run reports then does not depend on the order in
+        which results arrived either (a cell's tie goes to the older individual). Called where
+        the run's archive is final, and idempotent."""
+        if self.parent_archive is self.archive:
+            return
+        for i in sorted(self._awaiting_parent_archive):
+            self._add_to_parent_archive(i)
+        self.archive = self.parent_archive
 
     def _handle(self, event: Any) -> None:
         log = self.recorder.log
@@ -480,6 +536,8 @@ class MAPElitesEvolutionTrainer:
                     raise RunWriteFailed(error, recorded=False) from error
             status = self.archive.add(individual.id, individual.parent_id, individual.genome_array(), evaluation["fitness"],
                                       measures, evaluation)  # fmt: skip
+            if self.parent_archive is not self.archive:
+                self._awaiting_parent_archive[individual.id] = (individual, evaluation, measures)
             if not replay and status != expected:  # a bug: results.jsonl now says another status
                 self.recorder.log.warning("Individual %d: the archive said %r, results.jsonl records %r.", individual.id,
                                           status, expected)  # fmt: skip
@@ -727,7 +785,7 @@ class MAPElitesEvolutionTrainer:
             "next_id": self.next_id,
             "pending": [i.to_dict() for i in self.pending + list(self.in_flight.values())],
             "variation": self.variation.state_dict(),
-            "parent_sampling": self.archive.sampling_state(),
+            "parent_sampling": self.parent_archive.sampling_state(),
             "wall_s": self._wall_s(),
             "settings": self.settings.to_dict(),
         }
@@ -781,7 +839,7 @@ class MAPElitesEvolutionTrainer:
             else:
                 self.variation.load_state_dict(state["variation"])
                 if "parent_sampling" in state:  # absent from checkpoints of earlier versions
-                    self.archive.load_sampling_state(state["parent_sampling"])
+                    self.parent_archive.load_sampling_state(state["parent_sampling"])
                 log.info("Resumed from %s: %d evaluations in results.jsonl, %d individual(s) to reissue.", path.name,
                          self.completed, len(self.pending))  # fmt: skip
             self.next_id = max(self.next_id, int(state["next_id"]))
@@ -814,9 +872,9 @@ class MAPElitesEvolutionTrainer:
         start goes on only as far as ``num_initial_random`` evaluations)."""
         evo = self.settings.evolution
         seed = evo.seed + 7919 * (self.completed + 1)
-        self.variation = Variation(evo, self.archive, self.space.genome_dim, seed=seed)
+        self.variation = Variation(evo, self.parent_archive, self.space.genome_dim, seed=seed)
         self.variation.proposed = proposed
-        self.archive.reseed_sampling(seed + 2)  # Variation's own streams use seed and seed + 1
+        self.parent_archive.reseed_sampling(seed + 2)  # Variation's own streams use seed and seed + 1
 
     def _finished_run_summary(self) -> dict[str, Any] | None:
         """On --resume: the summary of a run that already completed everything these budgets ask
@@ -840,6 +898,7 @@ class MAPElitesEvolutionTrainer:
             "(it is %d)%s. Redrew heatmap.png and curves.png.", self.completed, summary.get("stopped_because", "done"),
             evo.evaluations, " or the budget that stopped it" if self.completed < evo.evaluations else "")  # fmt: skip
         try:
+            self._archive_in_id_order()
             self._write_archive_files(final=True)
         except OSError as error:
             self.recorder.log.error("Could not redraw the figures (%s); the run's files are as they were.", error)

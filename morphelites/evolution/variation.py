@@ -51,6 +51,11 @@ class Variation:
             self.operator = GaussianOperator(sigma=config.sigma, seed=seed + 1)
         self.proposed = 0
 
+    @property
+    def next_is_random(self) -> bool:
+        """Whether the next proposal is one of the random start's (it reads no archive)."""
+        return self.proposed < self.config.num_initial_random
+
     def next(self) -> Offspring:
         """The next genome to evaluate."""
         self.proposed += 1
