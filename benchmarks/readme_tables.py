@@ -105,6 +105,22 @@ def _independent(data: dict[str, Any]) -> list[str]:
     return lines
 
 
+def _reproducible(data: dict[str, Any]) -> list[str]:
+    lines = [f"**Reproducible runs** (`benchmarks/reproducible_runs.py`; {_machine(data)}; independent mode, open scene, "
+             f"{data['workers']} workers, {data['evaluations']} evaluations of {data['training_steps_per_individual']:,} "
+             "env steps; each setting run twice per seed, every run in a fresh process, one after the other)", "",
+             "| seed | parent lag | QD-score, run 1 / run 2 | wall time, run 1 / run 2 | same individuals (to the bit) | "
+             "same archive.csv |", "|---|---|---|---|---|---|"]  # fmt: skip
+    for pair in data["pairs"]:
+        first, second = pair["runs"]
+        same = "yes" if pair["same_individuals"] else f"no, from id {pair['first_differing_id']}"
+        lag = f"{pair['parent_lag']}{' (default)' if pair['parent_lag'] == 0 else ''}"
+        lines.append(f"| {pair['seed']} | {lag} | {first['qd_score']:.2f} / {second['qd_score']:.2f} | "
+                     f"{first['wall_s']:.0f} s / {second['wall_s']:.0f} s | {same} | "
+                     f"{'yes' if pair['same_archive_csv'] else 'no'} |")  # fmt: skip
+    return lines
+
+
 def _seeds(data: dict[str, Any]) -> str:
     seeds = data.get("seeds", [data.get("seed")])
     return f"seed {seeds[0]}" if len(seeds) == 1 else f"seeds {', '.join(map(str, seeds))}"
@@ -494,6 +510,7 @@ def render() -> str:
                            ("fitness_ceiling", _ceiling), ("memory_scaling", _memory),
                            ("learner_update", _learner_update), ("learner_targets", _targets),
                            *((path.stem, _run_length) for path in sorted(RESULTS.glob("run_length_*.json"))),
+                           *((path.stem, _reproducible) for path in sorted(RESULTS.glob("reproducible_runs_*.json"))),
                            *((path.stem, _learner_settings) for path in sorted(RESULTS.glob("learner_settings_*.json"),
                                                                                key=lambda p: int(p.stem.rsplit("_", 1)[1])))):  # fmt: skip
         data = _load(name)
