@@ -118,7 +118,8 @@ def test_where_a_seed_never_reached_the_score_every_seed_is_listed_with_the_most
 def test_the_reproducible_runs_table_says_where_two_runs_of_one_seed_part():
     tables = _readme_tables()
     run = {"qd_score": 3.0, "wall_s": 20.0}
-    data = {**MEASURED, "workers": 2, "evaluations": 64, "training_steps_per_individual": 1500, "pairs": [
+    machine = {"cpu": "AMD EPYC", "cores": 2, "memory_gb": 23.5, "python": "3.11.7", **MEASURED["machine"]}
+    data = {"machine": machine, "workers": 2, "evaluations": 64, "training_steps_per_individual": 1500, "pairs": [
         {"seed": 0, "parent_lag": 0, "runs": [run, {**run, "qd_score": 3.5}], "same_individuals": False,
          "first_differing_id": 12, "same_archive_csv": False},
         {"seed": 0, "parent_lag": 2, "runs": [run, run], "same_individuals": True, "first_differing_id": None,
