@@ -1,6 +1,7 @@
 """A seed fixes a run: an individual's evaluation, and with evolution.parent_lag the whole run, whatever the
 timing and the number of workers."""
 
+import json
 from pathlib import Path
 
 import pytest
@@ -92,13 +93,17 @@ def test_a_run_continued_with_resume_evaluates_what_the_uninterrupted_run_does(t
     assert (out / "archive.csv").read_text() == (serial_run / "archive.csv").read_text()
 
 
-def test_fewer_lag_than_workers_keep_busy_is_logged(tmp_path, config):
+def test_a_parent_lag_that_leaves_workers_idle_is_logged_and_the_wait_measured(tmp_path, config):
     out = tmp_path / "run"
-    proc = start_train(*_options(parent_lag=1), "--workers", "3", "--config", str(config), "--output", str(out), "--evaluations", "4")
+    proc = start_train(*_options(parent_lag=1), "--workers", "3", "--config", str(config), "--output", str(out), "--evaluations", "8")
     _, err = proc.communicate(timeout=240)
     assert proc.returncode == 0, err
+    log = (out / "training.log").read_text()
     assert "evolution.parent_lag is 1 with 3 workers: after the random start at most 2 individuals are evaluated " \
-           "at once, and 1 worker(s) idle" in (out / "training.log").read_text()  # fmt: skip
+           "at once, and 1 worker(s) idle" in log  # fmt: skip
+    held_back = json.loads((out / "summary.json").read_text())["held_back_s"]
+    assert held_back > 0, "the third worker waited"
+    assert f"evolution.parent_lag 1: for {held_back:.1f} s of the run" in log
 
 
 def test_the_reported_archive_gives_a_tied_cell_to_the_older_individual_whatever_arrived_first(tmp_path):

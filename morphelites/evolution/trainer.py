@@ -159,6 +159,8 @@ class MAPElitesEvolutionTrainer:
         # in id order, each only once the individuals it must not influence are drawn (_parents_ready)
         self.parent_archive = BodyArchive(self.space, self.specs, seed=evo.seed) if evo.parent_lag else self.archive
         self._awaiting_parent_archive: dict[int, tuple[Individual, dict[str, Any], Any]] = {}
+        self.held_back_s = 0.0  # parent_lag: seconds in which a free worker waited for an older result
+        self._held_back_since: float | None = None
         self.variation = Variation(evo, self.parent_archive, self.space.genome_dim, seed=evo.seed)
         self.completed = 0
         self.next_id = 0
@@ -294,6 +296,10 @@ class MAPElitesEvolutionTrainer:
             log.info("%s: %d evaluations, QD-score %.3f, coverage %.1f%%, best fitness %.3f, %.0f s. Run directory: %s",
                      status.capitalize(), self.completed, summary["qd_score"], 100 * summary["coverage"],
                      summary["best_fitness"], summary["wall_s"], self.run_dir.path)  # fmt: skip
+            if evo.parent_lag:
+                log.info("evolution.parent_lag %d: for %.1f s of the run (%.0f%%) a free worker waited for an older "
+                         "individual's result before it could take a new one.", evo.parent_lag, summary["held_back_s"],
+                         100 * summary["held_back_s"] / max(summary["wall_s"], 1e-9))  # fmt: skip
             if self.mode == "shared" and len(self.archive):
                 log.info("To watch the final policy drive the best elite: morphelites animate %s", self.run_dir.path)
             self.recorder.close()
@@ -384,7 +390,11 @@ class MAPElitesEvolutionTrainer:
         """The next individual to evaluate, or None while ``evolution.parent_lag`` holds it back."""
         individual_id = self.free_ids[0] if self.free_ids else self.next_id
         if not self._parents_ready(individual_id):
+            if self._held_back_since is None:
+                self._held_back_since = time.monotonic()
             return None
+        self.held_back_s = self._held_back()
+        self._held_back_since = None
         offspring = self.variation.next()
         body = self.space.decode(offspring.genome)
         if self.free_ids:
@@ -392,6 +402,11 @@ class MAPElitesEvolutionTrainer:
         else:
             self.next_id += 1
         return Individual(individual_id, tuple(float(g) for g in offspring.genome), body, offspring.parent_id)
+
+    def _held_back(self) -> float:
+        """``held_back_s`` with the wait under way, if any (s)."""
+        since = self._held_back_since
+        return self.held_back_s + (time.monotonic() - since if since is not None else 0.0)
 
     def _parents_ready(self, individual_id: int) -> bool:
         """Whether individual ``individual_id`` may be drawn now; with ``evolution.parent_lag`` N >= 1
@@ -767,6 +782,7 @@ class MAPElitesEvolutionTrainer:
             **self._pool_stats(),
             **{k: v for k, v in (self.reevaluation or {}).items() if k != "archive"},
             **({"reevaluation_env_steps": self.reevaluation_env_steps} if self.mode == "shared" else {}),
+            **({"held_back_s": round(self._held_back(), 1)} if evo.parent_lag else {}),
             **({"error": self.failure} if self.failure else {}),
         }  # fmt: skip
 
@@ -860,6 +876,7 @@ class MAPElitesEvolutionTrainer:
         self.wall_s_before = max(self.wall_s_before, maxima.get("wall_s", 0.0))
         # summary.json too, for runs whose metrics.csv has no memory columns (written before they were added)
         self.peak_memory_floor_mb = max(maxima.get("peak_memory_mb", 0.0), _number(previous_summary.get("peak_memory_mb")))
+        self.held_back_s = _number(previous_summary.get("held_back_s"))  # absent after a hard stop: from 0 then
         self.free_ids = sorted(set(range(self.next_id)) - set(seen) - {individual.id for individual in self.pending})
         if self.free_ids:
             log.info("%d individual(s) in flight when the run stopped are not in the checkpoint; new ones take their "
