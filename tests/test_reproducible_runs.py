@@ -1,6 +1,7 @@
 """A seed fixes a run: an individual's evaluation, and with evolution.parent_lag the whole run, whatever the
 timing and the number of workers."""
 
+import csv
 import json
 from pathlib import Path
 
@@ -158,3 +159,21 @@ def test_an_individual_waits_while_one_parent_lag_or_more_ids_older_is_still_eva
     cells = lambda archive: [(e["cell"], e["individual_id"]) for e in archive.elites()]  # noqa: E731
     assert cells(trainer.parent_archive) == cells(expected)
     assert set(trainer._awaiting_parent_archive) == {3}
+
+
+def test_a_shared_run_with_workers_and_re_evaluation_rounds_takes_parent_lag_and_says_it_will_not_repeat(tmp_path):
+    """The gate sits where new individuals are issued; a round's re-evaluation tasks go first as before."""
+    config = write_json(tmp_path / "shared.json", {
+        **TINY, "training": {"buffer_size": 2000, "min_batch_size": 400, "update_interval": 100, "reevaluate_every": 3}})  # fmt: skip
+    out = tmp_path / "run"
+    proc = start_train("--mode", "shared", "--workers", "2", "--parent-lag", "2", "--steps-per-individual", "300",
+                       "--evaluations", "7", "--config", str(config), "--output", str(out), "--quiet")  # fmt: skip
+    _, err = proc.communicate(timeout=240)
+    assert proc.returncode == 0, err
+    assert sorted(r["id"] for r in read_results(out)) == list(range(7))
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["status"] == "completed" and summary["elites"] >= 1 and summary["held_back_s"] >= 0
+    rounds = list(csv.DictReader((out / "reevaluations.csv").open()))
+    assert [int(r["final"]) for r in rounds][-1] == 1 and len(rounds) >= 2, "a periodic round, then the final one"
+    assert "in shared mode with workers the policy each worker acts with still depends on timing" in \
+        (out / "training.log").read_text()  # fmt: skip

@@ -220,6 +220,10 @@ class MAPElitesEvolutionTrainer:
             log.warning("evolution.parent_lag is %d with %d workers: after the random start at most %d individuals "
                         "are evaluated at once, and %d worker(s) idle. Set parent_lag to the number of workers.",
                         evo.parent_lag, workers, evo.parent_lag + 1, workers - evo.parent_lag - 1)  # fmt: skip
+        if evo.parent_lag and evo.use_shared_ppo and evo.enable_multiprocess:
+            log.info("evolution.parent_lag fixes the order of evolution, but in shared mode with workers the policy "
+                     "each worker acts with still depends on timing, so this run will not repeat exactly (--serial "
+                     "does).")  # fmt: skip
         # Before the Ctrl-C handler (a second Ctrl-C could tear a first import in half: see there), and
         # before the pool creates shared memory that a plain Ctrl-C here would leave to the resource tracker.
         load_drawing_modules()
