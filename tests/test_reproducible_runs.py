@@ -88,7 +88,7 @@ def test_a_run_continued_with_resume_evaluates_what_the_uninterrupted_run_does(t
     """The resumed run rebuilds its parent archive from results.jsonl by the same rule (results
     of ids below k - parent_lag, in id order), not with every result it replayed."""
     out = tmp_path / "resumed"
-    assert main(["train", *_options(), "--serial", "--config", str(config), "--output", str(out), "--evaluations", "5"]) == 0
+    assert main(["train", *_options(), "--serial", "--config", str(config), "--output", str(out), "--evaluations", "7"]) == 0
     assert main(["train", "--resume", "--quiet", "--output", str(out), "--evaluations", str(EVALUATIONS)]) == 0
     assert _individuals(out) == _individuals(serial_run)
     assert (out / "archive.csv").read_text() == (serial_run / "archive.csv").read_text()
