@@ -3,9 +3,11 @@
 For each seed, independent mode runs twice with parent lag 0 (the default: parents are drawn from
 whatever results have arrived) and twice with parent lag N = the number of workers (parents of
 individual k from the results of individuals 0 .. k-N-1, taken in id order), every run in a fresh
-process, one after the other. Per run: wall time, QD-score, env steps. Per pair of runs with the
-same settings: whether they evaluated the same individuals (id, parent, genome and fitness, to
-the bit) and wrote the same archive.csv, and if not, the first id where they part. Run it alone on
+process, one after the other. Per run: wall time, QD-score, env steps, and with a parent lag the
+seconds in which a free worker waited for an older result (``held_back_s``). Per pair of runs
+with the same settings: whether they evaluated the same individuals (id, parent, genome and
+fitness, to the bit) and wrote the same archive.csv; if not, the first id where they part and
+how many individuals differ. Run it alone on
 the machine: wall times are part of the answer. Writes ``results/reproducible_runs_<steps>.json``.
 
     python benchmarks/reproducible_runs.py [--steps 1500] [--evaluations 64] [--workers 2] [--seeds 0 1 2]
@@ -32,12 +34,13 @@ def individuals(out: Path) -> list[tuple[Any, ...]]:
 
 
 def compare(first: Path, second: Path) -> dict[str, Any]:
-    """Whether two run directories hold the same individuals and archive; the first id that differs."""
+    """Whether two run directories hold the same individuals and archive; the first id that differs,
+    and how many ids differ (in id, parent, genome or fitness, or held by one run only)."""
     a, b = individuals(first), individuals(second)
     parted = next((x[0] for x, y in zip(a, b) if x != y), None)
     if parted is None and len(a) != len(b):
         parted = min(len(a), len(b))
-    return {"same_individuals": a == b, "first_differing_id": parted,
+    return {"same_individuals": a == b, "first_differing_id": parted, "differing_individuals": sum(x != y for x, y in zip(a, b)) + abs(len(a) - len(b)),
             "same_archive_csv": (first / "archive.csv").read_bytes() == (second / "archive.csv").read_bytes()}  # fmt: skip
 
 
@@ -58,8 +61,10 @@ def main() -> None:
                     where.mkdir()
                     row = run_mode("independent", "open", args.steps, args.evaluations, args.workers, seed, where,
                                    sections={"evolution": {"parent_lag": lag}})  # fmt: skip
-                    runs.append({k: row[k] for k in KEPT})
-                    dirs.append(next(where.iterdir()))
+                    run_dir = next(where.iterdir())
+                    summary = json.loads((run_dir / "summary.json").read_text())
+                    runs.append({**{k: row[k] for k in KEPT}, "held_back_s": summary.get("held_back_s", 0.0)})
+                    dirs.append(run_dir)
                 pair = {"seed": seed, "parent_lag": lag, "runs": runs, **compare(*dirs)}
                 print(json.dumps(pair), flush=True)
                 pairs.append(pair)
