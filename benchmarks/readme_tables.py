@@ -109,14 +109,16 @@ def _reproducible(data: dict[str, Any]) -> list[str]:
     lines = [f"**Reproducible runs** (`benchmarks/reproducible_runs.py`; {_machine(data)}; independent mode, open scene, "
              f"{data['workers']} workers, {data['evaluations']} evaluations of {data['training_steps_per_individual']:,} "
              "env steps; each setting run twice per seed, every run in a fresh process, one after the other)", "",
-             "| seed | parent lag | QD-score, run 1 / run 2 | wall time, run 1 / run 2 | same individuals (to the bit) | "
-             "same archive.csv |", "|---|---|---|---|---|---|"]  # fmt: skip
+             "| seed | parent lag | QD-score, run 1 / run 2 | wall time, run 1 / run 2 | a free worker waited, run 1 / "
+             "run 2 | same individuals (to the bit) | same archive.csv |", "|---|---|---|---|---|---|---|"]  # fmt: skip
     for pair in data["pairs"]:
         first, second = pair["runs"]
-        same = "yes" if pair["same_individuals"] else f"no, from id {pair['first_differing_id']}"
+        same = "yes" if pair["same_individuals"] else (
+            f"no: {pair['differing_individuals']} of {data['evaluations']} differ, the first id {pair['first_differing_id']}")  # fmt: skip
         lag = f"{pair['parent_lag']}{' (default)' if pair['parent_lag'] == 0 else ''}"
+        waited = f"{first['held_back_s']:.1f} s / {second['held_back_s']:.1f} s" if pair["parent_lag"] else "–"
         lines.append(f"| {pair['seed']} | {lag} | {first['qd_score']:.2f} / {second['qd_score']:.2f} | "
-                     f"{first['wall_s']:.0f} s / {second['wall_s']:.0f} s | {same} | "
+                     f"{first['wall_s']:.0f} s / {second['wall_s']:.0f} s | {waited} | {same} | "
                      f"{'yes' if pair['same_archive_csv'] else 'no'} |")  # fmt: skip
     return lines
 

@@ -386,7 +386,7 @@ class EvolutionConfig:
     N >= 1: results enter the archive in id order, and individual k's parents are drawn from the
     archive of individuals 0 .. k-N-1 exactly, so that a seed gives the same run whatever the
     timing and the number of workers (independent mode; shared mode's policy still depends on
-    timing). A worker then waits while an individual N or more ids older is still evaluated, and
+    timing). A worker then waits while an individual more than N ids older is still evaluated, and
     at most N + 1 individuals are evaluated at once after the random start: N = the number of
     workers keeps the waits short."""
 

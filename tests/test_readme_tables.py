@@ -117,13 +117,13 @@ def test_where_a_seed_never_reached_the_score_every_seed_is_listed_with_the_most
 
 def test_the_reproducible_runs_table_says_where_two_runs_of_one_seed_part():
     tables = _readme_tables()
-    run = {"qd_score": 3.0, "wall_s": 20.0}
+    run = {"qd_score": 3.0, "wall_s": 20.0, "held_back_s": 0.25}
     machine = {"cpu": "AMD EPYC", "cores": 2, "memory_gb": 23.5, "python": "3.11.7", **MEASURED["machine"]}
     data = {"machine": machine, "workers": 2, "evaluations": 64, "training_steps_per_individual": 1500, "pairs": [
         {"seed": 0, "parent_lag": 0, "runs": [run, {**run, "qd_score": 3.5}], "same_individuals": False,
-         "first_differing_id": 12, "same_archive_csv": False},
+         "first_differing_id": 12, "differing_individuals": 30, "same_archive_csv": False},
         {"seed": 0, "parent_lag": 2, "runs": [run, run], "same_individuals": True, "first_differing_id": None,
-         "same_archive_csv": True}]}  # fmt: skip
+         "differing_individuals": 0, "same_archive_csv": True}]}  # fmt: skip
     rows = [line for line in tables._reproducible(data) if line.startswith("| 0 |")]
-    assert rows == ["| 0 | 0 (default) | 3.00 / 3.50 | 20 s / 20 s | no, from id 12 | no |",
-                    "| 0 | 2 | 3.00 / 3.00 | 20 s / 20 s | yes | yes |"]  # fmt: skip
+    assert rows == ["| 0 | 0 (default) | 3.00 / 3.50 | 20 s / 20 s | – | no: 30 of 64 differ, the first id 12 | no |",
+                    "| 0 | 2 | 3.00 / 3.00 | 20 s / 20 s | 0.2 s / 0.2 s | yes | yes |"]  # fmt: skip

@@ -125,7 +125,7 @@ def test_the_reported_archive_gives_a_tied_cell_to_the_older_individual_whatever
     assert [e["individual_id"] for e in trainer.archive.elites()] == [0]
 
 
-def test_an_individual_waits_while_one_parent_lag_or_more_ids_older_is_still_evaluated(tmp_path):
+def test_an_individual_waits_while_one_more_than_parent_lag_ids_older_is_still_evaluated(tmp_path):
     """Individual 5 with parent_lag 2 draws from the results of 0, 1 and 2 exactly: not before 2
     is back, and without 3, which another worker finished sooner."""
     import numpy as np
@@ -152,7 +152,7 @@ def test_an_individual_waits_while_one_parent_lag_or_more_ids_older_is_still_eva
         arrives(individuals[i])
     assert not trainer._parents_ready(5) and len(trainer.parent_archive) == 0
     arrives(individuals[2])
-    assert trainer._parents_ready(5), "4 is still evaluated, but it is less than parent_lag ids older"
+    assert trainer._parents_ready(5), "4 is still evaluated, but it is not more than parent_lag ids older"
     expected = BodyArchive(trainer.space, trainer.specs)
     for individual in individuals[:3]:
         expected.add(individual.id, None, individual.genome_array(), 0.5, compute_measures(individual.body, trainer.specs), evaluation)
