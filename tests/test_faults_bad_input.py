@@ -55,6 +55,8 @@ CASES = [
     ("ppo-negative-seed", "ppo --seed -1 --output {out}", None, ["--seed", "-1", "--seed 0"]),
     ("ppo-zero-eval-episodes", "ppo --eval-episodes 0 --output {out}", None, ["--eval-episodes", "positive whole number"]),
     # inconsistent
+    ("shared-memory-too-small", T, {"training": {"buffer_size": 1_000_000_000}},
+     ["training.buffer_size", "MB of shared memory", "/dev/shm", "Lower training.buffer_size", "--shm-size"]),
     ("batch-above-buffer", T, {"training": {"buffer_size": 500, "min_batch_size": 1000}}, ["min_batch_size", "buffer_size", "raise"]),
     ("observation-dim-disagrees", T, {"model": {"observation_dim": 10}}, ["observation_dim", "54", "Remove"]),
     ("min-links-above-max", T, {"body_space": {"min_links": 5, "max_links": 3}}, ["min_links", "max_links", "set min_links <= max_links"]),

@@ -38,7 +38,8 @@ from morphelites.individual import Individual, IndividualResult
 from morphelites.morphology import BodySpace
 from morphelites.parallel.learner import COUNTER_COLUMNS
 from morphelites.parallel.pool import PoolEvent, WorkerCrashLoop, restore_process_title, set_process_title
-from morphelites.parallel.supervisor import IndependentBackend, LearnerDied, SerialSharedBackend, SharedPPOSystem
+from morphelites.parallel.supervisor import (IndependentBackend, LearnerDied, SerialSharedBackend, SharedPPOSystem,
+                                             check_shared_memory)
 from morphelites.runs.memory import ProcessTreeMemory, memory_metrics
 from morphelites.runs.progress import Progress
 from morphelites.runs.recorder import EVOLUTION_METRICS, SHARED_METRICS, EvolutionRecorder
@@ -151,6 +152,8 @@ class MAPElitesEvolutionTrainer:
         self.run_dir.check(resume=resume)  # refuse before any process starts
         if resume:  # the same mode and settings as the stored run, budgets and workers aside
             check_resume(self.run_dir, self.mode, settings)
+        if settings.evolution.use_shared_ppo:  # /dev/shm must hold the weights and experience buffer
+            check_shared_memory(settings, settings.evolution.workers if settings.evolution.enable_multiprocess else 1)
 
         self.space = BodySpace(settings.body_space)
         self.specs = measure_specs(self.space, evo.measures, evo.continuous_bins)

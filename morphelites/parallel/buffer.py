@@ -29,7 +29,7 @@ from typing import Callable
 import numpy as np
 
 from morphelites.parallel.heartbeat import beat
-from morphelites.parallel.shm import release_shared_memory
+from morphelites.parallel.shm import create_shared_memory, release_shared_memory
 
 __all__ = ["SharedExperienceBuffer", "BufferLayout", "SegmentView", "TakenSegment", "SEGMENT_ARRAYS", "EMPTY", "WRITING",
            "READY"]  # fmt: skip
@@ -186,7 +186,7 @@ class SharedExperienceBuffer:
 
     @classmethod
     def create(cls, layout: BufferLayout) -> "SharedExperienceBuffer":
-        shm = shared_memory.SharedMemory(create=True, size=layout.total_bytes)
+        shm = create_shared_memory(layout.total_bytes, "experience buffer")
         buffer = cls(layout, shm, owner=True)
         buffer._counters[:] = 0
         for ring in buffer._slots:

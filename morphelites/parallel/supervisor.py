@@ -21,7 +21,7 @@ import traceback
 from pathlib import Path
 from typing import Any
 
-from morphelites.config import Settings
+from morphelites.config import ConfigError, Settings
 from morphelites.envs.reach import ObservationLayout
 from morphelites.individual import Individual
 from morphelites.parallel.buffer import BufferLayout, SharedExperienceBuffer
@@ -30,11 +30,12 @@ from morphelites.parallel.learner import COUNTER_COLUMNS, LAG_TOTALS, LEARNER_TI
 from morphelites.parallel.pool import (PoolEvent, SerialPool, WorkerPool, children_start_deaf_to_ctrl_c,
                                        one_native_thread_per_process)
 from morphelites.parallel.shared_worker import SharedHandles, segment_shape, sync_segments_per_version
+from morphelites.parallel.shm import SHM_DIR, shared_memory_free_bytes
 from morphelites.parallel.weights import SharedWeights
-from morphelites.policy_numpy import reach_policy_spec
+from morphelites.policy_numpy import PolicySpec, reach_policy_spec
 
 __all__ = ["IndependentBackend", "SharedPPOSystem", "SerialSharedBackend", "LearnerDied", "ENVS_PER_WORKER",
-           "create_shared_state"]
+           "check_shared_memory", "create_shared_state"]
 
 #: Copies of its body each shared-mode worker steps together (one policy forward for all).
 ENVS_PER_WORKER = 4
@@ -45,18 +46,47 @@ class LearnerDied(RuntimeError):
     checkpoint is intact."""
 
 
+def _shared_layout(settings: Settings, workers: int) -> tuple[PolicySpec, BufferLayout]:
+    """The policy (whose weights are broadcast) and the experience buffer's layout of a shared run."""
+    layout_obs = ObservationLayout(settings.body_space.max_links)
+    spec = reach_policy_spec(settings.body_space.max_links, settings.model.hidden_dim, settings.model.init_log_std)
+    steps, envs = segment_shape(settings.training.update_interval, ENVS_PER_WORKER)
+    layout = BufferLayout.for_buffer_size(settings.training.buffer_size, workers, steps, envs,
+                                          layout_obs.observation_dim, layout_obs.action_dim)  # fmt: skip
+    return spec, layout
+
+
+def check_shared_memory(settings: Settings, workers: int) -> int:
+    """Refuse (ConfigError) a shared run whose weights and experience buffer do not fit in the
+    free space of ``/dev/shm``; returns the bytes they take. Called before anything starts:
+    :func:`create_shared_state` would fail later, when the run directory already exists."""
+    spec, layout = _shared_layout(settings, workers)
+    needed = SharedWeights.bytes_for(spec.flat_size) + layout.total_bytes
+    free = shared_memory_free_bytes()
+    if free is not None and needed > free:
+        raise ConfigError(
+            f"training.buffer_size {settings.training.buffer_size} with {workers} worker(s) needs "
+            f"{needed / 2**20:.1f} MB of shared memory, but {SHM_DIR} has {free / 2**20:.1f} MB free. Lower "
+            f"training.buffer_size (about {layout.slot_bytes / layout.transitions_per_segment:.0f} bytes per "
+            f"transition), or give the machine more shared memory (Docker: --shm-size)."
+        )
+    return needed
+
+
 def create_shared_state(
     settings: Settings, workers: int, sync: bool, max_policy_lag: int
 ) -> tuple[SharedWeights, SharedExperienceBuffer, SharedHandles]:
-    """Create the shared weights and experience buffer of a shared-mode run, and their handles."""
+    """Create the shared weights and experience buffer of a shared-mode run, and their handles.
+
+    Raises SharedMemoryFull if ``/dev/shm`` cannot hold them (nothing is left behind then)."""
     training = settings.training
-    layout_obs = ObservationLayout(settings.body_space.max_links)
-    spec = reach_policy_spec(settings.body_space.max_links, settings.model.hidden_dim, settings.model.init_log_std)
-    steps, envs = segment_shape(training.update_interval, ENVS_PER_WORKER)
-    layout = BufferLayout.for_buffer_size(training.buffer_size, workers, steps, envs, layout_obs.observation_dim,
-                                          layout_obs.action_dim)  # fmt: skip
+    spec, layout = _shared_layout(settings, workers)
     weights = SharedWeights.create(spec.flat_size)
-    buffer = SharedExperienceBuffer.create(layout)
+    try:
+        buffer = SharedExperienceBuffer.create(layout)
+    except BaseException:
+        weights.close()
+        raise
     # Backpressure by lag: data waiting beyond what the learner takes in max_policy_lag updates
     # would only be dropped for lag, so workers wait instead of producing it.
     max_ready = None if sync else max(training.min_batch_size, (max_policy_lag - 1) * training.min_batch_size)

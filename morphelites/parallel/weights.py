@@ -19,7 +19,7 @@ from multiprocessing import shared_memory
 
 import numpy as np
 
-from morphelites.parallel.shm import release_shared_memory
+from morphelites.parallel.shm import create_shared_memory, release_shared_memory
 
 __all__ = ["SharedWeights"]
 
@@ -47,9 +47,14 @@ class SharedWeights:
         self._header = np.ndarray((_HEADER,), dtype=np.int64, buffer=shm.buf, offset=0)
         self._weights = np.ndarray((size,), dtype=np.float32, buffer=shm.buf, offset=8 * _HEADER)
 
+    @staticmethod
+    def bytes_for(size: int) -> int:
+        """Bytes of the shared block for ``size`` weights: the int64 header, then float32 weights."""
+        return 8 * _HEADER + 4 * size
+
     @classmethod
     def create(cls, size: int) -> "SharedWeights":
-        shm = shared_memory.SharedMemory(create=True, size=8 * _HEADER + 4 * size)
+        shm = create_shared_memory(cls.bytes_for(size), "policy weights")
         weights = cls(shm, size, owner=True)
         weights._header[:] = 0
         weights._header[_CHECKSUM] = _checksum(weights._weights, 0)  # version 0: zeros, consistent
