@@ -227,6 +227,55 @@ def _commit_rewards(buffer: SharedExperienceBuffer, worker: int, individual_id: 
     buffer.commit(slot, version=version, individual_id=individual_id, worker=worker)
 
 
+def test_a_frozen_learner_trains_on_every_whole_batch_waiting_then_keeps_its_weights(tmp_path):
+    """learner_main with its freeze event set (the final re-evaluation): it trains on the two whole
+    batches of 200 waiting (5 segments of 100), checkpoints, reports ``frozen`` with the 100
+    transitions left over, and then neither takes nor trains on what arrives later."""
+    import multiprocessing as mp
+
+    from morphelites.parallel.learner import LearnerOptions, learner_main
+
+    learner, weights, buffer, handles, settings = _learner(tmp_path, max_lag=8, training={"min_batch_size": 200})
+    learner.close()  # only its shared state is needed: the learner under test runs in its own process
+    ctx = mp.get_context("spawn")
+    receive, send = ctx.Pipe(duplex=False)
+    stop, freeze, active = ctx.Event(), ctx.Event(), ctx.Value("i", 0, lock=False)
+    options = LearnerOptions(settings, handles, str(tmp_path), resume=False, max_policy_lag=8)
+    process = ctx.Process(target=learner_main, args=(options, send, stop, active, None, None, freeze), daemon=True)
+
+    def next_event(kind: str) -> dict:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            if receive.poll(0.1):
+                message = receive.recv()
+                if message["event"] == kind:
+                    return message
+        raise AssertionError(f"no {kind!r} event from the learner")
+
+    try:
+        for worker, individual in ((0, 0), (0, 0), (0, 0), (1, 1), (1, 1)):
+            _commit_rewards(buffer, worker, individual, version=1)
+        freeze.set()
+        first = weights.version + 1  # the learner publishes past the version the one in _learner published
+        process.start()
+        frozen = next_event("frozen")
+        assert (frozen["version"], frozen["updates"], frozen["untrained_transitions"]) == (first + 2, 2, 100)
+        assert weights.version == first + 2 and sorted(tmp_path.glob("learner-*.pkl")), "published and checkpointed"
+        for worker, individual in ((0, 2), (1, 3), (1, 3)):
+            _commit_rewards(buffer, worker, individual, version=first + 2)
+        time.sleep(1.0)
+        assert weights.version == first + 2 and len(buffer.ready_slots()) == 3, "nothing taken or trained on after the freeze"
+        stop.set()
+        assert next_event("stopped")["policy_updates"] == 2
+        process.join(timeout=30)
+        assert process.exitcode == 0
+    finally:
+        if process.is_alive():
+            process.kill()
+        buffer.close()
+        weights.close()
+
+
 @pytest.mark.parametrize("case", ["new body", "dropped segment"])
 def test_reward_scaling_streams_restart_with_a_new_body_and_run_on_through_a_dropped_segment(tmp_path, case):
     # The running discounted return of reward 1 is 1, 1 + g, 1 + g + g^2, ... from a stream's start.
@@ -759,6 +808,37 @@ def test_sync_mode_has_zero_policy_lag(tmp_path):
     # next body included) has written its segments of the version.
     assert summary["segments_dropped_lag"] == 0
     assert {r["policy_version"] for r in _results(out)} - {0}, "evaluations record the policy version used"
+
+
+def test_the_final_reevaluation_scores_every_elite_with_one_policy_trained_on_every_whole_batch(tmp_path):
+    """A slow learner (40 epochs) with up to 7 batches waiting at the end (max_policy_lag 8): left
+    to go on, it updated during the final round, which then scored the elites with several
+    versions. It first trains on every whole batch waiting, checkpoints, and keeps its weights."""
+    import csv
+    import re
+
+    from morphelites.parallel.learner import newest_learner_checkpoint
+
+    config = tmp_path / "slow.json"
+    config.write_text(json.dumps({**TINY, "training": {**TINY["training"], "buffer_size": 6000, "max_policy_lag": 8},
+                                  "ppo": {"num_minibatches": 4, "update_epochs": 40}}))  # fmt: skip
+    out = tmp_path / "run"
+    proc = _train("--workers", "2", "--evaluations", "6", "--steps-per-individual", "2000", "--config", str(config),
+                  "--output", str(out))  # fmt: skip
+    _, err = proc.communicate(timeout=300)
+    assert proc.returncode == 0, err
+    log = (out / "training.log").read_text()
+    frozen = re.search(r"Learner stopped training for the final re-evaluation at policy version (\d+) \((\d+) updates\)"
+                       r"(?:; (\d+) transitions, less than a batch, were left untrained)?\.", log)  # fmt: skip
+    assert frozen, log
+    version = int(frozen.group(1))
+    assert int(frozen.group(3) or 0) < 400, "every whole batch (min_batch_size 400) was trained on"
+    assert log.index(frozen.group(0)) < log.index("Re-evaluating"), "frozen before the first elite is re-evaluated"
+    final = list(csv.DictReader((out / "reevaluations.csv").open()))[-1]
+    assert final["final"] == "1" and int(final["policy_version_min"]) == int(final["policy_version_max"]) == version
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["policy_version"] == version and summary["policy_updates"] == int(frozen.group(2))
+    assert newest_learner_checkpoint(out / "checkpoints")[1]["version"] == version, "animate shows that policy"
 
 
 def test_killed_worker_is_replaced_and_ctrl_c_leaves_no_process(tmp_path, tiny_config):

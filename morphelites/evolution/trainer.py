@@ -352,10 +352,13 @@ class MAPElitesEvolutionTrainer:
             for reason in message.get("skipped", []):
                 log.warning("Learner checkpoint skipped: %s", reason)
             lost = message.get("lost_updates", 0)
+            published = message.get("published_version", message["version"])
             if message.get("checkpoint"):
-                log.info("Learner restored from %s (policy version %d, %d updates).%s", message["checkpoint"],
+                log.info("Learner restored from %s (policy version %d, %d updates).%s%s", message["checkpoint"],
                          message["version"], message.get("updates", 0),
-                         f" Lost: {lost} update(s) made after that checkpoint." if lost else "")  # fmt: skip
+                         f" Lost: {lost} update(s) made after that checkpoint." if lost else "",
+                         f" Its weights are published as version {published}, past the versions the learner it "
+                         f"replaces had published." if published != message["version"] else "")  # fmt: skip
             else:
                 log.warning("Learner started from a fresh policy (no usable learner checkpoint)%s.",
                             f"; lost: {lost} update(s)" if lost else "")  # fmt: skip
@@ -369,6 +372,11 @@ class MAPElitesEvolutionTrainer:
         elif kind == "skipped_update":
             log.warning("Learner update %d skipped: %s (%d skipped so far). The published policy is unchanged and finite.",
                         message["update"], message["reason"], message["skipped_updates"])  # fmt: skip
+        elif kind == "frozen":
+            untrained = message.get("untrained_transitions", 0)
+            log.info("Learner stopped training for the final re-evaluation at policy version %d (%d updates)%s.",
+                     message["version"], message["updates"],
+                     f"; {untrained} transitions, less than a batch, were left untrained" if untrained else "")  # fmt: skip
         elif kind == "checkpoint_failed":
             log.error("Learner checkpoint at update %d could not be written (%s); the previous learner checkpoint is "
                       "intact. Free disk space: if the learner dies now, updates since then are lost.",
@@ -499,7 +507,13 @@ class MAPElitesEvolutionTrainer:
     def _handle_round_event(self, round_: ReevaluationRound, event: Any) -> None:
         """Log a worker fault during a re-evaluation task, then let the round take the event.
 
-        A finished task's env steps count at once, also if its round is later cancelled or stopped."""
+        A finished task's env steps count at once, also if its round is later cancelled or stopped.
+        A worker that died or stalled while idle (no task) only gets a log line."""
+        if event.task_id is None:
+            self.recorder.log.warning("Worker %d %s while idle; %s it.", event.worker,
+                                      f"died (exit code {event.value})" if event.kind == "died" else "stalled",
+                                      "restarted" if event.kind == "died" else "killed")  # fmt: skip
+            return
         if event.kind == "stalled":
             self.recorder.log.error("Worker %d stalled: no heartbeat for %.0f s while re-evaluating elite %d; killed it.",
                                     event.worker, event.value, event.task_id)  # fmt: skip
@@ -713,12 +727,22 @@ class MAPElitesEvolutionTrainer:
         """
         log = self.recorder.log
         round_ = ReevaluationRound(self.archive, self.space, self.completed)
-        log.info("Re-evaluating %d elites with the final policy.", len(round_.individuals))
+        # The learner first trains on the whole batches still waiting, then keeps its weights: left
+        # to go on, it would update during the round and score the elites with several versions.
+        pool.freeze_learner()
+        while pool.frozen_version is None:
+            if self._stop_signal is not None:
+                return self._reevaluation_stopped()
+            for event in pool.poll(0.05):
+                self._handle_round_event(round_, event)
+            for message in pool.take_events():
+                self._log_learner_event(message)
+        for message in pool.take_events():
+            self._log_learner_event(message)
+        log.info("Re-evaluating %d elites with the final policy (version %d).", len(round_.individuals), pool.frozen_version)
         while not round_.complete:
             if self._stop_signal is not None:
-                log.warning("Re-evaluation stopped (%s); the archive as found is complete, and --resume re-evaluates "
-                            "the elites.", "Ctrl-C" if self._stop_signal == signal.SIGINT else "SIGTERM")  # fmt: skip
-                return "interrupted" if self._stop_signal == signal.SIGINT else "terminated"
+                return self._reevaluation_stopped()
             for worker in pool.idle:
                 elite = round_.next_task()
                 if elite is None:
@@ -731,6 +755,12 @@ class MAPElitesEvolutionTrainer:
         again = self._finish_round(round_, final=True)
         self.reevaluation = {"archive": again, **{f"{k}_reevaluated": v for k, v in again.stats().items()}}
         return "completed"
+
+    def _reevaluation_stopped(self) -> str:
+        """The status of a run whose final re-evaluation a Ctrl-C or SIGTERM stopped."""
+        self.recorder.log.warning("Re-evaluation stopped (%s); the archive as found is complete, and --resume "
+                                  "re-evaluates the elites.", "Ctrl-C" if self._stop_signal == signal.SIGINT else "SIGTERM")  # fmt: skip
+        return "interrupted" if self._stop_signal == signal.SIGINT else "terminated"
 
     def _write_archive_files(self, final: bool = False) -> None:
         names = [s.name for s in self.specs]

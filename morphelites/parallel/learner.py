@@ -140,6 +140,7 @@ class SharedPPOTrainer:
         if options.resume:
             self._restore()
         self.restored_updates = self.updates  # as in the checkpoint, for the "restored" message
+        self.restored_version = self.version  # likewise (the version published may be moved on below)
         floor = options.counters_floor or {}
         # Updates made after that checkpoint by the learner(s) this one replaces, or before a
         # resumed run stopped: lost. (Counted from updates, not versions: each restart also
@@ -429,6 +430,20 @@ class SharedPPOTrainer:
             setattr(self, name, int(state.get(name, 0)))
         self.restored_from = path.name
 
+    def restored_event(self) -> dict[str, Any]:
+        """The ``restored`` event for the run's log: the checkpoint restored (None: a fresh policy),
+        its policy version and updates, the version published now (past any that a learner this
+        one replaces had published), the updates lost, and each checkpoint skipped and why."""
+        return {"event": "restored", "checkpoint": self.restored_from, "version": self.restored_version,
+                "published_version": self.version, "updates": self.restored_updates,
+                "lost_updates": self.lost_updates, "skipped": self.skipped_checkpoints}  # fmt: skip
+
+    def frozen_event(self) -> dict[str, Any]:
+        """The ``frozen`` event: the version the learner stopped at, its updates, and the transitions
+        taken from the buffer but never trained on (less than a batch)."""
+        return {"event": "frozen", "version": self.version, "updates": self.updates,
+                "untrained_transitions": self.pending_transitions}  # fmt: skip
+
     def close(self) -> None:
         self.weights.close()
         self.buffer.close()
@@ -486,15 +501,18 @@ def _unloadable(state: dict[str, Any]) -> str | None:
 
 
 def learner_main(options: LearnerOptions, stats_conn: Connection, stop: Any, active: Any, beats: Any = None,
-                 parent_pid: int | None = None) -> None:  # fmt: skip
+                 parent_pid: int | None = None, freeze: Any = None) -> None:  # fmt: skip
     """Entry point of the learner process.
 
-    ``stop`` (an Event) ends the loop after a final checkpoint; ``active`` (a shared int) is the
+    ``stop`` (an Event) ends the loop after a final checkpoint; ``freeze`` (an Event; the run's
+    final re-evaluation sets it) makes the learner train on every whole batch the buffer still
+    holds, checkpoint, report ``frozen`` and then leave the weights as they are, so that every
+    elite is re-evaluated with one and the same final policy. ``active`` (a shared int) is the
     number of busy workers, which sync mode waits for; ``beats`` (a shared array of one stamp)
     receives this process's heartbeat, which also exits the process once ``parent_pid`` (the
     supervisor's process) is no longer its parent. Events for the supervisor's log go through ``stats_conn``:
-    ``restored``, ``checkpoint`` / ``checkpoint_failed``, ``skipped_update``, and the statistics
-    (``update``, ``idle``, ``stopped``).
+    ``restored``, ``checkpoint`` / ``checkpoint_failed``, ``skipped_update``, ``frozen``, and the
+    statistics (``update``, ``idle``, ``stopped``).
     """
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     die_with_parent()
@@ -503,9 +521,7 @@ def learner_main(options: LearnerOptions, stats_conn: Connection, stop: Any, act
     if beats is not None:
         heartbeat.install(beats, 0, parent_pid=parent_pid)
     if options.resume:
-        stats_conn.send({"event": "restored", "checkpoint": learner.restored_from, "version": learner.version,
-                         "updates": learner.restored_updates, "lost_updates": learner.lost_updates,
-                         "skipped": learner.skipped_checkpoints})  # fmt: skip
+        stats_conn.send(learner.restored_event())
     last_stats = 0.0
 
     def checkpoint() -> None:
@@ -515,11 +531,13 @@ def learner_main(options: LearnerOptions, stats_conn: Connection, stop: Any, act
         else:
             stats_conn.send({"event": "checkpoint_failed", "updates": learner.updates, "error": learner.last_checkpoint_error})
 
+    frozen = False
     try:
         while not stop.is_set():
             heartbeat.beat()
-            learner.drain()
-            if learner.decide_update(lambda: active.value):
+            if not frozen:
+                learner.drain()
+            if not frozen and learner.decide_update(lambda: active.value):
                 record = learner.update()
                 if "skipped" in record:
                     stats_conn.send({"event": "skipped_update", "reason": record["skipped"], "update": learner.updates,
@@ -528,6 +546,11 @@ def learner_main(options: LearnerOptions, stats_conn: Connection, stop: Any, act
                     checkpoint()
                 stats_conn.send({"event": "update", **{k: v for k, v in record.items() if k != "skipped"}, **learner.stats()})
                 last_stats = time.monotonic()
+            elif not frozen and freeze is not None and freeze.is_set() and learner.buffer.ready_transitions() == 0:
+                # Less than a batch pending and nothing more in the buffer: this is the final policy.
+                checkpoint()
+                stats_conn.send(learner.frozen_event())
+                frozen = True
             else:
                 time.sleep(0.002)
                 if time.monotonic() - last_stats > 1.0:

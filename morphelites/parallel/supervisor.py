@@ -168,6 +168,8 @@ class SharedPPOSystem:
         self.weights, self.buffer, self.handles = create_shared_state(settings, workers, sync, max_policy_lag)
         self._ctx = mp.get_context("spawn")
         self._stop = self._ctx.Event()
+        self._freeze = self._ctx.Event()  # freeze_learner()
+        self.frozen_version: int | None = None  # the version the learner reported it froze at
         self._active = self._ctx.Value("i", 0, lock=False)  # busy_workers
         self._kinds: dict[int, str] = {}  # worker -> kind of its last task ("train" or "evaluate")
         self._learner_beat = Heartbeats(1, self._ctx)
@@ -198,11 +200,12 @@ class SharedPPOSystem:
                                  counters_floor=floor or None, time_floor_s=(busy_s, active_s))  # fmt: skip
         if self._stats_recv is not None:
             self._stats_recv.close()
+        self.frozen_version = None  # a frozen learner that died: its successor reports again
         self._stats_recv, stats_send = self._ctx.Pipe(duplex=False)
         self._learner_beat.stamp(0, STARTUP_GRACE_S)
         self.learner = self._ctx.Process(target=learner_main, name="shared_ppo learner", daemon=True,
                                          args=(options, stats_send, self._stop, self._active, self._learner_beat.array,
-                                               os.getpid()))  # fmt: skip
+                                               os.getpid(), self._freeze))  # fmt: skip
         with one_native_thread_per_process(), children_start_deaf_to_ctrl_c():
             self.learner.start()
         stats_send.close()
@@ -214,6 +217,12 @@ class SharedPPOSystem:
     @property
     def idle(self) -> list[int]:
         return self.pool.idle
+
+    def freeze_learner(self) -> None:
+        """Ask the learner to train on every whole batch still in the buffer and then keep its
+        weights; :attr:`frozen_version` is set (by :meth:`poll`) once it has. For the final
+        re-evaluation, which must score every elite with one policy."""
+        self._freeze.set()
 
     @property
     def busy_workers(self) -> int:
@@ -281,6 +290,8 @@ class SharedPPOSystem:
                 if message.get("event") in ("update", "idle", "stopped"):
                     self.learner_stats = message
                 else:
+                    if message.get("event") == "frozen":
+                        self.frozen_version = int(message["version"])
                     if message.get("event") == "checkpoint":
                         self._deaths_in_row = 0  # the restarted learner made progress that is kept
                     self.learner_events.append(message)
@@ -358,12 +369,8 @@ class SerialSharedBackend:
                                  seed=settings.evolution.seed, counters_floor=counters_floor or None)  # fmt: skip
         self.learner = SharedPPOTrainer(options)
         self.worker = MultiProcessPPOWorker(0, self.handles, after_segment=self._learn)
-        self.learner_events: list[dict[str, Any]] = (
-            [{"event": "restored", "checkpoint": self.learner.restored_from, "version": self.learner.version,
-              "updates": self.learner.restored_updates, "lost_updates": self.learner.lost_updates,
-              "skipped": self.learner.skipped_checkpoints}]
-            if resume else []
-        )  # fmt: skip
+        self.learner_events: list[dict[str, Any]] = [self.learner.restored_event()] if resume else []
+        self.frozen_version: int | None = None  # freeze_learner()
         self._task: tuple[Individual, str] | None = None
         self._closed = False  # closing has begun
         self._shut_down = False  # closing has finished
@@ -378,6 +385,15 @@ class SerialSharedBackend:
             if self.learner.updates % self.learner.options.checkpoint_every_updates == 0:
                 self._checkpoint()
             self.learner.drain()
+
+    def freeze_learner(self) -> None:
+        """As :meth:`SharedPPOSystem.freeze_learner`; here the learner has already trained on every
+        whole batch (it learns after each segment), so it only checkpoints and reports."""
+        self._learn()
+        self._checkpoint()
+        event = self.learner.frozen_event()
+        self.learner_events.append(event)
+        self.frozen_version = event["version"]
 
     def _checkpoint(self) -> None:
         if self.learner.checkpoint() is None:
