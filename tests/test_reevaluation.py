@@ -40,7 +40,9 @@ def test_a_round_issues_each_elite_once_reissues_a_lost_one_and_builds_the_new_a
     assert round_.next_task() is None and {first.id, second.id, third.id} == {0, 1, 2}, "later insertions are not in it"
     round_.handle(PoolEvent("stalled", 1, second.id, 130.0))
     round_.handle(PoolEvent("died", 1, second.id, -9))
+    round_.handle(PoolEvent("died", 2, None, -9))  # a worker that died idle
     assert round_.next_task().id == second.id, "an elite whose worker died is issued again"
+    assert round_.next_task() is None, "nothing is queued for a worker that died idle"
     for individual, fitness in ((first, 0.5), (second, 0.6), (third, 0.7)):
         assert round_.owns(individual.id) and not round_.complete
         round_.handle(_done(individual.id, fitness, version=7))

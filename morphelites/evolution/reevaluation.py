@@ -64,11 +64,12 @@ class ReevaluationRound:
     def handle(self, event: Any) -> None:
         """Take a pool event of one of this round's tasks.
 
-        ``done`` stores the result, ``died`` queues the elite again (its worker was replaced),
+        ``done`` stores the result, ``died`` queues the elite again (its worker was replaced; a
+        worker that died idle, task id None, changes nothing),
         ``stalled`` waits for the ``died`` that follows, ``error`` raises :class:`EvaluationFailed`
         with the worker's traceback, and so does a ``done`` with a non-finite fitness.
         """
-        if event.kind == "stalled":
+        if event.kind == "stalled" or event.task_id not in self.individuals:  # not one of its tasks (an idle worker's)
             return
         self.in_flight.discard(event.task_id)
         if event.kind == "done":
