@@ -108,10 +108,14 @@ def test_variation_state_round_trip_reproduces_the_stream():
 
 def test_torn_last_line_of_results_is_cut_off(tmp_path):
     run = RunDirectory(tmp_path / "run").prepare()
-    run.results.write_text(json.dumps({"id": 0}) + "\n" + json.dumps({"id": 1}) + "\n" + '{"id": 2, "fitn')
+    record = {"genome": [0.5] * 7, "body": {"num_links": 3, "link_lengths": [0.2, 0.2, 0.2]}, "fitness": 0.1,
+              "success_rate": 0.0, "mean_return": -50.0, "final_distance": 0.4, "path_efficiency": 0.2, "collisions": 0.0,
+              "policy_version": 1, "training_steps": 1500, "eval_env_steps": 400}  # fmt: skip
+    whole = "".join(json.dumps({"id": i, **record}) + "\n" for i in (0, 1))
+    run.results.write_text(whole + '{"id": 2, "fitn')
     recorder = EvolutionRecorder(run, quiet=True)
     assert [line["id"] for line in recorder.read_results()] == [0, 1]
-    assert run.results.read_text().endswith('{"id": 1}\n')
+    assert run.results.read_text() == whole
     recorder.close()
     recorder.close()
 

@@ -25,6 +25,12 @@ REPO = Path(__file__).resolve().parents[1]
 #  {out} for the output directory and {tmp} for the test's directory; setup: config contents, a name from
 #  SETUPS, or None; words the message must contain: the culprit and the fix)
 T = "train --config {cfg} --output {out}"
+#: A whole results.jsonl line as a run writes it (individual 0).
+_RECORD = json.dumps({
+    "id": 0, "parent_id": None, "genome": [0.5] * 7, "body": {"num_links": 3, "link_lengths": [0.2, 0.2, 0.2]},
+    "fitness": 0.1, "success_rate": 0.0, "mean_return": -50.0, "final_distance": 0.4, "path_efficiency": 0.2,
+    "collisions": 0.0, "policy_version": 1, "fitness_ceiling": 0.8, "training_steps": 1500, "eval_env_steps": 400,
+}) + "\n"  # fmt: skip
 CASES = [
     # wrong types
     ("string-for-int", T, {"training": {"buffer_size": "big"}}, ["training.buffer_size", "whole number", "without quotes"]),
@@ -113,6 +119,9 @@ CASES = [
     ("ppo-onto-a-ppo-run", "ppo --output {tmp}/ppo", "a-ppo-run", ["`morphelites ppo` run", "never overwritten", "--output"]),
     ("resume-damaged-results", "train --resume --output {tmp}/done", "damaged-results",
      ["results.jsonl is damaged at line 2 of 3", "1 line(s) after it", "Repair line 2"]),
+    ("resume-incomplete-results", "train --resume --output {tmp}/done", "incomplete-results",
+     ["results.jsonl is damaged at line 2 of 2: it has no genome, body, training_steps", "changed from outside",
+      "Repair line 2"]),
     # more than the archive can hold or draw
     ("three-measures", T, {"evolution": {"measures": ["num_links", "total_length", "taper"]}}, ["3 measures", "one or two of"]),
     ("huge-archive", T, {"evolution": {"measures": ["total_length", "taper"], "continuous_bins": 10000}},
@@ -139,7 +148,10 @@ SETUPS = {
     "run-without-settings": {"damaged/config.json": '{"mode": "shared"}'},
     "a-ppo-run": {"ppo/config.json": '{"command": "ppo", "settings": {}}', "ppo/summary.json": "{}"},
     "damaged-results": {"done/config.json": '{"command": "train", "mode": "shared", "settings": {}}',
-                        "done/results.jsonl": '{"id": 0}\n{"id": 1, "fitn\n{"id": 2}\n'},
+                        "done/results.jsonl": _RECORD + '{"id": 1, "fitn\n' + _RECORD.replace('"id": 0', '"id": 2')},
+    # a whole line of JSON, but not a whole record (edited by hand): not something a crash leaves
+    "incomplete-results": {"done/config.json": '{"command": "train", "mode": "shared", "settings": {}}',
+                           "done/results.jsonl": _RECORD + '{"id": 1, "note": "edited"}\n'},
 }
 
 

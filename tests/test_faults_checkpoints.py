@@ -169,8 +169,10 @@ def test_every_kind_of_bad_evolution_checkpoint_is_named_and_explained(run_copy,
         (lambda s: s["pending"].append({"id": 99}), "its contents cannot be loaded (KeyError: "),
         (lambda s: s["variation"].update(rng={"bit_generator": "nothing"}), "its contents cannot be loaded"),
         (lambda s: s["variation"].update(operator=[1, 2]), "its variation operator is a list, not a pyribs operator"),
+        (lambda s: s.update(parent_sampling={"bit_generator": "PCG64", "state": "garbage"}), "its contents cannot be loaded"),
+        (lambda s: s.update(held_back_s="long"), "its contents cannot be loaded (ValueError: "),
     ],
-    ids=["next-id", "pending-individual", "rng-state", "operator"],
+    ids=["next-id", "pending-individual", "rng-state", "operator", "parent-sampling", "held-back"],
 )  # fmt: skip
 def test_evolution_resume_skips_a_checkpoint_whose_contents_cannot_be_loaded(run_copy, damage, words):
     from morphelites.evolution.trainer import MAPElitesEvolutionTrainer

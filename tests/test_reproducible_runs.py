@@ -87,11 +87,23 @@ def test_two_workers_evaluate_the_same_individuals_and_report_the_same_archive_a
 def test_a_run_continued_with_resume_evaluates_what_the_uninterrupted_run_does(tmp_path, config, serial_run):
     """The resumed run rebuilds its parent archive from results.jsonl by the same rule (results
     of ids below k - parent_lag, in id order), not with every result it replayed."""
+    import pickle
+
+    from morphelites.runs.checkpoints import list_checkpoints
+
     out = tmp_path / "resumed"
     assert main(["train", *_options(), "--serial", "--config", str(config), "--output", str(out), "--evaluations", "7"]) == 0
+    # As after a hard stop (no summary.json of that session): the wait measured so far comes from
+    # the checkpoint. (A serial run never waits; the figure is planted.)
+    newest = list_checkpoints(out / "checkpoints", "evolution")[-1]
+    state = pickle.loads(newest.read_bytes())
+    assert state["completed"] == 7 and state["held_back_s"] == 0.0
+    newest.write_bytes(pickle.dumps({**state, "held_back_s": 4.2}))
+    (out / "summary.json").unlink()
     assert main(["train", "--resume", "--quiet", "--output", str(out), "--evaluations", str(EVALUATIONS)]) == 0
     assert _individuals(out) == _individuals(serial_run)
     assert (out / "archive.csv").read_text() == (serial_run / "archive.csv").read_text()
+    assert json.loads((out / "summary.json").read_text())["held_back_s"] == 4.2
 
 
 def test_a_parent_lag_that_leaves_workers_idle_is_logged_and_the_wait_measured(tmp_path, config):
@@ -159,6 +171,52 @@ def test_an_individual_waits_while_one_more_than_parent_lag_ids_older_is_still_e
     cells = lambda archive: [(e["cell"], e["individual_id"]) for e in archive.elites()]  # noqa: E731
     assert cells(trainer.parent_archive) == cells(expected)
     assert set(trainer._awaiting_parent_archive) == {3}
+
+
+class _IdleWorkers:
+    """The two calls ``_issue`` makes of a pool: its idle workers, and a submission (recorded)."""
+
+    def __init__(self, workers: int) -> None:
+        self.idle = list(range(workers))
+        self.submitted: list[int] = []
+
+    def submit(self, worker: int, individual, kind: str = "train") -> None:
+        self.idle.remove(worker)
+        self.submitted.append(individual.id)
+
+
+@pytest.mark.parametrize("then", ["the run stops", "the worker gets a reissued individual"])
+def test_held_back_time_stops_counting_when_the_idle_worker_is_no_longer_held_back(tmp_path, then):
+    """A worker that parent_lag holds back counts as held back until it gets work or the run stops
+    taking new individuals; it used to count on to the end of the run (through the last evaluations
+    and the final re-evaluation) once a stop began while it waited."""
+    import time
+
+    import numpy as np
+
+    from morphelites.evolution.trainer import MAPElitesEvolutionTrainer
+    from morphelites.individual import Individual
+
+    settings = {**TINY, "evolution": {**TINY["evolution"], "parent_lag": 1}}
+    trainer = MAPElitesEvolutionTrainer(settings, use_shared_ppo=False, output_dir=str(tmp_path / "run"), evaluations=20,
+                                        quiet=True)  # fmt: skip
+    (genome,) = trainer.space.random_genomes(np.random.default_rng(0), 1)
+    trainer.variation.proposed = trainer.next_id = 5  # past the random start
+    trainer.in_flight = {3: Individual(3, tuple(map(float, genome)), trainer.space.decode(genome))}
+    pool = _IdleWorkers(1)
+    trainer._issue(pool)
+    assert not pool.submitted and trainer._held_back_since is not None, "id 5 waits for id 3 (parent_lag 1)"
+    time.sleep(0.05)
+    if then == "the run stops":
+        trainer._stopping_reason = "max wall time reached"
+    else:
+        trainer.pending = [Individual(2, tuple(map(float, genome)), trainer.space.decode(genome))]
+    trainer._issue(pool)
+    counted = trainer._held_back()
+    assert counted >= 0.05 and trainer._held_back_since is None
+    time.sleep(0.05)
+    assert trainer._held_back() == counted, "nothing counted after that"
+    assert pool.submitted == ([] if then == "the run stops" else [2])
 
 
 def test_a_shared_run_with_workers_and_re_evaluation_rounds_takes_parent_lag_and_says_it_will_not_repeat(tmp_path):

@@ -233,6 +233,24 @@ def test_python_api_resume_refuses_a_mode_or_settings_other_than_the_stored_run(
     assert resumed.mode == "independent", "the stored settings as base_args resume the run in its own mode"
 
 
+def test_python_api_resume_refuses_a_results_line_changed_from_outside_before_writing_anything(one_evaluation_run, tmp_path):
+    """Seen: a whole line of JSON that is not a whole record made --resume crash with a KeyError,
+    after it had rewritten config.json with the new budget."""
+    import shutil
+
+    from morphelites.evolution.trainer import MAPElitesEvolutionTrainer
+    from morphelites.runs.recorder import DamagedResults
+
+    out = tmp_path / "copy"
+    shutil.copytree(one_evaluation_run[0], out)
+    with open(out / "results.jsonl", "a") as results:
+        results.write('{"id": 1, "note": "edited"}\n')
+    files = {path.name: path.read_bytes() for path in out.iterdir() if path.is_file()}
+    with pytest.raises(DamagedResults, match=r"results.jsonl is damaged at line 2 of 2: it has no genome, body"):
+        MAPElitesEvolutionTrainer(**{**one_evaluation_run[1], "output_dir": str(out), "evaluations": 2, "resume": True})
+    assert {path.name: path.read_bytes() for path in out.iterdir() if path.is_file()} == files, "nothing was written"
+
+
 def test_a_second_ctrl_c_stops_at_once_without_orphans(tmp_path, tiny_config):
     """The first Ctrl-C waits for the learner's final checkpoint (up to 5 s, then it is stopped
     by force); the second stops at once. The learner is kept from answering (SIGSTOP) so that

@@ -42,7 +42,7 @@ from morphelites.parallel.supervisor import (IndependentBackend, LearnerDied, Se
                                              check_shared_memory)
 from morphelites.runs.memory import ProcessTreeMemory, memory_metrics
 from morphelites.runs.progress import Progress
-from morphelites.runs.recorder import EVOLUTION_METRICS, SHARED_METRICS, EvolutionRecorder
+from morphelites.runs.recorder import EVOLUTION_METRICS, RESULT_FIGURES, SHARED_METRICS, EvolutionRecorder
 from morphelites.runs.run_dir import RunDirectory
 from morphelites.viz import heatmap_png, load_drawing_modules, progress_curves_png
 
@@ -53,9 +53,6 @@ EXIT_CODES = {"completed": 0, "failed": 1, "interrupted": 130, "terminated": 143
 _CHECKPOINT_FORMAT = "morphelites-evolution-1"
 #: Fields of an evolution checkpoint that resuming reads (``settings`` is checked for the body space).
 _CHECKPOINT_FIELDS = ("completed", "next_id", "pending", "variation", "wall_s", "settings")
-#: Evaluation figures each results.jsonl line records, and resuming reads back.
-_RESULT_FIGURES = ("fitness", "success_rate", "mean_return", "final_distance", "path_efficiency", "collisions",
-                   "policy_version")
 #: Figures recorded since a later version: absent from older lines (None when read back).
 _LATER_RESULT_FIGURES = ("fitness_ceiling",)
 
@@ -388,28 +385,37 @@ class MAPElitesEvolutionTrainer:
         return self.settings.evolution.evaluations - self.completed - len(self.in_flight)
 
     def _issue(self, pool: IndependentBackend | SharedPPOSystem | SerialSharedBackend) -> None:
+        held_back = False
         for worker in pool.idle:
             elite = self._round.next_task() if self._round is not None else None
             if elite is not None:  # a re-evaluation round goes first: its tasks are short
                 pool.submit(worker, elite, kind="evaluate")
                 continue
             if self._wanted() <= 0:
-                return
+                break
             individual = self.pending.pop(0) if self.pending else self._new_individual()
             if individual is None:  # evolution.parent_lag: waiting for an older individual's result
-                return
+                held_back = True
+                break
             self.in_flight[individual.id] = individual
             pool.submit(worker, individual)
+        self._time_held_back(held_back)
+
+    def _time_held_back(self, held_back: bool) -> None:
+        """Count ``held_back_s``: the time in which a worker is left idle only because
+        ``evolution.parent_lag`` holds the next individual back (not while the run is stopping,
+        nor once the worker has other work)."""
+        if held_back and self._held_back_since is None:
+            self._held_back_since = time.monotonic()
+        elif not held_back and self._held_back_since is not None:
+            self.held_back_s = self._held_back()
+            self._held_back_since = None
 
     def _new_individual(self) -> Individual | None:
         """The next individual to evaluate, or None while ``evolution.parent_lag`` holds it back."""
         individual_id = self.free_ids[0] if self.free_ids else self.next_id
         if not self._parents_ready(individual_id):
-            if self._held_back_since is None:
-                self._held_back_since = time.monotonic()
             return None
-        self.held_back_s = self._held_back()
-        self._held_back_since = None
         offspring = self.variation.next()
         body = self.space.decode(offspring.genome)
         if self.free_ids:
@@ -609,7 +615,7 @@ class MAPElitesEvolutionTrainer:
         return {
             **individual.to_dict(),
             "measures": {s.name: float(v) for s, v in zip(self.specs, measures)},
-            **{k: evaluation[k] for k in _RESULT_FIGURES},
+            **{k: evaluation[k] for k in RESULT_FIGURES},
             **{k: evaluation.get(k) for k in _LATER_RESULT_FIGURES},
             "training_steps": result.training_env_steps,
             "eval_env_steps": result.eval_env_steps,
@@ -840,6 +846,7 @@ class MAPElitesEvolutionTrainer:
             "variation": self.variation.state_dict(),
             "parent_sampling": self.parent_archive.sampling_state(),
             "wall_s": self._wall_s(),
+            "held_back_s": self._held_back(),
             "settings": self.settings.to_dict(),
         }
         self.recorder.checkpoint(self.completed, state, keep=self.settings.evolution.checkpoints_kept)
@@ -875,7 +882,7 @@ class MAPElitesEvolutionTrainer:
                 continue
             seen[line["id"]] = None
             individual = Individual.from_dict(line)
-            evaluation = {**{k: line[k] for k in _RESULT_FIGURES}, **{k: line.get(k) for k in _LATER_RESULT_FIGURES}}
+            evaluation = {**{k: line[k] for k in RESULT_FIGURES}, **{k: line.get(k) for k in _LATER_RESULT_FIGURES}}
             self._insert(individual, IndividualResult(individual.id, evaluation, line["training_steps"], line["eval_env_steps"], 0, 0), replay=True)
         if latest is not None:
             path, state = latest
@@ -913,7 +920,10 @@ class MAPElitesEvolutionTrainer:
         self.wall_s_before = max(self.wall_s_before, maxima.get("wall_s", 0.0))
         # summary.json too, for runs whose metrics.csv has no memory columns (written before they were added)
         self.peak_memory_floor_mb = max(maxima.get("peak_memory_mb", 0.0), _number(previous_summary.get("peak_memory_mb")))
-        self.held_back_s = _number(previous_summary.get("held_back_s"))  # absent after a hard stop: from 0 then
+        # After a hard stop summary.json is an earlier session's, or absent; the checkpoint then has
+        # the newer figure (the waits since it are lost, as in a checkpoint's other figures).
+        self.held_back_s = max(_number(previous_summary.get("held_back_s")),
+                               _number(latest[1].get("held_back_s")) if latest is not None else 0.0)  # fmt: skip
         self.free_ids = sorted(set(range(self.next_id)) - set(seen) - {individual.id for individual in self.pending})
         if self.free_ids:
             log.info("%d individual(s) in flight when the run stopped are not in the checkpoint; new ones take their "
@@ -989,6 +999,9 @@ def _unloadable(state: dict[str, Any]) -> str | None:
             Individual.from_dict(entry)
         variation = state["variation"]
         np.random.default_rng().bit_generator.state = variation["rng"]
+        if "parent_sampling" in state:  # absent from checkpoints of earlier versions
+            np.random.default_rng().bit_generator.state = state["parent_sampling"]
+        float(state.get("held_back_s", 0.0))
         int(variation["proposed"])
         if not callable(getattr(variation["operator"], "ask", None)):
             return f"its variation operator is a {type(variation['operator']).__name__}, not a pyribs operator"

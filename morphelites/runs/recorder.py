@@ -23,7 +23,7 @@ from morphelites.runs.run_dir import RunDirectory
 from morphelites.runs.training_log import open_training_log
 
 __all__ = ["EvolutionRecorder", "EVOLUTION_METRICS", "SHARED_METRICS", "REEVALUATION_COLUMNS", "CHECKPOINT_NAME", "DamagedResults",
-           "parse_results"]
+           "parse_results", "RESULT_FIGURES", "RESULT_COUNTS"]
 
 CHECKPOINT_NAME = "evolution"
 EVOLUTION_METRICS = (
@@ -48,8 +48,37 @@ REEVALUATION_COLUMNS = (
 )  # fmt: skip
 
 
+#: Evaluation figures every results.jsonl line records (numbers), which resuming reads back.
+RESULT_FIGURES = ("fitness", "success_rate", "mean_return", "final_distance", "path_efficiency", "collisions",
+                  "policy_version")
+#: Env steps every line records (whole numbers), which resuming counts again.
+RESULT_COUNTS = ("training_steps", "eval_env_steps")
+
+
 class DamagedResults(ValueError):
-    """results.jsonl holds a damaged line that is not the last one."""
+    """results.jsonl holds a damaged line: one that is not the last, or a whole line that is not a
+    whole record."""
+
+
+def _record_problem(record: dict[str, Any]) -> str | None:
+    """What keeps a results.jsonl record from being resumed from, or None: a field that the run
+    always writes and resuming reads is missing or of the wrong kind."""
+    from morphelites.individual import Individual
+
+    missing = [key for key in ("id", "genome", "body", *RESULT_COUNTS, *RESULT_FIGURES) if key not in record]
+    if missing:
+        return f"it has no {', '.join(missing)}"
+    wrong = [key for key in RESULT_COUNTS if not isinstance(record[key], int) or isinstance(record[key], bool)]
+    wrong += [key for key in RESULT_FIGURES if not isinstance(record[key], (int, float)) or isinstance(record[key], bool)]
+    if wrong:
+        return f"its {', '.join(wrong)} {'is not a number' if len(wrong) == 1 else 'are not numbers'}"
+    if not math.isfinite(record["fitness"]):
+        return f"its fitness is {record['fitness']}, not a finite number"
+    try:
+        Individual.from_dict(record)
+    except (TypeError, ValueError, KeyError) as error:
+        return f"its individual cannot be read ({type(error).__name__}: {error})"
+    return None
 
 
 def parse_results(raw: bytes, path: Path) -> tuple[list[dict[str, Any]], int]:
@@ -57,8 +86,9 @@ def parse_results(raw: bytes, path: Path) -> tuple[list[dict[str, Any]], int]:
 
     A line is written whole and fsynced, so a crash can only tear the last one: a last line that
     is not a whole record is left out (the caller cuts it off). A damaged line with lines after
-    it was changed from outside (an edit, a copy, a disk error): DamagedResults names it, as
-    cutting there would throw away every record after it.
+    it, or any whole line that lacks a field the run writes, was changed from outside (an edit, a
+    copy, a disk error): DamagedResults names it, as cutting there would throw away every record
+    after it.
     """
     chunks = raw.splitlines(keepends=True)
     lines: list[dict[str, Any]] = []
@@ -73,16 +103,24 @@ def parse_results(raw: bytes, path: Path) -> tuple[list[dict[str, Any]], int]:
         except ValueError as error:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
             if number == len(chunks):
                 break
-            raise DamagedResults(
-                f"{path} is damaged at line {number} of {len(chunks)}: {str(error).rstrip('.')}. A crash can only cut "
-                f"the last line short, so the file was changed from outside (an edit, a copy, a disk error); the "
-                f"{len(chunks) - number} line(s) after it would be lost. Repair line {number} (or restore the file), "
-                f"or delete that line (its evaluation is then lost, and the run evaluates another individual in its "
-                f"place); then resume."
-            ) from None
+            raise _damaged(path, number, len(chunks), str(error)) from None
+        problem = _record_problem(record)
+        if problem is not None:
+            raise _damaged(path, number, len(chunks), problem)
         lines.append(record)
         good_bytes += len(chunk)
     return lines, good_bytes
+
+
+def _damaged(path: Path, number: int, total: int, problem: str) -> DamagedResults:
+    after = total - number
+    return DamagedResults(
+        f"{path} is damaged at line {number} of {total}: {problem.rstrip('.')}. A crash can only cut the last line "
+        f"short, so the file was changed from outside (an edit, a copy, a disk error)"
+        f"{f'; the {after} line(s) after it would be lost' if after else ''}. Repair line {number} (or restore the "
+        f"file), or delete that line (its evaluation is then lost, and the run evaluates another individual in its "
+        f"place); then resume."
+    )
 
 
 class EvolutionRecorder:

@@ -59,9 +59,14 @@ def check_resume(run_dir: RunDirectory, mode: str, settings: Settings) -> None:
     """Raise ConfigError unless a run in ``mode`` ("shared" or "independent") with ``settings``
     continues the run stored in ``run_dir`` unchanged, but for ``RESUMABLE_CHANGES``.
 
-    The error names every setting that differs (stored and new value) and how to go on.
+    The error names every setting that differs (stored and new value) and how to go on. A
+    results.jsonl damaged from outside raises DamagedResults (a ValueError) naming the line.
     """
+    from morphelites.runs.recorder import parse_results
+
     stored = stored_run(run_dir)
+    if run_dir.results.is_file():
+        parse_results(run_dir.results.read_bytes(), run_dir.results)
     stored_mode = stored.get("mode", "shared")
     if stored_mode != mode:
         raise ConfigError(
