@@ -176,7 +176,10 @@ class PPOConfig:
     learning_rate: float = 3e-4
     """Adam step size at the start of training."""
     anneal_lr: bool = True
-    """Decay the learning rate linearly to 0 over the run."""
+    """Decay the learning rate linearly to 0 over a PPO training run: a ``morphelites ppo`` run, and
+    each body's training in independent mode. The shared learner of ``morphelites train`` keeps
+    ``learning_rate`` constant whatever this says: its run has no fixed end (a resume may raise
+    the budget), and nothing in it depends on the run's planned length."""
     gamma: float = 0.99
     """Discount factor."""
     gae_lambda: float = 0.95

@@ -376,7 +376,7 @@ def test_a_slow_learner_makes_workers_wait_with_memory_bounded_and_the_run_compl
     assert code == 0, console
     summary = json.loads((out / "summary.json").read_text())
     assert summary["producer_waits"] > 0
-    assert "Experience buffer full: workers waited" in _log(out)
+    assert "Workers waited for the learner: " in _log(out)
     with open(out / "metrics.csv") as handle:
         rows = list(csv.DictReader(handle))
     capacity = float(rows[-1]["buffer_capacity"])

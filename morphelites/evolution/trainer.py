@@ -717,9 +717,11 @@ class MAPElitesEvolutionTrainer:
                 stats.get("producer_waits", 0),
             )  # fmt: skip
             if stats.get("producer_waits", 0.0) > previous.get("producer_waits", 0.0):
-                log.warning("Experience buffer full: workers waited %d time(s) in the last %.0f s for the learner to "
-                            "take their experience (it is slower than the workers); the run goes on at the learner's "
-                            "pace. See README, Troubleshooting.", stats["producer_waits"] - previous.get("producer_waits", 0.0),
+                log.warning("Workers waited for the learner: %d time(s) in the last %.0f s a worker held its next segment "
+                            "back, because as much experience as the learner takes in max_policy_lag - 1 updates was "
+                            "already waiting (more would be too old to train on when its turn came) or its part of "
+                            "the buffer was full. The learner is slower than the workers; the run goes on at its pace. "
+                            "See README, Troubleshooting.", stats["producer_waits"] - previous.get("producer_waits", 0.0),
                             dt)  # fmt: skip
             self._previous_learner = stats
 

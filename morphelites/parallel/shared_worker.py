@@ -181,8 +181,8 @@ class MultiProcessPPOWorker:
             time.sleep(0.001)
 
     def _warn_full(self, waited_s: float) -> None:
-        print(f"morphelites: shared_ppo worker {self.index}: experience buffer full for {waited_s:.0f} s, waiting for "
-              f"the learner (it is slower than the workers; see README troubleshooting)", flush=True)  # fmt: skip
+        print(f"morphelites: shared_ppo worker {self.index}: waited {waited_s:.0f} s for the learner to take the "
+              f"experience already waiting (it is slower than the workers; see README troubleshooting)", flush=True)  # fmt: skip
 
 
 _WORKER: MultiProcessPPOWorker | None = None
