@@ -18,7 +18,7 @@ from conftest import read_results, start_train, write_json
 from morphelites.config import Settings
 from morphelites.individual import Individual
 from morphelites.morphology import Morphology
-from morphelites.parallel.buffer import BufferLayout, SharedExperienceBuffer
+from morphelites.parallel.buffer import SEGMENT_ARRAYS, BufferLayout, SharedExperienceBuffer
 from morphelites.parallel.weights import SharedWeights
 
 REPO = Path(__file__).resolve().parents[1]
@@ -123,6 +123,48 @@ def test_segments_carry_their_version_and_the_buffer_is_bounded():
         assert occupancy["transitions_consumed"] == 10 and occupancy["segments_dropped_lag"] == 1
         assert occupancy["buffer_transitions"] == 0
     finally:
+        buffer.close()
+
+
+def _write_numbered_segments(name: str, layout: BufferLayout, worker: int, count: int) -> None:
+    """Commit segments 1..count of ``worker`` as fast as the ring lets it (no simulation between)."""
+    buffer = SharedExperienceBuffer.attach(name, layout)
+    for number in range(1, count + 1):
+        slot = buffer.acquire(worker, timeout_s=100.0, max_ready=3 * layout.transitions_per_segment)
+        for array in SEGMENT_ARRAYS:
+            getattr(slot, array)[:] = number
+        buffer.commit(slot, version=number, individual_id=worker, worker=worker)
+    buffer.close()
+
+
+def test_each_workers_segments_are_taken_in_the_order_it_committed_them():
+    """Two processes commit as fast as they can while this one takes: the learner's reward
+    statistics follow each worker's stream in commit order. (Before, a scan of the ring during
+    which a worker committed twice could take its later segment first; half the runs of this test
+    caught that. With the fix it cannot happen, so the test cannot fail by chance.)"""
+    layout = BufferLayout.for_buffer_size(2000, 2, 25, 4, 54, 6)
+    buffer, count = SharedExperienceBuffer.create(layout), 3000
+    ctx = mp.get_context("spawn")
+    writers = [ctx.Process(target=_write_numbered_segments, args=(buffer.name, layout, w, count)) for w in (0, 1)]
+    try:
+        for writer in writers:
+            writer.start()
+        taken: dict[int, list[int]] = {0: [], 1: []}
+        deadline = time.monotonic() + 120
+        while sum(map(len, taken.values())) < 2 * count and time.monotonic() < deadline:
+            for slot in buffer.ready_slots():
+                segment = buffer.take(slot)
+                if segment is None:  # not wholly visible yet: later ones wait too
+                    break
+                assert all(np.all(array == segment.version) for array in segment.arrays.values()), "a whole segment"
+                taken[segment.worker].append(segment.version)
+                buffer.release(slot)
+        assert taken == {0: list(range(1, count + 1)), 1: list(range(1, count + 1))}
+    finally:
+        for writer in writers:
+            writer.join(timeout=10)
+            if writer.is_alive():
+                writer.kill()
         buffer.close()
 
 

@@ -251,8 +251,15 @@ class SharedExperienceBuffer:
 
     # ------------------------------------------------------------------ learner side
     def ready_slots(self) -> list[SegmentView]:
-        """READY slots, oldest commit first across all workers."""
-        ready = [slot for ring in self._slots for slot in ring if slot.header[_STATE] == READY]
+        """READY slots committed before this call, oldest commit first across all workers.
+
+        The states are read one by one while workers go on committing, so a worker's segment n
+        could commit into a slot already read and its segment n+1 into one not read yet; n+1 would
+        then be taken before n. A segment committed since the call began waits for the next call
+        instead: if n+1 was committed before the call, so was n, and both are READY when read."""
+        start = time.monotonic_ns()  # the clock of the commit stamps (system-wide on Linux)
+        ready = [slot for ring in self._slots for slot in ring
+                 if slot.header[_STATE] == READY and int(slot.header[_COMMITTED_NS]) < start]  # fmt: skip
         return sorted(ready, key=lambda s: int(s.header[_COMMITTED_NS]))
 
     def take(self, slot: SegmentView) -> TakenSegment | None:
