@@ -271,7 +271,6 @@ def _train_trainer(args: argparse.Namespace) -> Any:
     if resume:
         RunDirectory(output).check(resume=True)
         stored = stored_run(RunDirectory(output))
-        _check_results(RunDirectory(output).results)
         if args.mode is not None and stored.get("mode", "shared") != mode:
             raise ConfigError(f"{output} holds a run in {stored.get('mode', 'shared')} mode; drop --mode (or --train / --train-shared), "
                               f"or use a new --output.")  # fmt: skip
@@ -304,14 +303,6 @@ def _train_trainer(args: argparse.Namespace) -> Any:
         enable_multiprocess=evo.enable_multiprocess, max_workers=evo.max_workers, use_shared_ppo=evo.use_shared_ppo,
         output_dir=output, resume=resume, quiet=args.quiet,
     )  # fmt: skip
-
-
-def _check_results(path: Any) -> None:
-    """Raise DamagedResults (a ValueError) if results.jsonl has a damaged line before its last."""
-    from morphelites.runs.recorder import parse_results
-
-    if path.is_file():
-        parse_results(path.read_bytes(), path)
 
 
 def _check_positive(option: str, value: int) -> None:

@@ -738,15 +738,15 @@ class MAPElitesEvolutionTrainer:
         # The learner first trains on the whole batches still waiting, then keeps its weights: left
         # to go on, it would update during the round and score the elites with several versions.
         pool.freeze_learner()
-        while pool.frozen_version is None:
+        while True:
+            for message in pool.take_events():
+                self._log_learner_event(message)
+            if pool.frozen_version is not None:
+                break
             if self._stop_signal is not None:
                 return self._reevaluation_stopped()
             for event in pool.poll(0.05):
                 self._handle_round_event(round_, event)
-            for message in pool.take_events():
-                self._log_learner_event(message)
-        for message in pool.take_events():
-            self._log_learner_event(message)
         log.info("Re-evaluating %d elites with the final policy (version %d).", len(round_.individuals), pool.frozen_version)
         while not round_.complete:
             if self._stop_signal is not None:
