@@ -210,9 +210,21 @@ class PPOUpdater:
         self.model = model
         self.clip_against = clip_against
         self.config = config.with_default_epochs(evolution=False)
-        self.optimizer = torch.optim.Adam(model.parameters(), lr=config.learning_rate, eps=1e-5)
+        self._optimizer: torch.optim.Adam | None = None
         self.rng = np.random.default_rng(seed)
         self.skipped_steps = 0  # minibatch steps skipped for a non-finite loss or gradient
+
+    @property
+    def optimizer(self) -> torch.optim.Adam:
+        """Adam over the model's parameters, made on first use.
+
+        Why not in ``__init__``: a process's first torch optimiser imports ``torch._dynamo``
+        (about 1.6 s on 2 cores). The shared learner publishes its first weights before that, so
+        its workers start acting instead of waiting for the import.
+        """
+        if self._optimizer is None:
+            self._optimizer = torch.optim.Adam(self.model.parameters(), lr=self.config.learning_rate, eps=1e-5)
+        return self._optimizer
 
     def set_progress(self, progress: float) -> float:
         """Anneal the learning rate for ``progress`` in [0, 1] of the run; returns the new rate."""

@@ -37,6 +37,31 @@ def _read_weights(name: str, size: int, queue) -> None:
     weights.close()
 
 
+def _write_then_exit_without_teardown(written: str, torn_down: str) -> None:
+    import atexit
+
+    from morphelites.parallel.pool import exit_without_teardown
+
+    atexit.register(lambda: Path(torn_down).write_text("teardown ran"))
+    sys.stdout = open(written, "w")  # block-buffered: the text is still in memory at the exit
+    print("last words")
+    exit_without_teardown()
+    raise AssertionError("exit_without_teardown returned in a child process")
+
+
+def test_a_child_exits_without_teardown_with_its_output_flushed_and_the_main_process_never_does(tmp_path):
+    from morphelites.parallel.pool import exit_without_teardown
+
+    written, torn_down = tmp_path / "stdout.txt", tmp_path / "teardown.txt"
+    proc = mp.get_context("spawn").Process(target=_write_then_exit_without_teardown, args=(str(written), str(torn_down)))
+    proc.start()
+    proc.join(timeout=60)
+    assert proc.exitcode == 0
+    assert written.read_text() == "last words\n", "stdout was flushed before the exit"
+    assert not torn_down.exists(), "the interpreter's teardown (atexit) was skipped"
+    exit_without_teardown()  # in the main process: returns, and this test goes on
+
+
 def test_a_worker_process_sees_exactly_the_published_version():
     weights = SharedWeights.create(1000)
     try:

@@ -333,6 +333,7 @@ class MAPElitesEvolutionTrainer:
                 self._round.cancel()  # the final re-evaluation (if any) supersedes it
             self._issue(pool)
             if not self.in_flight and finishing and not (self._round is not None and self._round.busy):
+                self._periodic_summary(pool, final=True)
                 self._checkpoint()
                 return "completed"
             for event in pool.poll(0.25):
@@ -690,9 +691,13 @@ class MAPElitesEvolutionTrainer:
                 "wall_s": round(wall, 2), **stats, "env_steps_per_s": self.env_steps / max(wall, 1e-9),
                 "evaluations_per_min": 60 * self.completed / max(wall, 1e-9), "in_flight": len(self.in_flight)}  # fmt: skip
 
-    def _periodic_summary(self, pool: IndependentBackend | SharedPPOSystem | SerialSharedBackend) -> None:
+    def _periodic_summary(self, pool: IndependentBackend | SharedPPOSystem | SerialSharedBackend,
+                          final: bool = False) -> None:
+        """The progress and shared_ppo lines of training.log, every ``_SUMMARY_EVERY_S`` s; ``final``
+        writes them once more when the last evaluation is in, so that the stretch since the last
+        line (all of a short run) is reported too."""
         now = time.monotonic()
-        if now - self._last_summary < _SUMMARY_EVERY_S:
+        if now - self._last_summary < _SUMMARY_EVERY_S and not (final and now - self._last_summary > 0.5):
             return
         dt = now - self._last_summary if self._last_summary else now - self._start
         self._last_summary = now

@@ -48,7 +48,7 @@ from morphelites.config import Settings
 from morphelites.normalization import RunningMeanStd
 from morphelites.parallel import heartbeat
 from morphelites.parallel.buffer import SEGMENT_ARRAYS, SharedExperienceBuffer, TakenSegment
-from morphelites.parallel.pool import die_with_parent, set_process_title
+from morphelites.parallel.pool import die_with_parent, exit_without_teardown, set_process_title
 from morphelites.parallel.shared_worker import SharedHandles
 from morphelites.parallel.weights import SharedWeights
 
@@ -518,6 +518,7 @@ def learner_main(options: LearnerOptions, stats_conn: Connection, stop: Any, act
     die_with_parent()
     set_process_title("shared_ppo learner")
     learner = SharedPPOTrainer(options)  # imports torch, may restore a checkpoint: covered by the startup grace
+    learner.updater.optimizer  # made now, with the first weights already published (see PPOUpdater.optimizer)
     if beats is not None:
         heartbeat.install(beats, 0, parent_pid=parent_pid)
     if options.resume:
@@ -562,3 +563,4 @@ def learner_main(options: LearnerOptions, stats_conn: Connection, stop: Any, act
         pass
     finally:
         learner.close()
+    exit_without_teardown()  # the checkpoint is on disk and the last statistics sent
