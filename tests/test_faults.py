@@ -228,22 +228,22 @@ def _assert_every_file_readable(out: Path) -> None:
 
 @pytest.mark.parametrize("kills", [pytest.param(1), pytest.param(6, marks=pytest.mark.slow)])
 def test_main_process_sigkilled_repeatedly_leaves_readable_files_no_orphans_and_resumes(tmp_path, kills):
-    out, total = tmp_path / "run", 16
+    out, total = tmp_path / "run", 10
     config = _config(tmp_path)
     rng = random.Random(100 + kills)
     for attempt in range(kills):
-        # 3000 steps an individual: a worker is mid-task when the main process dies, so only
+        # 2500 steps an individual: a worker is mid-task when the main process dies, so only
         # die_with_parent (or, where that is a no-op, the heartbeat's parent check) ends it within
         # the 10 s; at 600 it finished its task and exited on its own.
         args = ("--resume", "--output", str(out)) if attempt else (
-            "--workers", "2", "--evaluations", str(total), "--steps-per-individual", "3000", "--config", str(config),
+            "--workers", "2", "--evaluations", str(total), "--steps-per-individual", "2500", "--config", str(config),
             "--output", str(out))  # fmt: skip
         run = Run(tmp_path, *args)
         # A kill that came after the run had finished, before its process exited, leaves a resume
         # with nothing to do: it starts no learner and exits at once.
         _wait_for(lambda: run.proc.poll() is not None or ((out / "config.json").exists() and run.children("shared_ppo learner")),
                   120, "the run to start")  # fmt: skip
-        time.sleep(rng.uniform(1.0, 6.0))
+        time.sleep(rng.uniform(1.0, 3.0))
         if run.proc.poll() is not None:  # it finished before the kill: only a resumed run may
             assert attempt, "the run ended before the first kill; give it more work"
             break
@@ -309,7 +309,7 @@ def test_ctrl_c_during_the_final_reevaluation_ends_the_run_interrupted_and_resum
     # A job script must not read exit 0 / "completed" when the re-evaluated archive was never made.
     out = tmp_path / "run"
     config = _config(tmp_path, evolution={"eval_episodes": 400})  # each evaluation takes seconds
-    args = ["--workers", "1", "--evaluations", "3", "--steps-per-individual", "200", "--config", str(config), "--output", str(out)]
+    args = ["--workers", "1", "--evaluations", "2", "--steps-per-individual", "200", "--config", str(config), "--output", str(out)]
     run = Run(tmp_path, *args)
     _wait_for(lambda: "Re-evaluating" in _log(out), 180, "the final re-evaluation to start")
     run.proc.send_signal(signal.SIGINT)
@@ -322,7 +322,7 @@ def test_ctrl_c_during_the_final_reevaluation_ends_the_run_interrupted_and_resum
     code, console = Run(tmp_path, "--resume", "--output", str(out)).wait()
     assert code == 0, console
     summary = json.loads((out / "summary.json").read_text())
-    assert summary["status"] == "completed" and "qd_score_reevaluated" in summary and summary["evaluations"] == 3
+    assert summary["status"] == "completed" and "qd_score_reevaluated" in summary and summary["evaluations"] == 2
     assert (out / "archive_reevaluated.csv").is_file()
 
 
@@ -389,8 +389,8 @@ def test_a_slow_learner_makes_workers_wait_with_memory_bounded_and_the_run_compl
 @pytest.mark.parametrize("role", ["shared_ppo worker", pytest.param("shared_ppo learner", marks=pytest.mark.slow)])
 def test_a_stalled_process_is_detected_by_heartbeat_and_handled_like_a_death(tmp_path, role):
     out = tmp_path / "run"
-    config = _config(tmp_path, training={"ipc_timeout": 8.0})
-    run = Run(tmp_path, "--workers", "1", "--evaluations", "6", "--steps-per-individual", "800", "--config",
+    config = _config(tmp_path, training={"ipc_timeout": 5.0})
+    run = Run(tmp_path, "--workers", "1", "--evaluations", "4", "--steps-per-individual", "800", "--config",
               str(config), "--output", str(out))  # fmt: skip
     _wait_for(lambda: read_results(out) and list((out / "checkpoints").glob("learner-*.pkl")), 180, "a first evaluation")
     (victim,) = _wait_for(lambda: run.children(role), 30, role)
@@ -399,16 +399,16 @@ def test_a_stalled_process_is_detected_by_heartbeat_and_handled_like_a_death(tmp
     assert code == 0, console
     log = _log(out)
     if role == "shared_ppo worker":
-        stalled = re.search(r"Worker 0 stalled: no heartbeat for (\d+) s \(training.ipc_timeout is 8 s\)", log)
+        stalled = re.search(r"Worker 0 stalled: no heartbeat for (\d+) s \(training.ipc_timeout is 5 s\)", log)
         assert stalled, log
         assert "Worker 0 died" in log
     else:
-        stalled = re.search(r"The learner stalled: no heartbeat for (\d+) s \(training.ipc_timeout is 8 s\); killed it", log)
+        stalled = re.search(r"The learner stalled: no heartbeat for (\d+) s \(training.ipc_timeout is 5 s\); killed it", log)
         assert stalled, log
         assert "Learner restored from learner-" in log
-    assert 8 <= int(stalled.group(1)) <= 14, "caught one ipc_timeout after it stopped beating, not much later"
+    assert 5 <= int(stalled.group(1)) <= 11, "caught one ipc_timeout after it stopped beating, not much later"
     assert not victim.is_running() or victim.status() == psutil.STATUS_ZOMBIE
-    _assert_ids_complete(out, 6)
+    _assert_ids_complete(out, 4)
 
 
 def test_a_whole_run_stopped_and_continued_kills_nothing_as_stalled(tmp_path):
@@ -421,7 +421,7 @@ def test_a_whole_run_stopped_and_continued_kills_nothing_as_stalled(tmp_path):
     try:
         _wait_for(lambda: read_results(out) and list((out / "checkpoints").glob("learner-*.pkl")), 180, "a first evaluation")
         os.killpg(run.proc.pid, signal.SIGSTOP)
-        time.sleep(8.0)  # well over ipc_timeout: without the restamp, every process would look stalled
+        time.sleep(6.5)  # over ipc_timeout: without the restamp, every process would look stalled
         # The main process wakes first and looks at the heartbeats before its children can beat again
         # (on a real wake-up this order is a matter of chance; here it is the case that fails).
         os.kill(run.proc.pid, signal.SIGCONT)
