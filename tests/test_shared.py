@@ -263,6 +263,9 @@ def test_learner_trains_on_worker_segments_publishes_versions_and_drops_stale_on
     learner, weights, buffer, handles, settings = _learner(tmp_path)
     try:
         assert weights.version == 1
+        # published before the optimiser is made (its first one imports torch._dynamo, ~1.6 s),
+        # so that workers do not wait for that import
+        assert learner.updater._optimizer is None
         worker, result = _collect(handles, settings, worker=0)
         assert result.training_env_steps == 200 and result.evaluation["policy_version"] == 1
         assert learner.drain() == 2 and learner.pending_transitions == 200
