@@ -289,6 +289,13 @@ def _read_policy(run_dir: RunDirectory, command: str) -> tuple[dict[str, Any], P
         ActorCritic.from_policy_state(state["policy"])  # it loads, or it is refused here, before any simulation
         return state["policy"], path, None
     except FileNotFoundError:
+        summary = run_dir.read_summary() or {}
+        if summary.get("evaluation") == "not started":
+            raise AnimationError(f"{run_dir.path} has no policy.pt: the ppo run was stopped ({summary.get('status')}) "
+                                 f"before training started, so there is no policy to animate.") from None  # fmt: skip
+        if summary.get("status") == "failed":
+            raise AnimationError(f"{run_dir.path} has no policy.pt: the ppo run failed before it could write one "
+                                 f"({summary.get('error', 'see its training.log')}).") from None  # fmt: skip
         raise AnimationError(f"{run_dir.path} has no policy.pt: the ppo run has not finished (it writes policy.pt at "
                              f"the end, also on Ctrl-C).") from None  # fmt: skip
     except Exception as error:  # torch.load raises many kinds on a truncated or foreign file

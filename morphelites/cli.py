@@ -23,7 +23,7 @@ __all__ = ["main", "build_parser"]
 EXIT_BAD_INPUT = 2
 EXIT_INTERRUPTED = 130
 #: Exit codes of ``morphelites ppo`` by the status in its summary.json (as ``morphelites train``'s EXIT_CODES).
-_PPO_EXIT_CODES = {"completed": 0, "interrupted": EXIT_INTERRUPTED, "terminated": 143}
+_PPO_EXIT_CODES = {"completed": 0, "failed": 1, "interrupted": EXIT_INTERRUPTED, "terminated": 143}
 
 
 #: What to do about argparse's own complaints (matched by the start of its message).
@@ -224,7 +224,7 @@ def parse_body(text: str) -> Morphology:
 
 
 def _ppo_request(args: argparse.Namespace) -> Any:
-    from morphelites.ppo_run import PPORunRequest, check_gym_env, mixed_bodies
+    from morphelites.ppo_run import PPORunRequest, check_bodies_fit, check_gym_env, mixed_bodies
 
     _check_output(args.output)
     settings = _settings(args).with_default_epochs(evolution=False)
@@ -233,8 +233,10 @@ def _ppo_request(args: argparse.Namespace) -> Any:
     _check_seed(args.seed)
     space = BodySpace(settings.body_space)
     bodies: tuple[Morphology, ...] = ()
-    if args.env_id:
-        if args.body or args.mixed:
+    if args.env_id is not None:
+        if not args.env_id.strip():
+            raise ConfigError("--env is empty; give a registered Gymnasium ID such as Reacher-v5.")
+        if args.body or args.mixed is not None:
             raise ConfigError("--env trains on a Gymnasium task; it cannot be combined with --body or --mixed.")
         if args.scene is not None or args.goals is not None:
             raise ConfigError("--scene and --goals set up the reaching task of our bodies; --env trains on a Gymnasium "
@@ -249,7 +251,8 @@ def _ppo_request(args: argparse.Namespace) -> Any:
     else:
         texts = args.body or [",".join(["0.175"] * space.min_links)]
         bodies = tuple(space.check(parse_body(t)) for t in texts)
-    if not args.env_id:
+    if args.env_id is None:
+        check_bodies_fit(bodies, settings.ppo.num_envs)
         from morphelites.policy_numpy import reach_policy_spec
 
         spec = reach_policy_spec(settings.body_space.max_links, settings.model.hidden_dim)
@@ -356,6 +359,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         from morphelites.ppo_run import run_ppo
 
         summary = run_ppo(request)
+        if "error" in summary:
+            print(f"morphelites: error: {summary['error']}", file=sys.stderr)
         return _PPO_EXIT_CODES[summary["status"]]
     except KeyboardInterrupt:
         print("morphelites: interrupted", file=sys.stderr)

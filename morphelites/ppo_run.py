@@ -16,7 +16,7 @@ import signal
 import threading
 import time
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 import gymnasium as gym
 import numpy as np
@@ -66,6 +66,18 @@ def mixed_bodies(space: BodySpace, count: int, seed: int) -> tuple[Morphology, .
     return tuple(space.random_body(rng, num_links=n) for n in counts)
 
 
+def check_bodies_fit(bodies: Sequence[Morphology], num_envs: int) -> None:
+    """Raise ConfigError unless every one of ``bodies`` gets an env of its own to train in (env i
+    simulates body i mod len(bodies) for the whole run: with more bodies than envs, some would be
+    evaluated without ever having been trained on)."""
+    if not bodies:
+        raise ConfigError("No body to train on: give --body (or --mixed N), or --env for a Gymnasium task.")
+    if len(bodies) > num_envs:
+        raise ConfigError(f"{len(bodies)} bodies but {num_envs} envs (ppo.num_envs): each env trains on one body, so "
+                          f"{len(bodies) - num_envs} of them would never be trained on. Give --num-envs {len(bodies)} "
+                          f"or more, or fewer bodies.")  # fmt: skip
+
+
 def check_gym_env(env_id: str) -> tuple[int, int]:
     """Raise ConfigError unless ``env_id`` names a Gymnasium task with flat Box observations and
     actions; return their sizes (observation_dim, action_dim)."""
@@ -108,15 +120,42 @@ def run_ppo(request: PPORunRequest, should_stop: Callable[[], bool] | None = Non
     From the run directory's creation on, a stop signal ends the run with a summary.json: a first
     one during the set-up skips training, never the default SIGTERM death (see :class:`_StopSignals`)."""
     settings = request.settings.validate()
+    if request.env_id is None:
+        check_bodies_fit(request.bodies, settings.ppo.num_envs)
     stop = _StopSignals(notice=None if request.quiet else
                         "{name}: stopping after the update under way ({name} again: at once).")  # fmt: skip
     with stop:
         setup = _set_up(request, settings)
-        if stop.received:
-            summary = _stopped_before_training(request, setup, stop)
-        else:
-            summary = _train_and_finish(request, setup, stop, should_stop)
+        try:
+            if stop.received:
+                summary = _stopped_before_training(request, setup, stop)
+            else:
+                summary = _train_and_finish(request, setup, stop, should_stop)
+        except OSError as error:  # the disk filled up or went away under the run
+            return _failed_to_write(request, setup, stop, error)
     setup.log.info("Run directory: %s", setup.run.path)
+    return summary
+
+
+def _failed_to_write(request: PPORunRequest, setup: _PPORun, stop: "_StopSignals", error: OSError) -> dict[str, Any]:
+    """The run could not write to its directory: stop, keep what was written (config.json,
+    metrics.csv rows, checkpoints), and return (and try to write) a summary with status
+    ``failed`` and the error. metrics.csv's last row has how far training got."""
+    stop.mode = "hold"
+    message = (f"Could not write to the run directory {setup.run.path} ({error.strerror or error}); the run stopped. "
+               f"What was written before is kept (metrics.csv has how far training got; checkpoints/ the policy "
+               f"every {CHECKPOINT_EVERY_UPDATES} updates). Free disk space, or choose another --output, and run again.")
+    summary = {"mode": "ppo", "status": "failed", "target": setup.target, "seed": request.seed, "error": message}
+    for close in (setup.metrics.close, *(env.close for env in setup.envs)):
+        try:
+            close()
+        except OSError:
+            pass
+    try:
+        setup.run.write_summary(summary)
+    except OSError:
+        pass
+    setup.log.error("%s", message)
     return summary
 
 
@@ -169,6 +208,7 @@ def _set_up(request: PPORunRequest, settings: Settings) -> _PPORun:
             "eval_seed": request.eval_seed,
         }
     )
+    torch.manual_seed(request.seed)  # the initial weights: --seed makes the whole run repeat
     model = ActorCritic(spec)
     metrics = MetricsWriter(run.metrics, METRIC_COLUMNS, tensorboard_dir=run.tensorboard)
     # train_policy rounds the budget up to a whole step of every env

@@ -55,6 +55,10 @@ def test_ppo_on_a_gymnasium_task(run_cli, tmp_path):
         (["--env", "CartPole-v1"], "Discrete action space"),
         (["--config", "/nonexistent/config.json"], "does not exist"),
         (["--mixed", "3", "--body", "0.2,0.2,0.2"], "either --body or --mixed"),
+        (["--mixed", "5", "--num-envs", "4"], "5 bodies but 4 envs (ppo.num_envs): each env trains on one body"),
+        (["--body", "0.2,0.2,0.2", "--body", "0.1,0.1,0.1", "--num-envs", "1"], "2 bodies but 1 envs"),
+        (["--env", ""], "--env is empty"),
+        (["--env", "Pendulum-v1", "--mixed", "0"], "cannot be combined with --body or --mixed"),
         (["--steps", "many"], "invalid int value"),
     ],
 )
@@ -197,6 +201,75 @@ def test_a_signal_while_ppo_sets_up_its_run_ends_it_with_a_summary_and_trains_no
     assert summary["env_steps"] == 0 and summary["updates"] == 0
     assert not (out / "policy.pt").exists() and not _metric_rows(out)
     assert f"{name} before training started: nothing was trained or evaluated" in (out / "training.log").read_text()
+    from morphelites.animate import AnimationError, prepare_animation
+
+    with pytest.raises(AnimationError, match="was stopped .* before training started, so there is no policy"):
+        prepare_animation(out)
+
+
+def _policy_weights(out) -> list:
+    import torch
+
+    state = torch.load(out / "policy.pt", map_location="cpu", weights_only=False)["policy"]
+    flat = []
+
+    def walk(value):
+        if isinstance(value, torch.Tensor):
+            flat.append(value.detach().numpy().copy())
+        elif isinstance(value, dict):
+            for key in sorted(value):
+                walk(value[key])
+        elif isinstance(value, (list, tuple)):
+            for item in value:
+                walk(item)
+
+    walk(state)
+    return flat
+
+
+def test_ppo_under_one_seed_trains_the_same_policy_twice(tmp_path):
+    """The initial weights come from --seed too (they did not: two runs started from different
+    random weights)."""
+    import numpy as np
+
+    runs = [tmp_path / "a", tmp_path / "b"]
+    for out in runs:
+        assert main(["ppo", "--quiet", "--steps", "256", "--num-envs", "2", "--eval-episodes", "1", "--seed", "3",
+                     "--output", str(out)]) == 0  # fmt: skip
+    first, second = (_policy_weights(out) for out in runs)
+    assert first and len(first) == len(second)
+    assert all(np.array_equal(a, b) for a, b in zip(first, second))
+    assert json.loads((runs[0] / "summary.json").read_text())["eval_fitness"] == json.loads(
+        (runs[1] / "summary.json").read_text())["eval_fitness"]
+
+
+def test_ppo_that_cannot_write_its_directory_stops_with_a_clear_error_and_a_failed_summary(tmp_path, monkeypatch, capsys):
+    """A full disk mid-run (here an OSError from the metrics writer's third row): exit 1 with a
+    message that says what to do, no traceback, summary.json with status failed, and what was
+    written before kept."""
+    import morphelites.ppo_run as ppo_run
+
+    real_write, calls = ppo_run.MetricsWriter.write, []
+
+    def write(self, record):
+        calls.append(1)
+        if len(calls) == 3:
+            raise OSError(28, "No space left on device")
+        return real_write(self, record)
+
+    monkeypatch.setattr(ppo_run.MetricsWriter, "write", write)
+    out = tmp_path / "run"
+    assert main(["ppo", "--quiet", "--steps", "2048", "--num-envs", "2", "--output", str(out)]) == 1
+    err = capsys.readouterr().err
+    assert "morphelites: error: Could not write to the run directory" in err and "No space left on device" in err
+    assert "Free disk space" in err and "Traceback" not in err
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["status"] == "failed" and "No space left on device" in summary["error"]
+    assert len(_metric_rows(out)) == 2, "the rows written before the failure are kept"
+    from morphelites.animate import AnimationError, prepare_animation
+
+    with pytest.raises(AnimationError, match="failed before it could write one"):
+        prepare_animation(out)
 
 
 def test_ppo_progress_counts_up_to_the_steps_it_really_trains_and_shows_no_nan_before_an_episode_ends(tmp_path):
