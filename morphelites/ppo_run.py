@@ -7,6 +7,7 @@ curves), ``policy.pt``, ``checkpoints/policy-*.pt`` and ``summary.json`` (final 
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import io
 import logging
@@ -146,15 +147,9 @@ def _failed_to_write(request: PPORunRequest, setup: _PPORun, stop: "_StopSignals
                f"What was written before is kept (metrics.csv has how far training got; checkpoints/ the policy "
                f"every {CHECKPOINT_EVERY_UPDATES} updates). Free disk space, or choose another --output, and run again.")
     summary = {"mode": "ppo", "status": "failed", "target": setup.target, "seed": request.seed, "error": message}
-    for close in (setup.metrics.close, *(env.close for env in setup.envs)):
-        try:
-            close()
-        except OSError:
-            pass
-    try:
-        setup.run.write_summary(summary)
-    except OSError:
-        pass
+    for step in (setup.metrics.close, *(env.close for env in setup.envs), lambda: setup.run.write_summary(summary)):
+        with contextlib.suppress(OSError):
+            step()
     setup.log.error("%s", message)
     return summary
 

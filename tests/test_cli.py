@@ -207,24 +207,13 @@ def test_a_signal_while_ppo_sets_up_its_run_ends_it_with_a_summary_and_trains_no
         prepare_animation(out)
 
 
-def _policy_weights(out) -> list:
+def _policy_weights(out):
     import torch
 
+    from morphelites.policy import ActorCritic
+
     state = torch.load(out / "policy.pt", map_location="cpu", weights_only=False)["policy"]
-    flat = []
-
-    def walk(value):
-        if isinstance(value, torch.Tensor):
-            flat.append(value.detach().numpy().copy())
-        elif isinstance(value, dict):
-            for key in sorted(value):
-                walk(value[key])
-        elif isinstance(value, (list, tuple)):
-            for item in value:
-                walk(item)
-
-    walk(state)
-    return flat
+    return ActorCritic.from_policy_state(state).flat_weights()
 
 
 def test_ppo_under_one_seed_trains_the_same_policy_twice(tmp_path):
@@ -237,8 +226,7 @@ def test_ppo_under_one_seed_trains_the_same_policy_twice(tmp_path):
         assert main(["ppo", "--quiet", "--steps", "256", "--num-envs", "2", "--eval-episodes", "1", "--seed", "3",
                      "--output", str(out)]) == 0  # fmt: skip
     first, second = (_policy_weights(out) for out in runs)
-    assert first and len(first) == len(second)
-    assert all(np.array_equal(a, b) for a, b in zip(first, second))
+    assert first.size and np.array_equal(first, second)
     assert json.loads((runs[0] / "summary.json").read_text())["eval_fitness"] == json.loads(
         (runs[1] / "summary.json").read_text())["eval_fitness"]
 

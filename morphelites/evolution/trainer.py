@@ -697,7 +697,7 @@ class MAPElitesEvolutionTrainer:
         writes them once more when the last evaluation is in, so that the stretch since the last
         line (all of a short run) is reported too."""
         now = time.monotonic()
-        if now - self._last_summary < _SUMMARY_EVERY_S and not (final and now - self._last_summary > 0.5):
+        if now - self._last_summary < (0.5 if final else _SUMMARY_EVERY_S):
             return
         dt = now - self._last_summary if self._last_summary else now - self._start
         self._last_summary = now
