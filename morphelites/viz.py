@@ -224,8 +224,9 @@ def animation_gif(episodes: Sequence[Sequence[np.ndarray]], frame_s: float, capt
 
     Args:
         episodes: per episode, its frames in order, each (height, width, 3) uint8 RGB, all one size.
-        frame_s: seconds each frame is shown (GIF stores hundredths; viewers slow frames shorter
-            than 0.02 s down to 0.1 s, so shorter values are refused).
+        frame_s: seconds each frame is shown (GIF stores hundredths, so frames alternate between
+            the hundredths either side and the whole plays in real time; viewers slow frames
+            shorter than 0.02 s down to 0.1 s, so shorter values are refused).
         captions: per episode, a line of text drawn in its frames' top-left corner (none if empty).
         hold_s: extra seconds the last frame of each episode stays, so an ending can be seen.
     """
@@ -241,6 +242,10 @@ def animation_gif(episodes: Sequence[Sequence[np.ndarray]], frame_s: float, capt
     if len(shapes) != 1 or len(next(iter(shapes))) != 3 or next(iter(shapes))[2] != 3:
         raise ValueError(f"frames must all be (height, width, 3) RGB of one size; got shapes {sorted(shapes)}")
     images, durations_ms = [], []
+    # GIF stores whole hundredths of a second. Each frame ends at its true time rounded to the
+    # nearest hundredth, so a 45 ms frame alternates 40 and 50 ms and the whole plays in real time
+    # (rounding each frame alone would play it 11% fast).
+    elapsed_s, shown_cs = 0.0, 0
     for index, frames in enumerate(episodes):
         for k, frame in enumerate(frames):
             image = Image.fromarray(np.asarray(frame, dtype=np.uint8))  # (h, w, 3) uint8 is RGB
@@ -249,7 +254,10 @@ def animation_gif(episodes: Sequence[Sequence[np.ndarray]], frame_s: float, capt
                 draw.text((6, 4), captions[index], fill=(255, 255, 255), stroke_width=2, stroke_fill=(0, 0, 0))
             images.append(image)
             last = k == len(frames) - 1
-            durations_ms.append(round(1000 * (frame_s + (hold_s if last else 0.0))))
+            elapsed_s += frame_s + (hold_s if last else 0.0)
+            end_cs = round(100 * elapsed_s)
+            durations_ms.append(10 * (end_cs - shown_cs))
+            shown_cs = end_cs
     buffer = io.BytesIO()
     images[0].save(buffer, format="GIF", save_all=True, append_images=images[1:], duration=durations_ms, loop=0,
                    optimize=False, disposal=1)  # fmt: skip

@@ -177,3 +177,15 @@ def test_animation_gif_plays_each_frame_for_its_time_and_holds_each_ending():
     with pytest.raises(ValueError, match="one size"):
         animation_gif([[np.zeros((8, 10, 3), np.uint8), np.zeros((9, 10, 3), np.uint8)]], 0.04)
 
+
+def test_animation_gif_plays_in_real_time_when_frames_are_not_whole_hundredths():
+    # frame_skip 3 gives 45 ms frames; GIF stores hundredths, and rounding each frame alone made
+    # every frame 40 ms, 11% fast.
+    episodes = [[np.full((8, 10, 3), 10 * k, np.uint8) for k in range(20)]]
+    image = Image.open(io.BytesIO(animation_gif(episodes, frame_s=0.045, hold_s=0.0)))
+    durations = []
+    for index in range(image.n_frames):
+        image.seek(index)
+        durations.append(image.info["duration"])
+    assert sum(durations) == 900 and set(durations) == {40, 50}
+
