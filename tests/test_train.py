@@ -237,9 +237,31 @@ def test_python_api_resume_refuses_a_mode_or_settings_other_than_the_stored_run(
     assert resumed.mode == "independent", "the stored settings as base_args resume the run in its own mode"
 
 
-def test_python_api_resume_refuses_a_results_line_changed_from_outside_before_writing_anything(one_evaluation_run, tmp_path):
-    """Seen: a whole line of JSON that is not a whole record made --resume crash with a KeyError,
-    after it had rewritten config.json with the new budget."""
+def _append_a_partial_record(lines: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [*lines, {"id": 1, "note": "edited"}]
+
+
+def _give_an_id_as_text(lines: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [*lines, {**lines[0], "id": "1"}]
+
+
+def _cut_a_genome_short(lines: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [*lines, {**lines[0], "id": 1, "genome": lines[0]["genome"][:3]}]
+
+
+@pytest.mark.parametrize(
+    "edit, words",
+    [
+        # Seen: a KeyError, after config.json had been rewritten with the new budget.
+        (_append_a_partial_record, "line 2 of 2: it has no genome, body"),
+        # Seen: replayed; the next new individual took id 1 as well, so two records had id 1.
+        (_give_an_id_as_text, "line 2 of 2: its id is '1', not a whole number >= 0"),
+        # Seen: replayed without a word (the archive holds the genome pyribs was given).
+        (_cut_a_genome_short, "line 2 of 2: its genome has 3 genes, but this run's body space has genomes of 7"),
+    ],
+)
+def test_python_api_resume_refuses_a_results_line_changed_from_outside_before_writing_anything(
+        one_evaluation_run, tmp_path, edit, words):
     import shutil
 
     from morphelites.evolution.trainer import MAPElitesEvolutionTrainer
@@ -247,10 +269,10 @@ def test_python_api_resume_refuses_a_results_line_changed_from_outside_before_wr
 
     out = tmp_path / "copy"
     shutil.copytree(one_evaluation_run[0], out)
-    with open(out / "results.jsonl", "a") as results:
-        results.write('{"id": 1, "note": "edited"}\n')
+    lines = [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines()]
+    (out / "results.jsonl").write_text("".join(json.dumps(line) + "\n" for line in edit(lines)))
     files = {path.name: path.read_bytes() for path in out.iterdir() if path.is_file()}
-    with pytest.raises(DamagedResults, match=r"results.jsonl is damaged at line 2 of 2: it has no genome, body"):
+    with pytest.raises(DamagedResults, match=re.escape(f"results.jsonl is damaged at {words}")):
         MAPElitesEvolutionTrainer(**{**one_evaluation_run[1], "output_dir": str(out), "evaluations": 2, "resume": True})
     assert {path.name: path.read_bytes() for path in out.iterdir() if path.is_file()} == files, "nothing was written"
 

@@ -42,7 +42,7 @@ from morphelites.parallel.supervisor import (IndependentBackend, LearnerDied, Se
                                              check_shared_memory)
 from morphelites.runs.memory import ProcessTreeMemory, memory_metrics
 from morphelites.runs.progress import Progress
-from morphelites.runs.recorder import EVOLUTION_METRICS, RESULT_FIGURES, SHARED_METRICS, EvolutionRecorder
+from morphelites.runs.recorder import EVOLUTION_METRICS, LATER_RESULT_FIGURES, RESULT_FIGURES, SHARED_METRICS, EvolutionRecorder
 from morphelites.runs.run_dir import RunDirectory
 from morphelites.viz import heatmap_png, load_drawing_modules, progress_curves_png
 
@@ -53,8 +53,6 @@ EXIT_CODES = {"completed": 0, "failed": 1, "interrupted": 130, "terminated": 143
 _CHECKPOINT_FORMAT = "morphelites-evolution-1"
 #: Fields of an evolution checkpoint that resuming reads (``settings`` is checked for the body space).
 _CHECKPOINT_FIELDS = ("completed", "next_id", "pending", "variation", "wall_s", "settings")
-#: Figures recorded since a later version: absent from older lines (None when read back).
-_LATER_RESULT_FIGURES = ("fitness_ceiling",)
 
 
 #: Counts a backend keeps for its own session only; a resumed run continues them from metrics.csv.
@@ -617,7 +615,7 @@ class MAPElitesEvolutionTrainer:
             **individual.to_dict(),
             "measures": {s.name: float(v) for s, v in zip(self.specs, measures)},
             **{k: evaluation[k] for k in RESULT_FIGURES},
-            **{k: evaluation.get(k) for k in _LATER_RESULT_FIGURES},
+            **{k: evaluation.get(k) for k in LATER_RESULT_FIGURES},
             "training_steps": result.training_env_steps,
             "eval_env_steps": result.eval_env_steps,
             "training_wall_s": round(result.training_wall_s, 3),
@@ -871,7 +869,7 @@ class MAPElitesEvolutionTrainer:
         same_body_space = matching("body space", self.settings.to_dict()["body_space"], "settings", "body_space")
         latest = self.recorder.latest_checkpoint(_CHECKPOINT_FORMAT, all_of(same_body_space, _unloadable),
                                                  required=_CHECKPOINT_FIELDS)  # fmt: skip
-        results = self.recorder.read_results()
+        results = self.recorder.read_results(self.space.genome_dim)
         previous_summary = self.run_dir.read_summary() or {}  # absent after a hard stop
         self.reevaluation_env_steps = self.recorder.reevaluation_env_steps()
         # the learner restores its own checkpoint, which can be older than the last metrics row
@@ -889,7 +887,7 @@ class MAPElitesEvolutionTrainer:
                 continue
             seen[line["id"]] = None
             individual = Individual.from_dict(line)
-            evaluation = {**{k: line[k] for k in RESULT_FIGURES}, **{k: line.get(k) for k in _LATER_RESULT_FIGURES}}
+            evaluation = {**{k: line[k] for k in RESULT_FIGURES}, **{k: line.get(k) for k in LATER_RESULT_FIGURES}}
             self._insert(individual, IndividualResult(individual.id, evaluation, line["training_steps"], line["eval_env_steps"], 0, 0), replay=True)
         if latest is not None:
             path, state = latest

@@ -23,7 +23,7 @@ from morphelites.runs.run_dir import RunDirectory
 from morphelites.runs.training_log import open_training_log
 
 __all__ = ["EvolutionRecorder", "EVOLUTION_METRICS", "SHARED_METRICS", "REEVALUATION_COLUMNS", "CHECKPOINT_NAME", "DamagedResults",
-           "parse_results", "RESULT_FIGURES", "RESULT_COUNTS"]
+           "parse_results", "RESULT_FIGURES", "RESULT_COUNTS", "LATER_RESULT_FIGURES"]
 
 CHECKPOINT_NAME = "evolution"
 EVOLUTION_METRICS = (
@@ -53,6 +53,8 @@ RESULT_FIGURES = ("fitness", "success_rate", "mean_return", "final_distance", "p
                   "policy_version")
 #: Env steps every line records (whole numbers), which resuming counts again.
 RESULT_COUNTS = ("training_steps", "eval_env_steps")
+#: Evaluation figures recorded since a later version: a number or null, absent from older lines.
+LATER_RESULT_FIGURES = ("fitness_ceiling",)
 
 
 class DamagedResults(ValueError):
@@ -60,20 +62,42 @@ class DamagedResults(ValueError):
     whole record."""
 
 
-def _record_problem(record: dict[str, Any]) -> str | None:
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _is_count(value: Any) -> bool:
+    """A whole number >= 0 (JSON bools are Python ints, and are not counts)."""
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+def _record_problem(record: dict[str, Any], genome_dim: int | None = None) -> str | None:
     """What keeps a results.jsonl record from being resumed from, or None: a field that the run
-    always writes and resuming reads is missing or of the wrong kind."""
+    always writes and resuming reads is missing, of the wrong kind or out of its range (ids and
+    step counts whole numbers >= 0, fitness in [0, 1], a genome of ``genome_dim`` finite genes)."""
     from morphelites.individual import Individual
 
     missing = [key for key in ("id", "genome", "body", *RESULT_COUNTS, *RESULT_FIGURES) if key not in record]
     if missing:
         return f"it has no {', '.join(missing)}"
-    wrong = [key for key in RESULT_COUNTS if not isinstance(record[key], int) or isinstance(record[key], bool)]
-    wrong += [key for key in RESULT_FIGURES if not isinstance(record[key], (int, float)) or isinstance(record[key], bool)]
+    wrong = [key for key in RESULT_COUNTS if not _is_count(record[key])]
+    if wrong:
+        return f"its {', '.join(wrong)} {'is not a whole number' if len(wrong) == 1 else 'are not whole numbers'} >= 0"
+    wrong = [key for key in RESULT_FIGURES if not _is_number(record[key])]
+    wrong += [key for key in LATER_RESULT_FIGURES if record.get(key) is not None and not _is_number(record[key])]
     if wrong:
         return f"its {', '.join(wrong)} {'is not a number' if len(wrong) == 1 else 'are not numbers'}"
-    if not math.isfinite(record["fitness"]):
-        return f"its fitness is {record['fitness']}, not a finite number"
+    if not (math.isfinite(record["fitness"]) and 0.0 <= record["fitness"] <= 1.0):
+        return f"its fitness is {record['fitness']}, not a number in [0, 1]"
+    if not _is_count(record["id"]):
+        return f"its id is {record['id']!r}, not a whole number >= 0"
+    if record.get("parent_id") is not None and not _is_count(record["parent_id"]):
+        return f"its parent_id is {record['parent_id']!r}, not a whole number >= 0 or null"
+    genome = record["genome"]
+    if not isinstance(genome, list) or not all(_is_number(g) and math.isfinite(g) for g in genome):
+        return "its genome is not a list of finite numbers"
+    if genome_dim is not None and len(genome) != genome_dim:
+        return f"its genome has {len(genome)} genes, but this run's body space has genomes of {genome_dim}"
     try:
         Individual.from_dict(record)
     except (TypeError, ValueError, KeyError) as error:
@@ -81,8 +105,9 @@ def _record_problem(record: dict[str, Any]) -> str | None:
     return None
 
 
-def parse_results(raw: bytes, path: Path) -> tuple[list[dict[str, Any]], int]:
-    """The records of results.jsonl's bytes ``raw``, and how many bytes they take.
+def parse_results(raw: bytes, path: Path, genome_dim: int | None = None) -> tuple[list[dict[str, Any]], int]:
+    """The records of results.jsonl's bytes ``raw``, and how many bytes they take (``genome_dim``:
+    the genome length of the run's body space, checked when given).
 
     A line is written whole and fsynced, so a crash can only tear the last one: a last line that
     is not a whole record is left out (the caller cuts it off). A damaged line with lines after
@@ -104,7 +129,7 @@ def parse_results(raw: bytes, path: Path) -> tuple[list[dict[str, Any]], int]:
             if number == len(chunks):
                 break
             raise _damaged(path, number, len(chunks), str(error)) from None
-        problem = _record_problem(record)
+        problem = _record_problem(record, genome_dim)
         if problem is not None:
             raise _damaged(path, number, len(chunks), problem)
         lines.append(record)
@@ -260,15 +285,16 @@ class EvolutionRecorder:
                              "(individuals that were in flight are not reissued).", len(skipped), self.run.checkpoints)  # fmt: skip
         return found
 
-    def read_results(self) -> list[dict[str, Any]]:
+    def read_results(self, genome_dim: int | None = None) -> list[dict[str, Any]]:
         """All records of results.jsonl; a torn last line (crash mid-write) is cut off.
 
-        Raises DamagedResults (before changing anything) for a damaged line with others after it."""
+        Raises DamagedResults (before changing anything) for a damaged line with others after it,
+        or with a genome that is not ``genome_dim`` long (when given)."""
         path = self.run.results
         if not path.exists():
             return []
         raw = path.read_bytes()
-        lines, good_bytes = parse_results(raw, path)
+        lines, good_bytes = parse_results(raw, path, genome_dim)
         if good_bytes < len(raw):
             self.log.warning("results.jsonl ended in a partial line (%d bytes); removed it.", len(raw) - good_bytes)
             truncate_file(path, good_bytes)

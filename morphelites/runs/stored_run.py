@@ -62,11 +62,12 @@ def check_resume(run_dir: RunDirectory, mode: str, settings: Settings) -> None:
     The error names every setting that differs (stored and new value) and how to go on. A
     results.jsonl damaged from outside raises DamagedResults (a ValueError) naming the line.
     """
+    from morphelites.morphology import BodySpace
     from morphelites.runs.recorder import parse_results
 
     stored = stored_run(run_dir)
     if run_dir.results.is_file():
-        parse_results(run_dir.results.read_bytes(), run_dir.results)
+        parse_results(run_dir.results.read_bytes(), run_dir.results, BodySpace(settings.body_space).genome_dim)
     stored_mode = stored.get("mode", "shared")
     if stored_mode != mode:
         raise ConfigError(
