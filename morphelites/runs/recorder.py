@@ -230,7 +230,8 @@ class EvolutionRecorder:
         for elite in elites:
             row = {**elite, **elite["measures"], "num_links": elite["num_links"]}
             row["link_lengths"] = ";".join(f"{x:.6f}" for x in elite["link_lengths"])
-            row["genome"] = ";".join(f"{x:.6f}" for x in elite["genome"])
+            # every digit: genes cut to 6 decimals decoded to a body 1 µm off in ~17% of rows
+            row["genome"] = ";".join(repr(float(x)) for x in elite["genome"])
             writer.writerow([row.get(c, "") for c in columns])
         path = self.run.archive_csv
         atomic_write_text(path.with_name(f"{path.stem}{suffix}{path.suffix}"), buffer.getvalue())
