@@ -42,6 +42,8 @@ def goal_score_ceilings(
     of ``rollout.evaluate(policy, morphology, episodes, seed, ...)``; each in [0, 1]."""
     from morphelites.envs.reach import ReachEnv
 
+    if episodes < 1:
+        raise ValueError(f"episodes must be >= 1 (one evaluation goal each), got {episodes}")
     env = ReachEnv(morphology, scene=scene, body_space=body_space, env_config=env_config)
     try:
         goals = evaluation_goals(env, episodes, seed)
@@ -92,17 +94,22 @@ def cell_ceilings(
 
     Returns:
         {(num_links, length_bin): ceiling} for the cells some body of the space falls in; the
-        ceiling of a cell is that of its longest body (just below the bin's upper edge).
+        ceiling of a cell is that of its longest equal-link body (just below the bin's upper edge).
+        A body of unequal links and the same length starts from another pose, so its own ceiling
+        can differ by ~1e-5.
     """
+    edges = np.asarray(length_edges, dtype=np.float64)
+    if edges.ndim != 1 or len(edges) < 2 or not np.all(np.isfinite(edges)) or not np.all(np.diff(edges) > 0):
+        raise ValueError(f"length_edges must be at least 2 finite, increasing bin edges (metres), got {length_edges!r}")
     ceilings: dict[tuple[int, int], float] = {}
-    last = len(length_edges) - 2
+    last = len(edges) - 2
     for n in range(space.min_links, space.max_links + 1):
         for b in range(last + 1):
             # The top bin includes its upper edge; the others end a micrometre (the length
             # resolution of a body) short of it.
-            top = float(length_edges[b + 1]) - (0.0 if b == last else 10.0**-LENGTH_DECIMALS)
+            top = float(edges[b + 1]) - (0.0 if b == last else 10.0**-LENGTH_DECIMALS)
             body = longest_body(space, n, top)
-            if body is None or body.total_length < length_edges[b]:
+            if body is None or body.total_length < edges[b]:
                 continue
             ceilings[(n, b)] = fitness_ceiling(body, episodes, seed, scene, space.config, env_config)
     return ceilings

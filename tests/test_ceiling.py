@@ -91,3 +91,13 @@ def test_cell_ceilings_cover_the_reachable_cells_and_grow_with_length() -> None:
     assert longest_body(space, 3, 0.2) is None  # shorter than three minimum links
     body = longest_body(space, 4, 0.7)
     assert body is not None and body.total_length <= 0.7
+
+
+def test_bad_arguments_are_named() -> None:
+    """Seen in review: 0 episodes raised numpy's 'need at least one array to stack', and one edge
+    or falling edges gave an empty dict without a word."""
+    with pytest.raises(ValueError, match="episodes must be >= 1"):
+        fitness_ceiling(Morphology(3, [0.2, 0.2, 0.2]), 0, SEED)
+    for edges in (np.array([0.3]), np.array([0.9, 0.6, 0.3]), np.array([[0.3, 0.6]]), np.array([0.3, np.nan])):
+        with pytest.raises(ValueError, match="length_edges must be at least 2 finite, increasing bin edges"):
+            cell_ceilings(BodySpace(), edges, EPISODES, SEED)
