@@ -25,6 +25,17 @@ def test_measure_specs_and_values():
     assert (specs[1].low, specs[1].high) == pytest.approx((0.3, 1.5))
     body = Morphology(4, [0.2, 0.1, 0.1, 0.1])
     np.testing.assert_allclose(compute_measures(body, specs), [4, 0.5, (0.2 - 0.1) / 0.3])
+    # Seen in review: taper spanned [-1, 1], but links of 0.10-0.25 m give at most ±0.4286, so 4
+    # of its 10 bins could never be filled and coverage could not pass 60%.
+    low, high = SPACE.length_bounds
+    assert (specs[2].low, specs[2].high) == pytest.approx((-(high - low) / (high + low), (high - low) / (high + low)))
+    extremes = [Morphology(3, [low, 0.2, high]), Morphology(3, [high, 0.2, low])]
+    assert [compute_measures(b, specs)[2] for b in extremes] == pytest.approx([specs[2].low, specs[2].high])
+    archive = BodyArchive(SPACE, specs[1:])
+    rng = np.random.default_rng(0)
+    for individual_id, genome in enumerate(SPACE.random_genomes(rng, 2000)):
+        archive.add(individual_id, None, genome, 0.5, compute_measures(SPACE.decode(genome), archive.specs), {})
+    assert {int(e["cell"]) % 10 for e in archive.elites()} == set(range(10)), "every taper bin can be filled"
 
 
 def test_archive_keeps_the_better_elite_per_cell():

@@ -38,7 +38,9 @@ def measure_specs(space: BodySpace, names: tuple[str, ...], continuous_bins: int
     """Specs for ``names`` over ``space``: one bin per joint count; ``continuous_bins`` otherwise.
 
     ``total_length`` spans [min_links * min_link_length, max_links * max_link_length] metres;
-    ``taper`` spans [-1, 1]; ``num_links`` bins are centred on the whole counts.
+    ``taper`` spans ±(max_link_length - min_link_length) / (max_link_length + min_link_length),
+    the values bodies of the space take (with [-1, 1], 40% of its bins could never be filled);
+    ``num_links`` bins are centred on the whole counts.
     """
     low_len, high_len = space.length_bounds
     specs = []
@@ -48,7 +50,8 @@ def measure_specs(space: BodySpace, names: tuple[str, ...], continuous_bins: int
         elif name == "total_length":
             specs.append(MeasureSpec(name, space.min_links * low_len, space.max_links * high_len, continuous_bins))
         elif name == "taper":
-            specs.append(MeasureSpec(name, -1.0, 1.0, continuous_bins))
+            widest = (high_len - low_len) / (high_len + low_len)
+            specs.append(MeasureSpec(name, -widest, widest, continuous_bins))
         else:
             raise ValueError(f"unknown measure {name!r}; choose from {', '.join(_FUNCTIONS)}")
     return specs
