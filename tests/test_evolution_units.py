@@ -169,3 +169,26 @@ def test_base_args_evolution_section_holds_where_the_keywords_stay_at_their_defa
     defaults = inspect.signature(MAPElitesEvolutionTrainer.__init__).parameters
     for name in ("num_initial_random", "training_steps_per_individual", "enable_multiprocess", "max_workers", "use_shared_ppo"):
         assert defaults[name].default == getattr(EvolutionConfig(), name), name
+
+
+def test_final_reevaluation_files_are_set_aside_under_the_evaluations_they_describe(tmp_path):
+    run = RunDirectory(tmp_path / "run").prepare()
+    recorder = EvolutionRecorder(run, quiet=True)
+    assert recorder.set_aside_final_reevaluation_files() == [], "nothing to set aside"
+    archive = _archive()
+    body = Morphology(3, [0.2, 0.2, 0.2])
+    archive.add(0, None, SPACE.encode(body), 0.5, compute_measures(body, archive.specs), {})
+    recorder.archive(archive.elites(), ["num_links", "total_length"], suffix="_reevaluated", reevaluated_at=12)
+    (run.path / "heatmap_reevaluated.png").write_bytes(b"png at 12")
+    assert recorder.set_aside_final_reevaluation_files() == ["archive_reevaluated_at_12.csv", "heatmap_reevaluated_at_12.png"]
+    assert (run.path / "heatmap_reevaluated_at_12.png").read_bytes() == b"png at 12"
+    # a name already taken is not overwritten; files of runs before the reevaluated_at column say "earlier"
+    recorder.archive(archive.elites(), ["num_links", "total_length"], suffix="_reevaluated", reevaluated_at=12)
+    (run.path / "heatmap_reevaluated.png").write_bytes(b"png at 12 again")
+    assert recorder.set_aside_final_reevaluation_files() == ["archive_reevaluated_at_12_2.csv", "heatmap_reevaluated_at_12_2.png"]
+    assert (run.path / "heatmap_reevaluated_at_12.png").read_bytes() == b"png at 12"
+    recorder.archive(archive.elites(), ["num_links", "total_length"], suffix="_reevaluated")
+    (run.path / "heatmap_reevaluated.png").write_bytes(b"png")
+    assert recorder.set_aside_final_reevaluation_files() == ["archive_reevaluated_earlier.csv", "heatmap_reevaluated_earlier.png"]
+    assert not list(run.path.glob("*_reevaluated.*"))
+    recorder.close()

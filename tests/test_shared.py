@@ -1063,6 +1063,8 @@ def test_periodic_reevaluation_rounds_use_the_current_policy_and_count_their_ste
     assert int(rows[-1]["env_steps"]) == summary["env_steps"]
     curves_before = (out / "curves.png").read_bytes()
     assert curves_before[:4] == b"\x89PNG"
+    reevaluated_at_5 = {name: (out / f"{name}_reevaluated.{kind}").read_bytes() for name, kind in (("archive", "csv"), ("heatmap", "png"))}
+    assert {row["reevaluated_at"] for row in csv.DictReader((out / "archive_reevaluated.csv").open())} == {"5"}
 
     learner_checkpoints = sorted((out / "checkpoints").glob("learner-*.pkl"))
     assert len(learner_checkpoints) >= 3
@@ -1082,6 +1084,13 @@ def test_periodic_reevaluation_rounds_use_the_current_policy_and_count_their_ste
     assert first_rate <= session_samples / (first["training_wall_s"] + first["eval_wall_s"]) + 1, (first_rate, session_samples)
     assert log.count(f"Checkpoint {newest} is unreadable") == 1, "each skip reason is logged once"
     assert f"Learner restored from {learner_checkpoints[-3].name}" in log
+    # Seen in review: a resume stopped before its final re-evaluation left the last session's
+    # archive_reevaluated.csv beside an archive.csv that had moved on. They are set aside, named.
+    assert "Renamed the files of the last final re-evaluation to archive_reevaluated_at_5.csv and " \
+           "heatmap_reevaluated_at_5.png" in log
+    assert {name: (out / f"{name}_reevaluated_at_5.{kind}").read_bytes() for name, kind in (("archive", "csv"), ("heatmap", "png"))} \
+        == reevaluated_at_5
+    assert {row["reevaluated_at"] for row in csv.DictReader((out / "archive_reevaluated.csv").open())} == {"6"}
     rows = list(csv.DictReader((out / "reevaluations.csv").open()))
     assert [(int(r["evaluations"]), int(r["final"])) for r in rows][-1] == (6, 1)
     assert (out / "curves.png").read_bytes() not in (b"", curves_before), "curves.png redrawn at the resumed run's end"
@@ -1118,6 +1127,10 @@ def test_periodic_reevaluation_rounds_use_the_current_policy_and_count_their_ste
     assert summary["env_steps"] == sum(r["training_steps"] + r["eval_env_steps"] for r in read_results(out)) + sum(
         int(r["reevaluation_env_steps"]) for r in rows
     ) + unfinished
+    # the files of the round at 6 were set aside before it was made again; the first ones are kept
+    assert sorted(path.name for path in out.glob("*_reevaluated*")) == [
+        "archive_reevaluated.csv", "archive_reevaluated_at_5.csv", "archive_reevaluated_at_6.csv",
+        "heatmap_reevaluated.png", "heatmap_reevaluated_at_5.png", "heatmap_reevaluated_at_6.png"]
     assert summary["reevaluation_env_steps"] == sum(int(r["reevaluation_env_steps"]) for r in rows) + unfinished
 
 

@@ -177,7 +177,8 @@ class MAPElitesEvolutionTrainer:
         self._deferring_interrupt = False  # inside _second_ctrl_c_deferred
         self._interrupt_deferred = False  # a second Ctrl-C came inside it
         self._stopping_reason: str | None = None
-        self.reevaluation: dict[str, Any] | None = None  # shared mode: the archive re-evaluated at the end
+        # shared mode: the archive re-evaluated at the end ("archive"), the evaluations it held ("at"), its figures
+        self.reevaluation: dict[str, Any] | None = None
         self.learner_counters_floor: dict[str, int] = {}  # resume: the learner's counters in metrics.csv
         self.reevaluation_env_steps = 0  # env steps of all re-evaluation tasks (periodic and final rounds, finished or not)
         self._round: ReevaluationRound | None = None  # shared mode: a periodic re-evaluation under way
@@ -210,6 +211,15 @@ class MAPElitesEvolutionTrainer:
             finished = self._finished_run_summary()
             if finished is not None:
                 return self._nothing_to_do(finished)
+            try:
+                renamed = self.recorder.set_aside_final_reevaluation_files()
+            except OSError as error:
+                log.warning("Could not rename the files of the last final re-evaluation (%s): until this session "
+                            "re-evaluates, archive_reevaluated.csv describes the archive as it was then.", error)  # fmt: skip
+            else:
+                if renamed:
+                    log.info("Renamed the files of the last final re-evaluation to %s: they describe the archive as "
+                             "it was then; this session writes new ones when it re-evaluates.", " and ".join(renamed))  # fmt: skip
         evo = self.settings.evolution
         workers = evo.workers if evo.enable_multiprocess else 1
         log.info("MAP-Elites (%s mode): %d evaluations, %d env steps of training each, %d worker(s), output %s",
@@ -764,7 +774,8 @@ class MAPElitesEvolutionTrainer:
             for message in pool.take_events():
                 self._log_learner_event(message)
         again = self._finish_round(round_, final=True)
-        self.reevaluation = {"archive": again, **{f"{k}_reevaluated": v for k, v in again.stats().items()}}
+        self.reevaluation = {"archive": again, "at": round_.at_evaluation,
+                             **{f"{k}_reevaluated": v for k, v in again.stats().items()}}  # fmt: skip
         return "completed"
 
     def _reevaluation_stopped(self) -> str:
@@ -782,7 +793,7 @@ class MAPElitesEvolutionTrainer:
             self._write_curves()
         if self.reevaluation:
             again = self.reevaluation["archive"]
-            self.recorder.archive(again.elites(), names, suffix="_reevaluated")
+            self.recorder.archive(again.elites(), names, suffix="_reevaluated", reevaluated_at=self.reevaluation["at"])
             self.recorder.heatmap(heatmap_png(again, title_prefix="re-evaluated with the final policy: "), suffix="_reevaluated")
 
     def _write_final_files(self, summary: dict[str, Any]) -> None:
@@ -828,7 +839,7 @@ class MAPElitesEvolutionTrainer:
             "workers": evo.workers if evo.enable_multiprocess else 1, "peak_memory_mb": self.memory.peak_mb,
             "stopped_because": self._stopping_reason or ("requested evaluations done" if status == "completed" else status),
             **self._pool_stats(),
-            **{k: v for k, v in (self.reevaluation or {}).items() if k != "archive"},
+            **{k: v for k, v in (self.reevaluation or {}).items() if k not in ("archive", "at")},
             **({"reevaluation_env_steps": self.reevaluation_env_steps} if self.mode == "shared" else {}),
             **({"held_back_s": round(self._held_back(), 1)} if evo.parent_lag else {}),
             **({"error": self.failure} if self.failure else {}),

@@ -13,6 +13,7 @@ import io
 import json
 import logging
 import math
+import os
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -198,6 +199,37 @@ class EvolutionRecorder:
                 pass
         return largest
 
+    def set_aside_final_reevaluation_files(self) -> list[str]:
+        """Rename archive_reevaluated.csv and heatmap_reevaluated.png, the files of an earlier
+        session's final re-evaluation, to ``*_reevaluated_at_<N>`` (N: the evaluations its archive
+        held, from the csv's ``reevaluated_at`` column; ``earlier`` for files written before that
+        column), with ``_2``, ``_3``... if taken. A resumed run changes the archive, and a file
+        under the plain name must describe the archive as it is now. Returns the new names."""
+        archive_csv, heatmap = (path.with_name(f"{path.stem}_reevaluated{path.suffix}")
+                                for path in (self.run.archive_csv, self.run.heatmap))  # fmt: skip
+        stale = [path for path in (archive_csv, heatmap) if path.is_file()]
+        if not stale:
+            return []
+        label = "earlier"
+        try:
+            with open(archive_csv, newline="") as handle:
+                first = next(csv.DictReader(handle), {})
+            if str(first.get("reevaluated_at", "")).isdigit():
+                label = f"at_{first['reevaluated_at']}"
+        except (OSError, UnicodeDecodeError, csv.Error):
+            pass  # no csv, or an unreadable one: the files are still set aside, as "earlier"
+
+        def targets(tag: str) -> list[Path]:
+            return [path.with_name(f"{path.stem}_{tag}{path.suffix}") for path in stale]
+
+        tag, copy = label, 1
+        while any(target.exists() for target in targets(tag)):
+            copy += 1
+            tag = f"{label}_{copy}"
+        for path, target in zip(stale, targets(tag)):
+            os.replace(path, target)
+        return [target.name for target in targets(tag)]
+
     def final_reevaluation_recorded(self, evaluations: int) -> bool:
         """Whether reevaluations.csv holds a completed final round made after ``evaluations`` evaluations."""
         return any(row.get("final") == "1" and row.get("evaluations") == str(evaluations) and row.get("coverage_reevaluated")
@@ -217,18 +249,22 @@ class EvolutionRecorder:
                     maxima[column] = value
         return maxima
 
-    def archive(self, elites: list[dict[str, Any]], measure_names: Sequence[str], suffix: str = "") -> None:
-        """Rewrite archive<suffix>.csv: one row per elite (lists joined with ';')."""
+    def archive(self, elites: list[dict[str, Any]], measure_names: Sequence[str], suffix: str = "",
+                reevaluated_at: int | None = None) -> None:
+        """Rewrite archive<suffix>.csv: one row per elite (lists joined with ';'); a re-evaluated
+        archive's rows also say after how many evaluations it was re-evaluated (``reevaluated_at``)."""
         # num_links is a body field and may be a measure too: one column, the whole joint count
         body_fields = [name for name in ("num_links",) if name not in measure_names]
         columns = ["cell", "individual_id", "parent_id", "fitness", *measure_names, *body_fields, "link_lengths",
                    "success_rate", "mean_return", "final_distance", "path_efficiency", "collisions",
                    "fitness_ceiling", "policy_version", "genome"]  # fmt: skip
+        if reevaluated_at is not None:
+            columns.append("reevaluated_at")
         buffer = io.StringIO()
         writer = csv.writer(buffer)
         writer.writerow(columns)
         for elite in elites:
-            row = {**elite, **elite["measures"], "num_links": elite["num_links"]}
+            row = {**elite, **elite["measures"], "num_links": elite["num_links"], "reevaluated_at": reevaluated_at}
             row["link_lengths"] = ";".join(f"{x:.6f}" for x in elite["link_lengths"])
             # every digit: genes cut to 6 decimals decoded to a body 1 µm off in ~17% of rows
             row["genome"] = ";".join(repr(float(x)) for x in elite["genome"])
