@@ -31,6 +31,7 @@ from morphelites.policy_numpy import PolicySpec
 from morphelites.rollout import ActingPolicy, EvalResult, evaluate, run_episodes
 from morphelites.runs import MetricsWriter, RunDirectory, atomic_write_bytes, open_training_log, read_metric_rows
 from morphelites.runs.checkpoints import save_checkpoint
+from morphelites.torch_state import caller_torch_state_kept
 from morphelites.train_ppo import train_policy
 
 __all__ = ["PPORunRequest", "check_gym_env", "make_gym_env", "evaluate_gym_policy", "run_ppo", "mixed_bodies", "METRIC_COLUMNS"]
@@ -125,7 +126,7 @@ def run_ppo(request: PPORunRequest, should_stop: Callable[[], bool] | None = Non
         check_bodies_fit(request.bodies, settings.ppo.num_envs)
     stop = _StopSignals(notice=None if request.quiet else
                         "{name}: stopping after the update under way ({name} again: at once).")  # fmt: skip
-    with stop:
+    with stop, caller_torch_state_kept():
         setup = _set_up(request, settings)
         try:
             if stop.received:

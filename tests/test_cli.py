@@ -220,11 +220,17 @@ def test_ppo_under_one_seed_trains_the_same_policy_twice(tmp_path):
     """The initial weights come from --seed too (they did not: two runs started from different
     random weights)."""
     import numpy as np
+    import torch
 
     runs = [tmp_path / "a", tmp_path / "b"]
+    torch.set_num_threads(2)
+    torch.manual_seed(11)
+    caller_rng = torch.get_rng_state()
     for out in runs:
         assert main(["ppo", "--quiet", "--steps", "256", "--num-envs", "2", "--eval-episodes", "1", "--seed", "3",
                      "--output", str(out)]) == 0  # fmt: skip
+    # From Python the run's process is the caller's: its torch threads and random stream are given back.
+    assert torch.get_num_threads() == 2 and torch.equal(torch.get_rng_state(), caller_rng)
     first, second = (_policy_weights(out) for out in runs)
     assert first.size and np.array_equal(first, second)
     assert json.loads((runs[0] / "summary.json").read_text())["eval_fitness"] == json.loads(

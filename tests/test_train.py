@@ -208,6 +208,19 @@ def one_evaluation_run(tmp_path_factory) -> tuple[Path, dict[str, Any]]:
     return out, arguments
 
 
+def test_a_serial_run_gives_the_caller_back_its_torch_threads_and_random_stream(tmp_path):
+    """--serial trains in the calling process; from Python, that is the user's notebook."""
+    import torch
+
+    from morphelites.evolution.trainer import MAPElitesEvolutionTrainer
+
+    torch.set_num_threads(2)
+    torch.manual_seed(11)
+    caller_rng = torch.get_rng_state()
+    assert MAPElitesEvolutionTrainer(**_serial_arguments(tmp_path / "run", evaluations=1)).run()["status"] == "completed"
+    assert torch.get_num_threads() == 2 and torch.equal(torch.get_rng_state(), caller_rng)
+
+
 @pytest.mark.parametrize(
     "changes, words",
     [

@@ -193,7 +193,12 @@ class MAPElitesEvolutionTrainer:
         self.run_dir.prepare(resume=self.resume)
         hold = self.run_dir.hold()  # no second process may run this run meanwhile
         try:
-            return self._run()
+            if self.settings.evolution.enable_multiprocess:  # the main process never imports torch
+                return self._run()
+            from morphelites.torch_state import caller_torch_state_kept
+
+            with caller_torch_state_kept():  # --serial trains in this process, maybe a user's notebook
+                return self._run()
         finally:
             hold.release()
 
