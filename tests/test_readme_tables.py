@@ -32,7 +32,7 @@ ON = "2026-12-01, commit abc1234"
 def _comparison(scene: str, steps_ratio: float, wall_ratio: float, memory: float, reached: bool = True,
                 seed: int = 0) -> dict:  # fmt: skip
     comparison = {"scene": scene, "training_steps_per_individual": 50_000, "seed": seed, "memory_ratio_pss": memory,
-                  "shared_reached_independent_final": reached}  # fmt: skip
+                  "shared_reached_independent_final": reached, "speed_probe_ratio": 1.0}  # fmt: skip
     if reached:
         return {**comparison, "env_steps_ratio": steps_ratio, "wall_time_ratio": wall_ratio}
     return {**comparison, "env_steps_ratio_below": steps_ratio, "wall_time_ratio_below": wall_ratio}
@@ -57,6 +57,21 @@ def test_the_targets_summary_judges_each_target_against_its_threshold_seed_by_se
     line = next(line for line in tables._issue4_targets(unreached) if "fewer env steps" in line)
     assert line.endswith(f"| seed 0: not reached (below 20.0×) | no | {ON} |"), "a ratio to a QD-score never reached does not count"
     assert tables._met([]) == "–", "nothing measured is not a target met"
+
+
+def test_a_wall_time_ratio_measured_while_the_machine_speed_changed_is_not_counted_as_met():
+    """Found in review: a pair marked "not comparable" in its table still counted in the targets."""
+    tables = _readme_tables()
+    comparisons = [{**_comparison("open", 12.0, 11.0, 0.3), "speed_probe_ratio": 1.15},
+                   {**_comparison("open", 12.0, 12.0, 0.3, seed=1), "speed_probe_ratio": 0.98}]  # fmt: skip
+    line = tables._ratio_target("wall_time_ratio", "less wall time", "open", comparisons, ON)
+    assert line.endswith(f"| 11.5× (11.0–12.0) (machine speed differed on seed 0: not comparable, not counted as met) "
+                         f"| on 1 of 2 seeds | {ON} |"), line
+    steps = tables._ratio_target("env_steps_ratio", "fewer env steps", "open", comparisons, ON)
+    assert steps.endswith(f"| 12.0× (12.0–12.0) | yes | {ON} |"), "env steps do not depend on the machine's speed"
+    before_probes = {k: v for k, v in _comparison("open", 12.0, 11.0, 0.3).items() if k != "speed_probe_ratio"}
+    unprobed = tables._ratio_target("wall_time_ratio", "less wall time", "open", [before_probes], ON)
+    assert "(machine speed not probed) | yes |" in unprobed
 
 
 def test_the_targets_summary_says_when_and_on_what_code_each_row_was_measured():
