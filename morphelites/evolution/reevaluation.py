@@ -17,7 +17,7 @@ from morphelites.evolution.measures import MeasureSpec, compute_measures
 from morphelites.individual import Individual, IndividualResult
 from morphelites.morphology import BodySpace
 
-__all__ = ["ReevaluationRound"]
+__all__ = ["ReevaluationRound", "EvaluationFailed"]
 
 
 class EvaluationFailed(RuntimeError):
