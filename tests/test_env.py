@@ -55,6 +55,23 @@ def test_observation_is_padded_with_a_joint_mask():
     np.testing.assert_allclose(obs[-2:], obs[-4:-2] - obs[-6:-4], atol=1e-6)
 
 
+def test_positions_after_a_step_are_those_of_the_joint_angles_after_it():
+    """Found in review: mj_step computes positions before it integrates, so the fingertip and link
+    positions (observation, distance, success) lagged the joint angles by one physics step."""
+    env = ReachEnv(BODY)
+    env.reset(seed=2)
+    rng = np.random.default_rng(2)
+    for _ in range(10):
+        obs, _, _, _, info = env.step(rng.uniform(-1, 1, 6))
+    angles = np.cumsum(np.arctan2(obs[1 : 3 * FEATURES_PER_JOINT : FEATURES_PER_JOINT],
+                                  obs[0 : 3 * FEATURES_PER_JOINT : FEATURES_PER_JOINT]))  # fmt: skip
+    tip = np.sum(np.array(BODY.link_lengths)[:, None] * np.stack([np.cos(angles), np.sin(angles)], axis=1), axis=0)
+    assert np.abs(np.asarray(env.data.qvel[:3])).max() > 0.3, "the arm moves, so a stale position would show"
+    np.testing.assert_allclose(env.fingertip(), tip, atol=1e-6)
+    np.testing.assert_allclose(obs[-6:-4], tip, atol=1e-6)
+    assert info["distance"] == pytest.approx(np.linalg.norm(env.goal - tip), abs=1e-6)
+
+
 def test_reach_gradient_feature_is_the_derivative_of_the_distance():
     env = ReachEnv(BODY)
     obs, _ = env.reset(seed=1)

@@ -178,6 +178,10 @@ class ReachEnv(gym.Env):
         for _ in range(self.config.frame_skip):
             self._mujoco.mj_step(self.model, self.data)
             touched = touched or self._touches_wall()
+        # mj_step computes positions before it integrates: without this, the fingertip and link
+        # positions (observation, distance, success, reward) were those of one physics step earlier
+        # than the joint angles beside them
+        self._mujoco.mj_kinematics(self.model, self.data)
         self._steps += 1
         self._collisions += int(touched)
         self._path_length += float(np.linalg.norm(self.data.site_xpos[self._tip_site, :2] - tip_before))
