@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from morphelites.config import ConfigError, Settings
-from morphelites.morphology import PHYSICS_TIMESTEP, BodySpace, Morphology
+from morphelites.morphology import MAX_RENDER_SIZE, PHYSICS_TIMESTEP, BodySpace, Morphology
 from morphelites.rollout import EvalResult, evaluate
 from morphelites.runs import RunDirectory, atomic_write_bytes
 
@@ -34,7 +34,7 @@ __all__ = ["AnimationError", "AnimationRequest", "AnimationResult", "prepare_ani
 #: Evaluation episodes drawn unless asked otherwise.
 DEFAULT_EPISODES = 3
 #: Largest frame side in pixels: the offscreen buffer every model is compiled with (morphology.py).
-MAX_FRAME_SIZE = 640
+MAX_FRAME_SIZE = MAX_RENDER_SIZE
 #: Shortest time a GIF frame is shown; steps are skipped to keep frames at least this long, so the
 #: animation plays in real time (GIF viewers slow frames under 0.02 s down to 0.1 s).
 _MIN_FRAME_S = 0.04

@@ -37,6 +37,9 @@ __all__ = [
     "load_config_file",
 ]
 
+#: Link lengths (metres) are rounded to this many decimals (1 µm) when a body is made.
+LENGTH_DECIMALS = 6
+
 SCENES = ("open", "obstacles")
 GOAL_SAMPLINGS = ("workspace", "reachable")
 #: What the shared learner's PPO ratio can be clipped against (``training.clip_against``).
@@ -77,8 +80,14 @@ class BodySpaceConfig:
                 f"body_space.min_links ({self.min_links}) is larger than body_space.max_links "
                 f"({self.max_links}); set min_links <= max_links."
             )
-        _check_float_range("body_space.min_link_length", self.min_link_length, 1e-3, 10.0)
-        _check_float_range("body_space.max_link_length", self.max_link_length, 1e-3, 10.0)
+        for name in ("min_link_length", "max_link_length"):
+            value = _check_float_range(f"body_space.{name}", getattr(self, name), 1e-3, 10.0)
+            if round(value, LENGTH_DECIMALS) != value:
+                raise ConfigError(
+                    f"body_space.{name} is {value} m, but bodies are built to the micrometre ({LENGTH_DECIMALS} "
+                    f"decimals), so some genomes would decode to a link just outside it; give it to {LENGTH_DECIMALS} "
+                    f"decimals, e.g. {round(value, LENGTH_DECIMALS)}."
+                )  # fmt: skip
         if self.min_link_length > self.max_link_length:
             raise ConfigError(
                 f"body_space.min_link_length ({self.min_link_length}) is larger than "

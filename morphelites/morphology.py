@@ -19,12 +19,12 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from morphelites.config import BodySpaceConfig
+from morphelites.config import LENGTH_DECIMALS, BodySpaceConfig
 
-__all__ = ["Morphology", "BodySpace", "LENGTH_DECIMALS"]
+__all__ = ["Morphology", "BodySpace", "LENGTH_DECIMALS", "MAX_RENDER_SIZE"]
 
-#: Link lengths are rounded to this many decimals (1 µm) on construction.
-LENGTH_DECIMALS = 6
+#: Largest rendered frame side, pixels: the offscreen buffer every model is compiled with.
+MAX_RENDER_SIZE = 640
 
 
 @dataclass(frozen=True)
@@ -247,7 +247,7 @@ def arm_mjcf(
     return f"""<mujoco model="{name}">
   <compiler angle="degree"/>
   <option timestep="{PHYSICS_TIMESTEP}" gravity="0 0 0" integrator="implicitfast"/>
-  <visual><global offwidth="640" offheight="640"/></visual>
+  <visual><global offwidth="{MAX_RENDER_SIZE}" offheight="{MAX_RENDER_SIZE}"/></visual>
   <default>
     <joint damping="{JOINT_DAMPING}" armature="0.005"/>
     <geom contype="1" conaffinity="2" density="300" friction="0.5 0.005 0.0001"/>

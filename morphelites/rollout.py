@@ -305,8 +305,9 @@ def evaluate(
     """
     from morphelites.envs.reach import ReachEnv
 
-    if episodes < 1:
-        raise ValueError(f"episodes must be >= 1, got {episodes}")
+    for name, value, low in (("episodes", episodes, 1), ("seed", seed, 0)):
+        if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < low:
+            raise ValueError(f"{name} must be a whole number >= {low}, got {value!r}")
     factory = make_env or ReachEnv
     envs = [factory(morphology, scene=scene, body_space=body_space, env_config=env_config) for _ in range(episodes)]
     goals = evaluation_goals(envs[0], episodes, seed)

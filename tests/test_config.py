@@ -33,6 +33,10 @@ def test_defaults_validate_and_round_trip_through_dicts():
         ({"body_space": {"min_links": 5, "max_links": 4}}, "set min_links <= max_links"),
         ({"body_space": {"max_links": 40}}, "body_space.max_links is 40"),
         ({"body_space": {"min_link_length": 0.3, "max_link_length": 0.2}}, "swap them"),
+        # Seen in review: bounds finer than the micrometre a body is built to made some genomes
+        # decode to a link just outside them, which the env then refused.
+        ({"body_space": {"min_link_length": 0.1000004}}, "bodies are built to the micrometre (6 decimals)"),
+        ({"body_space": {"max_link_length": 0.2499996}}, "give it to 6 decimals, e.g. 0.25"),
         ({"model": {"hidden_dim": 0}}, "model.hidden_dim is 0"),
         ({"ppo": {"num_minibatches": 10_000}}, "lower num_minibatches"),
         ({"ppo": {"learning_rate": float("nan")}}, "finite number"),

@@ -88,6 +88,16 @@ def test_reach_gradient_feature_is_the_derivative_of_the_distance():
         assert obs[j * F + 7] == pytest.approx(numeric, rel=1e-3, abs=1e-6)
 
 
+def test_a_given_goal_is_copied():
+    """Seen in review: the env kept the caller's array, so changing it later moved the goal the
+    reward was computed from, but not the goal marker."""
+    env = ReachEnv(BODY)
+    goal = np.array([0.3, 0.1])
+    env.reset(seed=0, options={"goal": goal})
+    goal[:] = 5.0
+    np.testing.assert_array_equal(env.goal, [0.3, 0.1])
+
+
 def test_goal_at_the_fingertip_terminates_with_success_bonus():
     env = ReachEnv(BODY)
     env.reset(seed=0)
@@ -170,5 +180,10 @@ def test_renders_rgb_frames_headless():
 def test_bad_scene_and_body_raise_clear_errors():
     with pytest.raises(ValueError, match="env.scene is 'forest'"):
         ReachEnv(BODY, scene="forest")
+    # Seen in review: a frame larger than the offscreen buffer failed at the first render(), with a
+    # message about MUJOCO_GL.
+    for size in ((800, 600), (0, 64), (64.0, 64), (64,)):
+        with pytest.raises(ValueError, match="render_size must be \\(width, height\\) in whole pixels from 1 to 640"):
+            ReachEnv(BODY, render_mode="rgb_array", render_size=size)
     with pytest.raises(ValueError, match=r"num_links is 7, outside"):
         ReachEnv(Morphology(7, [0.2] * 7))

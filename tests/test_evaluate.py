@@ -81,3 +81,12 @@ def test_a_gymnasium_task_is_evaluated_with_the_action_clipping_it_was_trained_w
     beyond = evaluate_gym_policy(_ConstantAction(1.5, 2), "Reacher-v5", episodes=2, first_seed=3)
     at_bound = evaluate_gym_policy(_ConstantAction(1.0, 2), "Reacher-v5", episodes=2, first_seed=3)
     assert len(beyond) == 2 and beyond == at_bound
+
+
+@pytest.mark.parametrize("arguments", [{"episodes": 0}, {"episodes": 2.0}, {"episodes": True}, {"seed": -1}, {"seed": 1.5}])
+def test_bad_episodes_or_seed_are_named(arguments):
+    """Seen in review: numpy's or SeedSequence's own errors, and episodes=True taken as one."""
+    actor = ActorCritic(reach_policy_spec(6, 16)).numpy_twin()
+    name = next(iter(arguments))
+    with pytest.raises(ValueError, match=f"{name} must be a whole number >= {1 if name == 'episodes' else 0}, got"):
+        evaluate(actor, Morphology(3, [0.2, 0.2, 0.2]), **{"episodes": 2, "seed": 0, **arguments})

@@ -32,7 +32,7 @@ import numpy as np
 
 from morphelites.config import BodySpaceConfig, EnvConfig
 from morphelites.envs.scenes import Scene, make_scene
-from morphelites.morphology import JOINT_RANGE_DEG, BodySpace, Morphology, compile_arm
+from morphelites.morphology import JOINT_RANGE_DEG, MAX_RENDER_SIZE, BodySpace, Morphology, compile_arm
 
 __all__ = ["ReachEnv", "ObservationLayout", "FEATURES_PER_JOINT", "GLOBAL_FEATURES"]
 
@@ -102,6 +102,11 @@ class ReachEnv(gym.Env):
         self.morphology = self.space.check(morphology)
         if render_mode not in (None, "rgb_array"):
             raise ValueError(f"render_mode must be None or 'rgb_array', got {render_mode!r}.")
+        sides = tuple(render_size) if isinstance(render_size, (tuple, list)) else ()
+        if len(sides) != 2 or not all(isinstance(side, (int, np.integer)) and not isinstance(side, bool)
+                                      and 1 <= side <= MAX_RENDER_SIZE for side in sides):  # fmt: skip
+            raise ValueError(f"render_size must be (width, height) in whole pixels from 1 to {MAX_RENDER_SIZE} (the "
+                             f"offscreen buffer every body's model is compiled with), got {render_size!r}.")  # fmt: skip
         self.render_mode = render_mode
         self.render_size = render_size
 
@@ -151,7 +156,7 @@ class ReachEnv(gym.Env):
         mujoco.mj_resetData(self.model, self.data)
         self.data.qpos[:] = self.np_random.uniform(-_RESET_ANGLE_NOISE, _RESET_ANGLE_NOISE, self._n)
         if options and "goal" in options:
-            goal = np.asarray(options["goal"], dtype=np.float64)
+            goal = np.array(options["goal"], dtype=np.float64)  # a copy: the caller's array may change later
             if goal.shape != (2,) or not np.all(np.isfinite(goal)):
                 raise ValueError(f"options['goal'] must be a finite (x, y) pair, got {options['goal']!r}.")
             self._goal = goal
@@ -166,7 +171,9 @@ class ReachEnv(gym.Env):
         return self._observation(), self._info(False, self._initial_distance)
 
     def step(self, action: np.ndarray) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
-        """Apply normalised torques ``action`` (shape (J,)); padded entries are ignored."""
+        """Apply normalised torques ``action`` (shape (J,)), clipped to [-1, 1]; padded entries are
+        ignored, and a NaN or infinite entry is applied as zero torque (the policies never emit one:
+        non-finite weights are never published)."""
         a = np.asarray(action, dtype=np.float64).reshape(-1)
         if a.shape[0] != self.layout.action_dim:
             raise ValueError(f"action has {a.shape[0]} entries, expected {self.layout.action_dim}.")
