@@ -9,14 +9,13 @@ so that a truncation is not mistaken for a terminal state.
 from __future__ import annotations
 
 import math
-from typing import NamedTuple
+from typing import Callable, NamedTuple
 
 import numpy as np
 import torch
 from torch import nn
 
 from morphelites.config import CLIP_AGAINST, PPOConfig
-from morphelites.parallel.heartbeat import beat
 
 __all__ = ["Batch", "compute_gae", "ppo_loss", "PPOUpdater", "linear_schedule", "PROXIMAL_WEIGHT_CAP"]
 
@@ -202,12 +201,16 @@ class PPOUpdater:
         clip_against: ``behaviour`` (standard PPO: the ratio against the policy that acted) or
             ``proximal`` (Decoupled PPO: against the policy this update starts from, see
             :func:`ppo_loss`); one of :data:`CLIP_AGAINST`.
+        on_minibatch: called before every minibatch step, e.g. a watched process's heartbeat
+            (an update can take longer than the time a silent process is given).
     """
 
-    def __init__(self, model: nn.Module, config: PPOConfig, seed: int = 0, clip_against: str = "behaviour") -> None:
+    def __init__(self, model: nn.Module, config: PPOConfig, seed: int = 0, clip_against: str = "behaviour",
+                 on_minibatch: Callable[[], None] | None = None) -> None:  # fmt: skip
         if clip_against not in CLIP_AGAINST:
             raise ValueError(f"clip_against is {clip_against!r}; use one of {', '.join(CLIP_AGAINST)}")
         self.model = model
+        self.on_minibatch = on_minibatch
         self.clip_against = clip_against
         self.config = config.with_default_epochs(evolution=False)
         self._optimizer: torch.optim.Adam | None = None
@@ -260,7 +263,8 @@ class PPOUpdater:
         for _ in range(cfg.update_epochs):
             order = torch.from_numpy(self.rng.permutation(size))
             for start in range(0, size - minibatch + 1, minibatch):
-                beat()
+                if self.on_minibatch is not None:
+                    self.on_minibatch()
                 idx = order[start : start + minibatch]
                 loss, stats = ppo_loss(
                     self.model, obs[idx], actions[idx], logprobs[idx], advantages[idx], returns[idx], values[idx], cfg,

@@ -19,6 +19,7 @@ import torch
 
 from morphelites.config import PPOConfig
 from morphelites.normalization import RewardScaler
+from morphelites.parallel.heartbeat import beat
 from morphelites.policy import ActorCritic
 from morphelites.ppo import Batch, PPOUpdater, compute_gae
 from morphelites.rollout import EpisodeRecord, Segment, SegmentCollector
@@ -89,7 +90,7 @@ def train_policy(
     torch.set_num_threads(config.torch_threads)
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
-    updater = PPOUpdater(model, config, seed=seed)
+    updater = PPOUpdater(model, config, seed=seed, on_minibatch=beat)  # beat: a no-op unless in a watched worker
     scaler = RewardScaler(len(envs), config.gamma) if config.normalize_reward else None
     collector = SegmentCollector(envs, seed=seed, reward_scaler=scaler)
     steps_per_update = config.num_steps * collector.num_envs

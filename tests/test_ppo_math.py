@@ -114,6 +114,16 @@ def test_non_finite_loss_is_skipped_and_weights_stay_finite():
     np.testing.assert_array_equal(model.flat_weights(), before)
 
 
+def test_the_updater_reports_every_minibatch_step_so_a_watched_process_can_beat():
+    spec = PolicySpec(obs_dim=5, action_dim=2, hidden_dim=16)
+    model = ActorCritic(spec)
+    calls = []
+    updater = PPOUpdater(model, PPOConfig(num_envs=1, num_steps=64, num_minibatches=4, update_epochs=3), seed=0,
+                         on_minibatch=lambda: calls.append(1))  # fmt: skip
+    updater.update(_random_batch(spec, model, n=64))
+    assert len(calls) == 3 * 4
+
+
 def _lagged_batch(spec: PolicySpec, n: int = 256) -> Batch:
     """A batch acted by another policy than the learner's, as shared mode's lagged data is."""
     torch.manual_seed(1)

@@ -119,7 +119,7 @@ class SharedPPOTrainer:
         torch.manual_seed(options.seed)
         self.model = ActorCritic(PolicySpec.from_dict(options.handles.spec))
         self.updater = PPOUpdater(self.model, settings.ppo.with_default_epochs(evolution=True), seed=options.seed,
-                                  clip_against=settings.training.clip_against)
+                                  clip_against=settings.training.clip_against, on_minibatch=heartbeat.beat)
         self.weights = SharedWeights.attach(options.handles.weights_name, options.handles.weights_size)
         self.buffer = SharedExperienceBuffer.attach(options.handles.buffer_name, options.handles.layout)
         self.return_rms = RunningMeanStd(())
