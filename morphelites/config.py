@@ -39,6 +39,8 @@ __all__ = [
 
 #: Link lengths (metres) are rounded to this many decimals (1 µm) when a body is made.
 LENGTH_DECIMALS = 6
+#: Fewest transitions a PPO minibatch may hold: advantages are normalised over a minibatch.
+MIN_MINIBATCH = 2
 
 SCENES = ("open", "obstacles")
 GOAL_SAMPLINGS = ("workspace", "reachable")
@@ -264,11 +266,12 @@ class PPOConfig:
         if self.target_kl is not None:
             _check_float_range("ppo.target_kl", self.target_kl, 1e-8, 10.0)
         _check_int_range("ppo.torch_threads", self.torch_threads, 1, 1024)
-        if self.num_minibatches > self.batch_size:
+        if MIN_MINIBATCH * self.num_minibatches > self.batch_size:
             raise ConfigError(
-                f"ppo.num_minibatches ({self.num_minibatches}) exceeds the batch size "
-                f"num_envs*num_steps = {self.batch_size}; lower num_minibatches or raise num_steps."
-            )
+                f"ppo.num_minibatches ({self.num_minibatches}) leaves fewer than {MIN_MINIBATCH} transitions per "
+                f"minibatch of the batch size num_envs*num_steps = {self.batch_size} (advantages are normalised over a "
+                f"minibatch); lower num_minibatches or raise num_steps."
+            )  # fmt: skip
         return self
 
 
@@ -575,7 +578,20 @@ class Settings:
         self.model.validate()
         self.ppo.validate()
         self._check_archive_size()
+        self._check_shared_minibatches()
         return self
+
+    def _check_shared_minibatches(self) -> None:
+        """Refuse a shared learner's batch (at least training.min_batch_size) too small for
+        ppo.num_minibatches minibatches of MIN_MINIBATCH transitions."""
+        ppo, training = self.ppo, self.training
+        if self.evolution.use_shared_ppo and MIN_MINIBATCH * ppo.num_minibatches > training.min_batch_size:
+            raise ConfigError(
+                f"training.min_batch_size ({training.min_batch_size}) leaves fewer than {MIN_MINIBATCH} transitions per "
+                f"minibatch of a shared update with ppo.num_minibatches = {ppo.num_minibatches} (advantages are "
+                f"normalised over a minibatch); raise min_batch_size to at least "
+                f"{MIN_MINIBATCH * ppo.num_minibatches} or lower num_minibatches."
+            )  # fmt: skip
 
     def _check_archive_size(self) -> None:
         """Refuse an archive of more than MAX_ARCHIVE_CELLS cells (it would take gigabytes)."""

@@ -39,6 +39,9 @@ def test_defaults_validate_and_round_trip_through_dicts():
         ({"body_space": {"max_link_length": 0.2499996}}, "give it to 6 decimals, e.g. 0.25"),
         ({"model": {"hidden_dim": 0}}, "model.hidden_dim is 0"),
         ({"ppo": {"num_minibatches": 10_000}}, "lower num_minibatches"),
+        ({"ppo": {"num_envs": 1, "num_steps": 15}}, "leaves fewer than 2 transitions per minibatch of the batch size"),
+        # Seen in review: a shared update's minibatches of one transition skipped advantage normalisation quietly.
+        ({"training": {"min_batch_size": 8, "buffer_size": 100}}, "raise min_batch_size to at least 16"),
         ({"ppo": {"learning_rate": float("nan")}}, "finite number"),
         ([1, 2], "JSON object of sections"),
     ],
@@ -81,3 +84,10 @@ def test_update_epochs_default_depends_on_the_command(tmp_path):
     assert PPOUpdater(ActorCritic(reach_policy_spec(3, hidden_dim=8)), PPOConfig()).config.update_epochs == 10
     with pytest.raises(ConfigError, match="ppo.update_epochs"):
         Settings.from_dict({"ppo": {"update_epochs": 0}}).validate()
+
+
+def test_a_small_min_batch_size_is_refused_only_where_a_shared_learner_uses_it():
+    independent = {"training": {"min_batch_size": 8, "buffer_size": 100}, "evolution": {"use_shared_ppo": False}}
+    assert Settings.from_dict(independent).validate().training.min_batch_size == 8
+    with pytest.raises(ConfigError, match="ppo.num_minibatches = 8"):
+        Settings.from_dict({**independent, "evolution": {"use_shared_ppo": True}}).validate()
