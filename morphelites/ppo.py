@@ -34,7 +34,7 @@ class Batch(NamedTuple):
     logprobs: np.ndarray  # (B,) float32, behaviour-policy log-probs
     advantages: np.ndarray  # (B,) float32
     returns: np.ndarray  # (B,) float32, advantage + value: the critic's target
-    values: np.ndarray  # (B,) float32, behaviour-policy values
+    values: np.ndarray  # (B,) float32, the values the advantages were computed with; value clipping is around them
 
 
 def compute_gae(
