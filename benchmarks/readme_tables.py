@@ -25,11 +25,14 @@ def _load(name: str) -> dict[str, Any] | None:
 def _machine(data: dict[str, Any]) -> str:
     m = data["machine"]
     commit = f", commit {m['commit']}" if m.get("commit") else ""  # recorded since 2026-11-30
-    return f"{m['cpu']}, {m['cores']} cores, {m['memory_gb']} GB, Python {m['python']}; {m['date']}{commit}"
+    env = ", before the env fix" if m["date"] < ENV_FIX else ""
+    return f"{m['cpu']}, {m['cores']} cores, {m['memory_gb']} GB, Python {m['python']}; {m['date']}{commit}{env}"
 
 
 #: When the shared learner's value targets changed (commits 41eb1b6 and 273ced9; README, Benchmarks).
 LEARNER_CHANGE = "2026-11-30 05:53 UTC"
+#: When ReachEnv began reading positions after the physics substeps (commit 46ef3a5; README, Benchmarks).
+ENV_FIX = "2026-12-06 08:08 UTC"
 
 
 def _measured(data: dict[str, Any]) -> str:
@@ -37,8 +40,10 @@ def _measured(data: dict[str, Any]) -> str:
     m = data["machine"]
     day = m["date"].split()[0]
     if m.get("commit"):
-        return f"{day}, commit {m['commit']}"
-    return f"{day}, before the learner change" if m["date"] < LEARNER_CHANGE else day
+        when = f"{day}, commit {m['commit']}"
+    else:
+        when = f"{day}, before the learner change" if m["date"] < LEARNER_CHANGE else day
+    return when + (", before the env fix" if m["date"] < ENV_FIX else "")
 
 
 def _env(data: dict[str, Any]) -> list[str]:

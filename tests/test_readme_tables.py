@@ -25,8 +25,8 @@ def test_readme_benchmark_block_is_rendered_from_the_committed_results():
     assert "| shared |" in block and "Memory against workers" in block, "the block holds the benchmark tables"
 
 
-MEASURED = {"machine": {"date": "2026-12-01 10:00 UTC", "commit": "abc1234"}}
-ON = "2026-12-01, commit abc1234"
+MEASURED = {"machine": {"date": "2026-12-07 10:00 UTC", "commit": "abc1234"}}
+ON = "2026-12-07, commit abc1234"
 
 
 def _comparison(scene: str, steps_ratio: float, wall_ratio: float, memory: float, reached: bool = True,
@@ -77,9 +77,10 @@ def test_a_wall_time_ratio_measured_while_the_machine_speed_changed_is_not_count
 def test_the_targets_summary_says_when_and_on_what_code_each_row_was_measured():
     tables = _readme_tables()
     assert tables._measured(MEASURED) == ON
-    assert tables._measured({"machine": {"date": "2026-11-29 21:07 UTC"}}) == "2026-11-29, before the learner change"
-    assert tables._measured({"machine": {"date": "2026-11-30 05:52 UTC"}}) == "2026-11-30, before the learner change"
-    assert tables._measured({"machine": {"date": "2026-11-30 06:00 UTC"}}) == "2026-11-30"
+    assert tables._measured({"machine": {"date": "2026-11-29 21:07 UTC"}}) == \
+        "2026-11-29, before the learner change, before the env fix"
+    assert tables._measured({"machine": {"date": "2026-11-30 06:00 UTC"}}) == "2026-11-30, before the env fix"
+    assert tables._measured({"machine": {"date": "2026-12-06 08:08 UTC", "commit": "46ef3a5"}}) == "2026-12-06, commit 46ef3a5"
 
 
 def test_the_targets_summary_adds_the_longer_run_when_there_is_one(monkeypatch):
