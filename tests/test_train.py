@@ -269,7 +269,7 @@ def _cut_a_genome_short(lines: list[dict[str, Any]]) -> list[dict[str, Any]]:
         (_append_a_partial_record, "line 2 of 2: it has no genome, body"),
         # Seen: replayed; the next new individual took id 1 as well, so two records had id 1.
         (_give_an_id_as_text, "line 2 of 2: its id is '1', not a whole number >= 0"),
-        # Seen: replayed without a word (the archive holds the genome pyribs was given).
+        # Seen in review: the results check let it through.
         (_cut_a_genome_short, "line 2 of 2: its genome has 3 genes, but this run's body space has genomes of 7"),
     ],
 )
