@@ -136,6 +136,40 @@ def test_workspace_goals_are_shared_and_reachable_goals_follow_the_body():
     assert max(far) > short.total_length, "the shared workspace holds goals a short arm cannot reach"
 
 
+def test_reachable_goals_among_walls_come_from_poses_clear_of_the_walls():
+    """Found in review: the pose a reachable goal was drawn from could pass through a wall, so the
+    goal was not shown to be reachable."""
+    long_arm = Morphology(6, [0.25] * 6)
+    env = ReachEnv(long_arm, env_config=EnvConfig(scene="obstacles", goal_sampling="reachable"))
+    wall = env.scene.walls[0]  # at 30 degrees, 0.825 m out
+    through = np.array([[0.0, 0.0]] + [[k * 0.25 * np.cos(np.pi / 6), k * 0.25 * np.sin(np.pi / 6)] for k in range(1, 7)])
+    assert wall.contains(through[4]) is False and not env.scene.chain_is_free(through, LINK_RADIUS), \
+        "the straight arm at 30 degrees crosses the wall between its joints"
+    clear = through * np.array([1.0, -1.0])  # mirrored to -30 degrees, where there is no wall
+    assert env.scene.chain_is_free(clear, LINK_RADIUS) and ReachEnv(long_arm).scene.chain_is_free(through, LINK_RADIUS)
+
+    checked = []
+    real_check = env.scene.chain_is_free
+
+    class Spy:  # the scene, recording each pose the sampler checks
+        walls = env.scene.walls
+        goal_is_free = env.scene.goal_is_free
+
+        def chain_is_free(self, joints, radius):
+            checked.append((joints.copy(), real_check(joints, radius)))
+            return checked[-1][1]
+
+    env.scene = Spy()
+    rng = np.random.default_rng(0)
+    rejected = 0
+    for _ in range(100):
+        checked.clear()
+        goal = env.sample_goal(rng)
+        np.testing.assert_allclose(goal, [joints for joints, free in checked if free][-1][-1], atol=1e-12)
+        rejected += sum(not free for _, free in checked)
+    assert rejected > 0, "some random poses of a 1.5 m arm cross a wall, and were drawn again"
+
+
 def _turn_base(env: ReachEnv, steps: int = 150) -> tuple[dict, float]:
     """Turn the straight arm counter-clockwise into the wall at 30°; (info, deepest penetration m)."""
     env.reset(seed=0, options={"goal": (0.0, -1.4)})

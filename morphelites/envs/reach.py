@@ -32,7 +32,7 @@ import numpy as np
 
 from morphelites.config import BodySpaceConfig, EnvConfig
 from morphelites.envs.scenes import Scene, make_scene
-from morphelites.morphology import JOINT_RANGE_DEG, MAX_RENDER_SIZE, BodySpace, Morphology, compile_arm
+from morphelites.morphology import JOINT_RANGE_DEG, LINK_RADIUS, MAX_RENDER_SIZE, BodySpace, Morphology, compile_arm
 
 __all__ = ["ReachEnv", "ObservationLayout", "FEATURES_PER_JOINT", "GLOBAL_FEATURES"]
 
@@ -234,8 +234,8 @@ class ReachEnv(gym.Env):
         ``workspace``: distance uniform in [0, R] (R = max reach of the space), direction uniform,
         so every distance band weighs the same and a short arm cannot reach the outer ones.
         ``reachable``: the fingertip position of a random pose of this body (base angle uniform,
-        every other joint uniform within its limits), so the goal is reachable by construction.
-        Goals within 1.5 success radii of a wall are redrawn.
+        every other joint uniform within its limits) whose links keep clear of the walls, so the
+        goal is reachable by construction. Goals within 1.5 success radii of a wall are redrawn.
         """
         for _ in range(1000):
             if self.config.goal_sampling == "workspace":
@@ -247,6 +247,11 @@ class ReachEnv(gym.Env):
                 q = np.concatenate([rng.uniform(-math.pi, math.pi, 1), rng.uniform(-limit, limit, self._n - 1)])
                 heading = np.cumsum(q)
                 goal = np.array([np.dot(self._lengths, np.cos(heading)), np.dot(self._lengths, np.sin(heading))])
+                if self.scene.walls:
+                    steps = self._lengths[:, None] * np.stack([np.cos(heading), np.sin(heading)], axis=1)
+                    joints = np.vstack([np.zeros((1, 2)), np.cumsum(steps, axis=0)])  # (n + 1, 2): base ... fingertip
+                    if not self.scene.chain_is_free(joints, LINK_RADIUS):
+                        continue  # a pose through a wall does not show that the goal can be reached
             if self.scene.goal_is_free(goal, margin=1.5 * self.success_radius):
                 return goal
         raise RuntimeError("could not place a goal clear of the walls in 1000 draws")

@@ -29,10 +29,14 @@ class Wall:
 
     def contains(self, point: np.ndarray, margin: float = 0.0) -> bool:
         """Whether ``point`` (x, y) lies inside the wall grown by ``margin`` metres."""
-        dx, dy = point[0] - self.x, point[1] - self.y
+        return bool(self.contains_each(np.asarray(point, dtype=np.float64)[None], margin)[0])
+
+    def contains_each(self, points: np.ndarray, margin: float = 0.0) -> np.ndarray:
+        """For each of ``points`` (N, 2), metres: whether it lies inside the wall grown by
+        ``margin`` metres; (N,) bool."""
+        dx, dy = points[:, 0] - self.x, points[:, 1] - self.y
         c, s = math.cos(self.angle), math.sin(self.angle)
-        local_x, local_y = c * dx + s * dy, -s * dx + c * dy
-        return abs(local_x) <= self.hx + margin and abs(local_y) <= self.hy + margin
+        return (np.abs(c * dx + s * dy) <= self.hx + margin) & (np.abs(-s * dx + c * dy) <= self.hy + margin)
 
 
 @dataclass(frozen=True)
@@ -59,6 +63,19 @@ class Scene:
     def goal_is_free(self, goal: np.ndarray, margin: float) -> bool:
         """Whether a goal at ``goal`` (x, y) keeps ``margin`` metres clear of every wall."""
         return not any(w.contains(goal, margin) for w in self.walls)
+
+    def chain_is_free(self, joints: np.ndarray, radius: float, spacing: float = 0.01) -> bool:
+        """Whether an arm whose joints (and fingertip, last) are at ``joints`` (n + 1, 2), metres,
+        with links of ``radius`` metres, keeps clear of every wall; checked at points at most
+        ``spacing`` metres apart along each link (walls are several centimetres thick)."""
+        if not self.walls:
+            return True
+        points = np.concatenate([
+            start + np.linspace(0.0, 1.0, max(2, math.ceil(float(np.linalg.norm(end - start)) / spacing) + 1))[:, None]
+            * (end - start)
+            for start, end in zip(joints[:-1], joints[1:])
+        ])  # fmt: skip
+        return not any(w.contains_each(points, radius).any() for w in self.walls)
 
 
 def make_scene(name: str, max_reach: float) -> Scene:
