@@ -262,6 +262,7 @@ def run_episodes(
         for i, env in enumerate(envs):
             on_step(i, env, False)
     records: list[EpisodeRecord | None] = [None] * len(envs)
+    infos: list[dict[str, Any]] = [{} for _ in envs]  # each env's latest step info
     returns = np.zeros(len(envs))
     live = list(range(len(envs)))
     for step in range(1, max_steps + 1):
@@ -270,6 +271,7 @@ def run_episodes(
         still_live = []
         for k, i in enumerate(live):
             obs[i], reward, terminated, truncated, info = envs[i].step(actions[k])
+            infos[i] = info
             returns[i] += reward
             if on_step is not None:
                 on_step(i, envs[i], bool(terminated or truncated))
@@ -280,8 +282,8 @@ def run_episodes(
         live = still_live
         if not live:
             break
-    for i in live:  # cut by max_steps
-        records[i] = EpisodeRecord(float(returns[i]), max_steps, {})
+    for i in live:  # cut by max_steps (an env without a time limit of its own): its last step's info
+        records[i] = EpisodeRecord(float(returns[i]), max_steps, infos[i])
     return [r for r in records if r is not None]
 
 

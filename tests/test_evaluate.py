@@ -90,3 +90,17 @@ def test_bad_episodes_or_seed_are_named(arguments):
     name = next(iter(arguments))
     with pytest.raises(ValueError, match=f"{name} must be a whole number >= {1 if name == 'episodes' else 0}, got"):
         evaluate(actor, Morphology(3, [0.2, 0.2, 0.2]), **{"episodes": 2, "seed": 0, **arguments})
+
+
+def test_an_episode_cut_by_max_steps_keeps_its_last_info():
+    """Found in review: an episode that run_episodes cut (an env without a time limit as short as
+    max_steps) got an empty info, so evaluate() would fail on it with a KeyError."""
+    from morphelites.envs.reach import ReachEnv
+    from morphelites.rollout import run_episodes
+
+    actor = ActorCritic(reach_policy_spec(6, 16)).numpy_twin()
+    envs = [ReachEnv(BODY, env_config=EnvConfig(max_episode_steps=1000)) for _ in range(2)]
+    records = run_episodes(actor, envs, [0, 1], [{"goal": (1.4, 0.0)}] * 2, max_steps=5)  # out of reach: never ends
+    assert [r.length for r in records] == [5, 5]
+    for record, env in zip(records, envs):
+        assert record.info["distance"] == pytest.approx(float(np.linalg.norm(env.fingertip() - env.goal)))
