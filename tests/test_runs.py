@@ -59,6 +59,17 @@ def test_checkpoints_keep_the_newest_and_reject_foreign_files(tmp_path):
         load_checkpoint(bad)
 
 
+def test_a_checkpoint_is_never_pruned_by_its_own_write(tmp_path):
+    """Found in review: with `keep` files of higher counters in the directory (corrupt ones that a
+    resume skipped), the checkpoint just written was deleted at once and its path returned."""
+    for counter in (500, 600, 700):
+        (tmp_path / f"evolution-{counter:08d}.pkl").write_bytes(os.urandom(64))
+    for counter in (31, 32):
+        path = save_checkpoint(tmp_path, "evolution", counter, {"format": "x", "n": counter}, keep=3)
+        assert path.exists() and load_checkpoint(path)["n"] == counter
+    assert len(list_checkpoints(tmp_path, "evolution")) == 3
+
+
 def test_a_checkpoint_write_clears_what_a_writer_killed_mid_write_left_behind(tmp_path):
     # atomic_write_bytes's own cleanup cannot run under SIGKILL (a stall kill, the OOM killer)
     killed = tmp_path / ".learner-00000003.pkl.k1ll3d.tmp"

@@ -34,7 +34,9 @@ class CheckpointError(ValueError):
 
 
 def save_checkpoint(directory: Path, name: str, counter: int, state: dict[str, Any], keep: int = 3) -> Path:
-    """Write ``state`` as ``<name>-<counter:08d>.pkl``; prune to the ``keep`` newest.
+    """Write ``state`` as ``<name>-<counter:08d>.pkl``; prune to the ``keep`` newest, this one
+    always among them (files with higher counters, e.g. a corrupt checkpoint that a resume skipped,
+    must not get the one just written deleted).
 
     The previous checkpoints stay intact if the write fails. Temp files of ``name`` checkpoints
     that an earlier writer left behind (killed mid-write: SIGKILL skips the cleanup of
@@ -45,8 +47,10 @@ def save_checkpoint(directory: Path, name: str, counter: int, state: dict[str, A
         leftover.unlink(missing_ok=True)
     path = Path(directory) / f"{name}-{counter:08d}.pkl"
     atomic_write_bytes(path, pickle.dumps(state, protocol=pickle.HIGHEST_PROTOCOL))
-    for old in list_checkpoints(directory, name)[:-keep] if keep > 0 else []:
-        old.unlink(missing_ok=True)
+    if keep > 0:
+        others = [other for other in list_checkpoints(directory, name) if other != path]
+        for old in others[: max(0, len(others) - (keep - 1))]:
+            old.unlink(missing_ok=True)
     return path
 
 
