@@ -123,8 +123,9 @@ def build_parser() -> _Parser:
 
     train = commands.add_parser("train", help="MAP-Elites over bodies, each scored by the policy PPO finds for it")
     modes = train.add_mutually_exclusive_group()
-    modes.add_argument("--mode", choices=["shared", "independent"], help="shared (default): one policy trained by all "
-                       "workers; independent: a fresh PPO per individual")
+    modes.add_argument("--mode", choices=["shared", "independent"], help="shared (default, unless a --config's "
+                       "evolution.use_shared_ppo is false): one policy trained by all workers; independent: a fresh "
+                       "PPO per individual")
     modes.add_argument("--train-shared", dest="mode", action="store_const", const="shared", help="same as --mode shared")
     modes.add_argument("--train", dest="mode", action="store_const", const="independent", help="same as --mode independent")
     train.add_argument("--output", help="run directory (default map_elites_shared_ppo_results or map_elites_results)")
@@ -261,12 +262,21 @@ def _ppo_request(args: argparse.Namespace) -> Any:
                          env_id=args.env_id, eval_episodes=args.eval_episodes, quiet=args.quiet)  # fmt: skip
 
 
+def _config_mode(config: Any) -> str | None:
+    """The mode a --config's ``evolution.use_shared_ppo`` asks for, or None where it says nothing
+    (the option --mode, when given, still decides)."""
+    evolution = config.get("evolution") if isinstance(config, dict) else None
+    wanted = evolution.get("use_shared_ppo") if isinstance(evolution, dict) else None
+    return None if not isinstance(wanted, bool) else ("shared" if wanted else "independent")
+
+
 def _train_trainer(args: argparse.Namespace) -> Any:
     from morphelites.runs import RunDirectory
     from morphelites.runs.stored_run import stored_run
 
     _check_output(args.output)
-    mode = args.mode or "shared"
+    config = load_config_file(args.config) if args.config else None
+    mode = args.mode or _config_mode(config) or "shared"
     output = args.output if args.output is not None else (
         "map_elites_shared_ppo_results" if mode == "shared" else "map_elites_results")  # fmt: skip
     stored: dict[str, Any] | None = None
@@ -278,7 +288,7 @@ def _train_trainer(args: argparse.Namespace) -> Any:
             raise ConfigError(f"{output} holds a run in {stored.get('mode', 'shared')} mode; drop --mode (or --train / --train-shared), "
                               f"or use a new --output.")  # fmt: skip
         mode = stored.get("mode", mode)
-    data: dict[str, Any] = load_config_file(args.config) if args.config else (stored["settings"] if stored else {})
+    data: dict[str, Any] = config if config is not None else (stored["settings"] if stored else {})
     settings = Settings.from_dict(data)
     evo_changes = {
         "num_initial_random": args.initial_random, "training_steps_per_individual": args.steps_per_individual,

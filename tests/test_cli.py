@@ -310,3 +310,21 @@ def _metric_rows(out) -> list[dict[str, str]]:
         return []
     with open(path, newline="") as handle:
         return list(csv.DictReader(handle))
+
+
+def test_train_takes_its_mode_from_the_config_unless_mode_is_given(tmp_path):
+    """Found in review: a config's evolution.use_shared_ppo = false (e.g. an independent run's
+    settings, saved as the CLI's own message suggests) started a shared run without a word."""
+    from morphelites.cli import _train_trainer, build_parser
+
+    config = tmp_path / "independent.json"
+    config.write_text(json.dumps({"evolution": {"use_shared_ppo": False}}))
+
+    def mode(*options: str) -> str:
+        args = build_parser().parse_args(["train", "--config", str(config), "--serial", "--quiet", *options])
+        return _train_trainer(args).mode
+
+    assert mode("--output", str(tmp_path / "a")) == "independent"
+    assert mode("--output", str(tmp_path / "b"), "--mode", "shared") == "shared", "the option still decides"
+    config.write_text("{}")
+    assert mode("--output", str(tmp_path / "c")) == "shared", "the default"
