@@ -92,6 +92,8 @@ def test_metrics_csv_keeps_its_columns_and_appends_on_reopen(tmp_path):
         handle.write("3,0.")  # a crash mid-write tore this row
     MetricsWriter(path, ["evaluations", "qd_score"]).write({"evaluations": 3, "qd_score": 0.75})
     assert path.read_text().splitlines() == ["evaluations,qd_score", "1,0.5", "2,", "3,0.75"]
+    # Found in review: rows ended in csv's \r\n under a \n header (awk or cut saw a stray \r)
+    assert path.read_bytes() == b"evaluations,qd_score\n1,0.5\n2,\n3,0.75\n"
 
 
 def test_metrics_csv_of_a_run_started_with_other_columns_goes_on_under_its_own_header(tmp_path):

@@ -49,7 +49,7 @@ class MetricsWriter:
 
     def write(self, record: dict[str, Any]) -> None:
         buffer = io.StringIO()
-        csv.writer(buffer).writerow([_cell(record.get(c)) for c in self.columns])
+        csv.writer(buffer, lineterminator="\n").writerow([_cell(record.get(c)) for c in self.columns])  # one line ending, as the header
         append_line(self.path, buffer.getvalue())
         if self._tb is None and self._tb_dir is not None and self._tb_types is not None:
             Path(self._tb_dir).mkdir(parents=True, exist_ok=True)
