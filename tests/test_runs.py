@@ -211,3 +211,20 @@ def test_memory_sampler_counts_this_process_and_tracks_the_peak():
     sample = memory.sample({"gone": 999_999_999})
     assert sample["per_process_mb"]["main"] > 10 and "gone" not in sample["per_process_mb"]
     assert memory.peak_mb == pytest.approx(sample["total_mb"])
+
+
+def test_each_training_log_line_is_fsynced(tmp_path, monkeypatch):
+    """Found in review: the handler named for fsync only flushed, so a power cut could lose lines."""
+    import morphelites.runs.training_log as training_log
+    from morphelites.runs.training_log import open_training_log
+
+    synced = []
+    real_fsync = os.fsync
+    monkeypatch.setattr(training_log.os, "fsync", lambda fd: (synced.append(fd), real_fsync(fd)))
+    log = open_training_log(tmp_path / "training.log", quiet=True, name="morphelites.test-fsync")
+    log.info("one")
+    log.info("two")
+    assert len(synced) == 2 and (tmp_path / "training.log").read_text().count("INFO") == 2
+    for handler in list(log.handlers):
+        handler.close()
+        log.removeHandler(handler)

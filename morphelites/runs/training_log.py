@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import sys
 from pathlib import Path
 
@@ -10,9 +11,16 @@ __all__ = ["open_training_log"]
 
 
 class _FsyncFileHandler(logging.FileHandler):
+    """Each line flushed and fsynced, as results.jsonl's are: a power cut keeps what was logged."""
+
     def emit(self, record: logging.LogRecord) -> None:
         super().emit(record)
-        self.flush()
+        try:
+            self.flush()
+            if self.stream is not None:
+                os.fsync(self.stream.fileno())
+        except OSError:  # a full or vanished disk: reported as logging reports its own write errors
+            self.handleError(record)
 
 
 def open_training_log(path: Path | None, quiet: bool = False, name: str = "morphelites") -> logging.Logger:
