@@ -3,6 +3,7 @@
 import io
 import json
 import os
+import sys
 
 import pytest
 
@@ -163,6 +164,25 @@ def test_progress_draws_a_bar_on_a_tty_plain_lines_otherwise_and_nothing_when_qu
     assert quiet.getvalue() == ""
 
 
+def test_the_eta_counts_days_and_ends_with_the_wall_time_budget(monkeypatch):
+    """Found in review: the ETA wrapped every 24 h (HH:MM:SS of gmtime) and ignored --max-wall-time."""
+    import morphelites.runs.progress as progress_module
+
+    clock = [1000.0]
+    monkeypatch.setattr(progress_module.time, "monotonic", lambda: clock[0])
+    for time_left_s, expected in ((None, "ETA 11d 13:45:00"), (3600.0, "ETA 00:58:20")):
+        stream = io.StringIO()
+        progress = Progress(10_000, stream=stream, interval_s=0.0, time_left_s=time_left_s)
+        progress.update(0, qd_score=0.0, coverage=0.0, best=0.0)
+        clock[0] += 100.0  # one evaluation per 100 s: 9,999 left take 11.57 days
+        progress.update(1, qd_score=0.1, coverage=0.1, best=0.1)
+        assert expected in stream.getvalue().splitlines()[-1], stream.getvalue()
+        clock[0] += 10_000.0
+        progress.update(2, qd_score=0.1, coverage=0.1, best=0.1)
+        if time_left_s is not None:
+            assert "ETA 00:00:00" in stream.getvalue().splitlines()[-1], "past the budget: nothing left"
+
+
 def test_run_directory_checks_write_nothing(tmp_path):
     target = tmp_path / "a" / "b"
     RunDirectory(target).check()
@@ -228,3 +248,25 @@ def test_each_training_log_line_is_fsynced(tmp_path, monkeypatch):
     for handler in list(log.handlers):
         handler.close()
         log.removeHandler(handler)
+
+
+def test_on_a_terminal_a_log_line_erases_the_progress_bar_first(monkeypatch):
+    """Found in review: log lines were glued to the end of the bar, which is drawn without a newline."""
+    from morphelites.runs.training_log import open_training_log
+
+    class Tty(io.StringIO):
+        def isatty(self):
+            return True
+
+    for stream in (Tty(), io.StringIO()):
+        monkeypatch.setattr(sys, "stderr", stream)
+        Progress(4, stream=stream).update(1, qd_score=0.1, coverage=0.25, best=0.5)
+        log = open_training_log(None, name="morphelites.test-console")
+        log.info("Evaluated 1")
+        for handler in list(log.handlers):
+            log.removeHandler(handler)
+        assert stream.getvalue().endswith(" Evaluated 1\n")
+        if stream.isatty():  # the bar, then the line that erases it
+            assert stream.getvalue().startswith("\r[######") and "\033[K\r\033[K" in stream.getvalue()
+        else:
+            assert "\033" not in stream.getvalue() and "\r" not in stream.getvalue()

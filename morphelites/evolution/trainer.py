@@ -262,7 +262,8 @@ class MAPElitesEvolutionTrainer:
                      segment, handles.segments_per_version * segment * workers, workers, training.min_batch_size)  # fmt: skip
         self.memory = ProcessTreeMemory(peak_mb=self.peak_memory_floor_mb)
         self._pool = pool
-        self.progress = Progress(evo.evaluations, quiet=self.quiet)
+        self.progress = Progress(evo.evaluations, quiet=self.quiet,
+                                 time_left_s=None if evo.max_wall_s is None else evo.max_wall_s - self.wall_s_before)  # fmt: skip
         self._start = time.monotonic()
         self._last_summary = 0.0
         self._last_curves = time.monotonic()  # first drawn after _CURVES_EVERY_S, or at the end

@@ -17,15 +17,19 @@ class Progress:
         quiet: show nothing.
         stream: where to draw (stderr by default).
         interval_s: seconds between plain lines when ``stream`` is not a terminal.
+        time_left_s: seconds the run's wall-time budget leaves it, if it has one: the ETA is never
+            later than that.
     """
 
-    def __init__(self, total: int, quiet: bool = False, stream: TextIO | None = None, interval_s: float = 10.0) -> None:
+    def __init__(self, total: int, quiet: bool = False, stream: TextIO | None = None, interval_s: float = 10.0,
+                 time_left_s: float | None = None) -> None:  # fmt: skip
         self.total = total
+        self.time_left_s = time_left_s
         self.quiet = quiet
         self.stream = stream or sys.stderr
         self.tty = bool(getattr(self.stream, "isatty", lambda: False)())
         self.interval_s = interval_s
-        self._start = time.monotonic()
+        self._start = self._created = time.monotonic()
         self._start_done: int | None = None
         self._last_line = 0.0
 
@@ -37,7 +41,9 @@ class Progress:
             self._start_done, self._start = done, now
         rate = (done - self._start_done) / max(now - self._start, 1e-9)
         eta = (self.total - done) / rate if rate > 0 else float("nan")
-        eta_text = "--:--" if eta != eta else time.strftime("%H:%M:%S", time.gmtime(eta))
+        if self.time_left_s is not None:  # the wall-time budget ends the run first
+            eta = min(eta, max(0.0, self.time_left_s - (now - self._created))) if eta == eta else eta
+        eta_text = "--:--" if eta != eta else _duration(eta)
         text = (f"{done}/{self.total} evaluations | QD-score {qd_score:.2f} | coverage {coverage:.0%} | "
                 f"best {best:.3f} | ETA {eta_text}{(' | ' + extra) if extra else ''}")  # fmt: skip
         if self.tty:
@@ -54,3 +60,10 @@ class Progress:
         if self.tty and not self.quiet:
             self.stream.write("\n")
             self.stream.flush()
+
+
+def _duration(seconds: float) -> str:
+    """``HH:MM:SS``, with a day count in front from one day on (``2d 03:45:00``)."""
+    days, rest = divmod(int(seconds), 86_400)
+    clock = time.strftime("%H:%M:%S", time.gmtime(rest))
+    return f"{days}d {clock}" if days else clock

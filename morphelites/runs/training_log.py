@@ -38,6 +38,9 @@ def open_training_log(path: Path | None, quiet: bool = False, name: str = "morph
         logger.addHandler(file_handler)
     if not quiet:
         console = logging.StreamHandler(sys.stderr)
-        console.setFormatter(logging.Formatter("%(asctime)s %(message)s", "%H:%M:%S"))
+        # On a terminal a line starts by erasing the progress bar drawn there (runs.progress, no
+        # newline), so it is not glued to the bar's end; the next update draws the bar below.
+        erase = "\r\033[K" if sys.stderr.isatty() else ""
+        console.setFormatter(logging.Formatter(f"{erase}%(asctime)s %(message)s", "%H:%M:%S"))
         logger.addHandler(console)
     return logger
