@@ -225,7 +225,7 @@ def parse_body(text: str) -> Morphology:
 
 
 def _ppo_request(args: argparse.Namespace) -> Any:
-    from morphelites.ppo_run import PPORunRequest, check_bodies_fit, check_gym_env, mixed_bodies
+    from morphelites.ppo_run import PPORunRequest, check_bodies_fit, check_body_count, check_gym_env, mixed_bodies
 
     _check_output(args.output)
     settings = _settings(args).with_default_epochs(evolution=False)
@@ -248,6 +248,7 @@ def _ppo_request(args: argparse.Namespace) -> Any:
         if args.body:
             raise ConfigError("Give either --body or --mixed, not both.")
         _check_positive("--mixed", args.mixed)
+        check_body_count(args.mixed, settings.ppo.num_envs)  # before drawing that many bodies
         bodies = mixed_bodies(space, args.mixed, args.seed)
     else:
         texts = args.body or [",".join(["0.175"] * space.min_links)]

@@ -72,11 +72,16 @@ def check_bodies_fit(bodies: Sequence[Morphology], num_envs: int) -> None:
     """Raise ConfigError unless every one of ``bodies`` gets an env of its own to train in (env i
     simulates body i mod len(bodies) for the whole run: with more bodies than envs, some would be
     evaluated without ever having been trained on)."""
-    if not bodies:
+    check_body_count(len(bodies), num_envs)
+
+
+def check_body_count(count: int, num_envs: int) -> None:
+    """:func:`check_bodies_fit` for ``count`` bodies, before any is made (``--mixed N``)."""
+    if count < 1:
         raise ConfigError("No body to train on: give --body (or --mixed N), or --env for a Gymnasium task.")
-    if len(bodies) > num_envs:
-        raise ConfigError(f"{len(bodies)} bodies but {num_envs} envs (ppo.num_envs): each env trains on one body, so "
-                          f"{len(bodies) - num_envs} of them would never be trained on. Give --num-envs {len(bodies)} "
+    if count > num_envs:
+        raise ConfigError(f"{count} bodies but {num_envs} envs (ppo.num_envs): each env trains on one body, so "
+                          f"{count - num_envs} of them would never be trained on. Give --num-envs {count} "
                           f"or more, or fewer bodies.")  # fmt: skip
 
 
