@@ -209,9 +209,9 @@ def parse_body(text: str) -> Morphology:
     if text.startswith("{"):
         try:
             data = json.loads(text)
-        except json.JSONDecodeError as error:
-            raise ValueError(f"--body {text!r} is not valid JSON: {error}. Write it as '{{\"link_lengths\": [0.2, 0.2, "
-                             f"0.15]}}', quoted as a whole for the shell.") from None  # fmt: skip
+        except (json.JSONDecodeError, RecursionError) as error:  # RecursionError: nested thousands deep
+            raise ValueError(f"--body {text[:60]!r} is not valid JSON: {error}. Write it as '{{\"link_lengths\": [0.2, "
+                             f"0.2, 0.15]}}', quoted as a whole for the shell.") from None  # fmt: skip
         return Morphology.from_dict(data)
     entries = [x.strip() for x in text.split(",")]
     if "" in entries:

@@ -646,7 +646,7 @@ def load_config_file(path: str) -> dict[str, Any]:
         raise ConfigError(f"Config file {path} does not exist; check the --config path.") from None
     except IsADirectoryError:
         raise ConfigError(f"Config file {path} is a directory, not a file; give --config the path of a JSON file.") from None
-    except json.JSONDecodeError as error:
+    except (json.JSONDecodeError, RecursionError) as error:  # RecursionError: nested thousands deep
         raise ConfigError(f"Config file {path} is not valid JSON: {error}. Fix it (keys and strings in double quotes, no "
                           f"trailing commas).") from None  # fmt: skip
     except UnicodeDecodeError as error:

@@ -56,6 +56,8 @@ def test_ppo_on_a_gymnasium_task(run_cli, tmp_path):
         (["--config", "/nonexistent/config.json"], "does not exist"),
         (["--mixed", "3", "--body", "0.2,0.2,0.2"], "either --body or --mixed"),
         (["--mixed", "5", "--num-envs", "4"], "5 bodies but 4 envs (ppo.num_envs): each env trains on one body"),
+        # Seen in review: a traceback (RecursionError) and exit 1
+        (["--body", '{"a": ' + "[" * 5000 + "]" * 5000 + "}"], "is not valid JSON"),
         # Seen in review: a huge --mixed drew all its bodies first, and hung
         (["--mixed", "100000000"], "100000000 bodies but 16 envs"),
         (["--body", "0.2,0.2,0.2", "--body", "0.1,0.1,0.1", "--num-envs", "1"], "2 bodies but 1 envs"),

@@ -91,3 +91,13 @@ def test_a_small_min_batch_size_is_refused_only_where_a_shared_learner_uses_it()
     assert Settings.from_dict(independent).validate().training.min_batch_size == 8
     with pytest.raises(ConfigError, match="ppo.num_minibatches = 8"):
         Settings.from_dict({**independent, "evolution": {"use_shared_ppo": True}}).validate()
+
+
+def test_a_config_nested_thousands_deep_is_refused_as_bad_json(tmp_path):
+    """Seen in review: a traceback (RecursionError) instead of the bad-JSON message."""
+    from morphelites.config import load_config_file
+
+    path = tmp_path / "deep.json"
+    path.write_text('{"ppo": ' + "[" * 5000 + "]" * 5000 + "}")
+    with pytest.raises(ConfigError, match="deep.json is not valid JSON"):
+        load_config_file(str(path))
