@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from dataclasses import dataclass
 from typing import Any, Sequence
 
@@ -21,7 +22,7 @@ import numpy as np
 
 from morphelites.config import LENGTH_DECIMALS, BodySpaceConfig
 
-__all__ = ["Morphology", "BodySpace", "LENGTH_DECIMALS", "MAX_RENDER_SIZE"]
+__all__ = ["Morphology", "BodySpace", "LENGTH_DECIMALS", "MAX_RENDER_SIZE", "import_mujoco"]
 
 #: Largest rendered frame side, pixels: the offscreen buffer every model is compiled with.
 MAX_RENDER_SIZE = 640
@@ -262,12 +263,27 @@ def arm_mjcf(
 </mujoco>"""
 
 
+def import_mujoco() -> Any:
+    """The mujoco module; RuntimeError naming ``MUJOCO_GL`` if importing it fails. mujoco loads
+    the OpenGL backend MUJOCO_GL names when it is first imported, and with a backend whose library
+    is missing (osmesa without libOSMesa) the import itself fails, deep inside PyOpenGL."""
+    try:
+        import mujoco
+    except Exception as error:
+        raise RuntimeError(
+            f"mujoco could not be imported ({type(error).__name__}: {error}) with MUJOCO_GL="
+            f"{os.environ.get('MUJOCO_GL')!r}, whose OpenGL library is probably missing. Use MUJOCO_GL=egl, or install "
+            f"that backend's library (e.g. libosmesa6 for osmesa)."
+        ) from error
+    return mujoco
+
+
 def compile_arm(body: Morphology, world_extras: str = "", view_radius: float = 2.0) -> "Any":
     """Compile :func:`arm_mjcf` with MuJoCo; returns an ``mujoco.MjModel``.
 
     Raises ValueError (with MuJoCo's message) if the scene extras do not compile.
     """
-    import mujoco
+    mujoco = import_mujoco()
 
     xml = arm_mjcf(body, world_extras, view_radius)
     try:

@@ -221,3 +221,14 @@ def test_bad_scene_and_body_raise_clear_errors():
             ReachEnv(BODY, render_mode="rgb_array", render_size=size)
     with pytest.raises(ValueError, match=r"num_links is 7, outside"):
         ReachEnv(Morphology(7, [0.2] * 7))
+
+
+def test_a_mujoco_that_cannot_be_imported_is_named_with_mujoco_gl(monkeypatch):
+    """Seen in review: with MUJOCO_GL=osmesa and no libOSMesa, importing mujoco failed deep inside
+    PyOpenGL and `morphelites animate` printed a 40-line traceback."""
+    import sys
+
+    monkeypatch.setitem(sys.modules, "mujoco", None)  # importing it now fails, as it does then
+    monkeypatch.setenv("MUJOCO_GL", "osmesa")
+    with pytest.raises(RuntimeError, match="mujoco could not be imported .* with MUJOCO_GL='osmesa'.* Use MUJOCO_GL=egl"):
+        ReachEnv(BODY)

@@ -32,7 +32,8 @@ import numpy as np
 
 from morphelites.config import BodySpaceConfig, EnvConfig
 from morphelites.envs.scenes import Scene, make_scene
-from morphelites.morphology import JOINT_RANGE_DEG, LINK_RADIUS, MAX_RENDER_SIZE, BodySpace, Morphology, compile_arm
+from morphelites.morphology import (JOINT_RANGE_DEG, LINK_RADIUS, MAX_RENDER_SIZE, BodySpace, Morphology, compile_arm,
+                                    import_mujoco)
 
 __all__ = ["ReachEnv", "ObservationLayout", "FEATURES_PER_JOINT", "GLOBAL_FEATURES"]
 
@@ -115,8 +116,7 @@ class ReachEnv(gym.Env):
         self.success_radius = self.config.success_radius_fraction * self.max_reach
         self.scene: Scene = make_scene(self.config.scene, self.max_reach)
 
-        import mujoco
-
+        mujoco = import_mujoco()
         self._mujoco = mujoco
         self.model = compile_arm(self.morphology, self.scene.mjcf(), view_radius=self.max_reach)
         self.data = mujoco.MjData(self.model)
