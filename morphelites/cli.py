@@ -66,7 +66,10 @@ def _parse(parser: _Parser, argv: Sequence[str] | None) -> argparse.Namespace:
         known = sub.long_options()
         unknown = next((e.split("=", 1)[0] for e in extras if e.startswith("-")), None)
         close = difflib.get_close_matches(unknown, known, n=1) if unknown else []
-        hint = f" Did you mean {close[0]}?" if close else " Remove it, or put it after the right subcommand."
+        if unknown in known:  # a subcommand's own option, given before the subcommand
+            hint = f" {unknown} belongs after the subcommand: morphelites {args.command} {unknown} ..."
+        else:
+            hint = f" Did you mean {close[0]}?" if close else " Remove it, or put it after the right subcommand."
         sub.error(f"unrecognized arguments: {' '.join(extras)}.{hint}")
     return args
 

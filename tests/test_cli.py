@@ -101,6 +101,8 @@ def test_bad_json_config_file(run_cli, tmp_path):
     (["animate", "run", "--indivdual", "3"], "Did you mean --individual?"),  # one of a mutually exclusive pair
     (["train", "--resume-if-exits"], "Did you mean --resume-if-exists?"),  # (a prefix would be taken as an abbreviation)
     (["ppo", "--num-evns", "4"], "Did you mean --num-envs?"),
+    # Seen in review: "unrecognized arguments: --quiet. Did you mean --quiet?"
+    (["--quiet", "train"], "--quiet belongs after the subcommand: morphelites train --quiet"),
 ])  # fmt: skip
 def test_a_mistyped_option_gets_the_closest_option_of_its_subcommand(capsys, argv, suggestion):
     with pytest.raises(SystemExit) as exit_info:
