@@ -174,7 +174,8 @@ def test_resume_if_exists_starts_a_run_then_continues_it_then_does_nothing(tmp_p
     summary = (out / "summary.json").read_bytes()
     assert main([*command, "--evaluations", "3"]) == 0
     assert len(_results(out)) == 3 and (out / "summary.json").read_bytes() == summary
-    assert "Nothing to do" in (out / "training.log").read_text()
+    assert "Nothing to do: this run already completed 3 evaluations (requested evaluations done). To continue it, " \
+           "raise --evaluations (it is 3)." in (out / "training.log").read_text()
 
 
 def test_serial_mode_through_the_python_api(tmp_path):

@@ -979,10 +979,11 @@ class MAPElitesEvolutionTrainer:
         """End a --resume of a finished run at once: no process is started, summary.json is left as
         it is; heatmap.png and curves.png are redrawn (runs older than curves.png gain it)."""
         evo = self.settings.evolution
-        self.recorder.log.info(
-            "Nothing to do: this run already completed %d evaluations (%s). To continue it, raise --evaluations "
-            "(it is %d)%s. Redrew heatmap.png and curves.png.", self.completed, summary.get("stopped_because", "done"),
-            evo.evaluations, " or the budget that stopped it" if self.completed < evo.evaluations else "")  # fmt: skip
+        how = (f"raise --evaluations (it is {evo.evaluations})" if self.completed >= evo.evaluations
+               else "raise the budget that stopped it (--max-wall-time or --max-env-steps)")  # fmt: skip
+        self.recorder.log.info("Nothing to do: this run already completed %d evaluations (%s). To continue it, %s. "
+                               "Redrew heatmap.png and curves.png.", self.completed, summary.get("stopped_because", "done"),
+                               how)  # fmt: skip
         try:
             self._archive_in_id_order()
             self._write_archive_files(final=True)
