@@ -209,6 +209,19 @@ def one_evaluation_run(tmp_path_factory) -> tuple[Path, dict[str, Any]]:
     return out, arguments
 
 
+def test_independent_mode_says_which_shared_learner_settings_it_ignores(tmp_path, one_evaluation_run):
+    """Found in review: training.reevaluate_every (and every other setting of the shared learner)
+    was ignored in independent mode without a word."""
+    from morphelites.evolution.trainer import MAPElitesEvolutionTrainer
+
+    arguments = _serial_arguments(tmp_path / "run", evaluations=1)
+    base = {**arguments["base_args"], "training": {"reevaluate_every": 2, "buffer_size": 5000, "ipc_timeout": 60.0}}
+    assert MAPElitesEvolutionTrainer(**{**arguments, "base_args": base}).run()["status"] == "completed"
+    assert "Independent mode does not use training.buffer_size=5000, training.reevaluate_every=2: only the shared " \
+           "learner does. Ignoring them." in (tmp_path / "run" / "training.log").read_text()
+    assert "does not use" not in (one_evaluation_run[0] / "training.log").read_text(), "nothing said when nothing is set"
+
+
 def test_a_serial_run_gives_the_caller_back_its_torch_threads_and_random_stream(tmp_path):
     """--serial trains in the calling process; from Python, that is the user's notebook."""
     import torch

@@ -60,6 +60,14 @@ _SESSION_COUNTERS = ("worker_restarts", "worker_stalls", "learner_restarts", "le
                      "transitions_consumed", "segments_dropped_lag", "producer_waits")  # fmt: skip
 
 
+def _shared_only_changes(training: TrainingConfig) -> list[str]:
+    """``training.KEY=value`` for each setting of ``training`` that differs from its default and
+    that only shared mode uses (every one but ``ipc_timeout``, which watches any worker)."""
+    defaults = TrainingConfig()
+    return [f"training.{field.name}={getattr(training, field.name)!r}" for field in dataclasses.fields(training)
+            if field.name != "ipc_timeout" and getattr(training, field.name) != getattr(defaults, field.name)]  # fmt: skip
+
+
 class RunWriteFailed(Exception):
     """Recording an evaluation failed with ``error`` (an OSError: disk full, directory gone).
 
@@ -229,6 +237,10 @@ class MAPElitesEvolutionTrainer:
         workers = evo.workers if evo.enable_multiprocess else 1
         log.info("MAP-Elites (%s mode): %d evaluations, %d env steps of training each, %d worker(s), output %s",
                  self.mode, evo.evaluations, evo.training_steps_per_individual, workers, self.run_dir.path)  # fmt: skip
+        unused = _shared_only_changes(self.settings.training) if self.mode == "independent" else []
+        if unused:
+            log.warning("Independent mode does not use %s: only the shared learner does. Ignoring %s.",
+                        ", ".join(unused), "them" if len(unused) > 1 else "it")  # fmt: skip
         if 0 < evo.parent_lag < workers - 1:
             log.warning("evolution.parent_lag is %d with %d workers: after the random start at most %d individuals "
                         "are evaluated at once, and %d worker(s) idle. Set parent_lag to the number of workers.",
