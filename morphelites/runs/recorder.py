@@ -58,6 +58,11 @@ RESULT_COUNTS = ("training_steps", "eval_env_steps")
 LATER_RESULT_FIGURES = ("fitness_ceiling",)
 
 
+def _suffixed(path: Path, suffix: str) -> Path:
+    """``path`` with ``suffix`` before its extension: archive.csv -> archive_reevaluated.csv."""
+    return path.with_name(f"{path.stem}{suffix}{path.suffix}")
+
+
 class DamagedResults(ValueError):
     """results.jsonl holds a damaged line: one that is not the last, or a whole line that is not a
     whole record."""
@@ -205,8 +210,7 @@ class EvolutionRecorder:
         held, from the csv's ``reevaluated_at`` column; ``earlier`` for files written before that
         column), with ``_2``, ``_3``... if taken. A resumed run changes the archive, and a file
         under the plain name must describe the archive as it is now. Returns the new names."""
-        archive_csv, heatmap = (path.with_name(f"{path.stem}_reevaluated{path.suffix}")
-                                for path in (self.run.archive_csv, self.run.heatmap))  # fmt: skip
+        archive_csv, heatmap = (_suffixed(path, "_reevaluated") for path in (self.run.archive_csv, self.run.heatmap))
         stale = [path for path in (archive_csv, heatmap) if path.is_file()]
         if not stale:
             return []
@@ -220,7 +224,7 @@ class EvolutionRecorder:
             pass  # no csv, or an unreadable one: the files are still set aside, as "earlier"
 
         def targets(tag: str) -> list[Path]:
-            return [path.with_name(f"{path.stem}_{tag}{path.suffix}") for path in stale]
+            return [_suffixed(path, f"_{tag}") for path in stale]
 
         tag, copy = label, 1
         while any(target.exists() for target in targets(tag)):
@@ -269,8 +273,7 @@ class EvolutionRecorder:
             # every digit: genes cut to 6 decimals decoded to a body 1 µm off in ~17% of rows
             row["genome"] = ";".join(repr(float(x)) for x in elite["genome"])
             writer.writerow([row.get(c, "") for c in columns])
-        path = self.run.archive_csv
-        atomic_write_text(path.with_name(f"{path.stem}{suffix}{path.suffix}"), buffer.getvalue())
+        atomic_write_text(_suffixed(self.run.archive_csv, suffix), buffer.getvalue())
 
     def metric_rows(self) -> tuple[list[dict[str, str]], list[dict[str, str]]]:
         """The rows of metrics.csv and of reevaluations.csv as written, cells as strings (a list is
@@ -282,8 +285,7 @@ class EvolutionRecorder:
         atomic_write_bytes(self.run.curves, png)
 
     def heatmap(self, png: bytes, suffix: str = "") -> None:
-        path = self.run.heatmap
-        atomic_write_bytes(path.with_name(f"{path.stem}{suffix}{path.suffix}"), png)
+        atomic_write_bytes(_suffixed(self.run.heatmap, suffix), png)
 
     # ------------------------------------------------------------------ run level
     def summary(self, summary: dict[str, Any]) -> None:
