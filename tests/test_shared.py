@@ -878,6 +878,10 @@ def test_sync_mode_has_zero_policy_lag(tmp_path):
     # next body included) has written its segments of the version.
     assert summary["segments_dropped_lag"] == 0
     assert {r["policy_version"] for r in _results(out)} - {0}, "evaluations record the policy version used"
+    counts = ("worker_restarts", "learner_restarts", "policy_version", "policy_updates", "samples_consumed",
+              "max_policy_lag", "transitions_written", "segments_dropped_lag", "producer_waits", "buffer_capacity")  # fmt: skip
+    assert all(type(summary[name]) is int for name in counts), {name: summary[name] for name in counts}
+    assert summary["peak_memory_mb"] == round(summary["peak_memory_mb"], 1), "MB to 0.1, like metrics.csv"
 
 
 def _assert_the_final_round_used_one_policy(out: Path, min_batch_size: int) -> None:

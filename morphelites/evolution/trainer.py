@@ -60,6 +60,12 @@ _SESSION_COUNTERS = ("worker_restarts", "worker_stalls", "learner_restarts", "le
                      "transitions_consumed", "segments_dropped_lag", "producer_waits")  # fmt: skip
 
 
+#: Backend figures that count things (the rest are means, rates, shares and MB): summary.json
+#: writes them as whole numbers, not as the floats the backends report.
+_WHOLE_NUMBER_STATS = frozenset({*_SESSION_COUNTERS, *COUNTER_COLUMNS.values(), "policy_version", "max_policy_lag",
+                                 "buffer_transitions", "buffer_capacity"})  # fmt: skip
+
+
 def _shared_only_changes(training: TrainingConfig) -> list[str]:
     """``training.KEY=value`` for each setting of ``training`` that differs from its default and
     that only shared mode uses (every one but ``ipc_timeout``, which watches any worker)."""
@@ -854,7 +860,7 @@ class MAPElitesEvolutionTrainer:
             "mean_elite_fitness": stats["mean_elite_fitness"], "elites": int(stats["elites"]), "cells": self.archive.num_cells,
             "mean_elite_fitness_ceiling": self.archive.mean_elite_fitness_ceiling(),
             "training_steps_per_individual": evo.training_steps_per_individual,
-            "workers": evo.workers if evo.enable_multiprocess else 1, "peak_memory_mb": self.memory.peak_mb,
+            "workers": evo.workers if evo.enable_multiprocess else 1, "peak_memory_mb": round(self.memory.peak_mb, 1),
             "stopped_because": self._stopping_reason or ("requested evaluations done" if status == "completed" else status),
             **self._pool_stats(),
             **{k: v for k, v in (self.reevaluation or {}).items() if k not in ("archive", "at")},
@@ -863,12 +869,13 @@ class MAPElitesEvolutionTrainer:
             **({"error": self.failure} if self.failure else {}),
         }  # fmt: skip
 
-    def _pool_stats(self) -> dict[str, float]:
+    def _pool_stats(self) -> dict[str, float | int]:
         """The backend's figures, its restart and stall counts continuing those of the run's earlier
-        sessions (the backend counts only its own)."""
+        sessions (the backend counts only its own); counts as whole numbers, the rest as they are."""
         stats = self._pool.stats()
-        return {**stats, **{column: stats[column] + floor for column, floor in self.session_counters_floor.items()
-                            if column in stats}}  # fmt: skip
+        stats = {**stats, **{column: stats[column] + floor for column, floor in self.session_counters_floor.items()
+                             if column in stats}}  # fmt: skip
+        return {name: int(value) if name in _WHOLE_NUMBER_STATS else value for name, value in stats.items()}
 
     # ------------------------------------------------------------------ checkpoint / resume
     def _checkpoint(self) -> None:
