@@ -165,6 +165,13 @@ def test_base_args_evolution_section_holds_where_the_keywords_stay_at_their_defa
                                       output_dir=str(tmp_path / "b"))  # fmt: skip
     assert given.settings.evolution.training_steps_per_individual == 300, "a keyword given another value wins"
     assert given.settings.evolution.num_initial_random == 2
+    # Seen: a keyword given its default value (1500 steps, shared mode) was dropped without a word,
+    # and base_args' 50000 steps and independent mode ran instead.
+    at_defaults = MAPElitesEvolutionTrainer({"evolution": section}, training_steps_per_individual=1500, use_shared_ppo=True,
+                                            enable_multiprocess=True, output_dir=str(tmp_path / "c"))  # fmt: skip
+    evo = at_defaults.settings.evolution
+    assert (evo.training_steps_per_individual, evo.use_shared_ppo, evo.enable_multiprocess) == (1500, True, True)
+    assert at_defaults.mode == "shared" and evo.num_initial_random == 2, "what is not given stays base_args'"
     # without base_args the keyword defaults and the config defaults must give the same run
     defaults = inspect.signature(MAPElitesEvolutionTrainer.__init__).parameters
     for name in ("num_initial_random", "training_steps_per_individual", "enable_multiprocess", "max_workers", "use_shared_ppo"):

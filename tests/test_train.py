@@ -262,6 +262,10 @@ def test_python_api_resume_refuses_a_mode_or_settings_other_than_the_stored_run(
     stored = json.loads((out / "config.json").read_text())["settings"]
     resumed = MAPElitesEvolutionTrainer(stored, output_dir=str(out), evaluations=2, max_workers=3, resume=True, quiet=True)
     assert resumed.mode == "independent", "the stored settings as base_args resume the run in its own mode"
+    # Seen: with the stored settings, an explicit use_shared_ppo=True (its default) was dropped and
+    # the run resumed in independent mode without a word.
+    with pytest.raises(ConfigError, match="holds a run in independent mode"):
+        MAPElitesEvolutionTrainer(stored, output_dir=str(out), evaluations=2, use_shared_ppo=True, resume=True, quiet=True)
 
 
 def _append_a_partial_record(lines: list[dict[str, Any]]) -> list[dict[str, Any]]:

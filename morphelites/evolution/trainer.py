@@ -21,11 +21,12 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import inspect
 import math
 import signal
 import time
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 from morphelites.config import ModelConfig, Settings, TrainingConfig, section_from_dict
 from morphelites.envs.reach import ObservationLayout
@@ -94,13 +95,27 @@ _SUMMARY_EVERY_S = 5.0
 _CURVES_EVERY_S = 30.0
 
 
+def _noting_given_arguments(init: Callable[..., None]) -> Callable[..., None]:
+    """Wraps ``__init__`` so that it knows which arguments the caller gave (in ``self._given``),
+    a default value included, while its signature (``help``, ``inspect``) stays the one written."""
+    signature = inspect.signature(init)
+
+    @functools.wraps(init)
+    def wrapper(self: Any, *args: Any, **kwargs: Any) -> None:
+        self._given = frozenset(signature.bind(self, *args, **kwargs).arguments) - {"self"}
+        init(self, *args, **kwargs)
+
+    return wrapper
+
+
 class MAPElitesEvolutionTrainer:
     """MAP-Elites over robot bodies, each scored by the policy PPO finds for it.
 
     Args:
         base_args: starting configuration: a :class:`Settings`, or a dict of config sections
-            (``{"ppo": {...}, "env": {...}}``); None for the defaults. The keywords below override
-            its ``evolution`` section only where they are given a value other than their default.
+            (``{"ppo": {...}, "env": {...}}``); None for the defaults. Each of the five keywords
+            below that the caller gives (its default value included) overrides ``base_args``'
+            ``evolution`` section; one not given leaves that section's value.
         num_initial_random: random individuals before variation starts.
         training_steps_per_individual: env steps of training per individual.
         enable_multiprocess: evaluate in worker processes (False: all in this process).
@@ -118,6 +133,7 @@ class MAPElitesEvolutionTrainer:
         quiet: no progress output on the terminal.
     """
 
+    @_noting_given_arguments
     def __init__(
         self,
         base_args: Settings | dict[str, Any] | None = None,
@@ -138,11 +154,10 @@ class MAPElitesEvolutionTrainer:
         settings = base_args if isinstance(base_args, Settings) else Settings.from_dict(base_args)
         keywords = {"num_initial_random": num_initial_random, "training_steps_per_individual": training_steps_per_individual,
                     "enable_multiprocess": enable_multiprocess, "max_workers": max_workers, "use_shared_ppo": use_shared_ppo}  # fmt: skip
-        defaults = {name: param.default for name, param in inspect.signature(type(self).__init__).parameters.items()}
         evo = dataclasses.replace(
             settings.evolution,
-            # a keyword left at its default leaves base_args' evolution section (or the config defaults, the same) as is
-            **{name: value for name, value in keywords.items() if value != defaults[name]},
+            # a keyword not given leaves base_args' evolution section (or the config defaults, the same) as is
+            **{name: value for name, value in keywords.items() if name in self._given},
             **({"evaluations": evaluations} if evaluations is not None else {}),
             **({"seed": seed} if seed is not None else {}),
         )
