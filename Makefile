@@ -8,11 +8,17 @@ STAMP := $(VENV)/.installed
 
 install: $(STAMP)
 
-# torch first, pinned: a bare `torch` would make pip fetch a multi-GB CUDA build.
+# Where pip takes torch from: empty for pip's own configuration (on the project's machines, a local
+# CPU build). On Linux, PyPI's torch is the multi-GB CUDA build: give
+# TORCH_INDEX=https://download.pytorch.org/whl/cpu for the CPU one.
+TORCH_INDEX ?=
+
+# torch first, pinned: a bare `torch` (or a range) would let pip pick a newer release, and with it
+# the CUDA build, before the project's own requirements are looked at.
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet torch==2.13.0
+	$(PY) -m pip install --quiet torch==2.13.0 $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX))
 	$(PY) -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
