@@ -45,3 +45,15 @@ def run_cli():
         )
 
     return run
+
+
+@pytest.fixture
+def torch_state_restored():
+    """For a test that sets torch's thread count or global random stream in the pytest process:
+    both are put back afterwards, so later tests do not depend on the order they run in."""
+    import torch
+
+    threads, rng = torch.get_num_threads(), torch.get_rng_state()
+    yield
+    torch.set_num_threads(threads)
+    torch.set_rng_state(rng)

@@ -124,6 +124,14 @@ def test_the_updater_reports_every_minibatch_step_so_a_watched_process_can_beat(
     assert len(calls) == 3 * 4
 
 
+def test_the_updater_makes_ten_passes_by_default_as_morphelites_ppo_does():
+    spec, model = _seeded_model()
+    config = PPOConfig(num_envs=1, num_steps=64, num_minibatches=4)
+    assert config.update_epochs is None, "unset: the single-policy default applies"
+    stats = PPOUpdater(model, config, seed=0).update(_random_batch(spec, model, n=64))
+    assert stats["gradient_steps"] == 10 * 4
+
+
 def _lagged_batch(spec: PolicySpec, n: int = 256) -> Batch:
     """A batch acted by another policy than the learner's, as shared mode's lagged data is."""
     torch.manual_seed(1)

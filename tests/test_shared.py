@@ -636,9 +636,10 @@ def test_a_close_cut_short_by_a_second_ctrl_c_is_finished_by_the_next_call(tmp_p
     first call short; that call must still stop every process and free the shared memory."""
     from morphelites.parallel.supervisor import SharedPPOSystem
 
-    blocks_before = _shared_memory_blocks()
     settings = Settings.from_dict(TINY).validate()
     system = SharedPPOSystem(settings, 1, tmp_path, resume=False)
+    blocks = _blocks_of(system)
+    assert blocks <= _shared_memory_blocks()
     system.start()
     processes = [psutil.Process(pid) for pid in system.pids().values()]
     assert len(processes) == 2, "the learner and one worker"
@@ -654,7 +655,7 @@ def test_a_close_cut_short_by_a_second_ctrl_c_is_finished_by_the_next_call(tmp_p
     system.close(graceful=False)
     assert time.monotonic() - start < 5, "the second call does not wait for the learner's final checkpoint"
     assert not [p for p in processes if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
-    assert _shared_memory_blocks() <= blocks_before, "the weights and the buffer are unlinked"
+    assert not blocks & _shared_memory_blocks(), "the weights and the buffer are unlinked"
     system.close(graceful=False)  # and a third call does nothing
 
 
@@ -683,9 +684,9 @@ def test_the_slots_a_dead_worker_was_writing_are_cleared_for_its_replacement(tmp
 def test_a_serial_close_cut_short_by_a_second_ctrl_c_is_finished_by_the_next_call(tmp_path):
     from morphelites.parallel.supervisor import SerialSharedBackend
 
-    blocks_before = _shared_memory_blocks()
     backend = SerialSharedBackend(Settings.from_dict(TINY).validate(), tmp_path, resume=False)
-    assert _shared_memory_blocks() > blocks_before
+    blocks = _blocks_of(backend)
+    assert len(blocks) == 2 and blocks <= _shared_memory_blocks()
 
     def interrupted_checkpoint():
         raise KeyboardInterrupt  # the second Ctrl-C, while close() writes the learner's final checkpoint
@@ -694,7 +695,13 @@ def test_a_serial_close_cut_short_by_a_second_ctrl_c_is_finished_by_the_next_cal
     with pytest.raises(KeyboardInterrupt):
         backend.close()
     backend.close()
-    assert _shared_memory_blocks() <= blocks_before, "the weights and the buffer are unlinked"
+    assert not blocks & _shared_memory_blocks(), "the weights and the buffer are unlinked"
+
+
+def _blocks_of(system) -> set[str]:
+    """The /dev/shm names of a backend's weights and experience buffer (other processes' blocks,
+    such as a benchmark's running beside the tests, are none of the test's business)."""
+    return {system.weights.name.lstrip("/"), system.buffer.name.lstrip("/")}
 
 
 def _shared_memory_blocks() -> set[str]:
@@ -704,9 +711,33 @@ def _shared_memory_blocks() -> set[str]:
 
 @pytest.mark.parametrize(("ppo", "epochs"), [({"num_minibatches": 4}, 4), ({"num_minibatches": 4, "update_epochs": 7}, 7)])
 def test_the_learner_makes_four_passes_over_a_batch_unless_told_otherwise(tmp_path, ppo, epochs):
-    learner, weights, buffer, _, _ = _learner(tmp_path, ppo=ppo)
+    learner, weights, buffer, handles, settings = _learner(tmp_path, ppo=ppo)
+    steps = []
+    beat = learner.updater.on_minibatch
+    learner.updater.on_minibatch = lambda: (steps.append(1), beat())
+    stats = _check_one_update(learner, weights, buffer, handles, settings)
+    assert len(steps) == epochs * 4 and stats["gradient_steps"] == epochs * 4, (len(steps), stats["gradient_steps"])
+
+
+def test_the_learner_trains_on_the_behaviour_log_probs_the_workers_wrote(tmp_path):
+    """DESIGN: the PPO ratio is new / behaviour. The segments' log-probs are shifted as if another
+    policy had acted, so a learner that recomputed them with its own weights would be caught."""
+    learner, weights, buffer, handles, settings = _learner(tmp_path)
     try:
-        assert learner.updater.config.update_epochs == epochs
+        for worker in (0, 1):
+            w, _ = _collect(handles, settings, worker=worker)
+            w.weights.close(), w.buffer.close()
+        learner.drain()
+        for segment in learner.pending:
+            segment["logprobs"] = segment["logprobs"] - 0.5
+        behaviour = np.concatenate([segment["logprobs"].reshape(-1) for segment in learner.pending])
+        batches = []
+        update = learner.updater.update
+        learner.updater.update = lambda batch: (batches.append(batch), update(batch))[1]
+        stats = learner.update()
+        np.testing.assert_array_equal(batches[0].logprobs, behaviour)
+        # new / behaviour starts near e^0.5 on every transition: far outside the clip range
+        assert stats["clip_fraction"] > 0.5 and stats["approx_kl"] > 0.05, stats
     finally:
         learner.close()
         buffer.close()

@@ -222,7 +222,7 @@ def test_independent_mode_says_which_shared_learner_settings_it_ignores(tmp_path
     assert "does not use" not in (one_evaluation_run[0] / "training.log").read_text(), "nothing said when nothing is set"
 
 
-def test_a_serial_run_gives_the_caller_back_its_torch_threads_and_random_stream(tmp_path):
+def test_a_serial_run_gives_the_caller_back_its_torch_threads_and_random_stream(tmp_path, torch_state_restored):
     """--serial trains in the calling process; from Python, that is the user's notebook."""
     import torch
 
@@ -383,9 +383,11 @@ def test_a_results_line_the_disk_refuses_leaves_the_archive_and_summary_without_
     summary = trainer_module.MAPElitesEvolutionTrainer(**arguments).run()
     assert summary["status"] == "failed" and "No space left on device" in summary["error"]
     assert [r["id"] for r in _results(out)] == [0, 1]
-    assert json.loads((out / "summary.json").read_text())["evaluations"] == 2
+    stored = json.loads((out / "summary.json").read_text())
+    assert stored["evaluations"] == 2
     with open(out / "archive.csv") as handle:
-        assert {int(row["individual_id"]) for row in csv.DictReader(handle)} <= {0, 1}
+        ids = {int(row["individual_id"]) for row in csv.DictReader(handle)}
+    assert ids and ids <= {0, 1} and len(ids) == stored["elites"], (ids, stored["elites"])
 
     monkeypatch.setattr(EvolutionRecorder, "result", record_result)
     assert trainer_module.MAPElitesEvolutionTrainer(**arguments, resume=True).run()["status"] == "completed"
@@ -417,9 +419,11 @@ def test_a_second_ctrl_c_while_a_result_is_recorded_waits_until_the_files_agree(
     assert [r["id"] for r in _results(out)] == [0, 1]
     with open(out / "metrics.csv") as handle:
         assert [row["evaluations"] for row in csv.DictReader(handle)] == ["1", "2"]
+    stored = json.loads((out / "summary.json").read_text())
     with open(out / "archive.csv") as handle:
-        assert {int(row["individual_id"]) for row in csv.DictReader(handle)} <= {0, 1}
-    assert json.loads((out / "summary.json").read_text())["evaluations"] == 2
+        ids = {int(row["individual_id"]) for row in csv.DictReader(handle)}
+    assert ids and ids <= {0, 1} and len(ids) == stored["elites"], (ids, stored["elites"])
+    assert stored["evaluations"] == 2
     assert "Second interrupt: stopping at once" in (out / "training.log").read_text()
 
 

@@ -67,7 +67,7 @@ def test_ppo_curves_plot_return_and_success_against_env_steps():
             for k in range(1, 5)]  # fmt: skip
     fig = ppo_curves_figure(rows, title="ppo")
     returns = fig.axes[0].get_lines()[0]
-    np.testing.assert_allclose(returns.get_xdata(), [1024, 1536, 2048]), "no episode had ended after the first update"
+    np.testing.assert_allclose(returns.get_xdata(), [1024, 1536, 2048], err_msg="no episode had ended after the first update")
     np.testing.assert_allclose(returns.get_ydata(), [2.0, 3.0, 4.0])
     np.testing.assert_allclose(_ydata(fig.axes[3], "success rate"), [0.1, 0.2, 0.3, 0.4])  # the twin axis
     np.testing.assert_allclose(_ydata(fig.axes[1], "value loss"), [0.5] * 4)
