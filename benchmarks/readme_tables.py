@@ -22,10 +22,12 @@ def _load(name: str) -> dict[str, Any] | None:
     return json.loads(path.read_text()) if path.exists() else None
 
 
-def _machine(data: dict[str, Any]) -> str:
+def _machine(data: dict[str, Any], steps_reach_env: bool = True) -> str:
+    """The machine, date and commit of a results file; ``steps_reach_env`` False for a benchmark
+    that never steps ReachEnv (so the env fix cannot have changed it)."""
     m = data["machine"]
     commit = f", commit {m['commit']}" if m.get("commit") else ""  # recorded since 2026-11-30
-    env = ", before the env fix" if m["date"] < ENV_FIX else ""
+    env = ", before the env fix" if steps_reach_env and m["date"] < ENV_FIX else ""
     return f"{m['cpu']}, {m['cores']} cores, {m['memory_gb']} GB, Python {m['python']}; {m['date']}{commit}{env}"
 
 
@@ -71,7 +73,7 @@ def _learning(data: dict[str, Any]) -> list[str]:
 
 
 def _gym(data: dict[str, Any]) -> list[str]:
-    lines = [f"**PPO on Gymnasium tasks** (`benchmarks/gym_ppo.py`; {_machine(data)}; {data['steps']:,} env steps per seed, "
+    lines = [f"**PPO on Gymnasium tasks** (`benchmarks/gym_ppo.py`; {_machine(data, steps_reach_env=False)}; {data['steps']:,} env steps per seed, "
              "deterministic evaluation over 20 episodes; references from `benchmarks/gym_references.json`)", "",
              "| task | ours: mean return over seeds (per seed) | published references |", "|---|---|---|"]  # fmt: skip
     refs = data.get("references", {})
@@ -91,7 +93,7 @@ def _gym(data: dict[str, Any]) -> list[str]:
 
 def _transport(data: dict[str, Any]) -> list[str]:
     shape = data["segment_shape"]
-    lines = [f"**Experience transport** (`benchmarks/experience_transport.py`; {_machine(data)}; segments of "
+    lines = [f"**Experience transport** (`benchmarks/experience_transport.py`; {_machine(data, steps_reach_env=False)}; segments of "
              f"{shape['T']}×{shape['K']} steps, one producer process)", "", "| transport | segments/s | transitions/s |", "|---|---|---|"]  # fmt: skip
     lines += [f"| {r['transport']} | {r['segments_per_s']:,} | {r['transitions_per_s']:,} |" for r in data["rows"]]
     return lines
@@ -202,7 +204,7 @@ def _shared(data: dict[str, Any]) -> list[str]:
 
 def _learner_update(data: dict[str, Any]) -> list[str]:
     fit = data["fit_one_thread"]
-    lines = [f"**Learner update cost** (`benchmarks/learner_update.py`; {_machine(data)}; one process, nothing else "
+    lines = [f"**Learner update cost** (`benchmarks/learner_update.py`; {_machine(data, steps_reach_env=False)}; one process, nothing else "
              f"running; policy {data['obs_dim']}→{data['hidden_dim']}→{data['hidden_dim']}→{data['action_dim']} (actor and "
              f"critic), {data['rows'][0]['epochs']} epochs on random data; one gradient step at 1 thread ≈ "
              f"{fit['fixed_ms_per_step']:.2f} ms + {fit['ms_per_transition'] * 1000:.1f} µs per transition)", "",
