@@ -2,6 +2,6 @@
 
 import sys
 
-from morphelites.cli import main
+from morphelites.cli import console_main
 
-sys.exit(main())
+sys.exit(console_main())

@@ -71,18 +71,20 @@ class BodyArchive:
         body = self.space.decode(genome)
         lengths = np.zeros(self.space.max_links)
         lengths[: body.num_links] = body.link_lengths
-        info = self.archive.add(
-            np.asarray(genome, dtype=np.float64)[None],
-            np.array([fitness], dtype=np.float64),
-            np.asarray(measures, dtype=np.float64)[None],
-            individual_id=np.array([individual_id]),
-            parent_id=np.array([-1 if parent_id is None else parent_id]),
-            policy_version=np.array([int(evaluation.get("policy_version", -1))]),
-            num_links=np.array([body.num_links]),
-            link_lengths=lengths[None],
-            **{name: np.array([_float_or_nan(evaluation.get(name))]) for name in EVAL_FIELDS},
+        # add_single, not a batch of one through add(): the same rule, without the numba kernel
+        # that add() compiles on its first call (a quarter of a second or more in every process).
+        info = self.archive.add_single(
+            np.asarray(genome, dtype=np.float64),
+            float(fitness),
+            np.asarray(measures, dtype=np.float64),
+            individual_id=individual_id,
+            parent_id=-1 if parent_id is None else parent_id,
+            policy_version=int(evaluation.get("policy_version", -1)),
+            num_links=body.num_links,
+            link_lengths=lengths,
+            **{name: _float_or_nan(evaluation.get(name)) for name in EVAL_FIELDS},
         )
-        return STATUS_NAMES[int(info["status"][0])]
+        return STATUS_NAMES[int(info["status"])]
 
     def status_if_added(self, fitness: float, measures: np.ndarray) -> str:
         """What ``add`` would return for an individual of this fitness and measures (shape
