@@ -199,3 +199,16 @@ def test_final_reevaluation_files_are_set_aside_under_the_evaluations_they_descr
     assert recorder.set_aside_final_reevaluation_files() == ["archive_reevaluated_earlier.csv", "heatmap_reevaluated_earlier.png"]
     assert not list(run.path.glob("*_reevaluated.*"))
     recorder.close()
+
+
+def test_the_final_progress_line_is_written_whenever_the_last_one_showed_fewer_evaluations():
+    """A run whose last three results came within 0.5 s of a progress line showing 2/5 ended its
+    training.log on that 2/5 (seen under load in test_train's two-worker run)."""
+    from morphelites.evolution.trainer import _SUMMARY_EVERY_S, _summary_due
+
+    assert _summary_due(100.0, None, 0, 0, final=False), "the first lines at once"
+    assert not _summary_due(100.0 + _SUMMARY_EVERY_S - 0.1, 100.0, 2, 3, final=False)
+    assert _summary_due(100.0 + _SUMMARY_EVERY_S, 100.0, 2, 3, final=False)
+    assert _summary_due(100.1, 100.0, 2, 5, final=True), "the last line showed 2 of the 5 evaluations"
+    assert not _summary_due(100.1, 100.0, 5, 5, final=True), "the last line, 0.1 s old, already showed all 5"
+    assert _summary_due(100.6, 100.0, 5, 5, final=True)

@@ -90,6 +90,22 @@ class RunWriteFailed(Exception):
 
 #: Seconds between the progress and shared_ppo lines of training.log.
 _SUMMARY_EVERY_S = 5.0
+
+
+def _summary_due(now: float, last_at: float | None, last_count: int, count: int, final: bool) -> bool:
+    """Whether training.log's progress lines are written now (``now``, ``last_at``: monotonic s;
+    ``last_count``: evaluations the last lines showed, ``count``: evaluations done).
+
+    The first ones at once; then every ``_SUMMARY_EVERY_S`` s; and ``final``, once more when the
+    last evaluation is in, unless the last lines, less than 0.5 s old, already showed every
+    evaluation (a line that shows fewer must not be the run's last word on its progress, however
+    recent).
+    """
+    if last_at is None:
+        return True
+    if final:
+        return count != last_count or now - last_at >= 0.5
+    return now - last_at >= _SUMMARY_EVERY_S
 #: curves.png is redrawn with the heatmap, but at most this often (each drawing takes ~0.5 s of the
 #: main process), and always at the end of a run.
 _CURVES_EVERY_S = 30.0
@@ -298,7 +314,8 @@ class MAPElitesEvolutionTrainer:
         self.progress = Progress(evo.evaluations, quiet=self.quiet,
                                  time_left_s=None if evo.max_wall_s is None else evo.max_wall_s - self.wall_s_before)  # fmt: skip
         self._start = time.monotonic()
-        self._last_summary = 0.0
+        self._last_summary: float | None = None  # when the progress lines were last written (monotonic s)
+        self._last_summary_count = 0  # the evaluations they showed
         self._last_curves = time.monotonic()  # first drawn after _CURVES_EVERY_S, or at the end
         previous = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
         signal.signal(signal.SIGINT, self._on_signal)
@@ -744,10 +761,10 @@ class MAPElitesEvolutionTrainer:
         writes them once more when the last evaluation is in, so that the stretch since the last
         line (all of a short run) is reported too."""
         now = time.monotonic()
-        if now - self._last_summary < (0.5 if final else _SUMMARY_EVERY_S):
+        if not _summary_due(now, self._last_summary, self._last_summary_count, self.completed, final):
             return
-        dt = now - self._last_summary if self._last_summary else now - self._start
-        self._last_summary = now
+        dt = now - (self._last_summary if self._last_summary is not None else self._start)
+        self._last_summary, self._last_summary_count = now, self.completed
         rss = self.memory.sample(pool.pids())
         wall = self._wall_s()
         memory_text = ", ".join(f"{k} {v:.0f}" for k, v in rss["per_process_mb"].items())
