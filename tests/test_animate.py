@@ -75,13 +75,13 @@ def test_animating_the_best_elite_replays_the_runs_final_reevaluation(shared_run
     assert plain == result.evaluation
 
 
-def test_an_individual_or_any_body_can_be_chosen_and_the_cli_writes_where_asked(shared_run, capsys):
+def test_an_individual_or_any_body_can_be_chosen_and_the_cli_writes_where_asked(shared_run, tmp_path, capsys):
     lines = [json.loads(line) for line in (shared_run / "results.jsonl").read_text().splitlines()]
     first = lines[0]
     request = prepare_animation(shared_run, individual=first["id"], episodes=1, frame_size=32)
     assert request.body == Morphology.from_dict(first["body"]) and request.recorded["fitness"] == first["fitness"]
 
-    out = shared_run / "elsewhere" / "arm.gif"
+    out = tmp_path / "elsewhere" / "arm.gif"  # outside the run, which the other tests share
     code = main(["animate", str(shared_run), "--body", "0.25,0.2,0.1", "--episodes", "1", "--size", "48", "--output", str(out)])
     printed = capsys.readouterr().out
     assert code == 0 and out.is_file() and Image.open(out).size == (48, 48)
