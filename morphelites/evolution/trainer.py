@@ -91,6 +91,10 @@ class RunWriteFailed(Exception):
 #: Seconds between the progress and shared_ppo lines of training.log.
 _SUMMARY_EVERY_S = 5.0
 
+#: curves.png is redrawn with the heatmap, but at most this often (each drawing takes ~0.5 s of the
+#: main process), and always at the end of a run.
+_CURVES_EVERY_S = 30.0
+
 
 def _summary_due(now: float, last_at: float | None, last_count: int, count: int, final: bool) -> bool:
     """Whether training.log's progress lines are written now (``now``, ``last_at``: monotonic s;
@@ -106,9 +110,6 @@ def _summary_due(now: float, last_at: float | None, last_count: int, count: int,
     if final:
         return count != last_count or now - last_at >= 0.5
     return now - last_at >= _SUMMARY_EVERY_S
-#: curves.png is redrawn with the heatmap, but at most this often (each drawing takes ~0.5 s of the
-#: main process), and always at the end of a run.
-_CURVES_EVERY_S = 30.0
 
 
 def _noting_given_arguments(init: Callable[..., None]) -> Callable[..., None]:
