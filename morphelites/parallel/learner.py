@@ -14,11 +14,12 @@ importance weight corrects the policy term for the lag (its clip, though, is aro
 policy, not the current one; ``clip_against="proximal"`` moves it). The values come from a critic
 that keeps improving, and stale values bias every advantage. Recomputing them costs one critic
 forward over the batch.
-Measured (benchmarks/learner_targets.py, 2 seeds, mean lag ~3 versions): the last quarter of
-evaluations averaged 0.36 fitness with current-critic GAE, 0.30 with V-trace
-(``value_targets="vtrace"``, which also corrects the targets for the policy change) and 0.29 with
-the behaviour critic's values; the final policy scored the elites 0.36, 0.34 and 0.28. V-trace is
-kept as an option; it is the one to try again if lags grow.
+Measured (benchmarks/learner_targets.py, 5 seeds, mean lag ~3 versions; README, "Learner value
+targets"): at this lag the benchmark does not tell current-critic GAE, behaviour-critic GAE and
+V-trace (``value_targets="vtrace"``, which also corrects the targets for the policy change) apart;
+two reruns ordered the first two oppositely, each gap smaller than the spread between seeds. The
+current critic is kept for the reason above, which grows with the lag; the other two stay options
+to measure again if lags grow.
 
 Sync mode's handshake: the learner decides an update from the number of busy workers, and a
 worker given a body just then may not have been counted; its first segment would be a version
