@@ -30,16 +30,17 @@ demo: install
 # the time (a process importing its libraries, a test waiting for a signal or a stall), so two
 # halve the suite's wall time on 2 cores. TEST_WORKERS=0 runs every test in this one process.
 TEST_WORKERS ?= 2
+PYTEST = $(PY) -m pytest -q -n $(TEST_WORKERS)
 
 test: install
-	$(PY) -m pytest -q -m "not slow" -n $(TEST_WORKERS)
+	$(PYTEST) -m "not slow"
 
 # Every fault-injection test, the slow repetitions included (`make test` runs one of each).
 test-faults: install
-	$(PY) -m pytest -q -n $(TEST_WORKERS) tests/test_faults.py tests/test_faults_bad_input.py tests/test_faults_checkpoints.py
+	$(PYTEST) tests/test_faults.py tests/test_faults_bad_input.py tests/test_faults_checkpoints.py
 
 test-all: install
-	$(PY) -m pytest -q -n $(TEST_WORKERS)
+	$(PYTEST)
 
 clean:
 	rm -rf $(VENV) demo_results .pytest_cache

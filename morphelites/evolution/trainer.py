@@ -90,7 +90,6 @@ class RunWriteFailed(Exception):
 
 #: Seconds between the progress and shared_ppo lines of training.log.
 _SUMMARY_EVERY_S = 5.0
-
 #: curves.png is redrawn with the heatmap, but at most this often (each drawing takes ~0.5 s of the
 #: main process), and always at the end of a run.
 _CURVES_EVERY_S = 30.0
