@@ -109,6 +109,10 @@ SETTINGS: dict[str, Setting] = {
     # update starts from instead of the lagged behaviour policy. Sync mode (lag 0) learned more per
     # env step than async in the 10,000-step table; this asks whether async can have that at its speed.
     "4 epochs, clip against proximal": Setting("shared", {"ppo": {"update_epochs": 4}, "training": {"clip_against": "proximal"}}),
+    # Advantages across segment ends (2026-12-06, session 31): the learner joins a batch's
+    # consecutive segments of one env stream before GAE, instead of bootstrapping every T = 25
+    # steps (morphelites/parallel/streams.py). Serial PPO's GAE runs over 128 steps.
+    "4 epochs, joined segments": Setting("shared", {"ppo": {"update_epochs": 4}, "training": {"join_segments": True}}),
 }
 SHARED_SETTINGS = [name for name, setting in SETTINGS.items() if setting.mode == "shared"]
 

@@ -305,6 +305,11 @@ class TrainingConfig:
     critic being trained), ``behaviour`` (GAE with the values the acting policy's critic gave), or
     ``vtrace`` (V-trace targets and advantages, current critic, importance-corrected for the policy
     lag); compared in benchmarks/learner_targets.py."""
+    join_segments: bool = False
+    """Shared mode: the learner joins consecutive segments of one worker's env stream that are in
+    the same batch before computing advantages and value targets, so that these run across
+    segment ends (T = ``update_interval`` / 4 steps) instead of being bootstrapped at each one; see
+    morphelites/parallel/streams.py. Compared in benchmarks/learner_targets.py (``--join-segments``)."""
     clip_against: str = "behaviour"
     """Shared mode: what the learner's PPO ratio is clipped against. ``behaviour`` (standard PPO):
     the policy that acted, so on lagged data the clip bounds the distance from that policy rather

@@ -408,6 +408,45 @@ def test_a_time_limit_truncation_is_bootstrapped_by_the_critic_the_targets_come_
         weights.close()
 
 
+@pytest.mark.parametrize("join", [True, False])
+def test_joined_segments_give_one_advantage_estimate_across_the_segment_end(tmp_path, join):
+    # A worker's body: 200 env steps = two segments of T=25 steps of K=4 envs, one stream. Joined,
+    # the first segment's advantages run on into the second (GAE over 50 steps, bootstrapped once);
+    # not joined, each segment is bootstrapped at its own end. The behaviour critic's values make
+    # the expected figures computable from the segments alone.
+    from morphelites.ppo import compute_gae
+
+    learner, weights, buffer, handles, settings = _learner(
+        tmp_path, value_targets="behaviour", ppo={**TINY["ppo"], "normalize_reward": False},
+        training={"join_segments": join})  # fmt: skip
+    batches = []
+    learner.updater.update = lambda batch: batches.append(batch) or {}
+    try:
+        worker, _ = _collect(handles, settings, worker=0)
+        assert learner.drain() == 2
+        first, second = learner.pending
+        learner.update()
+        advantages = batches[0].advantages
+        assert advantages.shape == (200,)
+
+        def gae(*segments):
+            cat = {name: np.concatenate([seg[name] for seg in segments]) for name in ("rewards", "bootstrap", "values", "dones")}
+            return compute_gae(cat["rewards"] + settings.ppo.gamma * cat["bootstrap"], cat["values"], cat["dones"],
+                               segments[-1]["last_values"], settings.ppo.gamma, settings.ppo.gae_lambda)[0]  # fmt: skip
+
+        joined = gae(first, second).reshape(-1)
+        apart = np.concatenate([gae(first).reshape(-1), gae(second).reshape(-1)])
+        expected, other = (joined, apart) if join else (apart, joined)
+        np.testing.assert_allclose(advantages, expected, rtol=1e-5, atol=1e-6)
+        assert np.allclose(joined[100:], apart[100:]), "the second segment ends the stream either way"
+        assert not np.allclose(advantages[:100], other[:100], atol=1e-4), "the first segment's end must matter"
+        worker.weights.close(), worker.buffer.close()
+    finally:
+        learner.close()
+        buffer.close()
+        weights.close()
+
+
 def test_sync_mode_updates_on_one_segment_from_every_busy_worker_and_drops_none(tmp_path):
     # 6 workers x 100 transitions is more than min_batch_size (400): the update must still wait
     # for every busy worker and take all six segments, or those left behind are dropped for lag.

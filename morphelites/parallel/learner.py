@@ -51,6 +51,7 @@ from morphelites.parallel import heartbeat
 from morphelites.parallel.buffer import SEGMENT_ARRAYS, SharedExperienceBuffer, TakenSegment
 from morphelites.parallel.pool import die_with_parent, exit_without_teardown, set_process_title
 from morphelites.parallel.shared_worker import SharedHandles
+from morphelites.parallel.streams import join_consecutive
 from morphelites.parallel.weights import SharedWeights
 
 __all__ = ["LearnerOptions", "SharedPPOTrainer", "learner_main", "newest_learner_checkpoint", "LEARNER_CHECKPOINT",
@@ -198,7 +199,8 @@ class SharedPPOTrainer:
             if lag > self.lag_limit:
                 self.buffer.release(slot, dropped_for_lag=True)
                 continue
-            self.pending.append(dict(segment.arrays) | {"worker": segment.worker, "lag": lag})
+            self.pending.append(dict(segment.arrays) | {"worker": segment.worker, "individual": segment.individual_id,
+                                                        "lag": lag})  # fmt: skip
             self.lag_sum, self.lag_count = self.lag_sum + lag, self.lag_count + 1
             self.max_lag_seen = max(self.max_lag_seen, lag)
             self.buffer.release(slot)
@@ -263,7 +265,8 @@ class SharedPPOTrainer:
         bad = sorted({name for seg in segments for name in SEGMENT_ARRAYS if not np.all(np.isfinite(seg[name]))})
         transitions = sum(seg["rewards"].size for seg in segments)
         parts: list[tuple[np.ndarray, ...]] = []
-        for seg in segments if not bad else []:
+        streams = join_consecutive(segments) if self.options.settings.training.join_segments else segments
+        for seg in streams if not bad else []:
             T, K = seg["rewards"].shape
             values, advantages, returns = self.targets(seg)
             parts.append((seg["obs"].reshape(T * K, -1), seg["actions"].reshape(T * K, -1), seg["logprobs"].reshape(-1),
