@@ -21,6 +21,10 @@ two reruns ordered the first two oppositely, each gap smaller than the spread be
 current critic is kept for the reason above, which grows with the lag; the other two stay options
 to measure again if lags grow.
 
+With ``training.join_segments`` the consecutive segments of one worker's env stream in a batch
+are joined first, so that GAE or V-trace runs across their ends (parallel/streams.py; off by
+default, see its measurement in the config's docstring).
+
 Sync mode's handshake: the learner decides an update from the number of busy workers, and a
 worker given a body just then may not have been counted; its first segment would be a version
 old, and dropped. So the learner first marks the version as closing, then counts the busy workers
