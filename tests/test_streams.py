@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from morphelites.parallel.buffer import SEGMENT_ARRAYS
 from morphelites.parallel.streams import TIME_ARRAYS, join_consecutive
 
 T, K, D = 3, 2, 4
@@ -48,3 +49,9 @@ def test_segments_that_continue_nothing_come_back_unchanged_and_in_order():
     joined = join_consecutive(segments)
     assert len(joined) == 3 and all(out is segment for out, segment in zip(joined, segments))
     assert join_consecutive([]) == []
+
+
+def test_every_per_step_array_of_a_segment_is_joined():
+    # A per-step array added to the buffer's segments but not to TIME_ARRAYS would be taken from
+    # the last segment only, and no longer line up with the joined observations.
+    assert set(TIME_ARRAYS) == set(SEGMENT_ARRAYS) - {"last_obs", "last_values"}

@@ -6,8 +6,9 @@ A worker acts K copies of its body's env and cuts their experience into segments
 ``env.max_episode_steps`` (200). GAE computed per segment stops every T steps and stands in the
 critic's value for the rest of the return. With gamma 0.99 and lambda 0.95 a step d steps ahead
 has weight 0.9405**d in the lambda-return, so over a segment of 25 steps half of that weight, on
-average, lies past the cut and goes to the critic, which knows little of a body it has just met. A batch usually holds several consecutive segments of each busy worker; joined, only
-the last of them is cut, as in serial PPO's rollout of ``ppo.num_steps`` steps.
+average, lies past the cut and goes to the critic, which knows little of a body it has just met.
+A batch usually holds several consecutive segments of each busy worker; joined, only the last of
+them is cut, as in serial PPO's rollout of ``ppo.num_steps`` steps.
 """
 
 from __future__ import annotations
