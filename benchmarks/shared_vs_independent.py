@@ -218,7 +218,13 @@ def run_mode(mode: str, scene: str, budget: int, evaluations: int, workers: int,
 def _run_in_child(settings: dict[str, Any], trainer_args: dict[str, Any], max_workers_per_core: int, send: Any) -> None:
     """The body of :func:`run_mode`'s process: the run, timed from the trainer's construction to
     the end of ``run()`` (the imports before it are not counted); sends its summary and wall time
-    (s), or the error."""
+    (s), or the error.
+
+    The run stops (as on SIGTERM: its workers end, its files are closed) when the benchmark's
+    process dies; without that, killing a benchmark left its current run going on, orphaned."""
+    from morphelites.parallel.pool import die_with_parent
+
+    die_with_parent()
     try:
         from morphelites.evolution.trainer import MAPElitesEvolutionTrainer
 
