@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
+import psutil
 import pytest
 
 # Headless rendering: MuJoCo picks its GL backend when first imported, maybe by a test module.
@@ -32,6 +35,34 @@ def read_results(out: Path) -> list[dict]:
 def write_json(path: Path, data: dict) -> Path:
     path.write_text(json.dumps(data))
     return path
+
+
+def wait_for(condition, timeout: float, what: str, interval: float = 0.1):
+    """Poll ``condition()`` every ``interval`` s until it returns something true, and return that;
+    fail the test after ``timeout`` s, naming ``what`` was awaited."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+
+
+def assert_gone(processes: list[psutil.Process], timeout: float = 10.0) -> None:
+    """Wait until every one of ``processes`` has exited; those that have not by ``timeout`` are
+    killed (so that a failing test leaves no orphans on the machine), and the test fails."""
+
+    def alive() -> list[psutil.Process]:
+        return [p for p in processes if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
+
+    try:
+        wait_for(lambda: not alive(), timeout, "every child process to exit (no orphans)")
+    except AssertionError:
+        for survivor in alive():
+            with contextlib.suppress(psutil.Error):
+                survivor.kill()
+        raise
 
 
 @pytest.fixture

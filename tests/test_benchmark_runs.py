@@ -5,10 +5,11 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import psutil
+
+from conftest import assert_gone, wait_for
 
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 
@@ -19,15 +20,6 @@ sys.path.insert(0, {str(BENCHMARKS)!r})
 from shared_vs_independent import run_mode
 run_mode("independent", "open", 1500, 10_000, 1, 0, Path(sys.argv[1]))
 """
-
-
-def _wait_for(condition, timeout_s: float) -> bool:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.1)
-    return False
 
 
 def test_killing_a_benchmark_stops_its_run_and_the_run_keeps_its_files(tmp_path):
@@ -41,14 +33,15 @@ def test_killing_a_benchmark_stops_its_run_and_the_run_keeps_its_files(tmp_path)
         return any("independent worker" in " ".join(p.cmdline()) for p in descendants if p.is_running())
 
     try:
-        assert _wait_for(run_is_training, 120.0), "the run's worker never started"
+        wait_for(run_is_training, 120.0, "the run's worker to start")
         driver.kill()  # no chance to clean up: only the kernel can tell the run
         driver.wait(timeout=10)
-        gone, alive = psutil.wait_procs(descendants, timeout=30.0)
-        assert not alive, f"still running after the benchmark died: {[p.cmdline() for p in alive]}"
+        assert_gone(descendants, timeout=30.0)
         summary = json.loads((run_dir / "summary.json").read_text())
         assert summary["status"] == "terminated"
     finally:
-        for proc in [*descendants, psutil.Process(driver.pid) if driver.poll() is None else None]:
-            if proc is not None and proc.is_running():
+        if driver.poll() is None:
+            driver.kill()
+        for proc in descendants:
+            if proc.is_running():
                 proc.kill()

@@ -25,7 +25,7 @@ import numpy as np
 import psutil
 import pytest
 
-from conftest import read_results, write_json
+from conftest import assert_gone, read_results, wait_for, write_json
 from morphelites.runs.checkpoints import load_checkpoint
 
 REPO = Path(__file__).resolve().parents[1]
@@ -75,35 +75,9 @@ class Run:
         return code, self.log.read_text()
 
 
-def _wait_for(condition, timeout: float, what: str, interval: float = 0.1):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
-
-
 def _log(out: Path) -> str:
     path = out / "training.log"
     return path.read_text() if path.exists() else ""
-
-
-def _assert_gone(processes: list[psutil.Process], timeout: float = 10.0) -> None:
-    """Wait until every one of ``processes`` has exited; those that have not by ``timeout`` are
-    killed (so that a failing test leaves no orphans on the machine), and the test fails."""
-
-    def alive() -> list[psutil.Process]:
-        return [p for p in processes if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
-
-    try:
-        _wait_for(lambda: not alive(), timeout, "every child process to exit (no orphans)")
-    except AssertionError:
-        for survivor in alive():
-            with contextlib.suppress(psutil.Error):
-                survivor.kill()
-        raise
 
 
 def _assert_ids_complete(out: Path, total: int) -> None:
@@ -124,7 +98,7 @@ def test_workers_killed_at_random_moments_are_replaced_and_nothing_is_lost(tmp_p
     rng = random.Random(kills)
     kill = 0
     while kill < kills:
-        _wait_for(lambda: run.children("shared_ppo worker"), 120, "worker processes")
+        wait_for(lambda: run.children("shared_ppo worker"), 120, "worker processes")
         time.sleep(rng.uniform(0.3, 2.0))
         assert run.proc.poll() is None, f"the run ended after {kill} of {kills} kills"
         try:
@@ -132,7 +106,7 @@ def test_workers_killed_at_random_moments_are_replaced_and_nothing_is_lost(tmp_p
         except (psutil.NoSuchProcess, IndexError):  # a worker being replaced right now: pick again
             continue
         kill += 1
-        _wait_for(lambda: _log(out).count(" died (exit code") >= kill, 60, f"the supervisor to notice kill {kill}")
+        wait_for(lambda: _log(out).count(" died (exit code") >= kill, 60, f"the supervisor to notice kill {kill}")
     code, console = run.wait()
     assert code == 0, console
     _assert_ids_complete(out, total)
@@ -152,9 +126,9 @@ def test_a_killed_learner_is_restarted_from_its_checkpoint_and_the_run_completes
     every, total = 3, 36
     run = Run(tmp_path, "--workers", "2", "--evaluations", str(total), "--steps-per-individual", "800",
               "--config", str(_config(tmp_path, training={"learner_checkpoint_every": every})), "--output", str(out))  # fmt: skip
-    _wait_for(lambda: len(list((out / "checkpoints").glob("learner-*.pkl"))) >= 2 and read_results(out), 180,
+    wait_for(lambda: len(list((out / "checkpoints").glob("learner-*.pkl"))) >= 2 and read_results(out), 180,
               "two learner checkpoints")  # fmt: skip
-    (learner,) = _wait_for(lambda: run.children("shared_ppo learner"), 30, "the learner")
+    (learner,) = wait_for(lambda: run.children("shared_ppo learner"), 30, "the learner")
     # Kill it, stopped, at a moment when metrics.csv already shows updates after its newest
     # checkpoint: then that checkpoint must be the one restored, and those updates counted as lost.
     for _ in range(50):
@@ -193,18 +167,18 @@ def test_a_learner_that_keeps_dying_stops_the_run_with_a_clear_message(tmp_path)
     config = _config(tmp_path, training={"max_learner_restarts": 1, "learner_checkpoint_every": 100_000})
     run = Run(tmp_path, "--workers", "1", "--evaluations", "50", "--steps-per-individual", "400", "--config",
               str(config), "--output", str(out))  # fmt: skip
-    _wait_for(lambda: read_results(out), 180, "a first evaluation")
-    (first,) = _wait_for(lambda: run.children("shared_ppo learner"), 30, "the learner")
+    wait_for(lambda: read_results(out), 180, "a first evaluation")
+    (first,) = wait_for(lambda: run.children("shared_ppo learner"), 30, "the learner")
     everyone = run.children()
     first.send_signal(signal.SIGKILL)
-    second = _wait_for(lambda: [p for p in run.children("shared_ppo learner") if p.pid != first.pid], 60, "a new learner")
+    second = wait_for(lambda: [p for p in run.children("shared_ppo learner") if p.pid != first.pid], 60, "a new learner")
     everyone += run.children()
     second[0].send_signal(signal.SIGKILL)
     code, console = run.wait(timeout=120)
     assert code == 1
     assert "died 2 time(s) in a row" in console and "max_learner_restarts is 1" in console and "--resume" in console
     assert json.loads((out / "summary.json").read_text())["status"] == "failed"
-    _assert_gone(everyone)
+    assert_gone(everyone)
 
 
 # ---------------------------------------------------------------------- 3. main process killed
@@ -241,7 +215,7 @@ def test_main_process_sigkilled_repeatedly_leaves_readable_files_no_orphans_and_
         run = Run(tmp_path, *args)
         # A kill that came after the run had finished, before its process exited, leaves a resume
         # with nothing to do: it starts no learner and exits at once.
-        _wait_for(lambda: run.proc.poll() is not None or ((out / "config.json").exists() and run.children("shared_ppo learner")),
+        wait_for(lambda: run.proc.poll() is not None or ((out / "config.json").exists() and run.children("shared_ppo learner")),
                   120, "the run to start")  # fmt: skip
         time.sleep(rng.uniform(1.0, 3.0))
         if run.proc.poll() is not None:  # it finished before the kill: only a resumed run may
@@ -250,7 +224,7 @@ def test_main_process_sigkilled_repeatedly_leaves_readable_files_no_orphans_and_
         children = run.children()
         run.proc.send_signal(signal.SIGKILL)
         run.proc.wait(timeout=10)
-        _assert_gone(children)  # workers and learner notice their parent is gone and exit
+        assert_gone(children)  # workers and learner notice their parent is gone and exit
         _assert_every_file_readable(out)
     resumed = Run(tmp_path, "--resume", "--output", str(out))
     code, console = resumed.wait()
@@ -283,7 +257,7 @@ def test_a_beating_process_whose_parent_died_exits_where_no_death_signal_is_set(
     finally:
         parent.kill()
         parent.wait()
-    _assert_gone([child], timeout=5.0)
+    assert_gone([child], timeout=5.0)
 
 
 # ---------------------------------------------------------------------- 4. SIGTERM
@@ -293,14 +267,14 @@ def test_sigterm_stops_within_10_s_with_a_checkpoint_exit_143_and_no_orphans(tmp
     config = _config(tmp_path, evolution={"checkpoint_every": 10**6}, training={"learner_checkpoint_every": 10**6})
     run = Run(tmp_path, "--workers", "2", "--evaluations", "50", "--steps-per-individual", "800",
               "--config", str(config), "--output", str(out))  # fmt: skip
-    _wait_for(lambda: read_results(out), 180, "a first evaluation")
+    wait_for(lambda: read_results(out), 180, "a first evaluation")
     assert not list((out / "checkpoints").glob("*.pkl"))
     children = run.children()
     started = time.monotonic()
     run.proc.send_signal(signal.SIGTERM)
     code, _ = run.wait(timeout=30)
     assert code == 143 and time.monotonic() - started < 10
-    _assert_gone(children)
+    assert_gone(children)
     assert list((out / "checkpoints").glob("evolution-*.pkl")) and list((out / "checkpoints").glob("learner-*.pkl"))
     assert json.loads((out / "summary.json").read_text())["status"] == "terminated"
 
@@ -311,7 +285,7 @@ def test_ctrl_c_during_the_final_reevaluation_ends_the_run_interrupted_and_resum
     config = _config(tmp_path, evolution={"eval_episodes": 400})  # each evaluation takes seconds
     args = ["--workers", "1", "--evaluations", "2", "--steps-per-individual", "200", "--config", str(config), "--output", str(out)]
     run = Run(tmp_path, *args)
-    _wait_for(lambda: "Re-evaluating" in _log(out), 180, "the final re-evaluation to start")
+    wait_for(lambda: "Re-evaluating" in _log(out), 180, "the final re-evaluation to start")
     run.proc.send_signal(signal.SIGINT)
     code, console = run.wait(timeout=60)
     assert code == 130, console
@@ -332,7 +306,7 @@ def test_a_second_launch_on_a_live_run_is_refused_and_records_nothing(tmp_path):
     first = Run(tmp_path, "--workers", "1", "--evaluations", "1000", "--steps-per-individual", "800", "--config",
                 str(_config(tmp_path)), "--output", str(out))  # fmt: skip
     try:
-        _wait_for(lambda: read_results(out), 180, "a first evaluation")
+        wait_for(lambda: read_results(out), 180, "a first evaluation")
         for option in ("--resume", "--resume-if-exists"):
             code, console = Run(tmp_path, option, "--output", str(out)).wait(timeout=60)
             assert code == 2 and "is in use: another morphelites process (pid" in console, console
@@ -356,13 +330,13 @@ def test_a_terminal_ctrl_c_while_the_processes_start_exits_130_without_traceback
     out = tmp_path / "run"
     run = Run(tmp_path, "--workers", "1", "--evaluations", "4", "--steps-per-individual", "400",
               "--config", str(_config(tmp_path)), "--output", str(out), own_process_group=True)  # fmt: skip
-    starting = _wait_for(lambda: len(run.children("spawn_main")) >= 2 and run.children("spawn_main"), 120,
+    starting = wait_for(lambda: len(run.children("spawn_main")) >= 2 and run.children("spawn_main"), 120,
                          "the learner and the worker to start", interval=0.01)  # fmt: skip
     os.killpg(run.proc.pid, signal.SIGINT)
     code, console = run.wait(timeout=60)
     assert code == 130, console
     assert "Traceback" not in console and "KeyboardInterrupt" not in console, console
-    _assert_gone(starting)
+    assert_gone(starting)
 
 
 # ---------------------------------------------------------------------- 5. buffer full
@@ -392,8 +366,8 @@ def test_a_stalled_process_is_detected_by_heartbeat_and_handled_like_a_death(tmp
     config = _config(tmp_path, training={"ipc_timeout": 5.0})
     run = Run(tmp_path, "--workers", "1", "--evaluations", "4", "--steps-per-individual", "800", "--config",
               str(config), "--output", str(out))  # fmt: skip
-    _wait_for(lambda: read_results(out) and list((out / "checkpoints").glob("learner-*.pkl")), 180, "a first evaluation")
-    (victim,) = _wait_for(lambda: run.children(role), 30, role)
+    wait_for(lambda: read_results(out) and list((out / "checkpoints").glob("learner-*.pkl")), 180, "a first evaluation")
+    (victim,) = wait_for(lambda: run.children(role), 30, role)
     victim.send_signal(signal.SIGSTOP)  # hangs without dying
     code, console = run.wait()
     assert code == 0, console
@@ -419,7 +393,7 @@ def test_a_whole_run_stopped_and_continued_kills_nothing_as_stalled(tmp_path):
     run = Run(tmp_path, "--workers", "1", "--evaluations", "5", "--steps-per-individual", "800", "--config",
               str(config), "--output", str(out), own_process_group=True)  # fmt: skip
     try:
-        _wait_for(lambda: read_results(out) and list((out / "checkpoints").glob("learner-*.pkl")), 180, "a first evaluation")
+        wait_for(lambda: read_results(out) and list((out / "checkpoints").glob("learner-*.pkl")), 180, "a first evaluation")
         os.killpg(run.proc.pid, signal.SIGSTOP)
         time.sleep(6.5)  # over ipc_timeout: without the restamp, every process would look stalled
         # The main process wakes first and looks at the heartbeats before its children can beat again
@@ -518,7 +492,7 @@ def test_disk_full_during_a_run_keeps_everything_written_and_resume_finishes(tmp
     out = disk / "run"
     run = Run(tmp_path, "--workers", "1", "--evaluations", "5", "--steps-per-individual", "600", "--config",
               str(_config(tmp_path)), "--output", str(out))  # fmt: skip
-    _wait_for(lambda: len(read_results(out)) >= 2, 180, "two evaluations")
+    wait_for(lambda: len(read_results(out)) >= 2, 180, "two evaluations")
     with _disk_kept_full(disk / "filler"):
         code, console = run.wait()
     assert code == 1, console

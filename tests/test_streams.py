@@ -52,6 +52,6 @@ def test_segments_that_continue_nothing_come_back_unchanged_and_in_order():
 
 
 def test_every_per_step_array_of_a_segment_is_joined():
-    # A per-step array added to the buffer's segments but not to TIME_ARRAYS would be taken from
-    # the last segment only, and no longer line up with the joined observations.
+    # Every array of the buffer's segments but the two that describe the step after a segment is
+    # joined; one left out would be taken from the last segment only, out of line with the obs.
     assert set(TIME_ARRAYS) == set(SEGMENT_ARRAYS) - {"last_obs", "last_values"}

@@ -17,11 +17,14 @@ from typing import Any
 
 import numpy as np
 
+from morphelites.parallel.buffer import SEGMENT_ARRAYS
+
 __all__ = ["TIME_ARRAYS", "continues", "join_consecutive"]
 
-#: Per-step arrays of a segment (leading dimension T), joined along time. The others
-#: (``last_obs``, ``last_values``) describe the step after the segment and come from the last one.
-TIME_ARRAYS = ("obs", "actions", "logprobs", "values", "rewards", "dones", "bootstrap", "truncated", "final_obs")
+#: Arrays of a segment that describe the step after it; a joined segment takes the last one's.
+_AFTER_ARRAYS = ("last_obs", "last_values")
+#: Per-step arrays of a segment (leading dimension T), joined along time.
+TIME_ARRAYS = tuple(name for name in SEGMENT_ARRAYS if name not in _AFTER_ARRAYS)
 
 
 def continues(earlier: dict[str, Any], later: dict[str, Any]) -> bool:
@@ -30,7 +33,6 @@ def continues(earlier: dict[str, Any], later: dict[str, Any]) -> bool:
     ended on (``last_obs``), bit for bit. The last test rules out a segment dropped in between
     (for lag) and a body trained again by a restarted worker (whose envs start from a reset)."""
     return (earlier["worker"] == later["worker"] and earlier["individual"] == later["individual"]
-            and earlier["last_obs"].shape == later["obs"][0].shape
             and np.array_equal(earlier["last_obs"], later["obs"][0]))  # fmt: skip
 
 
