@@ -304,7 +304,10 @@ class TrainingConfig:
     """Targets of the learner's update: ``current_critic`` (GAE with values recomputed by the
     critic being trained), ``behaviour`` (GAE with the values the acting policy's critic gave), or
     ``vtrace`` (V-trace targets and advantages, current critic, importance-corrected for the policy
-    lag); compared in benchmarks/learner_targets.py."""
+    lag); compared in benchmarks/learner_targets.py. V-trace's advantages carry the truncated
+    importance weight rho_t of IMPALA, and the PPO ratio multiplies them again, as in Sample
+    Factory's learner with ``with_vtrace``; unlike there, the weights are those of the policy at
+    the start of the update, computed once per batch rather than again for every minibatch."""
     join_segments: bool = False
     """Shared mode: the learner joins consecutive segments of one worker's env stream that are in
     the same batch before computing advantages and value targets, so that these run across

@@ -54,6 +54,49 @@ def test_vtrace_on_policy_targets_are_the_gae_returns():
     np.testing.assert_allclose(targets, gae_returns, rtol=1e-5, atol=1e-5)
 
 
+def _vtrace_by_definition(rewards, values, dones, last, log_rhos, gamma, lam, rho_bar, c_bar):
+    """V-trace written out as Espeholt et al. (2018) define it (their eq. 1), one sum per step
+    instead of a recursion: v_s = V(x_s) + sum_{t>=s} gamma^(t-s) (prod_{s<=i<t} c_i) delta_t,
+    delta_t = rho_t (r_t + gamma V(x_{t+1}) - V(x_t)), c_i = lam * min(c_bar, ratio_i), with the
+    sum stopping at an episode end; the policy-gradient advantage is
+    rho_s (r_s + gamma v_{s+1} - V(x_s)). Shapes (T, N); ``last`` (N,)."""
+    T, N = rewards.shape
+    ratios = np.exp(log_rhos)
+    rho, c = np.minimum(rho_bar, ratios), lam * np.minimum(c_bar, ratios)
+    targets, advantages = np.zeros((T, N)), np.zeros((T, N))
+    for n in range(N):
+        following = [values[t + 1, n] if t + 1 < T else last[n] for t in range(T)]
+        delta = [rho[t, n] * (rewards[t, n] + gamma * (1 - dones[t, n]) * following[t] - values[t, n]) for t in range(T)]
+        for s in range(T):
+            total, weight = 0.0, 1.0
+            for t in range(s, T):
+                total += weight * delta[t]
+                if dones[t, n]:
+                    break
+                weight *= gamma * c[t, n]
+            targets[s, n] = values[s, n] + total
+    for n in range(N):
+        for s in range(T):
+            next_target = 0.0 if dones[s, n] else (targets[s + 1, n] if s + 1 < T else last[n])
+            advantages[s, n] = rho[s, n] * (rewards[s, n] + gamma * next_target - values[s, n])
+    return advantages, targets
+
+
+@pytest.mark.parametrize("rho_bar, c_bar", [(1.0, 1.0), (2.0, 0.5)])
+def test_vtrace_matches_its_definition_off_policy_across_episode_ends(rho_bar, c_bar):
+    rng = np.random.default_rng(7)
+    T, N = 12, 4
+    rewards, values, last = rng.normal(size=(T, N)), rng.normal(size=(T, N)), rng.normal(size=N)
+    dones = (rng.random((T, N)) < 0.2).astype(float)
+    log_rhos = rng.normal(scale=0.8, size=(T, N))  # ratios from ~0.1 to ~10: both truncations bite
+    assert (np.exp(log_rhos) > max(rho_bar, c_bar)).any() and dones.any()
+    expected_adv, expected_targets = _vtrace_by_definition(rewards, values, dones, last, log_rhos, 0.99, 0.95,
+                                                           rho_bar, c_bar)  # fmt: skip
+    adv, targets = compute_vtrace(rewards, values, dones, last, log_rhos, 0.99, 0.95, rho_bar=rho_bar, c_bar=c_bar)
+    np.testing.assert_allclose(targets, expected_targets, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(adv, expected_adv, rtol=1e-5, atol=1e-5)
+
+
 def test_linear_schedule():
     assert linear_schedule(1e-3, 0.0) == pytest.approx(1e-3)
     assert linear_schedule(1e-3, 0.5) == pytest.approx(5e-4)
