@@ -992,6 +992,7 @@ def test_killed_worker_is_replaced_and_ctrl_c_leaves_no_process(tmp_path, tiny_c
                 victim = workers[attempt % 2]
             time.sleep(0.1)
         assert victim is not None, "process titles name the learner and the workers"
+        assert f"morphelites: map_elites main {out}" in " ".join(psutil.Process(proc.pid).cmdline()), "and the run"
         os.kill(victim, signal.SIGKILL)
         while time.monotonic() < deadline and log_path.read_text().count("died") <= attempt:
             time.sleep(0.1)

@@ -290,7 +290,8 @@ class MAPElitesEvolutionTrainer:
         # before the pool creates shared memory that a plain Ctrl-C here would leave to the resource tracker.
         load_drawing_modules()
         # Given back at the end: a script or notebook that runs several experiments keeps its name.
-        previous_title = set_process_title("map_elites main")
+        # The run directory tells runs on one machine apart (``pkill -INT -f "map_elites main DIR"``).
+        previous_title = set_process_title(f"map_elites main {self.run_dir.path}")
         training = self.settings.training
         if evo.use_shared_ppo and evo.enable_multiprocess:
             pool: IndependentBackend | SharedPPOSystem | SerialSharedBackend = SharedPPOSystem(
