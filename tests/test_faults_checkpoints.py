@@ -17,6 +17,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
+import numpy as np
 import pytest
 
 from conftest import read_results
@@ -319,14 +320,33 @@ def _misshape_first_moments(state: dict[str, Any]) -> None:
     state["optimizer"]["state"][0] = {"step": torch.tensor(1.0), "exp_avg": torch.zeros(1), "exp_avg_sq": torch.zeros(1)}
 
 
+def _poison_first_weight(state: dict[str, Any]) -> None:
+    """Put a NaN into the first policy tensor (an edited or damaged file; the learner writes none)."""
+    next(iter(state["policy"]["state_dict"].values())).view(-1)[0] = float("nan")
+
+
+def _poison_first_moments(state: dict[str, Any]) -> None:
+    """Give the first parameter moment estimates of the right shape, one of them inf."""
+    import torch
+
+    from morphelites.policy import ActorCritic
+
+    shape = next(ActorCritic.from_policy_state(state["policy"]).parameters()).shape
+    state["optimizer"]["state"][0] = {"step": torch.tensor(1.0), "exp_avg": torch.zeros(shape),
+                                      "exp_avg_sq": torch.full(shape, float("inf"))}  # fmt: skip
+
+
 @pytest.mark.parametrize(
     "damage, words",
     [
         (_misshape_first_moments, "its optimizer state exp_avg of parameter 0 has shape (1,), not"),
         (lambda s: s["policy"]["state_dict"].clear(), "its contents cannot be loaded (RuntimeError: "),
         (lambda s: s.update(version="seven"), "its contents cannot be loaded (ValueError: "),
+        (_poison_first_weight, "its policy weights or observation statistics are not all finite"),
+        (lambda s: s["policy"]["obs_rms"]["var"].__setitem__(0, np.nan), "its policy weights or observation statistics are not all finite"),
+        (_poison_first_moments, "its optimizer state exp_avg_sq of parameter 0 is not all finite"),
     ],
-    ids=["optimizer-moment-shape", "empty-weights", "version-not-a-number"],
+    ids=["optimizer-moment-shape", "empty-weights", "version-not-a-number", "nan-weight", "nan-normaliser", "inf-moment"],
 )
 def test_learner_resume_skips_a_checkpoint_whose_contents_cannot_be_loaded(tmp_path, damage, words):
     checkpoints = tmp_path / "checkpoints"

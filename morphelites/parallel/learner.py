@@ -484,7 +484,9 @@ def _unloadable(state: dict[str, Any]) -> str | None:
     Loads it into scratch objects first, so that a checkpoint with malformed contents (edited, or
     a tensor of another shape) is passed over like any other unusable one instead of crashing the
     learner on every restart. Adam does not check the shapes of its moment estimates when it loads
-    them, so they are compared with the parameters here.
+    them, so they are compared with the parameters here. Non-finite weights, normaliser statistics
+    or moments are refused too: the learner never writes them (it restores the last good weights
+    first), and publishing them would fail, or every update from them would be skipped.
     """
     import torch
 
@@ -492,6 +494,8 @@ def _unloadable(state: dict[str, Any]) -> str | None:
 
     try:
         model = ActorCritic.from_policy_state(state["policy"])
+        if not np.all(np.isfinite(model.flat_weights())):
+            return "its policy weights or observation statistics are not all finite (NaN or inf)"
         params = list(model.parameters())
         optimizer = torch.optim.Adam(params)
         optimizer.load_state_dict(state["optimizer"])
@@ -499,6 +503,8 @@ def _unloadable(state: dict[str, Any]) -> str | None:
             for name, value in optimizer.state.get(param, {}).items():
                 if torch.is_tensor(value) and value.dim() > 0 and value.shape != param.shape:
                     return f"its optimizer state {name} of parameter {index} has shape {tuple(value.shape)}, not {tuple(param.shape)}"
+                if torch.is_tensor(value) and not bool(torch.isfinite(value).all()):
+                    return f"its optimizer state {name} of parameter {index} is not all finite (NaN or inf)"
         RunningMeanStd(()).load_state_dict(state["return_rms"])
         for counter in ("version", "updates", "samples_consumed", "skipped_updates"):
             if int(state[counter]) < 0:
