@@ -427,6 +427,44 @@ def test_a_second_ctrl_c_while_a_result_is_recorded_waits_until_the_files_agree(
     assert "Second interrupt: stopping at once" in (out / "training.log").read_text()
 
 
+def test_a_second_ctrl_c_while_the_processes_stop_still_writes_the_summary(tmp_path, monkeypatch):
+    """The backend's last close waits for the processes (in shared mode up to 15 s for the
+    learner's final checkpoint). A second Ctrl-C there escaped run(): no summary.json, the
+    trainer's signal handlers left in place, the processes and shared memory not freed."""
+    import os
+
+    from morphelites.evolution import trainer as trainer_module
+    from morphelites.parallel.supervisor import IndependentBackend
+
+    close = IndependentBackend.close
+    calls: list[bool] = []
+
+    def ctrl_c_twice_while_closing(backend, graceful=True):
+        calls.append(graceful)
+        if graceful:
+            os.kill(os.getpid(), signal.SIGINT)  # Python runs the handler at once, in this thread
+            os.kill(os.getpid(), signal.SIGINT)
+        close(backend, graceful=graceful)
+
+    monkeypatch.setattr(IndependentBackend, "close", ctrl_c_twice_while_closing)
+    handler_before = signal.getsignal(signal.SIGINT)
+    out = tmp_path / "run"
+    trainer = trainer_module.MAPElitesEvolutionTrainer(
+        TINY, num_initial_random=2, training_steps_per_individual=64, enable_multiprocess=False,
+        use_shared_ppo=False, output_dir=str(out), evaluations=2, quiet=True,
+    )  # fmt: skip
+    try:
+        summary = trainer.run()
+    except KeyboardInterrupt:  # not left to stop the whole test session
+        signal.signal(signal.SIGINT, handler_before)
+        pytest.fail("the second Ctrl-C escaped run()")
+    assert calls == [True, False], "the second Ctrl-C stopped the processes at once"
+    assert summary["status"] == "interrupted" and summary["evaluations"] == 2
+    assert json.loads((out / "summary.json").read_text())["status"] == "interrupted"
+    assert signal.getsignal(signal.SIGINT) is handler_before, "the caller's handler is given back"
+    assert "Second interrupt: stopping the processes at once." in (out / "training.log").read_text()
+
+
 def _serial_run(out: Path, config: Path, evaluations: int, resume: bool = False) -> None:
     options = ["--resume"] if resume else ["--mode", "independent", "--serial", "--config", str(config),
                                            "--initial-random", "4", "--steps-per-individual", "64"]  # fmt: skip

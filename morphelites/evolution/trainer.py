@@ -332,7 +332,7 @@ class MAPElitesEvolutionTrainer:
         except KeyboardInterrupt:  # second Ctrl-C: stop at once
             status = "interrupted"
             log.warning("Second interrupt: stopping at once, without a final checkpoint.")
-            pool.close(graceful=False)
+            self._close_at_once(pool)
         except (LearnerDied, WorkerCrashLoop, EvaluationFailed) as error:
             status = "failed"
             self.failure = str(error)
@@ -353,7 +353,12 @@ class MAPElitesEvolutionTrainer:
                             "continues from the last checkpoint.")  # fmt: skip
             log.exception("Unexpected error; the run stops.")
         finally:
-            pool.close(graceful=status == "completed")
+            try:
+                pool.close(graceful=status == "completed")  # waits for the processes (and the learner's checkpoint)
+            except KeyboardInterrupt:  # a second Ctrl-C meanwhile: summary.json and the handlers are still due
+                status = "interrupted" if status == "completed" else status
+                log.warning("Second interrupt: stopping the processes at once.")
+                self._close_at_once(pool)
             self.progress.close()
         # The final files take a moment; a further Ctrl-C must not tear them (or an import) in half.
         for sig in previous:
@@ -745,6 +750,14 @@ class MAPElitesEvolutionTrainer:
                 return
             raise KeyboardInterrupt
         self._stop_signal = signum
+
+    @staticmethod
+    def _close_at_once(pool: IndependentBackend | SharedPPOSystem | SerialSharedBackend) -> None:
+        """Stop the backend's processes after a second Ctrl-C. A further one is ignored until they
+        are gone (seconds; ~10 at most, for a hung learner): escaping here would leave processes
+        and shared memory behind, and no summary.json."""
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # run() gives the caller's handler back at its end
+        pool.close(graceful=False)
 
     def _wall_s(self) -> float:
         return self.wall_s_before + (time.monotonic() - self._start)
