@@ -1119,7 +1119,18 @@ def test_periodic_reevaluation_rounds_use_the_current_policy_and_count_their_ste
     def run(evaluations: int, resume: bool) -> dict:
         return _serial_shared_run(out, config, evaluations, resume, num_initial_random=2)
 
+    from morphelites.parallel.supervisor import SerialSharedBackend
+
+    close = SerialSharedBackend.close
+
+    def slow_close(backend: SerialSharedBackend, graceful: bool = True) -> None:
+        time.sleep(2.0)  # a shutdown that takes a while (in shared mode, the learner's last checkpoint)
+        close(backend, graceful=graceful)
+
+    monkeypatch.setattr(SerialSharedBackend, "close", slow_close)
     summary = run(5, resume=False)
+    monkeypatch.setattr(SerialSharedBackend, "close", close)
+    wall_of_first_session = summary["wall_s"]
     rows = list(csv.DictReader((out / "reevaluations.csv").open()))
     results = read_results(out)
     assert all(0.0 <= r["fitness"] <= r["fitness_ceiling"] <= 1.0 for r in results), "shared workers report it too"
@@ -1169,9 +1180,12 @@ def test_periodic_reevaluation_rounds_use_the_current_policy_and_count_their_ste
     assert [(int(r["evaluations"]), int(r["final"])) for r in rows][-1] == (6, 1)
     assert (out / "curves.png").read_bytes() not in (b"", curves_before), "curves.png redrawn at the resumed run's end"
     metrics = list(csv.DictReader((out / "metrics.csv").open()))
-    for column in ("env_steps", "policy_updates", "samples_consumed", "transitions_written", "transitions_consumed"):
+    for column in ("env_steps", "policy_updates", "samples_consumed", "transitions_written", "transitions_consumed", "wall_s"):
         values = [float(r[column]) for r in metrics]
         assert values == sorted(values), f"{column} never steps back, also across a resume from an older checkpoint"
+    # Seen in review: the resumed clock started from the last metrics.csv row, so the time after
+    # the last evaluation (the final re-evaluation, the shutdown) was lost from wall_s.
+    assert float(metrics[5]["wall_s"]) > wall_of_first_session
     assert summary["env_steps"] == sum(r["training_steps"] + r["eval_env_steps"] for r in read_results(out)) + sum(
         int(r["reevaluation_env_steps"]) for r in rows
     )

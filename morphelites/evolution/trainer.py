@@ -1003,8 +1003,11 @@ class MAPElitesEvolutionTrainer:
             if unrecorded > 0:
                 self.env_steps += unrecorded
                 self.reevaluation_env_steps += unrecorded
-        # metrics.csv is written with every evaluation, the checkpoint only every checkpoint_every
-        self.wall_s_before = max(self.wall_s_before, maxima.get("wall_s", 0.0))
+        # metrics.csv is written with every evaluation, the checkpoint only every checkpoint_every;
+        # the time after the last evaluation (a final re-evaluation, the shutdown) is in
+        # reevaluations.csv and summary.json (absent, or an earlier session's, after a hard stop)
+        self.wall_s_before = max(self.wall_s_before, maxima.get("wall_s", 0.0), self.recorder.reevaluation_rows_max("wall_s"),
+                                 _number(previous_summary.get("wall_s")))  # fmt: skip
         # summary.json too, for runs whose metrics.csv has no memory columns (written before they were added)
         self.peak_memory_floor_mb = max(maxima.get("peak_memory_mb", 0.0), _number(previous_summary.get("peak_memory_mb")))
         # After a hard stop summary.json is an earlier session's, or absent; the checkpoint then has
