@@ -363,11 +363,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "train":
             from morphelites.evolution.trainer import EXIT_CODES
 
+            from morphelites.parallel.shm import SharedMemoryFull
+
             try:
                 summary = trainer.run()
             except RunDirectoryError as error:  # another process took the run since the check above
                 print(f"morphelites: error: {error}", file=sys.stderr)
                 return EXIT_BAD_INPUT
+            except SharedMemoryFull as error:  # /dev/shm filled since the check above; nothing was started
+                print(f"morphelites: error: {error}", file=sys.stderr)
+                return 1
             if "error" in summary:
                 print(f"morphelites: error: {summary['error']}", file=sys.stderr)
             return EXIT_CODES[summary["status"]]

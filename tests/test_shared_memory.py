@@ -3,6 +3,7 @@ there, not a SIGBUS in whichever process first touches a page later (a real /dev
 
 from __future__ import annotations
 
+import logging
 import os
 from multiprocessing import shared_memory
 
@@ -57,3 +58,46 @@ def test_the_check_counts_the_weights_and_the_buffer_that_a_run_creates():
     finally:
         buffer.close()
         weights.close()
+
+
+def test_shared_memory_that_fills_after_the_check_is_a_clear_error_with_nothing_left_behind(tmp_path, monkeypatch, capsys):
+    """The check before a run cannot see another process fill /dev/shm just after it. Creating
+    the backend then fails: a message and exit code 1, not a traceback, and the process title
+    and log handlers of this process (a notebook's, say) are as they were."""
+    from setproctitle import getproctitle
+
+    from morphelites.cli import main
+    from morphelites.parallel import supervisor
+
+    def filled(*args, **kwargs):
+        raise SharedMemoryFull("Could not reserve 3.1 MB of shared memory for the experience buffer (No space left on "
+                               "device). Lower training.buffer_size, or give the machine more shared memory.")  # fmt: skip
+
+    monkeypatch.setattr(supervisor, "create_shared_state", filled)
+    title = getproctitle()
+    out = tmp_path / "run"
+    assert main(["train", "--mode", "shared", "--workers", "1", "--evaluations", "2", "--output", str(out), "--quiet"]) == 1
+    assert "morphelites: error: Could not reserve 3.1 MB of shared memory" in capsys.readouterr().err
+    assert getproctitle() == title
+    assert not [h for h in logging.getLogger("morphelites.evolution").handlers
+                if getattr(h, "baseFilename", "").startswith(str(out))], "training.log is closed"  # fmt: skip
+
+
+def test_a_serial_shared_backend_that_fails_to_start_frees_its_shared_memory(tmp_path, monkeypatch):
+    from morphelites.parallel import learner, supervisor
+
+    blocks: list[str] = []
+
+    def recorded(*args, **kwargs):
+        weights, buffer, handles = create_shared_state(*args, **kwargs)
+        blocks.extend([handles.weights_name, handles.buffer_name])
+        return weights, buffer, handles
+
+    def broken(options):
+        raise RuntimeError("the learner could not start")
+
+    monkeypatch.setattr(supervisor, "create_shared_state", recorded)
+    monkeypatch.setattr(learner, "SharedPPOTrainer", broken)
+    with pytest.raises(RuntimeError, match="could not start"):
+        supervisor.SerialSharedBackend(Settings().validate(), tmp_path, resume=False)
+    assert len(blocks) == 2 and not [name for name in blocks if (SHM_DIR / name.lstrip("/")).exists()]

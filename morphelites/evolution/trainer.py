@@ -293,17 +293,12 @@ class MAPElitesEvolutionTrainer:
         # The run directory tells runs on one machine apart (``pkill -INT -f "map_elites main DIR"``).
         previous_title = set_process_title(f"map_elites main {self.run_dir.path}")
         training = self.settings.training
-        if evo.use_shared_ppo and evo.enable_multiprocess:
-            pool: IndependentBackend | SharedPPOSystem | SerialSharedBackend = SharedPPOSystem(
-                self.settings, workers, self.run_dir.checkpoints, resume=self.resume, sync=training.sync,
-                max_policy_lag=training.max_policy_lag, counters_floor=self.learner_counters_floor,
-            )  # fmt: skip
-        elif evo.use_shared_ppo:
-            pool = SerialSharedBackend(self.settings, self.run_dir.checkpoints, resume=self.resume, sync=training.sync,
-                                       max_policy_lag=training.max_policy_lag,
-                                       counters_floor=self.learner_counters_floor)  # fmt: skip
-        else:
-            pool = IndependentBackend(self.settings, workers, evo.enable_multiprocess)
+        try:
+            pool = self._make_backend(workers)
+        except BaseException:  # e.g. SharedMemoryFull: /dev/shm filled since the check; nothing was started
+            restore_process_title(previous_title)
+            self.recorder.close()
+            raise
         if isinstance(pool, (SharedPPOSystem, SerialSharedBackend)) and training.sync:
             handles = pool.handles
             segment = handles.layout.steps * handles.layout.envs
@@ -384,6 +379,17 @@ class MAPElitesEvolutionTrainer:
         if unexpected is not None:
             raise unexpected
         return summary
+
+    def _make_backend(self, workers: int) -> IndependentBackend | SharedPPOSystem | SerialSharedBackend:
+        """The backend of this run's mode; it creates shared memory but starts no process yet."""
+        evo, training = self.settings.evolution, self.settings.training
+        if evo.use_shared_ppo and evo.enable_multiprocess:
+            return SharedPPOSystem(self.settings, workers, self.run_dir.checkpoints, resume=self.resume, sync=training.sync,
+                                   max_policy_lag=training.max_policy_lag, counters_floor=self.learner_counters_floor)  # fmt: skip
+        if evo.use_shared_ppo:
+            return SerialSharedBackend(self.settings, self.run_dir.checkpoints, resume=self.resume, sync=training.sync,
+                                       max_policy_lag=training.max_policy_lag, counters_floor=self.learner_counters_floor)  # fmt: skip
+        return IndependentBackend(self.settings, workers, evo.enable_multiprocess)
 
     # ------------------------------------------------------------------ main loop
     def _loop(self, pool: IndependentBackend | SharedPPOSystem | SerialSharedBackend) -> str:

@@ -369,8 +369,13 @@ class SerialSharedBackend:
         options = LearnerOptions(settings, self.handles, str(checkpoint_dir), resume, max_policy_lag,
                                  checkpoint_every_updates=settings.training.learner_checkpoint_every,
                                  seed=settings.evolution.seed, counters_floor=counters_floor or None)  # fmt: skip
-        self.learner = SharedPPOTrainer(options)
-        self.worker = MultiProcessPPOWorker(0, self.handles, after_segment=self._learn)
+        try:
+            self.learner = SharedPPOTrainer(options)
+            self.worker = MultiProcessPPOWorker(0, self.handles, after_segment=self._learn)
+        except BaseException:  # nobody would close() a backend that was never made
+            self.buffer.close()
+            self.weights.close()
+            raise
         self.learner_events: list[dict[str, Any]] = [self.learner.restored_event()] if resume else []
         self.frozen_version: int | None = None  # freeze_learner()
         self._task: tuple[Individual, str] | None = None
