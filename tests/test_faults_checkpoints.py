@@ -69,7 +69,7 @@ def _run_body_space_check(run: Path) -> Callable[[dict[str, Any]], str | None]:
 
 @contextmanager
 def _learner(checkpoint_dir: Path, resume: bool = False, counters_floor: dict[str, int] | None = None,
-             **sections: dict[str, Any]) -> Iterator[Any]:
+             version_floor: int = 0, **sections: dict[str, Any]) -> Iterator[Any]:
     """A real SharedPPOTrainer in this process, on freshly created shared memory."""
     from morphelites.parallel.learner import LearnerOptions, SharedPPOTrainer
     from morphelites.parallel.supervisor import create_shared_state
@@ -81,7 +81,7 @@ def _learner(checkpoint_dir: Path, resume: bool = False, counters_floor: dict[st
     learner = None
     try:
         learner = SharedPPOTrainer(LearnerOptions(settings, handles, str(checkpoint_dir), resume=resume, max_policy_lag=2,
-                                                  counters_floor=counters_floor))  # fmt: skip
+                                                  counters_floor=counters_floor, version_floor=version_floor))  # fmt: skip
         yield learner
     finally:
         if learner is not None:
@@ -360,6 +360,18 @@ def test_learner_resume_skips_a_checkpoint_whose_contents_cannot_be_loaded(tmp_p
         assert _log_std(learner) == pytest.approx(older_log_std)
         [reason] = learner.skipped_checkpoints
     assert f"Checkpoint {newest} does not fit this run: {words}" in reason and "Trying an older one." in reason
+
+
+def test_a_resumed_learner_numbers_an_older_checkpoints_weights_past_every_recorded_version(tmp_path):
+    """After a hard stop between two checkpoints the run's files name versions the checkpoint
+    never saw; its weights are not theirs, so they get a number of their own."""
+    checkpoints = tmp_path / "checkpoints"
+    with _learner(checkpoints) as learner:
+        _learner_checkpoint(learner, updates=2, shift=0.25)  # version 3
+    with _learner(checkpoints, resume=True, version_floor=7) as learner:
+        assert learner.restored_version == 3 and learner.version == 8 and learner.weights.version == 8
+    with _learner(checkpoints, resume=True, version_floor=3) as learner:  # nothing recorded past the checkpoint
+        assert learner.version == 3 and learner.weights.version == 3
 
 
 def test_a_restarted_learner_continues_the_work_counters_of_the_one_it_replaces(tmp_path):

@@ -1157,8 +1157,14 @@ def test_periodic_reevaluation_rounds_use_the_current_policy_and_count_their_ste
     newest.write_bytes(newest.read_bytes()[:100])
     learner_checkpoints[-2].unlink()  # so the learner restores a checkpoint two updates behind metrics.csv
     samples_before = max(float(r["samples_consumed"]) for r in csv.DictReader((out / "metrics.csv").open()))
+    recorded_version = max(int(rows[-1]["policy_version_max"]), *(r["policy_version"] for r in read_results(out)))
     monkeypatch.setattr("morphelites.evolution.trainer._SUMMARY_EVERY_S", 0.0)  # a shared_ppo line every loop step
     summary = run(6, resume=True)
+    # Seen in review: the older checkpoint's weights were published again under version numbers
+    # the first session had recorded for other weights.
+    assert read_results(out)[-1]["policy_version"] > recorded_version
+    assert f"Its weights are published as version {recorded_version + 1}, past the versions other weights" \
+        in (out / "training.log").read_text()
     log = (out / "training.log").read_text()
     # Seen: the first shared_ppo line after a resume divided every earlier session's samples by its
     # own first seconds. Rate times interval is work done in it: at most this session's samples,

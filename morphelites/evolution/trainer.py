@@ -225,6 +225,7 @@ class MAPElitesEvolutionTrainer:
         # shared mode: the archive re-evaluated at the end ("archive"), the evaluations it held ("at"), its figures
         self.reevaluation: dict[str, Any] | None = None
         self.learner_counters_floor: dict[str, int] = {}  # resume: the learner's counters in metrics.csv
+        self.recorded_policy_version = 0  # resume: the newest policy version the run's files name
         self.reevaluation_env_steps = 0  # env steps of all re-evaluation tasks (periodic and final rounds, finished or not)
         self._round: ReevaluationRound | None = None  # shared mode: a periodic re-evaluation under way
         self.failure: str | None = None  # why a failed run stopped
@@ -385,10 +386,12 @@ class MAPElitesEvolutionTrainer:
         evo, training = self.settings.evolution, self.settings.training
         if evo.use_shared_ppo and evo.enable_multiprocess:
             return SharedPPOSystem(self.settings, workers, self.run_dir.checkpoints, resume=self.resume, sync=training.sync,
-                                   max_policy_lag=training.max_policy_lag, counters_floor=self.learner_counters_floor)  # fmt: skip
+                                   max_policy_lag=training.max_policy_lag, counters_floor=self.learner_counters_floor,
+                                   version_floor=self.recorded_policy_version)  # fmt: skip
         if evo.use_shared_ppo:
             return SerialSharedBackend(self.settings, self.run_dir.checkpoints, resume=self.resume, sync=training.sync,
-                                       max_policy_lag=training.max_policy_lag, counters_floor=self.learner_counters_floor)  # fmt: skip
+                                       max_policy_lag=training.max_policy_lag, counters_floor=self.learner_counters_floor,
+                                       version_floor=self.recorded_policy_version)  # fmt: skip
         return IndependentBackend(self.settings, workers, evo.enable_multiprocess)
 
     # ------------------------------------------------------------------ main loop
@@ -431,8 +434,9 @@ class MAPElitesEvolutionTrainer:
                 log.info("Learner restored from %s (policy version %d, %d updates).%s%s", message["checkpoint"],
                          message["version"], message.get("updates", 0),
                          f" Lost: {lost} update(s) made after that checkpoint." if lost else "",
-                         f" Its weights are published as version {published}, past the versions the learner it "
-                         f"replaces had published." if published != message["version"] else "")  # fmt: skip
+                         f" Its weights are published as version {published}, past the versions other weights "
+                         f"were published as (by a learner it replaces, or before the run stopped)."
+                         if published != message["version"] else "")  # fmt: skip
             else:
                 log.warning("Learner started from a fresh policy (no usable learner checkpoint)%s.",
                             f"; lost: {lost} update(s)" if lost else "")  # fmt: skip
@@ -962,8 +966,13 @@ class MAPElitesEvolutionTrainer:
         self.reevaluation_env_steps = self.recorder.reevaluation_env_steps()
         # the learner restores its own checkpoint, which can be older than the last metrics row
         maxima = self.recorder.metrics_maxima([*COUNTER_COLUMNS.values(), *_SESSION_COUNTERS, "wall_s", "env_steps",
-                                               "peak_memory_mb"])  # fmt: skip
+                                               "peak_memory_mb", "policy_version"])  # fmt: skip
         self.learner_counters_floor = {name: int(maxima[column]) for name, column in COUNTER_COLUMNS.items() if column in maxima}
+        # so that a learner restored from an older checkpoint numbers its weights past these
+        self.recorded_policy_version = int(max(
+            maxima.get("policy_version", 0.0), self.recorder.reevaluation_rows_max("policy_version_max"),
+            *(line["policy_version"] for line in results if isinstance(line.get("policy_version"), int)),
+        ))  # fmt: skip
         self.session_counters_floor = {column: maxima[column] for column in _SESSION_COUNTERS if column in maxima}
         # the first rates of this session are taken from where the last one left off, not from 0
         self._previous_learner = {**{COUNTER_COLUMNS[name]: float(value) for name, value in self.learner_counters_floor.items()},

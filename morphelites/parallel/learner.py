@@ -90,6 +90,10 @@ class LearnerOptions:
     #: alive, as ``(busy_s, active_s)``, so that ``learner_utilisation`` covers this run's whole
     #: learner time. Not carried over by ``--resume``: there it covers the resumed part.
     time_floor_s: tuple[float, float] = (0.0, 0.0)
+    #: A resumed run: the newest policy version its files record (results.jsonl, metrics.csv,
+    #: reevaluations.csv). A checkpoint older than that (a hard stop between two checkpoints) is
+    #: published as ``version_floor + 1``, so that a recorded version never names two policies.
+    version_floor: int = 0
 
 
 #: Sync mode: the sleep between marking a version closing and counting the busy workers again.
@@ -154,6 +158,8 @@ class SharedPPOTrainer:
         self.lost_updates = max(0, int(floor.get("updates", 0)) - self.restored_updates)
         for name, value in floor.items():
             setattr(self, name, max(getattr(self, name), int(value)))
+        if self.version < options.version_floor:
+            self.version = options.version_floor + 1
         # A learner restarted after a crash: its predecessor may have published versions newer
         # than the checkpoint; the version counter moves on past them so that every worker
         # refreshes and no two different weight vectors share a version.

@@ -153,15 +153,18 @@ class SharedPPOSystem:
         counters_floor: work counters (``updates``, ``samples_consumed``, ``skipped_updates``) the
             learner continues from at least (a resumed run: those of its metrics.csv); see
             :class:`LearnerOptions`.
+        version_floor: a resumed run's newest recorded policy version; see :class:`LearnerOptions`.
     """
 
     WORKER_JOB = "morphelites.parallel.shared_worker:run_task"
 
     def __init__(self, settings: Settings, workers: int, checkpoint_dir: Path, resume: bool,
-                 sync: bool = False, max_policy_lag: int = 4, counters_floor: dict[str, int] | None = None) -> None:  # fmt: skip
+                 sync: bool = False, max_policy_lag: int = 4, counters_floor: dict[str, int] | None = None,
+                 version_floor: int = 0) -> None:  # fmt: skip
         self.settings = settings
         self.workers = workers
         self._counters_floor = dict(counters_floor or {})
+        self._version_floor = version_floor
         self.checkpoint_dir = checkpoint_dir
         self.sync = sync
         self.max_policy_lag = max_policy_lag
@@ -197,7 +200,8 @@ class SharedPPOSystem:
                                  self.max_policy_lag,
                                  checkpoint_every_updates=self.settings.training.learner_checkpoint_every,
                                  seed=self.settings.evolution.seed + self.learner_restarts,
-                                 counters_floor=floor or None, time_floor_s=(busy_s, active_s))  # fmt: skip
+                                 counters_floor=floor or None, time_floor_s=(busy_s, active_s),
+                                 version_floor=self._version_floor)  # fmt: skip
         if self._stats_recv is not None:
             self._stats_recv.close()
         self.frozen_version = None  # a frozen learner that died: its successor reports again
@@ -360,7 +364,8 @@ class SerialSharedBackend:
     reproducible to the bit under a seed."""
 
     def __init__(self, settings: Settings, checkpoint_dir: Path, resume: bool, sync: bool = False,
-                 max_policy_lag: int = 4, counters_floor: dict[str, int] | None = None) -> None:  # fmt: skip
+                 max_policy_lag: int = 4, counters_floor: dict[str, int] | None = None,
+                 version_floor: int = 0) -> None:  # fmt: skip
         from morphelites.parallel.learner import SharedPPOTrainer
         from morphelites.parallel.shared_worker import MultiProcessPPOWorker
 
@@ -368,7 +373,8 @@ class SerialSharedBackend:
         self.weights, self.buffer, self.handles = create_shared_state(settings, 1, sync, max_policy_lag)
         options = LearnerOptions(settings, self.handles, str(checkpoint_dir), resume, max_policy_lag,
                                  checkpoint_every_updates=settings.training.learner_checkpoint_every,
-                                 seed=settings.evolution.seed, counters_floor=counters_floor or None)  # fmt: skip
+                                 seed=settings.evolution.seed, counters_floor=counters_floor or None,
+                                 version_floor=version_floor)  # fmt: skip
         try:
             self.learner = SharedPPOTrainer(options)
             self.worker = MultiProcessPPOWorker(0, self.handles, after_segment=self._learn)
