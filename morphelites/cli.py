@@ -362,7 +362,6 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 0
         if args.command == "train":
             from morphelites.evolution.trainer import EXIT_CODES
-
             from morphelites.parallel.shm import SharedMemoryFull
 
             try:
