@@ -74,6 +74,36 @@ def test_a_wall_time_ratio_measured_while_the_machine_speed_changed_is_not_count
     assert "(machine speed not probed) | yes |" in unprobed
 
 
+def test_a_machine_10_percent_faster_for_either_run_of_a_pair_counts_as_a_speed_change():
+    """Found in review: the flag took |shared/independent - 1| >= 0.1, so independent's run on a
+    machine 10.06% faster (ratio 0.9086) was not flagged while shared's 10% faster one was."""
+    tables = _readme_tables()
+    flagged = {ratio: tables._speeds_differ({"speed_probe_ratio": ratio}) for ratio in (0.9086, 1 / 1.1, 1.1, 1.0, 0.92, 1.09)}
+    assert flagged == {0.9086: True, 1 / 1.1: True, 1.1: True, 1.0: False, 0.92: False, 1.09: False}
+    assert not tables._speeds_differ({}), "pairs measured before the probes are not flagged (they are marked apart)"
+    comparisons = [{**_comparison("open", 12.0, 11.0, 0.3), "speed_probe_ratio": 0.88},
+                   {**_comparison("open", 12.0, 12.0, 0.3, seed=1), "speed_probe_ratio": 1.2}]  # fmt: skip
+    line = tables._ratio_target("wall_time_ratio", "less wall time", "open", comparisons, ON)
+    assert "(machine speed differed on seeds 0, 1: not comparable, not counted as met) | no |" in line, line
+
+
+def test_memory_against_workers_judges_the_peaks_not_the_rounded_ratio(monkeypatch):
+    """Found in review: the stored ratio is rounded to 3 digits, so 0.3334 read as 0.333 and met."""
+    tables = _readme_tables()
+
+    def row(workers: int, shared: float, independent: float) -> dict:
+        return {"workers": workers, "shared": {"peak_pss_mb": shared}, "independent": {"peak_pss_mb": independent},
+                "memory_ratio_pss": round(shared / independent, 3)}  # fmt: skip
+
+    memory = {**MEASURED, "scene": "open", "training_steps_per_individual": 1_500,
+              "rows": [row(8, 333.4, 1000.0), row(16, 320.0, 1000.0)]}  # fmt: skip
+    monkeypatch.setattr(tables, "_load", lambda name: memory if name == "memory_scaling" else None)
+    long = {**MEASURED, "budgets": [50_000], "workers": 2, "seeds": [0], "scenes": ["open"], "evaluations": 64,
+            "comparisons": [_comparison("open", 5.0, 3.0, 0.8)], "runs": []}  # fmt: skip
+    [line] = [line for line in tables._issue4_targets(long) if "by workers" in line]
+    assert "| 0.33 at 8, 0.32 at 16 | from 16 workers |" in line, line
+
+
 def test_the_targets_summary_says_when_and_on_what_code_each_row_was_measured():
     tables = _readme_tables()
     assert tables._measured(MEASURED) == ON
