@@ -75,6 +75,17 @@ def comparisons_of(rows: list[dict[str, Any]], workers: int) -> list[dict[str, A
     return comparisons
 
 
+def earlier_wall_s(previous: dict[str, Any], seeds: list[int]) -> float:
+    """The script time (s) of the runs this one keeps from ``previous`` (its file) when it reruns
+    ``seeds``: the earlier total less the replaced runs' wall times (the earlier sessions' probes
+    and plotting stay counted); 0 when none is kept."""
+    rows = previous.get("rows", [])
+    if all(r["seed"] in seeds for r in rows):
+        return 0.0
+    replaced = sum(r["wall_s"] for r in rows if r["seed"] in seeds)
+    return max(0.0, previous.get("wall_s", 0.0) - replaced)
+
+
 def checkpoints(evaluations: int, parts: int = 8) -> list[int]:
     """Evaluation counts at which the ratios are read: every ``parts``-th of the run, the end included."""
     return sorted({max(1, round(evaluations * i / parts)) for i in range(1, parts + 1)})
@@ -136,7 +147,7 @@ def main() -> None:
     if [previous.get(k) for k in kept] != [args.evaluations, shared_evaluations, args.workers, args.scene]:
         previous = {}  # not comparable: start the file again
     rows: list[dict[str, Any]] = [r for r in previous.get("rows", []) if r["seed"] not in args.seeds]
-    earlier_wall = previous.get("wall_s", 0.0) if rows else 0.0
+    earlier_wall = earlier_wall_s(previous, args.seeds)
     started = time.perf_counter()
     env_rate = env_only_rate(args.workers)
     print(f"env-only rate with {args.workers} processes: {env_rate:.0f} steps/s", flush=True)

@@ -9,7 +9,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 
 from long_analysis import analyse_pair, evaluations_within  # noqa: E402
-from run_length import ratios_at  # noqa: E402
+from run_length import earlier_wall_s, ratios_at  # noqa: E402
 from readme_tables import _speed  # noqa: E402
 from shared_vs_independent import compare, modes_in_order  # noqa: E402
 
@@ -115,3 +115,13 @@ def test_the_ten_times_allowance_counts_the_shared_evaluations_whose_steps_and_e
     assert result["shared_qd_then"] == 1.5 and result["independent_qd_then"] == 2.0
     assert result["mean_fitness_needed"] == 2.0, "independent's final 4.0 over 2 elites"
     assert result["collection_rate_ratio"] == 0.5
+
+
+def test_a_run_length_rerun_of_some_seeds_keeps_only_the_kept_runs_time():
+    """Found in review: rerunning a seed carried the whole earlier total over, its replaced runs included."""
+    previous = {"wall_s": 1000.0, "rows": [{"seed": 0, "wall_s": 300.0}, {"seed": 0, "wall_s": 100.0},
+                                           {"seed": 1, "wall_s": 500.0}]}  # fmt: skip
+    assert earlier_wall_s(previous, [1]) == 500.0, "seed 0's runs and the earlier overhead (100 s) stay"
+    assert earlier_wall_s(previous, [0, 1]) == 0.0, "nothing kept"
+    assert earlier_wall_s(previous, [2]) == 1000.0, "a new seed keeps everything"
+    assert earlier_wall_s({}, [0]) == 0.0
