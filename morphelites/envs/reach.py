@@ -184,6 +184,8 @@ class ReachEnv(gym.Env):
         touched = False
         for _ in range(self.config.frame_skip):
             self._mujoco.mj_step(self.model, self.data)
+            # the contacts mj_step found at the substep's start, whose forces acted during it: a
+            # contact in the state a step ends in counts in the next step (README, Reward)
             touched = touched or self._touches_wall()
         # mj_step computes positions before it integrates: without this, the fingertip and link
         # positions (observation, distance, success, reward) were those of one physics step earlier
