@@ -211,6 +211,13 @@ def test_renders_rgb_frames_headless():
     env.close()
 
 
+def test_render_fps_is_the_simulated_rate_of_env_steps():
+    """For video wrappers (gymnasium's RecordVideo): it was 50 whatever env.frame_skip was."""
+    assert ReachEnv(BODY).metadata["render_fps"] == 50  # 4 physics steps of 5 ms
+    assert ReachEnv(BODY, env_config=EnvConfig(frame_skip=10)).metadata["render_fps"] == 20
+    assert ReachEnv.metadata["render_fps"] == 50, "the class's metadata is not changed by an instance"
+
+
 def test_bad_scene_and_body_raise_clear_errors():
     with pytest.raises(ValueError, match="env.scene is 'forest'"):
         ReachEnv(BODY, scene="forest")

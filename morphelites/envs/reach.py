@@ -32,8 +32,8 @@ import numpy as np
 
 from morphelites.config import BodySpaceConfig, EnvConfig
 from morphelites.envs.scenes import Scene, make_scene
-from morphelites.morphology import (JOINT_RANGE_DEG, LINK_RADIUS, MAX_RENDER_SIZE, BodySpace, Morphology, compile_arm,
-                                    import_mujoco)
+from morphelites.morphology import (JOINT_RANGE_DEG, LINK_RADIUS, MAX_RENDER_SIZE, PHYSICS_TIMESTEP, BodySpace, Morphology,
+                                    compile_arm, import_mujoco)
 
 __all__ = ["ReachEnv", "ObservationLayout", "FEATURES_PER_JOINT", "GLOBAL_FEATURES"]
 
@@ -110,6 +110,8 @@ class ReachEnv(gym.Env):
                              f"offscreen buffer every body's model is compiled with), got {render_size!r}.")  # fmt: skip
         self.render_mode = render_mode
         self.render_size = render_size
+        # frames per second of simulated time, for video wrappers (50 at the default frame_skip 4)
+        self.metadata = {**self.metadata, "render_fps": round(1.0 / (PHYSICS_TIMESTEP * self.config.frame_skip))}
 
         self.layout = ObservationLayout(self.space.max_links)
         self.max_reach = self.space.max_reach
