@@ -110,7 +110,7 @@ def prepare_animation(run: str | Path, individual: int | None = None, body: Morp
         raise AnimationError(f"{run_dir.config} says command {command!r}; animate reads runs of 'morphelites train' "
                              f"and 'morphelites ppo'.")  # fmt: skip
     try:
-        settings = Settings.from_dict(config.get("settings")).validate()
+        settings = Settings.from_dict(config.get("settings")).validate(command)
     except (ConfigError, TypeError, ValueError) as error:
         raise AnimationError(f"{run_dir.config} holds settings this version cannot use: {error}") from None
     if individual is not None and body is not None:

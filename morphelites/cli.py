@@ -14,7 +14,7 @@ import json
 import re
 import shlex
 import sys
-from typing import Any, Sequence
+from typing import Any, Literal, Sequence
 
 from morphelites.config import MAX_SEED, ConfigError, Settings, load_config_file
 from morphelites.morphology import BodySpace, Morphology
@@ -75,13 +75,13 @@ def _parse(parser: _Parser, argv: Sequence[str] | None) -> argparse.Namespace:
     return args
 
 
-def _validated(settings: Settings, given: dict[str, tuple[str, Any]]) -> Settings:
-    """``settings.validate()``; a message about a value given by a command-line option starts with that option.
+def _validated(settings: Settings, given: dict[str, tuple[str, Any]], command: Literal["train", "ppo"]) -> Settings:
+    """``settings.validate(command)``; a message about a value given by a command-line option starts with that option.
 
     ``given`` maps a dotted setting (``evolution.max_workers``) to the option and value that set it.
     """
     try:
-        return settings.validate()
+        return settings.validate(command)
     except ConfigError as error:
         message = str(error)
         for key, (option, value) in given.items():
@@ -204,7 +204,7 @@ def _settings(args: argparse.Namespace) -> Settings:
     if getattr(args, "hidden_dim", None) is not None:
         model = dataclasses.replace(model, hidden_dim=args.hidden_dim)
         given["model.hidden_dim"] = ("--hidden-dim", args.hidden_dim)
-    return _validated(dataclasses.replace(settings, env=env, ppo=ppo, model=model), given)
+    return _validated(dataclasses.replace(settings, env=env, ppo=ppo, model=model), given, "ppo")
 
 
 def parse_body(text: str) -> Morphology:
@@ -310,7 +310,7 @@ def _train_trainer(args: argparse.Namespace) -> Any:
     given = {f"evolution.{k}": (o, evo_changes[k]) for k, o in options.items() if evo_changes[k] is not None}
     if args.scene is not None:
         given["env.scene"] = ("--scene", args.scene)
-    settings = _validated(dataclasses.replace(settings, evolution=evo, env=env), given).with_default_epochs(evolution=True)
+    settings = _validated(dataclasses.replace(settings, evolution=evo, env=env), given, "train").with_default_epochs(evolution=True)
     evo = settings.evolution
     # Only now: the trainer loads pyribs (with scipy, scikit-learn, numba: ~2 s), which the
     # checks above do not need, so that a bad option is reported at once.

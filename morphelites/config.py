@@ -266,13 +266,18 @@ class PPOConfig:
         if self.target_kl is not None:
             _check_float_range("ppo.target_kl", self.target_kl, 1e-8, 10.0)
         _check_int_range("ppo.torch_threads", self.torch_threads, 1, 1024)
+        return self
+
+    def check_rollout_batch(self) -> None:
+        """Refuse a rollout batch (num_envs * num_steps) too small for num_minibatches minibatches
+        of MIN_MINIBATCH transitions. Only for training that collects such batches (``morphelites
+        ppo``, independent mode): the shared learner's batches are ``training.min_batch_size``."""
         if MIN_MINIBATCH * self.num_minibatches > self.batch_size:
             raise ConfigError(
                 f"ppo.num_minibatches ({self.num_minibatches}) leaves fewer than {MIN_MINIBATCH} transitions per "
                 f"minibatch of the batch size num_envs*num_steps = {self.batch_size} (advantages are normalised over a "
                 f"minibatch); lower num_minibatches or raise num_steps."
             )  # fmt: skip
-        return self
 
 
 @dataclass(frozen=True)
@@ -536,6 +541,15 @@ def _coerce(name: str, value: Any, hint: Any) -> Any:
     )
 
 
+def _check_types(section: Any, where: str) -> None:
+    """The checks of :func:`section_from_dict` on a section built in Python (``dataclasses.replace``,
+    keyword arguments), where nothing checked them: e.g. ``use_shared_ppo="false"`` is truthy,
+    and an int where a bool belongs would be stored in config.json, which ``--resume`` refuses."""
+    hints = typing.get_type_hints(type(section))
+    for field in dataclasses.fields(section):
+        _coerce(f"{where}.{field.name}", getattr(section, field.name), hints[field.name])
+
+
 _TYPE_WORDS = {int: "a whole number (int)", float: "a number (float)", bool: "true or false (bool)", str: "a string"}
 _TYPE_FIX = {int: "write it without quotes or decimals, e.g. 4", float: "write it as a JSON number, e.g. 0.5",
              bool: "write true or false without quotes", str: "write it in double quotes"}  # fmt: skip
@@ -579,8 +593,13 @@ class Settings:
     evolution: EvolutionConfig = EvolutionConfig()
     training: TrainingConfig = TrainingConfig()
 
-    def validate(self) -> "Settings":
-        """Validate every section; raises ConfigError with a fix-it message."""
+    def validate(self, command: Literal["train", "ppo"] = "train") -> "Settings":
+        """Validate every section for ``command`` (``morphelites train`` or ``ppo``: the batch
+        checks follow what it trains on); raises ConfigError with a fix-it message."""
+        if command not in ("train", "ppo"):
+            raise ValueError(f"command is {command!r}; use 'train' or 'ppo'")
+        for section in dataclasses.fields(self):
+            _check_types(getattr(self, section.name), section.name)
         self.evolution.validate()
         self.training.validate()
         self.body_space.validate()
@@ -588,14 +607,17 @@ class Settings:
         self.model.validate()
         self.ppo.validate()
         self._check_archive_size()
-        self._check_shared_minibatches()
+        if command == "ppo" or not self.evolution.use_shared_ppo:
+            self.ppo.check_rollout_batch()
+        else:
+            self._check_shared_minibatches()
         return self
 
     def _check_shared_minibatches(self) -> None:
         """Refuse a shared learner's batch (at least training.min_batch_size) too small for
         ppo.num_minibatches minibatches of MIN_MINIBATCH transitions."""
         ppo, training = self.ppo, self.training
-        if self.evolution.use_shared_ppo and MIN_MINIBATCH * ppo.num_minibatches > training.min_batch_size:
+        if MIN_MINIBATCH * ppo.num_minibatches > training.min_batch_size:
             raise ConfigError(
                 f"training.min_batch_size ({training.min_batch_size}) leaves fewer than {MIN_MINIBATCH} transitions per "
                 f"minibatch of a shared update with ppo.num_minibatches = {ppo.num_minibatches} (advantages are "

@@ -126,7 +126,7 @@ def run_ppo(request: PPORunRequest, should_stop: Callable[[], bool] | None = Non
 
     From the run directory's creation on, a stop signal ends the run with a summary.json: a first
     one during the set-up skips training, never the default SIGTERM death (see :class:`_StopSignals`)."""
-    settings = request.settings.validate()
+    settings = request.settings.validate("ppo")
     if request.env_id is None:
         check_bodies_fit(request.bodies, settings.ppo.num_envs)
     stop = _StopSignals(notice=None if request.quiet else

@@ -39,7 +39,8 @@ def test_defaults_validate_and_round_trip_through_dicts():
         ({"body_space": {"max_link_length": 0.2499996}}, "give it to 6 decimals, e.g. 0.25"),
         ({"model": {"hidden_dim": 0}}, "model.hidden_dim is 0"),
         ({"ppo": {"num_minibatches": 10_000}}, "lower num_minibatches"),
-        ({"ppo": {"num_envs": 1, "num_steps": 15}}, "leaves fewer than 2 transitions per minibatch of the batch size"),
+        ({"ppo": {"num_envs": 1, "num_steps": 15}, "evolution": {"use_shared_ppo": False}},
+         "leaves fewer than 2 transitions per minibatch of the batch size"),
         # Seen in review: a shared update's minibatches of one transition skipped advantage normalisation quietly.
         ({"training": {"min_batch_size": 8, "buffer_size": 100}}, "raise min_batch_size to at least 16"),
         ({"ppo": {"learning_rate": float("nan")}}, "finite number"),
@@ -91,6 +92,38 @@ def test_a_small_min_batch_size_is_refused_only_where_a_shared_learner_uses_it()
     assert Settings.from_dict(independent).validate().training.min_batch_size == 8
     with pytest.raises(ConfigError, match="ppo.num_minibatches = 8"):
         Settings.from_dict({**independent, "evolution": {"use_shared_ppo": True}}).validate()
+
+
+def test_each_batch_check_applies_only_where_its_batches_are_trained_on():
+    """Found in review: `morphelites ppo` refused a valid config for a shared learner's batch it
+    never uses, and shared `train` one for num_envs * num_steps, which only the rollouts of
+    `ppo` and independent mode collect."""
+    many_minibatches = {"ppo": {"num_minibatches": 600}}  # 2048-transition rollouts, 1000-transition shared batches
+    assert Settings.from_dict(many_minibatches).validate("ppo").ppo.num_minibatches == 600
+    with pytest.raises(ConfigError, match="training.min_batch_size"):
+        Settings.from_dict(many_minibatches).validate("train")
+    short_rollouts = {"ppo": {"num_envs": 1, "num_steps": 8}}
+    assert Settings.from_dict(short_rollouts).validate("train").ppo.num_steps == 8, "shared mode does not use them"
+    with pytest.raises(ConfigError, match="num_envs\\*num_steps = 8"):
+        Settings.from_dict(short_rollouts).validate("ppo")
+    with pytest.raises(ConfigError, match="num_envs\\*num_steps = 8"):
+        Settings.from_dict({**short_rollouts, "evolution": {"use_shared_ppo": False}}).validate("train")
+
+
+@pytest.mark.parametrize("section, field, value", [
+    ("evolution", "use_shared_ppo", "false"), ("evolution", "enable_multiprocess", 0), ("training", "sync", 1),
+    ("ppo", "num_envs", 4.0), ("evolution", "seed", True), ("env", "scene", 3),
+])  # fmt: skip
+def test_values_set_in_python_are_type_checked_like_a_config_files(section, field, value):
+    """Found in review: the trainer's keyword arguments and dataclasses.replace skipped the type
+    checks of a config file: use_shared_ppo="false" ran shared mode, and an int stored in
+    config.json where a bool belongs made the run impossible to resume."""
+    import dataclasses
+
+    settings = Settings()
+    settings = dataclasses.replace(settings, **{section: dataclasses.replace(getattr(settings, section), **{field: value})})
+    with pytest.raises(ConfigError, match=f"{section}.{field} must be"):
+        settings.validate()
 
 
 def test_a_config_nested_thousands_deep_is_refused_as_bad_json(tmp_path):

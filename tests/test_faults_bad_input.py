@@ -66,7 +66,8 @@ CASES = [
     ("batch-above-buffer", T, {"training": {"buffer_size": 500, "min_batch_size": 1000}}, ["min_batch_size", "buffer_size", "raise"]),
     ("observation-dim-disagrees", T, {"model": {"observation_dim": 10}}, ["observation_dim", "54", "Remove"]),
     ("min-links-above-max", T, {"body_space": {"min_links": 5, "max_links": 3}}, ["min_links", "max_links", "set min_links <= max_links"]),
-    ("minibatches-above-batch", T, {"ppo": {"num_envs": 2, "num_steps": 4, "num_minibatches": 16}}, ["num_minibatches", "lower"]),
+    ("minibatches-above-batch", "train --mode independent --config {cfg} --output {out}",
+     {"ppo": {"num_envs": 2, "num_steps": 4, "num_minibatches": 16}}, ["num_minibatches", "lower"]),
     ("too-many-workers", "train --workers 1000 --output {out}", None, ["1000", "cores", "Use --workers"]),
     ("two-modes", "train --train --train-shared --output {out}", None, ["--train-shared", "--train", "only one"]),
     # unknown keys, with a did-you-mean
