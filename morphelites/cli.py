@@ -139,7 +139,7 @@ def build_parser() -> _Parser:
                           help="continue the run in --output if it holds one, else start it there (for job scripts "
                                "that a cluster may requeue)")
     train.add_argument("--workers", type=int,
-                       help="worker processes (default: 75%% of the cores); with --resume, a --serial run goes on with workers")
+                       help="worker processes (default: 75%% of the cores this process may use); with --resume, a --serial run goes on with workers")
     train.add_argument("--serial", action="store_true", help="evaluate in this process, no workers (debugging)")
     train.add_argument("--initial-random", type=int, help="random individuals before variation (default 8)")
     train.add_argument("--steps-per-individual", type=int, help="env steps of training per individual (default 1500)")

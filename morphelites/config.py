@@ -35,6 +35,7 @@ __all__ = [
     "MAX_SEED",
     "EMITTERS",
     "load_config_file",
+    "usable_cores",
 ]
 
 #: Link lengths (metres) are rounded to this many decimals (1 µm) when a body is made.
@@ -447,10 +448,10 @@ class EvolutionConfig:
         _check_int_range("evolution.eval_seed", self.eval_seed, 0, MAX_SEED)
         if self.max_workers is not None:
             _check_int_range("evolution.max_workers", self.max_workers, 1, 1024)
-            cores = os.cpu_count() or 1
+            cores = usable_cores()
             if self.max_workers > MAX_WORKERS_PER_CORE * cores:
                 raise ConfigError(
-                    f"evolution.max_workers (--workers) is {self.max_workers}, but this machine has {cores} cores: more "
+                    f"evolution.max_workers (--workers) is {self.max_workers}, but this process may use {cores} cores: more "
                     f"than {MAX_WORKERS_PER_CORE} workers per core ({MAX_WORKERS_PER_CORE * cores} here) only adds memory "
                     f"and switching. Use --workers {max(1, cores * 3 // 4)} (the default) or at most {MAX_WORKERS_PER_CORE * cores}."
                 )
@@ -462,10 +463,16 @@ class EvolutionConfig:
 
     @property
     def workers(self) -> int:
-        """Worker processes to start: ``max_workers`` or 75% of the cores, at least 1."""
-        import os
+        """Worker processes to start: ``max_workers`` or 75% of :func:`usable_cores`, at least 1."""
+        return self.max_workers or max(1, usable_cores() * 3 // 4)
 
-        return self.max_workers or max(1, (os.cpu_count() or 1) * 3 // 4)
+
+def usable_cores() -> int:
+    """The cores this process may run on: its CPU affinity where the OS has one (a cluster job's
+    allocation, ``taskset``), else all of the machine's. ``os.cpu_count()`` counts the whole node."""
+    if hasattr(os, "sched_getaffinity"):
+        return max(1, len(os.sched_getaffinity(0)))
+    return os.cpu_count() or 1
 
 
 # --------------------------------------------------------------------------- parsing helpers

@@ -134,3 +134,18 @@ def test_a_config_nested_thousands_deep_is_refused_as_bad_json(tmp_path):
     path.write_text('{"ppo": ' + "[" * 5000 + "]" * 5000 + "}")
     with pytest.raises(ConfigError, match="deep.json is not valid JSON"):
         load_config_file(str(path))
+
+
+def test_the_default_workers_and_their_limit_follow_the_cores_this_process_may_use(monkeypatch):
+    """Found in review: os.cpu_count() counts the whole node, so a 4-core cluster job on a 64-core
+    node got 48 workers by default, and 200 passed the per-core limit."""
+    import os
+
+    from morphelites.config import EvolutionConfig
+
+    monkeypatch.setattr(os, "cpu_count", lambda: 64)
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1, 2, 3}, raising=False)
+    assert EvolutionConfig().workers == 3
+    assert EvolutionConfig(max_workers=16).validate().workers == 16
+    with pytest.raises(ConfigError, match="this process may use 4 cores"):
+        EvolutionConfig(max_workers=17).validate()
