@@ -614,6 +614,7 @@ class Settings:
         self.model.validate()
         self.ppo.validate()
         self._check_archive_size()
+        self._check_measures_vary()
         if command == "ppo" or not self.evolution.use_shared_ppo:
             self.ppo.check_rollout_batch()
         else:
@@ -631,6 +632,23 @@ class Settings:
                 f"normalised over a minibatch); raise min_batch_size to at least "
                 f"{MIN_MINIBATCH * ppo.num_minibatches} or lower num_minibatches."
             )  # fmt: skip
+
+    def _check_measures_vary(self) -> None:
+        """Refuse a continuous measure that every body of the space shares one value of: its axis
+        would have zero width, every body would fall in one bin, and coverage could never pass
+        1/bins."""
+        space = self.body_space
+        same_lengths = space.min_link_length == space.max_link_length
+        constant = {"taper": same_lengths or space.max_links == 1,
+                    "total_length": same_lengths and space.min_links == space.max_links}  # fmt: skip
+        for name in self.evolution.measures:
+            if constant.get(name, False):
+                raise ConfigError(
+                    f"evolution.measures has {name!r}, but every body of this body space has the same {name} "
+                    f"(links {space.min_links}-{space.max_links}, {space.min_link_length}-{space.max_link_length} m), "
+                    f"so the archive axis would hold one value. Widen body_space, or choose other measures "
+                    f"(of {', '.join(MEASURES)})."
+                )  # fmt: skip
 
     def _check_archive_size(self) -> None:
         """Refuse an archive of more than MAX_ARCHIVE_CELLS cells (it would take gigabytes)."""

@@ -44,6 +44,13 @@ def test_defaults_validate_and_round_trip_through_dicts():
         # Seen in review: a shared update's minibatches of one transition skipped advantage normalisation quietly.
         ({"training": {"min_batch_size": 8, "buffer_size": 100}}, "raise min_batch_size to at least 16"),
         ({"ppo": {"learning_rate": float("nan")}}, "finite number"),
+        # Found in review: a zero-width axis put every body in one bin (pyribs divided by zero).
+        ({"body_space": {"min_link_length": 0.2, "max_link_length": 0.2}, "evolution": {"measures": ["num_links", "taper"]}},
+         "every body of this body space has the same taper"),
+        ({"body_space": {"min_links": 1, "max_links": 1}, "evolution": {"measures": ["total_length", "taper"]}},
+         "the same taper"),
+        ({"body_space": {"min_links": 4, "max_links": 4, "min_link_length": 0.2, "max_link_length": 0.2}},
+         "the same total_length"),
         ([1, 2], "JSON object of sections"),
     ],
 )
