@@ -42,6 +42,9 @@ class _Parser(argparse.ArgumentParser):
     """An ``ArgumentParser`` whose errors say how to fix them, and which knows its subcommands' parsers."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
+        # No abbreviations: `train --steps N` was taken as --steps-per-individual N (ppo's --steps
+        # is a total), and a later option with the same start would change what a script means.
+        kwargs.setdefault("allow_abbrev", False)
         super().__init__(*args, **kwargs)
         #: subcommand name -> its parser (filled by build_parser; used for did-you-mean hints)
         self.commands: dict[str, _Parser] = {}
@@ -67,8 +70,11 @@ def _parse(parser: _Parser, argv: Sequence[str] | None) -> argparse.Namespace:
         known = sub.long_options()
         unknown = next((e.split("=", 1)[0] for e in extras if e.startswith("-")), None)
         close = difflib.get_close_matches(unknown, known, n=1) if unknown else []
+        longer = [option for option in known if unknown and option.startswith(unknown) and option != unknown]
         if unknown in known:  # a subcommand's own option, given before the subcommand
             hint = f" {unknown} belongs after the subcommand: morphelites {args.command} {unknown} ..."
+        elif longer:
+            hint = f" Options are not abbreviated: did you mean {' or '.join(longer)}?"
         else:
             hint = f" Did you mean {close[0]}?" if close else " Remove it, or put it after the right subcommand."
         sub.error(f"unrecognized arguments: {' '.join(extras)}.{hint}")
@@ -138,9 +144,11 @@ def build_parser() -> _Parser:
     resuming.add_argument("--resume-if-exists", action="store_true",
                           help="continue the run in --output if it holds one, else start it there (for job scripts "
                                "that a cluster may requeue)")
-    train.add_argument("--workers", type=int,
-                       help="worker processes (default: 75%% of the cores this process may use); with --resume, a --serial run goes on with workers")
-    train.add_argument("--serial", action="store_true", help="evaluate in this process, no workers (debugging)")
+    processes = train.add_mutually_exclusive_group()
+    processes.add_argument("--workers", type=int,
+                           help="worker processes (default: 75%% of the cores this process may use); with --resume, a "
+                                "--serial run goes on with workers")
+    processes.add_argument("--serial", action="store_true", help="evaluate in this process, no workers (debugging)")
     train.add_argument("--initial-random", type=int, help="random individuals before variation (default 8)")
     train.add_argument("--steps-per-individual", type=int, help="env steps of training per individual (default 1500)")
     train.add_argument("--evaluations", type=int, help="evaluated individuals to stop at (default 64)")

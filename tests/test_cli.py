@@ -106,6 +106,10 @@ def test_bad_json_config_file(run_cli, tmp_path):
     (["ppo", "--num-evns", "4"], "Did you mean --num-envs?"),
     # Seen in review: "unrecognized arguments: --quiet. Did you mean --quiet?"
     (["--quiet", "train"], "--quiet belongs after the subcommand: morphelites train --quiet"),
+    # Found in review: `train --steps N` was taken as --steps-per-individual N (ppo's --steps is a total).
+    (["train", "--steps", "300000"], "Options are not abbreviated: did you mean --steps-per-individual?"),
+    (["train", "--max", "3"], "did you mean --max-env-steps or --max-wall-time?"),
+    (["train", "--serial", "--workers", "2"], "argument --workers: not allowed with argument --serial"),
 ])  # fmt: skip
 def test_a_mistyped_option_gets_the_closest_option_of_its_subcommand(capsys, argv, suggestion):
     with pytest.raises(SystemExit) as exit_info:
