@@ -23,6 +23,7 @@ from morphelites.parallel.heartbeat import beat
 from morphelites.policy import ActorCritic
 from morphelites.ppo import Batch, PPOUpdater, compute_gae
 from morphelites.rollout import EpisodeRecord, Segment, SegmentCollector
+from morphelites.seeding import Stream, stream_seed
 
 __all__ = ["TrainingResult", "train_policy", "segment_to_batch"]
 
@@ -89,10 +90,10 @@ def train_policy(
     """
     torch.set_num_threads(config.torch_threads)
     torch.manual_seed(seed)
-    rng = np.random.default_rng(seed)
-    updater = PPOUpdater(model, config, seed=seed, on_minibatch=beat)  # beat: a no-op unless in a watched worker
+    rng = np.random.default_rng(stream_seed(seed, Stream.ACTION_NOISE))
+    updater = PPOUpdater(model, config, seed=stream_seed(seed, Stream.MINIBATCHES), on_minibatch=beat)  # beat: a no-op unless in a watched worker
     scaler = RewardScaler(len(envs), config.gamma) if config.normalize_reward else None
-    collector = SegmentCollector(envs, seed=seed, reward_scaler=scaler)
+    collector = SegmentCollector(envs, seed=stream_seed(seed, Stream.ENV_RESETS), reward_scaler=scaler)
     steps_per_update = config.num_steps * collector.num_envs
     num_updates = max(1, math.ceil(total_steps / steps_per_update))
     result = TrainingResult()

@@ -45,6 +45,7 @@ from morphelites.runs.memory import ProcessTreeMemory, memory_metrics
 from morphelites.runs.progress import Progress
 from morphelites.runs.recorder import EVOLUTION_METRICS, LATER_RESULT_FIGURES, RESULT_FIGURES, SHARED_METRICS, EvolutionRecorder
 from morphelites.runs.run_dir import RunDirectory
+from morphelites.seeding import Stream, stream_seed
 from morphelites.viz import heatmap_png, load_drawing_modules, progress_curves_png
 
 __all__ = ["MAPElitesEvolutionTrainer", "EXIT_CODES"]
@@ -197,10 +198,11 @@ class MAPElitesEvolutionTrainer:
 
         self.space = BodySpace(settings.body_space)
         self.specs = measure_specs(self.space, evo.measures, evo.continuous_bins)
-        self.archive = BodyArchive(self.space, self.specs, seed=evo.seed)
+        self.archive = BodyArchive(self.space, self.specs, seed=stream_seed(evo.seed, Stream.PARENT_SAMPLING))
         # evolution.parent_lag >= 1: parents come from an archive of their own that takes results
         # in id order, each only once the individuals it must not influence are drawn (_parents_ready)
-        self.parent_archive = BodyArchive(self.space, self.specs, seed=evo.seed) if evo.parent_lag else self.archive
+        self.parent_archive = (BodyArchive(self.space, self.specs, seed=stream_seed(evo.seed, Stream.PARENT_SAMPLING))
+                               if evo.parent_lag else self.archive)  # fmt: skip
         self._awaiting_parent_archive: dict[int, tuple[Individual, dict[str, Any], Any]] = {}
         self.held_back_s = 0.0  # parent_lag: seconds in which a free worker waited for an older result
         self._held_back_since: float | None = None
@@ -1040,10 +1042,10 @@ class MAPElitesEvolutionTrainer:
         individuals count as proposed already (those evaluated and those to reissue: the random
         start goes on only as far as ``num_initial_random`` evaluations)."""
         evo = self.settings.evolution
-        seed = evo.seed + 7919 * (self.completed + 1)
+        seed = stream_seed(evo.seed, Stream.RESUMED_VARIATION, self.completed)
         self.variation = Variation(evo, self.parent_archive, self.space.genome_dim, seed=seed)
         self.variation.proposed = proposed
-        self.parent_archive.reseed_sampling(seed + 2)  # Variation's own streams use seed and seed + 1
+        self.parent_archive.reseed_sampling(stream_seed(seed, Stream.PARENT_SAMPLING))
 
     def _finished_run_summary(self) -> dict[str, Any] | None:
         """On --resume: the summary of a run that already completed everything these budgets ask

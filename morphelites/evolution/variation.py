@@ -9,6 +9,7 @@ import numpy as np
 from morphelites.config import EvolutionConfig
 from morphelites.evolution.archive import BodyArchive
 from morphelites.ribs_without_torch import import_ribs
+from morphelites.seeding import Stream, stream_seed
 
 import_ribs()
 from ribs.emitters.operators import GaussianOperator, IsoLineOperator  # noqa: E402  (after import_ribs)
@@ -37,18 +38,20 @@ class Variation:
         config: emitter choice and mutation sizes.
         archive: where parents come from.
         genome_dim: genome length.
-        seed: seeds the random genomes and the operator.
+        seed: the run's seed; the random genomes and the operator draw from streams of their
+            own (:class:`~morphelites.seeding.Stream`).
     """
 
     def __init__(self, config: EvolutionConfig, archive: BodyArchive, genome_dim: int, seed: int) -> None:
         self.config = config
         self.archive = archive
         self.genome_dim = genome_dim
-        self.rng = np.random.default_rng(seed)
+        self.rng = np.random.default_rng(stream_seed(seed, Stream.GENOMES))
+        mutation = stream_seed(seed, Stream.MUTATION)
         if config.emitter == "iso_line":
-            self.operator = IsoLineOperator(iso_sigma=config.sigma, line_sigma=config.line_sigma, seed=seed + 1)
+            self.operator = IsoLineOperator(iso_sigma=config.sigma, line_sigma=config.line_sigma, seed=mutation)
         else:
-            self.operator = GaussianOperator(sigma=config.sigma, seed=seed + 1)
+            self.operator = GaussianOperator(sigma=config.sigma, seed=mutation)
         self.proposed = 0
 
     @property

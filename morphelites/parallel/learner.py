@@ -57,6 +57,7 @@ from morphelites.parallel.pool import die_with_parent, exit_without_teardown, se
 from morphelites.parallel.shared_worker import SharedHandles
 from morphelites.parallel.streams import join_consecutive
 from morphelites.parallel.weights import SharedWeights
+from morphelites.seeding import Stream, stream_seed
 
 __all__ = ["LearnerOptions", "SharedPPOTrainer", "learner_main", "newest_learner_checkpoint", "LEARNER_CHECKPOINT",
            "COUNTER_COLUMNS", "LAG_TOTALS", "LEARNER_TIME_KEYS"]
@@ -128,7 +129,8 @@ class SharedPPOTrainer:
         torch.set_num_threads(settings.ppo.torch_threads)
         torch.manual_seed(options.seed)
         self.model = ActorCritic(PolicySpec.from_dict(options.handles.spec))
-        self.updater = PPOUpdater(self.model, settings.ppo.with_default_epochs(evolution=True), seed=options.seed,
+        self.updater = PPOUpdater(self.model, settings.ppo.with_default_epochs(evolution=True),
+                                  seed=stream_seed(options.seed, Stream.MINIBATCHES),
                                   clip_against=settings.training.clip_against, on_minibatch=heartbeat.beat)
         self.weights = SharedWeights.attach(options.handles.weights_name, options.handles.weights_size)
         self.buffer = SharedExperienceBuffer.attach(options.handles.buffer_name, options.handles.layout)

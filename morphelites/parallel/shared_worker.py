@@ -32,6 +32,7 @@ from morphelites.parallel.buffer import SEGMENT_ARRAYS, BufferLayout, SharedExpe
 from morphelites.parallel.weights import SharedWeights
 from morphelites.policy_numpy import NumpyActorCritic, PolicySpec
 from morphelites.rollout import SegmentCollector, evaluate
+from morphelites.seeding import Stream, stream_seed
 
 __all__ = ["SharedHandles", "MultiProcessPPOWorker", "run_task", "segment_shape", "sync_segments_per_version"]
 
@@ -116,9 +117,9 @@ class MultiProcessPPOWorker:
         """Collect ``training_steps_per_individual`` env steps of experience on the body, then evaluate."""
         layout = self.handles.layout
         seed = individual_seed(settings.evolution.seed, individual.id) % (2**31)
-        rng = np.random.default_rng(seed)
+        rng = np.random.default_rng(stream_seed(seed, Stream.ACTION_NOISE))
         envs = [ReachEnv(individual.body, body_space=settings.body_space, env_config=settings.env) for _ in range(layout.envs)]
-        collector = SegmentCollector(envs, seed=seed)
+        collector = SegmentCollector(envs, seed=stream_seed(seed, Stream.ENV_RESETS))
         budget = settings.evolution.training_steps_per_individual
         steps, start = 0, time.perf_counter()
         while steps < budget:
