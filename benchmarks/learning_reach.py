@@ -91,7 +91,7 @@ def run_one(kind: str, seed: int, steps: int, eval_every: int, mixed_count: int)
     }  # fmt: skip
 
 
-def plot(results: list[dict[str, Any]]) -> None:
+def plot(results: list[dict[str, Any]], name: str = "learning_reach") -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -109,7 +109,7 @@ def plot(results: list[dict[str, Any]]) -> None:
         ax.set(title=title, xlabel="env steps", ylabel="evaluation success rate", ylim=(0, 1.02))
         ax.legend(loc="lower right")
     fig.tight_layout()
-    fig.savefig(RESULTS / "learning_reach.png", dpi=110)
+    fig.savefig(RESULTS / f"{name}.png", dpi=110)
 
 
 def main() -> None:
@@ -121,6 +121,8 @@ def main() -> None:
     parser.add_argument("--mixed-bodies", type=int, default=16, help="bodies in the mixed set (joint counts cycle 3..6)")
     parser.add_argument("--mixed-seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--workers", type=int, default=2, help="runs in parallel")
+    parser.add_argument("--name", default="learning_reach",
+                        help="results/NAME.json and .png (another name keeps the README's table, e.g. for extra seeds)")
     args = parser.parse_args()
     jobs = []
     if args.part in ("single", "all"):
@@ -134,8 +136,8 @@ def main() -> None:
     for r in results:
         print(f"{r['kind']:6s} seed {r['seed']}: final success {r['final_success_rate']:.3f} after {r['env_steps']} steps "
               f"({r['wall_s_training']:.0f} s training); target {r['target']} reached at {r['steps_to_target']}")  # fmt: skip
-    plot(results)
-    write_json("learning_reach", {"parallel_runs": args.workers, "wall_s": round(time.perf_counter() - start, 1), "runs": results})
+    plot(results, args.name)
+    write_json(args.name, {"parallel_runs": args.workers, "wall_s": round(time.perf_counter() - start, 1), "runs": results})
 
 
 if __name__ == "__main__":
