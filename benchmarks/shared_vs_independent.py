@@ -371,6 +371,22 @@ def _with_seeds(previous: dict[str, Any]) -> dict[str, Any]:
     return previous
 
 
+def kept_parts(parts: list[dict[str, Any]], runs: list[dict[str, Any]],
+               replaced: set[tuple[str, int, int]]) -> list[dict[str, Any]]:
+    """The earlier sessions' ``parts`` of a results file, less the pairs rerun now (``replaced``):
+    each keeps its other pairs, and its time less the replaced runs' wall times (its probes and
+    plotting stay counted); a part left with no pair is dropped."""
+    kept = []
+    for part in parts:
+        pairs = [pair for pair in part.get("pairs", []) if tuple(pair) not in replaced]
+        if not pairs:
+            continue
+        own = {tuple(pair) for pair in part.get("pairs", [])}
+        gone = sum(r["wall_s"] for r in runs if _pair_key(r) in replaced and _pair_key(r) in own)
+        kept.append({**part, "pairs": pairs, "wall_s": round(max(0.0, part["wall_s"] - gone), 1)})
+    return kept
+
+
 def modes_in_order(seed: int) -> tuple[str, str]:
     """The order of a pair's runs: independent first for even seeds, shared first for odd ones."""
     return ("independent", "shared") if seed % 2 == 0 else ("shared", "independent")
@@ -395,9 +411,8 @@ def main() -> None:
     if previous and previous.get("workers") != args.workers:
         previous = None  # other workers: not comparable, start the file again
     previous = _with_seeds(previous) if previous else None
-    done_pairs = {(s, b, seed) for s in scenes for b in budgets for seed in args.seeds}
-    rows = [r for r in (previous or {}).get("runs", []) if _pair_key(r) not in done_pairs]
-    parts = [p for p in (previous or {}).get("parts", []) if not done_pairs.intersection(map(tuple, p.get("pairs", [])))]
+    previous_runs, previous_parts = (previous or {}).get("runs", []), (previous or {}).get("parts", [])
+    new_rows: list[dict[str, Any]] = []
     started = time.perf_counter()
     env_rate = env_only_rate(args.workers)
     print(f"env-only rate with {args.workers} processes: {env_rate:.0f} steps/s", flush=True)
@@ -408,12 +423,17 @@ def main() -> None:
                 for budget in budgets:
                     pair = {mode: run_mode(mode, scene, budget, preset["evaluations"], args.workers, seed, Path(tmp))
                             for mode in modes_in_order(seed)}  # fmt: skip
-                    rows += pair.values()
+                    new_rows += pair.values()
                     print(json.dumps(compare(pair["independent"], pair["shared"], args.workers)), flush=True)
                     finished.append([scene, budget, seed])
+                    # an earlier run of a pair is replaced only once its rerun has finished: a rerun
+                    # cut short keeps the old runs of the pairs it did not reach
+                    replaced = {(s, b, sd) for s, b, sd in finished}
+                    rows = [r for r in previous_runs if _pair_key(r) not in replaced] + new_rows
                     _write(args.preset, preset, args.workers, env_rate, rows,
-                           [*parts, {"pairs": finished, "wall_s": round(time.perf_counter() - started, 1),
-                                     "env_only_steps_per_s": env_rate}])  # fmt: skip
+                           [*kept_parts(previous_parts, previous_runs, replaced),
+                            {"pairs": finished, "wall_s": round(time.perf_counter() - started, 1),
+                             "env_only_steps_per_s": env_rate}])  # fmt: skip
 
 
 def _write(preset_name: str, preset: dict[str, Any], workers: int, env_rate: float, rows: list[dict[str, Any]],

@@ -11,7 +11,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 from long_analysis import analyse_pair, evaluations_within  # noqa: E402
 from run_length import earlier_wall_s, ratios_at  # noqa: E402
 from readme_tables import _speed  # noqa: E402
-from shared_vs_independent import compare, modes_in_order  # noqa: E402
+from shared_vs_independent import compare, kept_parts, modes_in_order  # noqa: E402
 
 
 def _run(qd_scores: list[float], steps_per_evaluation: int, seconds_per_evaluation: float, budget: int = 1_000) -> dict:
@@ -125,3 +125,15 @@ def test_a_run_length_rerun_of_some_seeds_keeps_only_the_kept_runs_time():
     assert earlier_wall_s(previous, [0, 1]) == 0.0, "nothing kept"
     assert earlier_wall_s(previous, [2]) == 1000.0, "a new seed keeps everything"
     assert earlier_wall_s({}, [0]) == 0.0
+
+
+def test_a_partial_rerun_keeps_the_earlier_parts_of_the_pairs_it_does_not_replace():
+    """Found in review: rerunning one pair dropped its session's whole part (and with it the time
+    and env-only rate of the runs kept from that session)."""
+    runs = [{"scene": "open", "training_steps_per_individual": b, "seed": 0, "wall_s": w}
+            for b, w in ((1500, 10.0), (1500, 12.0), (50000, 300.0), (50000, 500.0))]  # fmt: skip
+    parts = [{"pairs": [["open", 1500, 0], ["open", 50000, 0]], "wall_s": 850.0, "env_only_steps_per_s": 48000.0}]
+    [kept] = kept_parts(parts, runs, {("open", 1500, 0)})
+    assert kept == {"pairs": [["open", 50000, 0]], "wall_s": 828.0, "env_only_steps_per_s": 48000.0}
+    assert kept_parts(parts, runs, {("open", 1500, 0), ("open", 50000, 0)}) == [], "a part rerun whole is dropped"
+    assert kept_parts(parts, runs, {("obstacles", 1500, 0)}) == parts
