@@ -137,7 +137,7 @@ class SharedPPOTrainer:
         self.return_rms = RunningMeanStd(())
         # Per worker: the body (individual id) its K reward streams belong to, and their running
         # discounted returns (K,), the statistic reward scaling divides by the spread of.
-        self.running_returns: dict[int, tuple[int, np.ndarray]] = {}
+        self.running_returns: dict[int, tuple[tuple[int, int], np.ndarray]] = {}  # worker -> ((body, pid), returns (K,))
         self.version = 1
         self.updates = 0
         self.samples_consumed = 0
@@ -211,8 +211,8 @@ class SharedPPOTrainer:
             if lag > self.lag_limit:
                 self.buffer.release(slot, dropped_for_lag=True)
                 continue
-            self.pending.append(dict(segment.arrays) | {"worker": segment.worker, "individual": segment.individual_id,
-                                                        "lag": lag})  # fmt: skip
+            self.pending.append(dict(segment.arrays) | {"worker": segment.worker, "writer_pid": segment.writer_pid,
+                                                        "individual": segment.individual_id, "lag": lag})  # fmt: skip
             self.lag_sum, self.lag_count = self.lag_sum + lag, self.lag_count + 1
             self.max_lag_seen = max(self.max_lag_seen, lag)
             self.buffer.release(slot)
@@ -235,11 +235,14 @@ class SharedPPOTrainer:
         new version after its quota, so no more will come from it, and updating before every busy
         worker has delivered would leave the rest a version old, to be dropped for lag. (A worker
         whose body ended part-way through its quota completes it with its next body; one that
-        went idle no longer counts as busy.)"""
+        went idle no longer counts as busy.) Quotas are counted per writing process, not per worker
+        index: a worker that died part-way through its quota is replaced under the same index, and
+        its replacement starts a quota of its own, which the dead one's segments must not help fill,
+        or the update would leave the replacement's next segment a version old, to be dropped."""
         if not self.pending:
             return False
         if self.options.handles.sync:
-            per_worker = Counter(seg["worker"] for seg in self.pending)
+            per_worker = Counter((seg["worker"], seg["writer_pid"]) for seg in self.pending)
             quota = self.options.handles.segments_per_version
             return sum(count >= quota for count in per_worker.values()) >= max(active_workers, 1)
         return self.pending_transitions >= self.options.settings.training.min_batch_size
@@ -355,14 +358,16 @@ class SharedPPOTrainer:
 
         Called in commit order for every segment, dropped ones included, so a stream misses no
         step. A stream starts from 0 when its worker moved on to another body (the episodes of
-        the last one ended with it). Non-finite rewards are not folded in (the update skips
+        the last one ended with it) or was restarted (a new process, whose envs start from a
+        reset, on the same body too). Non-finite rewards are not folded in (the update skips
         their batch); that stream starts again from 0."""
         if not self.options.settings.ppo.normalize_reward:
             return
         gamma = self.options.settings.ppo.gamma
         rewards, dones = segment.arrays["rewards"], segment.arrays["dones"]
-        body, running = self.running_returns.get(segment.worker, (None, None))
-        if body != segment.individual_id or running is None:
+        stream = (segment.individual_id, segment.writer_pid)
+        last_stream, running = self.running_returns.get(segment.worker, (None, None))
+        if last_stream != stream or running is None:
             running = np.zeros(rewards.shape[1])
         if not (np.all(np.isfinite(rewards)) and np.all(np.isfinite(dones))):
             self.running_returns.pop(segment.worker, None)
@@ -371,7 +376,7 @@ class SharedPPOTrainer:
             running = running * gamma + rewards[t]
             self.return_rms.update(running)
             running = np.where(dones[t] > 0, 0.0, running)
-        self.running_returns[segment.worker] = (segment.individual_id, running)
+        self.running_returns[segment.worker] = (stream, running)
 
     def _scale_rewards(self, seg: dict[str, Any]) -> np.ndarray:
         """Raw rewards divided by the running std of discounted returns (see :meth:`_advance_returns`)."""
