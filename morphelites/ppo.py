@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from morphelites.config import CLIP_AGAINST, PPOConfig
+from morphelites.config import CLIP_AGAINST, MIN_MINIBATCH, PPOConfig
 
 __all__ = ["Batch", "compute_gae", "ppo_loss", "PPOUpdater", "linear_schedule", "PROXIMAL_WEIGHT_CAP"]
 
@@ -246,7 +246,9 @@ class PPOUpdater:
         tensors = [torch.as_tensor(np.asarray(a), dtype=torch.float32) for a in batch]
         obs, actions, logprobs, advantages, returns, values = tensors
         size = obs.shape[0]
-        minibatch = max(1, size // cfg.num_minibatches)
+        # A batch below num_minibatches * MIN_MINIBATCH (a very small training budget) is cut into
+        # fewer minibatches, not into ones of a single transition, whose advantage cannot be normalised.
+        minibatch = max(min(MIN_MINIBATCH, size), size // cfg.num_minibatches)
         totals: dict[str, float] = {}
         steps = 0
         grad_norm_sum = 0.0

@@ -17,7 +17,7 @@ import gymnasium as gym
 import numpy as np
 import torch
 
-from morphelites.config import PPOConfig
+from morphelites.config import MIN_MINIBATCH, PPOConfig
 from morphelites.normalization import RewardScaler
 from morphelites.parallel.heartbeat import beat
 from morphelites.policy import ActorCritic
@@ -25,7 +25,7 @@ from morphelites.ppo import Batch, PPOUpdater, compute_gae
 from morphelites.rollout import EpisodeRecord, Segment, SegmentCollector
 from morphelites.seeding import Stream, stream_seed
 
-__all__ = ["TrainingResult", "train_policy", "segment_to_batch"]
+__all__ = ["TrainingResult", "train_policy", "rollout_lengths", "segment_to_batch"]
 
 
 @dataclass
@@ -69,6 +69,21 @@ def _episode_summary(episodes: list[EpisodeRecord]) -> dict[str, float]:
     return summary
 
 
+def rollout_lengths(total_steps: int, num_envs: int, num_steps: int, min_transitions: int) -> list[int]:
+    """Steps per env of each rollout of a training run of ``total_steps`` env steps (rounded up
+    to a whole step of every env): ``num_steps`` each, the last one shortened so that a budget is
+    spent, not overshot by a batch. A shortened last rollout of fewer than ``min_transitions``
+    transitions (``num_envs`` per step) is folded into the one before: a batch that small would be
+    cut into minibatches of one or two transitions, whose advantages cannot be normalised.
+    """
+    steps = max(1, math.ceil(total_steps / num_envs))
+    lengths = [num_steps] * (steps // num_steps) + ([steps % num_steps] if steps % num_steps else [])
+    if len(lengths) > 1 and lengths[-1] * num_envs < min_transitions:
+        last = lengths.pop()
+        lengths[-1] += last
+    return lengths
+
+
 def train_policy(
     model: ActorCritic,
     envs: Sequence[gym.Env],
@@ -81,7 +96,8 @@ def train_policy(
     """Train ``model`` with PPO on ``envs`` for ``total_steps`` env steps (rounded up to a whole
     step of every env).
 
-    Each update: the numpy twin acts ``num_steps`` steps in every env (fewer in the last one); GAE; ``update_epochs``
+    Each update: the numpy twin acts ``num_steps`` steps in every env (see :func:`rollout_lengths`
+    for the last one); GAE; ``update_epochs``
     epochs of minibatch PPO; then the observation normaliser folds in the segment (after the
     update, so behaviour log-probs and the update see the same normalisation).
 
@@ -94,18 +110,15 @@ def train_policy(
     updater = PPOUpdater(model, config, seed=stream_seed(seed, Stream.MINIBATCHES), on_minibatch=beat)  # beat: a no-op unless in a watched worker
     scaler = RewardScaler(len(envs), config.gamma) if config.normalize_reward else None
     collector = SegmentCollector(envs, seed=stream_seed(seed, Stream.ENV_RESETS), reward_scaler=scaler)
-    steps_per_update = config.num_steps * collector.num_envs
-    num_updates = max(1, math.ceil(total_steps / steps_per_update))
+    lengths = rollout_lengths(total_steps, collector.num_envs, config.num_steps, MIN_MINIBATCH * config.num_minibatches)
+    num_updates = len(lengths)
     result = TrainingResult()
     start = time.perf_counter()
-    for update in range(num_updates):
+    for update, num_steps in enumerate(lengths):
         if should_stop is not None and should_stop():
             break
         updater.set_progress(update / num_updates)
         actor = model.numpy_twin()
-        # the last rollout is shortened so that a small budget is spent, not overshot by a batch
-        remaining = total_steps - result.env_steps
-        num_steps = max(1, min(config.num_steps, math.ceil(remaining / collector.num_envs)))
         segment = collector.collect(actor, num_steps, rng)
         batch = segment_to_batch(segment, actor.value(segment.last_obs), config.gamma, config.gae_lambda)
         stats = updater.update(batch)

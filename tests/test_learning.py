@@ -16,6 +16,10 @@ TASK = EnvConfig(goal_sampling="reachable")
 def _train(steps: int, seed: int = 0):
     import torch
 
+    # As a run's processes do (independent.py), before any torch work: when the model was built
+    # under the default count (2 on two cores) and train_policy then set 1, the first training in
+    # the process differed from later ones in its lowest bits (seen when this test ran alone).
+    torch.set_num_threads(1)
     torch.manual_seed(seed)
     model = ActorCritic(reach_policy_spec(6, hidden_dim=64))
     before = evaluate(model.numpy_twin(), BODY, episodes=16, seed=99, env_config=TASK)
@@ -60,3 +64,15 @@ def test_a_segment_keeps_the_final_observation_of_every_time_limit_truncation():
     np.testing.assert_allclose(segment.bootstrap[cut], actor.value(segment.final_obs[cut]), atol=1e-6)  # batched apart
     # the final observation is the one the step returned, not the next episode's first
     assert not np.any(np.all(segment.final_obs[cut][:, None] == segment.obs[1:][cut[:-1]][None], axis=-1))
+
+
+def test_a_budget_that_would_end_on_a_tiny_rollout_ends_on_a_longer_one_instead():
+    # 4 envs x 8 steps per rollout, 8 minibatches: a last rollout of 1 step (4 transitions) would
+    # leave minibatches of one transition; it is folded into the one before (9 steps, 36
+    # transitions: 9 minibatches of 4).
+    model = ActorCritic(reach_policy_spec(6, hidden_dim=16))
+    envs = [ReachEnv(BODY, env_config=TASK) for _ in range(4)]
+    config = PPOConfig(num_envs=4, num_steps=8, num_minibatches=8, update_epochs=1)
+    result = train_policy(model, envs, config, 68, seed=0)
+    assert result.env_steps == 68 and result.updates == 2
+    assert [r["gradient_steps"] for r in result.history] == [8.0, 9.0]

@@ -246,3 +246,26 @@ def test_an_update_clipped_against_the_proximal_policy_moves_it_towards_positive
     assert stats["gradient_steps"] == 16 and 0.0 < stats["proximal_weight"] <= PROXIMAL_WEIGHT_CAP
     with pytest.raises(ValueError, match="behaviour, proximal"):
         PPOUpdater(model, config, clip_against="proxmal")
+
+
+def test_a_batch_smaller_than_the_minibatches_need_is_cut_into_fewer_not_into_single_transitions():
+    # 4 transitions and 8 minibatches: two minibatches of two per epoch, never eight of one or none
+    # (one transition's advantage cannot be normalised and would enter the loss raw).
+    spec, model = _seeded_model()
+    config = PPOConfig(num_envs=1, num_steps=64, num_minibatches=8, update_epochs=3)
+    stats = PPOUpdater(model, config, seed=0).update(_random_batch(spec, model, n=4))
+    assert stats["gradient_steps"] == 3 * 2
+    stats = PPOUpdater(model, config, seed=0).update(_random_batch(spec, model, n=1))
+    assert stats["gradient_steps"] == 3 * 1, "a single transition still trains (a one-step budget)"
+
+
+@pytest.mark.parametrize(("total", "envs", "steps", "least", "expected"),
+                         [(1500, 16, 128, 16, [94]), (50_000, 16, 128, 16, [128] * 24 + [53]),
+                          (2049, 16, 128, 16, [128, 1]), (68, 4, 8, 8, [8, 9]), (72, 4, 8, 8, [8, 8, 2]),
+                          (64, 4, 8, 8, [8, 8]), (3, 4, 8, 8, [1])])  # fmt: skip
+def test_a_short_last_rollout_is_folded_into_the_one_before(total, envs, steps, least, expected):
+    from morphelites.train_ppo import rollout_lengths
+
+    lengths = rollout_lengths(total, envs, steps, least)
+    assert lengths == expected
+    assert sum(lengths) * envs >= total > (sum(lengths) - 1) * envs, "the budget is spent to a whole step of every env"
