@@ -118,6 +118,33 @@ def test_resume_with_a_conflicting_config_is_refused(tmp_path, tiny_config, caps
     assert "evolution.training_steps_per_individual: stored 1500, now 999" in capsys.readouterr().err
 
 
+def test_resume_with_another_body_space_names_the_setting_not_a_damaged_results_line(tmp_path):
+    # Every stored genome has another length in another body space; checked against the new one
+    # first, the stored results looked damaged, and the message advised deleting good lines.
+    from morphelites.config import ConfigError, Settings
+    from morphelites.runs.run_dir import RunDirectory
+    from morphelites.runs.stored_run import check_resume
+
+    stored = Settings.from_dict({"body_space": {"max_links": 6}}).validate()
+    (tmp_path / "config.json").write_text(json.dumps({"mode": "shared", "settings": stored.to_dict()}))
+    (tmp_path / "results.jsonl").write_text(json.dumps({"id": 0, "genome": [0.5] * 7}) + "\n")
+    wider = Settings.from_dict({"body_space": {"max_links": 8}}).validate()
+    with pytest.raises(ConfigError, match=re.escape("body_space.max_links: stored 6, now 8")):
+        check_resume(RunDirectory(tmp_path), "shared", wider)
+
+
+def test_settings_built_in_python_with_a_list_of_measures_resume_their_own_run(tmp_path):
+    # config.json stores the measures as a JSON list and reads them back as a tuple; settings
+    # built in Python may hold a list. The same settings must not be refused as a change.
+    from morphelites.config import EvolutionConfig, Settings
+    from morphelites.runs.run_dir import RunDirectory
+    from morphelites.runs.stored_run import check_resume
+
+    settings = Settings(evolution=EvolutionConfig(measures=["num_links", "taper"])).validate()
+    (tmp_path / "config.json").write_text(json.dumps({"mode": "shared", "settings": settings.to_dict()}))
+    check_resume(RunDirectory(tmp_path), "shared", settings)
+
+
 @pytest.mark.parametrize(
     "args, words",
     [

@@ -66,8 +66,6 @@ def check_resume(run_dir: RunDirectory, mode: str, settings: Settings) -> None:
     from morphelites.runs.recorder import parse_results
 
     stored = stored_run(run_dir)
-    if run_dir.results.is_file():
-        parse_results(run_dir.results.read_bytes(), run_dir.results, BodySpace(settings.body_space).genome_dim)
     stored_mode = stored.get("mode", "shared")
     if stored_mode != mode:
         raise ConfigError(
@@ -75,7 +73,9 @@ def check_resume(run_dir: RunDirectory, mode: str, settings: Settings) -> None:
             f"it in {stored_mode} mode (use_shared_ppo={stored_mode == 'shared'}; on the command line drop --mode), "
             f"or start a new run in another output directory."
         )
-    old, new = Settings.from_dict(stored["settings"]).to_dict(), settings.to_dict()
+    # Compared as config.json stores them: settings built in Python may hold a list where the
+    # stored ones, read back, hold a tuple (evolution.measures), and that is no change.
+    old, new = (json.loads(json.dumps(s.to_dict())) for s in (Settings.from_dict(stored["settings"]), settings))
     changed = [
         f"{section}.{key}: stored {old[section][key]!r}, now {new[section][key]!r}"
         for section in old for key in old[section]
@@ -89,3 +89,7 @@ def check_resume(run_dir: RunDirectory, mode: str, settings: Settings) -> None:
             f'on resume. Keep the other settings as stored (config.json\'s "settings": pass them as base_args, or '
             f"drop the options), or start a new run in another output directory."
         )
+    # After the settings: with another body space every line's genome has another length, and
+    # that is a changed setting, not a damaged file.
+    if run_dir.results.is_file():
+        parse_results(run_dir.results.read_bytes(), run_dir.results, BodySpace(settings.body_space).genome_dim)
