@@ -148,6 +148,26 @@ def test_metrics_maxima_come_from_whole_rows(tmp_path):
     assert run.metrics.read_text().splitlines()[-1] == "2,52,", "the torn row is cut when the recorder opens the file"
 
 
+def test_a_torn_last_row_of_reevaluations_csv_is_not_counted_on_resume(tmp_path):
+    # reevaluations.csv's writer is opened (and cuts a torn row) only by the next round, after
+    # the resume has read the file: "40" cut from "4000" was counted as 40 steps.
+    from morphelites.runs.recorder import REEVALUATION_COLUMNS, EvolutionRecorder
+
+    run = RunDirectory(tmp_path / "run").prepare(resume=False)
+    header = ",".join(REEVALUATION_COLUMNS)
+    row = {"evaluations": "8", "reevaluation_env_steps": "4000", "policy_version_max": "12"}
+    whole = ",".join(row.get(column, "") for column in REEVALUATION_COLUMNS)
+    steps_at = REEVALUATION_COLUMNS.index("reevaluation_env_steps")
+    torn = ",".join([""] * steps_at + ["40"])
+    run.reevaluations.write_text(f"{header}\n{whole}\n{torn}")
+    recorder = EvolutionRecorder(run, quiet=True, metric_columns=["evaluations"])
+    try:
+        assert recorder.reevaluation_env_steps() == 4000
+        assert recorder.reevaluation_rows_max("policy_version_max") == 12
+    finally:
+        recorder.close()
+
+
 def test_progress_draws_a_bar_on_a_tty_plain_lines_otherwise_and_nothing_when_quiet():
     class Tty(io.StringIO):
         def isatty(self):
@@ -270,3 +290,17 @@ def test_on_a_terminal_a_log_line_erases_the_progress_bar_first(monkeypatch):
             assert stream.getvalue().startswith("\r[######") and "\033[K\r\033[K" in stream.getvalue()
         else:
             assert "\033" not in stream.getvalue() and "\r" not in stream.getvalue()
+
+
+def test_the_line_that_creates_an_appended_file_also_makes_its_name_durable(tmp_path, monkeypatch):
+    # fsync of a new file does not make its directory entry durable; a power cut could keep a
+    # checkpoint that counts on results.jsonl's lines and lose the file itself.
+    from morphelites.runs import files
+
+    synced: list[str] = []
+    real = files._fsync_directory
+    monkeypatch.setattr(files, "_fsync_directory", lambda directory: synced.append(str(directory)) or real(directory))
+    files.append_line(tmp_path / "results.jsonl", '{"id": 0}')
+    files.append_line(tmp_path / "results.jsonl", '{"id": 1}')
+    assert synced == [str(tmp_path)], "once, when the file was created"
+    assert (tmp_path / "results.jsonl").read_text() == '{"id": 0}\n{"id": 1}\n'

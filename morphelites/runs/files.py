@@ -52,11 +52,16 @@ def atomic_write_json(path: Path | str, data: Any) -> None:
 
 
 def append_line(path: Path | str, line: str) -> None:
-    """Append one line (newline added) and fsync, so a crash leaves whole lines only."""
+    """Append one line (newline added) and fsync, so a crash leaves whole lines only. The line
+    that creates the file also fsyncs its directory: until then, a power cut could lose the file's
+    name, and with it lines a later checkpoint counts on."""
+    created = not os.path.exists(path)
     with open(path, "a", encoding="utf-8") as handle:
         handle.write(line.rstrip("\n") + "\n")
         handle.flush()
         os.fsync(handle.fileno())
+    if created:
+        _fsync_directory(Path(path).parent)
 
 
 def truncate_file(path: Path | str, size: int) -> None:

@@ -84,11 +84,15 @@ def _tensorboard_modules() -> tuple[Any, Any, Any]:
 
 
 def read_metric_rows(path: Path) -> list[dict[str, str]]:
-    """The rows of a metrics CSV as written, cells as strings; [] if the file does not exist."""
+    """The whole rows of a metrics CSV as written, cells as strings; [] if the file does not exist.
+
+    A last row without its newline (torn by a crash mid-write) is left out, as its writer cuts it
+    (:func:`_cut_torn_last_row`) when the run goes on: a number cut short must not be counted."""
     if not Path(path).exists():
         return []
-    with open(path, newline="") as handle:
-        return list(csv.DictReader(handle))
+    data = Path(path).read_bytes()
+    whole = data[: data.rfind(b"\n") + 1]
+    return list(csv.DictReader(io.StringIO(whole.decode("utf-8"), newline="")))
 
 
 def _cut_torn_last_row(path: Path) -> None:
