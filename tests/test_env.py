@@ -44,6 +44,22 @@ def test_padded_actions_have_no_effect():
         np.testing.assert_array_equal(x, y)
 
 
+def test_non_finite_action_entries_are_applied_as_zero_torque_infinite_ones_too():
+    # np.clip turned inf into 1 before the finite check: full torque instead of none.
+    env = ReachEnv(BODY)
+    env.reset(seed=0)
+    env.step(np.array([np.inf, -np.inf, np.nan, 0.0, 0.0, 0.0]))
+    np.testing.assert_array_equal(env.data.ctrl, [0.0, 0.0, 0.0])
+    env.step(np.array([5.0, -5.0, 0.25, 0.0, 0.0, 0.0]))
+    np.testing.assert_array_equal(env.data.ctrl, [1.0, -1.0, 0.25])
+
+
+def test_a_seed_given_to_the_constructor_is_recorded_as_reset_would():
+    assert ReachEnv(BODY, seed=7).np_random_seed == 7
+    seeded, reset = ReachEnv(BODY, seed=7), ReachEnv(BODY)
+    np.testing.assert_array_equal(seeded.reset()[0], reset.reset(seed=7)[0])
+
+
 def test_observation_is_padded_with_a_joint_mask():
     env = ReachEnv(BODY)
     obs, _ = env.reset(seed=0)

@@ -127,10 +127,10 @@ class ReachEnv(gym.Env):
         self._link_body_ids = np.array(
             [mujoco.mj_name2id(self.model, mujoco.mjtObj.mjOBJ_BODY, f"link{i}") for i in range(self._n)]
         )
-        self._wall_geoms = {
-            mujoco.mj_name2id(self.model, mujoco.mjtObj.mjOBJ_GEOM, f"wall{i}")
-            for i in range(len(self.scene.walls))
-        }
+        self._wall_geom_ids = np.array(
+            [mujoco.mj_name2id(self.model, mujoco.mjtObj.mjOBJ_GEOM, f"wall{i}") for i in range(len(self.scene.walls))],
+            dtype=np.int32,
+        )
         self._lengths = np.array(self.morphology.link_lengths, dtype=np.float64)
 
         self.observation_space = gym.spaces.Box(
@@ -144,8 +144,8 @@ class ReachEnv(gym.Env):
         self._path_length = 0.0
         self._initial_distance = 0.0
         self._renderer: Any = None
-        if seed is not None:
-            self.np_random, _ = gym.utils.seeding.np_random(seed)
+        if seed is not None:  # as reset(seed=...) does, so that np_random_seed records it
+            self._np_random, self._np_random_seed = gym.utils.seeding.np_random(seed)
 
     # ------------------------------------------------------------------ gymnasium API
 
@@ -179,8 +179,8 @@ class ReachEnv(gym.Env):
         a = np.asarray(action, dtype=np.float64).reshape(-1)
         if a.shape[0] != self.layout.action_dim:
             raise ValueError(f"action has {a.shape[0]} entries, expected {self.layout.action_dim}.")
-        torque = np.clip(a[: self._n], -1.0, 1.0)
-        torque = np.where(np.isfinite(torque), torque, 0.0)
+        torque = a[: self._n]
+        torque = np.clip(np.where(np.isfinite(torque), torque, 0.0), -1.0, 1.0)  # zeroed before clipping: inf too
         self.data.ctrl[:] = torque
         tip_before = self.data.site_xpos[self._tip_site, :2].copy()
         touched = False
@@ -272,13 +272,10 @@ class ReachEnv(gym.Env):
         return float(np.linalg.norm(self.data.site_xpos[self._tip_site, :2] - self._goal))
 
     def _touches_wall(self) -> bool:
-        if not self._wall_geoms or self.data.ncon == 0:
+        if self._wall_geom_ids.size == 0 or self.data.ncon == 0:
             return False
-        contact = self.data.contact
-        for g1, g2 in zip(contact.geom1[: self.data.ncon], contact.geom2[: self.data.ncon]):
-            if g1 in self._wall_geoms or g2 in self._wall_geoms:
-                return True
-        return False
+        geoms = self.data.contact.geom[: self.data.ncon]  # (ncon, 2); geom1 / geom2 are deprecated in MuJoCo 4
+        return bool(np.isin(geoms, self._wall_geom_ids).any())
 
     def _observation(self) -> np.ndarray:
         n, J = self._n, self.layout.max_joints
