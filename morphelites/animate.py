@@ -38,6 +38,8 @@ MAX_FRAME_SIZE = MAX_RENDER_SIZE
 #: Shortest time a GIF frame is shown; steps are skipped to keep frames at least this long, so the
 #: animation plays in real time (GIF viewers slow frames under 0.02 s down to 0.1 s).
 _MIN_FRAME_S = 0.04
+#: Seconds the last frame of each episode stays in the GIF, so that its ending can be seen.
+END_HOLD_S = 0.6
 
 
 class AnimationError(ValueError):
@@ -71,7 +73,8 @@ class AnimationRequest:
 
 @dataclass(frozen=True)
 class AnimationResult:
-    """The GIF written, how many frames and seconds it holds, and the policy's evaluation on the body."""
+    """The GIF written, how many frames and seconds it holds (the pause after each episode
+    included), and the policy's evaluation on the body."""
 
     path: Path
     frames: int
@@ -161,11 +164,11 @@ def render_animation(request: AnimationRequest) -> AnimationResult:
                           env_config=settings.env, policy_version=-1 if request.policy_version is None else request.policy_version,
                           make_env=make_env, on_step=keep_frames)  # fmt: skip
     captions = [f"{request.label}, episode {i + 1}/{request.eval_episodes}" for i in range(shown)]
-    gif = animation_gif(frames, frame_s=stride * step_s, captions=captions)
+    gif = animation_gif(frames, frame_s=stride * step_s, captions=captions, hold_s=END_HOLD_S)
     request.output.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_bytes(request.output, gif)
     count = sum(len(f) for f in frames)
-    return AnimationResult(request.output, count, count * stride * step_s, evaluation)
+    return AnimationResult(request.output, count, count * stride * step_s + shown * END_HOLD_S, evaluation)
 
 
 def describe(request: AnimationRequest, result: AnimationResult) -> str:
