@@ -41,8 +41,15 @@ class Morphology:
                              f"or leave it out (it follows from link_lengths).")  # fmt: skip
         if num_links < 1:
             raise ValueError(f"num_links is {num_links}; an arm needs at least 1 link, so give at least one length.")
+        # A string would be split into characters and True read as 1 m: numbers only. Each is
+        # checked as it is kept (rounded to LENGTH_DECIMALS), so that none rounds down to 0.
         try:
-            lengths = tuple(float(x) for x in link_lengths)
+            if isinstance(link_lengths, (str, bytes)):
+                raise TypeError
+            given = list(link_lengths)
+            if any(isinstance(x, (bool, str, bytes)) for x in given):
+                raise TypeError
+            lengths = tuple(round(float(x), LENGTH_DECIMALS) for x in given)
         except (TypeError, ValueError):
             raise ValueError(f"link_lengths must be a list of numbers, got {link_lengths!r}; give one length in metres "
                              f"per link, e.g. [0.2, 0.2, 0.15].") from None  # fmt: skip
@@ -53,11 +60,13 @@ class Morphology:
             )
         for i, length in enumerate(lengths):
             if not math.isfinite(length) or length <= 0:
+                kept = f" ({length!r} m to the {LENGTH_DECIMALS} decimals lengths are kept to)" if length != given[i] else ""
                 raise ValueError(
-                    f"link_lengths[{i}] is {length!r}; every link length must be a finite number > 0 (metres), e.g. 0.2."
-                )
+                    f"link_lengths[{i}] is {given[i]!r}{kept}; every link length must be a finite number > 0 "
+                    f"(metres), e.g. 0.2."
+                )  # fmt: skip
         object.__setattr__(self, "num_links", int(num_links))
-        object.__setattr__(self, "link_lengths", tuple(round(x, LENGTH_DECIMALS) for x in lengths))
+        object.__setattr__(self, "link_lengths", lengths)
 
     @property
     def total_length(self) -> float:
