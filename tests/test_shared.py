@@ -113,13 +113,12 @@ def _layout(workers: int = 2, slots: int = 2) -> BufferLayout:
     return BufferLayout(workers=workers, slots_per_worker=slots, steps=5, envs=2, obs_dim=4, act_dim=3)
 
 
-def _write_segment(name: str, layout: BufferLayout, worker: int, version: int, fill: float,
-                   writer_pid: int | None = None) -> None:  # fmt: skip
+def _write_segment(name: str, layout: BufferLayout, worker: int, version: int, fill: float) -> None:
     buffer = SharedExperienceBuffer.attach(name, layout)
     slot = buffer.acquire(worker, timeout_s=5.0)
     slot.obs[:] = fill
     slot.rewards[:] = fill
-    buffer.commit(slot, version=version, individual_id=42, worker=worker, writer_pid=writer_pid)
+    buffer.commit(slot, version=version, individual_id=42, worker=worker)
     buffer.close()
 
 
@@ -128,17 +127,17 @@ def test_segments_carry_their_version_and_the_buffer_is_bounded():
     buffer = SharedExperienceBuffer.create(layout)
     try:
         ctx = mp.get_context("spawn")
-        pids = []
         for version, fill in ((3, 1.5), (5, 2.5)):
             proc = ctx.Process(target=_write_segment, args=(buffer.name, layout, 1, version, fill))
             proc.start()
             proc.join(timeout=60)
             assert proc.exitcode == 0
-            pids.append(proc.pid)
+            buffer.reset_worker(1)  # as the supervisor does before a replacement starts
         ready = buffer.ready_slots()
-        assert [(s.version, s.worker, s.individual_id, s.writer_pid) for s in ready] == [(3, 1, 42, pids[0]), (5, 1, 42, pids[1])]
+        assert [(s.version, s.worker, s.individual_id, s.incarnation) for s in ready] == [(3, 1, 42, 0), (5, 1, 42, 1)]
         taken = [buffer.take(slot) for slot in ready]
-        assert [(t.version, t.worker, t.individual_id, t.writer_pid) for t in taken] == [(3, 1, 42, pids[0]), (5, 1, 42, pids[1])]
+        assert [(t.version, t.worker, t.individual_id, t.incarnation) for t in taken] == [(3, 1, 42, 0), (5, 1, 42, 1)]
+        assert buffer.incarnation(1) == 2 and buffer.incarnation(0) == 0
         assert taken[0].arrays["obs"].mean() == 1.5 and taken[1].arrays["rewards"].mean() == 2.5
         occupancy = buffer.occupancy()
         assert occupancy["buffer_transitions"] == 20 and occupancy["buffer_capacity"] == 40
@@ -293,12 +292,11 @@ def test_learner_trains_on_worker_segments_publishes_versions_and_drops_stale_on
         weights.close()
 
 
-def _commit_rewards(buffer: SharedExperienceBuffer, worker: int, individual_id: int, version: int,
-                    writer_pid: int | None = None) -> None:  # fmt: skip
+def _commit_rewards(buffer: SharedExperienceBuffer, worker: int, individual_id: int, version: int) -> None:
     """A segment of reward 1 at every step, no episode end, from ``worker`` on body ``individual_id``."""
     slot = buffer.acquire(worker, timeout_s=1.0)
     slot.obs[:], slot.rewards[:], slot.dones[:], slot.bootstrap[:] = 0.0, 1.0, 0.0, 0.0
-    buffer.commit(slot, version=version, individual_id=individual_id, worker=worker, writer_pid=writer_pid)
+    buffer.commit(slot, version=version, individual_id=individual_id, worker=worker)
 
 
 def test_a_frozen_learner_trains_on_every_whole_batch_waiting_then_keeps_its_weights(tmp_path):
@@ -361,8 +359,9 @@ def test_reward_scaling_streams_restart_with_a_new_body_and_run_on_through_a_dro
             _commit_rewards(buffer, 0, individual_id=8, version=1)
             steps = np.concatenate([np.arange(T), np.arange(T)])
         elif case == "restarted worker":  # worker 0 died; its replacement trains the same body from a reset
-            _commit_rewards(buffer, 0, individual_id=7, version=1, writer_pid=1001)
-            _commit_rewards(buffer, 0, individual_id=7, version=1, writer_pid=1002)
+            _commit_rewards(buffer, 0, individual_id=7, version=1)
+            buffer.reset_worker(0)
+            _commit_rewards(buffer, 0, individual_id=7, version=1)
             steps = np.concatenate([np.arange(T), np.arange(T)])
         else:  # one body; its first segment is 3 versions old (dropped), the second is not: one stream of 2T
             _commit_rewards(buffer, 0, individual_id=7, version=1)
@@ -553,23 +552,31 @@ def test_sync_update_waits_for_every_busy_workers_quota_of_segments(tmp_path):
         weights.close()
 
 
-def test_a_sync_update_waits_for_the_full_quota_of_a_worker_restarted_part_way_through_one(tmp_path):
-    # Worker 0 wrote one segment of its quota of two and died; its replacement (same index, a new
-    # process) starts a quota of its own. Counting the dead one's segment towards it would update
-    # after the replacement's first segment and leave its second a version old, dropped for lag.
+@pytest.mark.parametrize("dead_wrote", [1, 2])
+def test_a_sync_update_waits_for_the_full_quota_of_a_worker_restarted_part_way_through_one(tmp_path, dead_wrote):
+    # Worker 0 wrote part (1) or all (2) of its quota of two and died; its replacement (same index)
+    # starts a quota of its own. Counting the dead one's segments, towards the replacement's quota or
+    # as a quota done, would update before the replacement delivered and leave its segment in
+    # progress a version old, dropped for lag.
     learner, weights, buffer, handles, _ = _learner(tmp_path, sync=True, max_lag=0, workers=2, segments_per_version=2)
     try:
-        _write_segment(buffer.name, handles.layout, 0, version=1, fill=0.1, writer_pid=1001)  # then died
+        for k in range(dead_wrote):
+            _write_segment(buffer.name, handles.layout, 0, version=1, fill=0.1 + k)
+        buffer.reset_worker(0)  # the supervisor, after worker 0 died and before its replacement starts
         _write_segment(buffer.name, handles.layout, 1, version=1, fill=0.2)
         _write_segment(buffer.name, handles.layout, 1, version=1, fill=0.3)
-        _write_segment(buffer.name, handles.layout, 0, version=1, fill=0.4, writer_pid=1002)  # the replacement
+        learner.drain()
+        assert not learner.ready_to_update(active_workers=2), "the replacement has a body and has delivered nothing"
+        assert learner.ready_to_update(active_workers=1), "with the body issued elsewhere, worker 1 was all there was"
+        _write_segment(buffer.name, handles.layout, 0, version=1, fill=0.4)  # the replacement
         learner.drain()
         assert not learner.ready_to_update(active_workers=2), "the replacement owes a second segment"
-        _write_segment(buffer.name, handles.layout, 0, version=1, fill=0.5, writer_pid=1002)
+        _write_segment(buffer.name, handles.layout, 0, version=1, fill=0.5)
         learner.drain()
         assert learner.ready_to_update(active_workers=2)
         stats = learner.update()
-        assert stats["batch_transitions"] == 500 and stats["batch_max_lag"] == 0 and weights.version == 2
+        assert stats["batch_transitions"] == 100 * (dead_wrote + 4), "the dead worker's segments are trained on too"
+        assert stats["batch_max_lag"] == 0 and weights.version == 2
         assert buffer.occupancy()["segments_dropped_lag"] == 0
     finally:
         learner.close()

@@ -10,7 +10,7 @@ from morphelites.parallel.streams import TIME_ARRAYS, join_consecutive
 T, K, D = 3, 2, 4
 
 
-def _segment(worker: int, individual: int, first_obs: np.ndarray, fill: float, writer_pid: int = 100) -> dict:
+def _segment(worker: int, individual: int, first_obs: np.ndarray, fill: float, incarnation: int = 0) -> dict:
     """A segment of one value ``fill`` everywhere, starting from ``first_obs`` (K, D), ending on
     ``first_obs + 1``."""
     segment = {name: np.full((T, K), fill, dtype=np.float32) for name in TIME_ARRAYS}
@@ -20,7 +20,7 @@ def _segment(worker: int, individual: int, first_obs: np.ndarray, fill: float, w
     segment["actions"] = np.full((T, K, 1), fill, dtype=np.float32)
     segment["last_obs"] = first_obs + 1.0
     segment["last_values"] = np.full(K, fill, dtype=np.float32)
-    return segment | {"worker": worker, "writer_pid": writer_pid, "individual": individual}
+    return segment | {"worker": worker, "incarnation": incarnation, "individual": individual}
 
 
 def test_consecutive_segments_of_one_stream_are_joined_in_time_and_no_others():
@@ -32,7 +32,7 @@ def test_consecutive_segments_of_one_stream_are_joined_in_time_and_no_others():
     other_body = _segment(0, individual=7, first_obs=b["last_obs"], fill=5.0)  # same observation, next body
     c = _segment(0, individual=7, first_obs=other_body["last_obs"], fill=6.0)
     # worker 0 died and its replacement trains body 7 again, from the same observation by chance
-    restarted = _segment(0, individual=7, first_obs=c["last_obs"], fill=7.0, writer_pid=101)
+    restarted = _segment(0, individual=7, first_obs=c["last_obs"], fill=7.0, incarnation=1)
     joined = join_consecutive([a, x, b, gap, other_body, c, restarted])
     assert [float(s["rewards"][-1, 0]) for s in joined] == [3.0, 2.0, 4.0, 6.0, 7.0]
     assert joined[4] is restarted

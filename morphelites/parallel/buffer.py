@@ -20,7 +20,6 @@ Segment layout (T steps of K envs of one body, one policy version), see :class:`
 
 from __future__ import annotations
 
-import os
 import time
 import zlib
 from dataclasses import dataclass
@@ -40,14 +39,15 @@ EMPTY, WRITING, READY = 0, 1, 2
 SEGMENT_ARRAYS = ("obs", "actions", "logprobs", "values", "rewards", "dones", "bootstrap", "truncated", "final_obs", "last_obs",
                   "last_values")
 # header words of a slot: state, policy version, individual id, commit time (monotonic ns), worker,
-# pid of the process that wrote it, CRC-32 of the segment (the five words before it and the data arrays)
-_STATE, _VERSION, _INDIVIDUAL, _COMMITTED_NS, _WORKER, _WRITER_PID, _CHECKSUM = range(7)
+# the worker's incarnation, CRC-32 of the segment (the five words before it and the data arrays)
+_STATE, _VERSION, _INDIVIDUAL, _COMMITTED_NS, _WORKER, _INCARNATION, _CHECKSUM = range(7)
 _HEADER_WORDS = 8
-# counters (int64) at the start of the block: one row per worker (written by that worker only)
-# and a last row for the learner, so no counter has two writers.
-_WRITTEN, _WAITS = 0, 1  # worker rows
+# counters (int64) at the start of the block: one row per worker and a last row for the learner,
+# so no counter has two writers: a worker row's first two are written by that worker only, its
+# incarnation by the supervisor only (reset_worker, while no worker process runs at that index).
+_WRITTEN, _WAITS, _WORKER_INCARNATION = 0, 1, 2  # worker rows
 _READ, _DROPPED_LAG = 0, 1  # learner row
-_COUNTER_COLUMNS = 2
+_COUNTER_COLUMNS = 3
 
 
 @dataclass(frozen=True)
@@ -146,26 +146,27 @@ class SegmentView:
         return int(self.header[_WORKER])
 
     @property
-    def writer_pid(self) -> int:
-        return int(self.header[_WRITER_PID])
+    def incarnation(self) -> int:
+        return int(self.header[_INCARNATION])
 
 
 @dataclass(frozen=True)
 class TakenSegment:
     """The learner's own copy of a READY segment: ``arrays`` by the names of SEGMENT_ARRAYS (shapes
     as in :class:`SegmentView`), the policy version that acted, the individual, the worker (its
-    index, which a restarted worker keeps) and the pid of the process that wrote it (which tells a
-    restarted worker from the one it replaced)."""
+    index, which a restarted worker keeps) and its incarnation (how many times the worker at that
+    index had been replaced when it wrote the segment: tells a restarted worker from the one it
+    replaced)."""
 
     arrays: dict[str, np.ndarray]
     version: int
     individual_id: int
     worker: int
-    writer_pid: int
+    incarnation: int
 
 
 def _checksum(meta: np.ndarray, arrays: list[np.ndarray]) -> int:
-    """CRC-32 of a slot's meta words (version, individual, commit time, worker, writer pid) and data arrays."""
+    """CRC-32 of a slot's meta words (version, individual, commit time, worker, incarnation) and data arrays."""
     crc = zlib.crc32(np.ascontiguousarray(meta))
     for array in arrays:
         crc = zlib.crc32(array, crc)
@@ -247,17 +248,21 @@ class SharedExperienceBuffer:
             beat()  # waiting for the learner is progress, not a stall
             time.sleep(0.002)
 
-    def commit(self, slot: SegmentView, version: int, individual_id: int, worker: int, writer_pid: int | None = None) -> None:
-        """Mark a filled slot READY (all arrays written before the state flips). ``writer_pid``
-        defaults to this process's pid (tests pass another to stand in for a restarted worker)."""
+    def commit(self, slot: SegmentView, version: int, individual_id: int, worker: int) -> None:
+        """Mark a filled slot READY (all arrays written before the state flips), stamped with the
+        worker's current incarnation (:meth:`incarnation`)."""
         slot.header[_VERSION] = version
         slot.header[_INDIVIDUAL] = individual_id
         slot.header[_COMMITTED_NS] = time.monotonic_ns()  # one system-wide clock on Linux
         slot.header[_WORKER] = worker
-        slot.header[_WRITER_PID] = os.getpid() if writer_pid is None else writer_pid
+        slot.header[_INCARNATION] = self._counters[worker, _WORKER_INCARNATION]
         slot.header[_CHECKSUM] = _checksum(slot.header[_VERSION:_CHECKSUM], [getattr(slot, n) for n in SEGMENT_ARRAYS])
         self._counters[worker, _WRITTEN] += self.layout.transitions_per_segment
         slot.header[_STATE] = READY
+
+    def incarnation(self, worker: int) -> int:
+        """How many times the worker at index ``worker`` has been replaced (0 for the first)."""
+        return int(self._counters[worker, _WORKER_INCARNATION])
 
     # ------------------------------------------------------------------ learner side
     def ready_slots(self) -> list[SegmentView]:
@@ -281,7 +286,7 @@ class SharedExperienceBuffer:
         if _checksum(meta, list(arrays.values())) != int(slot.header[_CHECKSUM]):
             return None
         return TakenSegment(arrays, int(meta[_VERSION - 1]), int(meta[_INDIVIDUAL - 1]), int(meta[_WORKER - 1]),
-                            int(meta[_WRITER_PID - 1]))  # fmt: skip
+                            int(meta[_INCARNATION - 1]))  # fmt: skip
 
     def release(self, slot: SegmentView, dropped_for_lag: bool = False) -> None:
         """Give a slot back to its worker after the learner copied (or dropped) it."""
@@ -294,7 +299,9 @@ class SharedExperienceBuffer:
 
     # ------------------------------------------------------------------ supervisor side
     def reset_worker(self, worker: int) -> int:
-        """Clear the half-written slots of a dead worker (READY ones are kept); returns how many."""
+        """Clear the half-written slots of a dead worker (READY ones are kept) and count a new
+        incarnation at its index, before its replacement starts; returns the slots cleared."""
+        self._counters[worker, _WORKER_INCARNATION] += 1
         cleared = 0
         for slot in self._slots[worker]:
             if slot.header[_STATE] == WRITING:

@@ -137,7 +137,7 @@ class SharedPPOTrainer:
         self.return_rms = RunningMeanStd(())
         # Per worker: the body (individual id) its K reward streams belong to, and their running
         # discounted returns (K,), the statistic reward scaling divides by the spread of.
-        self.running_returns: dict[int, tuple[tuple[int, int], np.ndarray]] = {}  # worker -> ((body, pid), returns (K,))
+        self.running_returns: dict[int, tuple[tuple[int, int], np.ndarray]] = {}  # worker -> ((body, incarnation), returns (K,))
         self.version = 1
         self.updates = 0
         self.samples_consumed = 0
@@ -211,7 +211,7 @@ class SharedPPOTrainer:
             if lag > self.lag_limit:
                 self.buffer.release(slot, dropped_for_lag=True)
                 continue
-            self.pending.append(dict(segment.arrays) | {"worker": segment.worker, "writer_pid": segment.writer_pid,
+            self.pending.append(dict(segment.arrays) | {"worker": segment.worker, "incarnation": segment.incarnation,
                                                         "individual": segment.individual_id, "lag": lag})  # fmt: skip
             self.lag_sum, self.lag_count = self.lag_sum + lag, self.lag_count + 1
             self.max_lag_seen = max(self.max_lag_seen, lag)
@@ -235,14 +235,16 @@ class SharedPPOTrainer:
         new version after its quota, so no more will come from it, and updating before every busy
         worker has delivered would leave the rest a version old, to be dropped for lag. (A worker
         whose body ended part-way through its quota completes it with its next body; one that
-        went idle no longer counts as busy.) Quotas are counted per writing process, not per worker
-        index: a worker that died part-way through its quota is replaced under the same index, and
-        its replacement starts a quota of its own, which the dead one's segments must not help fill,
-        or the update would leave the replacement's next segment a version old, to be dropped."""
+        went idle no longer counts as busy.) A dead worker is replaced under the same index, and
+        its replacement starts a quota of its own: only the segments of the incarnation now at an
+        index count (the buffer's, moved on before the replacement starts). Those of the dead one
+        are trained on but fill no quota, neither the replacement's nor one of their own, or the
+        update would leave the replacement's segment in progress a version old, to be dropped."""
         if not self.pending:
             return False
         if self.options.handles.sync:
-            per_worker = Counter((seg["worker"], seg["writer_pid"]) for seg in self.pending)
+            per_worker = Counter(seg["worker"] for seg in self.pending
+                                 if seg["incarnation"] == self.buffer.incarnation(seg["worker"]))  # fmt: skip
             quota = self.options.handles.segments_per_version
             return sum(count >= quota for count in per_worker.values()) >= max(active_workers, 1)
         return self.pending_transitions >= self.options.settings.training.min_batch_size
@@ -365,7 +367,7 @@ class SharedPPOTrainer:
             return
         gamma = self.options.settings.ppo.gamma
         rewards, dones = segment.arrays["rewards"], segment.arrays["dones"]
-        stream = (segment.individual_id, segment.writer_pid)
+        stream = (segment.individual_id, segment.incarnation)
         last_stream, running = self.running_returns.get(segment.worker, (None, None))
         if last_stream != stream or running is None:
             running = np.zeros(rewards.shape[1])

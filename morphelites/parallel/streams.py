@@ -29,10 +29,11 @@ TIME_ARRAYS = tuple(name for name in SEGMENT_ARRAYS if name not in _AFTER_ARRAYS
 
 def continues(earlier: dict[str, Any], later: dict[str, Any]) -> bool:
     """Whether ``later`` is the segment that came right after ``earlier`` in one worker's env stream:
-    same worker process (index and pid), same body (individual), and ``later`` starts from the
-    observation ``earlier`` ended on (``last_obs``), bit for bit. The pid rules out a body trained
-    again by a restarted worker; the observation, a segment dropped in between (for lag)."""
-    return (earlier["worker"] == later["worker"] and earlier["writer_pid"] == later["writer_pid"]
+    same worker process (index and incarnation), same body (individual), and ``later`` starts
+    from the observation ``earlier`` ended on (``last_obs``), bit for bit. The incarnation rules
+    out a body trained again by a restarted worker; the observation, a segment dropped in between
+    (for lag)."""
+    return (earlier["worker"] == later["worker"] and earlier["incarnation"] == later["incarnation"]
             and earlier["individual"] == later["individual"]
             and np.array_equal(earlier["last_obs"], later["obs"][0]))  # fmt: skip
 
@@ -44,7 +45,7 @@ def join_consecutive(segments: list[dict[str, Any]]) -> list[dict[str, Any]]:
     Args:
         segments: pending segments as the learner keeps them, oldest commit first: the arrays of
             SEGMENT_ARRAYS (per-step ones (T, K, ...), ``last_obs`` (K, D), ``last_values`` (K,))
-            and ``worker``, ``writer_pid`` and ``individual``.
+            and ``worker``, ``incarnation`` and ``individual``.
     Returns:
         Segments of the same form, each per-step array (sum of the joined T, K, ...); ``last_obs``
         and ``last_values`` of the last one joined. A segment that continues none is returned as it is.
