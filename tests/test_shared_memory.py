@@ -101,3 +101,37 @@ def test_a_serial_shared_backend_that_fails_to_start_frees_its_shared_memory(tmp
     with pytest.raises(RuntimeError, match="could not start"):
         supervisor.SerialSharedBackend(Settings().validate(), tmp_path, resume=False)
     assert len(blocks) == 2 and not [name for name in blocks if (SHM_DIR / name.lstrip("/")).exists()]
+
+
+def test_a_learner_process_that_fails_to_start_leaves_a_system_that_closes_and_frees_its_memory(tmp_path, monkeypatch):
+    # Under memory pressure fork can fail (EAGAIN). close() used to join the never-started
+    # process, which raises, and the shared memory was left behind.
+    import errno
+    import multiprocessing as mp
+
+    from morphelites.parallel import supervisor
+
+    spawn = mp.get_context("spawn")
+
+    class RefusedContext:
+        def __getattr__(self, name):
+            return getattr(spawn, name)
+
+        @staticmethod
+        def Process(*args, **kwargs):
+            process = spawn.Process(*args, **kwargs)
+
+            def refused():
+                raise OSError(errno.EAGAIN, "Resource temporarily unavailable")
+
+            process.start = refused
+            return process
+
+    system = supervisor.SharedPPOSystem(Settings().validate(), workers=1, checkpoint_dir=tmp_path, resume=False)
+    blocks = [system.handles.weights_name, system.handles.buffer_name]
+    monkeypatch.setattr(system, "_ctx", RefusedContext())
+    with pytest.raises(OSError, match="temporarily unavailable"):
+        system.start()
+    system.close()
+    assert system.learner is None
+    assert not [name for name in blocks if (SHM_DIR / name.lstrip("/")).exists()]

@@ -207,12 +207,17 @@ class SharedPPOSystem:
         self.frozen_version = None  # a frozen learner that died: its successor reports again
         self._stats_recv, stats_send = self._ctx.Pipe(duplex=False)
         self._learner_beat.stamp(0, STARTUP_GRACE_S)
-        self.learner = self._ctx.Process(target=learner_main, name="shared_ppo learner", daemon=True,
-                                         args=(options, stats_send, self._stop, self._active, self._learner_beat.array,
-                                               os.getpid(), self._freeze))  # fmt: skip
-        with one_native_thread_per_process(), children_start_deaf_to_ctrl_c():
-            self.learner.start()
-        stats_send.close()
+        learner = self._ctx.Process(target=learner_main, name="shared_ppo learner", daemon=True,
+                                    args=(options, stats_send, self._stop, self._active, self._learner_beat.array,
+                                          os.getpid(), self._freeze))  # fmt: skip
+        try:
+            with one_native_thread_per_process(), children_start_deaf_to_ctrl_c():
+                learner.start()
+        finally:
+            stats_send.close()
+        # Only a started process: close() joins it (a failed start, e.g. fork refused under memory
+        # pressure, left one that join() refuses, and close() then freed no shared memory).
+        self.learner = learner
 
     def start(self) -> None:
         self._start_learner(self._resume)
@@ -338,6 +343,8 @@ class SharedPPOSystem:
         self.pool.close(graceful=graceful, timeout=5.0 if graceful else 0.0)
         self._stop.set()
         if self.learner is None:  # never started
+            if self._stats_recv is not None:
+                self._stats_recv.close()
             self.buffer.close()
             self.weights.close()
             self._shut_down = True
