@@ -233,6 +233,25 @@ def test_a_segment_is_not_taken_until_its_data_matches_the_checksum_of_its_commi
         buffer.close()
 
 
+def test_a_reused_slot_whose_new_data_is_not_yet_visible_is_not_taken_as_its_old_segment():
+    """READY seen before any of the next segment's data (stores reordered, as on ARM): the slot
+    still holds the segment taken from it before, whose checksum matched it; it must not be taken
+    again (and the new one lost)."""
+    layout = _layout()
+    buffer = SharedExperienceBuffer.create(layout)
+    try:
+        slot = buffer.acquire(0, timeout_s=1.0)
+        slot.rewards[:] = 0.5
+        buffer.commit(slot, version=4, individual_id=7, worker=0)
+        assert buffer.take(slot) is not None
+        buffer.release(slot)
+        assert buffer.acquire(0, timeout_s=1.0) is slot
+        slot.header[0] = 2  # the worker's READY, seen before its new data, version and checksum
+        assert buffer.take(slot) is None
+    finally:
+        buffer.close()
+
+
 def _learner(tmp_path: Path, sync: bool = False, max_lag: int = 2, value_targets: str = "current_critic",
              ppo: dict | None = None, workers: int = 2, segments_per_version: int = 1, training: dict | None = None):  # fmt: skip
     from morphelites.parallel.learner import LearnerOptions, SharedPPOTrainer

@@ -7,7 +7,8 @@ and the supervisor clears before the replacement worker starts: the learner gets
 or nothing. A commit writes the CRC-32 of the segment before it flips the state; the learner
 keeps a copy only if it matches (:meth:`SharedExperienceBuffer.take`). Python has no memory
 barriers: where stores and loads may be reordered (ARM, POWER) the READY flag could be seen
-before the data it announces, and the checksum catches that. Capacity is ``buffer_size``
+before the data it announces, and the checksum catches that (a released slot's checksum is
+cleared, so that the segment taken from it before cannot pass for the next). Capacity is ``buffer_size``
 transitions in all; when a worker's ring is full it waits (backpressure) and says so, and nothing
 is dropped except segments older than ``max_policy_lag`` policy versions, which are counted.
 
@@ -295,6 +296,10 @@ class SharedExperienceBuffer:
             self._counters[learner, _DROPPED_LAG] += 1
         else:
             self._counters[learner, _READ] += self.layout.transitions_per_segment
+        # The taken segment stays in the slot until a worker overwrites it. Where stores may be
+        # reordered, the worker's next READY could be seen before any of its new data: the old
+        # segment and its own checksum would match, and be taken twice. Cleared, they cannot.
+        slot.header[_CHECKSUM] = 0
         slot.header[_STATE] = EMPTY
 
     # ------------------------------------------------------------------ supervisor side
