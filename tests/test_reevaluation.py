@@ -56,6 +56,27 @@ def test_a_round_issues_each_elite_once_reissues_a_lost_one_and_builds_the_new_a
     assert record["reevaluation_env_steps"] == 120 and record["evaluations"] == 3
 
 
+def test_a_round_that_requires_one_policy_version_scores_every_elite_with_it_also_when_it_changes():
+    # The final round's learner froze at version 7, died part-way through the round, and its
+    # successor froze at 9: elites already scored with 7 are evaluated again with 9.
+    space, specs, archive = _archive_with_three_elites()
+    round_ = ReevaluationRound(archive, space, at_evaluation=3)
+    round_.require_version(7)
+    first, second, third = round_.next_task(), round_.next_task(), round_.next_task()
+    round_.handle(_done(first.id, 0.5, version=7))
+    round_.handle(_done(second.id, 0.6, version=8))  # acted with the successor's weights before it froze
+    assert second.id not in round_.results and round_.next_task().id == second.id, "issued again"
+    round_.require_version(9)
+    assert round_.results == {} and round_.next_task().id == first.id, "the result of version 7 is evaluated again"
+    assert round_.discarded == 2
+    for individual, fitness in ((third, 0.7), (second, 0.6), (first, 0.5)):
+        assert not round_.complete
+        round_.handle(_done(individual.id, fitness, version=9))
+    assert round_.complete
+    record = round_.record(round_.archive(space, specs, seed=0))
+    assert (record["policy_version_min"], record["policy_version_max"]) == (9, 9)
+
+
 def test_a_cancelled_round_issues_nothing_and_never_completes_and_an_error_names_the_elite():
     space, _, archive = _archive_with_three_elites()
     round_ = ReevaluationRound(archive, space, at_evaluation=3)

@@ -47,6 +47,8 @@ class ReevaluationRound:
         self.in_flight: set[int] = set()
         self.results: dict[int, IndividualResult] = {}
         self.cancelled = False
+        self.required_version: int | None = None  # require_version
+        self.discarded = 0  # results of another policy version than required, evaluated again
 
     # ------------------------------------------------------------------ tasks
     def next_task(self) -> Individual | None:
@@ -57,6 +59,18 @@ class ReevaluationRound:
         self.in_flight.add(individual_id)
         return self.individuals[individual_id]
 
+    def require_version(self, version: int) -> None:
+        """Keep only results evaluated with policy ``version`` (the final round's frozen policy):
+        results of another version already kept go back in the queue, and later ones are queued
+        again as they arrive. So a round scores every elite with one policy also when the learner
+        was restarted part-way through it and its successor froze at another version."""
+        self.required_version = version
+        stale = [i for i, result in self.results.items() if int(result.evaluation["policy_version"]) != version]
+        for individual_id in stale:
+            del self.results[individual_id]
+            self._todo.append(individual_id)
+        self.discarded += len(stale)
+
     def owns(self, task_id: Any) -> bool:
         """Whether a pool event with this task id belongs to this round."""
         return task_id in self.in_flight
@@ -64,7 +78,8 @@ class ReevaluationRound:
     def handle(self, event: Any) -> None:
         """Take a pool event of one of this round's tasks.
 
-        ``done`` stores the result, ``died`` queues the elite again (its worker was replaced; a
+        ``done`` stores the result (or, evaluated with another policy version than
+        :meth:`require_version` asks for, queues the elite again), ``died`` queues the elite again (its worker was replaced; a
         worker that died idle, task id None, changes nothing),
         ``stalled`` waits for the ``died`` that follows, ``error`` raises :class:`EvaluationFailed`
         with the worker's traceback, and so does a ``done`` with a non-finite fitness.
@@ -73,6 +88,12 @@ class ReevaluationRound:
             return
         self.in_flight.discard(event.task_id)
         if event.kind == "done":
+            version = int(event.value.evaluation["policy_version"])
+            if self.required_version is not None and version != self.required_version:
+                self.discarded += 1
+                if not self.cancelled:
+                    self._todo.append(event.task_id)
+                return
             fitness = event.value.evaluation["fitness"]
             if not math.isfinite(fitness):  # pyribs would refuse it when the round's archive is built
                 raise EvaluationFailed(f"Re-evaluating elite {event.task_id} returned a non-finite fitness ({fitness!r}): "

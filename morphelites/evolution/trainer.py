@@ -833,19 +833,23 @@ class MAPElitesEvolutionTrainer:
         # The learner first trains on the whole batches still waiting, then keeps its weights: left
         # to go on, it would update during the round and score the elites with several versions.
         pool.freeze_learner()
-        while True:
-            for message in pool.take_events():
-                self._log_learner_event(message)
-            if pool.frozen_version is not None:
-                break
-            if self._stop_signal is not None:
-                return self._reevaluation_stopped()
-            for event in pool.poll(0.05):
-                self._handle_round_event(round_, event)
-        log.info("Re-evaluating %d elites with the final policy (version %d).", len(round_.individuals), pool.frozen_version)
+        if not self._wait_until_frozen(pool, round_):
+            return self._reevaluation_stopped()
+        version = pool.frozen_version
+        round_.require_version(version)
+        log.info("Re-evaluating %d elites with the final policy (version %d).", len(round_.individuals), version)
         while not round_.complete:
             if self._stop_signal is not None:
                 return self._reevaluation_stopped()
+            if pool.frozen_version != version:  # the learner died; its successor freezes again, maybe at another version
+                if not self._wait_until_frozen(pool, round_):
+                    return self._reevaluation_stopped()
+                done = len(round_.results)
+                version = pool.frozen_version
+                round_.require_version(version)
+                log.warning("The learner was restarted during the final re-evaluation and froze again at version %d; "
+                            "%d of the %d elites already re-evaluated are evaluated again with it, so that one policy "
+                            "scores them all.", version, done - len(round_.results), done)  # fmt: skip
             for worker in pool.idle:
                 elite = round_.next_task()
                 if elite is None:
@@ -859,6 +863,19 @@ class MAPElitesEvolutionTrainer:
         self.reevaluation = {"archive": again, "at": round_.at_evaluation,
                              **{f"{k}_reevaluated": v for k, v in again.stats().items()}}  # fmt: skip
         return "completed"
+
+    def _wait_until_frozen(self, pool: SharedPPOSystem | SerialSharedBackend, round_: ReevaluationRound) -> bool:
+        """Wait until the learner reports that it froze (:meth:`SharedPPOSystem.freeze_learner`),
+        passing on the round's pool events meanwhile; False if a Ctrl-C or SIGTERM came first."""
+        while True:
+            for message in pool.take_events():
+                self._log_learner_event(message)
+            if pool.frozen_version is not None:
+                return True
+            if self._stop_signal is not None:
+                return False
+            for event in pool.poll(0.05):
+                self._handle_round_event(round_, event)
 
     def _reevaluation_stopped(self) -> str:
         """The status of a run whose final re-evaluation a Ctrl-C or SIGTERM stopped."""
