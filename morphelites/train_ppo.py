@@ -25,7 +25,7 @@ from morphelites.ppo import Batch, PPOUpdater, compute_gae
 from morphelites.rollout import EpisodeRecord, Segment, SegmentCollector
 from morphelites.seeding import Stream, stream_seed
 
-__all__ = ["TrainingResult", "train_policy", "rollout_lengths", "segment_to_batch"]
+__all__ = ["TrainingResult", "train_policy", "rollout_plan", "segment_to_batch"]
 
 
 @dataclass
@@ -69,19 +69,21 @@ def _episode_summary(episodes: list[EpisodeRecord]) -> dict[str, float]:
     return summary
 
 
-def rollout_lengths(total_steps: int, num_envs: int, num_steps: int, min_transitions: int) -> list[int]:
-    """Steps per env of each rollout of a training run of ``total_steps`` env steps (rounded up
-    to a whole step of every env): ``num_steps`` each, the last one shortened so that a budget is
-    spent, not overshot by a batch. A shortened last rollout of fewer than ``min_transitions``
-    transitions (``num_envs`` per step) is folded into the one before: a batch that small would be
-    cut into minibatches of one or two transitions, whose advantages cannot be normalised.
+def rollout_plan(total_steps: int, num_envs: int, num_steps: int, min_transitions: int) -> tuple[int, int]:
+    """The rollouts of a training run of ``total_steps`` env steps (rounded up to a whole step of
+    every env), as ``(full, last)``: ``full`` rollouts of ``num_steps`` steps per env, then one of
+    ``last`` steps, shortened so that a budget is spent, not overshot by a batch. A shortened last
+    rollout of fewer than ``min_transitions`` transitions (``num_envs`` per step) is folded into the
+    one before: a batch that small would be cut into minibatches of one or two transitions, whose
+    advantages cannot be normalised. (Two numbers, not a list: a budget can be 10**10 steps.)
     """
     steps = max(1, math.ceil(total_steps / num_envs))
-    lengths = [num_steps] * (steps // num_steps) + ([steps % num_steps] if steps % num_steps else [])
-    if len(lengths) > 1 and lengths[-1] * num_envs < min_transitions:
-        last = lengths.pop()
-        lengths[-1] += last
-    return lengths
+    full, last = divmod(steps, num_steps)
+    if last == 0:
+        full, last = full - 1, num_steps
+    if full and last * num_envs < min_transitions:
+        full, last = full - 1, last + num_steps
+    return full, last
 
 
 def train_policy(
@@ -96,7 +98,7 @@ def train_policy(
     """Train ``model`` with PPO on ``envs`` for ``total_steps`` env steps (rounded up to a whole
     step of every env).
 
-    Each update: the numpy twin acts ``num_steps`` steps in every env (see :func:`rollout_lengths`
+    Each update: the numpy twin acts ``num_steps`` steps in every env (see :func:`rollout_plan`
     for the last one); GAE; ``update_epochs``
     epochs of minibatch PPO; then the observation normaliser folds in the segment (after the
     update, so behaviour log-probs and the update see the same normalisation).
@@ -110,11 +112,12 @@ def train_policy(
     updater = PPOUpdater(model, config, seed=stream_seed(seed, Stream.MINIBATCHES), on_minibatch=beat)  # beat: a no-op unless in a watched worker
     scaler = RewardScaler(len(envs), config.gamma) if config.normalize_reward else None
     collector = SegmentCollector(envs, seed=stream_seed(seed, Stream.ENV_RESETS), reward_scaler=scaler)
-    lengths = rollout_lengths(total_steps, collector.num_envs, config.num_steps, MIN_MINIBATCH * config.num_minibatches)
-    num_updates = len(lengths)
+    full, last = rollout_plan(total_steps, collector.num_envs, config.num_steps, MIN_MINIBATCH * config.num_minibatches)
+    num_updates = full + 1
     result = TrainingResult()
     start = time.perf_counter()
-    for update, num_steps in enumerate(lengths):
+    for update in range(num_updates):
+        num_steps = config.num_steps if update < full else last
         if should_stop is not None and should_stop():
             break
         updater.set_progress(update / num_updates)

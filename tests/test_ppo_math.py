@@ -264,8 +264,15 @@ def test_a_batch_smaller_than_the_minibatches_need_is_cut_into_fewer_not_into_si
                           (2049, 16, 128, 16, [128, 1]), (68, 4, 8, 8, [8, 9]), (72, 4, 8, 8, [8, 8, 2]),
                           (64, 4, 8, 8, [8, 8]), (3, 4, 8, 8, [1])])  # fmt: skip
 def test_a_short_last_rollout_is_folded_into_the_one_before(total, envs, steps, least, expected):
-    from morphelites.train_ppo import rollout_lengths
+    from morphelites.train_ppo import rollout_plan
 
-    lengths = rollout_lengths(total, envs, steps, least)
+    full, last = rollout_plan(total, envs, steps, least)
+    lengths = [steps] * full + [last]
     assert lengths == expected
     assert sum(lengths) * envs >= total > (sum(lengths) - 1) * envs, "the budget is spent to a whole step of every env"
+
+
+def test_the_rollout_plan_of_the_largest_budget_is_two_numbers():
+    from morphelites.train_ppo import rollout_plan
+
+    assert rollout_plan(10**13, 16, 128, 16) == (10**13 // 2048 - 1, 128 + 10**13 % 2048 // 16)
