@@ -123,7 +123,12 @@ def prepare_animation(run: str | Path, individual: int | None = None, body: Morp
     if command == "train":
         eval_episodes, eval_seed = settings.evolution.eval_episodes, settings.evolution.eval_seed
     else:
-        eval_episodes, eval_seed = int(config.get("eval_episodes", 0)), int(config.get("eval_seed", 0))
+        try:
+            eval_episodes, eval_seed = int(config.get("eval_episodes", 0)), int(config.get("eval_seed", 0))
+        except (TypeError, ValueError):
+            raise AnimationError(f"{run_dir.config}'s eval_episodes ({config.get('eval_episodes')!r}) and eval_seed "
+                                 f"({config.get('eval_seed')!r}) must be whole numbers, as `morphelites ppo` writes "
+                                 f"them; restore the file.") from None  # fmt: skip
     episodes = min(DEFAULT_EPISODES, eval_episodes) if episodes is None else episodes
     if not 1 <= episodes <= eval_episodes:
         raise AnimationError(f"The run evaluates each body on {eval_episodes} episodes; choose 1 to {eval_episodes} of "

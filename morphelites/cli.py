@@ -23,6 +23,9 @@ __all__ = ["main", "console_main", "build_parser"]
 
 EXIT_BAD_INPUT = 2
 EXIT_INTERRUPTED = 130
+#: Limits of `morphelites ppo`'s budgets, those of `train`'s evolution.max_env_steps and eval_episodes.
+MAX_PPO_STEPS = 10**13
+MAX_EVAL_EPISODES = 100_000
 #: Exit codes of ``morphelites ppo`` by the status in its summary.json (as ``morphelites train``'s EXIT_CODES).
 _PPO_EXIT_CODES = {"completed": 0, "failed": 1, "interrupted": EXIT_INTERRUPTED, "terminated": 143}
 
@@ -241,8 +244,9 @@ def _ppo_request(args: argparse.Namespace) -> Any:
 
     _check_output(args.output)
     settings = _settings(args).with_default_epochs(evolution=False)
-    _check_positive("--steps", args.steps)
-    _check_positive("--eval-episodes", args.eval_episodes)
+    _check_positive("--steps", args.steps, most=MAX_PPO_STEPS, why="the most env steps a run takes")
+    _check_positive("--eval-episodes", args.eval_episodes, most=MAX_EVAL_EPISODES,
+                    why="each episode is simulated in an env of its own")  # fmt: skip
     _check_seed(args.seed)
     space = BodySpace(settings.body_space)
     bodies: tuple[Morphology, ...] = ()
@@ -263,8 +267,11 @@ def _ppo_request(args: argparse.Namespace) -> Any:
         check_body_count(args.mixed, settings.ppo.num_envs)  # before drawing that many bodies
         bodies = mixed_bodies(space, args.mixed, args.seed)
     else:
-        texts = args.body or [",".join(["0.175"] * space.min_links)]
-        bodies = tuple(space.check(parse_body(t)) for t in texts)
+        if args.body:
+            bodies = tuple(space.check(parse_body(t)) for t in args.body)
+        else:  # the default body: the fewest links the space allows, each of its middle length
+            cfg = settings.body_space
+            bodies = (Morphology(space.min_links, [(cfg.min_link_length + cfg.max_link_length) / 2] * space.min_links),)
     if args.env_id is None:
         check_bodies_fit(bodies, settings.ppo.num_envs)
         from morphelites.policy_numpy import reach_policy_spec
@@ -331,9 +338,12 @@ def _train_trainer(args: argparse.Namespace) -> Any:
     )  # fmt: skip
 
 
-def _check_positive(option: str, value: int) -> None:
+def _check_positive(option: str, value: int, most: int | None = None, why: str = "") -> None:
+    """Refuse ``value`` below 1 or, with ``most``, above it (``why`` says where the limit comes from)."""
     if value < 1:
         raise ConfigError(f"{option} must be at least 1, got {value}; give a positive whole number.")
+    if most is not None and value > most:
+        raise ConfigError(f"{option} is {value:,}, more than {most:,} ({why}); give a smaller number.")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -385,7 +395,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             return EXIT_CODES[summary["status"]]
         from morphelites.ppo_run import run_ppo
 
-        summary = run_ppo(request)
+        try:
+            summary = run_ppo(request)
+        except RunDirectoryError as error:  # another run took the directory since the check above
+            print(f"morphelites: error: {error}", file=sys.stderr)
+            return EXIT_BAD_INPUT
         if "error" in summary:
             print(f"morphelites: error: {summary['error']}", file=sys.stderr)
         return _PPO_EXIT_CODES[summary["status"]]

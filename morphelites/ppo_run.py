@@ -2,7 +2,7 @@
 
 Wires the pieces (envs, ActorCritic, :func:`train_policy`, evaluation) to a run directory:
 ``config.json``, ``training.log``, ``metrics.csv``, ``tensorboard/``, ``curves.png`` (learning
-curves), ``policy.pt``, ``checkpoints/policy-*.pt`` and ``summary.json`` (final evaluation figures).
+curves), ``policy.pt``, ``checkpoints/policy-*.pkl`` and ``summary.json`` (final evaluation figures).
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ from morphelites.policy import ActorCritic, reach_policy_spec
 from morphelites.policy_numpy import PolicySpec
 from morphelites.rollout import ActingPolicy, EvalResult, evaluate, run_episodes
 from morphelites.runs import MetricsWriter, RunDirectory, atomic_write_bytes, open_training_log, read_metric_rows
+from morphelites.runs.run_dir import RunHold
 from morphelites.runs.checkpoints import save_checkpoint
 from morphelites.torch_state import caller_torch_state_kept
 from morphelites.train_ppo import train_policy
@@ -94,6 +95,9 @@ def check_gym_env(env_id: str) -> tuple[int, int]:
         raise ConfigError(f"--env {env_id!r}: {str(error).rstrip('.')}. Use a registered Gymnasium ID such as Reacher-v5.") from None
     except ImportError as error:
         raise ConfigError(f"--env {env_id!r} needs a package that is not installed: {error}.") from None
+    except Exception as error:  # e.g. ":Reacher-v5" (ValueError: empty module name), or a task whose constructor fails
+        raise ConfigError(f"--env {env_id!r} could not be made ({type(error).__name__}: {str(error).rstrip('.')}). Use a "
+                          f"registered Gymnasium ID such as Reacher-v5.") from None  # fmt: skip
     try:
         for name, space in (("observation", env.observation_space), ("action", env.action_space)):
             if not isinstance(space, gym.spaces.Box) or len(space.shape) != 1:
@@ -140,6 +144,8 @@ def run_ppo(request: PPORunRequest, should_stop: Callable[[], bool] | None = Non
                 summary = _train_and_finish(request, setup, stop, should_stop)
         except OSError as error:  # the disk filled up or went away under the run
             return _failed_to_write(request, setup, stop, error)
+        finally:
+            setup.hold.release()
     setup.log.info("Run directory: %s", setup.run.path)
     return summary
 
@@ -168,6 +174,7 @@ class _PPORun:
 
     settings: Settings
     run: RunDirectory
+    hold: RunHold
     log: logging.Logger
     envs: list[Any]
     model: ActorCritic
@@ -177,8 +184,24 @@ class _PPORun:
 
 
 def _set_up(request: PPORunRequest, settings: Settings) -> _PPORun:
-    """Create the run directory, write config.json, make the envs, the model and the metrics writer."""
+    """Create the run directory, lock it (released by the caller), write config.json, make the
+    envs, the model and the metrics writer."""
     run = RunDirectory(request.output).prepare(resume=False, resumable=False)
+    # Two runs started onto one new --output at the same moment (a job array) both pass the check;
+    # only one gets the lock, and the other stops here, or below if the first wrote its config.json.
+    hold = run.hold()
+    try:
+        if run.config.is_file():
+            hold.release()
+            run.check(resume=False, resumable=False)  # raises, naming the run the directory now holds
+        return _set_up_held(request, settings, run, hold)
+    except BaseException:
+        hold.release()
+        raise
+
+
+def _set_up_held(request: PPORunRequest, settings: Settings, run: RunDirectory, hold: RunHold) -> _PPORun:
+    """:func:`_set_up` once the run directory is held."""
     log = open_training_log(run.training_log, quiet=request.quiet, name="morphelites.ppo")
     torch.set_num_threads(settings.ppo.torch_threads)
     envs: list[Any]
@@ -214,7 +237,7 @@ def _set_up(request: PPORunRequest, settings: Settings) -> _PPORun:
     metrics = MetricsWriter(run.metrics, METRIC_COLUMNS, tensorboard_dir=run.tensorboard)
     # train_policy rounds the budget up to a whole step of every env
     total = math.ceil(request.total_steps / len(envs)) * len(envs)
-    return _PPORun(settings, run, log, envs, model, metrics, target, total)
+    return _PPORun(settings, run, hold, log, envs, model, metrics, target, total)
 
 
 def _stopped_before_training(request: PPORunRequest, setup: _PPORun, stop: "_StopSignals") -> dict[str, Any]:
@@ -283,7 +306,8 @@ def _finish(request: PPORunRequest, settings: Settings, run: RunDirectory, model
     signals_before = stop.count
     atomic_write_bytes(run.path / "policy.pt", _serialise(_policy_file(model, {"env_steps": env_steps})))
     figures: dict[str, Any] | None = None
-    if stop.count == signals_before <= 1:  # no second signal, and none while policy.pt was written
+    evaluated = stop.count == signals_before <= 1  # no second signal, and none while policy.pt was written
+    if evaluated:
         try:
             stop.mode = "at_once"
             figures = _evaluate(request, settings, model, log)
@@ -291,8 +315,9 @@ def _finish(request: PPORunRequest, settings: Settings, run: RunDirectory, model
         except KeyboardInterrupt:
             stop.mode = "hold"
     if figures is None and signals_before <= 1:
-        log.warning("%s during the final evaluation: stopped it; summary.json has the training counts and no evaluation "
-                    "figures (policy.pt is saved).", _signal_name(stop.last_signum))  # fmt: skip
+        log.warning("%s %s the final evaluation: %s; summary.json has the training counts and no evaluation figures "
+                    "(policy.pt is saved).", _signal_name(stop.last_signum), "during" if evaluated else "before",
+                    "stopped it" if evaluated else "skipped it")  # fmt: skip
     summary: dict[str, Any] = {"mode": "ppo", "status": stop.status, "target": target, "env_steps": env_steps,
                                "updates": updates, "wall_s": round(wall_s, 2), "seed": request.seed}  # fmt: skip
     summary.update(figures if figures is not None else {"evaluation": "cut short"})

@@ -142,6 +142,11 @@ def test_a_ppo_run_on_bodies_is_animated_from_its_policy_file(tmp_path):
     assert result.evaluation.fitness == pytest.approx(per_body["fitness"], abs=1e-12), "the run's own evaluation, again"
     with pytest.raises(AnimationError, match="A ppo run has no individuals"):
         prepare_animation(out, individual=0)
+    stored = (out / "config.json").read_text()
+    (out / "config.json").write_text(json.dumps({**json.loads(stored), "eval_episodes": "abc"}))
+    with pytest.raises(AnimationError, match=r"config.json's eval_episodes \('abc'\) and eval_seed"):
+        prepare_animation(out)  # a hand-edited file: named, not a bare "invalid literal for int()"
+    (out / "config.json").write_text(stored)
     (out / "policy.pt").write_bytes((out / "policy.pt").read_bytes()[:200])
     with pytest.raises(AnimationError, match="policy.pt cannot be loaded"):
         prepare_animation(out)

@@ -67,6 +67,10 @@ def test_ppo_on_a_gymnasium_task(run_cli, tmp_path):
         (["--env", ""], "--env is empty"),
         (["--env", "Pendulum-v1", "--mixed", "0"], "cannot be combined with --body or --mixed"),
         (["--steps", "many"], "invalid int value"),
+        # Seen in review: a traceback after the run directory was made, or memory running out after training
+        (["--steps", "100000000000000000000000"], "more than 10,000,000,000,000"),
+        (["--eval-episodes", "100000000"], "--eval-episodes is 100,000,000, more than 100,000"),
+        (["--env", ":Reacher-v5"], "--env ':Reacher-v5' could not be made (ValueError"),
     ],
 )
 def test_bad_input_exits_2_with_a_message_and_writes_nothing(capsys, tmp_path, args, words):
@@ -248,6 +252,38 @@ def test_ppo_under_one_seed_trains_the_same_policy_twice(tmp_path, torch_state_r
     assert first.size and np.array_equal(first, second)
     assert json.loads((runs[0] / "summary.json").read_text())["eval_fitness"] == json.loads(
         (runs[1] / "summary.json").read_text())["eval_fitness"]
+
+
+def test_without_a_body_ppo_trains_the_default_one_that_fits_the_configs_body_space(tmp_path):
+    # Seen in review: the default body had links of 0.175 m whatever the space, and a space of
+    # 0.2-0.3 m links refused it as if the user had given it.
+    config = tmp_path / "space.json"
+    config.write_text(json.dumps({"body_space": {"min_link_length": 0.2, "max_link_length": 0.3}}))
+    out = tmp_path / "run"
+    assert main(["ppo", "--quiet", "--steps", "64", "--num-envs", "2", "--eval-episodes", "1", "--config", str(config),
+                 "--output", str(out)]) == 0  # fmt: skip
+    assert json.loads((out / "config.json").read_text())["bodies"] == [{"num_links": 3, "link_lengths": [0.25] * 3,
+                                                                        "total_length": 0.75}]  # fmt: skip
+
+
+def test_a_second_ppo_onto_the_same_new_output_started_at_the_same_moment_is_refused(tmp_path, monkeypatch, capsys):
+    """Both pass the check of an empty --output; the first to lock it runs. Here the other one has
+    already written its config.json when this one gets the lock."""
+    from morphelites.runs import RunDirectory
+
+    out = tmp_path / "run"
+    prepare = RunDirectory.prepare
+
+    def raced(self, *args, **kwargs):
+        prepared = prepare(self, *args, **kwargs)
+        (out / "config.json").write_text(json.dumps({"command": "ppo", "settings": {}}))  # the other run's
+        return prepared
+
+    monkeypatch.setattr(RunDirectory, "prepare", raced)
+    assert main(["ppo", "--quiet", "--steps", "64", "--num-envs", "2", "--eval-episodes", "1", "--output", str(out)]) == 2
+    assert "`morphelites ppo` run" in capsys.readouterr().err
+    assert json.loads((out / "config.json").read_text()) == {"command": "ppo", "settings": {}}, "the other run's is kept"
+    assert RunDirectory(out).in_use_by() is None, "the lock is let go"
 
 
 def test_ppo_that_cannot_write_its_directory_stops_with_a_clear_error_and_a_failed_summary(tmp_path, monkeypatch, capsys):
