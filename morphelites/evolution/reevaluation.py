@@ -79,8 +79,8 @@ class ReevaluationRound:
         """Take a pool event of one of this round's tasks.
 
         ``done`` stores the result (or, evaluated with another policy version than
-        :meth:`require_version` asks for, queues the elite again), ``died`` queues the elite again (its worker was replaced; a
-        worker that died idle, task id None, changes nothing),
+        :meth:`require_version` asks for, queues the elite again), ``died`` queues the elite again
+        (its worker was replaced; a worker that died idle, task id None, changes nothing),
         ``stalled`` waits for the ``died`` that follows, ``error`` raises :class:`EvaluationFailed`
         with the worker's traceback, and so does a ``done`` with a non-finite fitness.
         """

@@ -135,9 +135,10 @@ class SharedPPOTrainer:
         self.weights = SharedWeights.attach(options.handles.weights_name, options.handles.weights_size)
         self.buffer = SharedExperienceBuffer.attach(options.handles.buffer_name, options.handles.layout)
         self.return_rms = RunningMeanStd(())
-        # Per worker: the body (individual id) its K reward streams belong to, and their running
-        # discounted returns (K,), the statistic reward scaling divides by the spread of.
-        self.running_returns: dict[int, tuple[tuple[int, int], np.ndarray]] = {}  # worker -> ((body, incarnation), returns (K,))
+        # Per worker: the body (individual id) and worker incarnation its K reward streams belong
+        # to, and their running discounted returns (K,), the statistic reward scaling divides by
+        # the spread of: worker -> ((body, incarnation), returns).
+        self.running_returns: dict[int, tuple[tuple[int, int], np.ndarray]] = {}
         self.version = 1
         self.updates = 0
         self.samples_consumed = 0
