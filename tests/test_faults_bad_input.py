@@ -136,6 +136,8 @@ CASES = [
     ("gym-with-goals", "ppo --env Pendulum-v1 --goals reachable --output {out}", None, ["--goals", "--env", "Drop them"]),
 ]
 
+#: config.json of a shared run with default settings, as the run stores them (update_epochs resolved).
+_RUN_CONFIG = '{"command": "train", "mode": "shared", "settings": {"ppo": {"update_epochs": 4}}}'
 #: Files and directories a case needs before the command runs (named by the case's `setup`).
 SETUPS = {
     "broken": {"broken.json": "{not json"},
@@ -148,10 +150,10 @@ SETUPS = {
     "damaged-run": {"damaged/config.json": '{"mode": "shared", "settings": {'},
     "run-without-settings": {"damaged/config.json": '{"mode": "shared"}'},
     "a-ppo-run": {"ppo/config.json": '{"command": "ppo", "settings": {}}', "ppo/summary.json": "{}"},
-    "damaged-results": {"done/config.json": '{"command": "train", "mode": "shared", "settings": {}}',
+    "damaged-results": {"done/config.json": _RUN_CONFIG,
                         "done/results.jsonl": _RECORD + '{"id": 1, "fitn\n' + _RECORD.replace('"id": 0', '"id": 2')},
     # a whole line of JSON, but not a whole record (edited by hand): not something a crash leaves
-    "incomplete-results": {"done/config.json": '{"command": "train", "mode": "shared", "settings": {}}',
+    "incomplete-results": {"done/config.json": _RUN_CONFIG,
                            "done/results.jsonl": _RECORD + '{"id": 1, "note": "edited"}\n'},
 }
 
