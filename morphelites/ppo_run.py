@@ -310,6 +310,7 @@ def _finish(request: PPORunRequest, settings: Settings, run: RunDirectory, model
     if evaluated:
         try:
             stop.mode = "at_once"
+            log.info("Final evaluation: %d episode(s) per body or task (a signal now cuts it short).", request.eval_episodes)
             figures = _evaluate(request, settings, model, log)
             stop.mode = "hold"
         except KeyboardInterrupt:

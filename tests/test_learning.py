@@ -1,6 +1,7 @@
 """PPO learns: a short real training run on the reaching task improves the evaluated policy."""
 
 import numpy as np
+import pytest
 
 from morphelites.config import EnvConfig, PPOConfig
 from morphelites.envs import ReachEnv
@@ -8,6 +9,9 @@ from morphelites.morphology import Morphology
 from morphelites.policy import ActorCritic, reach_policy_spec
 from morphelites.rollout import evaluate
 from morphelites.train_ppo import train_policy
+
+# they seed torch's global stream or set its thread count: given back after each test
+pytestmark = pytest.mark.usefixtures("torch_state_restored")
 
 BODY = Morphology(3, [0.2, 0.2, 0.15])
 TASK = EnvConfig(goal_sampling="reachable")

@@ -4,12 +4,16 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 import torch
 
 from morphelites.envs import FEATURES_PER_JOINT, ReachEnv
 from morphelites.morphology import Morphology
 from morphelites.policy import ActorCritic, reach_policy_spec
 from morphelites.policy_numpy import NumpyActorCritic
+
+# they seed torch's global stream or set its thread count: given back after each test
+pytestmark = pytest.mark.usefixtures("torch_state_restored")
 
 
 def _reach_obs(num_links: int, n: int = 8, seed: int = 0) -> np.ndarray:

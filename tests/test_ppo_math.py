@@ -9,6 +9,9 @@ from morphelites.policy import ActorCritic
 from morphelites.policy_numpy import PolicySpec
 from morphelites.ppo import PROXIMAL_WEIGHT_CAP, Batch, PPOUpdater, compute_gae, compute_vtrace, linear_schedule, ppo_loss
 
+# they seed torch's global stream or set its thread count: given back after each test
+pytestmark = pytest.mark.usefixtures("torch_state_restored")
+
 
 def test_gae_matches_hand_computation_across_an_episode_end():
     # One env, 3 steps; the episode ends after step 1 (index 1), so step 2 starts a new one.

@@ -5,6 +5,10 @@ drawn a function of the random start's genes, the action noise a function of the
 environment's resets, and run seed s's mutations the same bits as seed s + 1's random start, so
 benchmark seeds were not independent replicates."""
 
+import os
+import subprocess
+import sys
+
 import numpy as np
 
 from morphelites.individual import individual_seed
@@ -17,7 +21,11 @@ def test_every_purpose_and_seed_gets_its_own_stream():
     owners = set(range(40)) | {individual_seed(seed, k) for seed in range(20) for k in range(20)}
     assert not owners & set(seeds.values()), "nor does any stream use an owner's seed itself"
     assert stream_seed(3, Stream.RESUMED_VARIATION, 5) != stream_seed(3, Stream.RESUMED_VARIATION, 6)
-    assert stream_seed(3, Stream.GENOMES) == stream_seed(3, Stream.GENOMES), "a seed repeats its streams"
+    # a seed repeats its streams in another process, whatever its hash seed
+    script = "from morphelites.seeding import Stream, stream_seed; print(stream_seed(3, Stream.GENOMES))"
+    other = subprocess.run([sys.executable, "-c", script], env={**os.environ, "PYTHONHASHSEED": "12345"},
+                           capture_output=True, text=True, check=True)  # fmt: skip
+    assert int(other.stdout) == stream_seed(3, Stream.GENOMES)
 
 
 def test_a_runs_random_start_parents_and_mutations_draw_different_bits(tmp_path):

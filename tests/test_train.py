@@ -172,7 +172,7 @@ def test_bad_options_exit_2_before_any_worker_starts(tmp_path, capsys, args, wor
     assert code == 2
     assert words in capsys.readouterr().err
     assert not out.exists()
-    assert set(p.pid for p in psutil.Process().children(recursive=True)) == before
+    assert set(p.pid for p in psutil.Process().children(recursive=True)) <= before, "no process is started"
 
 
 def test_existing_run_directory_is_refused_without_resume(tmp_path, capsys):
