@@ -657,6 +657,28 @@ def test_a_non_finite_fitness_is_an_evaluation_failure_and_the_run_stays_resumab
     assert sorted(r["id"] for r in _results(out)) == list(range(6))
 
 
+def test_workers_that_die_on_every_task_stop_the_run_after_ten_deaths_in_a_row_with_its_files(tmp_path, tiny_config,
+                                                                                               monkeypatch):  # fmt: skip
+    """README, Reliability: workers that cannot run must not respawn forever. Here every worker
+    process dies as it takes its task (exit code 3): the run stops with exit 1, summary.json says
+    why, and no process is left."""
+    from morphelites.parallel.supervisor import SharedPPOSystem
+
+    monkeypatch.setattr(SharedPPOSystem, "WORKER_JOB", "crashing_job:run_task")
+    out = tmp_path / "run"
+    before = {p.pid for p in psutil.Process().children(recursive=True)}
+    assert main(["train", "--mode", "shared", "--workers", "1", "--config", str(tiny_config), "--evaluations", "3",
+                 "--steps-per-individual", "64", "--output", str(out), "--quiet"]) == 1  # fmt: skip
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["status"] == "failed" and summary["evaluations"] == 0
+    assert "died 10 times in a row without finishing a task (last exit code 3)" in summary["error"]
+    assert summary["worker_restarts"] >= 9 and not _results(out)
+    left = {p for p in psutil.Process().children(recursive=True) if p.pid not in before}
+    # multiprocessing's resource tracker, started with this process's first shared memory, lives as long as it
+    tracker = [p for p in left if "resource_tracker" in " ".join(p.cmdline())]
+    assert left == set(tracker) and len(tracker) <= 1, [p.cmdline() for p in left]
+
+
 def test_a_failing_evaluation_in_a_serial_shared_run_is_tried_again_then_fails_the_run_with_its_files(
     tmp_path, tiny_config, monkeypatch
 ):
