@@ -223,9 +223,13 @@ def test_main_process_sigkilled_repeatedly_leaves_readable_files_no_orphans_and_
             assert attempt, "the run ended before the first kill; give it more work"
             break
         children = run.children()
+        blocks = _shared_memory_blocks(run.children("shared_ppo learner"))
         run.proc.send_signal(signal.SIGKILL)
         run.proc.wait(timeout=10)
         assert_gone(children)  # workers and learner notice their parent is gone and exit
+        # the resource tracker (one of the children) unlinks the weights and buffer blocks
+        assert len(blocks) == 2, f"the learner maps the weights and the buffer: {blocks}"
+        wait_for(lambda: not [block for block in blocks if block.exists()], 10, "the run's shared memory to be unlinked")
         _assert_every_file_readable(out)
     resumed = Run(tmp_path, "--resume", "--output", str(out))
     code, console = resumed.wait()
@@ -233,6 +237,18 @@ def test_main_process_sigkilled_repeatedly_leaves_readable_files_no_orphans_and_
     _assert_every_file_readable(out)
     _assert_ids_complete(out, total)
     assert json.loads((out / "summary.json").read_text())["evaluations"] == total
+
+
+def _shared_memory_blocks(processes: list[psutil.Process]) -> set[Path]:
+    """The multiprocessing.shared_memory blocks (``/dev/shm/psm_*``) the processes map: the shared
+    weights and experience buffer (the semaphores of libraries they import are not the run's)."""
+    blocks: set[Path] = set()
+    for process in processes:
+        try:
+            blocks |= {Path(m.path) for m in process.memory_maps() if m.path.startswith("/dev/shm/psm_")}
+        except psutil.NoSuchProcess:
+            pass
+    return blocks
 
 
 def test_a_beating_process_whose_parent_died_exits_where_no_death_signal_is_set(tmp_path):
