@@ -679,6 +679,32 @@ def test_workers_that_die_on_every_task_stop_the_run_after_ten_deaths_in_a_row_w
     assert left == set(tracker) and len(tracker) <= 1, [p.cmdline() for p in left]
 
 
+def test_a_final_reevaluation_that_raises_stops_the_run_as_failed_and_resume_does_it(tmp_path, tiny_config, monkeypatch):
+    """README, Reliability: a re-evaluation of an elite that raises stops the run at once (exit 1,
+    summary.json, the archive as found); once the cause is gone, --resume re-evaluates."""
+    from morphelites.parallel.shared_worker import MultiProcessPPOWorker
+
+    real = MultiProcessPPOWorker.evaluate_only
+
+    def unstable(self, individual, settings):
+        raise FloatingPointError(f"simulated: elite {individual.id} went unstable")
+
+    monkeypatch.setattr(MultiProcessPPOWorker, "evaluate_only", unstable)
+    out = tmp_path / "run"
+    args = ["train", "--serial", "--config", str(tiny_config), "--initial-random", "2", "--steps-per-individual", "64",
+            "--evaluations", "3", "--output", str(out), "--quiet"]  # fmt: skip
+    assert main(args) == 1
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["status"] == "failed" and summary["evaluations"] == 3 and "elite" in summary["error"]
+    assert "simulated: elite" in (out / "training.log").read_text()
+    assert (out / "archive.csv").exists() and not (out / "archive_reevaluated.csv").exists()
+    monkeypatch.setattr(MultiProcessPPOWorker, "evaluate_only", real)
+    assert main(["train", "--resume", "--output", str(out), "--quiet"]) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["status"] == "completed" and "qd_score_reevaluated" in summary
+    assert (out / "archive_reevaluated.csv").exists()
+
+
 def test_a_failing_evaluation_in_a_serial_shared_run_is_tried_again_then_fails_the_run_with_its_files(
     tmp_path, tiny_config, monkeypatch
 ):
