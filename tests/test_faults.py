@@ -504,6 +504,27 @@ def test_a_full_or_read_only_disk_is_refused_at_start_with_exit_2(small_filesyst
     assert not (read_only / "run").exists()
 
 
+def test_a_nearly_full_disk_is_refused_at_start_also_where_no_small_filesystem_can_be_mounted(tmp_path, monkeypatch,
+                                                                                              capsys):  # fmt: skip
+    # The test above needs to mount a tmpfs (it skips where it cannot, as on an unprivileged CI).
+    import shutil
+
+    from morphelites.cli import main
+    from morphelites.runs import run_dir
+
+    real = shutil.disk_usage
+
+    def nearly_full(path):
+        usage = real(path)
+        return usage._replace(free=10 * 2**20)
+
+    monkeypatch.setattr(run_dir.shutil, "disk_usage", nearly_full)
+    assert main(["train", "--output", str(tmp_path / "run"), "--evaluations", "2"]) == 2
+    err = capsys.readouterr().err
+    assert "Only 10.0 MB free" in err and "at least 50 MB" in err and "--output" in err, err
+    assert not (tmp_path / "run").exists()
+
+
 def test_disk_full_during_a_run_keeps_everything_written_and_resume_finishes(tmp_path, small_filesystem):
     disk = small_filesystem(70 * 1024)  # 70 MB: passes the 50 MB check at start
     out = disk / "run"
