@@ -141,9 +141,10 @@ def test_success_radius_is_five_percent_of_the_longest_reach():
 
 def test_workspace_goals_are_shared_and_reachable_goals_follow_the_body():
     short, long = Morphology(3, [0.1] * 3), Morphology(6, [0.25] * 6)
-    ws_short = [ReachEnv(short).sample_goal(np.random.default_rng(9)) for _ in range(1)]
-    ws_long = [ReachEnv(long).sample_goal(np.random.default_rng(9)) for _ in range(1)]
-    np.testing.assert_array_equal(ws_short, ws_long)
+    short_env, long_env, short_rng, long_rng = ReachEnv(short), ReachEnv(long), np.random.default_rng(9), np.random.default_rng(9)
+    ws_short = [short_env.sample_goal(short_rng) for _ in range(50)]
+    ws_long = [long_env.sample_goal(long_rng) for _ in range(50)]
+    np.testing.assert_array_equal(ws_short, ws_long)  # goal k is the same for every body, k = 0 .. 49
     env = ReachEnv(short, env_config=EnvConfig(goal_sampling="reachable"))
     rng = np.random.default_rng(0)
     distances = [np.linalg.norm(env.sample_goal(rng)) for _ in range(200)]
