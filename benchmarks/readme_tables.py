@@ -458,7 +458,8 @@ def _ratio_target(key: str, what: str, where: str, comparisons: list[dict[str, A
     """A row of the targets table for one ratio (``key`` of each comparison) over seeds: mean
     (min–max) where shared reached independent's final QD-score on every seed, else each seed's
     figure, a seed where it never did named with the most its ratio could be (``<key>_below``,
-    shared's whole run in the denominator) and counted as missed. A wall-time ratio of a pair whose
+    shared's whole run in the denominator) and not counted as met (said to be undecided where that
+    bound is at the target or above). A wall-time ratio of a pair whose
     machine speed differed is not comparable, so it never counts as met; the row names such seeds,
     and says when the machine speed was not probed."""
     passed = [c["shared_reached_independent_final"] and c[key] >= TARGET_FEWER for c in comparisons]
@@ -478,8 +479,13 @@ def _ratio_target(key: str, what: str, where: str, comparisons: list[dict[str, A
                              for c in comparisons)  # fmt: skip
     if notes:
         measured += f" ({'; '.join(notes)})"
+    # never reached, but its bound does not rule the target out: shared stopped too early to tell
+    undecided = [str(c["seed"]) for c in comparisons
+                 if not c["shared_reached_independent_final"] and c[key + "_below"] >= TARGET_FEWER]  # fmt: skip
+    met = _met(passed) + (f"; undecided on seed{'s' if len(undecided) > 1 else ''} {', '.join(undecided)} (shared stopped "
+                          f"before reaching the score)" if undecided else "")  # fmt: skip
     return (f"| ≥ {TARGET_FEWER:.0f}× {what} to reach independent's final QD-score | {where} | "
-            f"{measured} | {_met(passed)} | {measured_on} |")
+            f"{measured} | {met} | {measured_on} |")
 
 
 #: The two ratio targets of #4: the comparison's key, and what the row calls it.

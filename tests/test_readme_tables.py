@@ -55,7 +55,8 @@ def test_the_targets_summary_judges_each_target_against_its_threshold_seed_by_se
     assert rows["peak PSS shared ≤ ⅓ of independent, 2 workers"].endswith(f"| 0.32 (0.30–0.34) | on 1 of 2 seeds | {ON} |")
     unreached = {**long, "comparisons": [_comparison("open", 20.0, 20.0, 0.3, reached=False)]}
     line = next(line for line in tables._issue4_targets(unreached) if "fewer env steps" in line)
-    assert line.endswith(f"| seed 0: not reached (below 20.0×) | no | {ON} |"), "a ratio to a QD-score never reached does not count"
+    assert line.endswith(f"| seed 0: not reached (below 20.0×) | no; undecided on seed 0 (shared stopped before reaching "
+                         f"the score) | {ON} |"), "a ratio to a QD-score never reached does not count as met"
     assert tables._met([]) == "–", "nothing measured is not a target met"
 
 
@@ -179,6 +180,10 @@ def test_where_a_seed_never_reached_the_score_every_seed_is_listed_with_the_most
         "no mean over the seeds that reached it alone"
     wall = tables._ratio_target("wall_time_ratio", "less wall time", "open", comparisons, ON)
     assert wall.endswith(f"| seed 0: not reached (below 2.5×); seed 1: 6.7×; seed 2: 3.8× | no | {ON} |")
+    stopped_early = [_comparison("open", 14.2, 2.5, 0.3, reached=False, seed=0), _comparison("open", 13.6, 6.7, 0.3, seed=1)]
+    steps = tables._ratio_target("env_steps_ratio", "fewer env steps", "open", stopped_early, ON)
+    assert steps.endswith("| on 1 of 2 seeds; undecided on seed 0 (shared stopped before reaching the score) "
+                          f"| {ON} |"), "a bound above the target does not say the target was missed"
 
 
 def test_the_reproducible_runs_table_says_where_two_runs_of_one_seed_part():
