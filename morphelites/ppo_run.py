@@ -30,8 +30,8 @@ from morphelites.policy import ActorCritic, reach_policy_spec
 from morphelites.policy_numpy import PolicySpec
 from morphelites.rollout import ActingPolicy, EvalResult, evaluate, run_episodes
 from morphelites.runs import MetricsWriter, RunDirectory, atomic_write_bytes, open_training_log, read_metric_rows
-from morphelites.runs.run_dir import RunHold
 from morphelites.runs.checkpoints import save_checkpoint
+from morphelites.runs.run_dir import RunHold
 from morphelites.torch_state import caller_torch_state_kept
 from morphelites.train_ppo import train_policy
 
