@@ -299,6 +299,25 @@ def test_learner_resume_falls_back_to_the_newest_intact_checkpoint(tmp_path, cap
     assert capsys.readouterr().err == "", "the run logs the skip reasons once (training.log); the learner does not print them"
 
 
+def test_a_resumed_learner_goes_on_with_its_minibatch_stream_and_skipped_step_count(tmp_path):
+    checkpoints = tmp_path / "checkpoints"
+    with _learner(checkpoints) as learner:
+        learner.updater.rng.permutation(100)  # shuffles of earlier updates
+        learner.updater.skipped_steps = 3
+        _learner_checkpoint(learner, updates=1, shift=0.25)
+        expected = learner.updater.rng.permutation(100)
+    with _learner(checkpoints, resume=True) as learner:
+        assert learner.updater.skipped_steps == 3
+        assert np.array_equal(learner.updater.rng.permutation(100), expected), "not the seed's first shuffle again"
+    older = checkpoints / "older"
+    older.mkdir()
+    with _learner(older) as learner:  # a checkpoint written before these fields existed still loads
+        path = _learner_checkpoint(learner, updates=1, shift=0.25)
+    _rewrite(path, lambda s: (s.pop("minibatch_rng"), s.pop("skipped_steps")))
+    with _learner(older, resume=True) as learner:
+        assert learner.restored_from == path.name and learner.updater.skipped_steps == 0
+
+
 def test_learner_resume_skips_a_checkpoint_missing_a_field_it_reads(tmp_path):
     checkpoints = tmp_path / "checkpoints"
     with _learner(checkpoints) as learner:
@@ -345,8 +364,10 @@ def _poison_first_moments(state: dict[str, Any]) -> None:
         (_poison_first_weight, "its policy weights or observation statistics are not all finite"),
         (lambda s: s["policy"]["obs_rms"]["var"].__setitem__(0, np.nan), "its policy weights or observation statistics are not all finite"),
         (_poison_first_moments, "its optimizer state exp_avg_sq of parameter 0 is not all finite"),
+        (lambda s: s.update(minibatch_rng={"bit_generator": "MT19937"}), "its contents cannot be loaded ("),
     ],
-    ids=["optimizer-moment-shape", "empty-weights", "version-not-a-number", "nan-weight", "nan-normaliser", "inf-moment"],
+    ids=["optimizer-moment-shape", "empty-weights", "version-not-a-number", "nan-weight", "nan-normaliser", "inf-moment",
+         "minibatch-rng"],
 )
 def test_learner_resume_skips_a_checkpoint_whose_contents_cannot_be_loaded(tmp_path, damage, words):
     checkpoints = tmp_path / "checkpoints"

@@ -408,6 +408,7 @@ class SharedPPOTrainer:
         state = {"format": _FORMAT, "policy": self.model.policy_state(), "optimizer": self.updater.optimizer.state_dict(),
                  "return_rms": self.return_rms.state_dict(), "version": self.version, "updates": self.updates,
                  "samples_consumed": self.samples_consumed, "skipped_updates": self.skipped_updates,
+                 "skipped_steps": self.updater.skipped_steps, "minibatch_rng": self.updater.rng.bit_generator.state,
                  **{name: getattr(self, name) for name in LAG_TOTALS}}  # fmt: skip
         try:
             path = save_checkpoint(Path(self.options.checkpoint_dir), LEARNER_CHECKPOINT, self.updates, state,
@@ -453,6 +454,11 @@ class SharedPPOTrainer:
         self.samples_consumed, self.skipped_updates = int(state["samples_consumed"]), int(state["skipped_updates"])
         for name in LAG_TOTALS:  # absent from checkpoints of earlier versions
             setattr(self, name, int(state.get(name, 0)))
+        # Also absent from earlier ones: the minibatch shuffling goes on from where it was, not
+        # from the seed again, and the count of skipped minibatch steps covers the whole run.
+        self.updater.skipped_steps = int(state.get("skipped_steps", 0))
+        if "minibatch_rng" in state:
+            self.updater.rng.bit_generator.state = state["minibatch_rng"]
         self.restored_from = path.name
 
     def restored_event(self) -> dict[str, Any]:
@@ -523,8 +529,10 @@ def _unloadable(state: dict[str, Any]) -> str | None:
                 if torch.is_tensor(value) and not bool(torch.isfinite(value).all()):
                     return f"its optimizer state {name} of parameter {index} is not all finite (NaN or inf)"
         RunningMeanStd(()).load_state_dict(state["return_rms"])
-        for counter in ("version", "updates", "samples_consumed", "skipped_updates"):
-            if int(state[counter]) < 0:
+        if "minibatch_rng" in state:
+            np.random.default_rng().bit_generator.state = state["minibatch_rng"]
+        for counter in ("version", "updates", "samples_consumed", "skipped_updates", "skipped_steps"):
+            if int(state.get(counter, 0)) < 0:  # skipped_steps: absent from checkpoints of earlier versions
                 return f"its {counter} is {state[counter]}, below 0"
     except Exception as error:  # torch and numpy raise many kinds on malformed contents; none of it is loadable
         return f"its contents cannot be loaded ({type(error).__name__}: {error})"
