@@ -163,6 +163,25 @@ def test_a_killed_learner_is_restarted_from_its_checkpoint_and_the_run_completes
         assert values and values == sorted(values), f"{column} steps back across the learner restart: {values}"
 
 
+def test_a_learner_killed_during_the_final_reevaluation_is_restarted_and_one_policy_scores_every_elite(tmp_path):
+    out = tmp_path / "run"
+    # 500 episodes per elite: the final re-evaluation lasts seconds, long enough to kill the learner in it
+    run = Run(tmp_path, "--workers", "2", "--evaluations", "6", "--steps-per-individual", "400",
+              "--config", str(_config(tmp_path, evolution={"eval_episodes": 500})), "--output", str(out))  # fmt: skip
+    wait_for(lambda: "Re-evaluating" in _log(out), 240, "the final re-evaluation")
+    (learner,) = wait_for(lambda: run.children("shared_ppo learner"), 30, "the learner")
+    learner.send_signal(signal.SIGKILL)
+    code, console = run.wait()
+    assert code == 0, console
+    log = _log(out)
+    assert "The learner was restarted during the final re-evaluation and froze again at version" in log, log
+    with open(out / "reevaluations.csv", newline="") as handle:
+        final = list(csv.DictReader(handle))[-1]
+    assert final["policy_version_min"] == final["policy_version_max"], "one policy scored every elite"
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["status"] == "completed" and summary["learner_restarts"] == 1 and "qd_score_reevaluated" in summary
+
+
 def test_a_learner_that_keeps_dying_stops_the_run_with_a_clear_message(tmp_path):
     out = tmp_path / "run"
     config = _config(tmp_path, training={"max_learner_restarts": 1, "learner_checkpoint_every": 100_000})
