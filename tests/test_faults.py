@@ -242,12 +242,13 @@ def test_main_process_sigkilled_repeatedly_leaves_readable_files_no_orphans_and_
             assert attempt, "the run ended before the first kill; give it more work"
             break
         children = run.children()
-        blocks = _shared_memory_blocks(run.children("shared_ppo learner"))
+        # the main process created them before it started the learner (which may still be importing torch)
+        blocks = _shared_memory_blocks([psutil.Process(run.proc.pid)])
         run.proc.send_signal(signal.SIGKILL)
         run.proc.wait(timeout=10)
         assert_gone(children)  # workers and learner notice their parent is gone and exit
         # the resource tracker (one of the children) unlinks the weights and buffer blocks
-        assert len(blocks) == 2, f"the learner maps the weights and the buffer: {blocks}"
+        assert len(blocks) == 2, f"the main process maps the weights and the buffer: {blocks}"
         wait_for(lambda: not [block for block in blocks if block.exists()], 10, "the run's shared memory to be unlinked")
         _assert_every_file_readable(out)
     resumed = Run(tmp_path, "--resume", "--output", str(out))
