@@ -186,14 +186,9 @@ class _PPORun:
 def _set_up(request: PPORunRequest, settings: Settings) -> _PPORun:
     """Create the run directory, lock it (released by the caller), write config.json, make the
     envs, the model and the metrics writer."""
-    run = RunDirectory(request.output).prepare(resume=False, resumable=False)
-    # Two runs started onto one new --output at the same moment (a job array) both pass the check;
-    # only one gets the lock, and the other stops here, or below if the first wrote its config.json.
-    hold = run.hold()
+    run = RunDirectory(request.output)
+    hold = run.prepare_held(resume=False, resumable=False)
     try:
-        if run.config.is_file():
-            hold.release()
-            run.check(resume=False, resumable=False)  # raises, naming the run the directory now holds
         return _set_up_held(request, settings, run, hold)
     except BaseException:
         hold.release()

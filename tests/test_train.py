@@ -14,6 +14,7 @@ import pytest
 
 from conftest import read_results, start_train, write_json
 from morphelites.cli import main
+from morphelites.runs.run_dir import RunDirectory
 
 TINY = {
     "evolution": {"eval_episodes": 3, "heatmap_every": 2, "checkpoint_every": 2, "num_initial_random": 3},
@@ -234,6 +235,53 @@ def one_evaluation_run(tmp_path_factory) -> tuple[Path, dict[str, Any]]:
     arguments = _serial_arguments(out, evaluations=1)
     assert MAPElitesEvolutionTrainer(**arguments).run()["status"] == "completed"
     return out, arguments
+
+
+def test_a_run_whose_directory_another_run_filled_before_it_took_the_lock_is_refused(tmp_path, monkeypatch):
+    """run() checks the directory, then locks it; another run started onto the same new directory
+    (a job array) may take the lock first, and even end, in between. Found in review: nothing was
+    checked under the lock, so the second run wrote its config.json over the first's and appended
+    its evaluations to the first's results."""
+    from morphelites.evolution.trainer import MAPElitesEvolutionTrainer
+    from morphelites.runs.run_dir import RunDirectoryError
+
+    out = tmp_path / "run"
+    prepare = RunDirectory.prepare
+    first = MAPElitesEvolutionTrainer(**_serial_arguments(out, evaluations=1))
+
+    def prepare_then_let_the_first_run(run_dir: RunDirectory, *args: Any, **kwargs: Any) -> RunDirectory:
+        prepared = prepare(run_dir, *args, **kwargs)
+        monkeypatch.setattr(RunDirectory, "prepare", prepare)
+        assert first.run()["status"] == "completed"  # in the window between the check and the lock
+        return prepared
+
+    late = MAPElitesEvolutionTrainer(**_serial_arguments(out, evaluations=1))
+    monkeypatch.setattr(RunDirectory, "prepare", prepare_then_let_the_first_run)
+    with pytest.raises(RunDirectoryError, match="already holds files of a run; it is never overwritten"):
+        late.run()
+    assert len(_results(out)) == 1 and json.loads((out / "config.json").read_text())["command"] == "train"
+    assert RunDirectory(out).in_use_by() is None, "the refused run let go of the lock"
+
+
+def test_a_resume_is_checked_again_under_the_lock(tmp_path, one_evaluation_run):
+    """A resume compares its settings with the stored run's when the trainer is made; if another
+    run has replaced the stored one by the time run() holds the directory, it is refused then."""
+    import shutil
+
+    from morphelites.config import ConfigError
+    from morphelites.evolution.trainer import MAPElitesEvolutionTrainer
+
+    stored, arguments = one_evaluation_run
+    out = tmp_path / "run"
+    shutil.copytree(stored, out)
+    resumed = MAPElitesEvolutionTrainer(**{**arguments, "output_dir": str(out), "evaluations": 2}, resume=True)
+    shutil.rmtree(out)
+    other = {**_serial_arguments(out, evaluations=1), "training_steps_per_individual": 96}
+    assert MAPElitesEvolutionTrainer(**other).run()["status"] == "completed"
+    before = (out / "results.jsonl").read_bytes()
+    with pytest.raises(ConfigError, match="training_steps_per_individual"):
+        resumed.run()
+    assert (out / "results.jsonl").read_bytes() == before
 
 
 def test_independent_mode_says_which_shared_learner_settings_it_ignores(tmp_path, one_evaluation_run):

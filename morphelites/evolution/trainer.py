@@ -237,10 +237,13 @@ class MAPElitesEvolutionTrainer:
     def run(self) -> dict[str, Any]:
         """Run to the end (or an interrupt); returns the summary, whose ``status`` says which.
 
-        Raises RunDirectoryError if another process is running the same run directory."""
-        self.run_dir.prepare(resume=self.resume)
-        hold = self.run_dir.hold()  # no second process may run this run meanwhile
+        Raises RunDirectoryError if another process is running the same run directory, or if since
+        this trainer was made another run has started there (a new run) or the stored run no longer
+        takes this one's settings (ConfigError, ``resume``)."""
+        hold = self.run_dir.prepare_held(resume=self.resume)  # no second process may run this run meanwhile
         try:
+            if self.resume:  # what __init__ checked may have changed since: another session may have run it
+                check_resume(self.run_dir, self.mode, self.settings)
             if self.settings.evolution.enable_multiprocess:  # the main process never imports torch
                 return self._run()
             from morphelites.torch_state import caller_torch_state_kept

@@ -50,17 +50,18 @@ class RunDirectory:
     tensorboard = property(lambda self: self.path / "tensorboard")
     animations = property(lambda self: self.path / "animations")  # written by `morphelites animate`
 
-    def check(self, resume: bool = False, resumable: bool = True) -> "RunDirectory":
+    def check(self, resume: bool = False, resumable: bool = True, held: bool = False) -> "RunDirectory":
         """Make sure the directory can be used, writing nothing.
 
         Raises RunDirectoryError if the path is a file, is not writable, its disk is nearly full, it
-        is non-empty and ``resume`` is off, or ``resume`` is on and there is no run in it.
+        is non-empty and ``resume`` is off, ``resume`` is on and there is no run in it, or another
+        process holds it (not asked when ``held``: this process holds it, see :meth:`prepare_held`).
         ``resumable`` says whether the command has ``--resume`` (its errors then suggest it).
         """
         path = self.path
         if path.exists() and not path.is_dir():
             raise RunDirectoryError(f"Output path {path} is a file, not a directory. Choose another --output.")
-        holder = self.in_use_by()
+        holder = None if held else self.in_use_by()
         if holder is not None:
             raise self._in_use(holder)
         non_empty = path.is_dir() and _holds_anything(path)
@@ -167,6 +168,21 @@ class RunDirectory:
                 f"choose another --output."
             ) from None
         return self
+
+    def prepare_held(self, resume: bool = False, resumable: bool = True) -> "RunHold":
+        """:meth:`prepare`, :meth:`hold`, then :meth:`check` again under the lock; returns the hold
+        (the caller releases it). The second check is what makes the lock worth having: two runs
+        started onto one new directory at once (a job array) both pass the first, and the one that
+        gets the lock second may get it only after the first has written, or even finished, its run
+        there. RunDirectoryError as :meth:`check` and :meth:`hold` raise it, with nothing held."""
+        self.prepare(resume, resumable)
+        hold = self.hold()
+        try:
+            self.check(resume, resumable, held=True)
+        except BaseException:
+            hold.release()
+            raise
+        return hold
 
     def write_config(self, config: dict[str, Any]) -> None:
         atomic_write_json(self.config, config)
