@@ -9,6 +9,11 @@ For each scene at the largest budget of the file, per seed:
   fitness that many elites would need to sum to independent's final QD-score;
 - the env-steps and wall-time ratios to independent's QD-score after k evaluations
   (``run_length.ratios_at``), at k = 8, 16, 32 and the whole run;
+- *the ceiling within the allowance*: the most QD-score any controller could have had with the
+  bodies the shared run had evaluated within that tenth (``ceiling_bound``): read from its curve
+  (``qd_ceiling``) where it was recorded, else, while those bodies all belong to the random start
+  (drawn before any result, so the same whatever the policy), from its random start drawn again
+  from the seed, over every body that may have finished by then;
 - the shared learner's load (busy share, samples/s, lag mean/max, dropped segments) and the two
   modes' collection rates (env steps/s) and wall times, whose ratio turns the env-step ratio into
   the wall-time ratio.
@@ -23,7 +28,9 @@ import json
 from pathlib import Path
 from typing import Any
 
+from ceiling_bound import ceiling_qd_scores, confirmed_random_start
 from common import RESULTS
+from morphelites.config import Settings
 from readme_tables import _spread
 from run_length import ratios_at
 from shared_vs_independent import in_flight_allowance
@@ -48,6 +55,33 @@ def qd_after(run: dict[str, Any], evaluations: int) -> float:
     return run["curve"][evaluations - 1]["qd_score"] if evaluations > 0 else 0.0
 
 
+def ceiling_within(independent: dict[str, Any], shared: dict[str, Any], scene: str, workers: int,
+                   evaluations: int) -> dict[str, Any] | None:
+    """The most QD-score any controller could have had after the shared run's first
+    ``evaluations`` evaluations (see the module docstring), with where it comes from; None when
+    neither the curve nor a confirmed random start gives it.
+
+    Drawn again, the bound covers the random start's first ``evaluations + workers - 1`` bodies:
+    when the k-th result arrives at most ``workers - 1`` other individuals are in flight, so the k
+    finished ones are among those."""
+    if evaluations < 1:
+        return None
+    point = shared["curve"][evaluations - 1]
+    if "qd_ceiling" in point:
+        return {"qd_ceiling": point["qd_ceiling"], "source": "the run's curve", "bodies": evaluations}
+    settings = Settings.from_dict({"env": {"scene": scene}})
+    bodies = evaluations + workers - 1
+    if bodies > settings.evolution.num_initial_random:
+        return None
+    elites = [*independent.get("elites_with_ceiling", ()), *shared.get("elites_with_ceiling", ())]
+    start = confirmed_random_start(settings, int(shared["seed"]), elites)
+    if start is None:
+        return None
+    scheme, genomes, ceilings = start
+    bound = ceiling_qd_scores(settings, genomes[:bodies], ceilings[:bodies])[-1]
+    return {"qd_ceiling": bound, "source": f"random start drawn again ({scheme})", "bodies": bodies}
+
+
 def analyse_pair(independent: dict[str, Any], shared: dict[str, Any], comparison: dict[str, Any], workers: int) -> dict[str, Any]:
     """The figures of one seed's pair (see the module docstring)."""
     tenth = comparison["independent_env_steps_to_reach"] / 10
@@ -56,11 +90,14 @@ def analyse_pair(independent: dict[str, Any], shared: dict[str, Any], comparison
     return {
         "seed": independent["seed"],
         "independent_steps_to_final": comparison["independent_env_steps_to_reach"],
+        "independent_final_qd_score": comparison["independent_final_qd_score"],
         "tenth": tenth,
         "shared_evaluations_within_tenth": fits,
         "shared_qd_then": qd_after(shared, fits),
         "independent_qd_then": qd_after(independent, fits),
         "mean_fitness_needed": comparison["independent_final_qd_score"] / fits if fits else None,
+        "ceiling_within_tenth": (ceiling_within(independent, shared, comparison["scene"], workers, fits)
+                                 if "scene" in comparison else None),
         "ratios": {k: ratios_at(independent, shared, k, workers) for k in (*RATIO_POINTS, evaluations) if k <= evaluations},
         "learner_busy": shared.get("learner_utilisation"),
         "learner_samples_per_s": shared.get("learner_samples_per_s"),
@@ -97,6 +134,13 @@ def main() -> None:
                   f"a tenth is {p['tenth']:,.0f}: {p['shared_evaluations_within_tenth']} shared evaluations fit, "
                   f"QD then shared {p['shared_qd_then']:.2f} / independent {p['independent_qd_then']:.2f}; "
                   f"mean fitness needed over that many elites {needed}")  # fmt: skip
+            bound = p["ceiling_within_tenth"]
+            if bound is not None:
+                final = p["independent_final_qd_score"]
+                verdict = ("below it: no controller could have met 10x with these bodies" if bound["qd_ceiling"] < final
+                           else f"{final / bound['qd_ceiling']:.0%} of it needed")  # fmt: skip
+                print(f"  the most QD-score any controller could have had then: {bound['qd_ceiling']:.2f} over "
+                      f"{bound['bodies']} bodies ({bound['source']}); independent's final {final:.2f}: {verdict}")  # fmt: skip
             ratios = "; ".join(f"k={k}: {r['env_steps_ratio']:.1f}x / {r['wall_time_ratio']:.1f}x" if r["env_steps_ratio"]
                                else f"k={k}: not reached" for k, r in p["ratios"].items())  # fmt: skip
             print(f"  env-steps / wall-time ratio to independent's QD after k evaluations: {ratios}")

@@ -194,6 +194,8 @@ def run_mode(mode: str, scene: str, budget: int, evaluations: int, workers: int,
     curve = [{k: row[k] for k in ("evaluations", "env_steps", "training_env_steps", "transitions_written", "wall_s",
                                   "qd_score", "mean_elite_fitness") if k in row}
              for row in _metrics(out / "metrics.csv")]  # fmt: skip
+    for point, bound in zip(curve, qd_ceilings(out, results)):  # one metrics row per evaluation, in the same order
+        point["qd_ceiling"] = bound
     keep = ("evaluations", "env_steps", "training_env_steps", "qd_score", "coverage", "best_fitness", "mean_elite_fitness",
             "elites", "policy_updates", "samples_consumed", "mean_policy_lag", "max_policy_lag", "learner_utilisation",
             "segments_dropped_lag", "producer_waits", "qd_score_reevaluated", "mean_elite_fitness_reevaluated",
@@ -236,6 +238,24 @@ def _run_in_child(settings: dict[str, Any], trainer_args: dict[str, Any], max_wo
     except BaseException:  # the parent reports it; a Ctrl-C ends the run as "interrupted", not here
         send.send({"error": traceback.format_exc()})
         raise
+
+
+def qd_ceilings(out: Path, results: list[dict[str, Any]]) -> list[float]:
+    """After each evaluation of the run in ``out`` (``results``: its results.jsonl lines, in
+    order), the most QD-score any controller could have had with the bodies evaluated so far
+    (``ceiling_bound``); empty if a line lacks its fitness ceiling. Computed in a child process:
+    pyribs and MuJoCo mapped into this one would lower every later run's PSS."""
+    if any(line.get("fitness_ceiling") is None for line in results):
+        return []
+    with mp.get_context("spawn").Pool(1) as pool:
+        return pool.apply(_qd_ceilings, (json.loads((out / "config.json").read_text())["settings"],
+                                         [line["genome"] for line in results], [line["fitness_ceiling"] for line in results]))  # fmt: skip
+
+
+def _qd_ceilings(settings: dict[str, Any], genomes: list[list[float]], ceilings: list[float]) -> list[float]:
+    from ceiling_bound import ceiling_qd_scores
+
+    return ceiling_qd_scores(morphelites.config.Settings.from_dict(settings), genomes, ceilings)
 
 
 def elites_with_ceiling(archive_csv: Path) -> list[dict[str, Any]]:
