@@ -20,6 +20,7 @@ Writes results/fitness_ceiling.json.
 
 from __future__ import annotations
 
+import argparse
 import time
 
 import numpy as np
@@ -34,6 +35,8 @@ SCENES = ("open", "obstacles")
 
 
 def main() -> None:
+    # no options, but --help must not run it (it rewrites committed files)
+    argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter).parse_args()
     start = time.perf_counter()
     space = BodySpace()
     evolution = EvolutionConfig()

@@ -11,6 +11,7 @@ benchmark: the runs, their machine and date are kept as measured, and the run_le
 
 from __future__ import annotations
 
+import argparse
 import json
 
 import learner_settings
@@ -21,6 +22,8 @@ from morphelites.runs.files import atomic_write_json
 
 
 def main() -> None:
+    # no options, but --help must not run it (it rewrites committed files)
+    argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter).parse_args()
     for path in sorted(RESULTS.glob("shared_vs_independent_*.json")):
         data = json.loads(path.read_text())
         data["comparisons"] = shared_vs_independent.comparisons_of(data["runs"], data["workers"])

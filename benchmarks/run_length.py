@@ -28,6 +28,7 @@ times only between rows of one session (each row records its session's env-only 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import tempfile
 import time
@@ -131,6 +132,9 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=50_000, help="env steps of training per individual")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--scene", choices=SCENES, default="open")
+    parser.add_argument("--keep-runs", type=Path, default=None, metavar="DIR",
+                        help="write the runs' directories into DIR and keep them (default: a temporary directory, "
+                             "deleted at the end), e.g. for normaliser_padding.py on a shared run's checkpoint")  # fmt: skip
     args = parser.parse_args()
     shared_evaluations = args.shared_evaluations or args.evaluations
     for option, value in (("--evaluations", args.evaluations), ("--shared-evaluations", shared_evaluations),
@@ -163,7 +167,9 @@ def main() -> None:
             "wall_s": round(earlier_wall + time.perf_counter() - started, 1), "comparisons": comparisons, "rows": rows,
         })  # fmt: skip
 
-    with tempfile.TemporaryDirectory() as tmp:
+    if args.keep_runs is not None:
+        args.keep_runs.mkdir(parents=True, exist_ok=True)
+    with contextlib.nullcontext(str(args.keep_runs)) if args.keep_runs is not None else tempfile.TemporaryDirectory() as tmp:
         for seed in args.seeds:
             for mode in MODES:
                 evaluations = shared_evaluations if mode == "shared" else args.evaluations

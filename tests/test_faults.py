@@ -415,7 +415,7 @@ def test_a_slow_learner_makes_workers_wait_with_memory_bounded_and_the_run_compl
 
 
 # ---------------------------------------------------------------------- 6. stalls
-@pytest.mark.parametrize("role", ["shared_ppo worker", pytest.param("shared_ppo learner", marks=pytest.mark.slow)])
+@pytest.mark.parametrize("role", ["shared_ppo worker", "shared_ppo learner"])
 def test_a_stalled_process_is_detected_by_heartbeat_and_handled_like_a_death(tmp_path, role):
     out = tmp_path / "run"
     config = _config(tmp_path, training={"ipc_timeout": 5.0})
