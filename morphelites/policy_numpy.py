@@ -159,11 +159,14 @@ class NumpyActorCritic:
         return self._mlp("actor", x), self._mlp("critic", x)[:, 0], mask
 
     def act(self, obs: np.ndarray, deterministic: bool = True, rng: np.random.Generator | None = None) -> np.ndarray:
-        """Actions (B, A) for observations (B, obs_dim); padded joints get 0."""
+        """Actions (B, A) for observations (B, obs_dim); padded joints get 0. Sampling
+        (``deterministic=False``) needs ``rng``: every random draw of a run comes from a seeded
+        stream of its own (``morphelites.seeding``)."""
+        if not deterministic and rng is None:
+            raise ValueError("act(deterministic=False) samples actions: pass rng, a seeded numpy Generator")
         mean, _, mask = self.forward(obs)
         if deterministic:
             return mean * mask
-        rng = rng if rng is not None else np.random.default_rng()
         std = np.exp(self.params["log_std"])
         return (mean + std * rng.standard_normal(mean.shape).astype(np.float32)) * mask
 

@@ -88,6 +88,18 @@ def test_numpy_twin_matches_torch_within_1e_5():
     assert np.all(sampled[: len(_reach_obs(3)), 3:] == 0), "padded joints get no action"
 
 
+def test_sampling_actions_without_a_seeded_stream_is_refused():
+    """Found in review: act(deterministic=False) without rng drew from the OS's entropy, outside
+    every seeded stream of a run."""
+    twin = _trained_looking_model().numpy_twin()
+    obs = _reach_obs(4)
+    with pytest.raises(ValueError, match="pass rng"):
+        twin.act(obs, deterministic=False)
+    first, second = (twin.act(obs, deterministic=False, rng=np.random.default_rng(3)) for _ in range(2))
+    np.testing.assert_array_equal(first, second)
+    assert not np.array_equal(first, twin.act(obs)), "sampled, not the mean"
+
+
 def test_flat_weights_round_trip_between_models():
     model = _trained_looking_model()
     other = ActorCritic(model.spec)

@@ -79,6 +79,12 @@ def test_a_worker_process_sees_exactly_the_published_version():
         with pytest.raises(ValueError, match="non-finite"):
             weights.publish(np.full(1000, np.nan, dtype=np.float32), 8)
         assert weights.read()[1] == 7, "a refused publish leaves the previous version"
+        # a strided view (found in review: the checksum raised on it after the sequence went odd,
+        # and every reader then timed out on a write that never ended)
+        strided = np.arange(2000, dtype=np.float32)[::2]
+        weights.publish(strided, 9)
+        flat, version = weights.read(timeout_s=1.0)
+        assert version == 9 and np.array_equal(flat, strided)
     finally:
         weights.close()
         weights.close()

@@ -86,17 +86,18 @@ class SharedWeights:
 
     def publish(self, flat: np.ndarray, version: int) -> None:
         """Write ``flat`` as ``version`` (writer side; a single writer only)."""
-        flat = np.asarray(flat, dtype=np.float32)
+        flat = np.ascontiguousarray(flat, dtype=np.float32)  # the checksum reads its buffer
         if flat.shape != (self.size,):
             raise ValueError(f"weights have shape {flat.shape}, expected ({self.size},)")
         if not np.all(np.isfinite(flat)):
             raise ValueError("refusing to publish non-finite weights")
+        checksum = _checksum(flat, version)  # before the sequence goes odd: nothing below may raise
         # Round up to even first: a writer killed mid-write (odd) must not leave the lock inverted
         # for the learner that replaces it.
         stable = int(self._header[_SEQUENCE]) + int(self._header[_SEQUENCE]) % 2
         self._header[_SEQUENCE] = stable + 1  # odd: writing
         self._weights[:] = flat
-        self._header[_CHECKSUM] = _checksum(flat, version)
+        self._header[_CHECKSUM] = checksum
         self._header[_VERSION] = version
         self._header[_SEQUENCE] = stable + 2  # even: stable
 
