@@ -217,7 +217,7 @@ def _choose_body(run_dir: RunDirectory, config: dict[str, Any], settings: Settin
     space = BodySpace(settings.body_space)
     if body is not None:
         try:
-            space.check(body)
+            space.check(body, widenable=False)  # the run's body space is fixed: only the body can change
         except (TypeError, ValueError) as error:
             raise AnimationError(f"That body does not fit the run's body space: {error}") from None
         return body, _body_label(body), None

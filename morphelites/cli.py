@@ -67,7 +67,15 @@ class _Parser(argparse.ArgumentParser):
 
 def _parse(parser: _Parser, argv: Sequence[str] | None) -> argparse.Namespace:
     """``parser.parse_args(argv)``, but an unknown option gets a did-you-mean from its subcommand's options."""
-    args, extras = parser.parse_known_args(argv)
+    given = list(sys.argv[1:] if argv is None else argv)
+    first = given[0].split("=", 1)[0] if given else ""
+    command = next((word for word in given if word in parser.commands), None)
+    # A subcommand's option with a value before the subcommand: argparse would take the value for
+    # the subcommand's name ("invalid choice: '2'") before the hint below is reached.
+    if first.startswith("--") and first not in parser.long_options() and command is not None:
+        if first in parser.commands[command].long_options():
+            parser.commands[command].error(f"{first} belongs after the subcommand: morphelites {command} {first} ...")
+    args, extras = parser.parse_known_args(given)
     if extras:
         sub = parser.commands[args.command]
         known = sub.long_options()
@@ -103,6 +111,12 @@ def _check_output(output: str | None) -> None:
     """Refuse an empty ``--output`` (it would silently mean the default or the current directory)."""
     if output is not None and not output.strip():
         raise ConfigError("--output is empty; give the path of a directory for the run, e.g. --output runs/first.")
+
+
+def _check_config_path(config: str | None) -> None:
+    """Refuse an empty ``--config`` (a job script's unset variable would silently mean the defaults)."""
+    if config is not None and not config.strip():
+        raise ConfigError("--config is empty; give the path of a JSON config file, or leave --config out for the defaults.")
 
 
 def _check_seed(value: int) -> None:
@@ -190,10 +204,11 @@ _TRAIN_ONLY_SECTIONS = ("evolution", "training")
 def _settings(args: argparse.Namespace) -> Settings:
     """The settings of ``morphelites ppo``: ``--config`` with its options applied, validated.
 
-    A config's ``evolution`` and ``training`` sections are still checked, but ``ppo`` does not use
-    them; a note on stderr says so, since one file often serves both commands.
+    A config's ``evolution`` and ``training`` sections are checked for their types only: ``ppo``
+    does not use them, and a note on stderr says so, since one file often serves both commands.
     """
-    data: dict[str, Any] = load_config_file(args.config) if args.config else {}
+    _check_config_path(args.config)
+    data: dict[str, Any] = load_config_file(args.config) if args.config is not None else {}
     settings = Settings.from_dict(data)
     unused = [name for name in _TRAIN_ONLY_SECTIONS if isinstance(data, dict) and data.get(name)]
     if unused:
@@ -295,18 +310,23 @@ def _train_trainer(args: argparse.Namespace) -> Any:
     from morphelites.runs.stored_run import stored_run
 
     _check_output(args.output)
-    config = load_config_file(args.config) if args.config else None
+    _check_config_path(args.config)
+    config = load_config_file(args.config) if args.config is not None else None
     mode = args.mode or _config_mode(config) or "shared"
     output = args.output if args.output is not None else (
         "map_elites_shared_ppo_results" if mode == "shared" else "map_elites_results")  # fmt: skip
     stored: dict[str, Any] | None = None
-    resume = args.resume or (args.resume_if_exists and RunDirectory(output).config.is_file())
+    resume = args.resume or (args.resume_if_exists and RunDirectory(output).holds_run())
     if resume:
         RunDirectory(output).check(resume=True)
         stored = stored_run(RunDirectory(output))
         if args.mode is not None and stored.get("mode", "shared") != mode:
             raise ConfigError(f"{output} holds a run in {stored.get('mode', 'shared')} mode; drop --mode (or --train / --train-shared), "
                               f"or use a new --output.")  # fmt: skip
+        if args.mode is None and _config_mode(config) not in (None, stored.get("mode", "shared")):
+            raise ConfigError(f"{output} holds a run in {stored.get('mode', 'shared')} mode, but {args.config} sets "
+                              f"evolution.use_shared_ppo to {_config_mode(config) == 'shared'}; drop that key from the "
+                              f"config, or use a new --output.")  # fmt: skip
         mode = stored.get("mode", mode)
     data: dict[str, Any] = config if config is not None else (stored["settings"] if stored else {})
     settings = Settings.from_dict(data)
@@ -364,6 +384,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             RunDirectory(request.output).check(resume=False, resumable=False)
     except (ConfigError, RunDirectoryError, ValueError) as error:
         print(f"morphelites: error: {error}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except OSError as error:  # a path given that cannot be looked at (unsearchable folder, name too long)
+        print(f"morphelites: error: {error}. Check the paths given (--output, --config, the run).", file=sys.stderr)
         return EXIT_BAD_INPUT
     except KeyboardInterrupt:  # while the libraries load: nothing has been written or started yet
         print("morphelites: interrupted", file=sys.stderr)

@@ -386,7 +386,8 @@ class EvolutionConfig:
     """Also stop after this many seconds of wall time (None: no limit)."""
     measures: tuple[str, ...] = ("num_links", "total_length")
     """Archive axes, from ``num_links`` (one bin per joint count), ``total_length`` (m) and
-    ``taper`` ((first - last link length) / (first + last), in [-1, 1])."""
+    ``taper`` ((first - last link length) / (first + last); its axis spans the values bodies of
+    the space take, ±(max_link_length - min_link_length) / (max_link_length + min_link_length))."""
     continuous_bins: int = 10
     """Bins of each continuous measure (total_length, taper)."""
     emitter: str = "iso_line"
@@ -451,7 +452,8 @@ class EvolutionConfig:
         if self.max_workers is not None:
             _check_int_range("evolution.max_workers", self.max_workers, 1, 1024)
             cores = usable_cores()
-            if self.max_workers > MAX_WORKERS_PER_CORE * cores:
+            # --serial starts no workers: a cluster's config stays usable for debugging on a laptop
+            if self.enable_multiprocess and self.max_workers > MAX_WORKERS_PER_CORE * cores:
                 raise ConfigError(
                     f"evolution.max_workers (--workers) is {self.max_workers}, but this process may use {cores} cores: more "
                     f"than {MAX_WORKERS_PER_CORE} workers per core ({MAX_WORKERS_PER_CORE * cores} here) only adds memory "
@@ -609,14 +611,15 @@ class Settings:
             raise ValueError(f"command is {command!r}; use 'train' or 'ppo'")
         for section in dataclasses.fields(self):
             _check_types(getattr(self, section.name), section.name)
-        self.evolution.validate()
-        self.training.validate()
         self.body_space.validate()
         self.env.validate()
         self.model.validate()
         self.ppo.validate()
-        self._check_archive_size()
-        self._check_measures_vary()
+        if command == "train":  # ppo reads neither the evolution nor the training section, nor an archive
+            self.evolution.validate()
+            self.training.validate()
+            self._check_archive_size()
+            self._check_measures_vary()
         if command == "ppo" or not self.evolution.use_shared_ppo:
             self.ppo.check_rollout_batch()
         else:

@@ -139,21 +139,24 @@ class BodySpace:
     def num_link_choices(self) -> int:
         return self.max_links - self.min_links + 1
 
-    def check(self, body: Morphology) -> Morphology:
-        """Raise ValueError naming the field, the value and the allowed range if ``body`` is outside."""
+    def check(self, body: Morphology, widenable: bool = True) -> Morphology:
+        """Raise ValueError naming the field, the value and the allowed range if ``body`` is outside.
+        ``widenable``: the message may suggest widening the body space in --config (not where the
+        space is fixed, e.g. a finished run's)."""
         if not self.min_links <= body.num_links <= self.max_links:
+            widen = " or widen body_space.min_links/max_links in --config" if widenable else ""
             raise ValueError(
                 f"num_links is {body.num_links}, outside the body space's range "
                 f"[{self.min_links}, {self.max_links}] (body_space.min_links/max_links): give {self.min_links} to "
-                f"{self.max_links} link lengths, or widen body_space.min_links/max_links in --config."
+                f"{self.max_links} link lengths{',' if widenable else ''}{widen}."
             )
         low, high = self.length_bounds
         for i, length in enumerate(body.link_lengths):
             if not low - 1e-9 <= length <= high + 1e-9:
+                widen = ", or widen body_space.min_link_length/max_link_length in --config" if widenable else ""
                 raise ValueError(
                     f"link_lengths[{i}] is {length} m, outside the allowed range [{low}, {high}] m "
-                    f"(body_space.min_link_length/max_link_length): give a length in that range, or widen "
-                    f"body_space.min_link_length/max_link_length in --config."
+                    f"(body_space.min_link_length/max_link_length): give a length in that range{widen}."
                 )
         return body
 

@@ -101,8 +101,9 @@ def test_an_individual_or_any_body_can_be_chosen_and_the_cli_writes_where_asked(
     ],
 )
 def test_bad_requests_are_refused_with_the_fix(shared_run, change, words):
-    with pytest.raises(AnimationError, match=words):
+    with pytest.raises(AnimationError, match=words) as refused:
         prepare_animation(shared_run, **change)
+    assert "--config" not in str(refused.value), "animate has no --config: the run's body space is fixed"
 
 
 def test_runs_without_a_policy_to_animate_are_refused(tmp_path, shared_run, capsys):

@@ -85,6 +85,8 @@ def test_ppo_on_a_gymnasium_task(run_cli, tmp_path):
         (["--steps", "100000000000000000000000"], "more than 10,000,000,000,000"),
         (["--eval-episodes", "100000000"], "--eval-episodes is 100,000,000, more than 100,000"),
         (["--env", ":Reacher-v5"], "--env ':Reacher-v5' could not be made (ValueError"),
+        # Found in review: an empty --config (a job script's unset variable) meant the defaults
+        (["--config", ""], "--config is empty"),
     ],
 )
 def test_bad_input_exits_2_with_a_message_and_writes_nothing(capsys, tmp_path, args, words):
@@ -128,12 +130,58 @@ def test_bad_json_config_file(run_cli, tmp_path):
     (["train", "--steps", "300000"], "Options are not abbreviated: did you mean --steps-per-individual?"),
     (["train", "--max", "3"], "did you mean --max-env-steps or --max-wall-time?"),
     (["train", "--serial", "--workers", "2"], "argument --workers: not allowed with argument --serial"),
+    # Found in review: "argument command: invalid choice: '2'"
+    (["--workers", "2", "train"], "--workers belongs after the subcommand: morphelites train --workers"),
 ])  # fmt: skip
 def test_a_mistyped_option_gets_the_closest_option_of_its_subcommand(capsys, argv, suggestion):
     with pytest.raises(SystemExit) as exit_info:
         main(argv)
     assert exit_info.value.code == 2
     assert suggestion in capsys.readouterr().err
+
+
+def test_an_output_path_that_cannot_be_looked_at_is_bad_input_not_a_traceback(capsys, tmp_path):
+    """Found in review: a name too long (or a folder on the path one may not enter) raised OSError
+    from the directory checks: a traceback and exit 1."""
+    out = str(tmp_path / ("a" * 300))
+    for argv in (["train", "--output", out], ["train", "--resume-if-exists", "--output", out],
+                 ["train", "--resume", "--output", out], ["ppo", "--output", out + "/run"]):  # fmt: skip
+        assert _main_exit_code(*argv) == 2, argv
+        err = capsys.readouterr().err
+        assert "Cannot use output directory" in err and "File name too long" in err, (argv, err)
+    assert not any(tmp_path.iterdir())
+
+
+def test_train_refuses_an_empty_config_path_and_writes_nothing(capsys, tmp_path):
+    out = tmp_path / "run"
+    assert _main_exit_code("train", "--config", "", "--output", str(out)) == 2
+    assert "--config is empty" in capsys.readouterr().err and not out.exists()
+
+
+def test_ppo_checks_only_the_types_of_the_sections_it_does_not_use(capsys, tmp_path):
+    """Found in review: ppo refused a fixed 3 x 0.2 m arm (the archive's total-length axis would
+    not vary) and 64 workers (with advice to use --workers, which ppo has not), right after
+    saying it ignores those sections."""
+    from morphelites.config import ConfigError, Settings
+
+    fixed = {"body_space": {"min_links": 3, "max_links": 3, "min_link_length": 0.2, "max_link_length": 0.2},
+             "evolution": {"max_workers": 1024}}  # fmt: skip
+    Settings.from_dict(fixed).validate("ppo")
+    with pytest.raises(ConfigError):
+        Settings.from_dict(fixed).validate("train")
+    with pytest.raises(ConfigError, match="evolution.max_workers"):
+        Settings.from_dict({"evolution": {"max_workers": "many"}}).validate("ppo")  # types still checked
+
+
+def test_serial_runs_are_not_refused_for_a_worker_count_they_do_not_start():
+    """Found in review: a cluster's config (max_workers 64) refused --serial on a laptop, with advice
+    to use --workers, which --serial excludes."""
+    from morphelites.config import ConfigError, Settings
+
+    cluster = {"evolution": {"max_workers": 1024}}
+    Settings.from_dict({"evolution": {**cluster["evolution"], "enable_multiprocess": False}}).validate()
+    with pytest.raises(ConfigError, match="workers per core"):
+        Settings.from_dict(cluster).validate()
 
 
 def test_ppo_says_which_config_sections_it_does_not_use(capsys, tmp_path):

@@ -54,6 +54,7 @@ def test_archive_keeps_the_better_elite_per_cell():
     stats = archive.stats()
     assert stats["qd_score"] == pytest.approx(0.8) and stats["coverage"] == pytest.approx(2 / 40)
     assert stats["best_fitness"] == 0.7 and stats["mean_elite_fitness"] == pytest.approx(0.4)
+    assert type(stats["elites"]) is int and stats["elites"] == 2
 
 
 def test_status_if_added_says_what_add_then_does():

@@ -1088,6 +1088,7 @@ def test_killed_worker_is_replaced_and_ctrl_c_leaves_no_process(tmp_path, tiny_c
     summary = json.loads((out / "summary.json").read_text())
     assert summary["evaluations"] == 10
     assert "qd_score_reevaluated" in summary and (out / "archive_reevaluated.csv").is_file()
+    assert type(summary["elites"]) is int and type(summary["elites_reevaluated"]) is int, "counts are whole numbers"
     assert "Learner restored from learner-" in (out / "training.log").read_text()
 
 

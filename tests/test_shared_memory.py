@@ -60,6 +60,27 @@ def test_the_check_counts_the_weights_and_the_buffer_that_a_run_creates():
         weights.close()
 
 
+@pytest.mark.parametrize("sections, names", [
+    ({"training": {"buffer_size": 400_000}}, "Lower training.buffer_size"),
+    ({"model": {"hidden_dim": 4096}}, "Lower model.hidden_dim"),
+    ({"training": {"update_interval": 20_000, "buffer_size": 1000}}, "Lower training.update_interval"),
+])  # fmt: skip
+def test_a_refusal_for_want_of_shared_memory_names_the_setting_that_takes_it(monkeypatch, sections, names):
+    """Found in review: the advice was always to lower buffer_size, which does not help when the
+    weights, or the floor of two segments per worker, take the room."""
+    from morphelites.config import ConfigError
+    from morphelites.parallel import supervisor
+
+    settings = Settings.from_dict(sections).validate()
+    needed = check_shared_memory(settings, 2)
+    monkeypatch.setattr(supervisor, "shared_memory_free_bytes", lambda: needed - 1)
+    with pytest.raises(ConfigError, match=names) as refused:
+        check_shared_memory(settings, 2)
+    assert f"needs {needed / 2**20:.1f} MB" in str(refused.value) and "--shm-size" in str(refused.value)
+    for other in {"Lower training.buffer_size", "Lower model.hidden_dim", "Lower training.update_interval"} - {names}:
+        assert other not in str(refused.value)
+
+
 def test_shared_memory_that_fills_after_the_check_is_a_clear_error_with_nothing_left_behind(tmp_path, monkeypatch, capsys):
     """The check before a run cannot see another process fill /dev/shm just after it. Creating
     the backend then fails: a message and exit code 1, not a traceback, and the process title

@@ -284,6 +284,23 @@ def test_a_resume_is_checked_again_under_the_lock(tmp_path, one_evaluation_run):
     assert (out / "results.jsonl").read_bytes() == before
 
 
+def test_cli_resume_refuses_a_config_whose_mode_is_not_the_stored_runs(tmp_path, one_evaluation_run, capsys):
+    """Found in review: with --resume and no --mode, a --config's use_shared_ppo was overwritten by
+    the stored mode without a word (--mode itself is refused)."""
+    import shutil
+
+    stored, _ = one_evaluation_run
+    out = tmp_path / "run"
+    shutil.copytree(stored, out)
+    settings = json.loads((out / "config.json").read_text())["settings"]
+    settings["evolution"]["use_shared_ppo"] = True  # the stored run is independent
+    config = write_json(tmp_path / "shared.json", settings)
+    files = {path.name: path.read_bytes() for path in out.iterdir() if path.is_file()}
+    assert main(["train", "--resume", "--output", str(out), "--config", str(config), "--evaluations", "2", "--quiet"]) == 2
+    assert "holds a run in independent mode, but" in capsys.readouterr().err
+    assert {path.name: path.read_bytes() for path in out.iterdir() if path.is_file()} == files, "nothing was written"
+
+
 def test_independent_mode_says_which_shared_learner_settings_it_ignores(tmp_path, one_evaluation_run):
     """Found in review: training.reevaluate_every (and every other setting of the shared learner)
     was ignored in independent mode without a word."""

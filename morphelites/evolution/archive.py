@@ -103,8 +103,9 @@ class BodyArchive:
     def num_cells(self) -> int:
         return int(self.archive.cells)
 
-    def stats(self) -> dict[str, float]:
-        """qd_score (sum of elite fitness), coverage (fraction of cells filled), best and mean fitness."""
+    def stats(self) -> dict[str, float | int]:
+        """qd_score (sum of elite fitness), coverage (fraction of cells filled), best and mean
+        fitness, and the number of elites (a whole number)."""
         stats = self.archive.stats
         empty = len(self.archive) == 0
         return {
@@ -112,7 +113,7 @@ class BodyArchive:
             "coverage": float(stats.coverage),
             "best_fitness": float(stats.obj_max) if not empty else float("nan"),
             "mean_elite_fitness": float(stats.obj_mean) if not empty else float("nan"),
-            "elites": float(len(self.archive)),
+            "elites": len(self.archive),
         }
 
     def mean_elite_fitness_ceiling(self) -> float:

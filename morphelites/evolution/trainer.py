@@ -44,7 +44,7 @@ from morphelites.parallel.supervisor import (IndependentBackend, LearnerDied, Se
 from morphelites.runs.memory import ProcessTreeMemory, memory_metrics
 from morphelites.runs.progress import Progress
 from morphelites.runs.recorder import EVOLUTION_METRICS, LATER_RESULT_FIGURES, RESULT_FIGURES, SHARED_METRICS, EvolutionRecorder
-from morphelites.runs.run_dir import RunDirectory
+from morphelites.runs.run_dir import RunDirectory, RunDirectoryError
 from morphelites.seeding import Stream, stream_seed
 from morphelites.viz import heatmap_png, load_drawing_modules, progress_curves_png
 
@@ -187,7 +187,9 @@ class MAPElitesEvolutionTrainer:
         self.settings = settings
         self.mode = "shared" if evo.use_shared_ppo else "independent"
         default_dir = "map_elites_shared_ppo_results" if evo.use_shared_ppo else "map_elites_results"
-        self.run_dir = RunDirectory(output_dir or default_dir)
+        if output_dir is not None and not str(output_dir).strip():  # "" would silently mean the default
+            raise RunDirectoryError("output_dir is empty; give the path of a directory for the run, or None for the default.")
+        self.run_dir = RunDirectory(output_dir if output_dir is not None else default_dir)
         self.resume = resume
         self.quiet = quiet
         self.run_dir.check(resume=resume)  # refuse before any process starts

@@ -61,15 +61,25 @@ def check_shared_memory(settings: Settings, workers: int) -> int:
     free space of ``/dev/shm``; returns the bytes they take. Called before anything starts:
     :func:`create_shared_state` would fail later, when the run directory already exists."""
     spec, layout = _shared_layout(settings, workers)
-    needed = SharedWeights.bytes_for(spec.flat_size) + layout.total_bytes
+    weights = SharedWeights.bytes_for(spec.flat_size)
+    needed = weights + layout.total_bytes
     free = shared_memory_free_bytes()
     if free is not None and needed > free:
+        per_transition = layout.slot_bytes / layout.transitions_per_segment
+        if weights >= layout.total_bytes:  # the policy's weights, not the experience, fill it
+            fix = f"Lower model.hidden_dim (the policy's weights take {weights / 2**20:.1f} MB)"
+        elif layout.slots_per_worker == 2 and layout.capacity > settings.training.buffer_size:
+            # the floor of two segments per worker decides, not buffer_size
+            fix = (f"Lower training.update_interval (each worker needs room for two segments of "
+                   f"{layout.transitions_per_segment} transitions, {2 * layout.slot_bytes / 2**20:.1f} MB) or the workers")
+        else:
+            fix = f"Lower training.buffer_size (about {per_transition:.0f} bytes per transition)"
         raise ConfigError(
-            f"training.buffer_size {settings.training.buffer_size} with {workers} worker(s) needs "
-            f"{needed / 2**20:.1f} MB of shared memory, but {SHM_DIR} has {free / 2**20:.1f} MB free. Lower "
-            f"training.buffer_size (about {layout.slot_bytes / layout.transitions_per_segment:.0f} bytes per "
-            f"transition), or give the machine more shared memory (Docker: --shm-size)."
-        )
+            f"A shared run with training.buffer_size {settings.training.buffer_size}, {workers} worker(s) and "
+            f"model.hidden_dim {settings.model.hidden_dim} needs {needed / 2**20:.1f} MB of shared memory, but "
+            f"{SHM_DIR} has {free / 2**20:.1f} MB free. {fix}, or give the machine more shared memory (Docker: "
+            f"--shm-size)."
+        )  # fmt: skip
     return needed
 
 

@@ -58,6 +58,24 @@ class RunDirectory:
         process holds it (not asked when ``held``: this process holds it, see :meth:`prepare_held`).
         ``resumable`` says whether the command has ``--resume`` (its errors then suggest it).
         """
+        try:
+            return self._check(resume, resumable, held)
+        except OSError as error:  # the path cannot be looked at: a folder on it not searchable, a name too long
+            raise self._unusable(error) from None
+
+    def _unusable(self, error: OSError) -> RunDirectoryError:
+        return RunDirectoryError(f"Cannot use output directory {self.path}: {error.strerror or error}. Check the "
+                                 f"path (a folder on it you may not enter?), or choose another --output.")  # fmt: skip
+
+    def holds_run(self) -> bool:
+        """Whether the directory holds a run (its config.json); RunDirectoryError if the path cannot
+        be looked at."""
+        try:
+            return self.config.is_file()
+        except OSError as error:
+            raise self._unusable(error) from None
+
+    def _check(self, resume: bool, resumable: bool, held: bool) -> "RunDirectory":
         path = self.path
         if path.exists() and not path.is_dir():
             raise RunDirectoryError(f"Output path {path} is a file, not a directory. Choose another --output.")
