@@ -184,6 +184,24 @@ def test_progress_draws_a_bar_on_a_tty_plain_lines_otherwise_and_nothing_when_qu
     assert quiet.getvalue() == ""
 
 
+def test_the_eta_is_not_near_zero_when_the_workers_first_results_arrive_together(monkeypatch):
+    """Found in review: the rate was taken from the first result on, and two workers started
+    together finish their first bodies half a second apart: the ETA read 31 s for a 31 min run."""
+    import morphelites.runs.progress as progress_module
+
+    clock = [0.0]
+    monkeypatch.setattr(progress_module.time, "monotonic", lambda: clock[0])
+    stream = io.StringIO()
+    progress = Progress(64, stream=stream, interval_s=0.0)
+    for clock[0], done in ((60.0, 1), (60.5, 2)):  # two workers, 60 s per body
+        progress.update(done, qd_score=0.1, coverage=0.1, best=0.1)
+    assert "ETA 00:31:15" in stream.getvalue().splitlines()[-1], stream.getvalue()  # 62 left at 2 per 60.5 s
+    resumed = Progress(64, stream=stream, interval_s=0.0, start_done=32)  # a resumed run counts only its own session
+    clock[0] += 60.0
+    resumed.update(34, qd_score=0.1, coverage=0.1, best=0.1)
+    assert "ETA 00:15:00" in stream.getvalue().splitlines()[-1], stream.getvalue()
+
+
 def test_the_eta_counts_days_and_ends_with_the_wall_time_budget(monkeypatch):
     """Found in review: the ETA wrapped every 24 h (HH:MM:SS of gmtime) and ignored --max-wall-time."""
     import morphelites.runs.progress as progress_module

@@ -315,7 +315,7 @@ class MAPElitesEvolutionTrainer:
                      segment, handles.segments_per_version * segment * workers, workers, training.min_batch_size)  # fmt: skip
         self.memory = ProcessTreeMemory(peak_mb=self.peak_memory_floor_mb)
         self._pool = pool
-        self.progress = Progress(evo.evaluations, quiet=self.quiet,
+        self.progress = Progress(evo.evaluations, quiet=self.quiet, start_done=self.completed,
                                  time_left_s=None if evo.max_wall_s is None else evo.max_wall_s - self.wall_s_before)  # fmt: skip
         self._start = time.monotonic()
         self._last_summary: float | None = None  # when the progress lines were last written (monotonic s)

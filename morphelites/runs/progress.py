@@ -19,27 +19,30 @@ class Progress:
         interval_s: seconds between plain lines when ``stream`` is not a terminal.
         time_left_s: seconds the run's wall-time budget leaves it, if it has one: the ETA is never
             later than that.
+        start_done: evaluations already done when this session starts (a resumed run's).
+
+    The rate behind the ETA counts from this object's creation, not from the first update: the
+    workers start together and finish their first bodies within moments of each other, so a rate
+    taken between the first two results would put the ETA near zero.
     """
 
     def __init__(self, total: int, quiet: bool = False, stream: TextIO | None = None, interval_s: float = 10.0,
-                 time_left_s: float | None = None) -> None:  # fmt: skip
+                 time_left_s: float | None = None, start_done: int = 0) -> None:  # fmt: skip
         self.total = total
         self.time_left_s = time_left_s
         self.quiet = quiet
         self.stream = stream or sys.stderr
         self.tty = bool(getattr(self.stream, "isatty", lambda: False)())
         self.interval_s = interval_s
-        self._start = self._created = time.monotonic()
-        self._start_done: int | None = None
+        self._created = time.monotonic()
+        self._start_done = start_done
         self._last_line = 0.0
 
     def update(self, done: int, qd_score: float, coverage: float, best: float, extra: str = "") -> None:
         if self.quiet:
             return
         now = time.monotonic()
-        if self._start_done is None:
-            self._start_done, self._start = done, now
-        rate = (done - self._start_done) / max(now - self._start, 1e-9)
+        rate = (done - self._start_done) / max(now - self._created, 1e-9)
         eta = (self.total - done) / rate if rate > 0 else float("nan")
         if self.time_left_s is not None:  # the wall-time budget ends the run first
             eta = min(eta, max(0.0, self.time_left_s - (now - self._created))) if eta == eta else eta
