@@ -392,6 +392,10 @@ def test_a_terminal_ctrl_c_while_the_processes_start_exits_130_without_traceback
     assert code == 130, console
     assert "Traceback" not in console and "KeyboardInterrupt" not in console, console
     assert_gone(starting)
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["status"] == "interrupted", summary
+    for key in ("policy_updates", "mean_policy_lag", "max_policy_lag", "peak_memory_mb", "qd_score", "env_steps"):
+        assert key in summary, key
 
 
 # ---------------------------------------------------------------------- 5. buffer full

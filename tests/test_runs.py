@@ -233,6 +233,9 @@ def test_run_directory_checks_write_nothing(tmp_path):
 def test_what_a_run_stopped_before_its_config_leaves_counts_as_empty_and_nothing_else_does(tmp_path):
     stopped = RunDirectory(tmp_path / "stopped").prepare(resume=False)  # the directory and an empty checkpoints/
     stopped.hold().release()  # and the lock file
+    # and, killed while writing config.json, its temp file (found in review: --resume-if-exists
+    # then neither resumed nor started, and a requeued job failed)
+    (stopped.path / ".config.json.k2x8_q.tmp").write_text('{"comm')
     RunDirectory(stopped.path).check()  # a new run may start here: no error
     (stopped.checkpoints / "evolution-00000001.pkl").write_bytes(b"x")
     with pytest.raises(RunDirectoryError, match="no morphelites run"):

@@ -301,6 +301,53 @@ def test_cli_resume_refuses_a_config_whose_mode_is_not_the_stored_runs(tmp_path,
     assert {path.name: path.read_bytes() for path in out.iterdir() if path.is_file()} == files, "nothing was written"
 
 
+def test_a_shared_summary_holds_the_learners_figures_even_when_the_learner_never_reported(tmp_path):
+    """Found in review: policy_updates, mean_policy_lag and max_policy_lag (keys DESIGN.md says
+    summary.json holds in shared mode) came only from the learner's reports, so a session stopped
+    while its learner started wrote a summary without them."""
+    from morphelites.evolution.trainer import MAPElitesEvolutionTrainer
+    from morphelites.runs.memory import ProcessTreeMemory
+
+    class NoReportYet:
+        def stats(self) -> dict[str, float]:  # what SharedPPOSystem.stats() gives before any learner message
+            return {"worker_restarts": 0.0, "worker_stalls": 0.0, "learner_restarts": 0.0, "learner_stalls": 0.0}
+
+    trainer = MAPElitesEvolutionTrainer(TINY, num_initial_random=2, training_steps_per_individual=64, enable_multiprocess=False,
+                                        use_shared_ppo=True, output_dir=str(tmp_path / "run"), evaluations=2, quiet=True)  # fmt: skip
+    trainer._pool, trainer.memory, trainer._start = NoReportYet(), ProcessTreeMemory(), time.monotonic()
+    trainer.learner_counters_floor, trainer.recorded_policy_version = {"updates": 7, "max_lag_seen": 3}, 9  # a resumed run's
+    summary = trainer._summary("interrupted")
+    assert summary["policy_updates"] == 7 and summary["max_policy_lag"] == 3 and summary["policy_version"] == 9
+    assert "mean_policy_lag" in summary and summary["mean_policy_lag"] is None, "unknown, and said so"
+    trainer._pool = type("Reported", (), {"stats": lambda self: {**NoReportYet().stats(), "policy_updates": 12.0,
+                                                                 "mean_policy_lag": 0.5, "max_policy_lag": 4.0}})()  # fmt: skip
+    summary = trainer._summary("completed")
+    assert (summary["policy_updates"], summary["mean_policy_lag"], summary["max_policy_lag"]) == (12, 0.5, 4), "reports win"
+
+
+def test_a_lag_recorded_after_the_learners_last_checkpoint_still_counts_after_a_resume(tmp_path):
+    """Found in review: after a hard stop the resumed learner's max_policy_lag started from its
+    checkpoint's (or 0 without one), so summary.json could say less than metrics.csv had shown."""
+    from morphelites.evolution.trainer import MAPElitesEvolutionTrainer
+
+    out = tmp_path / "run"
+    arguments = dict(base_args=TINY, num_initial_random=2, training_steps_per_individual=64, enable_multiprocess=False,
+                     use_shared_ppo=True, output_dir=str(out), quiet=True)  # fmt: skip
+    assert MAPElitesEvolutionTrainer(**arguments, evaluations=1).run()["status"] == "completed"
+    with open(out / "metrics.csv", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    rows[-1]["max_policy_lag"] = "3"  # a serial run's lag is 0: as a worker process's late segment would have shown
+    with open(out / "metrics.csv", "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    for checkpoint in (out / "checkpoints").glob("learner-*.pkl"):  # a hard stop before the learner wrote one
+        checkpoint.unlink()
+    (out / "summary.json").unlink()
+    summary = MAPElitesEvolutionTrainer(**arguments, evaluations=2, resume=True).run()
+    assert summary["status"] == "completed" and summary["max_policy_lag"] == 3
+
+
 def test_independent_mode_says_which_shared_learner_settings_it_ignores(tmp_path, one_evaluation_run):
     """Found in review: training.reevaluate_every (and every other setting of the shared learner)
     was ignored in independent mode without a word."""

@@ -228,7 +228,7 @@ class MAPElitesEvolutionTrainer:
         self._stopping_reason: str | None = None
         # shared mode: the archive re-evaluated at the end ("archive"), the evaluations it held ("at"), its figures
         self.reevaluation: dict[str, Any] | None = None
-        self.learner_counters_floor: dict[str, int] = {}  # resume: the learner's counters in metrics.csv
+        self.learner_counters_floor: dict[str, int] = {}  # resume: the learner's counters (and max lag) in metrics.csv
         self.recorded_policy_version = 0  # resume: the newest policy version the run's files name
         self.reevaluation_env_steps = 0  # env steps of all re-evaluation tasks (periodic and final rounds, finished or not)
         self._round: ReevaluationRound | None = None  # shared mode: a periodic re-evaluation under way
@@ -942,12 +942,22 @@ class MAPElitesEvolutionTrainer:
             "training_steps_per_individual": evo.training_steps_per_individual,
             "workers": evo.workers if evo.enable_multiprocess else 1, "peak_memory_mb": round(self.memory.peak_mb, 1),
             "stopped_because": self._stopping_reason or ("requested evaluations done" if status == "completed" else status),
+            **(self._learner_figures_before_any_report() if self.mode == "shared" else {}),
             **self._pool_stats(),
             **{k: v for k, v in (self.reevaluation or {}).items() if k not in ("archive", "at")},
             **({"reevaluation_env_steps": self.reevaluation_env_steps} if self.mode == "shared" else {}),
             **({"held_back_s": round(self._held_back(), 1)} if evo.parent_lag else {}),
             **({"error": self.failure} if self.failure else {}),
         }  # fmt: skip
+
+    def _learner_figures_before_any_report(self) -> dict[str, int | None]:
+        """The learner's figures that summary.json always holds in shared mode (DESIGN.md), for a
+        session whose learner never reported (stopped while it started): the counts the run's
+        earlier sessions reached, and null for the policy lag; its reports replace them."""
+        floor = self.learner_counters_floor
+        return {"policy_updates": floor.get("updates", 0), "samples_consumed": floor.get("samples_consumed", 0),
+                "policy_version": self.recorded_policy_version, "mean_policy_lag": None,
+                "max_policy_lag": floor.get("max_lag_seen")}  # fmt: skip
 
     def _pool_stats(self) -> dict[str, float | int]:
         """The backend's figures, its restart and stall counts continuing those of the run's earlier
@@ -990,8 +1000,10 @@ class MAPElitesEvolutionTrainer:
         self.reevaluation_env_steps = self.recorder.reevaluation_env_steps()
         # the learner restores its own checkpoint, which can be older than the last metrics row
         maxima = self.recorder.metrics_maxima([*COUNTER_COLUMNS.values(), *_SESSION_COUNTERS, "wall_s", "env_steps",
-                                               "peak_memory_mb", "policy_version"])  # fmt: skip
+                                               "peak_memory_mb", "policy_version", "max_policy_lag"])  # fmt: skip
         self.learner_counters_floor = {name: int(maxima[column]) for name, column in COUNTER_COLUMNS.items() if column in maxima}
+        if "max_policy_lag" in maxima:  # a lag seen after the learner's last checkpoint (a hard stop) still counts
+            self.learner_counters_floor["max_lag_seen"] = int(maxima["max_policy_lag"])
         # so that a learner restored from an older checkpoint numbers its weights past these
         self.recorded_policy_version = int(max(
             maxima.get("policy_version", 0.0), self.recorder.reevaluation_rows_max("policy_version_max"),
@@ -999,7 +1011,8 @@ class MAPElitesEvolutionTrainer:
         ))  # fmt: skip
         self.session_counters_floor = {column: maxima[column] for column in _SESSION_COUNTERS if column in maxima}
         # the first rates of this session are taken from where the last one left off, not from 0
-        self._previous_learner = {**{COUNTER_COLUMNS[name]: float(value) for name, value in self.learner_counters_floor.items()},
+        self._previous_learner = {**{column: float(self.learner_counters_floor[name]) for name, column in COUNTER_COLUMNS.items()
+                                     if name in self.learner_counters_floor},
                                   **self.session_counters_floor}  # fmt: skip
         self.env_steps += self.reevaluation_env_steps  # env_steps counts every step taken, re-evaluations included
         seen: dict[int, None] = {}  # the ids in results.jsonl, in the order they were first recorded

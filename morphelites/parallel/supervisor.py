@@ -160,9 +160,9 @@ class SharedPPOSystem:
         resume: the learner restores its newest checkpoint.
         sync: every update uses only data of the current policy version (lag 0).
         max_policy_lag: segments older than this many versions are dropped (and counted).
-        counters_floor: work counters (``updates``, ``samples_consumed``, ``skipped_updates``) the
-            learner continues from at least (a resumed run: those of its metrics.csv); see
-            :class:`LearnerOptions`.
+        counters_floor: work counters (``updates``, ``samples_consumed``, ``skipped_updates``) and
+            the largest lag seen (``max_lag_seen``) the learner continues from at least (a resumed
+            run: those of its metrics.csv); see :class:`LearnerOptions`.
         version_floor: a resumed run's newest recorded policy version; see :class:`LearnerOptions`.
     """
 

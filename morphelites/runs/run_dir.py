@@ -222,12 +222,20 @@ class RunDirectory:
 
 
 def _holds_anything(path: Path) -> bool:
-    """Whether the directory ``path`` holds a file or folder, an empty ``checkpoints/`` and the lock
-    file left out: that is all a run stopped before it wrote config.json leaves."""
+    """Whether the directory ``path`` holds a file or folder, an empty ``checkpoints/``, the lock
+    file and the temp file of an unfinished write of config.json left out: that is all a run
+    stopped before it wrote config.json leaves (killed mid-write, ``atomic_write_bytes`` has no
+    chance to remove its temp file)."""
     return any(
-        entry.name != LOCK_NAME and (entry.name != "checkpoints" or not entry.is_dir() or any(entry.iterdir()))
+        entry.name != LOCK_NAME
+        and not (entry.name.startswith(_CONFIG_TEMP_PREFIX) and entry.name.endswith(".tmp"))
+        and (entry.name != "checkpoints" or not entry.is_dir() or any(entry.iterdir()))
         for entry in path.iterdir()
     )
+
+
+#: How ``atomic_write_bytes`` names the temp file of a config.json it writes.
+_CONFIG_TEMP_PREFIX = ".config.json."
 
 
 class RunHold:
