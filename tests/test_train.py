@@ -348,6 +348,18 @@ def test_a_lag_recorded_after_the_learners_last_checkpoint_still_counts_after_a_
     assert summary["status"] == "completed" and summary["max_policy_lag"] == 3
 
 
+def test_the_python_api_refuses_an_empty_output_dir(tmp_path, monkeypatch):
+    """Found in review: output_dir="" silently meant the default directory (the CLI refuses --output "")."""
+    from morphelites.evolution.trainer import MAPElitesEvolutionTrainer
+    from morphelites.runs.run_dir import RunDirectoryError
+
+    monkeypatch.chdir(tmp_path)
+    for empty in ("", "  "):
+        with pytest.raises(RunDirectoryError, match="output_dir is empty"):
+            MAPElitesEvolutionTrainer(**{**_serial_arguments(tmp_path, evaluations=1), "output_dir": empty})
+    assert not any(tmp_path.iterdir())
+
+
 def test_independent_mode_says_which_shared_learner_settings_it_ignores(tmp_path, one_evaluation_run):
     """Found in review: training.reevaluate_every (and every other setting of the shared learner)
     was ignored in independent mode without a word."""
