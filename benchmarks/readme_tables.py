@@ -49,6 +49,22 @@ def _measured(data: dict[str, Any]) -> str:
     return when + (", before the env fix" if m["date"] < ENV_FIX else "")
 
 
+def _measured_pairs(data: dict[str, Any], scene: str, budget: int) -> str:
+    """:func:`_measured` of the sessions (``parts``) of a shared_vs_independent file that ran
+    ``scene`` at ``budget``; the file's own where its parts do not say (written before they did)."""
+    parts = [part for part in data.get("parts", []) if "machine" in part
+             and any(pair[0] == scene and int(pair[1]) == budget for pair in part["pairs"])]  # fmt: skip
+    if not parts:
+        return _measured(data)
+    return " and ".join(dict.fromkeys(_measured(part) for part in parts))
+
+
+def _part_label(part: dict[str, Any]) -> str:
+    """What one session of a shared_vs_independent file ran: ``open at 50,000, obstacles at 1,500``."""
+    pairs = dict.fromkeys((pair[0], int(pair[1])) for pair in part["pairs"])
+    return ", ".join(f"{scene} at {budget:,}" for scene, budget in pairs)
+
+
 def _env(data: dict[str, Any]) -> list[str]:
     lines = [f"**Env throughput** (`benchmarks/env_throughput.py`; {_machine(data)}; one process, frame_skip {data['frame_skip']})", "",
              "| joints | ReachEnv steps/s (random actions) | mj_step/s | mj_step rate / frame_skip | env overhead |",
@@ -150,9 +166,15 @@ def _env_only_rates(data: dict[str, Any]) -> str:
     """The env-only rate of a shared_vs_independent file: one figure, or, for a file measured in
     several sessions (``parts``; its machine date is the last one's), the range over them."""
     head = f"env-only rate of {data['workers']} processes with random actions"
-    rates = [part["env_only_steps_per_s"] for part in data.get("parts", [])]
+    parts = data.get("parts", [])
+    rates = [part["env_only_steps_per_s"] for part in parts]
     if len(rates) < 2:
         return f"{head}: {data['env_only_steps_per_s']:,.0f} steps/s"
+    if all("machine" in part for part in parts):
+        each = "; ".join(f"{_part_label(part)}: {part['machine']['date']}"
+                         f"{', commit ' + part['machine']['commit'] if part['machine'].get('commit') else ''}, "
+                         f"{part['env_only_steps_per_s']:,.0f} steps/s" for part in parts)  # fmt: skip
+        return f"measured in {len(rates)} sessions, the date above is the last one's; {head}, by session: {each}"
     return f"measured in {len(rates)} parts, the date is the last one's; {head}: {min(rates):,.0f}–{max(rates):,.0f} steps/s"
 
 
@@ -516,7 +538,8 @@ def _issue4_targets(long: dict[str, Any]) -> list[str]:
                     key=lambda data: data["evaluations"])  # fmt: skip
     for key, what in _RATIOS:
         for scene in long["scenes"]:
-            lines.append(_ratio_target(key, what, scene, [c for c in comparisons if c["scene"] == scene], _measured(long)))
+            lines.append(_ratio_target(key, what, scene, [c for c in comparisons if c["scene"] == scene],
+                                       _measured_pairs(long, scene, budget)))  # fmt: skip
     for data in (d for d in (longer, *others) if d is not None):
         shared_evaluations = data.get("shared_evaluations", data["evaluations"])
         stopped = "" if shared_evaluations == data["evaluations"] else f"; shared stopped after {shared_evaluations}"
@@ -526,7 +549,7 @@ def _issue4_targets(long: dict[str, Any]) -> list[str]:
     ceiling = _load("fitness_ceiling")
     shared = [r for r in long["runs"] if r["mode"] == "shared" and r["training_steps_per_individual"] == budget
               and r["scene"] == "open"]  # fmt: skip
-    lines.append(_fitness_target("open, workspace goals (#2's task)", shared, ceiling, _measured(long)))
+    lines.append(_fitness_target("open, workspace goals (#2's task)", shared, ceiling, _measured_pairs(long, "open", budget)))
     if longer is not None:
         lines.append(_fitness_target(f"{longer['scene']}, workspace goals, {longer['evaluations']} evaluations (longer run)",
                                      [r for r in longer["rows"] if r["mode"] == "shared"], ceiling, _measured(longer)))  # fmt: skip
@@ -540,7 +563,8 @@ def _issue4_targets(long: dict[str, Any]) -> list[str]:
     for scene in long["scenes"]:
         ratios = [c["memory_ratio_pss"] for c in comparisons if c["scene"] == scene]
         lines.append(f"| peak PSS shared ≤ ⅓ of independent, {long['workers']} workers | {scene} | "
-                     f"{_spread(ratios, digits=2)} | {_met([r <= TARGET_MEMORY_RATIO for r in ratios])} | {_measured(long)} |")  # fmt: skip
+                     f"{_spread(ratios, digits=2)} | {_met([r <= TARGET_MEMORY_RATIO for r in ratios])} | "
+                     f"{_measured_pairs(long, scene, budget)} |")  # fmt: skip
     memory = _load("memory_scaling")
     if memory is not None:
         by_workers = ", ".join(f"{_pss_ratio(r):.2f} at {r['workers']}" for r in memory["rows"])

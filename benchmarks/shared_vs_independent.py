@@ -51,7 +51,7 @@ from typing import Any
 import psutil
 
 import morphelites.config
-from common import RESULTS, write_json
+from common import RESULTS, machine, write_json
 
 PRESETS = {
     "quick": {"scenes": ["open"], "evaluations": 24, "budgets": [1500, 10_000]},
@@ -374,6 +374,15 @@ def _load_previous(preset: str) -> dict[str, Any] | None:
     return json.loads(path.read_text()) if path.exists() else None
 
 
+def with_part_machines(previous: dict[str, Any]) -> dict[str, Any]:
+    """A results file whose parts do not say on what machine, date and code each was measured
+    (written before parts carried their own ``machine``): give each the file's ``machine``, that of
+    its last session (exact for a file measured in one session)."""
+    for part in previous.get("parts", []):
+        part.setdefault("machine", previous.get("machine"))
+    return previous
+
+
 def _pair_key(row: dict[str, Any]) -> tuple[str, int, int]:
     return row["scene"], int(row["training_steps_per_individual"]), int(row["seed"])
 
@@ -430,7 +439,7 @@ def main() -> None:
     previous = _load_previous(args.preset)
     if previous and previous.get("workers") != args.workers:
         previous = None  # other workers: not comparable, start the file again
-    previous = _with_seeds(previous) if previous else None
+    previous = with_part_machines(_with_seeds(previous)) if previous else None
     previous_runs, previous_parts = (previous or {}).get("runs", []), (previous or {}).get("parts", [])
     new_rows: list[dict[str, Any]] = []
     started = time.perf_counter()
@@ -453,7 +462,7 @@ def main() -> None:
                     _write(args.preset, preset, args.workers, env_rate, rows,
                            [*kept_parts(previous_parts, previous_runs, replaced),
                             {"pairs": finished, "wall_s": round(time.perf_counter() - started, 1),
-                             "env_only_steps_per_s": env_rate}])  # fmt: skip
+                             "env_only_steps_per_s": env_rate, "machine": machine()}])  # fmt: skip
 
 
 def _write(preset_name: str, preset: dict[str, Any], workers: int, env_rate: float, rows: list[dict[str, Any]],

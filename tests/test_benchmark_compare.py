@@ -10,8 +10,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 
 from long_analysis import analyse_pair, evaluations_within  # noqa: E402
 from run_length import earlier_wall_s, ratios_at  # noqa: E402
-from readme_tables import _speed  # noqa: E402
-from shared_vs_independent import compare, kept_parts, modes_in_order  # noqa: E402
+from readme_tables import _env_only_rates, _measured_pairs, _speed  # noqa: E402
+from shared_vs_independent import compare, kept_parts, modes_in_order, with_part_machines  # noqa: E402
 
 
 def _run(qd_scores: list[float], steps_per_evaluation: int, seconds_per_evaluation: float, budget: int = 1_000) -> dict:
@@ -137,3 +137,23 @@ def test_a_partial_rerun_keeps_the_earlier_parts_of_the_pairs_it_does_not_replac
     assert kept == {"pairs": [["open", 50000, 0]], "wall_s": 828.0, "env_only_steps_per_s": 48000.0}
     assert kept_parts(parts, runs, {("open", 1500, 0), ("open", 50000, 0)}) == [], "a part rerun whole is dropped"
     assert kept_parts(parts, runs, {("obstacles", 1500, 0)}) == parts
+
+
+def test_a_file_measured_in_sessions_dates_each_scene_and_budget_by_its_own_session():
+    """A partial rerun replaces some pairs; the targets table must not date the pairs it kept by the
+    rerun's commit (the file's machine is the last session's)."""
+    old = {"date": "2026-12-06 11:43 UTC", "commit": "ae99176"}
+    new = {"date": "2026-12-07 02:15 UTC", "commit": "f738c1a"}
+    data = with_part_machines({
+        "machine": old, "workers": 2, "env_only_steps_per_s": 48_000.0,
+        "parts": [{"pairs": [["open", 50_000, 0], ["obstacles", 50_000, 0]], "wall_s": 1.0, "env_only_steps_per_s": 48_000.0}],
+    })  # fmt: skip
+    assert data["parts"][0]["machine"] == old, "a part written before parts said: the file's machine"
+    data["parts"] = kept_parts(data["parts"], [], {("open", 50_000, 0)})
+    data["parts"].append({"pairs": [["open", 50_000, 0]], "wall_s": 2.0, "env_only_steps_per_s": 40_000.0, "machine": new})
+    data["machine"] = new
+    assert _measured_pairs(data, "open", 50_000) == "2026-12-07, commit f738c1a"
+    assert _measured_pairs(data, "obstacles", 50_000) == "2026-12-06, commit ae99176"
+    rates = _env_only_rates(data)
+    assert "obstacles at 50,000: 2026-12-06 11:43 UTC, commit ae99176, 48,000 steps/s" in rates
+    assert "open at 50,000: 2026-12-07 02:15 UTC, commit f738c1a, 40,000 steps/s" in rates
