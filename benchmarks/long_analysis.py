@@ -137,8 +137,9 @@ def main() -> None:
             bound = p["ceiling_within_tenth"]
             if bound is not None:
                 final = p["independent_final_qd_score"]
-                verdict = ("below it: no controller could have met 10x with these bodies" if bound["qd_ceiling"] < final
-                           else f"{final / bound['qd_ceiling']:.0%} of it needed")  # fmt: skip
+                share = final / bound["qd_ceiling"]
+                verdict = ("below it: no controller could have met 10x with these bodies" if share > 1
+                           else f"{share:.{1 if share > 0.995 else 0}%} of it needed")  # fmt: skip
                 print(f"  the most QD-score any controller could have had then: {bound['qd_ceiling']:.2f} over "
                       f"{bound['bodies']} bodies ({bound['source']}); independent's final {final:.2f}: {verdict}")  # fmt: skip
             ratios = "; ".join(f"k={k}: {r['env_steps_ratio']:.1f}x / {r['wall_time_ratio']:.1f}x" if r["env_steps_ratio"]
