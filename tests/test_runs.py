@@ -202,6 +202,23 @@ def test_the_eta_is_not_near_zero_when_the_workers_first_results_arrive_together
     assert "ETA 00:15:00" in stream.getvalue().splitlines()[-1], stream.getvalue()
 
 
+def test_the_eta_ends_with_the_env_step_budget(monkeypatch):
+    """Found in review: the ETA followed the evaluations asked for, though --max-env-steps would end
+    the run first."""
+    import morphelites.runs.progress as progress_module
+
+    clock = [0.0]
+    monkeypatch.setattr(progress_module.time, "monotonic", lambda: clock[0])
+    stream, unbounded = io.StringIO(), io.StringIO()
+    progress = Progress(100, stream=stream, interval_s=0.0, env_steps_left=40_000)
+    without_budget = Progress(100, stream=unbounded, interval_s=0.0)
+    clock[0] = 60.0
+    progress.update(1, qd_score=0.1, coverage=0.1, best=0.1, env_steps=10_000)  # 30,000 steps left at 10,000 a minute
+    assert "ETA 00:03:00" in stream.getvalue().splitlines()[-1], stream.getvalue()
+    without_budget.update(1, qd_score=0.1, coverage=0.1, best=0.1, env_steps=10_000)
+    assert "ETA 01:39:00" in unbounded.getvalue(), "no budget: the evaluations decide"
+
+
 def test_the_eta_counts_days_and_ends_with_the_wall_time_budget(monkeypatch):
     """Found in review: the ETA wrapped every 24 h (HH:MM:SS of gmtime) and ignored --max-wall-time."""
     import morphelites.runs.progress as progress_module

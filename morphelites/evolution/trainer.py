@@ -316,7 +316,9 @@ class MAPElitesEvolutionTrainer:
         self.memory = ProcessTreeMemory(peak_mb=self.peak_memory_floor_mb)
         self._pool = pool
         self.progress = Progress(evo.evaluations, quiet=self.quiet, start_done=self.completed,
-                                 time_left_s=None if evo.max_wall_s is None else evo.max_wall_s - self.wall_s_before)  # fmt: skip
+                                 time_left_s=None if evo.max_wall_s is None else evo.max_wall_s - self.wall_s_before,
+                                 env_steps_left=None if evo.max_env_steps is None else evo.max_env_steps - self.env_steps)  # fmt: skip
+        self._session_env_steps_start = self.env_steps
         self._start = time.monotonic()
         self._last_summary: float | None = None  # when the progress lines were last written (monotonic s)
         self._last_summary_count = 0  # the evaluations they showed
@@ -681,7 +683,8 @@ class MAPElitesEvolutionTrainer:
                 stats = self._log_and_measure(individual, result, status)
             except OSError as error:
                 raise RunWriteFailed(error, recorded=True) from error
-        self.progress.update(self.completed, stats["qd_score"], stats["coverage"], _nan0(stats["best_fitness"]))
+        self.progress.update(self.completed, stats["qd_score"], stats["coverage"], _nan0(stats["best_fitness"]),
+                             env_steps=self.env_steps - self._session_env_steps_start)  # fmt: skip
         evo = self.settings.evolution
         try:
             if self.completed % evo.heatmap_every == 0:

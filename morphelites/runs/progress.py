@@ -20,6 +20,9 @@ class Progress:
         time_left_s: seconds the run's wall-time budget leaves it, if it has one: the ETA is never
             later than that.
         start_done: evaluations already done when this session starts (a resumed run's).
+        env_steps_left: env steps the run's env-step budget (``--max-env-steps``) leaves it when
+            this session starts, if it has one: the ETA is never later than the time they take at
+            the session's rate (``update``'s ``env_steps`` counts this session's steps).
 
     The rate behind the ETA counts from this object's creation, not from the first update: the
     workers start together and finish their first bodies within moments of each other, so a rate
@@ -27,7 +30,7 @@ class Progress:
     """
 
     def __init__(self, total: int, quiet: bool = False, stream: TextIO | None = None, interval_s: float = 10.0,
-                 time_left_s: float | None = None, start_done: int = 0) -> None:  # fmt: skip
+                 time_left_s: float | None = None, start_done: int = 0, env_steps_left: int | None = None) -> None:  # fmt: skip
         self.total = total
         self.time_left_s = time_left_s
         self.quiet = quiet
@@ -36,14 +39,22 @@ class Progress:
         self.interval_s = interval_s
         self._created = time.monotonic()
         self._start_done = start_done
+        self.env_steps_left = env_steps_left
         self._last_line = 0.0
 
-    def update(self, done: int, qd_score: float, coverage: float, best: float, extra: str = "") -> None:
+    def update(self, done: int, qd_score: float, coverage: float, best: float, extra: str = "",
+               env_steps: int = 0) -> None:  # fmt: skip
+        """Show ``done`` evaluations; ``env_steps``: those this session has simulated (for the
+        env-step budget's ETA)."""
         if self.quiet:
             return
         now = time.monotonic()
-        rate = (done - self._start_done) / max(now - self._created, 1e-9)
+        elapsed = max(now - self._created, 1e-9)
+        rate = (done - self._start_done) / elapsed
         eta = (self.total - done) / rate if rate > 0 else float("nan")
+        if self.env_steps_left is not None and env_steps > 0:  # the env-step budget ends the run first
+            steps_eta = max(0.0, self.env_steps_left - env_steps) / (env_steps / elapsed)
+            eta = min(eta, steps_eta) if eta == eta else steps_eta
         if self.time_left_s is not None:  # the wall-time budget ends the run first
             eta = min(eta, max(0.0, self.time_left_s - (now - self._created))) if eta == eta else eta
         eta_text = "--:--" if eta != eta else _duration(eta)
