@@ -360,6 +360,27 @@ def test_the_python_api_refuses_an_empty_output_dir(tmp_path, monkeypatch):
     assert not any(tmp_path.iterdir())
 
 
+def test_a_resume_removes_the_temp_files_a_write_killed_midway_left(tmp_path, one_evaluation_run):
+    """Found in review: a kill while heatmap.png or summary.json was written left its temp file in
+    the run directory for good (only checkpoints' were cleaned up)."""
+    import shutil
+
+    from morphelites.evolution.trainer import MAPElitesEvolutionTrainer
+
+    stored, arguments = one_evaluation_run
+    out = tmp_path / "run"
+    shutil.copytree(stored, out)
+    leftovers = [".heatmap.png.k2x8_q1a.tmp", ".summary.json.0ab9zz_1.tmp"]
+    for name in leftovers:
+        (out / name).write_bytes(b"half")
+    mine = [out / ".notes.tmp", out / "heatmap.png.tmp"]  # not a run's temp file: kept
+    for path in mine:
+        path.write_text("keep")
+    assert MAPElitesEvolutionTrainer(**{**arguments, "output_dir": str(out), "evaluations": 2}, resume=True).run()["status"] == "completed"
+    assert not any((out / name).exists() for name in leftovers) and all(path.exists() for path in mine)
+    assert f"Removed {', '.join(sorted(leftovers))}, left by a write" in (out / "training.log").read_text()
+
+
 def test_independent_mode_says_which_shared_learner_settings_it_ignores(tmp_path, one_evaluation_run):
     """Found in review: training.reevaluate_every (and every other setting of the shared learner)
     was ignored in independent mode without a word."""

@@ -234,6 +234,7 @@ class MAPElitesEvolutionTrainer:
         self._round: ReevaluationRound | None = None  # shared mode: a periodic re-evaluation under way
         self.failure: str | None = None  # why a failed run stopped
         self._previous_learner: dict[str, float] = {}  # learner figures at the last summary line
+        self._write_leftovers: list[str] = []  # temp files of an unfinished write, removed at the start
 
     # ------------------------------------------------------------------ public API
     def run(self) -> dict[str, Any]:
@@ -244,6 +245,7 @@ class MAPElitesEvolutionTrainer:
         takes this one's settings (ConfigError, ``resume``)."""
         hold = self.run_dir.prepare_held(resume=self.resume)  # no second process may run this run meanwhile
         try:
+            self._write_leftovers = self.run_dir.remove_write_leftovers()  # of an earlier session killed mid-write
             if self.resume:  # what __init__ checked may have changed since: another session may have run it
                 check_resume(self.run_dir, self.mode, self.settings)
             if self.settings.evolution.enable_multiprocess:  # the main process never imports torch
@@ -264,6 +266,8 @@ class MAPElitesEvolutionTrainer:
         columns = EVOLUTION_METRICS + (SHARED_METRICS if self.mode == "shared" else ())
         self.recorder = EvolutionRecorder(self.run_dir, quiet=self.quiet, metric_columns=columns)
         log = self.recorder.log
+        if self._write_leftovers:
+            log.info("Removed %s, left by a write that an earlier session did not finish.", ", ".join(self._write_leftovers))
         if self.resume:
             self._restore()
             finished = self._finished_run_summary()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+import re
 import shutil
 import socket
 import tempfile
@@ -202,6 +203,17 @@ class RunDirectory:
             raise
         return hold
 
+    def remove_write_leftovers(self) -> list[str]:
+        """Delete the temp files that a kill mid-write (SIGKILL, a power cut: ``atomic_write_bytes``
+        had no chance to clean up) left of the files a run writes whole, and return their names.
+        Call it with the run held (:meth:`prepare_held`): no other process writes them then."""
+        removed = []
+        for entry in self.path.iterdir():
+            if _WRITE_LEFTOVER.match(entry.name) and entry.is_file():
+                entry.unlink(missing_ok=True)
+                removed.append(entry.name)
+        return sorted(removed)
+
     def write_config(self, config: dict[str, Any]) -> None:
         atomic_write_json(self.config, config)
 
@@ -236,6 +248,11 @@ def _holds_anything(path: Path) -> bool:
 
 #: How ``atomic_write_bytes`` names the temp file of a config.json it writes.
 _CONFIG_TEMP_PREFIX = ".config.json."
+#: The files of a run's directory written whole (``atomic_write_*``), and the temp files
+#: (``.<name>.<mkstemp's random part>.tmp``) that a write of one killed midway leaves.
+_WHOLE_FILES = ("config.json", "summary.json", "archive.csv", "archive_reevaluated.csv", "heatmap.png",
+                "heatmap_reevaluated.png", "curves.png")  # fmt: skip
+_WRITE_LEFTOVER = re.compile(rf"^\.(?:{'|'.join(map(re.escape, _WHOLE_FILES))})\.[A-Za-z0-9_]+\.tmp$")
 
 
 class RunHold:
