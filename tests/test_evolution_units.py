@@ -202,6 +202,36 @@ def test_final_reevaluation_files_are_set_aside_under_the_evaluations_they_descr
     recorder.close()
 
 
+def test_a_crash_between_the_two_renames_keeps_both_files_under_one_label(tmp_path, monkeypatch):
+    """Found in review: the two renames are not one step. If the csv (which carries the label) went
+    first and the process died before the heatmap, the next session set the heatmap aside as
+    "earlier". The csv goes last now, so what is left still says which evaluations it describes."""
+    from morphelites.runs import recorder as recorder_module
+
+    run = RunDirectory(tmp_path / "run").prepare()
+    recorder = EvolutionRecorder(run, quiet=True)
+    archive = _archive()
+    body = Morphology(3, [0.2, 0.2, 0.2])
+    archive.add(0, None, SPACE.encode(body), 0.5, compute_measures(body, archive.specs), {})
+    recorder.archive(archive.elites(), ["num_links", "total_length"], suffix="_reevaluated", reevaluated_at=7)
+    (run.path / "heatmap_reevaluated.png").write_bytes(b"png at 7")
+    replace, calls = recorder_module.os.replace, []
+
+    def crash_on_the_second(source, target):
+        calls.append(source)
+        if len(calls) == 2:
+            raise KeyboardInterrupt  # the process dies between the two renames
+        replace(source, target)
+
+    monkeypatch.setattr(recorder_module.os, "replace", crash_on_the_second)
+    with pytest.raises(KeyboardInterrupt):
+        recorder.set_aside_final_reevaluation_files()
+    monkeypatch.setattr(recorder_module.os, "replace", replace)
+    assert recorder.set_aside_final_reevaluation_files() == ["archive_reevaluated_at_7.csv"]
+    assert sorted(p.name for p in run.path.glob("*_reevaluated_*")) == ["archive_reevaluated_at_7.csv", "heatmap_reevaluated_at_7.png"]
+    recorder.close()
+
+
 def test_the_final_progress_line_is_written_whenever_the_last_one_showed_fewer_evaluations():
     """A run whose last three results came within 0.5 s of a progress line showing 2/5 ended its
     training.log on that 2/5 (seen under load in test_train's two-worker run)."""

@@ -336,8 +336,8 @@ def test_the_line_that_creates_an_appended_file_also_makes_its_name_durable(tmp_
     from morphelites.runs import files
 
     synced: list[str] = []
-    real = files._fsync_directory
-    monkeypatch.setattr(files, "_fsync_directory", lambda directory: synced.append(str(directory)) or real(directory))
+    real = files.fsync_directory
+    monkeypatch.setattr(files, "fsync_directory", lambda directory: synced.append(str(directory)) or real(directory))
     files.append_line(tmp_path / "results.jsonl", '{"id": 0}')
     files.append_line(tmp_path / "results.jsonl", '{"id": 1}')
     assert synced == [str(tmp_path)], "once, when the file was created"

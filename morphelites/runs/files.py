@@ -13,7 +13,8 @@ from typing import Any
 _UMASK = os.umask(0o022)
 os.umask(_UMASK)
 
-__all__ = ["atomic_write_bytes", "atomic_write_text", "atomic_write_json", "append_line", "truncate_file", "to_jsonable"]
+__all__ = ["atomic_write_bytes", "atomic_write_text", "atomic_write_json", "append_line", "truncate_file", "to_jsonable",
+           "fsync_directory"]
 
 
 def atomic_write_bytes(path: Path | str, data: bytes) -> None:
@@ -39,7 +40,7 @@ def atomic_write_bytes(path: Path | str, data: bytes) -> None:
         except FileNotFoundError:
             pass
         raise
-    _fsync_directory(path.parent)
+    fsync_directory(path.parent)
 
 
 def atomic_write_text(path: Path | str, text: str) -> None:
@@ -61,7 +62,7 @@ def append_line(path: Path | str, line: str) -> None:
         handle.flush()
         os.fsync(handle.fileno())
     if created:
-        _fsync_directory(Path(path).parent)
+        fsync_directory(Path(path).parent)
 
 
 def truncate_file(path: Path | str, size: int) -> None:
@@ -86,7 +87,9 @@ def to_jsonable(value: Any) -> Any:
     return value
 
 
-def _fsync_directory(directory: Path) -> None:
+def fsync_directory(directory: Path) -> None:
+    """Make the names in ``directory`` (files created, renamed or removed) durable; errors ignored
+    (a filesystem that cannot fsync a directory)."""
     try:
         fd = os.open(directory, os.O_RDONLY)
     except OSError:

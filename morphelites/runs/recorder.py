@@ -17,6 +17,7 @@ import os
 from pathlib import Path
 from typing import Any, Sequence
 
+from morphelites.runs import files
 from morphelites.runs.checkpoints import CheckpointCheck, CheckpointError, newest_usable, save_checkpoint
 from morphelites.runs.files import append_line, atomic_write_bytes, atomic_write_text, to_jsonable, truncate_file
 from morphelites.runs.metrics import MetricsWriter, read_metric_rows
@@ -211,7 +212,9 @@ class EvolutionRecorder:
         column), with ``_2``, ``_3``... if taken. A resumed run changes the archive, and a file
         under the plain name must describe the archive as it is now. Returns the new names."""
         archive_csv, heatmap = (_suffixed(path, "_reevaluated") for path in (self.run.archive_csv, self.run.heatmap))
-        stale = [path for path in (archive_csv, heatmap) if path.is_file()]
+        # The csv, which carries the label, is renamed last: a crash between the two renames leaves
+        # it under its plain name, and the next session sets it aside under the same label.
+        stale = [path for path in (heatmap, archive_csv) if path.is_file()]
         if not stale:
             return []
         label = "earlier"
@@ -232,7 +235,8 @@ class EvolutionRecorder:
             tag = f"{label}_{copy}"
         for path, target in zip(stale, targets(tag)):
             os.replace(path, target)
-        return [target.name for target in targets(tag)]
+        files.fsync_directory(self.run.path)  # the new names survive a power cut
+        return sorted(target.name for target in targets(tag))
 
     def final_reevaluation_recorded(self, evaluations: int) -> bool:
         """Whether reevaluations.csv holds a completed final round made after ``evaluations`` evaluations."""
