@@ -65,7 +65,6 @@ def check_shared_memory(settings: Settings, workers: int) -> int:
     needed = weights + layout.total_bytes
     free = shared_memory_free_bytes()
     if free is not None and needed > free:
-        per_transition = layout.slot_bytes / layout.transitions_per_segment
         if weights >= layout.total_bytes:  # the policy's weights, not the experience, fill it
             fix = f"Lower model.hidden_dim (the policy's weights take {weights / 2**20:.1f} MB)"
         elif layout.slots_per_worker == 2 and layout.capacity > settings.training.buffer_size:
@@ -73,7 +72,7 @@ def check_shared_memory(settings: Settings, workers: int) -> int:
             fix = (f"Lower training.update_interval (each worker needs room for two segments of "
                    f"{layout.transitions_per_segment} transitions, {2 * layout.slot_bytes / 2**20:.1f} MB) or the workers")
         else:
-            fix = f"Lower training.buffer_size (about {per_transition:.0f} bytes per transition)"
+            fix = f"Lower training.buffer_size (about {layout.slot_bytes / layout.transitions_per_segment:.0f} bytes per transition)"
         raise ConfigError(
             f"A shared run with training.buffer_size {settings.training.buffer_size}, {workers} worker(s) and "
             f"model.hidden_dim {settings.model.hidden_dim} needs {needed / 2**20:.1f} MB of shared memory, but "

@@ -235,19 +235,17 @@ class RunDirectory:
 
 def _holds_anything(path: Path) -> bool:
     """Whether the directory ``path`` holds a file or folder, an empty ``checkpoints/``, the lock
-    file and the temp file of an unfinished write of config.json left out: that is all a run
+    file and the temp file of an unfinished write (``_WRITE_LEFTOVER``) left out: that is all a run
     stopped before it wrote config.json leaves (killed mid-write, ``atomic_write_bytes`` has no
     chance to remove its temp file)."""
     return any(
         entry.name != LOCK_NAME
-        and not (entry.name.startswith(_CONFIG_TEMP_PREFIX) and entry.name.endswith(".tmp"))
+        and not _WRITE_LEFTOVER.match(entry.name)
         and (entry.name != "checkpoints" or not entry.is_dir() or any(entry.iterdir()))
         for entry in path.iterdir()
     )
 
 
-#: How ``atomic_write_bytes`` names the temp file of a config.json it writes.
-_CONFIG_TEMP_PREFIX = ".config.json."
 #: The files of a run's directory written whole (``atomic_write_*``), and the temp files
 #: (``.<name>.<mkstemp's random part>.tmp``) that a write of one killed midway leaves.
 _WHOLE_FILES = ("config.json", "summary.json", "archive.csv", "archive_reevaluated.csv", "heatmap.png",
