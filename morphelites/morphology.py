@@ -21,6 +21,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from morphelites.config import LENGTH_DECIMALS, BodySpaceConfig
+from morphelites.gl_backend import backend_advice
 
 __all__ = ["Morphology", "BodySpace", "LENGTH_DECIMALS", "MAX_RENDER_SIZE", "import_mujoco"]
 
@@ -284,8 +285,8 @@ def import_mujoco() -> Any:
     except Exception as error:
         raise RuntimeError(
             f"mujoco could not be imported ({type(error).__name__}: {error}) with MUJOCO_GL="
-            f"{os.environ.get('MUJOCO_GL')!r}, whose OpenGL library is probably missing. Use MUJOCO_GL=egl, or install "
-            f"that backend's library (e.g. libosmesa6 for osmesa)."
+            f"{os.environ.get('MUJOCO_GL')!r}, which this system may lack or not offer. Use {backend_advice()}, or "
+            f"install that backend's library."
         ) from error
     return mujoco
 

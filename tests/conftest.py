@@ -14,7 +14,7 @@ import psutil
 import pytest
 
 # Headless rendering: MuJoCo picks its GL backend when first imported, maybe by a test module.
-os.environ.setdefault("MUJOCO_GL", "egl")
+import morphelites  # noqa: E402,F401  (sets the MUJOCO_GL default of this system before any test imports mujoco)
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -1,5 +1,9 @@
 """ReachEnv: determinism, padding, termination, scenes and rendering."""
 
+import os
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 from gymnasium.utils.env_checker import check_env
@@ -8,6 +12,7 @@ from morphelites.config import EnvConfig
 import mujoco
 
 from morphelites.envs import FEATURES_PER_JOINT, ReachEnv
+from morphelites.gl_backend import backend_advice
 from morphelites.morphology import LINK_RADIUS, Morphology
 
 BODY = Morphology(3, [0.2, 0.2, 0.15])
@@ -256,3 +261,20 @@ def test_a_mujoco_that_cannot_be_imported_is_named_with_mujoco_gl(monkeypatch):
     monkeypatch.setenv("MUJOCO_GL", "osmesa")
     with pytest.raises(RuntimeError, match="mujoco could not be imported .* with MUJOCO_GL='osmesa'.* Use MUJOCO_GL=egl"):
         ReachEnv(BODY)
+
+
+@pytest.mark.parametrize("system, expected", [("Linux", "egl"), ("Darwin", None), ("Windows", None)])
+def test_mujoco_imports_with_the_mujoco_gl_default_of_each_system(system, expected):
+    """Seen in review: morphelites set MUJOCO_GL=egl on every system, MuJoCo refuses egl at import
+    outside Linux, so on a Mac nothing could even simulate. The default is now egl on Linux only;
+    elsewhere MuJoCo's own choice stands. A value the user set is always kept."""
+    pretend = f"import platform; platform.system = lambda: {system!r}; "
+    check = "import os, morphelites, mujoco; print(os.environ.get('MUJOCO_GL'))"
+    env = {k: v for k, v in os.environ.items() if k != "MUJOCO_GL"}
+    done = subprocess.run([sys.executable, "-c", pretend + check], env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == [str(expected)]
+    done = subprocess.run([sys.executable, "-c", pretend + check], env=dict(env, MUJOCO_GL="glfw"), capture_output=True,
+                          text=True, timeout=60)  # fmt: skip
+    assert done.stdout.split() == ["glfw"], done.stderr
+    assert backend_advice(system).startswith({"Linux": "MUJOCO_GL=egl", "Darwin": "MUJOCO_GL=cgl", "Windows": "MUJOCO_GL=wgl"}[system])

@@ -32,6 +32,7 @@ import numpy as np
 
 from morphelites.config import BodySpaceConfig, EnvConfig
 from morphelites.envs.scenes import Scene, make_scene
+from morphelites.gl_backend import backend_advice
 from morphelites.morphology import (JOINT_RANGE_DEG, LINK_RADIUS, MAX_RENDER_SIZE, PHYSICS_TIMESTEP, BodySpace, Morphology,
                                     compile_arm, import_mujoco)
 
@@ -218,7 +219,7 @@ class ReachEnv(gym.Env):
             except Exception as error:  # MuJoCo raises FatalError/ImportError/RuntimeError here
                 raise RuntimeError(
                     f"MuJoCo could not open an OpenGL context ({error}). Without a display, set "
-                    f"MUJOCO_GL=egl (or osmesa) before mujoco is first imported; MUJOCO_GL is now "
+                    f"{backend_advice()} before mujoco is first imported; MUJOCO_GL is now "
                     f"{os.environ.get('MUJOCO_GL')!r}."
                 ) from error
         self._renderer.update_scene(self.data, camera="top")
