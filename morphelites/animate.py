@@ -14,6 +14,7 @@ policy (each body's PPO is dropped after its evaluation), so there is nothing to
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import os
@@ -113,7 +114,10 @@ def prepare_animation(run: str | Path, individual: int | None = None, body: Morp
         raise AnimationError(f"{run_dir.config} says command {command!r}; animate reads runs of 'morphelites train' "
                              f"and 'morphelites ppo'.")  # fmt: skip
     try:
-        settings = Settings.from_dict(config.get("settings")).validate(command)
+        settings = Settings.from_dict(config.get("settings"))
+        # animate starts no workers: a cluster run's worker count must not refuse it on a laptop
+        settings = dataclasses.replace(settings, evolution=dataclasses.replace(settings.evolution, max_workers=None))
+        settings = settings.validate(command)
     except (ConfigError, TypeError, ValueError) as error:
         raise AnimationError(f"{run_dir.config} holds settings this version cannot use: {error}") from None
     if individual is not None and body is not None:

@@ -3,6 +3,7 @@
 import csv
 import io
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -129,6 +130,18 @@ def test_runs_without_a_policy_to_animate_are_refused(tmp_path, shared_run, caps
     assert main(["animate", str(independent)]) == 2
     assert "morphelites: error: " in capsys.readouterr().err
     assert not (independent / "animations").exists(), "nothing is written for a refused request"
+
+
+def test_a_run_made_with_more_workers_than_this_machine_allows_is_animated(tmp_path, shared_run):
+    """Seen in review: animate checked the stored worker count against this machine's cores, so a
+    64-worker cluster run could not be animated on a laptop; animate starts no workers."""
+    copy = tmp_path / "cluster"
+    shutil.copytree(shared_run, copy)
+    config = json.loads((copy / "config.json").read_text())
+    config["settings"]["evolution"].update(max_workers=1024, enable_multiprocess=True)
+    (copy / "config.json").write_text(json.dumps(config))
+    request = prepare_animation(copy, episodes=1, frame_size=32)
+    assert request.policy_source.name.startswith("learner-")
 
 
 def test_a_ppo_run_on_bodies_is_animated_from_its_policy_file(tmp_path):
