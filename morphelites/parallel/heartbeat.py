@@ -14,7 +14,7 @@ Why not a heartbeat thread: a thread keeps beating while the main thread is stuc
 a deadlock, which is exactly what must be detected.
 
 A beating process also checks, at most once a second, that its parent is still the one it was
-started by, and exits at once if not. On Linux the parent's death already sends it SIGTERM
+started by, and exits at once if not. On Linux the parent's death already sends it SIGKILL
 (``pool.die_with_parent``); elsewhere that is a no-op, and a worker waiting for a buffer slot or
 a policy version that will never come (its learner and supervisor gone) would wait forever.
 """

@@ -40,7 +40,6 @@ alike: a running std of the discounted return, tracked per (worker, env) stream.
 
 from __future__ import annotations
 
-import signal
 import time
 from collections import Counter
 from dataclasses import dataclass
@@ -54,7 +53,7 @@ from morphelites.config import Settings
 from morphelites.normalization import RunningMeanStd
 from morphelites.parallel import heartbeat
 from morphelites.parallel.buffer import SEGMENT_ARRAYS, SharedExperienceBuffer, TakenSegment
-from morphelites.parallel.pool import die_with_parent, exit_without_teardown, set_process_title
+from morphelites.parallel.pool import die_with_parent, exit_without_teardown, ignore_stop_signals, set_process_title
 from morphelites.parallel.shared_worker import SharedHandles
 from morphelites.parallel.streams import join_consecutive
 from morphelites.parallel.weights import SharedWeights
@@ -553,7 +552,7 @@ def learner_main(options: LearnerOptions, stats_conn: Connection, stop: Any, act
     ``restored``, ``checkpoint`` / ``checkpoint_failed``, ``skipped_update``, ``frozen``, and the
     statistics (``update``, ``idle``, ``stopped``).
     """
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    ignore_stop_signals()  # the supervisor stops it (``stop``), after its final checkpoint
     die_with_parent()
     set_process_title("shared_ppo learner")
     learner = SharedPPOTrainer(options)  # imports torch, may restore a checkpoint: covered by the startup grace

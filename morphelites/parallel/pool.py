@@ -24,7 +24,7 @@ from typing import Any, Callable, Iterator
 from morphelites.parallel import heartbeat
 
 __all__ = ["WorkerPool", "SerialPool", "PoolEvent", "WorkerCrashLoop", "set_process_title", "restore_process_title",
-           "die_with_parent", "one_native_thread_per_process", "children_start_deaf_to_ctrl_c",
+           "die_with_parent", "one_native_thread_per_process", "children_start_deaf_to_stop_signals", "ignore_stop_signals",
            "exit_without_teardown"]
 
 #: Worker deaths in a row, with no task finished by any worker in between, that end the run: a
@@ -64,25 +64,39 @@ def one_native_thread_per_process() -> Iterator[None]:
             os.environ.pop(name, None)
 
 
-@contextlib.contextmanager
-def children_start_deaf_to_ctrl_c() -> Iterator[None]:
-    """Processes started inside this block never receive SIGINT: it is blocked in this thread
-    while they start, and a child inherits the blocked mask through fork and exec.
+#: The signals a job's scheduler or a terminal sends to the whole process group to stop a run.
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
-    Why: Ctrl-C in a terminal goes to the whole process group. Workers and the learner ignore it
-    (the supervisor owns shutdown), but only once their own code runs; a Ctrl-C that came while a
-    child was still importing (torch takes seconds) printed a KeyboardInterrupt traceback per
-    child. A SIGINT meant for this process waits while blocked and is delivered when the block
-    ends, so none is lost here. CPython starts its resource tracker the same way.
+
+@contextlib.contextmanager
+def children_start_deaf_to_stop_signals() -> Iterator[None]:
+    """Processes started inside this block never receive SIGINT or SIGTERM: both are blocked in
+    this thread while they start, and a child inherits the blocked mask through fork and exec.
+
+    Why: Ctrl-C in a terminal goes to the whole process group, and so does the SIGTERM of GNU
+    ``timeout``, systemd's stop and a Slurm preemption. Workers and the learner ignore both (the
+    supervisor owns shutdown: it asks the learner for its final checkpoint), but only once their
+    own code runs; a Ctrl-C that came while a child was still importing (torch takes seconds)
+    printed a KeyboardInterrupt traceback per child, and a SIGTERM then killed it. A signal meant
+    for this process waits while blocked and is delivered when the block ends, so none is lost
+    here. CPython starts its resource tracker the same way.
     """
     if not hasattr(signal, "pthread_sigmask"):  # pragma: no cover - not POSIX
         yield
         return
-    previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, set(STOP_SIGNALS))
     try:
         yield
     finally:
         signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+
+
+def ignore_stop_signals() -> None:
+    """In a worker or the learner: ignore Ctrl-C and SIGTERM sent to the whole process group. The
+    main process decides how the run stops and tells its children; if it dies, they are killed
+    (:func:`die_with_parent`) or leave on their own (heartbeat module)."""
+    for sig in STOP_SIGNALS:
+        signal.signal(sig, signal.SIG_IGN)
 
 
 def set_process_title(title: str) -> str | None:
@@ -105,8 +119,9 @@ def restore_process_title(previous: str | None) -> None:
         setproctitle(previous)
 
 
-def die_with_parent(sig: int = signal.SIGTERM) -> None:
-    """Ask Linux to send ``sig`` to this process when its parent dies (no-op elsewhere)."""
+def die_with_parent(sig: int = signal.SIGKILL) -> None:
+    """Ask Linux to send ``sig`` to this process when its parent dies (no-op elsewhere). SIGKILL,
+    because the children ignore SIGTERM (:func:`ignore_stop_signals`)."""
     if sys.platform.startswith("linux"):
         try:
             ctypes.CDLL("libc.so.6", use_errno=True).prctl(_PR_SET_PDEATHSIG, int(sig), 0, 0, 0)
@@ -141,7 +156,7 @@ def _worker_main(index: int, role: str, job: str, conn: Connection, parent_pid: 
     """Entry point of a worker process: serve tasks until told to stop (or the parent's pipe
     closes), then exit without the interpreter's slow teardown. An exception escaping the loop
     ends the process the usual way, with its traceback and exit code 1."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C goes to the whole group; the parent decides
+    ignore_stop_signals()  # Ctrl-C and a scheduler's SIGTERM go to the whole group; the parent decides
     die_with_parent()
     set_process_title(f"{role} {index}")
     function = _resolve(job)
@@ -229,7 +244,7 @@ class WorkerPool:
             name=f"{self.role} {index}", daemon=True,
         )  # fmt: skip
         self.heartbeats.stamp(index, heartbeat.STARTUP_GRACE_S)
-        with one_native_thread_per_process(), children_start_deaf_to_ctrl_c():
+        with one_native_thread_per_process(), children_start_deaf_to_stop_signals():
             proc.start()
         child.close()
         self._procs[index], self._conns[index], self._tasks[index] = proc, parent, None
@@ -310,7 +325,7 @@ class WorkerPool:
         return events
 
     def close(self, graceful: bool = True, timeout: float = 5.0) -> None:
-        """Stop every worker (ask, then terminate, then kill); safe to call twice.
+        """Stop every worker (ask, then kill); safe to call twice.
 
         A call cut short (a second Ctrl-C while it waited) is finished by the next one, without
         asking or waiting again.
@@ -330,15 +345,12 @@ class WorkerPool:
         for proc in self._procs:
             if proc is not None:
                 proc.join(timeout=max(0.0, deadline - time.monotonic()))
-        for proc in self._procs:
+        for proc in self._procs:  # workers ignore SIGTERM, and hold nothing a kill could tear
             if proc is not None and proc.is_alive():
-                proc.terminate()
+                proc.kill()
         for proc in self._procs:
             if proc is not None:
                 proc.join(timeout=2.0)
-                if proc.is_alive():
-                    proc.kill()
-                    proc.join(timeout=2.0)
         for conn in self._conns:
             if conn is not None:
                 conn.close()

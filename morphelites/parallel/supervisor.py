@@ -27,7 +27,7 @@ from morphelites.individual import Individual
 from morphelites.parallel.buffer import BufferLayout, SharedExperienceBuffer
 from morphelites.parallel.heartbeat import STARTUP_GRACE_S, Heartbeats
 from morphelites.parallel.learner import COUNTER_COLUMNS, LAG_TOTALS, LEARNER_TIME_KEYS, LearnerOptions, learner_main
-from morphelites.parallel.pool import (PoolEvent, SerialPool, WorkerPool, children_start_deaf_to_ctrl_c,
+from morphelites.parallel.pool import (PoolEvent, SerialPool, WorkerPool, children_start_deaf_to_stop_signals,
                                        one_native_thread_per_process)
 from morphelites.parallel.shared_worker import SharedHandles, segment_shape, sync_segments_per_version
 from morphelites.parallel.shm import SHM_DIR, shared_memory_free_bytes
@@ -220,7 +220,7 @@ class SharedPPOSystem:
                                     args=(options, stats_send, self._stop, self._active, self._learner_beat.array,
                                           os.getpid(), self._freeze))  # fmt: skip
         try:
-            with one_native_thread_per_process(), children_start_deaf_to_ctrl_c():
+            with one_native_thread_per_process(), children_start_deaf_to_stop_signals():
                 learner.start()
         finally:
             stats_send.close()
@@ -359,14 +359,9 @@ class SharedPPOSystem:
             self._shut_down = True
             return
         self.learner.join(timeout=0.0 if cut_short else 15.0 if graceful else 5.0)
-        if self.learner.is_alive():
-            self.learner.terminate()
-            # After a second Ctrl-C, a learner that does not end on SIGTERM within half a second is
-            # hung, not busy (a minibatch step takes milliseconds): "at once" means not 2 s more.
-            self.learner.join(timeout=0.5 if cut_short else 2.0)
-            if self.learner.is_alive():
-                self.learner.kill()
-                self.learner.join(timeout=2.0)
+        if self.learner.is_alive():  # it ignores SIGTERM (pool.ignore_stop_signals); its last checkpoint stays
+            self.learner.kill()
+            self.learner.join(timeout=2.0)
         self._read_learner_stats()
         self._stats_recv.close()
         self.buffer.close()
