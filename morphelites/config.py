@@ -334,8 +334,9 @@ class TrainingConfig:
     """Seconds without a heartbeat after which the learner or a worker counts as stalled; it is
     then killed and handled like a process that died (both modes)."""
     max_learner_restarts: int = 3
-    """Shared mode: a dead (or stalled) learner is restarted from its newest checkpoint; after this
-    many deaths in a row (no checkpoint written in between) the run stops."""
+    """Shared mode: a dead (or stalled) learner is restarted from its newest checkpoint, at most
+    this many times in a row (no checkpoint written in between); the next death stops the run
+    (0: the first death does)."""
     learner_checkpoint_every: int = 20
     """Shared mode: the learner checkpoints every this many updates (at most this many are lost
     when it dies)."""

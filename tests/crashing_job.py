@@ -1,9 +1,18 @@
-"""A worker job that kills its process on every task, as a broken install or a body that crashes
-the simulator would: for the crash-loop test (tests/test_train.py). Imported by worker processes
-by its module name (they inherit this directory on sys.path)."""
+"""Worker jobs that kill their process: on every task, as a broken install would, or on one
+body, as a body that crashes the simulator would (tests/test_train.py). Imported by worker
+processes by its module name (they inherit this directory on sys.path)."""
 
 import os
 
 
 def run_task(*args: object) -> None:
     os._exit(3)
+
+
+def dies_on_individual_3(individual, settings):
+    """The independent mode's job, except that individual 3's body "crashes the simulator"."""
+    from morphelites.independent import train_and_evaluate
+
+    if individual.id == 3:
+        os._exit(3)
+    return train_and_evaluate(individual, settings)

@@ -114,7 +114,7 @@ def test_workers_killed_at_random_moments_are_replaced_and_nothing_is_lost(tmp_p
     run = Run(tmp_path, "--workers", "2", "--evaluations", str(total), "--steps-per-individual", "2000",
               "--config", str(_config(tmp_path)), "--output", str(out))  # fmt: skip
     rng = random.Random(kills)
-    kill = 0
+    kill = waited_for = 0
     while kill < kills:
         wait_for(lambda: run.children("shared_ppo worker"), 120, "worker processes")
         time.sleep(rng.uniform(0.3, 2.0))
@@ -125,6 +125,13 @@ def test_workers_killed_at_random_moments_are_replaced_and_nothing_is_lost(tmp_p
             continue
         kill += 1
         wait_for(lambda: _log(out).count(" died (exit code") >= kill, 60, f"the supervisor to notice kill {kill}")
+        # Let the individual it reissued finish first: three deaths on one individual stop the run
+        # (trainer.MAX_DEATHS_PER_INDIVIDUAL), and random kills could hit the same one thrice.
+        reissued = re.findall(r"Individual (\d+) is issued again", _log(out))
+        if len(reissued) > waited_for:
+            waited_for = len(reissued)
+            wait_for(lambda: int(reissued[-1]) in {r["id"] for r in read_results(out)}, 120,
+                     f"individual {reissued[-1]} to be evaluated after kill {kill}")  # fmt: skip
     code, console = run.wait()
     assert code == 0, console
     _assert_ids_complete(out, total)

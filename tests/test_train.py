@@ -824,6 +824,26 @@ def test_workers_that_die_on_every_task_stop_the_run_after_ten_deaths_in_a_row_w
     assert left == set(tracker) and len(tracker) <= 1, [p.cmdline() for p in left]
 
 
+def test_a_body_whose_worker_dies_three_times_stops_the_run_naming_it_and_resume_issues_it_again(tmp_path, tiny_config,
+                                                                                                   monkeypatch):  # fmt: skip
+    """Seen in review: an individual whose evaluation kills its worker was issued again without
+    limit (a respawn and part of a training each time), and near the end of a run the deaths
+    became a crash loop blamed on the install, which --resume met again."""
+    from morphelites.parallel.supervisor import IndependentBackend
+
+    monkeypatch.setattr(IndependentBackend, "JOB", "crashing_job:dies_on_individual_3")
+    out = tmp_path / "run"
+    args = ["--config", str(tiny_config), "--steps-per-individual", "64", "--output", str(out), "--quiet"]
+    assert main(["train", "--mode", "independent", "--workers", "1", "--initial-random", "4", "--evaluations", "6", *args]) == 1
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["status"] == "failed" and "worker evaluating individual 3 died 3 times (last exit code 3" in summary["error"]
+    assert "--resume" in summary["error"] and summary["worker_restarts"] == 3
+    assert sorted(r["id"] for r in _results(out)) == [0, 1, 2]
+    monkeypatch.setattr(IndependentBackend, "JOB", "morphelites.independent:train_and_evaluate")  # the cause fixed
+    assert main(["train", "--resume", "--output", str(out), "--quiet"]) == 0
+    assert sorted(r["id"] for r in _results(out)) == list(range(6)), "individual 3 is issued again"
+
+
 def test_a_final_reevaluation_that_raises_stops_the_run_as_failed_and_resume_does_it(tmp_path, tiny_config, monkeypatch):
     """README, Reliability: a re-evaluation of an elite that raises stops the run at once (exit 1,
     summary.json, the archive as found); once the cause is gone, --resume re-evaluates."""

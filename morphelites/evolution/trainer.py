@@ -52,6 +52,10 @@ __all__ = ["MAPElitesEvolutionTrainer", "EXIT_CODES"]
 
 #: Exit codes by how a run ended.
 EXIT_CODES = {"completed": 0, "failed": 1, "interrupted": 130, "terminated": 143}
+#: Deaths (or stalls) of the worker evaluating one individual, while other evaluations finish,
+#: that stop the run: its body likely crashes the simulator or takes too much memory, and would be
+#: issued again forever. (Workers that never finish anything are the pool's crash loop instead.)
+MAX_DEATHS_PER_INDIVIDUAL = 3
 _CHECKPOINT_FORMAT = "morphelites-evolution-1"
 #: Fields of an evolution checkpoint that resuming reads (``settings`` is checked for the body space).
 _CHECKPOINT_FIELDS = ("completed", "next_id", "pending", "variation", "wall_s", "settings")
@@ -222,6 +226,8 @@ class MAPElitesEvolutionTrainer:
         self.free_ids: list[int] = []
         self.in_flight: dict[int, Individual] = {}
         self.failures: dict[int, int] = {}
+        self.deaths: dict[int, int] = {}  # individual id -> deaths of the worker evaluating it, this session
+        self._a_task_finished = False  # this session: the workers can run, so deaths are the body's doing
         self._stop_signal: int | None = None
         self._deferring_interrupt = False  # inside _second_ctrl_c_deferred
         self._interrupt_deferred = False  # a second Ctrl-C came inside it
@@ -574,6 +580,7 @@ class MAPElitesEvolutionTrainer:
                               f"The evaluation returned a non-finite fitness ({event.value.evaluation['fitness']!r}): "
                               "the simulation probably went unstable on this body.")  # fmt: skip
         if event.kind == "done":
+            self._a_task_finished = True
             individual = self.in_flight.pop(event.task_id)
             result: IndividualResult = event.value
             result.worker = event.worker
@@ -592,7 +599,14 @@ class MAPElitesEvolutionTrainer:
             log.warning("Worker %d died (exit code %s); restarted it.%s", event.worker, event.value,
                         f" Individual {individual.id} is issued again." if individual else "")  # fmt: skip
             if individual is not None:
-                self.pending.insert(0, individual)
+                self.pending.insert(0, individual)  # tried again now, or by --resume (the checkpoint keeps it)
+                self.deaths[individual.id] = self.deaths.get(individual.id, 0) + 1
+                if self.deaths[individual.id] >= MAX_DEATHS_PER_INDIVIDUAL and self._a_task_finished:
+                    raise EvaluationFailed(
+                        f"The worker evaluating individual {individual.id} died {self.deaths[individual.id]} times (last "
+                        f"exit code {event.value}; a stall counts too), while other evaluations finish: its body "
+                        f"({individual.body}) probably crashes the simulator or needs too much memory. Fix the cause, then "
+                        f"continue with `morphelites train --resume --output {self.run_dir.path}`, which issues it again.")  # fmt: skip
         elif event.kind == "error":
             individual = self.in_flight.pop(event.task_id)
             self.failures[individual.id] = self.failures.get(individual.id, 0) + 1
