@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 __all__ = ["RunningMeanStd", "RewardScaler"]
@@ -39,12 +41,19 @@ class RunningMeanStd:
         return {"mean": self.mean.copy(), "var": self.var.copy(), "count": self.count}
 
     def load_state_dict(self, state: dict[str, np.ndarray | float]) -> None:
+        """Take ``state`` (from :meth:`state_dict`); ValueError if it cannot be statistics of this
+        shape: a wrong shape, a non-finite value, a negative variance or a count not above 0
+        (any of them would poison every later update, or fail far from the file that caused it)."""
         mean = np.asarray(state["mean"], dtype=np.float64)
-        if mean.shape != self.mean.shape:
-            raise ValueError(f"normaliser state has shape {mean.shape}, expected {self.mean.shape}")
-        self.mean = mean.copy()
-        self.var = np.asarray(state["var"], dtype=np.float64).copy()
-        self.count = float(state["count"])  # type: ignore[arg-type]
+        var = np.asarray(state["var"], dtype=np.float64)
+        count = float(state["count"])  # type: ignore[arg-type]
+        if mean.shape != self.mean.shape or var.shape != self.var.shape:
+            raise ValueError(f"normaliser state has shapes {mean.shape} (mean) and {var.shape} (var), expected {self.mean.shape}")
+        if not (np.all(np.isfinite(mean)) and np.all(np.isfinite(var)) and math.isfinite(count)):
+            raise ValueError("normaliser state is not all finite (NaN or inf)")
+        if np.any(var < 0) or count <= 0:
+            raise ValueError(f"normaliser state has a negative variance or a count of {count}, not above 0")
+        self.mean, self.var, self.count = mean.copy(), var.copy(), count
 
 
 class RewardScaler:

@@ -1,9 +1,10 @@
 """PPO maths: batches, GAE, the clipped loss and one update. No processes, no files.
 
 Shapes: a rollout is T steps of N environments; ``(T, N)`` arrays are time-major. ``dones[t, n]``
-means the episode of env n ended with step t (so ``obs[t + 1, n]`` starts a new one); for a
-time-limit truncation the collector has already added ``gamma * V(final obs)`` to ``rewards[t, n]``
-so that a truncation is not mistaken for a terminal state.
+means the episode of env n ended with step t (so ``obs[t + 1, n]`` starts a new one). For a
+time-limit truncation the caller adds ``gamma * V(final obs)`` (the collector's
+``Segment.bootstrap``) to ``rewards[t, n]`` before :func:`compute_gae` or :func:`compute_vtrace`,
+so that a truncation is not mistaken for a terminal state; the collector does not.
 """
 
 from __future__ import annotations

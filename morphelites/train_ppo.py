@@ -73,9 +73,10 @@ def rollout_plan(total_steps: int, num_envs: int, num_steps: int, min_transition
     """The rollouts of a training run of ``total_steps`` env steps (rounded up to a whole step of
     every env), as ``(full, last)``: ``full`` rollouts of ``num_steps`` steps per env, then one of
     ``last`` steps, shortened so that a budget is spent, not overshot by a batch. A shortened last
-    rollout of fewer than ``min_transitions`` transitions (``num_envs`` per step) is folded into the
-    one before: a batch that small would be cut into minibatches of one or two transitions, whose
-    advantages cannot be normalised. (Two numbers, not a list: a budget can be 10**10 steps.)
+    rollout of fewer than ``min_transitions`` transitions (``num_envs`` per step; see
+    :func:`least_last_rollout`) is folded into the one before: a batch that small would be cut into
+    minibatches of a few transitions, whose advantages cannot be normalised. (Two numbers, not a
+    list: a budget can be 10**10 steps.)
     """
     steps = max(1, math.ceil(total_steps / num_envs))
     full, last = divmod(steps, num_steps)
@@ -84,6 +85,15 @@ def rollout_plan(total_steps: int, num_envs: int, num_steps: int, min_transition
     if full and last * num_envs < min_transitions:
         full, last = full - 1, last + num_steps
     return full, last
+
+
+def least_last_rollout(num_envs: int, config: PPOConfig) -> int:
+    """Transitions below which :func:`rollout_plan` folds a shortened last rollout into the one
+    before: a quarter of a full batch, and at least ``MIN_MINIBATCH`` per minibatch. Why more than
+    that floor: minibatches of two transitions normalise their advantages to exactly +-0.71,
+    whatever they were, so an update of such minibatches follows only signs (seen in review: a
+    budget of 20,496 steps ended with 80 Adam steps on a one-step rollout)."""
+    return max(MIN_MINIBATCH * config.num_minibatches, num_envs * config.num_steps // 4)
 
 
 def train_policy(
@@ -112,7 +122,7 @@ def train_policy(
     updater = PPOUpdater(model, config, seed=stream_seed(seed, Stream.MINIBATCHES), on_minibatch=beat)  # beat: a no-op unless in a watched worker
     scaler = RewardScaler(len(envs), config.gamma) if config.normalize_reward else None
     collector = SegmentCollector(envs, seed=stream_seed(seed, Stream.ENV_RESETS), reward_scaler=scaler)
-    full, last = rollout_plan(total_steps, collector.num_envs, config.num_steps, MIN_MINIBATCH * config.num_minibatches)
+    full, last = rollout_plan(total_steps, collector.num_envs, config.num_steps, least_last_rollout(collector.num_envs, config))
     num_updates = full + 1
     result = TrainingResult()
     start = time.perf_counter()

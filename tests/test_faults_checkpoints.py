@@ -362,12 +362,20 @@ def _poison_first_moments(state: dict[str, Any]) -> None:
         (lambda s: s["policy"]["state_dict"].clear(), "its contents cannot be loaded (RuntimeError: "),
         (lambda s: s.update(version="seven"), "its contents cannot be loaded (ValueError: "),
         (_poison_first_weight, "its policy weights or observation statistics are not all finite"),
-        (lambda s: s["policy"]["obs_rms"]["var"].__setitem__(0, np.nan), "its policy weights or observation statistics are not all finite"),
+        (lambda s: s["policy"]["obs_rms"]["var"].__setitem__(0, np.nan), "its contents cannot be loaded (ValueError: normaliser state is not all finite"),
         (_poison_first_moments, "its optimizer state exp_avg_sq of parameter 0 is not all finite"),
         (lambda s: s.update(minibatch_rng={"bit_generator": "MT19937"}), "its contents cannot be loaded ("),
+        # Seen in review: these loaded, then stalled learning (every update skipped or undone) or
+        # crashed every learner start, instead of falling back to the older checkpoint.
+        (lambda s: s["return_rms"].update(var=np.nan), "its contents cannot be loaded (ValueError: normaliser state is not all finite"),
+        (lambda s: s["policy"]["obs_rms"].update(count=np.nan), "its contents cannot be loaded (ValueError: normaliser state is not all finite"),
+        (lambda s: s["policy"]["obs_rms"].update(count=-5.0), "its contents cannot be loaded (ValueError: normaliser state has a negative variance or a count of -5.0, not above 0"),
+        (lambda s: s["policy"]["obs_rms"].update(var=s["policy"]["obs_rms"]["var"][:3]), "its contents cannot be loaded (ValueError: normaliser state has shapes"),
+        (lambda s: s["return_rms"].update(var=np.ones(3)), "its contents cannot be loaded (ValueError: normaliser state has shapes"),
     ],
     ids=["optimizer-moment-shape", "empty-weights", "version-not-a-number", "nan-weight", "nan-normaliser", "inf-moment",
-         "minibatch-rng"],
+         "minibatch-rng", "nan-reward-statistics", "nan-normaliser-count", "negative-normaliser-count",
+         "normaliser-var-shape", "reward-statistics-shape"],
 )
 def test_learner_resume_skips_a_checkpoint_whose_contents_cannot_be_loaded(tmp_path, damage, words):
     checkpoints = tmp_path / "checkpoints"

@@ -275,6 +275,19 @@ def test_a_short_last_rollout_is_folded_into_the_one_before(total, envs, steps, 
     assert sum(lengths) * envs >= total > (sum(lengths) - 1) * envs, "the budget is spent to a whole step of every env"
 
 
+def test_a_last_rollout_under_a_quarter_of_a_batch_is_folded_so_no_minibatch_is_a_pair():
+    """Seen in review: only a last rollout under two transitions per minibatch was folded, so
+    `morphelites ppo --steps 20496` ended with 8 minibatches of 2 (advantages +-0.71 whatever they were)."""
+    from morphelites.config import PPOConfig
+    from morphelites.train_ppo import least_last_rollout, rollout_plan
+
+    config = PPOConfig(num_envs=16, num_steps=128, num_minibatches=8)
+    assert least_last_rollout(16, config) == 512
+    assert rollout_plan(20_496, 16, 128, least_last_rollout(16, config)) == (9, 129)
+    assert rollout_plan(20_480 + 512, 16, 128, least_last_rollout(16, config)) == (10, 32), "a quarter is kept"
+    assert least_last_rollout(1, PPOConfig(num_envs=1, num_steps=8, num_minibatches=8)) == 16, "the floor"
+
+
 def test_the_rollout_plan_of_the_largest_budget_is_two_numbers():
     from morphelites.train_ppo import rollout_plan
 
