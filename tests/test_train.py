@@ -534,6 +534,39 @@ def test_a_final_picture_that_cannot_be_drawn_does_not_cost_the_summary(tmp_path
     assert "Traceback" in log, "a failure that is not the disk's is a bug: its traceback goes in the log"
 
 
+def test_a_final_picture_that_cannot_be_drawn_does_not_cost_the_reevaluated_archive(tmp_path, monkeypatch):
+    """Seen in review: archive_reevaluated.csv was written after the pictures, in the same try, so
+    a failing heatmap lost each elite's re-evaluated fitness for good, and --resume then called the
+    run finished. The tables now come first; a run whose re-evaluated archive is missing does its
+    final re-evaluation again on --resume."""
+    from morphelites.evolution import trainer as trainer_module
+
+    real = trainer_module.heatmap_png
+
+    def broken_heatmap(archive, title_prefix=""):
+        raise OSError(28, "No space left on device")
+
+    settings = {**TINY, "evolution": {**TINY["evolution"], "heatmap_every": 100}}  # drawn at the end only
+
+    def run(resume: bool) -> dict:
+        return trainer_module.MAPElitesEvolutionTrainer(
+            settings, num_initial_random=2, training_steps_per_individual=64, enable_multiprocess=False,
+            use_shared_ppo=True, output_dir=str(out), evaluations=2, quiet=True, resume=resume,
+        ).run()  # fmt: skip
+
+    monkeypatch.setattr(trainer_module, "heatmap_png", broken_heatmap)
+    out = tmp_path / "run"
+    assert run(resume=False)["status"] == "completed"
+    assert (out / "archive_reevaluated.csv").is_file() and (out / "curves.png").is_file()
+    assert not (out / "heatmap.png").exists() and not (out / "heatmap_reevaluated.png").exists()
+    monkeypatch.setattr(trainer_module, "heatmap_png", real)
+    (out / "archive_reevaluated.csv").unlink()  # as a failed write would have left it
+    summary = run(resume=True)
+    assert summary["status"] == "completed" and "qd_score_reevaluated" in summary
+    assert (out / "archive_reevaluated.csv").is_file() and (out / "heatmap_reevaluated.png").is_file()
+    assert "Nothing to do" not in (out / "training.log").read_text()
+
+
 def test_a_results_line_the_disk_refuses_leaves_the_archive_and_summary_without_that_individual(tmp_path, monkeypatch):
     """Seen: the archive took the individual before results.jsonl refused its line, so the failed run's
     summary.json and archive.csv counted an evaluation that results.jsonl (the run's record) lacks."""

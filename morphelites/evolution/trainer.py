@@ -910,16 +910,34 @@ class MAPElitesEvolutionTrainer:
         return "interrupted" if self._stop_signal == signal.SIGINT else "terminated"
 
     def _write_archive_files(self, final: bool = False) -> None:
+        """archive.csv and archive_reevaluated.csv, then heatmap.png, curves.png (every
+        ``_CURVES_EVERY_S``, and when ``final``) and heatmap_reevaluated.png.
+
+        The tables come first, and every picture is tried: the re-evaluated fitness of each elite
+        exists nowhere else once this process ends, so a picture that cannot be drawn must not
+        cost it. The first picture's failure is raised once all were tried.
+        """
         names = [s.name for s in self.specs]
         self.recorder.archive(self.archive.elites(), names)
-        if len(self.archive):
-            self.recorder.heatmap(heatmap_png(self.archive))
-        if final or time.monotonic() - self._last_curves >= _CURVES_EVERY_S:
-            self._write_curves()
-        if self.reevaluation:
-            again = self.reevaluation["archive"]
+        again = self.reevaluation["archive"] if self.reevaluation else None
+        if again is not None:
             self.recorder.archive(again.elites(), names, suffix="_reevaluated", reevaluated_at=self.reevaluation["at"])
-            self.recorder.heatmap(heatmap_png(again, title_prefix="re-evaluated with the final policy: "), suffix="_reevaluated")
+        pictures: list[Callable[[], None]] = []
+        if len(self.archive):
+            pictures.append(lambda: self.recorder.heatmap(heatmap_png(self.archive)))
+        if final or time.monotonic() - self._last_curves >= _CURVES_EVERY_S:
+            pictures.append(self._write_curves)
+        if again is not None:
+            pictures.append(lambda: self.recorder.heatmap(heatmap_png(again, title_prefix="re-evaluated with the final policy: "),
+                                                          suffix="_reevaluated"))  # fmt: skip
+        failure: Exception | None = None
+        for draw in pictures:
+            try:
+                draw()
+            except Exception as error:
+                failure = failure or error
+        if failure is not None:
+            raise failure
 
     def _write_final_files(self, summary: dict[str, Any]) -> None:
         """Write archive.csv, the heatmaps and curves.png, then summary.json.
@@ -1112,8 +1130,9 @@ class MAPElitesEvolutionTrainer:
         if summary is None or summary.get("status") != "completed" or summary.get("evaluations") != self.completed:
             return None
         spent = self.completed >= self.settings.evolution.evaluations or self._spent_budget(self.wall_s_before) is not None
+        # archive_reevaluated.csv too: lost when the run could not write it, and only a new round makes it again
         reevaluated = not (self.mode == "shared" and self.settings.training.reevaluate_elites) \
-            or self.recorder.final_reevaluation_recorded(self.completed)
+            or (self.recorder.final_reevaluation_recorded(self.completed) and self.run_dir.archive_reevaluated.is_file())
         return summary if spent and reevaluated else None
 
     def _nothing_to_do(self, summary: dict[str, Any]) -> dict[str, Any]:

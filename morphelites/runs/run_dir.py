@@ -41,6 +41,7 @@ class RunDirectory:
     training_log = property(lambda self: self.path / "training.log")
     results = property(lambda self: self.path / "results.jsonl")
     archive_csv = property(lambda self: self.path / "archive.csv")
+    archive_reevaluated = property(lambda self: self.path / "archive_reevaluated.csv")
     heatmap = property(lambda self: self.path / "heatmap.png")
     curves = property(lambda self: self.path / "curves.png")
     metrics = property(lambda self: self.path / "metrics.csv")
