@@ -949,6 +949,20 @@ def test_an_unexpected_error_still_writes_summary_json_and_gives_the_signal_hand
     assert signal.getsignal(signal.SIGINT) is handler_before, "the run's Ctrl-C handler is given back"
 
 
+def test_a_resumed_run_continues_restart_counts_from_summary_json_where_they_passed_the_last_metrics_row(tmp_path,
+                                                                                                         tiny_config):  # fmt: skip
+    """Seen in review: the counters were floored from metrics.csv alone, which gets a row per
+    evaluation; deaths during a body still in flight at Ctrl-C, or during the final re-evaluation,
+    are only in summary.json, and the resumed run's totals lost them."""
+    out = tmp_path / "run"
+    _serial_run(out, tiny_config, evaluations=3)
+    summary = json.loads((out / "summary.json").read_text())
+    summary["worker_restarts"] = 3  # metrics.csv says 0
+    (out / "summary.json").write_text(json.dumps(summary))
+    _serial_run(out, tiny_config, evaluations=4, resume=True)
+    assert json.loads((out / "summary.json").read_text())["worker_restarts"] == 3
+
+
 def test_a_resumed_run_continues_its_wall_time_restart_counts_and_peak_memory_from_metrics_csv(tmp_path, tiny_config):
     """Without an up-to-date checkpoint (a hard stop before the next one) wall_s restarted from the
     checkpoint's figure, or from 0, and the worker restart count from 0 in every resumed session;

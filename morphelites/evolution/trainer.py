@@ -61,7 +61,8 @@ _CHECKPOINT_FORMAT = "morphelites-evolution-1"
 _CHECKPOINT_FIELDS = ("completed", "next_id", "pending", "variation", "wall_s", "settings")
 
 
-#: Counts a backend keeps for its own session only; a resumed run continues them from metrics.csv.
+#: Counts a backend keeps for its own session only; a resumed run continues them from metrics.csv
+#: and summary.json.
 _SESSION_COUNTERS = ("worker_restarts", "worker_stalls", "learner_restarts", "learner_stalls", "transitions_written",
                      "transitions_consumed", "segments_dropped_lag", "producer_waits")  # fmt: skip
 
@@ -1048,7 +1049,9 @@ class MAPElitesEvolutionTrainer:
             maxima.get("policy_version", 0.0), self.recorder.reevaluation_rows_max("policy_version_max"),
             *(line["policy_version"] for line in results if isinstance(line.get("policy_version"), int)),
         ))  # fmt: skip
-        self.session_counters_floor = {column: maxima[column] for column in _SESSION_COUNTERS if column in maxima}
+        # summary.json too: a graceful stop counts past the last metrics row (a body in flight, the final re-evaluation)
+        self.session_counters_floor = {column: max(maxima.get(column, 0.0), _number(previous_summary.get(column)))
+                                       for column in _SESSION_COUNTERS if column in maxima or column in previous_summary}  # fmt: skip
         # the first rates of this session are taken from where the last one left off, not from 0
         self._previous_learner = {**{column: float(self.learner_counters_floor[name]) for name, column in COUNTER_COLUMNS.items()
                                      if name in self.learner_counters_floor},
