@@ -342,3 +342,22 @@ def test_the_line_that_creates_an_appended_file_also_makes_its_name_durable(tmp_
     files.append_line(tmp_path / "results.jsonl", '{"id": 1}')
     assert synced == [str(tmp_path)], "once, when the file was created"
     assert (tmp_path / "results.jsonl").read_text() == '{"id": 0}\n{"id": 1}\n'
+
+
+def test_a_run_whose_appended_files_this_user_cannot_write_is_refused_before_anything_starts(tmp_path, monkeypatch):
+    """Seen in review: only the directory was checked, so a results.jsonl or training.log of
+    another user (a group results folder, a requeue under another account) raised PermissionError
+    from deep inside the run, after config.json was rewritten. Root may write anything, so the
+    permission answer is the one thing faked here."""
+    run = RunDirectory(tmp_path / "run")
+    run.path.mkdir()
+    run.config.write_text('{"command": "train"}')
+    run.results.write_text("")
+    real_access = os.access
+    monkeypatch.setattr(os, "access", lambda path, mode: False if str(path).endswith("results.jsonl") else real_access(path, mode))
+    with pytest.raises(RunDirectoryError, match=r"Cannot write results.jsonl in .*run \(read-only, or another user's\)"):
+        run.check(resume=True, resumable=True)
+    monkeypatch.setattr(os, "access", real_access)
+    run.lock_file.mkdir()  # cannot be opened for writing: a real fault, not a faked one
+    with pytest.raises(RunDirectoryError, match="Cannot use output directory .*run: Is a directory"):
+        run.hold()

@@ -117,6 +117,14 @@ class RunDirectory:
                 f"Cannot write to {existing} (needed for output directory {path}). Fix its permissions or choose "
                 f"another --output."
             )
+        # Files a run appends to (the others are replaced whole, which takes the directory's permission only)
+        appended = (self.training_log, self.results, self.metrics, self.reevaluations, self.lock_file)
+        unwritable = [file.name for file in appended if file.exists() and not os.access(file, os.W_OK)]
+        if unwritable:
+            raise RunDirectoryError(
+                f"Cannot write {', '.join(unwritable)} in {path} (read-only, or another user's). Give this user write "
+                f"permission on them (chmod u+w, or chown), or resume as the user who made the run."
+            )
         free = shutil.disk_usage(existing).free
         if free < MIN_FREE_BYTES:
             raise RunDirectoryError(
@@ -150,7 +158,10 @@ class RunDirectory:
         """Lock the run for this process until :meth:`RunHold.release` (or its exit, however it
         ends: the kernel drops the lock of a dead process). RunDirectoryError if another process
         holds it. On a filesystem without locks (flock fails) nothing is held, and a warning says so."""
-        handle = open(self.lock_file, "a+b")
+        try:
+            handle = open(self.lock_file, "a+b")
+        except OSError as error:  # made unwritable since the check
+            raise self._unusable(error) from None
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
