@@ -309,8 +309,9 @@ class MAPElitesEvolutionTrainer:
         # before the pool creates shared memory that a plain Ctrl-C here would leave to the resource tracker.
         load_drawing_modules()
         # Given back at the end: a script or notebook that runs several experiments keeps its name.
-        # The run directory tells runs on one machine apart (``pkill -INT -f "map_elites main DIR"``).
-        previous_title = set_process_title(f"map_elites main {self.run_dir.path}")
+        # The run directory, absolute and resolved as `realpath` gives it, tells runs on one machine
+        # apart whatever path --output was given as (``pkill -INT -f "map_elites main $(realpath DIR)$"``).
+        previous_title = set_process_title(f"map_elites main {self.run_dir.path.resolve()}")
         training = self.settings.training
         try:
             pool = self._make_backend(workers)
