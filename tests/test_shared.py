@@ -1056,7 +1056,7 @@ def test_killed_worker_is_replaced_and_ctrl_c_leaves_no_process(tmp_path, tiny_c
                 victim = workers[attempt % 2]
             time.sleep(0.1)
         assert victim is not None, "process titles name the learner and the workers"
-        title = " ".join(psutil.Process(proc.pid).cmdline())
+        title = " ".join(psutil.Process(proc.pid).cmdline()).rstrip()  # setproctitle pads with NULs
         assert title.endswith(f"morphelites: map_elites main {out.resolve()}"), f"and the run, as realpath names it: {title}"
         os.kill(victim, signal.SIGKILL)
         while time.monotonic() < deadline and log_path.read_text().count("died") <= attempt:
