@@ -19,11 +19,36 @@ import morphelites  # noqa: E402,F401  (sets the MUJOCO_GL default of this syste
 REPO = Path(__file__).resolve().parents[1]
 
 
-def start_train(*args: str) -> subprocess.Popen:
-    """Start ``python -m morphelites train --quiet ARGS`` in the background."""
+_BACKGROUND: list[subprocess.Popen] = []  # started by start_morphelites, killed at the test's end if still running
+
+
+def start_morphelites(*args: str) -> subprocess.Popen:
+    """Start ``python -m morphelites ARGS`` in the background (stdout and stderr piped, as text).
+    If it still runs when its test ends (the test failed or timed out), it is killed with every
+    process it started: a run left going slows the rest of the suite, or a benchmark beside it."""
     env = dict(os.environ, PYTHONPATH=str(REPO))
-    return subprocess.Popen([sys.executable, "-m", "morphelites", "train", "--quiet", *args], env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+    proc = subprocess.Popen([sys.executable, "-m", "morphelites", *args], env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)  # fmt: skip
+    _BACKGROUND.append(proc)
+    return proc
+
+
+def start_train(*args: str) -> subprocess.Popen:
+    """Start ``python -m morphelites train --quiet ARGS`` in the background (see :func:`start_morphelites`)."""
+    return start_morphelites("train", "--quiet", *args)
+
+
+@pytest.fixture(autouse=True)
+def _no_background_run_outlives_its_test():
+    yield
+    while _BACKGROUND:
+        proc = _BACKGROUND.pop()
+        if proc.poll() is None:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                for process in [*psutil.Process(proc.pid).children(recursive=True), psutil.Process(proc.pid)]:
+                    with contextlib.suppress(psutil.NoSuchProcess):
+                        process.kill()
+            proc.wait(timeout=10)
 
 
 def read_results(out: Path) -> list[dict]:
@@ -53,8 +78,14 @@ def assert_gone(processes: list[psutil.Process], timeout: float = 10.0) -> None:
     """Wait until every one of ``processes`` has exited; those that have not by ``timeout`` are
     killed (so that a failing test leaves no orphans on the machine), and the test fails."""
 
+    def running(process: psutil.Process) -> bool:
+        try:
+            return process.is_running() and process.status() != psutil.STATUS_ZOMBIE
+        except psutil.NoSuchProcess:  # reaped between the two questions: gone, as promised
+            return False
+
     def alive() -> list[psutil.Process]:
-        return [p for p in processes if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
+        return [p for p in processes if running(p)]
 
     try:
         wait_for(lambda: not alive(), timeout, "every child process to exit (no orphans)")

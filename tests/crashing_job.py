@@ -16,3 +16,10 @@ def dies_on_individual_3(individual, settings):
     if individual.id == 3:
         os._exit(3)
     return train_and_evaluate(individual, settings)
+
+
+def dies_on_odd_tasks(number: int) -> int:
+    """Kills its process on an odd ``number`` and returns an even one: deaths with successes between."""
+    if number % 2:
+        os._exit(3)
+    return number

@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from conftest import REPO
+from conftest import REPO, start_morphelites
 from morphelites.cli import main
 
 
@@ -412,10 +412,8 @@ def _start_ppo(tmp_path, *args: str) -> subprocess.Popen:
     (256 env steps an update) unless ``args`` say otherwise."""
     config = tmp_path / "small.json"
     config.write_text(json.dumps({"ppo": {"num_steps": 128}}))
-    return subprocess.Popen([sys.executable, "-m", "morphelites", "ppo", "--quiet", "--num-envs", "2", "--config", str(config),
-                             "--output", str(tmp_path / "run"), *args],
-                            env=dict(os.environ, PYTHONPATH=str(REPO)), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True)  # fmt: skip
+    return start_morphelites("ppo", "--quiet", "--num-envs", "2", "--config", str(config), "--output", str(tmp_path / "run"),
+                             *args)  # fmt: skip
 
 
 def _metric_rows(out) -> list[dict[str, str]]:

@@ -174,9 +174,10 @@ def _prepare(tmp_path: Path, setup: object) -> None:
         path.write_bytes(content if isinstance(content, bytes) else content.encode())
 
 
-def _files(root: Path) -> set[Path]:
-    """Every path under ``root``."""
-    return set(root.rglob("*"))
+def _files(root: Path) -> dict[Path, bytes | None]:
+    """Every path under ``root``, with a file's contents (None for a folder): a refusal that
+    rewrote or cut an existing file (results.jsonl, config.json) must show too."""
+    return {path: path.read_bytes() if path.is_file() else None for path in root.rglob("*")}
 
 
 @pytest.mark.parametrize("name,command,setup,words", CASES, ids=[c[0] for c in CASES])

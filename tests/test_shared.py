@@ -14,7 +14,7 @@ import numpy as np
 import psutil
 import pytest
 
-from conftest import read_results, start_train, write_json
+from conftest import assert_gone, read_results, start_train, write_json
 from morphelites.config import Settings
 from morphelites.individual import Individual
 from morphelites.morphology import Morphology
@@ -757,7 +757,7 @@ def test_a_close_cut_short_by_a_second_ctrl_c_is_finished_by_the_next_call(tmp_p
     start = time.monotonic()
     system.close(graceful=False)
     assert time.monotonic() - start < 5, "the second call does not wait for the learner's final checkpoint"
-    assert not [p for p in processes if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
+    assert_gone(processes, timeout=2.0)
     assert not blocks & _shared_memory_blocks(), "the weights and the buffer are unlinked"
     system.close(graceful=False)  # and a third call does nothing
 
@@ -805,6 +805,14 @@ def _blocks_of(system) -> set[str]:
     """The /dev/shm names of a backend's weights and experience buffer (other processes' blocks,
     such as a benchmark's running beside the tests, are none of the test's business)."""
     return {system.weights.name.lstrip("/"), system.buffer.name.lstrip("/")}
+
+
+def _title(process: psutil.Process) -> str:
+    """The process's title, or "" once it has exited (it may be reaped between listing and asking)."""
+    try:
+        return " ".join(process.cmdline())
+    except (psutil.NoSuchProcess, psutil.ZombieProcess):
+        return ""
 
 
 def _shared_memory_blocks() -> set[str]:
@@ -1049,7 +1057,7 @@ def test_killed_worker_is_replaced_and_ctrl_c_leaves_no_process(tmp_path, tiny_c
     for attempt in range(4):  # a worker killed between two tasks has nothing to reissue: kill again
         victim = None
         while time.monotonic() < deadline and victim is None:
-            titles = {c.pid: " ".join(c.cmdline()) for c in psutil.Process(proc.pid).children(recursive=True) if c.is_running()}
+            titles = {c.pid: _title(c) for c in psutil.Process(proc.pid).children(recursive=True)}
             workers = [pid for pid, title in titles.items() if "shared_ppo worker" in title]
             learners = [pid for pid, title in titles.items() if "shared_ppo learner" in title]
             if len(_results(out)) >= 1 + attempt and len(workers) == 2 and learners:
@@ -1077,8 +1085,7 @@ def test_killed_worker_is_replaced_and_ctrl_c_leaves_no_process(tmp_path, tiny_c
     start = time.monotonic()
     proc.communicate(timeout=60)
     assert time.monotonic() - start < 10 and proc.returncode == 130
-    time.sleep(0.5)
-    assert not [c for c in children if c.is_running() and c.status() != psutil.STATUS_ZOMBIE], "no orphan processes"
+    assert_gone(children)  # no orphan processes
     assert list((out / "checkpoints").glob("learner-*.pkl")), "the learner wrote its final checkpoint"
 
     resumed = _train("--resume", "--output", str(out))
