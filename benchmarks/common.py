@@ -8,7 +8,7 @@ import os
 import platform
 import subprocess
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, Hashable
 
 RESULTS = Path(__file__).resolve().parent / "results"
 REPO = Path(__file__).resolve().parent.parent
@@ -64,3 +64,22 @@ def write_json(name: str, data: dict[str, Any]) -> Path:
 
 def load_json(name: str) -> dict[str, Any]:
     return json.loads((RESULTS / f"{name}.json").read_text())
+
+
+def merge_rerun(previous: dict[str, Any], new_rows: list[dict[str, Any]], key: Callable[[dict[str, Any]], Hashable],
+                elapsed_s: float) -> tuple[list[dict[str, Any]], float]:
+    """The rows of a results file after a partial rerun, and its script time (s).
+
+    ``previous`` is the file as it was (its ``rows`` and ``wall_s``), ``new_rows`` the runs this
+    session has finished, ``key`` what makes two rows the same run (e.g. seed and mode). An earlier
+    row goes only once its rerun has finished, so a rerun that is cut off keeps every row it did
+    not get to. The time is the earlier total less the replaced rows' wall times (the earlier
+    sessions' probes and plotting stay counted; 0 once nothing earlier is kept), plus
+    ``elapsed_s`` of this session.
+    """
+    replaced = {key(row) for row in new_rows}
+    earlier = previous.get("rows", [])
+    kept = [row for row in earlier if key(row) not in replaced]
+    gone = sum(row.get("wall_s", 0.0) for row in earlier if key(row) in replaced)
+    earlier_s = max(0.0, previous.get("wall_s", 0.0) - gone) if kept else 0.0
+    return kept + new_rows, earlier_s + elapsed_s

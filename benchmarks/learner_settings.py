@@ -43,7 +43,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from common import RESULTS, write_json
+from common import RESULTS, merge_rerun, write_json
 from morphelites.config import GOAL_SAMPLINGS, SCENES, Settings
 from morphelites.parallel.supervisor import sync_quota
 from shared_vs_independent import compare, env_only_rate, run_mode
@@ -164,17 +164,17 @@ def main() -> None:
     previous = json.loads(path.read_text()) if path.exists() else {}
     if (previous.get("evaluations"), previous.get("workers")) != (args.evaluations, args.workers):
         previous = {}  # not comparable: start the file again
-    runs = {(seed, setting) for seed in args.seeds for setting in args.settings}
-    rows: list[dict[str, Any]] = [r for r in previous.get("rows", []) if (r["seed"], r["setting"]) not in runs]
-    earlier_wall = previous.get("wall_s", 0.0) if rows else 0.0
+    new_rows: list[dict[str, Any]] = []
+    rows: list[dict[str, Any]] = list(previous.get("rows", []))  # the file's rows, with this session's merged in
 
     def save() -> None:
-        rows.sort(key=_row_order)
+        merged, wall_s = merge_rerun(previous, new_rows, lambda r: (r["seed"], r["setting"]), time.perf_counter() - started)
+        rows[:] = sorted(merged, key=_row_order)
         compare_with_independent_runs(rows, args.workers)
         write_json(name, {
             "scene": args.scene, "goals": args.goals, "study": args.study, "evaluations": args.evaluations, "steps_per_individual": args.steps, "workers": args.workers,
             "seeds": sorted({r["seed"] for r in rows}), "env_only_steps_per_s": env_rate,
-            "wall_s": round(earlier_wall + time.perf_counter() - started, 1), "rows": rows,
+            "wall_s": round(wall_s, 1), "rows": rows,
         })  # fmt: skip
 
     def run(seed: int, setting: str, tmp: Path) -> dict[str, Any]:
@@ -185,7 +185,7 @@ def main() -> None:
         if spec.sections.get("training", {}).get("sync"):
             settings = Settings.from_dict(spec.sections).validate()
             row["sync_segments_per_version"] = sync_quota(settings, args.workers)
-        rows.append(row)
+        new_rows.append(row)
         save()
         return row
 

@@ -15,18 +15,20 @@ the raised limit on to each run's own process).
     python benchmarks/memory_scaling.py                 # 2, 4, 8, 12, 16 and 32 workers (about 5 min on 2 cores)
     python benchmarks/memory_scaling.py --workers 2 24
 
-Writes results/memory_scaling.json.
+Writes results/memory_scaling.json; the worker counts it measures replace the same counts there,
+the others are kept (with the same seed; another seed starts the file again).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
-from common import write_json
+from common import RESULTS, merge_rerun, write_json
 import morphelites.config
 from shared_vs_independent import run_mode
 
@@ -50,7 +52,11 @@ def main() -> None:
     # module-level limit at call time, and run_mode hands it on to the run's own process.
     morphelites.config.MAX_WORKERS_PER_CORE = max(morphelites.config.MAX_WORKERS_PER_CORE, max(args.workers))
     started = time.perf_counter()
-    rows: list[dict[str, Any]] = []
+    stored = RESULTS / "memory_scaling.json"
+    previous = json.loads(stored.read_text()) if stored.exists() else {}
+    if previous.get("seed") != args.seed:
+        previous = {}  # not comparable: start the file again
+    new_rows: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory() as tmp:
         for workers in sorted(set(args.workers)):
             row: dict[str, Any] = {"workers": workers}
@@ -60,11 +66,13 @@ def main() -> None:
                              "peak_pss_by_role_mb": run["peak_pss_by_role_mb"],
                              "pss_per_worker_mb": round(per_worker_mb(run, workers), 1)}  # fmt: skip
             row["memory_ratio_pss"] = round(row["shared"]["peak_pss_mb"] / row["independent"]["peak_pss_mb"], 3)
-            rows.append(row)
+            row["wall_s"] = round(row["independent"]["wall_s"] + row["shared"]["wall_s"], 1)
+            new_rows.append(row)
             print(f"{workers} workers: PSS ratio shared/independent {row['memory_ratio_pss']:.2f}", flush=True)
+            rows, wall_s = merge_rerun(previous, new_rows, lambda r: r["workers"], time.perf_counter() - started)
             write_json("memory_scaling", {
                 "scene": SCENE, "training_steps_per_individual": BUDGET, "seed": args.seed,
-                "wall_s": round(time.perf_counter() - started, 1), "rows": rows,
+                "wall_s": round(wall_s, 1), "rows": sorted(rows, key=lambda r: r["workers"]),
             })  # fmt: skip
 
 

@@ -35,7 +35,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from common import RESULTS, write_json
+from common import RESULTS, merge_rerun, write_json
 from morphelites.config import SCENES
 from shared_vs_independent import compare, env_only_rate, run_mode
 
@@ -74,17 +74,6 @@ def comparisons_of(rows: list[dict[str, Any]], workers: int) -> list[dict[str, A
                                 "by_evaluations": [ratios_at(pair["independent"], pair["shared"], k, workers)
                                                    for k in checkpoints(len(pair["independent"]["curve"]))]})  # fmt: skip
     return comparisons
-
-
-def earlier_wall_s(previous: dict[str, Any], seeds: list[int]) -> float:
-    """The script time (s) of the runs this one keeps from ``previous`` (its file) when it reruns
-    ``seeds``: the earlier total less the replaced runs' wall times (the earlier sessions' probes
-    and plotting stay counted); 0 when none is kept."""
-    rows = previous.get("rows", [])
-    if all(r["seed"] in seeds for r in rows):
-        return 0.0
-    replaced = sum(r["wall_s"] for r in rows if r["seed"] in seeds)
-    return max(0.0, previous.get("wall_s", 0.0) - replaced)
 
 
 def checkpoints(evaluations: int, parts: int = 8) -> list[int]:
@@ -150,13 +139,13 @@ def main() -> None:
     kept = ("evaluations", "shared_evaluations", "workers", "scene")
     if [previous.get(k) for k in kept] != [args.evaluations, shared_evaluations, args.workers, args.scene]:
         previous = {}  # not comparable: start the file again
-    rows: list[dict[str, Any]] = [r for r in previous.get("rows", []) if r["seed"] not in args.seeds]
-    earlier_wall = earlier_wall_s(previous, args.seeds)
+    new_rows: list[dict[str, Any]] = []
     started = time.perf_counter()
     env_rate = env_only_rate(args.workers)
     print(f"env-only rate with {args.workers} processes: {env_rate:.0f} steps/s", flush=True)
 
     def save() -> None:
+        rows, wall_s = merge_rerun(previous, new_rows, lambda r: (r["seed"], r["mode"]), time.perf_counter() - started)
         rows.sort(key=lambda r: (r["seed"], MODES.index(r["mode"])))
         comparisons = comparisons_of(rows, args.workers)
         plot(rows, comparisons, RESULTS / f"{name}.png")
@@ -164,7 +153,7 @@ def main() -> None:
             "scene": args.scene, "goals": "workspace", "evaluations": args.evaluations, "shared_evaluations": shared_evaluations,
             "steps_per_individual": args.steps, "workers": args.workers, "seeds": sorted({r["seed"] for r in rows}),
             "plot": f"{name}.png",
-            "wall_s": round(earlier_wall + time.perf_counter() - started, 1), "comparisons": comparisons, "rows": rows,
+            "wall_s": round(wall_s, 1), "comparisons": comparisons, "rows": rows,
         })  # fmt: skip
 
     if args.keep_runs is not None:
@@ -174,7 +163,7 @@ def main() -> None:
             for mode in MODES:
                 evaluations = shared_evaluations if mode == "shared" else args.evaluations
                 row = run_mode(mode, args.scene, args.steps, evaluations, args.workers, seed, Path(tmp))
-                rows.append({**row, "env_only_steps_per_s": env_rate})
+                new_rows.append({**row, "env_only_steps_per_s": env_rate})
                 save()
 
 

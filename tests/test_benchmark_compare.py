@@ -9,7 +9,8 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 
 from long_analysis import analyse_pair, evaluations_within  # noqa: E402
-from run_length import earlier_wall_s, ratios_at  # noqa: E402
+from common import merge_rerun  # noqa: E402
+from run_length import ratios_at  # noqa: E402
 from readme_tables import _env_only_rates, _measured_pairs, _speed  # noqa: E402
 from shared_vs_independent import compare, kept_parts, modes_in_order, with_part_machines  # noqa: E402
 
@@ -117,14 +118,24 @@ def test_the_ten_times_allowance_counts_the_shared_evaluations_whose_steps_and_e
     assert result["collection_rate_ratio"] == 0.5
 
 
-def test_a_run_length_rerun_of_some_seeds_keeps_only_the_kept_runs_time():
-    """Found in review: rerunning a seed carried the whole earlier total over, its replaced runs included."""
-    previous = {"wall_s": 1000.0, "rows": [{"seed": 0, "wall_s": 300.0}, {"seed": 0, "wall_s": 100.0},
-                                           {"seed": 1, "wall_s": 500.0}]}  # fmt: skip
-    assert earlier_wall_s(previous, [1]) == 500.0, "seed 0's runs and the earlier overhead (100 s) stay"
-    assert earlier_wall_s(previous, [0, 1]) == 0.0, "nothing kept"
-    assert earlier_wall_s(previous, [2]) == 1000.0, "a new seed keeps everything"
-    assert earlier_wall_s({}, [0]) == 0.0
+def test_a_partial_rerun_keeps_every_row_it_has_not_replaced_yet_and_only_the_kept_rows_time():
+    """Found in review: rerunning a seed carried the whole earlier total over, its replaced runs
+    included; and run_length / learner_settings dropped the rerun seeds' rows before running, so a
+    rerun cut off lost rows it never got to (shared_vs_independent was fixed for that earlier)."""
+    previous = {"wall_s": 1000.0, "rows": [{"seed": 0, "mode": "independent", "wall_s": 300.0},
+                                           {"seed": 0, "mode": "shared", "wall_s": 100.0},
+                                           {"seed": 1, "mode": "independent", "wall_s": 500.0}]}  # fmt: skip
+    key = lambda r: (r["seed"], r["mode"])  # noqa: E731
+    rows, wall = merge_rerun(previous, [], key, elapsed_s=5.0)
+    assert rows == previous["rows"] and wall == 1005.0, "nothing finished yet: everything kept"
+    rerun = {"seed": 0, "mode": "independent", "wall_s": 250.0}
+    rows, wall = merge_rerun(previous, [rerun], key, elapsed_s=260.0)
+    assert [(r["seed"], r["mode"], r["wall_s"]) for r in rows] == [(0, "shared", 100.0), (1, "independent", 500.0),
+                                                                    (0, "independent", 250.0)]  # fmt: skip
+    assert wall == 1000.0 - 300.0 + 260.0, "the replaced run's time goes, the earlier overhead (100 s) stays"
+    everything = [{**r, "wall_s": 1.0} for r in previous["rows"]]
+    assert merge_rerun(previous, everything, key, elapsed_s=10.0)[1] == 10.0, "nothing earlier kept: this session's time"
+    assert merge_rerun({}, [rerun], key, elapsed_s=3.0) == ([rerun], 3.0)
 
 
 def test_a_partial_rerun_keeps_the_earlier_parts_of_the_pairs_it_does_not_replace():
