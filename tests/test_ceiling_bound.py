@@ -17,7 +17,7 @@ from ceiling_bound import (  # noqa: E402
     confirmed_random_start,
     random_start_genomes,
 )
-from long_analysis import ceiling_within  # noqa: E402
+from long_analysis import ceiling_any_run, ceiling_within  # noqa: E402
 from morphelites.config import Settings  # noqa: E402
 from morphelites.morphology import BodySpace, Morphology  # noqa: E402
 
@@ -116,3 +116,20 @@ def test_the_bound_within_the_allowance_covers_every_body_that_may_have_finished
     shared["curve"][2]["qd_ceiling"] = 1.25  # recorded by the run: exact, preferred
     assert ceiling_within({}, shared, "open", workers, evaluations=3) == {"qd_ceiling": 1.25, "source": "the run's curve", "bodies": 3}
     assert ceiling_within({}, shared, "open", workers, evaluations=0) is None
+
+
+def test_the_bound_for_any_run_of_the_seed_counts_every_evaluation_the_training_steps_allow():
+    """Found in review: the bound read from a run's curve covers that run's bodies only, and a better
+    controller (shorter evaluation episodes) could have finished more of them in the allowance."""
+    seed, workers = 5, 2
+    genomes = random_start_genomes(SETTINGS, seed, SEEDING_SCHEMES[0])
+    ceilings = [body_ceiling(SETTINGS, SPACE.decode(g)) for g in genomes]
+    shared = {**_shared_run(seed, 10), "training_steps_per_individual": 1000,
+              "elites_with_ceiling": [_elite(genomes[0], ceilings[0])]}  # fmt: skip
+    shared["curve"][1]["qd_ceiling"] = 0.5  # this run finished 2 in the allowance; any run, at most 4
+    bound = ceiling_any_run({}, shared, "open", workers, env_steps=4_999)
+    assert bound["most_evaluations"] == 4 and bound["bodies"] == 5
+    assert bound["qd_ceiling"] == pytest.approx(ceiling_qd_scores(SETTINGS, genomes[:5], ceilings[:5])[-1])
+    assert ceiling_any_run({}, shared, "open", workers, env_steps=999) is None, "no evaluation can finish"
+    assert ceiling_any_run({}, shared, "open", workers, env_steps=1000 * SETTINGS.evolution.num_initial_random) is None, \
+        "past the random start the bodies depend on the results"  # fmt: skip
