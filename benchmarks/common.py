@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as _dt
+import functools
 import json
 import os
 import platform
@@ -27,8 +28,18 @@ def code_version() -> str | None:
     return commit + ("+changes" if changed else "")
 
 
+@functools.lru_cache(maxsize=None)
+def _machine_at_start() -> tuple[tuple[str, Any], ...]:
+    return tuple(_describe_machine().items())
+
+
 def machine() -> dict[str, Any]:
-    """What the figures were measured on."""
+    """What the figures were measured on, and when and on what code: taken at this process's first
+    call (a benchmark's start), so that commits made while it runs do not relabel its results."""
+    return dict(_machine_at_start())
+
+
+def _describe_machine() -> dict[str, Any]:
     cpu = platform.processor() or platform.machine()
     try:
         with open("/proc/cpuinfo", encoding="utf-8") as handle:

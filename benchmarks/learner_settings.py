@@ -43,7 +43,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from common import RESULTS, merge_rerun, write_json
+from common import RESULTS, machine, merge_rerun, write_json
 from morphelites.config import GOAL_SAMPLINGS, SCENES, Settings
 from morphelites.parallel.supervisor import sync_quota
 from shared_vs_independent import compare, env_only_rate, run_mode
@@ -155,6 +155,7 @@ def main() -> None:
                              "learner_settings_<study>_<steps>.json, so that they neither mix with nor replace the "
                              "rows of the full table measured on other days")
     args = parser.parse_args()
+    machine()  # taken now: what this session measures (see common.machine)
     started = time.perf_counter()
     env_rate = env_only_rate(args.workers)
     variant = [part for part, default in ((args.scene, "open"), (args.goals, "workspace")) if part != default]
@@ -181,7 +182,7 @@ def main() -> None:
         spec = SETTINGS[setting]
         sections = {**spec.sections, "env": {**spec.sections.get("env", {}), "goal_sampling": args.goals}}
         result = run_mode(spec.mode, args.scene, args.steps, args.evaluations, args.workers, seed, tmp, sections)
-        row = {"setting": setting, "sections": spec.sections, **result, "env_only_steps_per_s": env_rate}
+        row = {"setting": setting, "sections": spec.sections, **result, "env_only_steps_per_s": env_rate, "machine": machine()}
         if spec.sections.get("training", {}).get("sync"):
             settings = Settings.from_dict(spec.sections).validate()
             row["sync_segments_per_version"] = sync_quota(settings, args.workers)

@@ -28,7 +28,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from common import RESULTS, merge_rerun, write_json
+from common import RESULTS, machine, merge_rerun, write_json
 import morphelites.config
 from shared_vs_independent import run_mode
 
@@ -51,6 +51,7 @@ def main() -> None:
     # Oversubscription is the point here (see the module docstring); validation reads the
     # module-level limit at call time, and run_mode hands it on to the run's own process.
     morphelites.config.MAX_WORKERS_PER_CORE = max(morphelites.config.MAX_WORKERS_PER_CORE, max(args.workers))
+    machine()  # taken now: what this session measures (see common.machine)
     started = time.perf_counter()
     stored = RESULTS / "memory_scaling.json"
     previous = json.loads(stored.read_text()) if stored.exists() else {}
@@ -67,6 +68,7 @@ def main() -> None:
                              "pss_per_worker_mb": round(per_worker_mb(run, workers), 1)}  # fmt: skip
             row["memory_ratio_pss"] = round(row["shared"]["peak_pss_mb"] / row["independent"]["peak_pss_mb"], 3)
             row["wall_s"] = round(row["independent"]["wall_s"] + row["shared"]["wall_s"], 1)
+            row["machine"] = machine()
             new_rows.append(row)
             print(f"{workers} workers: PSS ratio shared/independent {row['memory_ratio_pss']:.2f}", flush=True)
             rows, wall_s = merge_rerun(previous, new_rows, lambda r: r["workers"], time.perf_counter() - started)

@@ -59,6 +59,24 @@ def _measured_pairs(data: dict[str, Any], scene: str, budget: int) -> str:
     return " and ".join(dict.fromkeys(_measured(part) for part in parts))
 
 
+def _row_machines(data: dict[str, Any]) -> list[dict[str, Any]]:
+    """The machines of a results file's sessions, one per session, oldest row first: each row's own
+    where rows record it (run_length, learner_settings, memory_scaling since 2026-12-07), else the
+    file's (rows written before then are dated by the file's last session, which may be later)."""
+    machines = [row.get("machine", data["machine"]) for row in data.get("rows", [])] or [data["machine"]]
+    return list({(m["date"], m.get("commit")): m for m in machines}.values())
+
+
+def _machine_rows(data: dict[str, Any], steps_reach_env: bool = True) -> str:
+    """:func:`_machine` of every session whose rows a results file holds."""
+    return " and ".join(dict.fromkeys(_machine({"machine": m}, steps_reach_env) for m in _row_machines(data)))
+
+
+def _measured_rows(data: dict[str, Any]) -> str:
+    """:func:`_measured` of every session whose rows a results file holds."""
+    return " and ".join(dict.fromkeys(_measured({"machine": m}) for m in _row_machines(data)))
+
+
 def _part_label(part: dict[str, Any]) -> str:
     """What one session of a shared_vs_independent file ran: ``open at 50,000, obstacles at 1,500``."""
     pairs = dict.fromkeys((pair[0], int(pair[1])) for pair in part["pairs"])
@@ -272,7 +290,7 @@ def _elite_ceiling(row: dict[str, Any], ceiling: dict[str, Any] | None) -> str:
 
 
 def _memory(data: dict[str, Any]) -> list[str]:
-    lines = [f"**Memory against workers** (`benchmarks/memory_scaling.py`; {_machine(data)}; {data['scene']} scene, "
+    lines = [f"**Memory against workers** (`benchmarks/memory_scaling.py`; {_machine_rows(data)}; {data['scene']} scene, "
              f"{data['training_steps_per_individual']:,} steps per individual, two evaluations per worker, "
              f"{data['wall_s']:.0f} s in all; peak of the sum of PSS over the process tree, and how that peak sample "
              "divides: main process / learner / workers; more workers than cores is fine here, as memory does not "
@@ -391,7 +409,7 @@ def _learner_settings(data: dict[str, Any]) -> list[str]:
     star = ("; * measured while every worker ran a BLAS/OpenMP thread per core, which slowed independent mode up to 8×: "
             "those wall times do not compare") if starred else ""  # fmt: skip
     study = f", study `{data['study']}`" if data.get("study") else ""
-    lines = [f"**Learner settings{study}** (`benchmarks/learner_settings.py`; {_machine(data)}; {data['scene']} scene, {goals}, "
+    lines = [f"**Learner settings{study}** (`benchmarks/learner_settings.py`; {_machine_rows(data)}; {data['scene']} scene, {goals}, "
              f"{data['workers']} workers, {data['evaluations']} evaluations of {data['steps_per_individual']:,} steps, "
              f"{data['wall_s']:.0f} s in all; each row's env-only rate tells its machine's speed: compare wall times only "
              f"between rows of one speed{star})", "",
@@ -441,7 +459,7 @@ def _run_length(data: dict[str, Any]) -> list[str]:
                   "(the comparison reads its curve only up to independent's QD-score)")  # fmt: skip
         not_reached = f"not reached in {shared_evaluations} evaluations"
     plot = data.get("plot", f"run_length_{data['steps_per_individual']}.png")
-    lines = [f"**Shared vs independent over a longer run** (`benchmarks/run_length.py`; {_machine(data)}; {data['scene']} "
+    lines = [f"**Shared vs independent over a longer run** (`benchmarks/run_length.py`; {_machine_rows(data)}; {data['scene']} "
              f"scene, {data['goals']} goals, {data['steps_per_individual']:,} steps per body, {data['workers']} workers, "
              f"{_seeds(data)}, {length}, {data['wall_s']:.0f} s in all; env-only rate "
              f"of {data['workers']} processes with random actions: {rate} steps/s; plot: `benchmarks/results/{plot}`)", "",
@@ -545,21 +563,21 @@ def _issue4_targets(long: dict[str, Any]) -> list[str]:
         stopped = "" if shared_evaluations == data["evaluations"] else f"; shared stopped after {shared_evaluations}"
         where = f"{data['scene']}, {data['evaluations']} evaluations (longer run, {_seeds(data)}{stopped})"
         for key, what in _RATIOS:
-            lines.append(_ratio_target(key, what, where, data["comparisons"], _measured(data)))
+            lines.append(_ratio_target(key, what, where, data["comparisons"], _measured_rows(data)))
     ceiling = _load("fitness_ceiling")
     shared = [r for r in long["runs"] if r["mode"] == "shared" and r["training_steps_per_individual"] == budget
               and r["scene"] == "open"]  # fmt: skip
     lines.append(_fitness_target("open, workspace goals (#2's task)", shared, ceiling, _measured_pairs(long, "open", budget)))
     if longer is not None:
         lines.append(_fitness_target(f"{longer['scene']}, workspace goals, {longer['evaluations']} evaluations (longer run)",
-                                     [r for r in longer["rows"] if r["mode"] == "shared"], ceiling, _measured(longer)))  # fmt: skip
+                                     [r for r in longer["rows"] if r["mode"] == "shared"], ceiling, _measured_rows(longer)))  # fmt: skip
     reachable = _load(f"learner_settings_reachable_{budget}")
     if reachable is not None:
         rows = [r for r in reachable["rows"] if r["mode"] == "shared" and r["setting"] == "4 epochs"]
         figures = ", ".join(f"{r['mean_elite_fitness']:.2f}" for r in rows)
         lines.append(f"| shared mean elite fitness ≥ {TARGET_FITNESS} | {reachable['scene']}, goals within each body's "
                      f"reach (learner settings) | {figures} | "
-                     f"{_met([r['mean_elite_fitness'] >= TARGET_FITNESS for r in rows])} | {_measured(reachable)} |")  # fmt: skip
+                     f"{_met([r['mean_elite_fitness'] >= TARGET_FITNESS for r in rows])} | {_measured_rows(reachable)} |")  # fmt: skip
     for scene in long["scenes"]:
         ratios = [c["memory_ratio_pss"] for c in comparisons if c["scene"] == scene]
         lines.append(f"| peak PSS shared ≤ ⅓ of independent, {long['workers']} workers | {scene} | "
@@ -571,7 +589,7 @@ def _issue4_targets(long: dict[str, Any]) -> list[str]:
         enough = [r["workers"] for r in memory["rows"] if _pss_ratio(r) <= TARGET_MEMORY_RATIO]
         lines.append(f"| peak PSS shared ≤ ⅓ of independent, by workers | {memory['scene']} (memory against workers: "
                      f"{memory['training_steps_per_individual']:,} steps per body, two evaluations per worker) | "
-                     f"{by_workers} | {f'from {min(enough)} workers' if enough else 'no'} | {_measured(memory)} |")  # fmt: skip
+                     f"{by_workers} | {f'from {min(enough)} workers' if enough else 'no'} | {_measured_rows(memory)} |")  # fmt: skip
     return lines
 
 

@@ -35,7 +35,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from common import RESULTS, merge_rerun, write_json
+from common import RESULTS, machine, merge_rerun, write_json
 from morphelites.config import SCENES
 from shared_vs_independent import compare, env_only_rate, run_mode
 
@@ -140,6 +140,7 @@ def main() -> None:
     if [previous.get(k) for k in kept] != [args.evaluations, shared_evaluations, args.workers, args.scene]:
         previous = {}  # not comparable: start the file again
     new_rows: list[dict[str, Any]] = []
+    machine()  # taken now: what this session measures (see common.machine)
     started = time.perf_counter()
     env_rate = env_only_rate(args.workers)
     print(f"env-only rate with {args.workers} processes: {env_rate:.0f} steps/s", flush=True)
@@ -163,7 +164,7 @@ def main() -> None:
             for mode in MODES:
                 evaluations = shared_evaluations if mode == "shared" else args.evaluations
                 row = run_mode(mode, args.scene, args.steps, evaluations, args.workers, seed, Path(tmp))
-                new_rows.append({**row, "env_only_steps_per_s": env_rate})
+                new_rows.append({**row, "env_only_steps_per_s": env_rate, "machine": machine()})
                 save()
 
 

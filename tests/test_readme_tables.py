@@ -198,3 +198,17 @@ def test_the_reproducible_runs_table_says_where_two_runs_of_one_seed_part():
     rows = [line for line in tables._reproducible(data) if line.startswith("| 0 |")]
     assert rows == ["| 0 | 0 (default) | 3.00 / 3.50 | 20 s / 20 s | – | no: 30 of 64 differ, the first id 12 | no |",
                     "| 0 | 2 | 3.00 / 3.00 | 20 s / 20 s | 0.2 s / 0.2 s | yes | yes |"]  # fmt: skip
+
+
+def test_a_file_whose_rows_come_from_two_sessions_names_both():
+    """Found in review: run_length and learner_settings rows kept from an earlier session were dated
+    and committed by the file's last session. Rows now record their own; older rows take the file's."""
+    tables = _readme_tables()
+    machine = {"cpu": "AMD EPYC", "cores": 2, "memory_gb": 23.5, "python": "3.11.7"}
+    first = {**machine, "date": "2026-12-07 01:00 UTC", "commit": "aaa1111"}
+    second = {**machine, "date": "2026-12-08 01:00 UTC", "commit": "bbb2222"}
+    data = {"machine": second, "rows": [{"seed": 0, "machine": first}, {"seed": 0, "machine": first}, {"seed": 1, "machine": second}]}
+    assert tables._measured_rows(data) == "2026-12-07, commit aaa1111 and 2026-12-08, commit bbb2222"
+    assert "2026-12-07 01:00 UTC, commit aaa1111" in tables._machine_rows(data) and "commit bbb2222" in tables._machine_rows(data)
+    older = {"machine": second, "rows": [{"seed": 0}, {"seed": 1}]}  # written before rows recorded their session
+    assert tables._measured_rows(older) == tables._measured(older) == "2026-12-08, commit bbb2222"
