@@ -159,6 +159,29 @@ def test_segments_carry_their_version_and_the_buffer_is_bounded():
         buffer.close()
 
 
+def test_a_slot_a_killed_learner_left_half_released_is_freed_by_the_next_learner():
+    """Seen in review: release() clears the checksum, then marks the slot EMPTY; a learner killed
+    between the two left it READY with a checksum no copy matches, and every later learner's take
+    stopped at it for good (workers waiting at a full buffer, no update ever again)."""
+    from morphelites.parallel.buffer import _CHECKSUM
+
+    layout = _layout()
+    buffer = SharedExperienceBuffer.create(layout)
+    try:
+        ctx = mp.get_context("spawn")
+        proc = ctx.Process(target=_write_numbered_segments, args=(buffer.name, layout, 0, 2))
+        proc.start()
+        proc.join(timeout=60)
+        first, second = buffer.ready_slots()
+        assert buffer.take(first) is not None
+        first.header[_CHECKSUM] = 0  # release() cut short after its first store
+        assert buffer.take(first) is None and len(buffer.ready_slots()) == 2, "stuck: never takeable"
+        assert buffer.finish_torn_releases() == 1
+        assert buffer.ready_slots() == [second] and buffer.take(second) is not None, "the good segment stays"
+    finally:
+        buffer.close()
+
+
 def _write_numbered_segments(name: str, layout: BufferLayout, worker: int, count: int) -> None:
     """Commit segments 1..count of ``worker`` as fast as the ring lets it (no simulation between)."""
     buffer = SharedExperienceBuffer.attach(name, layout)

@@ -302,6 +302,20 @@ class SharedExperienceBuffer:
         slot.header[_CHECKSUM] = 0
         slot.header[_STATE] = EMPTY
 
+    def finish_torn_releases(self) -> int:
+        """Mark EMPTY every READY slot whose checksum is cleared: a learner killed between the two
+        stores of :meth:`release` left it so (already counted, and copied into the batch it lost),
+        and no copy could ever match it, so every later :meth:`take` would stop at it. Call it in
+        a learner starting up, before it takes anything; returns the slots freed. (A worker's
+        commit writes a nonzero checksum, but for one chance in 2**64.)"""
+        freed = 0
+        for ring in self._slots:
+            for slot in ring:
+                if slot.header[_STATE] == READY and int(slot.header[_CHECKSUM]) == 0:
+                    slot.header[_STATE] = EMPTY
+                    freed += 1
+        return freed
+
     # ------------------------------------------------------------------ supervisor side
     def reset_worker(self, worker: int) -> int:
         """Clear the half-written slots of a dead worker (READY ones are kept) and count a new

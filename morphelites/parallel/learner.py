@@ -134,6 +134,7 @@ class SharedPPOTrainer:
                                   clip_against=settings.training.clip_against, on_minibatch=heartbeat.beat)
         self.weights = SharedWeights.attach(options.handles.weights_name, options.handles.weights_size)
         self.buffer = SharedExperienceBuffer.attach(options.handles.buffer_name, options.handles.layout)
+        self.buffer.finish_torn_releases()  # of a learner this one replaces, killed mid-release
         self.return_rms = RunningMeanStd(())
         # Per worker: the body (individual id) and worker incarnation its K reward streams belong
         # to, and their running discounted returns (K,), the statistic reward scaling divides by
