@@ -23,3 +23,13 @@ def dies_on_odd_tasks(number: int) -> int:
     if number % 2:
         os._exit(3)
     return number
+
+
+def dies_unless_zero(number: int) -> int:
+    """Returns 0 after a moment; kills its process on any other number at once."""
+    import time
+
+    if number:
+        os._exit(3)
+    time.sleep(0.5)
+    return number

@@ -12,7 +12,7 @@ from typing import Any
 import psutil
 import pytest
 
-from conftest import assert_gone, read_results, start_train, write_json
+from conftest import assert_gone, read_results, start_train, wait_for, write_json
 from morphelites.cli import main
 from morphelites.runs.run_dir import RunDirectory
 
@@ -895,6 +895,34 @@ def test_worker_deaths_with_tasks_finished_between_them_never_count_as_a_crash_l
         pool.close()
     assert outcomes == [("done", n) if n % 2 == 0 else ("died", n) for n in range(2 * MAX_DEATHS_IN_ROW + 2)]
     assert pool.restarts == MAX_DEATHS_IN_ROW + 1
+
+
+def test_a_crash_loop_found_with_results_in_hand_returns_the_results_first():
+    """Seen in review: a poll that received a result and then counted the tenth death in a row
+    raised at once, and the finished evaluation never reached results.jsonl."""
+    from morphelites.parallel.pool import MAX_DEATHS_IN_ROW, WorkerCrashLoop, WorkerPool
+
+    pool = WorkerPool(MAX_DEATHS_IN_ROW + 1, "crashing_job:dies_unless_zero", role="test worker").start()
+    try:
+        pids = pool.pids()
+        for number in range(MAX_DEATHS_IN_ROW + 1):
+            pool.submit(number, number, (number,))
+        # every death and the one result are in before the poll looks
+        def gone(pid: int) -> bool:
+            try:
+                return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+            except psutil.NoSuchProcess:
+                return True
+
+        wait_for(lambda: all(gone(pid) for pid in pids[1:]), 60, "the crashing workers to die")
+        assert pool._conns[0].poll(60), "worker 0's result"
+        events = pool.poll(1.0)
+        assert [(e.kind, e.task_id) for e in events if e.kind == "done"] == [("done", 0)]
+        assert sum(e.kind == "died" for e in events) == MAX_DEATHS_IN_ROW
+        with pytest.raises(WorkerCrashLoop, match=f"died {MAX_DEATHS_IN_ROW} times in a row"):
+            pool.poll(0.1)
+    finally:
+        pool.close()
 
 
 def test_a_final_reevaluation_that_raises_stops_the_run_as_failed_and_resume_does_it(tmp_path, tiny_config, monkeypatch):

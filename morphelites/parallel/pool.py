@@ -230,6 +230,7 @@ class WorkerPool:
         self._shut_down = False  # closing has finished
         self.restarts = 0
         self._deaths_in_row = 0
+        self._crash_loop: WorkerCrashLoop | None = None  # found by a poll that also had results to return
         self.on_died = on_died
 
     def start(self) -> "WorkerPool":
@@ -275,7 +276,13 @@ class WorkerPool:
             pass  # the worker is dead; poll() reports it and restarts it
 
     def poll(self, timeout: float) -> list[PoolEvent]:
-        """Wait up to ``timeout`` s for outcomes; also reports (and replaces) dead workers."""
+        """Wait up to ``timeout`` s for outcomes; also reports (and replaces) dead workers.
+
+        Raises WorkerCrashLoop after ``MAX_DEATHS_IN_ROW`` deaths in a row; when that poll also
+        received results, it returns them first (the caller records them) and the next call raises.
+        """
+        if self._crash_loop is not None:
+            raise self._crash_loop
         events: list[PoolEvent] = []
         busy = [c for i, c in enumerate(self._conns) if c is not None and self._tasks[i] is not None]
         ready = wait(busy, timeout) if busy else (time.sleep(timeout) or [])
@@ -298,11 +305,14 @@ class WorkerPool:
                 self.restarts += 1
                 self._deaths_in_row += 1
                 if self._deaths_in_row >= MAX_DEATHS_IN_ROW:
-                    raise WorkerCrashLoop(
+                    self._crash_loop = WorkerCrashLoop(
                         f"{self.role} processes died {self._deaths_in_row} times in a row without finishing a task (last "
                         f"exit code {proc.exitcode}), so the run stops. The console output above shows why they die (an "
                         f"import error, memory, a broken install); fix that and continue with --resume."
                     )
+                    if any(event.kind == "done" for event in events):
+                        return events
+                    raise self._crash_loop
                 if self.on_died is not None:
                     self.on_died(index)
                 self._spawn(index)
