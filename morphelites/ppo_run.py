@@ -340,7 +340,8 @@ def _evaluate(request: PPORunRequest, settings: Settings, model: ActorCritic, lo
 
 
 class _StopSignals:
-    """Ctrl-C (SIGINT) and SIGTERM within its block; the previous handlers are put back at its end.
+    """Ctrl-C (SIGINT), SIGTERM and SIGHUP (a closed terminal; handled as SIGTERM) within its
+    block; the previous handlers are put back at its end.
 
     Every signal is counted, and the first one's number kept in ``signum`` (it decides the run's
     ``status``). What a signal does depends on ``mode``: ``"train"``: the first only sets ``signum``
@@ -371,12 +372,12 @@ class _StopSignals:
 
     @property
     def status(self) -> str:
-        """The run's status by the first signal: completed, interrupted (Ctrl-C) or terminated (SIGTERM)."""
+        """The run's status by the first signal: completed, interrupted (Ctrl-C) or terminated (SIGTERM, SIGHUP)."""
         return {None: "completed", signal.SIGINT: "interrupted"}.get(self.signum, "terminated")
 
     def __enter__(self) -> "_StopSignals":
         if threading.current_thread() is threading.main_thread():
-            for sig in (signal.SIGINT, signal.SIGTERM):
+            for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
                 self._previous[sig] = signal.signal(sig, self._on_signal)
         return self
 
@@ -399,12 +400,13 @@ class _StopSignals:
         if self.notice:
             # os.write, not logging or sys.stderr: the handler may run inside one of their writes,
             # and a buffered stream re-entered from a signal handler raises RuntimeError.
-            os.write(2, f"\n{self.notice.format(name=self.name)}\n".encode())
+            with contextlib.suppress(OSError):  # a hung-up terminal takes no more output
+                os.write(2, f"\n{self.notice.format(name=self.name)}\n".encode())
 
 
 def _signal_name(signum: int | None) -> str:
-    """A stop signal as a user knows it: ``SIGTERM`` or ``Ctrl-C`` (SIGINT)."""
-    return "SIGTERM" if signum == signal.SIGTERM else "Ctrl-C"
+    """A stop signal as a user knows it: ``Ctrl-C`` (SIGINT), ``SIGTERM`` or ``SIGHUP``."""
+    return signal.Signals(signum).name if signum in (signal.SIGTERM, signal.SIGHUP) else "Ctrl-C"
 
 
 def _write_curves(run: RunDirectory, title: str) -> None:

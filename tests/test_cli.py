@@ -217,7 +217,12 @@ _BY_CTRL_C_AND_SIGTERM = pytest.mark.parametrize(
 )
 
 
-@_BY_CTRL_C_AND_SIGTERM
+@pytest.mark.parametrize(
+    "sig, code, status, name",
+    [(signal.SIGINT, 130, "interrupted", "Ctrl-C"), (signal.SIGTERM, 143, "terminated", "SIGTERM"),
+     (signal.SIGHUP, 143, "terminated", "SIGHUP")],  # a closed terminal: seen in review to kill ppo outright
+    ids=["ctrl-c", "sigterm", "sighup"],
+)
 def test_ctrl_c_or_sigterm_stops_ppo_after_the_update_under_way_with_its_counts_and_evaluates_that_policy(
         tmp_path, sig, code, status, name):  # fmt: skip
     out = tmp_path / "run"

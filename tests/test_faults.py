@@ -344,12 +344,14 @@ def test_a_beating_process_whose_parent_died_exits_where_no_death_signal_is_set(
 
 
 # ---------------------------------------------------------------------- 4. SIGTERM
-@pytest.mark.parametrize("to_group", [False, True], ids=["to-main-process", "to-process-group"])
-def test_sigterm_stops_within_10_s_with_a_checkpoint_exit_143_and_no_orphans(tmp_path, to_group):
+@pytest.mark.parametrize(("sig", "to_group"), [(signal.SIGTERM, False), (signal.SIGTERM, True), (signal.SIGHUP, True)],
+                         ids=["sigterm-to-main-process", "sigterm-to-process-group", "sighup-to-process-group"])
+def test_sigterm_stops_within_10_s_with_a_checkpoint_exit_143_and_no_orphans(tmp_path, sig, to_group):
     """Sent to the main process (kill PID), or to the whole process group as GNU timeout, systemd
-    and Slurm send it. Seen in review: in the second case the workers and the learner died of it at
-    once, without the learner's final checkpoint; the supervisor restarted them, and with 10 or
-    more workers the run failed as a crash loop (exit 1)."""
+    and Slurm send SIGTERM and a closed terminal or dropped ssh session sends SIGHUP. Seen in
+    review: in the group case the workers and the learner died of it at once, without the
+    learner's final checkpoint; the supervisor restarted them, and with 10 or more workers the run
+    failed as a crash loop (exit 1). SIGHUP killed every process outright, summary.json unwritten."""
     out = tmp_path / "run"
     # No periodic checkpoints: the ones found after the stop must be the ones SIGTERM made.
     config = _config(tmp_path, evolution={"checkpoint_every": 10**6}, training={"learner_checkpoint_every": 10**6})
@@ -360,9 +362,9 @@ def test_sigterm_stops_within_10_s_with_a_checkpoint_exit_143_and_no_orphans(tmp
     children = run.children()
     started = time.monotonic()
     if to_group:
-        os.killpg(run.proc.pid, signal.SIGTERM)
+        os.killpg(run.proc.pid, sig)
     else:
-        run.proc.send_signal(signal.SIGTERM)
+        run.proc.send_signal(sig)
     code, console = run.wait(timeout=30)
     assert code == 143 and time.monotonic() - started < 10, console
     assert_gone(children)
@@ -370,7 +372,7 @@ def test_sigterm_stops_within_10_s_with_a_checkpoint_exit_143_and_no_orphans(tmp
     summary = json.loads((out / "summary.json").read_text())
     assert summary["status"] == "terminated"
     assert summary["worker_restarts"] == 0 and summary["learner_restarts"] == 0, "no child died of the signal"
-    assert "died" not in _log(out)
+    assert "died" not in _log(out) and f"Stopping ({signal.Signals(sig).name})" in _log(out)
 
 
 def test_ctrl_c_during_the_final_reevaluation_ends_the_run_interrupted_and_resume_finishes_it(tmp_path):

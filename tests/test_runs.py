@@ -184,6 +184,22 @@ def test_progress_draws_a_bar_on_a_tty_plain_lines_otherwise_and_nothing_when_qu
     assert quiet.getvalue() == ""
 
 
+def test_progress_on_a_console_that_is_gone_is_passed_over():
+    """Seen in review: after a hang-up (SIGHUP, a dropped ssh session) writes to the terminal fail
+    with EIO; the progress line raised it out of the run's result handling."""
+
+    class HungUp(io.StringIO):
+        def isatty(self):
+            return True
+
+        def write(self, text):
+            raise OSError(5, "Input/output error")
+
+    progress = Progress(4, stream=HungUp(), interval_s=0.0)
+    progress.update(1, qd_score=0.1, coverage=0.25, best=0.5)
+    progress.close()
+
+
 def test_the_eta_is_not_near_zero_when_the_workers_first_results_arrive_together(monkeypatch):
     """Found in review: the rate was taken from the first result on, and two workers started
     together finish their first bodies half a second apart: the ETA read 31 s for a 31 min run."""

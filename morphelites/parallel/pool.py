@@ -18,6 +18,7 @@ import sys
 import time
 import traceback
 from dataclasses import dataclass
+from multiprocessing import resource_tracker
 from multiprocessing.connection import Connection, wait
 from typing import Any, Callable, Iterator
 
@@ -64,17 +65,21 @@ def one_native_thread_per_process() -> Iterator[None]:
             os.environ.pop(name, None)
 
 
-#: The signals a job's scheduler or a terminal sends to the whole process group to stop a run.
-STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+#: The signals a terminal or a job's scheduler sends to the whole process group to stop a run:
+#: Ctrl-C, SIGTERM, and SIGHUP (the terminal closed, the ssh session dropped).
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 
 @contextlib.contextmanager
 def children_start_deaf_to_stop_signals() -> Iterator[None]:
-    """Processes started inside this block never receive SIGINT or SIGTERM: both are blocked in
-    this thread while they start, and a child inherits the blocked mask through fork and exec.
+    """Processes started inside this block never receive the :data:`STOP_SIGNALS`: they are
+    blocked in this thread while they start, and a child inherits the blocked mask through fork
+    and exec. multiprocessing's resource tracker is started here too, if it is not running: it
+    ignores SIGINT and SIGTERM but not SIGHUP, and a hang-up that killed it would leave a killed
+    run's shared memory in /dev/shm.
 
-    Why: Ctrl-C in a terminal goes to the whole process group, and so does the SIGTERM of GNU
-    ``timeout``, systemd's stop and a Slurm preemption. Workers and the learner ignore both (the
+    Why: Ctrl-C in a terminal goes to the whole process group, and so do the SIGTERM of GNU
+    ``timeout``, systemd's stop and a Slurm preemption, and a hang-up's SIGHUP. Workers and the learner ignore them (the
     supervisor owns shutdown: it asks the learner for its final checkpoint), but only once their
     own code runs; a Ctrl-C that came while a child was still importing (torch takes seconds)
     printed a KeyboardInterrupt traceback per child, and a SIGTERM then killed it. A signal meant
@@ -86,13 +91,14 @@ def children_start_deaf_to_stop_signals() -> Iterator[None]:
         return
     previous = signal.pthread_sigmask(signal.SIG_BLOCK, set(STOP_SIGNALS))
     try:
+        resource_tracker.ensure_running()
         yield
     finally:
         signal.pthread_sigmask(signal.SIG_SETMASK, previous)
 
 
 def ignore_stop_signals() -> None:
-    """In a worker or the learner: ignore Ctrl-C and SIGTERM sent to the whole process group. The
+    """In a worker or the learner: ignore the :data:`STOP_SIGNALS` sent to the whole process group. The
     main process decides how the run stops and tells its children; if it dies, they are killed
     (:func:`die_with_parent`) or leave on their own (heartbeat module)."""
     for sig in STOP_SIGNALS:

@@ -63,17 +63,23 @@ class Progress:
         if self.tty:
             width = 24
             filled = int(width * done / max(self.total, 1))
-            self.stream.write(f"\r[{'#' * filled}{'.' * (width - filled)}] {text}\033[K")
-            self.stream.flush()
+            self._write(f"\r[{'#' * filled}{'.' * (width - filled)}] {text}\033[K")
         elif now - self._last_line >= self.interval_s or done >= self.total:
             self._last_line = now
-            self.stream.write(text + "\n")
-            self.stream.flush()
+            self._write(text + "\n")
 
     def close(self) -> None:
         if self.tty and not self.quiet:
-            self.stream.write("\n")
+            self._write("\n")
+
+    def _write(self, text: str) -> None:
+        """Draw ``text``; a console that is gone (a hung-up terminal: EIO, a closed pipe) is passed
+        over, since training.log and metrics.csv keep the record."""
+        try:
+            self.stream.write(text)
             self.stream.flush()
+        except (OSError, ValueError):  # ValueError: the stream was closed
+            pass
 
 
 def _duration(seconds: float) -> str:
