@@ -86,11 +86,15 @@ def merge_rerun(previous: dict[str, Any], new_rows: list[dict[str, Any]], key: C
     row goes only once its rerun has finished, so a rerun that is cut off keeps every row it did
     not get to. The time is the earlier total less the replaced rows' wall times (the earlier
     sessions' probes and plotting stay counted; 0 once nothing earlier is kept), plus
-    ``elapsed_s`` of this session.
+    ``elapsed_s`` of this session. A kept row without a ``machine`` of its own takes the file's,
+    which was its session's or a later one's.
     """
     replaced = {key(row) for row in new_rows}
     earlier = previous.get("rows", [])
-    kept = [row for row in earlier if key(row) not in replaced]
+    # rows of files written before rows recorded their session: the file's machine is theirs (the
+    # file is about to be written with this session's)
+    kept = [{"machine": previous["machine"], **row} if "machine" in previous else row
+            for row in earlier if key(row) not in replaced]  # fmt: skip
     gone = sum(row.get("wall_s", 0.0) for row in earlier if key(row) in replaced)
     earlier_s = max(0.0, previous.get("wall_s", 0.0) - gone) if kept else 0.0
     return kept + new_rows, earlier_s + elapsed_s

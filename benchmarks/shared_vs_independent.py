@@ -41,6 +41,7 @@ import argparse
 import csv
 import json
 import multiprocessing as mp
+import signal
 import tempfile
 import threading
 import time
@@ -226,7 +227,7 @@ def _run_in_child(settings: dict[str, Any], trainer_args: dict[str, Any], max_wo
     process dies; without that, killing a benchmark left its current run going on, orphaned."""
     from morphelites.parallel.pool import die_with_parent
 
-    die_with_parent()
+    die_with_parent(signal.SIGTERM)  # the run handles it; workers' own parent-death signal is SIGKILL
     try:
         from morphelites.evolution.trainer import MAPElitesEvolutionTrainer
 
@@ -442,6 +443,7 @@ def main() -> None:
     previous = with_part_machines(_with_seeds(previous)) if previous else None
     previous_runs, previous_parts = (previous or {}).get("runs", []), (previous or {}).get("parts", [])
     new_rows: list[dict[str, Any]] = []
+    machine()  # taken now: what this session measures (see common.machine)
     started = time.perf_counter()
     env_rate = env_only_rate(args.workers)
     print(f"env-only rate with {args.workers} processes: {env_rate:.0f} steps/s", flush=True)

@@ -136,6 +136,10 @@ def test_a_partial_rerun_keeps_every_row_it_has_not_replaced_yet_and_only_the_ke
     everything = [{**r, "wall_s": 1.0} for r in previous["rows"]]
     assert merge_rerun(previous, everything, key, elapsed_s=10.0)[1] == 10.0, "nothing earlier kept: this session's time"
     assert merge_rerun({}, [rerun], key, elapsed_s=3.0) == ([rerun], 3.0)
+    # rows from before rows recorded their session keep the file's machine, not the new session's
+    dated = {**previous, "machine": {"date": "2026-12-06 10:00 UTC"}}
+    rows, _ = merge_rerun(dated, [{**rerun, "machine": {"date": "2026-12-08 10:00 UTC"}}], key, elapsed_s=1.0)
+    assert [r["machine"]["date"][:10] for r in rows] == ["2026-12-06", "2026-12-06", "2026-12-08"]
 
 
 def test_a_partial_rerun_keeps_the_earlier_parts_of_the_pairs_it_does_not_replace():
