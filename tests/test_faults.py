@@ -196,9 +196,10 @@ def test_learner_deaths_apart_do_not_add_up_to_max_learner_restarts(tmp_path):
     for death in (1, 2):
         (learner,) = wait_for(lambda: run.children("shared_ppo learner"), 120, f"learner {death}")
         checkpoints = {p.name for p in (out / "checkpoints").glob("learner-*.pkl")}
-        # a checkpoint by this learner (the first: any; the restarted one: one it wrote itself)
-        wait_for(lambda: {p.name for p in (out / "checkpoints").glob("learner-*.pkl")} - checkpoints
-                 and _log(out).count("Learner restored from") >= death - 1, 120, f"a checkpoint by learner {death}")  # fmt: skip
+        # Two checkpoints by this learner: it reports the first before it makes the second (one
+        # killed between writing a checkpoint and reporting it still counts as a death in a row).
+        wait_for(lambda: len({p.name for p in (out / "checkpoints").glob("learner-*.pkl")} - checkpoints) >= 2
+                 and _log(out).count("Learner restored from") >= death - 1, 120, f"checkpoints by learner {death}")  # fmt: skip
         assert run.proc.poll() is None, "the run ended before the learner could be killed"
         learner.send_signal(signal.SIGKILL)
         wait_for(lambda: _log(out).count("The learner process died") >= death, 60, f"death {death} to be noticed")

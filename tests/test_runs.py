@@ -373,6 +373,10 @@ def test_a_run_whose_appended_files_this_user_cannot_write_is_refused_before_any
     monkeypatch.setattr(os, "access", lambda path, mode: False if str(path).endswith("results.jsonl") else real_access(path, mode))
     with pytest.raises(RunDirectoryError, match=r"Cannot write results.jsonl in .*run \(read-only, or another user's\)"):
         run.check(resume=True, resumable=True)
+    run.checkpoints.mkdir()  # every checkpoint would fail, only logged, for hours
+    monkeypatch.setattr(os, "access", lambda path, mode: False if str(path).endswith("checkpoints") else real_access(path, mode))
+    with pytest.raises(RunDirectoryError, match=r"Cannot write checkpoints/ in "):
+        run.check(resume=True, resumable=True)
     monkeypatch.setattr(os, "access", real_access)
     run.lock_file.mkdir()  # cannot be opened for writing: a real fault, not a faked one
     with pytest.raises(RunDirectoryError, match="Cannot use output directory .*run: Is a directory"):

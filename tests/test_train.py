@@ -925,6 +925,46 @@ def test_a_crash_loop_found_with_results_in_hand_returns_the_results_first():
         pool.close()
 
 
+def test_results_that_arrive_with_a_fatal_event_are_handled_before_it_stops_the_run(tmp_path, monkeypatch):
+    """Seen in review: an evaluation failing for the second time raised at once, and a result
+    received in the same poll after it was never recorded; likewise a learner death found in a poll
+    that brought results. Both are handled first now, and the error raised after."""
+    from morphelites.evolution.reevaluation import EvaluationFailed
+    from morphelites.evolution.trainer import MAPElitesEvolutionTrainer
+    from morphelites.parallel.pool import PoolEvent
+    from morphelites.parallel.supervisor import LearnerDied, SharedPPOSystem
+
+    trainer = MAPElitesEvolutionTrainer(TINY, enable_multiprocess=False, output_dir=str(tmp_path / "run"), quiet=True)
+    handled = []
+
+    def handle(event):
+        handled.append(event.task_id)
+        if event.kind == "error":
+            raise EvaluationFailed("individual 1 failed twice")
+
+    monkeypatch.setattr(trainer, "_handle", handle)
+    with pytest.raises(EvaluationFailed, match="individual 1 failed twice"):
+        trainer._handle_all([PoolEvent("error", 0, 1, "traceback"), PoolEvent("done", 1, 2, None)])
+    assert handled == [1, 2]
+
+    class Pool:
+        in_flight: dict = {}
+
+        def poll(self, timeout):
+            return [PoolEvent("done", 0, 7, None)]
+
+    def learner_dies():
+        raise LearnerDied("died 4 times in a row")
+
+    system = SharedPPOSystem.__new__(SharedPPOSystem)  # only what poll() touches
+    system._learner_gone, system._kinds, system.pool = None, {}, Pool()
+    system._active = type("Value", (), {"value": 0})()
+    system._read_learner_stats, system._watch_learner = (lambda: None), learner_dies
+    assert [e.task_id for e in system.poll(0.0)] == [7], "the result first"
+    with pytest.raises(LearnerDied, match="died 4 times"):
+        system.poll(0.0)
+
+
 def test_a_final_reevaluation_that_raises_stops_the_run_as_failed_and_resume_does_it(tmp_path, tiny_config, monkeypatch):
     """README, Reliability: a re-evaluation of an elite that raises stops the run at once (exit 1,
     summary.json, the archive as found); once the cause is gone, --resume re-evaluates."""

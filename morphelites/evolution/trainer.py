@@ -52,9 +52,10 @@ __all__ = ["MAPElitesEvolutionTrainer", "EXIT_CODES"]
 
 #: Exit codes by how a run ended.
 EXIT_CODES = {"completed": 0, "failed": 1, "interrupted": 130, "terminated": 143}
-#: Deaths (or stalls) of the worker evaluating one individual, while other evaluations finish,
-#: that stop the run: its body likely crashes the simulator or takes too much memory, and would be
-#: issued again forever. (Workers that never finish anything are the pool's crash loop instead.)
+#: Deaths (or stalls) of the worker evaluating one individual, while other evaluations finish or
+#: go on without a death, that stop the run: its body likely crashes the simulator or takes too
+#: much memory, and would be issued again forever. (Workers that all die, whatever they are
+#: given, are the pool's crash loop instead.)
 MAX_DEATHS_PER_INDIVIDUAL = 3
 _CHECKPOINT_FORMAT = "morphelites-evolution-1"
 #: Fields of an evolution checkpoint that resuming reads (``settings`` is checked for the body space).
@@ -436,8 +437,7 @@ class MAPElitesEvolutionTrainer:
                 self._periodic_summary(pool, final=True)
                 self._checkpoint()
                 return "completed"
-            for event in pool.poll(0.25):
-                self._handle(event)
+            self._handle_all(pool.poll(0.25))
             for message in pool.take_events():
                 self._log_learner_event(message)
             self._periodic_summary(pool)
@@ -566,6 +566,18 @@ class MAPElitesEvolutionTrainer:
             self._add_to_parent_archive(i)
         self.archive = self.parent_archive
 
+    def _handle_all(self, events: list[PoolEvent]) -> None:
+        """:meth:`_handle` every event; an evaluation that failed for good is raised only after the
+        others were handled, so that results received with it are recorded, not recomputed."""
+        failed: EvaluationFailed | None = None
+        for event in events:
+            try:
+                self._handle(event)
+            except EvaluationFailed as error:
+                failed = failed or error
+        if failed is not None:
+            raise failed
+
     def _handle(self, event: Any) -> None:
         log = self.recorder.log
         if self._round is not None and self._round.owns(event.task_id):
@@ -603,10 +615,12 @@ class MAPElitesEvolutionTrainer:
             if individual is not None:
                 self.pending.insert(0, individual)  # tried again now, or by --resume (the checkpoint keeps it)
                 self.deaths[individual.id] = self.deaths.get(individual.id, 0) + 1
-                if self.deaths[individual.id] >= MAX_DEATHS_PER_INDIVIDUAL and self._a_task_finished:
+                # The body's doing, not the workers': others finish, or are in flight without a death
+                workers_run = self._a_task_finished or any(i not in self.deaths for i in self.in_flight)
+                if self.deaths[individual.id] >= MAX_DEATHS_PER_INDIVIDUAL and workers_run:
                     raise EvaluationFailed(
                         f"The worker evaluating individual {individual.id} died {self.deaths[individual.id]} times (last "
-                        f"exit code {event.value}; a stall counts too), while other evaluations finish: its body "
+                        f"exit code {event.value}; a stall counts too), while other evaluations run: its body "
                         f"({individual.body}) probably crashes the simulator or needs too much memory. Fix the cause, then "
                         f"continue with `morphelites train --resume --output {self.run_dir.path}`, which issues it again.")  # fmt: skip
         elif event.kind == "error":

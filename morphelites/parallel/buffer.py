@@ -307,7 +307,7 @@ class SharedExperienceBuffer:
         stores of :meth:`release` left it so (already counted, and copied into the batch it lost),
         and no copy could ever match it, so every later :meth:`take` would stop at it. Call it in
         a learner starting up, before it takes anything; returns the slots freed. (A worker's
-        commit writes a nonzero checksum, but for one chance in 2**64.)"""
+        commit writes a nonzero checksum, but for one chance in 2**32.)"""
         freed = 0
         for ring in self._slots:
             for slot in ring:

@@ -196,6 +196,7 @@ class SharedPPOSystem:
         self.learner_restarts = 0
         self.learner_stalls = 0
         self._deaths_in_row = 0
+        self._learner_gone: LearnerDied | None = None  # found by a poll that also had results to return
         self._closed = False  # closing has begun: no more restarts
         self._shut_down = False  # closing has finished
 
@@ -263,10 +264,17 @@ class SharedPPOSystem:
         # The busy count drops only here, before waiting: by then the caller has handed out its
         # next tasks, so a worker between two bodies is not left out of a sync update meanwhile
         # (the handshake would make it wait for the next version, not lose data, but it need not wait).
+        if self._learner_gone is not None:
+            raise self._learner_gone
         self._active.value = self._training_in_flight()
         events = self.pool.poll(timeout)
         self._read_learner_stats()
-        self._watch_learner()
+        try:
+            self._watch_learner()
+        except LearnerDied as gone:
+            if not any(event.kind == "done" for event in events):
+                raise
+            self._learner_gone = gone  # the caller records these results first; the next poll raises
         return events
 
     def _watch_learner(self) -> None:

@@ -117,9 +117,12 @@ class RunDirectory:
                 f"Cannot write to {existing} (needed for output directory {path}). Fix its permissions or choose "
                 f"another --output."
             )
-        # Files a run appends to (the others are replaced whole, which takes the directory's permission only)
+        # Files a run appends to (the others are replaced whole, which takes the directory's
+        # permission only), and the folders it writes into
         appended = (self.training_log, self.results, self.metrics, self.reevaluations, self.lock_file)
         unwritable = [file.name for file in appended if file.exists() and not os.access(file, os.W_OK)]
+        folders = (self.checkpoints, self.path / "tensorboard")  # a checkpoint that cannot be written is only logged
+        unwritable += [f"{folder.name}/" for folder in folders if folder.is_dir() and not os.access(folder, os.W_OK | os.X_OK)]
         if unwritable:
             raise RunDirectoryError(
                 f"Cannot write {', '.join(unwritable)} in {path} (read-only, or another user's). Give this user write "
