@@ -37,9 +37,10 @@ PYTEST = $(PY) -m pytest -q -n $(TEST_WORKERS)
 test: install
 	$(PYTEST) -m "not slow"
 
-# Every fault-injection test, the slow repetitions included (`make test` runs one of each).
+# Every test of a Reliability promise (marked `faults`: tests/test_faults*.py and some whole-run
+# tests elsewhere), the slow repetitions included (`make test` runs one of each).
 test-faults: install
-	$(PYTEST) tests/test_faults.py tests/test_faults_bad_input.py tests/test_faults_checkpoints.py
+	$(PYTEST) -m faults
 
 test-all: install
 	$(PYTEST)

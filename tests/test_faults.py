@@ -28,6 +28,8 @@ import pytest
 from conftest import assert_gone, read_results, wait_for, write_json
 from morphelites.runs.checkpoints import load_checkpoint
 
+pytestmark = pytest.mark.faults
+
 REPO = Path(__file__).resolve().parents[1]
 TINY = {
     "evolution": {"eval_episodes": 3, "heatmap_every": 2, "checkpoint_every": 1, "num_initial_random": 3},

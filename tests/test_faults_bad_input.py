@@ -19,6 +19,8 @@ import pytest
 
 from morphelites.cli import main
 
+pytestmark = pytest.mark.faults
+
 REPO = Path(__file__).resolve().parents[1]
 
 # (id, command line (shell words) with {cfg} for a config file written from `setup` when it is a dict or list,

@@ -24,6 +24,8 @@ from conftest import read_results
 from morphelites.config import Settings
 from morphelites.runs.checkpoints import CheckpointError, list_checkpoints, load_checkpoint, matching
 
+pytestmark = pytest.mark.faults
+
 EVOLUTION_FORMAT = "morphelites-evolution-1"
 LEARNER_FORMAT = "morphelites-learner-1"
 TINY = {

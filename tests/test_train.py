@@ -183,6 +183,7 @@ def test_existing_run_directory_is_refused_without_resume(tmp_path, capsys):
     assert "--resume" in err and "--output" in err
 
 
+@pytest.mark.faults  # a Reliability row (README): `make test-faults` runs it too
 def test_resume_if_exists_starts_a_run_then_continues_it_then_does_nothing(tmp_path, tiny_config):
     """A requeued job script passes the same command every time: the first start, each resume, and
     a resume after the end must all succeed."""
@@ -777,6 +778,7 @@ def test_a_resumed_serial_run_evaluates_exactly_what_the_uninterrupted_run_does(
         [(r["id"], r["parent_id"], r["genome"]) for r in _results(straight)]
 
 
+@pytest.mark.faults  # a Reliability row (README): `make test-faults` runs it too
 def test_an_evaluation_that_fails_twice_ends_the_run_as_failed_with_its_files_and_resume_issues_it_again(
     tmp_path, tiny_config, monkeypatch
 ):
@@ -805,6 +807,7 @@ def test_an_evaluation_that_fails_twice_ends_the_run_as_failed_with_its_files_an
     assert sorted(r["id"] for r in _results(out)) == list(range(6)), "individual 3 is issued again"
 
 
+@pytest.mark.faults  # a Reliability row (README): `make test-faults` runs it too
 def test_a_non_finite_fitness_is_an_evaluation_failure_and_the_run_stays_resumable(tmp_path, tiny_config, monkeypatch):
     """A NaN fitness went to results.jsonl, then pyribs refused it: the run crashed, and every
     --resume crashed again replaying that line."""
@@ -833,6 +836,7 @@ def test_a_non_finite_fitness_is_an_evaluation_failure_and_the_run_stays_resumab
     assert sorted(r["id"] for r in _results(out)) == list(range(6))
 
 
+@pytest.mark.faults  # a Reliability row (README): `make test-faults` runs it too
 def test_workers_that_die_on_every_task_stop_the_run_after_ten_deaths_in_a_row_with_its_files(tmp_path, tiny_config,
                                                                                                monkeypatch):  # fmt: skip
     """README, Reliability: workers that cannot run must not respawn forever. Here every worker
@@ -855,6 +859,7 @@ def test_workers_that_die_on_every_task_stop_the_run_after_ten_deaths_in_a_row_w
     assert left == set(tracker) and len(tracker) <= 1, [p.cmdline() for p in left]
 
 
+@pytest.mark.faults  # a Reliability row (README): `make test-faults` runs it too
 def test_a_body_whose_worker_dies_three_times_stops_the_run_naming_it_and_resume_issues_it_again(tmp_path, tiny_config,
                                                                                                    monkeypatch):  # fmt: skip
     """Seen in review: an individual whose evaluation kills its worker was issued again without
@@ -875,6 +880,7 @@ def test_a_body_whose_worker_dies_three_times_stops_the_run_naming_it_and_resume
     assert sorted(r["id"] for r in _results(out)) == list(range(6)), "individual 3 is issued again"
 
 
+@pytest.mark.faults  # a Reliability row (README): `make test-faults` runs it too
 def test_worker_deaths_with_tasks_finished_between_them_never_count_as_a_crash_loop():
     """README, Reliability: the limit is ten deaths *in a row*, with no task finished in between.
     Seen in review: no test covered the reset, and without it a long run would stop after ten
@@ -897,6 +903,7 @@ def test_worker_deaths_with_tasks_finished_between_them_never_count_as_a_crash_l
     assert pool.restarts == MAX_DEATHS_IN_ROW + 1
 
 
+@pytest.mark.faults  # a Reliability row (README): `make test-faults` runs it too
 def test_a_crash_loop_found_with_results_in_hand_returns_the_results_first():
     """Seen in review: a poll that received a result and then counted the tenth death in a row
     raised at once, and the finished evaluation never reached results.jsonl."""
@@ -925,6 +932,7 @@ def test_a_crash_loop_found_with_results_in_hand_returns_the_results_first():
         pool.close()
 
 
+@pytest.mark.faults  # a Reliability row (README): `make test-faults` runs it too
 def test_results_that_arrive_with_a_fatal_event_are_handled_before_it_stops_the_run(tmp_path, monkeypatch):
     """Seen in review: an evaluation failing for the second time raised at once, and a result
     received in the same poll after it was never recorded; likewise a learner death found in a poll
@@ -965,6 +973,7 @@ def test_results_that_arrive_with_a_fatal_event_are_handled_before_it_stops_the_
         system.poll(0.0)
 
 
+@pytest.mark.faults  # a Reliability row (README): `make test-faults` runs it too
 def test_a_final_reevaluation_that_raises_stops_the_run_as_failed_and_resume_does_it(tmp_path, tiny_config, monkeypatch):
     """README, Reliability: a re-evaluation of an elite that raises stops the run at once (exit 1,
     summary.json, the archive as found); once the cause is gone, --resume re-evaluates."""
@@ -1015,6 +1024,7 @@ def test_a_failing_evaluation_in_a_serial_shared_run_is_tried_again_then_fails_t
     assert signal.getsignal(signal.SIGINT) is handler_before, "the run's Ctrl-C handler is given back"
 
 
+@pytest.mark.faults  # a Reliability row (README): `make test-faults` runs it too
 def test_an_unexpected_error_still_writes_summary_json_and_gives_the_signal_handlers_back(
     tmp_path, tiny_config, monkeypatch
 ):
