@@ -610,8 +610,12 @@ class MAPElitesEvolutionTrainer:
                       f" while on individual {event.task_id}" if event.task_id is not None else "")  # fmt: skip
         elif event.kind == "died":
             individual = self.in_flight.pop(event.task_id, None) if event.task_id is not None else None
-            log.warning("Worker %d died (exit code %s); restarted it.%s", event.worker, event.value,
-                        f" Individual {individual.id} is issued again." if individual else "")  # fmt: skip
+            # its training steps were taken (and, in shared mode, trained on) even if no result says so
+            self.env_steps += event.env_steps
+            self.training_env_steps += event.env_steps
+            log.warning("Worker %d died (exit code %s); restarted it.%s%s", event.worker, event.value,
+                        f" Individual {individual.id} is issued again." if individual else "",
+                        f" Its {event.env_steps} env steps of training so far are counted." if event.env_steps else "")  # fmt: skip
             if individual is not None:
                 self.pending.insert(0, individual)  # tried again now, or by --resume (the checkpoint keeps it)
                 self.deaths[individual.id] = self.deaths.get(individual.id, 0) + 1
@@ -1104,8 +1108,9 @@ class MAPElitesEvolutionTrainer:
             log.info("Resumed without a checkpoint: %d evaluations replayed from results.jsonl.", self.completed)
         if self.mode == "shared":
             # Re-evaluation tasks of rounds that never finished (cancelled by the end of the run, or
-            # stopped by Ctrl-C) took env steps that no reevaluations.csv row holds; the run's
-            # recorded totals do.
+            # stopped by Ctrl-C), and the training of tasks whose worker died, took env steps that
+            # neither results.jsonl nor a reevaluations.csv row holds; the run's recorded totals
+            # do. (Counted as re-evaluation steps here: the split is not recorded.)
             recorded = max(maxima.get("env_steps", 0.0), self.recorder.reevaluation_rows_max("env_steps"),
                            _number(previous_summary.get("env_steps")))  # fmt: skip
             unrecorded = int(recorded) - self.env_steps

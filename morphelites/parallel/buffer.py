@@ -261,6 +261,10 @@ class SharedExperienceBuffer:
         self._counters[worker, _WRITTEN] += self.layout.transitions_per_segment
         slot.header[_STATE] = READY
 
+    def written(self, worker: int) -> int:
+        """Transitions the workers at index ``worker`` have committed, all incarnations together."""
+        return int(self._counters[worker, _WRITTEN])
+
     def incarnation(self, worker: int) -> int:
         """How many times the worker at index ``worker`` has been replaced (0 for the first)."""
         return int(self._counters[worker, _WORKER_INCARNATION])

@@ -198,12 +198,16 @@ def _serve(function: Callable[..., Any], conn: Connection) -> None:
 class PoolEvent:
     """Something a worker did: ``done`` (value = the job's result), ``error`` (value = traceback
     text), ``stalled`` (value = seconds without a heartbeat; the worker was killed and a ``died``
-    event follows), or ``died`` (value = exit code; the worker was restarted, its task is lost)."""
+    event follows), or ``died`` (value = exit code; the worker was restarted, its task is lost).
+    ``env_steps``: for ``died``, the env steps of its task's training that the worker handed on
+    before it died (shared mode: the transitions it committed, which the learner trains on), so
+    that the run counts them; 0 where nothing is known."""
 
     kind: str
     worker: int
     task_id: Any
     value: Any
+    env_steps: int = 0
 
 
 class WorkerPool:

@@ -197,6 +197,7 @@ class SharedPPOSystem:
         self.learner_stalls = 0
         self._deaths_in_row = 0
         self._learner_gone: LearnerDied | None = None  # found by a poll that also had results to return
+        self._written_at_submit: dict[int, int] = {}  # worker -> buffer.written(worker) when its task was sent
         self._closed = False  # closing has begun: no more restarts
         self._shut_down = False  # closing has finished
 
@@ -255,6 +256,7 @@ class SharedPPOSystem:
             self._active.value = max(self._active.value, self._training_in_flight() + 1)
         self.pool.submit(worker, individual.id, (worker, kind, individual, self.settings, self.handles))
         self._kinds[worker] = kind
+        self._written_at_submit[worker] = self.buffer.written(worker)
 
     def _training_in_flight(self) -> int:
         """Workers busy with a train task."""
@@ -268,6 +270,9 @@ class SharedPPOSystem:
             raise self._learner_gone
         self._active.value = self._training_in_flight()
         events = self.pool.poll(timeout)
+        for event in events:  # its replacement writes nothing before it gets a task: the count is the dead one's
+            if event.kind == "died" and event.task_id is not None and self._kinds.get(event.worker) == "train":
+                event.env_steps = self.buffer.written(event.worker) - self._written_at_submit.get(event.worker, 0)
         self._read_learner_stats()
         try:
             self._watch_learner()
