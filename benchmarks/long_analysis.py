@@ -71,8 +71,14 @@ def ceiling_within(independent: dict[str, Any], shared: dict[str, Any], scene: s
     point = shared["curve"][evaluations - 1]
     if "qd_ceiling" in point:
         return {"qd_ceiling": point["qd_ceiling"], "source": "the run's curve", "bodies": evaluations}
+    return _random_start_bound(independent, shared, scene, evaluations + workers - 1)
+
+
+def _random_start_bound(independent: dict[str, Any], shared: dict[str, Any], scene: str,
+                        bodies: int) -> dict[str, Any] | None:
+    """The ceiling QD-score of the seed's first ``bodies`` random-start bodies, drawn again under
+    the seeding scheme the runs' recorded elites confirm; None past the random start or unconfirmed."""
     settings = Settings.from_dict({"env": {"scene": scene}})
-    bodies = evaluations + workers - 1
     if bodies > settings.evolution.num_initial_random:
         return None
     elites = [*independent.get("elites_with_ceiling", ()), *shared.get("elites_with_ceiling", ())]
@@ -94,20 +100,9 @@ def ceiling_any_run(independent: dict[str, Any], shared: dict[str, Any], scene: 
     evaluation episodes sooner, so it may finish more than this run did, never more than k). The
     k finished bodies are among the first ``k + workers - 1`` issued, the random start's while
     that many fit in it: drawn from the seed before any result, they are the same for any run."""
-    steps = int(shared["training_steps_per_individual"])
-    most = int(env_steps // steps)
-    settings = Settings.from_dict({"env": {"scene": scene}})
-    bodies = most + workers - 1
-    if most < 1 or bodies > settings.evolution.num_initial_random:
-        return None
-    elites = [*independent.get("elites_with_ceiling", ()), *shared.get("elites_with_ceiling", ())]
-    start = confirmed_random_start(settings, int(shared["seed"]), elites)
-    if start is None:
-        return None
-    scheme, genomes, ceilings = start
-    bound = ceiling_qd_scores(settings, genomes[:bodies], ceilings[:bodies])[-1]
-    return {"qd_ceiling": bound, "source": f"random start drawn again ({scheme})", "bodies": bodies,
-            "most_evaluations": most}
+    most = int(env_steps // int(shared["training_steps_per_individual"]))
+    bound = _random_start_bound(independent, shared, scene, most + workers - 1) if most >= 1 else None
+    return None if bound is None else {**bound, "most_evaluations": most}
 
 
 def analyse_pair(independent: dict[str, Any], shared: dict[str, Any], comparison: dict[str, Any], workers: int) -> dict[str, Any]:
