@@ -79,12 +79,12 @@ def children_start_deaf_to_stop_signals() -> Iterator[None]:
     run's shared memory in /dev/shm.
 
     Why: Ctrl-C in a terminal goes to the whole process group, and so do the SIGTERM of GNU
-    ``timeout``, systemd's stop and a Slurm preemption, and a hang-up's SIGHUP. Workers and the learner ignore them (the
-    supervisor owns shutdown: it asks the learner for its final checkpoint), but only once their
-    own code runs; a Ctrl-C that came while a child was still importing (torch takes seconds)
-    printed a KeyboardInterrupt traceback per child, and a SIGTERM then killed it. A signal meant
-    for this process waits while blocked and is delivered when the block ends, so none is lost
-    here. CPython starts its resource tracker the same way.
+    ``timeout``, systemd's stop and a Slurm preemption, and a hang-up's SIGHUP. Workers and the
+    learner ignore them (the supervisor owns shutdown: it asks the learner for its final
+    checkpoint), but only once their own code runs; a Ctrl-C that came while a child was still
+    importing (torch takes seconds) printed a KeyboardInterrupt traceback per child, and a SIGTERM
+    then killed it. A signal meant for this process waits while blocked and is delivered when the
+    block ends, so none is lost here. CPython starts its resource tracker the same way.
     """
     if not hasattr(signal, "pthread_sigmask"):  # pragma: no cover - not POSIX
         yield
@@ -98,9 +98,9 @@ def children_start_deaf_to_stop_signals() -> Iterator[None]:
 
 
 def ignore_stop_signals() -> None:
-    """In a worker or the learner: ignore the :data:`STOP_SIGNALS` sent to the whole process group. The
-    main process decides how the run stops and tells its children; if it dies, they are killed
-    (:func:`die_with_parent`) or leave on their own (heartbeat module)."""
+    """In a worker or the learner: ignore the :data:`STOP_SIGNALS` sent to the whole process
+    group. The main process decides how the run stops and tells its children; if it dies, they
+    are killed (:func:`die_with_parent`) or leave on their own (heartbeat module)."""
     for sig in STOP_SIGNALS:
         signal.signal(sig, signal.SIG_IGN)
 
@@ -162,7 +162,7 @@ def _worker_main(index: int, role: str, job: str, conn: Connection, parent_pid: 
     """Entry point of a worker process: serve tasks until told to stop (or the parent's pipe
     closes), then exit without the interpreter's slow teardown. An exception escaping the loop
     ends the process the usual way, with its traceback and exit code 1."""
-    ignore_stop_signals()  # Ctrl-C and a scheduler's SIGTERM go to the whole group; the parent decides
+    ignore_stop_signals()  # Ctrl-C, a scheduler's SIGTERM, a hang-up go to the whole group; the parent decides
     die_with_parent()
     set_process_title(f"{role} {index}")
     function = _resolve(job)
