@@ -13,6 +13,7 @@ import json
 import os
 import random
 import re
+import select
 import signal
 import subprocess
 import sys
@@ -403,6 +404,53 @@ def test_ctrl_c_during_the_final_reevaluation_ends_the_run_interrupted_and_resum
     summary = json.loads((out / "summary.json").read_text())
     assert summary["status"] == "completed" and "qd_score_reevaluated" in summary and summary["evaluations"] == 2
     assert (out / "archive_reevaluated.csv").is_file()
+
+
+def test_a_terminal_that_hangs_up_stops_the_run_as_sigterm_with_its_checkpoint_and_no_orphans(tmp_path):
+    """A run started in a terminal that then closes (an ssh session dropped): the kernel sends
+    SIGHUP to the terminal's processes, and writes to it fail. Seen in review: every process died
+    of it outright, without summary.json or the learner's final checkpoint."""
+    import pty
+
+    out = tmp_path / "run"
+    config = _config(tmp_path, evolution={"checkpoint_every": 10**6}, training={"learner_checkpoint_every": 10**6})
+    args = [sys.executable, "-m", "morphelites", "train", "--workers", "2", "--evaluations", "50",
+            "--steps-per-individual", "800", "--config", str(config), "--output", str(out)]  # fmt: skip
+    pid, terminal = pty.fork()  # the child leads a session whose controlling terminal is the pty
+    if pid == 0:  # pragma: no cover - the child only execs
+        os.environ["PYTHONPATH"] = str(REPO)
+        os.execv(sys.executable, args)
+    try:
+        deadline = time.monotonic() + 180
+        while time.monotonic() < deadline and not read_results(out):
+            if select.select([terminal], [], [], 0.2)[0]:  # keep the terminal drained, as a real one is
+                with contextlib.suppress(OSError):
+                    os.read(terminal, 65536)
+        assert read_results(out), "a first evaluation"
+        children = psutil.Process(pid).children(recursive=True)
+        os.close(terminal)  # the hang-up
+        terminal = -1
+        code = None
+        for _ in range(300):  # 30 s
+            done, status = os.waitpid(pid, os.WNOHANG)
+            if done:
+                code = os.waitstatus_to_exitcode(status)
+                break
+            time.sleep(0.1)
+        assert code == 143, code
+        assert_gone(children)
+        assert list((out / "checkpoints").glob("learner-*.pkl")), "the learner's final checkpoint"
+        assert json.loads((out / "summary.json").read_text())["status"] == "terminated"
+        assert "Stopping (SIGHUP)" in _log(out)
+    finally:
+        if terminal >= 0:
+            os.close(terminal)
+        with contextlib.suppress(ChildProcessError, ProcessLookupError):
+            if os.waitpid(pid, os.WNOHANG) == (0, 0):
+                for process in [*psutil.Process(pid).children(recursive=True), psutil.Process(pid)]:
+                    with contextlib.suppress(psutil.NoSuchProcess):
+                        process.kill()
+                os.waitpid(pid, 0)
 
 
 def test_a_second_launch_on_a_live_run_is_refused_and_records_nothing(tmp_path):
