@@ -38,16 +38,24 @@ def start_train(*args: str) -> subprocess.Popen:
     return start_morphelites("train", "--quiet", *args)
 
 
+def kill_process_tree(pid: int) -> None:
+    """SIGKILL the process ``pid`` and every process it started (those already gone are passed over)."""
+    try:
+        tree = [*psutil.Process(pid).children(recursive=True), psutil.Process(pid)]
+    except psutil.NoSuchProcess:
+        return
+    for process in tree:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            process.kill()
+
+
 @pytest.fixture(autouse=True)
 def _no_background_run_outlives_its_test():
     yield
     while _BACKGROUND:
         proc = _BACKGROUND.pop()
         if proc.poll() is None:
-            with contextlib.suppress(psutil.NoSuchProcess):
-                for process in [*psutil.Process(proc.pid).children(recursive=True), psutil.Process(proc.pid)]:
-                    with contextlib.suppress(psutil.NoSuchProcess):
-                        process.kill()
+            kill_process_tree(proc.pid)
             proc.wait(timeout=10)
 
 

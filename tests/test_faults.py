@@ -26,7 +26,7 @@ import numpy as np
 import psutil
 import pytest
 
-from conftest import assert_gone, read_results, wait_for, write_json
+from conftest import assert_gone, kill_process_tree, read_results, wait_for, write_json
 from morphelites.runs.checkpoints import load_checkpoint
 
 pytestmark = pytest.mark.faults
@@ -89,9 +89,7 @@ def _no_run_outlives_its_test():
     while _STARTED:
         run = _STARTED.pop()
         if run.proc.poll() is None:
-            for process in [*run.children(), psutil.Process(run.proc.pid)]:
-                with contextlib.suppress(psutil.NoSuchProcess):
-                    process.kill()
+            kill_process_tree(run.proc.pid)
             run.proc.wait(timeout=10)
 
 
@@ -447,9 +445,7 @@ def test_a_terminal_that_hangs_up_stops_the_run_as_sigterm_with_its_checkpoint_a
             os.close(terminal)
         with contextlib.suppress(ChildProcessError, ProcessLookupError):
             if os.waitpid(pid, os.WNOHANG) == (0, 0):
-                for process in [*psutil.Process(pid).children(recursive=True), psutil.Process(pid)]:
-                    with contextlib.suppress(psutil.NoSuchProcess):
-                        process.kill()
+                kill_process_tree(pid)
                 os.waitpid(pid, 0)
 
 
