@@ -26,6 +26,7 @@ import torch
 from morphelites.config import ConfigError, Settings
 from morphelites.envs.reach import ReachEnv
 from morphelites.morphology import BodySpace, Morphology
+from morphelites.parallel.pool import STOP_SIGNALS, stop_signal_name
 from morphelites.policy import ActorCritic, reach_policy_spec
 from morphelites.policy_numpy import PolicySpec
 from morphelites.rollout import ActingPolicy, EvalResult, evaluate, run_episodes
@@ -285,7 +286,7 @@ def _train_and_finish(request: PPORunRequest, setup: _PPORun, stop: "_StopSignal
         metrics.close()
     if signals_in_training > 1:
         log.warning("A second stop signal (%s): saving the policy as it is, after %d env steps, without evaluating it.",
-                    _signal_name(stop.last_signum), counts[0])  # fmt: skip
+                    stop_signal_name(stop.last_signum), counts[0])  # fmt: skip
     elif signals_in_training == 1:
         log.warning("%s: stopped after update %d (%d env steps); saving and evaluating that policy.",
                     stop.name, counts[1], counts[0])  # fmt: skip
@@ -312,7 +313,7 @@ def _finish(request: PPORunRequest, settings: Settings, run: RunDirectory, model
             stop.mode = "hold"
     if figures is None and signals_before <= 1:
         log.warning("%s %s the final evaluation: %s; summary.json has the training counts and no evaluation figures "
-                    "(policy.pt is saved).", _signal_name(stop.last_signum), "during" if evaluated else "before",
+                    "(policy.pt is saved).", stop_signal_name(stop.last_signum), "during" if evaluated else "before",
                     "stopped it" if evaluated else "skipped it")  # fmt: skip
     summary: dict[str, Any] = {"mode": "ppo", "status": stop.status, "target": target, "env_steps": env_steps,
                                "updates": updates, "wall_s": round(wall_s, 2), "seed": request.seed}  # fmt: skip
@@ -368,7 +369,7 @@ class _StopSignals:
     @property
     def name(self) -> str:
         """The first signal as a user knows it: ``Ctrl-C`` or ``SIGTERM``."""
-        return _signal_name(self.signum)
+        return stop_signal_name(self.signum)
 
     @property
     def status(self) -> str:
@@ -377,7 +378,7 @@ class _StopSignals:
 
     def __enter__(self) -> "_StopSignals":
         if threading.current_thread() is threading.main_thread():
-            for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+            for sig in STOP_SIGNALS:
                 self._previous[sig] = signal.signal(sig, self._on_signal)
         return self
 
@@ -402,11 +403,6 @@ class _StopSignals:
             # and a buffered stream re-entered from a signal handler raises RuntimeError.
             with contextlib.suppress(OSError):  # a hung-up terminal takes no more output
                 os.write(2, f"\n{self.notice.format(name=self.name)}\n".encode())
-
-
-def _signal_name(signum: int | None) -> str:
-    """A stop signal as a user knows it: ``Ctrl-C`` (SIGINT), ``SIGTERM`` or ``SIGHUP``."""
-    return signal.Signals(signum).name if signum in (signal.SIGTERM, signal.SIGHUP) else "Ctrl-C"
 
 
 def _write_curves(run: RunDirectory, title: str) -> None:

@@ -38,7 +38,8 @@ from morphelites.evolution.variation import Variation
 from morphelites.individual import Individual, IndividualResult
 from morphelites.morphology import BodySpace
 from morphelites.parallel.learner import COUNTER_COLUMNS
-from morphelites.parallel.pool import STOP_SIGNALS, PoolEvent, WorkerCrashLoop, restore_process_title, set_process_title
+from morphelites.parallel.pool import (STOP_SIGNALS, PoolEvent, WorkerCrashLoop, restore_process_title, set_process_title,
+                                       stop_signal_name)
 from morphelites.parallel.supervisor import (IndependentBackend, LearnerDied, SerialSharedBackend, SharedPPOSystem,
                                              check_shared_memory)
 from morphelites.runs.memory import ProcessTreeMemory, memory_metrics
@@ -424,7 +425,7 @@ class MAPElitesEvolutionTrainer:
             if self._stop_signal is not None:
                 name = "interrupted" if self._stop_signal == signal.SIGINT else "terminated"
                 log.warning("Stopping (%s): writing a checkpoint; %d individual(s) in flight will be reissued on --resume.",
-                            _signal_name(self._stop_signal), len(self.in_flight))  # fmt: skip
+                            stop_signal_name(self._stop_signal), len(self.in_flight))  # fmt: skip
                 self._checkpoint()
                 pool.close(graceful=False)
                 return name
@@ -926,7 +927,7 @@ class MAPElitesEvolutionTrainer:
     def _reevaluation_stopped(self) -> str:
         """The status of a run whose final re-evaluation a Ctrl-C or SIGTERM stopped."""
         self.recorder.log.warning("Re-evaluation stopped (%s); the archive as found is complete, and --resume "
-                                  "re-evaluates the elites.", _signal_name(self._stop_signal))  # fmt: skip
+                                  "re-evaluates the elites.", stop_signal_name(self._stop_signal))  # fmt: skip
         return "interrupted" if self._stop_signal == signal.SIGINT else "terminated"
 
     def _write_archive_files(self, final: bool = False) -> None:
@@ -1214,11 +1215,6 @@ def _unloadable(state: dict[str, Any]) -> str | None:
     except Exception as error:  # malformed contents raise all kinds of errors; none of it can be resumed from
         return f"its contents cannot be loaded ({type(error).__name__}: {error})"
     return None
-
-
-def _signal_name(signum: int | None) -> str:
-    """A stop signal as a user knows it: ``Ctrl-C`` for SIGINT, else its name (``SIGTERM``, ``SIGHUP``)."""
-    return "Ctrl-C" if signum == signal.SIGINT else signal.Signals(signum).name if signum is not None else "none"
 
 
 def _number(value: Any) -> float:

@@ -26,6 +26,7 @@ from morphelites.parallel import heartbeat
 
 __all__ = ["WorkerPool", "SerialPool", "PoolEvent", "WorkerCrashLoop", "set_process_title", "restore_process_title",
            "die_with_parent", "one_native_thread_per_process", "children_start_deaf_to_stop_signals", "ignore_stop_signals",
+           "stop_signal_name", "STOP_SIGNALS",
            "exit_without_teardown"]
 
 #: Worker deaths in a row, with no task finished by any worker in between, that end the run: a
@@ -68,6 +69,11 @@ def one_native_thread_per_process() -> Iterator[None]:
 #: The signals a terminal or a job's scheduler sends to the whole process group to stop a run:
 #: Ctrl-C, SIGTERM, and SIGHUP (the terminal closed, the ssh session dropped).
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+
+def stop_signal_name(signum: int | None) -> str:
+    """A stop signal as a user knows it: ``Ctrl-C`` (SIGINT, and None), else its name (``SIGTERM``, ``SIGHUP``)."""
+    return signal.Signals(signum).name if signum in (signal.SIGTERM, signal.SIGHUP) else "Ctrl-C"
 
 
 @contextlib.contextmanager
