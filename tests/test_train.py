@@ -927,6 +927,8 @@ def test_a_crash_loop_found_with_results_in_hand_returns_the_results_first():
         assert [(e.kind, e.task_id) for e in events if e.kind == "done"] == [("done", 0)]
         assert sum(e.kind == "died" for e in events) == MAX_DEATHS_IN_ROW
         with pytest.raises(WorkerCrashLoop, match=f"died {MAX_DEATHS_IN_ROW} times in a row"):
+            pool.raise_deferred_failure()  # for a caller whose last results these were
+        with pytest.raises(WorkerCrashLoop, match=f"died {MAX_DEATHS_IN_ROW} times in a row"):
             pool.poll(0.1)
     finally:
         pool.close()
@@ -970,7 +972,44 @@ def test_results_that_arrive_with_a_fatal_event_are_handled_before_it_stops_the_
     system._read_learner_stats, system._watch_learner = (lambda: None), learner_dies
     assert [e.task_id for e in system.poll(0.0)] == [7], "the result first"
     with pytest.raises(LearnerDied, match="died 4 times"):
+        system.raise_deferred_failure()  # for a caller whose last results these were
+    with pytest.raises(LearnerDied, match="died 4 times"):
         system.poll(0.0)
+
+
+@pytest.mark.faults  # a Reliability row (README): `make test-faults` runs it too
+def test_a_learner_found_dead_beside_the_last_results_fails_the_run_with_every_result_kept(tmp_path, monkeypatch):
+    """Seen in review (session 36, left open): a learner death found by the poll that brought
+    the run's last results was deferred to the next poll, which never came, so the run ended as
+    completed with its learner dead and its final checkpoint unwritten."""
+    from morphelites.evolution.trainer import MAPElitesEvolutionTrainer
+    from morphelites.parallel.supervisor import LearnerDied, SerialSharedBackend
+
+    real_poll = SerialSharedBackend.poll
+    deferred: list[LearnerDied] = []
+    results = []
+
+    def poll_that_finds_the_learner_dead_with_the_last_result(self, timeout):
+        events = real_poll(self, timeout)
+        results.extend(event.task_id for event in events if event.kind == "done")
+        if len(results) == 4 and not deferred:  # what SharedPPOSystem.poll does with a death beside results
+            deferred.append(LearnerDied("simulated: the learner died 4 times in a row"))
+        return events
+
+    def raise_deferred_failure(self):
+        if deferred:
+            raise deferred[0]
+
+    monkeypatch.setattr(SerialSharedBackend, "poll", poll_that_finds_the_learner_dead_with_the_last_result)
+    monkeypatch.setattr(SerialSharedBackend, "raise_deferred_failure", raise_deferred_failure)
+    settings = {**TINY, "training": {"reevaluate_elites": False}}
+    trainer = MAPElitesEvolutionTrainer(settings, use_shared_ppo=True, enable_multiprocess=False,
+                                        output_dir=str(tmp_path / "run"), quiet=True, evaluations=4,
+                                        training_steps_per_individual=64)  # fmt: skip
+    summary = trainer.run()
+    assert summary["status"] == "failed" and "simulated: the learner died" in summary["error"]
+    assert summary["evaluations"] == 4
+    assert sorted(r["id"] for r in _results(tmp_path / "run")) == sorted(results) and len(results) == 4
 
 
 @pytest.mark.faults  # a Reliability row (README): `make test-faults` runs it too

@@ -435,6 +435,7 @@ class MAPElitesEvolutionTrainer:
                 self._round.cancel()  # the final re-evaluation (if any) supersedes it
             self._issue(pool)
             if not self.in_flight and finishing and not (self._round is not None and self._round.busy):
+                pool.raise_deferred_failure()  # a learner or workers found dead beside the last results
                 self._periodic_summary(pool, final=True)
                 self._checkpoint()
                 return "completed"

@@ -334,6 +334,12 @@ class WorkerPool:
                 self._spawn(index)
         return events
 
+    def raise_deferred_failure(self) -> None:
+        """Raise the crash loop a poll found beside results it returned first, if any: a run
+        whose last results came with it must not end as completed without the next poll."""
+        if self._crash_loop is not None:
+            raise self._crash_loop
+
     def _kill_stalled(self) -> list[PoolEvent]:
         """SIGKILL every live worker whose heartbeat is older than ``ipc_timeout``."""
         if self.ipc_timeout is None or self._closed:
@@ -420,6 +426,9 @@ class SerialPool:
             event = PoolEvent("error", 0, task_id, traceback.format_exc())
         self._task = None
         return [event]
+
+    def raise_deferred_failure(self) -> None:
+        """Nothing to raise: one process, no worker deaths."""
 
     def close(self, graceful: bool = True, timeout: float = 5.0) -> None:
         self._task = None

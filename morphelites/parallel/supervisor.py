@@ -135,6 +135,10 @@ class IndependentBackend:
     def poll(self, timeout: float) -> list[PoolEvent]:
         return self.pool.poll(timeout)
 
+    def raise_deferred_failure(self) -> None:
+        """Raise a worker crash loop that a poll found beside the results it returned."""
+        self.pool.raise_deferred_failure()
+
     def pids(self) -> dict[str, int]:
         return {f"worker {i}": pid for i, pid in enumerate(self.pool.pids())}
 
@@ -281,6 +285,15 @@ class SharedPPOSystem:
                 raise
             self._learner_gone = gone  # the caller records these results first; the next poll raises
         return events
+
+    def raise_deferred_failure(self) -> None:
+        """Raise a learner death or worker crash loop that a poll found beside the results it
+        returned, which the next poll would raise: for a caller that has no next poll because
+        those were the last results. Without this, a learner that died for good with the run's
+        last results let it end as completed, its final checkpoint never written."""
+        if self._learner_gone is not None:
+            raise self._learner_gone
+        self.pool.raise_deferred_failure()
 
     def _watch_learner(self) -> None:
         """Kill a stalled learner; restart a dead one from its newest checkpoint, or give up."""
@@ -460,6 +473,9 @@ class SerialSharedBackend:
         except Exception:  # as a pool worker reports it: the trainer tries once more, then fails the run
             return [PoolEvent("error", 0, individual.id, traceback.format_exc())]
         return [PoolEvent("done", 0, individual.id, result)]
+
+    def raise_deferred_failure(self) -> None:
+        """Nothing is ever deferred: learner and worker run in this process."""
 
     def take_events(self) -> list[dict[str, Any]]:
         """Learner events (e.g. the checkpoint it restored) since the last call."""
