@@ -1324,6 +1324,44 @@ def test_periodic_reevaluation_rounds_use_the_current_policy_and_count_their_ste
     assert summary["reevaluation_env_steps"] == sum(int(r["reevaluation_env_steps"]) for r in rows) + unfinished
 
 
+def test_the_training_steps_of_a_dead_worker_stay_training_steps_after_resume(tmp_path, monkeypatch):
+    """Seen in session 36 (left open): the training a worker had handed on before it died counted
+    in training_env_steps, but a resumed run filed those steps under reevaluation_env_steps, since
+    it did not read the split back from metrics.csv and summary.json."""
+    import csv
+
+    from morphelites.parallel.pool import PoolEvent
+    from morphelites.parallel.supervisor import SerialSharedBackend
+
+    poll = SerialSharedBackend.poll
+    lost_steps, died = 777, []
+
+    def the_worker_dies_on_individual_1_once(backend, timeout):
+        task = backend._task
+        if task is not None and task[1] == "train" and task[0].id == 1 and not died:
+            backend._task = None  # as SharedPPOSystem reports a worker death, with what it committed
+            died.append(task[0].id)
+            return [PoolEvent("died", 0, task[0].id, -9, env_steps=lost_steps)]
+        return poll(backend, timeout)
+
+    monkeypatch.setattr(SerialSharedBackend, "poll", the_worker_dies_on_individual_1_once)
+    out = tmp_path / "run"
+
+    def reevaluation_steps() -> int:
+        return sum(int(r["reevaluation_env_steps"]) for r in csv.DictReader((out / "reevaluations.csv").open()))
+
+    summary = _serial_shared_run(out, TINY, 3, resume=False, num_initial_random=2)
+    assert died == [1] and summary["status"] == "completed"
+    assert summary["training_env_steps"] == sum(r["training_steps"] for r in read_results(out)) + lost_steps
+    monkeypatch.setattr(SerialSharedBackend, "poll", poll)
+    summary = _serial_shared_run(out, TINY, 4, resume=True, num_initial_random=2)
+    assert summary["status"] == "completed" and summary["evaluations"] == 4
+    assert summary["training_env_steps"] == sum(r["training_steps"] for r in read_results(out)) + lost_steps
+    assert summary["reevaluation_env_steps"] == reevaluation_steps()
+    assert summary["env_steps"] == (sum(r["training_steps"] + r["eval_env_steps"] for r in read_results(out))
+                                    + reevaluation_steps() + lost_steps)  # fmt: skip
+
+
 def test_a_reevaluation_round_stopped_part_way_counts_the_env_steps_it_took_also_after_resume(tmp_path, monkeypatch):
     """Seen: the finished tasks of a round that never completed (cancelled by the end of the run, or
     stopped by Ctrl-C) were dropped without counting their env steps."""

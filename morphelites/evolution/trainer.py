@@ -1061,7 +1061,8 @@ class MAPElitesEvolutionTrainer:
         self.reevaluation_env_steps = self.recorder.reevaluation_env_steps()
         # the learner restores its own checkpoint, which can be older than the last metrics row
         maxima = self.recorder.metrics_maxima([*COUNTER_COLUMNS.values(), *_SESSION_COUNTERS, "wall_s", "env_steps",
-                                               "peak_memory_mb", "policy_version", "max_policy_lag"])  # fmt: skip
+                                               "training_env_steps", "peak_memory_mb", "policy_version",
+                                               "max_policy_lag"])  # fmt: skip
         self.learner_counters_floor = {name: int(maxima[column]) for name, column in COUNTER_COLUMNS.items() if column in maxima}
         if "max_policy_lag" in maxima:  # a lag seen after the learner's last checkpoint (a hard stop) still counts
             self.learner_counters_floor["max_lag_seen"] = int(maxima["max_policy_lag"])
@@ -1109,10 +1110,16 @@ class MAPElitesEvolutionTrainer:
             self._fresh_variation(proposed=self.completed)
             log.info("Resumed without a checkpoint: %d evaluations replayed from results.jsonl.", self.completed)
         if self.mode == "shared":
-            # Re-evaluation tasks of rounds that never finished (cancelled by the end of the run, or
-            # stopped by Ctrl-C), and the training of tasks whose worker died, took env steps that
+            # The training of tasks whose worker died, and re-evaluation tasks of rounds that never
+            # finished (cancelled by the end of the run, or stopped by Ctrl-C), took env steps that
             # neither results.jsonl nor a reevaluations.csv row holds; the run's recorded totals
-            # do. (Counted as re-evaluation steps here: the split is not recorded.)
+            # do: training in metrics.csv and summary.json, all of them in those and reevaluations.csv.
+            recorded_training = max(maxima.get("training_env_steps", 0.0),
+                                    _number(previous_summary.get("training_env_steps")))  # fmt: skip
+            unrecorded_training = int(recorded_training) - self.training_env_steps
+            if unrecorded_training > 0:
+                self.env_steps += unrecorded_training
+                self.training_env_steps += unrecorded_training
             recorded = max(maxima.get("env_steps", 0.0), self.recorder.reevaluation_rows_max("env_steps"),
                            _number(previous_summary.get("env_steps")))  # fmt: skip
             unrecorded = int(recorded) - self.env_steps
