@@ -18,6 +18,15 @@ def dies_on_individual_3(individual, settings):
     return train_and_evaluate(individual, settings)
 
 
+def dies_on_individual_0(individual, settings):
+    """As :func:`dies_on_individual_3`, on the very first body a run draws."""
+    from morphelites.independent import train_and_evaluate
+
+    if individual.id == 0:
+        os._exit(3)
+    return train_and_evaluate(individual, settings)
+
+
 def dies_on_odd_tasks(number: int) -> int:
     """Kills its process on an odd ``number`` and returns an even one: deaths with successes between."""
     if number % 2:

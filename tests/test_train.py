@@ -881,6 +881,25 @@ def test_a_body_whose_worker_dies_three_times_stops_the_run_naming_it_and_resume
 
 
 @pytest.mark.faults  # a Reliability row (README): `make test-faults` runs it too
+def test_with_one_worker_a_body_that_kills_it_first_is_told_from_a_broken_install(tmp_path, tiny_config, monkeypatch):
+    """Left open in session 36: with one worker and the first body killing it, no evaluation had
+    finished to tell the body from the install, and the deaths ran on into the pool's crash loop,
+    blamed on the install. After three deaths another body now goes first; it finishes, and the
+    first body's next death stops the run naming it."""
+    from morphelites.parallel.supervisor import IndependentBackend
+
+    monkeypatch.setattr(IndependentBackend, "JOB", "crashing_job:dies_on_individual_0")
+    out = tmp_path / "run"
+    assert main(["train", "--mode", "independent", "--workers", "1", "--initial-random", "3", "--evaluations", "3",
+                 "--config", str(tiny_config), "--steps-per-individual", "64", "--output", str(out), "--quiet"]) == 1  # fmt: skip
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["status"] == "failed" and "worker evaluating individual 0 died 4 times" in summary["error"]
+    assert "probably crashes the simulator" in summary["error"] and summary["worker_restarts"] == 4
+    assert [r["id"] for r in _results(out)] == [1]
+    assert "individual 1 goes first" in (out / "training.log").read_text()
+
+
+@pytest.mark.faults  # a Reliability row (README): `make test-faults` runs it too
 def test_worker_deaths_with_tasks_finished_between_them_never_count_as_a_crash_loop():
     """README, Reliability: the limit is ten deaths *in a row*, with no task finished in between.
     Seen in review: no test covered the reset, and without it a long run would stop after ten

@@ -56,7 +56,8 @@ EXIT_CODES = {"completed": 0, "failed": 1, "interrupted": 130, "terminated": 143
 #: Deaths (or stalls) of the worker evaluating one individual, while other evaluations finish or
 #: go on without a death, that stop the run: its body likely crashes the simulator or takes too
 #: much memory, and would be issued again forever. (Workers that all die, whatever they are
-#: given, are the pool's crash loop instead.)
+#: given, are the pool's crash loop instead; with nothing to tell the two apart yet, another body
+#: goes first: ``_another_body_first``.)
 MAX_DEATHS_PER_INDIVIDUAL = 3
 _CHECKPOINT_FORMAT = "morphelites-evolution-1"
 #: Fields of an evolution checkpoint that resuming reads (``settings`` is checked for the body space).
@@ -629,6 +630,8 @@ class MAPElitesEvolutionTrainer:
                         f"exit code {event.value}; a stall counts too), while other evaluations run: its body "
                         f"({individual.body}) probably crashes the simulator or needs too much memory. Fix the cause, then "
                         f"continue with `morphelites train --resume --output {self.run_dir.path}`, which issues it again.")  # fmt: skip
+                if self.deaths[individual.id] >= MAX_DEATHS_PER_INDIVIDUAL:
+                    self._another_body_first(individual)
         elif event.kind == "error":
             individual = self.in_flight.pop(event.task_id)
             self.failures[individual.id] = self.failures.get(individual.id, 0) + 1
@@ -639,6 +642,29 @@ class MAPElitesEvolutionTrainer:
                     f"Evaluating individual {individual.id} failed twice (the tracebacks are in training.log). Fix the "
                     f"cause, then continue with `morphelites train --resume --output {self.run_dir.path}`, which "
                     "issues it again.")  # fmt: skip
+
+    def _another_body_first(self, suspect: Individual) -> None:
+        """Issue another individual before ``suspect`` (first in :attr:`pending`), whose worker died
+        ``MAX_DEATHS_PER_INDIVIDUAL`` times with nothing to tell its body from the workers: no
+        evaluation finished this session, and every other one in flight has died too (one worker,
+        say). If the other one finishes, the suspect's next death stops the run naming its body; if
+        every body's worker dies, the pool's crash loop stops it as workers that cannot run. Without
+        this, one worker and a body that crashes the simulator ended in that crash loop."""
+        others = [i for i in self.pending if i.id != suspect.id]
+        room = self.settings.evolution.evaluations - self.completed - len(self.in_flight) - len(self.pending)
+        if not others and room > 0 and not self._stopping_reason:
+            other = self._new_individual()
+            if other is None:  # evolution.parent_lag holds every new one back until a result
+                return
+            others = [other]
+            self.pending.append(other)
+        if not others:
+            return
+        self.pending.remove(suspect)
+        self.pending.insert(self.pending.index(others[0]) + 1, suspect)
+        self.recorder.log.warning("Individual %d's worker died %d times before any evaluation finished in this session: "
+                                  "individual %d goes first, to tell a body that crashes the simulator from workers "
+                                  "that cannot run at all.", suspect.id, self.deaths[suspect.id], others[0].id)  # fmt: skip
 
     def _handle_round_event(self, round_: ReevaluationRound, event: Any) -> None:
         """Log a worker fault during a re-evaluation task, then let the round take the event.
