@@ -226,9 +226,8 @@ class PPOConfig:
     norm_adv: bool = True
     """Normalise advantages per minibatch."""
     normalize_obs: bool = True
-    """Keep running mean/std of observations and feed the network standardised inputs. Either
-    way the inputs are clipped to ±10 (both policy twins; the statistics stay at mean 0, std 1
-    when off): a task whose raw features exceed that should keep this on."""
+    """Keep running mean/std of observations and feed the network standardised inputs, clipped
+    to ±10 (both policy twins). Off: raw observations go in as they are, not clipped."""
     normalize_reward: bool = True
     """Scale rewards by the running std of the discounted return."""
     torch_threads: int = 1

@@ -29,7 +29,8 @@ def train_and_evaluate(individual: Individual, settings: Settings) -> Individual
     # train_policy sets the count only after, so a process's first individual started from other weights.
     torch.set_num_threads(settings.ppo.torch_threads)
     torch.manual_seed(seed)
-    spec = reach_policy_spec(settings.body_space.max_links, settings.model.hidden_dim, settings.model.init_log_std)
+    spec = reach_policy_spec(settings.body_space.max_links, settings.model.hidden_dim, settings.model.init_log_std,
+                             settings.ppo.normalize_obs)  # fmt: skip
     model = ActorCritic(spec)
     envs = [
         ReachEnv(individual.body, body_space=settings.body_space, env_config=settings.env)

@@ -72,7 +72,9 @@ class ActorCritic(nn.Module):
             mask = torch.ones(obs.shape[0], self.spec.action_dim, dtype=obs.dtype)
         else:
             mask = (obs[:, self._mask_indices] > 0.5).to(obs.dtype)
-        x = torch.clamp((obs - self._obs_mean) / self._obs_std, -10.0, 10.0)
+        x = (obs - self._obs_mean) / self._obs_std
+        if self.spec.input_clip is not None:
+            x = torch.clamp(x, -self.spec.input_clip, self.spec.input_clip)
         if self.spec.gate_joint is not None:
             padded = torch.cat([mask, torch.ones(mask.shape[0], 1, dtype=mask.dtype)], dim=1)
             x = x * padded[:, self._gate_joint]

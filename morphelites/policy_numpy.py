@@ -4,7 +4,8 @@ The torch :class:`morphelites.policy.ActorCritic` trains; :class:`NumpyActorCrit
 compute, for a batch of raw observations ``obs`` of shape (B, obs_dim):
 
     mask  = obs[:, mask_indices] > 0.5                  (B, act_dim); all ones without a mask
-    x     = clip((obs - mean) / sqrt(var + 1e-8), ±10)  observation normalisation
+    x     = clip((obs - mean) / sqrt(var + 1e-8), ±10)  observation normalisation (no clip
+                                                        with the normaliser off: input_clip None)
     x     = x * gate                                    zero every feature of a padded joint
     h     = tanh(W2 tanh(W1 x + b1) + b2)               separately for actor and critic
     mu    = W3a h + b3a   (B, act_dim);  value = W3c h + b3c   (B,)
@@ -25,7 +26,7 @@ import numpy as np
 
 from morphelites.envs.reach import FEATURES_PER_JOINT, GLOBAL_FEATURES, ObservationLayout
 
-__all__ = ["PolicySpec", "NumpyActorCritic", "PARAMETER_ORDER", "reach_policy_spec"]
+__all__ = ["PolicySpec", "NumpyActorCritic", "PARAMETER_ORDER", "reach_policy_spec", "INPUT_CLIP", "input_clip"]
 
 #: Names of the network tensors in the flat weight vector, in order.
 PARAMETER_ORDER = (
@@ -36,6 +37,15 @@ PARAMETER_ORDER = (
 )  # fmt: skip
 
 _LOG_2PI = math.log(2.0 * math.pi)
+#: Standardised observations are clipped to ±this before the network (as SB3's VecNormalize and
+#: CleanRL's wrappers do): it bounds what a rare outlier or a blown-up simulation feeds in.
+INPUT_CLIP = 10.0
+
+
+def input_clip(normalize_obs: bool) -> float | None:
+    """The :attr:`PolicySpec.input_clip` of a policy whose observation normaliser is on or off:
+    raw observations (normaliser off) are not clipped, like SB3's ``norm_obs=False``."""
+    return INPUT_CLIP if normalize_obs else None
 
 
 @dataclass(frozen=True)
@@ -50,6 +60,8 @@ class PolicySpec:
             (None: every action entry is real, e.g. a Gymnasium task).
         gate_joint: for each observation index, the joint whose mask gates it (-1: never gated).
         init_log_std: initial log std of the Gaussian.
+        input_clip: standardised inputs are clipped to ±this (None: not clipped; a policy whose
+            normaliser is off, see :func:`input_clip`).
     """
 
     obs_dim: int
@@ -58,6 +70,7 @@ class PolicySpec:
     mask_indices: tuple[int, ...] | None = None
     gate_joint: tuple[int, ...] | None = None
     init_log_std: float = -0.5
+    input_clip: float | None = INPUT_CLIP
 
     def parameter_shapes(self) -> dict[str, tuple[int, ...]]:
         """Shape of each network tensor (torch Linear convention: weight is (out, in))."""
@@ -76,7 +89,12 @@ class PolicySpec:
         return sum(int(np.prod(s)) for s in self.parameter_shapes().values()) + 2 * self.obs_dim
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        """The fields as plain data; ``input_clip`` only where it is not the default, so that the
+        specs stored by versions before it existed (which all clipped) still match."""
+        data = asdict(self)
+        if data["input_clip"] == INPUT_CLIP:
+            del data["input_clip"]
+        return data
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "PolicySpec":
@@ -141,7 +159,9 @@ class NumpyActorCritic:
         if obs.ndim == 1:
             obs = obs[None]
         mask = self.spec.joint_mask(obs)
-        x = np.clip((obs - self.obs_mean) / np.sqrt(self.obs_var + 1e-8), -10.0, 10.0)
+        x = (obs - self.obs_mean) / np.sqrt(self.obs_var + 1e-8)
+        if self.spec.input_clip is not None:
+            x = np.clip(x, -self.spec.input_clip, self.spec.input_clip)
         gate = self.spec.gate(mask)
         if gate is not None:
             x = x * gate
@@ -191,8 +211,10 @@ class NumpyActorCritic:
         return self.forward(obs)[1]
 
 
-def reach_policy_spec(max_joints: int, hidden_dim: int = 256, init_log_std: float = -0.5) -> PolicySpec:
-    """The spec for ReachEnv observations of a body space with ``max_joints`` joints."""
+def reach_policy_spec(max_joints: int, hidden_dim: int = 256, init_log_std: float = -0.5,
+                      normalize_obs: bool = True) -> PolicySpec:
+    """The spec for ReachEnv observations of a body space with ``max_joints`` joints, for a policy
+    whose observation normaliser is on or off (``normalize_obs``, as ``ppo.normalize_obs``)."""
     layout = ObservationLayout(max_joints)
     gate = [j for j in range(max_joints) for _ in range(FEATURES_PER_JOINT)] + [-1] * GLOBAL_FEATURES
     return PolicySpec(
@@ -202,4 +224,5 @@ def reach_policy_spec(max_joints: int, hidden_dim: int = 256, init_log_std: floa
         mask_indices=tuple(int(i) for i in layout.mask_indices),
         gate_joint=tuple(gate),
         init_log_std=init_log_std,
+        input_clip=input_clip(normalize_obs),
     )

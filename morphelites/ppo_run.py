@@ -28,7 +28,7 @@ from morphelites.envs.reach import ReachEnv
 from morphelites.morphology import BodySpace, Morphology
 from morphelites.parallel.pool import STOP_SIGNALS, stop_signal_name
 from morphelites.policy import ActorCritic, reach_policy_spec
-from morphelites.policy_numpy import PolicySpec
+from morphelites.policy_numpy import PolicySpec, input_clip
 from morphelites.rollout import ActingPolicy, EvalResult, evaluate, run_episodes
 from morphelites.runs import MetricsWriter, RunDirectory, atomic_write_bytes, open_training_log, read_metric_rows
 from morphelites.runs.checkpoints import save_checkpoint
@@ -204,11 +204,13 @@ def _set_up_held(request: PPORunRequest, settings: Settings, run: RunDirectory, 
     if request.env_id is not None:
         envs = [make_gym_env(request.env_id) for _ in range(settings.ppo.num_envs)]
         obs_dim, act_dim = envs[0].observation_space.shape[0], envs[0].action_space.shape[0]
-        spec = PolicySpec(obs_dim, act_dim, settings.model.hidden_dim, init_log_std=settings.model.init_log_std)
+        spec = PolicySpec(obs_dim, act_dim, settings.model.hidden_dim, init_log_std=settings.model.init_log_std,
+                          input_clip=input_clip(settings.ppo.normalize_obs))  # fmt: skip
         settings = dataclasses.replace(settings, model=settings.model.resolved(obs_dim, act_dim, task=request.env_id))
         target = request.env_id
     else:
-        spec = reach_policy_spec(settings.body_space.max_links, settings.model.hidden_dim, settings.model.init_log_std)
+        spec = reach_policy_spec(settings.body_space.max_links, settings.model.hidden_dim, settings.model.init_log_std,
+                                 settings.ppo.normalize_obs)  # fmt: skip
         settings = dataclasses.replace(settings, model=settings.model.resolved(spec.obs_dim, spec.action_dim))
         bodies = request.bodies
         envs = [

@@ -134,3 +134,34 @@ def test_the_normaliser_leaves_out_rows_that_blew_up_and_its_float32_copy_stays_
     np.testing.assert_array_equal(model.obs_rms.var, reference.obs_rms.var)
     assert model.obs_rms.count == reference.obs_rms.count
     assert np.all(np.isfinite(model.flat_weights()))
+
+
+def test_inputs_are_clipped_only_while_the_observation_normaliser_is_on():
+    """Left open since session 32: with ppo.normalize_obs off the raw observations were still
+    clipped to ±10, unlike SB3's norm_obs=False or CleanRL without the wrapper: an ablation of the
+    normaliser changed the inputs too. Both twins, and every place that builds a run's policy."""
+    from morphelites.config import Settings
+    from morphelites.parallel.supervisor import _shared_layout
+    from morphelites.policy_numpy import INPUT_CLIP, PolicySpec
+
+    obs = _reach_obs(3, n=4)
+    feature = 0  # a real joint's first feature
+    big = obs.copy()
+    big[:, feature] = 1000.0
+    at_clip = obs.copy()
+    at_clip[:, feature] = INPUT_CLIP  # an untrained normaliser: mean 0, std 1
+    for normalize_obs in (True, False):
+        torch.manual_seed(0)
+        model = ActorCritic(reach_policy_spec(6, hidden_dim=32, normalize_obs=normalize_obs))
+        twin = model.numpy_twin()
+        with torch.no_grad():
+            torch_big = model.mean_action(torch.as_tensor(big)).numpy()
+        np.testing.assert_allclose(twin.act(big), torch_big, atol=1e-5)
+        clipped = np.allclose(twin.act(big), twin.act(at_clip), atol=1e-6)
+        assert clipped == normalize_obs, f"normalize_obs={normalize_obs}: clipped={clipped}"
+        settings = Settings.from_dict({"ppo": {"normalize_obs": normalize_obs}})
+        spec = PolicySpec.from_dict(_shared_layout(settings, workers=2)[0].to_dict())
+        assert spec.input_clip == (INPUT_CLIP if normalize_obs else None)
+    # a spec stored before input_clip existed (every such policy clipped) still matches a default one
+    assert "input_clip" not in reach_policy_spec(6).to_dict()
+    assert "input_clip" in reach_policy_spec(6, normalize_obs=False).to_dict()

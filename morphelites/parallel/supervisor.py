@@ -49,7 +49,8 @@ class LearnerDied(RuntimeError):
 def _shared_layout(settings: Settings, workers: int) -> tuple[PolicySpec, BufferLayout]:
     """The policy (whose weights are broadcast) and the experience buffer's layout of a shared run."""
     layout_obs = ObservationLayout(settings.body_space.max_links)
-    spec = reach_policy_spec(settings.body_space.max_links, settings.model.hidden_dim, settings.model.init_log_std)
+    spec = reach_policy_spec(settings.body_space.max_links, settings.model.hidden_dim, settings.model.init_log_std,
+                             settings.ppo.normalize_obs)  # fmt: skip
     steps, envs = segment_shape(settings.training.update_interval, ENVS_PER_WORKER)
     layout = BufferLayout.for_buffer_size(settings.training.buffer_size, workers, steps, envs,
                                           layout_obs.observation_dim, layout_obs.action_dim)  # fmt: skip
