@@ -923,6 +923,29 @@ def test_worker_deaths_with_tasks_finished_between_them_never_count_as_a_crash_l
 
 
 @pytest.mark.faults  # a Reliability row (README): `make test-faults` runs it too
+def test_a_crash_loop_reports_every_death_before_it_raises():
+    """Seen in review (session 37): the poll that counted the tenth death raised at once when it
+    had no result, and that death's event, with the training steps its worker had committed, was
+    never reported."""
+    from morphelites.parallel.pool import MAX_DEATHS_IN_ROW, WorkerCrashLoop, WorkerPool
+
+    pool = WorkerPool(2, "crashing_job:run_task", role="test worker").start()
+    deaths, number = [], 0
+    try:
+        with pytest.raises(WorkerCrashLoop, match=f"died {MAX_DEATHS_IN_ROW} times in a row"):
+            deadline = time.monotonic() + 120
+            while time.monotonic() < deadline:
+                for worker in pool.idle:
+                    pool.submit(worker, number, (number,))
+                    number += 1
+                deaths += [event.task_id for event in pool.poll(0.2) if event.kind == "died"]
+    finally:
+        pool.close()
+    # every task sent before the crash loop was found is reported lost, each once
+    assert len(deaths) >= MAX_DEATHS_IN_ROW and sorted(deaths) == list(range(len(deaths))), deaths
+
+
+@pytest.mark.faults  # a Reliability row (README): `make test-faults` runs it too
 def test_a_crash_loop_found_with_results_in_hand_returns_the_results_first():
     """Seen in review: a poll that received a result and then counted the tenth death in a row
     raised at once, and the finished evaluation never reached results.jsonl."""
@@ -994,13 +1017,24 @@ def test_results_that_arrive_with_a_fatal_event_are_handled_before_it_stops_the_
         system.raise_deferred_failure()  # for a caller whose last results these were
     with pytest.raises(LearnerDied, match="died 4 times"):
         system.poll(0.0)
+    # a worker death too (session 37's review): its committed training steps are counted first
+    system._learner_gone = None
+    system._written_at_submit, system.buffer = {0: 0}, type("Buffer", (), {"written": lambda self, worker: 500})()
+    system._kinds = {0: "train"}
+    Pool.poll = lambda self, timeout: [PoolEvent("died", 0, 8, -9)]
+    assert [(e.kind, e.task_id, e.env_steps) for e in system.poll(0.0)] == [("died", 8, 500)]
+    with pytest.raises(LearnerDied, match="died 4 times"):
+        system.poll(0.0)
 
 
 @pytest.mark.faults  # a Reliability row (README): `make test-faults` runs it too
-def test_a_learner_found_dead_beside_the_last_results_fails_the_run_with_every_result_kept(tmp_path, monkeypatch):
+@pytest.mark.parametrize("reevaluate", [False, True], ids=["last-evaluation", "final-reevaluation"])
+def test_a_learner_found_dead_beside_the_last_results_fails_the_run_with_every_result_kept(tmp_path, monkeypatch,
+                                                                                          reevaluate):  # fmt: skip
     """Seen in review (session 36, left open): a learner death found by the poll that brought
     the run's last results was deferred to the next poll, which never came, so the run ended as
-    completed with its learner dead and its final checkpoint unwritten."""
+    completed with its learner dead and its final checkpoint unwritten. Likewise beside the final
+    re-evaluation's results (session 37's review)."""
     from morphelites.evolution.trainer import MAPElitesEvolutionTrainer
     from morphelites.parallel.supervisor import LearnerDied, SerialSharedBackend
 
@@ -1009,9 +1043,11 @@ def test_a_learner_found_dead_beside_the_last_results_fails_the_run_with_every_r
     results = []
 
     def poll_that_finds_the_learner_dead_with_the_last_result(self, timeout):
+        kind = self._task[1] if self._task is not None else None
         events = real_poll(self, timeout)
-        results.extend(event.task_id for event in events if event.kind == "done")
-        if len(results) == 4 and not deferred:  # what SharedPPOSystem.poll does with a death beside results
+        results.extend(event.task_id for event in events if event.kind == "done" and kind == "train")
+        last = kind == "evaluate" if reevaluate else len(results) == 4
+        if events and last and not deferred:  # what SharedPPOSystem.poll does with a death beside results
             deferred.append(LearnerDied("simulated: the learner died 4 times in a row"))
         return events
 
@@ -1021,14 +1057,15 @@ def test_a_learner_found_dead_beside_the_last_results_fails_the_run_with_every_r
 
     monkeypatch.setattr(SerialSharedBackend, "poll", poll_that_finds_the_learner_dead_with_the_last_result)
     monkeypatch.setattr(SerialSharedBackend, "raise_deferred_failure", raise_deferred_failure)
-    settings = {**TINY, "training": {"reevaluate_elites": False}}
+    settings = {**TINY, "training": {"reevaluate_elites": reevaluate}}
     trainer = MAPElitesEvolutionTrainer(settings, use_shared_ppo=True, enable_multiprocess=False,
                                         output_dir=str(tmp_path / "run"), quiet=True, evaluations=4,
                                         training_steps_per_individual=64)  # fmt: skip
     summary = trainer.run()
-    assert summary["status"] == "failed" and "simulated: the learner died" in summary["error"]
+    assert deferred and summary["status"] == "failed" and "simulated: the learner died" in summary["error"]
     assert summary["evaluations"] == 4
     assert sorted(r["id"] for r in _results(tmp_path / "run")) == sorted(results) and len(results) == 4
+    assert (tmp_path / "run" / "archive_reevaluated.csv").exists() == reevaluate, "a finished round is kept"
 
 
 @pytest.mark.faults  # a Reliability row (README): `make test-faults` runs it too

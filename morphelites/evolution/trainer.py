@@ -349,6 +349,9 @@ class MAPElitesEvolutionTrainer:
             self._archive_in_id_order()
             if status == "completed" and evo.use_shared_ppo and self.settings.training.reevaluate_elites:
                 status = self._reevaluate_elites(pool)
+            # A learner or workers found dead beside the last events a poll returned, which no later
+            # poll raised: the run's last results, a stop signal's, or the final round's last ones.
+            pool.raise_deferred_failure()
         except KeyboardInterrupt:  # second Ctrl-C: stop at once
             status = "interrupted"
             log.warning("Second interrupt: stopping at once, without a final checkpoint.")
@@ -436,7 +439,6 @@ class MAPElitesEvolutionTrainer:
                 self._round.cancel()  # the final re-evaluation (if any) supersedes it
             self._issue(pool)
             if not self.in_flight and finishing and not (self._round is not None and self._round.busy):
-                pool.raise_deferred_failure()  # a learner or workers found dead beside the last results
                 self._periodic_summary(pool, final=True)
                 self._checkpoint()
                 return "completed"

@@ -246,7 +246,7 @@ class WorkerPool:
         self._shut_down = False  # closing has finished
         self.restarts = 0
         self._deaths_in_row = 0
-        self._crash_loop: WorkerCrashLoop | None = None  # found by a poll that also had results to return
+        self._crash_loop: WorkerCrashLoop | None = None  # found by a poll, which returned its events first
         self.on_died = on_died
 
     def start(self) -> "WorkerPool":
@@ -294,8 +294,9 @@ class WorkerPool:
     def poll(self, timeout: float) -> list[PoolEvent]:
         """Wait up to ``timeout`` s for outcomes; also reports (and replaces) dead workers.
 
-        Raises WorkerCrashLoop after ``MAX_DEATHS_IN_ROW`` deaths in a row; when that poll also
-        received results, it returns them first (the caller records them) and the next call raises.
+        Raises WorkerCrashLoop after ``MAX_DEATHS_IN_ROW`` deaths in a row, from the next call (or
+        :meth:`raise_deferred_failure`): this one returns its events first, so that the caller
+        records the results and counts the deaths it received with the last one.
         """
         if self._crash_loop is not None:
             raise self._crash_loop
@@ -320,23 +321,23 @@ class WorkerPool:
                 events.append(PoolEvent("died", index, lost, proc.exitcode))
                 self.restarts += 1
                 self._deaths_in_row += 1
-                if self._deaths_in_row >= MAX_DEATHS_IN_ROW:
+                if self._deaths_in_row >= MAX_DEATHS_IN_ROW and self._crash_loop is None:
                     self._crash_loop = WorkerCrashLoop(
                         f"{self.role} processes died {self._deaths_in_row} times in a row without finishing a task (last "
                         f"exit code {proc.exitcode}), so the run stops. The console output above shows why they die (an "
                         f"import error, memory, a broken install); fix that and continue with --resume."
                     )
-                    if any(event.kind == "done" for event in events):
-                        return events
-                    raise self._crash_loop
+                if self._crash_loop is not None:  # the run stops: reported, not replaced
+                    self._tasks[index] = None
+                    continue
                 if self.on_died is not None:
                     self.on_died(index)
                 self._spawn(index)
         return events
 
     def raise_deferred_failure(self) -> None:
-        """Raise the crash loop a poll found beside results it returned first, if any: a run
-        whose last results came with it must not end as completed without the next poll."""
+        """Raise the crash loop a poll found (it returned its events first), if any: a run whose
+        last results came with it must not end as completed without the next poll."""
         if self._crash_loop is not None:
             raise self._crash_loop
 

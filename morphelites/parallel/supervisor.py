@@ -282,9 +282,9 @@ class SharedPPOSystem:
         try:
             self._watch_learner()
         except LearnerDied as gone:
-            if not any(event.kind == "done" for event in events):
+            if not events:
                 raise
-            self._learner_gone = gone  # the caller records these results first; the next poll raises
+            self._learner_gone = gone  # the caller records these results and deaths first; the next poll raises
         return events
 
     def raise_deferred_failure(self) -> None:
