@@ -347,6 +347,36 @@ def _commit_rewards(buffer: SharedExperienceBuffer, worker: int, individual_id: 
     buffer.commit(slot, version=version, individual_id=individual_id, worker=worker)
 
 
+def test_a_restarted_learner_measures_lag_through_the_weights_it_restored(tmp_path):
+    """Seen in review (session 37): a learner restored from its checkpoint at version C, published
+    anew past the last version P its predecessor published, counted data of version P as 1 version
+    old (it lies on the updates after C, which were lost) and dropped data of C itself."""
+    from morphelites.parallel.learner import LearnerOptions, SharedPPOTrainer
+
+    first, weights, buffer, handles, settings = _learner(tmp_path, max_lag=2)
+    restarted = None
+    try:
+        first.version = 3
+        assert first.checkpoint() is not None  # C = 3
+        first.version = 8
+        first._publish(first.model.flat_weights())  # P = 8, published after the checkpoint
+        first.close()
+        _commit_rewards(buffer, 0, individual_id=7, version=8)  # acted by the lost version P
+        _commit_rewards(buffer, 1, individual_id=8, version=3)  # acted by the restored weights
+        restarted = SharedPPOTrainer(LearnerOptions(settings, handles, str(tmp_path), resume=True, max_policy_lag=2))
+        assert (restarted.restored_version, restarted.version) == (3, 9)
+        assert (restarted.lag(9), restarted.lag(8), restarted.lag(3), restarted.lag(2)) == (0, 5, 0, 1)
+        assert restarted.drain() == 1 and buffer.occupancy()["segments_dropped_lag"] == 1
+        assert [(segment["individual"], segment["lag"]) for segment in restarted.pending] == [(8, 0)]
+        restarted.version += 2  # two updates on
+        assert (restarted.lag(9), restarted.lag(8), restarted.lag(3)) == (2, 7, 2)
+    finally:
+        if restarted is not None:
+            restarted.close()
+        buffer.close()
+        weights.close()
+
+
 def test_a_frozen_learner_trains_on_every_whole_batch_waiting_then_keeps_its_weights(tmp_path):
     """learner_main with its freeze event set (the final re-evaluation): it trains on the two whole
     batches of 200 waiting (5 segments of 100), checkpoints, reports ``frozen`` with the 100

@@ -170,6 +170,7 @@ class SharedPPOTrainer:
         published = self.weights.version
         if published > 0 and published >= self.version:
             self.version = published + 1
+        self.first_published = self.version  # the restored (or fresh) weights, under this learner's first version
         self._publish(self.model.flat_weights())
 
     def _publish(self, flat: np.ndarray) -> None:
@@ -202,13 +203,13 @@ class SharedPPOTrainer:
         batch_size = self.options.settings.training.min_batch_size
         sync = self.options.handles.sync
         for slot in self.buffer.ready_slots():
-            lag = self.version - slot.version
+            lag = self.lag(slot.version)
             if not sync and lag <= self.lag_limit and self.pending_transitions >= batch_size:
                 break
             segment = self.buffer.take(slot)
             if segment is None:  # not yet wholly visible here; later ones wait too, to keep the commit order
                 break
-            lag = self.version - segment.version
+            lag = self.lag(segment.version)
             self._advance_returns(segment)  # in commit order, dropped segments too: each stream stays whole
             if lag > self.lag_limit:
                 self.buffer.release(slot, dropped_for_lag=True)
@@ -220,6 +221,19 @@ class SharedPPOTrainer:
             self.buffer.release(slot)
             taken += 1
         return taken
+
+    def lag(self, version: int) -> int:
+        """Updates between the weights published as ``version`` and the current ones.
+
+        Versions this learner published count back directly. Older ones are measured through the
+        weights it started from (``restored_version``, published anew as ``first_published``): a
+        version made before them is that many updates further back, and one that a learner it
+        replaces published after its last checkpoint lies on updates that were lost, so it is as
+        far from them as from that checkpoint, not just past the restart (seen in review: such
+        data counted as 1-4 versions old, and data of the restored weights themselves was dropped)."""
+        if version >= self.first_published:
+            return self.version - version
+        return self.version - self.first_published + abs(version - self.restored_version)
 
     @property
     def lag_limit(self) -> int:
