@@ -254,7 +254,10 @@ class SharedExperienceBuffer:
         worker's current incarnation (:meth:`incarnation`)."""
         slot.header[_VERSION] = version
         slot.header[_INDIVIDUAL] = individual_id
-        slot.header[_COMMITTED_NS] = time.monotonic_ns()  # one system-wide clock on Linux
+        # perf_counter, not monotonic: both are one system-wide clock of ns steps on Linux and macOS,
+        # but Python 3.11's monotonic moves in 15.6 ms steps on Windows, and equal stamps break
+        # the commit order that ready_slots relies on (a sync serial run waited forever there).
+        slot.header[_COMMITTED_NS] = time.perf_counter_ns()
         slot.header[_WORKER] = worker
         slot.header[_INCARNATION] = self._counters[worker, _WORKER_INCARNATION]
         slot.header[_CHECKSUM] = _checksum(slot.header[_VERSION:_CHECKSUM], [getattr(slot, n) for n in SEGMENT_ARRAYS])
@@ -277,7 +280,7 @@ class SharedExperienceBuffer:
         could commit into a slot already read and its segment n+1 into one not read yet; n+1 would
         then be taken before n. A segment committed since the call began waits for the next call
         instead: if n+1 was committed before the call, so was n, and both are READY when read."""
-        start = time.monotonic_ns()  # the clock of the commit stamps (system-wide on Linux)
+        start = time.perf_counter_ns()  # the clock of the commit stamps (see commit)
         ready = [slot for ring in self._slots for slot in ring
                  if slot.header[_STATE] == READY and int(slot.header[_COMMITTED_NS]) < start]  # fmt: skip
         return sorted(ready, key=lambda s: int(s.header[_COMMITTED_NS]))
