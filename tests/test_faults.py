@@ -466,11 +466,18 @@ def test_a_second_launch_on_a_live_run_is_refused_and_records_nothing(tmp_path):
     finally:
         if first.proc.poll() is None:
             first.proc.kill()
+    # The individual in flight had handed training on to the learner; it counts (seen in review:
+    # left out, and --resume trained that individual again from scratch)
+    summary = json.loads((out / "summary.json").read_text())
+    assert "individual(s) in flight had taken" in _log(out)
+    assert summary["training_env_steps"] == summary["transitions_written"] > sum(r["training_steps"] for r in read_results(out))
     ids = [r["id"] for r in read_results(out)]
     assert len(ids) == len(set(ids)), f"duplicate ids in results.jsonl: {sorted(ids)}"
     code, console = Run(tmp_path, "--resume", "--evaluations", str(len(ids) + 1), "--output", str(out)).wait()
     assert code == 0, console
     _assert_ids_complete(out, len(ids) + 1)
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["training_env_steps"] == summary["transitions_written"], "also across the resume"
 
 
 def test_a_terminal_ctrl_c_while_the_processes_start_exits_130_without_tracebacks_or_orphans(tmp_path):

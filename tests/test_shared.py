@@ -1354,10 +1354,13 @@ def test_periodic_reevaluation_rounds_use_the_current_policy_and_count_their_ste
     assert summary["reevaluation_env_steps"] == sum(int(r["reevaluation_env_steps"]) for r in rows) + unfinished
 
 
-def test_the_training_steps_of_a_dead_worker_stay_training_steps_after_resume(tmp_path, monkeypatch):
+@pytest.mark.parametrize("stop", ["graceful", "hard stop after a result"])
+def test_the_training_steps_of_a_dead_worker_stay_training_steps_after_resume(tmp_path, monkeypatch, stop):
     """Seen in session 36 (left open): the training a worker had handed on before it died counted
     in training_env_steps, but a resumed run filed those steps under reevaluation_env_steps, since
-    it did not read the split back from metrics.csv and summary.json."""
+    it did not read the split back from metrics.csv and summary.json. Also after a hard stop that
+    left results.jsonl a line ahead of metrics.csv (session 37's review: that line's training was
+    taken off the dead worker's steps)."""
     import csv
 
     from morphelites.parallel.pool import PoolEvent
@@ -1383,6 +1386,10 @@ def test_the_training_steps_of_a_dead_worker_stay_training_steps_after_resume(tm
     summary = _serial_shared_run(out, TINY, 3, resume=False, num_initial_random=2)
     assert died == [1] and summary["status"] == "completed"
     assert summary["training_env_steps"] == sum(r["training_steps"] for r in read_results(out)) + lost_steps
+    if stop != "graceful":  # killed after results.jsonl took the last line, before metrics.csv took its row
+        (out / "summary.json").unlink()
+        lines = (out / "metrics.csv").read_text().splitlines(keepends=True)
+        (out / "metrics.csv").write_text("".join(lines[:-1]))
     monkeypatch.setattr(SerialSharedBackend, "poll", poll)
     summary = _serial_shared_run(out, TINY, 4, resume=True, num_initial_random=2)
     assert summary["status"] == "completed" and summary["evaluations"] == 4

@@ -382,6 +382,7 @@ class MAPElitesEvolutionTrainer:
                 status = "interrupted" if status == "completed" else status
                 log.warning("Second interrupt: stopping the processes at once.")
                 self._close_at_once(pool)
+            self._count_in_flight_training(pool)
             self.progress.close()
         # The final files take a moment; a further Ctrl-C must not tear them (or an import) in half.
         for sig in previous:
@@ -839,6 +840,17 @@ class MAPElitesEvolutionTrainer:
             raise KeyboardInterrupt
         self._stop_signal = signum
 
+    def _count_in_flight_training(self, pool: IndependentBackend | SharedPPOSystem | SerialSharedBackend) -> None:
+        """Count the env steps of training that the individuals in flight when the run stopped had
+        handed on to the shared learner: taken and trained on, though no result will report them
+        (--resume trains those individuals again, and counts those steps again)."""
+        steps = pool.in_flight_training_steps
+        if steps:
+            self.env_steps += steps
+            self.training_env_steps += steps
+            self.recorder.log.info("The %d individual(s) in flight had taken %d env steps of training, which the "
+                                   "learner trains on; they are counted.", len(self.in_flight), steps)  # fmt: skip
+
     @staticmethod
     def _close_at_once(pool: IndependentBackend | SharedPPOSystem | SerialSharedBackend) -> None:
         """Stop the backend's processes after a second Ctrl-C. A further one is ignored until they
@@ -1088,8 +1100,8 @@ class MAPElitesEvolutionTrainer:
         previous_summary = self.run_dir.read_summary() or {}  # absent after a hard stop
         self.reevaluation_env_steps = self.recorder.reevaluation_env_steps()
         # the learner restores its own checkpoint, which can be older than the last metrics row
-        maxima = self.recorder.metrics_maxima([*COUNTER_COLUMNS.values(), *_SESSION_COUNTERS, "wall_s", "env_steps",
-                                               "training_env_steps", "peak_memory_mb", "policy_version",
+        maxima = self.recorder.metrics_maxima([*COUNTER_COLUMNS.values(), *_SESSION_COUNTERS, "wall_s", "evaluations",
+                                               "env_steps", "training_env_steps", "peak_memory_mb", "policy_version",
                                                "max_policy_lag"])  # fmt: skip
         self.learner_counters_floor = {name: int(maxima[column]) for name, column in COUNTER_COLUMNS.items() if column in maxima}
         if "max_policy_lag" in maxima:  # a lag seen after the learner's last checkpoint (a hard stop) still counts
@@ -1108,10 +1120,14 @@ class MAPElitesEvolutionTrainer:
                                   **self.session_counters_floor}  # fmt: skip
         self.env_steps += self.reevaluation_env_steps  # env_steps counts every step taken, re-evaluations included
         seen: dict[int, None] = {}  # the ids in results.jsonl, in the order they were first recorded
+        # env steps of the first n of them (index n): training, and training + evaluation
+        recorded_training, recorded_steps = [0], [0]
         for line in results:
             if line["id"] in seen:
                 continue
             seen[line["id"]] = None
+            recorded_training.append(recorded_training[-1] + int(line["training_steps"]))
+            recorded_steps.append(recorded_steps[-1] + int(line["training_steps"]) + int(line["eval_env_steps"]))
             individual = Individual.from_dict(line)
             evaluation = {**{k: line[k] for k in RESULT_FIGURES}, **{k: line.get(k) for k in LATER_RESULT_FIGURES}}
             self._insert(individual, IndividualResult(individual.id, evaluation, line["training_steps"], line["eval_env_steps"], 0, 0), replay=True)
@@ -1138,22 +1154,7 @@ class MAPElitesEvolutionTrainer:
             self._fresh_variation(proposed=self.completed)
             log.info("Resumed without a checkpoint: %d evaluations replayed from results.jsonl.", self.completed)
         if self.mode == "shared":
-            # The training of tasks whose worker died, and re-evaluation tasks of rounds that never
-            # finished (cancelled by the end of the run, or stopped by Ctrl-C), took env steps that
-            # neither results.jsonl nor a reevaluations.csv row holds; the run's recorded totals
-            # do: training in metrics.csv and summary.json, all of them in those and reevaluations.csv.
-            recorded_training = max(maxima.get("training_env_steps", 0.0),
-                                    _number(previous_summary.get("training_env_steps")))  # fmt: skip
-            unrecorded_training = int(recorded_training) - self.training_env_steps
-            if unrecorded_training > 0:
-                self.env_steps += unrecorded_training
-                self.training_env_steps += unrecorded_training
-            recorded = max(maxima.get("env_steps", 0.0), self.recorder.reevaluation_rows_max("env_steps"),
-                           _number(previous_summary.get("env_steps")))  # fmt: skip
-            unrecorded = int(recorded) - self.env_steps
-            if unrecorded > 0:
-                self.env_steps += unrecorded
-                self.reevaluation_env_steps += unrecorded
+            self._count_unreported_steps(maxima, previous_summary, recorded_training, recorded_steps)
         # metrics.csv is written with every evaluation, the checkpoint only every checkpoint_every;
         # the time after the last evaluation (a final re-evaluation, the shutdown) is in
         # reevaluations.csv and summary.json (absent, or an earlier session's, after a hard stop)
@@ -1180,6 +1181,44 @@ class MAPElitesEvolutionTrainer:
         self.variation = Variation(evo, self.parent_archive, self.space.genome_dim, seed=seed)
         self.variation.proposed = proposed
         self.parent_archive.reseed_sampling(stream_seed(seed, Stream.PARENT_SAMPLING))
+
+    def _count_unreported_steps(self, maxima: dict[str, float], previous_summary: dict[str, Any],
+                                recorded_training: list[int], recorded_steps: list[int]) -> None:
+        """On --resume in shared mode: count the env steps that the run's recorded totals hold and
+        neither results.jsonl nor a reevaluations.csv row does. Training: what workers that died,
+        or were stopped with the run, had handed on to the learner. Re-evaluation: the tasks of
+        rounds that never finished (cancelled by the end of the run, or stopped by Ctrl-C).
+
+        The totals of the last metrics.csv row and of summary.json are set against the results
+        recorded when they were written, the first ``evaluations`` lines of results.jsonl
+        (``recorded_training[n]`` / ``recorded_steps[n]``: the training / all env steps of the
+        first n): a hard stop between a result's line and its metrics.csv row leaves results.jsonl
+        one evaluation ahead. A reevaluations.csv row's ``evaluations`` is where its round began,
+        not how many results were in when it ended, so its total is set against all of them (a
+        final round's row comes after every result). The latest total holds the most, as both
+        kinds only grow.
+        """
+
+        def beyond_results(recorded: list[int], evaluations: float, total: float) -> int:
+            return int(total) - recorded[min(int(evaluations), len(recorded) - 1)]
+
+        summary_evaluations = _number(previous_summary.get("evaluations"))
+        training = [beyond_results(recorded_training, summary_evaluations, _number(previous_summary.get("training_env_steps")))
+                    if "training_env_steps" in previous_summary else 0]  # fmt: skip
+        steps = [beyond_results(recorded_steps, summary_evaluations, _number(previous_summary.get("env_steps")))
+                 if "env_steps" in previous_summary else 0]  # fmt: skip
+        if "training_env_steps" in maxima:
+            training.append(beyond_results(recorded_training, maxima.get("evaluations", 0.0), maxima["training_env_steps"]))
+        if "env_steps" in maxima:
+            steps.append(beyond_results(recorded_steps, maxima.get("evaluations", 0.0), maxima["env_steps"]))
+        steps.append(int(self.recorder.reevaluation_rows_max("env_steps")) - recorded_steps[-1])
+        unreported_training = max(0, *training)
+        self.env_steps += unreported_training
+        self.training_env_steps += unreported_training
+        unreported_reevaluation = max(steps) - unreported_training - self.reevaluation_env_steps
+        if unreported_reevaluation > 0:
+            self.env_steps += unreported_reevaluation
+            self.reevaluation_env_steps += unreported_reevaluation
 
     def _finished_run_summary(self) -> dict[str, Any] | None:
         """On --resume: the summary of a run that already completed everything these budgets ask

@@ -150,6 +150,9 @@ class IndependentBackend:
     def stats(self) -> dict[str, float]:
         return {"worker_restarts": float(self.pool.restarts), "worker_stalls": float(self.pool.stalls)}
 
+    #: Independent mode counts no steps of a task that did not finish: its PPO is gone with it.
+    in_flight_training_steps = 0
+
     def close(self, graceful: bool = True) -> None:
         self.pool.close(graceful=graceful)
 
@@ -203,6 +206,9 @@ class SharedPPOSystem:
         self._deaths_in_row = 0
         self._learner_gone: LearnerDied | None = None  # found by a poll that also had results to return
         self._written_at_submit: dict[int, int] = {}  # worker -> buffer.written(worker) when its task was sent
+        #: Env steps that the train tasks still in flight when the workers were stopped had committed
+        #: (the learner trains on them; no result or death reports them). Set by close().
+        self.in_flight_training_steps = 0
         self._closed = False  # closing has begun: no more restarts
         self._shut_down = False  # closing has finished
 
@@ -376,7 +382,11 @@ class SharedPPOSystem:
         cut_short = self._closed
         graceful = graceful and not cut_short
         self._closed = True
+        training = [w for w in self.pool.in_flight if self._kinds.get(w) == "train"]
         self.pool.close(graceful=graceful, timeout=5.0 if graceful else 0.0)
+        # the workers have stopped (a call cut short is finished by the next): what they committed is final
+        self.in_flight_training_steps = sum(max(0, self.buffer.written(w) - self._written_at_submit.get(w, 0))
+                                            for w in training)  # fmt: skip
         self._stop.set()
         if self.learner is None:  # never started
             if self._stats_recv is not None:
@@ -400,6 +410,10 @@ class SerialSharedBackend:
     """Shared mode in one process, for debugging and exact tests: the same worker and learner
     objects, stepped in turn (the learner takes what is ready after every segment), so a run is
     reproducible to the bit under a seed."""
+
+    #: A task runs whole inside poll(), so none is in flight when the run stops (one cut short by
+    #: a second Ctrl-C is not counted).
+    in_flight_training_steps = 0
 
     def __init__(self, settings: Settings, checkpoint_dir: Path, resume: bool, sync: bool = False,
                  max_policy_lag: int = 4, counters_floor: dict[str, int] | None = None,
