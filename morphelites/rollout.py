@@ -287,6 +287,12 @@ def run_episodes(
     return [r for r in records if r is not None]
 
 
+#: Evaluation episodes stepped side by side at most (:func:`evaluate`): a batch is one policy
+#: forward per step, and 64 envs take ~50 MB. (A network's float32 maths can differ in the low
+#: bits with the batch's size, so a smaller figure would change recorded results: all used <= 20.)
+EPISODES_AT_ONCE = 64
+
+
 def evaluate(
     policy: ActingPolicy,
     morphology: Morphology,
@@ -301,9 +307,11 @@ def evaluate(
 ) -> EvalResult:
     """Evaluate ``policy`` (deterministic actions) on ``morphology`` over ``episodes`` fixed goals.
 
-    The same policy, body and seed give the same EvalResult. Episodes run side by side, so one
-    policy forward serves them all. ``make_env`` replaces ReachEnv (same arguments); ``on_step``
-    watches the episodes as they run (:func:`run_episodes`), e.g. to render them.
+    The same policy, body and seed give the same EvalResult. Episodes run side by side, up to
+    :data:`EPISODES_AT_ONCE` at a time, so one policy forward serves them all while memory stays
+    bounded (each env holds its own MuJoCo model and data, ~0.7 MB). ``make_env`` replaces
+    ReachEnv (same arguments); ``on_step`` watches the episodes as they run (:func:`run_episodes`;
+    its index counts episodes from 0 across batches), e.g. to render them.
     """
     from morphelites.envs.reach import ReachEnv
 
@@ -311,12 +319,25 @@ def evaluate(
         if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < low:
             raise ValueError(f"{name} must be a whole number >= {low}, got {value!r}")
     factory = make_env or ReachEnv
-    envs = [factory(morphology, scene=scene, body_space=body_space, env_config=env_config) for _ in range(episodes)]
-    goals = evaluation_goals(envs[0], episodes, seed)
-    records = run_episodes(policy, envs, [seed + i for i in range(episodes)], [{"goal": g} for g in goals], on_step=on_step)
-    success_radius = envs[0].success_radius
-    for env in envs:
-        env.close()
+    records: list[EpisodeRecord] = []
+    goals: np.ndarray | None = None
+    success_radius = 0.0
+    for first in range(0, episodes, EPISODES_AT_ONCE):
+        count = min(EPISODES_AT_ONCE, episodes - first)
+        envs = []
+        try:
+            for _ in range(count):
+                beat()  # thousands of episodes take a while to build
+                envs.append(factory(morphology, scene=scene, body_space=body_space, env_config=env_config))
+            if goals is None:
+                goals, success_radius = evaluation_goals(envs[0], episodes, seed), envs[0].success_radius
+            watch = None if on_step is None else (lambda i, env, done, first=first: on_step(first + i, env, done))
+            records += run_episodes(policy, envs, [seed + first + i for i in range(count)],
+                                    [{"goal": g} for g in goals[first : first + count]], on_step=watch)  # fmt: skip
+        finally:
+            for env in envs:
+                env.close()
+    assert goals is not None  # episodes >= 1
     infos = [r.info for r in records]
     successes = np.array([i["success"] for i in infos])
     final = np.array([i["distance"] for i in infos])

@@ -104,3 +104,33 @@ def test_an_episode_cut_by_max_steps_keeps_its_last_info():
     assert [r.length for r in records] == [5, 5]
     for record, env in zip(records, envs):
         assert record.info["distance"] == pytest.approx(float(np.linalg.norm(env.fingertip() - env.goal)))
+
+
+def test_many_episodes_run_in_batches_with_the_result_of_running_them_all_at_once(monkeypatch):
+    """Seen in review (session 37): evaluate() built one MuJoCo env per episode, all at once
+    (~0.7 MB each; eval_episodes may be 100,000). Now at most EPISODES_AT_ONCE live at a time, and a
+    controller whose actions do not depend on the batch gets exactly the same result."""
+    import morphelites.rollout as rollout
+    from morphelites.envs import ReachEnv
+
+    live, most, watched = [0], [0], set()
+
+    class CountedEnv(ReachEnv):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            live[0] += 1
+            most[0] = max(most[0], live[0])
+
+        def close(self):
+            live[0] -= 1
+            super().close()
+
+    config = EnvConfig(max_episode_steps=15)
+    monkeypatch.setattr(rollout, "EPISODES_AT_ONCE", 8)
+    batched = evaluate(_JacobianTranspose(), BODY, episodes=21, seed=3, env_config=config, make_env=CountedEnv,
+                       on_step=lambda i, env, done: watched.add(i))  # fmt: skip
+    assert most[0] == 8 and live[0] == 0, "8 at a time, every one closed"
+    assert watched == set(range(21)), "on_step numbers the episodes across batches"
+    monkeypatch.setattr(rollout, "EPISODES_AT_ONCE", 64)
+    assert batched == evaluate(_JacobianTranspose(), BODY, episodes=21, seed=3, env_config=config)
+    assert batched.episodes == 21
