@@ -29,7 +29,7 @@ from morphelites.morphology import BodySpace, Morphology
 from morphelites.parallel.pool import STOP_SIGNALS, stop_signal_name
 from morphelites.policy import ActorCritic, reach_policy_spec
 from morphelites.policy_numpy import PolicySpec, input_clip
-from morphelites.rollout import ActingPolicy, EvalResult, evaluate, run_episodes
+from morphelites.rollout import ActingPolicy, EvalResult, evaluate, run_episodes_in_batches
 from morphelites.runs import MetricsWriter, RunDirectory, atomic_write_bytes, open_training_log, read_metric_rows
 from morphelites.runs.checkpoints import save_checkpoint
 from morphelites.runs.run_dir import RunHold
@@ -118,12 +118,8 @@ def make_gym_env(env_id: str) -> gym.Env:
 def evaluate_gym_policy(policy: ActingPolicy, env_id: str, episodes: int, first_seed: int) -> list[float]:
     """Returns of ``episodes`` deterministic episodes of ``policy`` on the Gymnasium task, env i
     reset with seed ``first_seed + i``, actions clipped as in training (:func:`make_gym_env`)."""
-    envs = [make_gym_env(env_id) for _ in range(episodes)]
-    try:
-        return [r.episode_return for r in run_episodes(policy, envs, [first_seed + i for i in range(episodes)])]
-    finally:
-        for env in envs:
-            env.close()
+    seeds = [first_seed + i for i in range(episodes)]
+    return [r.episode_return for r in run_episodes_in_batches(policy, lambda: make_gym_env(env_id), seeds)]
 
 
 def run_ppo(request: PPORunRequest, should_stop: Callable[[], bool] | None = None) -> dict[str, Any]:

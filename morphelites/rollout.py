@@ -293,6 +293,33 @@ def run_episodes(
 EPISODES_AT_ONCE = 64
 
 
+def run_episodes_in_batches(
+    policy: ActingPolicy,
+    make_env: Callable[[], Any],
+    reset_seeds: Sequence[int],
+    reset_options: Sequence[dict[str, Any] | None] | None = None,
+    on_step: StepObserver | None = None,
+) -> list[EpisodeRecord]:
+    """:func:`run_episodes`, one episode per reset seed, in fresh envs from ``make_env`` built
+    :data:`EPISODES_AT_ONCE` at a time and closed after their batch, so that memory stays bounded
+    however many episodes there are. ``on_step``'s index counts episodes from 0 across batches."""
+    options = list(reset_options) if reset_options is not None else [None] * len(reset_seeds)
+    records: list[EpisodeRecord] = []
+    for first in range(0, len(reset_seeds), EPISODES_AT_ONCE):
+        seeds = reset_seeds[first : first + EPISODES_AT_ONCE]
+        envs = []
+        try:
+            for _ in seeds:
+                beat()  # thousands of episodes take a while to build
+                envs.append(make_env())
+            watch = None if on_step is None else (lambda i, env, done, first=first: on_step(first + i, env, done))
+            records += run_episodes(policy, envs, seeds, options[first : first + len(seeds)], on_step=watch)
+        finally:
+            for env in envs:
+                env.close()
+    return records
+
+
 def evaluate(
     policy: ActingPolicy,
     morphology: Morphology,
@@ -310,8 +337,8 @@ def evaluate(
     The same policy, body and seed give the same EvalResult. Episodes run side by side, up to
     :data:`EPISODES_AT_ONCE` at a time, so one policy forward serves them all while memory stays
     bounded (each env holds its own MuJoCo model and data, ~0.7 MB). ``make_env`` replaces
-    ReachEnv (same arguments); ``on_step`` watches the episodes as they run (:func:`run_episodes`;
-    its index counts episodes from 0 across batches), e.g. to render them.
+    ReachEnv (same arguments); ``on_step`` watches the episodes as they run
+    (:func:`run_episodes_in_batches`), e.g. to render them.
     """
     from morphelites.envs.reach import ReachEnv
 
@@ -319,25 +346,15 @@ def evaluate(
         if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < low:
             raise ValueError(f"{name} must be a whole number >= {low}, got {value!r}")
     factory = make_env or ReachEnv
-    records: list[EpisodeRecord] = []
-    goals: np.ndarray | None = None
-    success_radius = 0.0
-    for first in range(0, episodes, EPISODES_AT_ONCE):
-        count = min(EPISODES_AT_ONCE, episodes - first)
-        envs = []
-        try:
-            for _ in range(count):
-                beat()  # thousands of episodes take a while to build
-                envs.append(factory(morphology, scene=scene, body_space=body_space, env_config=env_config))
-            if goals is None:
-                goals, success_radius = evaluation_goals(envs[0], episodes, seed), envs[0].success_radius
-            watch = None if on_step is None else (lambda i, env, done, first=first: on_step(first + i, env, done))
-            records += run_episodes(policy, envs, [seed + first + i for i in range(count)],
-                                    [{"goal": g} for g in goals[first : first + count]], on_step=watch)  # fmt: skip
-        finally:
-            for env in envs:
-                env.close()
-    assert goals is not None  # episodes >= 1
+
+    def new_env() -> Any:
+        return factory(morphology, scene=scene, body_space=body_space, env_config=env_config)
+
+    probe = new_env()  # the goals and the success radius are the env's, not its state's
+    goals, success_radius = evaluation_goals(probe, episodes, seed), probe.success_radius
+    probe.close()
+    records = run_episodes_in_batches(policy, new_env, [seed + i for i in range(episodes)],
+                                      [{"goal": g} for g in goals], on_step=on_step)  # fmt: skip
     infos = [r.info for r in records]
     successes = np.array([i["success"] for i in infos])
     final = np.array([i["distance"] for i in infos])
