@@ -1023,6 +1023,9 @@ def test_results_that_arrive_with_a_fatal_event_are_handled_before_it_stops_the_
     system._kinds = {0: "train"}
     Pool.poll = lambda self, timeout: [PoolEvent("died", 0, 8, -9)]
     assert [(e.kind, e.task_id, e.env_steps) for e in system.poll(0.0)] == [("died", 8, 500)]
+    system._learner_gone = None  # and a train task that raised (its worker lives on): likewise
+    Pool.poll = lambda self, timeout: [PoolEvent("error", 0, 9, "traceback")]
+    assert [(e.kind, e.task_id, e.env_steps) for e in system.poll(0.0)] == [("error", 9, 500)]
     with pytest.raises(LearnerDied, match="died 4 times"):
         system.poll(0.0)
 
@@ -1095,19 +1098,26 @@ def test_a_final_reevaluation_that_raises_stops_the_run_as_failed_and_resume_doe
     assert (out / "archive_reevaluated.csv").exists()
 
 
+@pytest.mark.parametrize("failure", ["raises", "non-finite fitness"])
 def test_a_failing_evaluation_in_a_serial_shared_run_is_tried_again_then_fails_the_run_with_its_files(
-    tmp_path, tiny_config, monkeypatch
+    tmp_path, tiny_config, monkeypatch, failure
 ):
     """The serial shared backend let the exception escape run(): a traceback, no summary.json, and
-    the run's signal handlers left installed (the pool backends report it as an error event)."""
+    the run's signal handlers left installed (the pool backends report it as an error event). The
+    training a failed evaluation had handed on to the learner counts (session 37's review)."""
+    import dataclasses
+
     from morphelites.parallel.shared_worker import MultiProcessPPOWorker
 
     real = MultiProcessPPOWorker.train
 
     def unstable_on_id_3(self, individual, settings):
-        if individual.id == 3:
+        result = real(self, individual, settings)  # trained, then the evaluation fails
+        if individual.id == 3 and failure == "raises":
             raise FloatingPointError("simulated: the simulation went unstable on this body")
-        return real(self, individual, settings)
+        if individual.id == 3:
+            result = dataclasses.replace(result, evaluation={**result.evaluation, "fitness": float("nan")})
+        return result
 
     monkeypatch.setattr(MultiProcessPPOWorker, "train", unstable_on_id_3)
     out, handler_before = tmp_path / "run", signal.getsignal(signal.SIGINT)
@@ -1115,8 +1125,13 @@ def test_a_failing_evaluation_in_a_serial_shared_run_is_tried_again_then_fails_t
                  "--steps-per-individual", "64", "--evaluations", "5", "--output", str(out), "--quiet"]) == 1  # fmt: skip
     summary = json.loads((out / "summary.json").read_text())
     assert summary["status"] == "failed" and "individual 3 failed twice" in summary["error"]
-    assert "simulated: the simulation went unstable" in (out / "training.log").read_text()
+    log = (out / "training.log").read_text()
+    assert ("simulated: the simulation went unstable" if failure == "raises" else "non-finite fitness") in log
     assert signal.getsignal(signal.SIGINT) is handler_before, "the run's Ctrl-C handler is given back"
+    per_body = {r["training_steps"] for r in _results(out)}  # 64 steps, in whole segments
+    assert len(per_body) == 1
+    recorded = sum(r["training_steps"] for r in _results(out))
+    assert summary["training_env_steps"] == summary["transitions_written"] == recorded + 2 * per_body.pop()
 
 
 @pytest.mark.faults  # a Reliability row (README): `make test-faults` runs it too

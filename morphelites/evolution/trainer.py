@@ -596,9 +596,14 @@ class MAPElitesEvolutionTrainer:
         if event.kind == "done" and not math.isfinite(event.value.evaluation["fitness"]):
             # pyribs refuses a non-finite objective, and results.jsonl would replay the refusal on every
             # --resume: handled as an evaluation that raised (tried once more, then the run fails).
+            # In shared mode its steps count: the learner trained on the training part.
+            unusable: IndividualResult = event.value
+            if self.mode == "shared":
+                self.env_steps += unusable.eval_env_steps
             event = PoolEvent("error", event.worker, event.task_id,
-                              f"The evaluation returned a non-finite fitness ({event.value.evaluation['fitness']!r}): "
-                              "the simulation probably went unstable on this body.")  # fmt: skip
+                              f"The evaluation returned a non-finite fitness ({unusable.evaluation['fitness']!r}): "
+                              "the simulation probably went unstable on this body.",
+                              env_steps=unusable.training_env_steps if self.mode == "shared" else 0)  # fmt: skip
         if event.kind == "done":
             self._a_task_finished = True
             individual = self.in_flight.pop(event.task_id)
@@ -638,6 +643,8 @@ class MAPElitesEvolutionTrainer:
         elif event.kind == "error":
             individual = self.in_flight.pop(event.task_id)
             self.failures[individual.id] = self.failures.get(individual.id, 0) + 1
+            self.env_steps += event.env_steps  # training handed on to the shared learner before it failed
+            self.training_env_steps += event.env_steps
             log.error("Evaluating individual %d failed:\n%s", individual.id, event.value)
             self.pending.insert(0, individual)  # tried again now, or by --resume (the checkpoint keeps it)
             if self.failures[individual.id] >= 2:

@@ -205,9 +205,9 @@ class PoolEvent:
     """Something a worker did: ``done`` (value = the job's result), ``error`` (value = traceback
     text), ``stalled`` (value = seconds without a heartbeat; the worker was killed and a ``died``
     event follows), or ``died`` (value = exit code; the worker was restarted, its task is lost).
-    ``env_steps``: for ``died``, the env steps of its task's training that the worker handed on
-    before it died (shared mode: the transitions it committed, which the learner trains on), so
-    that the run counts them; 0 where nothing is known."""
+    ``env_steps``: for ``died`` and ``error``, the env steps of its task's training that the worker
+    handed on before it died or raised (shared mode: the transitions it committed, which the learner
+    trains on), so that the run counts them; 0 where nothing is known."""
 
     kind: str
     worker: int

@@ -281,8 +281,10 @@ class SharedPPOSystem:
             raise self._learner_gone
         self._active.value = self._training_in_flight()
         events = self.pool.poll(timeout)
-        for event in events:  # its replacement writes nothing before it gets a task: the count is the dead one's
-            if event.kind == "died" and event.task_id is not None and self._kinds.get(event.worker) == "train":
+        # A train task that died or raised had handed training on (a dead worker's replacement writes
+        # nothing before it gets a task, so the count is the dead one's)
+        for event in events:
+            if event.kind in ("died", "error") and event.task_id is not None and self._kinds.get(event.worker) == "train":
                 event.env_steps = self.buffer.written(event.worker) - self._written_at_submit.get(event.worker, 0)
         self._read_learner_stats()
         try:
@@ -480,13 +482,14 @@ class SerialSharedBackend:
             return []
         individual, kind = self._task
         self._task = None
+        written = self.buffer.written(0)
         try:
             if kind == "train":
                 result = self.worker.train(individual, self.settings)
             else:
                 result = self.worker.evaluate_only(individual, self.settings)
         except Exception:  # as a pool worker reports it: the trainer tries once more, then fails the run
-            return [PoolEvent("error", 0, individual.id, traceback.format_exc())]
+            return [PoolEvent("error", 0, individual.id, traceback.format_exc(), env_steps=self.buffer.written(0) - written)]
         return [PoolEvent("done", 0, individual.id, result)]
 
     def raise_deferred_failure(self) -> None:
