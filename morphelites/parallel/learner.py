@@ -110,6 +110,10 @@ LAG_TOTALS = {"lag_sum": "policy_lag_sum", "lag_count": "policy_lag_count", "max
 LEARNER_TIME_KEYS = ("learner_busy_s", "learner_active_s")
 
 
+#: The lag of experience acted by weights a restarted learner did not publish (:meth:`SharedPPOTrainer.lag`).
+_UNKNOWN_LAG = 2**31 - 1
+
+
 class SharedPPOTrainer:
     """The learner's state and one step of its loop (usable in-process for tests).
 
@@ -223,17 +227,16 @@ class SharedPPOTrainer:
         return taken
 
     def lag(self, version: int) -> int:
-        """Updates between the weights published as ``version`` and the current ones.
-
-        Versions this learner published count back directly. Older ones are measured through the
-        weights it started from (``restored_version``, published anew as ``first_published``): a
-        version made before them is that many updates further back, and one that a learner it
-        replaces published after its last checkpoint lies on updates that were lost, so it is as
-        far from them as from that checkpoint, not just past the restart (seen in review: such
-        data counted as 1-4 versions old, and data of the restored weights themselves was dropped)."""
+        """Updates between the weights published as ``version`` and the current ones, for a version
+        this learner published. An older version (a restarted learner's buffer still holds the
+        experience its predecessors' weights acted) is given a lag past any limit, so that it is
+        dropped and counted: its weights may lie on updates that were lost with a predecessor
+        (made after its last checkpoint), at a distance no version number tells once restarts
+        follow each other (seen in review: such data counted as 1-4 versions old). At most a
+        buffer's worth is dropped per restart."""
         if version >= self.first_published:
             return self.version - version
-        return self.version - self.first_published + abs(version - self.restored_version)
+        return _UNKNOWN_LAG
 
     @property
     def lag_limit(self) -> int:
