@@ -253,6 +253,27 @@ def test_a_learner_checkpoint_of_another_policy_shape_is_named_and_explained(tmp
     assert words in message
 
 
+def test_a_learner_checkpoint_from_before_input_clip_is_restored_and_goes_on_with_this_runs_clip(tmp_path):
+    """Seen in review (session 37): a learner checkpoint written before PolicySpec.input_clip existed
+    has no such key (every such policy clipped at ±10); a ppo.normalize_obs=False run resumed from it
+    refused it as of another shape and started from a fresh policy. The clip is no shape: the
+    checkpoint is restored, the run goes on with its own clip, and the run's log says so."""
+    checkpoints = tmp_path / "checkpoints"
+    with _learner(checkpoints) as learner:
+        path = _learner_checkpoint(learner, updates=3, shift=0.25)
+        trained = _log_std(learner)
+    assert "input_clip" not in pickle.loads(path.read_bytes())["policy"]["spec"], "as older versions wrote it"
+    with _learner(checkpoints, resume=True, ppo={"normalize_obs": False}) as learner:
+        assert learner.restored_from == path.name and learner.updates == 3
+        assert _log_std(learner) == pytest.approx(trained)
+        assert learner.model.spec.input_clip is None
+        assert learner.restored_event()["notes"] == [
+            f"{path.name}'s policy clipped its inputs to ±10.0 (written by a version of morphelites that clipped them "
+            "also with ppo.normalize_obs off); it goes on unclipped, as this run's settings say."]
+    with _learner(checkpoints, resume=True) as learner:
+        assert learner.restored_from == path.name and learner.restored_event()["notes"] == []
+
+
 def test_an_evolution_checkpoint_under_a_learner_name_is_named_as_such(finished_run, tmp_path):
     path = tmp_path / "learner-00000001.pkl"
     shutil.copyfile(list_checkpoints(finished_run / "checkpoints", "evolution")[-1], path)

@@ -455,6 +455,8 @@ class MAPElitesEvolutionTrainer:
         if kind == "restored":
             for reason in message.get("skipped", []):
                 log.warning("Learner checkpoint skipped: %s", reason)
+            for note in message.get("notes", []):
+                log.warning("Learner checkpoint restored: %s", note)
             lost = message.get("lost_updates", 0)
             published = message.get("published_version", message["version"])
             if message.get("checkpoint"):

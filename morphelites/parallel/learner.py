@@ -155,6 +155,7 @@ class SharedPPOTrainer:
         self.restored_from: str | None = None
         self.last_checkpoint_error: str | None = None
         self.skipped_checkpoints: list[str] = []  # why each unusable checkpoint was passed over
+        self.restore_notes: list[str] = []  # what differs in the restored checkpoint, for the run's log
         if options.resume:
             self._restore()
         self.restored_updates = self.updates  # as in the checkpoint, for the "restored" message
@@ -455,13 +456,21 @@ class SharedPPOTrainer:
             then = "Trying an older one." if older else "No older one is left: starting from a fresh policy."
             self.skipped_checkpoints.append(f"{error} {then}")
 
-        fits = all_of(matching("policy shape", self.options.handles.spec, "policy", "spec"), _unloadable)
+        # input_clip is no shape: the clip is this run's setting (see below)
+        fits = all_of(matching("policy shape", self.options.handles.spec, "policy", "spec", ignore=("input_clip",)),
+                      _unloadable)  # fmt: skip
         found = newest_usable(Path(self.options.checkpoint_dir), LEARNER_CHECKPOINT, _FORMAT, fits, on_skip=skip,
                               required=_FIELDS)
         if found is None:
             return
         path, state = found
         restored = ActorCritic.from_policy_state(state["policy"])
+        if restored.spec.input_clip != self.model.spec.input_clip:  # a checkpoint from before ppo.normalize_obs=False stopped clipping
+            self.restore_notes.append(
+                f"{path.name}'s policy clipped its inputs to ±{restored.spec.input_clip} (written by a version of "
+                f"morphelites that clipped them also with ppo.normalize_obs off); it goes on "
+                f"{'unclipped' if self.model.spec.input_clip is None else f'clipped to ±{self.model.spec.input_clip}'}, "
+                f"as this run's settings say.")  # fmt: skip
         self.model.load_state_dict(restored.state_dict())
         self.model.obs_rms = restored.obs_rms
         self.model._sync_normaliser()
@@ -484,7 +493,8 @@ class SharedPPOTrainer:
         one replaces had published), the updates lost, and each checkpoint skipped and why."""
         return {"event": "restored", "checkpoint": self.restored_from, "version": self.restored_version,
                 "published_version": self.version, "updates": self.restored_updates,
-                "lost_updates": self.lost_updates, "skipped": self.skipped_checkpoints}  # fmt: skip
+                "lost_updates": self.lost_updates, "skipped": self.skipped_checkpoints,
+                "notes": self.restore_notes}  # fmt: skip
 
     def frozen_event(self) -> dict[str, Any]:
         """The ``frozen`` event: the version the learner stopped at, its updates, and the transitions

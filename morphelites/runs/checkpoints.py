@@ -143,7 +143,7 @@ def newest_usable(
     return None
 
 
-def matching(what: str, expected: Any, *keys: str) -> CheckpointCheck:
+def matching(what: str, expected: Any, *keys: str, ignore: Sequence[str] = ()) -> CheckpointCheck:
     """A ``check`` for :func:`load_checkpoint`: ``state[keys[0]][keys[1]]...`` must equal ``expected``.
 
     Tuples and lists compare alike. On a difference the check returns, e.g., ``"its body space
@@ -153,8 +153,12 @@ def matching(what: str, expected: Any, *keys: str) -> CheckpointCheck:
         what: what the compared value is, for the message ("body space", "policy shape").
         expected: the run's value.
         keys: where the value lies in the checkpoint.
+        ignore: keys of a dict value left out of the comparison on both sides.
     """
     where = ".".join(keys)
+
+    def without_ignored(value: Any) -> Any:
+        return {k: v for k, v in value.items() if k not in ignore} if isinstance(value, dict) else value
 
     def check(state: dict[str, Any]) -> str | None:
         found: Any = state
@@ -162,7 +166,7 @@ def matching(what: str, expected: Any, *keys: str) -> CheckpointCheck:
             if not isinstance(found, dict) or key not in found:
                 return f"it has no {where}, so its {what} cannot be checked"
             found = found[key]
-        differences = _differences(_plain(found), _plain(expected))
+        differences = _differences(_plain(without_ignored(found)), _plain(without_ignored(expected)))
         return f"its {what} differs from this run's ({'; '.join(differences)})" if differences else None
 
     return check
