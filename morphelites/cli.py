@@ -261,7 +261,7 @@ def _ppo_request(args: argparse.Namespace) -> Any:
     settings = _settings(args).with_default_epochs(evolution=False)
     _check_positive("--steps", args.steps, most=MAX_PPO_STEPS, why="the most env steps a run takes")
     _check_positive("--eval-episodes", args.eval_episodes, most=MAX_EVAL_EPISODES,
-                    why="each episode is simulated in an env of its own")  # fmt: skip
+                    why="the most episodes a final evaluation runs")  # fmt: skip
     _check_seed(args.seed)
     space = BodySpace(settings.body_space)
     bodies: tuple[Morphology, ...] = ()

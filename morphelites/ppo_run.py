@@ -127,13 +127,20 @@ def run_ppo(request: PPORunRequest, should_stop: Callable[[], bool] | None = Non
 
     From the run directory's creation on, a stop signal ends the run with a summary.json: a first
     one during the set-up skips training, never the default SIGTERM death (see :class:`_StopSignals`)."""
-    settings = request.settings.validate("ppo")
+    # as the CLI: config.json records the epochs used, and a body outside the space is refused
+    settings = request.settings.with_default_epochs(evolution=False).validate("ppo")
     if request.env_id is None:
         check_bodies_fit(request.bodies, settings.ppo.num_envs)
+        space = BodySpace(settings.body_space)
+        for body in request.bodies:
+            space.check(body)
     stop = _StopSignals(notice=None if request.quiet else
                         "{name}: stopping after the update under way ({name} again: at once).")  # fmt: skip
     with stop, caller_torch_state_kept():
-        setup = _set_up(request, settings)
+        try:
+            setup = _set_up(request, settings, stop)
+        except _StoppedInSetUp as stopped:
+            return stopped.summary
         try:
             if stop.received:
                 summary = _stopped_before_training(request, setup, stop)
@@ -141,10 +148,36 @@ def run_ppo(request: PPORunRequest, should_stop: Callable[[], bool] | None = Non
                 summary = _train_and_finish(request, setup, stop, should_stop)
         except OSError as error:  # the disk filled up or went away under the run
             return _failed_to_write(request, setup, stop, error)
+        except Exception as error:  # a bug, or a task's env that raised: still summary.json, then the caller sees it
+            _failed_unexpectedly(request, setup, stop, error)
+            raise
         finally:
             setup.hold.release()
     setup.log.info("Run directory: %s", setup.run.path)
     return summary
+
+
+def _failed_unexpectedly(request: PPORunRequest, setup: "_PPORun", stop: "_StopSignals", error: Exception) -> None:
+    """Training or the final evaluation raised: write the traceback to training.log and a summary
+    with status ``failed``, keeping what was written before (metrics.csv, checkpoints/)."""
+    stop.mode = "hold"
+    message = (f"Unexpected error: {type(error).__name__}: {error} (traceback in training.log). What was written "
+               f"before is kept: metrics.csv has how far training got; checkpoints/ the policy every "
+               f"{CHECKPOINT_EVERY_UPDATES} updates.")  # fmt: skip
+    setup.log.exception("Unexpected error; the run stops.")
+    summary = {"mode": "ppo", "status": "failed", "target": setup.target, "seed": request.seed, "error": message}
+    for step in (setup.metrics.close, *(env.close for env in setup.envs), lambda: setup.run.write_summary(summary)):
+        with contextlib.suppress(Exception):
+            step()
+
+
+class _StoppedInSetUp(Exception):
+    """A second stop signal came while the run directory was being set up: the directory has
+    a summary.json with the stop, ``summary``."""
+
+    def __init__(self, summary: dict[str, Any]) -> None:
+        super().__init__(summary.get("status"))
+        self.summary = summary
 
 
 def _failed_to_write(request: PPORunRequest, setup: _PPORun, stop: "_StopSignals", error: OSError) -> dict[str, Any]:
@@ -180,13 +213,25 @@ class _PPORun:
     total: int
 
 
-def _set_up(request: PPORunRequest, settings: Settings) -> _PPORun:
+def _set_up(request: PPORunRequest, settings: Settings, stop: "_StopSignals") -> _PPORun:
     """Create the run directory, lock it (released by the caller), write config.json, make the
-    envs, the model and the metrics writer."""
+    envs, the model and the metrics writer. A second stop signal meanwhile (the first only marks
+    the run as stopped) raises :class:`_StoppedInSetUp` once summary.json records it."""
     run = RunDirectory(request.output)
     hold = run.prepare_held(resume=False, resumable=False)
     try:
         return _set_up_held(request, settings, run, hold)
+    except KeyboardInterrupt:
+        stop.mode = "hold"
+        summary = {"mode": "ppo", "status": stop.status, "env_steps": 0, "updates": 0, "wall_s": 0.0,
+                   "seed": request.seed, "evaluation": "not started"}  # fmt: skip
+        logging.getLogger("morphelites.ppo").warning(
+            "A second stop signal (%s) while the run was set up: nothing was trained or evaluated; summary.json "
+            "records the stop.", stop_signal_name(stop.last_signum))  # fmt: skip
+        with contextlib.suppress(OSError):
+            run.write_summary(summary)
+        hold.release()
+        raise _StoppedInSetUp(summary) from None
     except BaseException:
         hold.release()
         raise
@@ -259,8 +304,8 @@ def _train_and_finish(request: PPORunRequest, setup: _PPORun, stop: "_StopSignal
     last_update: dict[str, float] = {"env_steps": 0, "update": 0, "wall_s": 0.0}  # of the last metrics.csv row
 
     def on_update(record: dict[str, float]) -> None:
+        last_update.update(record)  # the update is made, whatever a second signal does to the files below
         metrics.write(record)
-        last_update.update(record)
         update = int(record["update"])
         if update % CHECKPOINT_EVERY_UPDATES == 0:
             save_checkpoint(run.checkpoints, "policy", int(record["env_steps"]), _policy_file(model, record))
@@ -317,7 +362,10 @@ def _finish(request: PPORunRequest, settings: Settings, run: RunDirectory, model
                                "updates": updates, "wall_s": round(wall_s, 2), "seed": request.seed}  # fmt: skip
     summary.update(figures if figures is not None else {"evaluation": "cut short"})
     run.write_summary(summary)
-    _write_curves(run, f"{run.path.name}: PPO on {target}, {env_steps} env steps")
+    try:  # summary.json and policy.pt are written: a picture must not turn the run into a failure
+        _write_curves(run, f"{run.path.name}: PPO on {target}, {env_steps} env steps")
+    except Exception as error:
+        log.error("Could not draw curves.png (%s: %s); metrics.csv has the same figures.", type(error).__name__, error)
     return summary
 
 

@@ -265,18 +265,21 @@ def test_a_signal_during_ppos_final_evaluation_cuts_it_short_and_summary_json_ke
     assert f"{name} during the final evaluation: stopped it" in (out / "training.log").read_text()
 
 
+@pytest.mark.parametrize("times", [1, 2], ids=["once", "twice"])
 @_BY_CTRL_C_AND_SIGTERM
-def test_a_signal_while_ppo_sets_up_its_run_ends_it_with_a_summary_and_trains_nothing(tmp_path, sig, code, status, name):
+def test_a_signal_while_ppo_sets_up_its_run_ends_it_with_a_summary_and_trains_nothing(tmp_path, sig, code, status, name,
+                                                                                      times):  # fmt: skip
     out = tmp_path / "run"
     # The signal comes once the run directory holds config.json, while the metrics writer is made
     # (TensorBoard's import takes a moment there): before, SIGTERM killed the process on the spot and
-    # left a directory without summary.json.
+    # left a directory without summary.json; twice (session 37's review), exit 130 and no summary.json.
     script = (f"import os, signal, sys\n"
               f"import morphelites.ppo_run as ppo_run\n"
               f"from morphelites.cli import main\n"
               f"real = ppo_run.MetricsWriter\n"
               f"def signalled(*args, **kwargs):\n"
-              f"    os.kill(os.getpid(), {int(sig)})\n"
+              f"    for _ in range({times}):\n"
+              f"        os.kill(os.getpid(), {int(sig)})\n"
               f"    return real(*args, **kwargs)\n"
               f"ppo_run.MetricsWriter = signalled\n"
               f"sys.exit(main(['ppo', '--quiet', '--num-envs', '2', '--steps', '100000', '--output', {str(out)!r}]))\n")  # fmt: skip
@@ -287,7 +290,9 @@ def test_a_signal_while_ppo_sets_up_its_run_ends_it_with_a_summary_and_trains_no
     assert summary["status"] == status and summary["evaluation"] == "not started"
     assert summary["env_steps"] == 0 and summary["updates"] == 0
     assert not (out / "policy.pt").exists() and not _metric_rows(out)
-    assert f"{name} before training started: nothing was trained or evaluated" in (out / "training.log").read_text()
+    said = (f"{name} before training started: nothing was trained or evaluated" if times == 1 else
+            f"A second stop signal ({name}) while the run was set up")  # fmt: skip
+    assert said in (out / "training.log").read_text()
     from morphelites.animate import AnimationError, prepare_animation
 
     with pytest.raises(AnimationError, match="was stopped .* before training started, so there is no policy"):
@@ -383,6 +388,68 @@ def test_ppo_that_cannot_write_its_directory_stops_with_a_clear_error_and_a_fail
 
     with pytest.raises(AnimationError, match="failed before it could write one"):
         prepare_animation(out)
+
+
+def test_ppo_whose_curves_cannot_be_drawn_keeps_its_completed_summary(tmp_path, monkeypatch, capsys):
+    """Seen in review (session 37): an OSError from curves.png, drawn after summary.json, went to
+    the disk-full path, which replaced the finished run's summary with a bare "failed" one."""
+    import morphelites.ppo_run as ppo_run
+
+    def no_room(run, title):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(ppo_run, "_write_curves", no_room)
+    out = tmp_path / "run"
+    assert main(["ppo", "--quiet", "--steps", "256", "--num-envs", "2", "--eval-episodes", "1", "--output", str(out)]) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["status"] == "completed" and summary["env_steps"] == 256 and "eval_fitness" in summary
+    assert "Could not draw curves.png (OSError" in (out / "training.log").read_text()
+
+
+def test_ppo_that_raises_mid_run_writes_a_failed_summary_and_the_traceback_then_raises(tmp_path, monkeypatch):
+    """Seen in review (session 37): only an OSError got a summary.json; any other exception (a
+    Gymnasium task's env that raises, a bug) left config.json alone and no traceback in the log."""
+    import morphelites.ppo_run as ppo_run
+    from morphelites.config import Settings
+    from morphelites.morphology import Morphology
+    from morphelites.runs import RunDirectory
+
+    def broken(*args, **kwargs):
+        raise FloatingPointError("simulated: a task's step raised")
+
+    monkeypatch.setattr(ppo_run, "train_policy", broken)
+    out = tmp_path / "run"
+    request = ppo_run.PPORunRequest(Settings.from_dict({"ppo": {"num_envs": 2}}), str(out), total_steps=256,
+                                    bodies=(Morphology(3, [0.2, 0.2, 0.2]),), quiet=True)  # fmt: skip
+    with pytest.raises(FloatingPointError, match="simulated"):
+        ppo_run.run_ppo(request)
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["status"] == "failed" and "FloatingPointError: simulated: a task's step raised" in summary["error"]
+    log = (out / "training.log").read_text()
+    assert "Unexpected error; the run stops." in log and "Traceback" in log
+    assert RunDirectory(out).in_use_by() is None, "the lock is let go"
+
+
+def test_ppo_from_python_records_the_epochs_it_uses_and_refuses_a_body_outside_the_space(tmp_path):
+    """Seen in review (session 37): run_ppo() from Python left update_epochs null in config.json
+    (the CLI fills it in) and trained a body the CLI refuses."""
+    import morphelites.ppo_run as ppo_run
+    from morphelites.config import Settings
+    from morphelites.morphology import Morphology
+
+    settings = Settings.from_dict({"ppo": {"num_envs": 2}})
+    assert settings.ppo.update_epochs is None
+    out = tmp_path / "run"
+    request = ppo_run.PPORunRequest(settings, str(out), total_steps=64, bodies=(Morphology(3, [0.2, 0.2, 0.2]),),
+                                    eval_episodes=1, quiet=True)  # fmt: skip
+    assert ppo_run.run_ppo(request)["status"] == "completed"
+    recorded = json.loads((out / "config.json").read_text())["settings"]["ppo"]["update_epochs"]
+    assert isinstance(recorded, int) and recorded >= 1
+    too_long = ppo_run.PPORunRequest(settings, str(tmp_path / "other"), total_steps=64,
+                                     bodies=(Morphology(3, [0.2, 0.2, 50.0]),), quiet=True)  # fmt: skip
+    with pytest.raises(ValueError, match="outside"):
+        ppo_run.run_ppo(too_long)
+    assert not (tmp_path / "other").exists(), "refused before the run directory is made"
 
 
 def test_ppo_progress_counts_up_to_the_steps_it_really_trains_and_shows_no_nan_before_an_episode_ends(tmp_path):
