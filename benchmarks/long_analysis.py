@@ -175,8 +175,10 @@ def main() -> None:
             print(f"  learner busy {p['learner_busy']:.0%}, {p['learner_samples_per_s']:,.0f} samples/s, lag {p['lag_mean']:.2f}/"
                   f"{p['lag_max']:.0f}, dropped {p['dropped']:.0f}; env steps/s shared/independent "
                   f"{p['collection_rate_ratio']:.2f}; wall {p['wall_s'][0]:.0f} s / {p['wall_s'][1]:.0f} s")  # fmt: skip
-        print(f"summary: env steps ratio {_spread([p['env_steps_ratio'] for p in pairs], 'x')}, wall time ratio "
-              f"{_spread([p['wall_time_ratio'] for p in pairs], 'x')}, collection rate shared/independent "
+        reached = [p for p in pairs if p["env_steps_ratio"] is not None]  # None: shared never reached the score
+        print(f"summary ({len(reached)} of {len(pairs)} pairs reached independent's final QD-score): env steps ratio "
+              f"{_spread([p['env_steps_ratio'] for p in reached], 'x')}, wall time ratio "
+              f"{_spread([p['wall_time_ratio'] for p in reached], 'x')}, collection rate shared/independent "
               f"{_spread([p['collection_rate_ratio'] for p in pairs], digits=2)}, learner busy "
               f"{_spread([100 * p['learner_busy'] for p in pairs], '%', digits=0)}")  # fmt: skip
 

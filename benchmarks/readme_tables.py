@@ -174,7 +174,9 @@ def _seeds(data: dict[str, Any]) -> str:
 
 
 def _spread(values: list[float], unit: str = "", digits: int = 1) -> str:
-    """``mean (min–max)`` of per-seed figures, or the one figure."""
+    """``mean (min–max)`` of per-seed figures, the one figure, or "–" for none."""
+    if not values:
+        return "–"
     if len(values) == 1:
         return f"{values[0]:.{digits}f}{unit}"
     return f"{sum(values) / len(values):.{digits}f}{unit} ({min(values):.{digits}f}–{max(values):.{digits}f})"
@@ -333,19 +335,39 @@ def _figure(row: dict[str, Any], key: str, pattern: str) -> str:
 
 def _speed(comparison: dict[str, Any]) -> str:
     """Shared's speed probe over independent's (see shared_vs_independent.py), marked where the
-    machine's speed differed by 10% or more between the two runs; "not probed" for runs made
-    before the probe."""
+    machine's speed differed by 10% or more between the two runs, or within one of them (its
+    probes before and after); "not probed" for runs made before the probe."""
     if "speed_probe_ratio" not in comparison:
         return "not probed"
     ratio = comparison["speed_probe_ratio"]
-    return f"{ratio:.2f}" + (" (differs: wall time ratio not comparable)" if _speeds_differ(comparison) else "")
+    if _factor(ratio) >= _SPEED_TOLERANCE:
+        return f"{ratio:.2f} (differs: wall time ratio not comparable)"
+    if _factor(comparison.get("speed_probe_drift", 1.0)) >= _SPEED_TOLERANCE:
+        return (f"{ratio:.2f} (changed {comparison['speed_probe_drift']:.2f}× within a run: wall time ratio not "
+                "comparable)")  # fmt: skip
+    return f"{ratio:.2f}"
+
+
+#: A machine speed that changes by this factor or more, between a pair's runs or within one,
+#: makes the pair's wall times not comparable.
+_SPEED_TOLERANCE = 1.1 - 1e-9
+
+
+def _factor(ratio: float) -> float:
+    """How many times faster one side of ``ratio`` is than the other, either way round."""
+    return max(ratio, 1 / ratio)
 
 
 def _speeds_differ(comparison: dict[str, Any]) -> bool:
     """Whether the machine was 10% or more faster for one run of a pair than for the other
-    (either way round: the probe ratio is shared's speed over independent's)."""
+    (either way round: the probe ratio is shared's speed over independent's), or changed that
+    much within one of them (its probes before and after, ``speed_probe_drift``): the two runs'
+    mean speeds alone can hide a slowdown that hit both (seen in review: independent's probes
+    20,457 then 11,874 steps/s, shared's 10,549 then 20,840, a ratio of means of 0.97)."""
     ratio = comparison.get("speed_probe_ratio")
-    return ratio is not None and max(ratio, 1 / ratio) >= 1.1 - 1e-9
+    if ratio is None:
+        return False
+    return _factor(ratio) >= _SPEED_TOLERANCE or _factor(comparison.get("speed_probe_drift", 1.0)) >= _SPEED_TOLERANCE
 
 
 def _wall(row: dict[str, Any]) -> str:
@@ -372,7 +394,7 @@ def _wall_ratio(comparison: dict[str, Any], shared: dict[str, Any], independent:
     if "wall_time_ratio" not in comparison:
         return "–"
     speeds = independent["env_only_steps_per_s"] / shared["env_only_steps_per_s"]
-    if max(speeds, 1 / speeds) >= 1.1:  # either way round, as _speeds_differ
+    if _factor(speeds) >= _SPEED_TOLERANCE:  # either way round, as _speeds_differ
         return "– (other machine speed)"
     if not (shared.get("native_threads_limited") and independent.get("native_threads_limited")):
         return "– (thread handicap)"
@@ -480,6 +502,8 @@ def _run_length(data: dict[str, Any]) -> list[str]:
             else:
                 to_reach = f"{int(p['shared_env_steps_to_reach']):,}"
                 steps_ratio, wall_ratio = f"{p['env_steps_ratio']:.1f}×", f"{p['wall_time_ratio']:.1f}×"
+                if _speeds_differ(c):  # the pair's machine speed: these are the same two runs
+                    wall_ratio += " (machine speed changed: not comparable)"
             lines.append(f"| {c['seed']} | {p['evaluations']} | {p['independent_qd_score']:.2f} | "
                          f"{int(p['independent_env_steps']):,} | {to_reach} | {steps_ratio} | {wall_ratio} |")  # fmt: skip
     return lines
@@ -502,6 +526,9 @@ def _ratio_target(key: str, what: str, where: str, comparisons: list[dict[str, A
     bound is at the target or above). A wall-time ratio of a pair whose
     machine speed differed is not comparable, so it never counts as met; the row names such seeds,
     and says when the machine speed was not probed."""
+    if not comparisons:  # a file whose first pair is still running
+        return (f"| ≥ {TARGET_FEWER:.0f}× {what} to reach independent's final QD-score | {where} | no pair of runs yet "
+                f"| – | {measured_on} |")  # fmt: skip
     passed = [c["shared_reached_independent_final"] and c[key] >= TARGET_FEWER for c in comparisons]
     notes = []
     if key == "wall_time_ratio":

@@ -20,9 +20,13 @@ longer run would make. A ratio whose QD-score the shorter shared run never reach
 not reached.
 
 Writes results/run_length_<steps>.json (run_length_<steps>_<evaluations>.json for another number
-of evaluations than 256) and its plot after every run, so a run cut off keeps what it finished. A run replaces the rows of its (seed, mode) pairs and keeps the other seeds' rows
-(same evaluations, workers and scene), so seeds can be added one session at a time; compare wall
-times only between rows of one session (each row records its session's env-only rate).
+of evaluations than 256) and its plot after every run, so a run cut off keeps what it finished.
+A run replaces the rows of its (seed, mode) pairs and keeps the other seeds' rows (same
+evaluations, shared evaluations, workers and scene; other ones start the file again), so seeds
+can be added one session at a time; a seed is compared only once both its modes come from one
+session (each row records its machine, date and commit), and wall times only between rows of one
+session. A seed's two runs alternate in order (independent first for even seeds), as in
+shared_vs_independent.py.
 """
 
 from __future__ import annotations
@@ -37,7 +41,7 @@ from typing import Any
 
 from common import RESULTS, machine, merge_rerun, write_json
 from morphelites.config import SCENES
-from shared_vs_independent import compare, env_only_rate, run_mode
+from shared_vs_independent import compare, env_only_rate, modes_in_order, run_mode
 
 MODES = ("independent", "shared")
 DEFAULT_EVALUATIONS = 256
@@ -63,13 +67,22 @@ def ratios_at(independent: dict[str, Any], shared: dict[str, Any], evaluations: 
     }
 
 
+def session_of(row: dict[str, Any]) -> tuple[Any, Any]:
+    """The session a row was measured in: its machine record's date and commit (None, None for
+    rows from before rows recorded their machine, all of one session per file)."""
+    machine = row.get("machine") or {}
+    return machine.get("date"), machine.get("commit")
+
+
 def comparisons_of(rows: list[dict[str, Any]], workers: int) -> list[dict[str, Any]]:
-    """Per seed with a run of both modes: ``compare`` over the whole runs, and ``by_evaluations``,
-    :func:`ratios_at` every eighth of independent's run."""
+    """Per seed with a run of both modes, measured in one session: ``compare`` over the whole
+    runs, and ``by_evaluations``, :func:`ratios_at` every eighth of independent's run. A seed whose
+    two rows come from different sessions (a rerun cut off between its modes) is left out: its
+    runs may differ in code and machine speed."""
     comparisons = []
     for seed in sorted({r["seed"] for r in rows}):
         pair = {r["mode"]: r for r in rows if r["seed"] == seed}
-        if set(pair) == set(MODES):
+        if set(pair) == set(MODES) and session_of(pair["independent"]) == session_of(pair["shared"]):
             comparisons.append({"seed": seed, **compare(pair["independent"], pair["shared"], workers),
                                 "by_evaluations": [ratios_at(pair["independent"], pair["shared"], k, workers)
                                                    for k in checkpoints(len(pair["independent"]["curve"]))]})  # fmt: skip
@@ -137,7 +150,9 @@ def main() -> None:
     previous = json.loads(path.read_text()) if path.exists() else {}
     previous.setdefault("shared_evaluations", previous.get("evaluations"))  # files before the option: the same
     kept = ("evaluations", "shared_evaluations", "workers", "scene")
-    if [previous.get(k) for k in kept] != [args.evaluations, shared_evaluations, args.workers, args.scene]:
+    if previous and [previous.get(k) for k in kept] != [args.evaluations, shared_evaluations, args.workers, args.scene]:
+        print(f"{path.name} holds runs with other {', '.join(kept)} ({[previous.get(k) for k in kept]}): this run "
+              f"starts the file again (the old one stays in git)", flush=True)  # fmt: skip
         previous = {}  # not comparable: start the file again
     new_rows: list[dict[str, Any]] = []
     machine()  # taken now: what this session measures (see common.machine)
@@ -161,7 +176,7 @@ def main() -> None:
         args.keep_runs.mkdir(parents=True, exist_ok=True)
     with contextlib.nullcontext(str(args.keep_runs)) if args.keep_runs is not None else tempfile.TemporaryDirectory() as tmp:
         for seed in args.seeds:
-            for mode in MODES:
+            for mode in modes_in_order(seed):  # alternating, so that a drift of the machine's speed hits both modes
                 evaluations = shared_evaluations if mode == "shared" else args.evaluations
                 row = run_mode(mode, args.scene, args.steps, evaluations, args.workers, seed, Path(tmp))
                 new_rows.append({**row, "env_only_steps_per_s": env_rate, "machine": machine()})

@@ -331,6 +331,10 @@ def compare(independent: dict[str, Any], shared: dict[str, Any], workers: int) -
     result["memory_ratio_pss"] = shared["peak_pss_mb"] / max(independent["peak_pss_mb"], 1e-9)
     if "speed_probe_steps_per_s" in shared and "speed_probe_steps_per_s" in independent:  # runs since the probe
         result["speed_probe_ratio"] = shared["speed_probe_steps_per_s"] / independent["speed_probe_steps_per_s"]
+    drifts = [max(probes) / min(probes) for run in (independent, shared)
+              if len(probes := run.get("speed_probes_steps_per_s", [])) == 2 and min(probes) > 0]  # fmt: skip
+    if drifts:  # the machine's speed changing within a run, which the two runs' mean probes can hide
+        result["speed_probe_drift"] = max(drifts)
     return result
 
 

@@ -96,6 +96,41 @@ def test_a_comparison_says_how_fast_the_machine_was_for_each_run_and_flags_a_dif
     assert _speed(compare(independent, shared, workers=1)) == "0.80 (differs: wall time ratio not comparable)"
 
 
+def test_a_machine_whose_speed_changed_within_the_runs_is_flagged_though_their_means_agree():
+    """Seen in review (session 37): independent's probes 20,457 then 11,874 steps/s and shared's
+    10,549 then 20,840 average to a ratio of 0.97, and the pair's wall times counted as comparable."""
+    from readme_tables import _speeds_differ
+
+    independent = _run([1.0, 3.0], steps_per_evaluation=10_000, seconds_per_evaluation=10.0)
+    shared = _run([3.0], steps_per_evaluation=2_000, seconds_per_evaluation=5.0)
+    for run, probes in ((independent, [20_457.0, 11_874.0]), (shared, [10_549.0, 20_840.0])):
+        run["speed_probes_steps_per_s"], run["speed_probe_steps_per_s"] = probes, sum(probes) / 2
+    result = compare(independent, shared, workers=1)
+    assert result["speed_probe_ratio"] == pytest.approx(0.971, abs=1e-3)
+    assert result["speed_probe_drift"] == pytest.approx(20_840 / 10_549)
+    assert _speeds_differ(result) and _speed(result) == "0.97 (changed 1.98× within a run: wall time ratio not comparable)"
+    for run, probes in ((independent, [20_000.0, 19_000.0]), (shared, [19_500.0, 20_500.0])):
+        run["speed_probes_steps_per_s"], run["speed_probe_steps_per_s"] = probes, sum(probes) / 2
+    steady = compare(independent, shared, workers=1)
+    assert not _speeds_differ(steady) and _speed(steady) == "1.03"
+
+
+def test_run_length_compares_a_seed_only_once_both_its_runs_come_from_one_session():
+    """Seen in review (session 37): a rerun cut off after a seed's first mode paired its new run
+    with the older session's run of the other mode, on other code and machine speed, unflagged."""
+    from run_length import comparisons_of
+
+    def row(mode: str, seed: int, date: str) -> dict:
+        run = _run([1.0, 3.0], 10_000, 10.0) if mode == "independent" else _run([3.0], 2_000, 5.0)
+        return {**run, "mode": mode, "seed": seed, "machine": {"date": date, "commit": "abc1234"}}
+
+    rows = [row("independent", 0, "2026-12-07 06:00 UTC"), row("shared", 0, "2026-12-06 20:24 UTC"),
+            row("independent", 1, "2026-12-06 20:24 UTC"), row("shared", 1, "2026-12-06 20:24 UTC")]  # fmt: skip
+    assert [c["seed"] for c in comparisons_of(rows, workers=1)] == [1]
+    unrecorded = [{k: v for k, v in r.items() if k != "machine"} for r in rows]  # rows from before rows recorded it
+    assert [c["seed"] for c in comparisons_of(unrecorded, workers=1)] == [0, 1]
+
+
 def test_the_mode_that_runs_first_alternates_with_the_seed():
     assert modes_in_order(0) == ("independent", "shared") and modes_in_order(1) == ("shared", "independent")
     assert {modes_in_order(seed)[0] for seed in range(4)} == {"independent", "shared"}

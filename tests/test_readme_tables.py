@@ -100,6 +100,15 @@ def test_a_table_wall_ratio_is_left_out_where_either_run_had_a_machine_10_percen
         assert tables._wall_ratio(comparison, shared, independent) == shown, speeds
 
 
+def test_a_file_without_a_pair_of_runs_yet_gives_a_row_that_says_so():
+    """Seen in review (session 37): a run_length file holding only a first run (a new file, or one
+    started again) made the README's regeneration fail dividing by zero."""
+    tables = _readme_tables()
+    line = tables._ratio_target("env_steps_ratio", "fewer env steps", "open", [], ON)
+    assert line == f"| ≥ 10× fewer env steps to reach independent's final QD-score | open | no pair of runs yet | – | {ON} |"
+    assert tables._spread([]) == "–"
+
+
 def test_the_bound_of_a_ratio_never_reached_is_rounded_up_so_that_it_stays_a_bound():
     tables = _readme_tables()
     assert [tables._round_up(x) for x in (5.34, 5.399, 3.392, 5.3, 10.0, 9.96)] == ["5.4", "5.4", "3.4", "5.3", "10.0", "10.0"]
