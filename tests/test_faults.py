@@ -368,11 +368,16 @@ def test_sigterm_stops_within_10_s_with_a_checkpoint_exit_143_and_no_orphans(tmp
     wait_for(lambda: read_results(out), 180, "a first evaluation")
     assert not list((out / "checkpoints").glob("*.pkl"))
     children = run.children()
+    tracker = [p for p in children if "resource_tracker" in " ".join(p.cmdline())]
+    assert len(tracker) == 1, [p.cmdline() for p in children]
     started = time.monotonic()
     if to_group:
         os.killpg(run.proc.pid, sig)
     else:
         run.proc.send_signal(sig)
+    time.sleep(0.5)
+    # Seen in review: shared memory made before any child started the tracker with SIGHUP live
+    assert tracker[0].is_running() and tracker[0].status() != psutil.STATUS_ZOMBIE, "the resource tracker outlives the signal"
     code, console = run.wait(timeout=30)
     assert code == 143 and time.monotonic() - started < 10, console
     assert_gone(children)

@@ -165,3 +165,31 @@ def test_inputs_are_clipped_only_while_the_observation_normaliser_is_on():
     # a spec stored before input_clip existed (every such policy clipped) still matches a default one
     assert "input_clip" not in reach_policy_spec(6).to_dict()
     assert "input_clip" in reach_policy_spec(6, normalize_obs=False).to_dict()
+
+
+def test_independent_mode_and_ppo_build_their_policies_unclipped_with_the_normaliser_off(tmp_path, monkeypatch):
+    """The other places a run builds its policy (review of the input_clip change): independent
+    mode's per-body PPO and `morphelites ppo` (its policy.pt keeps the spec)."""
+    import morphelites.independent as independent
+    from morphelites.config import Settings
+    from morphelites.individual import Individual
+    from morphelites.ppo_run import PPORunRequest, run_ppo
+
+    settings = Settings.from_dict({"ppo": {"normalize_obs": False, "num_envs": 2, "num_steps": 16},
+                                   "evolution": {"training_steps_per_individual": 32, "eval_episodes": 1},
+                                   "model": {"hidden_dim": 16}})  # fmt: skip
+    built = []
+
+    class Recorded(ActorCritic):
+        def __init__(self, spec):
+            built.append(spec)
+            super().__init__(spec)
+
+    monkeypatch.setattr(independent, "ActorCritic", Recorded)
+    independent.train_and_evaluate(Individual(0, (0.5,) * 7, Morphology(3, [0.2, 0.2, 0.2])), settings)
+    assert [spec.input_clip for spec in built] == [None]
+    out = tmp_path / "ppo"
+    run_ppo(PPORunRequest(settings, str(out), total_steps=32, bodies=(Morphology(3, [0.2, 0.2, 0.2]),), eval_episodes=1,
+                          quiet=True))  # fmt: skip
+    state = torch.load(out / "policy.pt", map_location="cpu", weights_only=False)["policy"]
+    assert ActorCritic.from_policy_state(state).spec.input_clip is None

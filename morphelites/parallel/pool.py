@@ -76,6 +76,16 @@ def stop_signal_name(signum: int | None) -> str:
     return signal.Signals(signum).name if signum in (signal.SIGTERM, signal.SIGHUP) else "Ctrl-C"
 
 
+def start_resource_tracker() -> None:
+    """Start multiprocessing's resource tracker now, deaf to the stop signals as in
+    :func:`children_start_deaf_to_stop_signals`, unless it runs already. Call it before creating
+    shared memory: the first block created starts the tracker otherwise, with SIGHUP live, and a
+    hang-up then killed it (seen in review: a dropped ssh session printed the tracker's relaunch
+    and KeyError tracebacks, and a hard kill soon after left the run's blocks in /dev/shm)."""
+    with children_start_deaf_to_stop_signals():
+        pass
+
+
 @contextlib.contextmanager
 def children_start_deaf_to_stop_signals() -> Iterator[None]:
     """Processes started inside this block never receive the :data:`STOP_SIGNALS`: they are

@@ -28,7 +28,7 @@ from morphelites.parallel.buffer import BufferLayout, SharedExperienceBuffer
 from morphelites.parallel.heartbeat import STARTUP_GRACE_S, Heartbeats
 from morphelites.parallel.learner import COUNTER_COLUMNS, LAG_TOTALS, LEARNER_TIME_KEYS, LearnerOptions, learner_main
 from morphelites.parallel.pool import (PoolEvent, SerialPool, WorkerPool, children_start_deaf_to_stop_signals,
-                                       one_native_thread_per_process)
+                                       one_native_thread_per_process, start_resource_tracker)
 from morphelites.parallel.shared_worker import SharedHandles, segment_shape, sync_segments_per_version
 from morphelites.parallel.shm import SHM_DIR, shared_memory_free_bytes
 from morphelites.parallel.weights import SharedWeights
@@ -91,6 +91,7 @@ def create_shared_state(
     Raises SharedMemoryFull if ``/dev/shm`` cannot hold them (nothing is left behind then)."""
     training = settings.training
     spec, layout = _shared_layout(settings, workers)
+    start_resource_tracker()  # before the first block would start it, hang-ups and all
     weights = SharedWeights.create(spec.flat_size)
     try:
         buffer = SharedExperienceBuffer.create(layout)
