@@ -381,9 +381,13 @@ class EvolutionConfig:
     evaluations: int = 64
     """Stop after this many evaluated individuals."""
     max_env_steps: int | None = None
-    """Also stop once this many env steps (training + evaluation) were simulated (None: no limit)."""
+    """Also stop issuing individuals once this many env steps (training + evaluation) were
+    simulated (None: no limit). The individuals in flight then (up to one per worker) finish,
+    and in shared mode the final re-evaluation of the elites follows, so a run ends above it by
+    up to that much; training.log says by how much."""
     max_wall_s: float | None = None
-    """Also stop after this many seconds of wall time (None: no limit)."""
+    """Also stop issuing individuals after this many seconds of wall time (None: no limit); what
+    is in flight and the final re-evaluation come on top, as for ``max_env_steps``."""
     measures: tuple[str, ...] = ("num_links", "total_length")
     """Archive axes, from ``num_links`` (one bin per joint count), ``total_length`` (m) and
     ``taper`` ((first - last link length) / (first + last); its axis spans the values bodies of

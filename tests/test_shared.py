@@ -1436,3 +1436,15 @@ def test_a_reevaluation_round_stopped_part_way_counts_the_env_steps_it_took_also
     assert summary["reevaluation_env_steps"] == round_steps + stopped_after[0], "the stopped round's steps still count"
     spent = sum(r["training_steps"] + r["eval_env_steps"] for r in read_results(out))
     assert summary["env_steps"] == spent + round_steps + stopped_after[0]
+
+
+def test_a_budget_stops_the_issuing_and_the_run_says_how_far_past_it_it_ended(tmp_path):
+    """Seen in review (session 37): --max-env-steps stops the issuing of individuals, and those in
+    flight and the final re-evaluation came on top, unsaid; the README and config said "stop"."""
+    out = tmp_path / "run"
+    config = {**TINY, "evolution": {**TINY["evolution"], "max_env_steps": 500}}
+    summary = _serial_shared_run(out, config, 20, resume=False, num_initial_random=3)
+    assert summary["status"] == "completed" and summary["evaluations"] < 20 and summary["env_steps"] > 500
+    assert (f"The run ended {summary['env_steps'] - 500:,} env steps past evolution.max_env_steps (500): it stops the "
+            "issuing of individuals; those in flight finished, and the final re-evaluation came on top.") in (
+        out / "training.log").read_text()

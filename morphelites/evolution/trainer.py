@@ -394,6 +394,7 @@ class MAPElitesEvolutionTrainer:
             log.info("%s: %d evaluations, QD-score %.3f, coverage %.1f%%, best fitness %.3f, %.0f s. Run directory: %s",
                      status.capitalize(), self.completed, summary["qd_score"], 100 * summary["coverage"],
                      summary["best_fitness"], summary["wall_s"], self.run_dir.path)  # fmt: skip
+            self._log_budget_overshoot(summary)
             if evo.parent_lag:
                 log.info("evolution.parent_lag %d: for %.1f s of the run (%.0f%%) a free worker waited for an older "
                          "individual's result before it could take a new one.", evo.parent_lag, summary["held_back_s"],
@@ -598,10 +599,9 @@ class MAPElitesEvolutionTrainer:
         if event.kind == "done" and not math.isfinite(event.value.evaluation["fitness"]):
             # pyribs refuses a non-finite objective, and results.jsonl would replay the refusal on every
             # --resume: handled as an evaluation that raised (tried once more, then the run fails).
-            # In shared mode its steps count: the learner trained on the training part.
+            # In shared mode its training counts, as an evaluation's that raised: the learner trained
+            # on it. (Its evaluation steps do not, as those of one that raised: no figure records them.)
             unusable: IndividualResult = event.value
-            if self.mode == "shared":
-                self.env_steps += unusable.eval_env_steps
             event = PoolEvent("error", event.worker, event.task_id,
                               f"The evaluation returned a non-finite fitness ({unusable.evaluation['fitness']!r}): "
                               "the simulation probably went unstable on this body.",
@@ -848,6 +848,17 @@ class MAPElitesEvolutionTrainer:
                 return
             raise KeyboardInterrupt
         self._stop_signal = signum
+
+    def _log_budget_overshoot(self, summary: dict[str, Any]) -> None:
+        """Say by how much the run ended past ``max_env_steps`` / ``max_wall_s``: a budget stops the
+        issuing of individuals, and those in flight and the final re-evaluation come on top."""
+        evo = self.settings.evolution
+        for name, limit, used, unit in (("max_env_steps", evo.max_env_steps, summary["env_steps"], "env steps"),
+                                        ("max_wall_s", evo.max_wall_s, summary["wall_s"], "s")):  # fmt: skip
+            if limit is not None and used > limit:
+                self.recorder.log.info("The run ended %s %s past evolution.%s (%s): it stops the issuing of individuals; "
+                                       "those in flight finished%s on top.", f"{used - limit:,.0f}", unit, name,
+                                       f"{limit:,.0f}", ", and the final re-evaluation came" if self.reevaluation else "")  # fmt: skip
 
     def _count_in_flight_training(self, pool: IndependentBackend | SharedPPOSystem | SerialSharedBackend) -> None:
         """Count the env steps of training that the individuals in flight when the run stopped had

@@ -266,9 +266,10 @@ class SharedPPOSystem:
     def submit(self, worker: int, individual: Individual, kind: str = "train") -> None:
         if kind == "train":  # counted before the task is sent: sync mode's handshake (learner.py) relies on it
             self._active.value = max(self._active.value, self._training_in_flight() + 1)
+        # before the task goes: a worker quick to commit its first segment must not slip under the baseline
+        self._written_at_submit[worker] = self.buffer.written(worker)
         self.pool.submit(worker, individual.id, (worker, kind, individual, self.settings, self.handles))
         self._kinds[worker] = kind
-        self._written_at_submit[worker] = self.buffer.written(worker)
 
     def _training_in_flight(self) -> int:
         """Workers busy with a train task."""
