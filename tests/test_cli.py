@@ -217,6 +217,7 @@ _BY_CTRL_C_AND_SIGTERM = pytest.mark.parametrize(
 )
 
 
+@pytest.mark.faults  # a Reliability row (README): `make test-faults` runs it too
 @pytest.mark.parametrize(
     "sig, code, status, name",
     [(signal.SIGINT, 130, "interrupted", "Ctrl-C"), (signal.SIGTERM, 143, "terminated", "SIGTERM"),
@@ -242,6 +243,7 @@ def test_ctrl_c_or_sigterm_stops_ppo_after_the_update_under_way_with_its_counts_
     assert f"{name}: stopped after update {len(rows)}" in (out / "training.log").read_text()
 
 
+@pytest.mark.faults  # a Reliability row (README): `make test-faults` runs it too
 @_BY_CTRL_C_AND_SIGTERM
 def test_a_signal_during_ppos_final_evaluation_cuts_it_short_and_summary_json_keeps_the_training_counts(
         tmp_path, sig, code, status, name):  # fmt: skip
@@ -265,6 +267,7 @@ def test_a_signal_during_ppos_final_evaluation_cuts_it_short_and_summary_json_ke
     assert f"{name} during the final evaluation: stopped it" in (out / "training.log").read_text()
 
 
+@pytest.mark.faults  # a Reliability row (README): `make test-faults` runs it too
 @pytest.mark.parametrize("times", [1, 2], ids=["once", "twice"])
 @_BY_CTRL_C_AND_SIGTERM
 def test_a_signal_while_ppo_sets_up_its_run_ends_it_with_a_summary_and_trains_nothing(tmp_path, sig, code, status, name,
@@ -390,6 +393,7 @@ def test_ppo_that_cannot_write_its_directory_stops_with_a_clear_error_and_a_fail
         prepare_animation(out)
 
 
+@pytest.mark.faults  # a Reliability row (README): `make test-faults` runs it too
 def test_ppo_whose_curves_cannot_be_drawn_keeps_its_completed_summary(tmp_path, monkeypatch, capsys):
     """Seen in review (session 37): an OSError from curves.png, drawn after summary.json, went to
     the disk-full path, which replaced the finished run's summary with a bare "failed" one."""
@@ -406,6 +410,7 @@ def test_ppo_whose_curves_cannot_be_drawn_keeps_its_completed_summary(tmp_path, 
     assert "Could not draw curves.png (OSError" in (out / "training.log").read_text()
 
 
+@pytest.mark.faults  # a Reliability row (README): `make test-faults` runs it too
 def test_ppo_that_raises_mid_run_writes_a_failed_summary_and_the_traceback_then_raises(tmp_path, monkeypatch):
     """Seen in review (session 37): only an OSError got a summary.json; any other exception (a
     Gymnasium task's env that raises, a bug) left config.json alone and no traceback in the log."""
@@ -463,6 +468,7 @@ def test_ppo_progress_counts_up_to_the_steps_it_really_trains_and_shows_no_nan_b
     assert "steps 12/12  return n/a  success n/a" in log and "return nan" not in log
 
 
+@pytest.mark.faults  # a Reliability row (README): `make test-faults` runs it too
 def test_ppo_restores_the_signal_handlers_it_replaced():
     from morphelites.ppo_run import _StopSignals
 

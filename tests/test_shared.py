@@ -347,6 +347,7 @@ def _commit_rewards(buffer: SharedExperienceBuffer, worker: int, individual_id: 
     buffer.commit(slot, version=version, individual_id=individual_id, worker=worker)
 
 
+@pytest.mark.faults  # a Reliability row (README): `make test-faults` runs it too
 def test_a_restarted_learner_drops_the_experience_of_weights_it_did_not_publish(tmp_path):
     """Seen in review (session 37): a learner restored from its checkpoint at version C, published
     anew past the last version P its predecessor published, counted data of version P as 1 version
@@ -629,6 +630,7 @@ def test_sync_update_waits_for_every_busy_workers_quota_of_segments(tmp_path):
         weights.close()
 
 
+@pytest.mark.faults  # a Reliability row (README): `make test-faults` runs it too
 @pytest.mark.parametrize("dead_wrote", [1, 2])
 def test_a_sync_update_waits_for_the_full_quota_of_a_worker_restarted_part_way_through_one(tmp_path, dead_wrote):
     # Worker 0 wrote part (1) or all (2) of its quota of two and died; its replacement (same index)

@@ -480,6 +480,7 @@ def test_python_api_resume_refuses_a_results_line_changed_from_outside_before_wr
     assert {path.name: path.read_bytes() for path in out.iterdir() if path.is_file()} == files, "nothing was written"
 
 
+@pytest.mark.faults  # a Reliability row (README): `make test-faults` runs it too
 def test_a_second_ctrl_c_stops_at_once_without_orphans(tmp_path, tiny_config):
     """The first Ctrl-C waits for the learner's final checkpoint (up to 5 s, then it is stopped
     by force); the second stops at once. The learner is kept from answering (SIGSTOP) so that
@@ -509,6 +510,7 @@ def test_a_second_ctrl_c_stops_at_once_without_orphans(tmp_path, tiny_config):
     assert json.loads((out / "summary.json").read_text())["status"] == "interrupted"
 
 
+@pytest.mark.faults  # a Reliability row (README): `make test-faults` runs it too
 def test_a_final_picture_that_cannot_be_drawn_does_not_cost_the_summary(tmp_path, monkeypatch):
     """Seen: a second Ctrl-C tore the first import of pyribs' heatmap code in half, the final
     heatmap then raised AttributeError, and the run exited 1 without summary.json."""
@@ -533,6 +535,7 @@ def test_a_final_picture_that_cannot_be_drawn_does_not_cost_the_summary(tmp_path
     assert "Traceback" in log, "a failure that is not the disk's is a bug: its traceback goes in the log"
 
 
+@pytest.mark.faults  # a Reliability row (README): `make test-faults` runs it too
 def test_a_final_picture_that_cannot_be_drawn_does_not_cost_the_reevaluated_archive(tmp_path, monkeypatch):
     """Seen in review: archive_reevaluated.csv was written after the pictures, in the same try, so
     a failing heatmap lost each elite's re-evaluated fitness for good, and --resume then called the
@@ -598,6 +601,7 @@ def test_a_results_line_the_disk_refuses_leaves_the_archive_and_summary_without_
     assert sorted(r["id"] for r in _results(out)) == [0, 1, 2, 3], "--resume evaluates the refused individual again"
 
 
+@pytest.mark.faults  # a Reliability row (README): `make test-faults` runs it too
 def test_a_second_ctrl_c_while_a_result_is_recorded_waits_until_the_files_agree(tmp_path, monkeypatch):
     """Without the wait, the archive took the individual but results.jsonl and metrics.csv never did."""
     import os
@@ -631,6 +635,7 @@ def test_a_second_ctrl_c_while_a_result_is_recorded_waits_until_the_files_agree(
     assert "Second interrupt: stopping at once" in (out / "training.log").read_text()
 
 
+@pytest.mark.faults  # a Reliability row (README): `make test-faults` runs it too
 def test_a_second_ctrl_c_while_the_processes_stop_still_writes_the_summary(tmp_path, monkeypatch):
     """The backend's last close waits for the processes (in shared mode up to 15 s for the
     learner's final checkpoint). A second Ctrl-C there escaped run(): no summary.json, the
@@ -897,6 +902,12 @@ def test_with_one_worker_a_body_that_kills_it_first_is_told_from_a_broken_instal
     assert "probably crashes the simulator" in summary["error"] and summary["worker_restarts"] == 4
     assert [r["id"] for r in _results(out)] == [1]
     assert "individual 1 goes first" in (out / "training.log").read_text()
+    # resumed with the cause still there and individual 0 the last evaluation left, there is no other
+    # body to try first (seen in review: the deaths ran on into the crash loop, blamed on the install)
+    assert main(["train", "--resume", "--evaluations", "2", "--output", str(out), "--quiet"]) == 1
+    summary = json.loads((out / "summary.json").read_text())
+    assert "individual 0 died 3 times before any evaluation finished in this session, and no other" in summary["error"]
+    assert "crashes the simulator" in summary["error"] and "broken install" in summary["error"]
 
 
 @pytest.mark.faults  # a Reliability row (README): `make test-faults` runs it too

@@ -665,13 +665,17 @@ class MAPElitesEvolutionTrainer:
         others = [i for i in self.pending if i.id != suspect.id]
         room = self.settings.evolution.evaluations - self.completed - len(self.in_flight) - len(self.pending)
         if not others and room > 0 and not self._stopping_reason:
-            other = self._new_individual()
-            if other is None:  # evolution.parent_lag holds every new one back until a result
-                return
-            others = [other]
-            self.pending.append(other)
-        if not others:
-            return
+            other = self._new_individual()  # None: evolution.parent_lag holds every new one back until a result
+            if other is not None:
+                others = [other]
+                self.pending.append(other)
+        if not others:  # the last evaluation left, say: no other body can go first
+            raise EvaluationFailed(
+                f"The worker evaluating individual {suspect.id} died {self.deaths[suspect.id]} times before any "
+                f"evaluation finished in this session, and no other individual is left to try first: either its body "
+                f"({suspect.body}) crashes the simulator or needs too much memory, or the workers cannot run at all "
+                f"(the console output above shows why they die: an import error, memory, a broken install). Fix the "
+                f"cause, then continue with `morphelites train --resume --output {self.run_dir.path}`.")  # fmt: skip
         self.pending.remove(suspect)
         self.pending.insert(self.pending.index(others[0]) + 1, suspect)
         self.recorder.log.warning("Individual %d's worker died %d times before any evaluation finished in this session: "
