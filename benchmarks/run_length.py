@@ -150,7 +150,7 @@ def main() -> None:
     previous = json.loads(path.read_text()) if path.exists() else {}
     previous.setdefault("shared_evaluations", previous.get("evaluations"))  # files before the option: the same
     kept = ("evaluations", "shared_evaluations", "workers", "scene")
-    if previous and [previous.get(k) for k in kept] != [args.evaluations, shared_evaluations, args.workers, args.scene]:
+    if path.exists() and [previous.get(k) for k in kept] != [args.evaluations, shared_evaluations, args.workers, args.scene]:
         print(f"{path.name} holds runs with other {', '.join(kept)} ({[previous.get(k) for k in kept]}): this run "
               f"starts the file again (the old one stays in git)", flush=True)  # fmt: skip
         previous = {}  # not comparable: start the file again
