@@ -165,10 +165,8 @@ def _failed_unexpectedly(request: PPORunRequest, setup: "_PPORun", stop: "_StopS
                f"before is kept: metrics.csv has how far training got; checkpoints/ the policy every "
                f"{CHECKPOINT_EVERY_UPDATES} updates.")  # fmt: skip
     setup.log.exception("Unexpected error; the run stops.")
-    summary = {"mode": "ppo", "status": "failed", "target": setup.target, "seed": request.seed, "error": message}
-    for step in (setup.metrics.close, *(env.close for env in setup.envs), lambda: setup.run.write_summary(summary)):
-        with contextlib.suppress(Exception):
-            step()
+    _end_with_failure(setup, {"mode": "ppo", "status": "failed", "target": setup.target, "seed": request.seed,
+                              "error": message}, Exception)  # fmt: skip
 
 
 class _StoppedInSetUp(Exception):
@@ -189,11 +187,17 @@ def _failed_to_write(request: PPORunRequest, setup: _PPORun, stop: "_StopSignals
                f"What was written before is kept (metrics.csv has how far training got; checkpoints/ the policy "
                f"every {CHECKPOINT_EVERY_UPDATES} updates). Free disk space, or choose another --output, and run again.")
     summary = {"mode": "ppo", "status": "failed", "target": setup.target, "seed": request.seed, "error": message}
-    for step in (setup.metrics.close, *(env.close for env in setup.envs), lambda: setup.run.write_summary(summary)):
-        with contextlib.suppress(OSError):
-            step()
+    _end_with_failure(setup, summary, OSError)
     setup.log.error("%s", message)
     return summary
+
+
+def _end_with_failure(setup: _PPORun, summary: dict[str, Any], tolerated: type[Exception]) -> None:
+    """Close the metrics writer and the envs and write ``summary``, each step tried whatever the
+    others do (a failure of the kind ``tolerated`` is passed over: the run is failing already)."""
+    for step in (setup.metrics.close, *(env.close for env in setup.envs), lambda: setup.run.write_summary(summary)):
+        with contextlib.suppress(tolerated):
+            step()
 
 
 @dataclass
@@ -223,8 +227,7 @@ def _set_up(request: PPORunRequest, settings: Settings, stop: "_StopSignals") ->
         return _set_up_held(request, settings, run, hold)
     except KeyboardInterrupt:
         stop.mode = "hold"
-        summary = {"mode": "ppo", "status": stop.status, "env_steps": 0, "updates": 0, "wall_s": 0.0,
-                   "seed": request.seed, "evaluation": "not started"}  # fmt: skip
+        summary = _not_started_summary(request, stop, target=None)
         logging.getLogger("morphelites.ppo").warning(
             "A second stop signal (%s) while the run was set up: nothing was trained or evaluated; summary.json "
             "records the stop.", stop_signal_name(stop.last_signum))  # fmt: skip
@@ -279,13 +282,20 @@ def _set_up_held(request: PPORunRequest, settings: Settings, run: RunDirectory, 
     return _PPORun(settings, run, hold, log, envs, model, metrics, target, total)
 
 
+def _not_started_summary(request: PPORunRequest, stop: "_StopSignals", target: str | None) -> dict[str, Any]:
+    """summary.json of a run stopped before training: the status, nothing trained (``target``
+    is left out where the set-up did not get to it)."""
+    summary = {"mode": "ppo", "status": stop.status, "target": target, "env_steps": 0, "updates": 0, "wall_s": 0.0,
+               "seed": request.seed, "evaluation": "not started"}  # fmt: skip
+    return {k: v for k, v in summary.items() if v is not None}
+
+
 def _stopped_before_training(request: PPORunRequest, setup: _PPORun, stop: "_StopSignals") -> dict[str, Any]:
     """A stop signal came during the set-up: summary.json with the status and nothing trained."""
     stop.mode = "hold"
     setup.log.warning("%s before training started: nothing was trained or evaluated; summary.json records the stop.",
                       stop.name)  # fmt: skip
-    summary = {"mode": "ppo", "status": stop.status, "target": setup.target, "env_steps": 0, "updates": 0,
-               "wall_s": 0.0, "seed": request.seed, "evaluation": "not started"}  # fmt: skip
+    summary = _not_started_summary(request, stop, setup.target)
     setup.run.write_summary(summary)
     for env in setup.envs:
         env.close()

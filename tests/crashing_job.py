@@ -9,22 +9,21 @@ def run_task(*args: object) -> None:
     os._exit(3)
 
 
-def dies_on_individual_3(individual, settings):
-    """The independent mode's job, except that individual 3's body "crashes the simulator"."""
-    from morphelites.independent import train_and_evaluate
+def _dies_on_individual(doomed: int):
+    """The independent mode's job, except that individual ``doomed``'s body "crashes the simulator"."""
 
-    if individual.id == 3:
-        os._exit(3)
-    return train_and_evaluate(individual, settings)
+    def job(individual, settings):
+        from morphelites.independent import train_and_evaluate
+
+        if individual.id == doomed:
+            os._exit(3)
+        return train_and_evaluate(individual, settings)
+
+    return job
 
 
-def dies_on_individual_0(individual, settings):
-    """As :func:`dies_on_individual_3`, on the very first body a run draws."""
-    from morphelites.independent import train_and_evaluate
-
-    if individual.id == 0:
-        os._exit(3)
-    return train_and_evaluate(individual, settings)
+dies_on_individual_0 = _dies_on_individual(0)  # the very first body a run draws
+dies_on_individual_3 = _dies_on_individual(3)
 
 
 def dies_on_odd_tasks(number: int) -> int:
