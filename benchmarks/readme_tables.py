@@ -217,7 +217,7 @@ def _shared(data: dict[str, Any]) -> list[str]:
     lines += ["", "Env steps and wall time to reach independent's final QD-score: independent's up to the first evaluation "
               "of its curve at that score, shared's up to the first of its own, its env steps plus the experience of "
               "the individuals still in flight, which its policy may already have learned from: measured (transitions "
-              "written to the buffer by then, less the finished evaluations' training steps) where the curve recorded "
+              "written to the buffer by then, less the training steps its env steps already count) where the curve recorded "
               "it, marked \"in flight measured\", else (workers − 1) × steps per individual (an upper bound, so that "
               "env steps ratio is a lower bound).", "",
               "| scene | steps/individual | seed | independent reached its final QD-score after | shared reached it | "

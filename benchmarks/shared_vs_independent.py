@@ -287,7 +287,8 @@ def in_flight_allowance(shared: dict[str, Any], workers: int, point: dict[str, A
     may also have learned from the individuals still in flight on the other workers: their
     experience reaches the learner as it is collected. Curves recorded since the buffer's counters
     were kept in them say exactly how much: the transitions written to the buffer by then minus the
-    training steps of the finished evaluations. Older curves get at most a whole training budget
+    training steps the point's env steps already count (the finished evaluations', and those of any
+    worker that died or was stopped). Older curves get at most a whole training budget
     per other worker, ``(workers - 1) * steps per individual``: an upper bound, which makes their
     env-steps ratios lower bounds. (Independent mode's individuals in flight change nothing until
     they finish.)"""
