@@ -1159,6 +1159,39 @@ def test_a_failing_evaluation_in_a_serial_shared_run_is_tried_again_then_fails_t
     assert summary["training_env_steps"] == summary["transitions_written"] == recorded + 2 * per_body.pop()
 
 
+def test_a_second_ctrl_c_in_a_serial_shared_run_counts_the_training_of_the_task_it_cut_short(
+    tmp_path, tiny_config, monkeypatch
+):
+    """The serial backend runs a task whole inside poll(); a second Ctrl-C cuts it short, and the
+    transitions it had written (which the learner takes after every segment) went uncounted."""
+    from morphelites.parallel.shared_worker import MultiProcessPPOWorker
+
+    real = MultiProcessPPOWorker.train
+
+    def second_ctrl_c_in_id_3(self, individual, settings):
+        if individual.id == 3:
+            learn, segments = self.after_segment, []
+
+            def after_segment():
+                learn()
+                segments.append(1)
+                if len(segments) == 2:
+                    raise KeyboardInterrupt  # as the run's handler raises it on a second Ctrl-C
+
+            self.after_segment = after_segment
+        return real(self, individual, settings)
+
+    monkeypatch.setattr(MultiProcessPPOWorker, "train", second_ctrl_c_in_id_3)
+    out = tmp_path / "run"
+    assert main(["train", "--serial", "--config", str(tiny_config), "--initial-random", "4",
+                 "--steps-per-individual", "64", "--evaluations", "5", "--output", str(out), "--quiet"]) == 130  # fmt: skip
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["status"] == "interrupted" and summary["evaluations"] < 5
+    recorded = sum(r["training_steps"] for r in _results(out))
+    assert summary["transitions_written"] > recorded, "individual 3 wrote two segments before the cut"
+    assert summary["training_env_steps"] == summary["transitions_written"]
+
+
 @pytest.mark.faults  # a Reliability row (README): `make test-faults` runs it too
 def test_an_unexpected_error_still_writes_summary_json_and_gives_the_signal_handlers_back(
     tmp_path, tiny_config, monkeypatch

@@ -415,10 +415,6 @@ class SerialSharedBackend:
     objects, stepped in turn (the learner takes what is ready after every segment), so a run is
     reproducible to the bit under a seed."""
 
-    #: A task runs whole inside poll(), so none is in flight when the run stops (one cut short by
-    #: a second Ctrl-C is not counted).
-    in_flight_training_steps = 0
-
     def __init__(self, settings: Settings, checkpoint_dir: Path, resume: bool, sync: bool = False,
                  max_policy_lag: int = 4, counters_floor: dict[str, int] | None = None,
                  version_floor: int = 0) -> None:  # fmt: skip
@@ -443,6 +439,9 @@ class SerialSharedBackend:
         self._task: tuple[Individual, str] | None = None
         self._closed = False  # closing has begun
         self._shut_down = False  # closing has finished
+        #: A task runs whole inside poll(), so one is in flight at a stop only when a second Ctrl-C
+        #: cut it short: the transitions it had written, which the learner took after each segment.
+        self.in_flight_training_steps = 0
 
     def _learn(self) -> None:
         self.learner.drain()
@@ -492,6 +491,9 @@ class SerialSharedBackend:
                 result = self.worker.evaluate_only(individual, self.settings)
         except Exception:  # as a pool worker reports it: the trainer tries once more, then fails the run
             return [PoolEvent("error", 0, individual.id, traceback.format_exc(), env_steps=self.buffer.written(0) - written)]
+        except KeyboardInterrupt:  # a second Ctrl-C cut the task short
+            self.in_flight_training_steps = self.buffer.written(0) - written
+            raise
         return [PoolEvent("done", 0, individual.id, result)]
 
     def raise_deferred_failure(self) -> None:
