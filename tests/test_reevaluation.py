@@ -75,6 +75,7 @@ def test_a_round_that_requires_one_policy_version_scores_every_elite_with_it_als
     assert round_.complete
     record = round_.record(round_.archive(space, specs, seed=0))
     assert (record["policy_version_min"], record["policy_version_max"]) == (9, 9)
+    assert record["reevaluation_env_steps"] == 5 * 40, "the episodes of the two discarded results were taken too"
 
 
 def test_a_cancelled_round_issues_nothing_and_never_completes_and_an_error_names_the_elite():

@@ -49,6 +49,7 @@ class ReevaluationRound:
         self.cancelled = False
         self.required_version: int | None = None  # require_version
         self.discarded = 0  # results of another policy version than required, evaluated again
+        self.steps_taken = 0  # env steps of every result that came back, discarded ones included
 
     # ------------------------------------------------------------------ tasks
     def next_task(self) -> Individual | None:
@@ -88,6 +89,7 @@ class ReevaluationRound:
             return
         self.in_flight.discard(event.task_id)
         if event.kind == "done":
+            self.steps_taken += int(event.value.eval_env_steps)
             version = int(event.value.evaluation["policy_version"])
             if self.required_version is not None and version != self.required_version:
                 self.discarded += 1
@@ -129,11 +131,6 @@ class ReevaluationRound:
                       compute_measures(individual.body, specs), result.evaluation)  # fmt: skip
         return again
 
-    @property
-    def env_steps(self) -> int:
-        """Env steps the round's evaluation episodes took."""
-        return sum(int(r.eval_env_steps) for r in self.results.values())
-
     def record(self, again: BodyArchive) -> dict[str, Any]:
         """This round's fields of reevaluations.csv (runs.recorder.REEVALUATION_COLUMNS).
 
@@ -142,7 +139,7 @@ class ReevaluationRound:
         stats = again.stats()
         versions = [int(r.evaluation["policy_version"]) for r in self.results.values()]
         return {
-            "evaluations": self.at_evaluation, "reevaluation_env_steps": self.env_steps,
+            "evaluations": self.at_evaluation, "reevaluation_env_steps": self.steps_taken,
             "policy_version_min": min(versions, default=0), "policy_version_max": max(versions, default=0),
             "elites": len(self.individuals), "qd_score_as_found": self.as_found["qd_score"],
             "mean_elite_fitness_as_found": self.as_found["mean_elite_fitness"],
