@@ -307,7 +307,7 @@ def _config_mode(config: Any) -> str | None:
 
 def _train_trainer(args: argparse.Namespace) -> Any:
     from morphelites.runs import RunDirectory
-    from morphelites.runs.stored_run import stored_run
+    from morphelites.runs.stored_run import stored_run, with_stored_resumable
 
     _check_output(args.output)
     _check_config_path(args.config)
@@ -328,7 +328,10 @@ def _train_trainer(args: argparse.Namespace) -> Any:
                               f"evolution.use_shared_ppo to {_config_mode(config) == 'shared'}; drop that key from the "
                               f"config, or use a new --output.")  # fmt: skip
         mode = stored.get("mode", mode)
-    data: dict[str, Any] = config if config is not None else (stored["settings"] if stored else {})
+    if config is not None and stored is not None:  # what the file leaves out keeps the stored run's budgets and workers
+        data: dict[str, Any] = with_stored_resumable(config, stored["settings"])
+    else:
+        data = config if config is not None else (stored["settings"] if stored else {})
     settings = Settings.from_dict(data)
     evo_changes = {
         "num_initial_random": args.initial_random, "training_steps_per_individual": args.steps_per_individual,

@@ -758,6 +758,30 @@ def test_a_budget_raised_on_resume_is_recorded_for_the_next_plain_resume(tmp_pat
     assert len(_results(out)) == 6
 
 
+def test_a_config_given_to_a_resume_keeps_the_stored_budgets_and_workers_it_does_not_name(tmp_path, tiny_config):
+    """A resume's --config was the whole configuration: a job script's file that named no budget put
+    the budgets and workers back to their defaults (64 evaluations, no wall-time limit, worker
+    processes) and config.json recorded them, undoing `--resume --evaluations N` (review, session 38)."""
+    out = tmp_path / "run"
+    command = ["train", "--mode", "independent", "--resume-if-exists", "--config", str(tiny_config), "--output", str(out),
+               "--initial-random", "2", "--steps-per-individual", "64", "--quiet"]  # fmt: skip
+    assert main([*command, "--serial", "--evaluations", "2", "--max-wall-time", "36000"]) == 0
+    assert main(["train", "--resume", "--output", str(out), "--evaluations", "3", "--quiet"]) == 0
+    assert len(_results(out)) == 3
+    assert main(command) == 0  # the job script requeued: its file names no budget
+    evolution = json.loads((out / "config.json").read_text())["settings"]["evolution"]
+    assert (evolution["evaluations"], evolution["max_wall_s"], evolution["enable_multiprocess"]) == (3, 36000, False)
+    assert len(_results(out)) == 3
+    ipc = tmp_path / "ipc.json"  # what the file does name, it changes (and training.log says so)
+    write_json(ipc, {**TINY, "training": {**TINY.get("training", {}), "ipc_timeout": 999.0}})
+    assert main([*command[:5], str(ipc), *command[6:], "--evaluations", "4"]) == 0
+    assert len(_results(out)) == 4
+    settings = json.loads((out / "config.json").read_text())["settings"]
+    assert settings["training"]["ipc_timeout"] == 999.0 and settings["evolution"]["max_wall_s"] == 36000
+    assert "Resumed with settings changed from the stored run's (config.json now records them): " \
+           "evolution.evaluations: stored 3, now 4; training.ipc_timeout: stored" in (out / "training.log").read_text()
+
+
 def test_a_resume_may_raise_the_stall_timeout_that_troubleshooting_advises(tmp_path, tiny_config):
     """README's troubleshooting says to raise training.ipc_timeout; a resume refused any change but
     budgets and workers, so a run that kept stalling could not go on with a longer timeout."""

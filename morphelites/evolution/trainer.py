@@ -201,8 +201,9 @@ class MAPElitesEvolutionTrainer:
         self.resume = resume
         self.quiet = quiet
         self.run_dir.check(resume=resume)  # refuse before any process starts
+        self._resumed_changes: list[str] = []  # resume: the budgets and workers that differ from the stored run's
         if resume:  # the same mode and settings as the stored run, budgets and workers aside
-            check_resume(self.run_dir, self.mode, settings)
+            self._resumed_changes = check_resume(self.run_dir, self.mode, settings)
         if settings.evolution.use_shared_ppo:  # /dev/shm must hold the weights and experience buffer
             check_shared_memory(settings, settings.evolution.workers if settings.evolution.enable_multiprocess else 1)
 
@@ -257,7 +258,7 @@ class MAPElitesEvolutionTrainer:
         try:
             self._write_leftovers = self.run_dir.remove_write_leftovers()  # of an earlier session killed mid-write
             if self.resume:  # what __init__ checked may have changed since: another session may have run it
-                check_resume(self.run_dir, self.mode, self.settings)
+                self._resumed_changes = check_resume(self.run_dir, self.mode, self.settings)
             if self.settings.evolution.enable_multiprocess:  # the main process never imports torch
                 return self._run()
             from morphelites.torch_state import caller_torch_state_kept
@@ -279,6 +280,9 @@ class MAPElitesEvolutionTrainer:
         if self._write_leftovers:
             log.info("Removed %s, left by a write that an earlier session did not finish.", ", ".join(self._write_leftovers))
         if self.resume:
+            if self._resumed_changes:
+                log.info("Resumed with settings changed from the stored run's (config.json now records them): %s.",
+                         "; ".join(self._resumed_changes))  # fmt: skip
             self._restore()
             finished = self._finished_run_summary()
             if finished is not None:

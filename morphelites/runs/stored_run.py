@@ -14,7 +14,7 @@ from typing import Any
 from morphelites.config import ConfigError, Settings
 from morphelites.runs.run_dir import RunDirectory
 
-__all__ = ["RESUMABLE_CHANGES", "stored_run", "check_resume"]
+__all__ = ["RESUMABLE_CHANGES", "stored_run", "check_resume", "with_stored_resumable"]
 
 #: Settings a resumed run may change; any other difference from the stored config is refused.
 RESUMABLE_CHANGES = frozenset({("evolution", "evaluations"), ("evolution", "max_env_steps"), ("evolution", "max_wall_s"),
@@ -55,9 +55,26 @@ def stored_run(run_dir: RunDirectory) -> dict[str, Any]:
     return stored
 
 
-def check_resume(run_dir: RunDirectory, mode: str, settings: Settings) -> None:
+def with_stored_resumable(config: dict[str, Any], stored_settings: dict[str, Any]) -> dict[str, Any]:
+    """A ``--config`` given to a resume, with each of ``RESUMABLE_CHANGES`` it leaves out taken
+    from the stored run's settings instead of its default: a job script's config file that never
+    named a budget must not undo one raised since (``--resume --evaluations 400``), nor lift a
+    wall-time limit or turn a serial run into a parallel one. What the file sets, it changes."""
+    merged = {section: dict(values) if isinstance(values, dict) else values for section, values in config.items()}
+    for section, key in sorted(RESUMABLE_CHANGES):
+        stored_section = stored_settings.get(section)
+        if not isinstance(stored_section, dict) or key not in stored_section:
+            continue
+        given = merged.setdefault(section, {})
+        if isinstance(given, dict) and key not in given:
+            given[key] = stored_section[key]
+    return merged
+
+
+def check_resume(run_dir: RunDirectory, mode: str, settings: Settings) -> list[str]:
     """Raise ConfigError unless a run in ``mode`` ("shared" or "independent") with ``settings``
-    continues the run stored in ``run_dir`` unchanged, but for ``RESUMABLE_CHANGES``.
+    continues the run stored in ``run_dir`` unchanged, but for ``RESUMABLE_CHANGES``; return those
+    that differ, as "section.key: stored X, now Y".
 
     The error names every setting that differs (stored and new value) and how to go on. A
     results.jsonl damaged from outside raises DamagedResults (a ValueError) naming the line.
@@ -76,11 +93,9 @@ def check_resume(run_dir: RunDirectory, mode: str, settings: Settings) -> None:
     # Compared as config.json stores them: settings built in Python may hold a list where the
     # stored ones, read back, hold a tuple (evolution.measures), and that is no change.
     old, new = (json.loads(json.dumps(s.to_dict())) for s in (Settings.from_dict(stored["settings"]), settings))
-    changed = [
-        f"{section}.{key}: stored {old[section][key]!r}, now {new[section][key]!r}"
-        for section in old for key in old[section]
-        if old[section][key] != new[section].get(key) and (section, key) not in RESUMABLE_CHANGES | _DERIVED
-    ]  # fmt: skip
+    differing = [(section, key) for section in old for key in old[section] if old[section][key] != new[section].get(key)]
+    changed = [f"{section}.{key}: stored {old[section][key]!r}, now {new[section].get(key)!r}"
+               for section, key in differing if (section, key) not in RESUMABLE_CHANGES | _DERIVED]  # fmt: skip
     if changed:
         raise ConfigError(
             f"Resuming would continue {run_dir.path} with a different configuration: {'; '.join(changed)}. Only the "
@@ -93,3 +108,5 @@ def check_resume(run_dir: RunDirectory, mode: str, settings: Settings) -> None:
     # that is a changed setting, not a damaged file.
     if run_dir.results.is_file():
         parse_results(run_dir.results.read_bytes(), run_dir.results, BodySpace(settings.body_space).genome_dim)
+    return [f"{section}.{key}: stored {old[section][key]!r}, now {new[section].get(key)!r}"
+            for section, key in differing if (section, key) in RESUMABLE_CHANGES]  # fmt: skip
