@@ -42,6 +42,8 @@ __all__ = [
 LENGTH_DECIMALS = 6
 #: Fewest transitions a PPO minibatch may hold: advantages are normalised over a minibatch.
 MIN_MINIBATCH = 2
+#: The most envs ``ppo.num_envs`` may ask for (``morphelites ppo --mixed N`` trains one body per env).
+MAX_NUM_ENVS = 4096
 
 SCENES = ("open", "obstacles")
 GOAL_SAMPLINGS = ("workspace", "reachable")
@@ -256,7 +258,7 @@ class PPOConfig:
         _check_float_range("ppo.learning_rate", self.learning_rate, 1e-8, 1.0)
         _check_float_range("ppo.gamma", self.gamma, 0.0, 1.0)
         _check_float_range("ppo.gae_lambda", self.gae_lambda, 0.0, 1.0)
-        _check_int_range("ppo.num_envs", self.num_envs, 1, 4096)
+        _check_int_range("ppo.num_envs", self.num_envs, 1, MAX_NUM_ENVS)
         _check_int_range("ppo.num_steps", self.num_steps, 1, 100_000)
         _check_int_range("ppo.num_minibatches", self.num_minibatches, 1, 100_000)
         if self.update_epochs is not None:
@@ -544,7 +546,11 @@ def _coerce(name: str, value: Any, hint: Any) -> Any:
             return value
     elif hint is float:
         if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return float(value)
+            try:
+                return float(value)
+            except OverflowError:  # an integer beyond float's range
+                raise ConfigError(f"{name} is an integer of {len(str(abs(value)))} digits, beyond the range of a float; "
+                                  f"give a sensible value.") from None  # fmt: skip
     elif hint is str:
         if isinstance(value, str):
             return value
@@ -706,8 +712,8 @@ def load_config_file(path: str) -> dict[str, Any]:
     import json
 
     try:
-        with open(path, encoding="utf-8") as handle:
-            return json.load(handle)
+        with open(path, encoding="utf-8-sig") as handle:  # -sig: a byte-order mark some editors write is no error
+            data = json.load(handle)
     except FileNotFoundError:
         raise ConfigError(f"Config file {path} does not exist; check the --config path.") from None
     except IsADirectoryError:
@@ -718,6 +724,14 @@ def load_config_file(path: str) -> dict[str, Any]:
     except UnicodeDecodeError as error:
         raise ConfigError(f"Config file {path} is not UTF-8 text (byte {error.object[error.start]:#04x} at position "
                           f"{error.start}); save it as UTF-8 JSON, or check the --config path.") from None  # fmt: skip
+    except ValueError as error:  # an integer of more digits than Python converts (4,300)
+        raise ConfigError(f"Config file {path} holds a number Python will not read: {error}. No setting takes a number "
+                          f"that large; fix it.") from None  # fmt: skip
     except OSError as error:
         raise ConfigError(f"Cannot read config file {path}: {error.strerror or error}. Check the --config path and the "
                           f"file's permissions.") from None  # fmt: skip
+    if not isinstance(data, dict):  # e.g. null from a jq filter that matched nothing: not "use the defaults"
+        raise ConfigError(f"Config file {path} holds {type(data).__name__ if data is not None else 'null'}, not a JSON "
+                          f"object of sections ({{\"evolution\": {{...}}, \"ppo\": {{...}}}}); check the file (jq .settings "
+                          f"RUN/config.json gives one).")  # fmt: skip
+    return data

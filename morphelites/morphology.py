@@ -51,7 +51,7 @@ class Morphology:
             if any(isinstance(x, (bool, str, bytes)) for x in given):
                 raise TypeError
             lengths = tuple(round(float(x), LENGTH_DECIMALS) for x in given)
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):  # OverflowError: an integer beyond float's range
             raise ValueError(f"link_lengths must be a list of numbers, got {link_lengths!r}; give one length in metres "
                              f"per link, e.g. [0.2, 0.2, 0.15].") from None  # fmt: skip
         if len(lengths) != num_links:

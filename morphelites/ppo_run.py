@@ -23,7 +23,7 @@ import gymnasium as gym
 import numpy as np
 import torch
 
-from morphelites.config import ConfigError, Settings
+from morphelites.config import MAX_NUM_ENVS, ConfigError, Settings
 from morphelites.envs.reach import ReachEnv
 from morphelites.morphology import BodySpace, Morphology
 from morphelites.parallel.pool import STOP_SIGNALS, stop_signal_name
@@ -82,9 +82,10 @@ def check_body_count(count: int, num_envs: int) -> None:
     if count < 1:
         raise ConfigError("No body to train on: give --body (or --mixed N), or --env for a Gymnasium task.")
     if count > num_envs:
+        fix = (f"Give --num-envs {count} or more, or fewer bodies" if count <= MAX_NUM_ENVS
+               else f"Give at most {MAX_NUM_ENVS} bodies (ppo.num_envs goes up to {MAX_NUM_ENVS})")  # fmt: skip
         raise ConfigError(f"{count} bodies but {num_envs} envs (ppo.num_envs): each env trains on one body, so "
-                          f"{count - num_envs} of them would never be trained on. Give --num-envs {count} "
-                          f"or more, or fewer bodies.")  # fmt: skip
+                          f"{count - num_envs} of them would never be trained on. {fix}.")  # fmt: skip
 
 
 def check_gym_env(env_id: str) -> tuple[int, int]:

@@ -77,6 +77,8 @@ def test_ppo_on_a_gymnasium_task(run_cli, tmp_path):
         (["--body", '{"a": ' + "[" * 5000 + "]" * 5000 + "}"], "is not valid JSON"),
         # Seen in review: a huge --mixed drew all its bodies first, and hung
         (["--mixed", "100000000"], "100000000 bodies but 16 envs"),
+        (["--mixed", "5000"], "Give at most 4096 bodies (ppo.num_envs goes up to 4096)"),  # was: --num-envs 5000
+        (["--mixed", "20"], "Give --num-envs 20 or more, or fewer bodies"),
         (["--body", "0.2,0.2,0.2", "--body", "0.1,0.1,0.1", "--num-envs", "1"], "2 bodies but 1 envs"),
         (["--env", ""], "--env is empty"),
         (["--env", "Pendulum-v1", "--mixed", "0"], "cannot be combined with --body or --mixed"),

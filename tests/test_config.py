@@ -143,6 +143,32 @@ def test_a_config_nested_thousands_deep_is_refused_as_bad_json(tmp_path):
         load_config_file(str(path))
 
 
+@pytest.mark.parametrize(("text", "words"), [
+    ("null", "holds null, not a JSON object of sections"),  # a jq filter that matched nothing: not "the defaults"
+    ("[1, 2]", "holds list, not a JSON object of sections"),
+    ('{"ppo": {"learning_rate": 1' + "0" * 5000 + "}}", "holds a number Python will not read"),
+])  # fmt: skip
+def test_a_config_file_that_is_not_an_object_of_sections_or_holds_an_unreadable_number_is_refused(tmp_path, text, words):
+    """Review (session 38): null was read as "every default" and started a run; 5,000 digits gave
+    Python's advice to call sys.set_int_max_str_digits() without naming the file."""
+    from morphelites.config import load_config_file
+
+    path = tmp_path / "exp.json"
+    path.write_text(text)
+    with pytest.raises(ConfigError, match=f"exp.json {words}"):
+        load_config_file(str(path))
+
+
+def test_a_config_file_with_a_byte_order_mark_is_read_and_a_float_beyond_range_is_refused(tmp_path):
+    from morphelites.config import load_config_file
+
+    path = tmp_path / "exp.json"
+    path.write_text('\ufeff{"ppo": {"learning_rate": 1' + "0" * 400 + "}}", encoding="utf-8")  # as some editors save it
+    data = load_config_file(str(path))
+    with pytest.raises(ConfigError, match="ppo.learning_rate is an integer of 401 digits, beyond the range of a float"):
+        Settings.from_dict(data)
+
+
 def test_the_default_workers_and_their_limit_follow_the_cores_this_process_may_use(monkeypatch):
     """Found in review: os.cpu_count() counts the whole node, so a 4-core cluster job on a 64-core
     node got 48 workers by default, and 200 passed the per-core limit."""

@@ -57,6 +57,7 @@ def test_json_round_trip_equality_and_hashing():
         (lambda: Morphology(3, "123"), "link_lengths", "a list of numbers"),
         (lambda: Morphology(3, [0.2, True, 0.2]), "link_lengths", "a list of numbers"),
         (lambda: Morphology(3, [0.2, "0.2", 0.2]), "link_lengths", "a list of numbers"),
+        (lambda: Morphology(3, [10**400, 0.2, 0.2]), "link_lengths", "a list of numbers"),  # OverflowError before
         (lambda: BodySpace().check(Morphology(9, [0.2] * 9)), "num_links", "[3, 6]"),
         (lambda: BodySpace().check(Morphology(2, [0.2] * 2)), "num_links", "[3, 6]"),
         (lambda: BodySpace().check(Morphology(3, [0.2, 0.5, 0.2])), "link_lengths[1]", "[0.1, 0.25]"),
