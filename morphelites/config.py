@@ -4,7 +4,8 @@ Every section is a dataclass with a docstring per field (CleanRL style). Section
 from plain dicts (a JSON config file, CLI overrides) by :func:`section_from_dict`, which rejects
 unknown keys with a did-you-mean and wrong types with a message that names the key, the value and
 what is expected. ``validate()`` checks ranges and consistency and raises :class:`ConfigError`
-with a message that says how to fix the problem. Nothing here starts a process or touches a file.
+with a message that says how to fix the problem. Nothing here starts a process or writes a file
+(:func:`usable_cores` reads the cgroup's CPU quota).
 """
 
 from __future__ import annotations
@@ -479,10 +480,14 @@ class EvolutionConfig:
 
 def usable_cores() -> int:
     """The cores this process may run on: its CPU affinity where the OS has one (a cluster job's
-    allocation, ``taskset``), else all of the machine's. ``os.cpu_count()`` counts the whole node."""
-    if hasattr(os, "sched_getaffinity"):
-        return max(1, len(os.sched_getaffinity(0)))
-    return os.cpu_count() or 1
+    allocation, ``taskset``), else all of the machine's, and no more than its cgroup's CPU quota
+    allows (a container's ``--cpus``, a Kubernetes limit: :mod:`morphelites.cpu_quota`).
+    ``os.cpu_count()`` counts the whole node."""
+    from morphelites import cpu_quota
+
+    cores = max(1, len(os.sched_getaffinity(0))) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    quota = cpu_quota.cgroup_cpu_limit()
+    return cores if quota is None else min(cores, quota)
 
 
 # --------------------------------------------------------------------------- parsing helpers

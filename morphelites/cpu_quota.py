@@ -1,0 +1,60 @@
+"""The CPU quota of this process's cgroup: Docker's ``--cpus``, a Kubernetes CPU limit, a systemd
+``CPUQuota``. Such a quota leaves the CPU affinity at the whole node, so a default of "75% of the
+cores" read from the affinity alone would start 48 workers in a 2-CPU container on a 64-core node.
+
+Both cgroup versions are read: v2's ``cpu.max`` ("QUOTA PERIOD" or "max PERIOD") and v1's
+``cpu.cfs_quota_us`` / ``cpu.cfs_period_us`` (-1: none), in the process's own cgroup and every one
+above it (a parent's quota binds its children too), with the mount's root as the fallback a
+container sees when its cgroup path names the host's hierarchy.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+__all__ = ["cgroup_cpu_limit"]
+
+
+def cgroup_cpu_limit(root: Path = Path("/sys/fs/cgroup"), self_cgroup: Path = Path("/proc/self/cgroup")) -> int | None:
+    """The whole CPUs this process's cgroup quota allows (quota / period, rounded down, at least 1),
+    or None where no quota applies or none can be read (not Linux, no cgroup file system)."""
+    try:
+        lines = self_cgroup.read_text().splitlines()
+    except OSError:
+        return None
+    limits: list[float] = []
+    for line in lines:
+        parts = line.split(":", 2)
+        if len(parts) != 3:
+            continue
+        _, controllers, path = parts
+        if controllers == "":  # cgroup v2: one unified hierarchy
+            limits += [q for d in _dirs(root, path) if (q := _v2_quota(d / "cpu.max")) is not None]
+        elif "cpu" in controllers.split(","):
+            for mount in dict.fromkeys((root / controllers, root / "cpu", root / "cpu,cpuacct")):
+                limits += [q for d in _dirs(mount, path) if (q := _v1_quota(d)) is not None]
+    return max(1, math.floor(min(limits))) if limits else None
+
+
+def _dirs(mount: Path, path: str) -> list[Path]:
+    """The cgroup's directory under ``mount`` and every directory above it up to ``mount``."""
+    relative = [p for p in path.strip("/").split("/") if p and p != ".."]
+    return [mount.joinpath(*relative[:depth]) for depth in range(len(relative), -1, -1)]
+
+
+def _v2_quota(cpu_max: Path) -> float | None:
+    try:
+        quota, period = cpu_max.read_text().split()[:2]
+        return None if quota == "max" else int(quota) / int(period)
+    except (OSError, ValueError, ZeroDivisionError):
+        return None
+
+
+def _v1_quota(directory: Path) -> float | None:
+    try:
+        quota = int((directory / "cpu.cfs_quota_us").read_text())
+        period = int((directory / "cpu.cfs_period_us").read_text())
+        return None if quota <= 0 or period <= 0 else quota / period
+    except (OSError, ValueError):
+        return None
