@@ -601,6 +601,49 @@ def test_a_results_line_the_disk_refuses_leaves_the_archive_and_summary_without_
     assert sorted(r["id"] for r in _results(out)) == [0, 1, 2, 3], "--resume evaluates the refused individual again"
 
 
+def test_a_record_the_disk_refuses_still_handles_the_other_results_of_its_poll_and_counts_their_steps(
+    tmp_path, monkeypatch
+):
+    """Review (session 38): a refused write dropped the rest of the poll's events, whose workers the
+    pool had already marked idle: their results were lost, and in shared mode so was the training
+    the learner had taken from them (and from the refused one), also after --resume."""
+    import errno
+
+    from morphelites.evolution import trainer as trainer_module
+    from morphelites.parallel.supervisor import SerialSharedBackend
+    from morphelites.runs.recorder import EvolutionRecorder
+
+    record_result, poll = EvolutionRecorder.result, SerialSharedBackend.poll
+    held: list = []
+
+    def disk_full_at_id_1(recorder, line):
+        if line["id"] == 1:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        record_result(recorder, line)
+
+    def id_1_arrives_with_id_2(backend, timeout):  # as two workers' results arrive in one poll
+        events = poll(backend, timeout)
+        if any(e.task_id == 1 for e in events):
+            held.extend(events)
+            return []
+        events, held[:] = held + events, []
+        return events
+
+    monkeypatch.setattr(EvolutionRecorder, "result", disk_full_at_id_1)
+    monkeypatch.setattr(SerialSharedBackend, "poll", id_1_arrives_with_id_2)
+    out = tmp_path / "run"
+    arguments = {**_serial_arguments(out, evaluations=4), "use_shared_ppo": True, "num_initial_random": 4}
+    summary = trainer_module.MAPElitesEvolutionTrainer(**arguments).run()
+    assert summary["status"] == "failed" and "No space left on device" in summary["error"]
+    assert [r["id"] for r in _results(out)] == [0, 2], "the result that came with the refused one is recorded"
+    assert summary["training_env_steps"] == summary["transitions_written"], "and the refused one's training counts"
+
+    monkeypatch.setattr(EvolutionRecorder, "result", record_result)
+    summary = trainer_module.MAPElitesEvolutionTrainer(**arguments, resume=True).run()
+    assert summary["status"] == "completed" and sorted(r["id"] for r in _results(out)) == [0, 1, 2, 3]
+    assert summary["training_env_steps"] == summary["transitions_written"]
+
+
 @pytest.mark.faults  # a Reliability row (README): `make test-faults` runs it too
 def test_a_second_ctrl_c_while_a_result_is_recorded_waits_until_the_files_agree(tmp_path, monkeypatch):
     """Without the wait, the archive took the individual but results.jsonl and metrics.csv never did."""

@@ -580,13 +580,15 @@ class MAPElitesEvolutionTrainer:
         self.archive = self.parent_archive
 
     def _handle_all(self, events: list[PoolEvent]) -> None:
-        """:meth:`_handle` every event; an evaluation that failed for good is raised only after the
-        others were handled, so that results received with it are recorded, not recomputed."""
-        failed: EvaluationFailed | None = None
+        """:meth:`_handle` every event; an evaluation that failed for good, or a record the run
+        directory refused, is raised (the first of them) only after the others were handled, so that
+        results received with it are recorded where the directory still takes them, and their steps
+        are counted, not dropped with the poll (their workers are idle, so no stop counts them)."""
+        failed: EvaluationFailed | RunWriteFailed | None = None
         for event in events:
             try:
                 self._handle(event)
-            except EvaluationFailed as error:
+            except (EvaluationFailed, RunWriteFailed) as error:
                 failed = failed or error
         if failed is not None:
             raise failed
@@ -620,6 +622,9 @@ class MAPElitesEvolutionTrainer:
             except RunWriteFailed as failed:
                 if not failed.recorded:
                     self.pending.insert(0, individual)  # the checkpoint reissues it on --resume
+                    if self.mode == "shared":  # the learner trained on it, as on an individual in flight at a stop
+                        self.env_steps += result.training_env_steps
+                        self.training_env_steps += result.training_env_steps
                 raise
         elif event.kind == "stalled":
             log.error("Worker %d stalled: no heartbeat for %.0f s (training.ipc_timeout is %.0f s)%s; killed it.",
