@@ -723,6 +723,21 @@ def _serial_run(out: Path, config: Path, evaluations: int, resume: bool = False)
     assert main(["train", *options, "--output", str(out), "--evaluations", str(evaluations), "--quiet"]) == 0
 
 
+def test_a_resume_after_whole_results_lines_were_deleted_says_so_and_fills_their_ids(tmp_path, tiny_config):
+    """DamagedResults advises deleting a damaged line; a resume then went on without a word, and its
+    log called the missing evaluations individuals in flight (review, session 38)."""
+    out = tmp_path / "run"
+    _serial_run(out, tiny_config, evaluations=4)  # its newest checkpoint counted 4
+    lines = (out / "results.jsonl").read_text().splitlines(keepends=True)
+    (out / "results.jsonl").write_text("".join(lines[:1] + lines[2:]))  # id 1's line deleted
+    _serial_run(out, tiny_config, evaluations=4, resume=True)
+    log = (out / "training.log").read_text()
+    assert ("results.jsonl holds 3 evaluations, but evolution-00000004.pkl counted 4: 1 recorded evaluation(s) are "
+            "missing from it") in log
+    assert "new individuals take them (1)" in log
+    assert sorted(r["id"] for r in _results(out)) == [0, 1, 2, 3]
+
+
 def test_a_resume_whose_checkpoint_is_behind_results_draws_no_genome_again_and_fills_the_lost_ids(tmp_path, tiny_config):
     """After a hard stop (SIGKILL, a second Ctrl-C) results.jsonl is ahead of the newest checkpoint,
     and an individual that was in flight may be missing below the last recorded id (another worker

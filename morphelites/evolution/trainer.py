@@ -1164,6 +1164,15 @@ class MAPElitesEvolutionTrainer:
             individual = Individual.from_dict(line)
             evaluation = {**{k: line[k] for k in RESULT_FIGURES}, **{k: line.get(k) for k in LATER_RESULT_FIGURES}}
             self._insert(individual, IndividualResult(individual.id, evaluation, line["training_steps"], line["eval_env_steps"], 0, 0), replay=True)
+        # Whole lines missing (deleted as DamagedResults advises, or the file restored from an older
+        # copy): the checkpoint or metrics.csv counted more evaluations than results.jsonl holds.
+        counted = max(int(latest[1]["completed"]) if latest is not None else 0, int(maxima.get("evaluations", 0)))
+        if counted > self.completed:
+            log.warning("results.jsonl holds %d evaluations, but %s counted %d: %d recorded evaluation(s) are missing "
+                        "from it (lines deleted, or the file restored from an older copy). They are lost from the "
+                        "archive, and new individuals take their ids; metrics.csv keeps its rows of them.",
+                        self.completed, latest[0].name if latest is not None and int(latest[1]["completed"]) == counted
+                        else "metrics.csv", counted, counted - self.completed)  # fmt: skip
         if latest is not None:
             path, state = latest
             self.pending = [Individual.from_dict(d) for d in state["pending"] if int(d["id"]) not in seen]
@@ -1201,8 +1210,9 @@ class MAPElitesEvolutionTrainer:
                                _number(latest[1].get("held_back_s")) if latest is not None else 0.0)  # fmt: skip
         self.free_ids = sorted(set(range(self.next_id)) - set(seen) - {individual.id for individual in self.pending})
         if self.free_ids:
-            log.info("%d individual(s) in flight when the run stopped are not in the checkpoint; new ones take their "
-                     "ids (%s).", len(self.free_ids), ", ".join(map(str, self.free_ids)))  # fmt: skip
+            log.info("%d id(s) below the last one drawn are in neither results.jsonl nor the checkpoint (individuals "
+                     "in flight when the run stopped, or missing lines); new individuals take them (%s).",
+                     len(self.free_ids), ", ".join(map(str, self.free_ids)))  # fmt: skip
 
     def _fresh_variation(self, proposed: int) -> None:
         """A variation stream of its own for a resume that has no up-to-date checkpoint, so that the
