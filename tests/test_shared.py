@@ -1450,3 +1450,21 @@ def test_a_budget_stops_the_issuing_and_the_run_says_how_far_past_it_it_ended(tm
     assert (f"The run ended {summary['env_steps'] - 500:,} env steps past evolution.max_env_steps (500): it stops the "
             "issuing of individuals; those in flight finished, and the final re-evaluation came on top.") in (
         out / "training.log").read_text()
+
+
+def test_no_periodic_reevaluation_round_is_announced_once_a_budget_is_spent(tmp_path):
+    """Review (session 38): the evaluation that spent the budget started a round, which training.log
+    announced and the loop cancelled before it began (no row of reevaluations.csv)."""
+    import csv
+
+    config = {**TINY, "training": {**TINY["training"], "reevaluate_every": 2}}
+    free = _serial_shared_run(tmp_path / "free", config, 3, resume=False, num_initial_random=3)
+    assert "(round at 2 evaluations)" in (tmp_path / "free" / "training.log").read_text()
+    with open(tmp_path / "free" / "metrics.csv") as handle:
+        after_first = int(float(next(csv.DictReader(handle))["env_steps"]))
+    budget = {**config, "evolution": {**TINY["evolution"], "max_env_steps": after_first + 1}}  # spent by the second
+    out = tmp_path / "budget"
+    summary = _serial_shared_run(out, budget, 3, resume=False, num_initial_random=3)
+    assert summary["status"] == "completed" and summary["evaluations"] == 2 and free["status"] == "completed"
+    log = (out / "training.log").read_text()
+    assert "(round at 2 evaluations)" not in log and "env-step budget" in log

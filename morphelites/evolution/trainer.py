@@ -717,6 +717,8 @@ class MAPElitesEvolutionTrainer:
         every = self.settings.training.reevaluate_every
         if self.mode != "shared" or not every or self.completed % every or self.completed >= self.settings.evolution.evaluations:
             return
+        if self._stopping_reason or self._spent_budget(self._wall_s()):  # the loop would cancel it before it began
+            return
         if self._round is not None:
             self.recorder.log.warning("Re-evaluation round at %d evaluations skipped: the round started at %d is still "
                                       "running (training.reevaluate_every = %d is shorter than a round).",
