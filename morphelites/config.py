@@ -200,9 +200,12 @@ class PPOConfig:
     gae_lambda: float = 0.95
     """GAE lambda."""
     num_envs: int = 16
-    """Environments stepped together (one batched policy forward serves all)."""
+    """Environments stepped together (one batched policy forward serves all): in ``morphelites ppo``
+    and independent mode's per-body PPO. Shared mode's workers step 4 copies of their body each
+    (``parallel.supervisor.ENVS_PER_WORKER``) and do not read this."""
     num_steps: int = 128
-    """Steps per environment per rollout; batch size = num_envs * num_steps."""
+    """Steps per environment per rollout; batch size = num_envs * num_steps. Shared mode does not
+    read it: its segments are ``training.update_interval`` steps, its batches ``training.min_batch_size``."""
     num_minibatches: int = 8
     """Minibatches per epoch."""
     update_epochs: int | None = None

@@ -394,6 +394,18 @@ def test_independent_mode_says_which_shared_learner_settings_it_ignores(tmp_path
     assert "does not use" not in (one_evaluation_run[0] / "training.log").read_text(), "nothing said when nothing is set"
 
 
+def test_shared_mode_says_which_ppo_rollout_settings_it_ignores(tmp_path):
+    """Review (session 38): ppo.num_envs and ppo.num_steps were accepted and recorded in shared mode,
+    whose workers and learner read neither."""
+    from morphelites.evolution.trainer import MAPElitesEvolutionTrainer
+
+    arguments = {**_serial_arguments(tmp_path / "run", evaluations=1), "use_shared_ppo": True}
+    base = {**arguments["base_args"], "ppo": {**arguments["base_args"].get("ppo", {}), "num_envs": 64, "num_steps": 32}}
+    assert MAPElitesEvolutionTrainer(**{**arguments, "base_args": base}).run()["status"] == "completed"
+    assert "Shared mode does not use ppo.num_envs=64, ppo.num_steps=32: each worker steps 4 copies of its body" in (
+        tmp_path / "run" / "training.log").read_text()
+
+
 def test_a_serial_run_gives_the_caller_back_its_torch_threads_and_random_stream(tmp_path, torch_state_restored):
     """--serial trains in the calling process; from Python, that is the user's notebook."""
     import torch

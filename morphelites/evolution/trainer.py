@@ -28,7 +28,7 @@ import signal
 import time
 from typing import Any, Callable, Iterator
 
-from morphelites.config import ModelConfig, Settings, TrainingConfig, section_from_dict
+from morphelites.config import ModelConfig, PPOConfig, Settings, TrainingConfig, section_from_dict
 from morphelites.envs.reach import ObservationLayout
 from morphelites.evolution.archive import BodyArchive
 from morphelites.evolution.measures import compute_measures, measure_specs
@@ -40,8 +40,8 @@ from morphelites.morphology import BodySpace
 from morphelites.parallel.learner import COUNTER_COLUMNS
 from morphelites.parallel.pool import (STOP_SIGNALS, PoolEvent, WorkerCrashLoop, restore_process_title, set_process_title,
                                        stop_signal_name)
-from morphelites.parallel.supervisor import (IndependentBackend, LearnerDied, SerialSharedBackend, SharedPPOSystem,
-                                             check_shared_memory)
+from morphelites.parallel.supervisor import (ENVS_PER_WORKER, IndependentBackend, LearnerDied, SerialSharedBackend,
+                                             SharedPPOSystem, check_shared_memory)
 from morphelites.runs.memory import ProcessTreeMemory, memory_metrics
 from morphelites.runs.progress import Progress
 from morphelites.runs.recorder import EVOLUTION_METRICS, LATER_RESULT_FIGURES, RESULT_FIGURES, SHARED_METRICS, EvolutionRecorder
@@ -82,6 +82,14 @@ def _shared_only_changes(training: TrainingConfig) -> list[str]:
     defaults = TrainingConfig()
     return [f"training.{field.name}={getattr(training, field.name)!r}" for field in dataclasses.fields(training)
             if field.name != "ipc_timeout" and getattr(training, field.name) != getattr(defaults, field.name)]  # fmt: skip
+
+
+def _independent_only_changes(ppo: PPOConfig) -> list[str]:
+    """``ppo.KEY=value`` for ``num_envs`` and ``num_steps`` where they differ from their defaults:
+    shared mode's workers and learner read neither (``ENVS_PER_WORKER``, ``training.update_interval``)."""
+    defaults = PPOConfig()
+    return [f"ppo.{name}={getattr(ppo, name)!r}" for name in ("num_envs", "num_steps")
+            if getattr(ppo, name) != getattr(defaults, name)]  # fmt: skip
 
 
 class RunWriteFailed(Exception):
@@ -304,6 +312,11 @@ class MAPElitesEvolutionTrainer:
         if unused:
             log.warning("Independent mode does not use %s: only the shared learner does. Ignoring %s.",
                         ", ".join(unused), "them" if len(unused) > 1 else "it")  # fmt: skip
+        unused = _independent_only_changes(self.settings.ppo) if self.mode == "shared" else []
+        if unused:
+            log.warning("Shared mode does not use %s: each worker steps %d copies of its body, in segments of "
+                        "training.update_interval steps, and the learner's batches are training.min_batch_size. "
+                        "Ignoring %s.", ", ".join(unused), ENVS_PER_WORKER, "them" if len(unused) > 1 else "it")  # fmt: skip
         if 0 < evo.parent_lag < workers - 1:
             log.warning("evolution.parent_lag is %d with %d workers: after the random start at most %d individuals "
                         "are evaluated at once, and %d worker(s) idle. Set parent_lag to the number of workers.",
