@@ -199,13 +199,16 @@ def build_parser() -> _Parser:
 
 #: Config sections that only ``morphelites train`` reads.
 _TRAIN_ONLY_SECTIONS = ("evolution", "training")
+#: Config sections that set up the reaching task, which ``morphelites ppo --env`` replaces.
+_REACH_TASK_SECTIONS = ("env", "body_space")
 
 
 def _settings(args: argparse.Namespace) -> Settings:
     """The settings of ``morphelites ppo``: ``--config`` with its options applied, validated.
 
     A config's ``evolution`` and ``training`` sections are checked for their types only: ``ppo``
-    does not use them, and a note on stderr says so, since one file often serves both commands.
+    does not use them, and a note on stderr says so, since one file often serves both commands
+    (with ``--env``, also of the ``env`` and ``body_space`` sections).
     """
     _check_config_path(args.config)
     data: dict[str, Any] = load_config_file(args.config) if args.config is not None else {}
@@ -214,6 +217,11 @@ def _settings(args: argparse.Namespace) -> Settings:
     if unused:
         print(f"morphelites: note: {args.config}: `morphelites ppo` does not use the {' and '.join(unused)} "
               f"section{'s' if len(unused) > 1 else ''} (only `morphelites train` does); ignoring "
+              f"{'them' if len(unused) > 1 else 'it'}.", file=sys.stderr)  # fmt: skip
+    unused = [name for name in _REACH_TASK_SECTIONS if getattr(args, "env_id", None) and data.get(name)]
+    if unused:
+        print(f"morphelites: note: {args.config}: `morphelites ppo --env` does not use the {' and '.join(unused)} "
+              f"section{'s' if len(unused) > 1 else ''} (they set up the reaching task of our bodies); ignoring "
               f"{'them' if len(unused) > 1 else 'it'}.", file=sys.stderr)  # fmt: skip
     given: dict[str, tuple[str, Any]] = {}
     env = settings.env

@@ -198,6 +198,14 @@ def test_ppo_says_which_config_sections_it_does_not_use(capsys, tmp_path):
            f"`morphelites train` does); ignoring them." in err  # fmt: skip
     assert _main_exit_code("ppo", "--config", str(only_ppo), "--output", str(tmp_path / "never"), "--steps", "0") == 2
     assert "note:" not in capsys.readouterr().err
+    reach = tmp_path / "reach.json"  # review (session 38): --env ignored these without a word
+    reach.write_text(json.dumps({"env": {"max_episode_steps": 1000}, "body_space": {"max_links": 5}}))
+    assert _main_exit_code("ppo", "--env", "Pendulum-v1", "--config", str(reach), "--output", str(tmp_path / "never"),
+                           "--steps", "0") == 2  # fmt: skip
+    assert f"morphelites: note: {reach}: `morphelites ppo --env` does not use the env and body_space sections (they " \
+           f"set up the reaching task of our bodies); ignoring them." in capsys.readouterr().err  # fmt: skip
+    assert _main_exit_code("ppo", "--config", str(reach), "--output", str(tmp_path / "never"), "--steps", "0") == 2
+    assert "note:" not in capsys.readouterr().err
 
 
 def test_ctrl_c_while_the_libraries_load_exits_130_without_a_traceback(monkeypatch, capsys, tmp_path):
