@@ -229,10 +229,10 @@ def arm_mjcf(
     torque motor ``motor{i}`` whose gear scales with the arm length outboard of the joint, so
     that a long arm can move its own length at all. Damping and armature are the same for every
     joint, so longer arms are still quicker: at full base torque a 6 x 0.25 m arm sweeps its reach
-    in about half the time a 3 x 0.1 m arm does (tip speeds after 1 s ~4.7 and ~0.45 m/s). The fingertip is the site ``fingertip``. Gravity is off
-    (the arm moves in a horizontal plane). Link geoms collide with scene geoms of
-    contype 2 / conaffinity 1 but not with each other. The top-down camera ``top`` sees a disc of
-    ``view_radius`` metres around the base.
+    in about half the time a 3 x 0.1 m arm does (tip speeds after 1 s ~4.7 and ~0.45 m/s). The
+    fingertip is the site ``fingertip``. Gravity is off (the arm moves in a horizontal plane).
+    Link geoms collide with scene geoms of contype 2 / conaffinity 1 but not with each other. The
+    top-down camera ``top`` sees a disc of ``view_radius`` metres around the base.
     """
     camera_height = 1.1 * view_radius / math.tan(math.radians(22.5))
     lengths = body.link_lengths
