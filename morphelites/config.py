@@ -740,6 +740,6 @@ def load_config_file(path: str) -> dict[str, Any]:
                           f"file's permissions.") from None  # fmt: skip
     if not isinstance(data, dict):  # e.g. null from a jq filter that matched nothing: not "use the defaults"
         raise ConfigError(f"Config file {path} holds {type(data).__name__ if data is not None else 'null'}, not a JSON "
-                          f"object of sections ({{\"evolution\": {{...}}, \"ppo\": {{...}}}}); check the file (jq .settings "
+                          f"object of sections, e.g. {{\"evolution\": {{...}}, \"ppo\": {{...}}}}; check the file (jq .settings "
                           f"RUN/config.json gives one).")  # fmt: skip
     return data
