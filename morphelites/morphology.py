@@ -220,9 +220,10 @@ TORQUE_PER_METRE = 1.0
 
 
 def arm_mjcf(
-    body: Morphology, world_extras: str = "", view_radius: float = 2.0, name: str = "arm"
+    body: Morphology, world_extras: str = "", view_radius: float = 2.0, name: str = "arm", assets: str = ""
 ) -> str:
-    """MJCF text of ``body`` in a world with ``world_extras`` (scene geoms, goal markers).
+    """MJCF text of ``body`` in a world with ``world_extras`` (scene geoms, goal markers), whose
+    ``assets`` (e.g. the scene's wall meshes) go in the model's ``<asset>`` section.
 
     Each link ``i`` is a body ``link{i}`` with hinge ``joint{i}`` about z (limited to
     ±JOINT_RANGE_DEG, except the base), a capsule geom ``link{i}_geom`` along local x, and a
@@ -264,6 +265,7 @@ def arm_mjcf(
   <compiler angle="degree"/>
   <option timestep="{PHYSICS_TIMESTEP}" gravity="0 0 0" integrator="implicitfast"/>
   <visual><global offwidth="{MAX_RENDER_SIZE}" offheight="{MAX_RENDER_SIZE}"/></visual>
+  <asset>{assets}</asset>
   <default>
     <joint damping="{JOINT_DAMPING}" armature="0.005"/>
     <geom contype="1" conaffinity="2" density="300" friction="0.5 0.005 0.0001"/>
@@ -293,14 +295,14 @@ def import_mujoco() -> Any:
     return mujoco
 
 
-def compile_arm(body: Morphology, world_extras: str = "", view_radius: float = 2.0) -> "Any":
+def compile_arm(body: Morphology, world_extras: str = "", view_radius: float = 2.0, assets: str = "") -> "Any":
     """Compile :func:`arm_mjcf` with MuJoCo; returns an ``mujoco.MjModel``.
 
     Raises ValueError (with MuJoCo's message) if the scene extras do not compile.
     """
     mujoco = import_mujoco()
 
-    xml = arm_mjcf(body, world_extras, view_radius)
+    xml = arm_mjcf(body, world_extras, view_radius, assets=assets)
     try:
         return mujoco.MjModel.from_xml_string(xml)
     except ValueError as error:

@@ -220,6 +220,23 @@ def test_obstacle_walls_collide_with_the_arm_and_are_counted():
         assert all(not w.contains(goal) for w in walled.scene.walls)
 
 
+@pytest.mark.parametrize("base_deg", [20.0, 25.0, 30.0, 40.0])
+def test_a_link_whose_centre_line_crosses_a_wall_with_both_ends_outside_touches_it(base_deg):
+    """Review (session 38): MuJoCo's capsule-box test reported no contact for a link crossing a
+    wall box with both of its ends outside, so a link swung hard into a wall's end could pass
+    through it with no force and no collision counted. Walls are convex meshes now."""
+    env = ReachEnv(Morphology(6, [0.25] * 6), scene="obstacles")
+    env.reset(seed=0)
+    env.data.qpos[:] = 0.0
+    env.data.qpos[0] = np.radians(base_deg)  # straight arm: link 3 lies across the wall at 30°
+    env.data.qvel[:] = 0.0
+    mujoco.mj_forward(env.model, env.data)
+    joints = np.vstack([env.data.xpos[env._link_body_ids][:, :2], env.data.site_xpos[env._tip_site][:2]])
+    ends_inside = [w.contains(p) for w in env.scene.walls for p in joints]
+    assert not any(ends_inside) and not env.scene.chain_is_free(joints, radius=0.0), "the case: crossing, ends out"
+    assert env.data.ncon > 0 and env._touches_wall()
+
+
 def test_renders_rgb_frames_headless():
     env = ReachEnv(BODY, render_mode="rgb_array", render_size=(96, 64))
     env.reset(seed=0)

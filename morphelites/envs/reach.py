@@ -121,7 +121,7 @@ class ReachEnv(gym.Env):
 
         mujoco = import_mujoco()
         self._mujoco = mujoco
-        self.model = compile_arm(self.morphology, self.scene.mjcf(), view_radius=self.max_reach)
+        self.model = compile_arm(self.morphology, self.scene.mjcf(), view_radius=self.max_reach, assets=self.scene.assets())
         self.data = mujoco.MjData(self.model)
         self._n = self.morphology.num_links
         self._tip_site = mujoco.mj_name2id(self.model, mujoco.mjtObj.mjOBJ_SITE, "fingertip")

@@ -1,8 +1,14 @@
 """Scenes: what surrounds the arm, scaled to the body space's maximum reach.
 
-A scene is a list of axis-aligned wall boxes in the plane (plus the goal marker every scene has).
-Walls are MuJoCo geoms with contype 2 / conaffinity 1, so arm links collide with them through
-ordinary MuJoCo contacts, and links never collide with each other.
+A scene is a list of wall boxes in the plane (plus the goal marker every scene has). Walls are
+MuJoCo geoms with contype 2 / conaffinity 1, so arm links collide with them through ordinary
+MuJoCo contacts, and links never collide with each other.
+
+A wall is a box-shaped convex *mesh*, not a ``box`` geom: MuJoCo's dedicated capsule-box test
+(4.0) reports no contact for a link whose centre line crosses a box with both of its ends
+outside (at 15-60° to a wall's face, say), so a link swung hard into a wall's end could pass
+through it unhindered and unpenalised. A mesh goes through MuJoCo's general convex collider,
+which finds that overlap (``tests/test_env.py``).
 """
 
 from __future__ import annotations
@@ -15,6 +21,9 @@ import numpy as np
 from morphelites.config import SCENES
 
 __all__ = ["Wall", "Scene", "make_scene", "SCENES"]
+
+#: Half the height of a wall (metres): the arm moves in the plane z = 0, so any height will do.
+WALL_HALF_HEIGHT = 0.06
 
 
 @dataclass(frozen=True)
@@ -46,11 +55,23 @@ class Scene:
     name: str
     walls: tuple[Wall, ...]
 
+    def assets(self) -> str:
+        """Asset MJCF: each wall's box-shaped mesh, ``wall{i}``, centred on its origin (see the
+        module docstring for why a mesh)."""
+        return "".join(
+            f'<mesh name="wall{i}" vertex="'
+            + " ".join(f"{sx * w.hx:.5f} {sy * w.hy:.5f} {sz * WALL_HALF_HEIGHT:.5f}"
+                       for sx in (-1, 1) for sy in (-1, 1) for sz in (-1, 1))  # fmt: skip
+            + '"/>'
+            for i, w in enumerate(self.walls)
+        )
+
     def mjcf(self) -> str:
-        """World-body MJCF: floor-free walls, and the mocap goal marker (no collisions)."""
+        """World-body MJCF: floor-free walls (the meshes of :meth:`assets`), and the mocap goal
+        marker (no collisions)."""
         walls = "".join(
-            f'<geom name="wall{i}" type="box" pos="{w.x:.5f} {w.y:.5f} 0" '
-            f'euler="0 0 {math.degrees(w.angle):.4f}" size="{w.hx:.5f} {w.hy:.5f} 0.06" '
+            f'<geom name="wall{i}" type="mesh" mesh="wall{i}" pos="{w.x:.5f} {w.y:.5f} 0" '
+            f'euler="0 0 {math.degrees(w.angle):.4f}" '
             f'contype="2" conaffinity="1" solimp="0.95 0.99 0.001" rgba="0.45 0.45 0.45 1"/>'
             for i, w in enumerate(self.walls)
         )
