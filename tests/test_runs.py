@@ -41,6 +41,31 @@ def test_an_atomic_write_that_fails_leaves_the_previous_file_whole_and_no_temp_f
     assert [p.name for p in tmp_path.iterdir()] == ["summary.json"], "no temp file left behind"
 
 
+def test_an_appended_line_that_fails_is_cut_back_off_so_later_lines_do_not_follow_a_torn_one(tmp_path, monkeypatch):
+    """Review (session 38): a run goes on recording the other results of a poll after a refused
+    line; a part-line left in the middle of results.jsonl would be refused on --resume as damage."""
+    import errno
+
+    from morphelites.runs import files
+
+    path = tmp_path / "results.jsonl"
+    files.append_line(path, '{"id": 0}')
+    fsync = files.os.fsync
+    calls = []
+
+    def disk_full_once(fd: int) -> None:
+        calls.append(fd)
+        if len(calls) == 1:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        fsync(fd)
+
+    monkeypatch.setattr(files.os, "fsync", disk_full_once)
+    with pytest.raises(OSError, match="No space left"):
+        files.append_line(path, '{"id": 1}')
+    files.append_line(path, '{"id": 2}')
+    assert path.read_text() == '{"id": 0}\n{"id": 2}\n'
+
+
 def test_atomic_writes_get_the_permissions_a_plain_write_gets(tmp_path):
     plain = tmp_path / "plain.txt"
     plain.write_text("x")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -53,14 +54,25 @@ def atomic_write_json(path: Path | str, data: Any) -> None:
 
 
 def append_line(path: Path | str, line: str) -> None:
-    """Append one line (newline added) and fsync, so a crash leaves whole lines only. The line
-    that creates the file also fsyncs its directory: until then, a power cut could lose the file's
-    name, and with it lines a later checkpoint counts on."""
+    """Append one line (newline added) and fsync, so a crash leaves whole lines only, but for a
+    last one it tore. A write that fails (disk full, quota, I/O error) is cut back off, as far as
+    the file still lets itself be cut: the caller may go on appending (the other results of a poll),
+    and a part-line followed by whole ones would read as damage from outside. The line that creates
+    the file also fsyncs its directory: until then, a power cut could lose the file's name, and with
+    it lines a later checkpoint counts on."""
     created = not os.path.exists(path)
-    with open(path, "a", encoding="utf-8") as handle:
-        handle.write(line.rstrip("\n") + "\n")
-        handle.flush()
-        os.fsync(handle.fileno())
+    data = memoryview((line.rstrip("\n") + "\n").encode("utf-8"))
+    with open(path, "ab", buffering=0) as handle:  # unbuffered: nothing left to flush after a failure
+        start = handle.seek(0, os.SEEK_END)
+        try:
+            while data:
+                data = data[handle.write(data):]
+            os.fsync(handle.fileno())
+        except OSError:
+            with contextlib.suppress(OSError):
+                handle.truncate(start)
+                os.fsync(handle.fileno())
+            raise
     if created:
         fsync_directory(Path(path).parent)
 
