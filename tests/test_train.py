@@ -852,6 +852,22 @@ def test_a_config_given_to_a_resume_keeps_the_stored_budgets_and_workers_it_does
            "evolution.evaluations: stored 3, now 4; training.ipc_timeout: stored" in (out / "training.log").read_text()
 
 
+def test_a_config_given_to_a_resume_that_asks_for_workers_or_is_a_whole_config_json_is_not_filled_in():
+    """Review (session 38) of the fill-in above: a file setting max_workers kept a serial run serial
+    (--workers makes it parallel), and a run's whole config.json got "Unknown config section 'mode'"
+    instead of the advice to take its settings object."""
+    from morphelites.config import ConfigError, Settings
+    from morphelites.runs.stored_run import with_stored_resumable
+
+    stored = Settings.from_dict({"evolution": {"enable_multiprocess": False, "evaluations": 9}}).to_dict()
+    merged = with_stored_resumable({"evolution": {"max_workers": 2}}, stored)
+    assert "enable_multiprocess" not in merged["evolution"] and merged["evolution"]["evaluations"] == 9
+    assert Settings.from_dict(merged).evolution.enable_multiprocess
+    whole = {"command": "train", "mode": "shared", "settings": stored}
+    with pytest.raises(ConfigError, match="This is a run's config.json"):
+        Settings.from_dict(with_stored_resumable(whole, stored))
+
+
 def test_a_resume_may_raise_the_stall_timeout_that_troubleshooting_advises(tmp_path, tiny_config):
     """README's troubleshooting says to raise training.ipc_timeout; a resume refused any change but
     budgets and workers, so a run that kept stalling could not go on with a longer timeout."""

@@ -59,11 +59,20 @@ def with_stored_resumable(config: dict[str, Any], stored_settings: dict[str, Any
     """A ``--config`` given to a resume, with each of ``RESUMABLE_CHANGES`` it leaves out taken
     from the stored run's settings instead of its default: a job script's config file that never
     named a budget must not undo one raised since (``--resume --evaluations 400``), nor lift a
-    wall-time limit or turn a serial run into a parallel one. What the file sets, it changes."""
+    wall-time limit or turn a serial run into a parallel one. What the file sets, it changes; a
+    file that sets ``max_workers`` asks for worker processes, as ``--workers`` does, so a serial
+    run's stored ``enable_multiprocess`` does not hold then. A run's whole config.json (a
+    ``settings`` object) is returned as it is, for Settings.from_dict to explain."""
+    if "settings" in config:
+        return config
     merged = {section: dict(values) if isinstance(values, dict) else values for section, values in config.items()}
+    evolution = merged.get("evolution")
+    asks_for_workers = isinstance(evolution, dict) and evolution.get("max_workers") is not None
     for section, key in sorted(RESUMABLE_CHANGES):
         stored_section = stored_settings.get(section)
         if not isinstance(stored_section, dict) or key not in stored_section:
+            continue
+        if (section, key) == ("evolution", "enable_multiprocess") and asks_for_workers:
             continue
         given = merged.setdefault(section, {})
         if isinstance(given, dict) and key not in given:
