@@ -1180,14 +1180,16 @@ class MAPElitesEvolutionTrainer:
             evaluation = {**{k: line[k] for k in RESULT_FIGURES}, **{k: line.get(k) for k in LATER_RESULT_FIGURES}}
             self._insert(individual, IndividualResult(individual.id, evaluation, line["training_steps"], line["eval_env_steps"], 0, 0), replay=True)
         # Whole lines missing (deleted as DamagedResults advises, or the file restored from an older
-        # copy): the checkpoint or metrics.csv counted more evaluations than results.jsonl holds.
-        counted = max(int(latest[1]["completed"]) if latest is not None else 0, int(maxima.get("evaluations", 0)))
+        # copy): the checkpoint counted more evaluations than results.jsonl holds (metrics.csv, where
+        # there is none: its rows are never taken back, so after a resume that filled the ids again
+        # it would count the lost evaluations twice).
+        counted, source = ((int(latest[1]["completed"]), latest[0].name) if latest is not None
+                           else (int(maxima.get("evaluations", 0)), "metrics.csv"))  # fmt: skip
         if counted > self.completed:
             log.warning("results.jsonl holds %d evaluations, but %s counted %d: %d recorded evaluation(s) are missing "
                         "from it (lines deleted, or the file restored from an older copy). They are lost from the "
                         "archive, and new individuals take their ids; metrics.csv keeps its rows of them.",
-                        self.completed, latest[0].name if latest is not None and int(latest[1]["completed"]) == counted
-                        else "metrics.csv", counted, counted - self.completed)  # fmt: skip
+                        self.completed, source, counted, counted - self.completed)  # fmt: skip
         if latest is not None:
             path, state = latest
             self.pending = [Individual.from_dict(d) for d in state["pending"] if int(d["id"]) not in seen]
