@@ -613,8 +613,9 @@ def test_a_results_line_the_disk_refuses_leaves_the_archive_and_summary_without_
     assert sorted(r["id"] for r in _results(out)) == [0, 1, 2, 3], "--resume evaluates the refused individual again"
 
 
+@pytest.mark.parametrize("refused", [{1}, {1, 2}])
 def test_a_record_the_disk_refuses_still_handles_the_other_results_of_its_poll_and_counts_their_steps(
-    tmp_path, monkeypatch
+    tmp_path, monkeypatch, refused
 ):
     """Review (session 38): a refused write dropped the rest of the poll's events, whose workers the
     pool had already marked idle: their results were lost, and in shared mode so was the training
@@ -629,7 +630,7 @@ def test_a_record_the_disk_refuses_still_handles_the_other_results_of_its_poll_a
     held: list = []
 
     def disk_full_at_id_1(recorder, line):
-        if line["id"] == 1:
+        if line["id"] in refused:
             raise OSError(errno.ENOSPC, "No space left on device")
         record_result(recorder, line)
 
@@ -647,8 +648,9 @@ def test_a_record_the_disk_refuses_still_handles_the_other_results_of_its_poll_a
     arguments = {**_serial_arguments(out, evaluations=4), "use_shared_ppo": True, "num_initial_random": 4}
     summary = trainer_module.MAPElitesEvolutionTrainer(**arguments).run()
     assert summary["status"] == "failed" and "No space left on device" in summary["error"]
-    assert [r["id"] for r in _results(out)] == [0, 2], "the result that came with the refused one is recorded"
-    assert summary["training_env_steps"] == summary["transitions_written"], "and the refused one's training counts"
+    assert [r["id"] for r in _results(out)] == sorted({0, 2} - refused), "what came with the refused one is recorded"
+    assert summary["training_env_steps"] == summary["transitions_written"], "and the refused ones' training counts"
+    assert ("Also, in the same poll: [Errno 28] No space left" in (out / "training.log").read_text()) == (2 in refused)
 
     monkeypatch.setattr(EvolutionRecorder, "result", record_result)
     summary = trainer_module.MAPElitesEvolutionTrainer(**arguments, resume=True).run()

@@ -245,6 +245,7 @@ class MAPElitesEvolutionTrainer:
         self._deferring_interrupt = False  # inside _second_ctrl_c_deferred
         self._interrupt_deferred = False  # a second Ctrl-C came inside it
         self._stopping_reason: str | None = None
+        self._failure_in_poll = False  # _handle_all: an event of this poll failed the run
         # shared mode: the archive re-evaluated at the end ("archive"), the evaluations it held ("at"), its figures
         self.reevaluation: dict[str, Any] | None = None
         self.learner_counters_floor: dict[str, int] = {}  # resume: the learner's counters (and max lag) in metrics.csv
@@ -598,11 +599,17 @@ class MAPElitesEvolutionTrainer:
         results received with it are recorded where the directory still takes them, and their steps
         are counted, not dropped with the poll (their workers are idle, so no stop counts them)."""
         failed: EvaluationFailed | RunWriteFailed | None = None
-        for event in events:
-            try:
-                self._handle(event)
-            except (EvaluationFailed, RunWriteFailed) as error:
-                failed = failed or error
+        try:
+            for event in events:
+                try:
+                    self._handle(event)
+                except (EvaluationFailed, RunWriteFailed) as error:
+                    if failed is not None:  # the run stops on the first; this one must not go unsaid
+                        self.recorder.log.error("Also, in the same poll: %s", error)
+                    failed = failed or error
+                    self._failure_in_poll = True  # no re-evaluation round starts: the run is about to stop
+        finally:
+            self._failure_in_poll = False
         if failed is not None:
             raise failed
 
@@ -730,8 +737,8 @@ class MAPElitesEvolutionTrainer:
         every = self.settings.training.reevaluate_every
         if self.mode != "shared" or not every or self.completed % every or self.completed >= self.settings.evolution.evaluations:
             return
-        if self._stopping_reason or self._spent_budget(self._wall_s()):  # the loop would cancel it before it began
-            return
+        if self._stopping_reason or self._spent_budget(self._wall_s()) or self._failure_in_poll:
+            return  # the loop would cancel it (or the run fail) before it began
         if self._round is not None:
             self.recorder.log.warning("Re-evaluation round at %d evaluations skipped: the round started at %d is still "
                                       "running (training.reevaluate_every = %d is shorter than a round).",
