@@ -41,6 +41,10 @@ MAX_FRAME_SIZE = MAX_RENDER_SIZE
 _MIN_FRAME_S = 0.04
 #: Seconds the last frame of each episode stays in the GIF, so that its ending can be seen.
 END_HOLD_S = 0.6
+#: Most memory (MB) the frames of one animation may take while its GIF is built: every frame is
+#: held as a numpy array, a Pillow RGB image and its palette copy, ~8 bytes per pixel.
+MAX_ANIMATION_MB = 2048
+_BYTES_PER_PIXEL_HELD = 8
 
 
 class AnimationError(ValueError):
@@ -137,12 +141,24 @@ def prepare_animation(run: str | Path, individual: int | None = None, body: Morp
     if not 1 <= episodes <= eval_episodes:
         raise AnimationError(f"The run evaluates each body on {eval_episodes} episodes; choose 1 to {eval_episodes} of "
                              f"them to draw, not {episodes}.")  # fmt: skip
+    stride = _frame_stride(settings)
+    frames = episodes * (math.ceil(settings.env.max_episode_steps / stride) + 1)
+    needed_mb = frames * frame_size**2 * _BYTES_PER_PIXEL_HELD / 2**20
+    if needed_mb > MAX_ANIMATION_MB:
+        raise AnimationError(f"{episodes} episodes at {frame_size} px may take up to {frames:,} frames and ~{needed_mb:,.0f} "
+                             f"MB of memory while the GIF is built (at most {MAX_ANIMATION_MB:,} MB); draw fewer episodes "
+                             f"(--episodes) or smaller frames (--size).")  # fmt: skip
     chosen, label, recorded = _choose_body(run_dir, config, settings, individual, body)
     policy_state, source, version = _read_policy(run_dir, command)
     target = Path(output) if output is not None else run_dir.animations / f"{label.replace(' ', '-')}.gif"
     _check_output(target)
     return AnimationRequest(run_dir.path, command, settings, chosen, label, recorded, policy_state, source, version,
                             eval_episodes, eval_seed, episodes, target, frame_size)  # fmt: skip
+
+
+def _frame_stride(settings: Settings) -> int:
+    """Env steps per GIF frame: enough that a frame lasts at least ``_MIN_FRAME_S``."""
+    return max(1, math.ceil(_MIN_FRAME_S / (PHYSICS_TIMESTEP * settings.env.frame_skip) - 1e-9))
 
 
 def render_animation(request: AnimationRequest) -> AnimationResult:
@@ -155,7 +171,7 @@ def render_animation(request: AnimationRequest) -> AnimationResult:
     actor = ActorCritic.from_policy_state(request.policy_state).numpy_twin()
     settings, shown = request.settings, request.episodes_shown
     step_s = PHYSICS_TIMESTEP * settings.env.frame_skip
-    stride = max(1, math.ceil(_MIN_FRAME_S / step_s - 1e-9))
+    stride = _frame_stride(settings)
     frames: list[list[np.ndarray]] = [[] for _ in range(shown)]
     steps = [0] * shown
 

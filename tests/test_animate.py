@@ -107,6 +107,18 @@ def test_bad_requests_are_refused_with_the_fix(shared_run, change, words):
     assert "--config" not in str(refused.value), "animate has no --config: the run's body space is fixed"
 
 
+def test_an_animation_too_large_for_memory_is_refused_before_anything_runs(shared_run, monkeypatch):
+    """Review (session 38): every frame is held ~3 times while the GIF is built, so `--episodes 50
+    --size 640` of a ppo run needed ~16 GB and ended in an out-of-memory kill without a word."""
+    from morphelites import animate
+
+    monkeypatch.setattr(animate, "MAX_ANIMATION_MB", 100)  # 3 episodes of 21 frames (40 steps) at 640 px: ~197 MB
+    with pytest.raises(AnimationError, match=r"3 episodes at 640 px may take up to 63 frames and ~197 MB of memory while the GIF is built \(at most "
+                                             r"100 MB\); draw fewer episodes \(--episodes\) or smaller frames"):
+        prepare_animation(shared_run, episodes=3, frame_size=640)
+    prepare_animation(shared_run, episodes=1, frame_size=640)
+
+
 def test_runs_without_a_policy_to_animate_are_refused(tmp_path, shared_run, capsys):
     independent = _train(tmp_path / "independent", shared=False)
     with pytest.raises(AnimationError, match="independent-mode run: each body's PPO policy is dropped"):
