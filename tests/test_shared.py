@@ -1468,3 +1468,24 @@ def test_no_periodic_reevaluation_round_is_announced_once_a_budget_is_spent(tmp_
     assert summary["status"] == "completed" and summary["evaluations"] == 2 and free["status"] == "completed"
     log = (out / "training.log").read_text()
     assert "(round at 2 evaluations)" not in log and "env-step budget" in log
+
+
+def test_a_run_started_in_another_thread_completes(tmp_path):
+    """Review (session 38): signal handlers can be set only from the main thread; a run started in
+    another one (a GUI, a dashboard) raised ValueError after its shared memory was made, left it
+    in /dev/shm and wrote no summary.json."""
+    import threading
+
+    outcome: dict = {}
+
+    def run() -> None:
+        try:
+            outcome["summary"] = _serial_shared_run(tmp_path / "run", TINY, 2, resume=False, num_initial_random=2)
+        except BaseException as error:  # noqa: BLE001 - reported by the assertion below
+            outcome["error"] = error
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    thread.join(timeout=120)
+    assert "error" not in outcome, outcome.get("error")
+    assert outcome["summary"]["status"] == "completed" and (tmp_path / "run" / "summary.json").is_file()

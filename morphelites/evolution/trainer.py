@@ -25,6 +25,7 @@ import functools
 import inspect
 import math
 import signal
+import threading
 import time
 from typing import Any, Callable, Iterator
 
@@ -82,6 +83,11 @@ def _shared_only_changes(training: TrainingConfig) -> list[str]:
     defaults = TrainingConfig()
     return [f"training.{field.name}={getattr(training, field.name)!r}" for field in dataclasses.fields(training)
             if field.name != "ipc_timeout" and getattr(training, field.name) != getattr(defaults, field.name)]  # fmt: skip
+
+
+def _on_main_thread() -> bool:
+    """Whether this is the main thread, the only one Python lets set signal handlers."""
+    return threading.current_thread() is threading.main_thread()
 
 
 def _independent_only_changes(ppo: PPOConfig) -> list[str]:
@@ -262,7 +268,10 @@ class MAPElitesEvolutionTrainer:
 
         Raises RunDirectoryError if another process is running the same run directory, or if since
         this trainer was made another run has started there (a new run) or the stored run no longer
-        takes this one's settings (ConfigError, ``resume``)."""
+        takes this one's settings (ConfigError, ``resume``).
+
+        Called from another thread than the main one, it installs no Ctrl-C/SIGTERM handlers (Python
+        sets them only there): the caller then stops it as it stops its own work."""
         hold = self.run_dir.prepare_held(resume=self.resume)  # no second process may run this run meanwhile
         try:
             self._write_leftovers = self.run_dir.remove_write_leftovers()  # of an earlier session killed mid-write
@@ -356,8 +365,10 @@ class MAPElitesEvolutionTrainer:
         self._last_summary: float | None = None  # when the progress lines were last written (monotonic s)
         self._last_summary_count = 0  # the evaluations they showed
         self._last_curves = time.monotonic()  # first drawn after _CURVES_EVERY_S, or at the end
-        previous = {s: signal.getsignal(s) for s in STOP_SIGNALS}  # SIGHUP: a closed terminal, handled as SIGTERM
-        for sig in STOP_SIGNALS:
+        # SIGHUP: a closed terminal, handled as SIGTERM. Python lets only the main thread set handlers:
+        # a run started in another thread (a GUI, a dashboard) leaves them to the caller.
+        previous = {s: signal.getsignal(s) for s in STOP_SIGNALS} if _on_main_thread() else {}
+        for sig in previous:
             signal.signal(sig, self._on_signal)
         status = "completed"
         unexpected: Exception | None = None
@@ -422,7 +433,8 @@ class MAPElitesEvolutionTrainer:
             self.recorder.close()
         finally:
             for sig, handler in previous.items():
-                signal.signal(sig, handler)
+                # None: the handler was not set from Python, and the default is the nearest to it
+                signal.signal(sig, signal.SIG_DFL if handler is None else handler)
             restore_process_title(previous_title)
         if unexpected is not None:
             raise unexpected
@@ -911,7 +923,8 @@ class MAPElitesEvolutionTrainer:
         """Stop the backend's processes after a second Ctrl-C. A further one is ignored until they
         are gone (seconds; ~10 at most, for a hung learner): escaping here would leave processes
         and shared memory behind, and no summary.json."""
-        signal.signal(signal.SIGINT, signal.SIG_IGN)  # run() gives the caller's handler back at its end
+        if _on_main_thread():
+            signal.signal(signal.SIGINT, signal.SIG_IGN)  # run() gives the caller's handler back at its end
         pool.close(graceful=False)
 
     def _wall_s(self) -> float:
