@@ -124,6 +124,31 @@ def test_a_serial_shared_backend_that_fails_to_start_frees_its_shared_memory(tmp
     assert len(blocks) == 2 and not [name for name in blocks if (SHM_DIR / name.lstrip("/")).exists()]
 
 
+def test_a_shared_system_whose_making_fails_after_its_shared_memory_frees_it(tmp_path, monkeypatch):
+    """Review (session 38): a semaphore or heartbeat array that a just-filled /dev/shm refuses,
+    after the weights and buffer were made, left those blocks behind (nobody closes a system
+    whose constructor raised)."""
+    import errno
+
+    from morphelites.parallel import supervisor
+
+    blocks: list[str] = []
+
+    def recorded(*args, **kwargs):
+        weights, buffer, handles = create_shared_state(*args, **kwargs)
+        blocks.extend([handles.weights_name, handles.buffer_name])
+        return weights, buffer, handles
+
+    def refused(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(supervisor, "create_shared_state", recorded)
+    monkeypatch.setattr(supervisor, "WorkerPool", refused)
+    with pytest.raises(OSError, match="No space left"):
+        supervisor.SharedPPOSystem(Settings().validate(), workers=1, checkpoint_dir=tmp_path, resume=False)
+    assert len(blocks) == 2 and not [name for name in blocks if (SHM_DIR / name.lstrip("/")).exists()]
+
+
 def test_a_learner_process_that_fails_to_start_leaves_a_system_that_closes_and_frees_its_memory(tmp_path, monkeypatch):
     # Under memory pressure fork can fail (EAGAIN). close() used to join the never-started
     # process, which raises, and the shared memory was left behind.

@@ -187,19 +187,23 @@ class SharedPPOSystem:
         self.sync = sync
         self.max_policy_lag = max_policy_lag
         self.weights, self.buffer, self.handles = create_shared_state(settings, workers, sync, max_policy_lag)
-        self._ctx = mp.get_context("spawn")
-        self._stop = self._ctx.Event()
-        self._freeze = self._ctx.Event()  # freeze_learner()
+        try:  # nobody would close() a system that was never made: its shared memory would stay in /dev/shm
+            self._ctx = mp.get_context("spawn")
+            self._stop = self._ctx.Event()
+            self._freeze = self._ctx.Event()  # freeze_learner()
+            self._active = self._ctx.Value("i", 0, lock=False)  # busy_workers
+            self._learner_beat = Heartbeats(1, self._ctx)
+            self.pool = WorkerPool(workers, self.WORKER_JOB, "shared_ppo worker", on_died=self.buffer.reset_worker,
+                                   ipc_timeout=settings.training.ipc_timeout)  # fmt: skip
+        except BaseException:  # a semaphore or heartbeat array in a /dev/shm that just filled, say
+            self.buffer.close()
+            self.weights.close()
+            raise
         self.frozen_version: int | None = None  # the version the learner reported it froze at
-        self._active = self._ctx.Value("i", 0, lock=False)  # busy_workers
         self._kinds: dict[int, str] = {}  # worker -> kind of its last task ("train" or "evaluate")
-        self._learner_beat = Heartbeats(1, self._ctx)
         self.learner: Any = None
         self._stats_recv: Any = None
         self._resume = resume
-        timeout = settings.training.ipc_timeout
-        self.pool = WorkerPool(workers, self.WORKER_JOB, "shared_ppo worker", on_died=self.buffer.reset_worker,
-                               ipc_timeout=timeout)  # fmt: skip
         self.learner_stats: dict[str, float] = {}
         self.learner_events: list[dict[str, Any]] = []
         self.learner_restarts = 0
