@@ -181,3 +181,45 @@ def test_a_learner_process_that_fails_to_start_leaves_a_system_that_closes_and_f
     system.close()
     assert system.learner is None
     assert not [name for name in blocks if (SHM_DIR / name.lstrip("/")).exists()]
+
+
+@pytest.mark.faults  # a Reliability row (README): `make test-faults` runs it too
+def test_a_replacement_learner_that_cannot_be_started_is_tried_again_then_stops_the_run_naming_why(tmp_path):
+    """Review (session 38): fork refused while the learner was restarted escaped poll() (and the
+    results it had) as an unexpected error."""
+    import errno
+    import multiprocessing as mp
+    import time
+
+    from morphelites.parallel import supervisor
+
+    spawn = mp.get_context("spawn")
+
+    class RefusedContext:
+        def __getattr__(self, name):
+            return getattr(spawn, name)
+
+        @staticmethod
+        def Process(*args, **kwargs):
+            process = spawn.Process(*args, **kwargs)
+
+            def refused():
+                raise OSError(errno.EAGAIN, "Resource temporarily unavailable")
+
+            process.start = refused
+            return process
+
+    system = supervisor.SharedPPOSystem(Settings().validate(), workers=1, checkpoint_dir=tmp_path, resume=False)
+    try:
+        system.start()
+        system.learner.kill()
+        system.learner.join(10)
+        system._ctx = RefusedContext()
+        assert system.poll(0.1) == []  # the death is seen, the restart refused: no exception yet
+        assert [e["event"] for e in system.take_events()] == ["learner_died", "learner_start_failed"]
+        with pytest.raises(supervisor.LearnerDied, match="starting its replacement last failed with BlockingIOError"):
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline:
+                system.poll(0.05)
+    finally:
+        system.close(graceful=False)

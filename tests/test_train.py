@@ -1046,6 +1046,38 @@ def test_worker_deaths_with_tasks_finished_between_them_never_count_as_a_crash_l
 
 
 @pytest.mark.faults  # a Reliability row (README): `make test-faults` runs it too
+def test_a_replacement_that_cannot_be_started_loses_no_result_and_is_tried_again():
+    """Review (session 38): when fork was refused (EAGAIN under a pids limit, EMFILE) while a dead
+    worker was replaced, the OSError escaped poll() with the results it had received, and the run
+    failed as an unexpected error. Now the results come back, the dead slot takes no task, and the
+    next poll tries again (a crash loop in the end, naming the refusal)."""
+    import errno
+
+    from morphelites.parallel.pool import WorkerCrashLoop, WorkerPool
+
+    pool = WorkerPool(2, "crashing_job:dies_on_odd_tasks", role="test worker").start()
+    spawn = pool._spawn
+    try:
+        pool.submit(0, "even", (0,))
+        pool.submit(1, "odd", (1,))
+        wait_for(lambda: not pool._procs[1].is_alive() and pool._conns[0].poll(0), 60, "a result and a death")
+
+        def refused(index: int) -> None:
+            raise OSError(errno.EAGAIN, "Resource temporarily unavailable")
+
+        pool._spawn = refused
+        events = pool.poll(0.5)
+        assert sorted((e.kind, e.task_id) for e in events) == [("died", "odd"), ("done", "even")]
+        assert pool.idle == [0], "the dead slot takes no task until it has a process"
+        with pytest.raises(WorkerCrashLoop, match="starting a replacement last failed with BlockingIOError: .*temporarily"):
+            for _ in range(20):
+                pool.poll(0.05)
+        pool._spawn = spawn
+    finally:
+        pool.close()
+
+
+@pytest.mark.faults  # a Reliability row (README): `make test-faults` runs it too
 def test_a_crash_loop_reports_every_death_before_it_raises():
     """Seen in review (session 37): the poll that counted the tenth death raised at once when it
     had no result, and that death's event, with the training steps its worker had committed, was

@@ -504,6 +504,8 @@ class MAPElitesEvolutionTrainer:
             log.error("The learner process died (exit code %s); restarting it from its newest checkpoint (death %d in a "
                       "row of at most %d allowed by training.max_learner_restarts).", message["exit_code"],
                       message["in_row"], message["allowed"])  # fmt: skip
+        elif kind == "learner_start_failed":
+            log.error("The replacement learner could not be started (%s); the next check tries again.", message["error"])
         elif kind == "learner_stalled":
             log.error("The learner stalled: no heartbeat for %.0f s (training.ipc_timeout is %.0f s); killed it.",
                       message["seconds"], message["ipc_timeout"])  # fmt: skip

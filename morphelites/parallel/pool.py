@@ -258,6 +258,7 @@ class WorkerPool:
         self._deaths_in_row = 0
         self._crash_loop: WorkerCrashLoop | None = None  # found by a poll, which returned its events first
         self.on_died = on_died
+        self.last_start_error: str | None = None  # why the last replacement could not be started
 
     def start(self) -> "WorkerPool":
         for index in range(self.size):
@@ -278,8 +279,8 @@ class WorkerPool:
 
     @property
     def idle(self) -> list[int]:
-        """Indices of workers without a task."""
-        return [i for i in range(self.size) if self._tasks[i] is None]
+        """Indices of live workers without a task (a dead one waits for its replacement)."""
+        return [i for i, proc in enumerate(self._procs) if self._tasks[i] is None and proc is not None and proc.is_alive()]
 
     @property
     def in_flight(self) -> dict[int, Any]:
@@ -332,17 +333,26 @@ class WorkerPool:
                 self.restarts += 1
                 self._deaths_in_row += 1
                 if self._deaths_in_row >= MAX_DEATHS_IN_ROW and self._crash_loop is None:
+                    start = (f"; starting a replacement last failed with {self.last_start_error}"
+                             if self.last_start_error else "")  # fmt: skip
                     self._crash_loop = WorkerCrashLoop(
                         f"{self.role} processes died {self._deaths_in_row} times in a row without finishing a task (last "
-                        f"exit code {proc.exitcode}), so the run stops. The console output above shows why they die (an "
-                        f"import error, memory, a broken install); fix that and continue with --resume."
+                        f"exit code {proc.exitcode}{start}), so the run stops. The console output above shows why they "
+                        f"die (an import error, memory, a broken install); fix that and continue with --resume."
                     )
                 if self._crash_loop is not None:  # the run stops: reported, not replaced
                     self._tasks[index] = None
                     continue
                 if self.on_died is not None:
                     self.on_died(index)
-                self._spawn(index)
+                try:
+                    self._spawn(index)
+                    self.last_start_error = None
+                except OSError as error:  # fork or pipe refused (EAGAIN under a pids limit, EMFILE, memory)
+                    # Its task is reported lost above; the dead process stays in its slot, so the next poll
+                    # counts it as another death in a row and tries again (a crash loop in the end, naming this)
+                    self._tasks[index] = None
+                    self.last_start_error = f"{type(error).__name__}: {error}"
         return events
 
     def raise_deferred_failure(self) -> None:

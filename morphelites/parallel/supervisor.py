@@ -210,6 +210,7 @@ class SharedPPOSystem:
         self.learner_stalls = 0
         self._deaths_in_row = 0
         self._learner_gone: LearnerDied | None = None  # found by a poll that also had results to return
+        self._learner_start_error: str | None = None  # why the last replacement learner could not be started
         self._written_at_submit: dict[int, int] = {}  # worker -> buffer.written(worker) when its task was sent
         #: Env steps that the train tasks still in flight when the workers were stopped had committed
         #: (the learner trains on them; no result or death reports them). Set by close().
@@ -331,16 +332,24 @@ class SharedPPOSystem:
         self._deaths_in_row += 1
         allowed = self.settings.training.max_learner_restarts
         if self._deaths_in_row > allowed:
+            start = (f"; starting its replacement last failed with {self._learner_start_error}"
+                     if self._learner_start_error else "")  # fmt: skip
             raise LearnerDied(
                 f"The shared PPO learner process died {self._deaths_in_row} time(s) in a row (last exit code "
-                f"{exit_code}; training.max_learner_restarts is {allowed}), so the run stops here. Its last checkpoint "
-                f"is intact and `morphelites train --resume` continues from it; see training.log for what it printed "
-                f"before it died."
+                f"{exit_code}{start}; training.max_learner_restarts is {allowed}), so the run stops here. Its last "
+                f"checkpoint is intact and `morphelites train --resume` continues from it; see training.log for what "
+                f"it printed before it died."
             )
         self.learner_restarts += 1
         self.learner_events.append({"event": "learner_died", "exit_code": exit_code, "restart": self.learner_restarts,
                                     "in_row": self._deaths_in_row, "allowed": allowed})  # fmt: skip
-        self._start_learner(resume=True)
+        try:
+            self._start_learner(resume=True)
+            self._learner_start_error = None
+        except OSError as error:  # fork or pipe refused (EAGAIN under a pids limit, EMFILE, memory)
+            # The dead learner stays: the next poll counts another death in a row and tries again.
+            self._learner_start_error = f"{type(error).__name__}: {error}"
+            self.learner_events.append({"event": "learner_start_failed", "error": self._learner_start_error})
 
     def _read_learner_stats(self) -> None:
         try:
