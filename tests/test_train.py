@@ -2,6 +2,7 @@
 
 import csv
 import json
+import os
 import re
 import signal
 import subprocess
@@ -1043,6 +1044,30 @@ def test_worker_deaths_with_tasks_finished_between_them_never_count_as_a_crash_l
         pool.close()
     assert outcomes == [("done", n) if n % 2 == 0 else ("died", n) for n in range(2 * MAX_DEATHS_IN_ROW + 2)]
     assert pool.restarts == MAX_DEATHS_IN_ROW + 1
+
+
+def test_a_stalled_worker_that_outlives_its_kill_is_reported_once():
+    """Review (session 38): a process in uninterruptible sleep (swapping, a hung NFS mount) lives on
+    after SIGKILL; every later poll reported it stalled again, counted another stall and waited 5 s
+    more for it."""
+    from morphelites.parallel.pool import WorkerPool
+
+    pool = WorkerPool(1, "crashing_job:dies_on_odd_tasks", role="test worker", ipc_timeout=1.0).start()
+    proc = pool._procs[0]
+    kill = proc.kill
+    try:
+        os.kill(proc.pid, signal.SIGSTOP)  # an idle worker beats too: no beat from now on
+        proc.kill = lambda: None  # as a process the kill cannot reach yet
+        proc.join = lambda timeout=None: None
+        pool.poll(0.01)  # the watcher was here just now: the next polls read the ages as they are
+        pool.heartbeats.array[0] = time.monotonic() - 5.0  # its last beat, 5 s ago
+        first = pool.poll(0.1)
+        later = pool.poll(0.1) + pool.poll(0.1)
+        assert [e.kind for e in first] == ["stalled"] and later == [] and pool.stalls == 1
+    finally:
+        kill()
+        os.kill(proc.pid, signal.SIGCONT)
+        pool.close(graceful=False)
 
 
 @pytest.mark.faults  # a Reliability row (README): `make test-faults` runs it too

@@ -259,6 +259,7 @@ class WorkerPool:
         self._crash_loop: WorkerCrashLoop | None = None  # found by a poll, which returned its events first
         self.on_died = on_died
         self.last_start_error: str | None = None  # why the last replacement could not be started
+        self._killed: dict[int, Any] = {}  # worker index -> the stalled process killed there (reported once)
 
     def start(self) -> "WorkerPool":
         for index in range(self.size):
@@ -370,11 +371,14 @@ class WorkerPool:
         events = []
         for index, proc in enumerate(self._procs):
             age = self.heartbeats.age(index)
-            if proc is not None and proc.is_alive() and age > self.ipc_timeout:
+            if proc is not None and proc.is_alive() and age > self.ipc_timeout and proc is not self._killed.get(index):
                 events.append(PoolEvent("stalled", index, self._tasks[index], age))
                 self.stalls += 1
                 proc.kill()
                 proc.join(timeout=5.0)
+                # A process in uninterruptible sleep (swapping, a hung NFS mount: the causes of a stall)
+                # dies only when it wakes: killed once, reported once; its death comes in a later poll.
+                self._killed[index] = proc
         return events
 
     def close(self, graceful: bool = True, timeout: float = 5.0) -> None:
