@@ -1489,3 +1489,40 @@ def test_a_run_started_in_another_thread_completes(tmp_path):
     thread.join(timeout=120)
     assert "error" not in outcome, outcome.get("error")
     assert outcome["summary"]["status"] == "completed" and (tmp_path / "run" / "summary.json").is_file()
+
+
+def test_a_worker_without_weights_waits_for_a_restarted_learner_after_a_death_mid_write(tmp_path, monkeypatch):
+    """Review (session 38): a learner killed between the two sequence stores of a publish left the
+    weights unreadable until its successor published; a worker still without weights (a new one,
+    or its first task) raised TimeoutError after 5 s, and its body was charged with the failure."""
+    import threading
+
+    from morphelites.parallel import shared_worker
+    from morphelites.parallel.shared_worker import MultiProcessPPOWorker
+    from morphelites.parallel.weights import _SEQUENCE, _VERSION
+
+    monkeypatch.setattr(shared_worker, "READ_TRY_S", 0.1, raising=False)
+    learner, weights, buffer, handles, _ = _learner(tmp_path)
+    worker = MultiProcessPPOWorker(0, handles)
+    read = worker.weights.read
+    # each try gives up within 0.3 s: the successor (1 s here) comes later than one try, as a real
+    # one (seconds) comes later than the old 5 s read
+    worker.weights.read = lambda timeout_s=5.0: read(timeout_s=min(timeout_s, 0.3))
+    try:
+        flat = weights.read()[0]
+        weights._header[_SEQUENCE] += 1  # odd: a write the dead learner never finished
+        successor = threading.Timer(1.0, lambda: weights.publish(flat, 7))  # after several tries
+        successor.start()
+        assert worker.refresh() == 7
+        weights._header[_SEQUENCE] += 1  # and again, version 8 half written: a worker with weights goes on with them
+        weights._header[_VERSION] = 8
+        assert worker.refresh() == 7
+        weights.publish(flat, 8)
+        assert worker.refresh() == 8
+        successor.join()
+    finally:
+        worker.weights.close()
+        worker.buffer.close()
+        learner.close()
+        buffer.close()
+        weights.close()

@@ -38,6 +38,12 @@ __all__ = ["SharedHandles", "MultiProcessPPOWorker", "run_task", "segment_shape"
 
 #: Seconds a worker waits for a free buffer slot before it warns (and again every this long).
 BACKPRESSURE_WARN_S = 10.0
+#: Seconds one try to read the published weights may take: a write takes microseconds, so a
+#: longer wait means a learner that died mid-write (or one the OS has not run for that long).
+READ_TRY_S = 0.5
+#: Seconds a worker without weights (a new one, or its first task) waits for a restarted learner
+#: to publish after its predecessor died mid-write, trying every ``READ_TRY_S``.
+FIRST_WEIGHTS_WAIT_S = 120.0
 
 
 @dataclass(frozen=True)
@@ -96,18 +102,25 @@ class MultiProcessPPOWorker:
     def refresh(self, wait: bool = True) -> int:
         """Copy the published weights if their version moved; returns the version in use.
 
-        If the learner died in the middle of a write, the read times out and the worker goes on
-        with the weights it has (its restarted successor publishes again)."""
+        If the learner died in the middle of a write, the weights stay unreadable until its
+        restarted successor publishes again (seconds: the supervisor's next poll, a torch import,
+        a checkpoint restore): a worker that has weights goes on with them after a short try, one
+        that has none waits for its successor, beating, up to ``FIRST_WEIGHTS_WAIT_S``."""
         while wait and self.weights.version == 0:  # the learner has not published yet
             beat()
             time.sleep(0.01)
         if self.weights.version != self.version:
-            try:
-                flat, version = self.weights.read()
-            except TimeoutError:
-                if self.version == 0:
-                    raise
-                return self.version
+            deadline = time.monotonic() + FIRST_WEIGHTS_WAIT_S
+            while True:
+                try:
+                    flat, version = self.weights.read(timeout_s=READ_TRY_S)
+                    break
+                except TimeoutError:
+                    if self.version != 0:
+                        return self.version
+                    if time.monotonic() > deadline:
+                        raise
+                    beat()
             self.policy.load_flat(flat)
             self.version = version
             self.refreshes += 1
