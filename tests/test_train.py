@@ -523,6 +523,26 @@ def test_a_second_ctrl_c_stops_at_once_without_orphans(tmp_path, tiny_config):
     assert json.loads((out / "summary.json").read_text())["status"] == "interrupted"
 
 
+def test_a_picture_that_cannot_be_drawn_mid_run_does_not_stop_the_run(tmp_path, monkeypatch):
+    """Review (session 38): the final pictures' failures were logged and tolerated, but one while
+    the run went on (not the disk's: a bug in a drawing library) ended it as failed."""
+    from morphelites.evolution import trainer as trainer_module
+
+    def broken_heatmap(archive, title_prefix=""):
+        raise ValueError("simulated: a drawing library's bug")
+
+    monkeypatch.setattr(trainer_module, "heatmap_png", broken_heatmap)
+    out = tmp_path / "run"
+    settings = {**TINY, "evolution": {**TINY["evolution"], "heatmap_every": 1}}
+    trainer = trainer_module.MAPElitesEvolutionTrainer(
+        settings, num_initial_random=2, training_steps_per_individual=64, enable_multiprocess=False,
+        use_shared_ppo=False, output_dir=str(out), evaluations=3, quiet=True,
+    )  # fmt: skip
+    assert trainer.run()["status"] == "completed"
+    assert len(_results(out)) == 3 and (out / "archive.csv").is_file()
+    assert "A picture of the archive could not be drawn (ValueError: simulated" in (out / "training.log").read_text()
+
+
 @pytest.mark.faults  # a Reliability row (README): `make test-faults` runs it too
 def test_a_final_picture_that_cannot_be_drawn_does_not_cost_the_summary(tmp_path, monkeypatch):
     """Seen: a second Ctrl-C tore the first import of pyribs' heatmap code in half, the final

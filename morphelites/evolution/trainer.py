@@ -815,7 +815,13 @@ class MAPElitesEvolutionTrainer:
         evo = self.settings.evolution
         try:
             if self.completed % evo.heatmap_every == 0:
-                self._write_archive_files()
+                try:
+                    self._write_archive_files()
+                except OSError:
+                    raise
+                except Exception as error:  # a picture (the tables came first): no cause to stop the run
+                    self.recorder.log.exception("A picture of the archive could not be drawn (%s: %s); archive.csv is "
+                                                "written and the run goes on.", type(error).__name__, error)  # fmt: skip
             if self.completed % evo.checkpoint_every == 0:
                 self._checkpoint()
         except OSError as error:
