@@ -251,7 +251,7 @@ def _choose_body(run_dir: RunDirectory, config: dict[str, Any], settings: Settin
         return first, _body_label(first), None
     results = _results(run_dir)
     if individual is None:
-        individual = _best_elite(run_dir)
+        individual = _best_elite(run_dir, results)
     line = results.get(individual)
     if line is None:
         known = f"ids {min(results)} to {max(results)}" if results else "no evaluated individual yet"
@@ -280,19 +280,16 @@ def _results(run_dir: RunDirectory) -> dict[int, dict[str, Any]]:
     return lines
 
 
-def _best_elite(run_dir: RunDirectory) -> int:
-    """Id of the elite with the highest fitness in archive.csv."""
-    import csv
-
-    try:
-        with open(run_dir.archive_csv, newline="") as handle:
-            rows = list(csv.DictReader(handle))
-    except OSError:
-        rows = []
-    if not rows:
-        raise AnimationError(f"{run_dir.path} has no elites yet (archive.csv is missing or empty); wait for the first "
-                             f"evaluations, or choose a body with --body.")  # fmt: skip
-    return int(max(rows, key=lambda row: float(row["fitness"]))["individual_id"])
+def _best_elite(run_dir: RunDirectory, results: dict[int, dict[str, Any]]) -> int:
+    """Id of the best elite: the evaluated individual of the highest fitness in results.jsonl
+    (always its cell's elite; the first of equals, as the archive keeps). Not archive.csv, which a
+    run still going rewrites only every ``evolution.heatmap_every`` evaluations."""
+    scored = [(float(line["fitness"]), -i) for i, line in results.items()
+              if isinstance(line.get("fitness"), (int, float)) and math.isfinite(line["fitness"])]  # fmt: skip
+    if not scored:
+        raise AnimationError(f"{run_dir.path} has no evaluated individual yet ({run_dir.results} holds none); wait for "
+                             f"the first evaluation, or choose a body with --body.")  # fmt: skip
+    return -max(scored)[1]
 
 
 def _read_policy(run_dir: RunDirectory, command: str) -> tuple[dict[str, Any], Path, int | None]:

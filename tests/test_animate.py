@@ -76,6 +76,19 @@ def test_animating_the_best_elite_replays_the_runs_final_reevaluation(shared_run
     assert plain == result.evaluation
 
 
+def test_the_best_elite_of_a_run_still_going_comes_from_results_jsonl(shared_run, tmp_path):
+    """Review (session 38): the best elite came from archive.csv, which a run writes every
+    heatmap_every evaluations: before the first, animate said the run had no elites."""
+    copy = tmp_path / "going"
+    shutil.copytree(shared_run, copy)
+    best = prepare_animation(shared_run, episodes=1, frame_size=64).label
+    (copy / "archive.csv").unlink()
+    assert prepare_animation(copy, episodes=1, frame_size=64).label == best
+    (copy / "results.jsonl").write_text("")
+    with pytest.raises(AnimationError, match="has no evaluated individual yet"):
+        prepare_animation(copy, episodes=1, frame_size=64)
+
+
 def test_an_individual_or_any_body_can_be_chosen_and_the_cli_writes_where_asked(shared_run, tmp_path, capsys):
     lines = [json.loads(line) for line in (shared_run / "results.jsonl").read_text().splitlines()]
     first = lines[0]
