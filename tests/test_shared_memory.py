@@ -149,33 +149,38 @@ def test_a_shared_system_whose_making_fails_after_its_shared_memory_frees_it(tmp
     assert len(blocks) == 2 and not [name for name in blocks if (SHM_DIR / name.lstrip("/")).exists()]
 
 
+class _ForkRefusedContext:
+    """multiprocessing's spawn context, except that every process it makes refuses to start, as
+    fork does under memory pressure or a pids limit (EAGAIN)."""
+
+    def __init__(self) -> None:
+        import multiprocessing as mp
+
+        self._spawn = mp.get_context("spawn")
+
+    def __getattr__(self, name):
+        return getattr(self._spawn, name)
+
+    def Process(self, *args, **kwargs):
+        import errno
+
+        process = self._spawn.Process(*args, **kwargs)
+
+        def refused():
+            raise OSError(errno.EAGAIN, "Resource temporarily unavailable")
+
+        process.start = refused
+        return process
+
+
 def test_a_learner_process_that_fails_to_start_leaves_a_system_that_closes_and_frees_its_memory(tmp_path, monkeypatch):
     # Under memory pressure fork can fail (EAGAIN). close() used to join the never-started
     # process, which raises, and the shared memory was left behind.
-    import errno
-    import multiprocessing as mp
-
     from morphelites.parallel import supervisor
-
-    spawn = mp.get_context("spawn")
-
-    class RefusedContext:
-        def __getattr__(self, name):
-            return getattr(spawn, name)
-
-        @staticmethod
-        def Process(*args, **kwargs):
-            process = spawn.Process(*args, **kwargs)
-
-            def refused():
-                raise OSError(errno.EAGAIN, "Resource temporarily unavailable")
-
-            process.start = refused
-            return process
 
     system = supervisor.SharedPPOSystem(Settings().validate(), workers=1, checkpoint_dir=tmp_path, resume=False)
     blocks = [system.handles.weights_name, system.handles.buffer_name]
-    monkeypatch.setattr(system, "_ctx", RefusedContext())
+    monkeypatch.setattr(system, "_ctx", _ForkRefusedContext())
     with pytest.raises(OSError, match="temporarily unavailable"):
         system.start()
     system.close()
@@ -187,34 +192,16 @@ def test_a_learner_process_that_fails_to_start_leaves_a_system_that_closes_and_f
 def test_a_replacement_learner_that_cannot_be_started_is_tried_again_then_stops_the_run_naming_why(tmp_path):
     """Review (session 38): fork refused while the learner was restarted escaped poll() (and the
     results it had) as an unexpected error."""
-    import errno
-    import multiprocessing as mp
     import time
 
     from morphelites.parallel import supervisor
-
-    spawn = mp.get_context("spawn")
-
-    class RefusedContext:
-        def __getattr__(self, name):
-            return getattr(spawn, name)
-
-        @staticmethod
-        def Process(*args, **kwargs):
-            process = spawn.Process(*args, **kwargs)
-
-            def refused():
-                raise OSError(errno.EAGAIN, "Resource temporarily unavailable")
-
-            process.start = refused
-            return process
 
     system = supervisor.SharedPPOSystem(Settings().validate(), workers=1, checkpoint_dir=tmp_path, resume=False)
     try:
         system.start()
         system.learner.kill()
         system.learner.join(10)
-        system._ctx = RefusedContext()
+        system._ctx = _ForkRefusedContext()
         assert system.poll(0.1) == []  # the death is seen, the restart refused: no exception yet
         assert [e["event"] for e in system.take_events()] == ["learner_died", "learner_start_failed"]
         with pytest.raises(supervisor.LearnerDied, match="starting its replacement last failed with BlockingIOError"):
