@@ -1084,6 +1084,7 @@ def test_a_stalled_worker_that_outlives_its_kill_is_reported_once():
         first = pool.poll(0.1)
         later = pool.poll(0.1) + pool.poll(0.1)
         assert [e.kind for e in first] == ["stalled"] and later == [] and pool.stalls == 1
+        assert pool.idle == [], "it takes no task before its death is seen"
     finally:
         kill()
         os.kill(proc.pid, signal.SIGCONT)

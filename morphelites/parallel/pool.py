@@ -280,8 +280,10 @@ class WorkerPool:
 
     @property
     def idle(self) -> list[int]:
-        """Indices of live workers without a task (a dead one waits for its replacement)."""
-        return [i for i, proc in enumerate(self._procs) if self._tasks[i] is None and proc is not None and proc.is_alive()]
+        """Indices of live workers without a task (a dead one waits for its replacement, and one
+        killed as stalled that lives on, in uninterruptible sleep, for its death)."""
+        return [i for i, proc in enumerate(self._procs)
+                if self._tasks[i] is None and proc is not None and proc.is_alive() and proc is not self._killed.get(i)]  # fmt: skip
 
     @property
     def in_flight(self) -> dict[int, Any]:
