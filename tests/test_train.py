@@ -771,6 +771,24 @@ def test_a_resume_after_whole_results_lines_were_deleted_says_so_and_fills_their
             "missing from it") in log
     assert "new individuals take them (1)" in log
     assert sorted(r["id"] for r in _results(out)) == [0, 1, 2, 3]
+    _serial_run(out, tiny_config, evaluations=4, resume=True)  # nothing left to do: and nothing missing now
+    log = (out / "training.log").read_text()
+    assert log.count("recorded evaluation(s) are missing") == 1, "said once: the resume refilled what was lost"
+
+
+def test_a_resume_after_the_last_results_line_was_lost_past_the_checkpoint_says_so(tmp_path, tiny_config):
+    """Review (session 38): counted against the checkpoint alone, a line lost after it (the newest
+    checkpoint is older than the last results after a hard stop) went unsaid; metrics.csv's last row
+    counts it."""
+    out = tmp_path / "run"
+    _serial_run(out, tiny_config, evaluations=5)  # checkpoints at 2 and 4; metrics.csv's last row: 5
+    for name in ("summary.json", "checkpoints/evolution-00000005.pkl"):  # as a hard stop leaves the run
+        (out / name).unlink(missing_ok=True)
+    lines = (out / "results.jsonl").read_text().splitlines(keepends=True)
+    (out / "results.jsonl").write_text("".join(lines[:-1]))  # an older copy: the last line is missing
+    _serial_run(out, tiny_config, evaluations=5, resume=True)
+    assert ("results.jsonl holds 4 evaluations, but metrics.csv counted 5: 1 recorded evaluation(s) are missing"
+            in (out / "training.log").read_text())
 
 
 def test_a_resume_whose_checkpoint_is_behind_results_draws_no_genome_again_and_fills_the_lost_ids(tmp_path, tiny_config):

@@ -1208,11 +1208,14 @@ class MAPElitesEvolutionTrainer:
             evaluation = {**{k: line[k] for k in RESULT_FIGURES}, **{k: line.get(k) for k in LATER_RESULT_FIGURES}}
             self._insert(individual, IndividualResult(individual.id, evaluation, line["training_steps"], line["eval_env_steps"], 0, 0), replay=True)
         # Whole lines missing (deleted as DamagedResults advises, or the file restored from an older
-        # copy): the checkpoint counted more evaluations than results.jsonl holds (metrics.csv, where
-        # there is none: its rows are never taken back, so after a resume that filled the ids again
-        # it would count the lost evaluations twice).
-        counted, source = ((int(latest[1]["completed"]), latest[0].name) if latest is not None
-                           else (int(maxima.get("evaluations", 0)), "metrics.csv"))  # fmt: skip
+        # copy): the checkpoint or metrics.csv's last row (written with every evaluation, so past the
+        # checkpoint after a hard stop) counted more evaluations than results.jsonl holds. The last
+        # row, not the largest: after a resume that filled the lost ids again the rows go on from
+        # the count results.jsonl held, and the loss is not counted twice.
+        last_row = int(self.recorder.last_metrics_value("evaluations") or 0)
+        checkpointed = int(latest[1]["completed"]) if latest is not None else 0
+        counted, source = ((checkpointed, latest[0].name) if latest is not None and checkpointed >= last_row
+                           else (last_row, "metrics.csv"))  # fmt: skip
         if counted > self.completed:
             log.warning("results.jsonl holds %d evaluations, but %s counted %d: %d recorded evaluation(s) are missing "
                         "from it (lines deleted, or the file restored from an older copy). They are lost from the "

@@ -257,6 +257,15 @@ class EvolutionRecorder:
                     maxima[column] = value
         return maxima
 
+    def last_metrics_value(self, column: str) -> float | None:
+        """``column`` of the last whole row of metrics.csv, or None (no file, no row, an empty cell)."""
+        rows = read_metric_rows(self.run.metrics)
+        try:
+            value = float(rows[-1].get(column) or "nan") if rows else math.nan
+        except ValueError:
+            return None
+        return value if math.isfinite(value) else None
+
     def archive(self, elites: list[dict[str, Any]], measure_names: Sequence[str], suffix: str = "",
                 reevaluated_at: int | None = None) -> None:
         """Rewrite archive<suffix>.csv: one row per elite (lists joined with ';'); a re-evaluated
