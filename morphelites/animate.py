@@ -282,14 +282,32 @@ def _results(run_dir: RunDirectory) -> dict[int, dict[str, Any]]:
 
 def _best_elite(run_dir: RunDirectory, results: dict[int, dict[str, Any]]) -> int:
     """Id of the best elite: the evaluated individual of the highest fitness in results.jsonl
-    (always its cell's elite; the first of equals, as the archive keeps). Not archive.csv, which a
-    run still going rewrites only every ``evolution.heatmap_every`` evaluations."""
-    scored = [(float(line["fitness"]), -i) for i, line in results.items()
-              if isinstance(line.get("fitness"), (int, float)) and math.isfinite(line["fitness"])]  # fmt: skip
+    (``results``, in the file's order), which its cell keeps. Not archive.csv alone, which a run
+    still going rewrites only every ``evolution.heatmap_every`` evaluations; but among individuals of
+    equal fitness (every goal reached: 1.0), the one archive.csv lists, as a cell keeps the first of
+    equals it took, and that order (arrival, or id with ``evolution.parent_lag``) is the archive's."""
+    scored = {i: float(line["fitness"]) for i, line in results.items()
+              if isinstance(line.get("fitness"), (int, float)) and math.isfinite(line["fitness"])}  # fmt: skip
     if not scored:
         raise AnimationError(f"{run_dir.path} has no evaluated individual yet ({run_dir.results} holds none); wait for "
                              f"the first evaluation, or choose a body with --body.")  # fmt: skip
-    return -max(scored)[1]
+    best = max(scored.values())
+    tied = [i for i, fitness in scored.items() if fitness == best]
+    if len(tied) > 1:
+        listed = _archive_ids(run_dir)
+        tied = [i for i in tied if i in listed] or tied
+    return tied[0]
+
+
+def _archive_ids(run_dir: RunDirectory) -> set[int]:
+    """The individual ids archive.csv lists (none if it is missing or unreadable)."""
+    import csv
+
+    try:
+        with open(run_dir.archive_csv, newline="") as handle:
+            return {int(row["individual_id"]) for row in csv.DictReader(handle) if row.get("individual_id", "").isdigit()}
+    except (OSError, ValueError, KeyError):
+        return set()
 
 
 def _read_policy(run_dir: RunDirectory, command: str) -> tuple[dict[str, Any], Path, int | None]:

@@ -84,9 +84,25 @@ def test_the_best_elite_of_a_run_still_going_comes_from_results_jsonl(shared_run
     best = prepare_animation(shared_run, episodes=1, frame_size=64).label
     (copy / "archive.csv").unlink()
     assert prepare_animation(copy, episodes=1, frame_size=64).label == best
+    with open(shared_run / "archive.csv", newline="") as handle:
+        assert best.removeprefix("individual ") in {row["individual_id"] for row in csv.DictReader(handle)}
     (copy / "results.jsonl").write_text("")
     with pytest.raises(AnimationError, match="has no evaluated individual yet"):
         prepare_animation(copy, episodes=1, frame_size=64)
+
+
+def test_among_equally_fit_individuals_the_best_elite_is_the_one_archive_csv_lists(tmp_path):
+    """Fitness 1.0 (every goal reached) ties often; a cell keeps the first of equals it took, in
+    the archive's order, which need not be the file's or the ids' (review, session 38)."""
+    from morphelites.animate import _best_elite
+    from morphelites.runs import RunDirectory
+
+    run = RunDirectory(tmp_path)
+    (tmp_path / "archive.csv").write_text("individual_id,fitness\n7,1.0\n2,0.4\n")
+    results = {5: {"fitness": 1.0}, 2: {"fitness": 0.4}, 7: {"fitness": 1.0}}  # file order: 5 came first
+    assert _best_elite(run, results) == 7
+    (tmp_path / "archive.csv").unlink()  # a run still going, before its first archive.csv: the first in the file
+    assert _best_elite(run, results) == 5
 
 
 def test_an_individual_or_any_body_can_be_chosen_and_the_cli_writes_where_asked(shared_run, tmp_path, capsys):
