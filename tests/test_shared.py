@@ -14,7 +14,7 @@ import numpy as np
 import psutil
 import pytest
 
-from conftest import assert_gone, read_results, start_train, write_json
+from conftest import assert_gone, read_results, start_train, wait_for, write_json
 from morphelites.config import Settings
 from morphelites.individual import Individual
 from morphelites.morphology import Morphology
@@ -1470,7 +1470,7 @@ def test_no_periodic_reevaluation_round_is_announced_once_a_budget_is_spent(tmp_
     assert "(round at 2 evaluations)" not in log and "env-step budget" in log
 
 
-def test_a_run_started_in_another_thread_completes(tmp_path):
+def test_a_run_started_in_another_thread_completes_or_stops_when_told(tmp_path):
     """Review (session 38): signal handlers can be set only from the main thread; a run started in
     another one (a GUI, a dashboard) raised ValueError after its shared memory was made, left it
     in /dev/shm and wrote no summary.json."""
@@ -1489,6 +1489,21 @@ def test_a_run_started_in_another_thread_completes(tmp_path):
     thread.join(timeout=120)
     assert "error" not in outcome, outcome.get("error")
     assert outcome["summary"]["status"] == "completed" and (tmp_path / "run" / "summary.json").is_file()
+
+    # Ctrl-C does not reach such a run: stop() stops it as a first Ctrl-C would
+    from morphelites.evolution.trainer import MAPElitesEvolutionTrainer
+
+    out = tmp_path / "stopped"
+    trainer = MAPElitesEvolutionTrainer(TINY, num_initial_random=2, training_steps_per_individual=400,
+                                        enable_multiprocess=False, use_shared_ppo=True, output_dir=str(out),
+                                        evaluations=50, seed=5, quiet=True)  # fmt: skip
+    thread = threading.Thread(target=lambda: outcome.update(stopped=trainer.run()))
+    thread.start()
+    wait_for(lambda: read_results(out), 120, "a first result")
+    trainer.stop()
+    thread.join(timeout=120)
+    assert outcome["stopped"]["status"] == "interrupted" and outcome["stopped"]["evaluations"] < 50
+    assert "Stopping (stop() called): writing a checkpoint" in (out / "training.log").read_text()
 
 
 def test_a_worker_without_weights_waits_for_a_restarted_learner_after_a_death_mid_write(tmp_path, monkeypatch):

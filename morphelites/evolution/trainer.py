@@ -248,6 +248,7 @@ class MAPElitesEvolutionTrainer:
         self.deaths: dict[int, int] = {}  # individual id -> deaths of the worker evaluating it, this session
         self._a_task_finished = False  # this session: the workers can run, so deaths are the body's doing
         self._stop_signal: int | None = None
+        self._stopped_by_call = False  # stop() set _stop_signal, not a signal
         self._deferring_interrupt = False  # inside _second_ctrl_c_deferred
         self._interrupt_deferred = False  # a second Ctrl-C came inside it
         self._stopping_reason: str | None = None
@@ -271,7 +272,7 @@ class MAPElitesEvolutionTrainer:
         takes this one's settings (ConfigError, ``resume``).
 
         Called from another thread than the main one, it installs no Ctrl-C/SIGTERM handlers (Python
-        sets them only there): the caller then stops it as it stops its own work."""
+        sets them only there): stop it with :meth:`stop` from any thread."""
         hold = self.run_dir.prepare_held(resume=self.resume)  # no second process may run this run meanwhile
         try:
             self._write_leftovers = self.run_dir.remove_write_leftovers()  # of an earlier session killed mid-write
@@ -461,7 +462,7 @@ class MAPElitesEvolutionTrainer:
             if self._stop_signal is not None:
                 name = "interrupted" if self._stop_signal == signal.SIGINT else "terminated"
                 log.warning("Stopping (%s): writing a checkpoint; %d individual(s) in flight will be reissued on --resume.",
-                            stop_signal_name(self._stop_signal), len(self.in_flight))  # fmt: skip
+                            self._stop_name(), len(self.in_flight))  # fmt: skip
                 self._checkpoint()
                 pool.close(graceful=False)
                 return name
@@ -896,6 +897,19 @@ class MAPElitesEvolutionTrainer:
         if self._stopping_reason:
             self.recorder.log.info("Stopping: %s; waiting for %d individual(s) in flight.", self._stopping_reason, len(self.in_flight))
 
+    def stop(self) -> None:
+        """Ask the running run to stop as a first Ctrl-C does: within seconds, with a final
+        checkpoint, and ``interrupted`` in summary.json (``--resume`` continues it). For a run
+        started in another thread than the main one, which Ctrl-C does not reach. Safe to call from
+        any thread, and more than once (called before ``run()``, the run stops as soon as it starts)."""
+        self._stopped_by_call = True
+        if self._stop_signal is None:
+            self._stop_signal = signal.SIGINT
+
+    def _stop_name(self) -> str:
+        """What stopped the run, for training.log."""
+        return "stop() called" if self._stopped_by_call else stop_signal_name(self._stop_signal)
+
     def _on_signal(self, signum: int, frame: Any) -> None:
         if self._stop_signal is not None and signum == signal.SIGINT:
             if self._deferring_interrupt:
@@ -1044,7 +1058,7 @@ class MAPElitesEvolutionTrainer:
     def _reevaluation_stopped(self) -> str:
         """The status of a run whose final re-evaluation a Ctrl-C or SIGTERM stopped."""
         self.recorder.log.warning("Re-evaluation stopped (%s); the archive as found is complete, and --resume "
-                                  "re-evaluates the elites.", stop_signal_name(self._stop_signal))  # fmt: skip
+                                  "re-evaluates the elites.", self._stop_name())  # fmt: skip
         return "interrupted" if self._stop_signal == signal.SIGINT else "terminated"
 
     def _write_archive_files(self, final: bool = False) -> None:
