@@ -1126,7 +1126,7 @@ def test_killed_worker_is_replaced_and_ctrl_c_leaves_no_process(tmp_path, tiny_c
         assert re.search(r"Worker [01] died", log_path.read_text())
         # The individual it was training is issued again in this run (a resume would hide its loss:
         # it hands lost ids to new bodies), so wait for that very id before the Ctrl-C.
-        reissued = re.search(r"died \(exit code -9\); restarted it\. Individual (\d+) is issued again", log_path.read_text())
+        reissued = re.search(r"died \(exit code -9\); replacing it\. Individual (\d+) is issued again", log_path.read_text())
         if reissued:
             break
     assert reissued, log_path.read_text()

@@ -189,13 +189,16 @@ def test_a_learner_process_that_fails_to_start_leaves_a_system_that_closes_and_f
 
 
 @pytest.mark.faults  # a Reliability row (README): `make test-faults` runs it too
-def test_a_replacement_learner_that_cannot_be_started_is_tried_again_then_stops_the_run_naming_why(tmp_path):
+def test_a_replacement_learner_that_cannot_be_started_is_tried_again_then_stops_the_run_naming_why(tmp_path, monkeypatch):
     """Review (session 38): fork refused while the learner was restarted escaped poll() (and the
     results it had) as an unexpected error."""
     import time
 
     from morphelites.parallel import supervisor
 
+    from morphelites.parallel import pool
+
+    monkeypatch.setattr(pool, "START_RETRY_S", 0.01)
     system = supervisor.SharedPPOSystem(Settings().validate(), workers=1, checkpoint_dir=tmp_path, resume=False)
     try:
         system.start()
@@ -204,9 +207,28 @@ def test_a_replacement_learner_that_cannot_be_started_is_tried_again_then_stops_
         system._ctx = _ForkRefusedContext()
         assert system.poll(0.1) == []  # the death is seen, the restart refused: no exception yet
         assert [e["event"] for e in system.take_events()] == ["learner_died", "learner_start_failed"]
-        with pytest.raises(supervisor.LearnerDied, match="starting its replacement last failed with BlockingIOError"):
+        with pytest.raises(supervisor.LearnerDied, match=f"replacement could not be started {pool.MAX_START_TRIES} "
+                                                         "times in a row .*BlockingIOError.*--resume"):
             deadline = time.monotonic() + 30
             while time.monotonic() < deadline:
                 system.poll(0.05)
+        events = system.take_events()
+        assert {e["event"] for e in events} == {"learner_start_failed"}, "tries, not more deaths"
+        assert system.learner_restarts == 1
+    finally:
+        system.close(graceful=False)
+    # A refusal that passes: the next try brings the learner back
+    system = supervisor.SharedPPOSystem(Settings().validate(), workers=1, checkpoint_dir=tmp_path, resume=False)
+    try:
+        system.start()
+        system.learner.kill()
+        system.learner.join(10)
+        spawn = system._ctx
+        system._ctx = _ForkRefusedContext()
+        assert system.poll(0.1) == []
+        system._ctx = spawn
+        time.sleep(0.05)
+        assert system.poll(0.1) == [] and system.learner.is_alive() and system._learner_unstarted is None
+        assert [e["event"] for e in system.take_events()] == ["learner_died", "learner_start_failed"]
     finally:
         system.close(graceful=False)

@@ -1110,32 +1110,46 @@ def test_a_stalled_worker_that_outlives_its_kill_is_reported_once():
 
 
 @pytest.mark.faults  # a Reliability row (README): `make test-faults` runs it too
-def test_a_replacement_that_cannot_be_started_loses_no_result_and_is_tried_again():
+def test_a_replacement_that_cannot_be_started_loses_no_result_and_is_tried_again(monkeypatch):
     """Review (session 38): when fork was refused (EAGAIN under a pids limit, EMFILE) while a dead
     worker was replaced, the OSError escaped poll() with the results it had received, and the run
-    failed as an unexpected error. Now the results come back, the dead slot takes no task, and the
-    next poll tries again (a crash loop in the end, naming the refusal)."""
+    failed as an unexpected error. Now the results come back, the empty slot takes no task, later
+    polls try again with a growing wait (not counted as more deaths), and after MAX_START_TRIES the
+    run stops naming the refusal; a start that succeeds meanwhile brings the slot back."""
     import errno
 
-    from morphelites.parallel.pool import WorkerCrashLoop, WorkerPool
+    from morphelites.parallel import pool as pool_module
+    from morphelites.parallel.pool import MAX_START_TRIES, WorkerCrashLoop, WorkerPool
 
+    monkeypatch.setattr(pool_module, "START_RETRY_S", 0.01)
     pool = WorkerPool(2, "crashing_job:dies_on_odd_tasks", role="test worker").start()
-    spawn = pool._spawn
+    spawn, refusals = pool._spawn, []
+
+    def refused(index: int) -> None:
+        refusals.append(index)
+        if len(refusals) <= 2:
+            raise OSError(errno.EAGAIN, "Resource temporarily unavailable")
+        spawn(index)
+
     try:
         pool.submit(0, "even", (0,))
         pool.submit(1, "odd", (1,))
         wait_for(lambda: not pool._procs[1].is_alive() and pool._conns[0].poll(0), 60, "a result and a death")
-
-        def refused(index: int) -> None:
-            raise OSError(errno.EAGAIN, "Resource temporarily unavailable")
-
         pool._spawn = refused
         events = pool.poll(0.5)
         assert sorted((e.kind, e.task_id) for e in events) == [("died", "odd"), ("done", "even")]
-        assert pool.idle == [0], "the dead slot takes no task until it has a process"
-        with pytest.raises(WorkerCrashLoop, match="starting a replacement last failed with BlockingIOError: .*temporarily"):
-            for _ in range(20):
-                pool.poll(0.05)
+        assert pool.idle == [0], "the empty slot takes no task"
+        wait_for(lambda: pool.poll(0.05) == [] and 1 in pool.idle, 30, "the third start to succeed")
+        assert pool.restarts == 1 and refusals == [1, 1, 1], "one death, three starts"
+
+        pool.submit(1, "odd again", (3,))  # dies; now every start is refused
+        pool._spawn = lambda index: (_ for _ in ()).throw(OSError(errno.EAGAIN, "Resource temporarily unavailable"))
+        with pytest.raises(WorkerCrashLoop, match=f"could not be started {MAX_START_TRIES} times in a row .*"
+                                                  "BlockingIOError: .*temporarily unavailable.* --resume"):
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline:
+                assert [e.kind for e in pool.poll(0.05)] in ([], ["died"])
+        assert pool.restarts == 2
         pool._spawn = spawn
     finally:
         pool.close()

@@ -39,8 +39,8 @@ from morphelites.evolution.variation import Variation
 from morphelites.individual import Individual, IndividualResult
 from morphelites.morphology import BodySpace
 from morphelites.parallel.learner import COUNTER_COLUMNS
-from morphelites.parallel.pool import (STOP_SIGNALS, PoolEvent, WorkerCrashLoop, restore_process_title, set_process_title,
-                                       stop_signal_name)
+from morphelites.parallel.pool import (MAX_START_TRIES, STOP_SIGNALS, PoolEvent, WorkerCrashLoop, restore_process_title,
+                                       set_process_title, stop_signal_name)
 from morphelites.parallel.supervisor import (ENVS_PER_WORKER, IndependentBackend, LearnerDied, SerialSharedBackend,
                                              SharedPPOSystem, check_shared_memory)
 from morphelites.runs.memory import ProcessTreeMemory, memory_metrics
@@ -506,7 +506,8 @@ class MAPElitesEvolutionTrainer:
                       "row of at most %d allowed by training.max_learner_restarts).", message["exit_code"],
                       message["in_row"], message["allowed"])  # fmt: skip
         elif kind == "learner_start_failed":
-            log.error("The replacement learner could not be started (%s); the next check tries again.", message["error"])
+            log.error("The replacement learner could not be started (%s; try %d of %d); it is tried again shortly.",
+                      message["error"], message.get("tries", 1), MAX_START_TRIES)  # fmt: skip
         elif kind == "learner_stalled":
             log.error("The learner stalled: no heartbeat for %.0f s (training.ipc_timeout is %.0f s); killed it.",
                       message["seconds"], message["ipc_timeout"])  # fmt: skip
@@ -670,7 +671,7 @@ class MAPElitesEvolutionTrainer:
             # its training steps were taken (and, in shared mode, trained on) even if no result says so
             self.env_steps += event.env_steps
             self.training_env_steps += event.env_steps
-            log.warning("Worker %d died (exit code %s); restarted it.%s%s", event.worker, event.value,
+            log.warning("Worker %d died (exit code %s); replacing it.%s%s", event.worker, event.value,
                         f" Individual {individual.id} is issued again." if individual else "",
                         f" Its {event.env_steps} env steps of training so far are counted." if event.env_steps else "")  # fmt: skip
             if individual is not None:
@@ -740,7 +741,7 @@ class MAPElitesEvolutionTrainer:
             self.recorder.log.error("Worker %d stalled: no heartbeat for %.0f s while re-evaluating elite %d; killed it.",
                                     event.worker, event.value, event.task_id)  # fmt: skip
         elif event.kind == "died":
-            self.recorder.log.warning("Worker %d died (exit code %s) while re-evaluating elite %d; restarted it, and the "
+            self.recorder.log.warning("Worker %d died (exit code %s) while re-evaluating elite %d; replacing it, and the "
                                       "elite is evaluated again.", event.worker, event.value, event.task_id)  # fmt: skip
         round_.handle(event)
         if event.kind == "done":

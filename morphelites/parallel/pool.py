@@ -32,6 +32,11 @@ __all__ = ["WorkerPool", "SerialPool", "PoolEvent", "WorkerCrashLoop", "set_proc
 #: Worker deaths in a row, with no task finished by any worker in between, that end the run: a
 #: worker that cannot even start (an import error, a broken install) must not respawn forever.
 MAX_DEATHS_IN_ROW = 10
+#: Tries to start a dead worker's replacement when the system refuses new processes (fork or pipe:
+#: a limit on processes or open files, memory) before the run stops, the first again after
+#: ``START_RETRY_S`` s and each next one twice as long after the last (~30 s in all).
+MAX_START_TRIES = 6
+START_RETRY_S = 1.0
 
 
 class WorkerCrashLoop(RuntimeError):
@@ -259,6 +264,7 @@ class WorkerPool:
         self._crash_loop: WorkerCrashLoop | None = None  # found by a poll, which returned its events first
         self.on_died = on_died
         self.last_start_error: str | None = None  # why the last replacement could not be started
+        self._unstarted: dict[int, tuple[int, float]] = {}  # worker index -> (refused starts, next try at, monotonic s)
         self._killed: dict[int, Any] = {}  # worker index -> the stalled process killed there (reported once)
 
     def start(self) -> "WorkerPool":
@@ -314,6 +320,7 @@ class WorkerPool:
         """
         if self._crash_loop is not None:
             raise self._crash_loop
+        self._start_due()
         events: list[PoolEvent] = []
         busy = [c for i, c in enumerate(self._conns) if c is not None and self._tasks[i] is not None]
         ready = wait(busy, timeout) if busy else (time.sleep(timeout) or [])
@@ -336,27 +343,49 @@ class WorkerPool:
                 self.restarts += 1
                 self._deaths_in_row += 1
                 if self._deaths_in_row >= MAX_DEATHS_IN_ROW and self._crash_loop is None:
-                    start = (f"; starting a replacement last failed with {self.last_start_error}"
-                             if self.last_start_error else "")  # fmt: skip
                     self._crash_loop = WorkerCrashLoop(
                         f"{self.role} processes died {self._deaths_in_row} times in a row without finishing a task (last "
-                        f"exit code {proc.exitcode}{start}), so the run stops. The console output above shows why they "
-                        f"die (an import error, memory, a broken install); fix that and continue with --resume."
+                        f"exit code {proc.exitcode}), so the run stops. The console output above shows why they die (an "
+                        f"import error, memory, a broken install); fix that and continue with --resume."
                     )
                 if self._crash_loop is not None:  # the run stops: reported, not replaced
                     self._tasks[index] = None
                     continue
                 if self.on_died is not None:
                     self.on_died(index)
-                try:
-                    self._spawn(index)
-                    self.last_start_error = None
-                except OSError as error:  # fork or pipe refused (EAGAIN under a pids limit, EMFILE, memory)
-                    # Its task is reported lost above; the dead process stays in its slot, so the next poll
-                    # counts it as another death in a row and tries again (a crash loop in the end, naming this)
-                    self._tasks[index] = None
-                    self.last_start_error = f"{type(error).__name__}: {error}"
+                self._tasks[index] = None  # reported lost above
+                self._start(index, tries=0)
         return events
+
+    def _start(self, index: int, tries: int) -> None:
+        """Start worker ``index``'s replacement, after ``tries`` refused starts. A refusal (fork or
+        a pipe: EAGAIN under a pids limit, EMFILE, memory) leaves the slot empty, taking no task,
+        and a later poll tries again; after ``MAX_START_TRIES`` the run stops (from the next poll)."""
+        try:
+            self._spawn(index)
+        except OSError as error:
+            self._procs[index] = None  # nothing to watch: no death to report again
+            tries += 1
+            self.last_start_error = f"{type(error).__name__}: {error}"
+            if tries < MAX_START_TRIES:
+                self._unstarted[index] = (tries, time.monotonic() + START_RETRY_S * 2 ** (tries - 1))
+            elif self._crash_loop is None:
+                self._unstarted.pop(index, None)
+                self._crash_loop = WorkerCrashLoop(
+                    f"A {self.role} process could not be started {tries} times in a row over about "
+                    f"{START_RETRY_S * (2 ** (tries - 1) - 1):.0f} s (last: {self.last_start_error}): this system refuses "
+                    f"new processes (a limit on processes or open files, or memory), so the run stops. Free what it "
+                    f"lacks, or use fewer --workers, and continue with --resume."
+                )  # fmt: skip
+            return
+        self._unstarted.pop(index, None)
+
+    def _start_due(self) -> None:
+        """Try again the replacements whose start was refused and whose wait is over."""
+        now = time.monotonic()
+        for index, (tries, due) in list(self._unstarted.items()):
+            if now >= due and not self._closed:
+                self._start(index, tries)
 
     def raise_deferred_failure(self) -> None:
         """Raise the crash loop a poll found (it returned its events first), if any: a run whose

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import multiprocessing as mp
 import os
+import time
 import traceback
 from pathlib import Path
 from typing import Any
@@ -26,6 +27,7 @@ from morphelites.envs.reach import ObservationLayout
 from morphelites.individual import Individual
 from morphelites.parallel.buffer import BufferLayout, SharedExperienceBuffer
 from morphelites.parallel.heartbeat import STARTUP_GRACE_S, Heartbeats
+from morphelites.parallel import pool as pool_module
 from morphelites.parallel.learner import COUNTER_COLUMNS, LAG_TOTALS, LEARNER_TIME_KEYS, LearnerOptions, learner_main
 from morphelites.parallel.pool import (PoolEvent, SerialPool, WorkerPool, children_start_deaf_to_stop_signals,
                                        one_native_thread_per_process, start_resource_tracker)
@@ -42,8 +44,8 @@ ENVS_PER_WORKER = 4
 
 
 class LearnerDied(RuntimeError):
-    """The learner died more often in a row than ``max_learner_restarts`` allows; its last
-    checkpoint is intact."""
+    """The learner died more often in a row than ``max_learner_restarts`` allows, or its
+    replacement could not be started (``pool.MAX_START_TRIES``); its last checkpoint is intact."""
 
 
 def _shared_layout(settings: Settings, workers: int) -> tuple[PolicySpec, BufferLayout]:
@@ -210,7 +212,7 @@ class SharedPPOSystem:
         self.learner_stalls = 0
         self._deaths_in_row = 0
         self._learner_gone: LearnerDied | None = None  # found by a poll that also had results to return
-        self._learner_start_error: str | None = None  # why the last replacement learner could not be started
+        self._learner_unstarted: tuple[int, float] | None = None  # a refused replacement: (tries, next try at, monotonic s)
         self._written_at_submit: dict[int, int] = {}  # worker -> buffer.written(worker) when its task was sent
         #: Env steps that the train tasks still in flight when the workers were stopped had committed
         #: (the learner trains on them; no result or death reports them). Set by close().
@@ -315,6 +317,11 @@ class SharedPPOSystem:
         """Kill a stalled learner; restart a dead one from its newest checkpoint, or give up."""
         if self._closed:
             return
+        if self._learner_unstarted is not None:  # a replacement the system refused to start
+            tries, due = self._learner_unstarted
+            if time.monotonic() >= due:
+                self._start_replacement_learner(tries)
+            return
         timeout = self.settings.training.ipc_timeout
         if self.learner.is_alive():
             if self._learner_beat.restamp_after_own_pause(timeout / 2):
@@ -332,24 +339,38 @@ class SharedPPOSystem:
         self._deaths_in_row += 1
         allowed = self.settings.training.max_learner_restarts
         if self._deaths_in_row > allowed:
-            start = (f"; starting its replacement last failed with {self._learner_start_error}"
-                     if self._learner_start_error else "")  # fmt: skip
             raise LearnerDied(
                 f"The shared PPO learner process died {self._deaths_in_row} time(s) in a row (last exit code "
-                f"{exit_code}{start}; training.max_learner_restarts is {allowed}), so the run stops here. Its last "
-                f"checkpoint is intact and `morphelites train --resume` continues from it; see training.log for what "
-                f"it printed before it died."
+                f"{exit_code}; training.max_learner_restarts is {allowed}), so the run stops here. Its last checkpoint "
+                f"is intact and `morphelites train --resume` continues from it; see training.log for what it printed "
+                f"before it died."
             )
         self.learner_restarts += 1
         self.learner_events.append({"event": "learner_died", "exit_code": exit_code, "restart": self.learner_restarts,
                                     "in_row": self._deaths_in_row, "allowed": allowed})  # fmt: skip
+        self._start_replacement_learner(tries=0)
+
+    def _start_replacement_learner(self, tries: int) -> None:
+        """Start the dead learner's replacement, after ``tries`` refused starts. A refusal (fork or a
+        pipe: EAGAIN under a pids limit, EMFILE, memory) is tried again by a later poll, each wait
+        twice the last (``pool.START_RETRY_S`` first), not counted as another death; after
+        ``pool.MAX_START_TRIES`` the run stops."""
         try:
             self._start_learner(resume=True)
-            self._learner_start_error = None
-        except OSError as error:  # fork or pipe refused (EAGAIN under a pids limit, EMFILE, memory)
-            # The dead learner stays: the next poll counts another death in a row and tries again.
-            self._learner_start_error = f"{type(error).__name__}: {error}"
-            self.learner_events.append({"event": "learner_start_failed", "error": self._learner_start_error})
+        except OSError as error:
+            tries += 1
+            reason = f"{type(error).__name__}: {error}"
+            if tries >= pool_module.MAX_START_TRIES:
+                raise LearnerDied(
+                    f"The shared PPO learner's replacement could not be started {tries} times in a row (last: {reason}): "
+                    f"this system refuses new processes (a limit on processes or open files, or memory), so the run "
+                    f"stops here. Its last checkpoint is intact; free what the system lacks and continue with "
+                    f"`morphelites train --resume`."
+                ) from None  # fmt: skip
+            self._learner_unstarted = (tries, time.monotonic() + pool_module.START_RETRY_S * 2 ** (tries - 1))
+            self.learner_events.append({"event": "learner_start_failed", "error": reason, "tries": tries})
+            return
+        self._learner_unstarted = None
 
     def _read_learner_stats(self) -> None:
         try:
