@@ -41,6 +41,7 @@ def test_an_atomic_write_that_fails_leaves_the_previous_file_whole_and_no_temp_f
     assert [p.name for p in tmp_path.iterdir()] == ["summary.json"], "no temp file left behind"
 
 
+@pytest.mark.faults  # a Reliability row (README): `make test-faults` runs it too
 def test_an_appended_line_that_fails_is_cut_back_off_so_later_lines_do_not_follow_a_torn_one(tmp_path, monkeypatch):
     """Review (session 38): a run goes on recording the other results of a poll after a refused
     line; a part-line left in the middle of results.jsonl would be refused on --resume as damage."""

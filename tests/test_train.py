@@ -634,6 +634,7 @@ def test_a_results_line_the_disk_refuses_leaves_the_archive_and_summary_without_
     assert sorted(r["id"] for r in _results(out)) == [0, 1, 2, 3], "--resume evaluates the refused individual again"
 
 
+@pytest.mark.faults  # a Reliability row (README): `make test-faults` runs it too
 @pytest.mark.parametrize("refused", [{1}, {1, 2}])
 def test_a_record_the_disk_refuses_still_handles_the_other_results_of_its_poll_and_counts_their_steps(
     tmp_path, monkeypatch, refused
@@ -1084,6 +1085,7 @@ def test_worker_deaths_with_tasks_finished_between_them_never_count_as_a_crash_l
     assert pool.restarts == MAX_DEATHS_IN_ROW + 1
 
 
+@pytest.mark.faults  # a Reliability row (README): `make test-faults` runs it too
 def test_a_stalled_worker_that_outlives_its_kill_is_reported_once():
     """Review (session 38): a process in uninterruptible sleep (swapping, a hung NFS mount) lives on
     after SIGKILL; every later poll reported it stalled again, counted another stall and waited 5 s
