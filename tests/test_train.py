@@ -772,6 +772,10 @@ def test_a_resume_after_whole_results_lines_were_deleted_says_so_and_fills_their
             "missing from it") in log
     assert "new individuals take them (1)" in log
     assert sorted(r["id"] for r in _results(out)) == [0, 1, 2, 3]
+    # the checkpoint of the lost timeline is set aside: a later resume, stopped below its count,
+    # would go back to it (the highest count wins) and drop that session's individuals in flight
+    assert (out / "checkpoints" / "evolution-00000004.pkl.superseded").is_file()
+    assert "Set aside evolution-00000004.pkl as *.superseded" in log
     _serial_run(out, tiny_config, evaluations=4, resume=True)  # nothing left to do: and nothing missing now
     log = (out / "training.log").read_text()
     assert log.count("recorded evaluation(s) are missing") == 1, "said once: the resume refilled what was lost"
@@ -1141,6 +1145,7 @@ def test_a_replacement_that_cannot_be_started_loses_no_result_and_is_tried_again
         events = pool.poll(0.5)
         assert sorted((e.kind, e.task_id) for e in events) == [("died", "odd"), ("done", "even")]
         assert pool.idle == [0], "the empty slot takes no task"
+        assert list(pool.pids()) == [0], "and has no process: worker 1's memory is not labelled worker 0's"
         wait_for(lambda: pool.poll(0.05) == [] and 1 in pool.idle, 30, "the third start to succeed")
         assert pool.restarts == 1 and refusals == [1, 1, 1], "one death, three starts"
 
@@ -1200,7 +1205,7 @@ def test_a_crash_loop_found_with_results_in_hand_returns_the_results_first():
             except psutil.NoSuchProcess:
                 return True
 
-        wait_for(lambda: all(gone(pid) for pid in pids[1:]), 60, "the crashing workers to die")
+        wait_for(lambda: all(gone(pids[i]) for i in range(1, len(pids))), 60, "the crashing workers to die")
         assert pool._conns[0].poll(60), "worker 0's result"
         events = pool.poll(1.0)
         assert [(e.kind, e.task_id) for e in events if e.kind == "done"] == [("done", 0)]

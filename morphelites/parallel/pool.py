@@ -296,8 +296,9 @@ class WorkerPool:
         """Worker index -> task id, for busy workers."""
         return {i: t for i, t in enumerate(self._tasks) if t is not None}
 
-    def pids(self) -> list[int]:
-        return [p.pid for p in self._procs if p is not None]
+    def pids(self) -> dict[int, int]:
+        """Worker index -> process id, for the places that have a process (a refused start leaves none)."""
+        return {i: p.pid for i, p in enumerate(self._procs) if p is not None}
 
     def submit(self, worker: int, task_id: Any, args: tuple) -> None:
         """Hand ``args`` to idle ``worker``; its outcome comes back from :meth:`poll`."""
@@ -466,8 +467,8 @@ class SerialPool:
     def in_flight(self) -> dict[int, Any]:
         return {0: self._task[0]} if self._task is not None else {}
 
-    def pids(self) -> list[int]:
-        return []
+    def pids(self) -> dict[int, int]:
+        return {}
 
     def submit(self, worker: int, task_id: Any, args: tuple) -> None:
         self._task = (task_id, args)

@@ -144,7 +144,7 @@ class IndependentBackend:
         self.pool.raise_deferred_failure()
 
     def pids(self) -> dict[str, int]:
-        return {f"worker {i}": pid for i, pid in enumerate(self.pool.pids())}
+        return {f"worker {i}": pid for i, pid in self.pool.pids().items()}
 
     def take_events(self) -> list[dict[str, Any]]:
         """Learner events since the last call (none in independent mode)."""
@@ -393,7 +393,7 @@ class SharedPPOSystem:
         return events
 
     def pids(self) -> dict[str, int]:
-        named = {f"worker {i}": pid for i, pid in enumerate(self.pool.pids())}
+        named = {f"worker {i}": pid for i, pid in self.pool.pids().items()}
         if self.learner is not None and self.learner.pid is not None:
             named["learner"] = self.learner.pid
         return named
