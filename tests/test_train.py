@@ -668,11 +668,14 @@ def test_a_record_the_disk_refuses_still_handles_the_other_results_of_its_poll_a
     monkeypatch.setattr(SerialSharedBackend, "poll", id_1_arrives_with_id_2)
     out = tmp_path / "run"
     arguments = {**_serial_arguments(out, evaluations=4), "use_shared_ppo": True, "num_initial_random": 4}
+    arguments["base_args"] = {**TINY, "training": {**TINY.get("training", {}), "reevaluate_every": 2}}
     summary = trainer_module.MAPElitesEvolutionTrainer(**arguments).run()
     assert summary["status"] == "failed" and "No space left on device" in summary["error"]
     assert [r["id"] for r in _results(out)] == sorted({0, 2} - refused), "what came with the refused one is recorded"
     assert summary["training_env_steps"] == summary["transitions_written"], "and the refused ones' training counts"
-    assert ("Also, in the same poll: [Errno 28] No space left" in (out / "training.log").read_text()) == (2 in refused)
+    log = (out / "training.log").read_text()
+    assert ("Also, in the same poll: [Errno 28] No space left" in log) == (2 in refused)
+    assert "(round at 2 evaluations)" not in log, "no re-evaluation round starts in a poll that fails the run"
 
     monkeypatch.setattr(EvolutionRecorder, "result", record_result)
     summary = trainer_module.MAPElitesEvolutionTrainer(**arguments, resume=True).run()
