@@ -39,6 +39,13 @@ MAX_START_TRIES = 6
 START_RETRY_S = 1.0
 
 
+def start_retry_at(tries: int) -> float:
+    """When (monotonic s) to try again a process start the system has refused ``tries`` times
+    (:data:`START_RETRY_S` after the first refusal, each next wait twice the last): for a worker
+    here, and for the learner in ``supervisor``."""
+    return time.monotonic() + START_RETRY_S * 2 ** (tries - 1)
+
+
 class WorkerCrashLoop(RuntimeError):
     """Workers keep dying without finishing any task."""
 
@@ -369,7 +376,7 @@ class WorkerPool:
             tries += 1
             self.last_start_error = f"{type(error).__name__}: {error}"
             if tries < MAX_START_TRIES:
-                self._unstarted[index] = (tries, time.monotonic() + START_RETRY_S * 2 ** (tries - 1))
+                self._unstarted[index] = (tries, start_retry_at(tries))
             elif self._crash_loop is None:
                 self._unstarted.pop(index, None)
                 self._crash_loop = WorkerCrashLoop(

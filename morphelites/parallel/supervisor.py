@@ -367,7 +367,7 @@ class SharedPPOSystem:
                     f"stops here. Its last checkpoint is intact; free what the system lacks and continue with "
                     f"`morphelites train --resume`."
                 ) from None  # fmt: skip
-            self._learner_unstarted = (tries, time.monotonic() + pool_module.START_RETRY_S * 2 ** (tries - 1))
+            self._learner_unstarted = (tries, pool_module.start_retry_at(tries))
             self.learner_events.append({"event": "learner_start_failed", "error": reason, "tries": tries})
             return
         self._learner_unstarted = None
