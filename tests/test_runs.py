@@ -8,7 +8,8 @@ import sys
 import pytest
 
 from morphelites.runs import MetricsWriter, RunDirectory, RunDirectoryError, atomic_write_json
-from morphelites.runs.checkpoints import CheckpointError, list_checkpoints, load_checkpoint, save_checkpoint
+from morphelites.runs.checkpoints import (CheckpointError, checkpoint_counter, list_checkpoints, load_checkpoint,
+                                         save_checkpoint)
 from morphelites.runs.memory import ProcessTreeMemory
 from morphelites.runs.progress import Progress
 
@@ -80,6 +81,7 @@ def test_checkpoints_keep_the_newest_and_reject_foreign_files(tmp_path):
         save_checkpoint(tmp_path, "evolution", counter, {"format": "x", "n": counter}, keep=3)
     assert [p.name for p in list_checkpoints(tmp_path, "evolution")] == [f"evolution-0000000{i}.pkl" for i in (2, 3, 4)]
     assert load_checkpoint(list_checkpoints(tmp_path, "evolution")[-1])["n"] == 4
+    assert [checkpoint_counter(p) for p in list_checkpoints(tmp_path, "evolution")] == [2, 3, 4]
     bad = tmp_path / "evolution-00000009.pkl"
     bad.write_bytes(os.urandom(64))
     with pytest.raises(CheckpointError, match="evolution-00000009.pkl"):

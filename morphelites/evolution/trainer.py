@@ -1284,11 +1284,11 @@ class MAPElitesEvolutionTrainer:
         before results.jsonl lost lines) to ``*.superseded``: a resume takes the checkpoint of the
         highest count, and would otherwise go back to them, past this session's own, and say the
         refilled loss again."""
-        from morphelites.runs.checkpoints import list_checkpoints
+        from morphelites.runs.checkpoints import checkpoint_counter, list_checkpoints
         from morphelites.runs.recorder import CHECKPOINT_NAME
 
         above = [path for path in list_checkpoints(self.run_dir.checkpoints, CHECKPOINT_NAME)
-                 if int(path.stem.rsplit("-", 1)[1]) > completed]  # fmt: skip
+                 if checkpoint_counter(path) > completed]  # fmt: skip
         for path in above:
             try:
                 path.replace(path.with_name(path.name + ".superseded"))

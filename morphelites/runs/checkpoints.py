@@ -20,7 +20,7 @@ from typing import Any, Callable, Optional, Sequence
 
 from morphelites.runs.files import atomic_write_bytes
 
-__all__ = ["save_checkpoint", "list_checkpoints", "load_checkpoint", "newest_usable", "matching", "all_of",
+__all__ = ["save_checkpoint", "list_checkpoints", "checkpoint_counter", "load_checkpoint", "newest_usable", "matching", "all_of",
            "CheckpointError", "CheckpointCheck"]
 
 #: A check on a loaded checkpoint's contents: returns what is wrong with it, or None if it fits.
@@ -59,6 +59,12 @@ def list_checkpoints(directory: Path, name: str) -> list[Path]:
     pattern = re.compile(rf"^{re.escape(name)}-(\d+)\.pkl$")
     found = [(int(m.group(1)), p) for p in Path(directory).glob(f"{name}-*.pkl") if (m := pattern.match(p.name))]
     return [p for _, p in sorted(found)]
+
+
+def checkpoint_counter(path: Path) -> int:
+    """The counter in a checkpoint's name (``evolution-00000042.pkl`` -> 42), as
+    :func:`list_checkpoints` orders them."""
+    return int(Path(path).stem.rsplit("-", 1)[1])
 
 
 def load_checkpoint(
