@@ -113,6 +113,14 @@ SETTINGS: dict[str, Setting] = {
     # consecutive segments of one env stream before GAE, instead of bootstrapping every T = 25
     # steps (morphelites/parallel/streams.py). Serial PPO's GAE runs over 128 steps.
     "4 epochs, joined segments": Setting("shared", {"ppo": {"update_epochs": 4}, "training": {"join_segments": True}}),
+    # The baseline's number of updates (2026-12-07, session 39; found in review): per body,
+    # independent PPO at the defaults makes 25 updates of 2,048 transitions in 50,000 steps, with a
+    # learning rate annealed to 0 over them, where the shared learner makes 50 of 1,000 for the same
+    # steps at a constant rate. The clip bounds how far one update moves the policy, so more epochs
+    # or a larger rate (measured above) cannot stand in for more updates. 4 envs make batches of
+    # 512 (98 updates at 50,000 steps) and keep the 128-step rollouts that GAE runs over.
+    "independent, 4 envs": Setting("independent", {"ppo": {"num_envs": 4}}),
+    "independent, 4 envs, constant lr": Setting("independent", {"ppo": {"num_envs": 4, "anneal_lr": False}}),
 }
 SHARED_SETTINGS = [name for name, setting in SETTINGS.items() if setting.mode == "shared"]
 

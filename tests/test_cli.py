@@ -208,6 +208,7 @@ def test_ppo_says_which_config_sections_it_does_not_use(capsys, tmp_path):
     assert "note:" not in capsys.readouterr().err
 
 
+@pytest.mark.faults  # a Reliability row (README): `make test-faults` runs it too
 def test_ctrl_c_while_the_libraries_load_exits_130_without_a_traceback(monkeypatch, capsys, tmp_path):
     from morphelites import cli
 
@@ -528,3 +529,7 @@ def test_train_takes_its_mode_from_the_config_unless_mode_is_given(tmp_path):
     assert mode("--output", str(tmp_path / "b"), "--mode", "shared") == "shared", "the option still decides"
     config.write_text("{}")
     assert mode("--output", str(tmp_path / "c")) == "shared", "the default"
+    # the guide's aliases (DESIGN.md: names scripts rely on)
+    assert mode("--output", str(tmp_path / "d"), "--train") == "independent"
+    config.write_text(json.dumps({"evolution": {"use_shared_ppo": False}}))
+    assert mode("--output", str(tmp_path / "e"), "--train-shared") == "shared"

@@ -138,6 +138,7 @@ def test_archive_csv_genomes_decode_to_the_bodies_in_their_rows(tmp_path):
         assert ";".join(f"{x:.6f}" for x in body.link_lengths) == row["link_lengths"], row["individual_id"]
 
 
+@pytest.mark.faults  # a Reliability row (README): `make test-faults` runs it too
 def test_torn_last_line_of_results_is_cut_off(tmp_path):
     run = RunDirectory(tmp_path / "run").prepare()
     record = {"genome": [0.5] * 7, "body": {"num_links": 3, "link_lengths": [0.2, 0.2, 0.2]}, "fitness": 0.1,

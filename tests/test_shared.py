@@ -224,6 +224,7 @@ def test_each_workers_segments_are_taken_in_the_order_it_committed_them():
         buffer.close()
 
 
+@pytest.mark.faults  # a Reliability row (README): `make test-faults` runs it too
 def test_a_half_written_segment_is_never_read_and_is_cleared_for_the_replacement():
     layout = _layout()
     buffer = SharedExperienceBuffer.create(layout)
@@ -345,6 +346,26 @@ def _commit_rewards(buffer: SharedExperienceBuffer, worker: int, individual_id: 
     slot = buffer.acquire(worker, timeout_s=1.0)
     slot.obs[:], slot.rewards[:], slot.dones[:], slot.bootstrap[:] = 0.0, 1.0, 0.0, 0.0
     buffer.commit(slot, version=version, individual_id=individual_id, worker=worker)
+
+
+@pytest.mark.faults  # a Reliability row (README): `make test-faults` runs it too
+def test_the_learner_takes_a_batch_and_leaves_the_rest_in_the_ring(tmp_path):
+    """Memory stays within buffer_size when the learner is slower (a Reliability row): what the
+    learner copies out of the ring stops at a batch, so its pending copies do not grow with what
+    the workers wrote; the rest waits, READY, in the ring's fixed slots."""
+    learner, weights, buffer, _, _ = _learner(tmp_path)
+    try:
+        for worker in (0, 1, 0, 1, 0, 1):  # 600 transitions READY, min_batch_size 400
+            _commit_rewards(buffer, worker, individual_id=worker, version=1)
+        assert learner.drain() == 4 and learner.pending_transitions == 400
+        assert buffer.occupancy()["buffer_transitions"] == 200
+        assert learner.drain() == 0 and learner.pending_transitions == 400, "a full batch takes no more"
+        learner.update()
+        assert learner.drain() == 2 and buffer.occupancy()["buffer_transitions"] == 0
+    finally:
+        learner.close()
+        buffer.close()
+        weights.close()
 
 
 @pytest.mark.faults  # a Reliability row (README): `make test-faults` runs it too
@@ -816,6 +837,7 @@ def test_a_close_cut_short_by_a_second_ctrl_c_is_finished_by_the_next_call(tmp_p
     system.close(graceful=False)  # and a third call does nothing
 
 
+@pytest.mark.faults  # a Reliability row (README): `make test-faults` runs it too
 def test_the_slots_a_dead_worker_was_writing_are_cleared_for_its_replacement(tmp_path):
     """A worker killed mid-write leaves its slot WRITING; the supervisor must free it when it
     replaces the worker, or that ring loses the slot for the rest of the run."""
@@ -1102,6 +1124,7 @@ def _assert_the_final_round_used_one_policy(out: Path, min_batch_size: int) -> N
     assert newest_learner_checkpoint(out / "checkpoints")[1]["version"] == version, "animate shows that policy"
 
 
+@pytest.mark.faults  # a Reliability row (README): `make test-faults` runs it too
 def test_killed_worker_is_replaced_and_ctrl_c_leaves_no_process(tmp_path, tiny_config):
     out = tmp_path / "run"
     proc = _train("--workers", "2", "--evaluations", "10", "--steps-per-individual", "800", "--config", str(tiny_config), "--output", str(out))

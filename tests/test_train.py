@@ -78,6 +78,7 @@ def test_two_worker_run_writes_every_file_and_a_non_empty_archive(tmp_path, tiny
     assert re.findall(r"progress: (\d+)/(\d+) evaluations", log)[-1] == ("5", "5"), log
 
 
+@pytest.mark.faults  # a Reliability row (README): `make test-faults` runs it too
 def test_sigint_stops_with_a_checkpoint_and_resume_reaches_exactly_the_total(tmp_path):
     out = tmp_path / "run"
     # No periodic checkpoint: the one the resume starts from must be the one written on Ctrl-C.
@@ -361,6 +362,7 @@ def test_the_python_api_refuses_an_empty_output_dir(tmp_path, monkeypatch):
     assert not any(tmp_path.iterdir())
 
 
+@pytest.mark.faults  # a Reliability row (README): `make test-faults` runs it too
 def test_a_resume_removes_the_temp_files_a_write_killed_midway_left(tmp_path, one_evaluation_run):
     """Found in review: a kill while heatmap.png or summary.json was written left its temp file in
     the run directory for good (only checkpoints' were cleaned up)."""
@@ -602,6 +604,7 @@ def test_a_final_picture_that_cannot_be_drawn_does_not_cost_the_reevaluated_arch
     assert "Nothing to do" not in (out / "training.log").read_text()
 
 
+@pytest.mark.faults  # a Reliability row (README): `make test-faults` runs it too
 def test_a_results_line_the_disk_refuses_leaves_the_archive_and_summary_without_that_individual(tmp_path, monkeypatch):
     """Seen: the archive took the individual before results.jsonl refused its line, so the failed run's
     summary.json and archive.csv counted an evaluation that results.jsonl (the run's record) lacks."""
@@ -799,6 +802,7 @@ def test_a_resume_after_the_last_results_line_was_lost_past_the_checkpoint_says_
             in (out / "training.log").read_text())
 
 
+@pytest.mark.faults  # a Reliability row (README): `make test-faults` runs it too
 def test_a_resume_whose_checkpoint_is_behind_results_draws_no_genome_again_and_fills_the_lost_ids(tmp_path, tiny_config):
     """After a hard stop (SIGKILL, a second Ctrl-C) results.jsonl is ahead of the newest checkpoint,
     and an individual that was in flight may be missing below the last recorded id (another worker
@@ -820,6 +824,7 @@ def test_a_resume_whose_checkpoint_is_behind_results_draws_no_genome_again_and_f
     assert "behind results.jsonl" in (out / "training.log").read_text()
 
 
+@pytest.mark.faults  # a Reliability row (README): `make test-faults` runs it too
 def test_a_second_hard_stop_after_free_ids_were_taken_draws_no_genome_again(tmp_path, tiny_config):
     """Individuals that take the free ids of ones lost in flight leave next_id where it was. After a
     checkpoint between two such individuals and a second hard stop, the resume judged the
@@ -1461,6 +1466,7 @@ def test_a_resumed_run_continues_restart_counts_from_summary_json_where_they_pas
     assert json.loads((out / "summary.json").read_text())["worker_restarts"] == 3
 
 
+@pytest.mark.faults  # a Reliability row (README): `make test-faults` runs it too
 def test_a_resumed_run_continues_its_wall_time_restart_counts_and_peak_memory_from_metrics_csv(tmp_path, tiny_config):
     """Without an up-to-date checkpoint (a hard stop before the next one) wall_s restarted from the
     checkpoint's figure, or from 0, and the worker restart count from 0 in every resumed session;
