@@ -9,6 +9,13 @@ A wall is a box-shaped convex *mesh*, not a ``box`` geom: MuJoCo's dedicated cap
 outside (at 15-60° to a wall's face, say), so a link swung hard into a wall's end could pass
 through it unhindered and unpenalised. A mesh goes through MuJoCo's general convex collider,
 which finds that overlap (``tests/test_env.py``).
+
+MuJoCo pushes a penetrating link out along the shortest way, in 3-D. The arm moves in the plane
+and its hinges turn about z, so a push along z cannot stop it: a wall must be so tall that the
+way out is always in the plane. Each wall's colliding mesh reaches :data:`WALL_COLLISION_HALF_HEIGHT`
+times the max reach above and below the plane (until 2026-12-07 walls were 6 cm high, and a link
+8 cm deep, driven hard into a wall's end, was pushed along z and went through); it is in geom
+group 3, which the renderer does not draw, and a low copy without contacts is what a picture shows.
 """
 
 from __future__ import annotations
@@ -22,8 +29,11 @@ from morphelites.config import SCENES
 
 __all__ = ["Wall", "Scene", "make_scene", "SCENES"]
 
-#: Half the height of a wall (metres): the arm moves in the plane z = 0, so any height will do.
+#: Half the height of the wall drawn in pictures (metres); it takes no contacts.
 WALL_HALF_HEIGHT = 0.06
+#: Half the height of a wall's colliding mesh, in units of the max reach: more than any in-plane
+#: way out of a wall for a link (a wall is 30% of the max reach long), so contacts push in the plane.
+WALL_COLLISION_HALF_HEIGHT = 1.0
 
 
 @dataclass(frozen=True)
@@ -54,25 +64,28 @@ class Scene:
 
     name: str
     walls: tuple[Wall, ...]
+    #: Half the height of the walls' colliding meshes, metres (see the module docstring).
+    collision_half_height: float = 1.0
 
     def assets(self) -> str:
-        """Asset MJCF: each wall's box-shaped mesh, ``wall{i}``, centred on its origin (see the
-        module docstring for why a mesh)."""
+        """Asset MJCF: each wall's box-shaped meshes, centred on its origin: ``wall{i}``, which
+        collides, and ``wall{i}_visual``, the low one pictures show (see the module docstring)."""
         return "".join(
-            f'<mesh name="wall{i}" vertex="'
-            + " ".join(f"{sx * w.hx:.5f} {sy * w.hy:.5f} {sz * WALL_HALF_HEIGHT:.5f}"
-                       for sx in (-1, 1) for sy in (-1, 1) for sz in (-1, 1))  # fmt: skip
-            + '"/>'
+            _box_mesh(f"wall{i}", w.hx, w.hy, self.collision_half_height)
+            + _box_mesh(f"wall{i}_visual", w.hx, w.hy, WALL_HALF_HEIGHT)
             for i, w in enumerate(self.walls)
         )
 
     def mjcf(self) -> str:
-        """World-body MJCF: floor-free walls (the meshes of :meth:`assets`), and the mocap goal
-        marker (no collisions)."""
+        """World-body MJCF: floor-free walls (the meshes of :meth:`assets`: a colliding one in geom
+        group 3, which is not drawn, and a drawn one without contacts), and the mocap goal marker
+        (no collisions)."""
         walls = "".join(
             f'<geom name="wall{i}" type="mesh" mesh="wall{i}" pos="{w.x:.5f} {w.y:.5f} 0" '
-            f'euler="0 0 {math.degrees(w.angle):.4f}" '
+            f'euler="0 0 {math.degrees(w.angle):.4f}" group="3" '
             f'contype="2" conaffinity="1" solimp="0.95 0.99 0.001" rgba="0.45 0.45 0.45 1"/>'
+            f'<geom name="wall{i}_visual" type="mesh" mesh="wall{i}_visual" pos="{w.x:.5f} {w.y:.5f} 0" '
+            f'euler="0 0 {math.degrees(w.angle):.4f}" contype="0" conaffinity="0" rgba="0.45 0.45 0.45 1"/>'
             for i, w in enumerate(self.walls)
         )
         goal = (
@@ -99,6 +112,12 @@ class Scene:
         return not any(w.contains_each(points, radius).any() for w in self.walls)
 
 
+def _box_mesh(name: str, hx: float, hy: float, hz: float) -> str:
+    """A ``<mesh>`` asset: the eight corners of a box of half-sizes (hx, hy, hz) metres."""
+    corners = " ".join(f"{sx * hx:.5f} {sy * hy:.5f} {sz * hz:.5f}" for sx in (-1, 1) for sy in (-1, 1) for sz in (-1, 1))
+    return f'<mesh name="{name}" vertex="{corners}"/>'
+
+
 def make_scene(name: str, max_reach: float) -> Scene:
     """Build scene ``name`` for a body space whose longest arm reaches ``max_reach`` metres.
 
@@ -119,5 +138,5 @@ def make_scene(name: str, max_reach: float) -> Scene:
             )
             for deg in (30.0, 150.0, 270.0)
         )
-        return Scene("obstacles", walls)
+        return Scene("obstacles", walls, collision_half_height=WALL_COLLISION_HALF_HEIGHT * max_reach)
     raise ValueError(f"Unknown scene {name!r}; choose one of {', '.join(SCENES)}.")
