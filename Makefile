@@ -16,10 +16,12 @@ TORCH_INDEX ?=
 # torch first, pinned: a bare `torch` (or a range) would let pip pick a newer release, and with it
 # the CUDA build, before the project's own requirements are looked at.
 # A .venv of another Python (a first `make demo` with the wrong python3) is made again: the
-# project needs 3.11, and reusing it would fail the same way after `PYTHON=python3.11`. A python3
-# of another version is refused before pip runs, not after a multi-GB torch download.
+# project needs 3.11, and reusing it would fail the same way after `PYTHON=python3.11`. So is one
+# without pip (`python3 -m venv` cut short, or refused for want of Debian's python3.11-venv: its
+# remains are removed). A python3 of another version is refused before pip runs, not after a
+# multi-GB torch download.
 $(STAMP): pyproject.toml
-	$(PY) -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11))' 2>/dev/null || { rm -rf $(VENV) && $(PYTHON) -m venv $(VENV); }
+	$(PY) -c 'import sys, pip; sys.exit(sys.version_info[:2] != (3, 11))' 2>/dev/null || { rm -rf $(VENV) && $(PYTHON) -m venv $(VENV) || { rm -rf $(VENV); exit 1; }; }
 	@$(PY) -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11))' || { echo "morphelites needs Python 3.11, and $(PYTHON) is $$($(PY) -V 2>&1). Give the right one, e.g. make demo PYTHON=python3.11" >&2; exit 1; }
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet torch==2.13.0 $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX))
