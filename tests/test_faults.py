@@ -516,12 +516,9 @@ def test_a_slow_learner_makes_workers_wait_with_memory_bounded_and_the_run_compl
     summary = json.loads((out / "summary.json").read_text())
     assert summary["producer_waits"] > 0
     assert "Workers waited for the learner: " in _log(out)
-    with open(out / "metrics.csv") as handle:
-        rows = list(csv.DictReader(handle))
-    # What the ring held, as observed at each row (the capacity column is the layout's constant);
-    # that the learner's own copies stop at a batch is test_shared's
-    # test_the_learner_takes_a_batch_and_leaves_the_rest_in_the_ring.
-    assert max(float(row["buffer_transitions"]) for row in rows) <= 400
+    # Memory: the ring's slots are fixed at creation, so what it holds cannot pass buffer_size (a
+    # check of metrics.csv here could not fail); that the learner's own copies stop at a batch is
+    # test_shared's test_the_learner_takes_a_batch_and_leaves_the_rest_in_the_ring.
     _assert_ids_complete(out, 2)
 
 
