@@ -567,6 +567,26 @@ def _fitness_target(where: str, shared_runs: list[dict[str, Any]], ceiling: dict
             f"{_met([r['mean_elite_fitness'] >= TARGET_FITNESS for r in shared_runs])} | {measured_on} |")
 
 
+def _stronger_baseline_targets(budget: int) -> list[str]:
+    """Rows of the targets table against each independent setting of the learner-settings study
+    ``baseline_updates`` (more PPO updates per body than the default), where the file exists: the
+    shared runs at the defaults compared with the baseline at each of its settings, seed by seed."""
+    study = _load(f"learner_settings_baseline_updates_{budget}")
+    if study is None:
+        return []
+    lines = []
+    shared = [r for r in study["rows"] if r["mode"] == "shared" and r["setting"] == "4 epochs" and r.get("against")]
+    baselines = list(dict.fromkeys(name for r in shared for name in r["against"]))
+    for key, what in _RATIOS:
+        for name in baselines:
+            comparisons = [{**r["against"][name], "seed": r["seed"]} for r in shared if name in r["against"]]
+            seeds = [str(c["seed"]) for c in comparisons]
+            where = (f"{study['scene']}, against {name} (learner settings, study `baseline_updates`, "
+                     f"{study['evaluations']} evaluations, seed{'s' if len(seeds) > 1 else ''} {', '.join(seeds)})")  # fmt: skip
+            lines.append(_ratio_target(key, what, where, comparisons, _measured_rows(study)))
+    return lines
+
+
 def _issue4_targets(long: dict[str, Any]) -> list[str]:
     """Issue #4's targets against what the `long` preset (its larger budget), the memory scaling and
     the reachable-goals learner settings measured; every figure is in the tables below."""
@@ -591,6 +611,7 @@ def _issue4_targets(long: dict[str, Any]) -> list[str]:
         where = f"{data['scene']}, {data['evaluations']} evaluations (longer run, {_seeds(data)}{stopped})"
         for key, what in _RATIOS:
             lines.append(_ratio_target(key, what, where, data["comparisons"], _measured_rows(data)))
+    lines += _stronger_baseline_targets(budget)
     ceiling = _load("fitness_ceiling")
     shared = [r for r in long["runs"] if r["mode"] == "shared" and r["training_steps_per_individual"] == budget
               and r["scene"] == "open"]  # fmt: skip

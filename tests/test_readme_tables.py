@@ -159,6 +159,27 @@ def test_the_targets_summary_adds_the_longer_run_when_there_is_one(monkeypatch):
     assert rows[2].endswith(f"| 0.92 (ceiling –) | yes | {ON} |")
 
 
+def test_the_targets_summary_compares_the_shared_runs_with_each_baseline_of_the_baseline_updates_study(monkeypatch):
+    tables = _readme_tables()
+
+    def shared(seed: int, steps: dict) -> dict:
+        return {"mode": "shared", "setting": "4 epochs", "seed": seed,
+                "against": {name: _comparison("open", ratio, ratio / 2, 0.8, seed=seed) for name, ratio in steps.items()}}
+
+    study = {**MEASURED, "scene": "open", "evaluations": 64, "rows": [
+        {"mode": "independent", "setting": "independent (reference)", "seed": 0},
+        shared(0, {"independent (reference)": 3.0, "independent, 4 envs": 2.4}),
+        shared(1, {"independent (reference)": 3.2, "independent, 4 envs": 2.6})]}  # fmt: skip
+    monkeypatch.setattr(tables, "_load", lambda name: study if name == "learner_settings_baseline_updates_50000" else None)
+    long = {**MEASURED, "budgets": [50_000], "workers": 2, "seeds": [0], "scenes": ["open"], "evaluations": 64,
+            "comparisons": [_comparison("open", 3.0, 2.0, 0.8)], "runs": []}  # fmt: skip
+    rows = [line for line in tables._issue4_targets(long) if "baseline_updates" in line]
+    assert len(rows) == 4, rows
+    assert ("| ≥ 10× fewer env steps to reach independent's final QD-score | open, against independent, 4 envs (learner "
+            "settings, study `baseline_updates`, 64 evaluations, seeds 0, 1) | 2.5× (2.4–2.6) | no |") in rows[1]
+    assert "less wall time" in rows[3] and "| 1.2× (1.2–1.3) | no |" in rows[3]
+
+
 def test_a_run_of_another_length_adds_its_ratio_rows_and_says_where_shared_stopped(monkeypatch, tmp_path):
     tables = _readme_tables()
     longer = {**MEASURED, "scene": "open", "evaluations": 256, "seeds": [0],
