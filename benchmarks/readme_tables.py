@@ -405,10 +405,18 @@ def _wall_ratio(comparison: dict[str, Any], shared: dict[str, Any], independent:
 REFERENCE = "independent (reference)"
 
 
+#: PPO settings that only per-body PPO reads (shared mode's learner takes its batches from the
+#: buffer at a constant rate): an independent run that differs from a shared one only in these
+#: is the baseline at another setting of its own, and the pairing is shown.
+_INDEPENDENT_ONLY = frozenset({("ppo", "num_envs"), ("ppo", "num_steps"), ("ppo", "anneal_lr")})
+
+
 def _learning_settings(row: dict[str, Any]) -> dict[tuple[str, str], Any]:
     """The PPO and network settings a run learned with (the experience flow, ``training.*``, left
-    out: independent mode has none), with the PPO epochs it used."""
-    chosen = {(section, key): value for section in ("ppo", "model") for key, value in row["sections"].get(section, {}).items()}
+    out: independent mode has none, and the settings only independent mode reads), with the PPO
+    epochs it used."""
+    chosen = {(section, key): value for section in ("ppo", "model") for key, value in row["sections"].get(section, {}).items()
+              if (section, key) not in _INDEPENDENT_ONLY}  # fmt: skip
     return chosen | {("ppo", "update_epochs"): row["update_epochs"]}
 
 
@@ -448,7 +456,8 @@ def _learner_settings(data: dict[str, Any]) -> list[str]:
                      f"{figure('mean_policy_lag', '{:.2f}')} |")  # fmt: skip
     by_name = {(r["seed"], r["setting"]): r for r in data["rows"]}
     lines += ["", "Each shared run against its seed's reference independent run (the defaults of its day) and against "
-              "the independent runs with the same PPO and network settings; every pairing is in the JSON (`against`). "
+              "the independent runs with the same PPO and network settings (those only per-body PPO reads, "
+              "`ppo.num_envs`, `ppo.num_steps` and `ppo.anneal_lr`, aside); every pairing is in the JSON (`against`). "
               "Env steps and wall times to reach a QD-score are read as under Shared vs independent.",
               "", "| seed | shared | against | independent final QD-score | shared reached it after | env steps ratio | "
               "wall time ratio |", "|---|---|---|---|---|---|---|"]  # fmt: skip

@@ -242,3 +242,25 @@ def test_a_file_whose_rows_come_from_two_sessions_names_both():
     assert "2026-12-07 01:00 UTC, commit aaa1111" in tables._machine_rows(data) and "commit bbb2222" in tables._machine_rows(data)
     older = {"machine": second, "rows": [{"seed": 0}, {"seed": 1}]}  # written before rows recorded their session
     assert tables._measured_rows(older) == tables._measured(older) == "2026-12-08, commit bbb2222"
+
+
+def test_a_learner_settings_table_pairs_shared_runs_with_the_baseline_at_its_own_ppo_settings():
+    """An independent run that differs from a shared one only in what per-body PPO alone reads
+    (num_envs, num_steps, anneal_lr) is the baseline at another setting: its pairing is shown; one
+    that differs in a setting both modes read (another width) is not."""
+    tables = _readme_tables()
+    comparison = {"independent_final_qd_score": 5.0, "shared_reached_independent_final": True,
+                  "shared_env_steps_to_reach": 1_000_000, "env_steps_ratio": 2.5, "wall_time_ratio": 2.0,
+                  "speed_probe_ratio": 1.0}  # fmt: skip
+    common = {"seed": 0, "update_epochs": 4, "qd_score": 5.0, "elites": 10, "mean_elite_fitness": 0.5,
+              "mean_fitness_last_quarter": 0.4, "wall_s": 100.0, "env_steps_per_s": 1.0, "env_only_steps_per_s": 1.0,
+              "native_threads_limited": True}  # fmt: skip
+    rows = [{**common, "mode": "independent", "setting": "independent, 4 envs", "sections": {"ppo": {"num_envs": 4}}},
+            {**common, "mode": "independent", "setting": "independent, hidden 128", "sections": {"model": {"hidden_dim": 128}}},
+            {**common, "mode": "shared", "setting": "4 epochs", "sections": {"ppo": {"update_epochs": 4}},
+             "against": {"independent, 4 envs": comparison, "independent, hidden 128": comparison}}]  # fmt: skip
+    machine = {"cpu": "AMD EPYC", "cores": 2, "memory_gb": 23.5, "python": "3.11.7", **MEASURED["machine"]}
+    data = {"machine": machine, "scene": "open", "workers": 2, "evaluations": 64, "steps_per_individual": 50_000, "wall_s": 1.0,
+            "study": "baseline_updates", "rows": rows}  # fmt: skip
+    pairings = [line for line in tables._learner_settings(data) if line.startswith("| 0 | shared")]
+    assert len(pairings) == 1 and "| independent, ppo.num_envs=4 |" in pairings[0], pairings
