@@ -1,6 +1,6 @@
 """Do the obstacle walls' heights change how an arm moves under its own motors?
 
-Until 2026-12-07 the walls' colliding meshes were 6 cm high, and MuJoCo pushed a link that went
+Until 2026-12-07 the walls' colliding meshes reached 6 cm above and below the plane, and MuJoCo pushed a link that went
 8 cm deep out along z, which a planar arm's hinges cannot follow (a base spun by hand at 25-40
 rad/s went through a wall). Since then they are 1.5 m high (``scenes.WALL_COLLISION_HALF_HEIGHT``
 times the max reach). This runs the same episodes (uniform random and bang-bang actions, several

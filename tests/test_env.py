@@ -235,7 +235,7 @@ def test_a_link_whose_centre_line_crosses_a_wall_with_both_ends_outside_touches_
     ends_inside = [w.contains(p) for w in env.scene.walls for p in joints]
     assert not any(ends_inside) and not env.scene.chain_is_free(joints, radius=0.0), "the case: crossing, ends out"
     assert env.data.ncon > 0 and env._touches_wall()
-    # Review (session 39): on walls 6 cm high the way out of such a link was along z, which a
+    # Review (session 39): on walls reaching 6 cm above and below the plane the way out of such a link was along z, which a
     # planar arm cannot take, so the wall stopped nothing; contacts must push in the plane.
     normals = env.data.contact.frame[: env.data.ncon, :3]
     assert np.abs(normals[:, 2]).max() < 0.01, normals
@@ -244,7 +244,7 @@ def test_a_link_whose_centre_line_crosses_a_wall_with_both_ends_outside_touches_
 @pytest.mark.parametrize("base_speed", [25.0, 40.0])
 def test_a_straight_arm_spun_hard_into_a_wall_does_not_stay_inside_it(base_speed):
     """Review (session 39): a straight 1.5 m arm spun at 25-40 rad/s into the wall at 30° ended
-    with a link's centre line inside the wall for ~390 of 400 physics steps on 6 cm walls (pushed
+    with a link's centre line inside the wall for ~390 of 400 physics steps on those low walls (pushed
     along z, which its hinges cannot follow); on tall walls it is thrown back or bends around."""
     env = ReachEnv(Morphology(6, [0.25] * 6), scene="obstacles")
     env.reset(seed=0)

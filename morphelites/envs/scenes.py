@@ -13,7 +13,7 @@ which finds that overlap (``tests/test_env.py``).
 MuJoCo pushes a penetrating link out along the shortest way, in 3-D. The arm moves in the plane
 and its hinges turn about z, so a push along z cannot stop it: a wall must be so tall that the
 way out is always in the plane. Each wall's colliding mesh reaches :data:`WALL_COLLISION_HALF_HEIGHT`
-times the max reach above and below the plane (until 2026-12-07 walls were 6 cm high, and a link
+times the max reach above and below the plane (until 2026-12-07 walls reached 6 cm above and below it, and a link
 8 cm deep, driven hard into a wall's end, was pushed along z and went through); it is in geom
 group 3, which the renderer does not draw, and a low copy without contacts is what a picture shows.
 """
