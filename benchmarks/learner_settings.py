@@ -121,6 +121,8 @@ SETTINGS: dict[str, Setting] = {
     # 512 (98 updates at 50,000 steps) and keep the 128-step rollouts that GAE runs over.
     "independent, 4 envs": Setting("independent", {"ppo": {"num_envs": 4}}),
     "independent, 4 envs, constant lr": Setting("independent", {"ppo": {"num_envs": 4, "anneal_lr": False}}),
+    # Whether the baseline gains further from still more updates: 196 of 256 at 50,000 steps.
+    "independent, 2 envs": Setting("independent", {"ppo": {"num_envs": 2}}),
 }
 SHARED_SETTINGS = [name for name, setting in SETTINGS.items() if setting.mode == "shared"]
 
