@@ -162,6 +162,23 @@ def test_metrics_reach_tensorboard_with_their_step_and_an_unused_writer_leaves_n
     assert scalars == {"evaluations": [(1, 1.0), (2, 2.0)], "qd_score": [(1, 0.5), (2, 0.75)], "policy_lag": [(1, 2.0), (2, 1.0)]}
 
 
+def test_two_runs_open_at_once_in_one_process_each_log_to_their_own_training_log(tmp_path):
+    """Found in review: every run's recorder took logging's one "morphelites.evolution" logger, so
+    a second run started in another thread took the first one's log lines, and closing it left the
+    first with none."""
+    from morphelites.runs.recorder import EvolutionRecorder
+
+    first = EvolutionRecorder(RunDirectory(tmp_path / "a").prepare(resume=False), quiet=True)
+    second = EvolutionRecorder(RunDirectory(tmp_path / "b").prepare(resume=False), quiet=True)
+    first.log.info("line of a")
+    second.log.info("line of b")
+    second.close()
+    first.log.info("a goes on")
+    first.close()
+    assert ["line of a", "a goes on"] == [line.split(" INFO ")[1] for line in (tmp_path / "a" / "training.log").read_text().splitlines()]
+    assert ["line of b"] == [line.split(" INFO ")[1] for line in (tmp_path / "b" / "training.log").read_text().splitlines()]
+
+
 def test_metrics_maxima_come_from_whole_rows(tmp_path):
     from morphelites.runs.recorder import EvolutionRecorder
 

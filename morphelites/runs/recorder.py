@@ -166,7 +166,7 @@ class EvolutionRecorder:
 
     def __init__(self, run: RunDirectory, quiet: bool = False, metric_columns: Sequence[str] = EVOLUTION_METRICS) -> None:
         self.run = run
-        self.log: logging.Logger = open_training_log(run.training_log, quiet=quiet, name="morphelites.evolution")
+        self.log: logging.Logger = open_training_log(run.training_log, quiet=quiet, name="morphelites.evolution", own=True)
         self._metrics = MetricsWriter(run.metrics, metric_columns, tensorboard_dir=run.tensorboard, step_key="evaluations")
         self._reevaluations: MetricsWriter | None = None  # opened by the first round: independent runs have none
 

@@ -23,9 +23,13 @@ class _FsyncFileHandler(logging.FileHandler):
             self.handleError(record)
 
 
-def open_training_log(path: Path | None, quiet: bool = False, name: str = "morphelites") -> logging.Logger:
-    """A logger writing timestamped lines to ``path`` and, unless ``quiet``, to stderr."""
-    logger = logging.getLogger(name)
+def open_training_log(path: Path | None, quiet: bool = False, name: str = "morphelites", own: bool = False) -> logging.Logger:
+    """A logger writing timestamped lines to ``path`` and, unless ``quiet``, to stderr.
+
+    ``own``: a logger of its own rather than logging's registered one of that ``name``, so that
+    runs going at once in one process (threads) each write their own training.log; a registered
+    one would be taken over by the last run opened (found in review)."""
+    logger = logging.Logger(name) if own else logging.getLogger(name)
     for handler in list(logger.handlers):
         handler.close()
         logger.removeHandler(handler)
