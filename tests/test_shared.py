@@ -1253,6 +1253,30 @@ def _serial_shared_run(out: Path, config: dict, evaluations: int, resume: bool, 
     ).run()  # fmt: skip
 
 
+def test_a_resume_continues_the_learner_counts_of_summary_json_where_they_pass_metrics_csv(tmp_path, monkeypatch):
+    """Found in review: after a graceful stop summary.json counts the updates the learner made
+    after the last metrics.csv row, but a resume floored the learner's counters with metrics.csv
+    alone, so a session that ended before its learner reported wrote smaller counts into
+    summary.json, and the first shared_ppo line's rates held the previous session's work. Here
+    summary.json counts 7 updates past what metrics.csv and the learner's checkpoint hold."""
+    import re
+
+    config = {**TINY, "training": {**TINY["training"], "learner_checkpoint_every": 1}}
+    out = tmp_path / "run"
+    before = _serial_shared_run(out, config, 2, False, num_initial_random=2)
+    ahead = {**before, "policy_updates": before["policy_updates"] + 7, "samples_consumed": before["samples_consumed"] + 7000}
+    (out / "summary.json").write_text(json.dumps(ahead))
+    monkeypatch.setattr("morphelites.evolution.trainer._SUMMARY_EVERY_S", 0.0)  # a shared_ppo line every loop step
+    after = _serial_shared_run(out, config, 3, True, num_initial_random=2)
+    assert after["policy_updates"] >= ahead["policy_updates"] and after["samples_consumed"] >= ahead["samples_consumed"]
+    log = (out / "training.log").read_text()
+    assert "Lost: 7 update(s) made after that checkpoint" in log
+    first_rate = float(re.search(r"updates/min, (\d+) samples/s", log[log.rindex("Resumed from"):]).group(1))
+    first = read_results(out)[-1]
+    session = after["samples_consumed"] - ahead["samples_consumed"]
+    assert first_rate <= session / (first["training_wall_s"] + first["eval_wall_s"]) + 1, (first_rate, session)
+
+
 def test_periodic_reevaluation_rounds_use_the_current_policy_and_count_their_steps(tmp_path, monkeypatch):
     """training.reevaluate_every = 2: rounds after 2 and 4 evaluations and the final one, each a
     row of reevaluations.csv scored by a policy at least as new as the evaluations before it;

@@ -1194,7 +1194,12 @@ class MAPElitesEvolutionTrainer:
         maxima = self.recorder.metrics_maxima([*COUNTER_COLUMNS.values(), *_SESSION_COUNTERS, "wall_s", "evaluations",
                                                "env_steps", "training_env_steps", "peak_memory_mb", "policy_version",
                                                "max_policy_lag"])  # fmt: skip
-        self.learner_counters_floor = {name: int(maxima[column]) for name, column in COUNTER_COLUMNS.items() if column in maxima}
+        # and summary.json's: after a graceful stop it counts the updates made after the last row
+        # (review: the first shared_ppo line's rates then held them, and a session stopped before
+        # its learner reported wrote counts below the last session's into summary.json)
+        self.learner_counters_floor = {name: int(max(maxima.get(column, 0.0), _number(previous_summary.get(column))))
+                                       for name, column in COUNTER_COLUMNS.items()
+                                       if column in maxima or column in previous_summary}  # fmt: skip
         if "max_policy_lag" in maxima:  # a lag seen after the learner's last checkpoint (a hard stop) still counts
             self.learner_counters_floor["max_lag_seen"] = int(maxima["max_policy_lag"])
         # so that a learner restored from an older checkpoint numbers its weights past these
