@@ -1241,8 +1241,9 @@ class MAPElitesEvolutionTrainer:
                         "from it (lines deleted, or the file restored from an older copy). They are lost from the "
                         "archive, and new individuals take their ids; metrics.csv keeps its rows of them.",
                         self.completed, source, counted, counted - self.completed)  # fmt: skip
-        if checkpointed > self.completed:
-            self._set_aside_checkpoints_above(self.completed)
+        if checkpointed > self.completed and (aside := self.recorder.set_aside_checkpoints_above(self.completed)):
+            log.info("Set aside %s as *.superseded: they count evaluations results.jsonl no longer holds, and later "
+                     "resumes take this session's checkpoints.", ", ".join(aside))  # fmt: skip
         if latest is not None:
             path, state = latest
             self.pending = [Individual.from_dict(d) for d in state["pending"] if int(d["id"]) not in seen]
@@ -1283,26 +1284,6 @@ class MAPElitesEvolutionTrainer:
             log.info("%d id(s) below the last one drawn are in neither results.jsonl nor the checkpoint (individuals "
                      "in flight when the run stopped, or missing lines); new individuals take them (%s).",
                      len(self.free_ids), ", ".join(map(str, self.free_ids)))  # fmt: skip
-
-    def _set_aside_checkpoints_above(self, completed: int) -> None:
-        """Rename the evolution checkpoints that count more than ``completed`` evaluations (made
-        before results.jsonl lost lines) to ``*.superseded``: a resume takes the checkpoint of the
-        highest count, and would otherwise go back to them, past this session's own, and say the
-        refilled loss again."""
-        from morphelites.runs.checkpoints import checkpoint_counter, list_checkpoints
-        from morphelites.runs.recorder import CHECKPOINT_NAME
-
-        above = [path for path in list_checkpoints(self.run_dir.checkpoints, CHECKPOINT_NAME)
-                 if checkpoint_counter(path) > completed]  # fmt: skip
-        for path in above:
-            try:
-                path.replace(path.with_name(path.name + ".superseded"))
-            except OSError as error:
-                self.recorder.log.warning("Could not set aside %s (%s).", path.name, error)
-        if above:
-            self.recorder.log.info("Set aside %s as *.superseded: they count evaluations results.jsonl no longer "
-                                   "holds, and later resumes take this session's checkpoints.",
-                                   ", ".join(p.name for p in above))  # fmt: skip
 
     def _fresh_variation(self, proposed: int) -> None:
         """A variation stream of its own for a resume that has no up-to-date checkpoint, so that the

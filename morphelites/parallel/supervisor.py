@@ -27,10 +27,10 @@ from morphelites.envs.reach import ObservationLayout
 from morphelites.individual import Individual
 from morphelites.parallel.buffer import BufferLayout, SharedExperienceBuffer
 from morphelites.parallel.heartbeat import STARTUP_GRACE_S, Heartbeats
-from morphelites.parallel import pool as pool_module
 from morphelites.parallel.learner import COUNTER_COLUMNS, LAG_TOTALS, LEARNER_TIME_KEYS, LearnerOptions, learner_main
-from morphelites.parallel.pool import (PoolEvent, SerialPool, WorkerPool, children_start_deaf_to_stop_signals,
-                                       one_native_thread_per_process, start_resource_tracker)
+from morphelites.parallel.pool import (MAX_START_TRIES, PoolEvent, SerialPool, WorkerPool,
+                                       children_start_deaf_to_stop_signals, one_native_thread_per_process,
+                                       start_resource_tracker, start_retry_at)
 from morphelites.parallel.shared_worker import SharedHandles, segment_shape, sync_segments_per_version
 from morphelites.parallel.shm import SHM_DIR, shared_memory_free_bytes
 from morphelites.parallel.weights import SharedWeights
@@ -360,14 +360,14 @@ class SharedPPOSystem:
         except OSError as error:
             tries += 1
             reason = f"{type(error).__name__}: {error}"
-            if tries >= pool_module.MAX_START_TRIES:
+            if tries >= MAX_START_TRIES:
                 raise LearnerDied(
                     f"The shared PPO learner's replacement could not be started {tries} times in a row (last: {reason}): "
                     f"this system refuses new processes (a limit on processes or open files, or memory), so the run "
                     f"stops here. Its last checkpoint is intact; free what the system lacks and continue with "
                     f"`morphelites train --resume`."
                 ) from None  # fmt: skip
-            self._learner_unstarted = (tries, pool_module.start_retry_at(tries))
+            self._learner_unstarted = (tries, start_retry_at(tries))
             self.learner_events.append({"event": "learner_start_failed", "error": reason, "tries": tries})
             return
         self._learner_unstarted = None

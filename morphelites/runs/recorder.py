@@ -18,7 +18,8 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from morphelites.runs import files
-from morphelites.runs.checkpoints import CheckpointCheck, CheckpointError, newest_usable, save_checkpoint
+from morphelites.runs.checkpoints import (CheckpointCheck, CheckpointError, checkpoint_counter, list_checkpoints,
+                                         newest_usable, save_checkpoint)
 from morphelites.runs.files import append_line, atomic_write_bytes, atomic_write_text, to_jsonable, truncate_file
 from morphelites.runs.metrics import MetricsWriter, read_metric_rows
 from morphelites.runs.run_dir import RunDirectory
@@ -237,6 +238,19 @@ class EvolutionRecorder:
             os.replace(path, target)
         files.fsync_directory(self.run.path)  # the new names survive a power cut
         return sorted(target.name for target in targets(tag))
+
+    def set_aside_checkpoints_above(self, completed: int) -> list[str]:
+        """Rename the evolution checkpoints that count more than ``completed`` evaluations (made
+        before results.jsonl lost lines) to ``*.superseded``: a resume takes the checkpoint of the
+        highest count, and would otherwise go back to them, past this session's own. Returns the
+        names set aside; one that cannot be renamed is logged and left."""
+        above = [path for path in list_checkpoints(self.run.checkpoints, CHECKPOINT_NAME) if checkpoint_counter(path) > completed]
+        for path in above:
+            try:
+                path.replace(path.with_name(path.name + ".superseded"))
+            except OSError as error:
+                self.log.warning("Could not set aside %s (%s).", path.name, error)
+        return [path.name for path in above]
 
     def final_reevaluation_recorded(self, evaluations: int) -> bool:
         """Whether reevaluations.csv holds a completed final round made after ``evaluations`` evaluations."""
