@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -14,22 +14,40 @@ __all__ = ["Individual", "IndividualResult", "individual_seed"]
 
 @dataclass(frozen=True)
 class Individual:
-    """One candidate: sequential ``id``, its genome, the decoded body, and the elite it came from."""
+    """One candidate: sequential ``id``, its genome, the decoded body, and the elite it came from.
+
+    ``attempt`` counts the times it was issued before that may have left experience with the
+    shared learner (a worker that died, an evaluation that failed, a stop while it was in flight),
+    and is 1 for an individual that takes the id of one lost at a hard stop. In shared mode a worker
+    draws its action noise and env resets from streams of (id, attempt), so that a reissue does not
+    hand the learner a copy of the first try's segments; independent mode ignores it: a retry
+    there repeats its draws, so an individual's result does not depend on faults or resumes.
+    """
 
     id: int
     genome: tuple[float, ...]
     body: Morphology
     parent_id: int | None = None
+    attempt: int = 0
 
     def genome_array(self) -> np.ndarray:
         return np.asarray(self.genome, dtype=np.float64)
 
+    def issued_again(self) -> "Individual":
+        """The same individual, to be issued once more (``attempt`` + 1)."""
+        return replace(self, attempt=self.attempt + 1)
+
     def to_dict(self) -> dict[str, Any]:
-        return {"id": self.id, "parent_id": self.parent_id, "genome": list(self.genome), "body": self.body.to_dict()}
+        data = {"id": self.id, "parent_id": self.parent_id, "genome": list(self.genome), "body": self.body.to_dict()}
+        return {**data, "attempt": self.attempt} if self.attempt else data  # a first try's record is as before
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "Individual":
-        return cls(int(data["id"]), tuple(float(g) for g in data["genome"]), Morphology.from_dict(data["body"]), data.get("parent_id"))
+        attempt = int(data.get("attempt", 0))
+        if attempt < 0:
+            raise ValueError(f"an individual's attempt must be 0 or more, not {attempt}")
+        return cls(int(data["id"]), tuple(float(g) for g in data["genome"]), Morphology.from_dict(data["body"]),
+                   data.get("parent_id"), attempt)  # fmt: skip
 
 
 @dataclass

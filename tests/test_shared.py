@@ -1588,3 +1588,86 @@ def test_a_worker_without_weights_waits_for_a_restarted_learner_after_a_death_mi
         learner.close()
         buffer.close()
         weights.close()
+
+
+def test_an_individual_issued_again_draws_other_action_noise_and_resets_than_its_earlier_try(tmp_path):
+    """Found in review (session 39, left open until session 40): an individual issued again (its
+    worker died, its evaluation failed, it was in flight at a stop) drew the same env resets and
+    action noise as its first try, so the learner took a near-copy of segments it may already hold.
+    A try is a function of (id, attempt): the same attempt repeats, another one does not."""
+    from morphelites.parallel.shared_worker import MultiProcessPPOWorker
+
+    learner, weights, buffer, handles, _ = _learner(tmp_path, workers=1)
+    worker = MultiProcessPPOWorker(0, handles)
+    one_segment = Settings.from_dict({**TINY, "evolution": {**TINY["evolution"], "training_steps_per_individual": 100}})
+    first_try = Individual(3, (0.5,) * 7, Morphology(3, [0.2] * 3))
+
+    def segment_of(individual: Individual) -> dict[str, np.ndarray]:
+        worker.train(individual, one_segment)
+        (slot,) = buffer.ready_slots()
+        taken = buffer.take(slot)
+        buffer.release(slot)
+        assert taken is not None and taken.individual_id == 3
+        return taken.arrays
+
+    try:
+        first = segment_of(first_try)
+        again = segment_of(first_try.issued_again())
+        repeated = segment_of(first_try)
+        assert weights.version == 1, "no update between them: only the random draws can differ"
+        for name in ("obs", "actions"):
+            assert np.array_equal(first[name], repeated[name]), f"the same attempt's {name} repeat"
+            assert not np.array_equal(first[name], again[name]), f"attempt 1's {name} are its own"
+        assert not np.array_equal(first["obs"][0], again["obs"][0]), "its env resets differ too (the first obs)"
+    finally:
+        worker.weights.close(), worker.buffer.close()
+        learner.close()
+        buffer.close()
+        weights.close()
+
+
+def test_an_individual_is_issued_again_as_its_next_attempt_after_a_death_a_stop_or_a_lost_id(tmp_path, monkeypatch):
+    """What the trainer hands on with an individual issued again (session 40): a worker death, a
+    checkpoint that holds it in flight, and a new individual taking the id of one lost at a hard
+    stop each give the next attempt; the first try of a new id is attempt 0 and its results.jsonl
+    line has no ``attempt``, as before."""
+    from types import SimpleNamespace
+
+    from morphelites.evolution.trainer import MAPElitesEvolutionTrainer
+    from morphelites.parallel.pool import PoolEvent
+    from morphelites.parallel.supervisor import SerialSharedBackend
+
+    poll = SerialSharedBackend.poll
+    trained: list[tuple[int, int]] = []
+
+    def the_worker_dies_on_individual_1_once(backend, timeout):
+        task = backend._task
+        if task is not None and task[1] == "train":
+            trained.append((task[0].id, task[0].attempt))
+            if task[0].id == 1 and trained.count((1, 0)) == 1 and (1, 1) not in trained:
+                backend._task = None
+                return [PoolEvent("died", 0, 1, -9, env_steps=0)]
+        return poll(backend, timeout)
+
+    monkeypatch.setattr(SerialSharedBackend, "poll", the_worker_dies_on_individual_1_once)
+    out = tmp_path / "run"
+    assert _serial_shared_run(out, TINY, 3, resume=False, num_initial_random=2)["status"] == "completed"
+    assert trained == [(0, 0), (1, 0), (1, 1), (2, 0)]
+    assert [(r["id"], r.get("attempt")) for r in read_results(out)] == [(0, None), (1, 1), (2, None)]
+
+    trainer = MAPElitesEvolutionTrainer(TINY, enable_multiprocess=False, use_shared_ppo=True, quiet=True,
+                                        output_dir=str(tmp_path / "stopped"), evaluations=20)  # fmt: skip
+    (genome,) = trainer.space.random_genomes(np.random.default_rng(0), 1)
+    one = (tuple(map(float, genome)), trainer.space.decode(genome))
+    trainer.next_id, trainer.free_ids = 6, [4]
+    trainer.in_flight = {3: Individual(3, *one)}
+    trainer.pending = [Individual(2, *one, attempt=2)]
+    trainer._start, written = time.monotonic(), []  # as run() sets it; the state the recorder would write
+    trainer.recorder = SimpleNamespace(checkpoint=lambda completed, state, keep: written.append(state))
+    trainer._checkpoint()
+    (state,) = written
+    assert [(e["id"], e["attempt"]) for e in state["pending"]] == [(2, 2), (3, 1)], "the one in flight: its next try"
+    assert [(Individual.from_dict(e).id, Individual.from_dict(e).attempt) for e in state["pending"]] == [(2, 2), (3, 1)]
+    assert [(i.id, i.attempt) for i in (trainer._new_individual(), trainer._new_individual())] == [(4, 1), (6, 0)]
+    with pytest.raises(ValueError, match="attempt must be 0 or more"):
+        Individual.from_dict({**state["pending"][0], "attempt": -1})

@@ -563,11 +563,14 @@ class MAPElitesEvolutionTrainer:
             return None
         offspring = self.variation.next()
         body = self.space.decode(offspring.genome)
+        # an id that was lost at a hard stop: its individual was in flight, its segments perhaps with the learner
+        attempt = 0
         if self.free_ids:
             self.free_ids.pop(0)
+            attempt = 1
         else:
             self.next_id += 1
-        return Individual(individual_id, tuple(float(g) for g in offspring.genome), body, offspring.parent_id)
+        return Individual(individual_id, tuple(float(g) for g in offspring.genome), body, offspring.parent_id, attempt)
 
     def _held_back(self) -> float:
         """``held_back_s`` with the wait under way, if any (s)."""
@@ -657,7 +660,7 @@ class MAPElitesEvolutionTrainer:
                 self._insert(individual, result, replay=False)
             except RunWriteFailed as failed:
                 if not failed.recorded:
-                    self.pending.insert(0, individual)  # the checkpoint reissues it on --resume
+                    self.pending.insert(0, individual.issued_again())  # the checkpoint reissues it on --resume
                     if self.mode == "shared":  # the learner trained on it, as on an individual in flight at a stop
                         self.env_steps += result.training_env_steps
                         self.training_env_steps += result.training_env_steps
@@ -675,6 +678,7 @@ class MAPElitesEvolutionTrainer:
                         f" Individual {individual.id} is issued again." if individual else "",
                         f" Its {event.env_steps} env steps of training so far are counted." if event.env_steps else "")  # fmt: skip
             if individual is not None:
+                individual = individual.issued_again()
                 self.pending.insert(0, individual)  # tried again now, or by --resume (the checkpoint keeps it)
                 self.deaths[individual.id] = self.deaths.get(individual.id, 0) + 1
                 # The body's doing, not the workers': others finish, or are in flight without a death
@@ -693,7 +697,7 @@ class MAPElitesEvolutionTrainer:
             self.env_steps += event.env_steps  # training handed on to the shared learner before it failed
             self.training_env_steps += event.env_steps
             log.error("Evaluating individual %d failed:\n%s", individual.id, event.value)
-            self.pending.insert(0, individual)  # tried again now, or by --resume (the checkpoint keeps it)
+            self.pending.insert(0, individual.issued_again())  # tried again now, or by --resume (the checkpoint keeps it)
             if self.failures[individual.id] >= 2:
                 raise EvaluationFailed(
                     f"Evaluating individual {individual.id} failed twice (the tracebacks are in training.log). Fix the "
@@ -1165,7 +1169,8 @@ class MAPElitesEvolutionTrainer:
             "format": _CHECKPOINT_FORMAT,
             "completed": self.completed,
             "next_id": self.next_id,
-            "pending": [i.to_dict() for i in self.pending + list(self.in_flight.values())],
+            # those in flight are issued again on --resume: the learner may have their first try's segments
+            "pending": [i.to_dict() for i in self.pending + [i.issued_again() for i in self.in_flight.values()]],
             "variation": self.variation.state_dict(),
             "parent_sampling": self.parent_archive.sampling_state(),
             "wall_s": self._wall_s(),

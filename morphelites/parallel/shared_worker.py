@@ -130,9 +130,11 @@ class MultiProcessPPOWorker:
         """Collect ``training_steps_per_individual`` env steps of experience on the body, then evaluate."""
         layout = self.handles.layout
         seed = individual_seed(settings.evolution.seed, individual.id) % (2**31)
-        rng = np.random.default_rng(stream_seed(seed, Stream.ACTION_NOISE))
+        # A reissue draws other noise and resets: the learner may have taken the first try's segments
+        retry = (individual.attempt,) if individual.attempt else ()  # a first try's streams as before
+        rng = np.random.default_rng(stream_seed(seed, Stream.ACTION_NOISE, *retry))
         envs = [ReachEnv(individual.body, body_space=settings.body_space, env_config=settings.env) for _ in range(layout.envs)]
-        collector = SegmentCollector(envs, seed=stream_seed(seed, Stream.ENV_RESETS))
+        collector = SegmentCollector(envs, seed=stream_seed(seed, Stream.ENV_RESETS, *retry))
         budget = settings.evolution.training_steps_per_individual
         steps, start = 0, time.perf_counter()
         while steps < budget:
