@@ -1272,6 +1272,8 @@ def test_a_resume_continues_the_learner_counts_of_summary_json_where_they_pass_m
     log = (out / "training.log").read_text()
     assert "Lost: 7 update(s) made after that checkpoint" in log
     first_rate = float(re.search(r"updates/min, (\d+) samples/s", log[log.rindex("Resumed from"):]).group(1))
+    # the line says which figures are rates of the last seconds and which stand for the run so far
+    assert re.search(r"shared_ppo: last [\d.]+ s: experience \d+ steps/s, .* \| now: buffer .* \| so far: learner busy", log)
     first = read_results(out)[-1]
     session = after["samples_consumed"] - ahead["samples_consumed"]
     assert first_rate <= session / (first["training_wall_s"] + first["eval_wall_s"]) + 1, (first_rate, session)

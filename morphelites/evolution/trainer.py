@@ -985,14 +985,16 @@ class MAPElitesEvolutionTrainer:
         if "policy_updates" in stats:
             previous = self._previous_learner
             rate = lambda key: (stats.get(key, 0.0) - previous.get(key, 0.0)) / max(dt, 1e-9)  # noqa: E731
+            # Rates over the stretch since the last line; the rest as they stand now (utilisation: of
+            # this session; lag, drops and waits: of the run so far), each group said so in the line.
             log.info(
-                "shared_ppo: experience %.0f steps/s | learner %.1f updates/min, %.0f samples/s, busy %.0f%% | buffer "
-                "%.0f/%.0f transitions (%.1f MB) | policy v%d, lag mean %.2f max %d | dropped %d segments | producer waits %d",
-                rate("transitions_written"), 60 * rate("policy_updates"), rate("samples_consumed"),
-                100 * stats.get("learner_utilisation", 0.0), stats.get("buffer_transitions", 0.0),
-                stats.get("buffer_capacity", 0.0), stats.get("buffer_mb", 0.0), stats.get("policy_version", 0),
-                stats.get("mean_policy_lag", 0.0), stats.get("max_policy_lag", 0), stats.get("segments_dropped_lag", 0),
-                stats.get("producer_waits", 0),
+                "shared_ppo: last %.1f s: experience %.0f steps/s, learner %.1f updates/min, %.0f samples/s | now: buffer "
+                "%.0f/%.0f transitions (%.1f MB), policy v%d | so far: learner busy %.0f%%, lag mean %.2f max %d, "
+                "dropped %d segments, producer waits %d",
+                dt, rate("transitions_written"), 60 * rate("policy_updates"), rate("samples_consumed"),
+                stats.get("buffer_transitions", 0.0), stats.get("buffer_capacity", 0.0), stats.get("buffer_mb", 0.0),
+                stats.get("policy_version", 0), 100 * stats.get("learner_utilisation", 0.0), stats.get("mean_policy_lag", 0.0),
+                stats.get("max_policy_lag", 0), stats.get("segments_dropped_lag", 0), stats.get("producer_waits", 0),
             )  # fmt: skip
             if stats.get("producer_waits", 0.0) > previous.get("producer_waits", 0.0):
                 log.warning("Workers waited for the learner: %d time(s) in the last %.0f s a worker held its next segment "
