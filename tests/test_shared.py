@@ -973,6 +973,38 @@ def test_worker_acting_path_imports_neither_torch_nor_ribs():
     subprocess.run([sys.executable, "-c", code], check=True, env=dict(os.environ, PYTHONPATH=str(REPO)))
 
 
+def test_worker_processes_do_not_run_a_users_script_that_imports_the_trainer_at_its_top(tmp_path):
+    """Found in review (session 40): spawn runs the parent's main script again in each child, so a
+    script that imports the trainer at its top (as README's Python examples do) made every worker
+    and the learner load pyribs, scipy and matplotlib (250 MB against 39 MB per process). Processes
+    are started without it now; the script's own ``__file__`` is back once they are."""
+    (tmp_path / "probe_job.py").write_text(
+        "import sys\n"
+        "def heavy_modules():\n"
+        "    return sorted(m for m in ('ribs', 'scipy', 'matplotlib', 'torch') if m in sys.modules)\n"
+    )
+    (tmp_path / "experiment.py").write_text(
+        "import time\n"
+        "from morphelites.evolution.trainer import MAPElitesEvolutionTrainer  # noqa: F401  (at the top, as README's)\n"
+        "from morphelites.parallel.pool import WorkerPool\n"
+        "if __name__ == '__main__':\n"
+        "    pool = WorkerPool(1, 'probe_job:heavy_modules', role='test worker').start()\n"
+        "    assert __file__.endswith('experiment.py') and __spec__ is None, 'the script is itself again'\n"
+        "    try:\n"
+        "        pool.submit(0, 't', ())\n"
+        "        events, deadline = [], time.monotonic() + 60\n"
+        "        while not events and time.monotonic() < deadline:\n"
+        "            events = pool.poll(1.0)\n"
+        "        print([(e.kind, e.value) for e in events])\n"
+        "    finally:\n"
+        "        pool.close()\n"
+    )
+    done = subprocess.run([sys.executable, str(tmp_path / "experiment.py")], capture_output=True, text=True, timeout=120,
+                          env=dict(os.environ, PYTHONPATH=str(REPO)))  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[('done', [])]", "the worker loaded none of what the script imported"
+
+
 def openblas_threads() -> tuple[str | None, int]:
     """Worker job for the test below: OPENBLAS_NUM_THREADS as this process got it, and how many
     threads numpy's OpenBLAS runs here."""

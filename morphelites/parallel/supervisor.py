@@ -29,8 +29,8 @@ from morphelites.parallel.buffer import BufferLayout, SharedExperienceBuffer
 from morphelites.parallel.heartbeat import STARTUP_GRACE_S, Heartbeats
 from morphelites.parallel.learner import COUNTER_COLUMNS, LAG_TOTALS, LEARNER_TIME_KEYS, LearnerOptions, learner_main
 from morphelites.parallel.pool import (MAX_START_TRIES, PoolEvent, SerialPool, WorkerPool,
-                                       children_start_deaf_to_stop_signals, one_native_thread_per_process,
-                                       start_resource_tracker, start_retry_at)
+                                       children_skip_the_main_script, children_start_deaf_to_stop_signals,
+                                       one_native_thread_per_process, start_resource_tracker, start_retry_at)
 from morphelites.parallel.shared_worker import SharedHandles, segment_shape, sync_segments_per_version
 from morphelites.parallel.shm import SHM_DIR, shared_memory_free_bytes
 from morphelites.parallel.weights import SharedWeights
@@ -241,7 +241,7 @@ class SharedPPOSystem:
                                     args=(options, stats_send, self._stop, self._active, self._learner_beat.array,
                                           os.getpid(), self._freeze))  # fmt: skip
         try:
-            with one_native_thread_per_process(), children_start_deaf_to_stop_signals():
+            with one_native_thread_per_process(), children_start_deaf_to_stop_signals(), children_skip_the_main_script():
                 learner.start()
         finally:
             stats_send.close()
