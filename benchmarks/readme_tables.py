@@ -242,7 +242,10 @@ def _shared(data: dict[str, Any]) -> list[str]:
         for (scene, budget), cs in sorted(several.items()):
             reached = [c for c in cs if c["shared_reached_independent_final"]]
             steps = _spread([c["env_steps_ratio"] for c in reached], "×") if reached else "–"
-            wall = _spread([c["wall_time_ratio"] for c in reached], "×") if reached else "–"
+            comparable = [c for c in reached if not _wall_not_comparable(c)]
+            wall = _spread([c["wall_time_ratio"] for c in comparable], "×") if comparable else "–"
+            if len(comparable) < len(reached):
+                wall += f" ({len(comparable)} of {len(reached)} pairs; the others' machine speed changed)"
             qd = _spread([c["shared_final_qd_score"] / max(c["independent_final_qd_score"], 1e-9) for c in cs], "×")
             lines.append(f"| {scene} | {budget:,} | {len(cs)} | {len(reached)} of {len(cs)} | {steps} | {wall} | {qd} |")
     return lines
@@ -388,17 +391,39 @@ def _round_up(bound: float) -> str:
     return f"{math.ceil(bound * 10 - 1e-9) / 10:.1f}"
 
 
+def _wall_not_comparable(comparison: dict[str, Any], shared: dict[str, Any] | None = None,
+                         independent: dict[str, Any] | None = None) -> str | None:  # fmt: skip
+    """Why a pair's wall-time ratio does not compare, or None where it does: the one rule of every
+    table. The machine's speed changed between the pair's runs or within one (the probes, see
+    :func:`_speeds_differ`); with the two runs' rows at hand, also when they come from different
+    sessions (``machine`` date or commit), whose env-only rates differ by 10% or more, or one of
+    which ran before worker processes ran native libraries single-threaded."""
+    if _speeds_differ(comparison):
+        return "machine speed changed"
+    if shared is None or independent is None:
+        return None
+    if _factor(independent["env_only_steps_per_s"] / shared["env_only_steps_per_s"]) >= _SPEED_TOLERANCE:
+        return "other machine speed"
+    if _session(shared) != _session(independent):
+        return "other session"
+    if not (shared.get("native_threads_limited") and independent.get("native_threads_limited")):
+        return "thread handicap"
+    return None
+
+
+def _session(row: dict[str, Any]) -> tuple[Any, Any]:
+    """The session a result row was measured in: its machine's start date and commit."""
+    machine = row.get("machine", {})
+    return machine.get("date"), machine.get("commit")
+
+
 def _wall_ratio(comparison: dict[str, Any], shared: dict[str, Any], independent: dict[str, Any]) -> str:
-    """The wall-time ratio of a comparison, where both runs had the same machine speed and the
-    thread fix; otherwise why it is left out."""
+    """The wall-time ratio of a comparison where it compares (:func:`_wall_not_comparable`);
+    otherwise why it is left out."""
     if "wall_time_ratio" not in comparison:
         return "–"
-    speeds = independent["env_only_steps_per_s"] / shared["env_only_steps_per_s"]
-    if _factor(speeds) >= _SPEED_TOLERANCE:  # either way round, as _speeds_differ
-        return "– (other machine speed)"
-    if not (shared.get("native_threads_limited") and independent.get("native_threads_limited")):
-        return "– (thread handicap)"
-    return f"{comparison['wall_time_ratio']:.1f}×"
+    why = _wall_not_comparable(comparison, shared, independent)
+    return f"– ({why})" if why else f"{comparison['wall_time_ratio']:.1f}×"
 
 
 #: The setting name of each seed's reference independent run in learner_settings.py.
@@ -540,19 +565,26 @@ def _ratio_target(key: str, what: str, where: str, comparisons: list[dict[str, A
                 f"| – | {measured_on} |")  # fmt: skip
     passed = [c["shared_reached_independent_final"] and c[key] >= TARGET_FEWER for c in comparisons]
     notes = []
+    figure = lambda c: (f"{c[key]:.1f}×" if c["shared_reached_independent_final"]  # noqa: E731
+                        else f"not reached (below {_round_up(c[key + '_below'])}×)")  # fmt: skip
+    counted = comparisons
     if key == "wall_time_ratio":
-        differ = [c["seed"] for c in comparisons if _speeds_differ(c)]
-        passed = [ok and not _speeds_differ(c) for ok, c in zip(passed, comparisons)]
-        if differ:
-            notes.append(f"machine speed differed on seed{'s' if len(differ) > 1 else ''} {', '.join(map(str, differ))}: not comparable, not counted as met")
+        why = {c["seed"]: c.get("wall_not_comparable") or _wall_not_comparable(c) for c in comparisons}
+        counted = [c for c in comparisons if not why[c["seed"]]]
+        passed = [ok and not why[c["seed"]] for ok, c in zip(passed, comparisons)]
+        if len(counted) < len(comparisons):
+            notes.append("left out, not comparable: " + "; ".join(f"seed {c['seed']} {figure(c)} ({why[c['seed']]})"
+                                                                  for c in comparisons if why[c["seed"]]))  # fmt: skip
         if not all("speed_probe_ratio" in c for c in comparisons):
             notes.append("machine speed not probed")
-    if all(c["shared_reached_independent_final"] for c in comparisons):
-        measured = _spread([c[key] for c in comparisons], "×")
+    if not counted:
+        measured = "–"
+    elif all(c["shared_reached_independent_final"] for c in counted):
+        measured = _spread([c[key] for c in counted], "×")
+        measured += f" on seed{'s' if len(counted) > 1 else ''} {', '.join(str(c['seed']) for c in counted)}" \
+            if len(counted) < len(comparisons) else ""
     else:
-        measured = "; ".join(f"seed {c['seed']}: " + (f"{c[key]:.1f}×" if c["shared_reached_independent_final"]
-                                                       else f"not reached (below {_round_up(c[key + '_below'])}×)")
-                             for c in comparisons)  # fmt: skip
+        measured = "; ".join(f"seed {c['seed']}: {figure(c)}" for c in counted)
     if notes:
         measured += f" ({'; '.join(notes)})"
     # never reached, but its bound does not rule the target out: shared stopped too early to tell
@@ -584,11 +616,14 @@ def _stronger_baseline_targets(budget: int) -> list[str]:
     if study is None:
         return []
     lines = []
+    by_name = {(r["seed"], r["setting"]): r for r in study["rows"]}
     shared = [r for r in study["rows"] if r["mode"] == "shared" and r["setting"] == "4 epochs" and r.get("against")]
     baselines = list(dict.fromkeys(name for r in shared for name in r["against"]))
     for key, what in _RATIOS:
         for name in baselines:
-            comparisons = [{**r["against"][name], "seed": r["seed"]} for r in shared if name in r["against"]]
+            comparisons = [{**r["against"][name], "seed": r["seed"],
+                            "wall_not_comparable": _wall_not_comparable(r["against"][name], r, by_name.get((r["seed"], name)))}
+                           for r in shared if name in r["against"]]  # fmt: skip
             seeds = [str(c["seed"]) for c in comparisons]
             where = (f"{study['scene']}, against {name} (learner settings, study `baseline_updates`, "
                      f"{study['evaluations']} evaluations, seed{'s' if len(seeds) > 1 else ''} {', '.join(seeds)})")  # fmt: skip

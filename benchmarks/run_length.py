@@ -51,7 +51,8 @@ def ratios_at(independent: dict[str, Any], shared: dict[str, Any], evaluations: 
     """The comparison #4's targets use (``compare``), with independent's run cut after
     ``evaluations`` evaluations: the env steps and wall time (s) each mode needed to reach
     independent's QD-score at that point, and the ratios independent / shared (``None`` where
-    shared never reached it)."""
+    shared never reached it; then ``env_steps_ratio_below`` / ``wall_time_ratio_below`` bound
+    them from above, with shared's whole run in the denominator)."""
     point = independent["curve"][evaluations - 1]
     cut = {"qd_score": point["qd_score"], "curve": independent["curve"][:evaluations], "peak_pss_mb": independent["peak_pss_mb"]}
     result = compare(cut, shared, workers)
@@ -64,6 +65,7 @@ def ratios_at(independent: dict[str, Any], shared: dict[str, Any], evaluations: 
         "shared_wall_s_to_reach": result.get("shared_wall_s_to_reach"),
         "env_steps_ratio": result.get("env_steps_ratio"),
         "wall_time_ratio": result.get("wall_time_ratio"),
+        **{key: result[key] for key in ("env_steps_ratio_below", "wall_time_ratio_below") if key in result},
     }
 
 
@@ -107,19 +109,30 @@ def plot(rows: list[dict[str, Any]], comparisons: list[dict[str, Any]], path: Pa
         ax_qd.plot([p["env_steps"] for p in row["curve"]], [p["qd_score"] for p in row["curve"]],
                    color=colours[row["mode"]], linestyle=("-", "--", ":", "-.")[seeds.index(row["seed"]) % 4],
                    alpha=0.85, label=f"{row['mode']}, seed {row['seed']}")  # fmt: skip
+    unreached_labelled = False
     for comparison in comparisons:
         points = [p for p in comparison["by_evaluations"] if p["env_steps_ratio"] is not None]
         x = [p["evaluations"] for p in points]
-        ax_ratio.plot(x, [p["env_steps_ratio"] for p in points], marker="o", label=f"env steps, seed {comparison['seed']}")
-        ax_ratio.plot(x, [p["wall_time_ratio"] for p in points], marker="s", linestyle="--",
-                      label=f"wall time, seed {comparison['seed']}")  # fmt: skip
+        steps_line, = ax_ratio.plot(x, [p["env_steps_ratio"] for p in points], marker="o",
+                                    label=f"env steps, seed {comparison['seed']}")  # fmt: skip
+        wall_line, = ax_ratio.plot(x, [p["wall_time_ratio"] for p in points], marker="s", linestyle="--",
+                                   label=f"wall time, seed {comparison['seed']}")  # fmt: skip
+        # Where shared never reached independent's score the line would just stop: a hollow
+        # triangle at the most the ratio could be says "not reached, below this" instead.
+        for key, line in (("env_steps_ratio", steps_line), ("wall_time_ratio", wall_line)):
+            unreached = [p for p in comparison["by_evaluations"] if p[key] is None and f"{key}_below" in p]
+            if unreached:
+                ax_ratio.plot([p["evaluations"] for p in unreached], [p[f"{key}_below"] for p in unreached], "v",
+                              markerfacecolor="none", color=line.get_color(),
+                              label=None if unreached_labelled else "not reached (the most the ratio could be)")  # fmt: skip
+                unreached_labelled = True
     ax_ratio.axhline(10, color="grey", linewidth=0.8, linestyle=":")
     ax_qd.set(xlabel="env steps", ylabel="QD-score", title="QD-score against env steps")
     ax_ratio.set(xlabel="independent's evaluations", ylabel="independent / shared",
                  title="to reach independent's QD-score after k evaluations")  # fmt: skip
     ax_qd.legend()
     if comparisons:
-        ax_ratio.legend()
+        ax_ratio.legend(fontsize="small", framealpha=0.6)
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)

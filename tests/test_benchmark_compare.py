@@ -80,6 +80,14 @@ def test_ratios_at_a_cut_read_independent_up_to_its_first_evaluation_at_the_scor
     assert point["independent_qd_score"] == 2.0 and point["independent_env_steps"] == 2_000
     assert point["independent_wall_s"] == 20.0
     assert point["shared_env_steps_to_reach"] == 1_000 + 100 and point["env_steps_ratio"] == pytest.approx(2_000 / 1_100)
+    assert "env_steps_ratio_below" not in point
+    # a score shared never reached: no ratio, but the most it could be, which the plot draws
+    # (session 40's review: the plot's lines just stopped, as if nothing came after)
+    stopped_lower = _run([1.0, 2.5], steps_per_evaluation=500, seconds_per_evaluation=1.0, budget=100)
+    point = ratios_at(independent, stopped_lower, evaluations=5, workers=2)
+    assert point["env_steps_ratio"] is None and point["wall_time_ratio"] is None
+    assert point["env_steps_ratio_below"] == pytest.approx(5_000 / (1_000 + 100))
+    assert point["wall_time_ratio_below"] == pytest.approx(50.0 / 2.0)
 
 
 def test_a_comparison_says_how_fast_the_machine_was_for_each_run_and_flags_a_difference():
