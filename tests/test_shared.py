@@ -1705,3 +1705,102 @@ def test_an_individual_is_issued_again_as_its_next_attempt_after_a_death_a_stop_
     assert [(i.id, i.attempt) for i in (trainer._new_individual(), trainer._new_individual())] == [(4, 1), (6, 0)]
     with pytest.raises(ValueError, match="attempt must be 0 or more"):
         Individual.from_dict({**state["pending"][0], "attempt": -1})
+
+
+def test_room_for_a_segment_counts_those_being_written_and_a_failed_one_gives_its_slot_back():
+    """A worker takes its slot before it acts the segment (session 40's review), so the room that
+    ``max_ready`` leaves counts the slots being written as well as those waiting; a slot whose
+    segment could not be acted is given back, not lost to the ring and to that room."""
+    layout = BufferLayout(workers=3, slots_per_worker=4, steps=25, envs=4, obs_dim=54, act_dim=6)
+    buffer, per_segment = SharedExperienceBuffer.create(layout), layout.transitions_per_segment
+    full = lambda: True  # noqa: E731  (acquire returns None instead of waiting)
+    try:
+        first = buffer.acquire(0, 100.0, max_ready=2 * per_segment)
+        second = buffer.acquire(1, 100.0, max_ready=2 * per_segment)
+        assert first is not None and second is not None and buffer.claimed_transitions() == 2 * per_segment
+        assert buffer.acquire(2, 100.0, should_stop=full, max_ready=2 * per_segment) is None, "two being written"
+        buffer.commit(first, version=1, individual_id=0, worker=0)
+        assert buffer.acquire(2, 100.0, should_stop=full, max_ready=2 * per_segment) is None, "one waits, one written"
+        buffer.abandon(second)
+        third = buffer.acquire(2, 100.0, should_stop=full, max_ready=2 * per_segment)
+        assert third is not None, "the abandoned slot is room again"
+    finally:
+        buffer.close()
+
+
+def test_a_worker_waits_for_room_before_it_acts_a_segment_so_it_acts_with_the_newest_weights(tmp_path, monkeypatch):
+    """Found in review (session 40): a worker acted its next segment, then waited for room. With
+    more workers than a batch holds segments, a held segment aged through several updates and was
+    dropped for lag when it got in (8 workers: 12 of 60). Now each segment's slot comes first, then
+    the refresh, then acting; a failure while acting gives the slot back."""
+    from morphelites.parallel.shared_worker import MultiProcessPPOWorker
+    from morphelites.rollout import SegmentCollector
+
+    learner, weights, buffer, handles, _ = _learner(tmp_path, workers=1)
+    worker = MultiProcessPPOWorker(0, handles)
+    two_segments = Settings.from_dict({**TINY, "evolution": {**TINY["evolution"], "training_steps_per_individual": 200}})
+    calls: list[str] = []
+    acquire, refresh, collect = buffer.__class__.acquire, MultiProcessPPOWorker.refresh, SegmentCollector.collect
+    monkeypatch.setattr(buffer.__class__, "acquire", lambda *a, **k: calls.append("room") or acquire(*a, **k))
+    monkeypatch.setattr(MultiProcessPPOWorker, "refresh", lambda *a, **k: calls.append("refresh") or refresh(*a, **k))
+    monkeypatch.setattr(SegmentCollector, "collect", lambda *a, **k: calls.append("act") or collect(*a, **k))
+    try:
+        worker.train(Individual(0, (0.5,) * 7, Morphology(3, [0.2] * 3)), two_segments)
+        acting = [c for c in calls if c in ("room", "act")]
+        assert acting == ["room", "act", "room", "act"], calls
+        assert calls[:3] == ["room", "refresh", "act"], "the weights are refreshed after the wait, before acting"
+        for slot in buffer.ready_slots():
+            buffer.release(slot)
+
+        def unstable(*args, **kwargs):
+            raise FloatingPointError("the simulation went unstable")
+
+        monkeypatch.setattr(SegmentCollector, "collect", unstable)
+        with pytest.raises(FloatingPointError):
+            worker.train(Individual(1, (0.5,) * 7, Morphology(3, [0.2] * 3)), two_segments)
+        assert buffer.claimed_transitions() == 0, "the slot taken for it is given back"
+    finally:
+        worker.weights.close(), worker.buffer.close()
+        learner.close()
+        buffer.close()
+        weights.close()
+
+
+def test_with_more_workers_than_a_batch_of_segments_none_is_dropped_for_lag(tmp_path):
+    """The review's reproduction, with the learner the bottleneck: after each update the learner
+    takes a batch and the waiting workers get in one by one. Each takes its room, then acts with
+    the weights of that moment (the order of train() above), and nothing reaches the learner past
+    max_policy_lag (acting first and waiting after dropped 12 of the segments here)."""
+    from morphelites.parallel.supervisor import max_ready_transitions
+
+    workers = 8  # a batch (min_batch_size 400) holds 4 segments of 100
+    learner, weights, buffer, handles, settings = _learner(tmp_path, max_lag=4, workers=workers)
+    max_ready = max_ready_transitions(settings.training.min_batch_size, max_policy_lag=4)
+    order = np.random.default_rng(0)
+    try:
+        def workers_act() -> None:
+            progress = True
+            while progress:
+                progress = False
+                for worker in order.permutation(workers):
+                    slot = buffer.acquire(int(worker), 100.0, should_stop=lambda: True, max_ready=max_ready)
+                    if slot is None:
+                        continue
+                    version = weights.version  # refreshed after the room was found
+                    for name in ("obs", "rewards", "dones", "bootstrap", "truncated", "final_obs"):
+                        getattr(slot, name)[:] = 0.0
+                    buffer.commit(slot, version, 1 + int(worker), int(worker))
+                    progress = True
+
+        workers_act()
+        learner.drain()
+        for _ in range(12):
+            workers_act()
+            learner.update()
+            learner.drain()
+        assert buffer.occupancy()["segments_dropped_lag"] == 0
+        assert learner.max_lag_seen <= 4 and learner.updates == 12
+    finally:
+        learner.close()
+        buffer.close()
+        weights.close()

@@ -218,12 +218,19 @@ class SharedExperienceBuffer:
         ready = sum(1 for ring in self._slots for slot in ring if slot.header[_STATE] == READY)
         return ready * self.layout.transitions_per_segment
 
+    def claimed_transitions(self) -> int:
+        """Transitions in READY and WRITING slots, over all workers: those waiting for the learner
+        and those being acted into a slot now."""
+        claimed = sum(1 for ring in self._slots for slot in ring if slot.header[_STATE] != EMPTY)
+        return claimed * self.layout.transitions_per_segment
+
     def acquire(
         self, worker: int, timeout_s: float, on_wait: Callable[[float], None] | None = None,
         should_stop: Callable[[], bool] | None = None, max_ready: int | None = None,
     ) -> SegmentView | None:
         """A free slot of ``worker``'s ring, marked WRITING; waits while the ring is full or, with
-        ``max_ready``, while at least that many transitions already wait for the learner.
+        ``max_ready``, while at least that many transitions already wait for the learner or are
+        being written (a worker takes its slot before it acts the segment: see shared_worker.py).
 
         ``on_wait(waited_s)`` is called every ``timeout_s`` seconds of waiting (to warn); returns
         None if ``should_stop()`` turns true while waiting.
@@ -232,7 +239,7 @@ class SharedExperienceBuffer:
         start = last_warning = time.monotonic()
         counted = False
         while True:
-            if max_ready is None or self.ready_transitions() < max_ready:
+            if max_ready is None or self.claimed_transitions() < max_ready:
                 for slot in ring:
                     if slot.header[_STATE] == EMPTY:
                         slot.header[_STATE] = WRITING
@@ -248,6 +255,11 @@ class SharedExperienceBuffer:
                 return None
             beat()  # waiting for the learner is progress, not a stall
             time.sleep(0.002)
+
+    def abandon(self, slot: SegmentView) -> None:
+        """Give back a slot taken with :meth:`acquire` and left unwritten (acting the segment
+        failed), so that neither the worker's ring nor the room of ``max_ready`` loses it."""
+        slot.header[_STATE] = EMPTY
 
     def commit(self, slot: SegmentView, version: int, individual_id: int, worker: int) -> None:
         """Mark a filled slot READY (all arrays written before the state flips), stamped with the

@@ -138,15 +138,21 @@ class MultiProcessPPOWorker:
         budget = settings.evolution.training_steps_per_individual
         steps, start = 0, time.perf_counter()
         while steps < budget:
-            version = self._open_version() if self.handles.sync else self.refresh()
-            segment = collector.collect(self.policy, layout.steps, rng)
+            # Room first, then act: a segment acted before waiting for room aged while the worker
+            # waited, and with many workers reached the learner past max_policy_lag, to be dropped.
             waited = time.perf_counter()
             slot = self.buffer.acquire(self.index, BACKPRESSURE_WARN_S, on_wait=self._warn_full, max_ready=self.handles.max_ready)
             self.backpressure_s += time.perf_counter() - waited
             assert slot is not None
-            for name in SEGMENT_ARRAYS[:-1]:  # last_values is not part of a Segment
-                getattr(slot, name)[:] = getattr(segment, name)
-            slot.last_values[:] = self.policy.value(segment.last_obs)
+            try:
+                version = self._open_version() if self.handles.sync else self.refresh()
+                segment = collector.collect(self.policy, layout.steps, rng)
+                for name in SEGMENT_ARRAYS[:-1]:  # last_values is not part of a Segment
+                    getattr(slot, name)[:] = getattr(segment, name)
+                slot.last_values[:] = self.policy.value(segment.last_obs)
+            except BaseException:  # an unstable body, say: the task fails, the worker goes on
+                self.buffer.abandon(slot)
+                raise
             self.buffer.commit(slot, version, individual.id, self.index)
             steps += segment.num_transitions
             if self.after_segment is not None:

@@ -85,6 +85,13 @@ def check_shared_memory(settings: Settings, workers: int) -> int:
     return needed
 
 
+def max_ready_transitions(min_batch_size: int, max_policy_lag: int) -> int:
+    """Backpressure by lag: how many transitions may wait for the learner (or be being written)
+    before a worker waits for room. More would wait beyond what the learner takes in
+    ``max_policy_lag`` - 1 updates and only be dropped for lag; at least one batch."""
+    return max(min_batch_size, (max_policy_lag - 1) * min_batch_size)
+
+
 def create_shared_state(
     settings: Settings, workers: int, sync: bool, max_policy_lag: int
 ) -> tuple[SharedWeights, SharedExperienceBuffer, SharedHandles]:
@@ -100,9 +107,7 @@ def create_shared_state(
     except BaseException:
         weights.close()
         raise
-    # Backpressure by lag: data waiting beyond what the learner takes in max_policy_lag updates
-    # would only be dropped for lag, so workers wait instead of producing it.
-    max_ready = None if sync else max(training.min_batch_size, (max_policy_lag - 1) * training.min_batch_size)
+    max_ready = None if sync else max_ready_transitions(training.min_batch_size, max_policy_lag)
     quota = sync_quota(settings, workers) if sync else 1
     handles = SharedHandles(weights.name, spec.flat_size, buffer.name, layout, spec.to_dict(), sync, max_ready, quota)
     return weights, buffer, handles
