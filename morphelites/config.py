@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import math
+import numbers
 import os
 import types
 import typing
@@ -493,6 +494,25 @@ def usable_cores() -> int:
     return cores if quota is None else min(cores, quota)
 
 
+class _RepeatedKey(ValueError):
+    """A JSON object of a config file names a key twice (``key``; ``keys``: the object's keys)."""
+
+    def __init__(self, key: str, keys: str) -> None:
+        super().__init__(key)
+        self.key, self.keys = key, keys
+
+
+def _refuse_repeated_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """``json.load``'s ``object_pairs_hook``: the object as a dict, unless a key comes twice
+    (``{"ppo": {...}, "ppo": {...}}`` silently dropped the first block)."""
+    data: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in data:
+            raise _RepeatedKey(key, ", ".join(dict.fromkeys(k for k, _ in pairs)))
+        data[key] = value
+    return data
+
+
 # --------------------------------------------------------------------------- parsing helpers
 
 Section = TypeVar("Section")
@@ -549,11 +569,13 @@ def _coerce(name: str, value: Any, hint: Any) -> Any:
     if hint is bool:
         if isinstance(value, bool):
             return value
+        if getattr(getattr(value, "dtype", None), "kind", None) == "b":  # numpy's bool, e.g. from a sweep grid
+            return bool(value)
     elif hint is int:
-        if isinstance(value, int) and not isinstance(value, bool):
-            return value
+        if isinstance(value, numbers.Integral) and not isinstance(value, bool):  # numpy's ints too
+            return int(value)
     elif hint is float:
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
+        if isinstance(value, numbers.Real) and not isinstance(value, bool):  # numpy's numbers too
             try:
                 return float(value)
             except OverflowError:  # an integer beyond float's range
@@ -576,7 +598,10 @@ def _check_types(section: Any, where: str) -> None:
     and an int where a bool belongs would be stored in config.json, which ``--resume`` refuses."""
     hints = typing.get_type_hints(type(section))
     for field in dataclasses.fields(section):
-        _coerce(f"{where}.{field.name}", getattr(section, field.name), hints[field.name])
+        value = getattr(section, field.name)
+        plain = _coerce(f"{where}.{field.name}", value, hints[field.name])
+        if type(value).__module__ == "numpy":  # kept as the plain number, which config.json can hold
+            object.__setattr__(section, field.name, plain)
 
 
 _TYPE_WORDS = {int: "a whole number (int)", float: "a number (float)", bool: "true or false (bool)", str: "a string"}
@@ -704,6 +729,10 @@ class Settings:
                 close = difflib.get_close_matches(str(key), list(sections), n=1)
                 hint = f" Did you mean '{close[0]}'?" if close else ""
                 raise ConfigError(f"Unknown config section '{key}'.{hint} Known sections: {', '.join(sections)}.")
+        for name in sections:
+            if name in data and data[name] is None:
+                raise ConfigError(f"Config section {name} is null. Leave it out (or write {{}}) for its defaults, or give "
+                                  f"its options as an object, e.g. {{\"{name}\": {{...}}}}.")  # fmt: skip
         return cls(**{name: section_from_dict(hints[name], data.get(name), name) for name in sections})
 
     def to_dict(self) -> dict[str, Any]:
@@ -721,7 +750,11 @@ def load_config_file(path: str) -> dict[str, Any]:
 
     try:
         with open(path, encoding="utf-8-sig") as handle:  # -sig: a byte-order mark some editors write is no error
-            data = json.load(handle)
+            data = json.load(handle, object_pairs_hook=_refuse_repeated_keys)
+    except _RepeatedKey as repeated:
+        raise ConfigError(f"Config file {path} names '{repeated.key}' twice in one object ({repeated.keys}). JSON keeps only "
+                          f"the last one, so the settings of the first would be lost without a word; merge the two into "
+                          f"one.") from None  # fmt: skip
     except FileNotFoundError:
         raise ConfigError(f"Config file {path} does not exist; check the --config path.") from None
     except IsADirectoryError:

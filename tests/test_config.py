@@ -191,3 +191,41 @@ def test_the_default_workers_and_their_limit_follow_the_cores_this_process_may_u
     assert EvolutionConfig().workers == 1
     with pytest.raises(ConfigError, match="this process may use 2 cores"):
         EvolutionConfig(max_workers=9).validate()
+
+
+def test_a_config_file_that_names_a_section_or_option_twice_or_a_section_null_is_refused(tmp_path):
+    """Review (session 40): JSON keeps the last of two equal keys, so a second "ppo" block dropped
+    every setting of the first without a word, and config.json recorded the defaults as if meant;
+    a null section read as "the defaults"."""
+    from morphelites.config import load_config_file
+
+    path = tmp_path / "exp.json"
+    path.write_text('{"ppo": {"learning_rate": 0.0001}, "evolution": {"seed": 3}, "ppo": {"update_epochs": 2}}')
+    with pytest.raises(ConfigError, match=r"exp.json names 'ppo' twice in one object \(ppo, evolution\)"):
+        load_config_file(str(path))
+    path.write_text('{"ppo": {"learning_rate": 0.0001, "learning_rate": 0.001}}')
+    with pytest.raises(ConfigError, match="names 'learning_rate' twice"):
+        load_config_file(str(path))
+    path.write_text('{"ppo": {"learning_rate": 0.0001}, "evolution": {"seed": 3}}')
+    assert load_config_file(str(path)) == {"ppo": {"learning_rate": 0.0001}, "evolution": {"seed": 3}}
+    with pytest.raises(ConfigError, match="Config section ppo is null. Leave it out"):
+        Settings.from_dict({"ppo": None})
+
+
+def test_numpy_numbers_from_a_sweep_are_taken_as_the_plain_numbers_config_json_holds():
+    """Review (session 40): np.int64(1000) for an int was refused with advice to write it
+    "without quotes or decimals"; values from np.arange or a grid are numpy numbers."""
+    import dataclasses
+    import json
+
+    import numpy as np
+
+    settings = Settings.from_dict({"training": {"min_batch_size": np.int64(1000), "sync": np.bool_(False)},
+                                   "ppo": {"learning_rate": np.float32(0.5)}}).validate()  # fmt: skip
+    assert settings.training.min_batch_size == 1000 and type(settings.training.min_batch_size) is int
+    assert type(settings.training.sync) is bool and type(settings.ppo.learning_rate) is float
+    replaced = dataclasses.replace(settings, evolution=dataclasses.replace(settings.evolution, seed=np.uint32(7)))
+    assert replaced.validate().evolution.seed == 7 and type(replaced.evolution.seed) is int
+    json.dumps(replaced.to_dict())  # config.json can hold every value
+    with pytest.raises(ConfigError, match="training.min_batch_size must be"):
+        Settings.from_dict({"training": {"min_batch_size": np.float64(1000.0)}})
