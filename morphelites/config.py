@@ -384,7 +384,10 @@ class EvolutionConfig:
     num_initial_random: int = 8
     """Individuals drawn uniformly from the genome cube before variation starts."""
     training_steps_per_individual: int = 1500
-    """Env steps of PPO training each individual gets before it is evaluated."""
+    """Env steps of PPO training each individual gets before it is evaluated, rounded up to whole
+    segments in shared mode (``training.update_interval``, itself rounded up to whole steps of the
+    worker's 4 envs) and to whole steps of ``ppo.num_envs`` envs in independent mode; the run warns
+    where that adds more than 5%. ``results.jsonl`` records each individual's own count."""
     evaluations: int = 64
     """Stop after this many evaluated individuals."""
     max_env_steps: int | None = None

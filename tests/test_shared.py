@@ -1804,3 +1804,27 @@ def test_with_more_workers_than_a_batch_of_segments_none_is_dropped_for_lag(tmp_
         learner.close()
         buffer.close()
         weights.close()
+
+
+def test_a_budget_that_whole_segments_pass_by_more_than_5_percent_is_said_and_each_body_trains_what_was_said(tmp_path):
+    """Review (session 40): training goes in whole segments (shared) or whole steps of all envs
+    (independent), so training.update_interval 2,048 trained 2,048 steps per body at a budget of
+    1,500 (37% more), with nothing said. The run now says so before it starts, and each body
+    trains what it says (results.jsonl)."""
+    from morphelites.evolution.trainer import MAPElitesEvolutionTrainer, training_steps_each
+    from morphelites.train_ppo import rollout_plan
+
+    config = {**TINY, "training": {**TINY["training"], "update_interval": 100}}
+    out = tmp_path / "run"
+    MAPElitesEvolutionTrainer(config, num_initial_random=2, training_steps_per_individual=150, enable_multiprocess=False,
+                              use_shared_ppo=True, output_dir=str(out), evaluations=2, seed=5, quiet=True).run()  # fmt: skip
+    assert {r["training_steps"] for r in read_results(out)} == {200}
+    assert ("Each body will train 200 env steps, 33% more than evolution.training_steps_per_individual (150): a shared "
+            "worker writes whole segments of 100 transitions") in (out / "training.log").read_text()
+    exact = Settings.from_dict({**config, "evolution": {**config["evolution"], "training_steps_per_individual": 300}})
+    assert training_steps_each(exact, "shared") == 300
+    for budget, num_envs, num_steps in ((1500, 16, 128), (1500, 7, 32), (20_496, 16, 128), (10, 4096, 8)):
+        settings = Settings.from_dict({"evolution": {"training_steps_per_individual": budget},
+                                       "ppo": {"num_envs": num_envs, "num_steps": num_steps}})  # fmt: skip
+        full, last = rollout_plan(budget, num_envs, num_steps, min_transitions=1)
+        assert training_steps_each(settings, "independent") == num_envs * (full * num_steps + last), budget

@@ -43,6 +43,7 @@ from morphelites.parallel.pool import (MAX_START_TRIES, STOP_SIGNALS, PoolEvent,
                                        set_process_title, stop_signal_name)
 from morphelites.parallel.supervisor import (ENVS_PER_WORKER, IndependentBackend, LearnerDied, SerialSharedBackend,
                                              SharedPPOSystem, check_shared_memory)
+from morphelites.parallel.shared_worker import segment_shape
 from morphelites.runs.memory import ProcessTreeMemory, memory_metrics
 from morphelites.runs.progress import Progress
 from morphelites.runs.recorder import EVOLUTION_METRICS, LATER_RESULT_FIGURES, RESULT_FIGURES, SHARED_METRICS, EvolutionRecorder
@@ -83,6 +84,27 @@ def _shared_only_changes(training: TrainingConfig) -> list[str]:
     defaults = TrainingConfig()
     return [f"training.{field.name}={getattr(training, field.name)!r}" for field in dataclasses.fields(training)
             if field.name != "ipc_timeout" and getattr(training, field.name) != getattr(defaults, field.name)]  # fmt: skip
+
+
+#: A body's training may pass its budget by this share before the run warns (whole segments or
+#: env steps: the defaults give 1,500 exactly in shared mode and 1,504 in independent mode).
+_TRAINING_OVERSHOOT_WARNING = 0.05
+
+
+def training_steps_each(settings: Settings, mode: str) -> int:
+    """Env steps each individual's training takes: ``evolution.training_steps_per_individual``
+    rounded up to whole segments in shared mode (``training.update_interval`` over
+    ``ENVS_PER_WORKER`` envs, rounded up to whole steps of each) and to whole steps of all
+    ``ppo.num_envs`` envs in independent mode (see train_ppo.rollout_plan)."""
+    segment = segment_transitions(settings) if mode == "shared" else settings.ppo.num_envs
+    return math.ceil(settings.evolution.training_steps_per_individual / segment) * segment
+
+
+def segment_transitions(settings: Settings) -> int:
+    """Transitions in one segment of a shared worker: ``ENVS_PER_WORKER`` envs, each stepped
+    ``training.update_interval`` / ``ENVS_PER_WORKER`` times, rounded up (see segment_shape)."""
+    steps, envs = segment_shape(settings.training.update_interval, ENVS_PER_WORKER)
+    return steps * envs
 
 
 def _on_main_thread() -> bool:
@@ -319,6 +341,17 @@ class MAPElitesEvolutionTrainer:
         workers = evo.workers if evo.enable_multiprocess else 1
         log.info("MAP-Elites (%s mode): %d evaluations, %d env steps of training each, %d worker(s), output %s",
                  self.mode, evo.evaluations, evo.training_steps_per_individual, workers, self.run_dir.path)  # fmt: skip
+        each = training_steps_each(self.settings, self.mode)
+        if each > evo.training_steps_per_individual * (1 + _TRAINING_OVERSHOOT_WARNING):
+            if self.mode == "shared":
+                why = (f"a shared worker writes whole segments of {segment_transitions(self.settings)} transitions "
+                       f"(training.update_interval over {ENVS_PER_WORKER} envs)", "training.update_interval")
+            else:
+                why = f"independent PPO steps all {self.settings.ppo.num_envs} envs at once", "ppo.num_envs"
+            log.warning("Each body will train %d env steps, %.0f%% more than evolution.training_steps_per_individual "
+                        "(%d): %s. Make the budget a multiple of that, or lower %s, to train each body on the budget "
+                        "set.", each, 100 * (each / evo.training_steps_per_individual - 1),
+                        evo.training_steps_per_individual, *why)  # fmt: skip
         unused = _shared_only_changes(self.settings.training) if self.mode == "independent" else []
         if unused:
             log.warning("Independent mode does not use %s: only the shared learner does. Ignoring %s.",
