@@ -425,7 +425,9 @@ class EvolutionConfig:
     checkpoint_every: int = 10
     """Write a checkpoint every this many evaluations (and at the end and on Ctrl-C)."""
     checkpoints_kept: int = 3
-    """How many checkpoints to keep."""
+    """How many checkpoints to keep: of the evolution, and in shared mode of the learner too
+    (``learner-*.pkl``), the newest ones (an older one is what a resume falls back on when the
+    newest is damaged)."""
     heatmap_every: int = 10
     """Redraw heatmap.png every this many evaluations."""
     parent_lag: int = 0

@@ -250,7 +250,8 @@ def test_a_learner_that_keeps_dying_stops_the_run_with_a_clear_message(tmp_path)
     second[0].send_signal(signal.SIGKILL)
     code, console = run.wait(timeout=120)
     assert code == 1
-    assert "died 2 time(s) in a row" in console and "max_learner_restarts is 1" in console and "--resume" in console
+    assert "died 2 time(s) in a row" in console and "max_learner_restarts is 1" in console
+    assert f"`morphelites train --resume --output {out}`" in console, "the command names this run's directory"
     assert json.loads((out / "summary.json").read_text())["status"] == "failed"
     assert_gone(everyone)
 

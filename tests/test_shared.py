@@ -1828,3 +1828,14 @@ def test_a_budget_that_whole_segments_pass_by_more_than_5_percent_is_said_and_ea
                                        "ppo": {"num_envs": num_envs, "num_steps": num_steps}})  # fmt: skip
         full, last = rollout_plan(budget, num_envs, num_steps, min_transitions=1)
         assert training_steps_each(settings, "independent") == num_envs * (full * num_steps + last), budget
+
+
+def test_the_learner_keeps_as_many_checkpoints_as_evolution_checkpoints_kept(tmp_path):
+    """Review (session 40): the learner kept 3 checkpoints whatever evolution.checkpoints_kept said."""
+    config = {**TINY, "evolution": {**TINY["evolution"], "checkpoints_kept": 1},
+              "training": {**TINY["training"], "learner_checkpoint_every": 1}}  # fmt: skip
+    out = tmp_path / "run"
+    summary = _serial_shared_run(out, config, 3, resume=False, num_initial_random=2)
+    assert summary["policy_updates"] >= 2, "more than one learner checkpoint was written"
+    assert len(list((out / "checkpoints").glob("learner-*.pkl"))) == 1
+    assert len(list((out / "checkpoints").glob("evolution-*.pkl"))) == 1

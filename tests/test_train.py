@@ -1021,6 +1021,8 @@ def test_workers_that_die_on_every_task_stop_the_run_after_ten_deaths_in_a_row_w
     summary = json.loads((out / "summary.json").read_text())
     assert summary["status"] == "failed" and summary["evaluations"] == 0
     assert "died 10 times in a row without finishing a task (last exit code 3)" in summary["error"]
+    # the command to continue names this run (review, session 40: a bare --resume took the default directory)
+    assert summary["error"].endswith(f"The command: `morphelites train --resume --output {out}`.")
     assert summary["worker_restarts"] >= 9 and not _results(out)
     left = {p for p in psutil.Process().children(recursive=True) if p.pid not in before}
     # multiprocessing's resource tracker, started with this process's first shared memory, lives as long as it

@@ -422,6 +422,9 @@ class MAPElitesEvolutionTrainer:
         except (LearnerDied, WorkerCrashLoop, EvaluationFailed) as error:
             status = "failed"
             self.failure = str(error)
+            if not isinstance(error, EvaluationFailed):  # which names the command itself
+                # the backends do not know the run directory: a bare --resume would take the default one
+                self.failure += f" The command: `morphelites train --resume --output {self.run_dir.path}`."
             log.error("%s", error)
             self._checkpoint()
         except RunWriteFailed as failed:  # the run directory stopped taking writes (disk full, removed, ...)

@@ -234,6 +234,7 @@ class SharedPPOSystem:
         options = LearnerOptions(self.settings, self.handles, str(self.checkpoint_dir), resume,
                                  self.max_policy_lag,
                                  checkpoint_every_updates=self.settings.training.learner_checkpoint_every,
+                                 checkpoints_kept=self.settings.evolution.checkpoints_kept,
                                  seed=self.settings.evolution.seed + self.learner_restarts,
                                  counters_floor=floor or None, time_floor_s=(busy_s, active_s),
                                  version_floor=self._version_floor)  # fmt: skip
@@ -347,7 +348,7 @@ class SharedPPOSystem:
             raise LearnerDied(
                 f"The shared PPO learner process died {self._deaths_in_row} time(s) in a row (last exit code "
                 f"{exit_code}; training.max_learner_restarts is {allowed}), so the run stops here. Its last checkpoint "
-                f"is intact and `morphelites train --resume` continues from it; see training.log for what it printed "
+                f"is intact and --resume continues from it; see training.log for what it printed "
                 f"before it died."
             )
         self.learner_restarts += 1
@@ -370,7 +371,7 @@ class SharedPPOSystem:
                     f"The shared PPO learner's replacement could not be started {tries} times in a row (last: {reason}): "
                     f"this system refuses new processes (a limit on processes or open files, or memory), so the run "
                     f"stops here. Its last checkpoint is intact; free what the system lacks and continue with "
-                    f"`morphelites train --resume`."
+                    f"--resume."
                 ) from None  # fmt: skip
             self._learner_unstarted = (tries, start_retry_at(tries))
             self.learner_events.append({"event": "learner_start_failed", "error": reason, "tries": tries})
@@ -464,6 +465,7 @@ class SerialSharedBackend:
         self.weights, self.buffer, self.handles = create_shared_state(settings, 1, sync, max_policy_lag)
         options = LearnerOptions(settings, self.handles, str(checkpoint_dir), resume, max_policy_lag,
                                  checkpoint_every_updates=settings.training.learner_checkpoint_every,
+                                 checkpoints_kept=settings.evolution.checkpoints_kept,
                                  seed=settings.evolution.seed, counters_floor=counters_floor or None,
                                  version_floor=version_floor)  # fmt: skip
         try:
