@@ -962,6 +962,35 @@ def _check_one_update(learner, weights, buffer, handles, settings) -> dict:
         weights.close()
 
 
+def test_the_packages_export_the_classes_design_places_in_them_without_loading_them_early():
+    """Review (session 40): DESIGN puts the trainer in evolution/ and the shared-mode classes in
+    parallel/, re-exported through ``__all__``; ``from morphelites.evolution import
+    MAPElitesEvolutionTrainer`` raised ImportError. They load when asked for, so a worker that
+    imports the package still loads neither torch nor pyribs."""
+    code = (
+        "import sys\n"
+        "import morphelites.parallel, morphelites.parallel.shared_worker\n"
+        "assert not [m for m in ('torch', 'ribs') if m in sys.modules]\n"
+        "from morphelites.parallel import (MultiProcessPPOWorker, SharedExperienceBuffer, SharedPPOSystem,\n"
+        "                                  SharedPPOTrainer, SharedWeights)\n"
+        "from morphelites.parallel.learner import SharedPPOTrainer as learner_class\n"
+        "assert SharedPPOTrainer is learner_class and MultiProcessPPOWorker.__name__ == 'MultiProcessPPOWorker'\n"
+        "from morphelites.evolution import EXIT_CODES, MAPElitesEvolutionTrainer\n"
+        "from morphelites.evolution.trainer import MAPElitesEvolutionTrainer as trainer_class\n"
+        "assert MAPElitesEvolutionTrainer is trainer_class and EXIT_CODES['failed'] == 1\n"
+        "import morphelites.evolution, morphelites.parallel\n"
+        "assert all(hasattr(morphelites.evolution, n) for n in morphelites.evolution.__all__)\n"
+        "assert all(hasattr(morphelites.parallel, n) for n in morphelites.parallel.__all__)\n"
+        "try:\n"
+        "    morphelites.parallel.NoSuchThing\n"
+        "except AttributeError as error:\n"
+        "    assert 'NoSuchThing' in str(error)\n"
+        "else:\n"
+        "    raise AssertionError('an unknown name must raise AttributeError')\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, env=dict(os.environ, PYTHONPATH=str(REPO)))
+
+
 def test_worker_acting_path_imports_neither_torch_nor_ribs():
     code = (
         "import sys\n"
