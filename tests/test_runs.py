@@ -426,3 +426,20 @@ def test_a_run_whose_appended_files_this_user_cannot_write_is_refused_before_any
     run.lock_file.mkdir()  # cannot be opened for writing: a real fault, not a faked one
     with pytest.raises(RunDirectoryError, match="Cannot use output directory .*run: Is a directory"):
         run.hold()
+
+
+def test_the_eta_includes_the_final_re_evaluation_after_the_evaluations_and_any_budget(monkeypatch):
+    """Session 39 left open: the ETA ended with the last evaluation, though shared mode then
+    re-evaluates every elite (15-20% of the demo's env steps), so it read 00:00:00 for that time."""
+    import morphelites.runs.progress as progress_module
+
+    clock = [0.0]
+    monkeypatch.setattr(progress_module.time, "monotonic", lambda: clock[0])
+    stream = io.StringIO()
+    progress = Progress(4, stream=stream, interval_s=0.0, time_left_s=100.0)
+    clock[0] = 60.0
+    progress.update(1, qd_score=0.1, coverage=0.1, best=0.1, after_s=30.0)  # 3 x 60 s, capped at 40 s, then 30 s
+    assert "ETA 00:01:10" in stream.getvalue().splitlines()[-1], stream.getvalue()
+    clock[0] = 240.0
+    progress.update(4, qd_score=0.1, coverage=0.1, best=0.1, after_s=30.0)
+    assert "ETA 00:00:30" in stream.getvalue().splitlines()[-1], "the evaluations are done; the round is left"

@@ -395,6 +395,7 @@ class MAPElitesEvolutionTrainer:
                                  time_left_s=None if evo.max_wall_s is None else evo.max_wall_s - self.wall_s_before,
                                  env_steps_left=None if evo.max_env_steps is None else evo.max_env_steps - self.env_steps)  # fmt: skip
         self._session_env_steps_start = self.env_steps
+        self._eval_wall_s, self._evaluated_this_session = 0.0, 0  # for the final round's share of the ETA
         self._start = time.monotonic()
         self._last_summary: float | None = None  # when the progress lines were last written (monotonic s)
         self._last_summary_count = 0  # the evaluations they showed
@@ -607,6 +608,16 @@ class MAPElitesEvolutionTrainer:
         else:
             self.next_id += 1
         return Individual(individual_id, tuple(float(g) for g in offspring.genome), body, offspring.parent_id, attempt)
+
+    def _final_round_estimate_s(self) -> float:
+        """Seconds the final re-evaluation would take with the elites found so far (shared mode;
+        0 in independent mode, which has none): a round of them per worker, each as long as this
+        session's evaluations have taken on average (the same episodes on the same bodies)."""
+        if self.mode != "shared" or not self._evaluated_this_session:
+            return 0.0
+        evo = self.settings.evolution
+        workers = evo.workers if evo.enable_multiprocess else 1
+        return math.ceil(len(self.archive) / max(workers, 1)) * self._eval_wall_s / self._evaluated_this_session
 
     def _held_back(self) -> float:
         """``held_back_s`` with the wait under way, if any (s)."""
@@ -852,8 +863,11 @@ class MAPElitesEvolutionTrainer:
                 stats = self._log_and_measure(individual, result, status)
             except OSError as error:
                 raise RunWriteFailed(error, recorded=True) from error
+        self._eval_wall_s += result.eval_wall_s
+        self._evaluated_this_session += 1
         self.progress.update(self.completed, stats["qd_score"], stats["coverage"], _nan0(stats["best_fitness"]),
-                             env_steps=self.env_steps - self._session_env_steps_start)  # fmt: skip
+                             env_steps=self.env_steps - self._session_env_steps_start,
+                             after_s=self._final_round_estimate_s())  # fmt: skip
         evo = self.settings.evolution
         try:
             if self.completed % evo.heatmap_every == 0:

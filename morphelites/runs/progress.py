@@ -43,9 +43,10 @@ class Progress:
         self._last_line = 0.0
 
     def update(self, done: int, qd_score: float, coverage: float, best: float, extra: str = "",
-               env_steps: int = 0) -> None:  # fmt: skip
+               env_steps: int = 0, after_s: float = 0.0) -> None:  # fmt: skip
         """Show ``done`` evaluations; ``env_steps``: those this session has simulated (for the
-        env-step budget's ETA)."""
+        env-step budget's ETA); ``after_s``: seconds the run is expected to take after its last
+        evaluation (shared mode's final re-evaluation of the elites), which the ETA includes."""
         if self.quiet:
             return
         now = time.monotonic()
@@ -57,6 +58,7 @@ class Progress:
             eta = min(eta, steps_eta) if eta == eta else steps_eta
         if self.time_left_s is not None:  # the wall-time budget ends the run first
             eta = min(eta, max(0.0, self.time_left_s - (now - self._created))) if eta == eta else eta
+        eta += after_s  # after any budget: the final re-evaluation follows the stop
         eta_text = "--:--" if eta != eta else _duration(eta)
         text = (f"{done}/{self.total} evaluations | QD-score {qd_score:.2f} | coverage {coverage:.0%} | "
                 f"best {best:.3f} | ETA {eta_text}{(' | ' + extra) if extra else ''}")  # fmt: skip
