@@ -612,9 +612,16 @@ def _stronger_baseline_targets(budget: int) -> list[str]:
     """Rows of the targets table against each independent setting of the learner-settings study
     ``baseline_updates`` (more PPO updates per body than the default), where the file exists: the
     shared runs at the defaults compared with the baseline at each of its settings, seed by seed."""
-    study = _load(f"learner_settings_baseline_updates_{budget}")
-    if study is None:
-        return []
+    lines = []
+    for name in (f"learner_settings_baseline_updates_{budget}", f"learner_settings_obstacles_baseline_updates_{budget}"):
+        study = _load(name)
+        if study is not None:
+            lines += _baseline_study_targets(study)
+    return lines
+
+
+def _baseline_study_targets(study: dict[str, Any]) -> list[str]:
+    """:func:`_stronger_baseline_targets`' rows of one scene's file of the study."""
     lines = []
     by_name = {(r["seed"], r["setting"]): r for r in study["rows"]}
     shared = [r for r in study["rows"] if r["mode"] == "shared" and r["setting"] == "4 epochs" and r.get("against")]

@@ -199,6 +199,12 @@ def test_the_targets_summary_compares_the_shared_runs_with_each_baseline_of_the_
     # seed 1's 4-env baseline ran in another session: its wall time does not compare (session 40's review)
     assert "less wall time" in rows[3] and "| 1.2× on seed 0 (left out, not comparable: seed 1 1.3× (other session)) | no |" \
         in rows[3], rows[3]
+    # the study on the obstacles scene (its own file) adds its rows after the open scene's
+    files = {"learner_settings_baseline_updates_50000": study,
+             "learner_settings_obstacles_baseline_updates_50000": {**study, "scene": "obstacles"}}
+    monkeypatch.setattr(tables, "_load", files.get)
+    rows = [line for line in tables._issue4_targets(long) if "baseline_updates" in line]
+    assert len(rows) == 8 and all("| open, against" in r for r in rows[:4]) and all("| obstacles, against" in r for r in rows[4:])
 
 
 def test_a_run_of_another_length_adds_its_ratio_rows_and_says_where_shared_stopped(monkeypatch, tmp_path):
