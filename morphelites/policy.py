@@ -125,11 +125,11 @@ class ActorCritic(nn.Module):
 
     def policy_state(self) -> dict:
         """Everything needed to rebuild this policy: spec, weights, normaliser (for checkpoints)."""
-        return {
-            "spec": self.spec.to_dict(),
-            "state_dict": {k: v.detach().clone() for k, v in self.state_dict().items()},
-            "obs_rms": self.obs_rms.state_dict(),
-        }
+        # The normaliser's arrays as tensors: torch.load's default (weights_only=True, torch 2.6 on)
+        # refuses numpy arrays, and a user loads policy.pt with the default.
+        rms = {k: torch.from_numpy(v) if isinstance(v, np.ndarray) else v for k, v in self.obs_rms.state_dict().items()}
+        return {"spec": self.spec.to_dict(), "state_dict": {k: v.detach().clone() for k, v in self.state_dict().items()},
+                "obs_rms": rms}
 
     @classmethod
     def from_policy_state(cls, state: dict) -> "ActorCritic":

@@ -111,7 +111,8 @@ def train_policy(
     Each update: the numpy twin acts ``num_steps`` steps in every env (see :func:`rollout_plan`
     for the last one); GAE; ``update_epochs``
     epochs of minibatch PPO; then the observation normaliser folds in the segment (after the
-    update, so behaviour log-probs and the update see the same normalisation).
+    update, so behaviour log-probs and the update see the same normalisation; not after the last
+    update, so that the trained policy keeps the statistics its last update saw).
 
     ``on_update`` receives a record per update: env_steps, update, wall_s, steps_per_s, the PPO
     diagnostics and the mean return / success of the episodes finished during the rollout.
@@ -135,7 +136,9 @@ def train_policy(
         segment = collector.collect(actor, num_steps, rng)
         batch = segment_to_batch(segment, actor.value(segment.last_obs), config.gamma, config.gae_lambda)
         stats = updater.update(batch)
-        if config.normalize_obs:
+        # Not after the last update: the policy then evaluated (and saved) is the one its last update
+        # trained, under the statistics it trained with (a single update trained on raw inputs).
+        if config.normalize_obs and update < num_updates - 1:
             model.update_normaliser(batch.obs)
         result.env_steps += segment.num_transitions
         result.updates += 1

@@ -80,3 +80,34 @@ def test_a_budget_that_would_end_on_a_tiny_rollout_ends_on_a_longer_one_instead(
     result = train_policy(model, envs, config, 68, seed=0)
     assert result.env_steps == 68 and result.updates == 2
     assert [r["gradient_steps"] for r in result.history] == [8.0, 9.0]
+
+
+def test_the_trained_policy_keeps_the_normaliser_statistics_its_last_update_trained_with():
+    """Review (session 40): the normaliser folded in each rollout after its update, the last one
+    too, so the policy evaluated and saved saw inputs its network never trained on; at the
+    independent mode's 1,500 steps per body (one update) that was the whole of its statistics."""
+    for budget, folds in ((32, 0), (64, 1)):  # one update of 4 envs x 8 steps; two
+        model = ActorCritic(reach_policy_spec(6, hidden_dim=16))
+        envs = [ReachEnv(BODY, env_config=TASK) for _ in range(4)]
+        before = model.obs_rms.count
+        result = train_policy(model, envs, PPOConfig(num_envs=4, num_steps=8, num_minibatches=2, update_epochs=1), budget)
+        assert result.updates == folds + 1
+        assert model.obs_rms.count == pytest.approx(before + 32 * folds), "only the rollouts before the last update"
+
+
+def test_a_truncated_episode_is_bootstrapped_in_the_serial_batch_and_an_ended_one_is_not():
+    """Review (session 40): no test covered segment_to_batch's bootstrap. One env, 3 steps, gamma
+    0.5, lambda 1: the episode is cut by the time limit after step 1 (bootstrap b) and ends at
+    step 2 (the goal reached: no bootstrap)."""
+    from morphelites.rollout import Segment
+    from morphelites.train_ppo import segment_to_batch
+
+    one = lambda *values: np.array(values, dtype=np.float32)[:, None]  # noqa: E731  (T=3, N=1)
+    segment = Segment(obs=np.zeros((3, 1, 2), np.float32), actions=np.zeros((3, 1, 1), np.float32),
+                      logprobs=one(0, 0, 0), values=one(1.0, 2.0, 3.0), rewards=one(1.0, 1.0, 1.0),
+                      dones=one(0, 1, 1), bootstrap=one(0, 4.0, 0), truncated=one(0, 1, 0),
+                      final_obs=np.zeros((3, 1, 2), np.float32), last_obs=np.zeros((1, 2), np.float32))  # fmt: skip
+    batch = segment_to_batch(segment, last_values=np.array([10.0], np.float32), gamma=0.5, gae_lambda=1.0)
+    # step 2: r = 1, ended: return 1; step 1: r + gamma * b = 1 + 2 = 3, cut; step 0: 1 + 0.5 * 3 = 2.5
+    np.testing.assert_allclose(batch.returns, [2.5, 3.0, 1.0])
+    np.testing.assert_allclose(batch.advantages, [2.5 - 1.0, 3.0 - 2.0, 1.0 - 3.0])

@@ -193,3 +193,20 @@ def test_independent_mode_and_ppo_build_their_policies_unclipped_with_the_normal
                           quiet=True))  # fmt: skip
     state = torch.load(out / "policy.pt", map_location="cpu", weights_only=False)["policy"]
     assert ActorCritic.from_policy_state(state).spec.input_clip is None
+
+
+def test_a_saved_policy_loads_with_torch_loads_default_and_acts_as_before(tmp_path):
+    """Review (session 40): policy.pt held the normaliser as numpy arrays, which torch.load's
+    default (weights_only=True since torch 2.6) refuses; README says to load it that way."""
+    import torch
+
+    from morphelites.policy import ActorCritic
+    from morphelites.policy_numpy import reach_policy_spec
+
+    model = ActorCritic(reach_policy_spec(6, hidden_dim=16))
+    obs = np.random.default_rng(0).normal(size=(20, model.spec.obs_dim))
+    model.update_normaliser(obs)
+    torch.save({"format": "morphelites-policy-1", "policy": model.policy_state(), "env_steps": 64}, tmp_path / "policy.pt")
+    loaded = ActorCritic.from_policy_state(torch.load(tmp_path / "policy.pt")["policy"])
+    np.testing.assert_allclose(loaded.numpy_twin().value(obs), model.numpy_twin().value(obs), rtol=1e-6)
+    assert loaded.obs_rms.count == model.obs_rms.count
