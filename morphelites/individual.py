@@ -16,12 +16,11 @@ __all__ = ["Individual", "IndividualResult", "individual_seed"]
 class Individual:
     """One candidate: sequential ``id``, its genome, the decoded body, and the elite it came from.
 
-    ``attempt`` counts the times it was issued before that may have left experience with the
-    shared learner (a worker that died, an evaluation that failed, a stop while it was in flight),
-    and is 1 for an individual that takes the id of one lost at a hard stop. In shared mode a worker
-    draws its action noise and env resets from streams of (id, attempt), so that a reissue does not
-    hand the learner a copy of the first try's segments; independent mode ignores it: a retry
-    there repeats its draws, so an individual's result does not depend on faults or resumes.
+    ``attempt`` counts the times it was issued before (a worker that died, an evaluation that
+    failed, a stop while it was in flight). In shared mode a worker draws its action noise and env
+    resets from streams of (id, attempt, the run's session), so that a reissue does not hand the
+    learner a copy of an earlier try's segments; independent mode ignores both: a retry there
+    repeats its draws, so an individual's result does not depend on faults or resumes.
     """
 
     id: int

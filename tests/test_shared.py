@@ -1658,6 +1658,8 @@ def test_an_individual_issued_again_draws_other_action_noise_and_resets_than_its
     worker died, its evaluation failed, it was in flight at a stop) drew the same env resets and
     action noise as its first try, so the learner took a near-copy of segments it may already hold.
     A try is a function of (id, attempt): the same attempt repeats, another one does not."""
+    import dataclasses
+
     from morphelites.parallel.shared_worker import MultiProcessPPOWorker
 
     learner, weights, buffer, handles, _ = _learner(tmp_path, workers=1)
@@ -1665,24 +1667,28 @@ def test_an_individual_issued_again_draws_other_action_noise_and_resets_than_its
     one_segment = Settings.from_dict({**TINY, "evolution": {**TINY["evolution"], "training_steps_per_individual": 100}})
     first_try = Individual(3, (0.5,) * 7, Morphology(3, [0.2] * 3))
 
-    def segment_of(individual: Individual) -> dict[str, np.ndarray]:
-        worker.train(individual, one_segment)
+    def segment_of(individual: Individual, by: MultiProcessPPOWorker | None = None) -> dict[str, np.ndarray]:
+        (by or worker).train(individual, one_segment)
         (slot,) = buffer.ready_slots()
         taken = buffer.take(slot)
         buffer.release(slot)
         assert taken is not None and taken.individual_id == 3
         return taken.arrays
 
+    resumed = MultiProcessPPOWorker(0, dataclasses.replace(handles, session=1))  # a worker of a resumed session
     try:
         first = segment_of(first_try)
         again = segment_of(first_try.issued_again())
         repeated = segment_of(first_try)
+        in_a_later_session = segment_of(first_try, by=resumed)
         assert weights.version == 1, "no update between them: only the random draws can differ"
         for name in ("obs", "actions"):
             assert np.array_equal(first[name], repeated[name]), f"the same attempt's {name} repeat"
             assert not np.array_equal(first[name], again[name]), f"attempt 1's {name} are its own"
+            assert not np.array_equal(first[name], in_a_later_session[name]), f"a resumed session's {name} are its own"
         assert not np.array_equal(first["obs"][0], again["obs"][0]), "its env resets differ too (the first obs)"
     finally:
+        resumed.weights.close(), resumed.buffer.close()
         worker.weights.close(), worker.buffer.close()
         learner.close()
         buffer.close()
@@ -1690,10 +1696,10 @@ def test_an_individual_issued_again_draws_other_action_noise_and_resets_than_its
 
 
 def test_an_individual_is_issued_again_as_its_next_attempt_after_a_death_a_stop_or_a_lost_id(tmp_path, monkeypatch):
-    """What the trainer hands on with an individual issued again (session 40): a worker death, a
-    checkpoint that holds it in flight, and a new individual taking the id of one lost at a hard
-    stop each give the next attempt; the first try of a new id is attempt 0 and its results.jsonl
-    line has no ``attempt``, as before."""
+    """What the trainer hands on with an individual issued again (session 40): a worker death and
+    a checkpoint that holds it in flight each give the next attempt; a new individual is attempt 0
+    (one taking the id of one lost at a hard stop too: its session differs, see the test below)
+    and its results.jsonl line has no ``attempt``, as before."""
     from types import SimpleNamespace
 
     from morphelites.evolution.trainer import MAPElitesEvolutionTrainer
@@ -1731,9 +1737,34 @@ def test_an_individual_is_issued_again_as_its_next_attempt_after_a_death_a_stop_
     (state,) = written
     assert [(e["id"], e["attempt"]) for e in state["pending"]] == [(2, 2), (3, 1)], "the one in flight: its next try"
     assert [(Individual.from_dict(e).id, Individual.from_dict(e).attempt) for e in state["pending"]] == [(2, 2), (3, 1)]
-    assert [(i.id, i.attempt) for i in (trainer._new_individual(), trainer._new_individual())] == [(4, 1), (6, 0)]
+    assert [(i.id, i.attempt) for i in (trainer._new_individual(), trainer._new_individual())] == [(4, 0), (6, 0)]
     with pytest.raises(ValueError, match="attempt must be 0 or more"):
         Individual.from_dict({**state["pending"][0], "attempt": -1})
+
+
+def test_each_session_of_a_run_has_a_number_of_its_own_that_its_shared_workers_draw_with(tmp_path, monkeypatch):
+    """Review (session 40): after a hard stop a resumed run issued a try no checkpoint knew of (a
+    new id drawn after the last checkpoint, say) again with the same id, genome and attempt, so the
+    same draws. Each session now has a number (config.json's ``sessions``, written as it starts),
+    and a resumed session's workers draw from streams of it."""
+    from morphelites.parallel.supervisor import SerialSharedBackend
+
+    sessions: list[int] = []
+    init = SerialSharedBackend.__init__
+
+    def recording(backend, *args, **kwargs):
+        sessions.append(kwargs["session"])
+        init(backend, *args, **kwargs)
+
+    monkeypatch.setattr(SerialSharedBackend, "__init__", recording)
+    out = tmp_path / "run"
+    _serial_shared_run(out, TINY, 2, resume=False, num_initial_random=2)
+    assert json.loads((out / "config.json").read_text())["sessions"] == 1
+    config = json.loads((out / "config.json").read_text())
+    (out / "config.json").write_text(json.dumps({k: v for k, v in config.items() if k != "sessions"}))  # an older run's
+    _serial_shared_run(out, TINY, 3, resume=True, num_initial_random=2)
+    _serial_shared_run(out, TINY, 4, resume=True, num_initial_random=2)
+    assert sessions == [0, 1, 2] and json.loads((out / "config.json").read_text())["sessions"] == 3
 
 
 def test_a_slot_taken_for_a_segment_that_could_not_be_acted_is_given_back_to_the_ring():

@@ -34,7 +34,7 @@ from morphelites.envs.reach import ObservationLayout
 from morphelites.evolution.archive import BodyArchive
 from morphelites.evolution.measures import compute_measures, measure_specs
 from morphelites.evolution.reevaluation import EvaluationFailed, ReevaluationRound
-from morphelites.runs.stored_run import check_resume
+from morphelites.runs.stored_run import check_resume, stored_run
 from morphelites.evolution.variation import Variation
 from morphelites.individual import Individual, IndividualResult
 from morphelites.morphology import BodySpace
@@ -105,6 +105,13 @@ def segment_transitions(settings: Settings) -> int:
     ``training.update_interval`` / ``ENVS_PER_WORKER`` times, rounded up (see segment_shape)."""
     steps, envs = segment_shape(settings.training.update_interval, ENVS_PER_WORKER)
     return steps * envs
+
+
+def _sessions_started(run_dir: RunDirectory) -> int:
+    """How many sessions of the run in ``run_dir`` have started: config.json's ``sessions`` (a run
+    from before it was counted has had at least one)."""
+    sessions = stored_run(run_dir).get("sessions", 1)
+    return sessions if isinstance(sessions, int) and not isinstance(sessions, bool) and sessions >= 1 else 1
 
 
 def _on_main_thread() -> bool:
@@ -265,6 +272,7 @@ class MAPElitesEvolutionTrainer:
         # Ids below next_id that no evaluated or pending individual holds: in flight at a hard stop
         # after the last checkpoint, so their genomes are unknown. New individuals take them first.
         self.free_ids: list[int] = []
+        self.session = 0  # the run's session: 0 for its first, one more for each resume (set by run())
         self.in_flight: dict[int, Individual] = {}
         self.failures: dict[int, int] = {}
         self.deaths: dict[int, int] = {}  # individual id -> deaths of the worker evaluating it, this session
@@ -313,8 +321,12 @@ class MAPElitesEvolutionTrainer:
         # config.json first: a directory holding anything else then holds a run. A resume writes it
         # again (only stored_run.RESUMABLE_CHANGES may differ, checked before): a raised --evaluations
         # then holds for a later plain --resume too, not only for this session.
+        # "sessions" counts this one too, so that every session (one killed at once as well) has a
+        # number of its own: shared mode's workers draw from streams of it (see SharedHandles.session).
+        self.session = _sessions_started(self.run_dir) if self.resume else 0
         self.run_dir.write_config({"command": "train", "mode": self.mode, "settings": self.settings.to_dict(),
-                                   "measures": [dataclasses.asdict(s) for s in self.specs]})  # fmt: skip
+                                   "measures": [dataclasses.asdict(s) for s in self.specs],
+                                   "sessions": self.session + 1})  # fmt: skip
         columns = EVOLUTION_METRICS + (SHARED_METRICS if self.mode == "shared" else ())
         self.recorder = EvolutionRecorder(self.run_dir, quiet=self.quiet, metric_columns=columns)
         log = self.recorder.log
@@ -484,11 +496,11 @@ class MAPElitesEvolutionTrainer:
         if evo.use_shared_ppo and evo.enable_multiprocess:
             return SharedPPOSystem(self.settings, workers, self.run_dir.checkpoints, resume=self.resume, sync=training.sync,
                                    max_policy_lag=training.max_policy_lag, counters_floor=self.learner_counters_floor,
-                                   version_floor=self.recorded_policy_version)  # fmt: skip
+                                   version_floor=self.recorded_policy_version, session=self.session)  # fmt: skip
         if evo.use_shared_ppo:
             return SerialSharedBackend(self.settings, self.run_dir.checkpoints, resume=self.resume, sync=training.sync,
                                        max_policy_lag=training.max_policy_lag, counters_floor=self.learner_counters_floor,
-                                       version_floor=self.recorded_policy_version)  # fmt: skip
+                                       version_floor=self.recorded_policy_version, session=self.session)  # fmt: skip
         return IndependentBackend(self.settings, workers, evo.enable_multiprocess)
 
     # ------------------------------------------------------------------ main loop
@@ -600,14 +612,11 @@ class MAPElitesEvolutionTrainer:
             return None
         offspring = self.variation.next()
         body = self.space.decode(offspring.genome)
-        # an id that was lost at a hard stop: its individual was in flight, its segments perhaps with the learner
-        attempt = 0
-        if self.free_ids:
+        if self.free_ids:  # an id lost at a hard stop (this resumed session's draws differ: SharedHandles.session)
             self.free_ids.pop(0)
-            attempt = 1
         else:
             self.next_id += 1
-        return Individual(individual_id, tuple(float(g) for g in offspring.genome), body, offspring.parent_id, attempt)
+        return Individual(individual_id, tuple(float(g) for g in offspring.genome), body, offspring.parent_id)
 
     def _final_round_estimate_s(self) -> float:
         """Seconds the final re-evaluation would take with the elites found so far (shared mode;

@@ -59,6 +59,9 @@ class SharedHandles:
     max_ready: int | None = None
     #: Sync mode: segments a worker writes with one policy version before it waits for the next.
     segments_per_version: int = 1
+    #: The run's session (0 for its first, one more for each --resume): a worker's random draws of
+    #: a resumed session are its own, so that it never repeats those of a try lost at a hard stop.
+    session: int = 0
 
 
 def segment_shape(update_interval: int, envs_per_worker: int) -> tuple[int, int]:
@@ -130,8 +133,9 @@ class MultiProcessPPOWorker:
         """Collect ``training_steps_per_individual`` env steps of experience on the body, then evaluate."""
         layout = self.handles.layout
         seed = individual_seed(settings.evolution.seed, individual.id) % (2**31)
-        # A reissue draws other noise and resets: the learner may have taken the first try's segments
-        retry = (individual.attempt,) if individual.attempt else ()  # a first try's streams as before
+        # A reissue, or any issue in a resumed session, draws other noise and resets: the learner may
+        # have taken an earlier try's segments (one lost at a hard stop is known to no checkpoint)
+        retry = (individual.attempt, self.handles.session) if individual.attempt or self.handles.session else ()
         rng = np.random.default_rng(stream_seed(seed, Stream.ACTION_NOISE, *retry))
         envs = [ReachEnv(individual.body, body_space=settings.body_space, env_config=settings.env) for _ in range(layout.envs)]
         collector = SegmentCollector(envs, seed=stream_seed(seed, Stream.ENV_RESETS, *retry))

@@ -93,9 +93,10 @@ def max_ready_transitions(min_batch_size: int, max_policy_lag: int) -> int:
 
 
 def create_shared_state(
-    settings: Settings, workers: int, sync: bool, max_policy_lag: int
+    settings: Settings, workers: int, sync: bool, max_policy_lag: int, session: int = 0
 ) -> tuple[SharedWeights, SharedExperienceBuffer, SharedHandles]:
-    """Create the shared weights and experience buffer of a shared-mode run, and their handles.
+    """Create the shared weights and experience buffer of a shared-mode run, and their handles
+    (``session``: see SharedHandles).
 
     Raises SharedMemoryFull if ``/dev/shm`` cannot hold them (nothing is left behind then)."""
     training = settings.training
@@ -109,7 +110,8 @@ def create_shared_state(
         raise
     max_ready = None if sync else max_ready_transitions(training.min_batch_size, max_policy_lag)
     quota = sync_quota(settings, workers) if sync else 1
-    handles = SharedHandles(weights.name, spec.flat_size, buffer.name, layout, spec.to_dict(), sync, max_ready, quota)
+    handles = SharedHandles(weights.name, spec.flat_size, buffer.name, layout, spec.to_dict(), sync, max_ready, quota,
+                            session=session)  # fmt: skip
     return weights, buffer, handles
 
 
@@ -179,13 +181,14 @@ class SharedPPOSystem:
             the largest lag seen (``max_lag_seen``) the learner continues from at least (a resumed
             run: those of its metrics.csv); see :class:`LearnerOptions`.
         version_floor: a resumed run's newest recorded policy version; see :class:`LearnerOptions`.
+        session: the run's session, 0 for its first (see SharedHandles).
     """
 
     WORKER_JOB = "morphelites.parallel.shared_worker:run_task"
 
     def __init__(self, settings: Settings, workers: int, checkpoint_dir: Path, resume: bool,
                  sync: bool = False, max_policy_lag: int = 4, counters_floor: dict[str, int] | None = None,
-                 version_floor: int = 0) -> None:  # fmt: skip
+                 version_floor: int = 0, session: int = 0) -> None:  # fmt: skip
         self.settings = settings
         self.workers = workers
         self._counters_floor = dict(counters_floor or {})
@@ -193,7 +196,7 @@ class SharedPPOSystem:
         self.checkpoint_dir = checkpoint_dir
         self.sync = sync
         self.max_policy_lag = max_policy_lag
-        self.weights, self.buffer, self.handles = create_shared_state(settings, workers, sync, max_policy_lag)
+        self.weights, self.buffer, self.handles = create_shared_state(settings, workers, sync, max_policy_lag, session)
         try:  # nobody would close() a system that was never made: its shared memory would stay in /dev/shm
             self._ctx = mp.get_context("spawn")
             self._stop = self._ctx.Event()
@@ -457,12 +460,12 @@ class SerialSharedBackend:
 
     def __init__(self, settings: Settings, checkpoint_dir: Path, resume: bool, sync: bool = False,
                  max_policy_lag: int = 4, counters_floor: dict[str, int] | None = None,
-                 version_floor: int = 0) -> None:  # fmt: skip
+                 version_floor: int = 0, session: int = 0) -> None:  # fmt: skip
         from morphelites.parallel.learner import SharedPPOTrainer
         from morphelites.parallel.shared_worker import MultiProcessPPOWorker
 
         self.settings = settings
-        self.weights, self.buffer, self.handles = create_shared_state(settings, 1, sync, max_policy_lag)
+        self.weights, self.buffer, self.handles = create_shared_state(settings, 1, sync, max_policy_lag, session)
         options = LearnerOptions(settings, self.handles, str(checkpoint_dir), resume, max_policy_lag,
                                  checkpoint_every_updates=settings.training.learner_checkpoint_every,
                                  checkpoints_kept=settings.evolution.checkpoints_kept,
