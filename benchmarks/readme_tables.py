@@ -557,13 +557,13 @@ def _ratio_target(key: str, what: str, where: str, comparisons: list[dict[str, A
     (min–max) where shared reached independent's final QD-score on every seed, else each seed's
     figure, a seed where it never did named with the most its ratio could be (``<key>_below``,
     shared's whole run in the denominator) and not counted as met (said to be undecided where that
-    bound is at the target or above). A wall-time ratio of a pair whose
-    machine speed differed is not comparable, so it never counts as met; the row names such seeds,
-    and says when the machine speed was not probed."""
+    bound is at the target or above). A wall-time ratio of a pair that does not compare
+    (:func:`_wall_not_comparable`) is left out of the figure and of the verdict, which covers the
+    seeds left ("–" with none); the row names the seeds left out, and says when the machine speed
+    was not probed."""
     if not comparisons:  # a file whose first pair is still running
         return (f"| ≥ {TARGET_FEWER:.0f}× {what} to reach independent's final QD-score | {where} | no pair of runs yet "
                 f"| – | {measured_on} |")  # fmt: skip
-    passed = [c["shared_reached_independent_final"] and c[key] >= TARGET_FEWER for c in comparisons]
     notes = []
     figure = lambda c: (f"{c[key]:.1f}×" if c["shared_reached_independent_final"]  # noqa: E731
                         else f"not reached (below {_round_up(c[key + '_below'])}×)")  # fmt: skip
@@ -571,7 +571,6 @@ def _ratio_target(key: str, what: str, where: str, comparisons: list[dict[str, A
     if key == "wall_time_ratio":
         why = {c["seed"]: c.get("wall_not_comparable") or _wall_not_comparable(c) for c in comparisons}
         counted = [c for c in comparisons if not why[c["seed"]]]
-        passed = [ok and not why[c["seed"]] for ok, c in zip(passed, comparisons)]
         if len(counted) < len(comparisons):
             notes.append("left out, not comparable: " + "; ".join(f"seed {c['seed']} {figure(c)} ({why[c['seed']]})"
                                                                   for c in comparisons if why[c["seed"]]))  # fmt: skip
@@ -587,11 +586,14 @@ def _ratio_target(key: str, what: str, where: str, comparisons: list[dict[str, A
         measured = "; ".join(f"seed {c['seed']}: {figure(c)}" for c in counted)
     if notes:
         measured += f" ({'; '.join(notes)})"
+    # judged on the seeds counted: a pair left out tells nothing either way ("–" with none left)
+    passed = [c["shared_reached_independent_final"] and c[key] >= TARGET_FEWER for c in counted]
     # never reached, but its bound does not rule the target out: shared stopped too early to tell
-    undecided = [str(c["seed"]) for c in comparisons
+    undecided = [str(c["seed"]) for c in counted
                  if not c["shared_reached_independent_final"] and c[key + "_below"] >= TARGET_FEWER]  # fmt: skip
-    met = _met(passed) + (f"; undecided on seed{'s' if len(undecided) > 1 else ''} {', '.join(undecided)} (shared stopped "
-                          f"before reaching the score)" if undecided else "")  # fmt: skip
+    met = _met(passed) + (" (comparable seeds only)" if counted and len(counted) < len(comparisons) else "")
+    met += (f"; undecided on seed{'s' if len(undecided) > 1 else ''} {', '.join(undecided)} (shared stopped "
+            f"before reaching the score)" if undecided else "")  # fmt: skip
     return (f"| ≥ {TARGET_FEWER:.0f}× {what} to reach independent's final QD-score | {where} | "
             f"{measured} | {met} | {measured_on} |")
 
