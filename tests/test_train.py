@@ -1495,3 +1495,15 @@ def test_a_resumed_run_continues_its_wall_time_restart_counts_and_peak_memory_fr
     summary = json.loads((out / "summary.json").read_text())
     assert summary["wall_s"] > 500.0 and summary["worker_restarts"] == 2 and type(summary["worker_restarts"]) is int
     assert summary["peak_memory_mb"] == float(last["peak_memory_mb"]) == 99999.0, "the peak is the whole run's"
+
+
+def test_the_resume_command_a_message_names_works_when_pasted_into_a_shell(tmp_path):
+    """Review (session 40): the path was pasted unquoted (and as given), so a directory with a space
+    gave a command that did not work when copied."""
+    import shlex
+
+    from morphelites.evolution.trainer import MAPElitesEvolutionTrainer
+
+    trainer = MAPElitesEvolutionTrainer(TINY, enable_multiprocess=False, output_dir=str(tmp_path / "my run"), quiet=True)
+    command = trainer._resume_command
+    assert shlex.split(command) == ["morphelites", "train", "--resume", "--output", str((tmp_path / "my run").resolve())]

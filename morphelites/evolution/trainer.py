@@ -24,6 +24,7 @@ import dataclasses
 import functools
 import inspect
 import math
+import shlex
 import signal
 import threading
 import time
@@ -437,21 +438,21 @@ class MAPElitesEvolutionTrainer:
             self.failure = str(error)
             if not isinstance(error, EvaluationFailed):  # which names the command itself
                 # the backends do not know the run directory: a bare --resume would take the default one
-                self.failure += f" The command: `morphelites train --resume --output {self.run_dir.path}`."
-            log.error("%s", error)
+                self.failure += f" The command: `{self._resume_command}`."
+            log.error("%s", self.failure)
             self._checkpoint()
         except RunWriteFailed as failed:  # the run directory stopped taking writes (disk full, removed, ...)
             status = "failed"
             error = failed.error
             self.failure = (f"Could not write to the run directory {self.run_dir.path} ({type(error).__name__}: {error}). "
                             f"Everything written before is intact; free some space (or fix the directory) and continue "
-                            f"with `morphelites train --resume --output {self.run_dir.path}`.")  # fmt: skip
+                            f"with `{self._resume_command}`.")  # fmt: skip
             log.error("%s", self.failure)
             self._checkpoint()
         except Exception as error:  # a bug: still write summary.json and give the signal handlers back
             status, unexpected = "failed", error
             self.failure = (f"Unexpected error: {type(error).__name__}: {error} (traceback in training.log). Files "
-                            f"written before are intact; `morphelites train --resume --output {self.run_dir.path}` "
+                            f"written before are intact; `{self._resume_command}` "
                             "continues from the last checkpoint.")  # fmt: skip
             log.exception("Unexpected error; the run stops.")
         finally:
@@ -618,6 +619,11 @@ class MAPElitesEvolutionTrainer:
             self.next_id += 1
         return Individual(individual_id, tuple(float(g) for g in offspring.genome), body, offspring.parent_id)
 
+    @property
+    def _resume_command(self) -> str:
+        """The command that continues this run, as a shell takes it (the absolute path, quoted)."""
+        return f"morphelites train --resume --output {shlex.quote(str(self.run_dir.path.resolve()))}"
+
     def _final_round_estimate_s(self) -> float:
         """Seconds the final re-evaluation would take with the elites found so far (shared mode;
         0 in independent mode, which has none): a round of them per worker, each as long as this
@@ -744,7 +750,7 @@ class MAPElitesEvolutionTrainer:
                         f"The worker evaluating individual {individual.id} died {self.deaths[individual.id]} times (last "
                         f"exit code {event.value}; a stall counts too), while other evaluations run: its body "
                         f"({individual.body}) probably crashes the simulator or needs too much memory. Fix the cause, then "
-                        f"continue with `morphelites train --resume --output {self.run_dir.path}`, which issues it again.")  # fmt: skip
+                        f"continue with `{self._resume_command}`, which issues it again.")  # fmt: skip
                 if self.deaths[individual.id] >= MAX_DEATHS_PER_INDIVIDUAL:
                     self._another_body_first(individual)
         elif event.kind == "error":
@@ -757,7 +763,7 @@ class MAPElitesEvolutionTrainer:
             if self.failures[individual.id] >= 2:
                 raise EvaluationFailed(
                     f"Evaluating individual {individual.id} failed twice (the tracebacks are in training.log). Fix the "
-                    f"cause, then continue with `morphelites train --resume --output {self.run_dir.path}`, which "
+                    f"cause, then continue with `{self._resume_command}`, which "
                     "issues it again.")  # fmt: skip
 
     def _another_body_first(self, suspect: Individual) -> None:
@@ -780,7 +786,7 @@ class MAPElitesEvolutionTrainer:
                 f"evaluation finished in this session, and no other individual is left to try first: either its body "
                 f"({suspect.body}) crashes the simulator or needs too much memory, or the workers cannot run at all "
                 f"(the console output above shows why they die: an import error, memory, a broken install). Fix the "
-                f"cause, then continue with `morphelites train --resume --output {self.run_dir.path}`.")  # fmt: skip
+                f"cause, then continue with `{self._resume_command}`.")  # fmt: skip
         self.pending.remove(suspect)
         self.pending.insert(self.pending.index(others[0]) + 1, suspect)
         self.recorder.log.warning("Individual %d's worker died %d times before any evaluation finished in this session: "

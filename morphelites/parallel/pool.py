@@ -15,6 +15,7 @@ import multiprocessing as mp
 import os
 import signal
 import sys
+import threading
 import time
 import traceback
 from dataclasses import dataclass
@@ -98,6 +99,10 @@ def start_resource_tracker() -> None:
         pass
 
 
+#: Held while :func:`children_skip_the_main_script` hides the main script.
+_MAIN_SCRIPT_HIDDEN = threading.Lock()
+
+
 @contextlib.contextmanager
 def children_skip_the_main_script() -> Iterator[None]:
     """Processes started (spawned) inside this block do not run the parent's main script again.
@@ -111,20 +116,21 @@ def children_skip_the_main_script() -> Iterator[None]:
     from multiprocessing only while a process starts (``python -m`` of a package's ``__main__`` is
     skipped by multiprocessing itself).
     """
-    main = sys.modules.get("__main__")
-    if main is None or (getattr(main, "__spec__", None) is None and getattr(main, "__file__", None) is None):
-        yield
-        return
-    spec, had_file, file = main.__spec__, hasattr(main, "__file__"), getattr(main, "__file__", None)
-    main.__spec__ = None
-    if had_file:
-        del main.__file__
-    try:
-        yield
-    finally:
-        main.__spec__ = spec
-        if had_file:
-            main.__file__ = file
+    with _MAIN_SCRIPT_HIDDEN:  # two runs started in threads at once would save each other's hidden state
+        main = sys.modules.get("__main__")
+        if main is None or (getattr(main, "__spec__", None) is None and getattr(main, "__file__", None) is None):
+            yield
+            return
+        spec, had_file, file = main.__spec__, hasattr(main, "__file__"), getattr(main, "__file__", None)
+        try:
+            main.__spec__ = None
+            if had_file:
+                del main.__file__
+            yield
+        finally:
+            main.__spec__ = spec
+            if had_file:
+                main.__file__ = file
 
 
 @contextlib.contextmanager
