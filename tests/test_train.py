@@ -1507,3 +1507,24 @@ def test_the_resume_command_a_message_names_works_when_pasted_into_a_shell(tmp_p
     trainer = MAPElitesEvolutionTrainer(TINY, enable_multiprocess=False, output_dir=str(tmp_path / "my run"), quiet=True)
     command = trainer._resume_command
     assert shlex.split(command) == ["morphelites", "train", "--resume", "--output", str((tmp_path / "my run").resolve())]
+
+
+def test_a_run_directory_that_refuses_its_first_writes_is_a_clear_error_not_a_traceback(tmp_path, monkeypatch, capsys):
+    """Review (session 40): the start check sees free disk, not a user's quota; config.json's write
+    then raised OSError(EDQUOT) out of `morphelites train` as a traceback (exit 1)."""
+    import errno
+
+    from morphelites.cli import EXIT_BAD_INPUT, main
+    from morphelites.runs.run_dir import RunDirectory
+
+    def over_quota(self, config):
+        raise OSError(errno.EDQUOT, "Disk quota exceeded", str(self.config))
+
+    monkeypatch.setattr(RunDirectory, "write_config", over_quota)
+    config = tmp_path / "tiny.json"
+    config.write_text(json.dumps(TINY))
+    code = main(["train", "--serial", "--evaluations", "2", "--config", str(config), "--output", str(tmp_path / "run"),
+                 "--quiet"])  # fmt: skip
+    assert code == EXIT_BAD_INPUT
+    err = capsys.readouterr().err
+    assert "Cannot write to the run directory" in err and "Disk quota exceeded" in err and "Traceback" not in err

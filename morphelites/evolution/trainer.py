@@ -298,7 +298,8 @@ class MAPElitesEvolutionTrainer:
     def run(self) -> dict[str, Any]:
         """Run to the end (or an interrupt); returns the summary, whose ``status`` says which.
 
-        Raises RunDirectoryError if another process is running the same run directory, or if since
+        Raises RunDirectoryError if another process is running the same run directory, if config.json
+        or the run's log cannot be written as it starts (a disk quota, say), or if since
         this trainer was made another run has started there (a new run) or the stored run no longer
         takes this one's settings (ConfigError, ``resume``).
 
@@ -325,11 +326,17 @@ class MAPElitesEvolutionTrainer:
         # "sessions" counts this one too, so that every session (one killed at once as well) has a
         # number of its own: shared mode's workers draw from streams of it (see SharedHandles.session).
         self.session = _sessions_started(self.run_dir) if self.resume else 0
-        self.run_dir.write_config({"command": "train", "mode": self.mode, "settings": self.settings.to_dict(),
-                                   "measures": [dataclasses.asdict(s) for s in self.specs],
-                                   "sessions": self.session + 1})  # fmt: skip
         columns = EVOLUTION_METRICS + (SHARED_METRICS if self.mode == "shared" else ())
-        self.recorder = EvolutionRecorder(self.run_dir, quiet=self.quiet, metric_columns=columns)
+        try:
+            self.run_dir.write_config({"command": "train", "mode": self.mode, "settings": self.settings.to_dict(),
+                                       "measures": [dataclasses.asdict(s) for s in self.specs],
+                                       "sessions": self.session + 1})  # fmt: skip
+            self.recorder = EvolutionRecorder(self.run_dir, quiet=self.quiet, metric_columns=columns)
+        except OSError as error:  # a quota the start check's free-space test cannot see, say: nothing started yet
+            raise RunDirectoryError(
+                f"Cannot write to the run directory {self.run_dir.path} ({type(error).__name__}: {error}). Free some "
+                f"space (a disk quota counts too) or fix its permissions, or give another --output; nothing was "
+                f"started, and nothing of the run is lost.") from None  # fmt: skip
         log = self.recorder.log
         if self._write_leftovers:
             log.info("Removed %s, left by a write that an earlier session did not finish.", ", ".join(self._write_leftovers))
