@@ -28,6 +28,7 @@ import shlex
 import signal
 import threading
 import time
+from pathlib import Path
 from typing import Any, Callable, Iterator
 
 from morphelites.config import ModelConfig, PPOConfig, Settings, TrainingConfig, section_from_dict
@@ -45,6 +46,7 @@ from morphelites.parallel.pool import (MAX_START_TRIES, STOP_SIGNALS, PoolEvent,
 from morphelites.parallel.supervisor import (ENVS_PER_WORKER, IndependentBackend, LearnerDied, SerialSharedBackend,
                                              SharedPPOSystem, check_shared_memory)
 from morphelites.parallel.shared_worker import segment_shape
+from morphelites.parallel.shm import SHM_DIR, leftover_blocks, remove_leftover_blocks, run_block_prefix
 from morphelites.runs.memory import ProcessTreeMemory, memory_metrics
 from morphelites.runs.progress import Progress
 from morphelites.runs.recorder import EVOLUTION_METRICS, LATER_RESULT_FIGURES, RESULT_FIGURES, SHARED_METRICS, EvolutionRecorder
@@ -106,6 +108,14 @@ def segment_transitions(settings: Settings) -> int:
     ``training.update_interval`` / ``ENVS_PER_WORKER`` times, rounded up (see segment_shape)."""
     steps, envs = segment_shape(settings.training.update_interval, ENVS_PER_WORKER)
     return steps * envs
+
+
+def _size(path: Path) -> int:
+    """A file's size in bytes; 0 if it is gone."""
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0
 
 
 def _sessions_started(run_dir: RunDirectory) -> int:
@@ -248,8 +258,11 @@ class MAPElitesEvolutionTrainer:
         self._resumed_changes: list[str] = []  # resume: the budgets and workers that differ from the stored run's
         if resume:  # the same mode and settings as the stored run, budgets and workers aside
             self._resumed_changes = check_resume(self.run_dir, self.mode, settings)
+        self.block_prefix = run_block_prefix(self.run_dir.path)  # the names of this run's shared-memory blocks
         if settings.evolution.use_shared_ppo:  # /dev/shm must hold the weights and experience buffer
-            check_shared_memory(settings, settings.evolution.workers if settings.evolution.enable_multiprocess else 1)
+            leftover = sum(_size(path) for path in leftover_blocks(self.block_prefix))  # removed as the run starts
+            check_shared_memory(settings, settings.evolution.workers if settings.evolution.enable_multiprocess else 1,
+                                reclaimable=leftover, resume=resume)  # fmt: skip
 
         self.space = BodySpace(settings.body_space)
         self.specs = measure_specs(self.space, evo.measures, evo.continuous_bins)
@@ -397,6 +410,12 @@ class MAPElitesEvolutionTrainer:
         # apart whatever path --output was given as (``pkill -INT -f "map_elites main $(realpath DIR)$"``).
         previous_title = set_process_title(f"map_elites main {self.run_dir.path.resolve()}")
         training = self.settings.training
+        if self.mode == "shared":  # run() holds the run's lock: no session of it is alive to use them
+            removed = remove_leftover_blocks(self.block_prefix)
+            if removed:
+                log.warning("Removed %d shared-memory block(s) (%.1f MB: %s) from %s, left by an earlier session of "
+                            "this run that was killed with its whole process group.", len(removed),
+                            sum(size for _, size in removed) / 2**20, ", ".join(name for name, _ in removed), SHM_DIR)  # fmt: skip
         try:
             pool = self._make_backend(workers)
         except BaseException:  # e.g. SharedMemoryFull: /dev/shm filled since the check; nothing was started
@@ -504,11 +523,13 @@ class MAPElitesEvolutionTrainer:
         if evo.use_shared_ppo and evo.enable_multiprocess:
             return SharedPPOSystem(self.settings, workers, self.run_dir.checkpoints, resume=self.resume, sync=training.sync,
                                    max_policy_lag=training.max_policy_lag, counters_floor=self.learner_counters_floor,
-                                   version_floor=self.recorded_policy_version, session=self.session)  # fmt: skip
+                                   version_floor=self.recorded_policy_version, session=self.session,
+                                   block_prefix=self.block_prefix)  # fmt: skip
         if evo.use_shared_ppo:
             return SerialSharedBackend(self.settings, self.run_dir.checkpoints, resume=self.resume, sync=training.sync,
                                        max_policy_lag=training.max_policy_lag, counters_floor=self.learner_counters_floor,
-                                       version_floor=self.recorded_policy_version, session=self.session)  # fmt: skip
+                                       version_floor=self.recorded_policy_version, session=self.session,
+                                       block_prefix=self.block_prefix)  # fmt: skip
         return IndependentBackend(self.settings, workers, evo.enable_multiprocess)
 
     # ------------------------------------------------------------------ main loop

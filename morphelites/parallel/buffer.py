@@ -195,8 +195,9 @@ class SharedExperienceBuffer:
         ]  # fmt: skip
 
     @classmethod
-    def create(cls, layout: BufferLayout) -> "SharedExperienceBuffer":
-        shm = create_shared_memory(layout.total_bytes, "experience buffer")
+    def create(cls, layout: BufferLayout, prefix: str | None = None) -> "SharedExperienceBuffer":
+        """A new, empty buffer of ``layout`` (``prefix``: see create_shared_memory)."""
+        shm = create_shared_memory(layout.total_bytes, "experience buffer", prefix)
         buffer = cls(layout, shm, owner=True)
         buffer._counters[:] = 0
         for ring in buffer._slots:

@@ -3,11 +3,14 @@ page reserved, the free space left for them, and their release."""
 
 from __future__ import annotations
 
+import hashlib
 import os
+import secrets
 from multiprocessing import shared_memory
 from pathlib import Path
 
-__all__ = ["SHM_DIR", "SharedMemoryFull", "create_shared_memory", "shared_memory_free_bytes", "release_shared_memory"]
+__all__ = ["SHM_DIR", "SharedMemoryFull", "create_shared_memory", "shared_memory_free_bytes", "release_shared_memory",
+           "run_block_prefix", "leftover_blocks", "remove_leftover_blocks"]
 
 #: Where Linux keeps POSIX shared memory: a tmpfs, which containers often keep small (Docker: 64 MB).
 SHM_DIR = Path("/dev/shm")
@@ -26,15 +29,51 @@ def shared_memory_free_bytes() -> int | None:
     return stats.f_bavail * stats.f_frsize
 
 
-def create_shared_memory(size: int, what: str) -> shared_memory.SharedMemory:
-    """A new block of ``size`` bytes (``what`` names it in errors) whose pages are reserved now.
+def run_block_prefix(run_path: Path) -> str:
+    """The name prefix of the blocks of the run in directory ``run_path``: ``mel`` and 10 hex
+    digits of its absolute path, so that each run's blocks can be told from any other's (with a
+    suffix, names stay within macOS's 31 characters)."""
+    digest = hashlib.sha1(str(Path(run_path).resolve()).encode()).hexdigest()
+    return f"mel{digest[:10]}"
+
+
+def leftover_blocks(prefix: str) -> list[Path]:
+    """The blocks in :data:`SHM_DIR` whose names start with ``prefix`` (a run's: see
+    :func:`run_block_prefix`); none where this system has no such directory."""
+    try:
+        return sorted(path for path in SHM_DIR.iterdir() if path.name.startswith(f"{prefix}_"))
+    except OSError:
+        return []
+
+
+def remove_leftover_blocks(prefix: str) -> list[tuple[str, int]]:
+    """Remove the run's blocks that an earlier session left in :data:`SHM_DIR`; returns each one's
+    name and size in bytes. Only while holding the run's lock: then no session of the run is alive
+    to use them. Python's resource tracker removes a killed process's blocks, but not when it is
+    killed too (SIGKILL to the whole process group: ``timeout -s KILL``, a group OOM kill), and
+    then they stayed until reboot, filling ``/dev/shm`` run after run."""
+    removed = []
+    for path in leftover_blocks(prefix):
+        try:
+            size = path.stat().st_size
+            path.unlink()
+        except FileNotFoundError:
+            continue
+        removed.append((path.name, size))
+    return removed
+
+
+def create_shared_memory(size: int, what: str, prefix: str | None = None) -> shared_memory.SharedMemory:
+    """A new block of ``size`` bytes (``what`` names it in errors) whose pages are reserved now;
+    ``prefix``: its name starts with that (a run's, see :func:`run_block_prefix`), else Python
+    names it.
 
     A tmpfs hands out a page only when a process first touches it; with ``/dev/shm`` full, that
     process gets SIGBUS and dies without a word, possibly long into a run. Reserved here
     (posix_fallocate), a shortage is :class:`SharedMemoryFull` at creation, and the block is
     removed again. Where there is no ``/dev/shm`` the block is returned as created.
     """
-    shm = shared_memory.SharedMemory(create=True, size=size)
+    shm = _new_block(size, prefix)
     path = SHM_DIR / shm.name.lstrip("/")
     if not hasattr(os, "posix_fallocate") or not path.exists():
         return shm
@@ -53,6 +92,17 @@ def create_shared_memory(size: int, what: str) -> shared_memory.SharedMemory:
             f"Lower training.buffer_size, or give the machine more shared memory (Docker: --shm-size)."
         ) from error
     return shm
+
+
+def _new_block(size: int, prefix: str | None) -> shared_memory.SharedMemory:
+    if prefix is None:
+        return shared_memory.SharedMemory(create=True, size=size)
+    for _ in range(100):
+        try:
+            return shared_memory.SharedMemory(name=f"{prefix}_{secrets.token_hex(4)}", create=True, size=size)
+        except FileExistsError:  # a name drawn twice: draw another
+            continue
+    raise FileExistsError(f"no free shared-memory name starting with {prefix}_ in 100 tries")
 
 
 def release_shared_memory(shm: shared_memory.SharedMemory, owner: bool) -> None:

@@ -59,14 +59,16 @@ def _shared_layout(settings: Settings, workers: int) -> tuple[PolicySpec, Buffer
     return spec, layout
 
 
-def check_shared_memory(settings: Settings, workers: int) -> int:
+def check_shared_memory(settings: Settings, workers: int, reclaimable: int = 0, resume: bool = False) -> int:
     """Refuse (ConfigError) a shared run whose weights and experience buffer do not fit in the
-    free space of ``/dev/shm``; returns the bytes they take. Called before anything starts:
+    free space of ``/dev/shm`` (with ``reclaimable`` bytes more: the run's own leftover blocks,
+    which it removes as it starts); returns the bytes they take. Called before anything starts:
     :func:`create_shared_state` would fail later, when the run directory already exists."""
     spec, layout = _shared_layout(settings, workers)
     weights = SharedWeights.bytes_for(spec.flat_size)
     needed = weights + layout.total_bytes
     free = shared_memory_free_bytes()
+    free = None if free is None else free + reclaimable
     if free is not None and needed > free:
         if weights >= layout.total_bytes:  # the policy's weights, not the experience, fill it
             fix = f"Lower model.hidden_dim (the policy's weights take {weights / 2**20:.1f} MB)"
@@ -76,35 +78,39 @@ def check_shared_memory(settings: Settings, workers: int) -> int:
                    f"{layout.transitions_per_segment} transitions, {2 * layout.slot_bytes / 2**20:.1f} MB) or the workers")
         else:
             fix = f"Lower training.buffer_size (about {layout.slot_bytes / layout.transitions_per_segment:.0f} bytes per transition)"
+        if resume:  # a resume may not change those settings
+            fix = "Use fewer --workers (the other settings are the run's)"
         raise ConfigError(
             f"A shared run with training.buffer_size {settings.training.buffer_size}, {workers} worker(s) and "
             f"model.hidden_dim {settings.model.hidden_dim} needs {needed / 2**20:.1f} MB of shared memory, but "
             f"{SHM_DIR} has {free / 2**20:.1f} MB free. {fix}, or give the machine more shared memory (Docker: "
-            f"--shm-size)."
+            f"--shm-size). Runs killed outright with their whole process group (kill -9, a group OOM kill) leave "
+            f"their blocks there: `ls -l {SHM_DIR}` shows them (this project's are named mel<digits>_<digits>; each run "
+            f"removes its own when it starts again)."
         )  # fmt: skip
     return needed
 
 
 def max_ready_transitions(min_batch_size: int, max_policy_lag: int) -> int:
-    """Backpressure by lag: how many transitions may wait for the learner (or be being written)
-    before a worker waits for room. More would wait beyond what the learner takes in
+    """Backpressure by lag: how many transitions may wait for the learner before a worker waits for
+    room. More would wait beyond what the learner takes in
     ``max_policy_lag`` - 1 updates and only be dropped for lag; at least one batch."""
     return max(min_batch_size, (max_policy_lag - 1) * min_batch_size)
 
 
 def create_shared_state(
-    settings: Settings, workers: int, sync: bool, max_policy_lag: int, session: int = 0
+    settings: Settings, workers: int, sync: bool, max_policy_lag: int, session: int = 0, block_prefix: str | None = None
 ) -> tuple[SharedWeights, SharedExperienceBuffer, SharedHandles]:
     """Create the shared weights and experience buffer of a shared-mode run, and their handles
-    (``session``: see SharedHandles).
+    (``session``: see SharedHandles; ``block_prefix``: the run's block names, see shm.run_block_prefix).
 
     Raises SharedMemoryFull if ``/dev/shm`` cannot hold them (nothing is left behind then)."""
     training = settings.training
     spec, layout = _shared_layout(settings, workers)
     start_resource_tracker()  # before the first block would start it, hang-ups and all
-    weights = SharedWeights.create(spec.flat_size)
+    weights = SharedWeights.create(spec.flat_size, block_prefix)
     try:
-        buffer = SharedExperienceBuffer.create(layout)
+        buffer = SharedExperienceBuffer.create(layout, block_prefix)
     except BaseException:
         weights.close()
         raise
@@ -182,13 +188,14 @@ class SharedPPOSystem:
             run: those of its metrics.csv); see :class:`LearnerOptions`.
         version_floor: a resumed run's newest recorded policy version; see :class:`LearnerOptions`.
         session: the run's session, 0 for its first (see SharedHandles).
+        block_prefix: the start of the names of its shared-memory blocks (see shm.run_block_prefix).
     """
 
     WORKER_JOB = "morphelites.parallel.shared_worker:run_task"
 
     def __init__(self, settings: Settings, workers: int, checkpoint_dir: Path, resume: bool,
                  sync: bool = False, max_policy_lag: int = 4, counters_floor: dict[str, int] | None = None,
-                 version_floor: int = 0, session: int = 0) -> None:  # fmt: skip
+                 version_floor: int = 0, session: int = 0, block_prefix: str | None = None) -> None:  # fmt: skip
         self.settings = settings
         self.workers = workers
         self._counters_floor = dict(counters_floor or {})
@@ -196,7 +203,8 @@ class SharedPPOSystem:
         self.checkpoint_dir = checkpoint_dir
         self.sync = sync
         self.max_policy_lag = max_policy_lag
-        self.weights, self.buffer, self.handles = create_shared_state(settings, workers, sync, max_policy_lag, session)
+        self.weights, self.buffer, self.handles = create_shared_state(settings, workers, sync, max_policy_lag, session,
+                                                                      block_prefix)  # fmt: skip
         try:  # nobody would close() a system that was never made: its shared memory would stay in /dev/shm
             self._ctx = mp.get_context("spawn")
             self._stop = self._ctx.Event()
@@ -460,12 +468,12 @@ class SerialSharedBackend:
 
     def __init__(self, settings: Settings, checkpoint_dir: Path, resume: bool, sync: bool = False,
                  max_policy_lag: int = 4, counters_floor: dict[str, int] | None = None,
-                 version_floor: int = 0, session: int = 0) -> None:  # fmt: skip
+                 version_floor: int = 0, session: int = 0, block_prefix: str | None = None) -> None:  # fmt: skip
         from morphelites.parallel.learner import SharedPPOTrainer
         from morphelites.parallel.shared_worker import MultiProcessPPOWorker
 
         self.settings = settings
-        self.weights, self.buffer, self.handles = create_shared_state(settings, 1, sync, max_policy_lag, session)
+        self.weights, self.buffer, self.handles = create_shared_state(settings, 1, sync, max_policy_lag, session, block_prefix)
         options = LearnerOptions(settings, self.handles, str(checkpoint_dir), resume, max_policy_lag,
                                  checkpoint_every_updates=settings.training.learner_checkpoint_every,
                                  checkpoints_kept=settings.evolution.checkpoints_kept,

@@ -53,8 +53,9 @@ class SharedWeights:
         return 8 * _HEADER + 4 * size
 
     @classmethod
-    def create(cls, size: int) -> "SharedWeights":
-        shm = create_shared_memory(cls.bytes_for(size), "policy weights")
+    def create(cls, size: int, prefix: str | None = None) -> "SharedWeights":
+        """New weights of ``size`` floats, version 0 (``prefix``: see create_shared_memory)."""
+        shm = create_shared_memory(cls.bytes_for(size), "policy weights", prefix)
         weights = cls(shm, size, owner=True)
         weights._header[:] = 0
         weights._header[_CHECKSUM] = _checksum(weights._weights, 0)  # version 0: zeros, consistent
