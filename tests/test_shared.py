@@ -1901,3 +1901,33 @@ def test_the_learner_keeps_as_many_checkpoints_as_evolution_checkpoints_kept(tmp
     assert summary["policy_updates"] >= 2, "more than one learner checkpoint was written"
     assert len(list((out / "checkpoints").glob("learner-*.pkl"))) == 1
     assert len(list((out / "checkpoints").glob("evolution-*.pkl"))) == 1
+
+
+def test_a_stopped_learner_gets_time_for_its_update_under_way_and_final_checkpoint():
+    """Review (session 40): a stop signal gave the learner 5 s before it was killed, and an update
+    is not cut short, so with large batches (about 5 s for 30,000 transitions on 2 cores) every
+    preemption lost the final checkpoint and up to learner_checkpoint_every updates."""
+    from morphelites.parallel.supervisor import SharedPPOSystem, learner_stop_wait_s
+
+    assert learner_stop_wait_s(graceful=False, longest_update_s=0.3) == 5.0
+    assert learner_stop_wait_s(graceful=True, longest_update_s=0.3) == 15.0
+    assert learner_stop_wait_s(graceful=False, longest_update_s=6.0) == 13.0
+    assert learner_stop_wait_s(graceful=False, longest_update_s=100.0) == 30.0, "within a cluster's usual grace"
+    assert learner_stop_wait_s(graceful=True, longest_update_s=100.0) == 60.0
+
+    class Pipe:
+        def __init__(self, messages):
+            self.messages = messages
+
+        def poll(self):
+            return bool(self.messages)
+
+        def recv(self):
+            return self.messages.pop(0)
+
+    system = SharedPPOSystem.__new__(SharedPPOSystem)  # only what reading the learner's reports touches
+    system.learner_stats, system.longest_update_s, system.learner_events = {}, 0.0, []
+    system._stats_recv = Pipe([{"event": "update", "update_s": 2.5}, {"event": "update", "update_s": 1.0},
+                               {"event": "idle"}])  # fmt: skip
+    system._read_learner_stats()
+    assert system.longest_update_s == 2.5 and system.learner_stats == {"event": "idle"}

@@ -91,6 +91,16 @@ def check_shared_memory(settings: Settings, workers: int, reclaimable: int = 0, 
     return needed
 
 
+def learner_stop_wait_s(graceful: bool, longest_update_s: float) -> float:
+    """Seconds to wait for a stopped learner to finish the update under way and write its final
+    checkpoint before it is killed: 15 at a run's end, 5 at a stop signal, but at least twice the
+    longest update it made (an update is not cut short; larger batches take longer: a 30,000-
+    transition one about 5 s on 2 cores), up to 60 / 30 (a cluster's grace after SIGTERM is often
+    30 s). Killed, the learner's last periodic checkpoint stays."""
+    floor, cap = (15.0, 60.0) if graceful else (5.0, 30.0)
+    return max(floor, min(cap, 2.0 * longest_update_s + 1.0))
+
+
 def max_ready_transitions(min_batch_size: int, max_policy_lag: int) -> int:
     """Backpressure by lag: how many transitions may wait for the learner before a worker waits for
     room. More would wait beyond what the learner takes in
@@ -223,6 +233,7 @@ class SharedPPOSystem:
         self._stats_recv: Any = None
         self._resume = resume
         self.learner_stats: dict[str, float] = {}
+        self.longest_update_s = 0.0  # of the updates reported: how long a stopped learner may need (learner_stop_wait_s)
         self.learner_events: list[dict[str, Any]] = []
         self.learner_restarts = 0
         self.learner_stalls = 0
@@ -395,6 +406,8 @@ class SharedPPOSystem:
                 message = self._stats_recv.recv()
                 if message.get("event") in ("update", "idle", "stopped"):
                     self.learner_stats = message
+                    if message.get("event") == "update":
+                        self.longest_update_s = max(self.longest_update_s, float(message.get("update_s", 0.0)))
                 else:
                     if message.get("event") == "frozen":
                         self.frozen_version = int(message["version"])
@@ -450,7 +463,7 @@ class SharedPPOSystem:
             self.weights.close()
             self._shut_down = True
             return
-        self.learner.join(timeout=0.0 if cut_short else 15.0 if graceful else 5.0)
+        self.learner.join(timeout=0.0 if cut_short else learner_stop_wait_s(graceful, self.longest_update_s))
         if self.learner.is_alive():  # it ignores SIGTERM (pool.ignore_stop_signals); its last checkpoint stays
             self.learner.kill()
             self.learner.join(timeout=2.0)
