@@ -315,12 +315,13 @@ def test_main_process_sigkilled_repeatedly_leaves_readable_files_no_orphans_and_
 
 
 def _shared_memory_blocks(processes: list[psutil.Process]) -> set[Path]:
-    """The multiprocessing.shared_memory blocks (``/dev/shm/psm_*``) the processes map: the shared
-    weights and experience buffer (the semaphores of libraries they import are not the run's)."""
+    """The multiprocessing.shared_memory blocks the processes map (``/dev/shm/mel*``, a run's since
+    session 40: see shm.run_block_prefix; ``psm_*`` otherwise): the shared weights and experience
+    buffer (the semaphores of libraries they import are not the run's)."""
     blocks: set[Path] = set()
     for process in processes:
         try:
-            blocks |= {Path(m.path) for m in process.memory_maps() if m.path.startswith("/dev/shm/psm_")}
+            blocks |= {Path(m.path) for m in process.memory_maps() if m.path.startswith(("/dev/shm/mel", "/dev/shm/psm_"))}
         except psutil.NoSuchProcess:
             pass
     return blocks
