@@ -1767,6 +1767,25 @@ def test_each_session_of_a_run_has_a_number_of_its_own_that_its_shared_workers_d
     assert sessions == [0, 1, 2] and json.loads((out / "config.json").read_text())["sessions"] == 3
 
 
+def test_room_for_a_segment_counts_those_being_written():
+    """A worker takes its slot before it acts the segment, so the room that ``max_ready`` leaves
+    counts the slots being written as well as those waiting for the learner."""
+    layout = BufferLayout(workers=3, slots_per_worker=4, steps=25, envs=4, obs_dim=54, act_dim=6)
+    buffer, per_segment = SharedExperienceBuffer.create(layout), layout.transitions_per_segment
+    full = lambda: True  # noqa: E731  (acquire returns None instead of waiting)
+    try:
+        first = buffer.acquire(0, 100.0, max_ready=2 * per_segment)
+        second = buffer.acquire(1, 100.0, max_ready=2 * per_segment)
+        assert first is not None and second is not None and buffer.claimed_transitions() == 2 * per_segment
+        assert buffer.acquire(2, 100.0, should_stop=full, max_ready=2 * per_segment) is None, "two being written"
+        buffer.commit(first, version=1, individual_id=0, worker=0)
+        assert buffer.acquire(2, 100.0, should_stop=full, max_ready=2 * per_segment) is None, "one waits, one written"
+        buffer.abandon(second)
+        assert buffer.acquire(2, 100.0, should_stop=full, max_ready=2 * per_segment) is not None
+    finally:
+        buffer.close()
+
+
 def test_a_slot_taken_for_a_segment_that_could_not_be_acted_is_given_back_to_the_ring():
     """A worker takes its slot before it acts the segment (session 40's review); a slot whose
     segment could not be acted (an unstable body) is given back, not lost to the worker's ring."""
@@ -1826,42 +1845,45 @@ def test_a_worker_waits_for_room_before_it_acts_a_segment_so_it_acts_with_the_ne
 @pytest.mark.parametrize("room_first", [True, False], ids=["room then act", "act then room (before)"])
 def test_with_more_workers_than_a_batch_of_segments_none_is_dropped_for_lag(tmp_path, room_first):
     """The review's reproduction, with the learner the bottleneck: after each update the learner
-    takes a batch and the waiting workers get in one by one. A worker that finds room and then acts
-    (train()'s order, checked above) acts with the weights of that moment, and nothing reaches the
-    learner past max_policy_lag; one that acted before it waited (the order before session 40)
-    holds a segment of older weights, and some of those were dropped."""
+    takes a batch, and the waiting workers all find room in the same moment and act side by side.
+    A worker that finds room (counting the segments others are writing) and then acts with the
+    weights of that moment (train()'s order, checked above) never gets to the learner past
+    max_policy_lag; one that acted before it waited (the order before session 40) holds a segment
+    of older weights, and some of those were dropped. (Counting only the waiting segments, 24
+    workers at the defaults dropped a sixth: session 40's second review.)"""
     from morphelites.parallel.supervisor import max_ready_transitions
 
-    workers = 8  # a batch (min_batch_size 400) holds 4 segments of 100
+    workers = 24  # a batch (min_batch_size 400) holds 4 segments of 100; the room, 12
     learner, weights, buffer, handles, settings = _learner(tmp_path, max_lag=4, workers=workers)
     max_ready = max_ready_transitions(settings.training.min_batch_size, max_policy_lag=4)
     order = np.random.default_rng(0)
     held = dict.fromkeys(range(workers), weights.version)  # act first: the version of the segment in hand
     try:
         def workers_act() -> None:
-            progress = True
-            while progress:
-                progress = False
+            while True:  # rounds: every worker that finds room takes it, then all of them commit
+                acting = []
                 for worker in map(int, order.permutation(workers)):
                     slot = buffer.acquire(worker, 100.0, should_stop=lambda: True, max_ready=max_ready)
-                    if slot is None:
-                        continue
-                    version = weights.version if room_first else held[worker]
-                    held[worker] = weights.version  # act first: the next segment, acted now, waits for room
+                    if slot is not None:
+                        acting.append((worker, slot, weights.version if room_first else held[worker]))
+                        held[worker] = weights.version  # act first: the next segment, acted now, waits for room
+                if not acting:
+                    return
+                for worker, slot, version in acting:
                     for name in ("obs", "rewards", "dones", "bootstrap", "truncated", "final_obs"):
                         getattr(slot, name)[:] = 0.0
                     buffer.commit(slot, version, 1 + worker, worker)
-                    progress = True
 
         workers_act()
         learner.drain()
         for _ in range(12):
             workers_act()
-            learner.update()
+            if learner.pending_transitions >= settings.training.min_batch_size:
+                learner.update()
             learner.drain()
         dropped = buffer.occupancy()["segments_dropped_lag"]
         assert (dropped == 0) if room_first else (dropped > 0), dropped
-        assert learner.updates == 12
+        assert learner.updates == 12 if room_first else learner.updates >= 1
     finally:
         learner.close()
         buffer.close()
@@ -1931,3 +1953,18 @@ def test_a_stopped_learner_gets_time_for_its_update_under_way_and_final_checkpoi
                                {"event": "idle"}])  # fmt: skip
     system._read_learner_stats()
     assert system.longest_update_s == 2.5 and system.learner_stats == {"event": "idle"}
+
+
+def test_the_room_for_experience_says_how_many_workers_act_at_once():
+    """(max_policy_lag - 1) x min_batch_size transitions of room hold that many segments: with more
+    workers, the rest wait (their experience would only be dropped), and the run says so as it
+    starts (trainer: "At most N of the W workers act at once")."""
+    from morphelites.evolution.trainer import workers_acting_at_once
+
+    defaults = Settings()  # room 3,000: 30 segments of 100
+    assert workers_acting_at_once(defaults, 16) == 16 and workers_acting_at_once(defaults, 48) == 30
+    wide = Settings.from_dict({"training": {"update_interval": 500}})  # 6 segments of 500
+    assert workers_acting_at_once(wide, 8) == 6
+    huge = Settings.from_dict({"training": {"update_interval": 5000, "buffer_size": 20_000}})
+    assert workers_acting_at_once(huge, 4) == 1, "one at least"
+    assert workers_acting_at_once(Settings.from_dict({"training": {"sync": True, "update_interval": 500}}), 8) == 8

@@ -44,9 +44,9 @@ from morphelites.parallel.learner import COUNTER_COLUMNS
 from morphelites.parallel.pool import (MAX_START_TRIES, STOP_SIGNALS, PoolEvent, WorkerCrashLoop, restore_process_title,
                                        set_process_title, stop_signal_name)
 from morphelites.parallel.supervisor import (ENVS_PER_WORKER, IndependentBackend, LearnerDied, SerialSharedBackend,
-                                             SharedPPOSystem, check_shared_memory)
+                                             SharedPPOSystem, check_shared_memory, max_ready_transitions)
 from morphelites.parallel.shared_worker import segment_shape
-from morphelites.parallel.shm import SHM_DIR, leftover_blocks, remove_leftover_blocks, run_block_prefix
+from morphelites.parallel.shm import SHM_DIR, leftover_blocks, new_run_id, remove_leftover_blocks, run_block_prefix
 from morphelites.runs.memory import ProcessTreeMemory, memory_metrics
 from morphelites.runs.progress import Progress
 from morphelites.runs.recorder import EVOLUTION_METRICS, LATER_RESULT_FIGURES, RESULT_FIGURES, SHARED_METRICS, EvolutionRecorder
@@ -103,6 +103,16 @@ def training_steps_each(settings: Settings, mode: str) -> int:
     return math.ceil(settings.evolution.training_steps_per_individual / segment) * segment
 
 
+def workers_acting_at_once(settings: Settings, workers: int) -> int:
+    """How many of ``workers`` shared-mode workers can act at once: as many segments as the room
+    of :func:`max_ready_transitions` holds (at least one), all of them in sync mode (no such room)."""
+    training = settings.training
+    if training.sync:
+        return workers
+    room = max_ready_transitions(training.min_batch_size, training.max_policy_lag)
+    return min(workers, max(1, room // segment_transitions(settings)))
+
+
 def segment_transitions(settings: Settings) -> int:
     """Transitions in one segment of a shared worker: ``ENVS_PER_WORKER`` envs, each stepped
     ``training.update_interval`` / ``ENVS_PER_WORKER`` times, rounded up (see segment_shape)."""
@@ -116,6 +126,12 @@ def _size(path: Path) -> int:
         return path.stat().st_size
     except OSError:
         return 0
+
+
+def _stored_run_id(run_dir: RunDirectory) -> str | None:
+    """The run id config.json keeps (see shm.new_run_id), or None for a run from before it did."""
+    run_id = stored_run(run_dir).get("run_id")
+    return run_id if isinstance(run_id, str) and len(run_id) == 10 and all(c in "0123456789abcdef" for c in run_id) else None
 
 
 def _sessions_started(run_dir: RunDirectory) -> int:
@@ -258,7 +274,9 @@ class MAPElitesEvolutionTrainer:
         self._resumed_changes: list[str] = []  # resume: the budgets and workers that differ from the stored run's
         if resume:  # the same mode and settings as the stored run, budgets and workers aside
             self._resumed_changes = check_resume(self.run_dir, self.mode, settings)
-        self.block_prefix = run_block_prefix(self.run_dir.path)  # the names of this run's shared-memory blocks
+        # The run's own id (config.json keeps it), after which its shared-memory blocks are named
+        self.run_id = (_stored_run_id(self.run_dir) if resume else None) or new_run_id()
+        self._locked = False  # whether run() holds the run's lock (a filesystem without locks: no)
         if settings.evolution.use_shared_ppo:  # /dev/shm must hold the weights and experience buffer
             leftover = sum(_size(path) for path in leftover_blocks(self.block_prefix))  # removed as the run starts
             check_shared_memory(settings, settings.evolution.workers if settings.evolution.enable_multiprocess else 1,
@@ -319,6 +337,7 @@ class MAPElitesEvolutionTrainer:
         Called from another thread than the main one, it installs no Ctrl-C/SIGTERM handlers (Python
         sets them only there): stop it with :meth:`stop` from any thread."""
         hold = self.run_dir.prepare_held(resume=self.resume)  # no second process may run this run meanwhile
+        self._locked = hold.locked
         try:
             self._write_leftovers = self.run_dir.remove_write_leftovers()  # of an earlier session killed mid-write
             if self.resume:  # what __init__ checked may have changed since: another session may have run it
@@ -339,11 +358,12 @@ class MAPElitesEvolutionTrainer:
         # "sessions" counts this one too, so that every session (one killed at once as well) has a
         # number of its own: shared mode's workers draw from streams of it (see SharedHandles.session).
         self.session = _sessions_started(self.run_dir) if self.resume else 0
+        self.run_id = (_stored_run_id(self.run_dir) if self.resume else None) or self.run_id  # as now stored
         columns = EVOLUTION_METRICS + (SHARED_METRICS if self.mode == "shared" else ())
         try:
             self.run_dir.write_config({"command": "train", "mode": self.mode, "settings": self.settings.to_dict(),
                                        "measures": [dataclasses.asdict(s) for s in self.specs],
-                                       "sessions": self.session + 1})  # fmt: skip
+                                       "sessions": self.session + 1, "run_id": self.run_id})  # fmt: skip
             self.recorder = EvolutionRecorder(self.run_dir, quiet=self.quiet, metric_columns=columns)
         except OSError as error:  # a quota the start check's free-space test cannot see, say: nothing started yet
             raise RunDirectoryError(
@@ -385,6 +405,15 @@ class MAPElitesEvolutionTrainer:
                         "(%d): %s. Make the budget a multiple of that, or lower %s, to train each body on the budget "
                         "set.", each, 100 * (each / evo.training_steps_per_individual - 1),
                         evo.training_steps_per_individual, *why)  # fmt: skip
+        acting = workers_acting_at_once(self.settings, workers) if self.mode == "shared" else workers
+        if acting < workers:
+            log.warning("At most %d of the %d workers act at once: experience waiting for the learner or being written "
+                        "is held to (max_policy_lag - 1) x min_batch_size = %d transitions, %d segments of %d, since "
+                        "more would reach the learner past max_policy_lag and be dropped. To keep every worker busy "
+                        "raise training.min_batch_size or training.max_policy_lag, or lower training.update_interval, "
+                        "or use fewer workers.", acting, workers,
+                        max_ready_transitions(self.settings.training.min_batch_size, self.settings.training.max_policy_lag),
+                        acting, segment_transitions(self.settings))  # fmt: skip
         unused = _shared_only_changes(self.settings.training) if self.mode == "independent" else []
         if unused:
             log.warning("Independent mode does not use %s: only the shared learner does. Ignoring %s.",
@@ -410,7 +439,7 @@ class MAPElitesEvolutionTrainer:
         # apart whatever path --output was given as (``pkill -INT -f "map_elites main $(realpath DIR)$"``).
         previous_title = set_process_title(f"map_elites main {self.run_dir.path.resolve()}")
         training = self.settings.training
-        if self.mode == "shared":  # run() holds the run's lock: no session of it is alive to use them
+        if self.mode == "shared" and self._locked:  # no session of this run is alive to use them
             removed = remove_leftover_blocks(self.block_prefix)
             if removed:
                 log.warning("Removed %d shared-memory block(s) (%.1f MB: %s) from %s, left by an earlier session of "
@@ -646,6 +675,11 @@ class MAPElitesEvolutionTrainer:
         else:
             self.next_id += 1
         return Individual(individual_id, tuple(float(g) for g in offspring.genome), body, offspring.parent_id)
+
+    @property
+    def block_prefix(self) -> str:
+        """The start of the names of this run's shared-memory blocks (see shm.run_block_prefix)."""
+        return run_block_prefix(self.run_id)
 
     @property
     def _resume_command(self) -> str:
@@ -1090,12 +1124,12 @@ class MAPElitesEvolutionTrainer:
                 stats.get("max_policy_lag", 0), stats.get("segments_dropped_lag", 0), stats.get("producer_waits", 0),
             )  # fmt: skip
             if stats.get("producer_waits", 0.0) > previous.get("producer_waits", 0.0):
-                log.warning("Workers waited for the learner: %d time(s) in the last %.0f s a worker held its next segment "
-                            "back, because as much experience as the learner takes in max_policy_lag - 1 updates was "
-                            "already waiting (more would be too old to train on when its turn came) or its part of "
-                            "the buffer was full. The learner is slower than the workers; the run goes on at its pace. "
-                            "See README, Troubleshooting.", stats["producer_waits"] - previous.get("producer_waits", 0.0),
-                            dt)  # fmt: skip
+                log.warning("Workers waited for the learner: %d time(s) in the last %.0f s a worker waited before acting "
+                            "its next segment, because as much experience as the learner takes in max_policy_lag - 1 "
+                            "updates was already waiting or being written (more would be too old to train on when its "
+                            "turn came) or its part of the buffer was full. The learner is slower than the workers; "
+                            "the run goes on at its pace. See README, Troubleshooting.",
+                            stats["producer_waits"] - previous.get("producer_waits", 0.0), dt)  # fmt: skip
             self._previous_learner = stats
 
     def _reevaluate_elites(self, pool: SharedPPOSystem | SerialSharedBackend) -> str:

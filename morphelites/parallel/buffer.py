@@ -219,15 +219,23 @@ class SharedExperienceBuffer:
         ready = sum(1 for ring in self._slots for slot in ring if slot.header[_STATE] == READY)
         return ready * self.layout.transitions_per_segment
 
+    def claimed_transitions(self) -> int:
+        """Transitions in READY and WRITING slots, over all workers: those waiting for the learner
+        and those being acted into a slot now."""
+        claimed = sum(1 for ring in self._slots for slot in ring if slot.header[_STATE] != EMPTY)
+        return claimed * self.layout.transitions_per_segment
+
     def acquire(
         self, worker: int, timeout_s: float, on_wait: Callable[[float], None] | None = None,
         should_stop: Callable[[], bool] | None = None, max_ready: int | None = None,
     ) -> SegmentView | None:
         """A free slot of ``worker``'s ring, marked WRITING; waits while the ring is full or, with
-        ``max_ready``, while at least that many transitions already wait for the learner (a worker
-        takes its slot before it acts the segment, so that it acts with the weights of after the
-        wait: see shared_worker.py). Slots being written do not count: with a fast learner they
-        would cap how many workers act at once.
+        ``max_ready``, while at least that many transitions wait for the learner or are being
+        written (a worker takes its slot before it acts the segment, so that it acts with the
+        weights of after the wait: see shared_worker.py). Those being written count: workers that
+        all found room at once, each then adding a segment, put the last ones past the learner's
+        lag limit (24 workers at the defaults: a sixth dropped). So at most ``max_ready`` / segment
+        workers act at once; with more, the others' segments would only be dropped.
 
         ``on_wait(waited_s)`` is called every ``timeout_s`` seconds of waiting (to warn); returns
         None if ``should_stop()`` turns true while waiting.
@@ -236,7 +244,7 @@ class SharedExperienceBuffer:
         start = last_warning = time.monotonic()
         counted = False
         while True:
-            if max_ready is None or self.ready_transitions() < max_ready:
+            if max_ready is None or self.claimed_transitions() < max_ready:
                 for slot in ring:
                     if slot.header[_STATE] == EMPTY:
                         slot.header[_STATE] = WRITING

@@ -3,14 +3,13 @@ page reserved, the free space left for them, and their release."""
 
 from __future__ import annotations
 
-import hashlib
 import os
 import secrets
 from multiprocessing import shared_memory
 from pathlib import Path
 
 __all__ = ["SHM_DIR", "SharedMemoryFull", "create_shared_memory", "shared_memory_free_bytes", "release_shared_memory",
-           "run_block_prefix", "leftover_blocks", "remove_leftover_blocks"]
+           "new_run_id", "run_block_prefix", "leftover_blocks", "remove_leftover_blocks"]
 
 #: Where Linux keeps POSIX shared memory: a tmpfs, which containers often keep small (Docker: 64 MB).
 SHM_DIR = Path("/dev/shm")
@@ -29,12 +28,18 @@ def shared_memory_free_bytes() -> int | None:
     return stats.f_bavail * stats.f_frsize
 
 
-def run_block_prefix(run_path: Path) -> str:
-    """The name prefix of the blocks of the run in directory ``run_path``: ``mel`` and 10 hex
-    digits of its absolute path, so that each run's blocks can be told from any other's (with a
-    suffix, names stay within macOS's 31 characters)."""
-    digest = hashlib.sha1(str(Path(run_path).resolve()).encode()).hexdigest()
-    return f"mel{digest[:10]}"
+def new_run_id() -> str:
+    """A run's own id (10 hex digits, drawn once and kept in its config.json), from which its
+    blocks are named: not its path, which two runs in containers that share ``/dev/shm`` can have
+    alike."""
+    return secrets.token_hex(5)
+
+
+def run_block_prefix(run_id: str) -> str:
+    """The name prefix of the blocks of the run with id ``run_id``: ``mel`` and the id, so that
+    each run's blocks can be told from any other's (with a suffix, names stay within macOS's 31
+    characters)."""
+    return f"mel{run_id}"
 
 
 def leftover_blocks(prefix: str) -> list[Path]:
@@ -57,7 +62,7 @@ def remove_leftover_blocks(prefix: str) -> list[tuple[str, int]]:
         try:
             size = path.stat().st_size
             path.unlink()
-        except FileNotFoundError:
+        except OSError:  # gone meanwhile, or not ours to remove: the start check said what it needs
             continue
         removed.append((path.name, size))
     return removed

@@ -102,8 +102,8 @@ def learner_stop_wait_s(graceful: bool, longest_update_s: float) -> float:
 
 
 def max_ready_transitions(min_batch_size: int, max_policy_lag: int) -> int:
-    """Backpressure by lag: how many transitions may wait for the learner before a worker waits for
-    room. More would wait beyond what the learner takes in
+    """Backpressure by lag: how many transitions may wait for the learner or be being written
+    before a worker waits for room. More would wait beyond what the learner takes in
     ``max_policy_lag`` - 1 updates and only be dropped for lag; at least one batch."""
     return max(min_batch_size, (max_policy_lag - 1) * min_batch_size)
 

@@ -274,6 +274,11 @@ class RunHold:
     def __init__(self, handle: Any) -> None:
         self._handle = handle
 
+    @property
+    def locked(self) -> bool:
+        """Whether this process holds the run's lock (false where the filesystem has none)."""
+        return self._handle is not None
+
     def release(self) -> None:
         """Let go of the run; safe to call twice."""
         if self._handle is not None:
