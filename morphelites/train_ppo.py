@@ -110,9 +110,10 @@ def train_policy(
 
     Each update: the numpy twin acts ``num_steps`` steps in every env (see :func:`rollout_plan`
     for the last one); GAE; ``update_epochs``
-    epochs of minibatch PPO; then the observation normaliser folds in the segment (after the
-    update, so behaviour log-probs and the update see the same normalisation; not after the last
-    update, so that the trained policy keeps the statistics its last update saw).
+    epochs of minibatch PPO; the observation normaliser folds in the segment once the next update
+    begins (after the update, so behaviour log-probs and the update see the same normalisation; and
+    never after the last update made, however the run ends, so that the trained policy keeps the
+    statistics its last update saw).
 
     ``on_update`` receives a record per update: env_steps, update, wall_s, steps_per_s, the PPO
     diagnostics and the mean return / success of the episodes finished during the rollout.
@@ -127,19 +128,23 @@ def train_policy(
     num_updates = full + 1
     result = TrainingResult()
     start = time.perf_counter()
+    to_fold: np.ndarray | None = None  # the last update's observations, not yet in the normaliser
     for update in range(num_updates):
         num_steps = config.num_steps if update < full else last
         if should_stop is not None and should_stop():
             break
+        # Folded only now that another update follows: the policy a run ends with (at its last
+        # update, or stopped) keeps the statistics its last update trained with.
+        if to_fold is not None:
+            model.update_normaliser(to_fold)
+            to_fold = None
         updater.set_progress(update / num_updates)
         actor = model.numpy_twin()
         segment = collector.collect(actor, num_steps, rng)
         batch = segment_to_batch(segment, actor.value(segment.last_obs), config.gamma, config.gae_lambda)
         stats = updater.update(batch)
-        # Not after the last update: the policy then evaluated (and saved) is the one its last update
-        # trained, under the statistics it trained with (a single update trained on raw inputs).
-        if config.normalize_obs and update < num_updates - 1:
-            model.update_normaliser(batch.obs)
+        if config.normalize_obs:
+            to_fold = batch.obs
         result.env_steps += segment.num_transitions
         result.updates += 1
         result.wall_s = time.perf_counter() - start

@@ -93,6 +93,14 @@ def test_the_trained_policy_keeps_the_normaliser_statistics_its_last_update_trai
         result = train_policy(model, envs, PPOConfig(num_envs=4, num_steps=8, num_minibatches=2, update_epochs=1), budget)
         assert result.updates == folds + 1
         assert model.obs_rms.count == pytest.approx(before + 32 * folds), "only the rollouts before the last update"
+    # a run stopped after its first of three updates (Ctrl-C to `morphelites ppo`) keeps them too
+    model = ActorCritic(reach_policy_spec(6, hidden_dim=16))
+    envs = [ReachEnv(BODY, env_config=TASK) for _ in range(4)]
+    before, asked = model.obs_rms.count, []
+    stop_after_one = lambda: asked.append(1) or len(asked) > 1  # noqa: E731
+    result = train_policy(model, envs, PPOConfig(num_envs=4, num_steps=8, num_minibatches=2, update_epochs=1), 96,
+                          should_stop=stop_after_one)  # fmt: skip
+    assert result.updates == 1 and model.obs_rms.count == pytest.approx(before), "session 40's second review"
 
 
 def test_a_truncated_episode_is_bootstrapped_in_the_serial_batch_and_an_ended_one_is_not():

@@ -1934,7 +1934,7 @@ def test_a_stopped_learner_gets_time_for_its_update_under_way_and_final_checkpoi
     assert learner_stop_wait_s(graceful=False, longest_update_s=0.3) == 5.0
     assert learner_stop_wait_s(graceful=True, longest_update_s=0.3) == 15.0
     assert learner_stop_wait_s(graceful=False, longest_update_s=6.0) == 13.0
-    assert learner_stop_wait_s(graceful=False, longest_update_s=100.0) == 30.0, "within a cluster's usual grace"
+    assert learner_stop_wait_s(graceful=False, longest_update_s=100.0) == 20.0, "within a cluster's usual grace"
     assert learner_stop_wait_s(graceful=True, longest_update_s=100.0) == 60.0
 
     class Pipe:
@@ -1947,12 +1947,43 @@ def test_a_stopped_learner_gets_time_for_its_update_under_way_and_final_checkpoi
         def recv(self):
             return self.messages.pop(0)
 
+        def close(self):
+            pass
+
     system = SharedPPOSystem.__new__(SharedPPOSystem)  # only what reading the learner's reports touches
     system.learner_stats, system.longest_update_s, system.learner_events = {}, 0.0, []
     system._stats_recv = Pipe([{"event": "update", "update_s": 2.5}, {"event": "update", "update_s": 1.0},
                                {"event": "idle"}])  # fmt: skip
     system._read_learner_stats()
     assert system.longest_update_s == 2.5 and system.learner_stats == {"event": "idle"}
+
+    # close() at a stop signal waits that long for the learner (the review: the test must see it)
+    class Stub:
+        def __init__(self):
+            self.waits: list[float] = []
+            self.killed = False
+
+        def close(self, *args, **kwargs):
+            pass
+
+        def join(self, timeout=None):
+            self.waits.append(timeout)
+
+        def is_alive(self):
+            return False
+
+        def kill(self):
+            self.killed = True
+
+    learner, stub = Stub(), Stub()
+    system._shut_down, system._closed, system._kinds, system._written_at_submit = False, False, {}, {}
+    system.pool = type("Pool", (), {"in_flight": {}, "close": lambda self, graceful, timeout: None})()
+    system._stop = type("Event", (), {"set": lambda self: None})()
+    system.buffer, system.weights, system.learner = stub, stub, learner
+    system._stats_recv = Pipe([{"event": "update", "update_s": 6.0}])
+    system._read_learner_stats()
+    system.close(graceful=False)
+    assert learner.waits == [13.0] and not learner.killed
 
 
 def test_the_room_for_experience_says_how_many_workers_act_at_once():
@@ -1968,3 +1999,23 @@ def test_the_room_for_experience_says_how_many_workers_act_at_once():
     huge = Settings.from_dict({"training": {"update_interval": 5000, "buffer_size": 20_000}})
     assert workers_acting_at_once(huge, 4) == 1, "one at least"
     assert workers_acting_at_once(Settings.from_dict({"training": {"sync": True, "update_interval": 500}}), 8) == 8
+
+
+def test_the_eta_counts_a_final_re_evaluation_only_where_there_is_one(tmp_path):
+    """Session 40's second review: the final round's share of the ETA was counted with
+    training.reevaluate_elites off too, where no round follows."""
+    import dataclasses
+
+    from morphelites.evolution import compute_measures
+    from morphelites.evolution.trainer import MAPElitesEvolutionTrainer
+
+    trainer = MAPElitesEvolutionTrainer(TINY, enable_multiprocess=False, use_shared_ppo=True, quiet=True,
+                                        output_dir=str(tmp_path / "run"))  # fmt: skip
+    for individual_id, genome in enumerate(trainer.space.random_genomes(np.random.default_rng(0), 3)):
+        measures = compute_measures(trainer.space.decode(genome), trainer.archive.specs)
+        trainer.archive.add(individual_id, None, genome, 0.5, measures, {})
+    trainer._eval_wall_s, trainer._evaluated_this_session = 6.0, 3  # 2 s an evaluation, one worker
+    assert trainer._final_round_estimate_s() == pytest.approx(2.0 * len(trainer.archive)) and len(trainer.archive) >= 1
+    off = dataclasses.replace(trainer.settings.training, reevaluate_elites=False)
+    trainer.settings = dataclasses.replace(trainer.settings, training=off)
+    assert trainer._final_round_estimate_s() == 0.0

@@ -688,9 +688,9 @@ class MAPElitesEvolutionTrainer:
 
     def _final_round_estimate_s(self) -> float:
         """Seconds the final re-evaluation would take with the elites found so far (shared mode;
-        0 in independent mode, which has none): a round of them per worker, each as long as this
+        0 in independent mode and with ``training.reevaluate_elites`` off): a round of them per worker, each as long as this
         session's evaluations have taken on average (the same episodes on the same bodies)."""
-        if self.mode != "shared" or not self._evaluated_this_session:
+        if self.mode != "shared" or not self.settings.training.reevaluate_elites or not self._evaluated_this_session:
             return 0.0
         evo = self.settings.evolution
         workers = evo.workers if evo.enable_multiprocess else 1

@@ -94,10 +94,11 @@ def check_shared_memory(settings: Settings, workers: int, reclaimable: int = 0, 
 def learner_stop_wait_s(graceful: bool, longest_update_s: float) -> float:
     """Seconds to wait for a stopped learner to finish the update under way and write its final
     checkpoint before it is killed: 15 at a run's end, 5 at a stop signal, but at least twice the
-    longest update it made (an update is not cut short; larger batches take longer: a 30,000-
-    transition one about 5 s on 2 cores), up to 60 / 30 (a cluster's grace after SIGTERM is often
-    30 s). Killed, the learner's last periodic checkpoint stays."""
-    floor, cap = (15.0, 60.0) if graceful else (5.0, 30.0)
+    longest update it made and a second (an update is not cut short; larger batches take longer: a
+    30,000-transition one about 5 s on 2 cores), up to 60 / 20 (a cluster's grace after SIGTERM is
+    often 30 s, and the main process still writes summary.json after). Killed, the learner's last
+    periodic checkpoint stays."""
+    floor, cap = (15.0, 60.0) if graceful else (5.0, 20.0)
     return max(floor, min(cap, 2.0 * longest_update_s + 1.0))
 
 
