@@ -239,13 +239,14 @@ def test_a_replacement_learner_that_cannot_be_started_is_tried_again_then_stops_
 def test_a_runs_blocks_carry_its_name_and_those_a_killed_session_left_are_removed_and_no_others(tmp_path):
     """Review (session 40): a SIGKILL to a run's whole process group kills Python's resource
     tracker too, and the weights and buffer blocks stayed in /dev/shm until reboot. A run's blocks
-    are named after its directory, and a session removes those an earlier one left."""
+    are named after its own id (kept in config.json; not its path, which two runs in containers
+    sharing /dev/shm can have alike), and a session removes those an earlier one left."""
     from multiprocessing import resource_tracker
 
-    from morphelites.parallel.shm import leftover_blocks, remove_leftover_blocks, run_block_prefix
+    from morphelites.parallel.shm import leftover_blocks, new_run_id, remove_leftover_blocks, run_block_prefix
 
-    mine, other = run_block_prefix(tmp_path / "run"), run_block_prefix(tmp_path / "run2")
-    assert mine != other and mine == run_block_prefix(tmp_path / "." / "run") and len(mine) + 10 <= 31
+    mine, other = run_block_prefix(new_run_id()), run_block_prefix(new_run_id())
+    assert mine != other and len(mine) + 10 <= 31, "macOS takes names of 31 characters"
     left, kept = create_shared_memory(4096, "test", mine), create_shared_memory(4096, "test", other)
     try:
         assert left.name.startswith(f"{mine}_") and kept.name.startswith(f"{other}_")
@@ -258,11 +259,14 @@ def test_a_runs_blocks_carry_its_name_and_those_a_killed_session_left_are_remove
         release_shared_memory(kept, owner=True)
 
 
-def test_a_run_started_again_removes_the_blocks_a_session_killed_with_its_process_group_left(tmp_path):
+def test_a_run_started_again_removes_the_blocks_a_session_killed_with_its_process_group_left(tmp_path, monkeypatch):
     """The trainer's side: the run's own leftovers count as free space for the start check, and
     are removed (and said so) as the session starts, while it holds the run's lock."""
+    import json
+
     from morphelites.evolution.trainer import MAPElitesEvolutionTrainer
     from morphelites.parallel.shm import leftover_blocks, run_block_prefix
+    from morphelites.runs.run_dir import RunDirectory, RunHold
 
     tiny = {"evolution": {"eval_episodes": 2, "num_initial_random": 2}, "env": {"max_episode_steps": 20},
             "training": {"buffer_size": 2000, "min_batch_size": 400, "update_interval": 100}}  # fmt: skip
@@ -271,12 +275,20 @@ def test_a_run_started_again_removes_the_blocks_a_session_killed_with_its_proces
         tiny, enable_multiprocess=False, use_shared_ppo=True, output_dir=str(out), evaluations=evaluations,
         training_steps_per_individual=100, quiet=True, resume=resume).run()  # fmt: skip
     run(1, resume=False)
-    assert leftover_blocks(run_block_prefix(out)) == [], "a session that ends removes its blocks"
-    planted = SHM_DIR / f"{run_block_prefix(out)}_0badf00d"  # as a session killed with its tracker left it
-    planted.write_bytes(b"\0" * 65536)
+    run_id = json.loads((out / "config.json").read_text())["run_id"]
+    assert leftover_blocks(run_block_prefix(run_id)) == [], "a session that ends removes its blocks"
+    planted = SHM_DIR / f"{run_block_prefix(run_id)}_0badf00d"  # as a session killed with its tracker left it
+    another_runs = SHM_DIR / f"{run_block_prefix('0123456789')}_0badf00d"
+    for block in (planted, another_runs):
+        block.write_bytes(b"\0" * 65536)
     try:
         assert run(2, resume=True)["status"] == "completed"
-        assert not planted.exists()
+        assert not planted.exists() and another_runs.exists()
+        assert json.loads((out / "config.json").read_text())["run_id"] == run_id, "a run keeps its id"
         assert "Removed 1 shared-memory block(s) (0.1 MB: " in (out / "training.log").read_text()
+        planted.write_bytes(b"\0" * 65536)  # a filesystem without locks: nothing tells a live run's blocks apart
+        monkeypatch.setattr(RunDirectory, "hold", lambda self: RunHold(None))
+        assert run(3, resume=True)["status"] == "completed" and planted.exists()
     finally:
         planted.unlink(missing_ok=True)
+        another_runs.unlink(missing_ok=True)
