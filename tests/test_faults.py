@@ -466,6 +466,7 @@ def test_a_second_launch_on_a_live_run_is_refused_and_records_nothing(tmp_path):
         for option in ("--resume", "--resume-if-exists"):
             code, console = Run(tmp_path, option, "--output", str(out)).wait(timeout=60)
             assert code == 2 and "is in use: another morphelites process (pid" in console, console
+            assert f"delete {out / '.morphelites.lock'} and resume" in console, "what to do if its host is down"
             log = _log(out)
             assert log.count("MAP-Elites (") == 1 and "Resumed" not in log, "the refused launch wrote nothing to the run"
         first.proc.send_signal(signal.SIGTERM)

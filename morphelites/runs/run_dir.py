@@ -154,7 +154,9 @@ class RunDirectory:
     def _in_use(self, holder: str) -> RunDirectoryError:
         return RunDirectoryError(
             f"{self.path} is in use: another morphelites process ({holder}) is running it. Two processes on one run "
-            f"would record evaluations twice; wait for that one to end (or stop it), then resume."
+            f"would record evaluations twice; wait for that one to end (or stop it), then resume. If its host is "
+            f"down (a crashed node can leave its lock held on a network filesystem), no process runs it: delete "
+            f"{self.lock_file} and resume."
         )
 
     def hold(self) -> "RunHold":
