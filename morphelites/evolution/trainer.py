@@ -679,7 +679,7 @@ class MAPElitesEvolutionTrainer:
     @property
     def block_prefix(self) -> str:
         """The start of the names of this run's shared-memory blocks (see shm.run_block_prefix)."""
-        return run_block_prefix(self.run_id)
+        return run_block_prefix(self.run_id, self.run_dir.path)
 
     @property
     def _resume_command(self) -> str:

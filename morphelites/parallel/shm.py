@@ -3,6 +3,7 @@ page reserved, the free space left for them, and their release."""
 
 from __future__ import annotations
 
+import hashlib
 import os
 import secrets
 from multiprocessing import shared_memory
@@ -35,11 +36,14 @@ def new_run_id() -> str:
     return secrets.token_hex(5)
 
 
-def run_block_prefix(run_id: str) -> str:
-    """The name prefix of the blocks of the run with id ``run_id``: ``mel`` and the id, so that
-    each run's blocks can be told from any other's (with a suffix, names stay within macOS's 31
-    characters)."""
-    return f"mel{run_id}"
+def run_block_prefix(run_id: str, run_path: Path) -> str:
+    """The name prefix of the blocks of the run with id ``run_id`` in directory ``run_path``:
+    ``mel`` and 10 hex digits of both, so that each run's blocks can be told from any other's: a
+    copy of a run directory (the same id) resumed elsewhere beside it, or two runs at one path in
+    containers that share ``/dev/shm`` (other ids), differ. With a suffix, names stay within
+    macOS's 31 characters."""
+    digest = hashlib.sha1(f"{run_id}:{Path(run_path).resolve()}".encode()).hexdigest()
+    return f"mel{digest[:10]}"
 
 
 def leftover_blocks(prefix: str) -> list[Path]:

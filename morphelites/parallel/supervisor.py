@@ -85,7 +85,7 @@ def check_shared_memory(settings: Settings, workers: int, reclaimable: int = 0, 
             f"model.hidden_dim {settings.model.hidden_dim} needs {needed / 2**20:.1f} MB of shared memory, but "
             f"{SHM_DIR} has {free / 2**20:.1f} MB free. {fix}, or give the machine more shared memory (Docker: "
             f"--shm-size). Runs killed outright with their whole process group (kill -9, a group OOM kill) leave "
-            f"their blocks there: `ls -l {SHM_DIR}` shows them (this project's are named mel<digits>_<digits>; each run "
+            f"their blocks there: `ls -l {SHM_DIR}` shows them (this project's are named mel…_…; each run "
             f"removes its own when it starts again)."
         )  # fmt: skip
     return needed
