@@ -246,10 +246,14 @@ def test_a_runs_blocks_carry_its_name_and_those_a_killed_session_left_are_remove
     from morphelites.parallel.shm import leftover_blocks, new_run_id, remove_leftover_blocks, run_block_prefix
 
     run_id = new_run_id()
+    (tmp_path / "run").mkdir()
+    (tmp_path / "copy").mkdir()
     mine, other = run_block_prefix(run_id, tmp_path / "run"), run_block_prefix(new_run_id(), tmp_path / "run")
     assert mine != other and len(mine) + 10 <= 31, "macOS takes names of 31 characters"
     assert run_block_prefix(run_id, tmp_path / "." / "run") == mine, "the same run, however its path is written"
     assert run_block_prefix(run_id, tmp_path / "copy") != mine, "a copy of the run directory resumed beside it"
+    (tmp_path / "run").rename(tmp_path / "moved")
+    assert run_block_prefix(run_id, tmp_path / "moved") == mine, "the run moved: its leftovers are still its own"
     left, kept = create_shared_memory(4096, "test", mine), create_shared_memory(4096, "test", other)
     try:
         assert left.name.startswith(f"{mine}_") and kept.name.startswith(f"{other}_")
@@ -281,6 +285,7 @@ def test_a_run_started_again_removes_the_blocks_a_session_killed_with_its_proces
     run_id = json.loads((out / "config.json").read_text())["run_id"]
     assert leftover_blocks(run_block_prefix(run_id, out)) == [], "a session that ends removes its blocks"
     planted = SHM_DIR / f"{run_block_prefix(run_id, out)}_0badf00d"  # as a session killed with its tracker left it
+    (tmp_path / "copy").mkdir()
     another_runs = SHM_DIR / f"{run_block_prefix(run_id, tmp_path / 'copy')}_0badf00d"  # a copy's, resumed beside it
     for block in (planted, another_runs):
         block.write_bytes(b"\0" * 65536)

@@ -38,11 +38,18 @@ def new_run_id() -> str:
 
 def run_block_prefix(run_id: str, run_path: Path) -> str:
     """The name prefix of the blocks of the run with id ``run_id`` in directory ``run_path``:
-    ``mel`` and 10 hex digits of both, so that each run's blocks can be told from any other's: a
-    copy of a run directory (the same id) resumed elsewhere beside it, or two runs at one path in
-    containers that share ``/dev/shm`` (other ids), differ. With a suffix, names stay within
-    macOS's 31 characters."""
-    digest = hashlib.sha1(f"{run_id}:{Path(run_path).resolve()}".encode()).hexdigest()
+    ``mel`` and 10 hex digits of the id and the directory's device and inode, so that each run's
+    blocks can be told from any other's: two runs at one path in containers that share
+    ``/dev/shm`` (other ids), or a copy of a run directory (the same id, another inode) resumed
+    beside it, differ, while the run moved or mounted at another path keeps its blocks' names.
+    (A directory not made yet has no leftovers: the id alone then.) With a suffix, names stay
+    within macOS's 31 characters."""
+    try:
+        stat = Path(run_path).stat()
+        where = f"{stat.st_dev}:{stat.st_ino}"
+    except OSError:
+        where = "new"
+    digest = hashlib.sha1(f"{run_id}:{where}".encode()).hexdigest()
     return f"mel{digest[:10]}"
 
 
