@@ -28,7 +28,6 @@ import shlex
 import signal
 import threading
 import time
-from pathlib import Path
 from typing import Any, Callable, Iterator
 
 from morphelites.config import ModelConfig, PPOConfig, Settings, TrainingConfig, section_from_dict
@@ -44,9 +43,9 @@ from morphelites.parallel.learner import COUNTER_COLUMNS
 from morphelites.parallel.pool import (MAX_START_TRIES, STOP_SIGNALS, PoolEvent, WorkerCrashLoop, restore_process_title,
                                        set_process_title, stop_signal_name)
 from morphelites.parallel.supervisor import (ENVS_PER_WORKER, IndependentBackend, LearnerDied, SerialSharedBackend,
-                                             SharedPPOSystem, check_shared_memory, max_ready_transitions)
-from morphelites.parallel.shared_worker import segment_shape
-from morphelites.parallel.shm import SHM_DIR, leftover_blocks, new_run_id, remove_leftover_blocks, run_block_prefix
+                                             SharedPPOSystem, check_shared_memory, max_ready_transitions,
+                                             segment_transitions)
+from morphelites.parallel.shm import SHM_DIR, leftover_bytes, new_run_id, remove_leftover_blocks, run_block_prefix
 from morphelites.runs.memory import ProcessTreeMemory, memory_metrics
 from morphelites.runs.progress import Progress
 from morphelites.runs.recorder import EVOLUTION_METRICS, LATER_RESULT_FIGURES, RESULT_FIGURES, SHARED_METRICS, EvolutionRecorder
@@ -113,31 +112,17 @@ def workers_acting_at_once(settings: Settings, workers: int) -> int:
     return min(workers, max(1, room // segment_transitions(settings)))
 
 
-def segment_transitions(settings: Settings) -> int:
-    """Transitions in one segment of a shared worker: ``ENVS_PER_WORKER`` envs, each stepped
-    ``training.update_interval`` / ``ENVS_PER_WORKER`` times, rounded up (see segment_shape)."""
-    steps, envs = segment_shape(settings.training.update_interval, ENVS_PER_WORKER)
-    return steps * envs
-
-
-def _size(path: Path) -> int:
-    """A file's size in bytes; 0 if it is gone."""
-    try:
-        return path.stat().st_size
-    except OSError:
-        return 0
-
-
-def _stored_run_id(run_dir: RunDirectory) -> str | None:
-    """The run id config.json keeps (see shm.new_run_id), or None for a run from before it did."""
-    run_id = stored_run(run_dir).get("run_id")
+def _stored_run_id(stored: dict[str, Any]) -> str | None:
+    """The run id a stored config.json (``stored_run``) keeps (see shm.new_run_id), or None for a
+    run from before it did."""
+    run_id = stored.get("run_id")
     return run_id if isinstance(run_id, str) and len(run_id) == 10 and all(c in "0123456789abcdef" for c in run_id) else None
 
 
-def _sessions_started(run_dir: RunDirectory) -> int:
-    """How many sessions of the run in ``run_dir`` have started: config.json's ``sessions`` (a run
-    from before it was counted has had at least one)."""
-    sessions = stored_run(run_dir).get("sessions", 1)
+def _sessions_started(stored: dict[str, Any]) -> int:
+    """How many sessions of a stored run (``stored_run``) have started: config.json's ``sessions``
+    (a run from before it was counted has had at least one)."""
+    sessions = stored.get("sessions", 1)
     return sessions if isinstance(sessions, int) and not isinstance(sessions, bool) and sessions >= 1 else 1
 
 
@@ -275,12 +260,11 @@ class MAPElitesEvolutionTrainer:
         if resume:  # the same mode and settings as the stored run, budgets and workers aside
             self._resumed_changes = check_resume(self.run_dir, self.mode, settings)
         # The run's own id (config.json keeps it), after which its shared-memory blocks are named
-        self.run_id = (_stored_run_id(self.run_dir) if resume else None) or new_run_id()
+        self.run_id = (_stored_run_id(stored_run(self.run_dir)) if resume else None) or new_run_id()
         self._locked = False  # whether run() holds the run's lock (a filesystem without locks: no)
         if settings.evolution.use_shared_ppo:  # /dev/shm must hold the weights and experience buffer
-            leftover = sum(_size(path) for path in leftover_blocks(self.block_prefix))  # removed as the run starts
             check_shared_memory(settings, settings.evolution.workers if settings.evolution.enable_multiprocess else 1,
-                                reclaimable=leftover, resume=resume)  # fmt: skip
+                                reclaimable=leftover_bytes(self.block_prefix), resume=resume)  # fmt: skip
 
         self.space = BodySpace(settings.body_space)
         self.specs = measure_specs(self.space, evo.measures, evo.continuous_bins)
@@ -357,8 +341,9 @@ class MAPElitesEvolutionTrainer:
         # then holds for a later plain --resume too, not only for this session.
         # "sessions" counts this one too, so that every session (one killed at once as well) has a
         # number of its own: shared mode's workers draw from streams of it (see SharedHandles.session).
-        self.session = _sessions_started(self.run_dir) if self.resume else 0
-        self.run_id = (_stored_run_id(self.run_dir) if self.resume else None) or self.run_id  # as now stored
+        stored = stored_run(self.run_dir) if self.resume else {}
+        self.session = _sessions_started(stored) if self.resume else 0
+        self.run_id = _stored_run_id(stored) or self.run_id  # as now stored
         columns = EVOLUTION_METRICS + (SHARED_METRICS if self.mode == "shared" else ())
         try:
             self.run_dir.write_config({"command": "train", "mode": self.mode, "settings": self.settings.to_dict(),

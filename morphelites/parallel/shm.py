@@ -10,7 +10,7 @@ from multiprocessing import shared_memory
 from pathlib import Path
 
 __all__ = ["SHM_DIR", "SharedMemoryFull", "create_shared_memory", "shared_memory_free_bytes", "release_shared_memory",
-           "new_run_id", "run_block_prefix", "leftover_blocks", "remove_leftover_blocks"]
+           "new_run_id", "run_block_prefix", "leftover_blocks", "leftover_bytes", "remove_leftover_blocks"]
 
 #: Where Linux keeps POSIX shared memory: a tmpfs, which containers often keep small (Docker: 64 MB).
 SHM_DIR = Path("/dev/shm")
@@ -60,6 +60,17 @@ def leftover_blocks(prefix: str) -> list[Path]:
         return sorted(path for path in SHM_DIR.iterdir() if path.name.startswith(f"{prefix}_"))
     except OSError:
         return []
+
+
+def leftover_bytes(prefix: str) -> int:
+    """Bytes the blocks of :func:`leftover_blocks` take (those gone meanwhile count 0)."""
+    total = 0
+    for path in leftover_blocks(prefix):
+        try:
+            total += path.stat().st_size
+        except OSError:
+            pass
+    return total
 
 
 def remove_leftover_blocks(prefix: str) -> list[tuple[str, int]]:

@@ -132,10 +132,16 @@ def create_shared_state(
     return weights, buffer, handles
 
 
+def segment_transitions(settings: Settings) -> int:
+    """Transitions in one segment of a shared worker: ``ENVS_PER_WORKER`` envs, each stepped
+    ``training.update_interval`` / ``ENVS_PER_WORKER`` times, rounded up (see segment_shape)."""
+    steps, envs = segment_shape(settings.training.update_interval, ENVS_PER_WORKER)
+    return steps * envs
+
+
 def sync_quota(settings: Settings, workers: int) -> int:
     """Segments each of ``workers`` sync-mode workers writes per policy version under ``settings``."""
-    steps, envs = segment_shape(settings.training.update_interval, ENVS_PER_WORKER)
-    return sync_segments_per_version(settings.training.min_batch_size, workers, steps * envs)
+    return sync_segments_per_version(settings.training.min_batch_size, workers, segment_transitions(settings))
 
 
 class IndependentBackend:
