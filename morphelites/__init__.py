@@ -5,7 +5,7 @@ import os as _os
 from morphelites.gl_backend import headless_default as _headless_default
 
 # Headless rendering by default on Linux: MuJoCo reads MUJOCO_GL when it is first imported.
-if "MUJOCO_GL" not in _os.environ and _headless_default() is not None:
-    _os.environ["MUJOCO_GL"] = _headless_default()
+if "MUJOCO_GL" not in _os.environ and (_backend := _headless_default()) is not None:
+    _os.environ["MUJOCO_GL"] = _backend
 
 __version__ = "0.1.0"

@@ -6,20 +6,35 @@ does not have (``egl`` outside Linux), so a default must depend on the operating
 
 from __future__ import annotations
 
+import ctypes.util
 import platform
+from collections.abc import Callable
 
 #: The backend per ``platform.system()`` that renders without a display, and its fallbacks.
 _HEADLESS: dict[str, tuple[str, str]] = {
-    "Linux": ("egl", "osmesa where EGL is missing (install libosmesa6), or glfw to render through a display"),
+    "Linux": ("egl", "osmesa where EGL is missing (install libosmesa6), glfw to render through a display, or "
+                     "disable for a run that renders nothing"),
     "Darwin": ("cgl", "or glfw"),
     "Windows": ("wgl", "or glfw"),
 }
 
 
-def headless_default(system: str | None = None) -> str | None:
-    """The ``MUJOCO_GL`` to set when the user set none: ``egl`` on Linux (it needs no display),
-    None elsewhere, where MuJoCo's own default already needs none and ``egl`` would break its import."""
-    return "egl" if (system or platform.system()) == "Linux" else None
+def headless_default(system: str | None = None,
+                     find_library: Callable[[str], str | None] = ctypes.util.find_library) -> str | None:
+    """The ``MUJOCO_GL`` to set when the user set none. On Linux a backend that needs no display
+    and whose library this machine has: ``egl``, else ``osmesa``, else None. None elsewhere, where
+    MuJoCo's own default already needs no display and ``egl`` would break its import.
+
+    Naming a backend whose library is missing would break more than rendering: mujoco loads it
+    as it is first imported, so every simulation (training included) would fail. With neither
+    library, MuJoCo's own default (glfw) imports, and only rendering needs a display.
+    """
+    if (system or platform.system()) != "Linux":
+        return None
+    for backend, library in (("egl", "EGL"), ("osmesa", "OSMesa")):
+        if find_library(library) is not None:
+            return backend
+    return None
 
 
 def backend_advice(system: str | None = None) -> str:

@@ -12,7 +12,7 @@ from morphelites.config import EnvConfig
 import mujoco
 
 from morphelites.envs import FEATURES_PER_JOINT, ReachEnv
-from morphelites.gl_backend import backend_advice
+from morphelites.gl_backend import backend_advice, headless_default
 from morphelites.morphology import LINK_RADIUS, Morphology
 
 BODY = Morphology(3, [0.2, 0.2, 0.15])
@@ -301,6 +301,36 @@ def test_a_mujoco_that_cannot_be_imported_is_named_with_mujoco_gl(monkeypatch):
     monkeypatch.setenv("MUJOCO_GL", "osmesa")
     with pytest.raises(RuntimeError, match="mujoco could not be imported .* with MUJOCO_GL='osmesa'.* Use MUJOCO_GL=egl"):
         ReachEnv(BODY)
+
+
+def test_a_linux_machine_without_egl_or_osmesa_still_simulates():
+    """Seen in review: morphelites set MUJOCO_GL=egl on every Linux machine, and where libEGL is
+    missing (slim containers, some cluster nodes) mujoco's import itself failed, so nothing could
+    simulate, training included. Here neither library can be found or loaded: the default is left
+    unset (MuJoCo's own, glfw), mujoco imports and an arm steps."""
+    pretend = (
+        "import ctypes.util; ctypes.util.find_library = lambda name: None\n"
+        "import OpenGL.platform.ctypesloader as loader\n"
+        "real = loader.loadLibrary\n"
+        "missing = ('EGL', 'GL', 'OpenGL', 'OSMesa', 'GLESv1_CM', 'GLESv2', 'GLU', 'glut')\n"
+        "loader.loadLibrary = lambda dll, name, *a, **k: None if name in missing else real(dll, name, *a, **k)\n"
+    )
+    check = ("import os, numpy as np, morphelites\n"
+             "from morphelites.envs.reach import ReachEnv\n"
+             "from morphelites.morphology import Morphology\n"
+             "env = ReachEnv(Morphology(3, [0.2, 0.2, 0.2]))\n"
+             "env.reset(seed=0); env.step(np.zeros(env.action_space.shape, dtype=np.float32))\n"
+             "print(os.environ.get('MUJOCO_GL'))\n")  # fmt: skip
+    env = {k: v for k, v in os.environ.items() if k != "MUJOCO_GL"}
+    done = subprocess.run([sys.executable, "-c", pretend + check], env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["None"]
+
+
+@pytest.mark.parametrize("found, expected", [({"EGL", "OSMesa"}, "egl"), ({"OSMesa"}, "osmesa"), (set(), None)])
+def test_the_linux_default_is_a_backend_whose_library_is_there(found, expected):
+    assert headless_default("Linux", find_library=lambda name: f"lib{name}.so" if name in found else None) == expected
+    assert headless_default("Darwin", find_library=lambda name: f"lib{name}.so") is None
 
 
 @pytest.mark.parametrize("system, expected", [("Linux", "egl"), ("Darwin", None), ("Windows", None)])
