@@ -313,9 +313,13 @@ def _train_and_finish(request: PPORunRequest, setup: _PPORun, stop: "_StopSignal
              len(setup.envs), run.path)  # fmt: skip
     last_print = [0.0]
     last_update: dict[str, float] = {"env_steps": 0, "update": 0, "wall_s": 0.0}  # of the last metrics.csv row
+    # policy.pt after a second signal: the policy as the last update left it. The live model may by
+    # then hold the next rollout's observation statistics, or half an update's minibatch steps.
+    last_policy = [_serialise(_policy_file(model, last_update))]
 
     def on_update(record: dict[str, float]) -> None:
         last_update.update(record)  # the update is made, whatever a second signal does to the files below
+        last_policy[0] = _serialise(_policy_file(model, record))
         metrics.write(record)
         update = int(record["update"])
         if update % CHECKPOINT_EVERY_UPDATES == 0:
@@ -328,12 +332,14 @@ def _train_and_finish(request: PPORunRequest, setup: _PPORun, stop: "_StopSignal
                 f"{record['success_rate']:.2f}" if "success_rate" in record else "n/a", record["steps_per_s"],
             )  # fmt: skip
 
+    interrupted_policy: bytes | None = None
     try:
         result = train_policy(model, setup.envs, setup.settings.ppo, request.total_steps, request.seed, on_update,
                               lambda: stop.received or (should_stop is not None and should_stop()))  # fmt: skip
         counts = (result.env_steps, result.updates, result.wall_s)
     except KeyboardInterrupt:  # a second signal: no waiting for the update under way
         counts = (int(last_update["env_steps"]), int(last_update["update"]), float(last_update["wall_s"]))
+        interrupted_policy = last_policy[0]
     finally:
         stop.mode = "hold"  # from here a signal never tears a file in half
         signals_in_training = stop.count
@@ -344,17 +350,22 @@ def _train_and_finish(request: PPORunRequest, setup: _PPORun, stop: "_StopSignal
     elif signals_in_training == 1:
         log.warning("%s: stopped after update %d (%d env steps); saving and evaluating that policy.",
                     stop.name, counts[1], counts[0])  # fmt: skip
-    return _finish(request, setup.settings, run, model, setup.target, counts, stop, log)
+    return _finish(request, setup.settings, run, model, setup.target, counts, stop, log, interrupted_policy)
 
 
 def _finish(request: PPORunRequest, settings: Settings, run: RunDirectory, model: ActorCritic, target: str,
-            counts: tuple[int, int, float], stop: "_StopSignals", log: logging.Logger) -> dict[str, Any]:
-    """After training (``stop`` in hold mode): policy.pt, then the final evaluation, then summary.json
-    and curves.png. The evaluation is skipped after a second signal, and a signal during it cuts it
-    short: summary.json then has the training counts and ``"evaluation": "cut short"``, no figures."""
+            counts: tuple[int, int, float], stop: "_StopSignals", log: logging.Logger,
+            policy_file: bytes | None = None) -> dict[str, Any]:  # fmt: skip
+    """After training (``stop`` in hold mode): policy.pt (``policy_file``, serialised, where given:
+    the policy the last update left after a second signal; else ``model``), then the final
+    evaluation, then summary.json and curves.png. The evaluation is skipped after a second signal,
+    and a signal during it cuts it short: summary.json then has the training counts and
+    ``"evaluation": "cut short"``, no figures."""
     env_steps, updates, wall_s = counts
     signals_before = stop.count
-    atomic_write_bytes(run.path / "policy.pt", _serialise(_policy_file(model, {"env_steps": env_steps})))
+    if policy_file is None:
+        policy_file = _serialise(_policy_file(model, {"env_steps": env_steps}))
+    atomic_write_bytes(run.path / "policy.pt", policy_file)
     figures: dict[str, Any] | None = None
     evaluated = stop.count == signals_before <= 1  # no second signal, and none while policy.pt was written
     if evaluated:

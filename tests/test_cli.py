@@ -343,6 +343,41 @@ def test_ppo_under_one_seed_trains_the_same_policy_twice(tmp_path, torch_state_r
         (runs[1] / "summary.json").read_text())["eval_fitness"]
 
 
+@pytest.mark.faults  # a Reliability row (README): `make test-faults` runs it too
+def test_a_second_ctrl_c_saves_the_policy_the_last_update_left_not_the_live_model(tmp_path, monkeypatch,
+                                                                                torch_state_restored):  # fmt: skip
+    """Seen in review: after a second signal policy.pt held the live model, whose normaliser had
+    by then folded in the next rollout (or which was half-way through an update): statistics its
+    weights never trained with. Two signals come 10 env steps into the second rollout; policy.pt
+    must be the policy of a run that stopped after its one update (--steps 256): same weights,
+    same normaliser."""
+    import numpy as np
+    import torch
+
+    from morphelites.envs.reach import ReachEnv
+
+    args = ["ppo", "--quiet", "--num-envs", "2", "--eval-episodes", "1", "--seed", "5"]
+    assert main([*args, "--steps", "256", "--output", str(tmp_path / "one_update")]) == 0
+    real_step, steps = ReachEnv.step, [0]
+
+    def step(self, action):
+        steps[0] += 1
+        if steps[0] == 256 + 10:  # 2 envs x 128 steps a rollout: 10 steps into the second
+            os.kill(os.getpid(), signal.SIGINT)
+            os.kill(os.getpid(), signal.SIGINT)
+        return real_step(self, action)
+
+    monkeypatch.setattr(ReachEnv, "step", step)
+    out = tmp_path / "stopped"
+    assert main([*args, "--steps", "100000", "--output", str(out)]) == 130
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["updates"] == 1 and summary["evaluation"] == "cut short"
+    saved, reference = (torch.load(run / "policy.pt")["policy"] for run in (out, tmp_path / "one_update"))
+    for key, value in reference["obs_rms"].items():
+        assert np.array_equal(np.asarray(saved["obs_rms"][key]), np.asarray(value)), f"normaliser {key}"
+    assert np.array_equal(_policy_weights(out), _policy_weights(tmp_path / "one_update"))
+
+
 def test_without_a_body_ppo_trains_the_default_one_that_fits_the_configs_body_space(tmp_path):
     # Seen in review: the default body had links of 0.175 m whatever the space, and a space of
     # 0.2-0.3 m links refused it as if the user had given it.
