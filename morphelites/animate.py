@@ -95,7 +95,8 @@ def prepare_animation(run: str | Path, individual: int | None = None, body: Morp
         run: a run directory of ``morphelites train`` (shared mode) or ``morphelites ppo`` (bodies).
         individual: id of an evaluated individual of a ``train`` run (results.jsonl).
         body: any body of the run's body space instead. With neither, a ``train`` run shows its
-            best elite (archive.csv) and a ``ppo`` run its first training body.
+            best elite (the evaluated individual of the highest fitness in results.jsonl) and a ``ppo``
+            run its first training body.
         episodes: how many of the run's evaluation episodes to draw, from the first (default
             :data:`DEFAULT_EPISODES`, or all of them if the run evaluates fewer).
         output: the GIF's path (default ``<run>/animations/<individual-ID or body-LENGTHS>.gif``).

@@ -13,6 +13,7 @@ import io
 import logging
 import math
 import os
+import shutil
 import signal
 import threading
 import time
@@ -32,7 +33,7 @@ from morphelites.policy_numpy import PolicySpec, input_clip
 from morphelites.rollout import ActingPolicy, EvalResult, evaluate, run_episodes_in_batches
 from morphelites.runs import MetricsWriter, RunDirectory, atomic_write_bytes, open_training_log, read_metric_rows
 from morphelites.runs.checkpoints import save_checkpoint
-from morphelites.runs.run_dir import RunHold
+from morphelites.runs.run_dir import RunDirectoryError, RunHold
 from morphelites.torch_state import caller_torch_state_kept
 from morphelites.train_ppo import train_policy
 
@@ -236,9 +237,30 @@ def _set_up(request: PPORunRequest, settings: Settings, stop: "_StopSignals") ->
             run.write_summary(summary)
         hold.release()
         raise _StoppedInSetUp(summary) from None
+    except OSError as error:  # a quota the start check's free-space test cannot see, say: nothing trained yet
+        _undo_set_up(run)
+        hold.release()
+        raise RunDirectoryError(
+            f"Cannot write to the run directory {run.path} ({type(error).__name__}: {error}). Free some space (a "
+            f"disk quota counts too) or fix its permissions, or give another --output; nothing was trained, and "
+            f"the files the set-up had made are removed, so the same command can be run again.") from None  # fmt: skip
     except BaseException:
         hold.release()
         raise
+
+
+def _undo_set_up(run: RunDirectory) -> None:
+    """Remove what :func:`_set_up_held` may have made before it failed (the directory held no
+    run before: ``morphelites ppo`` never writes into one), so that its check does not refuse the
+    same ``--output`` next time as a directory that holds files but no run, or a ppo run."""
+    log = logging.getLogger("morphelites.ppo")
+    for handler in list(log.handlers):  # the open training.log
+        handler.close()
+        log.removeHandler(handler)
+    for file in (run.config, run.training_log, run.metrics):
+        with contextlib.suppress(OSError):
+            file.unlink(missing_ok=True)
+    shutil.rmtree(run.tensorboard, ignore_errors=True)
 
 
 def _set_up_held(request: PPORunRequest, settings: Settings, run: RunDirectory, hold: RunHold) -> _PPORun:

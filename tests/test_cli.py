@@ -378,6 +378,36 @@ def test_a_second_ctrl_c_saves_the_policy_the_last_update_left_not_the_live_mode
     assert np.array_equal(_policy_weights(out), _policy_weights(tmp_path / "one_update"))
 
 
+@pytest.mark.parametrize("refused", ["config.json", "tensorboard/"])
+def test_ppo_whose_first_writes_are_refused_is_a_clear_error_and_the_same_command_then_runs(tmp_path, monkeypatch, capsys,
+                                                                                             refused):  # fmt: skip
+    """Seen in review: an OSError in ppo's set-up (a disk quota, which the start check's free-space
+    test cannot see) came out as a traceback (exit 1), and the files set-up had made (training.log,
+    or config.json when tensorboard/ was refused) then made every retry onto that --output refused
+    as a directory that holds files but no run, or a ppo run that is never overwritten."""
+    import errno
+
+    import morphelites.ppo_run as ppo_run
+    from morphelites.runs.run_dir import RunDirectory
+
+    def over_quota(*args, **kwargs):
+        raise OSError(errno.EDQUOT, "Disk quota exceeded", refused)
+
+    if refused == "config.json":
+        monkeypatch.setattr(RunDirectory, "write_config", over_quota)
+    else:
+        monkeypatch.setattr(ppo_run, "MetricsWriter", over_quota)
+    out = tmp_path / "run"
+    args = ["ppo", "--quiet", "--steps", "64", "--num-envs", "2", "--eval-episodes", "1", "--output", str(out)]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert "Cannot write to the run directory" in err and "Disk quota exceeded" in err and "Traceback" not in err
+    assert not (out / "config.json").exists() and not (out / "training.log").exists()
+    monkeypatch.undo()
+    assert main(args) == 0, capsys.readouterr().err
+    assert json.loads((out / "summary.json").read_text())["status"] == "completed"
+
+
 def test_without_a_body_ppo_trains_the_default_one_that_fits_the_configs_body_space(tmp_path):
     # Seen in review: the default body had links of 0.175 m whatever the space, and a space of
     # 0.2-0.3 m links refused it as if the user had given it.

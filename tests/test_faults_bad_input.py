@@ -18,6 +18,7 @@ import psutil
 import pytest
 
 from morphelites.cli import main
+from morphelites.runs import RunDirectory
 
 pytestmark = pytest.mark.faults
 
@@ -239,3 +240,15 @@ def test_ppo_on_a_run_directory_does_not_suggest_resume_which_it_does_not_have(t
     assert main(["ppo", "--output", str(tmp_path / "done")]) == 2
     message = capsys.readouterr().err.strip().splitlines()[-1]
     assert "holds files of a run" in message and "--resume" not in message
+
+
+def test_ppo_onto_a_run_another_process_runs_does_not_suggest_resume_either(tmp_path, capsys):
+    """Seen in review: the in-use refusal told ppo, which has no --resume, to wait and resume."""
+    run = RunDirectory(tmp_path / "held").prepare(resume=False)
+    hold = run.hold()
+    try:
+        assert main(["ppo", "--output", str(run.path)]) == 2
+    finally:
+        hold.release()
+    message = capsys.readouterr().err.strip().splitlines()[-1]
+    assert "is in use" in message and "Choose another --output" in message and "resume" not in message

@@ -520,7 +520,8 @@ class MAPElitesEvolutionTrainer:
                          "individual's result before it could take a new one.", evo.parent_lag, summary["held_back_s"],
                          100 * summary["held_back_s"] / max(summary["wall_s"], 1e-9))  # fmt: skip
             if self.mode == "shared" and len(self.archive):
-                log.info("To watch the final policy drive the best elite: morphelites animate %s", self.run_dir.path)
+                log.info("To watch the final policy drive the best elite: morphelites animate %s",
+                         shlex.quote(str(self.run_dir.path.resolve())))  # fmt: skip
             self.recorder.close()
         finally:
             for sig, handler in previous.items():

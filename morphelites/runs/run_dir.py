@@ -83,7 +83,7 @@ class RunDirectory:
             raise RunDirectoryError(f"Output path {path} is a file, not a directory. Choose another --output.")
         holder = None if held else self.in_use_by()
         if holder is not None:
-            raise self._in_use(holder)
+            raise self._in_use(holder, resumable)
         non_empty = path.is_dir() and _holds_anything(path)
         holds_run = self.config.is_file()
         if resume and not holds_run:
@@ -151,7 +151,13 @@ class RunDirectory:
             return None
         return None
 
-    def _in_use(self, holder: str) -> RunDirectoryError:
+    def _in_use(self, holder: str, resumable: bool = True) -> RunDirectoryError:
+        """The refusal of a run that ``holder`` runs; ``resumable``: whether the command refused can
+        resume one (``morphelites ppo`` cannot: it is told to choose another ``--output``)."""
+        if not resumable:
+            return RunDirectoryError(
+                f"{self.path} is in use: another morphelites process ({holder}) is running it, and a directory that "
+                f"holds a run is never overwritten. Choose another --output.")  # fmt: skip
         return RunDirectoryError(
             f"{self.path} is in use: another morphelites process ({holder}) is running it. Two processes on one run "
             f"would record evaluations twice; wait for that one to end (or stop it), then resume. If its host is "
@@ -159,7 +165,7 @@ class RunDirectory:
             f"{self.lock_file} and resume."
         )
 
-    def hold(self) -> "RunHold":
+    def hold(self, resumable: bool = True) -> "RunHold":
         """Lock the run for this process until :meth:`RunHold.release` (or its exit, however it
         ends: the kernel drops the lock of a dead process). RunDirectoryError if another process
         holds it. On a filesystem without locks (flock fails) nothing is held, and a warning says so."""
@@ -171,7 +177,7 @@ class RunDirectory:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             handle.close()
-            raise self._in_use(self.in_use_by() or "pid unknown") from None
+            raise self._in_use(self.in_use_by() or "pid unknown", resumable) from None
         except OSError as error:
             handle.close()
             warnings.warn(f"{self.path}: the filesystem does not support locks ({error}); nothing stops a second "
@@ -212,7 +218,7 @@ class RunDirectory:
         gets the lock second may get it only after the first has written, or even finished, its run
         there. RunDirectoryError as :meth:`check` and :meth:`hold` raise it, with nothing held."""
         self.prepare(resume, resumable)
-        hold = self.hold()
+        hold = self.hold(resumable)
         try:
             self.check(resume, resumable, held=True)
         except BaseException:
