@@ -421,7 +421,8 @@ class EvolutionConfig:
     use_shared_ppo: bool = True
     """Shared mode (one policy trained by all workers) instead of one fresh PPO per individual."""
     seed: int = 0
-    """Seeds variation, training and evaluation (one seed, everything derived from it)."""
+    """Seeds variation and training (everything but the evaluation episodes is derived from it);
+    the evaluation's goals and start poses come from ``eval_seed``, the same whatever this seed."""
     checkpoint_every: int = 10
     """Write a checkpoint every this many evaluations (and at the end and on Ctrl-C)."""
     checkpoints_kept: int = 3

@@ -103,13 +103,14 @@ def training_steps_each(settings: Settings, mode: str) -> int:
 
 
 def workers_acting_at_once(settings: Settings, workers: int) -> int:
-    """How many of ``workers`` shared-mode workers can act at once: as many segments as the room
-    of :func:`max_ready_transitions` holds (at least one), all of them in sync mode (no such room)."""
+    """How many of ``workers`` shared-mode workers can act at once: all of them in sync mode (no
+    room limit), else as many as the buffer lets in: a worker takes a slot while fewer than the
+    room of :func:`max_ready_transitions` are claimed, so that room over a segment, rounded up."""
     training = settings.training
     if training.sync:
         return workers
     room = max_ready_transitions(training.min_batch_size, training.max_policy_lag)
-    return min(workers, max(1, room // segment_transitions(settings)))
+    return min(workers, -(-room // segment_transitions(settings)))
 
 
 def _stored_run_id(stored: dict[str, Any]) -> str | None:

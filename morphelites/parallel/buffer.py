@@ -234,8 +234,8 @@ class SharedExperienceBuffer:
         written (a worker takes its slot before it acts the segment, so that it acts with the
         weights of after the wait: see shared_worker.py). Those being written count: workers that
         all found room at once, each then adding a segment, put the last ones past the learner's
-        lag limit (24 workers at the defaults: a sixth dropped). So at most ``max_ready`` / segment
-        workers act at once; with more, the others' segments would only be dropped.
+        lag limit (24 workers at the defaults: a sixth dropped). So at most ``max_ready`` / segment,
+        rounded up, workers act at once; with more, the others' segments would only be dropped.
 
         ``on_wait(waited_s)`` is called every ``timeout_s`` seconds of waiting (to warn); returns
         None if ``should_stop()`` turns true while waiting.
