@@ -431,8 +431,9 @@ def _evaluate(request: PPORunRequest, settings: Settings, model: ActorCritic, lo
 
 
 class _StopSignals:
-    """Ctrl-C (SIGINT), SIGTERM and SIGHUP (a closed terminal; handled as SIGTERM) within its
-    block; the previous handlers are put back at its end.
+    """Ctrl-C (SIGINT), SIGTERM, SIGHUP (a closed terminal) and SIGUSR1/SIGUSR2 (a scheduler's
+    warning), the last three handled as SIGTERM, within its block; the previous handlers are put
+    back at its end.
 
     Every signal is counted, and the first one's number kept in ``signum`` (it decides the run's
     ``status``). What a signal does depends on ``mode``: ``"train"``: the first only sets ``signum``
@@ -463,7 +464,7 @@ class _StopSignals:
 
     @property
     def status(self) -> str:
-        """The run's status by the first signal: completed, interrupted (Ctrl-C) or terminated (SIGTERM, SIGHUP)."""
+        """The run's status by the first signal: completed, interrupted (Ctrl-C) or terminated (any other)."""
         return {None: "completed", signal.SIGINT: "interrupted"}.get(self.signum, "terminated")
 
     def __enter__(self) -> "_StopSignals":

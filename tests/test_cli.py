@@ -232,8 +232,9 @@ _BY_CTRL_C_AND_SIGTERM = pytest.mark.parametrize(
 @pytest.mark.parametrize(
     "sig, code, status, name",
     [(signal.SIGINT, 130, "interrupted", "Ctrl-C"), (signal.SIGTERM, 143, "terminated", "SIGTERM"),
-     (signal.SIGHUP, 143, "terminated", "SIGHUP")],  # a closed terminal: seen in review to kill ppo outright
-    ids=["ctrl-c", "sigterm", "sighup"],
+     (signal.SIGHUP, 143, "terminated", "SIGHUP"),  # a closed terminal: seen in review to kill ppo outright
+     (signal.SIGUSR1, 143, "terminated", "SIGUSR1")],  # a scheduler's warning: so did this one
+    ids=["ctrl-c", "sigterm", "sighup", "sigusr1"],
 )
 def test_ctrl_c_or_sigterm_stops_ppo_after_the_update_under_way_with_its_counts_and_evaluates_that_policy(
         tmp_path, sig, code, status, name):  # fmt: skip

@@ -354,14 +354,17 @@ def test_a_beating_process_whose_parent_died_exits_where_no_death_signal_is_set(
 
 
 # ---------------------------------------------------------------------- 4. SIGTERM
-@pytest.mark.parametrize(("sig", "to_group"), [(signal.SIGTERM, False), (signal.SIGTERM, True), (signal.SIGHUP, True)],
-                         ids=["sigterm-to-main-process", "sigterm-to-process-group", "sighup-to-process-group"])
+@pytest.mark.parametrize(("sig", "to_group"),
+                         [(signal.SIGTERM, False), (signal.SIGTERM, True), (signal.SIGHUP, True), (signal.SIGUSR1, True)],
+                         ids=["sigterm-to-main-process", "sigterm-to-process-group", "sighup-to-process-group",
+                              "sigusr1-to-process-group"])  # fmt: skip
 def test_sigterm_stops_within_10_s_with_a_checkpoint_exit_143_and_no_orphans(tmp_path, sig, to_group):
     """Sent to the main process (kill PID), or to the whole process group as GNU timeout, systemd
     and Slurm send SIGTERM and a closed terminal or dropped ssh session sends SIGHUP. Seen in
     review: in the group case the workers and the learner died of it at once, without the
     learner's final checkpoint; the supervisor restarted them, and with 10 or more workers the run
-    failed as a crash loop (exit 1). SIGHUP killed every process outright, summary.json unwritten."""
+    failed as a crash loop (exit 1). SIGHUP killed every process outright, summary.json unwritten,
+    and so did SIGUSR1, a scheduler's warning before a time limit (Slurm's --signal=USR1@120)."""
     out = tmp_path / "run"
     # No periodic checkpoints: the ones found after the stop must be the ones SIGTERM made.
     config = _config(tmp_path, evolution={"checkpoint_every": 10**6}, training={"learner_checkpoint_every": 10**6})

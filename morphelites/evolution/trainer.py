@@ -454,7 +454,8 @@ class MAPElitesEvolutionTrainer:
         self._last_summary: float | None = None  # when the progress lines were last written (monotonic s)
         self._last_summary_count = 0  # the evaluations they showed
         self._last_curves = time.monotonic()  # first drawn after _CURVES_EVERY_S, or at the end
-        # SIGHUP: a closed terminal, handled as SIGTERM. Python lets only the main thread set handlers:
+        # SIGHUP (a closed terminal) and SIGUSR1/2 (a scheduler's warning) are handled as SIGTERM
+        # (STOP_SIGNALS). Python lets only the main thread set handlers:
         # a run started in another thread (a GUI, a dashboard) leaves them to the caller.
         previous = {s: signal.getsignal(s) for s in STOP_SIGNALS} if _on_main_thread() else {}
         for sig in previous:

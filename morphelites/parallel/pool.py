@@ -80,13 +80,17 @@ def one_native_thread_per_process() -> Iterator[None]:
 
 
 #: The signals a terminal or a job's scheduler sends to the whole process group to stop a run:
-#: Ctrl-C, SIGTERM, and SIGHUP (the terminal closed, the ssh session dropped).
-STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+#: Ctrl-C, SIGTERM, SIGHUP (the terminal closed, the ssh session dropped), and SIGUSR1 and
+#: SIGUSR2, a scheduler's warning before a time limit (Slurm's ``--signal=USR1@120``, Grid
+#: Engine's ``-notify``), whose default action would kill every process at once, without a
+#: final checkpoint. All but Ctrl-C stop the run as SIGTERM does.
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGUSR1, signal.SIGUSR2)
 
 
 def stop_signal_name(signum: int | None) -> str:
-    """A stop signal as a user knows it: ``Ctrl-C`` (SIGINT, and None), else its name (``SIGTERM``, ``SIGHUP``)."""
-    return signal.Signals(signum).name if signum in (signal.SIGTERM, signal.SIGHUP) else "Ctrl-C"
+    """A stop signal as a user knows it: ``Ctrl-C`` (SIGINT, and None), else its name (``SIGTERM``,
+    ``SIGHUP``, ``SIGUSR1``, ``SIGUSR2``)."""
+    return signal.Signals(signum).name if signum in STOP_SIGNALS[1:] else "Ctrl-C"
 
 
 def start_resource_tracker() -> None:
@@ -138,11 +142,12 @@ def children_start_deaf_to_stop_signals() -> Iterator[None]:
     """Processes started inside this block never receive the :data:`STOP_SIGNALS`: they are
     blocked in this thread while they start, and a child inherits the blocked mask through fork
     and exec. multiprocessing's resource tracker is started here too, if it is not running: it
-    ignores SIGINT and SIGTERM but not SIGHUP, and a hang-up that killed it would leave a killed
-    run's shared memory in /dev/shm.
+    ignores SIGINT and SIGTERM but not SIGHUP or SIGUSR1/2, and a signal that killed it would leave
+    a killed run's shared memory in /dev/shm.
 
     Why: Ctrl-C in a terminal goes to the whole process group, and so do the SIGTERM of GNU
-    ``timeout``, systemd's stop and a Slurm preemption, and a hang-up's SIGHUP. Workers and the
+    ``timeout``, systemd's stop and a Slurm preemption, a hang-up's SIGHUP and a scheduler's
+    SIGUSR1 warning. Workers and the
     learner ignore them (the supervisor owns shutdown: it asks the learner for its final
     checkpoint), but only once their own code runs; a Ctrl-C that came while a child was still
     importing (torch takes seconds) printed a KeyboardInterrupt traceback per child, and a SIGTERM
