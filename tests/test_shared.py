@@ -405,12 +405,13 @@ def test_a_frozen_learner_trains_on_every_whole_batch_waiting_then_keeps_its_wei
     import multiprocessing as mp
 
     from morphelites.parallel.learner import LearnerOptions, learner_main
+    from morphelites.parallel.supervisor import SharedFlag
 
     learner, weights, buffer, handles, settings = _learner(tmp_path, max_lag=8, training={"min_batch_size": 200})
     learner.close()  # only its shared state is needed: the learner under test runs in its own process
     ctx = mp.get_context("spawn")
     receive, send = ctx.Pipe(duplex=False)
-    stop, freeze, active = ctx.Event(), ctx.Event(), ctx.Value("i", 0, lock=False)
+    stop, freeze, active = SharedFlag(ctx), SharedFlag(ctx), ctx.Value("i", 0, lock=False)
     options = LearnerOptions(settings, handles, str(tmp_path), resume=False, max_policy_lag=8)
     process = ctx.Process(target=learner_main, args=(options, send, stop, active, None, None, freeze), daemon=True)
 
@@ -2029,3 +2030,22 @@ def test_the_eta_counts_a_final_re_evaluation_only_where_there_is_one(tmp_path):
     off = dataclasses.replace(trainer.settings.training, reevaluate_elites=False)
     trainer.settings = dataclasses.replace(trainer.settings, training=off)
     assert trainer._final_round_estimate_s() == 0.0
+
+
+def test_the_learners_stop_and_freeze_flags_cross_processes_and_hold_no_lock():
+    """Found in review: they were multiprocessing Events, whose is_set() and set() take a lock
+    shared between processes; a learner SIGKILLed while holding it (the OOM killer, a stall kill)
+    left each replacement blocked at its first look at the flag and close() blocked in set()."""
+    import multiprocessing as mp
+
+    from morphelites.parallel.supervisor import SharedFlag
+
+    ctx = mp.get_context("spawn")
+    flag = SharedFlag(ctx)
+    assert not flag.is_set()
+    child = ctx.Process(target=SharedFlag.set, args=(flag,))
+    child.start()
+    child.join(60)
+    assert child.exitcode == 0 and flag.is_set(), "set in a child, seen here"
+    assert not hasattr(flag._value, "get_lock") and not any(
+        isinstance(value, type(ctx.Lock())) for value in vars(flag).values()), "nothing a killed process could hold"

@@ -570,8 +570,8 @@ def learner_main(options: LearnerOptions, stats_conn: Connection, stop: Any, act
                  parent_pid: int | None = None, freeze: Any = None) -> None:  # fmt: skip
     """Entry point of the learner process.
 
-    ``stop`` (an Event) ends the loop after a final checkpoint; ``freeze`` (an Event; the run's
-    final re-evaluation sets it) makes the learner train on every whole batch the buffer still
+    ``stop`` (a :class:`~morphelites.parallel.supervisor.SharedFlag`, which holds no lock) ends
+    the loop after a final checkpoint; ``freeze`` (one too; the run's final re-evaluation sets it) makes the learner train on every whole batch the buffer still
     holds, checkpoint, report ``frozen`` and then leave the weights as they are, so that every
     elite is re-evaluated with one and the same final policy. ``active`` (a shared int) is the
     number of busy workers, which sync mode waits for; ``beats`` (a shared array of one stamp)

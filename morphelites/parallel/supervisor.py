@@ -36,8 +36,25 @@ from morphelites.parallel.shm import SHM_DIR, shared_memory_free_bytes
 from morphelites.parallel.weights import SharedWeights
 from morphelites.policy_numpy import PolicySpec, reach_policy_spec
 
-__all__ = ["IndependentBackend", "SharedPPOSystem", "SerialSharedBackend", "LearnerDied", "ENVS_PER_WORKER",
+__all__ = ["IndependentBackend", "SharedPPOSystem", "SerialSharedBackend", "LearnerDied", "SharedFlag", "ENVS_PER_WORKER",
            "check_shared_memory", "create_shared_state"]
+
+class SharedFlag:
+    """A flag one process sets once and others read, in shared memory and without a lock (the
+    learner's stop and freeze signals). A ``multiprocessing`` Event takes a lock shared between
+    processes in both ``is_set()`` and ``set()``: a learner killed while it held it (the OOM
+    killer, a stall kill) left every replacement blocked at its first look at the flag, and
+    ``close()`` blocked for good in ``set()``, with no summary.json (found in review)."""
+
+    def __init__(self, ctx: Any) -> None:
+        self._value = ctx.RawValue("b", 0)  # one aligned byte: written and read whole
+
+    def set(self) -> None:
+        self._value.value = 1
+
+    def is_set(self) -> bool:
+        return bool(self._value.value)
+
 
 #: Copies of its body each shared-mode worker steps together (one policy forward for all).
 ENVS_PER_WORKER = 4
@@ -224,8 +241,8 @@ class SharedPPOSystem:
                                                                       block_prefix)  # fmt: skip
         try:  # nobody would close() a system that was never made: its shared memory would stay in /dev/shm
             self._ctx = mp.get_context("spawn")
-            self._stop = self._ctx.Event()
-            self._freeze = self._ctx.Event()  # freeze_learner()
+            self._stop = SharedFlag(self._ctx)
+            self._freeze = SharedFlag(self._ctx)  # freeze_learner()
             self._active = self._ctx.Value("i", 0, lock=False)  # busy_workers
             self._learner_beat = Heartbeats(1, self._ctx)
             self.pool = WorkerPool(workers, self.WORKER_JOB, "shared_ppo worker", on_died=self.buffer.reset_worker,
