@@ -2049,3 +2049,51 @@ def test_the_learners_stop_and_freeze_flags_cross_processes_and_hold_no_lock():
     assert child.exitcode == 0 and flag.is_set(), "set in a child, seen here"
     assert not hasattr(flag._value, "get_lock") and not any(
         isinstance(value, type(ctx.Lock())) for value in vars(flag).values()), "nothing a killed process could hold"
+
+
+def test_summary_figures_of_the_buffer_are_its_own_when_the_learner_sends_no_last_report(tmp_path):
+    """Found in review: once closed, stats() took the buffer's counters from the learner's last
+    message; a learner killed at the end (a second Ctrl-C, an update longer than its stop wait)
+    or dead never sends its final one, so summary.json had transitions_written (and producer
+    waits, segments dropped) as of an earlier update, below the env steps it counted."""
+    from morphelites.parallel.supervisor import SharedFlag, SharedPPOSystem
+
+    learner, weights, buffer, _, _ = _learner(tmp_path)
+    learner.close()
+
+    class Learner:  # alive until killed, and it never reports again
+        killed = False
+
+        def join(self, timeout=None):
+            pass
+
+        def is_alive(self):
+            return not self.killed
+
+        def kill(self):
+            self.killed = True
+
+    class Pipe:
+        def poll(self, timeout=0.0):
+            return False
+
+        def close(self):
+            pass
+
+    system = SharedPPOSystem.__new__(SharedPPOSystem)  # only what close() and stats() touch
+    system.learner_stats = {"transitions_written": 100.0, "producer_waits": 0.0, "policy_updates": 1.0}
+    system.longest_update_s, system.learner_events, system._final_occupancy = 0.0, [], None
+    system._shut_down, system._closed, system._kinds, system._written_at_submit = False, False, {}, {}
+    system.learner_restarts = system.learner_stalls = 0
+    system.pool = type("Pool", (), {"in_flight": {}, "restarts": 0, "stalls": 0,
+                                    "close": lambda self, graceful, timeout: None})()  # fmt: skip
+    system._stop, system._stats_recv = SharedFlag(mp.get_context("spawn")), Pipe()
+    system.buffer, system.weights, system.learner = buffer, weights, Learner()
+    for worker in (0, 1):  # committed after the learner's last report
+        _commit_rewards(buffer, worker, worker, version=0)
+    assert system.stats()["transitions_written"] == 200.0
+    system.close(graceful=False)
+    assert system.learner.killed
+    stats = system.stats()
+    assert stats["transitions_written"] == 200.0 and stats["buffer_transitions"] == 200.0
+    assert stats["policy_updates"] == 1.0, "the learner's own figures stay its last report's"

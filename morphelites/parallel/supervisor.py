@@ -270,6 +270,7 @@ class SharedPPOSystem:
         self.in_flight_training_steps = 0
         self._closed = False  # closing has begun: no more restarts
         self._shut_down = False  # closing has finished
+        self._final_occupancy: dict[str, float] | None = None  # the buffer's figures as close() freed it
 
     def _start_learner(self, resume: bool) -> None:
         floor = dict(self._counters_floor)
@@ -457,8 +458,9 @@ class SharedPPOSystem:
                 "learner_utilisation", "buffer_transitions", "buffer_mb", "buffer_capacity", "transitions_written",
                 "transitions_consumed", "segments_dropped_lag", "producer_waits", "skipped_updates")  # fmt: skip
         # The buffer's counters live in shared memory: read now, not as of the learner's last message
-        # (after close, its final message has the last of them).
-        live = self.buffer.occupancy() if not self._closed else {}
+        # (which a learner killed at the end, or dead, never sent), and once the buffer is freed as
+        # close() read them last.
+        live = self._final_occupancy if self._final_occupancy is not None else self.buffer.occupancy()
         return {"worker_restarts": float(self.pool.restarts), "worker_stalls": float(self.pool.stalls),
                 "learner_restarts": float(self.learner_restarts), "learner_stalls": float(self.learner_stalls),
                 **{k: float(self.learner_stats[k]) for k in keys if k in self.learner_stats}, **live}  # fmt: skip
@@ -483,6 +485,7 @@ class SharedPPOSystem:
         if self.learner is None:  # never started
             if self._stats_recv is not None:
                 self._stats_recv.close()
+            self._final_occupancy = self.buffer.occupancy()
             self.buffer.close()
             self.weights.close()
             self._shut_down = True
@@ -493,6 +496,7 @@ class SharedPPOSystem:
             self.learner.join(timeout=2.0)
         self._read_learner_stats()
         self._stats_recv.close()
+        self._final_occupancy = self.buffer.occupancy()
         self.buffer.close()
         self.weights.close()
         self._shut_down = True
