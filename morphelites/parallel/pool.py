@@ -160,6 +160,10 @@ def children_start_deaf_to_stop_signals() -> Iterator[None]:
     previous = signal.pthread_sigmask(signal.SIG_BLOCK, set(STOP_SIGNALS))
     try:
         resource_tracker.ensure_running()
+        # Starting the tracker unblocks SIGINT and SIGTERM in this thread as it ends (CPython's
+        # ensure_running): block them again, or the first child (independent mode's worker 0,
+        # which starts the tracker) would start with them live (found in review).
+        signal.pthread_sigmask(signal.SIG_BLOCK, set(STOP_SIGNALS))
         yield
     finally:
         signal.pthread_sigmask(signal.SIG_SETMASK, previous)
