@@ -2097,3 +2097,28 @@ def test_summary_figures_of_the_buffer_are_its_own_when_the_learner_sends_no_las
     stats = system.stats()
     assert stats["transitions_written"] == 200.0 and stats["buffer_transitions"] == 200.0
     assert stats["policy_updates"] == 1.0, "the learner's own figures stay its last report's"
+
+
+def test_sync_updates_do_not_wait_for_a_worker_killed_as_stalled_that_lives_on():
+    """Found in review: a worker killed as stalled that stays alive (uninterruptible sleep on a hung
+    mount) kept its train task, so the busy count a sync update waits for included it, and every
+    other worker waited with the learner for segments that never came."""
+    from morphelites.parallel.pool import WorkerPool
+    from morphelites.parallel.supervisor import SharedPPOSystem
+
+    class Process:
+        def __init__(self, alive: bool):
+            self.alive = alive
+
+        def is_alive(self):
+            return self.alive
+
+    hung, dead, replaced = Process(True), Process(False), Process(True)
+    pool = WorkerPool.__new__(WorkerPool)  # only what `unresponsive` and `in_flight` read
+    pool._procs = [Process(True), hung, dead, replaced]
+    pool._tasks = ["a", "b", "c", "d"]
+    pool._killed = {1: hung, 2: dead, 3: Process(True)}  # 3: the killed one is gone, a new process took its place
+    assert pool.unresponsive == {1}
+    system = SharedPPOSystem.__new__(SharedPPOSystem)
+    system.pool, system._kinds = pool, {0: "train", 1: "train", 2: "train", 3: "evaluate"}
+    assert system._training_in_flight() == 2

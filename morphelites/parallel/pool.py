@@ -347,6 +347,13 @@ class WorkerPool:
         """Worker index -> task id, for busy workers."""
         return {i: t for i, t in enumerate(self._tasks) if t is not None}
 
+    @property
+    def unresponsive(self) -> set[int]:
+        """Busy workers killed as stalled whose process lives on (uninterruptible sleep: a hung
+        mount, swapping): their task ends only with their death, which may never come."""
+        return {i for i, proc in self._killed.items()
+                if self._tasks[i] is not None and proc is self._procs[i] and proc.is_alive()}  # fmt: skip
+
     def pids(self) -> dict[int, int]:
         """Worker index -> process id, for the places that have a process (a refused start leaves none)."""
         return {i: p.pid for i, p in enumerate(self._procs) if p is not None}
