@@ -1654,6 +1654,41 @@ def test_a_worker_without_weights_waits_for_a_restarted_learner_after_a_death_mi
         weights.close()
 
 
+def test_a_worker_without_weights_waits_as_long_as_finding_a_stalled_learner_and_replacing_it_takes(tmp_path, monkeypatch):
+    """Found in review: the wait was a fixed 120 s, sized for a learner that died mid-write. One
+    that stalls mid-write is killed only after training.ipc_timeout (120 s by default), and its
+    successor may take up to the start-up allowance to publish: the worker gave up first, and with
+    a larger ipc_timeout (README's advice on a loaded machine) always did, charging its body."""
+    import dataclasses
+
+    from morphelites.parallel import shared_worker
+    from morphelites.parallel.heartbeat import STARTUP_GRACE_S
+    from morphelites.parallel.shared_worker import MultiProcessPPOWorker
+    from morphelites.parallel.supervisor import create_shared_state
+    from morphelites.parallel.weights import _SEQUENCE
+
+    settings = Settings.from_dict({**TINY, "training": {**TINY["training"], "ipc_timeout": 600.0}}).validate()
+    made_weights, made_buffer, made = create_shared_state(settings, 1, False, 4)
+    made_weights.close()
+    made_buffer.close()
+    assert made.first_weights_wait_s > 600.0 + STARTUP_GRACE_S
+    monkeypatch.setattr(shared_worker, "READ_TRY_S", 0.1, raising=False)
+    learner, weights, buffer, handles, _ = _learner(tmp_path)
+    worker = MultiProcessPPOWorker(0, dataclasses.replace(handles, first_weights_wait_s=0.5))
+    try:
+        weights._header[_SEQUENCE] += 1  # a write the stalled learner never finished, and no successor
+        started = time.monotonic()
+        with pytest.raises(TimeoutError):
+            worker.refresh()
+        assert 0.5 <= time.monotonic() - started < 30, "the handles' wait, not a fixed one"
+    finally:
+        worker.weights.close()
+        worker.buffer.close()
+        learner.close()
+        buffer.close()
+        weights.close()
+
+
 def test_an_individual_issued_again_draws_other_action_noise_and_resets_than_its_earlier_try(tmp_path):
     """Found in review (session 39, left open until session 40): an individual issued again (its
     worker died, its evaluation failed, it was in flight at a stop) drew the same env resets and

@@ -27,7 +27,7 @@ import numpy as np
 from morphelites.config import Settings
 from morphelites.envs.reach import ReachEnv
 from morphelites.individual import Individual, IndividualResult, individual_seed
-from morphelites.parallel.heartbeat import beat
+from morphelites.parallel.heartbeat import STARTUP_GRACE_S, beat
 from morphelites.parallel.buffer import SEGMENT_ARRAYS, BufferLayout, SharedExperienceBuffer
 from morphelites.parallel.weights import SharedWeights
 from morphelites.policy_numpy import NumpyActorCritic, PolicySpec
@@ -42,8 +42,18 @@ BACKPRESSURE_WARN_S = 10.0
 #: longer wait means a learner that died mid-write (or one the OS has not run for that long).
 READ_TRY_S = 0.5
 #: Seconds a worker without weights (a new one, or its first task) waits for a restarted learner
-#: to publish after its predecessor died mid-write, trying every ``READ_TRY_S``.
-FIRST_WEIGHTS_WAIT_S = 120.0
+#: to publish after its predecessor died mid-write, trying every ``READ_TRY_S``, beyond the time it
+#: takes to find a learner that stalled mid-write (``training.ipc_timeout``) and start another
+#: (``heartbeat.STARTUP_GRACE_S``): see :func:`wait_for_first_weights_s`.
+FIRST_WEIGHTS_MARGIN_S = 60.0
+
+
+def wait_for_first_weights_s(ipc_timeout: float) -> float:
+    """Seconds a worker without weights waits for them to be readable: a learner that stalls
+    mid-write is killed only after ``ipc_timeout`` s, and its successor may take up to
+    ``STARTUP_GRACE_S`` to publish (a fixed 120 s gave up first at the default ``ipc_timeout``,
+    and always with a larger one; found in review)."""
+    return ipc_timeout + STARTUP_GRACE_S + FIRST_WEIGHTS_MARGIN_S
 
 
 @dataclass(frozen=True)
@@ -62,6 +72,8 @@ class SharedHandles:
     #: The run's session (0 for its first, one more for each --resume): a worker's random draws of
     #: a resumed session are its own, so that it never repeats those of a try lost at a hard stop.
     session: int = 0
+    #: How long a worker without weights waits for them (:func:`wait_for_first_weights_s`).
+    first_weights_wait_s: float = wait_for_first_weights_s(120.0)
 
 
 def segment_shape(update_interval: int, envs_per_worker: int) -> tuple[int, int]:
@@ -108,12 +120,12 @@ class MultiProcessPPOWorker:
         If the learner died in the middle of a write, the weights stay unreadable until its
         restarted successor publishes again (seconds: the supervisor's next poll, a torch import,
         a checkpoint restore): a worker that has weights goes on with them after a short try, one
-        that has none waits for its successor, beating, up to ``FIRST_WEIGHTS_WAIT_S``."""
+        that has none waits for its successor, beating, up to ``handles.first_weights_wait_s``."""
         while wait and self.weights.version == 0:  # the learner has not published yet
             beat()
             time.sleep(0.01)
         if self.weights.version != self.version:
-            deadline = time.monotonic() + FIRST_WEIGHTS_WAIT_S
+            deadline = time.monotonic() + self.handles.first_weights_wait_s
             while True:
                 try:
                     flat, version = self.weights.read(timeout_s=READ_TRY_S)

@@ -31,7 +31,8 @@ from morphelites.parallel.learner import COUNTER_COLUMNS, LAG_TOTALS, LEARNER_TI
 from morphelites.parallel.pool import (MAX_START_TRIES, PoolEvent, SerialPool, WorkerPool,
                                        children_skip_the_main_script, children_start_deaf_to_stop_signals,
                                        one_native_thread_per_process, start_resource_tracker, start_retry_at)
-from morphelites.parallel.shared_worker import SharedHandles, segment_shape, sync_segments_per_version
+from morphelites.parallel.shared_worker import (SharedHandles, segment_shape, sync_segments_per_version,
+                                                wait_for_first_weights_s)
 from morphelites.parallel.shm import SHM_DIR, shared_memory_free_bytes
 from morphelites.parallel.weights import SharedWeights
 from morphelites.policy_numpy import PolicySpec, reach_policy_spec
@@ -145,7 +146,7 @@ def create_shared_state(
     max_ready = None if sync else max_ready_transitions(training.min_batch_size, max_policy_lag)
     quota = sync_quota(settings, workers) if sync else 1
     handles = SharedHandles(weights.name, spec.flat_size, buffer.name, layout, spec.to_dict(), sync, max_ready, quota,
-                            session=session)  # fmt: skip
+                            session=session, first_weights_wait_s=wait_for_first_weights_s(training.ipc_timeout))  # fmt: skip
     return weights, buffer, handles
 
 
