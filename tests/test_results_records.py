@@ -25,6 +25,31 @@ def test_whole_records_are_read_back_and_a_torn_last_line_is_left_out():
     assert records == [GOOD, second] and good_bytes == len(_lines(GOOD, second))
 
 
+def test_a_whole_last_record_without_its_line_end_is_kept_and_the_line_end_added(tmp_path):
+    """Found in review: a last record that lacked only its newline (a file rewritten from outside
+    with "\\n".join, say, while following DamagedResults' advice) was cut off as torn on resume: its
+    evaluation was lost and its id issued again. A torn one that cannot be read, or that reads
+    as an incomplete record, is still cut."""
+    from morphelites.runs import RunDirectory
+    from morphelites.runs.recorder import EvolutionRecorder
+
+    second = {**GOOD, "id": 1, "parent_id": 0}
+    whole = _lines(GOOD, second)
+    records, good_bytes = parse_results(whole[:-1], Path("results.jsonl"), genome_dim=7)
+    assert records == [GOOD, second] and good_bytes == len(whole) - 1
+    cut = {k: v for k, v in second.items() if k != "eval_env_steps"}
+    records, good_bytes = parse_results(_lines(GOOD) + json.dumps(cut).encode(), Path("results.jsonl"), genome_dim=7)
+    assert records == [GOOD] and good_bytes == len(_lines(GOOD)), "a record that lacks a field is torn, not whole"
+    run = RunDirectory(tmp_path / "run").prepare()
+    run.results.write_bytes(whole[:-1])
+    recorder = EvolutionRecorder(run, quiet=True)
+    try:
+        assert [line["id"] for line in recorder.read_results()] == [0, 1]
+    finally:
+        recorder.close()
+    assert run.results.read_bytes() == whole, "the line end added: the next record starts a line of its own"
+
+
 @pytest.mark.parametrize(
     "changes, words",
     [

@@ -118,7 +118,9 @@ def parse_results(raw: bytes, path: Path, genome_dim: int | None = None) -> tupl
     the genome length of the run's body space, checked when given).
 
     A line is written whole and fsynced, so a crash can only tear the last one: a last line that
-    is not a whole record is left out (the caller cuts it off). A damaged line with lines after
+    is not a whole record is left out (the caller cuts it off). A last line that lacks only its
+    line end (a file rewritten from outside without the final newline, or a crash just before it)
+    is a whole record and is kept: the caller adds the line end. A damaged line with lines after
     it, or any whole line that lacks a field the run writes, was changed from outside (an edit, a
     copy, a disk error): DamagedResults names it, as cutting there would throw away every record
     after it.
@@ -127,18 +129,21 @@ def parse_results(raw: bytes, path: Path, genome_dim: int | None = None) -> tupl
     lines: list[dict[str, Any]] = []
     good_bytes = 0
     for number, chunk in enumerate(chunks, start=1):
+        last = number == len(chunks)
         try:
-            if not chunk.endswith(b"\n"):
+            if not chunk.endswith(b"\n") and not last:  # a lone \r: splitlines ends a line there too
                 raise ValueError("it has no line end")
             record = json.loads(chunk)
             if not isinstance(record, dict):
                 raise ValueError(f"it holds a JSON {type(record).__name__}, not an object")
         except ValueError as error:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
-            if number == len(chunks):
+            if last:
                 break
             raise _damaged(path, number, len(chunks), str(error)) from None
         problem = _record_problem(record, genome_dim)
         if problem is not None:
+            if last and not chunk.endswith(b"\n"):  # torn where it happened to parse
+                break
             raise _damaged(path, number, len(chunks), problem)
         lines.append(record)
         good_bytes += len(chunk)
@@ -364,6 +369,10 @@ class EvolutionRecorder:
         if good_bytes < len(raw):
             self.log.warning("results.jsonl ended in a partial line (%d bytes); removed it.", len(raw) - good_bytes)
             truncate_file(path, good_bytes)
+        elif raw and not raw.endswith(b"\n"):  # a whole last record without its line end: kept
+            self.log.warning("results.jsonl's last record (individual %s) had no line end; it is kept, and the line "
+                             "end added.", lines[-1].get("id"))  # fmt: skip
+            append_line(path, "")
         return lines
 
     def close(self) -> None:
