@@ -295,8 +295,11 @@ def test_a_run_started_again_removes_the_blocks_a_session_killed_with_its_proces
         assert json.loads((out / "config.json").read_text())["run_id"] == run_id, "a run keeps its id"
         assert "Removed 1 shared-memory block(s) (0.1 MB: " in (out / "training.log").read_text()
         planted.write_bytes(b"\0" * 65536)  # a filesystem without locks: nothing tells a live run's blocks apart
-        monkeypatch.setattr(RunDirectory, "hold", lambda self: RunHold(None))
+        monkeypatch.setattr(RunDirectory, "hold", lambda self, resumable=True: RunHold(None))
         assert run(3, resume=True)["status"] == "completed" and planted.exists()
+        # ... and a review found the session silent about them: they are named, with how to remove them
+        assert f"are not removed. Once no session of this run runs, delete them (rm {SHM_DIR}/{planted.name[:-9]}_*)" in (
+            out / "training.log").read_text()
     finally:
         planted.unlink(missing_ok=True)
         another_runs.unlink(missing_ok=True)

@@ -45,7 +45,8 @@ from morphelites.parallel.pool import (MAX_START_TRIES, STOP_SIGNALS, PoolEvent,
 from morphelites.parallel.supervisor import (ENVS_PER_WORKER, IndependentBackend, LearnerDied, SerialSharedBackend,
                                              SharedPPOSystem, check_shared_memory, max_ready_transitions,
                                              segment_transitions)
-from morphelites.parallel.shm import SHM_DIR, leftover_bytes, new_run_id, remove_leftover_blocks, run_block_prefix
+from morphelites.parallel.shm import (SHM_DIR, leftover_blocks, leftover_bytes, new_run_id, remove_leftover_blocks,
+                                     run_block_prefix)
 from morphelites.runs.memory import ProcessTreeMemory, memory_metrics
 from morphelites.runs.progress import Progress
 from morphelites.runs.recorder import EVOLUTION_METRICS, LATER_RESULT_FIGURES, RESULT_FIGURES, SHARED_METRICS, EvolutionRecorder
@@ -431,6 +432,13 @@ class MAPElitesEvolutionTrainer:
                 log.warning("Removed %d shared-memory block(s) (%.1f MB: %s) from %s, left by an earlier session of "
                             "this run that was killed with its whole process group.", len(removed),
                             sum(size for _, size in removed) / 2**20, ", ".join(name for name, _ in removed), SHM_DIR)  # fmt: skip
+        elif self.mode == "shared" and leftover_blocks(self.block_prefix):  # no lock: a live session may use them
+            leftovers = leftover_blocks(self.block_prefix)
+            log.warning("%d shared-memory block(s) of this run (%.1f MB) are in %s, left by an earlier session killed "
+                        "with its whole process group, or used by one running now: this filesystem takes no lock, so "
+                        "they are not removed. Once no session of this run runs, delete them (rm %s/%s_*); if %s "
+                        "fills up, this session cannot start.", len(leftovers), leftover_bytes(self.block_prefix) / 2**20,
+                        SHM_DIR, SHM_DIR, self.block_prefix, SHM_DIR)  # fmt: skip
         try:
             pool = self._make_backend(workers)
         except BaseException:  # e.g. SharedMemoryFull: /dev/shm filled since the check; nothing was started
