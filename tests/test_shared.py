@@ -437,8 +437,14 @@ def test_a_frozen_learner_trains_on_every_whole_batch_waiting_then_keeps_its_wei
             _commit_rewards(buffer, worker, individual, version=first + 2)
         time.sleep(1.0)
         assert weights.version == first + 2 and len(buffer.ready_slots()) == 3, "nothing taken or trained on after the freeze"
+        idle = next_event("idle")  # a report while frozen, a second or more before the last one
         stop.set()
-        assert next_event("stopped")["policy_updates"] == 2
+        stopped = next_event("stopped")
+        assert stopped["policy_updates"] == 2
+        # Found in review: the frozen time (the final round, the shutdown) counted as idle time in
+        # learner_utilisation; the learner's active time ends when it freezes.
+        assert stopped["learner_active_s"] == idle["learner_active_s"] > 0
+        assert stopped["learner_utilisation"] == stopped["learner_busy_s"] / stopped["learner_active_s"]
         process.join(timeout=30)
         assert process.exitcode == 0
     finally:
@@ -2157,3 +2163,32 @@ def test_sync_updates_do_not_wait_for_a_worker_killed_as_stalled_that_lives_on()
     system = SharedPPOSystem.__new__(SharedPPOSystem)
     system.pool, system._kinds = pool, {0: "train", 1: "train", 2: "train", 3: "evaluate"}
     assert system._training_in_flight() == 2
+
+
+def test_a_replacement_learner_counts_its_predecessors_silent_time_as_active_not_busy(tmp_path):
+    """Found in review: a restarted learner took its predecessor's active time as of that one's
+    last report, so the stall before the kill (up to ipc_timeout) and the restart were left out of
+    learner_utilisation's denominator, which then read too high."""
+    from morphelites.parallel.supervisor import SharedPPOSystem
+
+    started: list = []
+
+    class Context:
+        def Pipe(self, duplex=True):
+            end = type("End", (), {"close": lambda self: None})()
+            return end, end
+
+        def Process(self, target, name, daemon, args):
+            started.append(args[0])  # the LearnerOptions
+            return type("Process", (), {"start": lambda self: None})()
+
+    system = SharedPPOSystem.__new__(SharedPPOSystem)  # only what starting a learner touches
+    system.settings, system.handles, system.checkpoint_dir = Settings(), None, tmp_path
+    system.max_policy_lag, system.learner_restarts, system._version_floor, system._counters_floor = 4, 1, 0, {}
+    system._stats_recv, system._ctx, system._stop, system._active, system._freeze = None, Context(), None, None, None
+    system._learner_beat = type("Beat", (), {"stamp": lambda self, i, s: None, "array": None})()
+    system.learner_stats = {"learner_busy_s": 5.0, "learner_active_s": 10.0}
+    system._learner_stats_at = time.monotonic() - 30.0  # its last report came 30 s ago
+    system._start_learner(resume=True)
+    busy_s, active_s = started[0].time_floor_s
+    assert busy_s == 5.0 and 40.0 <= active_s < 45.0

@@ -152,6 +152,9 @@ class SharedPPOTrainer:
         self.pending: list[dict[str, np.ndarray]] = []
         self.busy_s = options.time_floor_s[0]  # s spent updating
         self.started = time.monotonic() - options.time_floor_s[1]  # as if alive since the first learner started
+        # When it froze for the final re-evaluation (monotonic s): its active time ends there, or the
+        # utilisation in summary.json would count the round and the shutdown as idle (found in review).
+        self.frozen_at: float | None = None
         self.restored_from: str | None = None
         self.last_checkpoint_error: str | None = None
         self.skipped_checkpoints: list[str] = []  # why each unusable checkpoint was passed over
@@ -407,8 +410,9 @@ class SharedPPOTrainer:
         return np.clip(seg["rewards"] / np.sqrt(self.return_rms.var + 1e-8), -10.0, 10.0).astype(np.float32)
 
     def stats(self) -> dict[str, float]:
-        """Counters for monitoring (sent to the supervisor)."""
-        elapsed = time.monotonic() - self.started
+        """Counters for monitoring (sent to the supervisor). ``learner_utilisation``: the share of
+        its active time (since it started, until it froze, if it did) spent updating."""
+        elapsed = (self.frozen_at if self.frozen_at is not None else time.monotonic()) - self.started
         return {
             "policy_version": float(self.version), "policy_updates": float(self.updates),
             "samples_consumed": float(self.samples_consumed), "skipped_updates": float(self.skipped_updates),
@@ -615,6 +619,7 @@ def learner_main(options: LearnerOptions, stats_conn: Connection, stop: Any, act
                 last_stats = time.monotonic()
             elif not frozen and freeze is not None and freeze.is_set() and learner.buffer.ready_transitions() == 0:
                 # Less than a batch pending and nothing more in the buffer: this is the final policy.
+                learner.frozen_at = time.monotonic()
                 checkpoint()
                 stats_conn.send(learner.frozen_event())
                 frozen = True

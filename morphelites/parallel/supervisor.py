@@ -258,6 +258,7 @@ class SharedPPOSystem:
         self._stats_recv: Any = None
         self._resume = resume
         self.learner_stats: dict[str, float] = {}
+        self._learner_stats_at = 0.0  # when learner_stats came (monotonic s)
         self.longest_update_s = 0.0  # of the updates reported: how long a stopped learner may need (learner_stop_wait_s)
         self.learner_events: list[dict[str, Any]] = []
         self.learner_restarts = 0
@@ -279,6 +280,8 @@ class SharedPPOSystem:
             if key in self.learner_stats:
                 floor[name] = max(floor.get(name, 0), int(self.learner_stats[key]))
         busy_s, active_s = (float(self.learner_stats.get(key, 0.0)) for key in LEARNER_TIME_KEYS)
+        if self.learner_stats:  # a replacement: the time since its predecessor's last report (its stall, its
+            active_s += time.monotonic() - self._learner_stats_at  # death, this restart) was not spent updating
         options = LearnerOptions(self.settings, self.handles, str(self.checkpoint_dir), resume,
                                  self.max_policy_lag,
                                  checkpoint_every_updates=self.settings.training.learner_checkpoint_every,
@@ -434,6 +437,7 @@ class SharedPPOSystem:
                 message = self._stats_recv.recv()
                 if message.get("event") in ("update", "idle", "stopped"):
                     self.learner_stats = message
+                    self._learner_stats_at = time.monotonic()
                     if message.get("event") == "update":
                         self.longest_update_s = max(self.longest_update_s, float(message.get("update_s", 0.0)))
                 else:
