@@ -1528,3 +1528,23 @@ def test_a_run_directory_that_refuses_its_first_writes_is_a_clear_error_not_a_tr
     assert code == EXIT_BAD_INPUT
     err = capsys.readouterr().err
     assert "Cannot write to the run directory" in err and "Disk quota exceeded" in err and "Traceback" not in err
+
+
+def test_the_first_shared_ppo_line_after_a_hard_stop_does_not_count_updates_made_before_it(tmp_path):
+    """Found in review: on --resume the first line's rates started from metrics.csv's last row,
+    while the learner restored a checkpoint written after it (say 140 updates against 131): those
+    9 updates, and their samples, read as made in the new session's first seconds. A learner
+    restarted later in the session restores from its own checkpoints, and changes nothing here."""
+    import logging
+
+    from morphelites.evolution.trainer import MAPElitesEvolutionTrainer
+
+    trainer = MAPElitesEvolutionTrainer(TINY, enable_multiprocess=False, output_dir=str(tmp_path / "run"), quiet=True)
+    trainer.recorder = type("Recorder", (), {"log": logging.getLogger("test")})()
+    trainer._previous_learner = {"policy_updates": 131.0, "samples_consumed": 131_000.0, "producer_waits": 4.0}
+    restored = {"event": "restored", "checkpoint": "learner-00000140.pkl", "version": 141, "published_version": 141,
+                "updates": 140, "samples_consumed": 140_000}  # fmt: skip
+    trainer._log_learner_event(restored)
+    assert trainer._previous_learner == {"policy_updates": 140.0, "samples_consumed": 140_000.0, "producer_waits": 4.0}
+    trainer._log_learner_event({**restored, "updates": 150, "samples_consumed": 150_000})  # a restart mid-session
+    assert trainer._previous_learner["policy_updates"] == 140.0

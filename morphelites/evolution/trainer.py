@@ -309,6 +309,7 @@ class MAPElitesEvolutionTrainer:
         self._round: ReevaluationRound | None = None  # shared mode: a periodic re-evaluation under way
         self.failure: str | None = None  # why a failed run stopped
         self._previous_learner: dict[str, float] = {}  # learner figures at the last summary line
+        self._learner_restored = False  # this session's first "restored" event was seen
         self._write_leftovers: list[str] = []  # temp files of an unfinished write, removed at the start
 
     # ------------------------------------------------------------------ public API
@@ -588,6 +589,13 @@ class MAPElitesEvolutionTrainer:
         log = self.recorder.log
         kind = message.get("event")
         if kind == "restored":
+            if not self._learner_restored:  # this session's first learner, restored from the run's checkpoint
+                self._learner_restored = True
+                # Its checkpoint may be newer than metrics.csv's last row (a hard stop between the two):
+                # those updates were made before this session, not in its first line's seconds.
+                for column, key in (("policy_updates", "updates"), ("samples_consumed", "samples_consumed")):
+                    self._previous_learner[column] = max(self._previous_learner.get(column, 0.0),
+                                                         float(message.get(key, 0)))  # fmt: skip
             for reason in message.get("skipped", []):
                 log.warning("Learner checkpoint skipped: %s", reason)
             for note in message.get("notes", []):

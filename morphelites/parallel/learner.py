@@ -162,6 +162,7 @@ class SharedPPOTrainer:
         if options.resume:
             self._restore()
         self.restored_updates = self.updates  # as in the checkpoint, for the "restored" message
+        self.restored_samples = self.samples_consumed  # likewise
         self.restored_version = self.version  # likewise (the version published may be moved on below)
         floor = options.counters_floor or {}
         # Updates made after that checkpoint by the learner(s) this one replaces, or before a
@@ -497,6 +498,7 @@ class SharedPPOTrainer:
         one replaces had published), the updates lost, and each checkpoint skipped and why."""
         return {"event": "restored", "checkpoint": self.restored_from, "version": self.restored_version,
                 "published_version": self.version, "updates": self.restored_updates,
+                "samples_consumed": self.restored_samples,
                 "lost_updates": self.lost_updates, "skipped": self.skipped_checkpoints,
                 "notes": self.restore_notes}  # fmt: skip
 
