@@ -2017,6 +2017,9 @@ def test_a_stopped_learner_gets_time_for_its_update_under_way_and_final_checkpoi
         def kill(self):
             self.killed = True
 
+        def occupancy(self):  # as the buffer: read as close() frees it
+            return {}
+
     learner, stub = Stub(), Stub()
     system._shut_down, system._closed, system._kinds, system._written_at_submit = False, False, {}, {}
     system.pool = type("Pool", (), {"in_flight": {}, "close": lambda self, graceful, timeout: None})()
