@@ -2143,29 +2143,45 @@ def test_summary_figures_of_the_buffer_are_its_own_when_the_learner_sends_no_las
     assert stats["policy_updates"] == 1.0, "the learner's own figures stay its last report's"
 
 
-def test_sync_updates_do_not_wait_for_a_worker_killed_as_stalled_that_lives_on():
+def test_a_worker_killed_as_stalled_that_lives_on_gives_its_task_up_at_once():
     """Found in review: a worker killed as stalled that stays alive (uninterruptible sleep on a hung
-    mount) kept its train task, so the busy count a sync update waits for included it, and every
-    other worker waited with the learner for segments that never came."""
+    mount) kept its task until its death, which may never come: its individual was never issued
+    again, so the run waited for it forever at its end, and in sync mode every update waited for
+    its segments. Its SIGKILL is pending, so it never runs its own code again: its task is lost at
+    once (a `died` event with no exit code), its buffer state is cleared, and it takes no new task."""
     from morphelites.parallel.pool import WorkerPool
     from morphelites.parallel.supervisor import SharedPPOSystem
 
-    class Process:
-        def __init__(self, alive: bool):
-            self.alive = alive
+    class Process:  # what a process in uninterruptible sleep does with a SIGKILL: nothing yet
+        pid = 4321
+
+        def kill(self):
+            pass
+
+        def join(self, timeout=None):
+            pass
 
         def is_alive(self):
-            return self.alive
+            return True
 
-    hung, dead, replaced = Process(True), Process(False), Process(True)
-    pool = WorkerPool.__new__(WorkerPool)  # only what `unresponsive` and `in_flight` read
-    pool._procs = [Process(True), hung, dead, replaced]
-    pool._tasks = ["a", "b", "c", "d"]
-    pool._killed = {1: hung, 2: dead, 3: Process(True)}  # 3: the killed one is gone, a new process took its place
-    assert pool.unresponsive == {1}
+    class Heartbeats:
+        def restamp_after_own_pause(self, seconds):
+            return False
+
+        def age(self, index):
+            return 500.0 if index == 1 else 1.0
+
+    cleared: list[int] = []
+    pool = WorkerPool.__new__(WorkerPool)  # only what finding a stall and `idle`/`in_flight` read
+    pool.ipc_timeout, pool._closed, pool.heartbeats, pool.stalls, pool.on_died = 120.0, False, Heartbeats(), 0, cleared.append
+    pool._procs, pool._tasks, pool._killed = [Process(), Process()], [7, 8], {}
+    events = pool._kill_stalled()
+    assert [(e.kind, e.worker, e.task_id, e.value) for e in events] == [("stalled", 1, 8, 500.0), ("died", 1, 8, None)]
+    assert cleared == [1] and pool.in_flight == {0: 7} and pool.idle == []
+    assert pool._kill_stalled() == [], "killed once, reported once"
     system = SharedPPOSystem.__new__(SharedPPOSystem)
-    system.pool, system._kinds = pool, {0: "train", 1: "train", 2: "train", 3: "evaluate"}
-    assert system._training_in_flight() == 2
+    system.pool, system._kinds = pool, {0: "train", 1: "train"}
+    assert system._training_in_flight() == 1, "a sync update does not wait for it"
 
 
 def test_a_replacement_learner_counts_its_predecessors_silent_time_as_active_not_busy(tmp_path):

@@ -1253,7 +1253,6 @@ def test_results_that_arrive_with_a_fatal_event_are_handled_before_it_stops_the_
 
     class Pool:
         in_flight: dict = {}
-        unresponsive: set = set()
 
         def poll(self, timeout):
             return [PoolEvent("done", 0, 7, None)]

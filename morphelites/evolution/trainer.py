@@ -802,7 +802,9 @@ class MAPElitesEvolutionTrainer:
             # its training steps were taken (and, in shared mode, trained on) even if no result says so
             self.env_steps += event.env_steps
             self.training_env_steps += event.env_steps
-            log.warning("Worker %d died (exit code %s); replacing it.%s%s", event.worker, event.value,
+            log.warning("%s%s%s", f"Worker {event.worker} died (exit code {event.value}); replacing it." if event.value
+                        is not None else f"Worker {event.worker}, killed as stalled, lives on in the kernel "
+                        f"(uninterruptible sleep: a hung mount, swapping); its place is replaced once it is gone.",
                         f" Individual {individual.id} is issued again." if individual else "",
                         f" Its {event.env_steps} env steps of training so far are counted." if event.env_steps else "")  # fmt: skip
             if individual is not None:
@@ -873,8 +875,9 @@ class MAPElitesEvolutionTrainer:
             self.recorder.log.error("Worker %d stalled: no heartbeat for %.0f s while re-evaluating elite %d; killed it.",
                                     event.worker, event.value, event.task_id)  # fmt: skip
         elif event.kind == "died":
-            self.recorder.log.warning("Worker %d died (exit code %s) while re-evaluating elite %d; replacing it, and the "
-                                      "elite is evaluated again.", event.worker, event.value, event.task_id)  # fmt: skip
+            self.recorder.log.warning("Worker %d %s while re-evaluating elite %d; the elite is evaluated again.",
+                                      event.worker, f"died (exit code {event.value}); replacing it," if event.value is not None
+                                      else "lives on after its kill (uninterruptible sleep)", event.task_id)  # fmt: skip
         round_.handle(event)
         if event.kind == "done":
             self.env_steps += int(event.value.eval_env_steps)

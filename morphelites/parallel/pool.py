@@ -270,7 +270,9 @@ def _serve(function: Callable[..., Any], conn: Connection) -> None:
 class PoolEvent:
     """Something a worker did: ``done`` (value = the job's result), ``error`` (value = traceback
     text), ``stalled`` (value = seconds without a heartbeat; the worker was killed and a ``died``
-    event follows), or ``died`` (value = exit code; the worker was restarted, its task is lost).
+    event follows), or ``died`` (value = exit code; the worker was restarted, its task is lost;
+    None: killed as stalled, it lives on in uninterruptible sleep, its task is lost, and its place
+    is restarted once it is gone, with another ``died`` event without a task).
     ``env_steps``: for ``died`` and ``error``, the env steps of its task's training that the worker
     handed on before it died or raised (shared mode: the transitions it committed, which the learner
     trains on), so that the run counts them; 0 where nothing is known."""
@@ -346,13 +348,6 @@ class WorkerPool:
     def in_flight(self) -> dict[int, Any]:
         """Worker index -> task id, for busy workers."""
         return {i: t for i, t in enumerate(self._tasks) if t is not None}
-
-    @property
-    def unresponsive(self) -> set[int]:
-        """Busy workers killed as stalled whose process lives on (uninterruptible sleep: a hung
-        mount, swapping): their task ends only with their death, which may never come."""
-        return {i for i, proc in self._killed.items()
-                if self._tasks[i] is not None and proc is self._procs[i] and proc.is_alive()}  # fmt: skip
 
     def pids(self) -> dict[int, int]:
         """Worker index -> process id, for the places that have a process (a refused start leaves none)."""
@@ -467,8 +462,17 @@ class WorkerPool:
                 proc.kill()
                 proc.join(timeout=5.0)
                 # A process in uninterruptible sleep (swapping, a hung NFS mount: the causes of a stall)
-                # dies only when it wakes: killed once, reported once; its death comes in a later poll.
+                # dies only when it wakes, which may be never: killed once, reported once; its place is
+                # replaced once it is gone. Its SIGKILL is pending, so it never runs its own code again:
+                # its task is lost now, as at a death (issued again; a run waiting for it never ended:
+                # found in review), and its buffer slots and sync quota are cleared.
                 self._killed[index] = proc
+                if proc.is_alive():
+                    lost, self._tasks[index] = self._tasks[index], None
+                    if self.on_died is not None:
+                        self.on_died(index)
+                    if lost is not None:
+                        events.append(PoolEvent("died", index, lost, None))
         return events
 
     def close(self, graceful: bool = True, timeout: float = 5.0) -> None:

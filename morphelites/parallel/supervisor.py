@@ -336,10 +336,9 @@ class SharedPPOSystem:
         self._kinds[worker] = kind
 
     def _training_in_flight(self) -> int:
-        """Workers busy with a train task, less those killed as stalled that live on: a sync
-        update would wait for their segments forever (found in review)."""
-        unresponsive = self.pool.unresponsive
-        return sum(self._kinds[w] == "train" for w in self.pool.in_flight if w not in unresponsive)
+        """Workers busy with a train task (one killed as stalled that lives on has none: the pool
+        gives its task up at once, or a sync update would wait for its segments forever)."""
+        return sum(self._kinds[w] == "train" for w in self.pool.in_flight)
 
     def poll(self, timeout: float) -> list[PoolEvent]:
         # The busy count drops only here, before waiting: by then the caller has handed out its
