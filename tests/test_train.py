@@ -1548,3 +1548,92 @@ def test_the_first_shared_ppo_line_after_a_hard_stop_does_not_count_updates_made
     assert trainer._previous_learner == {"policy_updates": 140.0, "samples_consumed": 140_000.0, "producer_waits": 4.0}
     trainer._log_learner_event({**restored, "updates": 150, "samples_consumed": 150_000})  # a restart mid-session
     assert trainer._previous_learner["policy_updates"] == 140.0
+
+
+class _DyingPool:
+    """A pool of ``size`` workers for the trainer's _issue/_handle_all: ``die(w)`` ends worker w's
+    task with a death, as WorkerPool.poll reports one."""
+
+    def __init__(self, size: int):
+        self.tasks: dict[int, Any] = {w: None for w in range(size)}
+
+    @property
+    def idle(self):
+        return [w for w, task in self.tasks.items() if task is None]
+
+    def submit(self, worker, individual, kind="train"):
+        self.tasks[worker] = individual.id
+
+    def die(self, worker):
+        from morphelites.parallel.pool import PoolEvent
+
+        task, self.tasks[worker] = self.tasks[worker], None
+        return PoolEvent("died", worker, task, 3)
+
+
+def _trainer_without_a_run(tmp_path, workers: int):
+    import logging
+
+    from morphelites.evolution.trainer import MAPElitesEvolutionTrainer
+
+    trainer = MAPElitesEvolutionTrainer(TINY, max_workers=workers, use_shared_ppo=False, evaluations=20,
+                                        output_dir=str(tmp_path / "run"), quiet=True)  # fmt: skip
+    trainer.recorder = type("Recorder", (), {"log": logging.getLogger("test")})()
+    return trainer
+
+
+def test_with_two_workers_that_die_on_every_task_no_body_is_blamed(tmp_path):
+    """Found in review: an individual issued a moment ago, in flight without a death only because
+    it had not had time to die, counted as proof that the workers run, so the third death of
+    another body's worker stopped the run blaming that body, not the install. Deaths one per poll,
+    alternating workers: no body is blamed (the pool's crash loop names the workers instead)."""
+    from morphelites.evolution.reevaluation import EvaluationFailed
+
+    trainer, pool = _trainer_without_a_run(tmp_path, 2), _DyingPool(2)
+    for step in range(30):
+        trainer._issue(pool)
+        try:
+            trainer._handle_all([pool.die(step % 2)])
+        except EvaluationFailed as error:
+            assert "no other individual is left" in str(error), f"death {step + 1}: {error}"
+            break
+
+
+def test_with_two_workers_a_body_whose_worker_dies_while_the_other_runs_on_is_named(tmp_path):
+    """The other side: the body of individual 0 kills its worker each time while the other
+    worker's evaluation, handed out before its latest try, runs on: its third death names it."""
+    from morphelites.evolution.reevaluation import EvaluationFailed
+
+    trainer, pool = _trainer_without_a_run(tmp_path, 2), _DyingPool(2)
+    trainer._issue(pool)
+    assert pool.tasks == {0: 0, 1: 1}
+    for death in (1, 2):
+        trainer._handle_all([pool.die(0)])
+        trainer._issue(pool)
+        assert pool.tasks == {0: 0, 1: 1}, f"after death {death}: individual 0 again, individual 1 runs on"
+    with pytest.raises(EvaluationFailed, match=r"individual 0 died 3 times .* while other evaluations run"):
+        trainer._handle_all([pool.die(0)])
+
+
+def test_a_reevaluation_whose_worker_keeps_dying_stops_the_run_naming_the_elite(tmp_path):
+    """Found in review: an elite whose re-evaluation killed its worker was queued again without
+    end: a periodic round kept a worker dying for the rest of the run, and a final round never
+    completed. The steps of results that came in the same poll as a failure are counted too."""
+    from morphelites.evolution.reevaluation import EvaluationFailed, ReevaluationRound
+    from morphelites.individual import IndividualResult
+    from morphelites.parallel.pool import PoolEvent
+
+    archive = type("Archive", (), {"elites": lambda self: [{"individual_id": 4, "genome": [0.5] * 7, "parent_id": None},
+                                                          {"individual_id": 9, "genome": [0.2] * 7, "parent_id": 4}],
+                                   "stats": lambda self: {}})()  # fmt: skip
+    trainer = _trainer_without_a_run(tmp_path, 2)
+    round_ = ReevaluationRound(archive, trainer.space, 10, max_deaths=3)
+    for death in (1, 2):
+        assert round_.next_task().id == 4
+        round_.handle(PoolEvent("died", 0, 4, -9))
+    assert round_.next_task().id == 4 and round_.next_task().id == 9
+    result = IndividualResult(9, {"fitness": 0.3, "policy_version": 7}, 0, 400, 0.0, 1.0)
+    before = trainer.env_steps
+    with pytest.raises(EvaluationFailed, match=r"re-evaluating elite 4 died 3 times .* its body \("):
+        trainer._handle_round_events(round_, [PoolEvent("died", 0, 4, -9), PoolEvent("done", 1, 9, result)])
+    assert trainer.env_steps - before == 400 and trainer.reevaluation_env_steps == 400, "the result of the same poll counts"

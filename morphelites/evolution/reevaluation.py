@@ -33,9 +33,13 @@ class ReevaluationRound:
             change the round.
         space: decodes an elite's genome into its body.
         at_evaluation: the number of completed evaluations when the round started.
+        max_deaths: deaths (a stall counts too) of the workers re-evaluating one elite after
+            which :meth:`handle` raises :class:`EvaluationFailed` naming its body: issued again
+            without end, a body that crashes the simulator kept a worker dying for the rest of the
+            run, and the final round could never complete (found in review).
     """
 
-    def __init__(self, archive: BodyArchive, space: BodySpace, at_evaluation: int) -> None:
+    def __init__(self, archive: BodyArchive, space: BodySpace, at_evaluation: int, max_deaths: int = 3) -> None:
         elites = archive.elites()
         self.at_evaluation = at_evaluation
         self.as_found = archive.stats()
@@ -50,6 +54,8 @@ class ReevaluationRound:
         self.required_version: int | None = None  # require_version
         self.discarded = 0  # results of another policy version than required, evaluated again
         self.steps_taken = 0  # env steps of every result that came back, discarded ones included
+        self.max_deaths = max_deaths
+        self.deaths: dict[int, int] = {}  # elite id -> deaths of the workers re-evaluating it
 
     # ------------------------------------------------------------------ tasks
     def next_task(self) -> Individual | None:
@@ -81,7 +87,8 @@ class ReevaluationRound:
 
         ``done`` stores the result (or, evaluated with another policy version than
         :meth:`require_version` asks for, queues the elite again), ``died`` queues the elite again
-        (its worker was replaced; a worker that died idle, task id None, changes nothing),
+        (its worker was replaced; a worker that died idle, task id None, changes nothing), or
+        raises :class:`EvaluationFailed` at its ``max_deaths``-th death,
         ``stalled`` waits for the ``died`` that follows, ``error`` raises :class:`EvaluationFailed`
         with the worker's traceback, and so does a ``done`` with a non-finite fitness.
         """
@@ -102,6 +109,12 @@ class ReevaluationRound:
                                        "the simulation probably went unstable, or the shared policy's weights did.")  # fmt: skip
             self.results[event.task_id] = event.value
         elif event.kind == "died" and not self.cancelled:
+            deaths = self.deaths[event.task_id] = self.deaths.get(event.task_id, 0) + 1
+            if deaths >= self.max_deaths:
+                raise EvaluationFailed(
+                    f"The worker re-evaluating elite {event.task_id} died {deaths} times (last exit code {event.value}; a "
+                    f"stall counts too): its body ({self.individuals[event.task_id].body}) probably crashes the "
+                    f"simulator or needs too much memory. Fix the cause, then resume; the archive as found is complete.")  # fmt: skip
             self._todo.insert(0, event.task_id)
         elif event.kind == "error":
             raise EvaluationFailed(f"Re-evaluating elite {event.task_id} failed:\n{event.value}")

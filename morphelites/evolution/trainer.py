@@ -292,6 +292,8 @@ class MAPElitesEvolutionTrainer:
         self.free_ids: list[int] = []
         self.session = 0  # the run's session: 0 for its first, one more for each resume (set by run())
         self.in_flight: dict[int, Individual] = {}
+        self._issues = 0  # individuals handed to workers this session
+        self._issued_at: dict[int, int] = {}  # individual id -> _issues when its latest try was handed out
         self.failures: dict[int, int] = {}
         self.deaths: dict[int, int] = {}  # individual id -> deaths of the worker evaluating it, this session
         self._a_task_finished = False  # this session: the workers can run, so deaths are the body's doing
@@ -654,6 +656,8 @@ class MAPElitesEvolutionTrainer:
                 held_back = True
                 break
             self.in_flight[individual.id] = individual
+            self._issues += 1
+            self._issued_at[individual.id] = self._issues
             pool.submit(worker, individual)
         self._time_held_back(held_back)
 
@@ -799,6 +803,7 @@ class MAPElitesEvolutionTrainer:
                       f" while on individual {event.task_id}" if event.task_id is not None else "")  # fmt: skip
         elif event.kind == "died":
             individual = self.in_flight.pop(event.task_id, None) if event.task_id is not None else None
+            tried_from = self._issued_at.get(event.task_id, 0)
             # its training steps were taken (and, in shared mode, trained on) even if no result says so
             self.env_steps += event.env_steps
             self.training_env_steps += event.env_steps
@@ -811,8 +816,10 @@ class MAPElitesEvolutionTrainer:
                 individual = individual.issued_again()
                 self.pending.insert(0, individual)  # tried again now, or by --resume (the checkpoint keeps it)
                 self.deaths[individual.id] = self.deaths.get(individual.id, 0) + 1
-                # The body's doing, not the workers': others finish, or are in flight without a death
-                workers_run = self._a_task_finished or any(i not in self.deaths for i in self.in_flight)
+                # The body's doing, not the workers': others finish, or have run without a death since
+                # before this try began (one issued since may simply not have died yet: found in review)
+                workers_run = self._a_task_finished or any(i not in self.deaths and self._issued_at.get(i, 0) < tried_from
+                                                           for i in self.in_flight)  # fmt: skip
                 if self.deaths[individual.id] >= MAX_DEATHS_PER_INDIVIDUAL and workers_run:
                     raise EvaluationFailed(
                         f"The worker evaluating individual {individual.id} died {self.deaths[individual.id]} times (last "
@@ -878,10 +885,25 @@ class MAPElitesEvolutionTrainer:
             self.recorder.log.warning("Worker %d %s while re-evaluating elite %d; the elite is evaluated again.",
                                       event.worker, f"died (exit code {event.value}); replacing it," if event.value is not None
                                       else "lives on after its kill (uninterruptible sleep)", event.task_id)  # fmt: skip
-        round_.handle(event)
-        if event.kind == "done":
+        if event.kind == "done":  # counted first: the round may raise on it (a non-finite fitness)
             self.env_steps += int(event.value.eval_env_steps)
             self.reevaluation_env_steps += int(event.value.eval_env_steps)
+        round_.handle(event)
+
+    def _handle_round_events(self, round_: ReevaluationRound, events: list[PoolEvent]) -> None:
+        """:meth:`_handle_round_event` every event of a poll of the final round; the first
+        EvaluationFailed is raised once all were handled, so that the steps of the results that came
+        with it are counted, not dropped with the poll (found in review)."""
+        failed: EvaluationFailed | None = None
+        for event in events:
+            try:
+                self._handle_round_event(round_, event)
+            except EvaluationFailed as error:
+                if failed is not None:
+                    self.recorder.log.error("Also, in the same poll: %s", error)
+                failed = failed or error
+        if failed is not None:
+            raise failed
 
     def _maybe_start_round(self) -> None:
         """Start a re-evaluation round after every ``training.reevaluate_every`` evaluations (shared mode)."""
@@ -895,7 +917,7 @@ class MAPElitesEvolutionTrainer:
                                       "running (training.reevaluate_every = %d is shorter than a round).",
                                       self.completed, self._round.at_evaluation, every)  # fmt: skip
             return
-        self._round = ReevaluationRound(self.archive, self.space, self.completed)
+        self._round = ReevaluationRound(self.archive, self.space, self.completed, MAX_DEATHS_PER_INDIVIDUAL)
         self.recorder.log.info("Re-evaluating the %d elites with the current policy (round at %d evaluations).",
                                len(self._round.individuals), self.completed)  # fmt: skip
 
@@ -1148,7 +1170,7 @@ class MAPElitesEvolutionTrainer:
         understates what the final policy can do with those bodies.
         """
         log = self.recorder.log
-        round_ = ReevaluationRound(self.archive, self.space, self.completed)
+        round_ = ReevaluationRound(self.archive, self.space, self.completed, MAX_DEATHS_PER_INDIVIDUAL)
         # The learner first trains on the whole batches still waiting, then keeps its weights: left
         # to go on, it would update during the round and score the elites with several versions.
         pool.freeze_learner()
@@ -1174,8 +1196,7 @@ class MAPElitesEvolutionTrainer:
                 if elite is None:
                     break
                 pool.submit(worker, elite, kind="evaluate")
-            for event in pool.poll(0.25):
-                self._handle_round_event(round_, event)
+            self._handle_round_events(round_, pool.poll(0.25))
             for message in pool.take_events():
                 self._log_learner_event(message)
         again = self._finish_round(round_, final=True)
@@ -1193,8 +1214,7 @@ class MAPElitesEvolutionTrainer:
                 return True
             if self._stop_signal is not None:
                 return False
-            for event in pool.poll(0.05):
-                self._handle_round_event(round_, event)
+            self._handle_round_events(round_, pool.poll(0.05))
 
     def _reevaluation_stopped(self) -> str:
         """The status of a run whose final re-evaluation a Ctrl-C or SIGTERM stopped."""
