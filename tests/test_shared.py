@@ -2211,3 +2211,34 @@ def test_a_replacement_learner_counts_its_predecessors_silent_time_as_active_not
     system._start_learner(resume=True)
     busy_s, active_s = started[0].time_floor_s
     assert busy_s == 5.0 and 40.0 <= active_s < 45.0
+
+
+def test_sync_workers_never_act_with_weights_older_than_the_published_ones(tmp_path):
+    """Found in review: a sync worker holding version 1, given a body while the learner (version
+    2 published, closing 2) stalled mid-write of version 3, fell back on its own version 1 after a
+    short try, acted with it and skipped the sync wait: every segment of that body dropped. It now
+    waits until the weights are readable, and acts with the newest."""
+    import threading
+
+    from morphelites.parallel.shared_worker import MultiProcessPPOWorker
+    from morphelites.parallel.weights import _SEQUENCE
+
+    learner, weights, buffer, handles, _ = _learner(tmp_path, sync=True, max_lag=0)
+    worker = MultiProcessPPOWorker(0, handles)
+    try:
+        flat = weights.read()[0]
+        weights.publish(flat, 1)
+        assert worker.refresh() == 1
+        weights.publish(flat, 2)  # while the worker was idle
+        weights.set_closing(2)
+        weights._header[_SEQUENCE] += 1  # a write of version 3 left half done
+        successor = threading.Timer(1.5, lambda: weights.publish(flat, 3))  # the learner that replaces it
+        successor.start()
+        assert worker._open_version() == 3
+        successor.join()
+    finally:
+        worker.weights.close()
+        worker.buffer.close()
+        learner.close()
+        buffer.close()
+        weights.close()

@@ -203,9 +203,16 @@ class MultiProcessPPOWorker:
     def _open_version(self) -> int:
         """Sync mode: the version to write the next segment with, never one the learner has marked
         closing (an update it may have decided without counting this worker; see learner.py):
-        wait for the next version, or for the mark to be withdrawn."""
+        wait for the next version, or for the mark to be withdrawn. Never an older version than
+        the one published: where the newest weights cannot be read (a learner that stalled or died
+        mid-write), :meth:`refresh` falls back on the worker's own, whose segments a sync update
+        would only drop; the worker waits for readable weights instead (found in review)."""
         while True:
             version = self.refresh()
+            if version < self.weights.version:
+                beat()
+                time.sleep(0.01)
+                continue
             if self.weights.closing != version:
                 return version
             while self.weights.version == version and self.weights.closing == version:
