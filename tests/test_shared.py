@@ -1148,11 +1148,17 @@ def test_the_main_process_of_a_run_never_imports_torch(tmp_path, tiny_config, mo
 _train, _results = start_train, read_results
 
 
-def test_sync_mode_has_zero_policy_lag(tmp_path):
+@pytest.mark.parametrize("steps, evaluations", [(400, 3), (300, 5)], ids=["whole-quotas", "quota-across-bodies"])
+def test_sync_mode_has_zero_policy_lag(tmp_path, steps, evaluations):
+    """Segments of 100 transitions and batches of 400 from 2 workers: a quota of 2 segments per
+    worker and version. At 300 steps per body (review) a body ends part-way through a quota, and
+    the worker's next body completes it: a worker that started a fresh quota there would write a
+    third segment of a version the learner had already trained on, and it would be dropped."""
     config = tmp_path / "sync.json"
     config.write_text(json.dumps({**TINY, "training": {**TINY["training"], "sync": True}}))
     out = tmp_path / "run"
-    proc = _train("--workers", "2", "--evaluations", "3", "--steps-per-individual", "400", "--config", str(config), "--output", str(out))
+    proc = _train("--workers", "2", "--evaluations", str(evaluations), "--steps-per-individual", str(steps), "--config",
+                  str(config), "--output", str(out))  # fmt: skip
     _, err = proc.communicate(timeout=300)
     assert proc.returncode == 0, err
     summary = json.loads((out / "summary.json").read_text())
