@@ -455,6 +455,44 @@ def test_python_api_resume_refuses_a_mode_or_settings_other_than_the_stored_run(
         MAPElitesEvolutionTrainer(stored, output_dir=str(out), evaluations=2, use_shared_ppo=True, resume=True, quiet=True)
 
 
+def test_python_api_resume_keeps_the_stored_budgets_and_workers_its_settings_leave_out(one_evaluation_run):
+    """Found in review: `--resume --config` keeps the stored run's budgets and workers where the
+    file leaves them out, but MAPElitesEvolutionTrainer(dict, resume=True) took the defaults: a run
+    stopped at 300 of 400 evaluations ended at once at 300 (the default 64), a wall-time limit was
+    lifted and a serial run went parallel, all as 'resumable changes'. None now takes the stored
+    settings whole."""
+    from morphelites.evolution.trainer import MAPElitesEvolutionTrainer
+
+    out, _ = one_evaluation_run
+    stored = json.loads((out / "config.json").read_text())["settings"]
+    left_out = ("evaluations", "enable_multiprocess", "max_workers", "max_wall_s")
+    partial = {**stored, "evolution": {k: v for k, v in stored["evolution"].items() if k not in left_out}}
+    resumed = MAPElitesEvolutionTrainer(partial, output_dir=str(out), resume=True, quiet=True)
+    assert {k: getattr(resumed.settings.evolution, k) for k in left_out} == {k: stored["evolution"][k] for k in left_out}
+    assert resumed._resumed_changes == [] and resumed.settings.evolution.evaluations == 1
+    assert MAPElitesEvolutionTrainer(partial, output_dir=str(out), evaluations=3, resume=True,
+                                     quiet=True).settings.evolution.evaluations == 3, "a keyword given still wins"  # fmt: skip
+    whole = MAPElitesEvolutionTrainer(output_dir=str(out), resume=True, quiet=True)
+    assert whole.mode == "independent" and whole.settings.to_dict() == resumed.settings.to_dict()
+
+
+def test_a_trainer_runs_once(tmp_path):
+    """Found in review: a second run() of a resume=True trainer (a notebook cell run again)
+    replayed results.jsonl onto the archive and counts it already held: summary.json said 60 of
+    30 evaluations, and the next resume took its checkpoint for one with results missing."""
+    from morphelites.evolution.trainer import MAPElitesEvolutionTrainer
+
+    out = tmp_path / "run"
+    assert MAPElitesEvolutionTrainer(**_serial_arguments(out, evaluations=1)).run()["status"] == "completed"
+    trainer = MAPElitesEvolutionTrainer(output_dir=str(out), resume=True, quiet=True)
+    assert trainer.run()["evaluations"] == 1
+    files = {path.name: path.read_bytes() for path in out.iterdir() if path.is_file() and path.name != ".morphelites.lock"}
+    with pytest.raises(RuntimeError, match="a trainer runs once. To continue the run, make a new"):
+        trainer.run()
+    assert {path.name: path.read_bytes() for path in out.iterdir()
+            if path.is_file() and path.name != ".morphelites.lock"} == files, "nothing written"  # fmt: skip
+
+
 def _append_a_partial_record(lines: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [*lines, {"id": 1, "note": "edited"}]
 

@@ -30,12 +30,12 @@ import threading
 import time
 from typing import Any, Callable, Iterator
 
-from morphelites.config import ModelConfig, PPOConfig, Settings, TrainingConfig, section_from_dict
+from morphelites.config import ConfigError, ModelConfig, PPOConfig, Settings, TrainingConfig, section_from_dict
 from morphelites.envs.reach import ObservationLayout
 from morphelites.evolution.archive import BodyArchive
 from morphelites.evolution.measures import compute_measures, measure_specs
 from morphelites.evolution.reevaluation import EvaluationFailed, ReevaluationRound
-from morphelites.runs.stored_run import check_resume, stored_run
+from morphelites.runs.stored_run import check_resume, stored_run, with_stored_resumable
 from morphelites.evolution.variation import Variation
 from morphelites.individual import Individual, IndividualResult
 from morphelites.morphology import BodySpace
@@ -112,6 +112,30 @@ def workers_acting_at_once(settings: Settings, workers: int) -> int:
         return workers
     room = max_ready_transitions(training.min_batch_size, training.max_policy_lag)
     return min(workers, -(-room // segment_transitions(settings)))
+
+
+def _with_stored_resumable_settings(base_args: dict[str, Any] | None, output_dir: str | None,
+                                    use_shared_ppo: bool | None) -> dict[str, Any] | None:
+    """``base_args`` of a resume from Python, as the CLI takes a ``--config`` to ``--resume``: each
+    budget and worker setting (``RESUMABLE_CHANGES``) it leaves out is the stored run's, not the
+    default (a dict without ``evaluations`` had ended a run stopped at 300 of 400 at once, and one
+    without ``max_wall_s`` lifted its limit: found in review); None takes the stored settings
+    whole. Left as given where no run can be read there: the checks that follow say why."""
+    if output_dir is not None and not str(output_dir).strip():
+        return base_args  # refused as it is made
+    if output_dir is None:
+        evolution = (base_args or {}).get("evolution") if isinstance(base_args, dict) else None
+        shared = use_shared_ppo if use_shared_ppo is not None else (
+            evolution.get("use_shared_ppo", True) if isinstance(evolution, dict) else True)  # fmt: skip
+        output_dir = "map_elites_shared_ppo_results" if shared else "map_elites_results"
+    try:
+        run_dir = RunDirectory(output_dir)
+        if not run_dir.holds_run():
+            return base_args
+        stored = stored_run(run_dir)
+    except (RunDirectoryError, ConfigError, OSError, ValueError):
+        return base_args
+    return stored["settings"] if base_args is None else with_stored_resumable(base_args, stored["settings"])
 
 
 def _stored_run_id(stored: dict[str, Any]) -> str | None:
@@ -211,8 +235,12 @@ class MAPElitesEvolutionTrainer:
             ``map_elites_shared_ppo_results`` by mode).
         evaluations: stop after this many evaluated individuals.
         seed: run seed.
-        resume: continue the run in ``output_dir``.
+        resume: continue the run in ``output_dir``. As ``--resume --config`` does, a dict
+            ``base_args`` takes the stored run's budgets and workers (``RESUMABLE_CHANGES``) where
+            it leaves them out, and None takes the stored settings whole.
         quiet: no progress output on the terminal.
+
+    A trainer runs once: to continue a run, make another with ``resume=True``.
     """
 
     @_noting_given_arguments
@@ -233,6 +261,9 @@ class MAPElitesEvolutionTrainer:
         resume: bool = False,
         quiet: bool = False,
     ) -> None:
+        if resume and not isinstance(base_args, Settings):
+            mode_given = use_shared_ppo if "use_shared_ppo" in self._given else None
+            base_args = _with_stored_resumable_settings(base_args, output_dir, mode_given)
         settings = base_args if isinstance(base_args, Settings) else Settings.from_dict(base_args)
         keywords = {"num_initial_random": num_initial_random, "training_steps_per_individual": training_steps_per_individual,
                     "enable_multiprocess": enable_multiprocess, "max_workers": max_workers, "use_shared_ppo": use_shared_ppo}  # fmt: skip
@@ -313,6 +344,7 @@ class MAPElitesEvolutionTrainer:
         self._previous_learner: dict[str, float] = {}  # learner figures at the last summary line
         self._learner_restored = False  # this session's first "restored" event was seen
         self._write_leftovers: list[str] = []  # temp files of an unfinished write, removed at the start
+        self._ran = False  # run() was called: a trainer runs once
 
     # ------------------------------------------------------------------ public API
     def run(self) -> dict[str, Any]:
@@ -324,7 +356,14 @@ class MAPElitesEvolutionTrainer:
         takes this one's settings (ConfigError, ``resume``).
 
         Called from another thread than the main one, it installs no Ctrl-C/SIGTERM handlers (Python
-        sets them only there): stop it with :meth:`stop` from any thread."""
+        sets them only there): stop it with :meth:`stop` from any thread.
+
+        A trainer runs once; a second call raises RuntimeError (it would replay results.jsonl onto
+        the archive and counts it already holds: found in review)."""
+        if self._ran:
+            raise RuntimeError(f"This trainer has run already: a trainer runs once. To continue the run, make a new "
+                               f"MAPElitesEvolutionTrainer(..., output_dir={str(self.run_dir.path)!r}, resume=True).")  # fmt: skip
+        self._ran = True
         hold = self.run_dir.prepare_held(resume=self.resume)  # no second process may run this run meanwhile
         self._locked = hold.locked
         try:
