@@ -1013,7 +1013,8 @@ def test_worker_processes_do_not_run_a_users_script_that_imports_the_trainer_at_
     """Found in review (session 40): spawn runs the parent's main script again in each child, so a
     script that imports the trainer at its top (as README's Python examples do) made every worker
     and the learner load pyribs, scipy and matplotlib (250 MB against 39 MB per process). Processes
-    are started without it now; the script's own ``__file__`` is back once they are."""
+    are started without it now, and the script's own ``__file__`` stays meanwhile (hidden while a
+    process started, it broke main-thread code that read it beside a run started in a thread)."""
     (tmp_path / "probe_job.py").write_text(
         "import sys\n"
         "def heavy_modules():\n"
@@ -1022,8 +1023,10 @@ def test_worker_processes_do_not_run_a_users_script_that_imports_the_trainer_at_
     (tmp_path / "experiment.py").write_text(
         "import time\n"
         "from morphelites.evolution.trainer import MAPElitesEvolutionTrainer  # noqa: F401  (at the top, as README's)\n"
-        "from morphelites.parallel.pool import WorkerPool\n"
+        "from morphelites.parallel.pool import WorkerPool, children_skip_the_main_script\n"
         "if __name__ == '__main__':\n"
+        "    with children_skip_the_main_script():\n"
+        "        assert __file__.endswith('experiment.py'), 'the script keeps its file while processes start'\n"
         "    pool = WorkerPool(1, 'probe_job:heavy_modules', role='test worker').start()\n"
         "    assert __file__.endswith('experiment.py') and __spec__ is None, 'the script is itself again'\n"
         "    try:\n"

@@ -20,6 +20,7 @@ import time
 import traceback
 from dataclasses import dataclass
 from multiprocessing import resource_tracker
+from multiprocessing import spawn as mp_spawn
 from multiprocessing.connection import Connection, wait
 from typing import Any, Callable, Iterator
 
@@ -116,25 +117,25 @@ def children_skip_the_main_script() -> Iterator[None]:
     ``"module:function"``. But a user's script that imports the trainer at its top (as README's
     Python examples do, guarding only the call) made every shared-mode worker and the learner load
     pyribs, scipy, sklearn, numba and matplotlib too: ~200 MB more per process (measured: 250 MB
-    against 39 MB), where DESIGN promises numpy-only workers. The script's spec and file are hidden
-    from multiprocessing only while a process starts (``python -m`` of a package's ``__main__`` is
-    skipped by multiprocessing itself).
+    against 39 MB), where DESIGN promises numpy-only workers. So while a process starts, the data
+    spawn hands it leaves out where the main script is. The ``__main__`` module itself is left
+    alone: hiding its ``__file__`` instead broke main-thread code that read it while a run started
+    in another thread started a process (found in review).
     """
-    with _MAIN_SCRIPT_HIDDEN:  # two runs started in threads at once would save each other's hidden state
-        main = sys.modules.get("__main__")
-        if main is None or (getattr(main, "__spec__", None) is None and getattr(main, "__file__", None) is None):
-            yield
-            return
-        spec, had_file, file = main.__spec__, hasattr(main, "__file__"), getattr(main, "__file__", None)
+    with _MAIN_SCRIPT_HIDDEN:  # two runs started in threads at once would restore each other's patch
+        real = mp_spawn.get_preparation_data
+
+        def without_the_main_script(name: str) -> dict[str, Any]:
+            data = real(name)
+            data.pop("init_main_from_name", None)
+            data.pop("init_main_from_path", None)
+            return data
+
+        mp_spawn.get_preparation_data = without_the_main_script
         try:
-            main.__spec__ = None
-            if had_file:
-                del main.__file__
             yield
         finally:
-            main.__spec__ = spec
-            if had_file:
-                main.__file__ = file
+            mp_spawn.get_preparation_data = real
 
 
 @contextlib.contextmanager
