@@ -19,21 +19,28 @@ _HEADLESS: dict[str, tuple[str, str]] = {
 }
 
 
+#: The OpenGL libraries PyOpenGL's EGL platform loads beside libEGL (one suffices): libEGL alone
+#: (Debian's libegl1 without libgl1 or libgles2) fails mujoco's import as a missing libEGL does.
+_EGL_GL_LIBRARIES = ("OpenGL", "GL", "GLESv2", "GLESv1_CM")
+
+
 def headless_default(system: str | None = None,
                      find_library: Callable[[str], str | None] = ctypes.util.find_library) -> str | None:
     """The ``MUJOCO_GL`` to set when the user set none. On Linux a backend that needs no display
-    and whose library this machine has: ``egl``, else ``osmesa``, else None. None elsewhere, where
-    MuJoCo's own default already needs no display and ``egl`` would break its import.
+    and whose libraries this machine has: ``egl`` (libEGL, and an OpenGL library beside it, which
+    PyOpenGL's EGL platform loads too), else ``osmesa``, else None. None elsewhere, where MuJoCo's
+    own default already needs no display and ``egl`` would break its import.
 
     Naming a backend whose library is missing would break more than rendering: mujoco loads it
-    as it is first imported, so every simulation (training included) would fail. With neither
-    library, MuJoCo's own default (glfw) imports, and only rendering needs a display.
+    as it is first imported, so every simulation (training included) would fail. With neither,
+    MuJoCo's own default (glfw) imports, and only rendering needs a display.
     """
     if (system or platform.system()) != "Linux":
         return None
-    for backend, library in (("egl", "EGL"), ("osmesa", "OSMesa")):
-        if find_library(library) is not None:
-            return backend
+    if find_library("EGL") is not None and any(find_library(gl) is not None for gl in _EGL_GL_LIBRARIES):
+        return "egl"
+    if find_library("OSMesa") is not None:
+        return "osmesa"
     return None
 
 

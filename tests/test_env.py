@@ -303,16 +303,21 @@ def test_a_mujoco_that_cannot_be_imported_is_named_with_mujoco_gl(monkeypatch):
         ReachEnv(BODY)
 
 
-def test_a_linux_machine_without_egl_or_osmesa_still_simulates():
+GL_LIBRARIES = ("EGL", "GL", "OpenGL", "OSMesa", "GLESv1_CM", "GLESv2", "GLU", "glut")
+
+
+@pytest.mark.parametrize("found", [(), ("EGL",)], ids=["no-egl", "egl-without-gl"])
+def test_a_linux_machine_without_egl_or_osmesa_still_simulates(found):
     """Seen in review: morphelites set MUJOCO_GL=egl on every Linux machine, and where libEGL is
     missing (slim containers, some cluster nodes) mujoco's import itself failed, so nothing could
     simulate, training included. Here neither library can be found or loaded: the default is left
-    unset (MuJoCo's own, glfw), mujoco imports and an arm steps."""
+    unset (MuJoCo's own, glfw), mujoco imports and an arm steps. Also with libEGL but no OpenGL
+    library beside it (a second review: PyOpenGL's EGL platform needs one too)."""
     pretend = (
-        "import ctypes.util; ctypes.util.find_library = lambda name: None\n"
+        f"import ctypes.util; ctypes.util.find_library = lambda name: 'lib' + name if name in {found!r} else None\n"
         "import OpenGL.platform.ctypesloader as loader\n"
         "real = loader.loadLibrary\n"
-        "missing = ('EGL', 'GL', 'OpenGL', 'OSMesa', 'GLESv1_CM', 'GLESv2', 'GLU', 'glut')\n"
+        f"missing = {tuple(n for n in GL_LIBRARIES if n not in found)}\n"
         "loader.loadLibrary = lambda dll, name, *a, **k: None if name in missing else real(dll, name, *a, **k)\n"
     )
     check = ("import os, numpy as np, morphelites\n"
@@ -327,7 +332,9 @@ def test_a_linux_machine_without_egl_or_osmesa_still_simulates():
     assert done.stdout.split() == ["None"]
 
 
-@pytest.mark.parametrize("found, expected", [({"EGL", "OSMesa"}, "egl"), ({"OSMesa"}, "osmesa"), (set(), None)])
+@pytest.mark.parametrize("found, expected", [({"EGL", "GL", "OSMesa"}, "egl"), ({"EGL", "OpenGL"}, "egl"),
+                                             ({"EGL", "GLESv2"}, "egl"), ({"EGL", "OSMesa"}, "osmesa"),
+                                             ({"EGL"}, None), ({"OSMesa"}, "osmesa"), (set(), None)])
 def test_the_linux_default_is_a_backend_whose_library_is_there(found, expected):
     assert headless_default("Linux", find_library=lambda name: f"lib{name}.so" if name in found else None) == expected
     assert headless_default("Darwin", find_library=lambda name: f"lib{name}.so") is None

@@ -82,9 +82,10 @@ def one_native_thread_per_process() -> Iterator[None]:
 
 #: The signals a terminal or a job's scheduler sends to the whole process group to stop a run:
 #: Ctrl-C, SIGTERM, SIGHUP (the terminal closed, the ssh session dropped), and SIGUSR1 and
-#: SIGUSR2, a scheduler's warning before a time limit (Slurm's ``--signal=USR1@120``, Grid
-#: Engine's ``-notify``), whose default action would kill every process at once, without a
-#: final checkpoint. All but Ctrl-C stop the run as SIGTERM does.
+#: SIGUSR2, a scheduler's warning (Slurm's ``--signal=USR1@120`` before a time limit; Grid
+#: Engine's ``-notify``: SIGUSR1 before a suspension, SIGUSR2 before a kill), whose default
+#: action would kill every process at once, without a final checkpoint. All but Ctrl-C stop the
+#: run as SIGTERM does.
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGUSR1, signal.SIGUSR2)
 
 
