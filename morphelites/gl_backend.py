@@ -6,7 +6,7 @@ does not have (``egl`` outside Linux), so a default must depend on the operating
 
 from __future__ import annotations
 
-import ctypes.util
+import ctypes
 import platform
 from collections.abc import Callable
 
@@ -24,8 +24,21 @@ _HEADLESS: dict[str, tuple[str, str]] = {
 _EGL_GL_LIBRARIES = ("OpenGL", "GL", "GLESv2", "GLESv1_CM")
 
 
-def headless_default(system: str | None = None,
-                     find_library: Callable[[str], str | None] = ctypes.util.find_library) -> str | None:
+def loadable(name: str) -> bool:
+    """Whether ``lib<name>.so`` loads here, tried as PyOpenGL loads it (``lib<name>.so``, then
+    ``.so.9`` down to ``.so.0``, by the dynamic loader: LD_LIBRARY_PATH and the ldconfig cache).
+    ``ctypes.util.find_library`` sees only the ldconfig cache and missed libraries that an HPC
+    module, conda or a GPU node put on LD_LIBRARY_PATH (a second review)."""
+    for filename in [f"lib{name}.so", *(f"lib{name}.so.{i}" for i in range(9, -1, -1))]:
+        try:
+            ctypes.CDLL(filename)
+        except OSError:
+            continue
+        return True
+    return False
+
+
+def headless_default(system: str | None = None, loadable: Callable[[str], bool] = loadable) -> str | None:
     """The ``MUJOCO_GL`` to set when the user set none. On Linux a backend that needs no display
     and whose libraries this machine has: ``egl`` (libEGL, and an OpenGL library beside it, which
     PyOpenGL's EGL platform loads too), else ``osmesa``, else None. None elsewhere, where MuJoCo's
@@ -37,9 +50,9 @@ def headless_default(system: str | None = None,
     """
     if (system or platform.system()) != "Linux":
         return None
-    if find_library("EGL") is not None and any(find_library(gl) is not None for gl in _EGL_GL_LIBRARIES):
+    if loadable("EGL") and any(loadable(gl) for gl in _EGL_GL_LIBRARIES):
         return "egl"
-    if find_library("OSMesa") is not None:
+    if loadable("OSMesa"):
         return "osmesa"
     return None
 

@@ -18,7 +18,7 @@ import signal
 import threading
 import time
 from dataclasses import dataclass
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 import gymnasium as gym
 import numpy as np
@@ -237,7 +237,8 @@ def _set_up(request: PPORunRequest, settings: Settings, stop: "_StopSignals") ->
             run.write_summary(summary)
         hold.release()
         raise _StoppedInSetUp(summary) from None
-    except OSError as error:  # a quota the start check's free-space test cannot see, say: nothing trained yet
+    except _SetUpWriteRefused as refused:  # a quota the start check's free-space test cannot see, say
+        error = refused.error
         _undo_set_up(run)
         hold.release()
         raise RunDirectoryError(
@@ -247,6 +248,23 @@ def _set_up(request: PPORunRequest, settings: Settings, stop: "_StopSignals") ->
     except BaseException:
         hold.release()
         raise
+
+
+class _SetUpWriteRefused(Exception):
+    """One of the set-up's writes into the run directory raised ``error`` (an OSError of anything
+    else the set-up does, such as making a Gymnasium env, is not the directory's)."""
+
+    def __init__(self, error: OSError) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
+@contextlib.contextmanager
+def _writing_the_run_directory() -> Iterator[None]:
+    try:
+        yield
+    except OSError as error:
+        raise _SetUpWriteRefused(error) from error
 
 
 def _undo_set_up(run: RunDirectory) -> None:
@@ -265,7 +283,8 @@ def _undo_set_up(run: RunDirectory) -> None:
 
 def _set_up_held(request: PPORunRequest, settings: Settings, run: RunDirectory, hold: RunHold) -> _PPORun:
     """:func:`_set_up` once the run directory is held."""
-    log = open_training_log(run.training_log, quiet=request.quiet, name="morphelites.ppo")
+    with _writing_the_run_directory():
+        log = open_training_log(run.training_log, quiet=request.quiet, name="morphelites.ppo")
     torch.set_num_threads(settings.ppo.torch_threads)
     envs: list[Any]
     if request.env_id is not None:
@@ -285,8 +304,8 @@ def _set_up_held(request: PPORunRequest, settings: Settings, run: RunDirectory, 
             for i in range(settings.ppo.num_envs)
         ]
         target = f"{len(bodies)} bod{'y' if len(bodies) == 1 else 'ies'} with {sorted({b.num_links for b in bodies})} joints"
-    run.write_config(
-        {
+    with _writing_the_run_directory():
+        run.write_config({
             "command": "ppo",
             "settings": settings.to_dict(),
             "total_steps": request.total_steps,
@@ -295,11 +314,11 @@ def _set_up_held(request: PPORunRequest, settings: Settings, run: RunDirectory, 
             "bodies": [b.to_dict() for b in request.bodies],
             "eval_episodes": request.eval_episodes,
             "eval_seed": request.eval_seed,
-        }
-    )
+        })
     torch.manual_seed(request.seed)  # the initial weights: --seed makes the whole run repeat
     model = ActorCritic(spec)
-    metrics = MetricsWriter(run.metrics, METRIC_COLUMNS, tensorboard_dir=run.tensorboard)
+    with _writing_the_run_directory():
+        metrics = MetricsWriter(run.metrics, METRIC_COLUMNS, tensorboard_dir=run.tensorboard)
     # train_policy rounds the budget up to a whole step of every env
     total = math.ceil(request.total_steps / len(envs)) * len(envs)
     return _PPORun(settings, run, hold, log, envs, model, metrics, target, total)
@@ -340,8 +359,11 @@ def _train_and_finish(request: PPORunRequest, setup: _PPORun, stop: "_StopSignal
     last_policy = [_serialise(_policy_file(model, last_update))]
 
     def on_update(record: dict[str, float]) -> None:
-        last_update.update(record)  # the update is made, whatever a second signal does to the files below
-        last_policy[0] = _serialise(_policy_file(model, record))
+        policy = _serialise(_policy_file(model, record))
+        # the update is made, whatever a second signal does to the files below: its counts and
+        # policy are kept together (a signal while the policy was serialised had left them apart)
+        last_update.update(record)
+        last_policy[0] = policy
         metrics.write(record)
         update = int(record["update"])
         if update % CHECKPOINT_EVERY_UPDATES == 0:
@@ -439,10 +461,10 @@ class _StopSignals:
     ``status``). What a signal does depends on ``mode``: ``"train"``: the first only sets ``signum``
     (training stops after the update under way, with its counts intact, or is skipped if the signal
     came during the set-up) and prints ``notice`` at
-    once (``{name}`` becomes Ctrl-C or SIGTERM), a second raises KeyboardInterrupt; ``"at_once"``
-    (the final evaluation): every signal raises KeyboardInterrupt; ``"hold"``: nothing more, so
-    that files are written whole. Outside the main thread, where Python allows no signal handler,
-    both signals keep their usual meaning."""
+    once (``{name}`` becomes Ctrl-C or the signal's name), a second raises KeyboardInterrupt;
+    ``"at_once"`` (the final evaluation): every signal raises KeyboardInterrupt; ``"hold"``: nothing
+    more, so that files are written whole. Outside the main thread, where Python allows no signal
+    handler, every signal keeps its usual meaning."""
 
     def __init__(self, notice: str | None = None) -> None:
         self.notice = notice
@@ -459,7 +481,7 @@ class _StopSignals:
 
     @property
     def name(self) -> str:
-        """The first signal as a user knows it: ``Ctrl-C`` or ``SIGTERM``."""
+        """The first signal as a user knows it: ``Ctrl-C``, or its name (``SIGTERM``, ``SIGHUP``, ...)."""
         return stop_signal_name(self.signum)
 
     @property

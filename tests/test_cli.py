@@ -409,6 +409,22 @@ def test_ppo_whose_first_writes_are_refused_is_a_clear_error_and_the_same_comman
     assert json.loads((out / "summary.json").read_text())["status"] == "completed"
 
 
+def test_an_oserror_of_ppos_set_up_that_is_not_a_write_is_not_called_one(tmp_path, monkeypatch):
+    """A second review: the set-up's OSError handler took in making the envs too (Gymnasium's
+    MujocoEnv raises OSError for a missing model file; too many open files is one), reported it as
+    a disk or quota problem, dropped its traceback and deleted training.log."""
+    import morphelites.ppo_run as ppo_run
+
+    def no_env(*args, **kwargs):
+        raise OSError(24, "Too many open files")
+
+    monkeypatch.setattr(ppo_run, "ReachEnv", no_env)
+    out = tmp_path / "run"
+    with pytest.raises(OSError, match="Too many open files"):
+        main(["ppo", "--quiet", "--steps", "64", "--num-envs", "2", "--output", str(out)])
+    assert (out / "training.log").exists(), "what the set-up wrote stays, as for any other failure"
+
+
 def test_without_a_body_ppo_trains_the_default_one_that_fits_the_configs_body_space(tmp_path):
     # Seen in review: the default body had links of 0.175 m whatever the space, and a space of
     # 0.2-0.3 m links refused it as if the user had given it.

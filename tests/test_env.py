@@ -314,11 +314,17 @@ def test_a_linux_machine_without_egl_or_osmesa_still_simulates(found):
     unset (MuJoCo's own, glfw), mujoco imports and an arm steps. Also with libEGL but no OpenGL
     library beside it (a second review: PyOpenGL's EGL platform needs one too)."""
     pretend = (
-        f"import ctypes.util; ctypes.util.find_library = lambda name: 'lib' + name if name in {found!r} else None\n"
+        "import ctypes\n"
         "import OpenGL.platform.ctypesloader as loader\n"
-        "real = loader.loadLibrary\n"
+        "real, real_cdll = loader.loadLibrary, ctypes.CDLL\n"
         f"missing = {tuple(n for n in GL_LIBRARIES if n not in found)}\n"
         "loader.loadLibrary = lambda dll, name, *a, **k: None if name in missing else real(dll, name, *a, **k)\n"
+        "class Refusing(real_cdll):\n"
+        "    def __init__(self, name, *args, **kwargs):\n"
+        "        if str(name).split('.so')[0] in tuple('lib' + m for m in missing):\n"
+        "            raise OSError(f'{name}: cannot open shared object file')\n"
+        "        super().__init__(name, *args, **kwargs)\n"
+        "ctypes.CDLL = Refusing\n"
     )
     check = ("import os, numpy as np, morphelites\n"
              "from morphelites.envs.reach import ReachEnv\n"
@@ -336,8 +342,8 @@ def test_a_linux_machine_without_egl_or_osmesa_still_simulates(found):
                                              ({"EGL", "GLESv2"}, "egl"), ({"EGL", "OSMesa"}, "osmesa"),
                                              ({"EGL"}, None), ({"OSMesa"}, "osmesa"), (set(), None)])
 def test_the_linux_default_is_a_backend_whose_library_is_there(found, expected):
-    assert headless_default("Linux", find_library=lambda name: f"lib{name}.so" if name in found else None) == expected
-    assert headless_default("Darwin", find_library=lambda name: f"lib{name}.so") is None
+    assert headless_default("Linux", loadable=lambda name: name in found) == expected
+    assert headless_default("Darwin", loadable=lambda name: True) is None
 
 
 @pytest.mark.parametrize("system, expected", [("Linux", "egl"), ("Darwin", None), ("Windows", None)])

@@ -2251,3 +2251,19 @@ def test_sync_workers_never_act_with_weights_older_than_the_published_ones(tmp_p
         learner.close()
         buffer.close()
         weights.close()
+
+
+def test_a_serial_shared_learner_stops_its_active_time_when_it_freezes(tmp_path):
+    """A second review: only the learner process stopped its active time at the freeze; with
+    --serial, learner_utilisation still counted the final round and the shutdown as idle."""
+    from morphelites.parallel.supervisor import SerialSharedBackend
+
+    settings = Settings.from_dict(TINY).validate()
+    backend = SerialSharedBackend(settings, tmp_path, resume=False)
+    try:
+        backend.freeze_learner()
+        first = backend.learner.stats()["learner_active_s"]
+        time.sleep(0.2)
+        assert backend.learner.stats()["learner_active_s"] == first
+    finally:
+        backend.close()

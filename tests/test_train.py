@@ -472,6 +472,10 @@ def test_python_api_resume_keeps_the_stored_budgets_and_workers_its_settings_lea
     assert resumed._resumed_changes == [] and resumed.settings.evolution.evaluations == 1
     assert MAPElitesEvolutionTrainer(partial, output_dir=str(out), evaluations=3, resume=True,
                                      quiet=True).settings.evolution.evaluations == 3, "a keyword given still wins"  # fmt: skip
+    # A second review: max_workers given asks for worker processes, as --workers does, also of a serial run
+    for settings in (partial, None):
+        parallel = MAPElitesEvolutionTrainer(settings, output_dir=str(out), max_workers=2, resume=True, quiet=True)
+        assert parallel.settings.evolution.enable_multiprocess and parallel.settings.evolution.max_workers == 2
     whole = MAPElitesEvolutionTrainer(output_dir=str(out), resume=True, quiet=True)
     assert whole.mode == "independent" and whole.settings.to_dict() == resumed.settings.to_dict()
 
@@ -1579,6 +1583,14 @@ def test_the_first_shared_ppo_line_after_a_hard_stop_does_not_count_updates_made
 
     trainer = MAPElitesEvolutionTrainer(TINY, enable_multiprocess=False, output_dir=str(tmp_path / "run"), quiet=True)
     trainer.recorder = type("Recorder", (), {"log": logging.getLogger("test")})()
+    previous = {"policy_updates": 100.0, "samples_consumed": 100_000.0}
+    trainer._previous_learner = dict(previous)
+    # A session that was not resumed: its first "restored" comes from a learner restarted mid-run
+    # (a second review), whose updates since the last line are this session's own
+    trainer._log_learner_event({"event": "restored", "checkpoint": "learner-00000150.pkl", "version": 151,
+                                "published_version": 151, "updates": 150, "samples_consumed": 150_000})  # fmt: skip
+    assert trainer._previous_learner == previous
+    trainer.resume, trainer._learner_restored = True, False  # as a resumed session's
     trainer._previous_learner = {"policy_updates": 131.0, "samples_consumed": 131_000.0, "producer_waits": 4.0}
     restored = {"event": "restored", "checkpoint": "learner-00000140.pkl", "version": 141, "published_version": 141,
                 "updates": 140, "samples_consumed": 140_000}  # fmt: skip
@@ -1675,3 +1687,9 @@ def test_a_reevaluation_whose_worker_keeps_dying_stops_the_run_naming_the_elite(
     with pytest.raises(EvaluationFailed, match=r"re-evaluating elite 4 died 3 times .* its body \("):
         trainer._handle_round_events(round_, [PoolEvent("died", 0, 4, -9), PoolEvent("done", 1, 9, result)])
     assert trainer.env_steps - before == 400 and trainer.reevaluation_env_steps == 400, "the result of the same poll counts"
+    # A second review: before any task of the session has finished, the workers may be what cannot
+    # run (a resumed session whose only work is the final round): the pool's crash loop says so
+    unproven = ReevaluationRound(archive, trainer.space, 10, max_deaths=3, workers_ran=lambda: False)
+    for death in (1, 2, 3, 4):
+        assert unproven.next_task().id == 4
+        unproven.handle(PoolEvent("died", 0, 4, -9))

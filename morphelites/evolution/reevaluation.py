@@ -10,7 +10,7 @@ one after every K evaluations; each round becomes a row of ``reevaluations.csv``
 from __future__ import annotations
 
 import math
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 from morphelites.evolution.archive import BodyArchive
 from morphelites.evolution.measures import MeasureSpec, compute_measures
@@ -36,10 +36,13 @@ class ReevaluationRound:
         max_deaths: deaths (a stall counts too) of the workers re-evaluating one elite after
             which :meth:`handle` raises :class:`EvaluationFailed` naming its body: issued again
             without end, a body that crashes the simulator kept a worker dying for the rest of the
-            run, and the final round could never complete (found in review).
+            run, and the final round could never complete (found in review). Only once a task of
+            the round has finished, or ``workers_ran()`` says one of the session did: before, the
+            workers may be what cannot run, which the pool's crash loop names.
     """
 
-    def __init__(self, archive: BodyArchive, space: BodySpace, at_evaluation: int, max_deaths: int = 3) -> None:
+    def __init__(self, archive: BodyArchive, space: BodySpace, at_evaluation: int, max_deaths: int = 3,
+                 workers_ran: Callable[[], bool] = lambda: True) -> None:
         elites = archive.elites()
         self.at_evaluation = at_evaluation
         self.as_found = archive.stats()
@@ -55,6 +58,7 @@ class ReevaluationRound:
         self.discarded = 0  # results of another policy version than required, evaluated again
         self.steps_taken = 0  # env steps of every result that came back, discarded ones included
         self.max_deaths = max_deaths
+        self.workers_ran = workers_ran
         self.deaths: dict[int, int] = {}  # elite id -> deaths of the workers re-evaluating it
 
     # ------------------------------------------------------------------ tasks
@@ -110,7 +114,7 @@ class ReevaluationRound:
             self.results[event.task_id] = event.value
         elif event.kind == "died" and not self.cancelled:
             deaths = self.deaths[event.task_id] = self.deaths.get(event.task_id, 0) + 1
-            if deaths >= self.max_deaths:
+            if deaths >= self.max_deaths and (self.steps_taken > 0 or self.workers_ran()):
                 raise EvaluationFailed(
                     f"The worker re-evaluating elite {event.task_id} died {deaths} times (last exit code {event.value}; a "
                     f"stall counts too): its body ({self.individuals[event.task_id].body}) probably crashes the "

@@ -115,12 +115,14 @@ def workers_acting_at_once(settings: Settings, workers: int) -> int:
 
 
 def _with_stored_resumable_settings(base_args: dict[str, Any] | None, output_dir: str | None,
-                                    use_shared_ppo: bool | None) -> dict[str, Any] | None:
+                                    use_shared_ppo: bool | None, asks_for_workers: bool = False) -> dict[str, Any] | None:
     """``base_args`` of a resume from Python, as the CLI takes a ``--config`` to ``--resume``: each
     budget and worker setting (``RESUMABLE_CHANGES``) it leaves out is the stored run's, not the
     default (a dict without ``evaluations`` had ended a run stopped at 300 of 400 at once, and one
     without ``max_wall_s`` lifted its limit: found in review); None takes the stored settings
-    whole. Left as given where no run can be read there: the checks that follow say why."""
+    whole. ``asks_for_workers`` (a ``max_workers`` keyword given, as ``--workers``): a stored
+    serial run's ``enable_multiprocess`` does not hold. Left as given where no run can be read
+    there: the checks that follow say why."""
     if output_dir is not None and not str(output_dir).strip():
         return base_args  # refused as it is made
     if output_dir is None:
@@ -135,7 +137,12 @@ def _with_stored_resumable_settings(base_args: dict[str, Any] | None, output_dir
         stored = stored_run(run_dir)
     except (RunDirectoryError, ConfigError, OSError, ValueError):
         return base_args
-    return stored["settings"] if base_args is None else with_stored_resumable(base_args, stored["settings"])
+    merged = stored["settings"] if base_args is None else with_stored_resumable(base_args, stored["settings"])
+    given = (base_args or {}).get("evolution") if isinstance(base_args, dict) else None
+    evolution = merged.get("evolution")
+    if asks_for_workers and isinstance(evolution, dict) and not (isinstance(given, dict) and "enable_multiprocess" in given):
+        merged = {**merged, "evolution": {k: v for k, v in evolution.items() if k != "enable_multiprocess"}}
+    return merged
 
 
 def _stored_run_id(stored: dict[str, Any]) -> str | None:
@@ -263,7 +270,8 @@ class MAPElitesEvolutionTrainer:
     ) -> None:
         if resume and not isinstance(base_args, Settings):
             mode_given = use_shared_ppo if "use_shared_ppo" in self._given else None
-            base_args = _with_stored_resumable_settings(base_args, output_dir, mode_given)
+            asks_for_workers = "max_workers" in self._given and max_workers is not None  # as --workers does
+            base_args = _with_stored_resumable_settings(base_args, output_dir, mode_given, asks_for_workers)
         settings = base_args if isinstance(base_args, Settings) else Settings.from_dict(base_args)
         keywords = {"num_initial_random": num_initial_random, "training_steps_per_individual": training_steps_per_individual,
                     "enable_multiprocess": enable_multiprocess, "max_workers": max_workers, "use_shared_ppo": use_shared_ppo}  # fmt: skip
@@ -630,7 +638,7 @@ class MAPElitesEvolutionTrainer:
         log = self.recorder.log
         kind = message.get("event")
         if kind == "restored":
-            if not self._learner_restored:  # this session's first learner, restored from the run's checkpoint
+            if self.resume and not self._learner_restored:  # this session's first learner, restored from the run's checkpoint
                 self._learner_restored = True
                 # Its checkpoint may be newer than metrics.csv's last row (a hard stop between the two):
                 # those updates were made before this session, not in its first line's seconds.
@@ -956,7 +964,8 @@ class MAPElitesEvolutionTrainer:
                                       "running (training.reevaluate_every = %d is shorter than a round).",
                                       self.completed, self._round.at_evaluation, every)  # fmt: skip
             return
-        self._round = ReevaluationRound(self.archive, self.space, self.completed, MAX_DEATHS_PER_INDIVIDUAL)
+        self._round = ReevaluationRound(self.archive, self.space, self.completed, MAX_DEATHS_PER_INDIVIDUAL,
+                                        workers_ran=lambda: self._a_task_finished)
         self.recorder.log.info("Re-evaluating the %d elites with the current policy (round at %d evaluations).",
                                len(self._round.individuals), self.completed)  # fmt: skip
 
@@ -1209,7 +1218,8 @@ class MAPElitesEvolutionTrainer:
         understates what the final policy can do with those bodies.
         """
         log = self.recorder.log
-        round_ = ReevaluationRound(self.archive, self.space, self.completed, MAX_DEATHS_PER_INDIVIDUAL)
+        round_ = ReevaluationRound(self.archive, self.space, self.completed, MAX_DEATHS_PER_INDIVIDUAL,
+                                   workers_ran=lambda: self._a_task_finished)
         # The learner first trains on the whole batches still waiting, then keeps its weights: left
         # to go on, it would update during the round and score the elites with several versions.
         pool.freeze_learner()

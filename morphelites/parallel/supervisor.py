@@ -557,6 +557,7 @@ class SerialSharedBackend:
         """As :meth:`SharedPPOSystem.freeze_learner`; here the learner has already trained on every
         whole batch (it learns after each segment), so it only checkpoints and reports."""
         self._learn()
+        self.learner.frozen_at = time.monotonic()  # its active time ends here, as the learner process's
         self._checkpoint()
         event = self.learner.frozen_event()
         self.learner_events.append(event)
