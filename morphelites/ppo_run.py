@@ -245,7 +245,8 @@ def _set_up(request: PPORunRequest, settings: Settings, stop: "_StopSignals") ->
             f"Cannot write to the run directory {run.path} ({type(error).__name__}: {error}). Free some space (a "
             f"disk quota counts too) or fix its permissions, or give another --output; nothing was trained, and "
             f"the files the set-up had made are removed, so the same command can be run again.") from None  # fmt: skip
-    except BaseException:
+    except BaseException:  # nothing was trained: what the set-up made goes, so the same command can run again
+        _undo_set_up(run)
         hold.release()
         raise
 
@@ -268,9 +269,10 @@ def _writing_the_run_directory() -> Iterator[None]:
 
 
 def _undo_set_up(run: RunDirectory) -> None:
-    """Remove what :func:`_set_up_held` may have made before it failed (the directory held no
-    run before: ``morphelites ppo`` never writes into one), so that its check does not refuse the
-    same ``--output`` next time as a directory that holds files but no run, or a ppo run."""
+    """Remove what :func:`_set_up_held` may have made before it failed, whatever failed (the
+    directory held no run before: ``morphelites ppo`` never writes into one, and nothing was
+    trained), so that its check does not refuse the same ``--output`` next time as a directory
+    that holds files but no run, or a ppo run."""
     log = logging.getLogger("morphelites.ppo")
     for handler in list(log.handlers):  # the open training.log
         handler.close()
@@ -353,17 +355,16 @@ def _train_and_finish(request: PPORunRequest, setup: _PPORun, stop: "_StopSignal
     log.info("PPO on %s for %d env steps%s, seed %d, %d envs, output %s", setup.target, total, rounded, request.seed,
              len(setup.envs), run.path)  # fmt: skip
     last_print = [0.0]
-    last_update: dict[str, float] = {"env_steps": 0, "update": 0, "wall_s": 0.0}  # of the last metrics.csv row
-    # policy.pt after a second signal: the policy as the last update left it. The live model may by
-    # then hold the next rollout's observation statistics, or half an update's minibatch steps.
-    last_policy = [_serialise(_policy_file(model, last_update))]
+    # The last update made (its metrics.csv row) and policy.pt after a second signal: the policy as
+    # that update left it. The live model may by then hold the next rollout's observation
+    # statistics, or half an update's minibatch steps.
+    start: dict[str, float] = {"env_steps": 0, "update": 0, "wall_s": 0.0}
+    last: list[tuple[dict[str, float], bytes]] = [(start, _serialise(_policy_file(model, start)))]
 
     def on_update(record: dict[str, float]) -> None:
-        policy = _serialise(_policy_file(model, record))
-        # the update is made, whatever a second signal does to the files below: its counts and
-        # policy are kept together (a signal while the policy was serialised had left them apart)
-        last_update.update(record)
-        last_policy[0] = policy
+        # the update is made, whatever a second signal does to the files below; its counts and
+        # policy are replaced in one step, so that a signal never leaves them apart
+        last[0] = (dict(record), _serialise(_policy_file(model, record)))
         metrics.write(record)
         update = int(record["update"])
         if update % CHECKPOINT_EVERY_UPDATES == 0:
@@ -382,8 +383,8 @@ def _train_and_finish(request: PPORunRequest, setup: _PPORun, stop: "_StopSignal
                               lambda: stop.received or (should_stop is not None and should_stop()))  # fmt: skip
         counts = (result.env_steps, result.updates, result.wall_s)
     except KeyboardInterrupt:  # a second signal: no waiting for the update under way
+        last_update, interrupted_policy = last[0]
         counts = (int(last_update["env_steps"]), int(last_update["update"]), float(last_update["wall_s"]))
-        interrupted_policy = last_policy[0]
     finally:
         stop.mode = "hold"  # from here a signal never tears a file in half
         signals_in_training = stop.count

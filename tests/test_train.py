@@ -473,9 +473,12 @@ def test_python_api_resume_keeps_the_stored_budgets_and_workers_its_settings_lea
     assert MAPElitesEvolutionTrainer(partial, output_dir=str(out), evaluations=3, resume=True,
                                      quiet=True).settings.evolution.evaluations == 3, "a keyword given still wins"  # fmt: skip
     # A second review: max_workers given asks for worker processes, as --workers does, also of a serial run
-    for settings in (partial, None):
+    for settings in (partial, None, stored):  # stored: README's recipe, config.json's whole settings (a third review)
         parallel = MAPElitesEvolutionTrainer(settings, output_dir=str(out), max_workers=2, resume=True, quiet=True)
         assert parallel.settings.evolution.enable_multiprocess and parallel.settings.evolution.max_workers == 2
+    serial = MAPElitesEvolutionTrainer(stored, output_dir=str(out), max_workers=2, enable_multiprocess=False, resume=True,
+                                       quiet=True)  # fmt: skip
+    assert not serial.settings.evolution.enable_multiprocess, "the enable_multiprocess keyword still decides"
     whole = MAPElitesEvolutionTrainer(output_dir=str(out), resume=True, quiet=True)
     assert whole.mode == "independent" and whole.settings.to_dict() == resumed.settings.to_dict()
 
@@ -486,10 +489,18 @@ def test_a_trainer_runs_once(tmp_path):
     30 evaluations, and the next resume took its checkpoint for one with results missing."""
     from morphelites.evolution.trainer import MAPElitesEvolutionTrainer
 
+    from morphelites.runs.run_dir import RunDirectoryError
+
     out = tmp_path / "run"
     assert MAPElitesEvolutionTrainer(**_serial_arguments(out, evaluations=1)).run()["status"] == "completed"
     trainer = MAPElitesEvolutionTrainer(output_dir=str(out), resume=True, quiet=True)
-    assert trainer.run()["evaluations"] == 1
+    hold = RunDirectory(out).hold()  # another process runs it: refused before anything changed (a third review)
+    try:
+        with pytest.raises(RunDirectoryError, match="is in use"):
+            trainer.run()
+    finally:
+        hold.release()
+    assert trainer.run()["evaluations"] == 1, "refused, it may be run once it can"
     files = {path.name: path.read_bytes() for path in out.iterdir() if path.is_file() and path.name != ".morphelites.lock"}
     with pytest.raises(RuntimeError, match="a trainer runs once. To continue the run, make a new"):
         trainer.run()

@@ -120,9 +120,10 @@ def _with_stored_resumable_settings(base_args: dict[str, Any] | None, output_dir
     budget and worker setting (``RESUMABLE_CHANGES``) it leaves out is the stored run's, not the
     default (a dict without ``evaluations`` had ended a run stopped at 300 of 400 at once, and one
     without ``max_wall_s`` lifted its limit: found in review); None takes the stored settings
-    whole. ``asks_for_workers`` (a ``max_workers`` keyword given, as ``--workers``): a stored
-    serial run's ``enable_multiprocess`` does not hold. Left as given where no run can be read
-    there: the checks that follow say why."""
+    whole. ``asks_for_workers`` (a ``max_workers`` keyword given, as ``--workers``): worker
+    processes, whatever ``enable_multiprocess`` the stored run or the settings say (an
+    ``enable_multiprocess`` keyword still decides). Left as given where no run can be read there:
+    the checks that follow say why."""
     if output_dir is not None and not str(output_dir).strip():
         return base_args  # refused as it is made
     if output_dir is None:
@@ -138,10 +139,9 @@ def _with_stored_resumable_settings(base_args: dict[str, Any] | None, output_dir
     except (RunDirectoryError, ConfigError, OSError, ValueError):
         return base_args
     merged = stored["settings"] if base_args is None else with_stored_resumable(base_args, stored["settings"])
-    given = (base_args or {}).get("evolution") if isinstance(base_args, dict) else None
     evolution = merged.get("evolution")
-    if asks_for_workers and isinstance(evolution, dict) and not (isinstance(given, dict) and "enable_multiprocess" in given):
-        merged = {**merged, "evolution": {k: v for k, v in evolution.items() if k != "enable_multiprocess"}}
+    if asks_for_workers and isinstance(evolution, dict):  # also where the settings say false (config.json's do)
+        merged = {**merged, "evolution": {**evolution, "enable_multiprocess": True}}
     return merged
 
 
@@ -270,7 +270,8 @@ class MAPElitesEvolutionTrainer:
     ) -> None:
         if resume and not isinstance(base_args, Settings):
             mode_given = use_shared_ppo if "use_shared_ppo" in self._given else None
-            asks_for_workers = "max_workers" in self._given and max_workers is not None  # as --workers does
+            asks_for_workers = ("max_workers" in self._given and max_workers is not None  # as --workers does
+                                and "enable_multiprocess" not in self._given)
             base_args = _with_stored_resumable_settings(base_args, output_dir, mode_given, asks_for_workers)
         settings = base_args if isinstance(base_args, Settings) else Settings.from_dict(base_args)
         keywords = {"num_initial_random": num_initial_random, "training_steps_per_individual": training_steps_per_individual,
@@ -371,7 +372,6 @@ class MAPElitesEvolutionTrainer:
         if self._ran:
             raise RuntimeError(f"This trainer has run already: a trainer runs once. To continue the run, make a new "
                                f"MAPElitesEvolutionTrainer(..., output_dir={str(self.run_dir.path)!r}, resume=True).")  # fmt: skip
-        self._ran = True
         hold = self.run_dir.prepare_held(resume=self.resume)  # no second process may run this run meanwhile
         self._locked = hold.locked
         try:
@@ -407,6 +407,7 @@ class MAPElitesEvolutionTrainer:
                 f"Cannot write to the run directory {self.run_dir.path} ({type(error).__name__}: {error}). Free some "
                 f"space (a disk quota counts too) or fix its permissions, or give another --output; nothing was "
                 f"started, and nothing of the run is lost.") from None  # fmt: skip
+        self._ran = True  # from here its state changes (a refusal above left it as it was: run() may be tried again)
         log = self.recorder.log
         if self._write_leftovers:
             log.info("Removed %s, left by a write that an earlier session did not finish.", ", ".join(self._write_leftovers))
