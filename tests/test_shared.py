@@ -2142,10 +2142,14 @@ def test_summary_figures_of_the_buffer_are_its_own_when_the_learner_sends_no_las
                                     "close": lambda self, graceful, timeout: None})()  # fmt: skip
     system._stop, system._stats_recv = SharedFlag(mp.get_context("spawn")), Pipe()
     system.buffer, system.weights, system.learner = buffer, weights, Learner()
-    for worker in (0, 1):  # committed after the learner's last report
-        _commit_rewards(buffer, worker, worker, version=0)
-    assert system.stats()["transitions_written"] == 200.0
-    system.close(graceful=False)
+    try:
+        for worker in (0, 1):  # committed after the learner's last report
+            _commit_rewards(buffer, worker, worker, version=0)
+        assert system.stats()["transitions_written"] == 200.0
+        system.close(graceful=False)
+    finally:  # closing twice is safe: a failed assertion must not leave the blocks in /dev/shm
+        buffer.close()
+        weights.close()
     assert system.learner.killed
     stats = system.stats()
     assert stats["transitions_written"] == 200.0 and stats["buffer_transitions"] == 200.0
