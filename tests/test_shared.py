@@ -1,5 +1,6 @@
 """Shared mode: weight broadcast, experience segments, the learner, and whole runs."""
 
+import contextlib
 import json
 import multiprocessing as mp
 import os
@@ -9,6 +10,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any, Iterator
 
 import numpy as np
 import psutil
@@ -336,6 +338,26 @@ def test_learner_trains_on_worker_segments_publishes_versions_and_drops_stale_on
         assert learner.checkpoint() is not None
         worker.weights.close(), worker.buffer.close()
     finally:
+        learner.close()
+        buffer.close()
+        weights.close()
+
+
+@contextlib.contextmanager
+def _worker_beside_a_learner(tmp_path: Path, wait_s: float | None = None, **learner_args: Any) -> Iterator[tuple[Any, Any]]:
+    """Worker 0 (a MultiProcessPPOWorker, waiting ``wait_s`` for first weights where given) on the
+    shared state of :func:`_learner`; yields (worker, weights) and closes all of it at the end."""
+    import dataclasses
+
+    from morphelites.parallel.shared_worker import MultiProcessPPOWorker
+
+    learner, weights, buffer, handles, _ = _learner(tmp_path, **learner_args)
+    worker = MultiProcessPPOWorker(0, handles if wait_s is None else dataclasses.replace(handles, first_weights_wait_s=wait_s))
+    try:
+        yield worker, weights
+    finally:
+        worker.weights.close()
+        worker.buffer.close()
         learner.close()
         buffer.close()
         weights.close()
@@ -1639,17 +1661,14 @@ def test_a_worker_without_weights_waits_for_a_restarted_learner_after_a_death_mi
     import threading
 
     from morphelites.parallel import shared_worker
-    from morphelites.parallel.shared_worker import MultiProcessPPOWorker
     from morphelites.parallel.weights import _SEQUENCE, _VERSION
 
     monkeypatch.setattr(shared_worker, "READ_TRY_S", 0.1, raising=False)
-    learner, weights, buffer, handles, _ = _learner(tmp_path)
-    worker = MultiProcessPPOWorker(0, handles)
-    read = worker.weights.read
-    # each try gives up within 0.3 s: the successor (1 s here) comes later than one try, as a real
-    # one (seconds) comes later than the old 5 s read
-    worker.weights.read = lambda timeout_s=5.0: read(timeout_s=min(timeout_s, 0.3))
-    try:
+    with _worker_beside_a_learner(tmp_path) as (worker, weights):
+        read = worker.weights.read
+        # each try gives up within 0.3 s: the successor (1 s here) comes later than one try, as a real
+        # one (seconds) comes later than the old 5 s read
+        worker.weights.read = lambda timeout_s=5.0: read(timeout_s=min(timeout_s, 0.3))
         flat = weights.read()[0]
         weights._header[_SEQUENCE] += 1  # odd: a write the dead learner never finished
         successor = threading.Timer(1.0, lambda: weights.publish(flat, 7))  # after several tries
@@ -1661,12 +1680,6 @@ def test_a_worker_without_weights_waits_for_a_restarted_learner_after_a_death_mi
         weights.publish(flat, 8)
         assert worker.refresh() == 8
         successor.join()
-    finally:
-        worker.weights.close()
-        worker.buffer.close()
-        learner.close()
-        buffer.close()
-        weights.close()
 
 
 def test_a_worker_without_weights_waits_as_long_as_finding_a_stalled_learner_and_replacing_it_takes(tmp_path, monkeypatch):
@@ -1674,11 +1687,8 @@ def test_a_worker_without_weights_waits_as_long_as_finding_a_stalled_learner_and
     that stalls mid-write is killed only after training.ipc_timeout (120 s by default), and its
     successor may take up to the start-up allowance to publish: the worker gave up first, and with
     a larger ipc_timeout (README's advice on a loaded machine) always did, charging its body."""
-    import dataclasses
-
     from morphelites.parallel import shared_worker
     from morphelites.parallel.heartbeat import STARTUP_GRACE_S
-    from morphelites.parallel.shared_worker import MultiProcessPPOWorker
     from morphelites.parallel.supervisor import create_shared_state
     from morphelites.parallel.weights import _SEQUENCE
 
@@ -1688,20 +1698,12 @@ def test_a_worker_without_weights_waits_as_long_as_finding_a_stalled_learner_and
     made_buffer.close()
     assert made.first_weights_wait_s > 600.0 + STARTUP_GRACE_S
     monkeypatch.setattr(shared_worker, "READ_TRY_S", 0.1, raising=False)
-    learner, weights, buffer, handles, _ = _learner(tmp_path)
-    worker = MultiProcessPPOWorker(0, dataclasses.replace(handles, first_weights_wait_s=0.5))
-    try:
+    with _worker_beside_a_learner(tmp_path, wait_s=0.5) as (worker, weights):
         weights._header[_SEQUENCE] += 1  # a write the stalled learner never finished, and no successor
         started = time.monotonic()
         with pytest.raises(TimeoutError):
             worker.refresh()
         assert 0.5 <= time.monotonic() - started < 30, "the handles' wait, not a fixed one"
-    finally:
-        worker.weights.close()
-        worker.buffer.close()
-        learner.close()
-        buffer.close()
-        weights.close()
 
 
 def test_an_individual_issued_again_draws_other_action_noise_and_resets_than_its_earlier_try(tmp_path):
@@ -2233,12 +2235,9 @@ def test_sync_workers_never_act_with_weights_older_than_the_published_ones(tmp_p
     waits until the weights are readable, and acts with the newest."""
     import threading
 
-    from morphelites.parallel.shared_worker import MultiProcessPPOWorker
     from morphelites.parallel.weights import _SEQUENCE
 
-    learner, weights, buffer, handles, _ = _learner(tmp_path, sync=True, max_lag=0)
-    worker = MultiProcessPPOWorker(0, handles)
-    try:
+    with _worker_beside_a_learner(tmp_path, sync=True, max_lag=0) as (worker, weights):
         flat = weights.read()[0]
         weights.publish(flat, 1)
         assert worker.refresh() == 1
@@ -2249,12 +2248,6 @@ def test_sync_workers_never_act_with_weights_older_than_the_published_ones(tmp_p
         successor.start()
         assert worker._open_version() == 3
         successor.join()
-    finally:
-        worker.weights.close()
-        worker.buffer.close()
-        learner.close()
-        buffer.close()
-        weights.close()
 
 
 def test_a_serial_shared_learner_stops_its_active_time_when_it_freezes(tmp_path):
