@@ -13,7 +13,6 @@ import io
 import logging
 import math
 import os
-import shutil
 import signal
 import threading
 import time
@@ -277,10 +276,7 @@ def _undo_set_up(run: RunDirectory) -> None:
     for handler in list(log.handlers):  # the open training.log
         handler.close()
         log.removeHandler(handler)
-    for file in (run.config, run.training_log, run.metrics):
-        with contextlib.suppress(OSError):
-            file.unlink(missing_ok=True)
-    shutil.rmtree(run.tensorboard, ignore_errors=True)
+    run.remove_unstarted_run()
 
 
 def _set_up_held(request: PPORunRequest, settings: Settings, run: RunDirectory, hold: RunHold) -> _PPORun:

@@ -352,12 +352,14 @@ def _worker_beside_a_learner(tmp_path: Path, wait_s: float | None = None, **lear
     from morphelites.parallel.shared_worker import MultiProcessPPOWorker
 
     learner, weights, buffer, handles, _ = _learner(tmp_path, **learner_args)
-    worker = MultiProcessPPOWorker(0, handles if wait_s is None else dataclasses.replace(handles, first_weights_wait_s=wait_s))
+    worker = None
     try:
+        worker = MultiProcessPPOWorker(0, handles if wait_s is None else dataclasses.replace(handles, first_weights_wait_s=wait_s))
         yield worker, weights
     finally:
-        worker.weights.close()
-        worker.buffer.close()
+        if worker is not None:
+            worker.weights.close()
+            worker.buffer.close()
         learner.close()
         buffer.close()
         weights.close()

@@ -479,6 +479,12 @@ def test_python_api_resume_keeps_the_stored_budgets_and_workers_its_settings_lea
     serial = MAPElitesEvolutionTrainer(stored, output_dir=str(out), max_workers=2, enable_multiprocess=False, resume=True,
                                        quiet=True)  # fmt: skip
     assert not serial.settings.evolution.enable_multiprocess, "the enable_multiprocess keyword still decides"
+    from morphelites.config import Settings
+
+    serial_section = {"evolution": {"enable_multiprocess": False}}
+    for settings in (serial_section, Settings.from_dict(serial_section)):
+        fresh = MAPElitesEvolutionTrainer(settings, max_workers=2, use_shared_ppo=False, output_dir=str(out.parent / "new"))
+        assert fresh.settings.evolution.enable_multiprocess, "the same rule for a new run, as the CLI's --workers"
     whole = MAPElitesEvolutionTrainer(output_dir=str(out), resume=True, quiet=True)
     assert whole.mode == "independent" and whole.settings.to_dict() == resumed.settings.to_dict()
 
@@ -1562,25 +1568,35 @@ def test_the_resume_command_a_message_names_works_when_pasted_into_a_shell(tmp_p
     assert shlex.split(command) == ["morphelites", "train", "--resume", "--output", str((tmp_path / "my run").resolve())]
 
 
-def test_a_run_directory_that_refuses_its_first_writes_is_a_clear_error_not_a_traceback(tmp_path, monkeypatch, capsys):
+@pytest.mark.parametrize("refused", ["config.json", "metrics.csv"])
+def test_a_run_directory_that_refuses_its_first_writes_is_a_clear_error_not_a_traceback(tmp_path, monkeypatch, capsys,
+                                                                                        refused):  # fmt: skip
     """Review (session 40): the start check sees free disk, not a user's quota; config.json's write
-    then raised OSError(EDQUOT) out of `morphelites train` as a traceback (exit 1)."""
+    then raised OSError(EDQUOT) out of `morphelites train` as a traceback (exit 1). A later review:
+    refused after config.json was written (the recorder's files), the same command was then refused
+    as a run to resume; what the start wrote is removed now, and the command runs."""
     import errno
 
+    import morphelites.evolution.trainer as trainer_module
     from morphelites.cli import EXIT_BAD_INPUT, main
     from morphelites.runs.run_dir import RunDirectory
 
-    def over_quota(self, config):
-        raise OSError(errno.EDQUOT, "Disk quota exceeded", str(self.config))
+    def over_quota(*args, **kwargs):
+        raise OSError(errno.EDQUOT, "Disk quota exceeded", refused)
 
-    monkeypatch.setattr(RunDirectory, "write_config", over_quota)
+    if refused == "config.json":
+        monkeypatch.setattr(RunDirectory, "write_config", over_quota)
+    else:
+        monkeypatch.setattr(trainer_module, "EvolutionRecorder", over_quota)
     config = tmp_path / "tiny.json"
     config.write_text(json.dumps(TINY))
-    code = main(["train", "--serial", "--evaluations", "2", "--config", str(config), "--output", str(tmp_path / "run"),
-                 "--quiet"])  # fmt: skip
+    args = ["train", "--serial", "--evaluations", "1", "--config", str(config), "--output", str(tmp_path / "run"), "--quiet"]
+    code = main(args)
     assert code == EXIT_BAD_INPUT
     err = capsys.readouterr().err
     assert "Cannot write to the run directory" in err and "Disk quota exceeded" in err and "Traceback" not in err
+    monkeypatch.undo()
+    assert main(args) == 0, capsys.readouterr().err
 
 
 def test_the_first_shared_ppo_line_after_a_hard_stop_does_not_count_updates_made_before_it(tmp_path):

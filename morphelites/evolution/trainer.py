@@ -115,15 +115,12 @@ def workers_acting_at_once(settings: Settings, workers: int) -> int:
 
 
 def _with_stored_resumable_settings(base_args: dict[str, Any] | None, output_dir: str | None,
-                                    use_shared_ppo: bool | None, asks_for_workers: bool = False) -> dict[str, Any] | None:
+                                    use_shared_ppo: bool | None) -> dict[str, Any] | None:
     """``base_args`` of a resume from Python, as the CLI takes a ``--config`` to ``--resume``: each
     budget and worker setting (``RESUMABLE_CHANGES``) it leaves out is the stored run's, not the
     default (a dict without ``evaluations`` had ended a run stopped at 300 of 400 at once, and one
     without ``max_wall_s`` lifted its limit: found in review); None takes the stored settings
-    whole. ``asks_for_workers`` (a ``max_workers`` keyword given, as ``--workers``): worker
-    processes, whatever ``enable_multiprocess`` the stored run or the settings say (an
-    ``enable_multiprocess`` keyword still decides). Left as given where no run can be read there:
-    the checks that follow say why."""
+    whole. Left as given where no run can be read there: the checks that follow say why."""
     if output_dir is not None and not str(output_dir).strip():
         return base_args  # refused as it is made
     if output_dir is None:
@@ -138,11 +135,7 @@ def _with_stored_resumable_settings(base_args: dict[str, Any] | None, output_dir
         stored = stored_run(run_dir)
     except (RunDirectoryError, ConfigError, OSError, ValueError):
         return base_args
-    merged = stored["settings"] if base_args is None else with_stored_resumable(base_args, stored["settings"])
-    evolution = merged.get("evolution")
-    if asks_for_workers and isinstance(evolution, dict):  # also where the settings say false (config.json's do)
-        merged = {**merged, "evolution": {**evolution, "enable_multiprocess": True}}
-    return merged
+    return stored["settings"] if base_args is None else with_stored_resumable(base_args, stored["settings"])
 
 
 def _stored_run_id(stored: dict[str, Any]) -> str | None:
@@ -232,7 +225,8 @@ class MAPElitesEvolutionTrainer:
         num_initial_random: random individuals before variation starts.
         training_steps_per_individual: env steps of training per individual.
         enable_multiprocess: evaluate in worker processes (False: all in this process).
-        max_workers: worker processes; None means 75% of the cores, at least 1.
+        max_workers: worker processes; None means 75% of the cores, at least 1. Given (not None)
+            without ``enable_multiprocess``, it asks for worker processes, as ``--workers`` does.
         use_shared_ppo: one policy trained by all workers (shared mode) instead of a fresh PPO
             per individual (independent mode).
         training_config: shared-mode keys ``buffer_size``, ``min_batch_size``, ``update_interval``.
@@ -270,9 +264,7 @@ class MAPElitesEvolutionTrainer:
     ) -> None:
         if resume and not isinstance(base_args, Settings):
             mode_given = use_shared_ppo if "use_shared_ppo" in self._given else None
-            asks_for_workers = ("max_workers" in self._given and max_workers is not None  # as --workers does
-                                and "enable_multiprocess" not in self._given)
-            base_args = _with_stored_resumable_settings(base_args, output_dir, mode_given, asks_for_workers)
+            base_args = _with_stored_resumable_settings(base_args, output_dir, mode_given)
         settings = base_args if isinstance(base_args, Settings) else Settings.from_dict(base_args)
         keywords = {"num_initial_random": num_initial_random, "training_steps_per_individual": training_steps_per_individual,
                     "enable_multiprocess": enable_multiprocess, "max_workers": max_workers, "use_shared_ppo": use_shared_ppo}  # fmt: skip
@@ -280,6 +272,10 @@ class MAPElitesEvolutionTrainer:
             settings.evolution,
             # a keyword not given leaves base_args' evolution section (or the config defaults, the same) as is
             **{name: value for name, value in keywords.items() if name in self._given},
+            # max_workers given asks for worker processes, as --workers does (an enable_multiprocess
+            # keyword given too decides): settings or a stored serial run saying false kept it serial
+            **({"enable_multiprocess": True} if max_workers is not None and "max_workers" in self._given
+               and "enable_multiprocess" not in self._given else {}),
             **({"evaluations": evaluations} if evaluations is not None else {}),
             **({"seed": seed} if seed is not None else {}),
         )
@@ -354,6 +350,7 @@ class MAPElitesEvolutionTrainer:
         self._learner_restored = False  # this session's first "restored" event was seen
         self._write_leftovers: list[str] = []  # temp files of an unfinished write, removed at the start
         self._ran = False  # run() was called: a trainer runs once
+        self._state_changed = False  # run() got past its refusals: its state changed
 
     # ------------------------------------------------------------------ public API
     def run(self) -> dict[str, Any]:
@@ -372,7 +369,12 @@ class MAPElitesEvolutionTrainer:
         if self._ran:
             raise RuntimeError(f"This trainer has run already: a trainer runs once. To continue the run, make a new "
                                f"MAPElitesEvolutionTrainer(..., output_dir={str(self.run_dir.path)!r}, resume=True).")  # fmt: skip
-        hold = self.run_dir.prepare_held(resume=self.resume)  # no second process may run this run meanwhile
+        self._ran = True  # at once: two calls from two threads must not both get in
+        try:
+            hold = self.run_dir.prepare_held(resume=self.resume)  # no second process may run this run meanwhile
+        except BaseException:
+            self._ran = False  # refused before anything changed: it may be tried again
+            raise
         self._locked = hold.locked
         try:
             self._write_leftovers = self.run_dir.remove_write_leftovers()  # of an earlier session killed mid-write
@@ -384,6 +386,10 @@ class MAPElitesEvolutionTrainer:
 
             with caller_torch_state_kept():  # --serial trains in this process, maybe a user's notebook
                 return self._run()
+        except BaseException:
+            if not self._state_changed:  # refused as it started (the stored run changed, a write refused)
+                self._ran = False
+            raise
         finally:
             hold.release()
 
@@ -403,11 +409,13 @@ class MAPElitesEvolutionTrainer:
                                        "sessions": self.session + 1, "run_id": self.run_id})  # fmt: skip
             self.recorder = EvolutionRecorder(self.run_dir, quiet=self.quiet, metric_columns=columns)
         except OSError as error:  # a quota the start check's free-space test cannot see, say: nothing started yet
+            if not self.resume:  # what this start wrote goes, so that the same command can run again
+                self.run_dir.remove_unstarted_run()
             raise RunDirectoryError(
                 f"Cannot write to the run directory {self.run_dir.path} ({type(error).__name__}: {error}). Free some "
                 f"space (a disk quota counts too) or fix its permissions, or give another --output; nothing was "
                 f"started, and nothing of the run is lost.") from None  # fmt: skip
-        self._ran = True  # from here its state changes (a refusal above left it as it was: run() may be tried again)
+        self._state_changed = True  # from here it has: a failure no longer lets run() be tried again
         log = self.recorder.log
         if self._write_leftovers:
             log.info("Removed %s, left by a write that an earlier session did not finish.", ", ".join(self._write_leftovers))

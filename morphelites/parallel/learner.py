@@ -403,7 +403,7 @@ class SharedPPOTrainer:
             running = running * gamma + rewards[t]
             returns[t] = running
             running = np.where(dones[t] > 0, 0.0, running)
-        # One merge per segment, not per step: the same statistics to the last bits (Chan's merge
+        # One merge per segment, not per step: the same statistics but for rounding (Chan's merge
         # does not depend on the grouping), at a sixth of the cost (a review profiled ~4% of the
         # learner's time in the per-step updates).
         self.return_rms.update(returns.reshape(-1))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import json
 import os
@@ -236,6 +237,15 @@ class RunDirectory:
                 entry.unlink(missing_ok=True)
                 removed.append(entry.name)
         return sorted(removed)
+
+    def remove_unstarted_run(self) -> None:
+        """Remove what a start that failed before anything ran may have made (config.json,
+        training.log, metrics.csv, tensorboard/), so that the same command can run again: only for
+        a directory that held no run before (a new run's, or a ``morphelites ppo`` one's)."""
+        for file in (self.config, self.training_log, self.metrics):
+            with contextlib.suppress(OSError):
+                file.unlink(missing_ok=True)
+        shutil.rmtree(self.tensorboard, ignore_errors=True)
 
     def write_config(self, config: dict[str, Any]) -> None:
         atomic_write_json(self.config, config)
