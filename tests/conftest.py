@@ -80,6 +80,17 @@ def read_results(out: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
 
 
+def refuse_with_a_quota(monkeypatch, owner: object, name: str, what: str) -> None:
+    """Make ``owner.name`` raise OSError(EDQUOT) naming ``what``, as a disk quota the start check's
+    free-space test cannot see refuses a write."""
+    import errno
+
+    def over_quota(*args, **kwargs):
+        raise OSError(errno.EDQUOT, "Disk quota exceeded", what)
+
+    monkeypatch.setattr(owner, name, over_quota)
+
+
 def write_json(path: Path, data: dict) -> Path:
     path.write_text(json.dumps(data))
     return path

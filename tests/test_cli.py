@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from conftest import REPO, start_morphelites
+from conftest import REPO, refuse_with_a_quota, start_morphelites
 from morphelites.cli import main
 
 
@@ -386,18 +386,11 @@ def test_ppo_whose_first_writes_are_refused_is_a_clear_error_and_the_same_comman
     test cannot see) came out as a traceback (exit 1), and the files set-up had made (training.log,
     or config.json when tensorboard/ was refused) then made every retry onto that --output refused
     as a directory that holds files but no run, or a ppo run that is never overwritten."""
-    import errno
-
     import morphelites.ppo_run as ppo_run
     from morphelites.runs.run_dir import RunDirectory
 
-    def over_quota(*args, **kwargs):
-        raise OSError(errno.EDQUOT, "Disk quota exceeded", refused)
-
-    if refused == "config.json":
-        monkeypatch.setattr(RunDirectory, "write_config", over_quota)
-    else:
-        monkeypatch.setattr(ppo_run, "MetricsWriter", over_quota)
+    owner, name = (RunDirectory, "write_config") if refused == "config.json" else (ppo_run, "MetricsWriter")
+    refuse_with_a_quota(monkeypatch, owner, name, refused)
     out = tmp_path / "run"
     args = ["ppo", "--quiet", "--steps", "64", "--num-envs", "2", "--eval-episodes", "1", "--output", str(out)]
     assert main(args) == 2

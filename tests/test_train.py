@@ -13,7 +13,7 @@ from typing import Any
 import psutil
 import pytest
 
-from conftest import assert_gone, read_results, start_train, wait_for, write_json
+from conftest import assert_gone, read_results, refuse_with_a_quota, start_train, wait_for, write_json
 from morphelites.cli import main
 from morphelites.runs.run_dir import RunDirectory
 
@@ -1575,19 +1575,11 @@ def test_a_run_directory_that_refuses_its_first_writes_is_a_clear_error_not_a_tr
     then raised OSError(EDQUOT) out of `morphelites train` as a traceback (exit 1). A later review:
     refused after config.json was written (the recorder's files), the same command was then refused
     as a run to resume; what the start wrote is removed now, and the command runs."""
-    import errno
-
     import morphelites.evolution.trainer as trainer_module
     from morphelites.cli import EXIT_BAD_INPUT, main
-    from morphelites.runs.run_dir import RunDirectory
 
-    def over_quota(*args, **kwargs):
-        raise OSError(errno.EDQUOT, "Disk quota exceeded", refused)
-
-    if refused == "config.json":
-        monkeypatch.setattr(RunDirectory, "write_config", over_quota)
-    else:
-        monkeypatch.setattr(trainer_module, "EvolutionRecorder", over_quota)
+    owner, name = (RunDirectory, "write_config") if refused == "config.json" else (trainer_module, "EvolutionRecorder")
+    refuse_with_a_quota(monkeypatch, owner, name, refused)
     config = tmp_path / "tiny.json"
     config.write_text(json.dumps(TINY))
     args = ["train", "--serial", "--evaluations", "1", "--config", str(config), "--output", str(tmp_path / "run"), "--quiet"]
