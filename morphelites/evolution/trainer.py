@@ -408,9 +408,11 @@ class MAPElitesEvolutionTrainer:
                                        "measures": [dataclasses.asdict(s) for s in self.specs],
                                        "sessions": self.session + 1, "run_id": self.run_id})  # fmt: skip
             self.recorder = EvolutionRecorder(self.run_dir, quiet=self.quiet, metric_columns=columns)
-        except OSError as error:  # a quota the start check's free-space test cannot see, say: nothing started yet
+        except BaseException as error:  # an OSError: a quota the start check cannot see, say; nothing started yet
             if not self.resume:  # what this start wrote goes, so that the same command can run again
                 self.run_dir.remove_unstarted_run()
+            if not isinstance(error, OSError):  # a Ctrl-C, a broken install: as it is
+                raise
             raise RunDirectoryError(
                 f"Cannot write to the run directory {self.run_dir.path} ({type(error).__name__}: {error}). Free some "
                 f"space (a disk quota counts too) or fix its permissions, or give another --output; nothing was "
