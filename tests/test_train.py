@@ -1588,6 +1588,14 @@ def test_a_run_directory_that_refuses_its_first_writes_is_a_clear_error_not_a_tr
     err = capsys.readouterr().err
     assert "Cannot write to the run directory" in err and "Disk quota exceeded" in err and "Traceback" not in err
     monkeypatch.undo()
+    if refused == "metrics.csv":  # any other failure there too (a broken install, a Ctrl-C): raised as it is
+        def broken(*args, **kwargs):
+            raise ImportError("tensorboard is broken")
+
+        monkeypatch.setattr(trainer_module, "EvolutionRecorder", broken)
+        with pytest.raises(ImportError, match="tensorboard is broken"):
+            main(args)
+        monkeypatch.undo()
     assert main(args) == 0, capsys.readouterr().err
 
 
