@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test test-faults test-all benchmarks clean
+.PHONY: install demo test test-faults test-all clean
 
 install: $(STAMP)
 
