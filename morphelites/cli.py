@@ -315,14 +315,14 @@ def _config_mode(config: Any) -> str | None:
 
 def _train_trainer(args: argparse.Namespace) -> Any:
     from morphelites.runs import RunDirectory
+    from morphelites.runs.run_dir import default_output_dir
     from morphelites.runs.stored_run import stored_run, with_stored_resumable
 
     _check_output(args.output)
     _check_config_path(args.config)
     config = load_config_file(args.config) if args.config is not None else None
     mode = args.mode or _config_mode(config) or "shared"
-    output = args.output if args.output is not None else (
-        "map_elites_shared_ppo_results" if mode == "shared" else "map_elites_results")  # fmt: skip
+    output = args.output if args.output is not None else default_output_dir(mode == "shared")
     stored: dict[str, Any] | None = None
     resume = args.resume or (args.resume_if_exists and RunDirectory(output).holds_run())
     if resume:

@@ -50,7 +50,7 @@ from morphelites.parallel.shm import (SHM_DIR, leftover_blocks, leftover_bytes, 
 from morphelites.runs.memory import ProcessTreeMemory, memory_metrics
 from morphelites.runs.progress import Progress
 from morphelites.runs.recorder import EVOLUTION_METRICS, LATER_RESULT_FIGURES, RESULT_FIGURES, SHARED_METRICS, EvolutionRecorder
-from morphelites.runs.run_dir import RunDirectory, RunDirectoryError
+from morphelites.runs.run_dir import RunDirectory, RunDirectoryError, default_output_dir
 from morphelites.seeding import Stream, stream_seed
 from morphelites.viz import heatmap_png, load_drawing_modules, progress_curves_png
 
@@ -127,7 +127,7 @@ def _with_stored_resumable_settings(base_args: dict[str, Any] | None, output_dir
         evolution = (base_args or {}).get("evolution") if isinstance(base_args, dict) else None
         shared = use_shared_ppo if use_shared_ppo is not None else (
             evolution.get("use_shared_ppo", True) if isinstance(evolution, dict) else True)  # fmt: skip
-        output_dir = "map_elites_shared_ppo_results" if shared else "map_elites_results"
+        output_dir = default_output_dir(shared)
     try:
         run_dir = RunDirectory(output_dir)
         if not run_dir.holds_run():
@@ -287,7 +287,7 @@ class MAPElitesEvolutionTrainer:
         settings = settings.with_default_epochs(evolution=True)
         self.settings = settings
         self.mode = "shared" if evo.use_shared_ppo else "independent"
-        default_dir = "map_elites_shared_ppo_results" if evo.use_shared_ppo else "map_elites_results"
+        default_dir = default_output_dir(evo.use_shared_ppo)
         if output_dir is not None and not str(output_dir).strip():  # "" would silently mean the default
             raise RunDirectoryError("output_dir is empty; give the path of a directory for the run, or None for the default.")
         self.run_dir = RunDirectory(output_dir if output_dir is not None else default_dir)
@@ -493,8 +493,7 @@ class MAPElitesEvolutionTrainer:
                 log.warning("Removed %d shared-memory block(s) (%.1f MB: %s) from %s, left by an earlier session of "
                             "this run that was killed with its whole process group.", len(removed),
                             sum(size for _, size in removed) / 2**20, ", ".join(name for name, _ in removed), SHM_DIR)  # fmt: skip
-        elif self.mode == "shared" and leftover_blocks(self.block_prefix):  # no lock: a live session may use them
-            leftovers = leftover_blocks(self.block_prefix)
+        elif self.mode == "shared" and (leftovers := leftover_blocks(self.block_prefix)):  # no lock: one may be live
             log.warning("%d shared-memory block(s) of this run (%.1f MB) are in %s, left by an earlier session killed "
                         "with its whole process group, or used by one running now: this filesystem takes no lock, so "
                         "they are not removed. Once no session of this run runs, delete them (rm %s/%s_*); if %s "

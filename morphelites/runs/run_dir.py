@@ -16,7 +16,12 @@ from typing import Any
 
 from morphelites.runs.files import atomic_write_json
 
-__all__ = ["RunDirectory", "RunDirectoryError", "RunHold", "MIN_FREE_BYTES", "LOCK_NAME"]
+__all__ = ["RunDirectory", "RunDirectoryError", "RunHold", "MIN_FREE_BYTES", "LOCK_NAME", "default_output_dir"]
+
+
+def default_output_dir(shared: bool) -> str:
+    """The run directory of ``morphelites train`` (and the trainer) when none is given, by mode."""
+    return "map_elites_shared_ppo_results" if shared else "map_elites_results"
 
 #: Refuse to start with less free space than this in the run directory's filesystem.
 MIN_FREE_BYTES = 50 * 1024 * 1024
