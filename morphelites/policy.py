@@ -67,7 +67,14 @@ class ActorCritic(nn.Module):
 
     # ----------------------------------------------------------------- forward passes
 
-    def _features(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def features(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The networks' inputs and the real-joint mask of raw observations (B, obs_dim).
+
+        Returns ``x`` (B, obs_dim): normalised, clipped to ±``input_clip``, zero on padded joints'
+        features; and ``mask`` (B, A): 1 on real joints, 0 on padded ones. Row by row, so the rows
+        of a batch's features equal the features of those rows, bit for bit: an update computes
+        them once for its whole batch. No gradient reaches the normaliser, which is not trained.
+        """
         if self.spec.mask_indices is None:
             mask = torch.ones(obs.shape[0], self.spec.action_dim, dtype=obs.dtype)
         else:
@@ -80,24 +87,32 @@ class ActorCritic(nn.Module):
             x = x * padded[:, self._gate_joint]
         return x, mask
 
-    def value(self, obs: torch.Tensor) -> torch.Tensor:
-        """State values (B,) of raw observations (B, obs_dim)."""
-        x, _ = self._features(obs)
-        return self.critic(x).squeeze(-1)
-
-    def evaluate_actions(self, obs: torch.Tensor, actions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """(log-prob (B,), entropy (B,), value (B,)) of ``actions`` (B, A); padded joints ignored."""
-        x, mask = self._features(obs)
+    def log_prob_entropy(self, x: torch.Tensor, mask: torch.Tensor, actions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(log-prob (B,), entropy (B,)) of ``actions`` (B, A) given :meth:`features` ``x`` and
+        ``mask``; padded joints ignored. The actor alone: no critic forward."""
         mean = self.actor(x)
         log_std = self.log_std.expand_as(mean)
         z = (actions - mean) * torch.exp(-log_std)
         log_prob = (mask * (-0.5 * z.pow(2) - log_std - 0.5 * _LOG_2PI)).sum(-1)
         entropy = (mask * (0.5 + 0.5 * _LOG_2PI + log_std)).sum(-1)
-        return log_prob, entropy, self.critic(x).squeeze(-1)
+        return log_prob, entropy
+
+    def critic_value(self, x: torch.Tensor) -> torch.Tensor:
+        """State values (B,) of :meth:`features` ``x`` (B, obs_dim)."""
+        return self.critic(x).squeeze(-1)
+
+    def value(self, obs: torch.Tensor) -> torch.Tensor:
+        """State values (B,) of raw observations (B, obs_dim)."""
+        return self.critic_value(self.features(obs)[0])
+
+    def evaluate_actions(self, obs: torch.Tensor, actions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(log-prob (B,), entropy (B,), value (B,)) of ``actions`` (B, A); padded joints ignored."""
+        x, mask = self.features(obs)
+        return *self.log_prob_entropy(x, mask, actions), self.critic_value(x)
 
     def mean_action(self, obs: torch.Tensor) -> torch.Tensor:
         """Deterministic actions (B, A), zero on padded joints."""
-        x, mask = self._features(obs)
+        x, mask = self.features(obs)
         return self.actor(x) * mask
 
     # ----------------------------------------------------------------- weight transport

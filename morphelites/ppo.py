@@ -18,7 +18,7 @@ from torch import nn
 
 from morphelites.config import CLIP_AGAINST, MIN_MINIBATCH, PPOConfig
 
-__all__ = ["Batch", "compute_gae", "ppo_loss", "PPOUpdater", "linear_schedule", "PROXIMAL_WEIGHT_CAP"]
+__all__ = ["Batch", "compute_gae", "ppo_loss", "clipped_loss", "PPOUpdater", "linear_schedule", "PROXIMAL_WEIGHT_CAP"]
 
 #: Largest weight pi_proximal / pi_behaviour that the decoupled objective gives one transition. It
 #: guards against the rare action that the acting policy found unlikely and the proximal one does
@@ -130,7 +130,29 @@ def ppo_loss(
     start_logprobs: torch.Tensor | None = None,
     clip_against_start: bool = False,
 ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-    """Clipped-surrogate PPO loss on one minibatch; ``model`` is an ActorCritic.
+    """Clipped-surrogate PPO loss on one minibatch of raw observations ``obs`` (B, obs_dim);
+    ``model`` is an ActorCritic. The loss itself is :func:`clipped_loss`'s, on the model's
+    log-probs, entropies and values of ``actions``."""
+    new_logprobs, entropy, new_values = model.evaluate_actions(obs, actions)
+    return clipped_loss(new_logprobs, entropy, new_values, old_logprobs, advantages, returns, old_values, config,
+                        start_logprobs, clip_against_start)  # fmt: skip
+
+
+def clipped_loss(
+    new_logprobs: torch.Tensor,
+    entropy: torch.Tensor,
+    new_values: torch.Tensor,
+    old_logprobs: torch.Tensor,
+    advantages: torch.Tensor,
+    returns: torch.Tensor,
+    old_values: torch.Tensor,
+    config: PPOConfig,
+    start_logprobs: torch.Tensor | None = None,
+    clip_against_start: bool = False,
+) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """Clipped-surrogate PPO loss on one minibatch, from the model's outputs: ``new_logprobs``,
+    ``entropy`` and ``new_values``, each (B,), of the minibatch's actions under the weights being
+    trained.
 
     Returns the scalar loss and detached diagnostics (policy/value loss, entropy, approx KL, clip
     fraction). ``old_logprobs``, shape (B,), are the behaviour policy's (the one that acted).
@@ -147,7 +169,6 @@ def ppo_loss(
     fraction are measured against whichever policy the ratio uses; on data the learner's own
     policy acted (no lag) the two objectives are the same.
     """
-    new_logprobs, entropy, new_values = model.evaluate_actions(obs, actions)
     if clip_against_start and start_logprobs is None:
         raise ValueError("clip_against_start needs start_logprobs, the log-probs under the update's starting weights")
     reference = start_logprobs if clip_against_start else old_logprobs
@@ -227,8 +248,21 @@ class PPOUpdater:
         its workers start acting instead of waiting for the import.
         """
         if self._optimizer is None:
-            self._optimizer = torch.optim.Adam(self.model.parameters(), lr=self.config.learning_rate, eps=1e-5)
+            self._optimizer = torch.optim.Adam(self.model.parameters(), lr=self.config.learning_rate, eps=1e-5,
+                                               foreach=True)  # fmt: skip
         return self._optimizer
+
+    def load_optimizer_state(self, state: dict) -> None:
+        """Load an optimiser state (a checkpoint's ``optimizer.state_dict()``), keeping ``foreach``.
+
+        Why foreach: on the CPU torch's default Adam steps each parameter tensor in a Python loop;
+        foreach runs the same arithmetic, in the same order, in one call per operation, so the
+        weights are bit for bit the same and a step costs less. ``load_state_dict`` puts back the
+        implementation the state was saved with, so it is set again here.
+        """
+        self.optimizer.load_state_dict(state)
+        for group in self.optimizer.param_groups:
+            group["foreach"] = True
 
     def set_progress(self, progress: float) -> float:
         """Anneal the learning rate for ``progress`` in [0, 1] of the run; returns the new rate."""
@@ -246,6 +280,9 @@ class PPOUpdater:
         cfg = self.config
         tensors = [torch.as_tensor(np.asarray(a), dtype=torch.float32) for a in batch]
         obs, actions, logprobs, advantages, returns, values = tensors
+        # The networks' inputs once for the whole batch, not once per minibatch and epoch: the
+        # normaliser does not change during an update, and features are computed row by row.
+        inputs, mask = self.model.features(obs)
         size = obs.shape[0]
         # A batch below num_minibatches * MIN_MINIBATCH (a very small training budget) is cut into
         # fewer minibatches, not into ones of a single transition, whose advantage cannot be normalised.
@@ -262,16 +299,18 @@ class PPOUpdater:
             # could exceed target_kl before the first step, and every update would stop after one.
             # The decoupled objective clips around these same starting log-probs.
             with torch.no_grad():
-                start_logprobs, _, _ = self.model.evaluate_actions(obs, actions)
+                start_logprobs, _ = self.model.log_prob_entropy(inputs, mask, actions)
         for _ in range(cfg.update_epochs):
             order = torch.from_numpy(self.rng.permutation(size))
             for start in range(0, size - minibatch + 1, minibatch):
                 if self.on_minibatch is not None:
                     self.on_minibatch()
                 idx = order[start : start + minibatch]
-                loss, stats = ppo_loss(
-                    self.model, obs[idx], actions[idx], logprobs[idx], advantages[idx], returns[idx], values[idx], cfg,
-                    None if start_logprobs is None else start_logprobs[idx], clip_against_start=proximal,
+                new_logprobs, entropy = self.model.log_prob_entropy(inputs[idx], mask[idx], actions[idx])
+                loss, stats = clipped_loss(
+                    new_logprobs, entropy, self.model.critic_value(inputs[idx]), logprobs[idx], advantages[idx],
+                    returns[idx], values[idx], cfg, None if start_logprobs is None else start_logprobs[idx],
+                    clip_against_start=proximal,
                 )
                 kl_since_start = stats.pop("kl_since_update_start", None)
                 if not torch.isfinite(loss):

@@ -210,3 +210,21 @@ def test_a_saved_policy_loads_with_torch_loads_default_and_acts_as_before(tmp_pa
     loaded = ActorCritic.from_policy_state(torch.load(tmp_path / "policy.pt")["policy"])
     np.testing.assert_allclose(loaded.numpy_twin().value(obs), model.numpy_twin().value(obs), rtol=1e-6)
     assert loaded.obs_rms.count == model.obs_rms.count
+
+
+def test_the_rows_of_a_batch_s_features_give_exactly_the_outputs_of_those_rows():
+    """The learner computes features once for a segment's steps and its bootstrap observations,
+    then runs the actor on the steps' rows: that must equal evaluating those rows alone."""
+    model = _trained_looking_model()
+    obs = torch.as_tensor(np.concatenate([_reach_obs(3), _reach_obs(6, seed=1), _reach_obs(4, seed=2)]))
+    actions = torch.randn(obs.shape[0], 6)
+    rows = torch.tensor([1, 5, 9, 17, 22])
+    x, mask = model.features(obs)
+    with torch.no_grad():
+        log_prob, entropy = model.log_prob_entropy(x[rows], mask[rows], actions[rows])
+        expected = model.evaluate_actions(obs[rows], actions[rows])
+        assert torch.equal(log_prob, expected[0]) and torch.equal(entropy, expected[1])
+        assert torch.equal(model.critic_value(x[rows]), expected[2])
+        # the learner's case: the first rows (a segment's steps), as a view
+        steps = model.log_prob_entropy(x[:10], mask[:10], actions[:10])[0]
+        assert torch.equal(steps, model.evaluate_actions(obs[:10], actions[:10])[0])

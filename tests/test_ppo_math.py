@@ -1,12 +1,14 @@
 """GAE and the PPO loss against answers computed by hand."""
 
+import copy
+
 import numpy as np
 import pytest
 import torch
 
 from morphelites.config import PPOConfig
 from morphelites.policy import ActorCritic
-from morphelites.policy_numpy import PolicySpec
+from morphelites.policy_numpy import PolicySpec, reach_policy_spec
 from morphelites.ppo import PROXIMAL_WEIGHT_CAP, Batch, PPOUpdater, compute_gae, compute_vtrace, linear_schedule, ppo_loss
 
 # they seed torch's global stream or set its thread count: given back after each test
@@ -146,6 +148,65 @@ def test_update_moves_the_policy_towards_positive_advantages():
     assert gain > 0, "log-probs of good actions should rise relative to bad ones"
     assert stats["gradient_steps"] == 16
     assert stats["skipped_steps"] == 0
+
+
+def _reference_update(model: ActorCritic, batch: Batch, config: PPOConfig, seed: int) -> None:
+    """PPO epochs written out plainly: torch's default Adam, the loss of raw-observation
+    minibatches through :func:`ppo_loss` (features computed per minibatch)."""
+    optimizer = torch.optim.Adam(model.parameters(), lr=config.learning_rate, eps=1e-5)
+    rng = np.random.default_rng(seed)
+    t = [torch.as_tensor(a) for a in batch]
+    size = len(batch.obs)
+    minibatch = size // config.num_minibatches
+    for _ in range(config.update_epochs):
+        order = torch.from_numpy(rng.permutation(size))
+        for start in range(0, size - minibatch + 1, minibatch):
+            idx = order[start : start + minibatch]
+            loss, _ = ppo_loss(model, *(column[idx] for column in t), config)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), config.max_grad_norm)
+            optimizer.step()
+
+
+def test_an_update_gives_bit_for_bit_the_weights_of_plain_ppo_epochs():
+    """The updater computes the networks' inputs once per batch and steps Adam with foreach:
+    both only to save time, so the weights must be exactly those of the plain loop."""
+    torch.manual_seed(0)
+    spec = reach_policy_spec(6, hidden_dim=32)
+    model = ActorCritic(spec)
+    rng = np.random.default_rng(2)
+    obs = rng.normal(size=(256, spec.obs_dim)).astype(np.float32)
+    obs[:, list(spec.mask_indices)] = rng.integers(0, 2, size=(256, len(spec.mask_indices)))  # padded joints too
+    model.update_normaliser(obs)
+    actions, logprobs, values = model.numpy_twin().step(obs, rng)
+    advantages = rng.normal(size=256).astype(np.float32)
+    batch = Batch(obs, actions, logprobs, advantages, advantages + values, values)
+    config = PPOConfig(num_envs=1, num_steps=256, num_minibatches=4, update_epochs=3)
+    reference = copy.deepcopy(model)
+    PPOUpdater(model, config, seed=5).update(batch)
+    _reference_update(reference, batch, config, seed=5)
+    assert not np.array_equal(model.flat_weights(), ActorCritic(spec).flat_weights())
+    np.testing.assert_array_equal(model.flat_weights(), reference.flat_weights())
+
+
+def test_an_optimiser_state_loaded_from_a_checkpoint_keeps_stepping_with_foreach():
+    """A checkpoint's state says which Adam implementation saved it (None for torch's default, as
+    earlier versions wrote); loading it must not switch the updater back to the slow loop."""
+    spec, model = _seeded_model()
+    batch = _random_batch(spec, model)
+    config = PPOConfig(num_envs=1, num_steps=64, num_minibatches=2, update_epochs=1)
+    first = PPOUpdater(model, config, seed=0)
+    first.update(batch)
+    state = copy.deepcopy(first.optimizer.state_dict())  # as torch.load gives it: tensors of its own
+    state["param_groups"][0]["foreach"] = None
+    resumed = PPOUpdater(copy.deepcopy(model), config, seed=0)
+    resumed.rng = copy.deepcopy(first.rng)
+    resumed.load_optimizer_state(state)
+    assert resumed.optimizer.param_groups[0]["foreach"] is True
+    first.update(batch)
+    resumed.update(batch)
+    np.testing.assert_array_equal(resumed.model.flat_weights(), first.model.flat_weights())
 
 
 def test_non_finite_loss_is_skipped_and_weights_stay_finite():

@@ -361,7 +361,8 @@ class SharedPPOTrainer:
             if targets in ("current_critic", "vtrace"):
                 truncated = seg["truncated"] > 0
                 obs_all = np.concatenate([seg["obs"].reshape(T * K, -1), seg["last_obs"], seg["final_obs"][truncated]])
-                values_all = self.model.value(torch.as_tensor(obs_all)).numpy()
+                inputs, mask = self.model.features(torch.as_tensor(obs_all))
+                values_all = self.model.critic_value(inputs).numpy()
                 values, last_values = values_all[: T * K].reshape(T, K), values_all[T * K : T * K + K]
                 bootstrap = np.zeros((T, K), dtype=np.float32)
                 bootstrap[truncated] = values_all[T * K + K :]
@@ -369,8 +370,9 @@ class SharedPPOTrainer:
                 values, last_values, bootstrap = seg["values"], seg["last_values"], seg["bootstrap"]
             rewards = rewards + ppo.gamma * bootstrap
             if targets == "vtrace":
-                logp_now, _, _ = self.model.evaluate_actions(torch.as_tensor(seg["obs"].reshape(T * K, -1)),
-                                                             torch.as_tensor(seg["actions"].reshape(T * K, -1)))  # fmt: skip
+                # The actor alone, on the rows of the features above that are the segment's steps.
+                logp_now, _ = self.model.log_prob_entropy(inputs[: T * K], mask[: T * K],
+                                                          torch.as_tensor(seg["actions"].reshape(T * K, -1)))  # fmt: skip
                 log_rhos = logp_now.numpy().reshape(T, K) - seg["logprobs"]
                 advantages, returns = compute_vtrace(rewards, values, seg["dones"], last_values, log_rhos, ppo.gamma,
                                                      ppo.gae_lambda)  # fmt: skip
@@ -484,7 +486,7 @@ class SharedPPOTrainer:
         self.model.load_state_dict(restored.state_dict())
         self.model.obs_rms = restored.obs_rms
         self.model._sync_normaliser()
-        self.updater.optimizer.load_state_dict(state["optimizer"])
+        self.updater.load_optimizer_state(state["optimizer"])
         self.return_rms.load_state_dict(state["return_rms"])
         self.version, self.updates = int(state["version"]), int(state["updates"])
         self.samples_consumed, self.skipped_updates = int(state["samples_consumed"]), int(state["skipped_updates"])
