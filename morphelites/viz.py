@@ -48,8 +48,14 @@ def heatmap_png(archive: "object", title_prefix: str = "") -> bytes:
     specs = archive.specs  # type: ignore[attr-defined]
     fig = Figure(figsize=(7, 4.5))
     ax = fig.subplots()
-    grid_archive_heatmap(archive.archive, ax=ax, vmin=0.0, vmax=1.0, cmap="viridis",  # type: ignore[attr-defined]
-                         cbar_kwargs={"label": "fitness"})  # fmt: skip
+    grid = archive.archive  # type: ignore[attr-defined]
+    elites = None
+    if len(specs) == 1 and len(grid) == 1:
+        # pyribs 0.12 squeezes a 1-D archive's only cell index to a scalar and then fails to put the
+        # elite's one-element objective array in it ("setting an array element with a sequence"):
+        # the same elite twice draws the same strip.
+        elites = grid.data(return_type="pandas").iloc[[0, 0]]
+    grid_archive_heatmap(grid, ax=ax, df=elites, vmin=0.0, vmax=1.0, cmap="viridis", cbar_kwargs={"label": "fitness"})
     ax.set_xlabel(_label(specs[0].name))
     if len(specs) > 1:
         ax.set_ylabel(_label(specs[1].name))

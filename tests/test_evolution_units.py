@@ -244,3 +244,16 @@ def test_the_final_progress_line_is_written_whenever_the_last_one_showed_fewer_e
     assert _summary_due(100.1, 100.0, 2, 5, final=True), "the last line showed 2 of the 5 evaluations"
     assert not _summary_due(100.1, 100.0, 5, 5, final=True), "the last line, 0.1 s old, already showed all 5"
     assert _summary_due(100.6, 100.0, 5, 5, final=True)
+
+
+@pytest.mark.parametrize("elites", [1, 2])
+def test_a_one_measure_archive_is_drawn_also_with_a_single_elite(elites):
+    """Seen in review: pyribs 0.12 fails to draw a 1-D archive that holds exactly one elite, so a
+    run with one measure (or a one-cell grid) ended without heatmap.png."""
+    from morphelites.viz import heatmap_png
+
+    archive = BodyArchive(SPACE, measure_specs(SPACE, ("total_length",), 10))
+    for individual_id, body in enumerate([Morphology(3, [0.1] * 3), Morphology(5, [0.25] * 5)][:elites]):
+        archive.add(individual_id, None, SPACE.encode(body), 0.5, compute_measures(body, archive.specs), {})
+    assert archive.stats()["elites"] == elites
+    assert heatmap_png(archive)[:4] == b"\x89PNG"

@@ -208,6 +208,26 @@ def test_resume_if_exists_starts_a_run_then_continues_it_then_does_nothing(tmp_p
            "raise --evaluations (it is 3)." in (out / "training.log").read_text()
 
 
+@pytest.mark.faults  # a Reliability row (README): `make test-faults` runs it too
+def test_a_resume_of_a_finished_run_whose_pictures_cannot_be_drawn_still_exits_0(tmp_path, tiny_config, monkeypatch):
+    """Seen in review: a drawing library's bug (pyribs and a 1-D archive of one elite) escaped the
+    redraw of a finished run's pictures, so --resume-if-exists of a done job exited 1."""
+    from morphelites.evolution import trainer as trainer_module
+
+    def broken_heatmap(archive, title_prefix=""):
+        raise ValueError("simulated: a drawing library's bug")
+
+    out = tmp_path / "run"
+    command = ["train", "--train", "--serial", "--resume-if-exists", "--output", str(out), "--config", str(tiny_config),
+               "--initial-random", "2", "--steps-per-individual", "64", "--evaluations", "2", "--quiet"]  # fmt: skip
+    assert main(command) == 0
+    monkeypatch.setattr(trainer_module, "heatmap_png", broken_heatmap)
+    assert main(command) == 0
+    log = (out / "training.log").read_text()
+    assert "Nothing to do: this run already completed 2 evaluations" in log
+    assert "Could not redraw the figures (ValueError: simulated" in log and "Traceback" in log
+
+
 def test_serial_mode_through_the_python_api(tmp_path):
     from morphelites.evolution.trainer import MAPElitesEvolutionTrainer
 

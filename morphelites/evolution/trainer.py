@@ -1575,13 +1575,16 @@ class MAPElitesEvolutionTrainer:
         how = (f"raise --evaluations (it is {evo.evaluations})" if self.completed >= evo.evaluations
                else "raise the budget that stopped it (--max-wall-time or --max-env-steps)")  # fmt: skip
         self.recorder.log.info("Nothing to do: this run already completed %d evaluations (%s). To continue it, %s. "
-                               "Redrew heatmap.png and curves.png.", self.completed, summary.get("stopped_because", "done"),
+                               "Redrawing heatmap.png and curves.png.", self.completed, summary.get("stopped_because", "done"),
                                how)  # fmt: skip
         try:
             self._archive_in_id_order()
             self._write_archive_files(final=True)
-        except OSError as error:
-            self.recorder.log.error("Could not redraw the figures (%s); the run's files are as they were.", error)
+        except Exception as error:
+            # As in _write_final_files: a picture that cannot be drawn must not fail the command; only
+            # a bug (not the disk) gets its traceback in the log.
+            self.recorder.log.error("Could not redraw the figures (%s: %s); the run's files are as they were.",
+                                    type(error).__name__, error, exc_info=not isinstance(error, OSError))  # fmt: skip
         finally:
             self.recorder.close()
         return summary
