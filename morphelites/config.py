@@ -302,7 +302,8 @@ class TrainingConfig:
     """Workers refresh their copy of the policy every this many env steps (if it changed); it is
     also the length of an experience segment (T steps x K envs)."""
     max_policy_lag: int = 4
-    """Segments acted by a policy more than this many versions old are dropped (and counted)."""
+    """Segments acted by a policy more than this many versions old are dropped (and counted). 0 only
+    with ``sync`` (which uses 0 whatever this says)."""
     sync: bool = False
     """Sync mode: every update uses only data of the current policy version (lag 0). Each worker
     writes ceil(``min_batch_size`` / (workers x ``update_interval``)) segments (at least one) with
@@ -359,6 +360,14 @@ class TrainingConfig:
         _check_float_range("training.ipc_timeout", self.ipc_timeout, 1.0, 86_400.0)
         _check_int_range("training.max_learner_restarts", self.max_learner_restarts, 0, 1000)
         _check_int_range("training.learner_checkpoint_every", self.learner_checkpoint_every, 1, 10**9)
+        if self.max_policy_lag == 0 and not self.sync:
+            # Asynchronous workers act while the learner updates, so every segment that an update
+            # overtakes would be one version old: a third to a half of all experience was dropped.
+            raise ConfigError(
+                "training.max_policy_lag is 0 without training.sync, so every segment acted while the learner "
+                "updates would be dropped. For updates on data of the current policy only, set training.sync to "
+                "true; otherwise allow a lag of at least 1 (the default is 4)."
+            )
         if self.min_batch_size > self.buffer_size:
             raise ConfigError(
                 f"training.min_batch_size ({self.min_batch_size}) is larger than training.buffer_size "
