@@ -289,6 +289,12 @@ class PPOConfig:
             )  # fmt: skip
 
 
+#: Shortest ``training.ipc_timeout`` (s). An idle worker beats once a second, and a first task's
+#: imports and set-up go about 2 s without a beat on 2 cores: at 1 s (the earlier minimum), 8
+#: workers on a loaded machine were all killed as stalled until the run stopped (found in review).
+MIN_IPC_TIMEOUT_S = 5.0
+
+
 @dataclass(frozen=True)
 class TrainingConfig:
     """Shared-mode experience flow (the ``training_config`` of MAPElitesEvolutionTrainer)."""
@@ -339,7 +345,8 @@ class TrainingConfig:
     ``clip_against``): ahead at 10,000 env steps per body, a worse policy at 50,000."""
     ipc_timeout: float = 120.0
     """Seconds without a heartbeat after which the learner or a worker counts as stalled; it is
-    then killed and handled like a process that died (both modes)."""
+    then killed and handled like a process that died (both modes). At least
+    :data:`MIN_IPC_TIMEOUT_S`."""
     max_learner_restarts: int = 3
     """Shared mode: a dead (or stalled) learner is restarted from its newest checkpoint, at most
     this many times in a row (no checkpoint written in between); the next death stops the run
@@ -357,7 +364,7 @@ class TrainingConfig:
         _check_int_range("training.reevaluate_every", self.reevaluate_every, 0, 10**9)
         _check_choice("training.value_targets", self.value_targets, ("current_critic", "behaviour", "vtrace"))
         _check_choice("training.clip_against", self.clip_against, CLIP_AGAINST)
-        _check_float_range("training.ipc_timeout", self.ipc_timeout, 1.0, 86_400.0)
+        _check_float_range("training.ipc_timeout", self.ipc_timeout, MIN_IPC_TIMEOUT_S, 86_400.0)
         _check_int_range("training.max_learner_restarts", self.max_learner_restarts, 0, 1000)
         _check_int_range("training.learner_checkpoint_every", self.learner_checkpoint_every, 1, 10**9)
         if self.max_policy_lag == 0 and not self.sync:

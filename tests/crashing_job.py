@@ -41,3 +41,10 @@ def dies_unless_zero(number: int) -> int:
         os._exit(3)
     time.sleep(0.5)
     return number
+
+
+def hangs(number: int) -> None:
+    """Sleeps without a heartbeat, as a hung process would, until it is killed."""
+    import time
+
+    time.sleep(600)

@@ -45,6 +45,7 @@ def test_defaults_validate_and_round_trip_through_dicts():
         ({"training": {"min_batch_size": 8, "buffer_size": 100}}, "raise min_batch_size to at least 16"),
         # Found in review: asynchronous workers with lag 0 had a third to a half of their segments dropped.
         ({"training": {"max_policy_lag": 0}}, "set training.sync to true"),
+        ({"training": {"ipc_timeout": 1.0}}, "training.ipc_timeout is 1.0, outside the allowed range [5.0,"),
         ({"ppo": {"learning_rate": float("nan")}}, "finite number"),
         # Found in review: a zero-width axis put every body in one bin (pyribs divided by zero).
         ({"body_space": {"min_link_length": 0.2, "max_link_length": 0.2}, "evolution": {"measures": ["num_links", "taper"]}},

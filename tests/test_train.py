@@ -1277,6 +1277,30 @@ def test_a_crash_loop_reports_every_death_before_it_raises():
 
 
 @pytest.mark.faults  # a Reliability row (README): `make test-faults` runs it too
+def test_a_crash_loop_of_workers_killed_as_stalled_says_so_and_names_ipc_timeout():
+    """Seen in review: a short ipc_timeout on a loaded machine had every worker killed as stalled,
+    and the message said to look in the console output for why they died, where nothing was."""
+    from morphelites.parallel.pool import MAX_DEATHS_IN_ROW, WorkerCrashLoop, WorkerPool
+
+    pool = WorkerPool(5, "crashing_job:hangs", role="test worker", ipc_timeout=1.0).start()
+    number = 0
+    try:
+        with pytest.raises(WorkerCrashLoop) as info:
+            deadline = time.monotonic() + 120
+            while time.monotonic() < deadline:
+                for worker in pool.idle:
+                    pool.submit(worker, number, (number,))
+                    number += 1
+                pool.poll(0.2)
+    finally:
+        pool.close()
+    message = str(info.value)
+    assert f"died {MAX_DEATHS_IN_ROW} times in a row" in message and "each was killed as stalled" in message
+    assert "raise training.ipc_timeout" in message and "(1 s)" in message
+    assert pool.stalls >= MAX_DEATHS_IN_ROW
+
+
+@pytest.mark.faults  # a Reliability row (README): `make test-faults` runs it too
 def test_a_crash_loop_found_with_results_in_hand_returns_the_results_first():
     """Seen in review: a poll that received a result and then counted the tenth death in a row
     raised at once, and the finished evaluation never reached results.jsonl."""

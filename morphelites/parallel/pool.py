@@ -316,6 +316,7 @@ class WorkerPool:
         self._shut_down = False  # closing has finished
         self.restarts = 0
         self._deaths_in_row = 0
+        self._stall_kills_in_row = 0  # of those deaths, the workers this pool killed as stalled
         self._crash_loop: WorkerCrashLoop | None = None  # found by a poll, which returned its events first
         self.on_died = on_died
         self.last_start_error: str | None = None  # why the last replacement could not be started
@@ -388,7 +389,7 @@ class WorkerPool:
             except (EOFError, OSError):
                 continue  # dead: handled below
             self._tasks[index] = None
-            self._deaths_in_row = 0
+            self._deaths_in_row = self._stall_kills_in_row = 0
             events.append(PoolEvent(kind, index, task_id, value))
         events += self._kill_stalled()
         for index, proc in enumerate(self._procs):
@@ -398,12 +399,9 @@ class WorkerPool:
                 events.append(PoolEvent("died", index, lost, proc.exitcode))
                 self.restarts += 1
                 self._deaths_in_row += 1
+                self._stall_kills_in_row += proc is self._killed.get(index)
                 if self._deaths_in_row >= MAX_DEATHS_IN_ROW and self._crash_loop is None:
-                    self._crash_loop = WorkerCrashLoop(
-                        f"{self.role} processes died {self._deaths_in_row} times in a row without finishing a task (last "
-                        f"exit code {proc.exitcode}), so the run stops. The console output above shows why they die (an "
-                        f"import error, memory, a broken install); fix that and continue with --resume."
-                    )
+                    self._crash_loop = WorkerCrashLoop(self._crash_loop_message(proc.exitcode))
                 if self._crash_loop is not None:  # the run stops: reported, not replaced
                     self._tasks[index] = None
                     continue
@@ -412,6 +410,19 @@ class WorkerPool:
                 self._tasks[index] = None  # reported lost above
                 self._start(index, tries=0)
         return events
+
+    def _crash_loop_message(self, exitcode: int | None) -> str:
+        """Why the run stops after ``MAX_DEATHS_IN_ROW`` deaths in a row, and what to do."""
+        died = f"{self.role} processes died {self._deaths_in_row} times in a row without finishing a task"
+        if self._stall_kills_in_row == self._deaths_in_row:
+            # Seen in review: with a short ipc_timeout on a loaded machine every death was a stall kill,
+            # and the message sent the user looking for a crash in console output that had none.
+            return (f"{died}: each was killed as stalled, silent for longer than training.ipc_timeout "
+                    f"({self.ipc_timeout:g} s), so the run stops. On a loaded machine (or with more workers than "
+                    f"cores) a process can be that slow without hanging: raise training.ipc_timeout (README, "
+                    f"Troubleshooting) or use fewer workers, and continue with --resume.")  # fmt: skip
+        return (f"{died} (last exit code {exitcode}), so the run stops. The console output above shows why they die "
+                f"(an import error, memory, a broken install); fix that and continue with --resume.")  # fmt: skip
 
     def _start(self, index: int, tries: int) -> None:
         """Start worker ``index``'s replacement, after ``tries`` refused starts. A refusal (fork or
