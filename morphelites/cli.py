@@ -316,7 +316,7 @@ def _config_mode(config: Any) -> str | None:
 def _train_trainer(args: argparse.Namespace) -> Any:
     from morphelites.runs import RunDirectory
     from morphelites.runs.run_dir import default_output_dir
-    from morphelites.runs.stored_run import stored_run, with_stored_resumable
+    from morphelites.runs.stored_run import over_stored_settings, stored_run
 
     _check_output(args.output)
     _check_config_path(args.config)
@@ -336,8 +336,8 @@ def _train_trainer(args: argparse.Namespace) -> Any:
                               f"evolution.use_shared_ppo to {_config_mode(config) == 'shared'}; drop that key from the "
                               f"config, or use a new --output.")  # fmt: skip
         mode = stored.get("mode", mode)
-    if config is not None and stored is not None:  # what the file leaves out keeps the stored run's budgets and workers
-        data: dict[str, Any] = with_stored_resumable(config, stored["settings"])
+    if config is not None and stored is not None:  # what the file leaves out stays as the stored run has it
+        data: dict[str, Any] = over_stored_settings(config, stored["settings"])
     else:
         data = config if config is not None else (stored["settings"] if stored else {})
     settings = Settings.from_dict(data)

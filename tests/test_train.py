@@ -985,20 +985,40 @@ def test_a_config_given_to_a_resume_keeps_the_stored_budgets_and_workers_it_does
            "evolution.evaluations: stored 3, now 4; training.ipc_timeout: stored" in (out / "training.log").read_text()
 
 
+def test_a_resume_config_of_one_key_changes_that_key_and_keeps_every_other_stored_setting(tmp_path, tiny_config, capsys):
+    """Seen in review: README's troubleshooting file of one key (a longer ipc_timeout) was refused for
+    a run started with non-default settings: what the file left out took its default, and the
+    refusal listed values the user never gave."""
+    out = tmp_path / "run"
+    _serial_run(out, tiny_config, evaluations=2)  # --initial-random 4, --steps-per-individual 64, TINY's sections
+    stored = json.loads((out / "config.json").read_text())["settings"]
+    ipc = write_json(tmp_path / "ipc.json", {"training": {"ipc_timeout": 600}})
+    assert main(["train", "--resume", "--config", str(ipc), "--output", str(out), "--evaluations", "3", "--quiet"]) == 0
+    assert len(_results(out)) == 3
+    settings = json.loads((out / "config.json").read_text())["settings"]
+    stored["training"]["ipc_timeout"], stored["evolution"]["evaluations"] = 600.0, 3
+    assert settings == stored
+    # what the file does set is still checked: a setting a resume may not change is refused
+    changed = write_json(tmp_path / "lr.json", {"ppo": {"learning_rate": 0.1}})
+    assert main(["train", "--resume", "--config", str(changed), "--output", str(out), "--quiet"]) == 2
+    error = capsys.readouterr().err
+    assert "ppo.learning_rate: stored 0.0003, now 0.1" in error and "Leave the others out (of --config" in error
+
+
 def test_a_config_given_to_a_resume_that_asks_for_workers_or_is_a_whole_config_json_is_not_filled_in():
     """Review (session 38) of the fill-in above: a file setting max_workers kept a serial run serial
     (--workers makes it parallel), and a run's whole config.json got "Unknown config section 'mode'"
     instead of the advice to take its settings object."""
     from morphelites.config import ConfigError, Settings
-    from morphelites.runs.stored_run import with_stored_resumable
+    from morphelites.runs.stored_run import over_stored_settings
 
     stored = Settings.from_dict({"evolution": {"enable_multiprocess": False, "evaluations": 9}}).to_dict()
-    merged = with_stored_resumable({"evolution": {"max_workers": 2}}, stored)
+    merged = over_stored_settings({"evolution": {"max_workers": 2}}, stored)
     assert "enable_multiprocess" not in merged["evolution"] and merged["evolution"]["evaluations"] == 9
     assert Settings.from_dict(merged).evolution.enable_multiprocess
     whole = {"command": "train", "mode": "shared", "settings": stored}
     with pytest.raises(ConfigError, match="This is a run's config.json"):
-        Settings.from_dict(with_stored_resumable(whole, stored))
+        Settings.from_dict(over_stored_settings(whole, stored))
 
 
 def test_a_resume_may_raise_the_stall_timeout_that_troubleshooting_advises(tmp_path, tiny_config):

@@ -35,7 +35,7 @@ from morphelites.envs.reach import ObservationLayout
 from morphelites.evolution.archive import BodyArchive
 from morphelites.evolution.measures import compute_measures, measure_specs
 from morphelites.evolution.reevaluation import EvaluationFailed, ReevaluationRound
-from morphelites.runs.stored_run import check_resume, stored_run, with_stored_resumable
+from morphelites.runs.stored_run import check_resume, over_stored_settings, stored_run
 from morphelites.evolution.variation import Variation
 from morphelites.individual import Individual, IndividualResult
 from morphelites.morphology import BodySpace
@@ -114,13 +114,13 @@ def workers_acting_at_once(settings: Settings, workers: int) -> int:
     return min(workers, -(-room // segment_transitions(settings)))
 
 
-def _with_stored_resumable_settings(base_args: dict[str, Any] | None, output_dir: str | None,
+def _over_stored_settings(base_args: dict[str, Any] | None, output_dir: str | None,
                                     use_shared_ppo: bool | None) -> dict[str, Any] | None:
     """``base_args`` of a resume from Python, as the CLI takes a ``--config`` to ``--resume``: each
-    budget and worker setting (``RESUMABLE_CHANGES``) it leaves out is the stored run's, not the
-    default (a dict without ``evaluations`` had ended a run stopped at 300 of 400 at once, and one
-    without ``max_wall_s`` lifted its limit: found in review); None takes the stored settings
-    whole. Left as given where no run can be read there: the checks that follow say why."""
+    setting it leaves out is the stored run's, not the default (a dict without ``evaluations`` had
+    ended a run stopped at 300 of 400 at once, and one without ``max_wall_s`` lifted its limit:
+    found in review); None takes the stored settings whole. Left as given where no run can be read
+    there: the checks that follow say why."""
     if output_dir is not None and not str(output_dir).strip():
         return base_args  # refused as it is made
     if output_dir is None:
@@ -135,7 +135,7 @@ def _with_stored_resumable_settings(base_args: dict[str, Any] | None, output_dir
         stored = stored_run(run_dir)
     except (RunDirectoryError, ConfigError, OSError, ValueError):
         return base_args
-    return stored["settings"] if base_args is None else with_stored_resumable(base_args, stored["settings"])
+    return stored["settings"] if base_args is None else over_stored_settings(base_args, stored["settings"])
 
 
 def _stored_run_id(stored: dict[str, Any]) -> str | None:
@@ -264,7 +264,7 @@ class MAPElitesEvolutionTrainer:
     ) -> None:
         if resume and not isinstance(base_args, Settings):
             mode_given = use_shared_ppo if "use_shared_ppo" in self._given else None
-            base_args = _with_stored_resumable_settings(base_args, output_dir, mode_given)
+            base_args = _over_stored_settings(base_args, output_dir, mode_given)
         settings = base_args if isinstance(base_args, Settings) else Settings.from_dict(base_args)
         keywords = {"num_initial_random": num_initial_random, "training_steps_per_individual": training_steps_per_individual,
                     "enable_multiprocess": enable_multiprocess, "max_workers": max_workers, "use_shared_ppo": use_shared_ppo}  # fmt: skip

@@ -14,7 +14,7 @@ from typing import Any
 from morphelites.config import ConfigError, Settings
 from morphelites.runs.run_dir import RunDirectory
 
-__all__ = ["RESUMABLE_CHANGES", "stored_run", "check_resume", "with_stored_resumable"]
+__all__ = ["RESUMABLE_CHANGES", "stored_run", "check_resume", "over_stored_settings"]
 
 #: Settings a resumed run may change; any other difference from the stored config is refused.
 RESUMABLE_CHANGES = frozenset({("evolution", "evaluations"), ("evolution", "max_env_steps"), ("evolution", "max_wall_s"),
@@ -55,28 +55,30 @@ def stored_run(run_dir: RunDirectory) -> dict[str, Any]:
     return stored
 
 
-def with_stored_resumable(config: dict[str, Any], stored_settings: dict[str, Any]) -> dict[str, Any]:
-    """A ``--config`` given to a resume, with each of ``RESUMABLE_CHANGES`` it leaves out taken
-    from the stored run's settings instead of its default: a job script's config file that never
-    named a budget must not undo one raised since (``--resume --evaluations 400``), nor lift a
-    wall-time limit or turn a serial run into a parallel one. What the file sets, it changes; a
-    file that sets ``max_workers`` asks for worker processes, as ``--workers`` does, so a serial
-    run's stored ``enable_multiprocess`` does not hold then. A run's whole config.json (a
-    ``settings`` object) is returned as it is, for Settings.from_dict to explain."""
-    if "settings" in config:
+def over_stored_settings(config: Any, stored_settings: dict[str, Any]) -> Any:
+    """A ``--config`` (or a Python resume's ``base_args``) given to a resume, laid over the stored
+    run's settings: what the file sets, it changes (and :func:`check_resume` refuses all but
+    ``RESUMABLE_CHANGES``); what it leaves out stays as stored.
+
+    Why: a file naming only ``training.ipc_timeout`` (README's troubleshooting) was refused for any
+    run started with non-default settings, its missing keys having taken their defaults; and a job
+    script's file that names no budget must not undo one raised since (``--resume --evaluations
+    400``), nor lift a wall-time limit or turn a serial run into a parallel one. A file that sets
+    ``max_workers`` asks for worker processes, as ``--workers`` does, so a serial run's stored
+    ``enable_multiprocess`` does not hold then. A run's whole config.json (a ``settings`` object),
+    or anything but a JSON object, is returned as it is, for Settings.from_dict to explain."""
+    if not isinstance(config, dict) or "settings" in config:
         return config
-    merged = {section: dict(values) if isinstance(values, dict) else values for section, values in config.items()}
-    evolution = merged.get("evolution")
-    asks_for_workers = isinstance(evolution, dict) and evolution.get("max_workers") is not None
-    for section, key in sorted(RESUMABLE_CHANGES):
-        stored_section = stored_settings.get(section)
-        if not isinstance(stored_section, dict) or key not in stored_section:
-            continue
-        if (section, key) == ("evolution", "enable_multiprocess") and asks_for_workers:
-            continue
-        given = merged.setdefault(section, {})
-        if isinstance(given, dict) and key not in given:
-            given[key] = stored_section[key]
+    merged: dict[str, Any] = {section: dict(values) if isinstance(values, dict) else values
+                              for section, values in stored_settings.items()}  # fmt: skip
+    for section, values in config.items():
+        if isinstance(values, dict) and isinstance(merged.get(section), dict):
+            merged[section].update(values)
+        else:  # a section the stored run lacks, or not an object: Settings.from_dict says what is wrong
+            merged[section] = dict(values) if isinstance(values, dict) else values
+    evolution = config.get("evolution")
+    if isinstance(evolution, dict) and evolution.get("max_workers") is not None and "enable_multiprocess" not in evolution:
+        merged["evolution"].pop("enable_multiprocess", None)
     return merged
 
 
@@ -110,8 +112,8 @@ def check_resume(run_dir: RunDirectory, mode: str, settings: Settings) -> list[s
             f"Resuming would continue {run_dir.path} with a different configuration: {'; '.join(changed)}. Only the "
             f"budgets (evaluations, max_env_steps, max_wall_s: --evaluations, --max-env-steps, --max-wall-time), "
             f"the workers (max_workers, enable_multiprocess: --workers, --serial) and training.ipc_timeout may change "
-            f'on resume. Keep the other settings as stored (config.json\'s "settings": pass them as base_args, or '
-            f"drop the options), or start a new run in another output directory."
+            f"on resume. Leave the others out (of --config and the options, or of base_args in Python): what a "
+            f"resume leaves out stays as stored. Or start a new run in another output directory."
         )
     # After the settings: with another body space every line's genome has another length, and
     # that is a changed setting, not a damaged file.
