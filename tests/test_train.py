@@ -228,6 +228,22 @@ def test_a_resume_of_a_finished_run_whose_pictures_cannot_be_drawn_still_exits_0
     assert "Could not redraw the figures (ValueError: simulated" in log and "Traceback" in log
 
 
+def test_nothing_to_do_names_the_budget_of_this_resume_and_how_far_the_run_already_is(tmp_path, tiny_config):
+    """Seen in review: a resume that raised --max-env-steps, but not past what the run had spent,
+    was told the old budget stopped it and to raise it."""
+    out = tmp_path / "run"
+    command = ["train", "--serial", "--config", str(tiny_config), "--initial-random", "2", "--steps-per-individual", "64",
+               "--output", str(out), "--quiet"]  # fmt: skip
+    assert main([*command, "--max-env-steps", "300"]) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    spent = summary["env_steps"]
+    assert summary["stopped_because"] == "env-step budget of 300 reached" and spent > 301
+    assert main(["train", "--resume", "--output", str(out), "--quiet", "--max-env-steps", "301"]) == 0
+    log = (out / "training.log").read_text()
+    assert (f"Nothing to do: this run already completed {summary['evaluations']} evaluations (its {spent:,} env steps "
+            f"reach --max-env-steps 301). To continue it, give --max-env-steps above {spent:,}.") in log
+
+
 def test_serial_mode_through_the_python_api(tmp_path):
     from morphelites.evolution.trainer import MAPElitesEvolutionTrainer
 

@@ -1571,12 +1571,19 @@ class MAPElitesEvolutionTrainer:
     def _nothing_to_do(self, summary: dict[str, Any]) -> dict[str, Any]:
         """End a --resume of a finished run at once: no process is started, summary.json is left as
         it is; heatmap.png and curves.png are redrawn (runs older than curves.png gain it)."""
+        # From this session's budgets, not the stored summary's: a budget raised but not past what the
+        # run has spent was otherwise reported at its old figure, with advice to raise it (review).
         evo = self.settings.evolution
-        how = (f"raise --evaluations (it is {evo.evaluations})" if self.completed >= evo.evaluations
-               else "raise the budget that stopped it (--max-wall-time or --max-env-steps)")  # fmt: skip
+        if self.completed >= evo.evaluations:
+            why, how = "requested evaluations done", f"raise --evaluations (it is {evo.evaluations})"
+        elif evo.max_env_steps is not None and self.env_steps >= evo.max_env_steps:
+            why = f"its {self.env_steps:,} env steps reach --max-env-steps {evo.max_env_steps:,}"
+            how = f"give --max-env-steps above {self.env_steps:,}"
+        else:
+            why = f"its {self.wall_s_before:,.0f} s reach --max-wall-time {evo.max_wall_s:g}"
+            how = f"give --max-wall-time above {math.ceil(self.wall_s_before)}"
         self.recorder.log.info("Nothing to do: this run already completed %d evaluations (%s). To continue it, %s. "
-                               "Redrawing heatmap.png and curves.png.", self.completed, summary.get("stopped_because", "done"),
-                               how)  # fmt: skip
+                               "Redrawing heatmap.png and curves.png.", self.completed, why, how)  # fmt: skip
         try:
             self._archive_in_id_order()
             self._write_archive_files(final=True)
