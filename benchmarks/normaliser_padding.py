@@ -15,10 +15,12 @@ prints ``p`` and, over the joint's features, the largest offset ``(mean_real - m
 the largest spread ``std_real / std`` of its real values in normalised units (a normaliser
 masked to real values would give 0 and 1).
 
-    python benchmarks/normaliser_padding.py RUN_DIR   # a shared run's directory (or its checkpoints/)
+    python benchmarks/normaliser_padding.py RUN_DIR            # a shared run's directory (or its checkpoints/)
+    python benchmarks/normaliser_padding.py RUN_DIR --record   # also write results/normaliser_padding.json
 
-Reads the newest learner checkpoint that loads; runs nothing. Writes
-results/normaliser_padding.json.
+Reads the newest learner checkpoint that loads; runs nothing. Only with ``--record`` does it write
+results/normaliser_padding.json, the file behind README's figures: looking at your own run must
+not overwrite them (found in review).
 """
 
 from __future__ import annotations
@@ -68,6 +70,8 @@ def real_value_scales(mean: np.ndarray, var: np.ndarray, mask_indices: tuple[int
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("run_dir", type=Path, help="a shared run's directory, or its checkpoints/ folder")
+    parser.add_argument("--record", action="store_true",
+                        help="write results/normaliser_padding.json (README's figures come from it)")
     args = parser.parse_args(argv)
     from morphelites.parallel.learner import newest_learner_checkpoint
     from morphelites.policy_numpy import PolicySpec
@@ -93,8 +97,9 @@ def main(argv: list[str] | None = None) -> int:
         else:
             print(f"{row['joint']:5d}  {row['share_present']:20.3f}  {row['max_offset']:14.2f}  "
                   f"{row['max_spread']:14.2f}")
-    write_json("normaliser_padding", {"checkpoint": str(path), "policy_version": int(state["version"]),
-                                      "samples_consumed": int(state["samples_consumed"]), "joints": rows})  # fmt: skip
+    if args.record:
+        write_json("normaliser_padding", {"checkpoint": str(path), "policy_version": int(state["version"]),
+                                          "samples_consumed": int(state["samples_consumed"]), "joints": rows})  # fmt: skip
     return 0
 
 

@@ -48,3 +48,24 @@ def test_real_value_scales_match_the_normalised_real_values_themselves():
     assert rows[0]["share_present"] == pytest.approx(1.0)
     assert rows[0]["max_offset"] == pytest.approx(0.0, abs=1e-6) and rows[0]["max_spread"] == pytest.approx(1.0)
     assert rows[2] == {"joint": 2, "share_present": 0.0, "max_offset": None, "max_spread": None}
+
+
+@pytest.mark.parametrize("record", [False, True])
+def test_looking_at_a_run_writes_the_committed_results_only_when_asked(tmp_path, monkeypatch, capsys, record):
+    """Seen in review: README offers the script for a look at one's own run, and every look
+    overwrote benchmarks/results/normaliser_padding.json, the evidence behind README's figures."""
+    import normaliser_padding
+
+    from morphelites.parallel import learner
+    from morphelites.policy import ActorCritic, reach_policy_spec
+
+    model = ActorCritic(reach_policy_spec(3, hidden_dim=8))
+    model.update_normaliser(np.abs(np.random.default_rng(0).normal(size=(50, model.spec.obs_dim))).astype(np.float32))
+    state = {"policy": model.policy_state(), "version": 7, "samples_consumed": 5000}
+    state["policy"]["obs_rms"] = {k: np.asarray(v) for k, v in state["policy"]["obs_rms"].items()}
+    monkeypatch.setattr(learner, "newest_learner_checkpoint", lambda folder: (tmp_path / "learner-7.pkl", state))
+    written = []
+    monkeypatch.setattr(normaliser_padding, "write_json", lambda name, data: written.append((name, data)))
+    assert normaliser_padding.main([str(tmp_path), *(["--record"] if record else [])]) == 0
+    assert "policy version 7, 5,000 samples" in capsys.readouterr().out
+    assert [name for name, _ in written] == (["normaliser_padding"] if record else [])
