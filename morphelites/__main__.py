@@ -2,6 +2,6 @@
 
 import sys
 
-from morphelites.cli import console_main
+from morphelites.console import console_main
 
 sys.exit(console_main())

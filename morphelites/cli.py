@@ -326,6 +326,13 @@ def _train_trainer(args: argparse.Namespace) -> Any:
     stored: dict[str, Any] | None = None
     resume = args.resume or (args.resume_if_exists and RunDirectory(output).holds_run())
     if resume:
+        other = default_output_dir(mode != "shared")
+        if args.output is None and args.mode is None and not RunDirectory(output).holds_run() \
+                and RunDirectory(other).holds_run():  # fmt: skip
+            # Seen in review: --resume of an independent run started from a config file went to the shared
+            # default and said to drop --resume, which would have started a new shared run.
+            raise ConfigError(f"Cannot resume: {output} (the default for a {mode} run) holds no run, but {other} does. "
+                              f"Give --output {other} (or --mode {'independent' if mode == 'shared' else 'shared'}).")
         RunDirectory(output).check(resume=True)
         stored = stored_run(RunDirectory(output))
         if args.mode is not None and stored.get("mode", "shared") != mode:
@@ -380,8 +387,11 @@ def _check_positive(option: str, value: int, most: int | None = None, why: str =
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``morphelites`` console script; returns the exit code."""
     args = _parse(build_parser(), argv)
-    from morphelites.runs import RunDirectory, RunDirectoryError
-
+    try:
+        from morphelites.runs import RunDirectory, RunDirectoryError
+    except KeyboardInterrupt:
+        print("morphelites: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
     try:  # everything that can be wrong with the input is found here, before any process starts
         if args.command == "train":
             trainer = _train_trainer(args)

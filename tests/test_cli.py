@@ -612,3 +612,38 @@ def test_train_takes_its_mode_from_the_config_unless_mode_is_given(tmp_path):
     assert mode("--output", str(tmp_path / "d"), "--train") == "independent"
     config.write_text(json.dumps({"evolution": {"use_shared_ppo": False}}))
     assert mode("--output", str(tmp_path / "e"), "--train-shared") == "shared"
+
+
+def test_a_ctrl_c_while_the_command_line_module_loads_exits_130_without_a_traceback(tmp_path):
+    """Seen in review: a Ctrl-C in the command's first ~0.3 s (numpy loading) printed a traceback.
+    The interrupt is raised here as the module is imported, where a real one would land."""
+    from importlib.metadata import entry_points
+
+    assert entry_points(group="console_scripts")["morphelites"].value == "morphelites.console:console_main"
+    script = (
+        "import sys\n"
+        "class Interrupting:\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        if name == 'morphelites.cli':\n"
+        "            raise KeyboardInterrupt\n"
+        "sys.meta_path.insert(0, Interrupting())\n"
+        "from morphelites.console import console_main\n"
+        "sys.exit(console_main())\n"
+    )
+    result = subprocess.run([sys.executable, "-c", script, "train"], cwd=tmp_path, capture_output=True, text=True,
+                            timeout=60, env={**os.environ, "PYTHONPATH": str(REPO)})  # fmt: skip
+    assert (result.returncode, result.stderr) == (130, "morphelites: interrupted\n")
+
+
+def test_a_resume_to_the_default_directory_of_the_other_mode_names_the_one_that_holds_the_run(tmp_path, monkeypatch,
+                                                                                               capsys):
+    """Seen in review: after an independent run started from a config file, a plain --resume looked
+    in the shared default and said to drop --resume, which would have started a new shared run."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "map_elites_results").mkdir()
+    (tmp_path / "map_elites_results" / "config.json").write_text('{"mode": "independent", "settings": {}}')
+    assert main(["train", "--resume", "--evaluations", "3"]) == 2
+    error = capsys.readouterr().err
+    assert "map_elites_shared_ppo_results (the default for a shared run) holds no run, but map_elites_results does" in error
+    assert "Give --output map_elites_results (or --mode independent)" in error
+    assert not (tmp_path / "map_elites_shared_ppo_results").exists()
