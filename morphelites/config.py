@@ -309,7 +309,7 @@ class TrainingConfig:
     also the length of an experience segment (T steps x K envs)."""
     max_policy_lag: int = 4
     """Segments acted by a policy more than this many versions old are dropped (and counted). 0 only
-    with ``sync`` (which uses 0 whatever this says)."""
+    with ``sync``, which uses 0 whatever this says (:meth:`check_new_values`)."""
     sync: bool = False
     """Sync mode: every update uses only data of the current policy version (lag 0). Each worker
     writes ceil(``min_batch_size`` / (workers x ``update_interval``)) segments (at least one) with
@@ -346,7 +346,7 @@ class TrainingConfig:
     ipc_timeout: float = 120.0
     """Seconds without a heartbeat after which the learner or a worker counts as stalled; it is
     then killed and handled like a process that died (both modes). At least
-    :data:`MIN_IPC_TIMEOUT_S`."""
+    :data:`MIN_IPC_TIMEOUT_S` (:meth:`check_new_values`)."""
     max_learner_restarts: int = 3
     """Shared mode: a dead (or stalled) learner is restarted from its newest checkpoint, at most
     this many times in a row (no checkpoint written in between); the next death stops the run
@@ -355,8 +355,33 @@ class TrainingConfig:
     """Shared mode: the learner checkpoints every this many updates (at most this many are lost
     when it dies)."""
 
+    def check_new_values(self, shared: bool, stored: "TrainingConfig | None" = None) -> None:
+        """Refuse what later versions found cannot work, unless ``stored`` (a resumed run's settings)
+        holds the same: such a run was started by an earlier version and goes on as it did (and a
+        resume may not change these keys, but for ipc_timeout, so refusing it would leave no way on).
+
+        ``training.ipc_timeout`` below :data:`MIN_IPC_TIMEOUT_S`; in shared mode (``shared``),
+        ``training.max_policy_lag`` 0 without ``training.sync``: asynchronous workers act while the
+        learner updates, so every segment an update overtakes is one version old, and a third to a
+        half of all experience was dropped (found in review).
+        """
+        if self.ipc_timeout < MIN_IPC_TIMEOUT_S and not (stored is not None and stored.ipc_timeout == self.ipc_timeout):
+            raise ConfigError(
+                f"training.ipc_timeout is {self.ipc_timeout:g} s; give at least {MIN_IPC_TIMEOUT_S:g} s. An idle worker "
+                f"beats once a second, and a first task's imports go about 2 s without a beat, so a shorter timeout "
+                f"kills healthy workers as stalled."
+            )  # fmt: skip
+        lag_zero_async = self.max_policy_lag == 0 and not self.sync
+        if shared and lag_zero_async and not (stored is not None and stored.max_policy_lag == 0 and not stored.sync):
+            raise ConfigError(
+                "training.max_policy_lag is 0 without training.sync, so every segment acted while the learner "
+                "updates would be dropped. For updates on data of the current policy only, set training.sync to "
+                "true; otherwise allow a lag of at least 1 (the default is 4)."
+            )
+
     def validate(self) -> "TrainingConfig":
-        """Raise ConfigError on a bad size or an inconsistent pair; return self."""
+        """Raise ConfigError on a bad size or an inconsistent pair; return self. Rules that runs
+        stored by earlier versions may break are in :meth:`check_new_values`."""
         _check_int_range("training.buffer_size", self.buffer_size, 1, 10**9)
         _check_int_range("training.min_batch_size", self.min_batch_size, 1, 10**9)
         _check_int_range("training.update_interval", self.update_interval, 1, 10**9)
@@ -364,17 +389,9 @@ class TrainingConfig:
         _check_int_range("training.reevaluate_every", self.reevaluate_every, 0, 10**9)
         _check_choice("training.value_targets", self.value_targets, ("current_critic", "behaviour", "vtrace"))
         _check_choice("training.clip_against", self.clip_against, CLIP_AGAINST)
-        _check_float_range("training.ipc_timeout", self.ipc_timeout, MIN_IPC_TIMEOUT_S, 86_400.0)
+        _check_float_range("training.ipc_timeout", self.ipc_timeout, 1.0, 86_400.0)  # MIN_IPC_TIMEOUT_S: check_new_values
         _check_int_range("training.max_learner_restarts", self.max_learner_restarts, 0, 1000)
         _check_int_range("training.learner_checkpoint_every", self.learner_checkpoint_every, 1, 10**9)
-        if self.max_policy_lag == 0 and not self.sync:
-            # Asynchronous workers act while the learner updates, so every segment that an update
-            # overtakes would be one version old: a third to a half of all experience was dropped.
-            raise ConfigError(
-                "training.max_policy_lag is 0 without training.sync, so every segment acted while the learner "
-                "updates would be dropped. For updates on data of the current policy only, set training.sync to "
-                "true; otherwise allow a lag of at least 1 (the default is 4)."
-            )
         if self.min_batch_size > self.buffer_size:
             raise ConfigError(
                 f"training.min_batch_size ({self.min_batch_size}) is larger than training.buffer_size "

@@ -9,6 +9,7 @@ from morphelites.config import (
     ModelConfig,
     PPOConfig,
     Settings,
+    TrainingConfig,
 )
 
 
@@ -43,9 +44,6 @@ def test_defaults_validate_and_round_trip_through_dicts():
          "leaves fewer than 2 transitions per minibatch of the batch size"),
         # Seen in review: a shared update's minibatches of one transition skipped advantage normalisation quietly.
         ({"training": {"min_batch_size": 8, "buffer_size": 100}}, "raise min_batch_size to at least 16"),
-        # Found in review: asynchronous workers with lag 0 had a third to a half of their segments dropped.
-        ({"training": {"max_policy_lag": 0}}, "set training.sync to true"),
-        ({"training": {"ipc_timeout": 1.0}}, "training.ipc_timeout is 1.0, outside the allowed range [5.0,"),
         ({"ppo": {"learning_rate": float("nan")}}, "finite number"),
         # Found in review: a zero-width axis put every body in one bin (pyribs divided by zero).
         ({"body_space": {"min_link_length": 0.2, "max_link_length": 0.2}, "evolution": {"measures": ["num_links", "taper"]}},
@@ -232,3 +230,20 @@ def test_numpy_numbers_from_a_sweep_are_taken_as_the_plain_numbers_config_json_h
     json.dumps(replaced.to_dict())  # config.json can hold every value
     with pytest.raises(ConfigError, match="training.min_batch_size must be"):
         Settings.from_dict({"training": {"min_batch_size": np.float64(1000.0)}})
+
+
+def test_values_found_not_to_work_are_refused_for_new_runs_and_kept_for_runs_stored_with_them():
+    """Found in review: asynchronous workers with lag 0 had a third to a half of their segments
+    dropped, and a 1 s stall timeout killed healthy workers. Runs stored by earlier versions with
+    those values may go on (a resume may not change the lag, so refusing it left no way on)."""
+    lag_zero, quick = TrainingConfig(max_policy_lag=0), TrainingConfig(ipc_timeout=1.0)
+    with pytest.raises(ConfigError, match="set training.sync to true"):
+        lag_zero.check_new_values(shared=True)
+    lag_zero.check_new_values(shared=False)  # independent mode has no lag
+    TrainingConfig(max_policy_lag=0, sync=True).check_new_values(shared=True)
+    lag_zero.check_new_values(shared=True, stored=TrainingConfig(max_policy_lag=0))
+    with pytest.raises(ConfigError, match="training.ipc_timeout is 1 s; give at least 5 s"):
+        quick.check_new_values(shared=True)
+    quick.check_new_values(shared=True, stored=TrainingConfig(ipc_timeout=1.0))
+    with pytest.raises(ConfigError, match="give at least 5 s"):  # a resume that sets a new short one
+        quick.check_new_values(shared=True, stored=TrainingConfig(ipc_timeout=2.0))

@@ -244,6 +244,25 @@ def test_nothing_to_do_names_the_budget_of_this_resume_and_how_far_the_run_alrea
             f"reach --max-env-steps 301). To continue it, give --max-env-steps above {spent:,}.") in log
 
 
+def test_a_run_stored_with_a_value_now_refused_for_new_runs_goes_on_when_resumed(tmp_path, tiny_config, capsys):
+    """Found in review: refusing max_policy_lag 0 without sync (and ipc_timeout under 5 s) for every
+    run made such a run, stored by an earlier version, impossible to resume: a resume may not change
+    the lag. New runs are refused; the stored run goes on as it did."""
+    out = tmp_path / "run"
+    lag_zero = write_json(tmp_path / "lag0.json", {**TINY, "training": {"max_policy_lag": 0}})
+    command = ["train", "--mode", "shared", "--serial", "--initial-random", "2", "--steps-per-individual", "64",
+               "--output", str(out), "--quiet"]  # fmt: skip
+    assert main([*command, "--config", str(lag_zero), "--evaluations", "2"]) == 2
+    assert "training.max_policy_lag is 0 without training.sync" in capsys.readouterr().err
+    assert not out.exists()
+    assert main([*command, "--config", str(tiny_config), "--evaluations", "2"]) == 0
+    config = json.loads((out / "config.json").read_text())
+    config["settings"]["training"]["max_policy_lag"] = 0  # as an earlier version stored it
+    write_json(out / "config.json", config)
+    assert main(["train", "--resume", "--output", str(out), "--evaluations", "3", "--quiet"]) == 0
+    assert len(_results(out)) == 3
+
+
 def test_serial_mode_through_the_python_api(tmp_path):
     from morphelites.evolution.trainer import MAPElitesEvolutionTrainer
 
@@ -1019,6 +1038,11 @@ def test_a_resume_config_of_one_key_changes_that_key_and_keeps_every_other_store
     assert main(["train", "--resume", "--config", str(changed), "--output", str(out), "--quiet"]) == 2
     error = capsys.readouterr().err
     assert "ppo.learning_rate: stored 0.0003, now 0.1" in error and "Leave the others out (of --config" in error
+    # the model's sizes, derived from the body space, are not kept from the stored run: the refusal
+    # names the change the file makes (review)
+    smaller = write_json(tmp_path / "space.json", {"body_space": {"max_links": 5}})
+    assert main(["train", "--resume", "--config", str(smaller), "--output", str(out), "--quiet"]) == 2
+    assert "body_space.max_links: stored 6, now 5" in capsys.readouterr().err
 
 
 def test_a_config_given_to_a_resume_that_asks_for_workers_or_is_a_whole_config_json_is_not_filled_in():

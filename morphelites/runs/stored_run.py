@@ -79,6 +79,12 @@ def over_stored_settings(config: Any, stored_settings: dict[str, Any]) -> Any:
     evolution = config.get("evolution")
     if isinstance(evolution, dict) and evolution.get("max_workers") is not None and "enable_multiprocess" not in evolution:
         merged["evolution"].pop("enable_multiprocess", None)
+    for section, key in _DERIVED:
+        # Derived from the body space: kept from the stored run, they would refuse a file that changes
+        # the body space with a message about them instead of check_resume's naming the change (review).
+        given = config.get(section)
+        if isinstance(merged.get(section), dict) and not (isinstance(given, dict) and key in given):
+            merged[section].pop(key, None)
     return merged
 
 
