@@ -16,6 +16,7 @@ import shlex
 import sys
 from typing import Any, Literal, Sequence
 
+from morphelites import early_interrupt
 from morphelites.config import MAX_SEED, ConfigError, Settings, load_config_file
 from morphelites.morphology import BodySpace, Morphology
 
@@ -404,14 +405,19 @@ def main(argv: Sequence[str] | None = None) -> int:
             request = _ppo_request(args)
             RunDirectory(request.output).check(resume=False, resumable=False)
     except (ConfigError, RunDirectoryError, ValueError) as error:
+        if early_interrupt.seen():  # a library turned a Ctrl-C into this error as it loaded: not the input's fault
+            return _interrupted()
         print(f"morphelites: error: {error}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except OSError as error:  # a path given that cannot be looked at (unsearchable folder, name too long)
+        if early_interrupt.seen():
+            return _interrupted()
         print(f"morphelites: error: {error}. Check the paths given (--output, --config, the run).", file=sys.stderr)
         return EXIT_BAD_INPUT
     except KeyboardInterrupt:  # while the libraries load: nothing has been written or started yet
-        print("morphelites: interrupted", file=sys.stderr)
-        return EXIT_INTERRUPTED
+        return _interrupted()
+    if early_interrupt.seen():  # a Ctrl-C that Python dropped (in a finalizer) while the libraries loaded
+        return _interrupted()
     try:
         if args.command == "animate":
             from morphelites.animate import describe, render_animation
@@ -450,6 +456,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("morphelites: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
+
+
+def _interrupted() -> int:
+    print("morphelites: interrupted", file=sys.stderr)
+    return EXIT_INTERRUPTED
 
 
 def console_main() -> int:

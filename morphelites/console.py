@@ -1,14 +1,18 @@
 """The ``morphelites`` command's entry point (``python -m morphelites`` too).
 
-It imports only the standard library before it can catch a Ctrl-C: the command-line module loads
-numpy and the config's modules (about 0.1 s), then parses the options and loads the run-file
-modules, and a Ctrl-C in that time printed a traceback instead of the one line and exit code 130
-that README promises (found in review).
+It loads the command-line module only once it can catch a Ctrl-C: that module loads numpy and
+the config's modules (about 0.1 s), then parses the options and loads the run-file modules, and a
+Ctrl-C in that time printed a traceback instead of the one line and exit code 130 that README
+promises (found in review). Before this module runs, only the package's ``__init__`` (its
+rendering default, ~10 ms) is imported. A Ctrl-C that Python drops or a library turns into another
+error while the command starts is remembered (:mod:`morphelites.early_interrupt`).
 """
 
 from __future__ import annotations
 
 import sys
+
+from morphelites import early_interrupt
 
 __all__ = ["console_main"]
 
@@ -16,10 +20,16 @@ __all__ = ["console_main"]
 def console_main() -> int:
     """Load :mod:`morphelites.cli` and run its ``console_main``; 130 on a Ctrl-C that lands before
     the command's own handling of it (while modules load, options are parsed)."""
+    early_interrupt.install()
     try:
         from morphelites.cli import console_main as run
 
         return run()
     except KeyboardInterrupt:
-        print("morphelites: interrupted", file=sys.stderr)
-        return 130  # cli.EXIT_INTERRUPTED, which this may not have imported yet
+        pass
+    except Exception:
+        if not early_interrupt.seen():
+            raise
+        # else: a library turned the Ctrl-C into another error while it loaded
+    print("morphelites: interrupted", file=sys.stderr)
+    return 130  # cli.EXIT_INTERRUPTED, which this may not have imported yet

@@ -23,6 +23,7 @@ import gymnasium as gym
 import numpy as np
 import torch
 
+from morphelites import early_interrupt
 from morphelites.config import MAX_NUM_ENVS, ConfigError, Settings
 from morphelites.envs.reach import ReachEnv
 from morphelites.morphology import BodySpace, Morphology
@@ -490,6 +491,9 @@ class _StopSignals:
         if threading.current_thread() is threading.main_thread():
             for sig in STOP_SIGNALS:
                 self._previous[sig] = signal.signal(sig, self._on_signal)
+        if early_interrupt.seen() and self.signum is None:  # a Ctrl-C the command's start-up may have lost
+            self.signum = self.last_signum = signal.SIGINT
+            self.count = 1
         return self
 
     def __exit__(self, *exc: object) -> None:

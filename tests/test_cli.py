@@ -647,3 +647,42 @@ def test_a_resume_to_the_default_directory_of_the_other_mode_names_the_one_that_
     assert "map_elites_shared_ppo_results (the default for a shared run) holds no run, but map_elites_results does" in error
     assert "Give --output map_elites_results (or --mode independent)" in error
     assert not (tmp_path / "map_elites_shared_ppo_results").exists()
+
+
+_LOSES_A_CTRL_C = {
+    # Python drops an exception raised in a finalizer: the Ctrl-C was printed as "Exception ignored" and lost
+    "dropped in a finalizer": "weakref.finalize(Thing(), lambda: (os.kill(os.getpid(), signal.SIGINT), time.sleep(0.2)))",
+    # a library turns it into its own error (numpy's C extension reports an ImportError)
+    "turned into another error": (
+        "try:\n"
+        "    os.kill(os.getpid(), signal.SIGINT); time.sleep(0.2)\n"
+        "except KeyboardInterrupt:\n"
+        "    raise ValueError('not a valid PEP 3118 buffer format string')"),
+}
+
+
+@pytest.mark.parametrize("how", list(_LOSES_A_CTRL_C))
+def test_a_ctrl_c_that_python_or_a_library_would_lose_while_the_command_starts_still_stops_it(tmp_path, how):
+    """Found in review: a Ctrl-C handled inside a finalizer during the imports was dropped and the
+    run went on to its end (seen once for real), and one a library turned into another error gave a
+    traceback or a false input error. The command remembers it."""
+    body = "\n".join("        " + line for line in _LOSES_A_CTRL_C[how].splitlines())
+    script = (
+        "import os, signal, sys, time, weakref\n"
+        "class Thing: pass\n"
+        "class Interrupting:\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        if name != 'morphelites.cli':\n"
+        "            return None\n"
+        "        sys.meta_path.remove(self)\n"
+        f"{body}\n"
+        "        return None\n"
+        "sys.meta_path.insert(0, Interrupting())\n"
+        "from morphelites.console import console_main\n"
+        "sys.exit(console_main())\n"
+    )
+    # without the interrupt this command would stop at once on its bad input (exit 2)
+    result = subprocess.run([sys.executable, "-c", script, "train", "--evaluations", "0", "--output", str(tmp_path / "r")],
+                            cwd=tmp_path, capture_output=True, text=True, timeout=120,
+                            env={**os.environ, "PYTHONPATH": str(REPO)})  # fmt: skip
+    assert (result.returncode, result.stderr) == (130, "morphelites: interrupted\n")

@@ -263,6 +263,22 @@ def test_a_run_stored_with_a_value_now_refused_for_new_runs_goes_on_when_resumed
     assert len(_results(out)) == 3
 
 
+def test_a_ctrl_c_remembered_from_the_command_s_start_up_stops_the_run_as_a_first_ctrl_c(tmp_path, monkeypatch):
+    """A Ctrl-C that the start-up may have lost (morphelites.early_interrupt) and that came after the
+    command's own check: the run's handlers take it over, and the run stops with a checkpoint."""
+    from morphelites import early_interrupt
+    from morphelites.evolution.trainer import MAPElitesEvolutionTrainer
+
+    monkeypatch.setattr(early_interrupt, "_seen", True)
+    out = tmp_path / "run"
+    summary = MAPElitesEvolutionTrainer(
+        TINY, num_initial_random=2, training_steps_per_individual=64, enable_multiprocess=False,
+        use_shared_ppo=False, output_dir=str(out), evaluations=3, quiet=True,
+    ).run()  # fmt: skip
+    assert summary["status"] == "interrupted" and summary["evaluations"] < 3
+    assert "Ctrl-C" in (out / "training.log").read_text()
+
+
 def test_serial_mode_through_the_python_api(tmp_path):
     from morphelites.evolution.trainer import MAPElitesEvolutionTrainer
 

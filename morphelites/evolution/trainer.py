@@ -30,6 +30,7 @@ import threading
 import time
 from typing import Any, Callable, Iterator
 
+from morphelites import early_interrupt
 from morphelites.config import ConfigError, ModelConfig, PPOConfig, Settings, TrainingConfig, section_from_dict
 from morphelites.envs.reach import ObservationLayout
 from morphelites.evolution.archive import BodyArchive
@@ -531,6 +532,8 @@ class MAPElitesEvolutionTrainer:
         previous = {s: signal.getsignal(s) for s in STOP_SIGNALS} if _on_main_thread() else {}
         for sig in previous:
             signal.signal(sig, self._on_signal)
+        if early_interrupt.seen() and self._stop_signal is None:  # a Ctrl-C the command's start-up may have lost
+            self._stop_signal = signal.SIGINT
         status = "completed"
         unexpected: Exception | None = None
         try:
