@@ -303,3 +303,51 @@ def test_a_run_started_again_removes_the_blocks_a_session_killed_with_its_proces
     finally:
         planted.unlink(missing_ok=True)
         another_runs.unlink(missing_ok=True)
+
+
+def _interrupt_after(target, name: str, monkeypatch) -> None:
+    """``target.name`` runs as before, then raises KeyboardInterrupt: a Ctrl-C right after it."""
+    original = getattr(target, name)
+
+    def interrupted(*args, **kwargs):
+        original(*args, **kwargs)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(target, name, interrupted)
+
+
+@pytest.mark.parametrize("where", ["making the buffer", "after both blocks"])
+def test_a_ctrl_c_while_the_shared_state_is_made_removes_its_blocks(monkeypatch, where):
+    """Found in review: a Ctrl-C while the buffer was zeroed (~50 ms of every start), or just after,
+    left the blocks to Python's resource tracker, which removed them at exit with a warning about
+    leaked shared memory."""
+    from morphelites.parallel import supervisor
+    from morphelites.parallel.buffer import SharedExperienceBuffer
+    from morphelites.parallel.shm import leftover_blocks
+
+    if where == "making the buffer":
+        _interrupt_after(SharedExperienceBuffer, "__init__", monkeypatch)
+    else:
+        _interrupt_after(supervisor, "wait_for_first_weights_s", monkeypatch)
+    prefix = f"meltest{os.getpid()}"
+    with pytest.raises(KeyboardInterrupt):
+        create_shared_state(Settings(), workers=2, sync=False, max_policy_lag=4, block_prefix=prefix)
+    assert leftover_blocks(prefix) == []
+
+
+def test_a_ctrl_c_before_the_run_s_handlers_are_in_place_removes_the_backend_s_blocks(tmp_path, monkeypatch):
+    """The same between the backend's creation and the run's Ctrl-C handlers."""
+    from morphelites.evolution import trainer as trainer_module
+    from morphelites.parallel.shm import leftover_blocks
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(trainer_module, "ProcessTreeMemory", interrupted)
+    trainer = trainer_module.MAPElitesEvolutionTrainer(
+        {"evolution": {"num_initial_random": 2}}, training_steps_per_individual=64, enable_multiprocess=True,
+        max_workers=1, use_shared_ppo=True, output_dir=str(tmp_path / "run"), evaluations=2, quiet=True,
+    )  # fmt: skip
+    with pytest.raises(KeyboardInterrupt):
+        trainer.run()
+    assert leftover_blocks(trainer.block_prefix) == []

@@ -509,31 +509,40 @@ class MAPElitesEvolutionTrainer:
             restore_process_title(previous_title)
             self.recorder.close()
             raise
-        if isinstance(pool, (SharedPPOSystem, SerialSharedBackend)) and training.sync:
-            handles = pool.handles
-            segment = handles.layout.steps * handles.layout.envs
-            log.info("Sync mode: every update takes %d segment(s) of %d transitions from each busy worker (%d "
-                     "transitions with all %d busy; training.min_batch_size is %d).", handles.segments_per_version,
-                     segment, handles.segments_per_version * segment * workers, workers, training.min_batch_size)  # fmt: skip
-        self.memory = ProcessTreeMemory(peak_mb=self.peak_memory_floor_mb)
-        self._pool = pool
-        self.progress = Progress(evo.evaluations, quiet=self.quiet, start_done=self.completed,
-                                 time_left_s=None if evo.max_wall_s is None else evo.max_wall_s - self.wall_s_before,
-                                 env_steps_left=None if evo.max_env_steps is None else evo.max_env_steps - self.env_steps)  # fmt: skip
-        self._session_env_steps_start = self.env_steps
-        self._eval_wall_s, self._evaluated_this_session = 0.0, 0  # for the final round's share of the ETA
-        self._start = time.monotonic()
-        self._last_summary: float | None = None  # when the progress lines were last written (monotonic s)
-        self._last_summary_count = 0  # the evaluations they showed
-        self._last_curves = time.monotonic()  # first drawn after _CURVES_EVERY_S, or at the end
-        # SIGHUP (a closed terminal) and SIGUSR1/2 (a scheduler's warning) are handled as SIGTERM
-        # (STOP_SIGNALS). Python lets only the main thread set handlers:
-        # a run started in another thread (a GUI, a dashboard) leaves them to the caller.
-        previous = {s: signal.getsignal(s) for s in STOP_SIGNALS} if _on_main_thread() else {}
-        for sig in previous:
-            signal.signal(sig, self._on_signal)
-        if early_interrupt.seen() and self._stop_signal is None:  # a Ctrl-C the command's start-up may have lost
-            self._stop_signal = signal.SIGINT
+        previous: dict[int, Any] = {}  # the caller's handlers of the stop signals, given back at the end
+        try:  # until the handlers are in place, a Ctrl-C ends the run here: the backend's blocks go with it
+            if isinstance(pool, (SharedPPOSystem, SerialSharedBackend)) and training.sync:
+                handles = pool.handles
+                segment = handles.layout.steps * handles.layout.envs
+                log.info("Sync mode: every update takes %d segment(s) of %d transitions from each busy worker (%d "
+                         "transitions with all %d busy; training.min_batch_size is %d).", handles.segments_per_version,
+                         segment, handles.segments_per_version * segment * workers, workers, training.min_batch_size)  # fmt: skip
+            self.memory = ProcessTreeMemory(peak_mb=self.peak_memory_floor_mb)
+            self._pool = pool
+            self.progress = Progress(evo.evaluations, quiet=self.quiet, start_done=self.completed,
+                                     time_left_s=None if evo.max_wall_s is None else evo.max_wall_s - self.wall_s_before,
+                                     env_steps_left=None if evo.max_env_steps is None else evo.max_env_steps - self.env_steps)  # fmt: skip
+            self._session_env_steps_start = self.env_steps
+            self._eval_wall_s, self._evaluated_this_session = 0.0, 0  # for the final round's share of the ETA
+            self._start = time.monotonic()
+            self._last_summary: float | None = None  # when the progress lines were last written (monotonic s)
+            self._last_summary_count = 0  # the evaluations they showed
+            self._last_curves = time.monotonic()  # first drawn after _CURVES_EVERY_S, or at the end
+            # SIGHUP (a closed terminal) and SIGUSR1/2 (a scheduler's warning) are handled as SIGTERM
+            # (STOP_SIGNALS). Python lets only the main thread set handlers:
+            # a run started in another thread (a GUI, a dashboard) leaves them to the caller.
+            previous = {s: signal.getsignal(s) for s in STOP_SIGNALS} if _on_main_thread() else {}
+            for sig in previous:
+                signal.signal(sig, self._on_signal)
+            if early_interrupt.seen() and self._stop_signal is None:  # a Ctrl-C the command's start-up may have lost
+                self._stop_signal = signal.SIGINT
+        except BaseException:
+            for sig, handler in previous.items():
+                signal.signal(sig, signal.SIG_DFL if handler is None else handler)
+            pool.close(graceful=False)
+            restore_process_title(previous_title)
+            self.recorder.close()
+            raise
         status = "completed"
         unexpected: Exception | None = None
         try:

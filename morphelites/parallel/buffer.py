@@ -21,6 +21,8 @@ Segment layout (T steps of K envs of one body, one policy version), see :class:`
 
 from __future__ import annotations
 
+import contextlib
+
 import time
 import zlib
 from dataclasses import dataclass
@@ -198,11 +200,17 @@ class SharedExperienceBuffer:
     def create(cls, layout: BufferLayout, prefix: str | None = None) -> "SharedExperienceBuffer":
         """A new, empty buffer of ``layout`` (``prefix``: see create_shared_memory)."""
         shm = create_shared_memory(layout.total_bytes, "experience buffer", prefix)
-        buffer = cls(layout, shm, owner=True)
-        buffer._counters[:] = 0
-        for ring in buffer._slots:
-            for slot in ring:
-                slot.header[:] = 0
+        try:
+            buffer = cls(layout, shm, owner=True)
+            buffer._counters[:] = 0
+            for ring in buffer._slots:
+                for slot in ring:
+                    slot.header[:] = 0
+        except BaseException:  # a Ctrl-C in the ~50 ms this takes: the block goes now, not by the resource tracker
+            # Unlinked, not closed: views made before the failure may still hold the mapping.
+            with contextlib.suppress(FileNotFoundError):
+                shm.unlink()
+            raise
         return buffer
 
     @classmethod

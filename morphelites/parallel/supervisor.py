@@ -143,10 +143,15 @@ def create_shared_state(
     except BaseException:
         weights.close()
         raise
-    max_ready = None if sync else max_ready_transitions(training.min_batch_size, max_policy_lag)
-    quota = sync_quota(settings, workers) if sync else 1
-    handles = SharedHandles(weights.name, spec.flat_size, buffer.name, layout, spec.to_dict(), sync, max_ready, quota,
-                            session=session, first_weights_wait_s=wait_for_first_weights_s(training.ipc_timeout))  # fmt: skip
+    try:
+        max_ready = None if sync else max_ready_transitions(training.min_batch_size, max_policy_lag)
+        quota = sync_quota(settings, workers) if sync else 1
+        handles = SharedHandles(weights.name, spec.flat_size, buffer.name, layout, spec.to_dict(), sync, max_ready, quota,
+                                session=session, first_weights_wait_s=wait_for_first_weights_s(training.ipc_timeout))  # fmt: skip
+    except BaseException:  # a Ctrl-C here: the blocks go now, not by the resource tracker with a warning
+        buffer.close()
+        weights.close()
+        raise
     return weights, buffer, handles
 
 
