@@ -645,10 +645,12 @@ def test_a_second_ctrl_c_stops_at_once_without_orphans(tmp_path, tiny_config):
         time.sleep(0.05)
     time.sleep(0.5)  # the main process now waits for the learner
     proc.send_signal(signal.SIGINT)
-    start = time.monotonic()
-    _, err = proc.communicate(timeout=30)
+    # The suspended learner is killed at once; a main process that kept waiting would leave it alive
+    # until its 5 s from the first Ctrl-C ran out. Timed alone: the final pictures that follow took
+    # up to 4 s on a loaded machine, and with them in the limit the test failed there (review).
+    assert_gone([learner], timeout=3.0)
+    _, err = proc.communicate(timeout=60)  # summary.json and the pictures, at the machine's speed
     assert proc.returncode == 130, err
-    assert time.monotonic() - start < 5, "stopped at once, not after the learner's 5 s and more"
     assert "Second interrupt: stopping at once" in (out / "training.log").read_text()
     assert_gone(children)
     assert len(_results(out)) >= 1, "what was written before stays"
