@@ -537,11 +537,15 @@ class MAPElitesEvolutionTrainer:
             if early_interrupt.seen() and self._stop_signal is None:  # a Ctrl-C the command's start-up may have lost
                 self._stop_signal = signal.SIGINT
         except BaseException:
-            for sig, handler in previous.items():
-                signal.signal(sig, signal.SIG_DFL if handler is None else handler)
-            pool.close(graceful=False)
-            restore_process_title(previous_title)
-            self.recorder.close()
+            try:
+                if previous:  # as in _close_at_once: a further Ctrl-C waits until the blocks are gone
+                    signal.signal(signal.SIGINT, signal.SIG_IGN)
+                pool.close(graceful=False)
+            finally:
+                for sig, handler in previous.items():
+                    signal.signal(sig, signal.SIG_DFL if handler is None else handler)
+                restore_process_title(previous_title)
+                self.recorder.close()
             raise
         status = "completed"
         unexpected: Exception | None = None
