@@ -18,7 +18,7 @@ from torch import nn
 
 from morphelites.config import CLIP_AGAINST, MIN_MINIBATCH, PPOConfig
 
-__all__ = ["Batch", "compute_gae", "ppo_loss", "clipped_loss", "PPOUpdater", "linear_schedule", "PROXIMAL_WEIGHT_CAP"]
+__all__ = ["Batch", "compute_gae", "ppo_loss", "PPOUpdater", "linear_schedule", "PROXIMAL_WEIGHT_CAP"]
 
 #: Largest weight pi_proximal / pi_behaviour that the decoupled objective gives one transition. It
 #: guards against the rare action that the acting policy found unlikely and the proximal one does
@@ -119,26 +119,6 @@ def linear_schedule(initial: float, progress: float) -> float:
 
 
 def ppo_loss(
-    model: nn.Module,
-    obs: torch.Tensor,
-    actions: torch.Tensor,
-    old_logprobs: torch.Tensor,
-    advantages: torch.Tensor,
-    returns: torch.Tensor,
-    old_values: torch.Tensor,
-    config: PPOConfig,
-    start_logprobs: torch.Tensor | None = None,
-    clip_against_start: bool = False,
-) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-    """Clipped-surrogate PPO loss on one minibatch of raw observations ``obs`` (B, obs_dim);
-    ``model`` is an ActorCritic. The loss itself is :func:`clipped_loss`'s, on the model's
-    log-probs, entropies and values of ``actions``."""
-    new_logprobs, entropy, new_values = model.evaluate_actions(obs, actions)
-    return clipped_loss(new_logprobs, entropy, new_values, old_logprobs, advantages, returns, old_values, config,
-                        start_logprobs, clip_against_start)  # fmt: skip
-
-
-def clipped_loss(
     new_logprobs: torch.Tensor,
     entropy: torch.Tensor,
     new_values: torch.Tensor,
@@ -152,7 +132,8 @@ def clipped_loss(
 ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """Clipped-surrogate PPO loss on one minibatch, from the model's outputs: ``new_logprobs``,
     ``entropy`` and ``new_values``, each (B,), of the minibatch's actions under the weights being
-    trained.
+    trained (``ActorCritic.evaluate_actions(obs, actions)``; the updater computes them from
+    features made once per batch).
 
     Returns the scalar loss and detached diagnostics (policy/value loss, entropy, approx KL, clip
     fraction). ``old_logprobs``, shape (B,), are the behaviour policy's (the one that acted).
@@ -307,7 +288,7 @@ class PPOUpdater:
                     self.on_minibatch()
                 idx = order[start : start + minibatch]
                 new_logprobs, entropy = self.model.log_prob_entropy(inputs[idx], mask[idx], actions[idx])
-                loss, stats = clipped_loss(
+                loss, stats = ppo_loss(
                     new_logprobs, entropy, self.model.critic_value(inputs[idx]), logprobs[idx], advantages[idx],
                     returns[idx], values[idx], cfg, None if start_logprobs is None else start_logprobs[idx],
                     clip_against_start=proximal,

@@ -124,12 +124,17 @@ def _random_batch(spec: PolicySpec, model: ActorCritic, n: int = 64) -> Batch:
     return Batch(obs, actions, logprobs, advantages, advantages + values, values)
 
 
+def _loss(model: ActorCritic, t: list[torch.Tensor], config: PPOConfig, **options):
+    """:func:`ppo_loss` of a whole batch ``t`` (Batch's columns as tensors) under ``model``."""
+    return ppo_loss(*model.evaluate_actions(t[0], t[1]), *t[2:], config, **options)
+
+
 def test_loss_at_the_behaviour_policy_has_unit_ratio_and_zero_kl():
     spec, model = _seeded_model()
     batch = _random_batch(spec, model)
     t = [torch.as_tensor(a) for a in batch]
     config = PPOConfig(norm_adv=False)
-    loss, stats = ppo_loss(model, t[0], t[1], t[2], t[3], t[4], t[5], config)
+    loss, stats = _loss(model, t, config)
     # ratio == 1 everywhere, so the clipped surrogate is -mean(advantages) and nothing is clipped
     assert float(stats["policy_loss"]) == pytest.approx(-float(batch.advantages.mean()), abs=1e-5)
     assert float(stats["approx_kl"]) == pytest.approx(0.0, abs=1e-6)
@@ -162,7 +167,8 @@ def _reference_update(model: ActorCritic, batch: Batch, config: PPOConfig, seed:
         order = torch.from_numpy(rng.permutation(size))
         for start in range(0, size - minibatch + 1, minibatch):
             idx = order[start : start + minibatch]
-            loss, _ = ppo_loss(model, *(column[idx] for column in t), config)
+            obs, actions, *rest = (column[idx] for column in t)
+            loss, _ = ppo_loss(*model.evaluate_actions(obs, actions), *rest, config)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), config.max_grad_norm)
@@ -252,7 +258,7 @@ def test_target_kl_limits_the_drift_of_the_update_not_the_lag_of_the_data():
     spec, model = _seeded_model()
     batch = _lagged_batch(spec)
     t = [torch.as_tensor(a) for a in batch]
-    _, stats = ppo_loss(model, *t, PPOConfig())
+    _, stats = _loss(model, t, PPOConfig())
     assert float(stats["approx_kl"]) > 0.1, "the test needs data far from the learner's policy"
     config = PPOConfig(num_envs=1, num_steps=256, num_minibatches=4, update_epochs=4, target_kl=0.015)
     stats = PPOUpdater(model, config, seed=0).update(batch)
@@ -272,8 +278,8 @@ def test_clipping_against_the_proximal_policy_is_standard_ppo_on_unlagged_data()
     spec, model = _seeded_model()
     batch = _random_batch(spec, model)
     t = [torch.as_tensor(a) for a in batch]
-    standard, _ = ppo_loss(model, *t, PPOConfig())
-    decoupled, stats = ppo_loss(model, *t, PPOConfig(), start_logprobs=t[2], clip_against_start=True)
+    standard, _ = _loss(model, t, PPOConfig())
+    decoupled, stats = _loss(model, t, PPOConfig(), start_logprobs=t[2], clip_against_start=True)
     assert decoupled.item() == pytest.approx(standard.item(), abs=1e-6)
     assert float(stats["proximal_weight"]) == pytest.approx(1.0) and float(stats["proximal_weight_capped"]) == 0.0
 
@@ -285,9 +291,9 @@ def test_clipping_against_the_proximal_policy_weights_lagged_data_and_clips_arou
     with torch.no_grad():
         start, _, _ = model.evaluate_actions(t[0], t[1])
     config = PPOConfig(norm_adv=False)
-    _, behaviour_stats = ppo_loss(model, *t, config, start_logprobs=start)
+    _, behaviour_stats = _loss(model, t, config, start_logprobs=start)
     assert float(behaviour_stats["clip_fraction"]) > 0.3, "the test needs data far from the learner's policy"
-    _, stats = ppo_loss(model, *t, config, start_logprobs=start, clip_against_start=True)
+    _, stats = _loss(model, t, config, start_logprobs=start, clip_against_start=True)
     # At the update's start the ratio is 1: nothing clipped, and the surrogate is the advantages
     # weighted by pi_start / pi_behaviour, capped.
     weights = np.minimum(np.exp(start.numpy().astype(np.float64) - batch.logprobs), PROXIMAL_WEIGHT_CAP)
@@ -296,7 +302,7 @@ def test_clipping_against_the_proximal_policy_weights_lagged_data_and_clips_arou
     assert 0.0 < float(stats["proximal_weight_capped"]) < 1.0, "some weights are capped, not all"
     assert float(stats["proximal_weight"]) == pytest.approx(weights.mean(), rel=1e-5)
     with pytest.raises(ValueError, match="start_logprobs"):
-        ppo_loss(model, *t, config, clip_against_start=True)
+        _loss(model, t, config, clip_against_start=True)
 
 
 def test_an_update_clipped_against_the_proximal_policy_moves_it_towards_positive_advantages():
