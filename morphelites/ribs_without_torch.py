@@ -14,13 +14,17 @@ raise ImportError (pyribs catches it). The block is lifted right after, so any l
 ``sys.modules`` while scipy.stats is imported (by scikit-learn, which pyribs imports) and would
 trip over the ``None``, so scikit-learn is imported before the block. If the blocked import fails
 for any other reason (a changed pyribs, scipy or scikit-learn), pyribs is imported the ordinary
-way, torch included: memory is lost, not function.
+way, torch included: memory is lost, not function. The import also leaves the process the cores
+it may run on (see ``_cores_kept``).
 """
 
 from __future__ import annotations
 
+import contextlib
 import importlib
+import os
 import sys
+from typing import Iterator
 
 __all__ = ["import_ribs"]
 
@@ -38,9 +42,31 @@ def import_ribs() -> None:
     learner, tests that train), blocking it would change nothing but pyribs' tensor support, so
     pyribs is imported as usual.
     """
-    if "ribs" in sys.modules or "torch" in sys.modules:
-        importlib.import_module("ribs")
-        return
+    with _cores_kept():
+        if "ribs" in sys.modules or "torch" in sys.modules:
+            importlib.import_module("ribs")
+        else:
+            _import_ribs_without_torch()
+
+
+@contextlib.contextmanager
+def _cores_kept() -> Iterator[None]:
+    """Give this process back the cores it may run on when the block is done.
+
+    Why: scikit-learn (which pyribs imports) loads OpenMP, and where OMP_PROC_BIND, OMP_PLACES or
+    GOMP_CPU_AFFINITY is set (as cluster job scripts often do) OpenMP pins the process to the first
+    of its cores as it loads. The main process then counted one usable core (a default of one
+    worker, larger --workers refused) and every process it started inherited that one core (found
+    in review)."""
+    cores = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else None
+    try:
+        yield
+    finally:
+        if cores is not None and os.sched_getaffinity(0) != cores:
+            os.sched_setaffinity(0, cores)
+
+
+def _import_ribs_without_torch() -> None:
     for name in _IMPORT_BEFORE_BLOCK:
         importlib.import_module(name)
     sys.modules["torch"] = None  # type: ignore[assignment]  # makes `import torch` raise ImportError

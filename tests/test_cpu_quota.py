@@ -1,5 +1,10 @@
-"""cgroup_cpu_limit on cgroup trees laid out as Linux mounts them (v1 and v2), in a temp dir."""
+"""cgroup_cpu_limit on cgroup trees laid out as Linux mounts them (v1 and v2), in a temp dir; and the
+cores a run's processes keep where the user binds OpenMP threads."""
 
+import os
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -47,3 +52,41 @@ def test_no_cgroup_file_system_or_an_unreadable_quota_is_no_quota(tmp_path, cpu_
         _write(self_cgroup, "0::/\n")
         _write(root / "cpu.max", cpu_max)
     assert cgroup_cpu_limit(root, self_cgroup) is None
+
+
+_CORES = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
+_NEEDS_TWO_CORES = pytest.mark.skipif(len(_CORES) < 2, reason="binding to the first core shows only with two or more")
+
+
+@_NEEDS_TWO_CORES
+@pytest.mark.parametrize("binding", [{"OMP_PROC_BIND": "true"}, {"GOMP_CPU_AFFINITY": "0-1"}, {"OMP_PLACES": "cores"}])
+def test_importing_pyribs_leaves_the_main_process_all_its_cores(binding):
+    """Found in review: scikit-learn's OpenMP, loaded with pyribs, pinned the main process to its
+    first core where a cluster's job script binds OpenMP threads; the run then counted one usable
+    core and every process it started inherited it."""
+    script = ("import os\nfrom morphelites.ribs_without_torch import import_ribs\nimport_ribs()\n"
+              "from morphelites.config import usable_cores\nprint(sorted(os.sched_getaffinity(0)), usable_cores())")
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120,
+                            env={**os.environ, **binding})  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == f"{_CORES} {len(_CORES)}"
+
+
+@_NEEDS_TWO_CORES
+def test_a_worker_that_loads_torch_keeps_all_its_cores_where_the_user_binds_openmp(monkeypatch):
+    """The same for the processes that load torch (its own OpenMP): the learner and independent
+    workers had all run on the first core."""
+    from morphelites.parallel.pool import WorkerPool
+
+    monkeypatch.setenv("OMP_PROC_BIND", "true")
+    pool = WorkerPool(1, "affinity_job:cores_after_importing_torch", role="test worker").start()
+    try:
+        pool.submit(0, 0, ())
+        events = []
+        deadline = time.monotonic() + 120
+        while not events and time.monotonic() < deadline:
+            events = [event for event in pool.poll(0.5) if event.kind == "done"]
+    finally:
+        pool.close()
+    assert [event.value for event in events] == [_CORES]
+    assert os.environ["OMP_PROC_BIND"] == "true", "the user's setting is given back"

@@ -61,7 +61,7 @@ NATIVE_THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_T
 @contextlib.contextmanager
 def one_native_thread_per_process() -> Iterator[None]:
     """Processes started inside this block run OpenMP, OpenBLAS and MKL with one thread each,
-    unless the user's environment sets a number.
+    unless the user's environment sets a number, and without OpenMP's thread binding.
 
     Why: each library starts a thread per core in every process, and its idle threads spin. With
     one worker process per core those threads fight over the cores: independent-mode workers ran
@@ -73,11 +73,21 @@ def one_native_thread_per_process() -> Iterator[None]:
     added = [name for name in NATIVE_THREAD_VARIABLES if name not in os.environ]
     for name in added:
         os.environ[name] = "1"
+    # OpenMP's thread binding (OMP_PROC_BIND, OMP_PLACES, GOMP_CPU_AFFINITY, often set on clusters)
+    # pins a process's first thread to the first core of its set as torch loads: every learner and
+    # independent worker then ran on one core (found in review). A one-thread process gains nothing
+    # from it, so the children do without, whatever the user's environment says.
+    binding = os.environ.get("OMP_PROC_BIND")
+    os.environ["OMP_PROC_BIND"] = "false"
     try:
         yield
     finally:
         for name in added:
             os.environ.pop(name, None)
+        if binding is None:
+            os.environ.pop("OMP_PROC_BIND", None)
+        else:
+            os.environ["OMP_PROC_BIND"] = binding
 
 
 #: The signals a terminal or a job's scheduler sends to the whole process group to stop a run:
