@@ -51,9 +51,15 @@ def _describe_machine() -> dict[str, Any]:
         pass
     import psutil
 
+    from morphelites.config import usable_cores
+
+    # The cores the benchmark may use (its affinity, a container's quota), as the runs count them:
+    # a benchmark under taskset or a job's allocation was labelled with the whole node's (review).
+    usable, node = usable_cores(), os.cpu_count()
     return {
         "cpu": cpu,
-        "cores": os.cpu_count(),
+        "cores": usable,
+        **({"node_cores": node} if node != usable else {}),
         "memory_gb": round(psutil.virtual_memory().total / 2**30, 1),
         "python": platform.python_version(),
         "platform": platform.platform(),

@@ -292,3 +292,21 @@ def test_a_learner_settings_table_pairs_shared_runs_with_the_baseline_at_its_own
             "study": "baseline_updates", "rows": rows}  # fmt: skip
     pairings = [line for line in tables._learner_settings(data) if line.startswith("| 0 | shared")]
     assert len(pairings) == 1 and "| independent, ppo.num_envs=4 |" in pairings[0], pairings
+
+
+def test_a_benchmark_run_on_part_of_a_node_is_labelled_with_the_cores_it_could_use(monkeypatch):
+    """Review: results were labelled with os.cpu_count(), the whole node's cores, also where the
+    benchmark ran under taskset or a job's allocation."""
+    from morphelites.config import usable_cores
+
+    monkeypatch.syspath_prepend(str(ROOT / "benchmarks"))
+    from common import _describe_machine
+
+    tables = _readme_tables()
+
+    _machine = tables._machine
+    described = _describe_machine()
+    assert described["cores"] == usable_cores()
+    machine = {"cpu": "AMD EPYC", "cores": 2, "memory_gb": 23.5, "python": "3.11.7", "date": "2026-12-07 20:00 UTC"}
+    assert "AMD EPYC, 2 cores, 23.5 GB" in _machine({"machine": machine})
+    assert "AMD EPYC, 2 of 64 cores, 23.5 GB" in _machine({"machine": {**machine, "node_cores": 64}})
