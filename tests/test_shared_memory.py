@@ -335,15 +335,29 @@ def test_a_ctrl_c_while_the_shared_state_is_made_removes_its_blocks(monkeypatch,
     assert leftover_blocks(prefix) == []
 
 
-def test_a_ctrl_c_before_the_run_s_handlers_are_in_place_removes_the_backend_s_blocks(tmp_path, monkeypatch):
-    """The same between the backend's creation and the run's Ctrl-C handlers."""
+@pytest.mark.parametrize("second_ctrl_c", [False, True])
+def test_a_ctrl_c_before_the_run_s_handlers_are_in_place_removes_the_backend_s_blocks(tmp_path, monkeypatch,
+                                                                                      second_ctrl_c):
+    """The same between the backend's creation and the run's Ctrl-C handlers, also with a second
+    Ctrl-C while the backend closes (review: it cut the close short)."""
+    import signal
+
     from morphelites.evolution import trainer as trainer_module
     from morphelites.parallel.shm import leftover_blocks
+    from morphelites.parallel.supervisor import SharedPPOSystem
 
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
 
     monkeypatch.setattr(trainer_module, "ProcessTreeMemory", interrupted)
+    if second_ctrl_c:
+        close = SharedPPOSystem.close
+
+        def interrupted_close(self, *args, **kwargs):
+            os.kill(os.getpid(), signal.SIGINT)
+            return close(self, *args, **kwargs)
+
+        monkeypatch.setattr(SharedPPOSystem, "close", interrupted_close)
     trainer = trainer_module.MAPElitesEvolutionTrainer(
         {"evolution": {"num_initial_random": 2}}, training_steps_per_individual=64, enable_multiprocess=True,
         max_workers=1, use_shared_ppo=True, output_dir=str(tmp_path / "run"), evaluations=2, quiet=True,

@@ -509,7 +509,11 @@ class MAPElitesEvolutionTrainer:
             restore_process_title(previous_title)
             self.recorder.close()
             raise
-        previous: dict[int, Any] = {}  # the caller's handlers of the stop signals, given back at the end
+        # The caller's handlers of the stop signals, given back at the end. SIGHUP (a closed terminal)
+        # and SIGUSR1/2 (a scheduler's warning) are handled as SIGTERM (STOP_SIGNALS). Python lets
+        # only the main thread set handlers: a run started in another thread (a GUI, a dashboard)
+        # leaves them to the caller.
+        previous = {s: signal.getsignal(s) for s in STOP_SIGNALS} if _on_main_thread() else {}
         try:  # until the handlers are in place, a Ctrl-C ends the run here: the backend's blocks go with it
             if isinstance(pool, (SharedPPOSystem, SerialSharedBackend)) and training.sync:
                 handles = pool.handles
@@ -528,10 +532,6 @@ class MAPElitesEvolutionTrainer:
             self._last_summary: float | None = None  # when the progress lines were last written (monotonic s)
             self._last_summary_count = 0  # the evaluations they showed
             self._last_curves = time.monotonic()  # first drawn after _CURVES_EVERY_S, or at the end
-            # SIGHUP (a closed terminal) and SIGUSR1/2 (a scheduler's warning) are handled as SIGTERM
-            # (STOP_SIGNALS). Python lets only the main thread set handlers:
-            # a run started in another thread (a GUI, a dashboard) leaves them to the caller.
-            previous = {s: signal.getsignal(s) for s in STOP_SIGNALS} if _on_main_thread() else {}
             for sig in previous:
                 signal.signal(sig, self._on_signal)
             if early_interrupt.seen() and self._stop_signal is None:  # a Ctrl-C the command's start-up may have lost
