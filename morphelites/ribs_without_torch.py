@@ -15,7 +15,7 @@ raise ImportError (pyribs catches it). The block is lifted right after, so any l
 trip over the ``None``, so scikit-learn is imported before the block. If the blocked import fails
 for any other reason (a changed pyribs, scipy or scikit-learn), pyribs is imported the ordinary
 way, torch included: memory is lost, not function. The import also leaves the process the cores
-it may run on (see ``_cores_kept``).
+it may run on (see :func:`cores_kept`).
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ import os
 import sys
 from typing import Iterator
 
-__all__ = ["import_ribs"]
+__all__ = ["import_ribs", "cores_kept"]
 
 #: What pyribs imports that must not see the torch block (see the module docstring).
 _IMPORT_BEFORE_BLOCK = ("scipy.stats", "sklearn.cluster")
@@ -42,7 +42,7 @@ def import_ribs() -> None:
     learner, tests that train), blocking it would change nothing but pyribs' tensor support, so
     pyribs is imported as usual.
     """
-    with _cores_kept():
+    with cores_kept():
         if "ribs" in sys.modules or "torch" in sys.modules:
             importlib.import_module("ribs")
         else:
@@ -50,14 +50,15 @@ def import_ribs() -> None:
 
 
 @contextlib.contextmanager
-def _cores_kept() -> Iterator[None]:
+def cores_kept() -> Iterator[None]:
     """Give this process back the cores it may run on when the block is done.
 
     Why: scikit-learn (which pyribs imports) loads OpenMP, and where OMP_PROC_BIND, OMP_PLACES or
     GOMP_CPU_AFFINITY is set (as cluster job scripts often do) OpenMP pins the process to the first
     of its cores as it loads. The main process then counted one usable core (a default of one
     worker, larger --workers refused) and every process it started inherited that one core (found
-    in review)."""
+    in review). torch's OpenMP does the same where a run imports it in the calling process
+    (:mod:`morphelites.torch_state`)."""
     cores = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else None
     try:
         yield

@@ -90,3 +90,43 @@ def test_a_worker_that_loads_torch_keeps_all_its_cores_where_the_user_binds_open
         pool.close()
     assert [event.value for event in events] == [_CORES]
     assert os.environ["OMP_PROC_BIND"] == "true", "the user's setting is given back"
+
+
+def test_two_runs_starting_processes_from_threads_at_once_each_start_theirs_without_binding(monkeypatch):
+    """Found in review: the environment of a process start was saved and restored without a lock, so
+    a second run's start from another thread saw the user's binding back (its child pinned) and
+    left OMP_PROC_BIND=false in the process for good."""
+    import threading
+
+    from morphelites.parallel.pool import one_native_thread_per_process
+
+    monkeypatch.setenv("OMP_PROC_BIND", "true")
+    seen: dict[str, str | None] = {}
+
+    def start(name: str, hold_s: float) -> None:
+        with one_native_thread_per_process():
+            time.sleep(hold_s)  # the process start: the child copies the environment as it ends
+            seen[name] = os.environ.get("OMP_PROC_BIND")
+
+    first = threading.Thread(target=start, args=("first", 0.3))
+    second = threading.Thread(target=start, args=("second", 0.4))  # still starting when the first is done
+    first.start()
+    time.sleep(0.1)
+    second.start()
+    first.join()
+    second.join()
+    assert seen == {"first": "false", "second": "false"}
+    assert os.environ["OMP_PROC_BIND"] == "true"
+
+
+@_NEEDS_TWO_CORES
+def test_a_run_that_loads_torch_in_the_caller_s_process_leaves_it_all_its_cores():
+    """Found in review: a serial run or `morphelites ppo` imports torch in the calling process (a
+    notebook), and torch's OpenMP pinned it to one core for the run and after."""
+    script = ("import os\nfrom morphelites.torch_state import caller_torch_state_kept\n"
+              "with caller_torch_state_kept():\n    inside = sorted(os.sched_getaffinity(0))\n"
+              "print(inside, sorted(os.sched_getaffinity(0)))")
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120,
+                            env={**os.environ, "OMP_PROC_BIND": "true"})  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == f"{_CORES} {_CORES}"

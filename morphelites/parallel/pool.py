@@ -70,6 +70,11 @@ def one_native_thread_per_process() -> Iterator[None]:
     copies the environment) and restored afterwards. torch's own intra-op threads are set from
     ``ppo.torch_threads`` as before.
     """
+    with _STARTING_A_PROCESS:
+        yield from _one_native_thread_per_process()
+
+
+def _one_native_thread_per_process() -> Iterator[None]:
     added = [name for name in NATIVE_THREAD_VARIABLES if name not in os.environ]
     for name in added:
         os.environ[name] = "1"
@@ -115,8 +120,12 @@ def start_resource_tracker() -> None:
         pass
 
 
-#: Held while :func:`children_skip_the_main_script` hides the main script.
-_MAIN_SCRIPT_HIDDEN = threading.Lock()
+#: Held while a process starts with changed process-wide state: the environment of
+#: :func:`one_native_thread_per_process`, the main script hidden by
+#: :func:`children_skip_the_main_script`. Two runs started in threads at once would each restore
+#: the state the other had changed (found in review), so both take it; reentrant, since a start
+#: takes both.
+_STARTING_A_PROCESS = threading.RLock()
 
 
 @contextlib.contextmanager
@@ -133,7 +142,7 @@ def children_skip_the_main_script() -> Iterator[None]:
     alone: hiding its ``__file__`` instead broke main-thread code that read it while a run started
     in another thread started a process (found in review).
     """
-    with _MAIN_SCRIPT_HIDDEN:  # two runs started in threads at once would restore each other's patch
+    with _STARTING_A_PROCESS:  # two runs started in threads at once would restore each other's patch
         real = mp_spawn.get_preparation_data
 
         def without_the_main_script(name: str) -> dict[str, Any]:
