@@ -391,8 +391,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         from morphelites.runs import RunDirectory, RunDirectoryError
     except KeyboardInterrupt:
-        print("morphelites: interrupted", file=sys.stderr)
-        return EXIT_INTERRUPTED
+        return _interrupted()
     try:  # everything that can be wrong with the input is found here, before any process starts
         if args.command == "train":
             trainer = _train_trainer(args)

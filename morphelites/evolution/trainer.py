@@ -116,7 +116,7 @@ def workers_acting_at_once(settings: Settings, workers: int) -> int:
 
 
 def _over_stored_settings(base_args: dict[str, Any] | None, output_dir: str | None,
-                                    use_shared_ppo: bool | None) -> dict[str, Any] | None:
+                          use_shared_ppo: bool | None) -> dict[str, Any] | None:
     """``base_args`` of a resume from Python, as the CLI takes a ``--config`` to ``--resume``: each
     setting it leaves out is the stored run's, not the default (a dict without ``evaluations`` had
     ended a run stopped at 300 of 400 at once, and one without ``max_wall_s`` lifted its limit:
