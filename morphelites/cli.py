@@ -404,15 +404,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             request = _ppo_request(args)
             RunDirectory(request.output).check(resume=False, resumable=False)
     except (ConfigError, RunDirectoryError, ValueError) as error:
-        if early_interrupt.seen():  # a library turned a Ctrl-C into this error as it loaded: not the input's fault
-            return _interrupted()
-        print(f"morphelites: error: {error}", file=sys.stderr)
-        return EXIT_BAD_INPUT
+        return _bad_input(str(error))
     except OSError as error:  # a path given that cannot be looked at (unsearchable folder, name too long)
-        if early_interrupt.seen():
-            return _interrupted()
-        print(f"morphelites: error: {error}. Check the paths given (--output, --config, the run).", file=sys.stderr)
-        return EXIT_BAD_INPUT
+        return _bad_input(f"{error}. Check the paths given (--output, --config, the run).")
     except KeyboardInterrupt:  # while the libraries load: nothing has been written or started yet
         return _interrupted()
     if early_interrupt.seen():  # a Ctrl-C that Python dropped (in a finalizer) while the libraries loaded
@@ -460,6 +454,15 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _interrupted() -> int:
     print("morphelites: interrupted", file=sys.stderr)
     return EXIT_INTERRUPTED
+
+
+def _bad_input(message: str) -> int:
+    """Report a refusal of the input, unless a Ctrl-C came first: a library may have turned it into
+    this error as it loaded (morphelites.early_interrupt), and the input is not at fault."""
+    if early_interrupt.seen():
+        return _interrupted()
+    print(f"morphelites: error: {message}", file=sys.stderr)
+    return EXIT_BAD_INPUT
 
 
 def console_main() -> int:

@@ -15,18 +15,17 @@ raise ImportError (pyribs catches it). The block is lifted right after, so any l
 trip over the ``None``, so scikit-learn is imported before the block. If the blocked import fails
 for any other reason (a changed pyribs, scipy or scikit-learn), pyribs is imported the ordinary
 way, torch included: memory is lost, not function. The import also leaves the process the cores
-it may run on (see :func:`cores_kept`).
+it may run on (:mod:`morphelites.cpu_affinity`).
 """
 
 from __future__ import annotations
 
-import contextlib
 import importlib
-import os
 import sys
-from typing import Iterator
 
-__all__ = ["import_ribs", "cores_kept"]
+from morphelites.cpu_affinity import cores_kept
+
+__all__ = ["import_ribs"]
 
 #: What pyribs imports that must not see the torch block (see the module docstring).
 _IMPORT_BEFORE_BLOCK = ("scipy.stats", "sklearn.cluster")
@@ -47,24 +46,6 @@ def import_ribs() -> None:
             importlib.import_module("ribs")
         else:
             _import_ribs_without_torch()
-
-
-@contextlib.contextmanager
-def cores_kept() -> Iterator[None]:
-    """Give this process back the cores it may run on when the block is done.
-
-    Why: scikit-learn (which pyribs imports) loads OpenMP, and where OMP_PROC_BIND, OMP_PLACES or
-    GOMP_CPU_AFFINITY is set (as cluster job scripts often do) OpenMP pins the process to the first
-    of its cores as it loads. The main process then counted one usable core (a default of one
-    worker, larger --workers refused) and every process it started inherited that one core (found
-    in review). torch's OpenMP does the same where a run imports it in the calling process
-    (:mod:`morphelites.torch_state`)."""
-    cores = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else None
-    try:
-        yield
-    finally:
-        if cores is not None and os.sched_getaffinity(0) != cores:
-            os.sched_setaffinity(0, cores)
 
 
 def _import_ribs_without_torch() -> None:

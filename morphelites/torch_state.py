@@ -5,6 +5,8 @@ from __future__ import annotations
 import contextlib
 from typing import Iterator
 
+from morphelites.cpu_affinity import cores_kept
+
 __all__ = ["caller_torch_state_kept"]
 
 
@@ -17,8 +19,6 @@ def caller_torch_state_kept() -> Iterator[None]:
     script, whose own torch work afterwards should run as it did before. torch is imported here,
     so use this only where the run imports it anyway.
     """
-    from morphelites.ribs_without_torch import cores_kept
-
     # torch's OpenMP pins a process whose environment binds threads (OMP_PROC_BIND, ...) to one
     # core as it loads, and may again as the run trains: the caller gets its cores back after both.
     with cores_kept():

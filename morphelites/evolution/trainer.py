@@ -296,13 +296,14 @@ class MAPElitesEvolutionTrainer:
         self.quiet = quiet
         self.run_dir.check(resume=resume)  # refuse before any process starts
         self._resumed_changes: list[str] = []  # resume: the budgets and workers that differ from the stored run's
-        stored_training = None
+        stored = None
         if resume:  # the same mode and settings as the stored run, budgets and workers aside
             self._resumed_changes = check_resume(self.run_dir, self.mode, settings)
-            stored_training = Settings.from_dict(stored_run(self.run_dir)["settings"]).training
+            stored = stored_run(self.run_dir)
+        stored_training = Settings.from_dict(stored["settings"]).training if stored else None
         settings.training.check_new_values(shared=evo.use_shared_ppo, stored=stored_training)
         # The run's own id (config.json keeps it), after which its shared-memory blocks are named
-        self.run_id = (_stored_run_id(stored_run(self.run_dir)) if resume else None) or new_run_id()
+        self.run_id = (_stored_run_id(stored) if stored else None) or new_run_id()
         self._locked = False  # whether run() holds the run's lock (a filesystem without locks: no)
         if settings.evolution.use_shared_ppo:  # /dev/shm must hold the weights and experience buffer
             check_shared_memory(settings, settings.evolution.workers if settings.evolution.enable_multiprocess else 1,

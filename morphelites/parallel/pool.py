@@ -71,28 +71,24 @@ def one_native_thread_per_process() -> Iterator[None]:
     ``ppo.torch_threads`` as before.
     """
     with _STARTING_A_PROCESS:
-        yield from _one_native_thread_per_process()
-
-
-def _one_native_thread_per_process() -> Iterator[None]:
-    added = [name for name in NATIVE_THREAD_VARIABLES if name not in os.environ]
-    for name in added:
-        os.environ[name] = "1"
-    # OpenMP's thread binding (OMP_PROC_BIND, OMP_PLACES, GOMP_CPU_AFFINITY, often set on clusters)
-    # pins a process's first thread to the first core of its set as torch loads: every learner and
-    # independent worker then ran on one core (found in review). A one-thread process gains nothing
-    # from it, so the children do without, whatever the user's environment says.
-    binding = os.environ.get("OMP_PROC_BIND")
-    os.environ["OMP_PROC_BIND"] = "false"
-    try:
-        yield
-    finally:
+        added = [name for name in NATIVE_THREAD_VARIABLES if name not in os.environ]
         for name in added:
-            os.environ.pop(name, None)
-        if binding is None:
-            os.environ.pop("OMP_PROC_BIND", None)
-        else:
-            os.environ["OMP_PROC_BIND"] = binding
+            os.environ[name] = "1"
+        # OpenMP's thread binding (OMP_PROC_BIND, OMP_PLACES, GOMP_CPU_AFFINITY, often set on clusters)
+        # pins a process's first thread to the first core of its set as torch loads: every learner and
+        # independent worker then ran on one core (found in review). A one-thread process gains nothing
+        # from it, so the children do without, whatever the user's environment says.
+        binding = os.environ.get("OMP_PROC_BIND")
+        os.environ["OMP_PROC_BIND"] = "false"
+        try:
+            yield
+        finally:
+            for name in added:
+                os.environ.pop(name, None)
+            if binding is None:
+                os.environ.pop("OMP_PROC_BIND", None)
+            else:
+                os.environ["OMP_PROC_BIND"] = binding
 
 
 #: The signals a terminal or a job's scheduler sends to the whole process group to stop a run:

@@ -23,6 +23,7 @@ def default_output_dir(shared: bool) -> str:
     """The run directory of ``morphelites train`` (and the trainer) when none is given, by mode."""
     return "map_elites_shared_ppo_results" if shared else "map_elites_results"
 
+
 #: Refuse to start with less free space than this in the run directory's filesystem.
 MIN_FREE_BYTES = 50 * 1024 * 1024
 #: The file a running process locks (flock) so that no second process runs the same run.
