@@ -51,16 +51,22 @@ def _describe_machine() -> dict[str, Any]:
         pass
     import psutil
 
+    from morphelites.cgroup_limits import cgroup_memory_limit
     from morphelites.config import usable_cores
 
     # The cores the benchmark may use (its affinity, a container's quota), as the runs count them:
     # a benchmark under taskset or a job's allocation was labelled with the whole node's (review).
     usable, node = usable_cores(), os.cpu_count()
+    # The same for memory: a container's or a job's limit, not the node's (review).
+    node_memory = psutil.virtual_memory().total
+    memory_gb, node_memory_gb = (round(min(node_memory, cgroup_memory_limit() or node_memory) / 2**30, 1),
+                                 round(node_memory / 2**30, 1))  # fmt: skip
     return {
         "cpu": cpu,
         "cores": usable,
         **({"node_cores": node} if node != usable else {}),
-        "memory_gb": round(psutil.virtual_memory().total / 2**30, 1),
+        "memory_gb": memory_gb,
+        **({"node_memory_gb": node_memory_gb} if node_memory_gb != memory_gb else {}),
         "python": platform.python_version(),
         "platform": platform.platform(),
         "date": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),

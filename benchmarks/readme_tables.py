@@ -30,7 +30,8 @@ def _machine(data: dict[str, Any], steps_reach_env: bool = True) -> str:
     commit = f", commit {m['commit']}" if m.get("commit") else ""  # recorded since 2026-11-30
     env = ", before the env fix" if steps_reach_env and m["date"] < ENV_FIX else ""
     cores = f"{m['cores']} of {m['node_cores']} cores" if m.get("node_cores") else f"{m['cores']} cores"  # usable of the node's
-    return f"{m['cpu']}, {cores}, {m['memory_gb']} GB, Python {m['python']}; {m['date']}{commit}{env}"
+    memory = f"{m['memory_gb']} of {m['node_memory_gb']} GB" if m.get("node_memory_gb") else f"{m['memory_gb']} GB"
+    return f"{m['cpu']}, {cores}, {memory}, Python {m['python']}; {m['date']}{commit}{env}"
 
 
 #: When the shared learner's value targets changed (commits 41eb1b6 and 273ced9; README, Benchmarks).

@@ -524,12 +524,12 @@ class EvolutionConfig:
 def usable_cores() -> int:
     """The cores this process may run on: its CPU affinity where the OS has one (a cluster job's
     allocation, ``taskset``), else all of the machine's, and no more than its cgroup's CPU quota
-    allows (a container's ``--cpus``, a Kubernetes limit: :mod:`morphelites.cpu_quota`).
+    allows (a container's ``--cpus``, a Kubernetes limit: :mod:`morphelites.cgroup_limits`).
     ``os.cpu_count()`` counts the whole node."""
-    from morphelites import cpu_quota
+    from morphelites import cgroup_limits
 
     cores = max(1, len(os.sched_getaffinity(0))) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-    quota = cpu_quota.cgroup_cpu_limit()
+    quota = cgroup_limits.cgroup_cpu_limit()
     return cores if quota is None else min(cores, quota)
 
 

@@ -1,4 +1,4 @@
-"""A worker job that reports the cores its process may run on once torch has loaded (tests/test_cpu_quota.py).
+"""A worker job that reports the cores its process may run on once torch has loaded (tests/test_cgroup_limits.py).
 Imported by worker processes by its module name (they inherit this directory on sys.path)."""
 
 import os

@@ -177,18 +177,18 @@ def test_the_default_workers_and_their_limit_follow_the_cores_this_process_may_u
 
     from morphelites.config import EvolutionConfig
 
-    from morphelites import cpu_quota
+    from morphelites import cgroup_limits
 
     monkeypatch.setattr(os, "cpu_count", lambda: 64)
     monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1, 2, 3}, raising=False)
-    monkeypatch.setattr(cpu_quota, "cgroup_cpu_limit", lambda: None)  # whatever the machine running the tests has
+    monkeypatch.setattr(cgroup_limits, "cgroup_cpu_limit", lambda: None)  # whatever the machine running the tests has
     assert EvolutionConfig().workers == 3
     assert EvolutionConfig(max_workers=16).validate().workers == 16
     with pytest.raises(ConfigError, match="this process may use 4 cores"):
         EvolutionConfig(max_workers=17).validate()
     # Review (session 38): a container's CPU quota leaves the affinity at the whole node.
     monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(64)), raising=False)
-    monkeypatch.setattr(cpu_quota, "cgroup_cpu_limit", lambda: 2)
+    monkeypatch.setattr(cgroup_limits, "cgroup_cpu_limit", lambda: 2)
     assert EvolutionConfig().workers == 1
     with pytest.raises(ConfigError, match="this process may use 2 cores"):
         EvolutionConfig(max_workers=9).validate()

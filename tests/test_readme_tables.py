@@ -310,3 +310,23 @@ def test_a_benchmark_run_on_part_of_a_node_is_labelled_with_the_cores_it_could_u
     machine = {"cpu": "AMD EPYC", "cores": 2, "memory_gb": 23.5, "python": "3.11.7", "date": "2026-12-07 20:00 UTC"}
     assert "AMD EPYC, 2 cores, 23.5 GB" in _machine({"machine": machine})
     assert "AMD EPYC, 2 of 64 cores, 23.5 GB" in _machine({"machine": {**machine, "node_cores": 64}})
+
+
+def test_a_benchmark_run_under_a_memory_limit_is_labelled_with_that_limit(monkeypatch):
+    """Review: memory_gb was the node's total also where a container's or a job's cgroup limit
+    allowed the benchmark less."""
+    from morphelites import cgroup_limits
+
+    monkeypatch.syspath_prepend(str(ROOT / "benchmarks"))
+    import common
+
+    node_gb = round(__import__("psutil").virtual_memory().total / 2**30, 1)
+    monkeypatch.setattr(cgroup_limits, "cgroup_memory_limit", lambda: 4 * 2**30)
+    described = common._describe_machine()
+    assert (described["memory_gb"], described["node_memory_gb"]) == (4.0, node_gb)
+    monkeypatch.setattr(cgroup_limits, "cgroup_memory_limit", lambda: None)
+    described = common._describe_machine()
+    assert described["memory_gb"] == node_gb and "node_memory_gb" not in described
+    machine = {"cpu": "AMD EPYC", "cores": 2, "memory_gb": 4.0, "node_memory_gb": 23.5, "python": "3.11.7",
+               "date": "2026-12-07 20:00 UTC"}  # fmt: skip
+    assert "AMD EPYC, 2 cores, 4.0 of 23.5 GB" in _readme_tables()._machine({"machine": machine})

@@ -12,17 +12,39 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
+from typing import Callable
 
-__all__ = ["cgroup_cpu_limit"]
+__all__ = ["cgroup_cpu_limit", "cgroup_memory_limit"]
 
 
 def cgroup_cpu_limit(root: Path = Path("/sys/fs/cgroup"), self_cgroup: Path = Path("/proc/self/cgroup")) -> int | None:
     """The whole CPUs this process's cgroup quota allows (quota / period, rounded down, at least 1),
     or None where no quota applies or none can be read (not Linux, no cgroup file system)."""
+    limits = _limits("cpu", ("cpu", "cpu,cpuacct"), lambda d: _v2_quota(d / "cpu.max"), _v1_quota, root, self_cgroup)
+    return max(1, math.floor(min(limits))) if limits else None
+
+
+def cgroup_memory_limit(root: Path = Path("/sys/fs/cgroup"), self_cgroup: Path = Path("/proc/self/cgroup")) -> int | None:
+    """The bytes of memory this process's cgroup may use (the smallest limit on it or above it),
+    or None where no limit applies or none can be read."""
+    limits = _limits("memory", ("memory",), lambda d: _bytes(d / "memory.max"), lambda d: _bytes(d / "memory.limit_in_bytes"),
+                     root, self_cgroup)  # fmt: skip
+    return int(min(limits)) if limits else None
+
+
+#: v1 writes "no limit" as the largest page count in bytes (9223372036854771712 with 4 KiB pages).
+_NO_V1_MEMORY_LIMIT = 2**62
+
+
+def _limits(controller: str, v1_mounts: tuple[str, ...], read_v2: Callable[[Path], float | None],
+            read_v1: Callable[[Path], float | None], root: Path, self_cgroup: Path) -> list[float]:
+    """Every limit of ``controller`` found on this process's cgroups and those above them: v2's
+    unified hierarchy read by ``read_v2``, v1's (mounted as the controllers' names or one of
+    ``v1_mounts``) by ``read_v1``; [] where /proc/self/cgroup cannot be read."""
     try:
         lines = self_cgroup.read_text().splitlines()
     except OSError:
-        return None
+        return []
     limits: list[float] = []
     for line in lines:
         parts = line.split(":", 2)
@@ -30,11 +52,11 @@ def cgroup_cpu_limit(root: Path = Path("/sys/fs/cgroup"), self_cgroup: Path = Pa
             continue
         _, controllers, path = parts
         if controllers == "":  # cgroup v2: one unified hierarchy
-            limits += [q for d in _dirs(root, path) if (q := _v2_quota(d / "cpu.max")) is not None]
-        elif "cpu" in controllers.split(","):
-            for mount in dict.fromkeys((root / controllers, root / "cpu", root / "cpu,cpuacct")):
-                limits += [q for d in _dirs(mount, path) if (q := _v1_quota(d)) is not None]
-    return max(1, math.floor(min(limits))) if limits else None
+            limits += [q for d in _dirs(root, path) if (q := read_v2(d)) is not None]
+        elif controller in controllers.split(","):
+            for mount in dict.fromkeys((root / controllers, *(root / name for name in v1_mounts))):
+                limits += [q for d in _dirs(mount, path) if (q := read_v1(d)) is not None]
+    return limits
 
 
 def _dirs(mount: Path, path: str) -> list[Path]:
@@ -58,3 +80,13 @@ def _v1_quota(directory: Path) -> float | None:
         return None if quota <= 0 or period <= 0 else quota / period
     except (OSError, ValueError):
         return None
+
+
+def _bytes(path: Path) -> int | None:
+    """A memory limit file's bytes; None for "max", v1's no-limit figure, or a file that cannot be read."""
+    try:
+        text = path.read_text().strip()
+        limit = None if text == "max" else int(text)
+    except (OSError, ValueError):
+        return None
+    return None if limit is None or limit <= 0 or limit >= _NO_V1_MEMORY_LIMIT else limit

@@ -1,4 +1,4 @@
-"""cgroup_cpu_limit on cgroup trees laid out as Linux mounts them (v1 and v2), in a temp dir; and the
+"""cgroup_cpu_limit and cgroup_memory_limit on cgroup trees laid out as Linux mounts them (v1 and v2), in a temp dir; and the
 cores a run's processes keep where the user binds OpenMP threads."""
 
 import os
@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from morphelites.cpu_quota import cgroup_cpu_limit
+from morphelites.cgroup_limits import cgroup_cpu_limit, cgroup_memory_limit
 
 
 def _write(path: Path, text: str) -> None:
@@ -52,6 +52,37 @@ def test_no_cgroup_file_system_or_an_unreadable_quota_is_no_quota(tmp_path, cpu_
         _write(self_cgroup, "0::/\n")
         _write(root / "cpu.max", cpu_max)
     assert cgroup_cpu_limit(root, self_cgroup) is None
+
+
+def test_memory_limit_v2_the_smallest_on_the_cgroup_or_above_it_and_max_means_none(tmp_path):
+    root, self_cgroup = tmp_path / "cgroup", tmp_path / "self_cgroup"
+    _write(self_cgroup, "0::/system.slice/job.scope\n")
+    _write(root / "system.slice/job.scope/memory.max", "max\n")
+    assert cgroup_memory_limit(root, self_cgroup) is None
+    _write(root / "system.slice/memory.max", str(8 * 2**30) + "\n")
+    assert cgroup_memory_limit(root, self_cgroup) == 8 * 2**30
+    _write(root / "system.slice/job.scope/memory.max", str(2**30) + "\n")
+    assert cgroup_memory_limit(root, self_cgroup) == 2**30
+
+
+def test_memory_limit_v1_reads_the_memory_controller_and_its_no_limit_figure_means_none(tmp_path):
+    root, self_cgroup = tmp_path / "cgroup", tmp_path / "self_cgroup"
+    _write(self_cgroup, "4:memory:/slurm/job42\n3:cpu,cpuacct:/slurm/job42\n0::/\n")
+    _write(root / "memory/slurm/job42/memory.limit_in_bytes", "9223372036854771712\n")
+    _write(root / "cpu,cpuacct/slurm/job42/memory.limit_in_bytes", str(2**30) + "\n")  # not the memory controller's
+    assert cgroup_memory_limit(root, self_cgroup) is None
+    _write(root / "memory/slurm/job42/memory.limit_in_bytes", str(3 * 2**30) + "\n")
+    assert cgroup_memory_limit(root, self_cgroup) == 3 * 2**30
+    assert cgroup_cpu_limit(root, self_cgroup) is None  # and the memory limit is no CPU quota
+
+
+@pytest.mark.parametrize("memory_max", [None, "", "garbage\n", "0\n"])
+def test_no_cgroup_file_system_or_an_unreadable_memory_limit_is_no_limit(tmp_path, memory_max):
+    root, self_cgroup = tmp_path / "cgroup", tmp_path / "self_cgroup"
+    if memory_max is not None:
+        _write(self_cgroup, "0::/\n")
+        _write(root / "memory.max", memory_max)
+    assert cgroup_memory_limit(root, self_cgroup) is None
 
 
 _CORES = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
