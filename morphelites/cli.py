@@ -11,6 +11,7 @@ import dataclasses
 import difflib
 import gc
 import json
+import os
 import re
 import shlex
 import sys
@@ -108,6 +109,13 @@ def _validated(settings: Settings, given: dict[str, tuple[str, Any]], command: L
         raise
 
 
+def _user_path(text: str) -> str:
+    """A path option with a leading ``~`` or ``~user`` expanded, as the shell does for ``--output ~/x``
+    but not for ``--output=~/x`` (review: that made a folder named ``~`` in the current directory
+    while the log showed the home directory's path)."""
+    return os.path.expanduser(text)
+
+
 def _check_output(output: str | None) -> None:
     """Refuse an empty ``--output`` (it would silently mean the default or the current directory)."""
     if output is not None and not output.strip():
@@ -132,7 +140,7 @@ def build_parser() -> _Parser:
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     ppo = commands.add_parser("ppo", help="train one policy on bodies of ours, or on a Gymnasium Box task (--env)")
-    ppo.add_argument("--output", default="ppo_results", help="run directory (default: ppo_results)")
+    ppo.add_argument("--output", default="ppo_results", type=_user_path, help="run directory (default: ppo_results)")
     ppo.add_argument("--body", action="append", default=[], metavar="LENGTHS",
                      help="a body as comma-separated link lengths in metres (e.g. 0.2,0.2,0.15) or as JSON "
                           '{"link_lengths": [...]}; repeat for several bodies (one policy for all)')
@@ -146,7 +154,7 @@ def build_parser() -> _Parser:
     ppo.add_argument("--num-envs", type=int, help="environments stepped together")
     ppo.add_argument("--hidden-dim", type=int, help="hidden layer width (default 256)")
     ppo.add_argument("--eval-episodes", type=int, default=50, help="evaluation episodes per body / task")
-    ppo.add_argument("--config", metavar="FILE", help="JSON config file with sections body_space, env, model, ppo")
+    ppo.add_argument("--config", metavar="FILE", type=_user_path, help="JSON config file with sections body_space, env, model, ppo")
     ppo.add_argument("--quiet", action="store_true", help="no progress output on the terminal")
 
     train = commands.add_parser("train", help="MAP-Elites over bodies, each scored by the policy PPO finds for it")
@@ -156,7 +164,7 @@ def build_parser() -> _Parser:
                        "PPO per individual")
     modes.add_argument("--train-shared", dest="mode", action="store_const", const="shared", help="same as --mode shared")
     modes.add_argument("--train", dest="mode", action="store_const", const="independent", help="same as --mode independent")
-    train.add_argument("--output", help="run directory (default map_elites_shared_ppo_results or map_elites_results)")
+    train.add_argument("--output", type=_user_path, help="run directory (default map_elites_shared_ppo_results or map_elites_results)")
     resuming = train.add_mutually_exclusive_group()
     resuming.add_argument("--resume", action="store_true", help="continue the run in --output where it stopped")
     resuming.add_argument("--resume-if-exists", action="store_true",
@@ -178,12 +186,12 @@ def build_parser() -> _Parser:
                             "seed then gives the same run whatever the timing (independent mode); N = --workers keeps "
                             "waits short (default 0: parents from whatever has arrived)")
     train.add_argument("--scene", help="open or obstacles")
-    train.add_argument("--config", metavar="FILE", help="JSON config file (sections as in config.json's settings)")
+    train.add_argument("--config", metavar="FILE", type=_user_path, help="JSON config file (sections as in config.json's settings)")
     train.add_argument("--quiet", action="store_true", help="no progress output on the terminal")
 
     animate = commands.add_parser("animate", help="a GIF of a run's policy acting on a body (shared-mode train runs "
                                   "and ppo runs on bodies)")  # fmt: skip
-    animate.add_argument("run", metavar="RUN_DIR", help="the run directory (the --output of morphelites train or ppo)")
+    animate.add_argument("run", metavar="RUN_DIR", type=_user_path, help="the run directory (the --output of morphelites train or ppo)")
     which = animate.add_mutually_exclusive_group()
     which.add_argument("--individual", type=int, metavar="ID",
                        help="an evaluated individual of a train run (default: the best elite; a ppo run: its first body)")
@@ -191,7 +199,7 @@ def build_parser() -> _Parser:
                        "e.g. 0.2,0.2,0.15")  # fmt: skip
     animate.add_argument("--episodes", type=int,
                          help="how many of the run's evaluation episodes to draw, from the first (default 3)")
-    animate.add_argument("--output", metavar="FILE", help="the GIF (default RUN_DIR/animations/individual-ID.gif or "
+    animate.add_argument("--output", metavar="FILE", type=_user_path, help="the GIF (default RUN_DIR/animations/individual-ID.gif or "
                          "body-LENGTHS.gif)")  # fmt: skip
     animate.add_argument("--size", type=int, default=320, help="frame width and height in pixels (default 320, at most 640)")
     parser.commands.update(ppo=ppo, train=train, animate=animate)

@@ -135,7 +135,7 @@ def progress_curves_figure(metrics: Sequence[Mapping[str, object]], reevaluation
     for ax in axes[: 6 if shared else 5]:
         ax.grid(alpha=0.3)
     if title:
-        fig.suptitle(title)
+        fig.suptitle(title, parse_math=False)  # a run directory named like jobs/$ID_$SEED is no formula (review)
     fig.tight_layout()
     return fig
 
@@ -183,7 +183,7 @@ def ppo_curves_figure(metrics: Sequence[Mapping[str, object]], title: str = "") 
     for ax in axes:
         ax.grid(alpha=0.3)
     if title:
-        fig.suptitle(title)
+        fig.suptitle(title, parse_math=False)  # a run directory named like jobs/$ID_$SEED is no formula (review)
     fig.tight_layout()
     return fig
 

@@ -111,7 +111,13 @@ CASES = [
     ("resume-without-run", "train --resume --output {tmp}/empty", "empty-dir", ["no run", "drop --resume"]),
     ("resume-damaged-run", "train --resume --output {tmp}/damaged", "damaged-run", ["damaged", "config.json", "not valid JSON", "--output"]),
     ("resume-run-without-settings", "train --resume --output {tmp}/damaged", "run-without-settings", ["config.json", '"settings"', "Repair"]),
-    ("non-empty-output", "train --output {tmp}/full", "full-dir", ["already holds files", "no morphelites run", "Choose another --output"]),
+    ("non-empty-output", "train --output {tmp}/full", "full-dir",
+     ["already holds files (notes.txt)", "no morphelites run", "Choose another --output"]),
+    # bytes that are not UTF-8 (a Latin-1 name) arrive as surrogates; TensorBoard and Matplotlib refuse them
+    ("non-utf8-output", "train --output {tmp}/bad\udcffname", None, ["bad\\xffname", "not UTF-8", "Choose another --output"]),
+    ("ppo-non-utf8-output", "ppo --output {tmp}/bad\udcffname", None, ["bad\\xffname", "not UTF-8", "Choose another --output"]),
+    ("output-under-a-dangling-link", "train --output {tmp}/scratch/run", "dangling-link",
+     ["scratch is a symbolic link to", "purged", "does not exist", "remove the link"]),
     ("output-holds-a-run", "train --output {tmp}/done", "a-run", ["holds files of a run", "Use --resume", "--output"]),
     ("ppo-output-holds-a-run", "ppo --output {tmp}/done", "a-run", ["holds files of a run", "Choose another --output"]),
     ("resume-if-exists-on-other-files", "train --resume-if-exists --output {tmp}/full", "full-dir", ["no morphelites run", "--output"]),
@@ -149,6 +155,7 @@ SETUPS = {
     "file": {"afile": "x"},
     "empty-dir": {"empty/": None},
     "full-dir": {"full/notes.txt": "mine"},
+    "dangling-link": {"scratch@": "purged"},  # a symbolic link (name@) to a folder that is gone
     "a-run": {"done/config.json": '{"mode": "shared", "settings": {}}', "done/results.jsonl": ""},
     "damaged-run": {"damaged/config.json": '{"mode": "shared", "settings": {'},
     "run-without-settings": {"damaged/config.json": '{"mode": "shared"}'},
@@ -169,7 +176,10 @@ def _prepare(tmp_path: Path, setup: object) -> None:
         (tmp_path / "cfg.json").write_text(json.dumps(setup))
         return
     for name, content in SETUPS[setup].items():
-        path = tmp_path / name
+        path = tmp_path / name.rstrip("@")
+        if name.endswith("@"):
+            path.symlink_to(tmp_path / content)
+            continue
         if name.endswith("/"):
             path.mkdir(parents=True)
             continue
@@ -213,6 +223,35 @@ def test_bad_input_exits_2_with_one_paragraph_writes_nothing_starts_nothing(tmp_
     assert not started, "no process is started"
     assert {p.pid for p in psutil.Process().children(recursive=True)} <= before_children, "no process is started"
 
+
+
+def test_a_run_with_workers_from_a_removed_current_directory_is_refused_before_anything_is_written(tmp_path, capsys,
+                                                                                                    monkeypatch):
+    """Review: worker processes start from the current directory (spawn asks for it); from one
+    removed by another shell, a run with an absolute --output wrote its files, then failed with a
+    bare traceback."""
+    gone = tmp_path / "gone"
+    gone.mkdir()
+    monkeypatch.chdir(gone)
+    gone.rmdir()
+    code = main(["train", "--workers", "1", "--output", str(tmp_path / "run")])
+    err = capsys.readouterr().err
+    assert code == 2 and "current directory no longer exists" in err and "Traceback" not in err, err
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_leading_tilde_in_a_path_option_or_output_dir_means_the_home_directory(tmp_path, monkeypatch):
+    """Review: the shell expands ``--output ~/x`` but not ``--output=~/x``, and Python nothing:
+    a folder named ``~`` was made in the current directory while the log showed the home's path."""
+    from morphelites.cli import build_parser
+
+    monkeypatch.setenv("HOME", str(tmp_path))
+    args = build_parser().parse_args(["train", "--output=~/runs/a", "--config=~/exp.json"])
+    assert (args.output, args.config) == (str(tmp_path / "runs/a"), str(tmp_path / "exp.json"))
+    args = build_parser().parse_args(["animate", "~/runs/a", "--output=~/a.gif"])
+    assert (args.run, args.output) == (str(tmp_path / "runs/a"), str(tmp_path / "a.gif"))
+    assert build_parser().parse_args(["ppo", "--output=~/p"]).output == str(tmp_path / "p")
+    assert RunDirectory("~/runs/a").path == tmp_path / "runs/a"  # the Python API's output_dir
 
 
 def test_the_console_command_exits_2(tmp_path):

@@ -443,3 +443,48 @@ def test_the_eta_includes_the_final_re_evaluation_after_the_evaluations_and_any_
     clock[0] = 240.0
     progress.update(4, qd_score=0.1, coverage=0.1, best=0.1, after_s=30.0)
     assert "ETA 00:00:30" in stream.getvalue().splitlines()[-1], "the evaluations are done; the round is left"
+
+
+_TITLED = """import os, sys, time
+from morphelites.parallel.pool import set_process_title
+from morphelites.runs.training_log import open_training_log
+title = "map_elites main " + os.path.realpath(sys.argv[1])
+set_process_title(title)
+open_training_log(__import__("pathlib").Path(sys.argv[2]), quiet=True).info("output %s", title)
+print("ready", flush=True)
+time.sleep(60)
+"""
+
+
+def test_readmes_pkill_stops_the_one_run_of_a_directory_named_with_pattern_characters_or_other_bytes(tmp_path):
+    """README's recipe: `pkill -INT -xf "morphelites: map_elites main $(realpath RUN_DIR | sed ...)"`.
+    Review: the pattern it gave read `exp (copy)` and `exp[1]` as a regex and signalled nothing; and a
+    title (or log line) holding a path of bytes that are not UTF-8 (a working directory's: such an
+    --output is refused) crashed the run as it started."""
+    import re
+    import subprocess
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    recipe = re.search(r'`(pkill -INT -xf "morphelites: map_elites main .*?")`\n', readme).group(1)
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    names = ["exp (copy)[1]", "exp (copy)[1]2", os.fsdecode(b"bad\xffname")]
+    processes = []
+    try:
+        for index, name in enumerate(names):
+            (tmp_path / name).mkdir()
+            processes.append(subprocess.Popen([sys.executable, "-c", _TITLED, str(tmp_path / name), str(tmp_path / f"{index}.log")],
+                                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env))  # fmt: skip
+        for process in processes:
+            assert process.stdout.readline().strip() == b"ready", process.communicate(timeout=30)[1].decode()
+        for process in processes:
+            assert process.poll() is None
+        subprocess.run(["bash", "-c", recipe.replace("RUN_DIR", "'exp (copy)[1]'")], cwd=tmp_path, timeout=30)
+        assert processes[0].wait(timeout=30) == -2 or "KeyboardInterrupt" in processes[0].communicate()[1].decode()
+        assert processes[1].poll() is None, "the run of exp (copy)[1]2 goes on"
+        # the third set its title and logged its path (escaped), and runs on
+        assert processes[2].poll() is None and "bad\\udcffname" in (tmp_path / "2.log").read_text(encoding="utf-8")
+    finally:
+        for process in processes:
+            process.kill()
+            process.wait()

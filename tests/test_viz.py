@@ -74,3 +74,14 @@ def test_ppo_curves_plot_return_and_success_against_env_steps():
     gym_rows = [{k: v for k, v in row.items() if k != "success_rate"} for row in rows]
     assert len(ppo_curves_figure(gym_rows).axes) == 3, "a Gymnasium task has no success rate: no twin axis"
     assert Image.open(io.BytesIO(ppo_curves_png(rows))).size == (1170, 324)
+
+
+def test_a_title_with_dollar_signs_is_drawn_as_written():
+    """Review: a run directory named like ``jobs/$SLURM_JOB_ID_$SEED`` (a job script's single quotes)
+    went into the curves' title, which Matplotlib parsed as a formula: no curves.png, ever."""
+    title = "$SLURM_JOB_ID_$SEED: shared mode, 2 of 2 evaluations"
+    assert progress_curves_figure(_rows(shared=True), title=title)._suptitle.get_text() == title
+    assert Image.open(io.BytesIO(progress_curves_png(_rows(shared=True), title=title))).format == "PNG"
+    rows = [{"env_steps": "512", "episode_return": "1.0", "policy_loss": "0", "value_loss": "0", "approx_kl": "0",
+             "clip_fraction": "0"}]  # fmt: skip
+    assert Image.open(io.BytesIO(ppo_curves_png(rows, title=title))).format == "PNG"

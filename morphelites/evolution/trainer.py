@@ -51,7 +51,7 @@ from morphelites.parallel.shm import (SHM_DIR, leftover_blocks, leftover_bytes, 
 from morphelites.runs.memory import ProcessTreeMemory, memory_metrics
 from morphelites.runs.progress import Progress
 from morphelites.runs.recorder import EVOLUTION_METRICS, LATER_RESULT_FIGURES, RESULT_FIGURES, SHARED_METRICS, EvolutionRecorder
-from morphelites.runs.run_dir import RunDirectory, RunDirectoryError, default_output_dir
+from morphelites.runs.run_dir import RunDirectory, RunDirectoryError, check_working_directory, default_output_dir
 from morphelites.seeding import Stream, stream_seed
 from morphelites.viz import heatmap_png, load_drawing_modules, progress_curves_png
 
@@ -295,6 +295,8 @@ class MAPElitesEvolutionTrainer:
         self.resume = resume
         self.quiet = quiet
         self.run_dir.check(resume=resume)  # refuse before any process starts
+        if evo.enable_multiprocess:
+            check_working_directory()
         self._resumed_changes: list[str] = []  # resume: the budgets and workers that differ from the stored run's
         stored = None
         if resume:  # the same mode and settings as the stored run, budgets and workers aside
@@ -489,7 +491,7 @@ class MAPElitesEvolutionTrainer:
         load_drawing_modules()
         # Given back at the end: a script or notebook that runs several experiments keeps its name.
         # The run directory, absolute and resolved as `realpath` gives it, tells runs on one machine
-        # apart whatever path --output was given as (``pkill -INT -f "map_elites main $(realpath DIR)$"``).
+        # apart whatever path --output was given as (README: ``pkill -INT -xf "morphelites: map_elites main ..."``).
         previous_title = set_process_title(f"map_elites main {self.run_dir.path.resolve()}")
         training = self.settings.training
         if self.mode == "shared" and self._locked:  # no session of this run is alive to use them

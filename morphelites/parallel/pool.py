@@ -201,8 +201,13 @@ def set_process_title(title: str) -> str | None:
         from setproctitle import getproctitle, setproctitle
     except ImportError:  # pragma: no cover - it is a dependency; titles are a convenience
         return None
-    previous = getproctitle()
-    setproctitle(f"morphelites: {title}")
+    try:
+        previous: str | None = getproctitle()
+    except UnicodeError:  # a command line with bytes that are not UTF-8 (a Latin-1 path): left as it is then
+        previous = None
+    # A path of such bytes reaches Python as surrogates, which setproctitle refuses: it crashed
+    # the run after config.json was written, and every resume again (review). Shown escaped.
+    setproctitle(f"morphelites: {os.fsencode(title).decode('utf-8', 'backslashreplace')}")
     return previous
 
 

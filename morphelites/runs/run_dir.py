@@ -16,7 +16,8 @@ from typing import Any
 
 from morphelites.runs.files import atomic_write_json
 
-__all__ = ["RunDirectory", "RunDirectoryError", "RunHold", "MIN_FREE_BYTES", "LOCK_NAME", "default_output_dir"]
+__all__ = ["RunDirectory", "RunDirectoryError", "RunHold", "MIN_FREE_BYTES", "LOCK_NAME", "default_output_dir",
+           "check_working_directory"]
 
 
 def default_output_dir(shared: bool) -> str:
@@ -34,15 +35,28 @@ class RunDirectoryError(ValueError):
     """The run directory cannot be used; the message says why and what to do."""
 
 
+def check_working_directory() -> None:
+    """Raise RunDirectoryError if the current directory no longer exists (removed from another
+    shell): worker processes start from it (multiprocessing's spawn asks for it), and a run with
+    an absolute ``--output`` had written its files and then failed with a bare traceback (review)."""
+    try:
+        os.getcwd()
+    except FileNotFoundError:
+        raise RunDirectoryError("The current directory no longer exists (removed since this shell entered it), and "
+                                "worker processes start from it. cd to an existing directory and run the command "
+                                "again.") from None  # fmt: skip
+
+
 class RunDirectory:
     """Paths of a run's files (names are part of the user contract, see DESIGN.md).
 
     Args:
-        path: the directory.
+        path: the directory; a leading ``~`` or ``~user`` is expanded (a Python ``output_dir="~/runs/a"``
+            had made a folder named ``~`` in the working directory).
     """
 
     def __init__(self, path: Path | str) -> None:
-        self.path = Path(path)
+        self.path = Path(path).expanduser()
 
     config = property(lambda self: self.path / "config.json")
     training_log = property(lambda self: self.path / "training.log")
@@ -86,12 +100,21 @@ class RunDirectory:
 
     def _check(self, resume: bool, resumable: bool, held: bool) -> "RunDirectory":
         path = self.path
+        try:
+            str(path).encode("utf-8")
+        except UnicodeEncodeError:
+            # bytes that are not UTF-8 (a Latin-1 name) reach Python as surrogates, which TensorBoard's
+            # writer and Matplotlib's titles refuse: the run failed after writing config.json (review)
+            shown = os.fsencode(path).decode("utf-8", "backslashreplace")
+            raise RunDirectoryError(f"Output path {shown} holds bytes that are not UTF-8 text, which TensorBoard and "
+                                    f"Matplotlib cannot write under. Choose another --output (or rename that folder) "
+                                    f"with a UTF-8 name.") from None  # fmt: skip
         if path.exists() and not path.is_dir():
             raise RunDirectoryError(f"Output path {path} is a file, not a directory. Choose another --output.")
         holder = None if held else self.in_use_by()
         if holder is not None:
             raise self._in_use(holder, resumable)
-        non_empty = path.is_dir() and _holds_anything(path)
+        contents = _contents(path) if path.is_dir() else []
         holds_run = self.config.is_file()
         if resume and not holds_run:
             raise RunDirectoryError(
@@ -103,17 +126,26 @@ class RunDirectory:
                 f"{path} holds a `morphelites {other}` run (config.json says so), which "
                 f"{'cannot be resumed' if resume else 'is never overwritten'}. Choose another --output."
             )
-        if non_empty and not resume:
+        if contents and not resume:
             if not holds_run:
+                # named: a job script's `> RUN_DIR/stdout.log` makes a file there before the run starts (review)
+                shown = ", ".join(contents[:3]) + (f" and {len(contents) - 3} more" if len(contents) > 3 else "")
                 raise RunDirectoryError(
-                    f"Output directory {path} already holds files but no morphelites run (no config.json); it is "
-                    f"never overwritten. Choose another --output."
+                    f"Output directory {path} already holds files ({shown}) but no morphelites run (no config.json); "
+                    f"it is never overwritten. Choose another --output, or move those files out (keep a job's own "
+                    f"logs outside the run directory)."
                 )
             fix = "Use --resume to continue that run, or --output to choose another directory." if resumable else (
                 "Choose another --output.")  # fmt: skip
             raise RunDirectoryError(f"Output directory {path} already holds files of a run; it is never overwritten. {fix}")
         existing = path
         while not existing.exists():
+            if existing.is_symlink():  # a dangling link (a purged scratch area): mkdir would say "File exists"
+                raise RunDirectoryError(
+                    f"Output directory {path} cannot be made: {existing} is a symbolic link to "
+                    f"{os.readlink(existing)}, which does not exist. Create that directory, remove the link, or "
+                    f"choose another --output."
+                )
             existing = existing.parent
         if not existing.is_dir():
             raise RunDirectoryError(
@@ -272,17 +304,17 @@ class RunDirectory:
         return os.fspath(self.path)
 
 
-def _holds_anything(path: Path) -> bool:
-    """Whether the directory ``path`` holds a file or folder, an empty ``checkpoints/``, the lock
-    file and the temp file of an unfinished write (``_WRITE_LEFTOVER``) left out: that is all a run
-    stopped before it wrote config.json leaves (killed mid-write, ``atomic_write_bytes`` has no
-    chance to remove its temp file)."""
-    return any(
-        entry.name != LOCK_NAME
+def _contents(path: Path) -> list[str]:
+    """The names of the files and folders in the directory ``path``, sorted; an empty
+    ``checkpoints/``, the lock file and the temp file of an unfinished write (``_WRITE_LEFTOVER``)
+    left out: that is all a run stopped before it wrote config.json leaves (killed mid-write,
+    ``atomic_write_bytes`` has no chance to remove its temp file)."""
+    return sorted(
+        entry.name for entry in path.iterdir()
+        if entry.name != LOCK_NAME
         and not _WRITE_LEFTOVER.match(entry.name)
         and (entry.name != "checkpoints" or not entry.is_dir() or any(entry.iterdir()))
-        for entry in path.iterdir()
-    )
+    )  # fmt: skip
 
 
 #: The files of a run's directory written whole (``atomic_write_*``), and the temp files

@@ -37,7 +37,8 @@ def open_training_log(path: Path | None, quiet: bool = False, name: str = "morph
     logger.propagate = False
     formatter = logging.Formatter("%(asctime)s %(levelname)s %(message)s", "%Y-%m-%d %H:%M:%S")
     if path is not None:
-        file_handler = _FsyncFileHandler(path, encoding="utf-8")
+        # errors: a path of bytes that are not UTF-8 (surrogates in Python) is written escaped (review)
+        file_handler = _FsyncFileHandler(path, encoding="utf-8", errors="backslashreplace")
         file_handler.setFormatter(formatter)
         logger.addHandler(file_handler)
     if not quiet:
