@@ -29,7 +29,11 @@ _seen = False
 def install() -> None:
     """From now on, remember a Ctrl-C (then raise KeyboardInterrupt, as Python's default handler
     does), and drop the "Exception ignored" report of a KeyboardInterrupt that Python could not
-    raise. A handler installed later (the run's own) replaces this one."""
+    raise. A handler installed later (the run's own) replaces this one. Nothing is done where
+    SIGINT is ignored (a script's background job): Python leaves it ignored then, and so does the
+    run (review: a Ctrl-C meant for the script's foreground command had stopped it)."""
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        return
     signal.signal(signal.SIGINT, _on_sigint)
     previous_hook = sys.unraisablehook
 

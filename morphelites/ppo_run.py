@@ -27,7 +27,7 @@ from morphelites import early_interrupt
 from morphelites.config import MAX_NUM_ENVS, ConfigError, Settings
 from morphelites.envs.reach import ReachEnv
 from morphelites.morphology import BodySpace, Morphology
-from morphelites.parallel.pool import STOP_SIGNALS, stop_signal_name
+from morphelites.parallel.pool import stop_signal_name, stop_signals_to_handle
 from morphelites.policy import ActorCritic, reach_policy_spec
 from morphelites.policy_numpy import PolicySpec, input_clip
 from morphelites.rollout import ActingPolicy, EvalResult, evaluate, run_episodes_in_batches
@@ -489,7 +489,7 @@ class _StopSignals:
 
     def __enter__(self) -> "_StopSignals":
         if threading.current_thread() is threading.main_thread():
-            for sig in STOP_SIGNALS:
+            for sig in stop_signals_to_handle():  # one ignored as the run starts (nohup's SIGHUP) stays so
                 self._previous[sig] = signal.signal(sig, self._on_signal)
         if early_interrupt.seen() and self.signum is None:  # a Ctrl-C the command's start-up may have lost
             self.signum = self.last_signum = signal.SIGINT

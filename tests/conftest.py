@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -17,6 +18,13 @@ import pytest
 import morphelites  # noqa: E402,F401  (sets the MUJOCO_GL default of this system before any test imports mujoco)
 
 REPO = Path(__file__).resolve().parents[1]
+
+# A run leaves a stop signal ignored if it was ignored as it started (nohup's SIGHUP; SIGINT of a
+# shell script's background job), and the runs these tests start inherit the suite's. Whatever
+# started the suite, the tests' signals must reach those runs: the defaults are put back here.
+for _sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGUSR1, signal.SIGUSR2, signal.SIGQUIT):
+    if signal.getsignal(_sig) is signal.SIG_IGN:
+        signal.signal(_sig, signal.default_int_handler if _sig == signal.SIGINT else signal.SIG_DFL)
 
 
 _BACKGROUND: list[subprocess.Popen] = []  # started by start_morphelites, killed at the test's end if still running

@@ -686,3 +686,28 @@ def test_a_ctrl_c_that_python_or_a_library_would_lose_while_the_command_starts_s
                             cwd=tmp_path, capture_output=True, text=True, timeout=120,
                             env={**os.environ, "PYTHONPATH": str(REPO)})  # fmt: skip
     assert (result.returncode, result.stderr) == (130, "morphelites: interrupted\n")
+
+
+@pytest.mark.faults  # a Reliability row (README): `make test-faults` runs it too
+def test_a_stop_signal_ignored_as_the_command_starts_stays_ignored():
+    """Review: ``nohup`` ignores SIGHUP and a shell script's background job SIGINT, and the run's
+    handlers replaced that: a nohup'd run stopped when the terminal closed, a background run on a
+    Ctrl-C meant for the script's foreground command. Python itself leaves an ignored SIGINT so."""
+    from morphelites import early_interrupt
+    from morphelites.parallel.pool import STOP_SIGNALS, stop_signals_to_handle
+    from morphelites.ppo_run import _StopSignals
+
+    before = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGHUP)}
+    try:
+        signal.signal(signal.SIGHUP, signal.SIG_IGN)
+        assert stop_signals_to_handle() == [s for s in STOP_SIGNALS if s != signal.SIGHUP]
+        with _StopSignals():
+            assert signal.getsignal(signal.SIGHUP) is signal.SIG_IGN
+            assert signal.getsignal(signal.SIGTERM) not in (signal.SIG_IGN, signal.SIG_DFL)
+        assert signal.getsignal(signal.SIGHUP) is signal.SIG_IGN
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        early_interrupt.install()
+        assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+    finally:
+        for s, handler in before.items():
+            signal.signal(s, handler)

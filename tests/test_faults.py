@@ -495,21 +495,26 @@ def test_a_second_launch_on_a_live_run_is_refused_and_records_nothing(tmp_path):
 def test_the_first_child_starts_with_every_stop_signal_blocked_also_where_it_starts_the_resource_tracker():
     """Found in review: starting multiprocessing's resource tracker unblocks SIGINT and SIGTERM in
     the calling thread, so the first child started while it was started (independent mode's worker
-    0) had them live while it imported its libraries. A fresh interpreter: no tracker runs yet."""
-    script = ("import multiprocessing as mp, time\n"
+    0) had them live while it imported its libraries. A fresh interpreter: no tracker runs yet.
+    SIGQUIT (Ctrl-\\) too, which the run leaves to its default: it killed the tracker with the
+    rest of the group, and the run's shared memory stayed in /dev/shm (review)."""
+    script = ("import multiprocessing as mp, signal, time\n"
+              "from multiprocessing import resource_tracker\n"
               "from morphelites.parallel.pool import STOP_SIGNALS, children_start_deaf_to_stop_signals\n"
+              "def live(pid):\n"
+              "    status = open(f'/proc/{pid}/status').read().splitlines()\n"
+              "    blocked = int(next(line for line in status if line.startswith('SigBlk:')).split()[1], 16)\n"
+              "    return sorted(int(s) for s in (*STOP_SIGNALS, signal.SIGQUIT) if not blocked >> (int(s) - 1) & 1)\n"
               "if __name__ == '__main__':\n"
               "    child = mp.get_context('spawn').Process(target=time.sleep, args=(30,))\n"
               "    with children_start_deaf_to_stop_signals():\n"
               "        child.start()\n"
-              "    status = open(f'/proc/{child.pid}/status').read().splitlines()\n"
-              "    blocked = int(next(line for line in status if line.startswith('SigBlk:')).split()[1], 16)\n"
-              "    print(sorted(int(s) for s in STOP_SIGNALS if not blocked >> (int(s) - 1) & 1))\n"
+              "    print(live(child.pid), live(resource_tracker._resource_tracker._pid))\n"
               "    child.kill()\n")  # fmt: skip
     done = subprocess.run([sys.executable, "-c", script], env=dict(os.environ, PYTHONPATH=str(REPO)), capture_output=True,
                           text=True, timeout=120)  # fmt: skip
     assert done.returncode == 0, done.stderr
-    assert done.stdout.split("\n")[0] == "[]", f"stop signals live in the child: {done.stdout}"
+    assert done.stdout.split("\n")[0] == "[] []", f"signals live in the child and the resource tracker: {done.stdout}"
 
 
 def test_a_terminal_ctrl_c_while_the_processes_start_exits_130_without_tracebacks_or_orphans(tmp_path):

@@ -488,3 +488,50 @@ def test_readmes_pkill_stops_the_one_run_of_a_directory_named_with_pattern_chara
         for process in processes:
             process.kill()
             process.wait()
+
+
+def test_a_command_started_with_stderr_closed_writes_nothing_to_the_console_and_nothing_into_the_run_files(tmp_path):
+    """Review: `morphelites train 2>&-` crashed at start with no word (sys.stderr is None), and the
+    first file the run opened took descriptor 2, which a signal's notice (os.write(2, ...)) and C
+    libraries write to."""
+    import subprocess
+
+    script = ("import os, sys\n"
+              "from morphelites.console import _standard_streams_open\n"
+              "from morphelites.runs.progress import Progress\n"
+              "from morphelites.runs.training_log import open_training_log\n"
+              "assert sys.stderr is None\n"
+              "_standard_streams_open()\n"
+              "log = open_training_log(__import__('pathlib').Path(sys.argv[1]))\n"
+              "log.info('logged')\n"
+              "Progress(3).update(1, 0.5, 0.1, 0.2)\n"
+              "os.write(2, b'to the console')\n"
+              "print(os.readlink('/proc/self/fd/2'), file=sys.stdout)\n")  # fmt: skip
+    env = {**os.environ, "PYTHONPATH": str(__import__("pathlib").Path(__file__).resolve().parents[1])}
+    done = subprocess.run([sys.executable, "-c", script, str(tmp_path / "training.log")], capture_output=False,
+                          stdout=subprocess.PIPE, text=True, timeout=60, env=env, preexec_fn=lambda: os.close(2))  # fmt: skip
+    assert done.returncode == 0 and done.stdout.strip() == os.devnull, done.stdout
+    assert (tmp_path / "training.log").read_text().strip().endswith("INFO logged")
+
+
+def test_a_workers_wait_notice_to_a_console_that_is_gone_does_not_fail_its_task(monkeypatch):
+    """Review: the notice went to stdout by print; with the console a closed pipe (`| head -1`) its
+    BrokenPipeError failed the task, twice, and the run."""
+    from types import SimpleNamespace
+
+    from morphelites.parallel.shared_worker import MultiProcessPPOWorker
+
+    class Gone(io.StringIO):
+        def write(self, text):
+            raise BrokenPipeError(32, "Broken pipe")
+
+    written = io.StringIO()
+    monkeypatch.setattr(sys, "stdout", written)
+    monkeypatch.setattr(sys, "stderr", Gone())
+    MultiProcessPPOWorker._warn_full(SimpleNamespace(index=1), 12.0)
+    monkeypatch.setattr(sys, "stderr", None)
+    MultiProcessPPOWorker._warn_full(SimpleNamespace(index=1), 12.0)
+    assert written.getvalue() == "", "not on stdout, which a user's pipe reads"
+    monkeypatch.setattr(sys, "stderr", written)
+    MultiProcessPPOWorker._warn_full(SimpleNamespace(index=1), 12.0)
+    assert "shared_ppo worker 1: waited 12 s" in written.getvalue()

@@ -853,6 +853,36 @@ def test_a_second_ctrl_c_while_a_result_is_recorded_waits_until_the_files_agree(
 
 
 @pytest.mark.faults  # a Reliability row (README): `make test-faults` runs it too
+def test_a_run_started_under_nohup_goes_on_through_a_hang_up(tmp_path, monkeypatch):
+    """Review: the run's handlers replaced the SIGHUP that ``nohup`` ignores, so a closed terminal
+    stopped a nohup'd run ("terminated")."""
+    import os
+
+    from morphelites.evolution import trainer as trainer_module
+    from morphelites.runs.recorder import EvolutionRecorder
+
+    record_result = EvolutionRecorder.result
+
+    def hang_up_then_record(recorder, line):
+        if line["id"] == 0:
+            os.kill(os.getpid(), signal.SIGHUP)  # ignored: nothing happens
+        record_result(recorder, line)
+
+    monkeypatch.setattr(EvolutionRecorder, "result", hang_up_then_record)
+    before = signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    try:
+        out = tmp_path / "run"
+        summary = trainer_module.MAPElitesEvolutionTrainer(
+            TINY, num_initial_random=2, training_steps_per_individual=64, enable_multiprocess=False,
+            use_shared_ppo=False, output_dir=str(out), evaluations=2, quiet=True,
+        ).run()  # fmt: skip
+        assert summary["status"] == "completed" and summary["evaluations"] == 2
+        assert signal.getsignal(signal.SIGHUP) is signal.SIG_IGN, "still ignored after the run"
+    finally:
+        signal.signal(signal.SIGHUP, before)
+
+
+@pytest.mark.faults  # a Reliability row (README): `make test-faults` runs it too
 def test_a_second_ctrl_c_while_the_processes_stop_still_writes_the_summary(tmp_path, monkeypatch):
     """The backend's last close waits for the processes (in shared mode up to 15 s for the
     learner's final checkpoint). A second Ctrl-C there escaped run(): no summary.json, the

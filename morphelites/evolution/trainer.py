@@ -41,8 +41,8 @@ from morphelites.evolution.variation import Variation
 from morphelites.individual import Individual, IndividualResult
 from morphelites.morphology import BodySpace
 from morphelites.parallel.learner import COUNTER_COLUMNS
-from morphelites.parallel.pool import (MAX_START_TRIES, STOP_SIGNALS, PoolEvent, WorkerCrashLoop, restore_process_title,
-                                       set_process_title, stop_signal_name)
+from morphelites.parallel.pool import (MAX_START_TRIES, PoolEvent, WorkerCrashLoop, restore_process_title,
+                                       set_process_title, stop_signal_name, stop_signals_to_handle)
 from morphelites.parallel.supervisor import (ENVS_PER_WORKER, IndependentBackend, LearnerDied, SerialSharedBackend,
                                              SharedPPOSystem, check_shared_memory, max_ready_transitions,
                                              segment_transitions)
@@ -516,7 +516,8 @@ class MAPElitesEvolutionTrainer:
         # and SIGUSR1/2 (a scheduler's warning) are handled as SIGTERM (STOP_SIGNALS). Python lets
         # only the main thread set handlers: a run started in another thread (a GUI, a dashboard)
         # leaves them to the caller.
-        previous = {s: signal.getsignal(s) for s in STOP_SIGNALS} if _on_main_thread() else {}
+        # A signal ignored as the run starts (nohup's SIGHUP) stays ignored: stop_signals_to_handle.
+        previous = {s: signal.getsignal(s) for s in stop_signals_to_handle()} if _on_main_thread() else {}
         try:  # until the handlers are in place, a Ctrl-C ends the run here: the backend's blocks go with it
             if isinstance(pool, (SharedPPOSystem, SerialSharedBackend)) and training.sync:
                 handles = pool.handles

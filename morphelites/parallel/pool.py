@@ -28,7 +28,7 @@ from morphelites.parallel import heartbeat
 
 __all__ = ["WorkerPool", "SerialPool", "PoolEvent", "WorkerCrashLoop", "set_process_title", "restore_process_title",
            "die_with_parent", "one_native_thread_per_process", "children_start_deaf_to_stop_signals", "ignore_stop_signals",
-           "stop_signal_name", "STOP_SIGNALS",
+           "stop_signal_name", "STOP_SIGNALS", "stop_signals_to_handle",
            "exit_without_teardown"]
 
 #: Worker deaths in a row, with no task finished by any worker in between, that end the run: a
@@ -100,6 +100,22 @@ def one_native_thread_per_process() -> Iterator[None]:
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGUSR1, signal.SIGUSR2)
 
 
+#: Blocked in every process the run starts (:func:`children_start_deaf_to_stop_signals`): the stop
+#: signals, and SIGQUIT (Ctrl-\\), which the run does not handle (its default, quit with a core
+#: dump, is the user's way to a hard stop) but which must not kill the resource tracker with the
+#: rest of the process group: it frees the run's shared memory after a hard stop (review: blocks
+#: were left in /dev/shm).
+_BLOCKED_IN_CHILDREN = frozenset({*STOP_SIGNALS, signal.SIGQUIT})
+
+
+def stop_signals_to_handle() -> list[int]:
+    """The :data:`STOP_SIGNALS` a run handles: those not ignored when it starts. A signal ignored then
+    stays ignored, as Python leaves an ignored SIGINT: ``nohup`` ignores SIGHUP (a run under it had
+    stopped when the terminal closed), and a script's background job (``cmd &``) SIGINT (a Ctrl-C
+    meant for the script's foreground command had stopped the run; found in review)."""
+    return [sig for sig in STOP_SIGNALS if signal.getsignal(sig) is not signal.SIG_IGN]
+
+
 def stop_signal_name(signum: int | None) -> str:
     """A stop signal as a user knows it: ``Ctrl-C`` (SIGINT, and None), else its name (``SIGTERM``,
     ``SIGHUP``, ``SIGUSR1``, ``SIGUSR2``)."""
@@ -156,8 +172,8 @@ def children_skip_the_main_script() -> Iterator[None]:
 
 @contextlib.contextmanager
 def children_start_deaf_to_stop_signals() -> Iterator[None]:
-    """Processes started inside this block never receive the :data:`STOP_SIGNALS`: they are
-    blocked in this thread while they start, and a child inherits the blocked mask through fork
+    """Processes started inside this block never receive the :data:`STOP_SIGNALS` (nor SIGQUIT:
+    :data:`_BLOCKED_IN_CHILDREN`): they are blocked in this thread while they start, and a child inherits the blocked mask through fork
     and exec. multiprocessing's resource tracker is started here too, if it is not running: it
     ignores SIGINT and SIGTERM but not SIGHUP or SIGUSR1/2, and a signal that killed it would leave
     a killed run's shared memory in /dev/shm.
@@ -174,13 +190,13 @@ def children_start_deaf_to_stop_signals() -> Iterator[None]:
     if not hasattr(signal, "pthread_sigmask"):  # pragma: no cover - not POSIX
         yield
         return
-    previous = signal.pthread_sigmask(signal.SIG_BLOCK, set(STOP_SIGNALS))
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, _BLOCKED_IN_CHILDREN)
     try:
         resource_tracker.ensure_running()
         # Starting the tracker unblocks SIGINT and SIGTERM in this thread as it ends (CPython's
         # ensure_running): block them again, or the first child (independent mode's worker 0,
         # which starts the tracker) would start with them live (found in review).
-        signal.pthread_sigmask(signal.SIG_BLOCK, set(STOP_SIGNALS))
+        signal.pthread_sigmask(signal.SIG_BLOCK, _BLOCKED_IN_CHILDREN)
         yield
     finally:
         signal.pthread_sigmask(signal.SIG_SETMASK, previous)

@@ -16,8 +16,10 @@ it never starts a segment with a version the learner has marked closing (learner
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
+import sys
 import time
 from dataclasses import dataclass
 from typing import Any, Callable
@@ -226,8 +228,16 @@ class MultiProcessPPOWorker:
             time.sleep(0.001)
 
     def _warn_full(self, waited_s: float) -> None:
-        print(f"morphelites: shared_ppo worker {self.index}: waited {waited_s:.0f} s for the learner to take the "
-              f"experience already waiting (it is slower than the workers; see README troubleshooting)", flush=True)  # fmt: skip
+        """Say on the console that this worker has waited ``waited_s`` s for room (training.log gets
+        the main process's count of such waits). On stderr, as the run's other console lines; a
+        console that is gone (a closed pipe: ``| head``) must not fail the task (review: the
+        BrokenPipeError of a print to stdout had failed the run)."""
+        if sys.stderr is None:  # started with no stderr at all (2>&-); print would take stdout
+            return
+        with contextlib.suppress(OSError, ValueError):
+            print(f"morphelites: shared_ppo worker {self.index}: waited {waited_s:.0f} s for the learner to take the "
+                  f"experience already waiting (it is slower than the workers; see README troubleshooting)",
+                  file=sys.stderr, flush=True)  # fmt: skip
 
 
 _WORKER: MultiProcessPPOWorker | None = None

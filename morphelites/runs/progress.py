@@ -33,8 +33,8 @@ class Progress:
                  time_left_s: float | None = None, start_done: int = 0, env_steps_left: int | None = None) -> None:  # fmt: skip
         self.total = total
         self.time_left_s = time_left_s
-        self.quiet = quiet
         self.stream = stream or sys.stderr
+        self.quiet = quiet or self.stream is None  # None: started with stderr closed (2>&-; review)
         self.tty = bool(getattr(self.stream, "isatty", lambda: False)())
         self.interval_s = interval_s
         self._created = time.monotonic()

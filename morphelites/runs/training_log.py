@@ -41,7 +41,7 @@ def open_training_log(path: Path | None, quiet: bool = False, name: str = "morph
         file_handler = _FsyncFileHandler(path, encoding="utf-8", errors="backslashreplace")
         file_handler.setFormatter(formatter)
         logger.addHandler(file_handler)
-    if not quiet:
+    if not quiet and sys.stderr is not None:  # None: started with stderr closed (2>&-: a crash at start; review)
         console = logging.StreamHandler(sys.stderr)
         # On a terminal a line starts by erasing the progress bar drawn there (runs.progress, no
         # newline), so it is not glued to the bar's end; the next update draws the bar below.
