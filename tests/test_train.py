@@ -6,6 +6,7 @@ import os
 import re
 import signal
 import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -919,6 +920,82 @@ def test_a_second_ctrl_c_while_the_processes_stop_still_writes_the_summary(tmp_p
     assert json.loads((out / "summary.json").read_text())["status"] == "interrupted"
     assert signal.getsignal(signal.SIGINT) is handler_before, "the caller's handler is given back"
     assert "Second interrupt: stopping the processes at once." in (out / "training.log").read_text()
+
+
+_IMPORTS_UNDER_THE_HANDLER = """import signal, sys
+from morphelites.evolution.trainer import MAPElitesEvolutionTrainer
+late = []
+def hook(event, args):
+    if event == "import" and args[0] not in sys.modules and getattr(signal.getsignal(signal.SIGINT), "__name__", "") == "_on_signal":
+        late.append(args[0])
+sys.addaudithook(hook)
+summary = MAPElitesEvolutionTrainer({"evolution": {"eval_episodes": 1}}, num_initial_random=1, training_steps_per_individual=64,
+                                    enable_multiprocess=False, use_shared_ppo=sys.argv[2] == "shared", output_dir=sys.argv[1],
+                                    evaluations=1, training_config={"min_batch_size": 32, "buffer_size": 512}, quiet=True).run()
+print(summary["status"], sorted({name for name in late if name in sys.modules}))
+"""
+
+
+@pytest.mark.parametrize("mode", ["shared", "independent"])
+def test_a_run_in_the_callers_process_imports_nothing_while_its_ctrl_c_handler_is_in(tmp_path, mode):
+    """Review: a serial run imported mujoco and, with its first optimiser step, torch._dynamo and
+    sympy (~890 modules) while its Ctrl-C handler was in; a second Ctrl-C inside that import left
+    sympy half initialised, the final checkpoint failed, run() raised, the shared memory stayed,
+    and every later optimiser of the process failed. (A failed probe for tensorflow, by
+    TensorBoard, leaves nothing half made: only imports that succeeded are counted.)"""
+    done = subprocess.run([sys.executable, "-c", _IMPORTS_UNDER_THE_HANDLER, str(tmp_path / "run"), mode],
+                          capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])})  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "completed []", done.stdout
+
+
+def test_a_bug_while_the_processes_stop_still_writes_the_summary_and_gives_the_handlers_back(tmp_path, monkeypatch):
+    """An error escaping the backend's close (a module a second Ctrl-C left half imported, a bug)
+    went past summary.json, the signal handlers, the process title and training.log (review)."""
+    from morphelites.evolution import trainer as trainer_module
+    from morphelites.parallel.supervisor import IndependentBackend
+
+    def broken_close(backend, graceful=True):
+        raise RuntimeError("broken on the way out")
+
+    monkeypatch.setattr(IndependentBackend, "close", broken_close)
+    handler_before = signal.getsignal(signal.SIGINT)
+    out = tmp_path / "run"
+    trainer = trainer_module.MAPElitesEvolutionTrainer(
+        TINY, num_initial_random=1, training_steps_per_individual=64, enable_multiprocess=False,
+        use_shared_ppo=False, output_dir=str(out), evaluations=1, quiet=True,
+    )  # fmt: skip
+    with pytest.raises(RuntimeError, match="broken on the way out"):  # a bug is raised, as any other of run()
+        trainer.run()
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["status"] == "failed" and summary["evaluations"] == 1
+    assert "while stopping the run's processes: RuntimeError: broken on the way out" in summary["error"]
+    assert signal.getsignal(signal.SIGINT) is handler_before
+
+
+def test_a_serial_shared_run_whose_final_checkpoint_breaks_still_frees_its_shared_memory(tmp_path, monkeypatch):
+    from morphelites.evolution import trainer as trainer_module
+    from morphelites.parallel.shm import leftover_blocks
+    from morphelites.parallel.supervisor import SerialSharedBackend
+
+    checkpoint = SerialSharedBackend._checkpoint
+
+    def broken_final_checkpoint(backend):
+        if backend._closed:
+            raise AttributeError("module 'sympy' has no attribute 'core'")
+        checkpoint(backend)
+
+    monkeypatch.setattr(SerialSharedBackend, "_checkpoint", broken_final_checkpoint)
+    out = tmp_path / "run"
+    trainer = trainer_module.MAPElitesEvolutionTrainer(
+        TINY, num_initial_random=1, training_steps_per_individual=64, enable_multiprocess=False, use_shared_ppo=True,
+        output_dir=str(out), evaluations=1, quiet=True, training_config={"min_batch_size": 32, "buffer_size": 512},
+    )  # fmt: skip
+    summary = trainer.run()
+    assert summary["status"] == "completed"
+    assert not leftover_blocks(trainer.block_prefix), "the shared memory is freed"
+    assert "AttributeError: module 'sympy' has no attribute 'core'" in (out / "training.log").read_text()
 
 
 def _serial_run(out: Path, config: Path, evaluations: int, resume: bool = False) -> None:

@@ -489,6 +489,12 @@ class MAPElitesEvolutionTrainer:
         # Before the Ctrl-C handler (a second Ctrl-C could tear a first import in half: see there), and
         # before the pool creates shared memory that a plain Ctrl-C here would leave to the resource tracker.
         load_drawing_modules()
+        if not evo.enable_multiprocess:  # it trains in this process: the same for the simulator and the optimiser
+            from morphelites.ppo import load_optimiser_modules
+            from morphelites.rollout import load_simulation_modules
+
+            load_simulation_modules()
+            load_optimiser_modules()
         # Given back at the end: a script or notebook that runs several experiments keeps its name.
         # The run directory, absolute and resolved as `realpath` gives it, tells runs on one machine
         # apart whatever path --output was given as (README: ``pkill -INT -xf "morphelites: map_elites main ..."``).
@@ -590,11 +596,20 @@ class MAPElitesEvolutionTrainer:
             log.exception("Unexpected error; the run stops.")
         finally:
             try:
-                pool.close(graceful=status == "completed")  # waits for the processes (and the learner's checkpoint)
-            except KeyboardInterrupt:  # a second Ctrl-C meanwhile: summary.json and the handlers are still due
-                status = "interrupted" if status == "completed" else status
-                log.warning("Second interrupt: stopping the processes at once.")
-                self._close_at_once(pool)
+                try:
+                    pool.close(graceful=status == "completed")  # waits for the processes (and the learner's checkpoint)
+                except KeyboardInterrupt:  # a second Ctrl-C meanwhile: summary.json and the handlers are still due
+                    status = "interrupted" if status == "completed" else status
+                    log.warning("Second interrupt: stopping the processes at once.")
+                    self._close_at_once(pool)
+            except Exception as error:  # a bug while stopping them: summary.json and the handlers are still due
+                status, unexpected = "failed", unexpected or error
+                self.failure = self.failure or (f"Unexpected error while stopping the run's processes: {type(error).__name__}: "
+                                                f"{error} (traceback in training.log). Files written before are intact; "
+                                                f"`{self._resume_command}` continues from the last checkpoint.")  # fmt: skip
+                log.exception("Unexpected error while stopping the run's processes.")
+            for message in pool.take_events():  # what the learner said as it stopped (its final checkpoint failed)
+                self._log_learner_event(message)
             self._count_in_flight_training(pool)
             self.progress.close()
         # The final files take a moment; a further Ctrl-C must not tear them (or an import) in half.

@@ -624,7 +624,11 @@ class SerialSharedBackend:
         if not self._closed:
             self._final_stats = self.learner.stats()
             self._closed = True
-            self._checkpoint()
+            try:
+                self._checkpoint()
+            except Exception as error:  # a bug, or a module a second Ctrl-C left half imported: free the blocks all the same
+                self.learner_events.append({"event": "checkpoint_failed", "updates": self.learner.updates,
+                                            "error": f"{type(error).__name__}: {error}"})  # fmt: skip
         self.worker.weights.close()
         self.worker.buffer.close()
         self.learner.close()
