@@ -30,9 +30,11 @@ from morphelites.morphology import BodySpace, Morphology
 from morphelites.parallel.pool import stop_signal_name, stop_signals_to_handle
 from morphelites.policy import ActorCritic, reach_policy_spec
 from morphelites.policy_numpy import PolicySpec, input_clip
-from morphelites.rollout import ActingPolicy, EvalResult, evaluate, run_episodes_in_batches
+from morphelites.ppo import load_optimiser_modules
+from morphelites.rollout import ActingPolicy, EvalResult, evaluate, load_simulation_modules, run_episodes_in_batches
 from morphelites.runs import MetricsWriter, RunDirectory, atomic_write_bytes, open_training_log, read_metric_rows
 from morphelites.runs.checkpoints import save_checkpoint
+from morphelites.runs.metrics import tensorboard_modules
 from morphelites.runs.run_dir import RunDirectoryError, RunHold
 from morphelites.torch_state import caller_torch_state_kept
 from morphelites.train_ppo import train_policy
@@ -136,6 +138,11 @@ def run_ppo(request: PPORunRequest, should_stop: Callable[[], bool] | None = Non
         space = BodySpace(settings.body_space)
         for body in request.bodies:
             space.check(body)
+    # Before the handlers: a second Ctrl-C must not land in their first imports (see load_optimiser_modules)
+    load_simulation_modules()
+    load_optimiser_modules()
+    tensorboard_modules()
+    _serialise({})  # torch.save's own first imports (policy.pt is serialised from the first update on)
     stop = _StopSignals(notice=None if request.quiet else
                         "{name}: stopping after the update under way ({name} again: at once).")  # fmt: skip
     with stop, caller_torch_state_kept():

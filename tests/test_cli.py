@@ -711,3 +711,32 @@ def test_a_stop_signal_ignored_as_the_command_starts_stays_ignored():
     finally:
         for s, handler in before.items():
             signal.signal(s, handler)
+
+
+_PPO_IMPORTS_UNDER_THE_HANDLER = """import signal, sys
+late = []
+def hook(event, args):
+    handler = signal.getsignal(signal.SIGINT)
+    if event == "import" and args[0] not in sys.modules and getattr(handler, "__qualname__", "").startswith("_StopSignals"):
+        late.append(args[0])
+sys.addaudithook(hook)
+from morphelites.cli import main
+code = main(["ppo", "--steps", "64", "--eval-episodes", "1", "--quiet", "--output", sys.argv[1]])
+print(code, sorted({name.split(".")[0] for name in late if name in sys.modules}))
+"""
+
+
+def test_ppo_imports_no_simulator_optimiser_tensorboard_or_torch_module_while_a_second_signal_raises():
+    """As the serial evolution run (review): a second Ctrl-C inside a first import of mujoco, of
+    torch._dynamo and sympy (the first Adam step), TensorBoard's writer or torch.save's modules
+    leaves them half made for the rest of the Python process. Only the drawing modules, imported
+    while signals are held, may come later."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as scratch:
+        done = subprocess.run([sys.executable, "-c", _PPO_IMPORTS_UNDER_THE_HANDLER, os.path.join(scratch, "run")],
+                              capture_output=True, text=True, timeout=300, env={**os.environ, "PYTHONPATH": str(REPO)})  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    code, late = done.stdout.strip().split(" ", 1)
+    assert code == "0"
+    assert not {"torch", "sympy", "mujoco", "tensorboard"} & set(eval(late)), late

@@ -45,7 +45,7 @@ class MetricsWriter:
         # writes nothing (a --resume with nothing left to do) leaves no empty one behind
         # Imported now, not at the first record: a Ctrl-C that lands inside a first import leaves a
         # half-initialised module behind (see viz.load_drawing_modules).
-        self._tb_types = _tensorboard_modules() if tensorboard_dir is not None else None
+        self._tb_types = tensorboard_modules() if tensorboard_dir is not None else None
 
     def write(self, record: dict[str, Any]) -> None:
         buffer = io.StringIO()
@@ -73,7 +73,7 @@ class MetricsWriter:
         self._tb_dir = None
 
 
-def _tensorboard_modules() -> tuple[Any, Any, Any]:
+def tensorboard_modules() -> tuple[Any, Any, Any]:
     """TensorBoard's own event writer and protos (EventFileWriter, Event, Summary): no torch
     import in processes that do not train."""
     from tensorboard.compat.proto.event_pb2 import Event
