@@ -331,13 +331,13 @@ def test_a_held_run_directory_is_refused_to_every_other_holder_until_released(tm
     run = RunDirectory(tmp_path / "run").prepare(resume=False)
     hold = run.hold()
     try:
-        with pytest.raises(RunDirectoryError, match=rf"in use: another morphelites process \(pid {os.getpid()} on "):
-            RunDirectory(run.path).check()
+        with pytest.raises(RunDirectoryError, match="in use: another run in this process is running it"):
+            RunDirectory(run.path).check()  # a run in a thread of this process, not "another process" of this pid
         # another process (flock is per open file: this one could take it twice)
         probe = ("import sys\nfrom morphelites.runs.run_dir import RunDirectory, RunDirectoryError\n"
                  "try:\n    RunDirectory(sys.argv[1]).hold()\nexcept RunDirectoryError as e:\n    print(e)\n")  # fmt: skip
         other = subprocess.run([sys.executable, "-c", probe, str(run.path)], capture_output=True, text=True, timeout=60)
-        assert "is in use" in other.stdout, other
+        assert f"is in use: another morphelites process (pid {os.getpid()} on " in other.stdout, other
     finally:
         hold.release()
         hold.release()
@@ -535,3 +535,28 @@ def test_a_workers_wait_notice_to_a_console_that_is_gone_does_not_fail_its_task(
     monkeypatch.setattr(sys, "stderr", written)
     MultiProcessPPOWorker._warn_full(SimpleNamespace(index=1), 12.0)
     assert "shared_ppo worker 1: waited 12 s" in written.getvalue()
+
+
+def test_runs_in_threads_of_one_process_show_the_newest_runs_title_and_the_last_to_end_gives_the_process_its_own():
+    """Review: each run put back the title it had found, so a run that outlived another went on
+    untitled (README's pkill recipe could not find it), and the process kept the first run's title."""
+    from setproctitle import getproctitle
+
+    from morphelites.parallel.pool import restore_process_title, set_process_title
+
+    own = getproctitle()
+    try:
+        first = set_process_title("map_elites main /runs/a")
+        second = set_process_title("map_elites main /runs/b")
+        assert getproctitle() == "morphelites: map_elites main /runs/b"
+        restore_process_title(first)  # a ends first
+        assert getproctitle() == "morphelites: map_elites main /runs/b", "b still runs, titled"
+        third = set_process_title("map_elites main /runs/c")
+        restore_process_title(third)
+        assert getproctitle() == "morphelites: map_elites main /runs/b"
+        restore_process_title(second)
+        assert getproctitle() == own, "the process's own title once no run is left"
+    finally:
+        from setproctitle import setproctitle
+
+        setproctitle(own)

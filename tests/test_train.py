@@ -998,6 +998,42 @@ def test_a_serial_shared_run_whose_final_checkpoint_breaks_still_frees_its_share
     assert "AttributeError: module 'sympy' has no attribute 'core'" in (out / "training.log").read_text()
 
 
+def test_a_relative_output_dir_is_the_one_of_the_directory_the_trainer_was_made_in(tmp_path, monkeypatch):
+    """Review: a run in a thread wrote into another directory, and named it in its advice, once the
+    main thread changed directory (a notebook's %cd)."""
+    from morphelites.evolution.trainer import MAPElitesEvolutionTrainer
+
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    monkeypatch.chdir(tmp_path / "a")
+    trainer = MAPElitesEvolutionTrainer(TINY, num_initial_random=1, training_steps_per_individual=64, enable_multiprocess=False,
+                                        use_shared_ppo=False, output_dir="run", evaluations=1, quiet=True)  # fmt: skip
+    monkeypatch.chdir(tmp_path / "b")
+    assert trainer.run()["status"] == "completed"
+    assert (tmp_path / "a/run/summary.json").is_file() and not (tmp_path / "b/run").exists()
+
+
+def test_a_finished_trainer_kept_by_its_caller_holds_no_descriptor_of_its_processes(tmp_path):
+    """Review: a sweep that keeps its trainers (to read their archives) kept two descriptors per
+    process each had started, until a full garbage collection (macOS allows 256 by default)."""
+    from morphelites.evolution.trainer import MAPElitesEvolutionTrainer
+
+    def open_descriptors() -> int:
+        return len(os.listdir("/proc/self/fd"))
+
+    kept, counts = [], []
+    for mode in ("independent", "shared", "shared"):
+        trainer = MAPElitesEvolutionTrainer(TINY, num_initial_random=1, training_steps_per_individual=64,
+                                            use_shared_ppo=mode == "shared", max_workers=1, evaluations=1, quiet=True,
+                                            output_dir=str(tmp_path / f"run{len(kept)}"),
+                                            training_config={"min_batch_size": 32, "buffer_size": 512})  # fmt: skip
+        assert trainer.run()["status"] == "completed"
+        kept.append(trainer)
+        counts.append(open_descriptors())
+    assert counts[2] == counts[1], f"descriptors after each run: {counts}"
+    assert counts[1] <= counts[0] + 1, f"descriptors after each run: {counts}"  # a shared run may start the resource tracker
+
+
 def _serial_run(out: Path, config: Path, evaluations: int, resume: bool = False) -> None:
     options = ["--resume"] if resume else ["--mode", "independent", "--serial", "--config", str(config),
                                            "--initial-random", "4", "--steps-per-individual", "64"]  # fmt: skip

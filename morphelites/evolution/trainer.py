@@ -291,7 +291,9 @@ class MAPElitesEvolutionTrainer:
         default_dir = default_output_dir(evo.use_shared_ppo)
         if output_dir is not None and not str(output_dir).strip():  # "" would silently mean the default
             raise RunDirectoryError("output_dir is empty; give the path of a directory for the run, or None for the default.")
-        self.run_dir = RunDirectory(output_dir if output_dir is not None else default_dir)
+        # Absolute from here: a run in a thread wrote into another directory (and named it in its
+        # advice) once the main thread changed directory, e.g. a notebook's %cd (review).
+        self.run_dir = RunDirectory(RunDirectory(output_dir if output_dir is not None else default_dir).path.absolute())
         self.resume = resume
         self.quiet = quiet
         self.run_dir.check(resume=resume)  # refuse before any process starts
@@ -498,7 +500,7 @@ class MAPElitesEvolutionTrainer:
         # Given back at the end: a script or notebook that runs several experiments keeps its name.
         # The run directory, absolute and resolved as `realpath` gives it, tells runs on one machine
         # apart whatever path --output was given as (README: ``pkill -INT -xf "morphelites: map_elites main ..."``).
-        previous_title = set_process_title(f"map_elites main {self.run_dir.path.resolve()}")
+        run_title = set_process_title(f"map_elites main {self.run_dir.path.resolve()}")
         training = self.settings.training
         if self.mode == "shared" and self._locked:  # no session of this run is alive to use them
             removed = remove_leftover_blocks(self.block_prefix)
@@ -515,7 +517,7 @@ class MAPElitesEvolutionTrainer:
         try:
             pool = self._make_backend(workers)
         except BaseException:  # e.g. SharedMemoryFull: /dev/shm filled since the check; nothing was started
-            restore_process_title(previous_title)
+            restore_process_title(run_title)
             self.recorder.close()
             raise
         # The caller's handlers of the stop signals, given back at the end. SIGHUP (a closed terminal)
@@ -554,7 +556,7 @@ class MAPElitesEvolutionTrainer:
             finally:
                 for sig, handler in previous.items():
                     signal.signal(sig, signal.SIG_DFL if handler is None else handler)
-                restore_process_title(previous_title)
+                restore_process_title(run_title)
                 self.recorder.close()
             raise
         status = "completed"
@@ -635,7 +637,7 @@ class MAPElitesEvolutionTrainer:
             for sig, handler in previous.items():
                 # None: the handler was not set from Python, and the default is the nearest to it
                 signal.signal(sig, signal.SIG_DFL if handler is None else handler)
-            restore_process_title(previous_title)
+            restore_process_title(run_title)
         if unexpected is not None:
             raise unexpected
         return summary

@@ -210,29 +210,53 @@ def ignore_stop_signals() -> None:
         signal.signal(sig, signal.SIG_IGN)
 
 
-def set_process_title(title: str) -> str | None:
-    """Set the title ``ps`` shows (``morphelites: <title>``), when setproctitle is available.
-    Returns the title it replaced (None without setproctitle), for :func:`restore_process_title`."""
+#: The titles of the runs going on in this process (threads), oldest first, each with the token
+#: :func:`set_process_title` returned, and the title the process had before the first of them.
+_RUN_TITLES: list[tuple[object, str]] = []
+_TITLE_BEFORE_RUNS: list[str | None] = [None]
+_TITLES_LOCK = threading.Lock()
+
+
+def set_process_title(title: str) -> object | None:
+    """Show ``morphelites: <title>`` as the title ``ps`` shows, when setproctitle is available.
+    Returns a token for :func:`restore_process_title` (None without setproctitle).
+
+    With runs in several threads of one process, the newest run still going is shown, and the
+    process's own title comes back when the last one ends (review: each run put back the title
+    it had found, so a run outlived the first to end untitled, where README's ``pkill`` recipe
+    could not find it, and the process kept the first run's title after both)."""
     try:
         from setproctitle import getproctitle, setproctitle
     except ImportError:  # pragma: no cover - it is a dependency; titles are a convenience
         return None
-    try:
-        previous: str | None = getproctitle()
-    except UnicodeError:  # a command line with bytes that are not UTF-8 (a Latin-1 path): left as it is then
-        previous = None
-    # A path of such bytes reaches Python as surrogates, which setproctitle refuses: it crashed
-    # the run after config.json was written, and every resume again (review). Shown escaped.
-    setproctitle(f"morphelites: {os.fsencode(title).decode('utf-8', 'backslashreplace')}")
-    return previous
+    # A path of bytes that are not UTF-8 reaches Python as surrogates, which setproctitle refuses:
+    # it crashed the run after config.json was written, and every resume again (review). Shown escaped.
+    shown = f"morphelites: {os.fsencode(title).decode('utf-8', 'backslashreplace')}"
+    token = object()
+    with _TITLES_LOCK:
+        if not _RUN_TITLES:
+            try:
+                _TITLE_BEFORE_RUNS[0] = getproctitle()
+            except UnicodeError:  # a command line with such bytes: left as the runs leave it then
+                _TITLE_BEFORE_RUNS[0] = None
+        _RUN_TITLES.append((token, shown))
+        setproctitle(shown)
+    return token
 
 
-def restore_process_title(previous: str | None) -> None:
-    """Give back the title :func:`set_process_title` replaced (nothing to do for None)."""
-    if previous is not None:
-        from setproctitle import setproctitle
+def restore_process_title(token: object | None) -> None:
+    """End the title of :func:`set_process_title`'s ``token`` (nothing to do for None): the newest
+    other run's is shown, or the process's own once no run is left."""
+    if token is None:
+        return
+    from setproctitle import setproctitle
 
-        setproctitle(previous)
+    with _TITLES_LOCK:
+        _RUN_TITLES[:] = [(other, shown) for other, shown in _RUN_TITLES if other is not token]
+        if _RUN_TITLES:
+            setproctitle(_RUN_TITLES[-1][1])
+        elif _TITLE_BEFORE_RUNS[0] is not None:
+            setproctitle(_TITLE_BEFORE_RUNS[0])
 
 
 def die_with_parent(sig: int = signal.SIGKILL) -> None:
@@ -548,9 +572,12 @@ class WorkerPool:
         for proc in self._procs:  # workers ignore SIGTERM, and hold nothing a kill could tear
             if proc is not None and proc.is_alive():
                 proc.kill()
-        for proc in self._procs:
+        for index, proc in enumerate(self._procs):
             if proc is not None:
                 proc.join(timeout=2.0)
+                if proc.exitcode is not None:  # its descriptors go now, not when the trainer is collected (review)
+                    proc.close()
+                    self._procs[index] = None
         for conn in self._conns:
             if conn is not None:
                 conn.close()

@@ -505,6 +505,9 @@ class SharedPPOSystem:
         if self.learner.is_alive():  # it ignores SIGTERM (pool.ignore_stop_signals); its last checkpoint stays
             self.learner.kill()
             self.learner.join(timeout=2.0)
+        if self.learner.exitcode is not None:  # its descriptors go now, not when the trainer is collected (review)
+            self.learner.close()
+            self.learner = None
         self._read_learner_stats()
         self._stats_recv.close()
         self._final_occupancy = self.buffer.occupancy()

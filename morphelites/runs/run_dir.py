@@ -118,7 +118,8 @@ class RunDirectory:
         holds_run = self.config.is_file()
         if resume and not holds_run:
             raise RunDirectoryError(
-                f"Cannot resume: {path} holds no run (no config.json). Check --output, or drop --resume to start a new run."
+                f"Cannot resume: {path} holds no run (no config.json). Check --output, or drop --resume to start a new run "
+                f"(in Python: output_dir, resume=False)."
             )
         other = self.recorded_command()
         if holds_run and other not in (None, "train"):  # only train runs resume
@@ -135,8 +136,9 @@ class RunDirectory:
                     f"it is never overwritten. Choose another --output, or move those files out (keep a job's own "
                     f"logs outside the run directory)."
                 )
-            fix = "Use --resume to continue that run, or --output to choose another directory." if resumable else (
-                "Choose another --output.")  # fmt: skip
+            fix = ("Use --resume to continue that run, or --output to choose another directory (in Python: resume=True, or "
+                   "another output_dir)." if resumable else (
+                "Choose another --output."))  # fmt: skip
             raise RunDirectoryError(f"Output directory {path} already holds files of a run; it is never overwritten. {fix}")
         existing = path
         while not existing.exists():
@@ -193,12 +195,15 @@ class RunDirectory:
     def _in_use(self, holder: str, resumable: bool = True) -> RunDirectoryError:
         """The refusal of a run that ``holder`` runs; ``resumable``: whether the command refused can
         resume one (``morphelites ppo`` cannot: it is told to choose another ``--output``)."""
+        # a run in another thread of this process (Python): not "another process" with this one's pid (review)
+        who = ("another run in this process" if holder == f"pid {os.getpid()} on {socket.gethostname()}"
+               else f"another morphelites process ({holder})")  # fmt: skip
         if not resumable:
             return RunDirectoryError(
-                f"{self.path} is in use: another morphelites process ({holder}) is running it, and a directory that "
-                f"holds a run is never overwritten. Choose another --output.")  # fmt: skip
+                f"{self.path} is in use: {who} is running it, and a directory that holds a run is never overwritten. "
+                f"Choose another --output.")  # fmt: skip
         return RunDirectoryError(
-            f"{self.path} is in use: another morphelites process ({holder}) is running it. Two processes on one run "
+            f"{self.path} is in use: {who} is running it. Two runs on one run directory "
             f"would record evaluations twice; wait for that one to end (or stop it), then resume. If its host is "
             f"down (a crashed node can leave its lock held on a network filesystem), no process runs it: delete "
             f"{self.lock_file} and resume."
