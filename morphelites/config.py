@@ -695,6 +695,7 @@ class Settings:
             _check_types(getattr(self, section.name), section.name)
         self.body_space.validate()
         self.env.validate()
+        self._check_scene_fits()
         self.model.validate()
         self.ppo.validate()
         if command == "train":  # ppo reads neither the evolution nor the training section, nor an archive
@@ -707,6 +708,34 @@ class Settings:
         else:
             self._check_shared_minibatches()
         return self
+
+    def _check_scene_fits(self) -> None:
+        """Refuse a scene whose walls the body space's straight start pose touches: the walls scale
+        with the longest arm's reach, the links' radius does not, and in a space of short links every
+        episode started in a wall, its collisions independent of the policy (review)."""
+        import numpy as np
+
+        from morphelites.envs.scenes import make_scene
+        from morphelites.morphology import LINK_RADIUS
+
+        def clear(reach: float) -> bool:  # the straight arm of that reach along +x, where every episode starts
+            along_x = np.linspace(0.0, reach, 65)
+            return make_scene(self.env.scene, reach).chain_is_free(np.stack([along_x, 0.0 * along_x], axis=1), LINK_RADIUS)
+
+        reach = self.body_space.max_reach
+        if clear(reach):
+            return
+        low, high = reach, max(reach, 1.0)
+        while not clear(high):
+            high *= 2
+        for _ in range(40):  # the least reach at which it fits: clearance grows with the reach
+            low, high = (low, (low + high) / 2) if clear((low + high) / 2) else ((low + high) / 2, high)
+        raise ConfigError(
+            f"env.scene {self.env.scene!r} does not fit this body space: its walls scale with the longest arm's reach "
+            f"({reach:g} m), the links' thickness ({2 * LINK_RADIUS * 100:g} cm) does not, and at this reach the arm's "
+            f"start pose touches a wall. Give body_space a longest arm (max_links * max_link_length) of at least "
+            f"{math.ceil(high * 100) / 100:g} m, or use the open scene."
+        )
 
     def _check_shared_minibatches(self) -> None:
         """Refuse a shared learner's batch (at least training.min_batch_size) too small for

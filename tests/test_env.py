@@ -260,6 +260,32 @@ def test_a_straight_arm_spun_hard_into_a_wall_does_not_stay_inside_it(base_speed
     assert inside <= 40, f"a link's centre line was inside a wall for {inside} of 400 physics steps"
 
 
+def test_an_episode_among_walls_never_starts_inside_one_and_open_scene_starts_are_as_drawn():
+    """Review: about 1 reset in 1,200 of the default space's bodies started inside the 30° wall
+    (this body, reset seed 1596), taking collisions no policy could avoid."""
+    body = Morphology(5, [0.24257, 0.121624, 0.242297, 0.146775, 0.163499])
+    env = ReachEnv(body, scene="obstacles")
+    for seed in [1596, *range(200)]:
+        env.reset(seed=seed)
+        assert not env._touches_wall(), seed
+        assert np.all(np.abs(env.data.qpos) <= 0.1)
+        _, _, _, _, info = env.step(np.zeros(env.action_space.shape))
+        assert info["collisions"] == 0, seed
+    open_env = ReachEnv(body)
+    open_env.reset(seed=1596)
+    np.testing.assert_array_equal(open_env.data.qpos, np.random.default_rng(1596).uniform(-0.1, 0.1, 5))
+
+
+def test_a_body_space_too_small_for_the_walls_is_refused_naming_the_reach_that_fits():
+    from morphelites.config import ConfigError, Settings
+
+    small = {"max_links": 3, "min_link_length": 0.01, "max_link_length": 0.05}
+    Settings.from_dict({"body_space": small}).validate()  # the open scene has no walls
+    with pytest.raises(ConfigError, match=r"does not fit this body space.*at least 0\.\d+ m, or use the open scene"):
+        Settings.from_dict({"body_space": small, "env": {"scene": "obstacles"}}).validate()
+    Settings.from_dict({"env": {"scene": "obstacles"}}).validate()
+
+
 def test_renders_rgb_frames_headless():
     env = ReachEnv(BODY, render_mode="rgb_array", render_size=(96, 64))
     env.reset(seed=0)
