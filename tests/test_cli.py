@@ -232,8 +232,10 @@ _BY_CTRL_C_AND_SIGTERM = pytest.mark.parametrize(
 @pytest.mark.parametrize(
     "sig, code, status, name",
     [(signal.SIGINT, 130, "interrupted", "Ctrl-C"), (signal.SIGTERM, 143, "terminated", "SIGTERM"),
-     (signal.SIGHUP, 143, "terminated", "SIGHUP"),  # a closed terminal: seen in review to kill ppo outright
-     (signal.SIGUSR1, 143, "terminated", "SIGUSR1")],  # a scheduler's warning: so did this one
+     # a closed terminal and a scheduler's warning, seen in review to kill ppo outright: the same handler as
+     # SIGTERM's (test_ppo_handles_every_stop_signal_alike), so `make test` runs SIGTERM's whole run only
+     pytest.param(signal.SIGHUP, 143, "terminated", "SIGHUP", marks=pytest.mark.slow),
+     pytest.param(signal.SIGUSR1, 143, "terminated", "SIGUSR1", marks=pytest.mark.slow)],
     ids=["ctrl-c", "sigterm", "sighup", "sigusr1"],
 )
 def test_ctrl_c_or_sigterm_stops_ppo_after_the_update_under_way_with_its_counts_and_evaluates_that_policy(
@@ -740,3 +742,16 @@ def test_ppo_imports_no_simulator_optimiser_tensorboard_or_torch_module_while_a_
     code, late = done.stdout.strip().split(" ", 1)
     assert code == "0"
     assert not {"torch", "sympy", "mujoco", "tensorboard"} & set(eval(late)), late
+
+
+def test_ppo_handles_every_stop_signal_alike():
+    """SIGHUP and SIGUSR1/2 stop ppo as SIGTERM does: one handler for all of them, the status and
+    name by the signal (their whole runs are `make test-faults`' ones)."""
+    from morphelites.parallel.pool import STOP_SIGNALS
+    from morphelites.ppo_run import _StopSignals
+
+    with _StopSignals() as stop:
+        handlers = {signal.getsignal(s) for s in STOP_SIGNALS}
+        assert len(handlers) == 1 and getattr(next(iter(handlers)), "__func__", None) is _StopSignals._on_signal
+        os.kill(os.getpid(), signal.SIGUSR1)
+        assert (stop.status, stop.name) == ("terminated", "SIGUSR1")

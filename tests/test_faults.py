@@ -354,8 +354,12 @@ def test_a_beating_process_whose_parent_died_exits_where_no_death_signal_is_set(
 
 
 # ---------------------------------------------------------------------- 4. SIGTERM
+# SIGHUP and SIGUSR1 go through the same handler as SIGTERM (stop_signals_to_handle; checked in process by
+# test_train's test_the_trainer_handles_every_stop_signal_alike): `make test-faults` runs their whole runs.
 @pytest.mark.parametrize(("sig", "to_group"),
-                         [(signal.SIGTERM, False), (signal.SIGTERM, True), (signal.SIGHUP, True), (signal.SIGUSR1, True)],
+                         [(signal.SIGTERM, False), (signal.SIGTERM, True),
+                          pytest.param(signal.SIGHUP, True, marks=pytest.mark.slow),
+                          pytest.param(signal.SIGUSR1, True, marks=pytest.mark.slow)],
                          ids=["sigterm-to-main-process", "sigterm-to-process-group", "sighup-to-process-group",
                               "sigusr1-to-process-group"])  # fmt: skip
 def test_sigterm_stops_within_10_s_with_a_checkpoint_exit_143_and_no_orphans(tmp_path, sig, to_group):

@@ -1175,7 +1175,9 @@ def test_the_main_process_of_a_run_never_imports_torch(tmp_path, tiny_config, mo
 _train, _results = start_train, read_results
 
 
-@pytest.mark.parametrize("steps, evaluations", [(400, 3), (300, 5)], ids=["whole-quotas", "quota-across-bodies"])
+# whole-quotas' checks are a subset of quota-across-bodies' (review): `make test-all` runs it
+@pytest.mark.parametrize("steps, evaluations", [pytest.param(400, 3, marks=pytest.mark.slow), (300, 5)],
+                         ids=["whole-quotas", "quota-across-bodies"])
 def test_sync_mode_has_zero_policy_lag(tmp_path, steps, evaluations):
     """Segments of 100 transitions and batches of 400 from 2 workers: a quota of 2 segments per
     worker and version. At 300 steps per body (review) a body ends part-way through a quota, and

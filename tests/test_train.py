@@ -245,6 +245,21 @@ def test_nothing_to_do_names_the_budget_of_this_resume_and_how_far_the_run_alrea
             f"reach --max-env-steps 301). To continue it, give --max-env-steps above {spent:,}.") in log
 
 
+def test_nothing_to_do_after_a_wall_time_budget_names_that_budget(tmp_path, tiny_config):
+    """The same for --max-wall-time (review: its branch had no test; it had told the user to raise
+    --evaluations)."""
+    out = tmp_path / "run"
+    command = ["train", "--serial", "--config", str(tiny_config), "--initial-random", "2", "--steps-per-individual", "64",
+               "--output", str(out), "--quiet"]  # fmt: skip
+    assert main([*command, "--max-wall-time", "0.5"]) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["stopped_because"] == "wall-time limit of 0.5 s reached", summary
+    assert main(["train", "--resume", "--output", str(out), "--quiet", "--max-wall-time", "0.25"]) == 0
+    log = (out / "training.log").read_text()
+    assert re.search(rf"Nothing to do: this run already completed {summary['evaluations']} evaluations \(its \d+ s reach "
+                     r"--max-wall-time 0.25\)\. To continue it, give --max-wall-time above \d+\.", log), log
+
+
 def test_a_run_stored_with_a_value_now_refused_for_new_runs_goes_on_when_resumed(tmp_path, tiny_config, capsys):
     """Found in review: refusing max_policy_lag 0 without sync (and ipc_timeout under 5 s) for every
     run made such a run, stored by an earlier version, impossible to resume: a resume may not change
@@ -853,6 +868,35 @@ def test_a_second_ctrl_c_while_a_result_is_recorded_waits_until_the_files_agree(
     assert "Second interrupt: stopping at once" in (out / "training.log").read_text()
 
 
+def test_the_trainer_handles_every_stop_signal_alike(tmp_path, monkeypatch):
+    """SIGHUP (a closed terminal) and SIGUSR1/2 (a scheduler's warning) stop a run as SIGTERM does,
+    through one handler (their whole runs are `make test-faults`' ones)."""
+    import os
+
+    from morphelites.evolution import trainer as trainer_module
+    from morphelites.parallel.pool import STOP_SIGNALS
+    from morphelites.runs.recorder import EvolutionRecorder
+
+    record_result, seen = EvolutionRecorder.result, []
+
+    def look_then_record(recorder, line):
+        if line["id"] == 0:
+            seen.append({signal.getsignal(s) for s in STOP_SIGNALS})
+            os.kill(os.getpid(), signal.SIGUSR2)
+        record_result(recorder, line)
+
+    monkeypatch.setattr(EvolutionRecorder, "result", look_then_record)
+    out = tmp_path / "run"
+    trainer = trainer_module.MAPElitesEvolutionTrainer(
+        TINY, num_initial_random=2, training_steps_per_individual=64, enable_multiprocess=False,
+        use_shared_ppo=False, output_dir=str(out), evaluations=3, quiet=True,
+    )  # fmt: skip
+    summary = trainer.run()
+    assert seen == [{trainer._on_signal}]
+    assert summary["status"] == "terminated" and summary["evaluations"] < 3
+    assert "Stopping (SIGUSR2)" in (out / "training.log").read_text()
+
+
 @pytest.mark.faults  # a Reliability row (README): `make test-faults` runs it too
 def test_a_run_started_under_nohup_goes_on_through_a_hang_up(tmp_path, monkeypatch):
     """Review: the run's handlers replaced the SIGHUP that ``nohup`` ignores, so a closed terminal
@@ -1413,8 +1457,10 @@ def test_a_stalled_worker_that_outlives_its_kill_is_reported_once():
         os.kill(proc.pid, signal.SIGSTOP)  # an idle worker beats too: no beat from now on
         proc.kill = lambda: None  # as a process the kill cannot reach yet
         proc.join = lambda timeout=None: None
-        pool.poll(0.01)  # the watcher was here just now: the next polls read the ages as they are
         pool.heartbeats.array[0] = time.monotonic() - 5.0  # its last beat, 5 s ago
+        # the watcher was here just now: the next polls read the ages as they are (a poll that came
+        # more than ipc_timeout / 2 after the last, on a loaded machine, would take it for a pause)
+        pool.heartbeats._last_round = time.monotonic()
         first = pool.poll(0.1)
         later = pool.poll(0.1) + pool.poll(0.1)
         assert [e.kind for e in first] == ["stalled"] and later == [] and pool.stalls == 1
