@@ -2029,6 +2029,8 @@ def test_a_stopped_learner_gets_time_for_its_update_under_way_and_final_checkpoi
         def is_alive(self):
             return False
 
+        exitcode = None  # as a process that never ran: close() leaves it be
+
         def kill(self):
             self.killed = True
 
@@ -2121,7 +2123,7 @@ def test_summary_figures_of_the_buffer_are_its_own_when_the_learner_sends_no_las
     learner.close()
 
     class Learner:  # alive until killed, and it never reports again
-        killed = False
+        killed = closed = False
 
         def join(self, timeout=None):
             pass
@@ -2131,6 +2133,13 @@ def test_summary_figures_of_the_buffer_are_its_own_when_the_learner_sends_no_las
 
         def kill(self):
             self.killed = True
+
+        @property
+        def exitcode(self):
+            return -9 if self.killed else None
+
+        def close(self):  # its descriptors, once it is gone
+            self.closed = True
 
     class Pipe:
         def poll(self, timeout=0.0):
@@ -2147,7 +2156,8 @@ def test_summary_figures_of_the_buffer_are_its_own_when_the_learner_sends_no_las
     system.pool = type("Pool", (), {"in_flight": {}, "restarts": 0, "stalls": 0,
                                     "close": lambda self, graceful, timeout: None})()  # fmt: skip
     system._stop, system._stats_recv = SharedFlag(mp.get_context("spawn")), Pipe()
-    system.buffer, system.weights, system.learner = buffer, weights, Learner()
+    learner = Learner()
+    system.buffer, system.weights, system.learner = buffer, weights, learner
     try:
         for worker in (0, 1):  # committed after the learner's last report
             _commit_rewards(buffer, worker, worker, version=0)
@@ -2156,7 +2166,7 @@ def test_summary_figures_of_the_buffer_are_its_own_when_the_learner_sends_no_las
     finally:  # closing twice is safe: a failed assertion must not leave the blocks in /dev/shm
         buffer.close()
         weights.close()
-    assert system.learner.killed
+    assert learner.killed and learner.closed and system.learner is None
     stats = system.stats()
     assert stats["transitions_written"] == 200.0 and stats["buffer_transitions"] == 200.0
     assert stats["policy_updates"] == 1.0, "the learner's own figures stay its last report's"
