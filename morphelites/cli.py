@@ -398,9 +398,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parse(build_parser(), argv)
     try:
         from morphelites.runs import RunDirectory, RunDirectoryError
+        from morphelites.runs.run_dir import check_working_directory
     except KeyboardInterrupt:
         return _interrupted()
     try:  # everything that can be wrong with the input is found here, before any process starts
+        check_working_directory()  # relative paths (the default --output too) are read from it
         if args.command == "train":
             trainer = _train_trainer(args)
         elif args.command == "animate":

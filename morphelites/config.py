@@ -719,8 +719,10 @@ class Settings:
         from morphelites.morphology import LINK_RADIUS
 
         def clear(reach: float) -> bool:  # the straight arm of that reach along +x, where every episode starts
-            along_x = np.linspace(0.0, reach, 65)
-            return make_scene(self.env.scene, reach).chain_is_free(np.stack([along_x, 0.0 * along_x], axis=1), LINK_RADIUS)
+            along_x = np.linspace(0.0, reach, 4001)  # points 0.04% of the reach apart: the distance to within that
+            arm = np.stack([along_x, 0.0 * along_x], axis=1)
+            walls = make_scene(self.env.scene, reach).walls
+            return all(wall.distance_each(arm).min() > LINK_RADIUS for wall in walls)  # as MuJoCo's capsule meets a box
 
         reach = self.body_space.max_reach
         if clear(reach):

@@ -238,9 +238,10 @@ class ReachEnv(gym.Env):
 
     def _start_pose(self, rng: np.random.Generator) -> np.ndarray:
         """Joint angles (n,), radians, an episode starts from: each uniform in ±``_RESET_ANGLE_NOISE``,
-        drawn again while the arm would touch a wall (review: about 1 reset in 1,200 of the default
-        space's bodies started inside the 30° wall, taking collisions no policy could avoid). Where
-        the first draw is clear, as in every reset of the open scene, the draws are as before."""
+        drawn again while the arm would touch a wall, or come near its corner (``chain_is_free`` grows
+        the walls square by the links' radius) (review: about 1 reset in 1,200 of the default space's
+        bodies started inside the 30° wall, taking collisions no policy could avoid). Where the first
+        draw is clear, as in every reset of the open scene, the draws are as before."""
         for _ in range(_START_POSE_DRAWS):
             q = rng.uniform(-_RESET_ANGLE_NOISE, _RESET_ANGLE_NOISE, self._n)
             if not self.scene.walls or self.scene.chain_is_free(self._joint_positions(q), LINK_RADIUS):

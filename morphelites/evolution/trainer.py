@@ -291,14 +291,13 @@ class MAPElitesEvolutionTrainer:
         default_dir = default_output_dir(evo.use_shared_ppo)
         if output_dir is not None and not str(output_dir).strip():  # "" would silently mean the default
             raise RunDirectoryError("output_dir is empty; give the path of a directory for the run, or None for the default.")
+        check_working_directory()  # needed for a relative path, and to start worker processes
         # Absolute from here: a run in a thread wrote into another directory (and named it in its
         # advice) once the main thread changed directory, e.g. a notebook's %cd (review).
         self.run_dir = RunDirectory(RunDirectory(output_dir if output_dir is not None else default_dir).path.absolute())
         self.resume = resume
         self.quiet = quiet
         self.run_dir.check(resume=resume)  # refuse before any process starts
-        if evo.enable_multiprocess:
-            check_working_directory()
         self._resumed_changes: list[str] = []  # resume: the budgets and workers that differ from the stored run's
         stored = None
         if resume:  # the same mode and settings as the stored run, budgets and workers aside
@@ -729,6 +728,10 @@ class MAPElitesEvolutionTrainer:
             log.info("Learner stopped training for the final re-evaluation at policy version %d (%d updates)%s.",
                      message["version"], message["updates"],
                      f"; {untrained} transitions, less than a batch, were left untrained" if untrained else "")  # fmt: skip
+        elif kind == "checkpoint_failed" and message.get("final"):  # the run is over: no advice about a learner dying
+            log.error("The learner's final checkpoint (update %d) could not be written (%s); the previous learner "
+                      "checkpoint is intact, and --resume continues from it without the updates made since.",
+                      message["updates"], message["error"])  # fmt: skip
         elif kind == "checkpoint_failed":
             log.error("Learner checkpoint at update %d could not be written (%s); the previous learner checkpoint is "
                       "intact. Free disk space: if the learner dies now, updates since then are lost.",

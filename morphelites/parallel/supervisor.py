@@ -571,9 +571,9 @@ class SerialSharedBackend:
         self.learner_events.append(event)
         self.frozen_version = event["version"]
 
-    def _checkpoint(self) -> None:
+    def _checkpoint(self, final: bool = False) -> None:
         if self.learner.checkpoint() is None:
-            self.learner_events.append({"event": "checkpoint_failed", "updates": self.learner.updates,
+            self.learner_events.append({"event": "checkpoint_failed", "updates": self.learner.updates, "final": final,
                                         "error": self.learner.last_checkpoint_error})  # fmt: skip
 
     def start(self) -> None:
@@ -628,9 +628,9 @@ class SerialSharedBackend:
             self._final_stats = self.learner.stats()
             self._closed = True
             try:
-                self._checkpoint()
+                self._checkpoint(final=True)
             except Exception as error:  # a bug, or a module a second Ctrl-C left half imported: free the blocks all the same
-                self.learner_events.append({"event": "checkpoint_failed", "updates": self.learner.updates,
+                self.learner_events.append({"event": "checkpoint_failed", "updates": self.learner.updates, "final": True,
                                             "error": f"{type(error).__name__}: {error}"})  # fmt: skip
         self.worker.weights.close()
         self.worker.buffer.close()

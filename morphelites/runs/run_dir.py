@@ -37,14 +37,15 @@ class RunDirectoryError(ValueError):
 
 def check_working_directory() -> None:
     """Raise RunDirectoryError if the current directory no longer exists (removed from another
-    shell): worker processes start from it (multiprocessing's spawn asks for it), and a run with
-    an absolute ``--output`` had written its files and then failed with a bare traceback (review)."""
+    shell): a relative path is read from it, and worker processes start from it (multiprocessing's
+    spawn asks for it); a run with an absolute ``--output`` had written its files and then failed
+    with a bare traceback (review)."""
     try:
         os.getcwd()
     except FileNotFoundError:
-        raise RunDirectoryError("The current directory no longer exists (removed since this shell entered it), and "
-                                "worker processes start from it. cd to an existing directory and run the command "
-                                "again.") from None  # fmt: skip
+        raise RunDirectoryError("The current directory no longer exists (removed since this shell entered it); a run "
+                                "reads relative paths from it and starts its worker processes from it. cd to an "
+                                "existing directory and run the command again.") from None  # fmt: skip
 
 
 class RunDirectory:
@@ -56,7 +57,8 @@ class RunDirectory:
     """
 
     def __init__(self, path: Path | str) -> None:
-        self.path = Path(path).expanduser()
+        # os.path's, not Path's: ``~word`` of no such user stays as it is (Path.expanduser raised; review)
+        self.path = Path(os.path.expanduser(os.fspath(path)))
 
     config = property(lambda self: self.path / "config.json")
     training_log = property(lambda self: self.path / "training.log")
