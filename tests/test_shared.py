@@ -898,7 +898,7 @@ def test_a_serial_close_cut_short_by_a_second_ctrl_c_is_finished_by_the_next_cal
     blocks = _blocks_of(backend)
     assert len(blocks) == 2 and blocks <= _shared_memory_blocks()
 
-    def interrupted_checkpoint():
+    def interrupted_checkpoint(final=False):
         raise KeyboardInterrupt  # the second Ctrl-C, while close() writes the learner's final checkpoint
 
     backend._checkpoint = interrupted_checkpoint
