@@ -375,7 +375,6 @@ def evaluate(
     )
 
 
-
 def load_simulation_modules() -> None:
     """Import now what the first body's simulation and training import on use: mujoco with the
     env, the shared worker's and the per-body PPO's modules. For a run that trains in the caller's

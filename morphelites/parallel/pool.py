@@ -173,8 +173,8 @@ def children_skip_the_main_script() -> Iterator[None]:
 @contextlib.contextmanager
 def children_start_deaf_to_stop_signals() -> Iterator[None]:
     """Processes started inside this block never receive the :data:`STOP_SIGNALS` (nor SIGQUIT:
-    :data:`_BLOCKED_IN_CHILDREN`): they are blocked in this thread while they start, and a child inherits the blocked mask through fork
-    and exec. multiprocessing's resource tracker is started here too, if it is not running: it
+    :data:`_BLOCKED_IN_CHILDREN`): they are blocked in this thread while they start, and a child
+    inherits the blocked mask through fork and exec. multiprocessing's resource tracker is started here too, if it is not running: it
     ignores SIGINT and SIGTERM but not SIGHUP or SIGUSR1/2, and a signal that killed it would leave
     a killed run's shared memory in /dev/shm.
 
