@@ -139,8 +139,7 @@ class RunDirectory:
                     f"logs outside the run directory)."
                 )
             fix = ("Use --resume to continue that run, or --output to choose another directory (in Python: resume=True, or "
-                   "another output_dir)." if resumable else (
-                "Choose another --output."))  # fmt: skip
+                   "another output_dir)." if resumable else "Choose another --output.")  # fmt: skip
             raise RunDirectoryError(f"Output directory {path} already holds files of a run; it is never overwritten. {fix}")
         existing = path
         while not existing.exists():
