@@ -151,7 +151,7 @@ def prepare_animation(run: str | Path, individual: int | None = None, body: Morp
                              f"(--episodes) or smaller frames (--size).")  # fmt: skip
     chosen, label, recorded = _choose_body(run_dir, config, settings, individual, body)
     policy_state, source, version = _read_policy(run_dir, command)
-    target = Path(output) if output is not None else run_dir.animations / f"{label.replace(' ', '-')}.gif"
+    target = Path(os.path.expanduser(output)) if output is not None else run_dir.animations / f"{label.replace(' ', '-')}.gif"
     _check_output(target)
     return AnimationRequest(run_dir.path, command, settings, chosen, label, recorded, policy_state, source, version,
                             eval_episodes, eval_seed, episodes, target, frame_size)  # fmt: skip

@@ -1,11 +1,15 @@
-"""The CPU quota of this process's cgroup: Docker's ``--cpus``, a Kubernetes CPU limit, a systemd
-``CPUQuota``. Such a quota leaves the CPU affinity at the whole node, so a default of "75% of the
-cores" read from the affinity alone would start 48 workers in a 2-CPU container on a 64-core node.
+"""The CPU quota and memory limit of this process's cgroup: Docker's ``--cpus`` / ``--memory``, a
+Kubernetes limit, a systemd ``CPUQuota`` / ``MemoryMax``, a Slurm job's cgroup. Such a quota leaves
+the CPU affinity at the whole node, so a default of "75% of the cores" read from the affinity alone
+would start 48 workers in a 2-CPU container on a 64-core node (``config.usable_cores``); and the
+machine's memory as ``/proc/meminfo`` tells it is the node's, not what the job may use (the
+benchmarks' machine description).
 
-Both cgroup versions are read: v2's ``cpu.max`` ("QUOTA PERIOD" or "max PERIOD") and v1's
-``cpu.cfs_quota_us`` / ``cpu.cfs_period_us`` (-1: none), in the process's own cgroup and every one
-above it (a parent's quota binds its children too), with the mount's root as the fallback a
-container sees when its cgroup path names the host's hierarchy.
+Both cgroup versions are read: v2's ``cpu.max`` ("QUOTA PERIOD" or "max PERIOD") and ``memory.max``
+(bytes or "max"), v1's ``cpu.cfs_quota_us`` / ``cpu.cfs_period_us`` (-1: none) and
+``memory.limit_in_bytes`` (a huge number: none), in the process's own cgroup and every one above it
+(a parent's limit binds its children too), with the mount's root as the fallback a container sees
+when its cgroup path names the host's hierarchy.
 """
 
 from __future__ import annotations

@@ -18,16 +18,13 @@ import sys
 from typing import Any, Literal, Sequence
 
 from morphelites import early_interrupt
-from morphelites.config import MAX_SEED, ConfigError, Settings, load_config_file
+from morphelites.config import MAX_ENV_STEPS, MAX_EVAL_EPISODES, MAX_SEED, ConfigError, Settings, load_config_file
 from morphelites.morphology import BodySpace, Morphology
 
 __all__ = ["main", "console_main", "build_parser"]
 
 EXIT_BAD_INPUT = 2
 EXIT_INTERRUPTED = 130
-#: Limits of `morphelites ppo`'s budgets, those of `train`'s evolution.max_env_steps and eval_episodes.
-MAX_PPO_STEPS = 10**13
-MAX_EVAL_EPISODES = 100_000
 #: Exit codes of ``morphelites ppo`` by the status in its summary.json (as ``morphelites train``'s EXIT_CODES).
 _PPO_EXIT_CODES = {"completed": 0, "failed": 1, "interrupted": EXIT_INTERRUPTED, "terminated": 143}
 
@@ -276,7 +273,7 @@ def _ppo_request(args: argparse.Namespace) -> Any:
 
     _check_output(args.output)
     settings = _settings(args).with_default_epochs(evolution=False)
-    _check_positive("--steps", args.steps, most=MAX_PPO_STEPS, why="the most env steps a run takes")
+    _check_positive("--steps", args.steps, most=MAX_ENV_STEPS, why="the most env steps a run takes")
     _check_positive("--eval-episodes", args.eval_episodes, most=MAX_EVAL_EPISODES,
                     why="the most episodes a final evaluation runs")  # fmt: skip
     _check_seed(args.seed)

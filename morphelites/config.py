@@ -253,11 +253,6 @@ class PPOConfig:
         """Transitions per update: ``num_envs * num_steps``."""
         return self.num_envs * self.num_steps
 
-    @property
-    def minibatch_size(self) -> int:
-        """Transitions per gradient step."""
-        return self.batch_size // self.num_minibatches
-
     def validate(self) -> "PPOConfig":
         """Raise ConfigError on an out-of-range value; return self."""
         _check_float_range("ppo.learning_rate", self.learning_rate, 1e-8, 1.0)
@@ -405,6 +400,10 @@ MEASURES = ("num_links", "total_length", "taper")
 MAX_ARCHIVE_CELLS = 1_000_000
 #: Seeds must lie in [0, MAX_SEED]: numpy refuses negative seeds, and every library takes 32 bits.
 MAX_SEED = 2**32 - 1
+#: The most env steps a budget may name (evolution.max_env_steps, `morphelites ppo --steps`).
+MAX_ENV_STEPS = 10**13
+#: The most evaluation episodes per body (evolution.eval_episodes, `morphelites ppo --eval-episodes`).
+MAX_EVAL_EPISODES = 100_000
 #: More worker processes than this many per core are refused (they only add memory and switching).
 MAX_WORKERS_PER_CORE = 4
 EMITTERS = ("iso_line", "gaussian")
@@ -480,7 +479,7 @@ class EvolutionConfig:
         _check_int_range("evolution.training_steps_per_individual", self.training_steps_per_individual, 1, 10**10)
         _check_int_range("evolution.evaluations", self.evaluations, 1, 10**9)
         if self.max_env_steps is not None:
-            _check_int_range("evolution.max_env_steps", self.max_env_steps, 1, 10**13)
+            _check_int_range("evolution.max_env_steps", self.max_env_steps, 1, MAX_ENV_STEPS)
         if self.max_wall_s is not None:
             _check_float_range("evolution.max_wall_s", self.max_wall_s, 1e-3, 1e9)
         if not self.measures:
@@ -496,7 +495,7 @@ class EvolutionConfig:
         _check_choice("evolution.emitter", self.emitter, EMITTERS)
         _check_float_range("evolution.sigma", self.sigma, 1e-6, 10.0)
         _check_float_range("evolution.line_sigma", self.line_sigma, 0.0, 10.0)
-        _check_int_range("evolution.eval_episodes", self.eval_episodes, 1, 100_000)
+        _check_int_range("evolution.eval_episodes", self.eval_episodes, 1, MAX_EVAL_EPISODES)
         _check_int_range("evolution.seed", self.seed, 0, MAX_SEED)
         _check_int_range("evolution.eval_seed", self.eval_seed, 0, MAX_SEED)
         if self.max_workers is not None:
@@ -695,7 +694,6 @@ class Settings:
             _check_types(getattr(self, section.name), section.name)
         self.body_space.validate()
         self.env.validate()
-        self._check_scene_fits()
         self.model.validate()
         self.ppo.validate()
         if command == "train":  # ppo reads neither the evolution nor the training section, nor an archive
@@ -709,35 +707,17 @@ class Settings:
             self._check_shared_minibatches()
         return self
 
-    def _check_scene_fits(self) -> None:
-        """Refuse a scene whose walls the body space's straight start pose touches: the walls scale
-        with the longest arm's reach, the links' radius does not, and in a space of short links every
-        episode started in a wall, its collisions independent of the policy (review)."""
-        import numpy as np
+    def check_scene_fits(self) -> "Settings":
+        """For a new run: refuse a scene whose walls the body space's straight start pose touches
+        (:func:`morphelites.envs.scenes.check_fits`); return self. Not part of :meth:`validate`: a
+        run stored before this check resumes and animates as before (review)."""
+        from morphelites.envs.scenes import check_fits
 
-        from morphelites.envs.scenes import make_scene
-        from morphelites.morphology import LINK_RADIUS
-
-        def clear(reach: float) -> bool:  # the straight arm of that reach along +x, where every episode starts
-            along_x = np.linspace(0.0, reach, 4001)  # points 0.04% of the reach apart: the distance to within that
-            arm = np.stack([along_x, 0.0 * along_x], axis=1)
-            walls = make_scene(self.env.scene, reach).walls
-            return all(wall.distance_each(arm).min() > LINK_RADIUS for wall in walls)  # as MuJoCo's capsule meets a box
-
-        reach = self.body_space.max_reach
-        if clear(reach):
-            return
-        low, high = reach, max(reach, 1.0)
-        while not clear(high):
-            high *= 2
-        for _ in range(40):  # the least reach at which it fits: clearance grows with the reach
-            low, high = (low, (low + high) / 2) if clear((low + high) / 2) else ((low + high) / 2, high)
-        raise ConfigError(
-            f"env.scene {self.env.scene!r} does not fit this body space: its walls scale with the longest arm's reach "
-            f"({reach:g} m), the links' thickness ({2 * LINK_RADIUS * 100:g} cm) does not, and at this reach the arm's "
-            f"start pose touches a wall. Give body_space a longest arm (max_links * max_link_length) of at least "
-            f"{math.ceil(high * 100) / 100:g} m, or use the open scene."
-        )
+        try:
+            check_fits(self.env.scene, self.body_space.max_reach)
+        except ValueError as error:
+            raise ConfigError(str(error)) from None
+        return self
 
     def _check_shared_minibatches(self) -> None:
         """Refuse a shared learner's batch (at least training.min_batch_size) too small for

@@ -327,19 +327,3 @@ def explained_variance(predicted: np.ndarray, target: np.ndarray) -> float:
     """1 - Var(target - predicted) / Var(target); NaN when the target is constant."""
     var = float(np.var(target))
     return math.nan if var == 0 else 1.0 - float(np.var(np.asarray(target) - np.asarray(predicted))) / var
-
-
-def load_optimiser_modules() -> None:
-    """Import now what a process's first Adam step imports on use (``torch._dynamo`` with sympy:
-    about 1.5 s), by stepping a throwaway optimiser of one parameter (no random draw, no state kept).
-
-    Why: a run that trains in the caller's process (``--serial``, ``enable_multiprocess=False``)
-    calls this before it installs its Ctrl-C handler. A second Ctrl-C that landed inside that first
-    import left sympy half initialised, so the final checkpoint, and every later optimiser of the
-    process (the next run's, the user's own), failed with "module 'sympy' has no attribute 'core'"
-    (found in review).
-    """
-    parameter = torch.zeros(1, requires_grad=True)
-    optimiser = torch.optim.Adam([parameter], foreach=True)
-    parameter.grad = torch.zeros(1)
-    optimiser.step()

@@ -30,8 +30,8 @@ from morphelites.morphology import BodySpace, Morphology
 from morphelites.parallel.pool import stop_signal_name, stop_signals_to_handle
 from morphelites.policy import ActorCritic, reach_policy_spec
 from morphelites.policy_numpy import PolicySpec, input_clip
-from morphelites.ppo import load_optimiser_modules
-from morphelites.rollout import ActingPolicy, EvalResult, evaluate, load_simulation_modules, run_episodes_in_batches
+from morphelites.preload import load_optimiser_modules, load_simulation_modules
+from morphelites.rollout import ActingPolicy, EvalResult, evaluate, run_episodes_in_batches
 from morphelites.runs import MetricsWriter, RunDirectory, atomic_write_bytes, open_training_log, read_metric_rows
 from morphelites.runs.checkpoints import save_checkpoint
 from morphelites.runs.metrics import tensorboard_modules
@@ -132,13 +132,13 @@ def run_ppo(request: PPORunRequest, should_stop: Callable[[], bool] | None = Non
     From the run directory's creation on, a stop signal ends the run with a summary.json: a first
     one during the set-up skips training, never the default SIGTERM death (see :class:`_StopSignals`)."""
     # as the CLI: config.json records the epochs used, and a body outside the space is refused
-    settings = request.settings.with_default_epochs(evolution=False).validate("ppo")
+    settings = request.settings.with_default_epochs(evolution=False).validate("ppo").check_scene_fits()
     if request.env_id is None:
         check_bodies_fit(request.bodies, settings.ppo.num_envs)
         space = BodySpace(settings.body_space)
         for body in request.bodies:
             space.check(body)
-    # Before the handlers: a second Ctrl-C must not land in their first imports (see load_optimiser_modules)
+    # Before the handlers: a second Ctrl-C must not land in their first imports (morphelites.preload)
     load_simulation_modules()
     load_optimiser_modules()
     tensorboard_modules()

@@ -373,14 +373,3 @@ def evaluate(
         policy_version=policy_version,
         fitness_ceiling=float(score_ceilings(goals, initial, morphology.total_length, success_radius).mean()),
     )
-
-
-def load_simulation_modules() -> None:
-    """Import now what the first body's simulation and training import on use: mujoco with the
-    env, the shared worker's and the per-body PPO's modules. For a run that trains in the caller's
-    process, before its Ctrl-C handler is in (see :func:`morphelites.ppo.load_optimiser_modules`)."""
-    import mujoco  # noqa: F401  (and with it the OpenGL backend that MUJOCO_GL names)
-
-    import morphelites.envs.reach  # noqa: F401
-    import morphelites.parallel.shared_worker  # noqa: F401
-    import morphelites.train_ppo  # noqa: F401

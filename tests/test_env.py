@@ -276,14 +276,37 @@ def test_an_episode_among_walls_never_starts_inside_one_and_open_scene_starts_ar
     np.testing.assert_array_equal(open_env.data.qpos, np.random.default_rng(1596).uniform(-0.1, 0.1, 5))
 
 
-def test_a_body_space_too_small_for_the_walls_is_refused_naming_the_reach_that_fits():
+def test_a_body_space_too_small_for_the_walls_is_refused_for_new_runs_naming_the_reach_that_fits(tmp_path):
     from morphelites.config import ConfigError, Settings
+    from morphelites.evolution.trainer import MAPElitesEvolutionTrainer
 
     small = {"max_links": 3, "min_link_length": 0.01, "max_link_length": 0.05}
-    Settings.from_dict({"body_space": small}).validate()  # the open scene has no walls
-    with pytest.raises(ConfigError, match=r"does not fit this body space.*at least 0\.\d+ m, or use the open scene"):
-        Settings.from_dict({"body_space": small, "env": {"scene": "obstacles"}}).validate()
-    Settings.from_dict({"env": {"scene": "obstacles"}}).validate()
+    Settings.from_dict({"body_space": small}).check_scene_fits()  # the open scene has no walls
+    Settings.from_dict({"env": {"scene": "obstacles"}}).check_scene_fits()
+    settings = Settings.from_dict({"body_space": small, "env": {"scene": "obstacles"}})
+    settings.validate()  # a run stored with it resumes and animates as before (review)
+    with pytest.raises(ConfigError, match=r"does not fit this body space.*at least 0\.16 m, or use the open scene"):
+        settings.check_scene_fits()
+    with pytest.raises(ConfigError, match="does not fit this body space"):
+        MAPElitesEvolutionTrainer(settings, output_dir=str(tmp_path / "run"), enable_multiprocess=False)
+    assert not (tmp_path / "run").exists()
+
+
+def test_start_poses_are_redrawn_only_where_the_arm_touches_a_wall(monkeypatch):
+    """As MuJoCo measures a touch (the true distance; review: the walls grown square had narrowed
+    the starts of small spaces to a sliver), and not at all for an arm too short to reach one."""
+    from morphelites.config import BodySpaceConfig
+
+    space = BodySpaceConfig(min_links=1, max_links=1, min_link_length=0.1, max_link_length=0.155)
+    env = ReachEnv(Morphology(1, [0.155]), scene="obstacles", body_space=space)
+    starts = []
+    for seed in range(300):
+        env.reset(seed=seed)
+        starts.append(float(env.data.qpos[0]))
+        assert not env._touches_wall(), seed
+    assert min(starts) < -0.09 and max(starts) > -0.03, "every clear start angle is drawn"
+    short = ReachEnv(Morphology(3, [0.1, 0.1, 0.1]), scene="obstacles")
+    assert not short._may_start_in_a_wall and ReachEnv(Morphology(6, [0.25] * 6), scene="obstacles")._may_start_in_a_wall
 
 
 def test_renders_rgb_frames_headless():

@@ -2278,3 +2278,37 @@ def test_a_serial_shared_learner_stops_its_active_time_when_it_freezes(tmp_path)
         assert backend.learner.stats()["learner_active_s"] == first
     finally:
         backend.close()
+
+
+def test_a_learner_process_whose_final_checkpoint_fails_says_it_was_the_final_one(tmp_path):
+    """Review: the learner process sent its final checkpoint's failure as any other, and the trainer
+    logged the advice for a learner still running ("if the learner dies now ..."); only the serial
+    backend had been told apart."""
+    from morphelites.parallel.learner import LearnerOptions, learner_main
+    from morphelites.parallel.supervisor import SharedFlag, create_shared_state
+
+    not_a_directory = tmp_path / "file"
+    not_a_directory.write_text("x")  # every checkpoint write fails (an OSError, as on a full disk)
+    settings = Settings().validate()
+    weights, buffer, handles = create_shared_state(settings, 1, False, 4)
+    ctx = mp.get_context("spawn")
+    receive, send = ctx.Pipe(duplex=False)
+    stop, freeze, active = SharedFlag(ctx), SharedFlag(ctx), ctx.Value("i", 0, lock=False)
+    stop.set()  # as close() does at the run's end: the learner checkpoints once more and stops
+    learner = ctx.Process(target=learner_main, daemon=True, args=(LearnerOptions(settings, handles, str(not_a_directory),
+                          resume=False, max_policy_lag=4), send, stop, active, None, None, freeze))  # fmt: skip
+    try:
+        learner.start()
+        send.close()
+        messages = []
+        with contextlib.suppress(EOFError):
+            while True:
+                messages.append(receive.recv())
+        learner.join(30)
+    finally:
+        if learner.is_alive():
+            learner.kill()
+        buffer.close()
+        weights.close()
+    failed = [m for m in messages if m["event"] == "checkpoint_failed"]
+    assert len(failed) == 1 and failed[0]["final"] is True, messages

@@ -26,8 +26,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from morphelites.config import SCENES
+from morphelites.morphology import LINK_RADIUS
 
-__all__ = ["Wall", "Scene", "make_scene", "SCENES"]
+__all__ = ["Wall", "Scene", "make_scene", "check_fits", "SCENES"]
 
 #: Half the height of the wall drawn in pictures (metres); it takes no contacts.
 WALL_HALF_HEIGHT = 0.06
@@ -107,17 +108,30 @@ class Scene:
         """Whether a goal at ``goal`` (x, y) keeps ``margin`` metres clear of every wall."""
         return not any(w.contains(goal, margin) for w in self.walls)
 
-    def chain_is_free(self, joints: np.ndarray, radius: float, spacing: float = 0.01) -> bool:
+    def chain_is_free(self, joints: np.ndarray, radius: float, spacing: float = 0.01, exact: bool = False) -> bool:
         """Whether an arm whose joints (and fingertip, last) are at ``joints`` (n + 1, 2), metres,
         with links of ``radius`` metres, keeps clear of every wall; checked at points at most
-        ``spacing`` metres apart along each link (walls are several centimetres thick)."""
+        ``spacing`` metres apart along each link (walls are several centimetres thick). Each wall
+        is grown square by ``radius`` (a little more than a touch near its corners), or with
+        ``exact`` measured by the true distance, as MuJoCo's capsule meets a box."""
         if not self.walls:
+            return True
+        starts, ends = joints[:-1], joints[1:]
+        # A link whose middle is farther from every wall than half its length and a grown wall's
+        # farthest reach (radius * sqrt 2 at a square corner) is clear: only the others are sampled.
+        middles, half_lengths = (starts + ends) / 2, np.linalg.norm(ends - starts, axis=1) / 2
+        near = np.zeros(len(middles), dtype=bool)
+        for wall in self.walls:
+            near |= wall.distance_each(middles) <= half_lengths + radius * math.sqrt(2)
+        if not near.any():
             return True
         points = np.concatenate([
             start + np.linspace(0.0, 1.0, max(2, math.ceil(float(np.linalg.norm(end - start)) / spacing) + 1))[:, None]
             * (end - start)
-            for start, end in zip(joints[:-1], joints[1:])
+            for start, end in zip(starts[near], ends[near])
         ])  # fmt: skip
+        if exact:
+            return all(w.distance_each(points).min() > radius for w in self.walls)
         return not any(w.contains_each(points, radius).any() for w in self.walls)
 
 
@@ -133,6 +147,42 @@ def make_scene(name: str, max_reach: float) -> Scene:
     ``obstacles``: three tangential walls at 55% of the max reach, at 30°, 150° and 270°, each
     30% of the max reach long, so goals behind them can only be reached by bending around.
     """
+    return _scene(name, max_reach)
+
+
+def check_fits(name: str, max_reach: float) -> None:
+    """Raise ValueError, naming the least reach that fits, where scene ``name`` made for
+    ``max_reach`` metres has a wall within a link's radius of the straight arm along +x (where every
+    episode starts): the walls scale with the reach, the links' radius does not, and in a space of
+    short links every episode had started in a wall, its collisions independent of the policy
+    (review). New runs are refused so (``Settings.check_scene_fits``); a run stored before goes on.
+    """
+    if _straight_arm_clear(_scene(name, max_reach), max_reach):
+        return
+    low, high = max_reach, max(max_reach, 1.0)
+    while not _straight_arm_clear(_scene(name, high), high):
+        high *= 2
+    for _ in range(40):  # the least reach at which it fits: the clearance grows with the reach
+        middle = (low + high) / 2
+        low, high = (low, middle) if _straight_arm_clear(_scene(name, middle), middle) else (middle, high)
+    raise ValueError(
+        f"env.scene {name!r} does not fit this body space: its walls scale with the longest arm's reach "
+        f"({max_reach:g} m), the links' thickness ({2 * LINK_RADIUS * 100:g} cm) does not, and at this reach the arm's "
+        f"start pose touches a wall. Give body_space a longest arm (max_links * max_link_length) of at least "
+        f"{math.ceil(high * 100) / 100:g} m, or use the open scene."
+    )
+
+
+def _straight_arm_clear(scene: Scene, reach: float) -> bool:
+    """Whether the straight arm of ``reach`` metres along +x keeps more than a link's radius from
+    every wall of ``scene`` (the true distance, as MuJoCo's capsule meets a box)."""
+    along_x = np.linspace(0.0, reach, 4001)  # points 0.025% of the reach apart: the distance to within that
+    arm = np.stack([along_x, np.zeros_like(along_x)], axis=1)
+    return all(wall.distance_each(arm).min() > LINK_RADIUS for wall in scene.walls)
+
+
+def _scene(name: str, max_reach: float) -> Scene:
+    """Scene ``name`` scaled to ``max_reach`` metres (see :func:`make_scene`)."""
     if name == "open":
         return Scene("open", ())
     if name == "obstacles":

@@ -41,7 +41,7 @@ from morphelites.evolution.variation import Variation
 from morphelites.individual import Individual, IndividualResult
 from morphelites.morphology import BodySpace
 from morphelites.parallel.learner import COUNTER_COLUMNS
-from morphelites.parallel.pool import (MAX_START_TRIES, PoolEvent, WorkerCrashLoop, restore_process_title,
+from morphelites.parallel.pool import (MAX_START_TRIES, STOP_SIGNALS, PoolEvent, WorkerCrashLoop, restore_process_title,
                                        set_process_title, stop_signal_name, stop_signals_to_handle)
 from morphelites.parallel.supervisor import (ENVS_PER_WORKER, IndependentBackend, LearnerDied, SerialSharedBackend,
                                              SharedPPOSystem, check_shared_memory, max_ready_transitions,
@@ -305,6 +305,8 @@ class MAPElitesEvolutionTrainer:
             stored = stored_run(self.run_dir)
         stored_training = Settings.from_dict(stored["settings"]).training if stored else None
         settings.training.check_new_values(shared=evo.use_shared_ppo, stored=stored_training)
+        if stored is None:  # a run stored before the scene check goes on as it was
+            settings.check_scene_fits()
         # The run's own id (config.json keeps it), after which its shared-memory blocks are named
         self.run_id = (_stored_run_id(stored) if stored else None) or new_run_id()
         self._locked = False  # whether run() holds the run's lock (a filesystem without locks: no)
@@ -491,8 +493,7 @@ class MAPElitesEvolutionTrainer:
         # before the pool creates shared memory that a plain Ctrl-C here would leave to the resource tracker.
         load_drawing_modules()
         if not evo.enable_multiprocess:  # it trains in this process: the same for the simulator and the optimiser
-            from morphelites.ppo import load_optimiser_modules
-            from morphelites.rollout import load_simulation_modules
+            from morphelites.preload import load_optimiser_modules, load_simulation_modules
 
             load_simulation_modules()
             load_optimiser_modules()
@@ -525,6 +526,11 @@ class MAPElitesEvolutionTrainer:
         # leaves them to the caller.
         # A signal ignored as the run starts (nohup's SIGHUP) stays ignored: stop_signals_to_handle.
         previous = {s: signal.getsignal(s) for s in stop_signals_to_handle()} if _on_main_thread() else {}
+        if ignored := [signal.Signals(s).name for s in STOP_SIGNALS if s not in previous] if _on_main_thread() else []:
+            # said, or a `kill -INT` that does nothing looks like a hung run (review)
+            log.info("%s ignored as this run started (nohup, or a script's background job), and left so: %s.",
+                     ", ".join(ignored), "SIGTERM stops it" if signal.SIGTERM in previous else "it cannot be stopped "
+                     "with a final checkpoint (SIGKILL stops it, and --resume continues from the last one)")  # fmt: skip
         try:  # until the handlers are in place, a Ctrl-C ends the run here: the backend's blocks go with it
             if isinstance(pool, (SharedPPOSystem, SerialSharedBackend)) and training.sync:
                 handles = pool.handles

@@ -449,6 +449,15 @@ class SharedPPOTrainer:
         self.last_checkpoint_error = None
         return path
 
+    def checkpoint_event(self, final: bool = False) -> dict[str, Any]:
+        """Write a checkpoint (:meth:`checkpoint`) and return the event that says how it went:
+        ``checkpoint`` (file, updates) or ``checkpoint_failed`` (updates, error, ``final``: the run's
+        last, after which no learner goes on, so the trainer's log does not advise as for a running one)."""
+        path = self.checkpoint()
+        if path is not None:
+            return {"event": "checkpoint", "file": path.name, "updates": self.updates}
+        return {"event": "checkpoint_failed", "updates": self.updates, "error": self.last_checkpoint_error, "final": final}
+
     def _restore(self) -> None:
         """Load the newest learner checkpoint that is intact and has this run's policy spec.
 
@@ -604,12 +613,8 @@ def learner_main(options: LearnerOptions, stats_conn: Connection, stop: Any, act
         stats_conn.send(learner.restored_event())
     last_stats = 0.0
 
-    def checkpoint() -> None:
-        path = learner.checkpoint()
-        if path is not None:
-            stats_conn.send({"event": "checkpoint", "file": path.name, "updates": learner.updates})
-        else:
-            stats_conn.send({"event": "checkpoint_failed", "updates": learner.updates, "error": learner.last_checkpoint_error})
+    def checkpoint(final: bool = False) -> None:
+        stats_conn.send(learner.checkpoint_event(final))
 
     frozen = False
     try:
@@ -637,7 +642,7 @@ def learner_main(options: LearnerOptions, stats_conn: Connection, stop: Any, act
                 if time.monotonic() - last_stats > 1.0:
                     stats_conn.send({"event": "idle", **learner.stats()})
                     last_stats = time.monotonic()
-        checkpoint()
+        checkpoint(final=True)
         stats_conn.send({"event": "stopped", **learner.stats()})
     except (BrokenPipeError, EOFError):
         pass

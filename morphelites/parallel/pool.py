@@ -353,19 +353,18 @@ class WorkerPool:
         size: number of workers.
         job: the function, as ``"package.module:function"``, imported in each worker.
         role: process-title role, e.g. ``"independent worker"`` -> ``morphelites: independent worker 0``.
-        start_method: multiprocessing start method (``spawn``: no inherited torch/thread state).
         on_died: called with a dead worker's index before its replacement starts (to clean up
             what it shared, e.g. half-written buffer slots).
         ipc_timeout: seconds without a heartbeat after which a worker counts as stalled and is
             killed (then replaced like a worker that died); None: never.
     """
 
-    def __init__(self, size: int, job: str, role: str, start_method: str = "spawn",
-                 on_died: Callable[[int], Any] | None = None, ipc_timeout: float | None = None) -> None:  # fmt: skip
+    def __init__(self, size: int, job: str, role: str, on_died: Callable[[int], Any] | None = None,
+                 ipc_timeout: float | None = None) -> None:  # fmt: skip
         self.size = size
         self.job = job
         self.role = role
-        self._ctx = mp.get_context(start_method)
+        self._ctx = mp.get_context("spawn")  # no inherited torch or thread state
         self.heartbeats = heartbeat.Heartbeats(size, self._ctx)
         self.ipc_timeout = ipc_timeout
         self.stalls = 0

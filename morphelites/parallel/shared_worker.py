@@ -116,14 +116,14 @@ class MultiProcessPPOWorker:
         # next body's first segments complete it.
         self.quota_version, self.quota_written = 0, 0
 
-    def refresh(self, wait: bool = True) -> int:
+    def refresh(self) -> int:
         """Copy the published weights if their version moved; returns the version in use.
 
         If the learner died in the middle of a write, the weights stay unreadable until its
         restarted successor publishes again (seconds: the supervisor's next poll, a torch import,
         a checkpoint restore): a worker that has weights goes on with them after a short try, one
         that has none waits for its successor, beating, up to ``handles.first_weights_wait_s``."""
-        while wait and self.weights.version == 0:  # the learner has not published yet
+        while self.weights.version == 0:  # the learner has not published yet
             beat()
             time.sleep(0.01)
         if self.weights.version != self.version:

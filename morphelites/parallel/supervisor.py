@@ -1,7 +1,9 @@
 """Evaluation backends the evolution loop drives: independent workers, or the shared-PPO system.
 
-Both expose the same small interface (start, idle, submit, poll, pids, stats, close), so
-``MAPElitesEvolutionTrainer`` reads the same in both modes:
+Both expose the same interface (start, idle, submit, poll, take_events, raise_deferred_failure,
+pids, stats, in_flight_training_steps, close; shared mode also handles, freeze_learner and
+frozen_version, for the final re-evaluation), so ``MAPElitesEvolutionTrainer`` reads the same in
+both modes:
 
 - :class:`IndependentBackend`: a WorkerPool whose job trains a fresh PPO per individual.
 - :class:`SharedPPOSystem`: the supervisor of shared mode. It creates the shared weights and the
@@ -572,9 +574,9 @@ class SerialSharedBackend:
         self.frozen_version = event["version"]
 
     def _checkpoint(self, final: bool = False) -> None:
-        if self.learner.checkpoint() is None:
-            self.learner_events.append({"event": "checkpoint_failed", "updates": self.learner.updates, "final": final,
-                                        "error": self.learner.last_checkpoint_error})  # fmt: skip
+        event = self.learner.checkpoint_event(final)
+        if event["event"] == "checkpoint_failed":
+            self.learner_events.append(event)
 
     def start(self) -> None:
         pass

@@ -42,8 +42,8 @@ class Progress:
         self.env_steps_left = env_steps_left
         self._last_line = 0.0
 
-    def update(self, done: int, qd_score: float, coverage: float, best: float, extra: str = "",
-               env_steps: int = 0, after_s: float = 0.0) -> None:  # fmt: skip
+    def update(self, done: int, qd_score: float, coverage: float, best: float, env_steps: int = 0,
+               after_s: float = 0.0) -> None:  # fmt: skip
         """Show ``done`` evaluations; ``env_steps``: those this session has simulated (for the
         env-step budget's ETA); ``after_s``: seconds the run is expected to take after its last
         evaluation (shared mode's final re-evaluation of the elites), which the ETA includes."""
@@ -61,7 +61,7 @@ class Progress:
         eta += after_s  # after any budget: the final re-evaluation follows the stop
         eta_text = "--:--" if eta != eta else _duration(eta)
         text = (f"{done}/{self.total} evaluations | QD-score {qd_score:.2f} | coverage {coverage:.0%} | "
-                f"best {best:.3f} | ETA {eta_text}{(' | ' + extra) if extra else ''}")  # fmt: skip
+                f"best {best:.3f} | ETA {eta_text}")  # fmt: skip
         if self.tty:
             width = 24
             filled = int(width * done / max(self.total, 1))
