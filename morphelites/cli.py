@@ -244,7 +244,8 @@ def _settings(args: argparse.Namespace) -> Settings:
     if getattr(args, "hidden_dim", None) is not None:
         model = dataclasses.replace(model, hidden_dim=args.hidden_dim)
         given["model.hidden_dim"] = ("--hidden-dim", args.hidden_dim)
-    return _validated(dataclasses.replace(settings, env=env, ppo=ppo, model=model), given, "ppo")
+    # a ppo run is always new: the scene's walls must fit its body space (checked again by run_ppo)
+    return _validated(dataclasses.replace(settings, env=env, ppo=ppo, model=model), given, "ppo").check_scene_fits()
 
 
 def parse_body(text: str) -> Morphology:

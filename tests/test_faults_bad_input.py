@@ -142,6 +142,10 @@ CASES = [
     ("gym-observation-dim-disagrees", "ppo --env Pendulum-v1 --config {cfg} --output {out}", {"model": {"observation_dim": 54}},
      ["model.observation_dim is 54", "task Pendulum-v1 gives 3", "Remove"]),
     ("gym-with-scene", "ppo --env Pendulum-v1 --scene obstacles --output {out}", None, ["--scene", "--env", "Drop them"]),
+    ("obstacles-too-small-for-its-space", T, {"body_space": {"max_links": 3, "min_link_length": 0.01, "max_link_length": 0.05},
+                                              "env": {"scene": "obstacles"}}, ["does not fit this body space", "at least 0.16 m"]),
+    ("ppo-obstacles-too-small-for-its-space", "ppo --config {cfg} --scene obstacles --body 0.05,0.05,0.05 --output {out}",
+     {"body_space": {"max_links": 3, "min_link_length": 0.01, "max_link_length": 0.05}}, ["does not fit this body space"]),
     ("gym-with-goals", "ppo --env Pendulum-v1 --goals reachable --output {out}", None, ["--goals", "--env", "Drop them"]),
 ]
 
