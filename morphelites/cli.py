@@ -244,8 +244,10 @@ def _settings(args: argparse.Namespace) -> Settings:
     if getattr(args, "hidden_dim", None) is not None:
         model = dataclasses.replace(model, hidden_dim=args.hidden_dim)
         given["model.hidden_dim"] = ("--hidden-dim", args.hidden_dim)
-    # a ppo run is always new: the scene's walls must fit its body space (checked again by run_ppo)
-    return _validated(dataclasses.replace(settings, env=env, ppo=ppo, model=model), given, "ppo").check_scene_fits()
+    settings = _validated(dataclasses.replace(settings, env=env, ppo=ppo, model=model), given, "ppo")
+    # a ppo run on our bodies is always new: the scene's walls must fit its body space (run_ppo checks again);
+    # a Gymnasium task (--env) uses neither
+    return settings if getattr(args, "env_id", None) else settings.check_scene_fits()
 
 
 def parse_body(text: str) -> Morphology:

@@ -132,7 +132,9 @@ def run_ppo(request: PPORunRequest, should_stop: Callable[[], bool] | None = Non
     From the run directory's creation on, a stop signal ends the run with a summary.json: a first
     one during the set-up skips training, never the default SIGTERM death (see :class:`_StopSignals`)."""
     # as the CLI: config.json records the epochs used, and a body outside the space is refused
-    settings = request.settings.with_default_epochs(evolution=False).validate("ppo").check_scene_fits()
+    settings = request.settings.with_default_epochs(evolution=False).validate("ppo")
+    if request.env_id is None:  # a Gymnasium task has no scene
+        settings.check_scene_fits()
     if request.env_id is None:
         check_bodies_fit(request.bodies, settings.ppo.num_envs)
         space = BodySpace(settings.body_space)

@@ -278,6 +278,19 @@ def test_a_leading_tilde_in_a_path_option_or_output_dir_means_the_home_directory
     assert str(RunDirectory("~nosuchuser/x").path) == "~nosuchuser/x"
 
 
+def test_a_gymnasium_task_ignores_a_configs_obstacles_too_small_for_its_body_space(tmp_path, capsys):
+    """`ppo --env` ignores the env and body_space sections of a config that also serves `train`: their
+    scene check must not refuse it (review)."""
+    from morphelites.cli import _ppo_request, build_parser
+
+    config = tmp_path / "small.json"
+    config.write_text(json.dumps({"body_space": {"max_links": 3, "min_link_length": 0.01, "max_link_length": 0.05},
+                                  "env": {"scene": "obstacles"}}))  # fmt: skip
+    request = _ppo_request(build_parser().parse_args(["ppo", "--env", "Pendulum-v1", "--config", str(config), "--output",
+                                                       str(tmp_path / "run")]))  # fmt: skip
+    assert request.env_id == "Pendulum-v1" and "ignoring them" in capsys.readouterr().err
+
+
 def test_the_console_command_exits_2(tmp_path):
     config = tmp_path / "cfg.json"
     config.write_text(json.dumps({"training": {"buffer_sise": 10}}))

@@ -914,8 +914,8 @@ def test_a_run_started_under_nohup_goes_on_through_a_hang_up(tmp_path, monkeypat
     try:
         summary = _serial_trainer(tmp_path / "run", evaluations=2).run()
         # and the log says so, or a `kill -HUP` that does nothing looks like a hung run (review)
-        assert ("SIGHUP ignored as this run started (nohup, or a script's background job), and left so: SIGTERM "
-                "stops it.") in (tmp_path / "run" / "training.log").read_text()
+        assert ("SIGHUP ignored as this run started (as nohup and a script's background job do), and left so: "
+                "SIGTERM stops it.") in (tmp_path / "run" / "training.log").read_text()
         assert summary["status"] == "completed" and summary["evaluations"] == 2
         assert signal.getsignal(signal.SIGHUP) is signal.SIG_IGN, "still ignored after the run"
     finally:

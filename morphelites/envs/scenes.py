@@ -122,7 +122,7 @@ class Scene:
         middles, half_lengths = (starts + ends) / 2, np.linalg.norm(ends - starts, axis=1) / 2
         near = np.zeros(len(middles), dtype=bool)
         for wall in self.walls:
-            near |= wall.distance_each(middles) <= half_lengths + radius * math.sqrt(2)
+            near |= wall.distance_each(middles) <= half_lengths + radius * math.sqrt(2) + 1e-9  # a rounding's slack
         if not near.any():
             return True
         points = np.concatenate([

@@ -528,9 +528,10 @@ class MAPElitesEvolutionTrainer:
         previous = {s: signal.getsignal(s) for s in stop_signals_to_handle()} if _on_main_thread() else {}
         if ignored := [signal.Signals(s).name for s in STOP_SIGNALS if s not in previous] if _on_main_thread() else []:
             # said, or a `kill -INT` that does nothing looks like a hung run (review)
-            log.info("%s ignored as this run started (nohup, or a script's background job), and left so: %s.",
-                     ", ".join(ignored), "SIGTERM stops it" if signal.SIGTERM in previous else "it cannot be stopped "
-                     "with a final checkpoint (SIGKILL stops it, and --resume continues from the last one)")  # fmt: skip
+            handled = ("SIGTERM" if signal.SIGTERM in previous else " or ".join(stop_signal_name(s) for s in previous))
+            log.info("%s ignored as this run started (as nohup and a script's background job do), and left so: %s.",
+                     ", ".join(ignored), f"{handled} stops it" if handled else "it cannot be stopped with a final "
+                     "checkpoint (SIGKILL stops it, and --resume continues from the last one)")  # fmt: skip
         try:  # until the handlers are in place, a Ctrl-C ends the run here: the backend's blocks go with it
             if isinstance(pool, (SharedPPOSystem, SerialSharedBackend)) and training.sync:
                 handles = pool.handles
