@@ -993,7 +993,6 @@ def test_a_run_in_the_callers_process_imports_nothing_while_its_ctrl_c_handler_i
 def test_a_bug_while_the_processes_stop_still_writes_the_summary_and_gives_the_handlers_back(tmp_path, monkeypatch):
     """An error escaping the backend's close (a module a second Ctrl-C left half imported, a bug)
     went past summary.json, the signal handlers, the process title and training.log (review)."""
-    from morphelites.evolution import trainer as trainer_module
     from morphelites.parallel.supervisor import IndependentBackend
 
     def broken_close(backend, graceful=True):
@@ -1002,10 +1001,7 @@ def test_a_bug_while_the_processes_stop_still_writes_the_summary_and_gives_the_h
     monkeypatch.setattr(IndependentBackend, "close", broken_close)
     handler_before = signal.getsignal(signal.SIGINT)
     out = tmp_path / "run"
-    trainer = trainer_module.MAPElitesEvolutionTrainer(
-        TINY, num_initial_random=1, training_steps_per_individual=64, enable_multiprocess=False,
-        use_shared_ppo=False, output_dir=str(out), evaluations=1, quiet=True,
-    )  # fmt: skip
+    trainer = _serial_trainer(out, evaluations=1)
     with pytest.raises(RuntimeError, match="broken on the way out"):  # a bug is raised, as any other of run()
         trainer.run()
     summary = json.loads((out / "summary.json").read_text())
