@@ -141,15 +141,6 @@ def _box_mesh(name: str, hx: float, hy: float, hz: float) -> str:
     return f'<mesh name="{name}" vertex="{corners}"/>'
 
 
-def make_scene(name: str, max_reach: float) -> Scene:
-    """Build scene ``name`` for a body space whose longest arm reaches ``max_reach`` metres.
-
-    ``obstacles``: three tangential walls at 55% of the max reach, at 30°, 150° and 270°, each
-    30% of the max reach long, so goals behind them can only be reached by bending around.
-    """
-    return _scene(name, max_reach)
-
-
 def check_fits(name: str, max_reach: float) -> None:
     """Raise ValueError, naming the least reach that fits, where scene ``name`` made for
     ``max_reach`` metres has a wall within a link's radius of the straight arm along +x (where every
@@ -157,32 +148,32 @@ def check_fits(name: str, max_reach: float) -> None:
     short links every episode had started in a wall, its collisions independent of the policy
     (review). New runs are refused so (``Settings.check_scene_fits``); a run stored before goes on.
     """
-    if _straight_arm_clear(_scene(name, max_reach), max_reach):
+    # The arm and the walls both scale with the reach, so their distance does too: per metre of reach
+    per_metre = _straight_arm_distance(make_scene(name, 1.0), 1.0)
+    if per_metre * max_reach > LINK_RADIUS:
         return
-    low, high = max_reach, max(max_reach, 1.0)
-    while not _straight_arm_clear(_scene(name, high), high):
-        high *= 2
-    for _ in range(40):  # the least reach at which it fits: the clearance grows with the reach
-        middle = (low + high) / 2
-        low, high = (low, middle) if _straight_arm_clear(_scene(name, middle), middle) else (middle, high)
     raise ValueError(
         f"env.scene {name!r} does not fit this body space: its walls scale with the longest arm's reach "
         f"({max_reach:g} m), the links' thickness ({2 * LINK_RADIUS * 100:g} cm) does not, and at this reach the arm's "
         f"start pose touches a wall. Give body_space a longest arm (max_links * max_link_length) of at least "
-        f"{math.ceil(high * 100) / 100:g} m, or use the open scene."
+        f"{math.ceil(LINK_RADIUS / per_metre * 100) / 100:g} m, or use the open scene."
     )
 
 
-def _straight_arm_clear(scene: Scene, reach: float) -> bool:
-    """Whether the straight arm of ``reach`` metres along +x keeps more than a link's radius from
-    every wall of ``scene`` (the true distance, as MuJoCo's capsule meets a box)."""
+def _straight_arm_distance(scene: Scene, reach: float) -> float:
+    """The least distance, metres, from the straight arm of ``reach`` metres along +x to a wall of
+    ``scene`` (its centre line's: the true distance, as MuJoCo's capsule meets a box); inf without walls."""
     along_x = np.linspace(0.0, reach, 4001)  # points 0.025% of the reach apart: the distance to within that
     arm = np.stack([along_x, np.zeros_like(along_x)], axis=1)
-    return all(wall.distance_each(arm).min() > LINK_RADIUS for wall in scene.walls)
+    return min((float(wall.distance_each(arm).min()) for wall in scene.walls), default=math.inf)
 
 
-def _scene(name: str, max_reach: float) -> Scene:
-    """Scene ``name`` scaled to ``max_reach`` metres (see :func:`make_scene`)."""
+def make_scene(name: str, max_reach: float) -> Scene:
+    """Build scene ``name`` for a body space whose longest arm reaches ``max_reach`` metres.
+
+    ``obstacles``: three tangential walls at 55% of the max reach, at 30°, 150° and 270°, each
+    30% of the max reach long, so goals behind them can only be reached by bending around.
+    """
     if name == "open":
         return Scene("open", ())
     if name == "obstacles":
