@@ -1952,7 +1952,8 @@ def test_a_budget_that_whole_segments_pass_by_more_than_5_percent_is_said_and_ea
     (independent), so training.update_interval 2,048 trained 2,048 steps per body at a budget of
     1,500 (37% more), with nothing said. The run now says so before it starts, and each body
     trains what it says (results.jsonl)."""
-    from morphelites.evolution.trainer import MAPElitesEvolutionTrainer, training_steps_each
+    from morphelites.evolution.run_plan import training_steps_each
+    from morphelites.evolution.trainer import MAPElitesEvolutionTrainer
     from morphelites.train_ppo import rollout_plan
 
     config = {**TINY, "training": {**TINY["training"], "update_interval": 100}}
@@ -2052,7 +2053,7 @@ def test_the_room_for_experience_says_how_many_workers_act_at_once():
     """(max_policy_lag - 1) x min_batch_size transitions of room hold that many segments: with more
     workers, the rest wait (their experience would only be dropped), and the run says so as it
     starts (trainer: "At most N of the W workers act at once")."""
-    from morphelites.evolution.trainer import workers_acting_at_once
+    from morphelites.evolution.run_plan import workers_acting_at_once
     from morphelites.parallel.supervisor import max_ready_transitions, segment_transitions
 
     defaults = Settings()  # room 3,000: 30 segments of 100
@@ -2071,6 +2072,20 @@ def test_the_room_for_experience_says_how_many_workers_act_at_once():
             claimed, admitted = claimed + segment_transitions(settings), admitted + 1
         assert workers_acting_at_once(settings, 1000) == admitted
     assert workers_acting_at_once(Settings.from_dict({"training": {"sync": True, "update_interval": 500}}), 8) == 8
+
+
+def test_the_start_warnings_name_the_workers_the_buffer_keeps_idle_and_say_nothing_of_default_settings():
+    """settings_warnings (the trainer logs each as it starts): 48 default workers get room for 30
+    at once; a run with the defaults and workers the buffer admits gets no warning at all."""
+    from morphelites.evolution.run_plan import settings_warnings
+
+    assert settings_warnings(Settings(), "shared", 16) == []
+    assert settings_warnings(Settings(), "independent", 16) == []
+    (warning,) = settings_warnings(Settings(), "shared", 48)
+    assert warning.startswith("At most 30 of the 48 workers act at once: experience waiting for the learner or being "
+                              "written is held to (max_policy_lag - 1) x min_batch_size = 3000 transitions, 30 segments "
+                              "of 100, since more"), warning
+    assert settings_warnings(Settings(), "independent", 48) == [], "independent workers share no buffer"
 
 
 def test_the_eta_counts_a_final_re_evaluation_only_where_there_is_one(tmp_path):

@@ -31,11 +31,12 @@ import time
 from typing import Any, Callable, Iterator
 
 from morphelites import early_interrupt
-from morphelites.config import ConfigError, ModelConfig, PPOConfig, Settings, TrainingConfig, section_from_dict
+from morphelites.config import ConfigError, ModelConfig, Settings, TrainingConfig, section_from_dict
 from morphelites.envs.reach import ObservationLayout
 from morphelites.evolution.archive import BodyArchive
 from morphelites.evolution.measures import compute_measures, measure_specs
 from morphelites.evolution.reevaluation import EvaluationFailed, ReevaluationRound
+from morphelites.evolution.run_plan import settings_warnings
 from morphelites.runs.stored_run import check_resume, over_stored_settings, stored_run
 from morphelites.evolution.variation import Variation
 from morphelites.individual import Individual, IndividualResult
@@ -43,9 +44,8 @@ from morphelites.morphology import BodySpace
 from morphelites.parallel.learner import COUNTER_COLUMNS
 from morphelites.parallel.pool import (MAX_START_TRIES, STOP_SIGNALS, PoolEvent, WorkerCrashLoop, restore_process_title,
                                        set_process_title, stop_signal_name, stop_signals_to_handle)
-from morphelites.parallel.supervisor import (ENVS_PER_WORKER, IndependentBackend, LearnerDied, SerialSharedBackend,
-                                             SharedPPOSystem, check_shared_memory, max_ready_transitions,
-                                             segment_transitions)
+from morphelites.parallel.supervisor import (IndependentBackend, LearnerDied, SerialSharedBackend, SharedPPOSystem,
+                                             check_shared_memory)
 from morphelites.parallel.shm import (SHM_DIR, leftover_blocks, leftover_bytes, new_run_id, remove_leftover_blocks,
                                      run_block_prefix)
 from morphelites.runs.memory import ProcessTreeMemory, memory_metrics
@@ -80,39 +80,6 @@ _SESSION_COUNTERS = ("worker_restarts", "worker_stalls", "learner_restarts", "le
 #: writes them as whole numbers, not as the floats the backends report.
 _WHOLE_NUMBER_STATS = frozenset({*_SESSION_COUNTERS, *COUNTER_COLUMNS.values(), "policy_version", "max_policy_lag",
                                  "buffer_transitions", "buffer_capacity"})  # fmt: skip
-
-
-def _shared_only_changes(training: TrainingConfig) -> list[str]:
-    """``training.KEY=value`` for each setting of ``training`` that differs from its default and
-    that only shared mode uses (every one but ``ipc_timeout``, which watches any worker)."""
-    defaults = TrainingConfig()
-    return [f"training.{field.name}={getattr(training, field.name)!r}" for field in dataclasses.fields(training)
-            if field.name != "ipc_timeout" and getattr(training, field.name) != getattr(defaults, field.name)]  # fmt: skip
-
-
-#: A body's training may pass its budget by this share before the run warns (whole segments or
-#: env steps: the defaults give 1,500 exactly in shared mode and 1,504 in independent mode).
-_TRAINING_OVERSHOOT_WARNING = 0.05
-
-
-def training_steps_each(settings: Settings, mode: str) -> int:
-    """Env steps each individual's training takes: ``evolution.training_steps_per_individual``
-    rounded up to whole segments in shared mode (``training.update_interval`` over
-    ``ENVS_PER_WORKER`` envs, rounded up to whole steps of each) and to whole steps of all
-    ``ppo.num_envs`` envs in independent mode (see train_ppo.rollout_plan)."""
-    segment = segment_transitions(settings) if mode == "shared" else settings.ppo.num_envs
-    return math.ceil(settings.evolution.training_steps_per_individual / segment) * segment
-
-
-def workers_acting_at_once(settings: Settings, workers: int) -> int:
-    """How many of ``workers`` shared-mode workers can act at once: all of them in sync mode (no
-    room limit), else as many as the buffer lets in: a worker takes a slot while fewer than the
-    room of :func:`max_ready_transitions` are claimed, so that room over a segment, rounded up."""
-    training = settings.training
-    if training.sync:
-        return workers
-    room = max_ready_transitions(training.min_batch_size, training.max_policy_lag)
-    return min(workers, -(-room // segment_transitions(settings)))
 
 
 def _over_stored_settings(base_args: dict[str, Any] | None, output_dir: str | None,
@@ -156,14 +123,6 @@ def _sessions_started(stored: dict[str, Any]) -> int:
 def _on_main_thread() -> bool:
     """Whether this is the main thread, the only one Python lets set signal handlers."""
     return threading.current_thread() is threading.main_thread()
-
-
-def _independent_only_changes(ppo: PPOConfig) -> list[str]:
-    """``ppo.KEY=value`` for ``num_envs`` and ``num_steps`` where they differ from their defaults:
-    shared mode's workers and learner read neither (``ENVS_PER_WORKER``, ``training.update_interval``)."""
-    defaults = PPOConfig()
-    return [f"ppo.{name}={getattr(ppo, name)!r}" for name in ("num_envs", "num_steps")
-            if getattr(ppo, name) != getattr(defaults, name)]  # fmt: skip
 
 
 class RunWriteFailed(Exception):
@@ -452,39 +411,8 @@ class MAPElitesEvolutionTrainer:
         workers = evo.workers if evo.enable_multiprocess else 1
         log.info("MAP-Elites (%s mode): %d evaluations, %d env steps of training each, %d worker(s), output %s",
                  self.mode, evo.evaluations, evo.training_steps_per_individual, workers, self.run_dir.path)  # fmt: skip
-        each = training_steps_each(self.settings, self.mode)
-        if each > evo.training_steps_per_individual * (1 + _TRAINING_OVERSHOOT_WARNING):
-            if self.mode == "shared":
-                why = (f"a shared worker writes whole segments of {segment_transitions(self.settings)} transitions "
-                       f"(training.update_interval over {ENVS_PER_WORKER} envs)", "training.update_interval")
-            else:
-                why = f"independent PPO steps all {self.settings.ppo.num_envs} envs at once", "ppo.num_envs"
-            log.warning("Each body will train %d env steps, %.0f%% more than evolution.training_steps_per_individual "
-                        "(%d): %s. Make the budget a multiple of that, or lower %s, to train each body on the budget "
-                        "set.", each, 100 * (each / evo.training_steps_per_individual - 1),
-                        evo.training_steps_per_individual, *why)  # fmt: skip
-        acting = workers_acting_at_once(self.settings, workers) if self.mode == "shared" else workers
-        if acting < workers:
-            log.warning("At most %d of the %d workers act at once: experience waiting for the learner or being written "
-                        "is held to (max_policy_lag - 1) x min_batch_size = %d transitions, %d segments of %d, since "
-                        "more would reach the learner past max_policy_lag and be dropped. To keep every worker busy "
-                        "raise training.min_batch_size or training.max_policy_lag, or lower training.update_interval, "
-                        "or use fewer workers.", acting, workers,
-                        max_ready_transitions(self.settings.training.min_batch_size, self.settings.training.max_policy_lag),
-                        acting, segment_transitions(self.settings))  # fmt: skip
-        unused = _shared_only_changes(self.settings.training) if self.mode == "independent" else []
-        if unused:
-            log.warning("Independent mode does not use %s: only the shared learner does. Ignoring %s.",
-                        ", ".join(unused), "them" if len(unused) > 1 else "it")  # fmt: skip
-        unused = _independent_only_changes(self.settings.ppo) if self.mode == "shared" else []
-        if unused:
-            log.warning("Shared mode does not use %s: each worker steps %d copies of its body, in segments of "
-                        "training.update_interval steps, and the learner's batches are training.min_batch_size. "
-                        "Ignoring %s.", ", ".join(unused), ENVS_PER_WORKER, "them" if len(unused) > 1 else "it")  # fmt: skip
-        if 0 < evo.parent_lag < workers - 1:
-            log.warning("evolution.parent_lag is %d with %d workers: after the random start at most %d individuals "
-                        "are evaluated at once, and %d worker(s) idle. Set parent_lag to the number of workers.",
-                        evo.parent_lag, workers, evo.parent_lag + 1, workers - evo.parent_lag - 1)  # fmt: skip
+        for warning in settings_warnings(self.settings, self.mode, workers):
+            log.warning("%s", warning)
         if evo.parent_lag and evo.use_shared_ppo and evo.enable_multiprocess:
             log.info("evolution.parent_lag fixes the order of evolution, but in shared mode with workers the policy "
                      "each worker acts with still depends on timing, so this run will not repeat exactly (--serial "
