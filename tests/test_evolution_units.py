@@ -257,3 +257,40 @@ def test_a_one_measure_archive_is_drawn_also_with_a_single_elite(elites):
         archive.add(individual_id, None, SPACE.encode(body), 0.5, compute_measures(body, archive.specs), {})
     assert archive.stats()["elites"] == elites
     assert heatmap_png(archive)[:4] == b"\x89PNG"
+
+
+def test_each_learner_report_has_its_training_log_line_at_its_level():
+    """learner_event_lines: a report of trouble is an error, a checkpoint passed over a warning,
+    a restore or a freeze information; the learner's routine reports (a checkpoint written, an
+    update) are not logged line by line."""
+    import logging
+
+    from morphelites.evolution.learner_events import learner_event_lines
+
+    restored = {"event": "restored", "checkpoint": "learner-3.pkl", "version": 5, "updates": 3, "lost_updates": 2,
+                "published_version": 7, "skipped": ["learner-4.pkl is corrupt"]}
+    assert learner_event_lines(restored) == [
+        (logging.WARNING, "Learner checkpoint skipped: learner-4.pkl is corrupt"),
+        (logging.INFO, "Learner restored from learner-3.pkl (policy version 5, 3 updates). Lost: 2 update(s) made after "
+                       "that checkpoint. Its weights are published as version 7, past the versions other weights were "
+                       "published as (by a learner it replaces, or before the run stopped)."),
+    ]
+    assert learner_event_lines({"event": "restored", "checkpoint": None, "version": 0}) == [
+        (logging.WARNING, "Learner started from a fresh policy (no usable learner checkpoint).")]
+    assert learner_event_lines({"event": "frozen", "version": 9, "updates": 8, "untrained_transitions": 300}) == [
+        (logging.INFO, "Learner stopped training for the final re-evaluation at policy version 9 (8 updates); 300 "
+                       "transitions, less than a batch, were left untrained.")]
+    levels = {kind: [level for level, _ in learner_event_lines({"event": kind, **fields})] for kind, fields in {
+        "learner_died": {"exit_code": -9, "in_row": 1, "allowed": 3},
+        "learner_start_failed": {"error": "OSError"},
+        "learner_stalled": {"seconds": 61.0, "ipc_timeout": 60.0},
+        "skipped_update": {"update": 12, "reason": "non-finite loss", "skipped_updates": 1},
+        "checkpoint_failed": {"updates": 4, "error": "disk full", "final": False},
+        "checkpoint": {"file": "learner-4.pkl", "updates": 4},
+        "update": {},
+    }.items()}  # fmt: skip
+    assert levels == {"learner_died": [logging.ERROR], "learner_start_failed": [logging.ERROR],
+                      "learner_stalled": [logging.ERROR], "skipped_update": [logging.WARNING],
+                      "checkpoint_failed": [logging.ERROR], "checkpoint": [], "update": []}  # fmt: skip
+    final = learner_event_lines({"event": "checkpoint_failed", "updates": 4, "error": "disk full", "final": True})
+    assert "final checkpoint" in final[0][1] and "Free disk space" not in final[0][1], "no advice for a learner that is gone"

@@ -35,6 +35,7 @@ from morphelites.config import ConfigError, ModelConfig, Settings, TrainingConfi
 from morphelites.envs.reach import ObservationLayout
 from morphelites.evolution.archive import BodyArchive
 from morphelites.evolution.measures import compute_measures, measure_specs
+from morphelites.evolution.learner_events import learner_event_lines
 from morphelites.evolution.reevaluation import EvaluationFailed, ReevaluationRound
 from morphelites.evolution.run_plan import settings_warnings
 from morphelites.runs.stored_run import check_resume, over_stored_settings, stored_run
@@ -42,7 +43,7 @@ from morphelites.evolution.variation import Variation
 from morphelites.individual import Individual, IndividualResult
 from morphelites.morphology import BodySpace
 from morphelites.parallel.learner import COUNTER_COLUMNS
-from morphelites.parallel.pool import (MAX_START_TRIES, STOP_SIGNALS, PoolEvent, WorkerCrashLoop, restore_process_title,
+from morphelites.parallel.pool import (STOP_SIGNALS, PoolEvent, WorkerCrashLoop, restore_process_title,
                                        set_process_title, stop_signal_name, stop_signals_to_handle)
 from morphelites.parallel.supervisor import (IndependentBackend, LearnerDied, SerialSharedBackend, SharedPPOSystem,
                                              check_shared_memory)
@@ -619,58 +620,15 @@ class MAPElitesEvolutionTrainer:
 
     def _log_learner_event(self, message: dict[str, Any]) -> None:
         """Write what the shared-mode learner (or its supervisor) reported into training.log."""
-        log = self.recorder.log
-        kind = message.get("event")
-        if kind == "restored":
-            if self.resume and not self._learner_restored:  # this session's first learner, restored from the run's checkpoint
-                self._learner_restored = True
-                # Its checkpoint may be newer than metrics.csv's last row (a hard stop between the two):
-                # those updates were made before this session, not in its first line's seconds.
-                for column, key in (("policy_updates", "updates"), ("samples_consumed", "samples_consumed")):
-                    self._previous_learner[column] = max(self._previous_learner.get(column, 0.0),
-                                                         float(message.get(key, 0)))  # fmt: skip
-            for reason in message.get("skipped", []):
-                log.warning("Learner checkpoint skipped: %s", reason)
-            for note in message.get("notes", []):
-                log.warning("Learner checkpoint restored: %s", note)
-            lost = message.get("lost_updates", 0)
-            published = message.get("published_version", message["version"])
-            if message.get("checkpoint"):
-                log.info("Learner restored from %s (policy version %d, %d updates).%s%s", message["checkpoint"],
-                         message["version"], message.get("updates", 0),
-                         f" Lost: {lost} update(s) made after that checkpoint." if lost else "",
-                         f" Its weights are published as version {published}, past the versions other weights "
-                         f"were published as (by a learner it replaces, or before the run stopped)."
-                         if published != message["version"] else "")  # fmt: skip
-            else:
-                log.warning("Learner started from a fresh policy (no usable learner checkpoint)%s.",
-                            f"; lost: {lost} update(s)" if lost else "")  # fmt: skip
-        elif kind == "learner_died":
-            log.error("The learner process died (exit code %s); restarting it from its newest checkpoint (death %d in a "
-                      "row of at most %d allowed by training.max_learner_restarts).", message["exit_code"],
-                      message["in_row"], message["allowed"])  # fmt: skip
-        elif kind == "learner_start_failed":
-            log.error("The replacement learner could not be started (%s; try %d of %d); it is tried again shortly.",
-                      message["error"], message.get("tries", 1), MAX_START_TRIES)  # fmt: skip
-        elif kind == "learner_stalled":
-            log.error("The learner stalled: no heartbeat for %.0f s (training.ipc_timeout is %.0f s); killed it.",
-                      message["seconds"], message["ipc_timeout"])  # fmt: skip
-        elif kind == "skipped_update":
-            log.warning("Learner update %d skipped: %s (%d skipped so far). The published policy is unchanged and finite.",
-                        message["update"], message["reason"], message["skipped_updates"])  # fmt: skip
-        elif kind == "frozen":
-            untrained = message.get("untrained_transitions", 0)
-            log.info("Learner stopped training for the final re-evaluation at policy version %d (%d updates)%s.",
-                     message["version"], message["updates"],
-                     f"; {untrained} transitions, less than a batch, were left untrained" if untrained else "")  # fmt: skip
-        elif kind == "checkpoint_failed" and message.get("final"):  # the run is over: no advice about a learner dying
-            log.error("The learner's final checkpoint (update %d) could not be written (%s); the previous learner "
-                      "checkpoint is intact, and --resume continues from it without the updates made since.",
-                      message["updates"], message["error"])  # fmt: skip
-        elif kind == "checkpoint_failed":
-            log.error("Learner checkpoint at update %d could not be written (%s); the previous learner checkpoint is "
-                      "intact. Free disk space: if the learner dies now, updates since then are lost.",
-                      message["updates"], message["error"])  # fmt: skip
+        if message.get("event") == "restored" and self.resume and not self._learner_restored:
+            # this session's first learner, restored from the run's checkpoint, which may be newer than
+            # metrics.csv's last row (a hard stop between the two): those updates were made before this
+            # session, not in its first line's seconds
+            self._learner_restored = True
+            for column, key in (("policy_updates", "updates"), ("samples_consumed", "samples_consumed")):
+                self._previous_learner[column] = max(self._previous_learner.get(column, 0.0), float(message.get(key, 0)))
+        for level, text in learner_event_lines(message):
+            self.recorder.log.log(level, "%s", text)
 
     def _wanted(self) -> int:
         if self._stopping_reason:
