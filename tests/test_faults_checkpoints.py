@@ -151,13 +151,13 @@ def _rewrite(path: Path, change: Callable[[dict[str, Any]], None]) -> None:
          "other-body-space", "no-body-space", "no-settings", "no-variation"],
 )  # fmt: skip
 def test_every_kind_of_bad_evolution_checkpoint_is_named_and_explained(run_copy, damage, words):
-    from morphelites.evolution.trainer import _CHECKPOINT_FIELDS
+    from morphelites.evolution.resume import CHECKPOINT_FIELDS
 
     path = list_checkpoints(run_copy / "checkpoints", "evolution")[-1]
-    load_checkpoint(path, EVOLUTION_FORMAT, _run_body_space_check(run_copy), _CHECKPOINT_FIELDS)  # intact before the damage
+    load_checkpoint(path, EVOLUTION_FORMAT, _run_body_space_check(run_copy), CHECKPOINT_FIELDS)  # intact before the damage
     damage(path)
     with pytest.raises(CheckpointError) as caught:
-        load_checkpoint(path, EVOLUTION_FORMAT, _run_body_space_check(run_copy), _CHECKPOINT_FIELDS)
+        load_checkpoint(path, EVOLUTION_FORMAT, _run_body_space_check(run_copy), CHECKPOINT_FIELDS)
     message = str(caught.value)
     assert str(path) in message
     for phrase in words:

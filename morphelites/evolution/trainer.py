@@ -31,15 +31,18 @@ import time
 from typing import Any, Callable, Iterator
 
 from morphelites import early_interrupt
-from morphelites.config import ConfigError, ModelConfig, Settings, TrainingConfig, section_from_dict
+from morphelites.config import ModelConfig, Settings, TrainingConfig, section_from_dict
 from morphelites.envs.reach import ObservationLayout
 from morphelites.evolution.archive import BodyArchive
 from morphelites.evolution.measures import compute_measures, measure_specs
 from morphelites.evolution.learner_events import learner_event_lines
 from morphelites.evolution.reevaluation import EvaluationFailed, ReevaluationRound
+from morphelites.evolution.resume import (CHECKPOINT_FIELDS, CHECKPOINT_FORMAT, SESSION_COUNTERS, as_figure, drawn_after,
+                                          nothing_to_do_line, python_resume_settings, read_recorded_totals,
+                                          sessions_started, stored_run_id, unloadable, unreported_steps)
 from morphelites.evolution.run_plan import settings_warnings
-from morphelites.runs.stored_run import check_resume, over_stored_settings, stored_run
 from morphelites.evolution.variation import Variation
+from morphelites.runs.stored_run import check_resume, stored_run
 from morphelites.individual import Individual, IndividualResult
 from morphelites.morphology import BodySpace
 from morphelites.parallel.learner import COUNTER_COLUMNS
@@ -66,59 +69,10 @@ EXIT_CODES = {"completed": 0, "failed": 1, "interrupted": 130, "terminated": 143
 #: given, are the pool's crash loop instead; with nothing to tell the two apart yet, another body
 #: goes first: ``_another_body_first``.)
 MAX_DEATHS_PER_INDIVIDUAL = 3
-_CHECKPOINT_FORMAT = "morphelites-evolution-1"
-#: Fields of an evolution checkpoint that resuming reads (``settings`` is checked for the body space).
-_CHECKPOINT_FIELDS = ("completed", "next_id", "pending", "variation", "wall_s", "settings")
-
-
-#: Counts a backend keeps for its own session only; a resumed run continues them from metrics.csv
-#: and summary.json.
-_SESSION_COUNTERS = ("worker_restarts", "worker_stalls", "learner_restarts", "learner_stalls", "transitions_written",
-                     "transitions_consumed", "segments_dropped_lag", "producer_waits")  # fmt: skip
-
-
 #: Backend figures that count things (the rest are means, rates, shares and MB): summary.json
 #: writes them as whole numbers, not as the floats the backends report.
-_WHOLE_NUMBER_STATS = frozenset({*_SESSION_COUNTERS, *COUNTER_COLUMNS.values(), "policy_version", "max_policy_lag",
+_WHOLE_NUMBER_STATS = frozenset({*SESSION_COUNTERS, *COUNTER_COLUMNS.values(), "policy_version", "max_policy_lag",
                                  "buffer_transitions", "buffer_capacity"})  # fmt: skip
-
-
-def _over_stored_settings(base_args: dict[str, Any] | None, output_dir: str | None,
-                          use_shared_ppo: bool | None) -> dict[str, Any] | None:
-    """``base_args`` of a resume from Python, as the CLI takes a ``--config`` to ``--resume``: each
-    setting it leaves out is the stored run's, not the default (a dict without ``evaluations`` had
-    ended a run stopped at 300 of 400 at once, and one without ``max_wall_s`` lifted its limit:
-    found in review); None takes the stored settings whole. Left as given where no run can be read
-    there: the checks that follow say why."""
-    if output_dir is not None and not str(output_dir).strip():
-        return base_args  # refused as it is made
-    if output_dir is None:
-        evolution = (base_args or {}).get("evolution") if isinstance(base_args, dict) else None
-        shared = use_shared_ppo if use_shared_ppo is not None else (
-            evolution.get("use_shared_ppo", True) if isinstance(evolution, dict) else True)  # fmt: skip
-        output_dir = default_output_dir(shared)
-    try:
-        run_dir = RunDirectory(output_dir)
-        if not run_dir.holds_run():
-            return base_args
-        stored = stored_run(run_dir)
-    except (RunDirectoryError, ConfigError, OSError, ValueError):
-        return base_args
-    return stored["settings"] if base_args is None else over_stored_settings(base_args, stored["settings"])
-
-
-def _stored_run_id(stored: dict[str, Any]) -> str | None:
-    """The run id a stored config.json (``stored_run``) keeps (see shm.new_run_id), or None for a
-    run from before it did."""
-    run_id = stored.get("run_id")
-    return run_id if isinstance(run_id, str) and len(run_id) == 10 and all(c in "0123456789abcdef" for c in run_id) else None
-
-
-def _sessions_started(stored: dict[str, Any]) -> int:
-    """How many sessions of a stored run (``stored_run``) have started: config.json's ``sessions``
-    (a run from before it was counted has had at least one)."""
-    sessions = stored.get("sessions", 1)
-    return sessions if isinstance(sessions, int) and not isinstance(sessions, bool) and sessions >= 1 else 1
 
 
 def _on_main_thread() -> bool:
@@ -225,7 +179,7 @@ class MAPElitesEvolutionTrainer:
     ) -> None:
         if resume and not isinstance(base_args, Settings):
             mode_given = use_shared_ppo if "use_shared_ppo" in self._given else None
-            base_args = _over_stored_settings(base_args, output_dir, mode_given)
+            base_args = python_resume_settings(base_args, output_dir, mode_given)
         settings = base_args if isinstance(base_args, Settings) else Settings.from_dict(base_args)
         keywords = {"num_initial_random": num_initial_random, "training_steps_per_individual": training_steps_per_individual,
                     "enable_multiprocess": enable_multiprocess, "max_workers": max_workers, "use_shared_ppo": use_shared_ppo}  # fmt: skip
@@ -268,7 +222,7 @@ class MAPElitesEvolutionTrainer:
         if stored is None:  # a run stored before the scene check goes on as it was
             settings.check_scene_fits()
         # The run's own id (config.json keeps it), after which its shared-memory blocks are named
-        self.run_id = (_stored_run_id(stored) if stored else None) or new_run_id()
+        self.run_id = (stored_run_id(stored) if stored else None) or new_run_id()
         self._locked = False  # whether run() holds the run's lock (a filesystem without locks: no)
         if settings.evolution.use_shared_ppo:  # /dev/shm must hold the weights and experience buffer
             check_shared_memory(settings, settings.evolution.workers if settings.evolution.enable_multiprocess else 1,
@@ -291,7 +245,7 @@ class MAPElitesEvolutionTrainer:
         self.training_env_steps = 0
         self.wall_s_before = 0.0
         self.peak_memory_floor_mb = 0.0  # resume: the peak memory of the run's earlier sessions
-        self.session_counters_floor: dict[str, float] = {}  # _SESSION_COUNTERS reached before a --resume
+        self.session_counters_floor: dict[str, float] = {}  # SESSION_COUNTERS reached before a --resume
         self.pending: list[Individual] = []  # to (re)issue before new ones
         # Ids below next_id that no evaluated or pending individual holds: in flight at a hard stop
         # after the last checkpoint, so their genomes are unknown. New individuals take them first.
@@ -370,8 +324,8 @@ class MAPElitesEvolutionTrainer:
         # "sessions" counts this one too, so that every session (one killed at once as well) has a
         # number of its own: shared mode's workers draw from streams of it (see SharedHandles.session).
         stored = stored_run(self.run_dir) if self.resume else {}
-        self.session = _sessions_started(stored) if self.resume else 0
-        self.run_id = _stored_run_id(stored) or self.run_id  # as now stored
+        self.session = sessions_started(stored) if self.resume else 0
+        self.run_id = stored_run_id(stored) or self.run_id  # as now stored
         columns = EVOLUTION_METRICS + (SHARED_METRICS if self.mode == "shared" else ())
         try:
             self.run_dir.write_config({"command": "train", "mode": self.mode, "settings": self.settings.to_dict(),
@@ -1317,7 +1271,7 @@ class MAPElitesEvolutionTrainer:
     # ------------------------------------------------------------------ checkpoint / resume
     def _checkpoint(self) -> None:
         state = {
-            "format": _CHECKPOINT_FORMAT,
+            "format": CHECKPOINT_FORMAT,
             "completed": self.completed,
             "next_id": self.next_id,
             # those in flight are issued again on --resume: the learner may have their first try's segments
@@ -1335,41 +1289,21 @@ class MAPElitesEvolutionTrainer:
 
         Checkpoints that are corrupt, foreign, of another body space or with malformed contents are
         skipped with a warning naming the file; if none is usable the run resumes from results.jsonl
-        alone.
+        alone. The run's counts go on from the totals its files recorded (``read_recorded_totals``).
         """
         from morphelites.runs.checkpoints import all_of, matching
 
         log = self.recorder.log
         same_body_space = matching("body space", self.settings.to_dict()["body_space"], "settings", "body_space")
-        latest = self.recorder.latest_checkpoint(_CHECKPOINT_FORMAT, all_of(same_body_space, _unloadable),
-                                                 required=_CHECKPOINT_FIELDS)  # fmt: skip
+        latest = self.recorder.latest_checkpoint(CHECKPOINT_FORMAT, all_of(same_body_space, unloadable),
+                                                 required=CHECKPOINT_FIELDS)  # fmt: skip
         results = self.recorder.read_results(self.space.genome_dim)
-        previous_summary = self.run_dir.read_summary() or {}  # absent after a hard stop
-        self.reevaluation_env_steps = self.recorder.reevaluation_env_steps()
-        # the learner restores its own checkpoint, which can be older than the last metrics row
-        maxima = self.recorder.metrics_maxima([*COUNTER_COLUMNS.values(), *_SESSION_COUNTERS, "wall_s", "evaluations",
-                                               "env_steps", "training_env_steps", "peak_memory_mb", "policy_version",
-                                               "max_policy_lag"])  # fmt: skip
-        # and summary.json's: after a graceful stop it counts the updates made after the last row
-        # (review: the first shared_ppo line's rates then held them, and a session stopped before
-        # its learner reported wrote counts below the last session's into summary.json)
-        self.learner_counters_floor = {name: int(max(maxima.get(column, 0.0), _number(previous_summary.get(column))))
-                                       for name, column in COUNTER_COLUMNS.items()
-                                       if column in maxima or column in previous_summary}  # fmt: skip
-        if "max_policy_lag" in maxima:  # a lag seen after the learner's last checkpoint (a hard stop) still counts
-            self.learner_counters_floor["max_lag_seen"] = int(maxima["max_policy_lag"])
-        # so that a learner restored from an older checkpoint numbers its weights past these
-        self.recorded_policy_version = int(max(
-            maxima.get("policy_version", 0.0), self.recorder.reevaluation_rows_max("policy_version_max"),
-            *(line["policy_version"] for line in results if isinstance(line.get("policy_version"), int)),
-        ))  # fmt: skip
-        # summary.json too: a graceful stop counts past the last metrics row (a body in flight, the final re-evaluation)
-        self.session_counters_floor = {column: max(maxima.get(column, 0.0), _number(previous_summary.get(column)))
-                                       for column in _SESSION_COUNTERS if column in maxima or column in previous_summary}  # fmt: skip
-        # the first rates of this session are taken from where the last one left off, not from 0
-        self._previous_learner = {**{column: float(self.learner_counters_floor[name]) for name, column in COUNTER_COLUMNS.items()
-                                     if name in self.learner_counters_floor},
-                                  **self.session_counters_floor}  # fmt: skip
+        totals = read_recorded_totals(self.recorder, self.run_dir, results)
+        self.reevaluation_env_steps = totals.reevaluation_env_steps
+        self.learner_counters_floor = totals.learner_counters
+        self.recorded_policy_version = totals.policy_version
+        self.session_counters_floor = totals.session_counters
+        self._previous_learner = totals.learner_figures_start()  # the first rates go on from there, not from 0
         self.env_steps += self.reevaluation_env_steps  # env_steps counts every step taken, re-evaluations included
         seen: dict[int, None] = {}  # the ids in results.jsonl, in the order they were first recorded
         # env steps of the first n of them (index n): training, and training + evaluation
@@ -1404,7 +1338,7 @@ class MAPElitesEvolutionTrainer:
             path, state = latest
             self.pending = [Individual.from_dict(d) for d in state["pending"] if int(d["id"]) not in seen]
             self.wall_s_before = float(state["wall_s"])
-            drawn_since = _drawn_after(state, list(seen))
+            drawn_since = drawn_after(state, list(seen))
             if drawn_since:
                 # The run went on after this checkpoint (a hard stop: SIGKILL, a second Ctrl-C, a
                 # crash). Its variation stream would draw those individuals' genomes again.
@@ -1423,18 +1357,16 @@ class MAPElitesEvolutionTrainer:
             self._fresh_variation(proposed=self.completed)
             log.info("Resumed without a checkpoint: %d evaluations replayed from results.jsonl.", self.completed)
         if self.mode == "shared":
-            self._count_unreported_steps(maxima, previous_summary, recorded_training, recorded_steps)
-        # metrics.csv is written with every evaluation, the checkpoint only every checkpoint_every;
-        # the time after the last evaluation (a final re-evaluation, the shutdown) is in
-        # reevaluations.csv and summary.json (absent, or an earlier session's, after a hard stop)
-        self.wall_s_before = max(self.wall_s_before, maxima.get("wall_s", 0.0), self.recorder.reevaluation_rows_max("wall_s"),
-                                 _number(previous_summary.get("wall_s")))  # fmt: skip
-        # summary.json too, for runs whose metrics.csv has no memory columns (written before they were added)
-        self.peak_memory_floor_mb = max(maxima.get("peak_memory_mb", 0.0), _number(previous_summary.get("peak_memory_mb")))
+            training, reevaluation = unreported_steps(totals, recorded_training, recorded_steps)
+            self.env_steps += training + reevaluation
+            self.training_env_steps += training
+            self.reevaluation_env_steps += reevaluation
+        # metrics.csv is written with every evaluation, the checkpoint only every checkpoint_every
+        self.wall_s_before = max(self.wall_s_before, totals.wall_s)
+        self.peak_memory_floor_mb = totals.peak_memory_mb
         # After a hard stop summary.json is an earlier session's, or absent; the checkpoint then has
         # the newer figure (the waits since it are lost, as in a checkpoint's other figures).
-        self.held_back_s = max(_number(previous_summary.get("held_back_s")),
-                               _number(latest[1].get("held_back_s")) if latest is not None else 0.0)  # fmt: skip
+        self.held_back_s = max(totals.held_back_s, as_figure(latest[1].get("held_back_s")) if latest is not None else 0.0)
         self.free_ids = sorted(set(range(self.next_id)) - set(seen) - {individual.id for individual in self.pending})
         if self.free_ids:
             log.info("%d id(s) below the last one drawn are in neither results.jsonl nor the checkpoint (individuals "
@@ -1451,44 +1383,6 @@ class MAPElitesEvolutionTrainer:
         self.variation = Variation(evo, self.parent_archive, self.space.genome_dim, seed=seed)
         self.variation.proposed = proposed
         self.parent_archive.reseed_sampling(stream_seed(seed, Stream.PARENT_SAMPLING))
-
-    def _count_unreported_steps(self, maxima: dict[str, float], previous_summary: dict[str, Any],
-                                recorded_training: list[int], recorded_steps: list[int]) -> None:
-        """On --resume in shared mode: count the env steps that the run's recorded totals hold and
-        neither results.jsonl nor a reevaluations.csv row does. Training: what workers that died,
-        or were stopped with the run, had handed on to the learner. Re-evaluation: the tasks of
-        rounds that never finished (cancelled by the end of the run, or stopped by Ctrl-C).
-
-        The totals of the last metrics.csv row and of summary.json are set against the results
-        recorded when they were written, the first ``evaluations`` lines of results.jsonl
-        (``recorded_training[n]`` / ``recorded_steps[n]``: the training / all env steps of the
-        first n): a hard stop between a result's line and its metrics.csv row leaves results.jsonl
-        one evaluation ahead. A reevaluations.csv row's ``evaluations`` is where its round began,
-        not how many results were in when it ended, so its total is set against all of them (a
-        final round's row comes after every result). The latest total holds the most, as both
-        kinds only grow.
-        """
-
-        def beyond_results(recorded: list[int], evaluations: float, total: float) -> int:
-            return int(total) - recorded[min(int(evaluations), len(recorded) - 1)]
-
-        summary_evaluations = _number(previous_summary.get("evaluations"))
-        training = [beyond_results(recorded_training, summary_evaluations, _number(previous_summary.get("training_env_steps")))
-                    if "training_env_steps" in previous_summary else 0]  # fmt: skip
-        steps = [beyond_results(recorded_steps, summary_evaluations, _number(previous_summary.get("env_steps")))
-                 if "env_steps" in previous_summary else 0]  # fmt: skip
-        if "training_env_steps" in maxima:
-            training.append(beyond_results(recorded_training, maxima.get("evaluations", 0.0), maxima["training_env_steps"]))
-        if "env_steps" in maxima:
-            steps.append(beyond_results(recorded_steps, maxima.get("evaluations", 0.0), maxima["env_steps"]))
-        steps.append(int(self.recorder.reevaluation_rows_max("env_steps")) - recorded_steps[-1])
-        unreported_training = max(0, *training)
-        self.env_steps += unreported_training
-        self.training_env_steps += unreported_training
-        unreported_reevaluation = max(steps) - unreported_training - self.reevaluation_env_steps
-        if unreported_reevaluation > 0:
-            self.env_steps += unreported_reevaluation
-            self.reevaluation_env_steps += unreported_reevaluation
 
     def _finished_run_summary(self) -> dict[str, Any] | None:
         """On --resume: the summary of a run that already completed everything these budgets ask
@@ -1507,19 +1401,7 @@ class MAPElitesEvolutionTrainer:
     def _nothing_to_do(self, summary: dict[str, Any]) -> dict[str, Any]:
         """End a --resume of a finished run at once: no process is started, summary.json is left as
         it is; heatmap.png and curves.png are redrawn (runs older than curves.png gain it)."""
-        # From this session's budgets, not the stored summary's: a budget raised but not past what the
-        # run has spent was otherwise reported at its old figure, with advice to raise it (review).
-        evo = self.settings.evolution
-        if self.completed >= evo.evaluations:
-            why, how = "requested evaluations done", f"raise --evaluations (it is {evo.evaluations})"
-        elif evo.max_env_steps is not None and self.env_steps >= evo.max_env_steps:
-            why = f"its {self.env_steps:,} env steps reach --max-env-steps {evo.max_env_steps:,}"
-            how = f"give --max-env-steps above {self.env_steps:,}"
-        else:
-            why = f"its {self.wall_s_before:,.0f} s reach --max-wall-time {evo.max_wall_s:g}"
-            how = f"give --max-wall-time above {math.ceil(self.wall_s_before)}"
-        self.recorder.log.info("Nothing to do: this run already completed %d evaluations (%s). To continue it, %s. "
-                               "Redrawing heatmap.png and curves.png.", self.completed, why, how)  # fmt: skip
+        self.recorder.log.info("%s", nothing_to_do_line(self.settings, self.completed, self.env_steps, self.wall_s_before))
         try:
             self._archive_in_id_order()
             self._write_archive_files(final=True)
@@ -1531,50 +1413,6 @@ class MAPElitesEvolutionTrainer:
         finally:
             self.recorder.close()
         return summary
-
-
-def _drawn_after(state: dict[str, Any], recorded_ids: list[int]) -> int:
-    """How many individuals in results.jsonl the checkpoint's variation stream had not drawn yet.
-
-    Args:
-        state: an evolution checkpoint.
-        recorded_ids: the ids in results.jsonl, each once, in the order they were first recorded.
-
-    results.jsonl takes a line before the checkpoint of that evaluation is written, so the first
-    ``state["completed"]`` ids were evaluated when the checkpoint was; of the later ones, those the
-    checkpoint holds as pending were drawn before it too. The rest were drawn after it. Comparing
-    ``next_id`` instead missed individuals that took the free id of one lost at an earlier hard stop.
-    """
-    pending = {int(entry["id"]) for entry in state["pending"]}
-    return sum(1 for id_ in recorded_ids[int(state["completed"]):] if id_ not in pending)
-
-
-def _unloadable(state: dict[str, Any]) -> str | None:
-    """What stops an evolution checkpoint of the right format and body space from being resumed
-    from, or None: its fields are read into scratch objects first, so that malformed contents
-    (an edited file) make resuming pass it over instead of failing halfway through."""
-    import numpy as np
-
-    try:
-        int(state["completed"]), int(state["next_id"]), float(state["wall_s"])
-        for entry in state["pending"]:
-            Individual.from_dict(entry)
-        variation = state["variation"]
-        np.random.default_rng().bit_generator.state = variation["rng"]
-        if "parent_sampling" in state:  # absent from checkpoints of earlier versions
-            np.random.default_rng().bit_generator.state = state["parent_sampling"]
-        float(state.get("held_back_s", 0.0))
-        int(variation["proposed"])
-        if not callable(getattr(variation["operator"], "ask", None)):
-            return f"its variation operator is a {type(variation['operator']).__name__}, not a pyribs operator"
-    except Exception as error:  # malformed contents raise all kinds of errors; none of it can be resumed from
-        return f"its contents cannot be loaded ({type(error).__name__}: {error})"
-    return None
-
-
-def _number(value: Any) -> float:
-    """A figure read from summary.json as a float; 0.0 if it is missing or not a number."""
-    return float(value) if isinstance(value, (int, float)) else 0.0
 
 
 def _nan0(value: float) -> float:
