@@ -318,6 +318,91 @@ class MAPElitesEvolutionTrainer:
             hold.release()
 
     def _run(self) -> dict[str, Any]:
+        """:meth:`run` once the run's lock is held: open the session, start the backend, install the
+        stop handlers, run, and write the final files; the handlers and the process title are given
+        back whatever happens."""
+        finished = self._open_session()
+        if finished is not None:
+            return self._nothing_to_do(finished)
+        log, evo = self.recorder.log, self.settings.evolution
+        workers = evo.workers if evo.enable_multiprocess else 1
+        self._log_start(workers)
+        # Before the Ctrl-C handler (a second Ctrl-C could tear a first import in half: see there), and
+        # before the pool creates shared memory that a plain Ctrl-C here would leave to the resource tracker.
+        load_drawing_modules()
+        if not evo.enable_multiprocess:  # it trains in this process: the same for the simulator and the optimiser
+            from morphelites.preload import load_optimiser_modules, load_simulation_modules
+
+            load_simulation_modules()
+            load_optimiser_modules()
+        # Given back at the end: a script or notebook that runs several experiments keeps its name.
+        # The run directory, absolute and resolved as `realpath` gives it, tells runs on one machine
+        # apart whatever path --output was given as (README: ``pkill -INT -xf "morphelites: map_elites main ..."``).
+        run_title = set_process_title(f"map_elites main {self.run_dir.path.resolve()}")
+        training = self.settings.training
+        self._clear_leftover_blocks()
+        try:
+            pool = self._make_backend(workers)
+        except BaseException:  # e.g. SharedMemoryFull: /dev/shm filled since the check; nothing was started
+            restore_process_title(run_title)
+            self.recorder.close()
+            raise
+        previous = self._handlers_to_replace()
+        try:  # until the handlers are in place, a Ctrl-C ends the run here: the backend's blocks go with it
+            if isinstance(pool, (SharedPPOSystem, SerialSharedBackend)) and training.sync:
+                handles = pool.handles
+                segment = handles.layout.steps * handles.layout.envs
+                log.info("Sync mode: every update takes %d segment(s) of %d transitions from each busy worker (%d "
+                         "transitions with all %d busy; training.min_batch_size is %d).", handles.segments_per_version,
+                         segment, handles.segments_per_version * segment * workers, workers, training.min_batch_size)  # fmt: skip
+            self.memory = ProcessTreeMemory(peak_mb=self.peak_memory_floor_mb)
+            self._pool = pool
+            self.progress = Progress(evo.evaluations, quiet=self.quiet, start_done=self.completed,
+                                     time_left_s=None if evo.max_wall_s is None else evo.max_wall_s - self.wall_s_before,
+                                     env_steps_left=None if evo.max_env_steps is None else evo.max_env_steps - self.env_steps)  # fmt: skip
+            self._session_env_steps_start = self.env_steps
+            self._eval_wall_s, self._evaluated_this_session = 0.0, 0  # for the final round's share of the ETA
+            self._start = time.monotonic()
+            self._last_summary: float | None = None  # when the progress lines were last written (monotonic s)
+            self._last_summary_count = 0  # the evaluations they showed
+            self._last_curves = time.monotonic()  # first drawn after _CURVES_EVERY_S, or at the end
+            for sig in previous:
+                signal.signal(sig, self._on_signal)
+            if early_interrupt.seen() and self._stop_signal is None:  # a Ctrl-C the command's start-up may have lost
+                self._stop_signal = signal.SIGINT
+        except BaseException:
+            try:
+                if previous:  # as in _close_at_once: a further Ctrl-C waits until the blocks are gone
+                    signal.signal(signal.SIGINT, signal.SIG_IGN)
+                pool.close(graceful=False)
+            finally:
+                for sig, handler in previous.items():
+                    signal.signal(sig, signal.SIG_DFL if handler is None else handler)
+                restore_process_title(run_title)
+                self.recorder.close()
+            raise
+        status, unexpected = self._run_session(pool)
+        # The final files take a moment; a further Ctrl-C must not tear them (or an import) in half.
+        for sig in previous:
+            signal.signal(sig, signal.SIG_IGN)
+        try:
+            summary = self._finish(status)
+        finally:
+            for sig, handler in previous.items():
+                # None: the handler was not set from Python, and the default is the nearest to it
+                signal.signal(sig, signal.SIG_DFL if handler is None else handler)
+            restore_process_title(run_title)
+        if unexpected is not None:
+            raise unexpected
+        return summary
+
+    def _open_session(self) -> dict[str, Any] | None:
+        """Write config.json, open the recorder and, on --resume, rebuild the run from its files.
+        Returns the stored summary of a run that has nothing left to do (see
+        :meth:`_finished_run_summary`), else None.
+
+        Raises RunDirectoryError if config.json or the log cannot be written (nothing started yet).
+        """
         # config.json first: a directory holding anything else then holds a run. A resume writes it
         # again (only stored_run.RESUMABLE_CHANGES may differ, checked before): a raised --evaluations
         # then holds for a later plain --resume too, not only for this session.
@@ -352,7 +437,7 @@ class MAPElitesEvolutionTrainer:
             self._restore()
             finished = self._finished_run_summary()
             if finished is not None:
-                return self._nothing_to_do(finished)
+                return finished
             try:
                 renamed = self.recorder.set_aside_final_reevaluation_files()
             except OSError as error:
@@ -362,8 +447,12 @@ class MAPElitesEvolutionTrainer:
                 if renamed:
                     log.info("Renamed the files of the last final re-evaluation to %s: they describe the archive as "
                              "it was then; this session writes new ones when it re-evaluates.", " and ".join(renamed))  # fmt: skip
-        evo = self.settings.evolution
-        workers = evo.workers if evo.enable_multiprocess else 1
+        return None
+
+    def _log_start(self, workers: int) -> None:
+        """training.log's first lines about this session's plan: the run's size, and what its
+        settings will do that they may not seem to (``run_plan.settings_warnings``)."""
+        evo, log = self.settings.evolution, self.recorder.log
         log.info("MAP-Elites (%s mode): %d evaluations, %d env steps of training each, %d worker(s), output %s",
                  self.mode, evo.evaluations, evo.training_steps_per_individual, workers, self.run_dir.path)  # fmt: skip
         for warning in settings_warnings(self.settings, self.mode, workers):
@@ -372,39 +461,31 @@ class MAPElitesEvolutionTrainer:
             log.info("evolution.parent_lag fixes the order of evolution, but in shared mode with workers the policy "
                      "each worker acts with still depends on timing, so this run will not repeat exactly (--serial "
                      "does).")  # fmt: skip
-        # Before the Ctrl-C handler (a second Ctrl-C could tear a first import in half: see there), and
-        # before the pool creates shared memory that a plain Ctrl-C here would leave to the resource tracker.
-        load_drawing_modules()
-        if not evo.enable_multiprocess:  # it trains in this process: the same for the simulator and the optimiser
-            from morphelites.preload import load_optimiser_modules, load_simulation_modules
 
-            load_simulation_modules()
-            load_optimiser_modules()
-        # Given back at the end: a script or notebook that runs several experiments keeps its name.
-        # The run directory, absolute and resolved as `realpath` gives it, tells runs on one machine
-        # apart whatever path --output was given as (README: ``pkill -INT -xf "morphelites: map_elites main ..."``).
-        run_title = set_process_title(f"map_elites main {self.run_dir.path.resolve()}")
-        training = self.settings.training
-        if self.mode == "shared" and self._locked:  # no session of this run is alive to use them
+    def _clear_leftover_blocks(self) -> None:
+        """Remove (or, with no lock, name) the shared-memory blocks of this run that an earlier
+        session killed with its whole process group left in /dev/shm."""
+        log = self.recorder.log
+        if self.mode != "shared":
+            return
+        if self._locked:  # no session of this run is alive to use them
             removed = remove_leftover_blocks(self.block_prefix)
             if removed:
                 log.warning("Removed %d shared-memory block(s) (%.1f MB: %s) from %s, left by an earlier session of "
                             "this run that was killed with its whole process group.", len(removed),
                             sum(size for _, size in removed) / 2**20, ", ".join(name for name, _ in removed), SHM_DIR)  # fmt: skip
-        elif self.mode == "shared" and (leftovers := leftover_blocks(self.block_prefix)):  # no lock: one may be live
+        elif (leftovers := leftover_blocks(self.block_prefix)):  # no lock: one may be live
             log.warning("%d shared-memory block(s) of this run (%.1f MB) are in %s, left by an earlier session killed "
                         "with its whole process group, or used by one running now: this filesystem takes no lock, so "
                         "they are not removed. Once no session of this run runs, delete them (rm %s/%s_*); if %s "
                         "fills up, this session cannot start.", len(leftovers), leftover_bytes(self.block_prefix) / 2**20,
                         SHM_DIR, SHM_DIR, self.block_prefix, SHM_DIR)  # fmt: skip
-        try:
-            pool = self._make_backend(workers)
-        except BaseException:  # e.g. SharedMemoryFull: /dev/shm filled since the check; nothing was started
-            restore_process_title(run_title)
-            self.recorder.close()
-            raise
-        # The caller's handlers of the stop signals, given back at the end. SIGHUP (a closed terminal)
-        # and SIGUSR1/2 (a scheduler's warning) are handled as SIGTERM (STOP_SIGNALS). Python lets
+
+    def _handlers_to_replace(self) -> dict[int, Any]:
+        """The caller's handlers of the stop signals this run handles, by signal (given back at the
+        end); logs those left ignored. Empty off the main thread."""
+        log = self.recorder.log
+        # SIGHUP (a closed terminal) and SIGUSR1/2 (a scheduler's warning) are handled as SIGTERM (STOP_SIGNALS). Python lets
         # only the main thread set handlers: a run started in another thread (a GUI, a dashboard)
         # leaves them to the caller.
         # A signal ignored as the run starts (nohup's SIGHUP) stays ignored: stop_signals_to_handle.
@@ -415,39 +496,13 @@ class MAPElitesEvolutionTrainer:
             log.info("%s ignored as this run started (as nohup and a script's background job do), and left so: %s.",
                      ", ".join(ignored), f"{handled} stops it" if handled else "it cannot be stopped with a final "
                      "checkpoint (SIGKILL stops it, and --resume continues from the last one)")  # fmt: skip
-        try:  # until the handlers are in place, a Ctrl-C ends the run here: the backend's blocks go with it
-            if isinstance(pool, (SharedPPOSystem, SerialSharedBackend)) and training.sync:
-                handles = pool.handles
-                segment = handles.layout.steps * handles.layout.envs
-                log.info("Sync mode: every update takes %d segment(s) of %d transitions from each busy worker (%d "
-                         "transitions with all %d busy; training.min_batch_size is %d).", handles.segments_per_version,
-                         segment, handles.segments_per_version * segment * workers, workers, training.min_batch_size)  # fmt: skip
-            self.memory = ProcessTreeMemory(peak_mb=self.peak_memory_floor_mb)
-            self._pool = pool
-            self.progress = Progress(evo.evaluations, quiet=self.quiet, start_done=self.completed,
-                                     time_left_s=None if evo.max_wall_s is None else evo.max_wall_s - self.wall_s_before,
-                                     env_steps_left=None if evo.max_env_steps is None else evo.max_env_steps - self.env_steps)  # fmt: skip
-            self._session_env_steps_start = self.env_steps
-            self._eval_wall_s, self._evaluated_this_session = 0.0, 0  # for the final round's share of the ETA
-            self._start = time.monotonic()
-            self._last_summary: float | None = None  # when the progress lines were last written (monotonic s)
-            self._last_summary_count = 0  # the evaluations they showed
-            self._last_curves = time.monotonic()  # first drawn after _CURVES_EVERY_S, or at the end
-            for sig in previous:
-                signal.signal(sig, self._on_signal)
-            if early_interrupt.seen() and self._stop_signal is None:  # a Ctrl-C the command's start-up may have lost
-                self._stop_signal = signal.SIGINT
-        except BaseException:
-            try:
-                if previous:  # as in _close_at_once: a further Ctrl-C waits until the blocks are gone
-                    signal.signal(signal.SIGINT, signal.SIG_IGN)
-                pool.close(graceful=False)
-            finally:
-                for sig, handler in previous.items():
-                    signal.signal(sig, signal.SIG_DFL if handler is None else handler)
-                restore_process_title(run_title)
-                self.recorder.close()
-            raise
+        return previous
+
+    def _run_session(self, pool: IndependentBackend | SharedPPOSystem | SerialSharedBackend) -> tuple[str, Exception | None]:
+        """Start the backend, run the main loop (and the final re-evaluation) and stop the backend's
+        processes whatever happens. Returns the run's status and the unexpected error (a bug) that
+        stopped it, if any, to be raised once summary.json is written and the handlers are back."""
+        log, evo = self.recorder.log, self.settings.evolution
         status = "completed"
         unexpected: Exception | None = None
         try:
@@ -503,32 +558,27 @@ class MAPElitesEvolutionTrainer:
                 self._log_learner_event(message)
             self._count_in_flight_training(pool)
             self.progress.close()
-        # The final files take a moment; a further Ctrl-C must not tear them (or an import) in half.
-        for sig in previous:
-            signal.signal(sig, signal.SIG_IGN)
-        try:
-            self._archive_in_id_order()
-            summary = self._summary(status)
-            self._write_final_files(summary)
-            log.info("%s: %d evaluations, QD-score %.3f, coverage %.1f%%, best fitness %.3f, %.0f s. Run directory: %s",
-                     status.capitalize(), self.completed, summary["qd_score"], 100 * summary["coverage"],
-                     summary["best_fitness"], summary["wall_s"], self.run_dir.path)  # fmt: skip
-            self._log_budget_overshoot(summary)
-            if evo.parent_lag:
-                log.info("evolution.parent_lag %d: for %.1f s of the run (%.0f%%) a free worker waited for an older "
-                         "individual's result before it could take a new one.", evo.parent_lag, summary["held_back_s"],
-                         100 * summary["held_back_s"] / max(summary["wall_s"], 1e-9))  # fmt: skip
-            if self.mode == "shared" and len(self.archive):
-                log.info("To watch the final policy drive the best elite: morphelites animate %s",
-                         shlex.quote(str(self.run_dir.path.resolve())))  # fmt: skip
-            self.recorder.close()
-        finally:
-            for sig, handler in previous.items():
-                # None: the handler was not set from Python, and the default is the nearest to it
-                signal.signal(sig, signal.SIG_DFL if handler is None else handler)
-            restore_process_title(run_title)
-        if unexpected is not None:
-            raise unexpected
+        return status, unexpected
+
+    def _finish(self, status: str) -> dict[str, Any]:
+        """Write the final archive files and summary.json, log the run's end, close the recorder;
+        returns the summary."""
+        log, evo = self.recorder.log, self.settings.evolution
+        self._archive_in_id_order()
+        summary = self._summary(status)
+        self._write_final_files(summary)
+        log.info("%s: %d evaluations, QD-score %.3f, coverage %.1f%%, best fitness %.3f, %.0f s. Run directory: %s",
+                 status.capitalize(), self.completed, summary["qd_score"], 100 * summary["coverage"],
+                 summary["best_fitness"], summary["wall_s"], self.run_dir.path)  # fmt: skip
+        self._log_budget_overshoot(summary)
+        if evo.parent_lag:
+            log.info("evolution.parent_lag %d: for %.1f s of the run (%.0f%%) a free worker waited for an older "
+                     "individual's result before it could take a new one.", evo.parent_lag, summary["held_back_s"],
+                     100 * summary["held_back_s"] / max(summary["wall_s"], 1e-9))  # fmt: skip
+        if self.mode == "shared" and len(self.archive):
+            log.info("To watch the final policy drive the best elite: morphelites animate %s",
+                     shlex.quote(str(self.run_dir.path.resolve())))  # fmt: skip
+        self.recorder.close()
         return summary
 
     def _make_backend(self, workers: int) -> IndependentBackend | SharedPPOSystem | SerialSharedBackend:
