@@ -91,13 +91,15 @@ def _parse(parser: _Parser, argv: Sequence[str] | None) -> argparse.Namespace:
     return args
 
 
-def _validated(settings: Settings, given: dict[str, tuple[str, Any]], command: Literal["train", "ppo"]) -> Settings:
-    """``settings.validate(command)``; a message about a value given by a command-line option starts with that option.
+def _validated(settings: Settings, given: dict[str, tuple[str, Any]], command: Literal["train", "ppo"],
+               reach_task: bool = True) -> Settings:
+    """``settings.validate(command, reach_task)``; a message about a value given by a command-line
+    option starts with that option.
 
     ``given`` maps a dotted setting (``evolution.max_workers``) to the option and value that set it.
     """
     try:
-        return settings.validate(command)
+        return settings.validate(command, reach_task)
     except ConfigError as error:
         message = str(error)
         for key, (option, value) in given.items():
@@ -214,7 +216,7 @@ def _settings(args: argparse.Namespace) -> Settings:
 
     A config's ``evolution`` and ``training`` sections are checked for their types only: ``ppo``
     does not use them, and a note on stderr says so, since one file often serves both commands
-    (with ``--env``, also of the ``env`` and ``body_space`` sections).
+    (with ``--env``, the same for the ``env`` and ``body_space`` sections).
     """
     _check_config_path(args.config)
     data: dict[str, Any] = load_config_file(args.config) if args.config is not None else {}
@@ -244,10 +246,11 @@ def _settings(args: argparse.Namespace) -> Settings:
     if getattr(args, "hidden_dim", None) is not None:
         model = dataclasses.replace(model, hidden_dim=args.hidden_dim)
         given["model.hidden_dim"] = ("--hidden-dim", args.hidden_dim)
-    settings = _validated(dataclasses.replace(settings, env=env, ppo=ppo, model=model), given, "ppo")
+    reach_task = not getattr(args, "env_id", None)
+    settings = _validated(dataclasses.replace(settings, env=env, ppo=ppo, model=model), given, "ppo", reach_task)
     # a ppo run on our bodies is always new: the scene's walls must fit its body space (run_ppo checks again);
     # a Gymnasium task (--env) uses neither
-    return settings if getattr(args, "env_id", None) else settings.check_scene_fits()
+    return settings.check_scene_fits() if reach_task else settings
 
 
 def parse_body(text: str) -> Morphology:
@@ -280,8 +283,6 @@ def _ppo_request(args: argparse.Namespace) -> Any:
     _check_positive("--eval-episodes", args.eval_episodes, most=MAX_EVAL_EPISODES,
                     why="the most episodes a final evaluation runs")  # fmt: skip
     _check_seed(args.seed)
-    space = BodySpace(settings.body_space)
-    bodies: tuple[Morphology, ...] = ()
     if args.env_id is not None:
         if not args.env_id.strip():
             raise ConfigError("--env is empty; give a registered Gymnasium ID such as Reacher-v5.")
@@ -292,7 +293,11 @@ def _ppo_request(args: argparse.Namespace) -> Any:
                               "task instead. Drop them.")  # fmt: skip
         obs_dim, act_dim = check_gym_env(args.env_id)
         settings.model.resolved(obs_dim, act_dim, task=args.env_id)
-    elif args.mixed is not None:
+        return PPORunRequest(settings=settings, output=args.output, total_steps=args.steps, seed=args.seed, bodies=(),
+                             env_id=args.env_id, eval_episodes=args.eval_episodes, quiet=args.quiet)  # fmt: skip
+    space = BodySpace(settings.body_space)
+    bodies: tuple[Morphology, ...]
+    if args.mixed is not None:
         if args.body:
             raise ConfigError("Give either --body or --mixed, not both.")
         _check_positive("--mixed", args.mixed)
@@ -304,12 +309,11 @@ def _ppo_request(args: argparse.Namespace) -> Any:
         else:  # the default body: the fewest links the space allows, each of its middle length
             cfg = settings.body_space
             bodies = (Morphology(space.min_links, [(cfg.min_link_length + cfg.max_link_length) / 2] * space.min_links),)
-    if args.env_id is None:
-        check_bodies_fit(bodies, settings.ppo.num_envs)
-        from morphelites.policy_numpy import reach_policy_spec
+    check_bodies_fit(bodies, settings.ppo.num_envs)
+    from morphelites.policy_numpy import reach_policy_spec
 
-        spec = reach_policy_spec(settings.body_space.max_links, settings.model.hidden_dim)
-        settings.model.resolved(spec.obs_dim, spec.action_dim)
+    spec = reach_policy_spec(settings.body_space.max_links, settings.model.hidden_dim)
+    settings.model.resolved(spec.obs_dim, spec.action_dim)
     return PPORunRequest(settings=settings, output=args.output, total_steps=args.steps, seed=args.seed, bodies=bodies,
                          env_id=args.env_id, eval_episodes=args.eval_episodes, quiet=args.quiet)  # fmt: skip
 

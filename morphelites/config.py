@@ -685,15 +685,22 @@ class Settings:
     evolution: EvolutionConfig = EvolutionConfig()
     training: TrainingConfig = TrainingConfig()
 
-    def validate(self, command: Literal["train", "ppo"] = "train") -> "Settings":
+    def validate(self, command: Literal["train", "ppo"] = "train", reach_task: bool = True) -> "Settings":
         """Validate every section for ``command`` (``morphelites train`` or ``ppo``: the batch
-        checks follow what it trains on); raises ConfigError with a fix-it message."""
+        checks follow what it trains on); raises ConfigError with a fix-it message.
+
+        Sections the command does not read are checked for their types only: ``evolution`` and
+        ``training`` for ``ppo``, and ``env`` and ``body_space`` when ``reach_task`` is False
+        (``ppo --env``, a Gymnasium task instead of our reaching task)."""
         if command not in ("train", "ppo"):
             raise ValueError(f"command is {command!r}; use 'train' or 'ppo'")
+        if not reach_task and command != "ppo":
+            raise ValueError("reach_task=False is for command 'ppo' (a Gymnasium task); 'train' evolves our bodies")
         for section in dataclasses.fields(self):
             _check_types(getattr(self, section.name), section.name)
-        self.body_space.validate()
-        self.env.validate()
+        if reach_task:
+            self.body_space.validate()
+            self.env.validate()
         self.model.validate()
         self.ppo.validate()
         if command == "train":  # ppo reads neither the evolution nor the training section, nor an archive

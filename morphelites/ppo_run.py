@@ -132,10 +132,10 @@ def run_ppo(request: PPORunRequest, should_stop: Callable[[], bool] | None = Non
     From the run directory's creation on, a stop signal ends the run with a summary.json: a first
     one during the set-up skips training, never the default SIGTERM death (see :class:`_StopSignals`)."""
     # as the CLI: config.json records the epochs used, and a body outside the space is refused
-    settings = request.settings.with_default_epochs(evolution=False).validate("ppo")
-    if request.env_id is None:  # a Gymnasium task has no scene
-        settings.check_scene_fits()
+    # a Gymnasium task reads neither the env nor the body_space section, and has no scene
+    settings = request.settings.with_default_epochs(evolution=False).validate("ppo", reach_task=request.env_id is None)
     if request.env_id is None:
+        settings.check_scene_fits()
         check_bodies_fit(request.bodies, settings.ppo.num_envs)
         space = BodySpace(settings.body_space)
         for body in request.bodies:

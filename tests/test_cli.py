@@ -208,6 +208,29 @@ def test_ppo_says_which_config_sections_it_does_not_use(capsys, tmp_path):
     assert "note:" not in capsys.readouterr().err
 
 
+def test_ppo_env_checks_the_reach_task_sections_it_ignores_for_their_types_only(capsys, tmp_path):
+    """Review (session 44): `ppo --env` said it ignored the env and body_space sections, then
+    refused the run over their values (env.frame_skip 0, min_links above max_links). Now they
+    are checked as the evolution and training sections are for ppo: types only."""
+    from morphelites.config import ConfigError, Settings
+
+    odd = {"env": {"frame_skip": 0}, "body_space": {"min_links": 3, "max_links": 2}}
+    config = tmp_path / "odd.json"
+    config.write_text(json.dumps(odd))
+    # --steps 0 is refused right after the config: the first error is the one the config left
+    assert _main_exit_code("ppo", "--env", "Pendulum-v1", "--config", str(config), "--output", str(tmp_path / "never"),
+                           "--steps", "0") == 2  # fmt: skip
+    err = capsys.readouterr().err
+    assert "error: --steps must be at least 1, got 0" in err, err
+    assert _main_exit_code("ppo", "--config", str(config), "--output", str(tmp_path / "never"), "--steps", "0") == 2
+    assert "error: body_space.min_links (3) is larger" in capsys.readouterr().err, "our reaching task still needs them right"
+    assert Settings.from_dict(odd).validate("ppo", reach_task=False).env.frame_skip == 0
+    with pytest.raises(ConfigError, match="env.frame_skip"):  # a wrong type is still refused
+        Settings.from_dict({"env": {"frame_skip": "4"}}).validate("ppo", reach_task=False)
+    with pytest.raises(ValueError, match="reach_task=False is for command 'ppo'"):
+        Settings().validate("train", reach_task=False)
+
+
 @pytest.mark.faults  # a Reliability row (README): `make test-faults` runs it too
 def test_ctrl_c_while_the_libraries_load_exits_130_without_a_traceback(monkeypatch, capsys, tmp_path):
     from morphelites import cli
