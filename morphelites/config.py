@@ -380,11 +380,14 @@ class TrainingConfig:
         _check_int_range("training.buffer_size", self.buffer_size, 1, 10**9)
         _check_int_range("training.min_batch_size", self.min_batch_size, 1, 10**9)
         _check_int_range("training.update_interval", self.update_interval, 1, 10**9)
-        _check_int_range("training.max_policy_lag", self.max_policy_lag, 0, 10**6)
+        _check_int_range("training.max_policy_lag", self.max_policy_lag, 0, 10**6,
+                         advice="give at least 1 (the default is 4), or 0 with training.sync true")  # check_new_values
         _check_int_range("training.reevaluate_every", self.reevaluate_every, 0, 10**9)
         _check_choice("training.value_targets", self.value_targets, ("current_critic", "behaviour", "vtrace"))
         _check_choice("training.clip_against", self.clip_against, CLIP_AGAINST)
-        _check_float_range("training.ipc_timeout", self.ipc_timeout, 1.0, 86_400.0)  # MIN_IPC_TIMEOUT_S: check_new_values
+        _check_float_range("training.ipc_timeout", self.ipc_timeout, 1.0, 86_400.0,  # MIN_IPC_TIMEOUT_S: check_new_values
+                           advice=f"give {MIN_IPC_TIMEOUT_S:g} to 86400 s (the default is 120; below {MIN_IPC_TIMEOUT_S:g} "
+                                  f"s only runs stored with it by earlier versions go on)")  # fmt: skip
         _check_int_range("training.max_learner_restarts", self.max_learner_restarts, 0, 1000)
         _check_int_range("training.learner_checkpoint_every", self.learner_checkpoint_every, 1, 10**9)
         if self.min_batch_size > self.buffer_size:
@@ -647,19 +650,23 @@ _TYPE_FIX = {int: "write it without quotes or decimals, e.g. 4", float: "write i
              bool: "write true or false without quotes", str: "write it in double quotes"}  # fmt: skip
 
 
-def _check_int_range(name: str, value: Any, low: int, high: int) -> int:
+def _check_int_range(name: str, value: Any, low: int, high: int, advice: str = "set it to a value in that range") -> int:
+    """``value`` if it is a whole number in [low, high]; else ConfigError ending with ``advice``
+    (where a later rule narrows the range for new runs, the advice names the narrower one)."""
     if not isinstance(value, int) or isinstance(value, bool):
         raise ConfigError(f"{name} must be a whole number in [{low}, {high}], got {value!r}; set it to one.")
     if not low <= value <= high:
-        raise ConfigError(f"{name} is {value}, outside the allowed range [{low}, {high}]; set it to a value in that range.")
+        raise ConfigError(f"{name} is {value}, outside the allowed range [{low}, {high}]; {advice}.")
     return value
 
 
-def _check_float_range(name: str, value: Any, low: float, high: float) -> float:
+def _check_float_range(name: str, value: Any, low: float, high: float,
+                       advice: str = "set it to a value in that range") -> float:
+    """``value`` as a float if it is a finite number in [low, high]; else ConfigError ending with ``advice``."""
     if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value):
         raise ConfigError(f"{name} must be a finite number in [{low}, {high}], got {value!r}; set it to one.")
     if not low <= value <= high:
-        raise ConfigError(f"{name} is {value}, outside the allowed range [{low}, {high}]; set it to a value in that range.")
+        raise ConfigError(f"{name} is {value}, outside the allowed range [{low}, {high}]; {advice}.")
     return float(value)
 
 

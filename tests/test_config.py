@@ -247,3 +247,17 @@ def test_values_found_not_to_work_are_refused_for_new_runs_and_kept_for_runs_sto
     quick.check_new_values(shared=True, stored=TrainingConfig(ipc_timeout=1.0))
     with pytest.raises(ConfigError, match="give at least 5 s"):  # a resume that sets a new short one
         quick.check_new_values(shared=True, stored=TrainingConfig(ipc_timeout=2.0))
+
+
+def test_a_value_outside_the_range_is_told_the_range_new_runs_take():
+    """Review (session 44): training.ipc_timeout 0.5 was told "[1.0, 86400.0]", and 2 s, as told,
+    was then refused (new runs need 5 s); max_policy_lag -1 was told [0, ...], and 0 needs sync."""
+    with pytest.raises(ConfigError, match=r"ipc_timeout is 0.5, outside the allowed range \[1.0, 86400.0\]; give 5 to "
+                                          r"86400 s \(the default is 120; below 5 s only runs stored"):
+        TrainingConfig(ipc_timeout=0.5).validate()
+    with pytest.raises(ConfigError, match=r"max_policy_lag is -1, outside the allowed range \[0, 1000000\]; give at least "
+                                          r"1 \(the default is 4\), or 0 with training.sync true\."):
+        TrainingConfig(max_policy_lag=-1).validate()
+    with pytest.raises(ConfigError, match=r"buffer_size is 0, outside the allowed range \[1, 1000000000\]; set it to a "
+                                          r"value in that range\."):
+        TrainingConfig(buffer_size=0).validate()
