@@ -229,7 +229,9 @@ class PPOConfig:
     target_kl: float | None = None
     """Stop the epoch loop early when a minibatch's approximate KL between the current policy and
     the one the update started from exceeds this (None: never). Measured from the update's start,
-    not from the behaviour policy, so lagged shared-mode data does not end every update at once."""
+    not from the behaviour policy, so lagged shared-mode data does not end every update at once.
+    The estimate, mean((r - 1) - log r), is unbiased only for actions drawn from the policy the
+    update started from; on the shared learner's lagged data it is biased."""
     norm_adv: bool = True
     """Normalise advantages per minibatch."""
     normalize_obs: bool = True
@@ -295,7 +297,8 @@ class TrainingConfig:
     """Shared-mode experience flow (the ``training_config`` of MAPElitesEvolutionTrainer)."""
 
     buffer_size: int = 20_000
-    """Most transitions the shared experience buffer holds across all workers."""
+    """Transitions the shared experience buffer holds across all workers: this many, rounded down
+    to whole segments per worker, or two segments per worker where that is more."""
     min_batch_size: int = 1_000
     """The learner updates once at least this many transitions are waiting. In sync mode each update
     takes whole segments from every busy worker: at least this many when all are busy (see ``sync``)."""
@@ -340,8 +343,8 @@ class TrainingConfig:
     ``clip_against``): ahead at 10,000 env steps per body, a worse policy at 50,000."""
     ipc_timeout: float = 120.0
     """Seconds without a heartbeat after which the learner or a worker counts as stalled; it is
-    then killed and handled like a process that died (both modes). At least
-    :data:`MIN_IPC_TIMEOUT_S` (:meth:`check_new_values`)."""
+    then killed and handled like a process that died (both modes). At least 5 s for a new run
+    (:data:`MIN_IPC_TIMEOUT_S`; :meth:`check_new_values`)."""
     max_learner_restarts: int = 3
     """Shared mode: a dead (or stalled) learner is restarted from its newest checkpoint, at most
     this many times in a row (no checkpoint written in between); the next death stops the run

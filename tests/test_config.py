@@ -261,3 +261,24 @@ def test_a_value_outside_the_range_is_told_the_range_new_runs_take():
     with pytest.raises(ConfigError, match=r"buffer_size is 0, outside the allowed range \[1, 1000000000\]; set it to a "
                                           r"value in that range\."):
         TrainingConfig(buffer_size=0).validate()
+
+
+def test_readme_documents_every_config_key_as_config_py_defines_it():
+    """Review (session 44): README named 23 keys nowhere. Its configuration reference is generated
+    from config.py (python -m morphelites.config_reference --write README.md) and must match it."""
+    import dataclasses
+    from pathlib import Path
+
+    from morphelites.config import EnvConfig, EvolutionConfig
+    from morphelites.config_reference import BEGIN, END, _SECTIONS, key_rows, reference_markdown
+
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
+    block = readme[readme.index(BEGIN):readme.index(END) + len(END)] + "\n"
+    assert block == reference_markdown(), "README's reference is stale: python -m morphelites.config_reference --write README.md"
+    assert {name for name, _ in _SECTIONS} == {f.name for f in dataclasses.fields(Settings)}, "every section of a file"
+    rows = {key: (default, takes) for key, default, takes, _ in key_rows(EnvConfig)}
+    assert rows["frame_skip"] == ("`4`", "1 to 100") and rows["scene"] == ("`\"open\"`", "`open` or `obstacles`")
+    rows = {key: (default, takes) for key, default, takes, _ in key_rows(EvolutionConfig)}
+    assert rows["max_wall_s"] == ("`null`", "0.001 to 1,000,000,000 or `null`")
+    assert rows["measures"][1] == "a list of `num_links`, `total_length`, `taper`"
+    assert all(doc for _, section in _SECTIONS for *_, doc in key_rows(section)), "every key described"
