@@ -128,7 +128,8 @@ def prepare_animation(run: str | Path, individual: int | None = None, body: Morp
     if individual is not None and body is not None:
         raise AnimationError("Give an individual's id or a body, not both.")
     if not 16 <= frame_size <= MAX_FRAME_SIZE:
-        raise AnimationError(f"The frame size must be 16 to {MAX_FRAME_SIZE} pixels (MuJoCo's offscreen buffer), got {frame_size}.")
+        raise AnimationError(f"--size (frame_size) {frame_size}: a frame's width and height must be 16 to {MAX_FRAME_SIZE} "
+                             f"pixels (MuJoCo's offscreen buffer); give e.g. --size 320.")  # fmt: skip
     if command == "train":
         eval_episodes, eval_seed = settings.evolution.eval_episodes, settings.evolution.eval_seed
     else:
@@ -140,8 +141,8 @@ def prepare_animation(run: str | Path, individual: int | None = None, body: Morp
                                  f"them; restore the file.") from None  # fmt: skip
     episodes = min(DEFAULT_EPISODES, eval_episodes) if episodes is None else episodes
     if not 1 <= episodes <= eval_episodes:
-        raise AnimationError(f"The run evaluates each body on {eval_episodes} episodes; choose 1 to {eval_episodes} of "
-                             f"them to draw, not {episodes}.")  # fmt: skip
+        raise AnimationError(f"--episodes (episodes) {episodes}: the run evaluates each body on {eval_episodes} episodes; "
+                             f"choose 1 to {eval_episodes} of them to draw.")  # fmt: skip
     stride = _frame_stride(settings)
     frames = episodes * (math.ceil(settings.env.max_episode_steps / stride) + 1)
     needed_mb = frames * frame_size**2 * _BYTES_PER_PIXEL_HELD / 2**20

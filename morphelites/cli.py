@@ -18,7 +18,8 @@ import sys
 from typing import Any, Literal, Sequence
 
 from morphelites import early_interrupt
-from morphelites.config import MAX_ENV_STEPS, MAX_EVAL_EPISODES, MAX_SEED, ConfigError, Settings, load_config_file
+from morphelites.config import (MAX_ENV_STEPS, MAX_EVAL_EPISODES, MAX_SEED, ConfigError, EnvConfig, EvolutionConfig,
+                                ModelConfig, PPOConfig, Settings, load_config_file)
 from morphelites.morphology import BodySpace, Morphology
 
 __all__ = ["main", "console_main", "build_parser"]
@@ -33,7 +34,8 @@ _PPO_EXIT_CODES = {"completed": 0, "failed": 1, "interrupted": EXIT_INTERRUPTED,
 _ARGPARSE_FIXES = (
     ("invalid int value", "give a whole number, e.g. 4"),
     ("invalid float value", "give a number, e.g. 0.5"),
-    ("expected one argument", "give the option a value"),
+    ("expected one argument", "give the option a value (one that starts with '-' goes after '=', e.g. --body=-0.2,0.2)"),
+    ("arguments are required: command", "give a subcommand: train, ppo or animate"),
     ("invalid choice", "use one of the choices listed"),
     ("not allowed with argument", "give only one of the two"),
     ("the following arguments are required", "give them"),
@@ -86,7 +88,9 @@ def _parse(parser: _Parser, argv: Sequence[str] | None) -> argparse.Namespace:
         elif longer:
             hint = f" Options are not abbreviated: did you mean {' or '.join(longer)}?"
         else:
-            hint = f" Did you mean {close[0]}?" if close else " Remove it, or put it after the right subcommand."
+            owners = [name for name, other in parser.commands.items() if name != args.command and unknown in other.long_options()]
+            hint = (f" It is an option of `morphelites {' and '.join(owners)}`, not of `morphelites {args.command}`." if owners
+                    else f" Did you mean {close[0]}?" if close else " Remove it, or put it after the right subcommand.")  # fmt: skip
         sub.error(f"unrecognized arguments: {' '.join(extras)}.{hint}")
     return args
 
@@ -145,18 +149,23 @@ def build_parser() -> _Parser:
                           '{"link_lengths": [...]}; repeat for several bodies (one policy for all)')
     ppo.add_argument("--mixed", type=int, metavar="N", help="train on N random bodies whose joint counts cycle over the space")
     ppo.add_argument("--env", dest="env_id", metavar="ID", help="a Gymnasium task with Box spaces, e.g. Reacher-v5")
-    ppo.add_argument("--steps", type=int, default=300_000, help="total env steps (default 300000)")
-    ppo.add_argument("--seed", type=int, default=0)
-    ppo.add_argument("--scene", help="scene of the reaching task: open or obstacles")
+    ppo.add_argument("--steps", type=int, default=300_000, help="total env steps of training (default 300000)")
+    ppo.add_argument("--seed", type=int, default=0, help="seed of training and of --mixed's bodies (default 0)")
+    ppo.add_argument("--scene", help=f"scene of the reaching task: open or obstacles (default {EnvConfig().scene}, or the "
+                                     f"--config file's env.scene)")
     ppo.add_argument("--goals", choices=["workspace", "reachable"],
                      help="goal sampling: one workspace for all bodies (default) or within each body's reach")
-    ppo.add_argument("--num-envs", type=int, help="environments stepped together")
-    ppo.add_argument("--hidden-dim", type=int, help="hidden layer width (default 256)")
-    ppo.add_argument("--eval-episodes", type=int, default=50, help="evaluation episodes per body / task")
+    ppo.add_argument("--num-envs", type=int, help=f"environments stepped together (default {PPOConfig().num_envs}, or the "
+                                                  f"--config file's ppo.num_envs)")
+    ppo.add_argument("--hidden-dim", type=int, help=f"hidden layer width (default {ModelConfig().hidden_dim}, or the "
+                                                    f"--config file's model.hidden_dim)")
+    ppo.add_argument("--eval-episodes", type=int, default=50,
+                     help="episodes of the final evaluation, per body or of the task (default 50)")
     ppo.add_argument("--config", metavar="FILE", type=_user_path, help="JSON config file with sections body_space, env, model, ppo")
     ppo.add_argument("--quiet", action="store_true", help="no progress output on the terminal")
 
     train = commands.add_parser("train", help="MAP-Elites over bodies, each scored by the policy PPO finds for it")
+    evolution, from_file = EvolutionConfig(), ", or the --config file's, or a resumed run's"
     modes = train.add_mutually_exclusive_group()
     modes.add_argument("--mode", choices=["shared", "independent"], help="shared (default, unless a --config's "
                        "evolution.use_shared_ppo is false): one policy trained by all workers; independent: a fresh "
@@ -174,12 +183,21 @@ def build_parser() -> _Parser:
                            help="worker processes (default: 75%% of the cores this process may use); with --resume, a "
                                 "--serial run goes on with workers")
     processes.add_argument("--serial", action="store_true", help="evaluate in this process, no workers (debugging)")
-    train.add_argument("--initial-random", type=int, help="random individuals before variation (default 8)")
-    train.add_argument("--steps-per-individual", type=int, help="env steps of training per individual (default 1500)")
-    train.add_argument("--evaluations", type=int, help="evaluated individuals to stop at (default 64)")
-    train.add_argument("--max-env-steps", type=int, help="also stop at this many env steps")
-    train.add_argument("--max-wall-time", type=float, metavar="SECONDS", help="also stop after this long")
-    train.add_argument("--seed", type=int)
+    train.add_argument("--initial-random", type=int,
+                       help=f"random individuals before variation (default {evolution.num_initial_random}{from_file})")
+    train.add_argument("--steps-per-individual", type=int,
+                       help=f"env steps of training per individual, rounded up to whole segments in shared mode and "
+                            f"to whole steps of all ppo.num_envs envs in independent mode (default "
+                            f"{evolution.training_steps_per_individual}{from_file})")
+    train.add_argument("--evaluations", type=int, help=f"evaluated individuals to stop at (default {evolution.evaluations}"
+                                                       f"{from_file})")
+    train.add_argument("--max-env-steps", type=int,
+                       help="stop issuing new individuals once this many env steps (training and evaluation) were taken; "
+                            f"those in flight (and in shared mode the final re-evaluation) come on top (default: no limit{from_file})")
+    train.add_argument("--max-wall-time", type=float, metavar="SECONDS",
+                       help=f"stop issuing new individuals after this many seconds; those in flight (and in shared "
+                            f"mode the final re-evaluation) come on top (default: no limit{from_file})")
+    train.add_argument("--seed", type=int, help=f"seed of variation and training (default {evolution.seed}{from_file})")
     train.add_argument("--parent-lag", type=int, metavar="N",
                        help="draw individual k's parents from the results of individuals 0..k-N-1, taken in id order: a "
                             "seed then gives the same run whatever the timing (independent mode); N = --workers keeps "
@@ -200,7 +218,7 @@ def build_parser() -> _Parser:
                          help="how many of the run's evaluation episodes to draw, from the first (default 3)")
     animate.add_argument("--output", metavar="FILE", type=_user_path, help="the GIF (default RUN_DIR/animations/individual-ID.gif or "
                          "body-LENGTHS.gif)")  # fmt: skip
-    animate.add_argument("--size", type=int, default=320, help="frame width and height in pixels (default 320, at most 640)")
+    animate.add_argument("--size", type=int, default=320, help="frame width and height in pixels, 16 to 640 (default 320)")
     parser.commands.update(ppo=ppo, train=train, animate=animate)
     return parser
 

@@ -49,6 +49,9 @@ METRIC_COLUMNS = (
 
 #: Save a policy checkpoint every this many updates.
 CHECKPOINT_EVERY_UPDATES = 25
+#: The config sections a ppo run reads (and config.json records): on our bodies, and on a Gymnasium task (``--env``).
+_REACH_TASK_SECTIONS = ("body_space", "env", "model", "ppo")
+_GYM_TASK_SECTIONS = ("model", "ppo")
 
 
 @dataclass
@@ -315,7 +318,10 @@ def _set_up_held(request: PPORunRequest, settings: Settings, run: RunDirectory, 
     with _writing_the_run_directory():
         run.write_config({
             "command": "ppo",
-            "settings": settings.to_dict(),
+            # the sections this run read: the evolution section's eval_episodes and eval_seed, say,
+            # would contradict the run's own below (review)
+            "settings": {name: section for name, section in settings.to_dict().items()
+                         if name in (_GYM_TASK_SECTIONS if request.env_id is not None else _REACH_TASK_SECTIONS)},
             "total_steps": request.total_steps,
             "seed": request.seed,
             "env_id": request.env_id,

@@ -122,9 +122,9 @@ def test_an_individual_or_any_body_can_be_chosen_and_the_cli_writes_where_asked(
     "change, words",
     [
         ({"individual": 999}, "Individual 999 is not in"),
-        ({"episodes": 4}, "choose 1 to 3 of them"),
-        ({"episodes": 0}, "choose 1 to 3 of them"),
-        ({"frame_size": 1000}, "16 to 640 pixels"),
+        ({"episodes": 4}, r"^--episodes \(episodes\) 4: .*choose 1 to 3 of them"),
+        ({"episodes": 0}, r"^--episodes \(episodes\) 0: .*choose 1 to 3 of them"),
+        ({"frame_size": 1000}, r"^--size \(frame_size\) 1000: .*16 to 640 pixels"),  # review (session 44): options named
         ({"output": "arm.png"}, "ending in .gif"),
         ({"body": Morphology(2, [0.2, 0.2])}, "does not fit the run's body space"),
         ({"body": Morphology(3, [0.2, 0.2, 0.2]), "individual": 0}, "not both"),

@@ -30,6 +30,9 @@ def test_ppo_on_a_body_writes_a_complete_run_directory(run_cli, tmp_path):
     config = json.loads((out / "config.json").read_text())
     assert config["settings"]["model"]["observation_dim"] == 8 * 6 + 6
     assert config["settings"]["ppo"]["update_epochs"] == 10, "single-policy training's default, recorded"
+    # Review (session 44): the evolution section's eval_episodes/eval_seed contradicted the run's own
+    assert set(config["settings"]) == {"body_space", "env", "model", "ppo"}, "only the sections a ppo run reads"
+    assert (config["eval_episodes"], config["eval_seed"]) == (3, 10_000)
 
 
 def test_ppo_on_a_gymnasium_task(run_cli, tmp_path):
@@ -45,6 +48,7 @@ def test_ppo_on_a_gymnasium_task(run_cli, tmp_path):
     import numpy as np
 
     config = json.loads((out / "config.json").read_text())
+    assert set(config["settings"]) == {"model", "ppo"}, "a Gymnasium task reads neither env nor body_space"
     idle = []
     for i in range(config["eval_episodes"]):
         env = gym.make("InvertedPendulum-v5")
@@ -134,6 +138,12 @@ def test_bad_json_config_file(run_cli, tmp_path):
     (["train", "--serial", "--workers", "2"], "argument --workers: not allowed with argument --serial"),
     # Found in review: "argument command: invalid choice: '2'"
     (["--workers", "2", "train"], "--workers belongs after the subcommand: morphelites train --workers"),
+    # Review (session 44): these said "Remove it, or put it after the right subcommand" / "give them" /
+    # "give the option a value" (a value was given: one starting with '-' reads as an option)
+    (["ppo", "--workers", "2"], "It is an option of `morphelites train`, not of `morphelites ppo`."),
+    (["train", "--size", "3"], "It is an option of `morphelites animate`, not of `morphelites train`."),
+    ([], "the following arguments are required: command; give a subcommand: train, ppo or animate."),
+    (["ppo", "--body", "-0.2,0.2"], "one that starts with '-' goes after '=', e.g. --body=-0.2,0.2"),
 ])  # fmt: skip
 def test_a_mistyped_option_gets_the_closest_option_of_its_subcommand(capsys, argv, suggestion):
     with pytest.raises(SystemExit) as exit_info:
@@ -778,3 +788,23 @@ def test_ppo_handles_every_stop_signal_alike():
         assert len(handlers) == 1 and getattr(next(iter(handlers)), "__func__", None) is _StopSignals._on_signal
         os.kill(os.getpid(), signal.SIGUSR1)
         assert (stop.status, stop.name) == ("terminated", "SIGUSR1")
+
+
+def test_help_states_the_defaults_config_py_has_and_where_else_a_value_comes_from(capsys):
+    """Review (session 44): --help had copies of config.py's defaults (wrong once a --config or a
+    resumed run gave the value), --seed had no help, and --steps-per-individual's rounding and
+    --max-env-steps' overshoot were not said."""
+    from morphelites.config import EvolutionConfig, PPOConfig
+
+    assert _main_exit_code("train", "--help") == 0
+    text = " ".join(capsys.readouterr().out.split())
+    defaults = EvolutionConfig()
+    for option, value in (("--evaluations", defaults.evaluations), ("--initial-random", defaults.num_initial_random),
+                          ("--steps-per-individual", defaults.training_steps_per_individual), ("--seed", defaults.seed)):
+        help_text = text.split(f"{option} {option[2:].upper().replace('-', '_')} ", 1)[1]
+        assert help_text.split(")")[0].endswith(f"(default {value}, or the --config file's, or a resumed run's"), option
+    assert "rounded up to whole segments in shared mode" in text and "come on top (default: no limit" in text
+    assert _main_exit_code("ppo", "--help") == 0
+    text = " ".join(capsys.readouterr().out.split())
+    assert f"environments stepped together (default {PPOConfig().num_envs}, or the --config file's ppo.num_envs)" in text
+    assert "seed of training and of --mixed's bodies (default 0)" in text
