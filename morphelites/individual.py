@@ -25,11 +25,13 @@ class Individual:
 
     id: int
     genome: tuple[float, ...]
+    """genome_dim floats in [0, 1] (see BodySpace.decode); :meth:`genome_array` as an array."""
     body: Morphology
     parent_id: int | None = None
     attempt: int = 0
 
     def genome_array(self) -> np.ndarray:
+        """The genome as a new array, shape (genome_dim,) float64."""
         return np.asarray(self.genome, dtype=np.float64)
 
     def issued_again(self) -> "Individual":

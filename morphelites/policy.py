@@ -148,6 +148,10 @@ class ActorCritic(nn.Module):
 
     @classmethod
     def from_policy_state(cls, state: dict) -> "ActorCritic":
+        """Rebuild the policy a :meth:`policy_state` dict describes (e.g. a checkpoint's
+        ``policy``): its spec, weights and normaliser. A state that does not fit raises KeyError
+        (a part missing), TypeError (an unknown spec field), RuntimeError (tensors missing or of
+        other shapes) or ValueError (invalid normaliser statistics)."""
         model = cls(PolicySpec.from_dict(state["spec"]))
         model.load_state_dict(state["state_dict"])
         model.obs_rms.load_state_dict(state["obs_rms"])

@@ -138,6 +138,9 @@ class NumpyActorCritic:
 
     @classmethod
     def from_flat(cls, spec: PolicySpec, flat: np.ndarray) -> "NumpyActorCritic":
+        """A policy of ``spec`` with the weights of ``flat``: shape (spec.flat_size,) float32, laid
+        out as the module docstring says (ActorCritic.flat_weights, SharedWeights.read). ValueError
+        on another shape."""
         policy = cls(spec)
         policy.load_flat(flat)
         return policy

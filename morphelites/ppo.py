@@ -34,7 +34,7 @@ class Batch(NamedTuple):
     actions: np.ndarray  # (B, act_dim) float32
     logprobs: np.ndarray  # (B,) float32, behaviour-policy log-probs
     advantages: np.ndarray  # (B,) float32
-    returns: np.ndarray  # (B,) float32, advantage + value: the critic's target
+    returns: np.ndarray  # (B,) float32, the critic's target (GAE: advantage + value; V-trace: v_t)
     values: np.ndarray  # (B,) float32, the values the advantages were computed with; value clipping is around them
 
 
@@ -139,7 +139,11 @@ def ppo_loss(
     fraction). ``old_logprobs``, shape (B,), are the behaviour policy's (the one that acted).
     ``start_logprobs``, shape (B,), are the log-probs of ``actions`` under the weights the update
     started from: given, the diagnostics add ``kl_since_update_start``, the KL that ``target_kl``
-    limits.
+    limits. Both KL figures are :func:`approx_kl` over the batch's actions, which the behaviour
+    policy drew: against the behaviour policy (``approx_kl`` with the default ratio) it is
+    unbiased; against the start policy (``kl_since_update_start``, and ``approx_kl`` with
+    ``clip_against_start``) it is biased where the two differ, as on the shared learner's lagged
+    data.
 
     By default the ratio is new / behaviour, clipped to 1 ± clip_coef: on lagged data the clip then
     bounds the distance from the acting policy, not the distance this update moves the policy.
@@ -189,7 +193,11 @@ def ppo_loss(
 
 
 def approx_kl(log_ratio: torch.Tensor) -> torch.Tensor:
-    """Mean of (r - 1) - log r for r = exp(log_ratio): an unbiased, non-negative KL estimate."""
+    """Mean of (r - 1) - log r for r = exp(log_ratio) = p_new / p_ref, shape (B,) -> scalar (nats).
+
+    Non-negative per sample; an unbiased estimate of KL(ref || new) only when the actions were
+    drawn from the reference policy. On actions another policy drew (the shared learner's lagged
+    behaviour data, measured against the update's start) it is biased."""
     return (log_ratio.exp() - 1 - log_ratio).mean()
 
 
@@ -253,10 +261,21 @@ class PPOUpdater:
         return lr
 
     def update(self, batch: Batch) -> dict[str, float]:
-        """Run ``update_epochs`` epochs of minibatch PPO; returns mean diagnostics.
+        """Run ``update_epochs`` epochs of minibatch PPO; returns diagnostics.
 
         A minibatch whose loss or gradient is not finite is skipped (counted in
-        ``skipped_steps``), so the weights never become NaN.
+        ``skipped_steps``), so the weights never become NaN. With ``target_kl`` the epochs end after
+        the first minibatch step whose ``kl_since_update_start`` (measured before the step)
+        exceeds it; that estimate is biased on lagged data (:func:`approx_kl`).
+
+        Returns means over the minibatch steps taken (absent if none was): ``policy_loss``,
+        ``value_loss`` (in squared units of ``batch.returns``), ``entropy`` and ``approx_kl``
+        (nats), ``clip_fraction`` (share of transitions whose ratio left 1 ± clip_coef), and with
+        ``clip_against="proximal"`` ``proximal_weight`` and ``proximal_weight_capped`` (share at
+        the cap). Always: ``grad_norm`` (mean global L2 norm before clipping), ``gradient_steps``,
+        ``skipped_steps`` (this updater's total so far, not this update's),
+        ``explained_variance`` (of ``batch.returns`` by ``batch.values``; NaN if returns are
+        constant) and ``learning_rate``.
         """
         cfg = self.config
         tensors = [torch.as_tensor(np.asarray(a), dtype=torch.float32) for a in batch]

@@ -33,11 +33,21 @@ __all__ = [
 
 
 class ActingPolicy(Protocol):
-    def act(self, obs: np.ndarray, deterministic: bool = True, rng: np.random.Generator | None = None) -> np.ndarray: ...
+    """What :func:`evaluate`, :func:`run_episodes` and :class:`SegmentCollector` act with, e.g.
+    :class:`~morphelites.policy_numpy.NumpyActorCritic`. ``obs`` is (B, obs_dim): the raw
+    observations of the B envs stepped together; A is the action length."""
 
-    def step(self, obs: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]: ...
+    def act(self, obs: np.ndarray, deterministic: bool = True, rng: np.random.Generator | None = None) -> np.ndarray:
+        """Actions (B, A): the mean action if ``deterministic``, else sampled with ``rng``."""
+        ...
 
-    def value(self, obs: np.ndarray) -> np.ndarray: ...
+    def step(self, obs: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Sampled actions (B, A), their log-probs (B,) and the critic's values (B,), for training."""
+        ...
+
+    def value(self, obs: np.ndarray) -> np.ndarray:
+        """The critic's state values (B,)."""
+        ...
 
 
 #: Called by :func:`run_episodes` with (episode index, its env, whether the episode just ended) once
@@ -203,6 +213,11 @@ PARTIAL_CREDIT = 0.5
 
 def fitness_from_episodes(successes: np.ndarray, final_distances: np.ndarray, initial_distances: np.ndarray) -> float:
     """THE fitness of a body: mean over evaluation goals of a per-goal score in [0, 1].
+
+    Args:
+        successes: (episodes,) whether each episode reached its goal.
+        final_distances: (episodes,) fingertip-goal distance at each episode's end, metres.
+        initial_distances: (episodes,) the same at each episode's start, metres.
 
     A reached goal scores 1. An unreached one scores ``PARTIAL_CREDIT * clip(1 - final/initial,
     0, 1)`` (at most 0.5): credit for the distance closed, so search still has a gradient among

@@ -39,7 +39,13 @@ class TrainingResult:
 
 
 def segment_to_batch(segment: Segment, last_values: np.ndarray, gamma: float, gae_lambda: float) -> Batch:
-    """GAE over a segment (T, N) and flattening to a :class:`Batch` of T*N transitions.
+    """GAE over a segment (T, N) and flattening to a :class:`Batch` of T*N transitions, time-major
+    (row t*N + n is step t of env n).
+
+    Args:
+        segment: the rollout, its values and bootstrap from the critic that acted.
+        last_values: (N,) that critic's V(``segment.last_obs``), for the step after the last.
+        gamma, gae_lambda: discount and GAE lambda.
 
     Truncated episodes are bootstrapped: ``gamma * segment.bootstrap`` joins the reward.
     """

@@ -287,6 +287,8 @@ class ReachEnv(gym.Env):
 
     @property
     def goal(self) -> np.ndarray:
+        """This episode's goal (x, y), shape (2,) float64, metres, the arm's base at the origin; a
+        copy ((0, 0) before the first reset)."""
         return self._goal.copy()
 
     def fingertip(self) -> np.ndarray:

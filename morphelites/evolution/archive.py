@@ -67,6 +67,16 @@ class BodyArchive:
         """Insert one evaluated individual; returns ``"new"``, ``"improved"`` or ``"not added"``.
 
         A cell keeps the better of its elite and the newcomer (ties keep the elite).
+
+        Args:
+            individual_id, parent_id: its id, and its parent's (None: a random genome; stored as -1).
+            genome: (genome_dim,) in [0, 1], stored as the elite's solution; its body is decoded
+                from it.
+            fitness: the objective, in [0, 1].
+            measures: (len(specs),), in the order and units of ``specs`` (e.g. ``total_length`` in
+                metres).
+            evaluation: the EvalResult as a dict; its ``policy_version`` (-1 if absent) and
+                :data:`EVAL_FIELDS` (NaN if absent) are stored.
         """
         body = self.space.decode(genome)
         lengths = np.zeros(self.space.max_links)

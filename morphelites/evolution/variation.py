@@ -22,6 +22,7 @@ class Offspring:
     """A genome to evaluate and the id of the elite it was varied from (None: random)."""
 
     genome: np.ndarray
+    """Shape (genome_dim,) float64, in [0, 1] (see BodySpace.decode)."""
     parent_id: int | None
 
 
@@ -60,7 +61,9 @@ class Variation:
         return self.proposed < self.config.num_initial_random
 
     def next(self) -> Offspring:
-        """The next genome to evaluate."""
+        """The next genome to evaluate, (genome_dim,) float64 in [0, 1]: uniform for the first
+        ``num_initial_random`` (and while the archive is empty), with parent_id None; after that
+        an elite mutated (with iso_line, along the line to a second elite), with its id."""
         self.proposed += 1
         if self.proposed <= self.config.num_initial_random or len(self.archive) == 0:
             return Offspring(self.rng.uniform(0.0, 1.0, self.genome_dim), None)

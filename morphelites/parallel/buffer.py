@@ -8,9 +8,12 @@ or nothing. A commit writes the CRC-32 of the segment before it flips the state;
 keeps a copy only if it matches (:meth:`SharedExperienceBuffer.take`). Python has no memory
 barriers: where stores and loads may be reordered (ARM, POWER) the READY flag could be seen
 before the data it announces, and the checksum catches that (a released slot's checksum is
-cleared, so that the segment taken from it before cannot pass for the next). Capacity is ``buffer_size``
-transitions in all; when a worker's ring is full it waits (backpressure) and says so, and nothing
-is dropped except segments older than ``max_policy_lag`` policy versions, which are counted.
+cleared, so that the segment taken from it before cannot pass for the next). Capacity
+(:attr:`BufferLayout.capacity`) is as many whole segments per worker as fit in ``buffer_size``
+transitions, but at least two per worker, so it exceeds ``buffer_size`` where two segments per
+worker come to more (above 100 workers at the defaults). When a worker's ring is full it waits
+(backpressure) and says so, and nothing is dropped except segments older than
+``max_policy_lag`` policy versions, which are counted.
 
 Why shared memory and not a ``multiprocessing.Queue``: no pickling of arrays, and a worker killed
 while writing cannot leave a lock held that would wedge the other workers (a Queue's writers
@@ -66,7 +69,8 @@ class BufferLayout:
 
     @classmethod
     def for_buffer_size(cls, buffer_size: int, workers: int, steps: int, envs: int, obs_dim: int, act_dim: int) -> "BufferLayout":
-        """As many slots per worker as fit in ``buffer_size`` transitions (at least 2 each)."""
+        """As many slots per worker as fit in ``buffer_size`` transitions, but at least 2 each: where
+        ``2 * workers * steps * envs`` exceeds ``buffer_size``, that is the capacity instead."""
         per_segment = steps * envs
         slots = max(2, buffer_size // (per_segment * workers))
         return cls(workers, slots, steps, envs, obs_dim, act_dim)
@@ -182,7 +186,7 @@ class SharedExperienceBuffer:
     Args:
         layout: sizes; see :meth:`BufferLayout.for_buffer_size`.
         shm: the shared-memory block (use :meth:`create` / :meth:`attach`).
-        owner: whether this process created (and must unlink) the block.
+        owner: whether this process created the block (its :meth:`close` also unlinks it).
     """
 
     def __init__(self, layout: BufferLayout, shm: shared_memory.SharedMemory, owner: bool) -> None:
@@ -361,7 +365,8 @@ class SharedExperienceBuffer:
         return cleared
 
     def occupancy(self) -> dict[str, float]:
-        """READY transitions and their MB, capacity, totals written / consumed, segments dropped for lag."""
+        """READY transitions and their size (``buffer_mb``, in 2**20 bytes), capacity, totals
+        written / consumed, segments dropped for lag, and producer waits (all as floats)."""
         transitions = self.ready_transitions()
         ready = transitions // self.layout.transitions_per_segment
         return {

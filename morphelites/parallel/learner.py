@@ -1,12 +1,14 @@
 """SharedPPOTrainer: the learner process, owner of the only trainable policy.
 
-Loop: take every whole segment the workers have written (dropping, and counting, those whose
-policy lag exceeds ``max_policy_lag``); once at least ``min_batch_size`` transitions are waiting
-(in sync mode: once every busy worker has delivered its segments of this version), recompute
-values and GAE with the *current* critic, run the PPO update with the *behaviour* log-probs in
-the ratio (or, with ``training.clip_against="proximal"``, Decoupled PPO's ratio against the
-update's starting policy, weighted by that policy over the behaviour one), fold the batch into
-the observation normaliser, and publish the new weights as version k+1.
+Loop: take the workers' whole segments, oldest commit first (dropping, and counting, those whose
+policy lag exceeds ``max_policy_lag``), until ``min_batch_size`` transitions are pending; the rest
+stay in the ring for later batches (sync mode takes every one, see
+:meth:`SharedPPOTrainer.drain`). Once a batch is pending (in sync mode: once every busy worker
+has delivered its segments of this version), recompute values and GAE with the *current*
+critic, run the PPO update with the *behaviour* log-probs in the ratio (or, with
+``training.clip_against="proximal"``, Decoupled PPO's ratio against the update's starting
+policy, weighted by that policy over the behaviour one), fold the batch into the observation
+normaliser, and publish the new weights as version k+1.
 
 Why GAE with the current critic: segments are short (T*K ~ update_interval steps) and the lag is
 a few versions at most, so the behaviour policy is close to the current one and the ratio's
@@ -202,9 +204,13 @@ class SharedPPOTrainer:
 
     # ------------------------------------------------------------------ loop body
     def drain(self) -> int:
-        """Copy READY segments out of the buffer until a batch is full (dropping those past the
-        lag limit); returns segments taken. Leaving the rest in the ring keeps the total memory
-        bounded by ``buffer_size`` and makes producers wait when the learner is slower.
+        """Copy READY segments out of the buffer, oldest commit first, until ``min_batch_size``
+        transitions are pending; returns the segments kept. Segments past the lag limit are
+        dropped (and counted) as they come, even once the batch is full (that only frees their
+        slots). Stops at a segment not yet wholly visible here (:meth:`SharedExperienceBuffer.take`).
+        Leaving the rest in the ring makes producers wait when the learner is slower, so memory
+        stays within the ring's capacity (at most ``buffer_size``, or two segments per worker
+        where that is more: :attr:`BufferLayout.capacity`) plus the pending batch.
 
         In sync mode every READY segment is taken: each is of the current version, and one left
         behind would be a version old after the update, and dropped."""
@@ -293,8 +299,14 @@ class SharedPPOTrainer:
         self.weights.set_closing(0)
         return False
 
-    def update(self) -> dict[str, float]:
-        """One PPO update on the pending segments; publishes version+1. Returns diagnostics."""
+    def update(self) -> dict[str, Any]:
+        """One PPO update on the pending segments; publishes version+1 (also after a skip: sync
+        workers wait for it).
+
+        Returns :meth:`PPOUpdater.update`'s diagnostics (only ``skipped_steps`` where non-finite
+        data skipped the whole update), plus ``batch_transitions``, ``update_s`` (wall seconds this
+        call took), ``batch_mean_lag`` and ``batch_max_lag`` (policy versions), and ``skipped`` (a
+        str: what was skipped or restored, and why) where anything was."""
         from morphelites.ppo import Batch
 
         start = time.perf_counter()

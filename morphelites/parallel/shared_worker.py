@@ -99,7 +99,15 @@ def sync_segments_per_version(min_batch_size: int, workers: int, segment_transit
 
 
 class MultiProcessPPOWorker:
-    """The worker's state across tasks: its index, attachments and local policy copy."""
+    """The worker's state across tasks: its index, attachments and local policy copy.
+
+    Args:
+        index: the worker's index: its ring in the buffer (a replacement keeps it).
+        handles: names and sizes of the shared weights and buffer, attached here (they must
+            exist), and the sync-mode settings.
+        after_segment: called after every committed segment (the serial backend runs the learner
+            there); None in a pool worker.
+    """
 
     def __init__(self, index: int, handles: SharedHandles, after_segment: Callable[[], None] | None = None) -> None:
         self.index = index
@@ -193,6 +201,10 @@ class MultiProcessPPOWorker:
                                 time.perf_counter() - start, extra=extra)  # fmt: skip
 
     def evaluate_only(self, individual: Individual, settings: Settings) -> IndividualResult:
+        """Evaluate the current policy (:meth:`refresh`) on ``individual.body``
+        (``evolution.eval_episodes`` episodes on the fixed goals) without training: the
+        re-evaluation of elites. The result's ``training_env_steps`` is 0; its evaluation names
+        the policy version used."""
         return self._evaluate(individual, settings, 0, 0.0, {})
 
     def _sync_quota_met(self, version: int) -> bool:

@@ -187,11 +187,16 @@ class IndependentBackend:
         return self.pool.idle
 
     def submit(self, worker: int, individual: Individual, kind: str = "train") -> None:
+        """Hand ``individual`` to idle ``worker``, which trains a fresh PPO on its body and then
+        evaluates it. ``kind`` must be ``"train"`` (ValueError otherwise)."""
         if kind != "train":
             raise ValueError("independent mode has no shared policy to re-evaluate elites with")
         self.pool.submit(worker, individual.id, (individual, self.settings))
 
     def poll(self, timeout: float) -> list[PoolEvent]:
+        """Outcomes that arrive within ``timeout`` seconds (a ``done`` event's value is an
+        IndividualResult); dead and stalled workers are reported and replaced (WorkerPool.poll).
+        Without multiprocessing the submitted task runs now instead, whatever ``timeout`` says."""
         return self.pool.poll(timeout)
 
     def raise_deferred_failure(self) -> None:
@@ -206,6 +211,7 @@ class IndependentBackend:
         return []
 
     def stats(self) -> dict[str, float]:
+        """``worker_restarts`` and ``worker_stalls``: counts so far, as floats."""
         return {"worker_restarts": float(self.pool.restarts), "worker_stalls": float(self.pool.stalls)}
 
     #: Independent mode counts no steps of a task that did not finish: its PPO is gone with it.
@@ -335,6 +341,9 @@ class SharedPPOSystem:
         return int(self._active.value)
 
     def submit(self, worker: int, individual: Individual, kind: str = "train") -> None:
+        """Hand ``individual`` to idle ``worker``: ``kind`` ``"train"`` (act
+        ``training_steps_per_individual`` env steps into the buffer, then evaluate the current
+        policy) or ``"evaluate"`` (evaluate only: the re-evaluation of elites)."""
         if kind == "train":  # counted before the task is sent: sync mode's handshake (learner.py) relies on it
             self._active.value = max(self._active.value, self._training_in_flight() + 1)
         # before the task goes: a worker quick to commit its first segment must not slip under the baseline
@@ -348,6 +357,10 @@ class SharedPPOSystem:
         return sum(self._kinds[w] == "train" for w in self.pool.in_flight)
 
     def poll(self, timeout: float) -> list[PoolEvent]:
+        """Worker outcomes that arrive within ``timeout`` seconds (a ``done`` event's value is an
+        IndividualResult; the rest as WorkerPool.poll), then a look at the learner: a stalled one
+        is killed, a dead one restarted. Raises LearnerDied when the learner may not be restarted
+        again: at once if there are no events to return, else from the next call."""
         # The busy count drops only here, before waiting: by then the caller has handed out its
         # next tasks, so a worker between two bodies is not left out of a sync update meanwhile
         # (the handshake would make it wait for the next version, not lose data, but it need not wait).
@@ -467,6 +480,12 @@ class SharedPPOSystem:
         return named
 
     def stats(self) -> dict[str, float]:
+        """Counters as floats: ``worker_restarts``, ``worker_stalls``, ``learner_restarts``,
+        ``learner_stalls``; from the learner's last report (absent before it) ``policy_version``,
+        ``policy_updates``, ``samples_consumed``, ``skipped_updates``, ``mean_policy_lag`` and
+        ``max_policy_lag`` (versions), ``learner_utilisation`` (share of its time spent
+        updating); and the buffer's :meth:`~SharedExperienceBuffer.occupancy` read now (after
+        :meth:`close`: as it freed it)."""
         keys = ("policy_version", "policy_updates", "samples_consumed", "mean_policy_lag", "max_policy_lag",
                 "learner_utilisation", "buffer_transitions", "buffer_mb", "buffer_capacity", "transitions_written",
                 "transitions_consumed", "segments_dropped_lag", "producer_waits", "skipped_updates")  # fmt: skip
@@ -586,9 +605,13 @@ class SerialSharedBackend:
         return [] if self._task is not None else [0]
 
     def submit(self, worker: int, individual: Individual, kind: str = "train") -> None:
+        """Keep the task (``kind`` as in :meth:`SharedPPOSystem.submit`) for :meth:`poll` to run."""
         self._task = (individual, kind)
 
     def poll(self, timeout: float) -> list[PoolEvent]:
+        """Run the submitted task to its end in this process, the learner updating after every
+        segment (``timeout`` is not waited on); returns its ``done`` or ``error`` event, or no
+        event without a task."""
         if self._task is None:
             return []
         individual, kind = self._task
@@ -618,6 +641,8 @@ class SerialSharedBackend:
         return {}
 
     def stats(self) -> dict[str, float]:
+        """``worker_restarts`` (0) and :meth:`SharedPPOTrainer.stats` (lags in versions, times in
+        seconds, the buffer's occupancy); after :meth:`close`, those of when it closed."""
         return {"worker_restarts": 0.0, **(self._final_stats if self._closed else self.learner.stats())}
 
     def close(self, graceful: bool = True) -> None:

@@ -36,8 +36,9 @@ class SharedWeights:
     """A flat float32 weight vector of ``size`` entries plus its version, in shared memory.
 
     Create it in the parent with ``SharedWeights.create(size)``; hand ``.name`` and ``.size`` to
-    children, which ``SharedWeights.attach(name, size)``. The creator must ``unlink()`` it at the
-    end (``close()`` in every process).
+    children, which ``SharedWeights.attach(name, size)``. Every process calls :meth:`close` at the
+    end; the creator's also unlinks the block, after which no process can attach to it (views
+    already attached stay valid until they close).
     """
 
     def __init__(self, shm: shared_memory.SharedMemory, size: int, owner: bool) -> None:
@@ -63,6 +64,8 @@ class SharedWeights:
 
     @classmethod
     def attach(cls, name: str, size: int) -> "SharedWeights":
+        """Attach to the block ``name`` made by :meth:`create` with the same ``size`` (not the
+        owner: :meth:`close` only detaches)."""
         return cls(shared_memory.SharedMemory(name=name, create=False), size, owner=False)
 
     @property
@@ -124,7 +127,7 @@ class SharedWeights:
             time.sleep(0.0005)
 
     def close(self) -> None:
-        """Detach this process's view; safe to call twice."""
+        """Detach (and unlink, if owner: nothing can attach after); safe to call twice."""
         if self._shm is None:
             return
         del self._header, self._weights
