@@ -18,7 +18,7 @@ from torch import nn
 
 from morphelites.config import CLIP_AGAINST, MIN_MINIBATCH, PPOConfig
 
-__all__ = ["Batch", "compute_gae", "ppo_loss", "PPOUpdater", "linear_schedule", "PROXIMAL_WEIGHT_CAP"]
+__all__ = ["Batch", "compute_gae", "compute_vtrace", "ppo_loss", "PPOUpdater", "linear_schedule", "PROXIMAL_WEIGHT_CAP"]
 
 #: Largest weight pi_proximal / pi_behaviour that the decoupled objective gives one transition. It
 #: guards against the rare action that the acting policy found unlikely and the proximal one does
