@@ -6,7 +6,12 @@ import math
 
 import numpy as np
 
-__all__ = ["RunningMeanStd", "RewardScaler"]
+__all__ = ["RunningMeanStd", "RewardScaler", "scale_rewards", "REWARD_CLIP"]
+
+#: Scaled rewards are clipped to ±this (SB3 VecNormalize's ``clip_reward``).
+REWARD_CLIP = 10.0
+#: Added to the return variance before its square root, so that a variance of 0 divides by 1e-4.
+_VARIANCE_EPS = 1e-8
 
 
 class RunningMeanStd:
@@ -64,7 +69,7 @@ class RewardScaler:
         gamma: discount of the return whose spread is tracked.
     """
 
-    def __init__(self, num_envs: int, gamma: float, clip: float = 10.0) -> None:
+    def __init__(self, num_envs: int, gamma: float, clip: float = REWARD_CLIP) -> None:
         self.returns = np.zeros(num_envs, dtype=np.float64)
         self.stats = RunningMeanStd(())
         self.gamma = gamma
@@ -74,11 +79,18 @@ class RewardScaler:
         """Scale ``rewards`` (shape (num_envs,)); ``dones`` ends the running return of an env."""
         self.returns = self.returns * self.gamma + rewards
         self.stats.update(self.returns)
-        scaled = rewards / np.sqrt(self.stats.var + 1e-8)
+        scaled = scale_rewards(rewards, self.stats.var, self.clip)
         self.returns[np.asarray(dones, dtype=bool)] = 0.0
-        return np.clip(scaled, -self.clip, self.clip)
+        return scaled
 
     @property
     def scale(self) -> float:
         """Current divisor applied to rewards."""
-        return float(np.sqrt(self.stats.var + 1e-8))
+        return float(np.sqrt(self.stats.var + _VARIANCE_EPS))
+
+
+def scale_rewards(rewards: np.ndarray, return_var: float | np.ndarray, clip: float = REWARD_CLIP) -> np.ndarray:
+    """``rewards`` (any shape) divided by the running std of the discounted return (whose variance
+    is ``return_var``), clipped to ±``clip``: RewardScaler's scaling, which the shared learner
+    applies too (with the return statistics it keeps per worker stream)."""
+    return np.clip(rewards / np.sqrt(return_var + _VARIANCE_EPS), -clip, clip)

@@ -359,3 +359,22 @@ def test_the_rollout_plan_of_the_largest_budget_is_two_numbers():
     from morphelites.train_ppo import rollout_plan
 
     assert rollout_plan(10**13, 16, 128, 16) == (10**13 // 2048 - 1, 128 + 10**13 % 2048 // 16)
+
+
+def test_rewards_are_scaled_by_the_spread_of_the_discounted_return_and_clipped():
+    """RewardScaler (per-body PPO) and scale_rewards (the shared learner) divide by the running
+    std of the discounted return and clip to ±REWARD_CLIP."""
+    from morphelites.normalization import REWARD_CLIP, RewardScaler, scale_rewards
+
+    rng = np.random.default_rng(0)
+    scaler = RewardScaler(num_envs=4, gamma=0.0)  # gamma 0: the return is the reward itself
+    for _ in range(2000):
+        rewards = rng.normal(0.0, 3.0, size=4)
+        scaled = scaler(rewards, np.zeros(4))
+    assert scaler.scale == pytest.approx(3.0, rel=0.05)
+    np.testing.assert_allclose(scaled, rewards / scaler.scale)  # none of these reaches the clip (±30 raw)
+    np.testing.assert_allclose(scale_rewards(np.array([3.0, -6.0, 300.0]), 9.0), [1.0, -2.0, REWARD_CLIP], rtol=1e-6)
+    constant = RewardScaler(num_envs=1, gamma=0.0)
+    for _ in range(100):  # a return that never varies: its std is ~0, and every reward hits the clip
+        last = constant(np.array([1.0]), np.array([0.0]))
+    assert last[0] == REWARD_CLIP

@@ -52,7 +52,7 @@ from typing import Any, Callable
 import numpy as np
 
 from morphelites.config import Settings
-from morphelites.normalization import RunningMeanStd
+from morphelites.normalization import RunningMeanStd, scale_rewards
 from morphelites.parallel import heartbeat
 from morphelites.parallel.buffer import SEGMENT_ARRAYS, SharedExperienceBuffer, TakenSegment
 from morphelites.parallel.pool import die_with_parent, exit_without_teardown, ignore_stop_signals, set_process_title
@@ -427,7 +427,7 @@ class SharedPPOTrainer:
         """Raw rewards divided by the running std of discounted returns (see :meth:`_advance_returns`)."""
         if not self.options.settings.ppo.normalize_reward:
             return seg["rewards"]
-        return np.clip(seg["rewards"] / np.sqrt(self.return_rms.var + 1e-8), -10.0, 10.0).astype(np.float32)
+        return scale_rewards(seg["rewards"], self.return_rms.var).astype(np.float32)
 
     def stats(self) -> dict[str, float]:
         """Counters for monitoring (sent to the supervisor). ``learner_utilisation``: the share of
