@@ -2327,3 +2327,28 @@ def test_a_learner_process_whose_final_checkpoint_fails_says_it_was_the_final_on
         weights.close()
     failed = [m for m in messages if m["event"] == "checkpoint_failed"]
     assert len(failed) == 1 and failed[0]["final"] is True, messages
+
+
+def test_every_backend_has_the_interface_the_evolution_loop_drives(tmp_path):
+    """The trainer drives its backend through supervisor.EvaluationBackend (shared mode's through
+    SharedBackend too): each backend, as made before start(), has every member of its protocol."""
+    from morphelites.parallel.supervisor import (EvaluationBackend, IndependentBackend, SerialSharedBackend, SharedBackend,
+                                                 SharedPPOSystem)
+
+    def members(protocol: type) -> set[str]:
+        return {name for klass in protocol.__mro__ if klass.__name__ in ("EvaluationBackend", "SharedBackend")
+                for name in [*vars(klass), *getattr(klass, "__annotations__", {})] if not name.startswith("_")}
+
+    assert members(EvaluationBackend) >= {"start", "idle", "submit", "poll", "take_events", "stats", "close",
+                                          "in_flight_training_steps"}  # fmt: skip
+    settings = Settings.from_dict(TINY).validate()
+    independent = IndependentBackend(settings, 1, False)
+    shared = SharedPPOSystem(settings, 1, tmp_path / "shared", resume=False)
+    serial = SerialSharedBackend(settings, tmp_path / "serial", resume=False)
+    try:
+        for backend, protocol in ((independent, EvaluationBackend), (shared, SharedBackend), (serial, SharedBackend)):
+            missing = [name for name in members(protocol) if not hasattr(backend, name)]
+            assert not missing, (type(backend).__name__, missing)
+    finally:
+        for backend in (independent, shared, serial):
+            backend.close(graceful=False)

@@ -48,8 +48,8 @@ from morphelites.morphology import BodySpace
 from morphelites.parallel.learner import COUNTER_COLUMNS
 from morphelites.parallel.pool import (STOP_SIGNALS, PoolEvent, WorkerCrashLoop, restore_process_title,
                                        set_process_title, stop_signal_name, stop_signals_to_handle)
-from morphelites.parallel.supervisor import (IndependentBackend, LearnerDied, SerialSharedBackend, SharedPPOSystem,
-                                             check_shared_memory)
+from morphelites.parallel.supervisor import (EvaluationBackend, IndependentBackend, LearnerDied, SerialSharedBackend,
+                                             SharedBackend, SharedPPOSystem, check_shared_memory)
 from morphelites.parallel.shm import (SHM_DIR, leftover_blocks, leftover_bytes, new_run_id, remove_leftover_blocks,
                                      run_block_prefix)
 from morphelites.runs.memory import ProcessTreeMemory, memory_metrics
@@ -498,7 +498,7 @@ class MAPElitesEvolutionTrainer:
                      "checkpoint (SIGKILL stops it, and --resume continues from the last one)")  # fmt: skip
         return previous
 
-    def _run_session(self, pool: IndependentBackend | SharedPPOSystem | SerialSharedBackend) -> tuple[str, Exception | None]:
+    def _run_session(self, pool: EvaluationBackend) -> tuple[str, Exception | None]:
         """Start the backend, run the main loop (and the final re-evaluation) and stop the backend's
         processes whatever happens. Returns the run's status and the unexpected error (a bug) that
         stopped it, if any, to be raised once summary.json is written and the handlers are back."""
@@ -581,7 +581,7 @@ class MAPElitesEvolutionTrainer:
         self.recorder.close()
         return summary
 
-    def _make_backend(self, workers: int) -> IndependentBackend | SharedPPOSystem | SerialSharedBackend:
+    def _make_backend(self, workers: int) -> EvaluationBackend:
         """The backend of this run's mode; it creates shared memory but starts no process yet."""
         evo, training = self.settings.evolution, self.settings.training
         if evo.use_shared_ppo and evo.enable_multiprocess:
@@ -597,7 +597,7 @@ class MAPElitesEvolutionTrainer:
         return IndependentBackend(self.settings, workers, evo.enable_multiprocess)
 
     # ------------------------------------------------------------------ main loop
-    def _loop(self, pool: IndependentBackend | SharedPPOSystem | SerialSharedBackend) -> str:
+    def _loop(self, pool: EvaluationBackend) -> str:
         evo = self.settings.evolution
         log = self.recorder.log
         while True:
@@ -639,7 +639,7 @@ class MAPElitesEvolutionTrainer:
             return 0
         return self.settings.evolution.evaluations - self.completed - len(self.in_flight)
 
-    def _issue(self, pool: IndependentBackend | SharedPPOSystem | SerialSharedBackend) -> None:
+    def _issue(self, pool: EvaluationBackend) -> None:
         held_back = False
         for worker in pool.idle:
             elite = self._round.next_task() if self._round is not None else None
@@ -1088,7 +1088,7 @@ class MAPElitesEvolutionTrainer:
                                        "those in flight finished%s on top.", f"{used - limit:,.0f}", unit, name,
                                        f"{limit:,.0f}", ", and the final re-evaluation came" if self.reevaluation else "")  # fmt: skip
 
-    def _count_in_flight_training(self, pool: IndependentBackend | SharedPPOSystem | SerialSharedBackend) -> None:
+    def _count_in_flight_training(self, pool: EvaluationBackend) -> None:
         """Count the env steps of training that the individuals in flight when the run stopped had
         handed on to the shared learner: taken and trained on, though no result will report them
         (--resume trains those individuals again, and counts those steps again)."""
@@ -1100,7 +1100,7 @@ class MAPElitesEvolutionTrainer:
                                    "learner trains on; they are counted.", len(self.in_flight), steps)  # fmt: skip
 
     @staticmethod
-    def _close_at_once(pool: IndependentBackend | SharedPPOSystem | SerialSharedBackend) -> None:
+    def _close_at_once(pool: EvaluationBackend) -> None:
         """Stop the backend's processes after a second Ctrl-C. A further one is ignored until they
         are gone (seconds; ~10 at most, for a hung learner): escaping here would leave processes
         and shared memory behind, and no summary.json."""
@@ -1118,7 +1118,7 @@ class MAPElitesEvolutionTrainer:
                 "wall_s": round(wall, 2), **stats, "env_steps_per_s": self.env_steps / max(wall, 1e-9),
                 "evaluations_per_min": 60 * self.completed / max(wall, 1e-9), "in_flight": len(self.in_flight)}  # fmt: skip
 
-    def _periodic_summary(self, pool: IndependentBackend | SharedPPOSystem | SerialSharedBackend,
+    def _periodic_summary(self, pool: EvaluationBackend,
                           final: bool = False) -> None:
         """The progress and shared_ppo lines of training.log, every ``_SUMMARY_EVERY_S`` s; ``final``
         writes them once more when the last evaluation is in, so that the stretch since the last
@@ -1159,7 +1159,7 @@ class MAPElitesEvolutionTrainer:
                             stats["producer_waits"] - previous.get("producer_waits", 0.0), dt)  # fmt: skip
             self._previous_learner = stats
 
-    def _reevaluate_elites(self, pool: SharedPPOSystem | SerialSharedBackend) -> str:
+    def _reevaluate_elites(self, pool: SharedBackend) -> str:
         """Evaluate every elite again with the final shared policy; build and record that archive.
         Returns the run's status: ``completed``, or ``interrupted`` / ``terminated`` if a Ctrl-C
         or SIGTERM stopped it (``--resume`` then does the re-evaluation).
@@ -1203,7 +1203,7 @@ class MAPElitesEvolutionTrainer:
                              **{f"{k}_reevaluated": v for k, v in again.stats().items()}}  # fmt: skip
         return "completed"
 
-    def _wait_until_frozen(self, pool: SharedPPOSystem | SerialSharedBackend, round_: ReevaluationRound) -> bool:
+    def _wait_until_frozen(self, pool: SharedBackend, round_: ReevaluationRound) -> bool:
         """Wait until the learner reports that it froze (:meth:`SharedPPOSystem.freeze_learner`),
         passing on the round's pool events meanwhile; False if a Ctrl-C or SIGTERM came first."""
         while True:

@@ -1,9 +1,7 @@
 """Evaluation backends the evolution loop drives: independent workers, or the shared-PPO system.
 
-Both expose the same interface (start, idle, submit, poll, take_events, raise_deferred_failure,
-pids, stats, in_flight_training_steps, close; shared mode also handles, freeze_learner and
-frozen_version, for the final re-evaluation), so ``MAPElitesEvolutionTrainer`` reads the same in
-both modes:
+Each has the interface of :class:`EvaluationBackend` (shared mode's also :class:`SharedBackend`'s,
+for the final re-evaluation), so ``MAPElitesEvolutionTrainer`` reads the same in both modes:
 
 - :class:`IndependentBackend`: a WorkerPool whose job trains a fresh PPO per individual.
 - :class:`SharedPPOSystem`: the supervisor of shared mode. It creates the shared weights and the
@@ -22,7 +20,7 @@ import os
 import time
 import traceback
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from morphelites.config import ConfigError, Settings
 from morphelites.envs.reach import ObservationLayout
@@ -41,6 +39,54 @@ from morphelites.policy_numpy import PolicySpec, reach_policy_spec
 
 __all__ = ["IndependentBackend", "SharedPPOSystem", "SerialSharedBackend", "LearnerDied", "SharedFlag", "ENVS_PER_WORKER",
            "check_shared_memory", "create_shared_state"]
+
+class EvaluationBackend(Protocol):
+    """What the evolution loop drives: workers that take individuals and report events."""
+
+    #: Env steps of training the individuals in flight had taken when :meth:`close` stopped them
+    #: (shared mode: handed on to the learner, which trains on them; 0 in independent mode).
+    in_flight_training_steps: int
+
+    def start(self) -> None:
+        """Start the processes (nothing runs before)."""
+
+    @property
+    def idle(self) -> list[int]:
+        """The workers free to take a task now."""
+
+    def submit(self, worker: int, individual: Individual, kind: str = "train") -> None:
+        """Hand ``individual`` to idle ``worker``: ``"train"`` then evaluate it, or (shared
+        mode) ``"evaluate"`` it only."""
+
+    def poll(self, timeout: float) -> list[PoolEvent]:
+        """Events that arrive within ``timeout`` seconds: results, errors, deaths and stalls."""
+
+    def take_events(self) -> list[dict[str, Any]]:
+        """The learner's (or its supervisor's) reports since the last call, oldest first."""
+
+    def raise_deferred_failure(self) -> None:
+        """Raise a failure found beside events a poll returned (a dead learner, say)."""
+
+    def pids(self) -> dict[str, int]:
+        """The backend's processes by role, for memory accounting."""
+
+    def stats(self) -> dict[str, float]:
+        """Counters and figures for training.log, metrics.csv and summary.json."""
+
+    def close(self, graceful: bool = True) -> None:
+        """Stop every process (``graceful``: let the learner finish and checkpoint) and free memory."""
+
+
+class SharedBackend(EvaluationBackend, Protocol):
+    """A shared-mode backend: one learner whose weights can be frozen for the final re-evaluation."""
+
+    handles: SharedHandles
+    #: The policy version the learner froze at, once it reports it (None before).
+    frozen_version: int | None
+
+    def freeze_learner(self) -> None:
+        """Ask the learner to train on the whole batches waiting, then keep its weights."""
+
 
 class SharedFlag:
     """A flag one process sets once and others read, in shared memory and without a lock (the
