@@ -1,18 +1,89 @@
-"""Helpers shared by the benchmark scripts: machine description and JSON output."""
+"""Helpers shared by the benchmark scripts: their command line (the output directory, checked
+numbers), the machine description, and JSON output."""
 
 from __future__ import annotations
 
+import argparse
 import datetime as _dt
 import functools
 import json
+import math
 import os
 import platform
 import subprocess
+import tempfile
 from pathlib import Path
-from typing import Any, Callable, Hashable
+from typing import Any, Callable, Hashable, Sequence
 
+from morphelites.config import MAX_SEED
+
+#: The published results (README's tables are rendered from them): ``--out``'s default, so that
+#: rerunning a script as it is regenerates its committed files.
 RESULTS = Path(__file__).resolve().parent / "results"
 REPO = Path(__file__).resolve().parent.parent
+
+
+def int_in_range(low: int, high: int | None = None, why: str = "") -> Callable[[str], int]:
+    """An argparse ``type``: a whole number in [low, high] (no upper bound for None). Anything else
+    is refused as argparse refuses a bad option (exit 2, ``argument --NAME: ...``), with the range
+    to give and ``why`` (e.g. " (the first segment only starts the clock)")."""
+    span = f"of at least {low}" if high is None else f"from {low} to {high}"
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number; give one {span}{why}") from None
+        if value < low or (high is not None and value > high):
+            raise argparse.ArgumentTypeError(f"{value} is out of range; give a whole number {span}{why}")
+        return value
+
+    return parse
+
+
+#: Counts, budgets, workers, repeats and threads: 1 or more.
+positive_int = int_in_range(1)
+#: Seeds: numpy refuses negative ones, and every library takes 32 bits (``morphelites.config.MAX_SEED``).
+seed_int = int_in_range(0, MAX_SEED)
+
+
+def positive_float(text: str) -> float:
+    """An argparse ``type``: a finite number above 0 (e.g. seconds); anything else is refused with
+    what to give."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number; give a finite number above 0") from None
+    if not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(f"{value:g} is out of range; give a finite number above 0")
+    return value
+
+
+def add_output_option(parser: argparse.ArgumentParser) -> None:
+    """``--out DIR``, the one output option of every script that writes results."""
+    parser.add_argument("--out", type=Path, default=RESULTS, metavar="DIR",
+                        help="directory to write the results into (JSON, and PNG where the script plots), and "
+                             "from which a script that adds to its file reads the earlier one; created if missing "
+                             "(default: benchmarks/results, the published figures: give another for a check run)")
+
+
+def parse_args(parser: argparse.ArgumentParser, argv: Sequence[str] | None = None) -> argparse.Namespace:
+    """``parser``'s arguments, with ``--out`` checked before any work: a directory that cannot be
+    written ends the script now (exit 2, as a bad option does), not after hours of runs."""
+    args = parser.parse_args(argv)
+    try:
+        check_writable(args.out)
+    except OSError as error:
+        parser.error(f"argument --out: cannot write into {args.out} ({error.strerror or error}); "
+                     "give a directory you can write to")  # fmt: skip
+    return args
+
+
+def check_writable(directory: Path) -> None:
+    """Create ``directory`` if missing, then write and remove a probe file in it; OSError if either fails."""
+    directory.mkdir(parents=True, exist_ok=True)
+    with tempfile.NamedTemporaryFile(dir=directory, prefix=".write-probe-"):
+        pass  # removed on close
 
 
 def code_version() -> str | None:
@@ -74,19 +145,34 @@ def _describe_machine() -> dict[str, Any]:
     }
 
 
-def write_json(name: str, data: dict[str, Any]) -> Path:
-    """Write ``results/<name>.json`` (with the machine description added) and return its path."""
+def write_json(name: str, data: dict[str, Any], out: Path = RESULTS) -> Path:
+    """Write ``<out>/<name>.json`` (with the machine description added) and return its path.
+    ``out`` is the script's ``--out``; the default, the published results, is for
+    normaliser_padding.py, which has no ``--out`` and writes only when told to (``--record``)."""
     from morphelites.runs.files import atomic_write_json
 
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    path = RESULTS / f"{name}.json"
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / f"{name}.json"
     atomic_write_json(path, {"machine": machine(), **data})
     print(f"wrote {path}")
     return path
 
 
-def load_json(name: str) -> dict[str, Any]:
-    return json.loads((RESULTS / f"{name}.json").read_text())
+def read_results(path: Path) -> dict[str, Any]:
+    """The results file at ``path`` (``{}`` where there is none)."""
+    return json.loads(path.read_text()) if path.exists() else {}
+
+
+def comparable_or_empty(previous: dict[str, Any], same: dict[str, Any], path: Path) -> dict[str, Any]:
+    """``previous`` (the results file at ``path``) as a rerun adds its rows to it, or ``{}`` where
+    its ``same`` fields (e.g. ``{"workers": 2}``) differ from the rerun's: their rows would not
+    compare, so the rerun starts the file again, and says so."""
+    differing = {key: previous.get(key) for key, value in same.items() if previous.get(key) != value}
+    if previous and differing:
+        print(f"{path} holds runs with other {', '.join(f'{k} ({v})' for k, v in differing.items())}: this run starts "
+              "the file again", flush=True)  # fmt: skip
+        return {}
+    return previous
 
 
 def merge_rerun(previous: dict[str, Any], new_rows: list[dict[str, Any]], key: Callable[[dict[str, Any]], Hashable],

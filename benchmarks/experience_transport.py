@@ -2,10 +2,11 @@
 
 One producer process writes segments shaped like shared mode's (T=25 steps x K=4 envs, 54-dim
 observations, 6-dim actions) as fast as it can; the consumer (this process) reads and copies
-them out. Reports segments/s and transitions/s for both transports. Writes
-``results/experience_transport.json``.
+them out. Reports segments/s and transitions/s for both transports. Takes about a second on 2
+cores besides starting two processes (``results/experience_transport.json``: 4,000 segments at
+10,377 and 27,100 segments/s, 0.39 s and 0.15 s). Writes ``results/experience_transport.json``.
 
-    python benchmarks/experience_transport.py [--segments 4000]
+    python benchmarks/experience_transport.py [--segments 4000] [--out DIR]
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import time
 
 import numpy as np
 
-from common import write_json
+from common import add_output_option, int_in_range, parse_args, write_json
 from morphelites.parallel.buffer import BufferLayout, SharedExperienceBuffer
 
 T, K, D, A = 25, 4, 54, 6
@@ -80,17 +81,23 @@ def via_ring(count: int) -> float:
     return (count - 1) / elapsed
 
 
-def main() -> None:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--segments", type=int, default=4000)
-    args = parser.parse_args()
+    parser.add_argument("--segments", type=int_in_range(2, why=" (the first segment only starts the clock)"),
+                        default=4000, help="segments the producer writes per transport (default: %(default)s)")
+    add_output_option(parser)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(build_parser(), argv)
     rows = []
     for name, function in (("multiprocessing.Queue (pickled)", via_queue), ("shared-memory ring", via_ring)):
         rate = function(args.segments)
         rows.append({"transport": name, "segments_per_s": round(rate), "transitions_per_s": round(rate * T * K)})
         print(rows[-1])
     write_json("experience_transport", {"segment_shape": {"T": T, "K": K, "obs_dim": D, "act_dim": A},
-                                        "segments": args.segments, "rows": rows})  # fmt: skip
+                                        "segments": args.segments, "rows": rows}, args.out)  # fmt: skip
 
 
 if __name__ == "__main__":

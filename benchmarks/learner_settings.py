@@ -31,6 +31,11 @@ time. The independent reference of a seed is run when it is asked for (``--setti
 "independent (reference)"``), or when a shared setting needs it and the file has none. A shared
 row is compared with every independent row of its seed (``against``), again on every save. Compare wall times only between rows measured
 in the same session: machines differ.
+
+Takes about 35 s per run on 2 cores at the defaults (``learner_settings_10000.json``: 60 runs in
+2,095 s), so about 20 min for its 2 seeds of every shared setting and the reference; about 8 min
+per run at ``--steps 50000 --evaluations 64`` (``learner_settings_baseline_updates_50000.json``:
+14 runs in 6,909 s).
 """
 
 from __future__ import annotations
@@ -43,7 +48,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from common import RESULTS, machine, merge_rerun, write_json
+from common import (add_output_option, comparable_or_empty, machine, merge_rerun, parse_args, positive_int, read_results,
+                    seed_int, write_json)  # fmt: skip
 from morphelites.config import GOAL_SAMPLINGS, SCENES, Settings
 from morphelites.parallel.supervisor import sync_quota
 from shared_vs_independent import compare, env_only_rate, run_mode
@@ -148,33 +154,43 @@ def _study_name(text: str) -> str:
     return text
 
 
-def main() -> None:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
-    parser.add_argument("--evaluations", type=int, default=24)
-    parser.add_argument("--steps", type=int, default=10_000, help="env steps of training per individual")
-    parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--scene", choices=SCENES, default="open")
+    parser.add_argument("--seeds", type=seed_int, nargs="+", default=[0, 1],
+                        help="run every setting once per seed (default: 0 1)")
+    parser.add_argument("--evaluations", type=positive_int, default=24,
+                        help="individuals evaluated per run (default: %(default)s); other evaluations than the file's "
+                             "start its file afresh")
+    parser.add_argument("--steps", type=positive_int, default=10_000,
+                        help="env steps of training per individual (default: %(default)s); part of the file's name")
+    parser.add_argument("--workers", type=positive_int, default=2,
+                        help="worker processes per run (default: %(default)s); other workers than the file's start "
+                             "its file afresh")
+    parser.add_argument("--scene", choices=SCENES, default="open", help="the task's scene (default: %(default)s)")
     parser.add_argument("--goals", choices=GOAL_SAMPLINGS, default="workspace",
                         help="evaluation and training goals: the shared workspace (#2's task, default) or within each "
                              "body's reach (where every body's fitness ceiling is 1)")
-    parser.add_argument("--settings", nargs="+", choices=list(SETTINGS), default=SHARED_SETTINGS,
-                        help="settings to run (default: every shared-mode one)")
+    parser.add_argument("--settings", nargs="+", choices=list(SETTINGS), default=SHARED_SETTINGS, metavar="SETTING",
+                        help="settings to run, by name (default: every shared-mode one): "
+                             + ", ".join(f'"{name}"' for name in SETTINGS))  # fmt: skip
     parser.add_argument("--study", type=_study_name, default=None,
                         help="a word naming a focused set of settings: its rows go to their own file, "
                              "learner_settings_<study>_<steps>.json, so that they neither mix with nor replace the "
                              "rows of the full table measured on other days")
-    args = parser.parse_args()
+    add_output_option(parser)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(build_parser(), argv)
     machine()  # taken now: what this session measures (see common.machine)
     started = time.perf_counter()
     env_rate = env_only_rate(args.workers)
     variant = [part for part, default in ((args.scene, "open"), (args.goals, "workspace")) if part != default]
     variant += [args.study] if args.study else []
     name = "_".join(["learner_settings", *variant, str(args.steps)])
-    path = RESULTS / f"{name}.json"
-    previous = json.loads(path.read_text()) if path.exists() else {}
-    if (previous.get("evaluations"), previous.get("workers")) != (args.evaluations, args.workers):
-        previous = {}  # not comparable: start the file again
+    path = args.out / f"{name}.json"
+    previous = comparable_or_empty(read_results(path), {"evaluations": args.evaluations, "workers": args.workers}, path)
     new_rows: list[dict[str, Any]] = []
     rows: list[dict[str, Any]] = list(previous.get("rows", []))  # the file's rows, with this session's merged in
 
@@ -186,7 +202,7 @@ def main() -> None:
             "scene": args.scene, "goals": args.goals, "study": args.study, "evaluations": args.evaluations, "steps_per_individual": args.steps, "workers": args.workers,
             "seeds": sorted({r["seed"] for r in rows}), "env_only_steps_per_s": env_rate,
             "wall_s": round(wall_s, 1), "rows": rows,
-        })  # fmt: skip
+        }, args.out)  # fmt: skip
 
     def run(seed: int, setting: str, tmp: Path) -> dict[str, Any]:
         spec = SETTINGS[setting]

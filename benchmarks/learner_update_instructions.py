@@ -8,9 +8,10 @@ random transitions of the default body space's policy (54 inputs, 6 actions, two
 one warm-up update and once with ``--updates`` more; the difference divided by ``--updates`` is
 the count per update (imports and set-up cancel out).
 
-    python benchmarks/learner_update_instructions.py [--checkout DIR ...] [--updates 4]
+    python benchmarks/learner_update_instructions.py [--checkout DIR ...] [--updates 4] [--out DIR]
 
-Needs valgrind. Takes ~4 min per run on 2 cores (two runs per checkout). Writes
+Needs valgrind. Takes minutes per checkout on 2 cores (two runs under callgrind); the committed
+run did not record how many, so the file records its ``wall_s`` since. Writes
 results/learner_update_instructions.json.
 """
 
@@ -23,9 +24,10 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
-from common import write_json
+from common import add_output_option, parse_args, positive_int, write_json
 
 #: Run in the checkout's own code (PYTHONPATH), with its learner_update.random_batch.
 _CHILD = """
@@ -62,12 +64,19 @@ def count_instructions(checkout: Path, updates: int) -> int:
     return int(found.group(1))
 
 
-def main() -> int:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--checkout", type=Path, nargs="+", default=[Path(__file__).resolve().parents[1]],
                         help="morphelites checkouts to count (default: this one)")
-    parser.add_argument("--updates", type=int, default=4, help="updates counted after the warm-up one")
-    args = parser.parse_args()
+    parser.add_argument("--updates", type=positive_int, default=4,
+                        help="updates counted after the warm-up one (default: %(default)s)")
+    add_output_option(parser)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(build_parser(), argv)
+    started = time.perf_counter()
     if shutil.which("valgrind") is None:
         print("learner_update_instructions: valgrind is not installed (apt install valgrind)", file=sys.stderr)
         return 2
@@ -80,7 +89,8 @@ def main() -> int:
         rows.append({"checkout": str(checkout), "commit": commit, "instructions_per_update": per_update})
         print(f"{checkout} ({commit}): {per_update / 1e9:.3f} G instructions per update", flush=True)
     write_json("learner_update_instructions", {"updates_counted": args.updates, "batch": 1000, "minibatches": 8,
-                                               "torch_threads": 1, "rows": rows})  # fmt: skip
+                                               "torch_threads": 1, "wall_s": round(time.perf_counter() - started, 1),
+                                               "rows": rows}, args.out)  # fmt: skip
     return 0
 
 

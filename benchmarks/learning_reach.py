@@ -10,10 +10,11 @@ workspace a 3-joint arm cannot reach the outer goals at all. Evaluation: determi
 (``success_rate_by_body``, in the order of ``bodies``), so a mixed run that misses its target
 shows which bodies hold it back.
 
-Runs go two at a time (one process each, one torch thread each). Writes
-``results/learning_reach.json`` and ``results/learning_reach.png``.
+Runs go two at a time (one process each, one torch thread each). Takes about 12 min on 2 cores at
+the defaults (``wall_s`` of ``results/learning_reach.json``: 720 s for 3 single and 3 mixed
+runs). Writes ``results/learning_reach.json`` and ``results/learning_reach.png``.
 
-    python benchmarks/learning_reach.py [--part single|mixed|all] [--seeds 0 1 2] [--mixed-seeds 0 1 2]
+    python benchmarks/learning_reach.py [--part single|mixed|all] [--seeds 0 1 2] [--mixed-seeds 0 1 2] [--out DIR]
 """
 
 from __future__ import annotations
@@ -22,11 +23,13 @@ import argparse
 import multiprocessing as mp
 import time
 from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from common import RESULTS, write_json
+from common import add_output_option, int_in_range, parse_args, positive_int, seed_int, write_json
+from morphelites.config import PPOConfig
 from morphelites.parallel.pool import one_native_thread_per_process
 
 SINGLE_BODY = [0.2, 0.2, 0.15]
@@ -96,7 +99,8 @@ def run_one(kind: str, seed: int, steps: int, eval_every: int, mixed_count: int)
     }  # fmt: skip
 
 
-def plot(results: list[dict[str, Any]], name: str = "learning_reach") -> None:
+def plot(results: list[dict[str, Any]], path: Path) -> None:
+    """Success rate against env steps, one panel per kind of run, saved to ``path`` (PNG)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -114,21 +118,35 @@ def plot(results: list[dict[str, Any]], name: str = "learning_reach") -> None:
         ax.set(title=title, xlabel="env steps", ylabel="evaluation success rate", ylim=(0, 1.02))
         ax.legend(loc="lower right")
     fig.tight_layout()
-    fig.savefig(RESULTS / f"{name}.png", dpi=110)
+    fig.savefig(path, dpi=110)
 
 
-def main() -> None:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--part", choices=["single", "mixed", "all"], default="all")
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    parser.add_argument("--single-steps", type=int, default=300_000)
-    parser.add_argument("--mixed-steps", type=int, default=1_000_000)
-    parser.add_argument("--mixed-bodies", type=int, default=16, help="bodies in the mixed set (joint counts cycle 3..6)")
-    parser.add_argument("--mixed-seeds", type=int, nargs="+", default=[0, 1, 2])
-    parser.add_argument("--workers", type=int, default=2, help="runs in parallel")
+    parser.add_argument("--part", choices=["single", "mixed", "all"], default="all",
+                        help="the 3-joint arm's runs, the mixed policy's, or both (default: %(default)s)")
+    parser.add_argument("--seeds", type=seed_int, nargs="+", default=[0, 1, 2],
+                        help="seeds of the 3-joint arm's runs (default: 0 1 2)")
+    parser.add_argument("--single-steps", type=positive_int, default=300_000,
+                        help="env steps of each 3-joint run (default: %(default)s)")
+    parser.add_argument("--mixed-steps", type=positive_int, default=1_000_000,
+                        help="env steps of each mixed run (default: %(default)s)")
+    envs = PPOConfig().num_envs
+    parser.add_argument("--mixed-bodies", type=int_in_range(1, envs, f" (each body trains in an env of its own, and "
+                                                                     f"ppo.num_envs is {envs})"), default=16,
+                        help="bodies in the mixed set (joint counts cycle 3..6; default: %(default)s)")
+    parser.add_argument("--mixed-seeds", type=seed_int, nargs="+", default=[0, 1, 2],
+                        help="seeds of the mixed runs (default: 0 1 2)")
+    parser.add_argument("--workers", type=positive_int, default=2, help="runs in parallel (default: %(default)s)")
     parser.add_argument("--name", default="learning_reach",
-                        help="results/NAME.json and .png (another name keeps the README's table, e.g. for extra seeds)")
-    args = parser.parse_args()
+                        help="write NAME.json and NAME.png (default: %(default)s; another name keeps the README's "
+                             "table, e.g. for extra seeds)")
+    add_output_option(parser)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(build_parser(), argv)
     jobs = []
     if args.part in ("single", "all"):
         jobs += [("single", s, args.single_steps, 20_000, 0) for s in args.seeds]
@@ -141,8 +159,9 @@ def main() -> None:
     for r in results:
         print(f"{r['kind']:6s} seed {r['seed']}: final success {r['final_success_rate']:.3f} after {r['env_steps']} steps "
               f"({r['wall_s_training']:.0f} s training); target {r['target']} reached at {r['steps_to_target']}")  # fmt: skip
-    plot(results, args.name)
-    write_json(args.name, {"parallel_runs": args.workers, "wall_s": round(time.perf_counter() - start, 1), "runs": results})
+    plot(results, args.out / f"{args.name}.png")
+    write_json(args.name, {"parallel_runs": args.workers, "wall_s": round(time.perf_counter() - start, 1), "runs": results},
+               args.out)
 
 
 if __name__ == "__main__":

@@ -21,6 +21,8 @@ For each scene at the largest budget of the file, per seed:
   the wall-time ratio.
 
     python benchmarks/long_analysis.py [results/shared_vs_independent_long.json]
+
+Takes a few seconds on 2 cores: it reruns no benchmark.
 """
 
 from __future__ import annotations
@@ -136,10 +138,15 @@ def analyse_pair(independent: dict[str, Any], shared: dict[str, Any], comparison
     }
 
 
-def main() -> None:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("path", nargs="?", type=Path, default=RESULTS / "shared_vs_independent_long.json")
-    args = parser.parse_args()
+    parser.add_argument("path", nargs="?", type=Path, default=RESULTS / "shared_vs_independent_long.json",
+                        help="a shared_vs_independent results file (default: the published long preset's)")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = build_parser().parse_args(argv)
     data = json.loads(args.path.read_text())
     workers, budget = data["workers"], max(data["budgets"])
     for scene in data["scenes"]:

@@ -12,9 +12,10 @@ what is measured. The config's guard against more than ``MAX_WORKERS_PER_CORE`` 
 (it protects users from runs that only switch) is lifted here for that reason (run_mode hands
 the raised limit on to each run's own process).
 
-    python benchmarks/memory_scaling.py                 # 2, 4, 8, 12, 16 and 32 workers (about 5 min on 2 cores)
+    python benchmarks/memory_scaling.py                 # 2, 4, 8, 12, 16 and 32 workers
     python benchmarks/memory_scaling.py --workers 2 24
 
+Takes about 7 min on 2 cores at the defaults (``wall_s`` of ``results/memory_scaling.json``: 426 s).
 Writes results/memory_scaling.json; the worker counts it measures replace the same counts there,
 the others are kept (with the same seed; another seed starts the file again).
 """
@@ -22,13 +23,13 @@ the others are kept (with the same seed; another seed starts the file again).
 from __future__ import annotations
 
 import argparse
-import json
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
-from common import RESULTS, machine, merge_rerun, write_json
+from common import (add_output_option, comparable_or_empty, machine, merge_rerun, parse_args, positive_int, read_results,
+                    seed_int, write_json)  # fmt: skip
 import morphelites.config
 from shared_vs_independent import run_mode
 
@@ -41,22 +42,25 @@ def per_worker_mb(row: dict[str, Any], workers: int) -> float:
     return row["peak_pss_by_role_mb"].get("workers", 0.0) / workers
 
 
-def main() -> None:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--workers", nargs="+", type=int, default=[2, 4, 8, 12, 16, 32], help="worker counts to measure")
-    parser.add_argument("--seed", type=int, default=0)
-    args = parser.parse_args()
-    if any(w < 1 for w in args.workers):
-        parser.error("--workers: every count must be at least 1")
+    parser.add_argument("--workers", nargs="+", type=positive_int, default=[2, 4, 8, 12, 16, 32],
+                        help="worker counts to measure, each in both modes (default: 2 4 8 12 16 32)")
+    parser.add_argument("--seed", type=seed_int, default=0,
+                        help="the runs' seed (default: %(default)s); another seed than the file's starts it afresh")
+    add_output_option(parser)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(build_parser(), argv)
     # Oversubscription is the point here (see the module docstring); validation reads the
     # module-level limit at call time, and run_mode hands it on to the run's own process.
     morphelites.config.MAX_WORKERS_PER_CORE = max(morphelites.config.MAX_WORKERS_PER_CORE, max(args.workers))
     machine()  # taken now: what this session measures (see common.machine)
     started = time.perf_counter()
-    stored = RESULTS / "memory_scaling.json"
-    previous = json.loads(stored.read_text()) if stored.exists() else {}
-    if previous.get("seed") != args.seed:
-        previous = {}  # not comparable: start the file again
+    stored = args.out / "memory_scaling.json"
+    previous = comparable_or_empty(read_results(stored), {"seed": args.seed}, stored)
     for row in previous.get("rows", []):  # files before rows held their time
         row.setdefault("wall_s", round(row["independent"]["wall_s"] + row["shared"]["wall_s"], 1))
     new_rows: list[dict[str, Any]] = []
@@ -77,7 +81,7 @@ def main() -> None:
             write_json("memory_scaling", {
                 "scene": SCENE, "training_steps_per_individual": BUDGET, "seed": args.seed,
                 "wall_s": round(wall_s, 1), "rows": sorted(rows, key=lambda r: r["workers"]),
-            })  # fmt: skip
+            }, args.out)  # fmt: skip
 
 
 if __name__ == "__main__":

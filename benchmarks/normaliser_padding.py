@@ -18,7 +18,8 @@ masked to real values would give 0 and 1).
     python benchmarks/normaliser_padding.py RUN_DIR            # a shared run's directory (or its checkpoints/)
     python benchmarks/normaliser_padding.py RUN_DIR --record   # also write results/normaliser_padding.json
 
-Reads the newest learner checkpoint that loads; runs nothing. Only with ``--record`` does it write
+Reads the newest learner checkpoint that loads and runs nothing. Takes a few seconds on 2 cores
+(imports and one checkpoint). Only with ``--record`` does it write
 results/normaliser_padding.json, the file behind README's figures: looking at your own run must
 not overwrite them (found in review).
 """
@@ -67,12 +68,16 @@ def real_value_scales(mean: np.ndarray, var: np.ndarray, mask_indices: tuple[int
     return rows
 
 
-def main(argv: list[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("run_dir", type=Path, help="a shared run's directory, or its checkpoints/ folder")
     parser.add_argument("--record", action="store_true",
                         help="write results/normaliser_padding.json (README's figures come from it)")
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
     from morphelites.parallel.learner import newest_learner_checkpoint
     from morphelites.policy_numpy import PolicySpec
     from morphelites.runs.checkpoints import CheckpointError

@@ -102,8 +102,9 @@ def _learning(data: dict[str, Any]) -> list[str]:
              "| task | seed | env steps | final eval success | target | reached target at (env steps) | training wall time |",
              "|---|---|---|---|---|---|---|"]  # fmt: skip
     if not all(r.get("training_wall_excludes_evaluations") for r in data["runs"]):
-        # runs of learning_reach.py before 2026-12-06 timed the curve's evaluations with the training
-        lines[0] = lines[0][:-1] + "; the training wall times include the curve's periodic evaluations, about 3–7% of them by the last evaluation's time)"
+        # runs of learning_reach.py before 2026-12-06 timed the curve's evaluations with the training,
+        # and not apart: what share of those times they are was not recorded
+        lines[0] = lines[0][:-1] + "; the training wall times include the curve's periodic evaluations)"
     for r in data["runs"]:
         task = "3-joint arm" if r["kind"] == "single" else f"one policy, {len(r['bodies'])} bodies of 3-6 joints"
         reached = f"{r['steps_to_target']:,}" if r["steps_to_target"] else "missed"
@@ -377,8 +378,48 @@ def _speeds_differ(comparison: dict[str, Any]) -> bool:
 
 def _wall(row: dict[str, Any]) -> str:
     """Wall time, starred if measured before worker processes ran native libraries single-threaded
-    (independent-mode workers were then up to 8× slower, shared ones slower too)."""
+    (the processes then fought over the cores: see :func:`_thread_handicaps`)."""
     return f"{row['wall_s']:.0f} s" + ("" if row.get("native_threads_limited") else "*")
+
+
+def _thread_handicaps(rows: list[dict[str, Any]]) -> dict[str, list[float]]:
+    """By mode, how many times as long the runs measured before worker processes ran native
+    libraries single-threaded took as their twins measured after: the rows of one results file with
+    the same seed, mode and settings (a setting named or at its default alike), at env-only rates
+    within 10% of each other (else the machine's speed could make the difference)."""
+    def twin_key(row: dict[str, Any]) -> tuple[Any, ...]:
+        named = frozenset((section, key, value) for section, values in row["sections"].items()
+                          for key, value in values.items() if (section, key) != ("ppo", "update_epochs"))  # fmt: skip
+        return row["seed"], row["mode"], row["update_epochs"], named
+
+    after: dict[tuple[Any, ...], dict[str, Any]] = {}
+    for row in rows:
+        if row.get("native_threads_limited"):
+            after.setdefault(twin_key(row), row)
+    handicaps: dict[str, list[float]] = {}
+    for row in rows:
+        twin = None if row.get("native_threads_limited") else after.get(twin_key(row))
+        if twin and _factor(row["env_only_steps_per_s"] / twin["env_only_steps_per_s"]) < _SPEED_TOLERANCE:
+            handicaps.setdefault(row["mode"], []).append(row["wall_s"] / twin["wall_s"])
+    return handicaps
+
+
+def _star_note(rows: list[dict[str, Any]]) -> str:
+    """What a learner-settings table's ``*`` says: measured with a thread per core in every process,
+    and, where the file holds twins measured after the fix (:func:`_thread_handicaps`), how much
+    longer those runs took; "" where no row is starred."""
+    if all(row.get("native_threads_limited") for row in rows):
+        return ""
+    slower = "; ".join(f"{mode} runs took {_range(ratios)}× as long as the same settings' runs after the fix"
+                       for mode, ratios in sorted(_thread_handicaps(rows).items()))  # fmt: skip
+    return ("; * measured while every worker ran a BLAS/OpenMP thread per core, so the processes fought over the cores"
+            + (f" ({slower})" if slower else "") + ": those wall times do not compare")
+
+
+def _range(values: list[float]) -> str:
+    """``min–max`` of figures to one decimal, or the one figure."""
+    low, high = f"{min(values):.1f}", f"{max(values):.1f}"
+    return low if low == high else f"{low}–{high}"
 
 
 def _pss_ratio(row: dict[str, Any]) -> float:
@@ -462,9 +503,7 @@ def _setting_label(row: dict[str, Any]) -> str:
 def _learner_settings(data: dict[str, Any]) -> list[str]:
     goals = data.get("goals", "workspace")
     goals = "workspace goals" if goals == "workspace" else "goals within each body's reach (`--goals reachable`)"
-    starred = any(not r.get("native_threads_limited") for r in data["rows"])
-    star = ("; * measured while every worker ran a BLAS/OpenMP thread per core, which slowed independent mode up to 8×: "
-            "those wall times do not compare") if starred else ""  # fmt: skip
+    star = _star_note(data["rows"])
     study = f", study `{data['study']}`" if data.get("study") else ""
     lines = [f"**Learner settings{study}** (`benchmarks/learner_settings.py`; {_machine_rows(data)}; {data['scene']} scene, {goals}, "
              f"{data['workers']} workers, {data['evaluations']} evaluations of {data['steps_per_individual']:,} steps, "

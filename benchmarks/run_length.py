@@ -27,19 +27,23 @@ can be added one session at a time; a seed is compared only once both its modes 
 session (each row records its machine, date and commit), and wall times only between rows of one
 session. A seed's two runs alternate in order (independent first for even seeds), as in
 shared_vs_independent.py.
+
+Takes about 1 hour per seed on 2 cores at the defaults (``results/run_length_50000.json``: 4 seeds
+in 13,685 s), so about 2 hours for the default seeds 0 and 1; about as long with ``--evaluations 512
+--shared-evaluations 96`` (``results/run_length_50000_512.json``: 3 seeds in 9,873 s).
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
-from common import RESULTS, machine, merge_rerun, write_json
+from common import (add_output_option, comparable_or_empty, machine, merge_rerun, parse_args, positive_int, read_results,
+                    seed_int, write_json)  # fmt: skip
 from morphelites.config import SCENES
 from shared_vs_independent import compare, env_only_rate, modes_in_order, run_mode
 
@@ -138,35 +142,38 @@ def plot(rows: list[dict[str, Any]], comparisons: list[dict[str, Any]], path: Pa
     plt.close(fig)
 
 
-def main() -> None:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
-    parser.add_argument("--evaluations", type=int, default=DEFAULT_EVALUATIONS)
-    parser.add_argument("--shared-evaluations", type=int, default=None,
+    parser.add_argument("--seeds", type=seed_int, nargs="+", default=[0, 1],
+                        help="one run of each mode per seed (default: 0 1)")
+    parser.add_argument("--evaluations", type=positive_int, default=DEFAULT_EVALUATIONS,
+                        help="individuals evaluated per independent run (default: %(default)s); part of the file's name")
+    parser.add_argument("--shared-evaluations", type=positive_int, default=None,
                         help="stop the shared runs after this many evaluations (default: --evaluations)")
-    parser.add_argument("--steps", type=int, default=50_000, help="env steps of training per individual")
-    parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--scene", choices=SCENES, default="open")
+    parser.add_argument("--steps", type=positive_int, default=50_000,
+                        help="env steps of training per individual (default: %(default)s); part of the file's name")
+    parser.add_argument("--workers", type=positive_int, default=2, help="worker processes per run (default: %(default)s)")
+    parser.add_argument("--scene", choices=SCENES, default="open", help="the task's scene (default: %(default)s)")
     parser.add_argument("--keep-runs", type=Path, default=None, metavar="DIR",
                         help="write the runs' directories into DIR and keep them (default: a temporary directory, "
                              "deleted at the end), e.g. for normaliser_padding.py on a shared run's checkpoint")  # fmt: skip
-    args = parser.parse_args()
+    add_output_option(parser)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = build_parser()
+    args = parse_args(parser, argv)
     shared_evaluations = args.shared_evaluations or args.evaluations
-    for option, value in (("--evaluations", args.evaluations), ("--shared-evaluations", shared_evaluations),
-                          ("--steps", args.steps), ("--workers", args.workers)):  # fmt: skip
-        if value < 1:
-            parser.error(f"{option} must be at least 1, got {value}")
     if shared_evaluations > args.evaluations:
         parser.error(f"--shared-evaluations ({shared_evaluations}) cannot exceed --evaluations ({args.evaluations})")
     name = f"run_length_{args.steps}" + ("" if args.evaluations == DEFAULT_EVALUATIONS else f"_{args.evaluations}")
-    path = RESULTS / f"{name}.json"
-    previous = json.loads(path.read_text()) if path.exists() else {}
-    previous.setdefault("shared_evaluations", previous.get("evaluations"))  # files before the option: the same
-    kept = ("evaluations", "shared_evaluations", "workers", "scene")
-    if path.exists() and [previous.get(k) for k in kept] != [args.evaluations, shared_evaluations, args.workers, args.scene]:
-        print(f"{path.name} holds runs with other {', '.join(kept)} ({[previous.get(k) for k in kept]}): this run "
-              f"starts the file again (the old one stays in git)", flush=True)  # fmt: skip
-        previous = {}  # not comparable: start the file again
+    path = args.out / f"{name}.json"
+    previous = read_results(path)
+    if previous:  # files from before the option: the shared runs were as long as the independent ones
+        previous.setdefault("shared_evaluations", previous.get("evaluations"))
+    previous = comparable_or_empty(previous, {"evaluations": args.evaluations, "shared_evaluations": shared_evaluations,
+                                              "workers": args.workers, "scene": args.scene}, path)  # fmt: skip
     new_rows: list[dict[str, Any]] = []
     machine()  # taken now: what this session measures (see common.machine)
     started = time.perf_counter()
@@ -177,13 +184,13 @@ def main() -> None:
         rows, wall_s = merge_rerun(previous, new_rows, lambda r: (r["seed"], r["mode"]), time.perf_counter() - started)
         rows.sort(key=lambda r: (r["seed"], MODES.index(r["mode"])))
         comparisons = comparisons_of(rows, args.workers)
-        plot(rows, comparisons, RESULTS / f"{name}.png")
+        plot(rows, comparisons, args.out / f"{name}.png")
         write_json(name, {
             "scene": args.scene, "goals": "workspace", "evaluations": args.evaluations, "shared_evaluations": shared_evaluations,
             "steps_per_individual": args.steps, "workers": args.workers, "seeds": sorted({r["seed"] for r in rows}),
             "plot": f"{name}.png",
             "wall_s": round(wall_s, 1), "comparisons": comparisons, "rows": rows,
-        })  # fmt: skip
+        }, args.out)  # fmt: skip
 
     if args.keep_runs is not None:
         args.keep_runs.mkdir(parents=True, exist_ok=True)

@@ -20,19 +20,26 @@ Every run has a fresh process of its own (its main process is the one the evolut
 in), so that no run inherits the imports, caches or memory of the runs before it.
 
 Presets:
-  quick  open scene, 24 evaluations, budgets 1500 and 10000 steps per individual (< 10 min on 2 cores)
+  quick  open scene, 24 evaluations, budgets 1500 and 10000 steps per individual
   long   open and obstacles scenes, 64 evaluations, budgets 1500 and 50000
+
+Takes about 2 min on 2 cores with the quick preset (``wall_s`` of
+``results/shared_vs_independent_quick.json``: 133 s), about 30 min per seed with the long one
+(``results/shared_vs_independent_long.json``: 5,476 s for seeds 0-2).
 
     python benchmarks/shared_vs_independent.py --preset quick
     python benchmarks/shared_vs_independent.py --preset long --scenes open --budgets 50000
 
 Writes results/shared_vs_independent_<preset>.json and results/shared_vs_independent_<preset>.png,
 after every finished (scene, budget) pair, so a run that is cut off keeps what it finished.
-``--scenes`` / ``--budgets`` / ``--seeds`` run part of a preset (the long one takes hours on
-2 cores): the (scene, budget, seed) pairs they produce replace the same pairs in the preset's JSON
-file and the others are kept, so more seeds can be added one run at a time:
+``--scenes`` / ``--budgets`` / ``--seeds`` run part of a preset: the (scene, budget, seed) pairs
+they produce replace the same pairs in the preset's JSON file and the others are kept, so more
+seeds can be added one run at a time:
 
     python benchmarks/shared_vs_independent.py --preset long --budgets 1500 --seeds 1 2
+
+Runs with another ``--workers`` than the file's do not compare with its runs: they start the
+preset's file afresh.
 """
 
 from __future__ import annotations
@@ -52,7 +59,8 @@ from typing import Any
 import psutil
 
 import morphelites.config
-from common import RESULTS, machine, write_json
+from common import (add_output_option, comparable_or_empty, machine, parse_args, positive_int, read_results, seed_int,
+                    write_json)  # fmt: skip
 
 PRESETS = {
     "quick": {"scenes": ["open"], "evaluations": 24, "budgets": [1500, 10_000]},
@@ -375,11 +383,6 @@ def plot(rows: list[dict[str, Any]], path: Path) -> None:
     plt.close(fig)  # pyplot keeps every figure until closed: ~13 MB per finished pair in a long session
 
 
-def _load_previous(preset: str) -> dict[str, Any] | None:
-    path = RESULTS / f"shared_vs_independent_{preset}.json"
-    return json.loads(path.read_text()) if path.exists() else None
-
-
 def with_part_machines(previous: dict[str, Any]) -> dict[str, Any]:
     """A results file whose parts do not say on what machine, date and code each was measured
     (written before parts carried their own ``machine``): give each the file's ``machine``, that of
@@ -427,24 +430,32 @@ def modes_in_order(seed: int) -> tuple[str, str]:
     return ("independent", "shared") if seed % 2 == 0 else ("shared", "independent")
 
 
-def main() -> None:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--preset", choices=sorted(PRESETS), default="quick")
+    parser.add_argument("--preset", choices=sorted(PRESETS), default="quick",
+                        help="which preset to run, and whose file to add to (default: %(default)s)")
     parser.add_argument("--scenes", nargs="+", help="run only these scenes of the preset")
-    parser.add_argument("--budgets", nargs="+", type=int, help="run only these steps-per-individual budgets")
-    parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--seeds", "--seed", nargs="+", type=int, default=[0],
+    parser.add_argument("--budgets", nargs="+", type=positive_int, help="run only these steps-per-individual budgets")
+    parser.add_argument("--workers", type=positive_int, default=2,
+                        help="worker processes per run (default: %(default)s); another count than the preset's file "
+                             "holds starts that file afresh (its runs would not compare)")
+    parser.add_argument("--seeds", "--seed", nargs="+", type=seed_int, default=[0],
                         help="run each (scene, budget) pair once per seed (default: 0)")
-    args = parser.parse_args()
+    add_output_option(parser)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = build_parser()
+    args = parse_args(parser, argv)
     preset = PRESETS[args.preset]
     scenes = args.scenes or preset["scenes"]
     budgets = args.budgets or preset["budgets"]
     for name, chosen, allowed in (("scene", scenes, preset["scenes"]), ("budget", budgets, preset["budgets"])):
         if unknown := [c for c in chosen if c not in allowed]:
             parser.error(f"{name} {unknown} is not part of preset {args.preset!r} (it has {allowed})")
-    previous = _load_previous(args.preset)
-    if previous and previous.get("workers") != args.workers:
-        previous = None  # other workers: not comparable, start the file again
+    path = args.out / f"shared_vs_independent_{args.preset}.json"
+    previous = comparable_or_empty(read_results(path), {"workers": args.workers}, path)
     previous = with_part_machines(_with_seeds(previous)) if previous else None
     previous_runs, previous_parts = (previous or {}).get("runs", []), (previous or {}).get("parts", [])
     new_rows: list[dict[str, Any]] = []
@@ -466,24 +477,24 @@ def main() -> None:
                     # cut short keeps the old runs of the pairs it did not reach
                     replaced = {(s, b, sd) for s, b, sd in finished}
                     rows = [r for r in previous_runs if _pair_key(r) not in replaced] + new_rows
-                    _write(args.preset, preset, args.workers, env_rate, rows,
+                    _write(args.out, args.preset, preset, args.workers, env_rate, rows,
                            [*kept_parts(previous_parts, previous_runs, replaced),
                             {"pairs": finished, "wall_s": round(time.perf_counter() - started, 1),
                              "env_only_steps_per_s": env_rate, "machine": machine()}])  # fmt: skip
 
 
-def _write(preset_name: str, preset: dict[str, Any], workers: int, env_rate: float, rows: list[dict[str, Any]],
-           parts: list[dict[str, Any]]) -> None:
-    """Rewrite the preset's JSON and plot with everything finished so far (the comparisons
-    recomputed from the runs)."""
+def _write(out: Path, preset_name: str, preset: dict[str, Any], workers: int, env_rate: float,
+           rows: list[dict[str, Any]], parts: list[dict[str, Any]]) -> None:
+    """Rewrite the preset's JSON and plot in ``out`` with everything finished so far (the
+    comparisons recomputed from the runs)."""
     rows.sort(key=_pair_key)
     comparisons = comparisons_of(rows, workers)
-    plot(rows, RESULTS / f"shared_vs_independent_{preset_name}.png")
+    plot(rows, out / f"shared_vs_independent_{preset_name}.png")
     write_json(f"shared_vs_independent_{preset_name}", {
         "preset": preset_name, **preset, "workers": workers, "seeds": sorted({r["seed"] for r in rows}),
         "env_only_steps_per_s": env_rate, "wall_s": round(sum(p["wall_s"] for p in parts), 1),
         "parts": parts, "comparisons": comparisons, "runs": rows,
-    })  # fmt: skip
+    }, out)  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -330,3 +330,37 @@ def test_a_benchmark_run_under_a_memory_limit_is_labelled_with_that_limit(monkey
     machine = {"cpu": "AMD EPYC", "cores": 2, "memory_gb": 4.0, "node_memory_gb": 23.5, "python": "3.11.7",
                "date": "2026-12-07 20:00 UTC"}  # fmt: skip
     assert "AMD EPYC, 2 cores, 4.0 of 23.5 GB" in _readme_tables()._machine({"machine": machine})
+
+
+def test_the_thread_fix_note_gives_the_slowdown_its_table_measured_not_a_figure_from_elsewhere():
+    """Found in review: the learner-settings table's ``*`` said "up to 8×", which no results file
+    holds. The note now gives what the file itself measured: a run before the thread fix against
+    its twin after it (same seed, mode and settings, the default epochs named or not), where the
+    machine ran at about the same speed; nothing where the file has no such twin."""
+    tables = _readme_tables()
+    row = {"seed": 0, "mode": "independent", "update_epochs": 4, "env_only_steps_per_s": 72_000.0}
+    after = {**row, "setting": "independent (reference)", "sections": {}, "wall_s": 100.0, "native_threads_limited": True}
+    before = {**row, "setting": "independent, 4 epochs", "sections": {"ppo": {"update_epochs": 4}}, "wall_s": 610.0}
+    other_seed = {**before, "seed": 1, "wall_s": 999.0}
+    slower_machine = [{**after, "seed": 2}, {**before, "seed": 2, "env_only_steps_per_s": 36_000.0, "wall_s": 2000.0}]
+    other_setting = {**before, "sections": {"ppo": {"update_epochs": 4, "num_envs": 4}}, "wall_s": 50.0}
+    rows = [after, before, other_seed, *slower_machine, other_setting]
+    assert tables._thread_handicaps(rows) == {"independent": [6.1]}
+    assert "(independent runs took 6.1× as long as the same settings' runs after the fix)" in tables._star_note(rows)
+    assert "took" not in tables._star_note([before]) and "do not compare" in tables._star_note([before])
+    assert tables._star_note([after]) == ""
+
+
+def test_learning_runs_that_timed_their_evaluations_with_the_training_are_labelled_without_a_share():
+    """Found in review: the label gave "about 3–7%" as the evaluations' share, which the results
+    file does not record."""
+    tables = _readme_tables()
+    machine = {"cpu": "AMD EPYC", "cores": 2, "memory_gb": 23.5, "python": "3.11.7", **MEASURED["machine"]}
+    run = {"kind": "single", "seed": 0, "env_steps": 300_000, "final_success_rate": 1.0, "target": 0.9,
+           "steps_to_target": 100_000, "wall_s_training": 90.0}  # fmt: skip
+    header = tables._learning({"machine": machine, "parallel_runs": 2, "wall_s": 100.0, "runs": [run]})[0]
+    assert header.endswith("; the training wall times include the curve's periodic evaluations)")
+    assert "%" not in header
+    own = tables._learning({"machine": machine, "parallel_runs": 2, "wall_s": 100.0,
+                            "runs": [{**run, "training_wall_excludes_evaluations": True}]})[0]  # fmt: skip
+    assert "periodic evaluations" not in own
