@@ -1035,6 +1035,35 @@ def test_a_serial_shared_run_whose_final_checkpoint_breaks_still_frees_its_share
             "attribute 'core'); the previous learner checkpoint is intact") in (out / "training.log").read_text()
 
 
+@pytest.mark.parametrize("where", ["loop", "handlers"])
+def test_a_run_cut_short_by_another_base_exception_gives_back_handlers_title_log_and_shared_memory(tmp_path, monkeypatch,
+                                                                                                    where):
+    """Review (session 44): a BaseException other than KeyboardInterrupt in the main loop (SystemExit,
+    pytest-timeout's Failed) closed the backend gracefully and skipped the rest: the run's Ctrl-C
+    handler, its process title and training.log stayed with the caller, whose next Ctrl-C did
+    nothing. A Ctrl-C while the handlers were being looked up left the shared memory behind."""
+    from setproctitle import getproctitle
+
+    from morphelites.evolution import trainer as trainer_module
+    from morphelites.parallel.shm import leftover_blocks
+
+    def cut(*args, **kwargs):
+        raise SystemExit(3) if where == "loop" else KeyboardInterrupt
+
+    monkeypatch.setattr(trainer_module.MAPElitesEvolutionTrainer, "_loop" if where == "loop" else "_handlers_to_replace", cut)
+    trainer = trainer_module.MAPElitesEvolutionTrainer(
+        TINY, num_initial_random=1, training_steps_per_individual=64, enable_multiprocess=False, use_shared_ppo=True,
+        output_dir=str(tmp_path / "run"), evaluations=1, quiet=True, training_config={"min_batch_size": 32, "buffer_size": 512},
+    )  # fmt: skip
+    handler_before, title_before = signal.getsignal(signal.SIGINT), getproctitle()
+    with pytest.raises(SystemExit if where == "loop" else KeyboardInterrupt):
+        trainer.run()
+    assert signal.getsignal(signal.SIGINT) is handler_before, "the caller's Ctrl-C handler is back"
+    assert getproctitle() == title_before, "the caller's title is back"
+    assert not leftover_blocks(trainer.block_prefix), "the shared memory is freed"
+    assert not trainer.recorder.log.handlers, "training.log is closed"
+
+
 def test_a_relative_output_dir_is_the_one_of_the_directory_the_trainer_was_made_in(tmp_path, monkeypatch):
     """Review: a run in a thread wrote into another directory, and named it in its advice, once the
     main thread changed directory (a notebook's %cd)."""

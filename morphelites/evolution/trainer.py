@@ -347,8 +347,9 @@ class MAPElitesEvolutionTrainer:
             restore_process_title(run_title)
             self.recorder.close()
             raise
-        previous = self._handlers_to_replace()
+        previous: dict[int, Any] = {}
         try:  # until the handlers are in place, a Ctrl-C ends the run here: the backend's blocks go with it
+            previous = self._handlers_to_replace()
             if isinstance(pool, (SharedPPOSystem, SerialSharedBackend)) and training.sync:
                 handles = pool.handles
                 segment = handles.layout.steps * handles.layout.envs
@@ -381,17 +382,18 @@ class MAPElitesEvolutionTrainer:
                 restore_process_title(run_title)
                 self.recorder.close()
             raise
-        status, unexpected = self._run_session(pool)
-        # The final files take a moment; a further Ctrl-C must not tear them (or an import) in half.
-        for sig in previous:
-            signal.signal(sig, signal.SIG_IGN)
         try:
+            status, unexpected = self._run_session(pool)
+            # The final files take a moment; a further Ctrl-C must not tear them (or an import) in half.
+            for sig in previous:
+                signal.signal(sig, signal.SIG_IGN)
             summary = self._finish(status)
-        finally:
+        finally:  # also after what _run_session lets through (SystemExit, a test's timeout): review
             for sig, handler in previous.items():
                 # None: the handler was not set from Python, and the default is the nearest to it
                 signal.signal(sig, signal.SIG_DFL if handler is None else handler)
             restore_process_title(run_title)
+            self.recorder.close()  # done by _finish where it got that far; closing twice is safe
         if unexpected is not None:
             raise unexpected
         return summary
@@ -501,7 +503,9 @@ class MAPElitesEvolutionTrainer:
     def _run_session(self, pool: EvaluationBackend) -> tuple[str, Exception | None]:
         """Start the backend, run the main loop (and the final re-evaluation) and stop the backend's
         processes whatever happens. Returns the run's status and the unexpected error (a bug) that
-        stopped it, if any, to be raised once summary.json is written and the handlers are back."""
+        stopped it, if any, to be raised once summary.json is written and the handlers are back.
+        A BaseException other than KeyboardInterrupt (SystemExit, a test's timeout) stops the
+        processes at once and goes on up, with no summary.json."""
         log, evo = self.recorder.log, self.settings.evolution
         status = "completed"
         unexpected: Exception | None = None
@@ -540,6 +544,9 @@ class MAPElitesEvolutionTrainer:
                             f"written before are intact; `{self._resume_command}` "
                             "continues from the last checkpoint.")  # fmt: skip
             log.exception("Unexpected error; the run stops.")
+        except BaseException:  # SystemExit, a test's timeout: stop the processes at once, and let it go on
+            status = "failed"
+            raise
         finally:
             try:
                 try:
