@@ -1,7 +1,8 @@
 """training.log's lines for what the shared-mode learner (or its supervisor) reports: restores,
 deaths, stalls, skipped updates, the freeze for the final re-evaluation and failed checkpoints.
 
-The reports are the dicts ``SharedPPOSystem.take_events`` returns (``"event"`` names the kind);
+The reports are the dicts a shared backend's ``take_events`` returns (``SharedPPOSystem``'s or
+``SerialSharedBackend``'s; ``"event"`` names the kind);
 each becomes zero or more ``(logging level, text)`` lines.
 """
 

@@ -4,7 +4,8 @@ results.jsonl is the record of what was evaluated; the evolution checkpoint adds
 say (variation RNG, id counter, individuals in flight); metrics.csv, reevaluations.csv and
 summary.json hold the run's running totals (env steps, wall time, learner and worker counters,
 peak memory), each of which may be ahead of the others after a hard stop. The trainer replays
-results.jsonl into its archive; the functions here read and check the rest.
+results.jsonl into its archive; the functions here read and check the rest (config.json's own
+fields are read by ``runs.stored_run``).
 """
 
 from __future__ import annotations
@@ -13,62 +14,19 @@ import dataclasses
 import math
 from typing import Any
 
-from morphelites.config import ConfigError, Settings
+from morphelites.config import Settings
 from morphelites.individual import Individual
 from morphelites.parallel.learner import COUNTER_COLUMNS
+from morphelites.parallel.supervisor import SESSION_COUNTERS
 from morphelites.runs.recorder import EvolutionRecorder
-from morphelites.runs.run_dir import RunDirectory, RunDirectoryError, default_output_dir
-from morphelites.runs.stored_run import over_stored_settings, stored_run
+from morphelites.runs.run_dir import RunDirectory
 
-__all__ = ["CHECKPOINT_FORMAT", "CHECKPOINT_FIELDS", "SESSION_COUNTERS", "RecordedTotals", "read_recorded_totals",
-           "unreported_steps", "drawn_after", "unloadable", "stored_run_id", "sessions_started",
-           "python_resume_settings", "nothing_to_do_line", "as_figure"]  # fmt: skip
+__all__ = ["CHECKPOINT_FORMAT", "CHECKPOINT_FIELDS", "RecordedTotals", "read_recorded_totals", "unreported_steps",
+           "drawn_after", "unloadable", "nothing_to_do_line", "as_figure"]  # fmt: skip
 
 CHECKPOINT_FORMAT = "morphelites-evolution-1"
 #: Fields of an evolution checkpoint that resuming reads (``settings`` is checked for the body space).
 CHECKPOINT_FIELDS = ("completed", "next_id", "pending", "variation", "wall_s", "settings")
-#: Counts a backend keeps for its own session only; a resumed run continues them from metrics.csv
-#: and summary.json.
-SESSION_COUNTERS = ("worker_restarts", "worker_stalls", "learner_restarts", "learner_stalls", "transitions_written",
-                    "transitions_consumed", "segments_dropped_lag", "producer_waits")  # fmt: skip
-
-
-def python_resume_settings(base_args: dict[str, Any] | None, output_dir: str | None,
-                           use_shared_ppo: bool | None) -> dict[str, Any] | None:
-    """``base_args`` of a resume from Python, as the CLI takes a ``--config`` to ``--resume``: each
-    setting it leaves out is the stored run's, not the default (a dict without ``evaluations`` had
-    ended a run stopped at 300 of 400 at once, and one without ``max_wall_s`` lifted its limit:
-    found in review); None takes the stored settings whole. Left as given where no run can be read
-    there: the checks that follow say why."""
-    if output_dir is not None and not str(output_dir).strip():
-        return base_args  # refused as it is made
-    if output_dir is None:
-        evolution = (base_args or {}).get("evolution") if isinstance(base_args, dict) else None
-        shared = use_shared_ppo if use_shared_ppo is not None else (
-            evolution.get("use_shared_ppo", True) if isinstance(evolution, dict) else True)  # fmt: skip
-        output_dir = default_output_dir(shared)
-    try:
-        run_dir = RunDirectory(output_dir)
-        if not run_dir.holds_run():
-            return base_args
-        stored = stored_run(run_dir)
-    except (RunDirectoryError, ConfigError, OSError, ValueError):
-        return base_args
-    return stored["settings"] if base_args is None else over_stored_settings(base_args, stored["settings"])
-
-
-def stored_run_id(stored: dict[str, Any]) -> str | None:
-    """The run id a stored config.json (``stored_run``) keeps (see shm.new_run_id), or None for a
-    run from before it did."""
-    run_id = stored.get("run_id")
-    return run_id if isinstance(run_id, str) and len(run_id) == 10 and all(c in "0123456789abcdef" for c in run_id) else None
-
-
-def sessions_started(stored: dict[str, Any]) -> int:
-    """How many sessions of a stored run (``stored_run``) have started: config.json's ``sessions``
-    (a run from before it was counted has had at least one)."""
-    sessions = stored.get("sessions", 1)
-    return sessions if isinstance(sessions, int) and not isinstance(sessions, bool) and sessions >= 1 else 1
 
 
 @dataclasses.dataclass
@@ -82,11 +40,11 @@ class RecordedTotals:
         learner_counters: the learner's counters by ``COUNTER_COLUMNS`` name (updates, samples
             consumed), and ``max_lag_seen``: the largest policy lag a row recorded.
         policy_version: the newest policy version any of the run's files names.
-        session_counters: ``SESSION_COUNTERS`` reached before this session.
+        session_counters: the backends' ``SESSION_COUNTERS`` reached before this session.
         reevaluation_env_steps: env steps of the re-evaluation rounds reevaluations.csv records.
         reevaluation_rows_env_steps: the largest run total of env steps a reevaluations.csv row holds.
-        wall_s: the run's wall time, in s, as the latest of metrics.csv, reevaluations.csv and
-            summary.json records it (a checkpoint may hold more).
+        wall_s: the run's wall time, in s: the largest that metrics.csv, reevaluations.csv and
+            summary.json record (a checkpoint may hold more).
         peak_memory_mb: the largest peak memory of the whole process tree, in MB.
         held_back_s: summary.json's ``held_back_s`` (s; a checkpoint may hold more).
     """

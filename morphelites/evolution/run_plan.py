@@ -10,7 +10,7 @@ import math
 from morphelites.config import PPOConfig, Settings, TrainingConfig
 from morphelites.parallel.supervisor import ENVS_PER_WORKER, max_ready_transitions, segment_transitions
 
-__all__ = ["training_steps_each", "workers_acting_at_once", "settings_warnings"]
+__all__ = ["training_steps_each", "workers_acting_at_once", "settings_warnings", "shared_only_changes", "independent_only_changes"]
 
 #: A body's training may pass its budget by this share before the run warns (whole segments or
 #: env steps: the defaults give 1,500 exactly in shared mode and 1,504 in independent mode).

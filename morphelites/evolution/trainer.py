@@ -37,19 +37,18 @@ from morphelites.evolution.archive import BodyArchive
 from morphelites.evolution.measures import compute_measures, measure_specs
 from morphelites.evolution.learner_events import learner_event_lines
 from morphelites.evolution.reevaluation import EvaluationFailed, ReevaluationRound
-from morphelites.evolution.resume import (CHECKPOINT_FIELDS, CHECKPOINT_FORMAT, SESSION_COUNTERS, as_figure, drawn_after,
-                                          nothing_to_do_line, python_resume_settings, read_recorded_totals,
-                                          sessions_started, stored_run_id, unloadable, unreported_steps)
+from morphelites.evolution.resume import (CHECKPOINT_FIELDS, CHECKPOINT_FORMAT, as_figure, drawn_after, nothing_to_do_line,
+                                          read_recorded_totals, unloadable, unreported_steps)
 from morphelites.evolution.run_plan import settings_warnings
 from morphelites.evolution.variation import Variation
-from morphelites.runs.stored_run import check_resume, stored_run
+from morphelites.runs.stored_run import check_resume, python_resume_settings, sessions_started, stored_run, stored_run_id
 from morphelites.individual import Individual, IndividualResult
 from morphelites.morphology import BodySpace
 from morphelites.parallel.learner import COUNTER_COLUMNS
 from morphelites.parallel.pool import (STOP_SIGNALS, PoolEvent, WorkerCrashLoop, restore_process_title,
                                        set_process_title, stop_signal_name, stop_signals_to_handle)
-from morphelites.parallel.supervisor import (EvaluationBackend, IndependentBackend, LearnerDied, SerialSharedBackend,
-                                             SharedBackend, SharedPPOSystem, check_shared_memory)
+from morphelites.parallel.supervisor import (SESSION_COUNTERS, EvaluationBackend, IndependentBackend, LearnerDied,
+                                             SerialSharedBackend, SharedBackend, SharedPPOSystem, check_shared_memory)
 from morphelites.parallel.shm import (SHM_DIR, leftover_blocks, leftover_bytes, new_run_id, remove_leftover_blocks,
                                      run_block_prefix)
 from morphelites.runs.memory import ProcessTreeMemory, memory_metrics

@@ -37,8 +37,14 @@ from morphelites.parallel.shm import SHM_DIR, shared_memory_free_bytes
 from morphelites.parallel.weights import SharedWeights
 from morphelites.policy_numpy import PolicySpec, reach_policy_spec
 
-__all__ = ["IndependentBackend", "SharedPPOSystem", "SerialSharedBackend", "LearnerDied", "SharedFlag", "ENVS_PER_WORKER",
-           "check_shared_memory", "create_shared_state"]
+__all__ = ["EvaluationBackend", "SharedBackend", "IndependentBackend", "SharedPPOSystem", "SerialSharedBackend", "LearnerDied",
+           "SharedFlag", "ENVS_PER_WORKER", "SESSION_COUNTERS", "check_shared_memory", "create_shared_state"]
+
+#: Counts a backend keeps for its own session only; a resumed run continues them from metrics.csv
+#: and summary.json.
+SESSION_COUNTERS = ("worker_restarts", "worker_stalls", "learner_restarts", "learner_stalls", "transitions_written",
+                    "transitions_consumed", "segments_dropped_lag", "producer_waits")  # fmt: skip
+
 
 class EvaluationBackend(Protocol):
     """What the evolution loop drives: workers that take individuals and report events."""

@@ -12,9 +12,10 @@ import json
 from typing import Any
 
 from morphelites.config import ConfigError, Settings
-from morphelites.runs.run_dir import RunDirectory
+from morphelites.runs.run_dir import RunDirectory, RunDirectoryError, default_output_dir
 
-__all__ = ["RESUMABLE_CHANGES", "stored_run", "check_resume", "over_stored_settings"]
+__all__ = ["RESUMABLE_CHANGES", "stored_run", "check_resume", "over_stored_settings", "python_resume_settings",
+           "stored_run_id", "sessions_started"]
 
 #: Settings a resumed run may change; any other difference from the stored config is refused.
 RESUMABLE_CHANGES = frozenset({("evolution", "evaluations"), ("evolution", "max_env_steps"), ("evolution", "max_wall_s"),
@@ -127,3 +128,41 @@ def check_resume(run_dir: RunDirectory, mode: str, settings: Settings) -> list[s
         parse_results(run_dir.results.read_bytes(), run_dir.results, BodySpace(settings.body_space).genome_dim)
     return [f"{section}.{key}: stored {old[section][key]!r}, now {new[section].get(key)!r}"
             for section, key in differing if (section, key) in RESUMABLE_CHANGES]  # fmt: skip
+
+
+def python_resume_settings(base_args: dict[str, Any] | None, output_dir: str | None,
+                           use_shared_ppo: bool | None) -> dict[str, Any] | None:
+    """``base_args`` of a resume from Python, as the CLI takes a ``--config`` to ``--resume``: each
+    setting it leaves out is the stored run's, not the default (a dict without ``evaluations`` had
+    ended a run stopped at 300 of 400 at once, and one without ``max_wall_s`` lifted its limit:
+    found in review); None takes the stored settings whole. Left as given where no run can be read
+    there: the checks that follow say why."""
+    if output_dir is not None and not str(output_dir).strip():
+        return base_args  # refused as it is made
+    if output_dir is None:
+        evolution = (base_args or {}).get("evolution") if isinstance(base_args, dict) else None
+        shared = use_shared_ppo if use_shared_ppo is not None else (
+            evolution.get("use_shared_ppo", True) if isinstance(evolution, dict) else True)  # fmt: skip
+        output_dir = default_output_dir(shared)
+    try:
+        run_dir = RunDirectory(output_dir)
+        if not run_dir.holds_run():
+            return base_args
+        stored = stored_run(run_dir)
+    except (RunDirectoryError, ConfigError, OSError, ValueError):
+        return base_args
+    return stored["settings"] if base_args is None else over_stored_settings(base_args, stored["settings"])
+
+
+def stored_run_id(stored: dict[str, Any]) -> str | None:
+    """The run id a stored config.json (``stored_run``) keeps (see shm.new_run_id), or None for a
+    run from before it did."""
+    run_id = stored.get("run_id")
+    return run_id if isinstance(run_id, str) and len(run_id) == 10 and all(c in "0123456789abcdef" for c in run_id) else None
+
+
+def sessions_started(stored: dict[str, Any]) -> int:
+    """How many sessions of a stored run (``stored_run``) have started: config.json's ``sessions``
+    (a run from before it was counted has had at least one)."""
+    sessions = stored.get("sessions", 1)
+    return sessions if isinstance(sessions, int) and not isinstance(sessions, bool) and sessions >= 1 else 1
