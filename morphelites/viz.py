@@ -16,7 +16,10 @@ from matplotlib.figure import Figure
 from morphelites.ribs_without_torch import import_ribs
 
 __all__ = ["heatmap_png", "progress_curves_png", "progress_curves_figure", "ppo_curves_png", "ppo_curves_figure",
-           "animation_gif", "load_drawing_modules"]  # fmt: skip
+           "animation_gif", "load_drawing_modules", "thinned", "MAX_CURVE_POINTS"]  # fmt: skip
+
+#: Most rows a curve draws: a longer run's are thinned to this many evenly spaced ones (:func:`thinned`).
+MAX_CURVE_POINTS = 2_000
 
 
 def load_drawing_modules() -> None:
@@ -87,9 +90,14 @@ def progress_curves_figure(metrics: Sequence[Mapping[str, object]], reevaluation
         reevaluations: rows with ``evaluations``, ``env_steps``, ``wall_s``,
             ``qd_score_reevaluated`` and ``mean_elite_fitness_reevaluated``.
         title: the figure's title (e.g. the run directory and its mode).
+
+    A long run's rows are thinned to :data:`MAX_CURVE_POINTS` evenly spaced ones (the last always
+    among them): a 1170 px wide panel shows no more, and drawing 200,000 rows took seconds of the
+    main process each time (review).
     """
     if not metrics:
         raise ValueError("progress_curves_figure needs at least one metrics row (metrics.csv has none yet)")
+    metrics = thinned(metrics, MAX_CURVE_POINTS)
     evaluations, env_steps, wall_s = (_column(metrics, k) for k in ("evaluations", "env_steps", "wall_s"))
     longest = np.nanmax(wall_s, initial=0.0)
     wall_unit, per_unit = ("h", 3600.0) if longest > 3 * 3600 else ("min", 60.0) if longest > 180 else ("s", 1.0)
@@ -159,6 +167,7 @@ def ppo_curves_figure(metrics: Sequence[Mapping[str, object]], title: str = "") 
     """
     if not metrics:
         raise ValueError("ppo_curves_figure needs at least one metrics row (metrics.csv has none yet)")
+    metrics = thinned(metrics, MAX_CURVE_POINTS)  # as progress_curves_figure
     column = lambda key: _column(metrics, key)  # noqa: E731
     steps = column("env_steps")
     fig = Figure(figsize=(13, 3.6))
@@ -186,6 +195,14 @@ def ppo_curves_figure(metrics: Sequence[Mapping[str, object]], title: str = "") 
         fig.suptitle(title, parse_math=False)  # a run directory named like jobs/$ID_$SEED is no formula (review)
     fig.tight_layout()
     return fig
+
+
+def thinned(rows: Sequence[Mapping[str, object]], most: int) -> Sequence[Mapping[str, object]]:
+    """``rows`` as they are if there are at most ``most`` (>= 2), else ``most`` of them evenly
+    spaced, the first and the last included."""
+    if len(rows) <= most:
+        return rows
+    return [rows[i] for i in np.linspace(0, len(rows) - 1, most).round().astype(int)]
 
 
 def _plot(ax: Axes, x: np.ndarray, y: np.ndarray, *style: str, **kwargs: Any) -> None:

@@ -1064,6 +1064,26 @@ def test_a_run_cut_short_by_another_base_exception_gives_back_handlers_title_log
     assert not trainer.recorder.log.handlers, "training.log is closed"
 
 
+def test_what_a_long_run_costs_the_main_process_does_not_grow_with_it(tmp_path, monkeypatch):
+    """Review (session 44): curves.png was redrawn every 30 s from the whole metrics.csv, in which
+    the main process issues nothing (at 200,000 rows a drawing took 7-10 s, a third of its time):
+    now at most once in fifty times the last drawing. And the issue count of every individual
+    ever issued was kept (+51 MB at 500,000): now only of those in flight."""
+    from morphelites.evolution import trainer as trainer_module
+
+    trainer = _serial_trainer(tmp_path / "run", evaluations=2)
+    trainer.run()
+    assert trainer._issued_at == {} and trainer._issues == 2
+    clock = iter([1000.0, 1002.0])  # the drawing takes 2 s
+
+    monkeypatch.setattr(trainer_module.time, "monotonic", lambda: next(clock))
+    trainer._write_curves()
+    assert trainer._curves_every_s == 100.0 and trainer._last_curves == 1000.0
+    clock = iter([2000.0, 2000.1])
+    trainer._write_curves()
+    assert trainer._curves_every_s == trainer_module._CURVES_EVERY_S, "a quick drawing: every 30 s as before"
+
+
 def test_a_relative_output_dir_is_the_one_of_the_directory_the_trainer_was_made_in(tmp_path, monkeypatch):
     """Review: a run in a thread wrote into another directory, and named it in its advice, once the
     main thread changed directory (a notebook's %cd)."""

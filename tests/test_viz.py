@@ -85,3 +85,20 @@ def test_a_title_with_dollar_signs_is_drawn_as_written():
     rows = [{"env_steps": "512", "episode_return": "1.0", "policy_loss": "0", "value_loss": "0", "approx_kl": "0",
              "clip_fraction": "0"}]  # fmt: skip
     assert Image.open(io.BytesIO(ppo_curves_png(rows, title=title))).format == "PNG"
+
+
+def test_a_long_run_is_drawn_from_evenly_spaced_rows_its_first_and_last_among_them():
+    """Review (session 44): curves.png drew every row; at 200,000 evaluations a drawing took seconds
+    of the main process. It draws MAX_CURVE_POINTS rows at most, the last (the run's end) always."""
+    from morphelites.viz import MAX_CURVE_POINTS, thinned
+
+    rows = [{"evaluations": str(k), "env_steps": str(100 * k), "wall_s": str(k), "qd_score": str(k / 10),
+             "coverage": "0.5", "best_fitness": "0.9", "mean_elite_fitness": "0.5", "elites": "7"}
+            for k in range(1, 10 * MAX_CURVE_POINTS + 2)]  # fmt: skip
+    qd_line = progress_curves_figure(rows).axes[0].get_lines()[0]
+    x = np.asarray(qd_line.get_xdata())
+    assert len(x) == MAX_CURVE_POINTS and x[0] == 100 and x[-1] == 100 * len(rows)
+    assert np.ptp(np.diff(x)) <= 100, "evenly spaced, to a row"
+    assert thinned(rows[:5], MAX_CURVE_POINTS) == rows[:5], "a short run is drawn whole"
+    steps = ppo_curves_figure([{"env_steps": str(k), "episode_return": "1"} for k in range(3 * MAX_CURVE_POINTS)])
+    assert len(steps.axes[0].get_lines()[0].get_xdata()) == MAX_CURVE_POINTS

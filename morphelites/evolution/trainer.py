@@ -95,8 +95,12 @@ class RunWriteFailed(Exception):
 #: Seconds between the progress and shared_ppo lines of training.log.
 _SUMMARY_EVERY_S = 5.0
 #: curves.png is redrawn with the heatmap, but at most this often (each drawing takes ~0.5 s of the
-#: main process), and always at the end of a run.
+#: main process early in a run), and always at the end of a run.
 _CURVES_EVERY_S = 30.0
+#: ... and at most once in this many times the last drawing took: it reads the whole metrics.csv,
+#: seconds at 200,000 rows, in which the main process issues nothing (review), so the drawings
+#: take at most ~2% of its time however long the run.
+_CURVES_TIME_FACTOR = 50.0
 
 
 def _summary_due(now: float, last_at: float | None, last_count: int, count: int, final: bool) -> bool:
@@ -252,7 +256,7 @@ class MAPElitesEvolutionTrainer:
         self.session = 0  # the run's session: 0 for its first, one more for each resume (set by run())
         self.in_flight: dict[int, Individual] = {}
         self._issues = 0  # individuals handed to workers this session
-        self._issued_at: dict[int, int] = {}  # individual id -> _issues when its latest try was handed out
+        self._issued_at: dict[int, int] = {}  # in flight: individual id -> _issues when its try was handed out
         self.failures: dict[int, int] = {}
         self.deaths: dict[int, int] = {}  # individual id -> deaths of the worker evaluating it, this session
         self._a_task_finished = False  # this session: the workers can run, so deaths are the body's doing
@@ -366,6 +370,7 @@ class MAPElitesEvolutionTrainer:
             self._last_summary: float | None = None  # when the progress lines were last written (monotonic s)
             self._last_summary_count = 0  # the evaluations they showed
             self._last_curves = time.monotonic()  # first drawn after _CURVES_EVERY_S, or at the end
+            self._curves_every_s = _CURVES_EVERY_S  # then after _CURVES_TIME_FACTOR times the last drawing, if longer
             for sig in previous:
                 signal.signal(sig, self._on_signal)
             if early_interrupt.seen() and self._stop_signal is None:  # a Ctrl-C the command's start-up may have lost
@@ -789,6 +794,7 @@ class MAPElitesEvolutionTrainer:
         if event.kind == "done":
             self._a_task_finished = True
             individual = self.in_flight.pop(event.task_id)
+            self._issued_at.pop(event.task_id, None)  # kept only while in flight: a long run has millions
             result: IndividualResult = event.value
             result.worker = event.worker
             try:
@@ -806,7 +812,7 @@ class MAPElitesEvolutionTrainer:
                       f" while on individual {event.task_id}" if event.task_id is not None else "")  # fmt: skip
         elif event.kind == "died":
             individual = self.in_flight.pop(event.task_id, None) if event.task_id is not None else None
-            tried_from = self._issued_at.get(event.task_id, 0)
+            tried_from = self._issued_at.pop(event.task_id, 0) if event.task_id is not None else 0
             # its training steps were taken (and, in shared mode, trained on) even if no result says so
             self.env_steps += event.env_steps
             self.training_env_steps += event.env_steps
@@ -833,6 +839,7 @@ class MAPElitesEvolutionTrainer:
                     self._another_body_first(individual)
         elif event.kind == "error":
             individual = self.in_flight.pop(event.task_id)
+            self._issued_at.pop(event.task_id, None)
             self.failures[individual.id] = self.failures.get(individual.id, 0) + 1
             self.env_steps += event.env_steps  # training handed on to the shared learner before it failed
             self.training_env_steps += event.env_steps
@@ -1229,7 +1236,8 @@ class MAPElitesEvolutionTrainer:
 
     def _write_archive_files(self, final: bool = False) -> None:
         """archive.csv and archive_reevaluated.csv, then heatmap.png, curves.png (every
-        ``_CURVES_EVERY_S``, and when ``final``) and heatmap_reevaluated.png.
+        ``_CURVES_EVERY_S`` or ``_CURVES_TIME_FACTOR`` times its last drawing, and when ``final``)
+        and heatmap_reevaluated.png.
 
         The tables come first, and every picture is tried: the re-evaluated fitness of each elite
         exists nowhere else once this process ends, so a picture that cannot be drawn must not
@@ -1243,7 +1251,7 @@ class MAPElitesEvolutionTrainer:
         pictures: list[Callable[[], None]] = []
         if len(self.archive):
             pictures.append(lambda: self.recorder.heatmap(heatmap_png(self.archive)))
-        if final or time.monotonic() - self._last_curves >= _CURVES_EVERY_S:
+        if final or time.monotonic() - self._last_curves >= self._curves_every_s:
             pictures.append(self._write_curves)
         if again is not None:
             pictures.append(lambda: self.recorder.heatmap(heatmap_png(again, title_prefix="re-evaluated with the final policy: "),
@@ -1279,13 +1287,17 @@ class MAPElitesEvolutionTrainer:
                       "rebuilds it.", error)  # fmt: skip
 
     def _write_curves(self) -> None:
-        """Redraw curves.png from metrics.csv and reevaluations.csv (after --resume: the whole run)."""
-        self._last_curves = time.monotonic()
-        metrics, reevaluations = self.recorder.metric_rows()
-        if metrics:
-            evo = self.settings.evolution
-            title = f"{self.run_dir.path.name}: {self.mode} mode, {self.completed} of {evo.evaluations} evaluations"
-            self.recorder.curves(progress_curves_png(metrics, reevaluations, title=title))
+        """Redraw curves.png from metrics.csv and reevaluations.csv (after --resume: the whole run),
+        and set the least time until the next drawing from how long this one took."""
+        self._last_curves = start = time.monotonic()
+        try:
+            metrics, reevaluations = self.recorder.metric_rows()
+            if metrics:
+                evo = self.settings.evolution
+                title = f"{self.run_dir.path.name}: {self.mode} mode, {self.completed} of {evo.evaluations} evaluations"
+                self.recorder.curves(progress_curves_png(metrics, reevaluations, title=title))
+        finally:
+            self._curves_every_s = max(_CURVES_EVERY_S, _CURVES_TIME_FACTOR * (time.monotonic() - start))
 
     def _summary(self, status: str) -> dict[str, Any]:
         stats = self.archive.stats()
