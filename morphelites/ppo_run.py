@@ -536,9 +536,9 @@ class _StopSignals:
 
 def _write_curves(run: RunDirectory, title: str) -> None:
     """curves.png: the learning curves from metrics.csv (none if no update finished)."""
-    from morphelites.viz import ppo_curves_png  # matplotlib is only needed here
+    from morphelites.viz import MAX_CURVE_POINTS, ppo_curves_png  # matplotlib is only needed here
 
-    rows = read_metric_rows(run.metrics)
+    rows = read_metric_rows(run.metrics, most=MAX_CURVE_POINTS)  # all a curve draws
     if rows:
         atomic_write_bytes(run.curves, ppo_curves_png(rows, title=title))
 

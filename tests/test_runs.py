@@ -193,6 +193,25 @@ def test_metrics_maxima_come_from_whole_rows(tmp_path):
     assert run.metrics.read_text().splitlines()[-1] == "2,52,", "the torn row is cut when the recorder opens the file"
 
 
+def test_metric_rows_are_read_whole_thinned_one_at_a_time_or_only_the_last(tmp_path):
+    """Review (session 44): at 200,000 rows every reader made every row a dict (~1 GB): a resume's
+    maxima and last row, and each redraw of curves.png. The readers agree with the whole list."""
+    from morphelites.runs.metrics import iter_metric_rows, last_metric_row, read_metric_rows
+    from morphelites.viz import thinned
+
+    path = tmp_path / "metrics.csv"
+    assert read_metric_rows(path) == [] and last_metric_row(path) is None, "no file"
+    path.write_text("evaluations,qd_score\n")
+    assert read_metric_rows(path, most=5) == [] and last_metric_row(path) is None, "a header alone"
+    path.write_text("evaluations,qd_score\n" + "".join(f"{k},{k / 10}\n" for k in range(1, 101)) + "101,1")  # torn
+    rows = read_metric_rows(path)
+    assert len(rows) == 100 and rows[-1] == {"evaluations": "100", "qd_score": "10.0"}
+    assert list(iter_metric_rows(path)) == rows and last_metric_row(path) == rows[-1]
+    assert read_metric_rows(path, most=7) == list(thinned(rows, 7))
+    assert [row["evaluations"] for row in read_metric_rows(path, most=3)] == ["1", "51", "100"]
+    assert read_metric_rows(path, most=100) == rows
+
+
 def test_a_torn_last_row_of_reevaluations_csv_is_not_counted_on_resume(tmp_path):
     # reevaluations.csv's writer is opened (and cuts a torn row) only by the next round, after
     # the resume has read the file: "40" cut from "4000" was counted as 40 steps.

@@ -67,8 +67,9 @@ class RecordedTotals:
                    if name in self.learner_counters}, **self.session_counters}  # fmt: skip
 
 
-def read_recorded_totals(recorder: EvolutionRecorder, run_dir: RunDirectory, results: list[dict[str, Any]]) -> RecordedTotals:
-    """Read the running totals of a stored run from its files; ``results``: results.jsonl's records.
+def read_recorded_totals(recorder: EvolutionRecorder, run_dir: RunDirectory, results_policy_version: int) -> RecordedTotals:
+    """Read the running totals of a stored run from its files; ``results_policy_version``: the
+    newest policy version a results.jsonl record names (0 if none does).
 
     metrics.csv takes a row with every evaluation; summary.json, after a graceful stop, also counts
     what came after the last row (the learner's updates, a body in flight, the final
@@ -86,7 +87,7 @@ def read_recorded_totals(recorder: EvolutionRecorder, run_dir: RunDirectory, res
         learner_counters["max_lag_seen"] = int(maxima["max_policy_lag"])
     # so that a learner restored from an older checkpoint numbers its weights past these
     policy_version = int(max(maxima.get("policy_version", 0.0), recorder.reevaluation_rows_max("policy_version_max"),
-                             *(line["policy_version"] for line in results if isinstance(line.get("policy_version"), int))))  # fmt: skip
+                             results_policy_version))  # fmt: skip
     session_counters = {column: max(maxima.get(column, 0.0), as_figure(previous_summary.get(column)))
                         for column in SESSION_COUNTERS if column in maxima or column in previous_summary}  # fmt: skip
     # the time after the last evaluation (a final re-evaluation, the shutdown) is in reevaluations.csv

@@ -56,7 +56,7 @@ from morphelites.runs.progress import Progress
 from morphelites.runs.recorder import EVOLUTION_METRICS, LATER_RESULT_FIGURES, RESULT_FIGURES, SHARED_METRICS, EvolutionRecorder
 from morphelites.runs.run_dir import RunDirectory, RunDirectoryError, check_working_directory, default_output_dir
 from morphelites.seeding import Stream, stream_seed
-from morphelites.viz import heatmap_png, load_drawing_modules, progress_curves_png
+from morphelites.viz import MAX_CURVE_POINTS, heatmap_png, load_drawing_modules, progress_curves_png
 
 __all__ = ["MAPElitesEvolutionTrainer", "EXIT_CODES"]
 
@@ -1291,7 +1291,7 @@ class MAPElitesEvolutionTrainer:
         and set the least time until the next drawing from how long this one took."""
         self._last_curves = start = time.monotonic()
         try:
-            metrics, reevaluations = self.recorder.metric_rows()
+            metrics, reevaluations = self.recorder.metric_rows(most=MAX_CURVE_POINTS)  # all a curve draws
             if metrics:
                 evo = self.settings.evolution
                 title = f"{self.run_dir.path.name}: {self.mode} mode, {self.completed} of {evo.evaluations} evaluations"
@@ -1365,18 +1365,13 @@ class MAPElitesEvolutionTrainer:
         same_body_space = matching("body space", self.settings.to_dict()["body_space"], "settings", "body_space")
         latest = self.recorder.latest_checkpoint(CHECKPOINT_FORMAT, all_of(same_body_space, unloadable),
                                                  required=CHECKPOINT_FIELDS)  # fmt: skip
-        results = self.recorder.read_results(self.space.genome_dim)
-        totals = read_recorded_totals(self.recorder, self.run_dir, results)
-        self.reevaluation_env_steps = totals.reevaluation_env_steps
-        self.learner_counters_floor = totals.learner_counters
-        self.recorded_policy_version = totals.policy_version
-        self.session_counters_floor = totals.session_counters
-        self._previous_learner = totals.learner_figures_start()  # the first rates go on from there, not from 0
-        self.env_steps += self.reevaluation_env_steps  # env_steps counts every step taken, re-evaluations included
         seen: dict[int, None] = {}  # the ids in results.jsonl, in the order they were first recorded
         # env steps of the first n of them (index n): training, and training + evaluation
         recorded_training, recorded_steps = [0], [0]
-        for line in results:
+        newest_version = 0  # the newest policy version a record names
+        for line in self.recorder.results(self.space.genome_dim):  # one at a time: a long run has 100,000s
+            if isinstance(line.get("policy_version"), int):
+                newest_version = max(newest_version, line["policy_version"])
             if line["id"] in seen:
                 continue
             seen[line["id"]] = None
@@ -1385,6 +1380,13 @@ class MAPElitesEvolutionTrainer:
             individual = Individual.from_dict(line)
             evaluation = {**{k: line[k] for k in RESULT_FIGURES}, **{k: line.get(k) for k in LATER_RESULT_FIGURES}}
             self._insert(individual, IndividualResult(individual.id, evaluation, line["training_steps"], line["eval_env_steps"], 0, 0), replay=True)
+        totals = read_recorded_totals(self.recorder, self.run_dir, newest_version)
+        self.reevaluation_env_steps = totals.reevaluation_env_steps
+        self.learner_counters_floor = totals.learner_counters
+        self.recorded_policy_version = totals.policy_version
+        self.session_counters_floor = totals.session_counters
+        self._previous_learner = totals.learner_figures_start()  # the first rates go on from there, not from 0
+        self.env_steps += self.reevaluation_env_steps  # env_steps counts every step taken, re-evaluations included
         # Whole lines missing (deleted as DamagedResults advises, or the file restored from an older
         # copy): the checkpoint or metrics.csv's last row (written with every evaluation, so past the
         # checkpoint after a hard stop) counted more evaluations than results.jsonl holds. The last

@@ -7,11 +7,13 @@ import io
 import math
 import time
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Iterator, Sequence
+
+import numpy as np
 
 from morphelites.runs.files import append_line, truncate_file
 
-__all__ = ["MetricsWriter", "read_metric_rows"]
+__all__ = ["MetricsWriter", "read_metric_rows", "iter_metric_rows", "last_metric_row"]
 
 
 class MetricsWriter:
@@ -83,16 +85,43 @@ def tensorboard_modules() -> tuple[Any, Any, Any]:
     return EventFileWriter, Event, Summary
 
 
-def read_metric_rows(path: Path) -> list[dict[str, str]]:
+def read_metric_rows(path: Path, most: int | None = None) -> list[dict[str, str]]:
     """The whole rows of a metrics CSV as written, cells as strings; [] if the file does not exist.
+    With ``most``, a file of more rows gives that many, evenly spaced, the first and the last
+    among them (the rows ``viz.thinned`` keeps), and only those are made into dicts.
 
     A last row without its newline (torn by a crash mid-write) is left out, as its writer cuts it
     (:func:`_cut_torn_last_row`) when the run goes on: a number cut short must not be counted."""
+    whole = _whole_rows(path)
+    rows = whole.count("\n") - 1  # the header's line aside; our cells never hold a line end
+    if most is None or rows <= most:
+        return list(csv.DictReader(io.StringIO(whole, newline="")))
+    kept = set(np.linspace(0, rows - 1, most).round().astype(int).tolist())
+    return [row for i, row in enumerate(csv.DictReader(io.StringIO(whole, newline=""))) if i in kept]
+
+
+def iter_metric_rows(path: Path) -> Iterator[dict[str, str]]:
+    """The rows of :func:`read_metric_rows`, one at a time (none kept: a long run has 100,000s)."""
+    yield from csv.DictReader(io.StringIO(_whole_rows(path), newline=""))
+
+
+def last_metric_row(path: Path) -> dict[str, str] | None:
+    """The last whole row of a metrics CSV (as :func:`read_metric_rows` would give it), or None:
+    read from the header and that line alone."""
+    whole = _whole_rows(path)
+    header_end = whole.find("\n") + 1
+    if header_end == 0 or header_end == len(whole):
+        return None
+    last = whole[whole.rfind("\n", 0, len(whole) - 1) + 1:]
+    return next(csv.DictReader(io.StringIO(whole[:header_end] + last, newline="")), None)
+
+
+def _whole_rows(path: Path) -> str:
+    """A metrics CSV's text up to its last line end ("" if the file does not exist)."""
     if not Path(path).exists():
-        return []
+        return ""
     data = Path(path).read_bytes()
-    whole = data[: data.rfind(b"\n") + 1]
-    return list(csv.DictReader(io.StringIO(whole.decode("utf-8"), newline="")))
+    return data[: data.rfind(b"\n") + 1].decode("utf-8")
 
 
 def _cut_torn_last_row(path: Path) -> None:

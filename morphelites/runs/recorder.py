@@ -15,18 +15,18 @@ import logging
 import math
 import os
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Iterator, Sequence
 
 from morphelites.runs import files
 from morphelites.runs.checkpoints import (CheckpointCheck, CheckpointError, checkpoint_counter, list_checkpoints,
                                          newest_usable, save_checkpoint)
 from morphelites.runs.files import append_line, atomic_write_bytes, atomic_write_text, to_jsonable, truncate_file
-from morphelites.runs.metrics import MetricsWriter, read_metric_rows
+from morphelites.runs.metrics import MetricsWriter, iter_metric_rows, last_metric_row, read_metric_rows
 from morphelites.runs.run_dir import RunDirectory
 from morphelites.runs.training_log import open_training_log
 
 __all__ = ["EvolutionRecorder", "EVOLUTION_METRICS", "SHARED_METRICS", "REEVALUATION_COLUMNS", "CHECKPOINT_NAME", "DamagedResults",
-           "parse_results", "RESULT_FIGURES", "RESULT_COUNTS", "LATER_RESULT_FIGURES"]
+           "parse_results", "check_results", "iter_results", "RESULT_FIGURES", "RESULT_COUNTS", "LATER_RESULT_FIGURES"]
 
 CHECKPOINT_NAME = "evolution"
 EVOLUTION_METRICS = (
@@ -115,7 +115,24 @@ def _record_problem(record: dict[str, Any], genome_dim: int | None = None) -> st
 
 def parse_results(raw: bytes, path: Path, genome_dim: int | None = None) -> tuple[list[dict[str, Any]], int]:
     """The records of results.jsonl's bytes ``raw``, and how many bytes they take (``genome_dim``:
-    the genome length of the run's body space, checked when given).
+    the genome length of the run's body space, checked when given); see :func:`iter_results`."""
+    lines: list[dict[str, Any]] = []
+    good_bytes = 0
+    for record, size in iter_results(raw, path, genome_dim):
+        lines.append(record)
+        good_bytes += size
+    return lines, good_bytes
+
+
+def check_results(raw: bytes, path: Path, genome_dim: int | None = None) -> int:
+    """How many bytes of results.jsonl's ``raw`` hold whole records, checking every one as
+    :func:`iter_results` does and keeping none (a long run's records take GBs as dicts)."""
+    return sum(size for _, size in iter_results(raw, path, genome_dim))
+
+
+def iter_results(raw: bytes, path: Path, genome_dim: int | None = None) -> Iterator[tuple[dict[str, Any], int]]:
+    """Each record of results.jsonl's bytes ``raw``, with how many bytes its line takes
+    (``genome_dim``: the genome length of the run's body space, checked when given).
 
     A line is written whole and fsynced, so a crash can only tear the last one: a last line that
     is not a whole record is left out (the caller cuts it off). A last line that lacks only its
@@ -126,8 +143,6 @@ def parse_results(raw: bytes, path: Path, genome_dim: int | None = None) -> tupl
     after it.
     """
     chunks = raw.splitlines(keepends=True)
-    lines: list[dict[str, Any]] = []
-    good_bytes = 0
     for number, chunk in enumerate(chunks, start=1):
         last = number == len(chunks)
         try:
@@ -145,9 +160,7 @@ def parse_results(raw: bytes, path: Path, genome_dim: int | None = None) -> tupl
             if last and not chunk.endswith(b"\n"):  # torn where it happened to parse
                 break
             raise _damaged(path, number, len(chunks), problem)
-        lines.append(record)
-        good_bytes += len(chunk)
-    return lines, good_bytes
+        yield record, len(chunk)
 
 
 def _damaged(path: Path, number: int, total: int, problem: str) -> DamagedResults:
@@ -266,7 +279,7 @@ class EvolutionRecorder:
         """The largest value of each of ``columns`` in metrics.csv over its rows, for the columns that
         have one (a resumed run continues counters from these); empty cells are passed over."""
         maxima: dict[str, float] = {}
-        for row in read_metric_rows(self.run.metrics):
+        for row in iter_metric_rows(self.run.metrics):
             for column in columns:
                 try:
                     value = float(row.get(column) or "nan")
@@ -278,9 +291,9 @@ class EvolutionRecorder:
 
     def last_metrics_value(self, column: str) -> float | None:
         """``column`` of the last whole row of metrics.csv, or None (no file, no row, an empty cell)."""
-        rows = read_metric_rows(self.run.metrics)
+        row = last_metric_row(self.run.metrics)
         try:
-            value = float(rows[-1].get(column) or "nan") if rows else math.nan
+            value = float(row.get(column) or "nan") if row is not None else math.nan
         except ValueError:
             return None
         return value if math.isfinite(value) else None
@@ -307,10 +320,11 @@ class EvolutionRecorder:
             writer.writerow([row.get(c, "") for c in columns])
         atomic_write_text(_suffixed(self.run.archive_csv, suffix), buffer.getvalue())
 
-    def metric_rows(self) -> tuple[list[dict[str, str]], list[dict[str, str]]]:
-        """The rows of metrics.csv and of reevaluations.csv as written, cells as strings (a list is
-        empty where its file does not exist); with --resume, they span the whole run."""
-        return read_metric_rows(self.run.metrics), read_metric_rows(self.run.reevaluations)
+    def metric_rows(self, most: int | None = None) -> tuple[list[dict[str, str]], list[dict[str, str]]]:
+        """The rows of metrics.csv (at most ``most`` of them, evenly spaced: :func:`read_metric_rows`)
+        and of reevaluations.csv as written, cells as strings (a list is empty where its file does
+        not exist); with --resume, they span the whole run."""
+        return read_metric_rows(self.run.metrics, most), read_metric_rows(self.run.reevaluations)
 
     def curves(self, png: bytes) -> None:
         """Rewrite curves.png (the run's progress)."""
@@ -357,23 +371,32 @@ class EvolutionRecorder:
         return found
 
     def read_results(self, genome_dim: int | None = None) -> list[dict[str, Any]]:
-        """All records of results.jsonl; a torn last line (crash mid-write) is cut off.
+        """All records of results.jsonl, as :meth:`results` yields them."""
+        return list(self.results(genome_dim))
 
-        Raises DamagedResults (before changing anything) for a damaged line with others after it,
-        or with a genome that is not ``genome_dim`` long (when given)."""
+    def results(self, genome_dim: int | None = None) -> Iterator[dict[str, Any]]:
+        """Each record of results.jsonl in turn, none kept (a resume replays 100,000s); once the
+        last is taken, a torn last line (crash mid-write) is cut off the file, and a whole last
+        record without its line end gets one.
+
+        Raises DamagedResults for a damaged line with others after it, or with a genome that is
+        not ``genome_dim`` long (when given): the file is then left as it is."""
         path = self.run.results
         if not path.exists():
-            return []
+            return
         raw = path.read_bytes()
-        lines, good_bytes = parse_results(raw, path, genome_dim)
+        good_bytes, last_id = 0, None
+        for record, size in iter_results(raw, path, genome_dim):
+            good_bytes += size
+            last_id = record.get("id")
+            yield record
         if good_bytes < len(raw):
             self.log.warning("results.jsonl ended in a partial line (%d bytes); removed it.", len(raw) - good_bytes)
             truncate_file(path, good_bytes)
         elif raw and not raw.endswith(b"\n"):  # a whole last record without its line end: kept
             self.log.warning("results.jsonl's last record (individual %s) had no line end; it is kept, and the line "
-                             "end added.", lines[-1].get("id"))  # fmt: skip
+                             "end added.", last_id)  # fmt: skip
             append_line(path, "")
-        return lines
 
     def close(self) -> None:
         """Flush and close; safe to call twice."""

@@ -98,7 +98,7 @@ def check_resume(run_dir: RunDirectory, mode: str, settings: Settings) -> list[s
     results.jsonl damaged from outside raises DamagedResults (a ValueError) naming the line.
     """
     from morphelites.morphology import BodySpace
-    from morphelites.runs.recorder import parse_results
+    from morphelites.runs.recorder import check_results
 
     stored = stored_run(run_dir)
     stored_mode = stored.get("mode", "shared")
@@ -125,7 +125,7 @@ def check_resume(run_dir: RunDirectory, mode: str, settings: Settings) -> list[s
     # After the settings: with another body space every line's genome has another length, and
     # that is a changed setting, not a damaged file.
     if run_dir.results.is_file():
-        parse_results(run_dir.results.read_bytes(), run_dir.results, BodySpace(settings.body_space).genome_dim)
+        check_results(run_dir.results.read_bytes(), run_dir.results, BodySpace(settings.body_space).genome_dim)
     return [f"{section}.{key}: stored {old[section][key]!r}, now {new[section].get(key)!r}"
             for section, key in differing if (section, key) in RESUMABLE_CHANGES]  # fmt: skip
 
