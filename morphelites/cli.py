@@ -34,7 +34,7 @@ _PPO_EXIT_CODES = {"completed": 0, "failed": 1, "interrupted": EXIT_INTERRUPTED,
 _ARGPARSE_FIXES = (
     ("invalid int value", "give a whole number, e.g. 4"),
     ("invalid float value", "give a number, e.g. 0.5"),
-    ("expected one argument", "give the option a value (one that starts with '-' goes after '=', e.g. --body=-0.2,0.2)"),
+    ("expected one argument", "give the option a value (one that starts with '-' goes after '=', e.g. --output=-run1)"),
     ("arguments are required: command", "give a subcommand: train, ppo or animate"),
     ("invalid choice", "use one of the choices listed"),
     ("not allowed with argument", "give only one of the two"),
@@ -76,6 +76,8 @@ def _parse(parser: _Parser, argv: Sequence[str] | None) -> argparse.Namespace:
     if first.startswith("--") and first not in parser.long_options() and command is not None:
         if first in parser.commands[command].long_options():
             parser.commands[command].error(f"{first} belongs after the subcommand: morphelites {command} {first} ...")
+        if owners := _other_owners(parser, command, first):
+            parser.commands[command].error(f"unrecognized arguments: {first}.{_owners_hint(owners, command)}")
     args, extras = parser.parse_known_args(given)
     if extras:
         sub = parser.commands[args.command]
@@ -88,11 +90,21 @@ def _parse(parser: _Parser, argv: Sequence[str] | None) -> argparse.Namespace:
         elif longer:
             hint = f" Options are not abbreviated: did you mean {' or '.join(longer)}?"
         else:
-            owners = [name for name, other in parser.commands.items() if name != args.command and unknown in other.long_options()]
-            hint = (f" It is an option of `morphelites {' and '.join(owners)}`, not of `morphelites {args.command}`." if owners
-                    else f" Did you mean {close[0]}?" if close else " Remove it, or put it after the right subcommand.")  # fmt: skip
+            owners = _other_owners(parser, args.command, unknown)
+            hint = (_owners_hint(owners, args.command) if owners else f" Did you mean {close[0]}?" if close
+                    else " Remove it, or put it after the right subcommand.")  # fmt: skip
         sub.error(f"unrecognized arguments: {' '.join(extras)}.{hint}")
     return args
+
+
+def _other_owners(parser: _Parser, command: str, option: str | None) -> list[str]:
+    """The subcommands other than ``command`` that take ``option``."""
+    return [name for name, sub in parser.commands.items() if name != command and option in sub.long_options()]
+
+
+def _owners_hint(owners: list[str], command: str) -> str:
+    """" It is an option of `morphelites X` (and `morphelites Y`), not of `morphelites COMMAND`." """
+    return f" It is an option of {' and '.join(f'`morphelites {name}`' for name in owners)}, not of `morphelites {command}`."
 
 
 def _validated(settings: Settings, given: dict[str, tuple[str, Any]], command: Literal["train", "ppo"],

@@ -384,7 +384,7 @@ class TrainingConfig:
         _check_int_range("training.min_batch_size", self.min_batch_size, 1, 10**9)
         _check_int_range("training.update_interval", self.update_interval, 1, 10**9)
         _check_int_range("training.max_policy_lag", self.max_policy_lag, 0, 10**6,
-                         advice="give at least 1 (the default is 4), or 0 with training.sync true")  # check_new_values
+                         advice="give 1 to 1000000 (the default is 4), or 0 with training.sync true")  # check_new_values
         _check_int_range("training.reevaluate_every", self.reevaluate_every, 0, 10**9)
         _check_choice("training.value_targets", self.value_targets, ("current_critic", "behaviour", "vtrace"))
         _check_choice("training.clip_against", self.clip_against, CLIP_AGAINST)
@@ -437,7 +437,7 @@ class EvolutionConfig:
     """Also stop issuing individuals after this many seconds of wall time (None: no limit); what
     is in flight and the final re-evaluation come on top, as for ``max_env_steps``."""
     measures: tuple[str, ...] = ("num_links", "total_length")
-    """Archive axes, from ``num_links`` (one bin per joint count), ``total_length`` (m) and
+    """Archive axes, one or two of them (each once), from ``num_links`` (one bin per joint count), ``total_length`` (m) and
     ``taper`` ((first - last link length) / (first + last); its axis spans the values bodies of
     the space take, ±(max_link_length - min_link_length) / (max_link_length + min_link_length))."""
     continuous_bins: int = 10

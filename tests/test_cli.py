@@ -143,7 +143,11 @@ def test_bad_json_config_file(run_cli, tmp_path):
     (["ppo", "--workers", "2"], "It is an option of `morphelites train`, not of `morphelites ppo`."),
     (["train", "--size", "3"], "It is an option of `morphelites animate`, not of `morphelites train`."),
     ([], "the following arguments are required: command; give a subcommand: train, ppo or animate."),
-    (["ppo", "--body", "-0.2,0.2"], "one that starts with '-' goes after '=', e.g. --body=-0.2,0.2"),
+    (["ppo", "--body", "-0.2,0.2"], "one that starts with '-' goes after '=', e.g. --output=-run1"),
+    # ... and before the subcommand it was "argument command: invalid choice: '5'"
+    (["--steps", "5", "train"], "It is an option of `morphelites ppo`, not of `morphelites train`."),
+    (["--size", "3", "train"], "It is an option of `morphelites animate`, not of `morphelites train`."),
+    (["animate", "run", "--quiet"], "It is an option of `morphelites ppo` and `morphelites train`, not of `morphelites animate`."),
 ])  # fmt: skip
 def test_a_mistyped_option_gets_the_closest_option_of_its_subcommand(capsys, argv, suggestion):
     with pytest.raises(SystemExit) as exit_info:

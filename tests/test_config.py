@@ -255,8 +255,8 @@ def test_a_value_outside_the_range_is_told_the_range_new_runs_take():
     with pytest.raises(ConfigError, match=r"ipc_timeout is 0.5, outside the allowed range \[1.0, 86400.0\]; give 5 to "
                                           r"86400 s \(the default is 120; below 5 s only runs stored"):
         TrainingConfig(ipc_timeout=0.5).validate()
-    with pytest.raises(ConfigError, match=r"max_policy_lag is -1, outside the allowed range \[0, 1000000\]; give at least "
-                                          r"1 \(the default is 4\), or 0 with training.sync true\."):
+    with pytest.raises(ConfigError, match=r"max_policy_lag is -1, outside the allowed range \[0, 1000000\]; give 1 to "
+                                          r"1000000 \(the default is 4\), or 0 with training.sync true\."):
         TrainingConfig(max_policy_lag=-1).validate()
     with pytest.raises(ConfigError, match=r"buffer_size is 0, outside the allowed range \[1, 1000000000\]; set it to a "
                                           r"value in that range\."):

@@ -51,7 +51,7 @@ CASES = [
     ("gamma-above-1", T, {"ppo": {"gamma": 1.5}}, ["ppo.gamma", "1.5", "set it to"]),
     ("zero-buffer", T, {"training": {"buffer_size": 0}}, ["training.buffer_size", "set it to"]),
     ("zero-eval-episodes", T, {"evolution": {"eval_episodes": 0}}, ["evolution.eval_episodes", "set it to"]),
-    ("negative-ipc-timeout", T, {"training": {"ipc_timeout": -5}}, ["training.ipc_timeout", "-5", "set it to"]),
+    ("negative-ipc-timeout", T, {"training": {"ipc_timeout": -5}}, ["training.ipc_timeout", "-5", "give 5 to 86400 s"]),
     ("negative-learner-restarts", T, {"training": {"max_learner_restarts": -1}}, ["training.max_learner_restarts", "set it to"]),
     ("zero-learner-checkpoint-every", T, {"training": {"learner_checkpoint_every": 0}}, ["learner_checkpoint_every", "set it to"]),
     ("negative-eval-seed", T, {"evolution": {"eval_seed": -3}}, ["evolution.eval_seed", "-3", "set it to"]),

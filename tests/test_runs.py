@@ -210,6 +210,10 @@ def test_metric_rows_are_read_whole_thinned_one_at_a_time_or_only_the_last(tmp_p
     assert read_metric_rows(path, most=7) == list(thinned(rows, 7))
     assert [row["evaluations"] for row in read_metric_rows(path, most=3)] == ["1", "51", "100"]
     assert read_metric_rows(path, most=100) == rows
+    # blank lines (an edit from outside) are passed over by every reader, as csv.DictReader does
+    path.write_text("evaluations,qd_score\n1,0.1\n\n2,0.2\n3,0.3\n4,0.4\n\n\n")
+    assert [row["evaluations"] for row in read_metric_rows(path, most=3)] == ["1", "3", "4"]
+    assert last_metric_row(path) == {"evaluations": "4", "qd_score": "0.4"}
 
 
 def test_a_torn_last_row_of_reevaluations_csv_is_not_counted_on_resume(tmp_path):

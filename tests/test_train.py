@@ -1035,28 +1035,35 @@ def test_a_serial_shared_run_whose_final_checkpoint_breaks_still_frees_its_share
             "attribute 'core'); the previous learner checkpoint is intact") in (out / "training.log").read_text()
 
 
-@pytest.mark.parametrize("where", ["loop", "handlers"])
+@pytest.mark.parametrize("where", ["loop", "handlers", "replay"])
 def test_a_run_cut_short_by_another_base_exception_gives_back_handlers_title_log_and_shared_memory(tmp_path, monkeypatch,
                                                                                                     where):
     """Review (session 44): a BaseException other than KeyboardInterrupt in the main loop (SystemExit,
     pytest-timeout's Failed) closed the backend gracefully and skipped the rest: the run's Ctrl-C
     handler, its process title and training.log stayed with the caller, whose next Ctrl-C did
-    nothing. A Ctrl-C while the handlers were being looked up left the shared memory behind."""
+    nothing. A Ctrl-C while the handlers were being looked up left the shared memory behind, and
+    one while a resume replayed results.jsonl left training.log open."""
     from setproctitle import getproctitle
 
     from morphelites.evolution import trainer as trainer_module
     from morphelites.parallel.shm import leftover_blocks
 
-    def cut(*args, **kwargs):
-        raise SystemExit(3) if where == "loop" else KeyboardInterrupt
+    def make(**kwargs: Any) -> Any:
+        return trainer_module.MAPElitesEvolutionTrainer(
+            TINY, num_initial_random=1, training_steps_per_individual=64, enable_multiprocess=False, use_shared_ppo=True,
+            output_dir=str(tmp_path / "run"), quiet=True, training_config={"min_batch_size": 32, "buffer_size": 512},
+            **kwargs)  # fmt: skip
 
-    monkeypatch.setattr(trainer_module.MAPElitesEvolutionTrainer, "_loop" if where == "loop" else "_handlers_to_replace", cut)
-    trainer = trainer_module.MAPElitesEvolutionTrainer(
-        TINY, num_initial_random=1, training_steps_per_individual=64, enable_multiprocess=False, use_shared_ppo=True,
-        output_dir=str(tmp_path / "run"), evaluations=1, quiet=True, training_config={"min_batch_size": 32, "buffer_size": 512},
-    )  # fmt: skip
+    def cut(*args, **kwargs):
+        raise SystemExit(3) if where != "handlers" else KeyboardInterrupt
+
+    if where == "replay":
+        make(evaluations=1).run()
+    monkeypatch.setattr(trainer_module.MAPElitesEvolutionTrainer,
+                        {"loop": "_loop", "handlers": "_handlers_to_replace", "replay": "_insert"}[where], cut)
+    trainer = make(evaluations=2, resume=True) if where == "replay" else make(evaluations=1)
     handler_before, title_before = signal.getsignal(signal.SIGINT), getproctitle()
-    with pytest.raises(SystemExit if where == "loop" else KeyboardInterrupt):
+    with pytest.raises(KeyboardInterrupt if where == "handlers" else SystemExit):
         trainer.run()
     assert signal.getsignal(signal.SIGINT) is handler_before, "the caller's Ctrl-C handler is back"
     assert getproctitle() == title_before, "the caller's title is back"
@@ -1082,6 +1089,13 @@ def test_what_a_long_run_costs_the_main_process_does_not_grow_with_it(tmp_path, 
     clock = iter([2000.0, 2000.1])
     trainer._write_curves()
     assert trainer._curves_every_s == trainer_module._CURVES_EVERY_S, "a quick drawing: every 30 s as before"
+    drawn: list[bool] = []
+    monkeypatch.setattr(trainer, "_write_curves", lambda: drawn.append(True))
+    trainer._curves_every_s, trainer._last_curves = 100.0, 2000.0
+    for now in (2050.0, 2100.0):  # with the heatmap: not yet at 50 s, then at 100 s
+        clock = iter([now])
+        trainer._write_archive_files()
+    assert drawn == [True]
 
 
 def test_a_relative_output_dir_is_the_one_of_the_directory_the_trainer_was_made_in(tmp_path, monkeypatch):

@@ -324,7 +324,12 @@ class MAPElitesEvolutionTrainer:
         """:meth:`run` once the run's lock is held: open the session, start the backend, install the
         stop handlers, run, and write the final files; the handlers and the process title are given
         back whatever happens."""
-        finished = self._open_session()
+        try:
+            finished = self._open_session()
+        except BaseException:  # a Ctrl-C or SystemExit during a long replay: training.log goes back too (review)
+            if getattr(self, "recorder", None) is not None:
+                self.recorder.close()
+            raise
         if finished is not None:
             return self._nothing_to_do(finished)
         log, evo = self.recorder.log, self.settings.evolution

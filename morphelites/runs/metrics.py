@@ -91,13 +91,18 @@ def read_metric_rows(path: Path, most: int | None = None) -> list[dict[str, str]
     among them (the rows ``viz.thinned`` keeps), and only those are made into dicts.
 
     A last row without its newline (torn by a crash mid-write) is left out, as its writer cuts it
-    (:func:`_cut_torn_last_row`) when the run goes on: a number cut short must not be counted."""
-    whole = _whole_rows(path)
-    rows = whole.count("\n") - 1  # the header's line aside; our cells never hold a line end
+    (:func:`_cut_torn_last_row`) when the run goes on: a number cut short must not be counted.
+    Blank lines are passed over, as ``csv.DictReader`` does; a row of too few or too many cells
+    is made into a dict as it does too."""
+    text = _whole_rows(path)
+    header = next(csv.reader(io.StringIO(text, newline="")), None)
+    if header is None:
+        return []
+    rows = sum(1 for row in _data_rows(text))
     if most is None or rows <= most:
-        return list(csv.DictReader(io.StringIO(whole, newline="")))
+        return [_row_dict(header, row) for row in _data_rows(text)]
     kept = set(np.linspace(0, rows - 1, most).round().astype(int).tolist())
-    return [row for i, row in enumerate(csv.DictReader(io.StringIO(whole, newline=""))) if i in kept]
+    return [_row_dict(header, row) for i, row in enumerate(_data_rows(text)) if i in kept]
 
 
 def iter_metric_rows(path: Path) -> Iterator[dict[str, str]]:
@@ -107,13 +112,30 @@ def iter_metric_rows(path: Path) -> Iterator[dict[str, str]]:
 
 def last_metric_row(path: Path) -> dict[str, str] | None:
     """The last whole row of a metrics CSV (as :func:`read_metric_rows` would give it), or None:
-    read from the header and that line alone."""
-    whole = _whole_rows(path)
-    header_end = whole.find("\n") + 1
-    if header_end == 0 or header_end == len(whole):
+    read from the header and that line alone (blank lines after it passed over)."""
+    text = _whole_rows(path).rstrip("\r\n")
+    header_end = text.find("\n") + 1
+    if header_end == 0:  # a header alone, or nothing
         return None
-    last = whole[whole.rfind("\n", 0, len(whole) - 1) + 1:]
-    return next(csv.DictReader(io.StringIO(whole[:header_end] + last, newline="")), None)
+    last = text[text.rfind("\n") + 1:]
+    return next(csv.DictReader(io.StringIO(text[:header_end] + last + "\n", newline="")), None)
+
+
+def _data_rows(text: str) -> Iterator[list[str]]:
+    """The non-blank rows after the header of a metrics CSV's text, as lists of cells."""
+    rows = csv.reader(io.StringIO(text, newline=""))
+    next(rows, None)
+    return (row for row in rows if row)
+
+
+def _row_dict(header: list[str], row: list[str]) -> dict[str, Any]:
+    """A row as ``csv.DictReader`` makes it: missing cells None, extra cells a list under None."""
+    values: dict[Any, Any] = dict(zip(header, row))
+    if len(row) < len(header):
+        values.update((key, None) for key in header[len(row):])
+    elif len(row) > len(header):
+        values[None] = row[len(header):]
+    return values
 
 
 def _whole_rows(path: Path) -> str:
