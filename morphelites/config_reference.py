@@ -123,6 +123,7 @@ def reference_markdown() -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Print the reference, or with ``--write FILE`` put it between FILE's markers; returns the exit code."""
     parser = argparse.ArgumentParser(prog="python -m morphelites.config_reference", description=__doc__)
     parser.add_argument("--write", metavar="README", type=Path, help="replace the generated block of this file")
     args = parser.parse_args(argv)
