@@ -71,30 +71,34 @@ def _parse(parser: _Parser, argv: Sequence[str] | None) -> argparse.Namespace:
     given = list(sys.argv[1:] if argv is None else argv)
     first = given[0].split("=", 1)[0] if given else ""
     command = next((word for word in given if word in parser.commands), None)
-    # A subcommand's option with a value before the subcommand: argparse would take the value for
-    # the subcommand's name ("invalid choice: '2'") before the hint below is reached.
-    if first.startswith("--") and first not in parser.long_options() and command is not None:
-        if first in parser.commands[command].long_options():
-            parser.commands[command].error(f"{first} belongs after the subcommand: morphelites {command} {first} ...")
-        if owners := _other_owners(parser, command, first):
-            parser.commands[command].error(f"unrecognized arguments: {first}.{_owners_hint(owners, command)}")
+    # An option with a value before the subcommand: argparse would take the value for the
+    # subcommand's name ("invalid choice: '2'") before the hint below is reached.
+    if first.startswith("--") and first not in (*parser.long_options(), "--help"):
+        if command is None:
+            parser.error(f"{first} comes after a subcommand: morphelites train|ppo|animate {first} ...")
+        parser.commands[command].error(f"unrecognized arguments: {first}.{_unknown_option_hint(parser, command, first)}")
     args, extras = parser.parse_known_args(given)
     if extras:
-        sub = parser.commands[args.command]
-        known = sub.long_options()
         unknown = next((e.split("=", 1)[0] for e in extras if e.startswith("-")), None)
-        close = difflib.get_close_matches(unknown, known, n=1) if unknown else []
-        longer = [option for option in known if unknown and option.startswith(unknown) and option != unknown]
-        if unknown in known:  # a subcommand's own option, given before the subcommand
-            hint = f" {unknown} belongs after the subcommand: morphelites {args.command} {unknown} ..."
-        elif longer:
-            hint = f" Options are not abbreviated: did you mean {' or '.join(longer)}?"
-        else:
-            owners = _other_owners(parser, args.command, unknown)
-            hint = (_owners_hint(owners, args.command) if owners else f" Did you mean {close[0]}?" if close
-                    else " Remove it, or put it after the right subcommand.")  # fmt: skip
-        sub.error(f"unrecognized arguments: {' '.join(extras)}.{hint}")
+        parser.commands[args.command].error(f"unrecognized arguments: {' '.join(extras)}."
+                                            f"{_unknown_option_hint(parser, args.command, unknown)}")
     return args
+
+
+def _unknown_option_hint(parser: _Parser, command: str, unknown: str | None) -> str:
+    """How to fix an option ``command`` does not take where it was given: it belongs after the
+    subcommand, it is another subcommand's, it was abbreviated, or the closest option's name."""
+    known = parser.commands[command].long_options()
+    longer = [option for option in known if unknown and option.startswith(unknown) and option != unknown]
+    if unknown in known:  # a subcommand's own option, given before the subcommand
+        return f" {unknown} belongs after the subcommand: morphelites {command} {unknown} ..."
+    owners = _other_owners(parser, command, unknown)
+    if longer:  # train --steps: ppo's total, or --steps-per-individual abbreviated
+        return f"{_owners_hint(owners, command) if owners else ''} Options are not abbreviated: did you mean {' or '.join(longer)}?"
+    if owners:
+        return _owners_hint(owners, command)
+    close = difflib.get_close_matches(unknown, known, n=1) if unknown else []
+    return f" Did you mean {close[0]}?" if close else " Remove it, or put it after the right subcommand."
 
 
 def _other_owners(parser: _Parser, command: str, option: str | None) -> list[str]:

@@ -147,6 +147,8 @@ def test_bad_json_config_file(run_cli, tmp_path):
     # ... and before the subcommand it was "argument command: invalid choice: '5'"
     (["--steps", "5", "train"], "It is an option of `morphelites ppo`, not of `morphelites train`."),
     (["--size", "3", "train"], "It is an option of `morphelites animate`, not of `morphelites train`."),
+    (["--step", "5", "train"], "Options are not abbreviated: did you mean --steps-per-individual?"),  # review: "invalid choice"
+    (["--steps", "5"], "--steps comes after a subcommand: morphelites train|ppo|animate --steps"),
     (["animate", "run", "--quiet"], "It is an option of `morphelites ppo` and `morphelites train`, not of `morphelites animate`."),
 ])  # fmt: skip
 def test_a_mistyped_option_gets_the_closest_option_of_its_subcommand(capsys, argv, suggestion):
@@ -154,6 +156,11 @@ def test_a_mistyped_option_gets_the_closest_option_of_its_subcommand(capsys, arg
         main(argv)
     assert exit_info.value.code == 2
     assert suggestion in capsys.readouterr().err
+
+
+def test_help_before_a_subcommand_is_still_help(capsys):
+    """The check of options given before the subcommand lets --help through."""
+    assert _main_exit_code("--help") == 0 and "{ppo,train,animate}" in capsys.readouterr().out
 
 
 def test_an_output_path_that_cannot_be_looked_at_is_bad_input_not_a_traceback(capsys, tmp_path):
