@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from morphelites.runs.recorder import DamagedResults, parse_results
+from morphelites.runs.recorder import DamagedResults, check_results, parse_results
 
 GOOD = {
     "id": 0, "parent_id": None, "genome": [0.5] * 7, "body": {"num_links": 3, "link_lengths": [0.2, 0.2, 0.2]},
@@ -84,3 +84,20 @@ def test_a_record_with_a_field_of_the_wrong_kind_or_range_is_named(changes, word
 def test_without_a_genome_length_any_length_of_finite_genes_is_read():
     records, _ = parse_results(_lines({**GOOD, "genome": [0.5] * 3}), Path("results.jsonl"))
     assert records[0]["genome"] == [0.5] * 3
+
+
+def test_a_damaged_line_is_named_by_its_number_among_all_the_lines_splitlines_cuts():
+    """Lines are cut one at a time (review, session 44: a list of them took as much memory as the
+    file again), as bytes.splitlines cuts them: a lone \\r ends a line too, and the count of the
+    lines after the damaged one covers the whole file."""
+    good = [_lines({**GOOD, "id": i}) for i in range(5)]
+    raw = good[0] + b"{not json\n" + b"".join(good[1:4])
+    with pytest.raises(DamagedResults, match=r"damaged at line 2 of 5: .*the 3 line\(s\) after it would be lost"):
+        parse_results(raw, Path("results.jsonl"), genome_dim=7)
+    lone_cr = good[0] + good[1][:-1] + b"\r" + good[2]  # a \r where a line end was: ends line 2 there, no \n
+    with pytest.raises(DamagedResults, match=r"damaged at line 2 of 3: it has no line end"):
+        parse_results(lone_cr, Path("results.jsonl"), genome_dim=7)
+    wrong_field = b"".join(good[:2]) + _lines({**GOOD, "id": 2, "fitness": 5.0})  # the last line, whole
+    with pytest.raises(DamagedResults, match=r"damaged at line 3 of 3: its fitness is 5.0"):
+        parse_results(wrong_field, Path("results.jsonl"), genome_dim=7)
+    assert check_results(b"".join(good) + good[4][:20], Path("results.jsonl"), 7) == len(b"".join(good)), "torn: left out"

@@ -14,6 +14,7 @@ import json
 import logging
 import math
 import os
+import re
 from pathlib import Path
 from typing import Any, Iterator, Sequence
 
@@ -130,6 +131,11 @@ def check_results(raw: bytes, path: Path, genome_dim: int | None = None) -> int:
     return sum(size for _, size in iter_results(raw, path, genome_dim))
 
 
+#: A line as ``bytes.splitlines(keepends=True)`` cuts them: up to and with \r\n, \r or \n, or a last
+#: line without any.
+_LINE = re.compile(rb"[^\r\n]*(?:\r\n|\r|\n)|[^\r\n]+")
+
+
 def iter_results(raw: bytes, path: Path, genome_dim: int | None = None) -> Iterator[tuple[dict[str, Any], int]]:
     """Each record of results.jsonl's bytes ``raw``, with how many bytes its line takes
     (``genome_dim``: the genome length of the run's body space, checked when given).
@@ -142,9 +148,13 @@ def iter_results(raw: bytes, path: Path, genome_dim: int | None = None) -> Itera
     copy, a disk error): DamagedResults names it, as cutting there would throw away every record
     after it.
     """
-    chunks = raw.splitlines(keepends=True)
-    for number, chunk in enumerate(chunks, start=1):
-        last = number == len(chunks)
+    chunks = _LINE.finditer(raw)  # one line at a time: a list of them took as much memory as the file again
+    following = next(chunks, None)
+    number = 0
+    while following is not None:
+        chunk, following = following.group(), next(chunks, None)
+        number += 1
+        last = following is None
         try:
             if not chunk.endswith(b"\n") and not last:  # a lone \r: splitlines ends a line there too
                 raise ValueError("it has no line end")
@@ -154,12 +164,12 @@ def iter_results(raw: bytes, path: Path, genome_dim: int | None = None) -> Itera
         except ValueError as error:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
             if last:
                 break
-            raise _damaged(path, number, len(chunks), str(error)) from None
+            raise _damaged(path, number, number + 1 + sum(1 for _ in chunks), str(error)) from None
         problem = _record_problem(record, genome_dim)
         if problem is not None:
             if last and not chunk.endswith(b"\n"):  # torn where it happened to parse
                 break
-            raise _damaged(path, number, len(chunks), problem)
+            raise _damaged(path, number, number + (0 if last else 1 + sum(1 for _ in chunks)), problem)
         yield record, len(chunk)
 
 
