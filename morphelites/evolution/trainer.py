@@ -41,7 +41,6 @@ from morphelites.evolution.resume import (CHECKPOINT_FIELDS, CHECKPOINT_FORMAT, 
                                           read_recorded_totals, unloadable, unreported_steps)
 from morphelites.evolution.run_plan import settings_warnings
 from morphelites.evolution.variation import Variation
-from morphelites.runs.stored_run import check_resume, python_resume_settings, sessions_started, stored_run, stored_run_id
 from morphelites.individual import Individual, IndividualResult
 from morphelites.morphology import BodySpace
 from morphelites.parallel.learner import COUNTER_COLUMNS
@@ -55,6 +54,7 @@ from morphelites.runs.memory import ProcessTreeMemory, memory_metrics
 from morphelites.runs.progress import Progress
 from morphelites.runs.recorder import EVOLUTION_METRICS, LATER_RESULT_FIGURES, RESULT_FIGURES, SHARED_METRICS, EvolutionRecorder
 from morphelites.runs.run_dir import RunDirectory, RunDirectoryError, check_working_directory, default_output_dir
+from morphelites.runs.stored_run import check_resume, python_resume_settings, sessions_started, stored_run, stored_run_id
 from morphelites.seeding import Stream, stream_seed
 from morphelites.viz import MAX_CURVE_POINTS, heatmap_png, load_drawing_modules, progress_curves_png
 
