@@ -95,19 +95,16 @@ def read_metric_rows(path: Path, most: int | None = None) -> list[dict[str, str]
     Blank lines are passed over, as ``csv.DictReader`` does; a row of too few or too many cells
     is made into a dict as it does too."""
     text = _whole_rows(path)
-    header = next(csv.reader(io.StringIO(text, newline="")), None)
-    if header is None:
-        return []
     rows = sum(1 for row in _data_rows(text))
     if most is None or rows <= most:
-        return [_row_dict(header, row) for row in _data_rows(text)]
+        return list(_dicts(text))
     kept = set(np.linspace(0, rows - 1, most).round().astype(int).tolist())
-    return [_row_dict(header, row) for i, row in enumerate(_data_rows(text)) if i in kept]
+    return [row for i, row in enumerate(_dicts(text)) if i in kept]
 
 
 def iter_metric_rows(path: Path) -> Iterator[dict[str, str]]:
     """The rows of :func:`read_metric_rows`, one at a time (none kept: a long run has 100,000s)."""
-    yield from csv.DictReader(io.StringIO(_whole_rows(path), newline=""))
+    return _dicts(_whole_rows(path))
 
 
 def last_metric_row(path: Path) -> dict[str, str] | None:
@@ -119,6 +116,12 @@ def last_metric_row(path: Path) -> dict[str, str] | None:
         return None
     last = text[text.rfind("\n") + 1:]
     return next(csv.DictReader(io.StringIO(text[:header_end] + last + "\n", newline="")), None)
+
+
+def _dicts(text: str) -> Iterator[dict[str, Any]]:
+    """The non-blank rows of a metrics CSV's text as dicts (as ``csv.DictReader`` makes them)."""
+    header = next(csv.reader(io.StringIO(text, newline="")), None)
+    return (_row_dict(header, row) for row in _data_rows(text)) if header is not None else iter(())
 
 
 def _data_rows(text: str) -> Iterator[list[str]]:
